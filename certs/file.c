@@ -1,0 +1,193 @@
+/*
+ * file.c - crash-safe file reading and writing for certs/ (see pki_int.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "pki_int.h"
+
+int
+bg_pki_path_join(char *out, size_t outsz, const char *dir, const char *name, bg_err *err)
+{
+    int n = snprintf(out, outsz, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= outsz)
+        return bg_err_set(err, BG_ELIMIT, "path %s/%s is too long", dir, name);
+    return BG_OK;
+}
+
+int
+bg_pki_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, struct stat *st,
+                 bg_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return bg_err_set(err, errno == ENOENT ? BG_ENOTFOUND : BG_EIO, "cannot open %s: %s", path,
+                          strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return bg_err_set(err, BG_EIO, "cannot stat %s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return bg_err_set(err, BG_EINVAL, "%s is not a regular file", path);
+    }
+    if (sb.st_size < 0 || (uint64_t)sb.st_size > max) {
+        close(fd);
+        return bg_err_set(err, BG_ELIMIT, "%s is larger than %zu bytes", path, max);
+    }
+    size_t want = (size_t)sb.st_size;
+    uint8_t *p = malloc(want + 1);
+    if (p == NULL) {
+        close(fd);
+        return bg_err_set(err, BG_ENOMEM, "out of memory reading %s", path);
+    }
+    size_t got = 0;
+    /* Read one byte past the size fstat gave, to notice a file that grew. */
+    while (got <= want) {
+        ssize_t r = read(fd, p + got, want + 1 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            free(p);
+            return bg_err_set(err, BG_EIO, "cannot read %s: %s", path, strerror(e));
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got > want) {
+        free(p);
+        return bg_err_set(err, BG_EIO, "%s changed while being read", path);
+    }
+    p[got] = '\0';
+    *buf = p;
+    *len = got;
+    if (st != NULL)
+        *st = sb;
+    return BG_OK;
+}
+
+static int
+write_all(int fd, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* fsyncs the directory holding path, so a new name in it survives a crash. */
+static int
+sync_parent(const char *path, bg_err *err)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof dir)
+            return bg_err_set(err, BG_ELIMIT, "path %s is too long", path);
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return bg_err_set(err, BG_EIO, "cannot open directory %s: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0 && e != EINVAL) /* some file systems cannot fsync a directory */
+        return bg_err_set(err, BG_EIO, "cannot sync directory %s: %s", dir, strerror(e));
+    return BG_OK;
+}
+
+/* Creates path.tmp.RANDOM with exactly mode (O_EXCL: never an existing file),
+ * writes data and fsyncs it. The temp name goes to tmp. */
+static int
+write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tmp, size_t tmpsz,
+           bg_err *err)
+{
+    int fd = -1;
+    for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
+        uint8_t r[6];
+        if (RAND_bytes(r, sizeof r) != 1)
+            return bg_pki_ossl_fail(err, BG_ECRYPTO, "no randomness for a temp file name");
+        int n = snprintf(tmp, tmpsz, "%s.tmp.%02x%02x%02x%02x%02x%02x", path, r[0], r[1], r[2],
+                         r[3], r[4], r[5]);
+        if (n < 0 || (size_t)n >= tmpsz)
+            return bg_err_set(err, BG_ELIMIT, "path %s is too long", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0 && errno != EEXIST)
+            return bg_err_set(err, BG_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    }
+    if (fd < 0)
+        return bg_err_set(err, BG_EIO, "cannot create a temp file beside %s", path);
+    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return bg_err_set(err, BG_EIO, "cannot write %s: %s", tmp, strerror(e));
+    }
+    if (close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return bg_err_set(err, BG_EIO, "cannot write %s: %s", tmp, strerror(e));
+    }
+    return BG_OK;
+}
+
+int
+bg_pki_file_write_new(const char *path, const void *data, size_t len, mode_t mode, bg_err *err)
+{
+    char tmp[PATH_MAX];
+    int rc = write_temp(path, data, len, mode, tmp, sizeof tmp, err);
+    if (rc != BG_OK)
+        return rc;
+    /* link(2) is the atomic "create only if absent" for a complete file. */
+    if (link(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        if (e == EEXIST)
+            return bg_err_set(err, BG_EEXIST, "%s already exists; not overwriting it", path);
+        return bg_err_set(err, BG_EIO, "cannot create %s: %s", path, strerror(e));
+    }
+    unlink(tmp);
+    return sync_parent(path, err);
+}
+
+int
+bg_pki_file_write_replace(const char *path, const void *data, size_t len, mode_t mode, bg_err *err)
+{
+    char tmp[PATH_MAX];
+    int rc = write_temp(path, data, len, mode, tmp, sizeof tmp, err);
+    if (rc != BG_OK)
+        return rc;
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return bg_err_set(err, BG_EIO, "cannot replace %s: %s", path, strerror(e));
+    }
+    return sync_parent(path, err);
+}

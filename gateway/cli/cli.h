@@ -1,0 +1,31 @@
+/*
+ * cli.h - the baygate command line: one binary, git-style subcommands.
+ *
+ * Each subcommand is a function taking the arguments after its name (argv[0]
+ * is the subcommand) and returning the process exit status: 0 success,
+ * 1 the command ran and found a failure (an invalid code, rejected rows),
+ * 2 usage or operational error. Only main() exits.
+ */
+#ifndef BG_CLI_H
+#define BG_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum { BG_EXIT_OK = 0, BG_EXIT_FAIL = 1, BG_EXIT_ERROR = 2 };
+
+int bg_cmd_uscc(int argc, char **argv);
+int bg_cmd_gen(int argc, char **argv);
+int bg_cmd_import(int argc, char **argv);
+int bg_cmd_demo(int argc, char **argv);
+int bg_cmd_init(int argc, char **argv);
+int bg_cmd_ca(int argc, char **argv);
+
+/* Prints "baygate CMD: message" to stderr; returns BG_EXIT_ERROR. */
+int bg_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict number parsing for options; false (and a message) if s is not one. */
+bool bg_cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+bool bg_cli_parse_rate(const char *cmd, const char *opt, const char *s, double *out);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * store.h - the city's credit store: one SQLite file in the data directory.
+ *
+ * <data-dir>/credit.db, WAL journal, foreign keys on, schema versioned by
+ * PRAGMA user_version and brought up to date by ordered migrations at open.
+ * Tables: meta (city, grade scale), enterprises, list_entries, evaluations,
+ * imports. The store belongs to one city; its grade scale is fixed when it is
+ * created. A crash at any point leaves the last committed state (SQLite's
+ * guarantee with synchronous=FULL on WAL commits that matter).
+ */
+#ifndef BG_STORE_H
+#define BG_STORE_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "record.h"
+
+typedef struct bg_store bg_store;
+typedef struct sqlite3 sqlite3;
+
+#define BG_STORE_SCHEMA_VERSION 1
+
+/*
+ * Opens (creating if needed, directory mode 0700, file 0600) the store in
+ * data_dir. city (6 digits) and scale are required only when the store is new
+ * (a NULL scale then means bg_scale_default); when given for an existing store
+ * they must match what it holds. Nothing is created when city is missing for
+ * a new store. A store written by a newer baygate (higher schema version) is
+ * refused rather than guessed at.
+ */
+int bg_store_open(bg_store **out, const char *data_dir, const char *city, const bg_scale *scale,
+                  bg_err *err);
+void bg_store_close(bg_store *s);
+
+/* The underlying connection, for modules of the store layer (import). */
+sqlite3 *bg_store_db(bg_store *s);
+
+const char *bg_store_city(const bg_store *s);
+/* "<data-dir>/credit.db". */
+const char *bg_store_path(const bg_store *s);
+const bg_scale *bg_store_scale(const bg_store *s);
+int bg_store_schema_version(bg_store *s);
+
+typedef struct bg_store_counts {
+    uint64_t enterprises;
+    uint64_t listed[BG_LIST_COUNT];
+    uint64_t evaluations;
+    uint64_t by_grade[BG_SCALE_MAX_GRADES]; /* index in the store's scale */
+    uint64_t imports;
+} bg_store_counts;
+
+int bg_store_counts_get(bg_store *s, bg_store_counts *out, bg_err *err);
+
+#endif

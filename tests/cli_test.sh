@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# cli_test.sh BAYGATE WORKDIR - the baygate command line end to end: real
+# processes, real files, exit statuses and messages as a user sees them.
+set -uo pipefail
+bg=$1
+work=$2
+rm -rf "$work" && mkdir -p "$work" || exit 2
+cd "$work" || exit 2
+
+pass=0
+fail=0
+# check NAME EXPECTED-STATUS COMMAND...: runs COMMAND, keeps stdout in out.txt
+# and stderr in err.txt, and asserts the exit status.
+check() {
+  local name=$1 want=$2
+  shift 2
+  "$@" >out.txt 2>err.txt
+  local got=$?
+  if [[ $got -eq $want ]]; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAIL $name: exit $got, expected $want"
+    sed 's/^/  stdout: /' out.txt | head -5
+    sed 's/^/  stderr: /' err.txt | head -5
+  fi
+}
+# expect NAME FILE PATTERN: asserts a fixed string appears in FILE.
+expect() {
+  if grep -qF -- "$3" "$2"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAIL $1: '$3' not in $2:"
+    head -5 "$2" | sed 's/^/  /'
+  fi
+}
+# expect_eq NAME GOT WANT
+expect_eq() {
+  if [[ "$2" == "$3" ]]; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAIL $1: got '$2', expected '$3'"
+  fi
+}
+
+# --- help and dispatch ---
+check "help lists commands" 0 "$bg" help
+expect "help names uscc" out.txt "uscc"
+check "unknown command is an error" 2 "$bg" frobnicate
+expect "unknown command is named" err.txt "'frobnicate' is not a command"
+check "uscc --help" 0 "$bg" uscc --help
+
+# --- uscc check ---
+check "valid codes exit 0" 0 "$bg" uscc check 914403001922038216 " ９１４４０３００７０８４６１１３６ｔ "
+expect_eq "canonical output" "$(cat out.txt)" $'OK 914403001922038216\nOK 91440300708461136T'
+check "one invalid code exits 1" 1 "$bg" uscc check 914403001922038216 91440300708461136K
+expect "check character reason" out.txt "ERR 91440300708461136K: position 18: check character is 'K', expected 'T'"
+check "short code" 1 "$bg" uscc check 9144030070846113
+expect "length reason" out.txt "length 16, expected 18"
+check "json output" 0 "$bg" uscc check --json 914403001922038216
+expect "json decodes city" out.txt '"city":"440300","city_name":"Shenzhen"'
+expect "json decodes authority" out.txt '"authority":"9"'
+check "json invalid" 1 "$bg" uscc check --json 9144O3001922038216
+expect "json error" out.txt '"valid":false,"error":"position 5: '"'"'O'"'"' is not in the USCC alphabet"'
+check "codes and --file together" 2 "$bg" uscc check --file - 914403001922038216
+check "missing file" 2 "$bg" uscc check --file /nonexistent/codes.txt
+expect "missing file named" err.txt "/nonexistent/codes.txt"
+
+# A stream with CRLF, blank lines, control bytes and invalid UTF-8, and an overlong line.
+{
+  printf '914403001922038216\r\n\n'
+  printf 'bad\x01\xff\n'
+  head -c 10000 /dev/zero | tr '\0' 'A'
+  printf '\n91440300708461136T'
+} >stream.txt
+check "stream with hostile lines" 1 "$bg" uscc check --file stream.txt
+expect_eq "stream yields one line per input" "$(wc -l <out.txt | tr -d ' ')" "4"
+expect "control bytes escaped" out.txt 'ERR bad\x01\xFF: byte 5: invalid UTF-8'
+expect "overlong line refused" out.txt "line longer than 4096 bytes"
+expect "last line without newline" out.txt "OK 91440300708461136T"
+
+# Millions of lines stream in constant memory: 1M lines through stdin.
+yes 914403001922038216 | head -n 1000000 >million.txt
+check "a million lines from stdin" 0 bash -c "\"$bg\" uscc check --file - <million.txt | wc -l"
+expect_eq "a million results" "$(tr -d ' ' <out.txt)" "1000000"
+
+# --- gen ---
+check "gen writes a file" 0 "$bg" gen --city 440300 --count 2000 --seed 7 --out sz.csv --quiet
+check "gen is deterministic" 0 "$bg" gen --city 440300 --count 2000 --seed 7 --out sz2.csv --quiet
+check "same seed, same bytes" 0 cmp sz.csv sz2.csv
+check "gen to stdout" 0 "$bg" gen --city 440300 --count 2000 --seed 7 --quiet
+cp out.txt stdout.csv
+check "stdout equals file" 0 cmp stdout.csv sz.csv
+check "every generated code is valid" 0 bash -c "tail -n +2 sz.csv | cut -d, -f1 | \"$bg\" uscc check --file - >/dev/null"
+check "unknown city refused" 2 "$bg" gen --city 999900 --count 10 --out x.csv
+expect "unknown city named" err.txt "999900"
+check "failed gen leaves no file" 1 test -e x.csv
+check "share rate without file refused" 2 "$bg" gen --city 440100 --count 10 --share-rate 0.5
+check "gen shares enterprises" 0 "$bg" gen --city 440100 --count 2000 --seed 8 --share sz.csv --share-rate 0.25 --out gz.csv --quiet
+shared=$(comm -12 <(tail -n +2 sz.csv | cut -d, -f1 | sort) <(tail -n +2 gz.csv | cut -d, -f1 | sort) | wc -l)
+expect_eq "a quarter of Guangzhou's rows are Shenzhen's enterprises" "$shared" "500"
+
+# --- import ---
+check "new store needs a city" 2 "$bg" import --data-dir store sz.csv
+expect "city demanded" err.txt "--city"
+check "clean import" 0 "$bg" import --data-dir store --city 440300 --json sz.csv
+expect "all rows inserted" out.txt '"inserted":2000'
+expect "nothing rejected" out.txt '"rejected":0'
+check "store is private" 0 bash -c '[[ $(stat -c %a store) == 700 && $(stat -c %a store/credit.db) == 600 ]]'
+check "re-import is a no-op" 0 "$bg" import --data-dir store sz.csv
+expect "re-import detected" out.txt "already imported"
+check "forced re-import" 0 "$bg" import --data-dir store --force --json sz.csv
+expect "forced rows unchanged" out.txt '"unchanged":2000'
+check "other city's store refused" 2 "$bg" import --data-dir store --city 440100 gz.csv
+expect "city mismatch named" err.txt "440100"
+
+"$bg" gen --city 440600 --count 5000 --seed 9 --dirty 0.02 --out fs.csv --quiet
+check "strict import of dirty data aborts" 1 "$bg" import --data-dir fsstore --city 440600 --strict fs.csv
+check "strict abort wrote no rows" 0 bash -c "\"$bg\" import --data-dir fsstore --city 440600 --json --report strict.rejects fs.csv >q.json"
+expect "quarantine then imports" q.json '"inserted":'
+bad=$(tail -n +2 strict.rejects | grep -c ',rejected,\|,duplicate,')
+rejected=$(sed -E 's/.*"rejected":([0-9]+).*/\1/' q.json)
+expect_eq "report lists every rejected row" "$bad" "$rejected"
+inserted=$(sed -E 's/.*"inserted":([0-9]+).*/\1/' q.json)
+expect_eq "strict abort had left the store empty" "$((inserted + rejected))" "5000"
+check "rejected rows were refused for a reason" 0 grep -q 'check character is' strict.rejects
+
+printf 'uscc,name,colour\n914403001922038216,Huawei,red\n' >badcol.csv
+check "unknown column refused" 2 "$bg" import --data-dir store badcol.csv
+expect "unknown column named" err.txt "unknown column 'colour'"
+: >empty.csv
+check "empty file refused" 2 "$bg" import --data-dir store empty.csv
+expect "empty file named" err.txt "empty"
+
+# --- demo, small ---
+check "demo runs" 0 "$bg" demo --dir demo --count 1500
+expect "demo shows Foshan" out.txt "Foshan"
+expect "demo shows error rate" out.txt "error rate"
+
+echo "cli: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
