@@ -556,10 +556,12 @@ single_entry(const X509_NAME *name, int nid, char *out, size_t outsz, bg_err *er
     if (n < 0)
         return bg_pki_ossl_fail(err, BG_EINVAL, "subject %s is not a valid string", what);
     int rc = BG_OK;
-    if ((size_t)n >= outsz || memchr(utf8, '\0', (size_t)n) != NULL)
+    if ((size_t)n >= outsz || memchr(utf8, '\0', (size_t)n) != NULL) {
         rc = bg_err_set(err, BG_EINVAL, "subject %s is too long or holds a NUL", what);
-    else
-        memcpy(out, utf8, (size_t)n), out[n] = '\0';
+    } else {
+        memcpy(out, utf8, (size_t)n);
+        out[n] = '\0';
+    }
     OPENSSL_free(utf8);
     return rc;
 }

@@ -15,7 +15,8 @@
  * checked: it builds the subject itself from the validated CN and O.
  *
  * CA directory (bg_pki_ca_*): ca.key (0600), ca.crt, index.txt (issued
- * certificates and the CRL counter; see bg_pki_issued) and ca.lock. An open
+ * certificates and the CRL counter; see bg_pki_issued; see ca.c for the
+ * format) and ca.lock. An open
  * bg_pki_ca holds an exclusive flock on ca.lock, so concurrent operator
  * commands serialise instead of losing index updates.
  *
@@ -74,7 +75,8 @@ int bg_pki_asn1_time(const ASN1_TIME *t, time_t *out, bg_err *err);
 int bg_pki_key_generate(EVP_PKEY **out, bg_err *err);
 
 /* Writes key as unencrypted PKCS#8 PEM to a new file, mode 0600 from the
- * start (open O_CREAT|O_EXCL); BG_EEXIST if path exists. */
+ * start (open(O_CREAT|O_EXCL, 0600) on a temp name, then link(2), which never
+ * replaces anything); BG_EEXIST if path exists. */
 int bg_pki_key_write_new(const char *path, EVP_PKEY *key, bg_err *err);
 
 /* Loads a P-256 private key. The file must not be readable by group/others. */
@@ -85,8 +87,8 @@ int bg_pki_key_load_mem(const void *pem, size_t len, EVP_PKEY **out, bg_err *err
  * band that the CSR received is the one the city made. */
 int bg_pki_key_fingerprint(EVP_PKEY *key, uint8_t fp[BG_SIG_FP_LEN], bg_err *err);
 
-/* Unencrypted PKCS#8 PEM of key in memory that is cleansed when freed: the
- * form nng's tls config takes. Free *pem with bg_pki_secret_free(*pem, *len). */
+/* Unencrypted PKCS#8 PEM of key in memory, the form nng's tls config takes.
+ * Free *pem with bg_pki_secret_free(*pem, *len), which cleanses it first. */
 int bg_pki_key_pem(EVP_PKEY *key, char **pem, size_t *len, bg_err *err);
 void bg_pki_secret_free(void *p, size_t len);
 
@@ -168,7 +170,7 @@ typedef struct bg_pki_issued {
  * CA already: BG_EEXIST). The root's subject is O=name, CN=name, nothing
  * random: two CAs made with the same name have the same DN and differ only in
  * key, serial and SKI, so relying parties must check signatures, not names.
- * Validity starts a minute ago (clock skew) and lasts days. On failure nothing
+ * Validity starts BG_PKI_SKEW seconds ago and lasts days. On failure nothing
  * is left behind.
  */
 int bg_pki_ca_init(const char *dir, const char *name, int days, bg_err *err);
@@ -198,13 +200,15 @@ int bg_pki_ca_issue(bg_pki_ca *ca, X509_REQ *req, time_t not_before, time_t not_
 
 /* Marks certificates revoked at time when: the one with serial (hex, any
  * case) if serial is not NULL, else every unrevoked certificate of city.
- * *count (if not NULL) gets how many; BG_ENOTFOUND if none. */
+ * *count (if not NULL) gets how many; BG_ENOTFOUND if none (BG_EEXIST for a
+ * serial already revoked). Takes effect for peers with the next CRL. */
 int bg_pki_ca_revoke(bg_pki_ca *ca, const char *city, const char *serial, time_t when,
                      size_t *count, bg_err *err);
 
-/* A v2 CRL of every revoked certificate, lastUpdate now, nextUpdate
- * now + seconds, with the next CRL number (persisted first, so numbers never
- * repeat) and the CA's AKI. */
+/* A v2 CRL of every revoked certificate, lastUpdate now - BG_PKI_SKEW,
+ * nextUpdate now + seconds, with the next CRL number (persisted first, so
+ * numbers never repeat) and the CA's AKI. A past now makes an expired CRL,
+ * for tests. */
 int bg_pki_ca_crl(bg_pki_ca *ca, time_t now, int64_t seconds, X509_CRL **out, bg_err *err);
 
 #endif

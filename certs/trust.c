@@ -467,6 +467,16 @@ chain_failure(X509_STORE_CTX *sc, X509 *x, const struct snap *s, bg_trust_result
     int e = X509_STORE_CTX_get_error(sc);
     const char *why = X509_verify_cert_error_string(e);
     char t[BG_PKI_TIME_LEN];
+    /* Validity failures above the leaf are the CA's own, not the peer's. */
+    X509 *at = X509_STORE_CTX_get_current_cert(sc);
+    if (X509_STORE_CTX_get_error_depth(sc) > 0 && at != NULL &&
+        (e == X509_V_ERR_CERT_HAS_EXPIRED || e == X509_V_ERR_CERT_NOT_YET_VALID)) {
+        bool expired = e == X509_V_ERR_CERT_HAS_EXPIRED;
+        fmt_time(expired ? X509_get0_notAfter(at) : X509_get0_notBefore(at), t);
+        return refuse(res, err, expired ? BG_TRUST_EXPIRED : BG_TRUST_NOT_YET_VALID,
+                      "the federation CA certificate %s %s",
+                      expired ? "expired at" : "is not valid until", t);
+    }
     switch (e) {
     case X509_V_ERR_CERT_REVOKED: {
         X509_REVOKED *rev = NULL;

@@ -49,7 +49,7 @@ done
 # valgrind sees the test bodies. Leaks and invalid accesses fail the run.
 if command -v valgrind >/dev/null && [[ -x build/tests/test_uscc ]]; then
   vg_pass=0; vg_fail=0
-  for t in test_uscc test_record test_proto test_csv test_gen; do
+  for t in test_uscc test_record test_proto test_csv test_gen test_config test_certs; do
     if CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full \
         --errors-for-leak-kinds=definite,indirect "build/tests/$t" >/dev/null 2>"build/tests/$t.valgrind.log"; then
       vg_pass=$((vg_pass + 1))

@@ -1025,6 +1025,30 @@ START_TEST(trust_refuses_expired_and_not_yet_valid)
 }
 END_TEST
 
+START_TEST(trust_names_an_expired_federation_ca)
+{
+    bg_err err = {0};
+    ck_assert_int_eq(bg_pki_ca_init(at("short"), "Short-lived Federation", 2, &err), BG_OK);
+    bg_pki_ca *ca = NULL;
+    ck_assert_int_eq(bg_pki_ca_open(&ca, at("short"), &err), BG_OK);
+    time_t now = time(NULL);
+    X509 *x = issue_at(ca, "440100", "Guangzhou", now - 60, now + 86400, NULL);
+    bg_trust *t = NULL;
+    ck_assert_int_eq(bg_trust_new(&t, bg_pki_ca_cert(ca), NULL, 0, &err), BG_OK);
+    der_t d = der_of(x);
+    bg_trust_result res;
+    ck_assert_int_eq(bg_trust_verify_at(t, d.p, d.len, "440100", now + 3 * 86400, &res, NULL, &err),
+                     BG_ECRYPTO);
+    ck_assert_int_eq(res.reason, BG_TRUST_EXPIRED);
+    ck_assert_msg(strstr(err.msg, "the federation CA certificate expired at") != NULL, "%s",
+                  err.msg);
+    OPENSSL_free(d.p);
+    bg_trust_free(t);
+    X509_free(x);
+    bg_pki_ca_close(ca);
+}
+END_TEST
+
 START_TEST(trust_refuses_wrong_city)
 {
     fed_t f = fed_new(0);
@@ -1599,6 +1623,7 @@ certs_suite(void)
     tcase_add_test(trust, trust_refuses_rogue_ca_with_same_dn);
     tcase_add_test(trust, trust_refuses_revoked_after_crl_load);
     tcase_add_test(trust, trust_refuses_expired_and_not_yet_valid);
+    tcase_add_test(trust, trust_names_an_expired_federation_ca);
     tcase_add_test(trust, trust_refuses_wrong_city);
     tcase_add_test(trust, trust_checks_usage_and_both_names);
     tcase_add_test(trust, trust_refuses_malformed_input);

@@ -1040,6 +1040,47 @@ START_TEST(t_bad_paths)
     ck_assert_int_eq(import(s, file, &o, &r, &err), BG_EIO);
     ck_assert_msg(strstr(err.msg, "cannot create report"), "%s", err.msg);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM imports"), 0);
+    /* The report may not replace the data file. */
+    bg_import_opts same = {.report_path = file};
+    ck_assert_int_eq(import(s, file, &same, &r, &err), BG_EINVAL);
+    ck_assert_msg(strstr(err.msg, "is the input file"), "%s", err.msg);
+    bg_store_close(s);
+}
+END_TEST
+
+/* A file that changes between the digest pass and the row pass is not imported: the
+ * recorded digest must describe the bytes that went in. The progress callback appends to
+ * the file right after the digest, before any row is read. */
+static void
+append_to_file(void *ctx, bg_import_phase phase, uint64_t rows)
+{
+    if (phase == BG_IMPORT_PHASE_ROWS && rows == 0) {
+        FILE *f = fopen(ctx, "ab");
+        fprintf(f, "%s,Sneaked In,,,,,,,,,\n", U(777777));
+        fclose(f);
+    }
+}
+
+START_TEST(t_file_changed)
+{
+    char dir[256], file[512];
+    make_dir(dir, sizeof dir);
+    path_in(file, sizeof file, dir, "moving.csv");
+    write_std(file, 0, 100, 0);
+    bg_store *s = open_store(dir);
+    snapshot before, after;
+    snap(s, &before);
+    bg_import_opts o = {.progress = append_to_file, .progress_ctx = file};
+    bg_import_result r;
+    bg_err err;
+    ck_assert_int_eq(import(s, file, &o, &r, &err), BG_EIO);
+    ck_assert_msg(strstr(err.msg, "changed while it was being imported"), "%s", err.msg);
+    ck_assert_int_eq(r.import_id, 0);
+    snap(s, &after);
+    assert_same(&before, &after);
+    /* Now stable: it imports, all 101 rows. */
+    import_ok(s, file, NULL, &r);
+    ck_assert_uint_eq(r.inserted, 101);
     bg_store_close(s);
 }
 END_TEST
@@ -1282,6 +1323,7 @@ import_suite(void)
     tcase_add_test(tc, t_bad_dates);
     tcase_add_test(tc, t_store_open);
     tcase_add_test(tc, t_bad_paths);
+    tcase_add_test(tc, t_file_changed);
     tcase_add_test(tc, t_progress);
     tcase_add_test(tc, t_kill_mid_rows);
     tcase_add_test(tc, t_kill_at_commit);

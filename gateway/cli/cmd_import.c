@@ -229,7 +229,7 @@ bg_cmd_import(int argc, char **argv)
     if (bg_store_open(&s, data_dir, city, scale_spec ? &scale : NULL, &err) != BG_OK)
         return bg_cli_fail(CMD, "%s", err.msg);
 
-    progress_ctx pc = {.show = !quiet && !json && isatty(2)};
+    progress_ctx pc = {.show = !quiet && isatty(2)};
     clock_gettime(CLOCK_MONOTONIC, &pc.start);
     pc.last = pc.start;
     bg_import_opts opts = {

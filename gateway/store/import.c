@@ -899,13 +899,18 @@ find_digest(imp *im, const char *digest, int64_t *id, bg_err *err)
 }
 
 static int
-open_report(imp *im, const char *path, bg_err *err)
+open_report(imp *im, const char *path, const struct stat *input, bg_err *err)
 {
     const char *rp = im->o->report_path;
     int n = rp ? snprintf(im->rep_final, sizeof im->rep_final, "%s", rp)
                : snprintf(im->rep_final, sizeof im->rep_final, "%s.rejects.csv", path);
     if (n < 0 || (size_t)n >= sizeof im->rep_final)
         return bg_err_set(err, BG_EINVAL, "report path is too long");
+    /* The report is renamed into place: never over the data file itself. */
+    struct stat rs;
+    if (strcmp(im->rep_final, path) == 0 ||
+        (stat(im->rep_final, &rs) == 0 && rs.st_dev == input->st_dev && rs.st_ino == input->st_ino))
+        return bg_err_set(err, BG_EINVAL, "report %s is the input file", im->rep_final);
     snprintf(im->rep_tmp, sizeof im->rep_tmp, "%s.tmp-XXXXXX", im->rep_final);
     /* mkstemp: 0600, and a name nobody else can have planted. */
     int fd = mkstemp(im->rep_tmp);
@@ -1102,7 +1107,7 @@ bg_import_file(bg_store *s, const char *path, const bg_import_opts *opts, bg_imp
         rc = bg_err_set(err, BG_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = open_report(&im, path, err)) != BG_OK)
+    if ((rc = open_report(&im, path, &sb, err)) != BG_OK)
         goto out;
 
     {

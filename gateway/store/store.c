@@ -459,8 +459,9 @@ bg_store_counts_get(bg_store *s, bg_store_counts *out, bg_err *err)
     memset(out, 0, sizeof *out);
     int64_t v = 0;
     int rc;
-    /* One read transaction, so the numbers describe a single state of the store. */
-    if ((rc = exec(s, "BEGIN", err)) != BG_OK)
+    /* One read transaction, so the numbers describe a single state of the store; a
+     * savepoint, so it also works inside a caller's transaction. */
+    if ((rc = exec(s, "SAVEPOINT counts", err)) != BG_OK)
         return rc;
     if ((rc = query_int(s, "SELECT count(*) FROM enterprises", &v, err)) != BG_OK)
         goto done;
@@ -505,6 +506,6 @@ bg_store_counts_get(bg_store *s, bg_store_counts *out, bg_err *err)
     if (r != SQLITE_DONE)
         rc = db_err(s, err, "counting grades");
 done:
-    sqlite3_exec(s->db, rc == BG_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_exec(s->db, "RELEASE counts", NULL, NULL, NULL);
     return rc;
 }
