@@ -170,7 +170,8 @@ bg_uscc_city_name(const char *city6)
 static long
 utf8_next(const unsigned char *s, size_t len, size_t *i)
 {
-    size_t n = bg_utf8_valid_prefix(s + *i, len - *i);
+    /* Look at one character only (at most 4 bytes), or the scan turns quadratic. */
+    size_t n = bg_utf8_valid_prefix(s + *i, len - *i < 4 ? len - *i : 4);
     if (n == 0)
         return -1;
     unsigned char c = s[*i];
@@ -275,9 +276,26 @@ describe_char(const char *s, size_t len, size_t i, char *buf, size_t bufsz)
         snprintf(buf, bufsz, "byte 0x%02X", (unsigned)(unsigned char)s[i]);
 }
 
+/* True if code is 18 bytes of the alphabet: the common case, checked cheaply. */
+static bool
+is_canonical_shape(const char *code, size_t len)
+{
+    if (len != BG_USCC_LEN)
+        return false;
+    for (size_t i = 0; i < BG_USCC_LEN; i++)
+        if (uscc_value((unsigned char)code[i]) < 0)
+            return false;
+    return true;
+}
+
+/* The rules that apply once the code is 18 characters of the alphabet. */
+static int validate_fields(const char *code, bg_err *err);
+
 int
 bg_uscc_validate(const char *code, size_t len, bg_err *err)
 {
+    if (is_canonical_shape(code, len))
+        return validate_fields(code, err);
     const unsigned char *s = (const unsigned char *)code;
     if (bg_utf8_valid_prefix(s, len) != len)
         return bg_err_set(err, BG_EINVAL, "byte %zu: invalid UTF-8",
@@ -300,7 +318,12 @@ bg_uscc_validate(const char *code, size_t len, bg_err *err)
                               what);
         }
     }
-    /* From here on the code is 18 ASCII bytes. */
+    return validate_fields(code, err);
+}
+
+static int
+validate_fields(const char *code, bg_err *err)
+{
     if (bg_uscc_authority_name(code[0]) == NULL)
         return bg_err_set(err, BG_EINVAL, "position 1: '%c' is not a registration authority code",
                           code[0]);
@@ -328,9 +351,13 @@ bg_uscc_parse(const char *in, size_t len, bg_uscc *out, bg_err *err)
 {
     char norm[BG_USCC_INPUT_MAX * 4 + 8];
     size_t n = 0;
-    int rc = bg_uscc_normalize(in, len, norm, sizeof norm, &n, err);
-    if (rc != BG_OK)
+    int rc;
+    if (is_canonical_shape(in, len)) { /* nothing to normalise */
+        memcpy(norm, in, BG_USCC_LEN);
+        n = BG_USCC_LEN;
+    } else if ((rc = bg_uscc_normalize(in, len, norm, sizeof norm, &n, err)) != BG_OK) {
         return rc;
+    }
     rc = bg_uscc_validate(norm, n, err);
     if (rc != BG_OK)
         return rc;
