@@ -1,48 +1,84 @@
 /*
  * cmd_demo.c - baygate demo: the scripted tour of what baygate does so far.
  *
- * Generates three cities' credit data (Shenzhen and Foshan share enterprises
- * with Guangzhou, as firms active in several cities do), with a small rate of
- * realistic defects, imports each into its own store and prints what each
- * store now holds and what the import refused.
+ * It plays every part with the operator commands a person would type (each
+ * shown as it runs, run by this same binary): the federation operator makes
+ * a CA, three cities make their keys and get certificates, the operator
+ * signs a roster and a CRL; each city generates and imports its credit data
+ * (Shenzhen and Foshan share enterprises with Guangzhou); the three gateways
+ * start on loopback, ping each other in all six directions; a rogue with a
+ * look-alike CA is refused; the gateways shut down cleanly.
  */
+/* nftw(3) is an XSI interface. */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "envelope.h"
+#include "fedping.h"
 #include "gen.h"
 #include "import.h"
+#include "pki.h"
 #include "record.h"
+#include "roster.h"
 #include "store.h"
+#include "transport.h"
 #include "uscc.h"
+
+extern char **environ;
+
+#define DEMO_MARKER ".baygate-demo"
+#define DEMO_PATH 4096
+#define FEDERATION_NAME "Greater Bay Area Credit Federation"
 
 static const struct {
     const char *code;
-    const char *share_with; /* index into the same table, or NULL */
+    const char *name;
+    const char *share_with; /* whose enterprises some of its rows reuse */
 } demo_cities[] = {
-    {"440100", NULL},
-    {"440300", "440100"},
-    {"440600", "440100"},
+    {"440100", "Guangzhou", NULL},
+    {"440300", "Shenzhen", "440100"},
+    {"440600", "Foshan", "440100"},
 };
 #define NDEMO (sizeof demo_cities / sizeof demo_cities[0])
+
+typedef struct demo {
+    const char *dir;
+    char self[DEMO_PATH]; /* this binary, to run the steps as commands */
+    char log[DEMO_PATH];  /* where quiet commands write */
+    int ports[NDEMO];
+    pid_t gateways[NDEMO];
+} demo;
 
 static void
 demo_usage(FILE *f)
 {
     fprintf(f, "usage: baygate demo [--dir DIR] [--count N] [--seed S] [--dirty R]\n\n"
-               "Generates Guangzhou, Shenzhen and Foshan data (N rows each, default 20000;\n"
-               "a tenth of Shenzhen's and Foshan's enterprises also operate in Guangzhou),\n"
-               "injects defects at rate R (default 0.0005), imports each city into its own\n"
-               "store under DIR (default ./baygate-demo) and prints a summary.\n");
+               "Builds a three-city federation on loopback under DIR (default\n"
+               "./baygate-demo, recreated on every run): CA, city keys and certificates,\n"
+               "signed roster and CRL; N enterprises of generated credit data per city\n"
+               "(default 20000, defect rate R, default 0.0005) imported into each city's\n"
+               "store; then starts the three gateways, pings in all six directions,\n"
+               "shows a rogue being refused and shuts everything down.\n");
 }
 
-/* Formats a path; a path that does not fit is an error, never a silent cut. */
+/* Formats a path; one that does not fit is an error, never a silent cut. */
 static bool __attribute__((format(printf, 3, 4)))
 path_fmt(char *buf, size_t size, const char *fmt, ...)
 {
@@ -57,29 +93,200 @@ path_fmt(char *buf, size_t size, const char *fmt, ...)
     return true;
 }
 
-/* Removes what an earlier demo run left, so every run starts from nothing. */
 static int
-reset_city_dir(const char *dir)
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-    static const char *const files[] = {"credit.db", "credit.db-wal", "credit.db-shm",
-                                        "credit.db-journal"};
-    char path[4096];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        if (!path_fmt(path, sizeof path, "%s/%s", dir, files[i]))
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Starts from nothing: removes DIR if an earlier demo made it, refuses to
+ * touch a directory the demo did not make. */
+static int
+reset_dir(const char *dir)
+{
+    char marker[DEMO_PATH];
+    if (!path_fmt(marker, sizeof marker, "%s/%s", dir, DEMO_MARKER))
+        return BG_EXIT_ERROR;
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (access(marker, F_OK) != 0)
+            return bg_cli_fail("demo", "%s exists and was not made by the demo; not touching it",
+                               dir);
+        if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+            return bg_cli_fail("demo", "cannot remove the old %s: %s", dir, strerror(errno));
+    }
+    if (mkdir(dir, 0700) != 0)
+        return bg_cli_fail("demo", "cannot create %s: %s", dir, strerror(errno));
+    FILE *f = fopen(marker, "w");
+    if (f == NULL || fclose(f) != 0)
+        return bg_cli_fail("demo", "cannot write %s", marker);
+    return BG_EXIT_OK;
+}
+
+/* Spawns this binary with args; stdout/stderr to the demo log when quiet. */
+static pid_t
+spawn_self(demo *d, const char *const *args, const char *out_path)
+{
+    char *argv[32];
+    size_t n = 0;
+    argv[n++] = "baygate";
+    for (; args[n - 1] != NULL && n < 31; n++)
+        argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (out_path != NULL) {
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out_path,
+                                         O_WRONLY | O_CREAT | O_APPEND, 0600);
+        posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+    }
+    pid_t pid = -1;
+    if (posix_spawn(&pid, d->self, &fa, NULL, argv, environ) != 0)
+        pid = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+/* How a step appears: not at all, as the command line only (its output goes
+ * to the demo log), or with its output. */
+enum { QUIET, ECHO, SHOW };
+
+/* Runs one step, echoing it like a shell would; returns its exit status. */
+static int
+run(demo *d, int mode, const char *const *args)
+{
+    if (mode != QUIET) {
+        printf("  $ baygate");
+        for (size_t i = 0; args[i] != NULL; i++)
+            printf(strchr(args[i], ' ') ? " '%s'" : " %s", args[i]);
+        printf("\n");
+    }
+    fflush(stdout);
+    pid_t pid = spawn_self(d, args, mode == SHOW ? NULL : d->log);
+    if (pid < 0)
+        return bg_cli_fail("demo", "cannot run %s: %s", d->self, strerror(errno));
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : BG_EXIT_ERROR;
+}
+
+#define RUN(d, mode, ...)                                                                          \
+    do {                                                                                           \
+        const char *const args_[] = {__VA_ARGS__, NULL};                                           \
+        if (run((d), (mode), args_) != 0)                                                          \
+            return bg_cli_fail("demo", "step failed: %s %s (see %s)", args_[0], args_[1],          \
+                               (d)->log);                                                          \
+    } while (0)
+
+static int
+free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static int
+copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    char buf[8192];
+    size_t n;
+    int rc = in && out ? BG_EXIT_OK : BG_EXIT_ERROR;
+    while (rc == BG_EXIT_OK && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            rc = BG_EXIT_ERROR;
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        rc = BG_EXIT_ERROR;
+    if (rc != BG_EXIT_OK)
+        bg_cli_fail("demo", "cannot copy %s to %s", from, to);
+    return rc;
+}
+
+/* --- act 1: the federation's PKI and roster --- */
+
+static int
+make_federation(demo *d)
+{
+    char ca[DEMO_PATH], gw[NDEMO][DEMO_PATH], csr[DEMO_PATH], crt[DEMO_PATH], cacrt[DEMO_PATH],
+        listen[64], ini[DEMO_PATH], pb[DEMO_PATH], crl[DEMO_PATH];
+    if (!path_fmt(ca, sizeof ca, "%s/federation-ca", d->dir) ||
+        !path_fmt(ini, sizeof ini, "%s/roster.ini", d->dir) ||
+        !path_fmt(pb, sizeof pb, "%s/roster.pb", d->dir) ||
+        !path_fmt(crl, sizeof crl, "%s/crl.pem", d->dir))
+        return BG_EXIT_ERROR;
+
+    printf("\n1. The federation operator creates the CA; each city makes its own key\n"
+           "   (it never leaves the city) and gets a certificate for its city code.\n");
+    RUN(d, ECHO, "ca", "init", "--dir", ca, "--name", FEDERATION_NAME);
+    for (size_t i = 0; i < NDEMO; i++) {
+        d->ports[i] = free_port();
+        if (d->ports[i] <= 0)
+            return bg_cli_fail("demo", "no free port on 127.0.0.1");
+        if (!path_fmt(gw[i], sizeof gw[i], "%s/%s", d->dir, demo_cities[i].code) ||
+            !path_fmt(csr, sizeof csr, "%s/city.csr", gw[i]) ||
+            !path_fmt(crt, sizeof crt, "%s/city.crt", gw[i]) ||
+            !path_fmt(cacrt, sizeof cacrt, "%s/ca.crt", gw[i]))
             return BG_EXIT_ERROR;
-        if (unlink(path) != 0 && errno != ENOENT)
-            return bg_cli_fail("demo", "cannot remove %s: %s", path, strerror(errno));
+        snprintf(listen, sizeof listen, "tls+tcp://127.0.0.1:%d", d->ports[i]);
+        RUN(d, ECHO, "init", "--city", demo_cities[i].code, "--name", demo_cities[i].name, "--dir",
+            gw[i], "--listen", listen);
+        RUN(d, ECHO, "ca", "issue", "--dir", ca, "--csr", csr, "--out", crt);
+        RUN(d, QUIET, "ca", "cert", "--dir", ca, "--out", cacrt);
+    }
+
+    FILE *f = fopen(ini, "w");
+    if (f == NULL)
+        return bg_cli_fail("demo", "cannot write %s", ini);
+    fprintf(f,
+            "; The federation roster: who is in, where, with which certificate, who may\n"
+            "; ask whom about what. Signed by the federation CA key.\n"
+            "[federation]\nname = %s\nserial = 1\nmax_message_bytes = 4194304\n"
+            "common_scale = 1,2,3,4\n\n[purpose supervision]\nneeds_authorisation = false\n\n"
+            "[purpose lending]\nneeds_authorisation = true\n",
+            FEDERATION_NAME);
+    for (size_t i = 0; i < NDEMO; i++)
+        fprintf(f,
+                "\n[member %s]\nname = %s\nendpoint = tls+tcp://127.0.0.1:%d\n"
+                "certificate = %s/city.crt\nlists = serious-dishonesty, abnormal-operation\n"
+                "scale = ABCD=A,B,C,D\ngrade_map = A:1, B:2, C:3, D:4\n",
+                demo_cities[i].code, demo_cities[i].name, d->ports[i], demo_cities[i].code);
+    for (size_t a = 0; a < NDEMO; a++)
+        for (size_t b = 0; b < NDEMO; b++)
+            if (a != b)
+                fprintf(f,
+                        "\n[permission %s -> %s]\npurposes = supervision, lending\n"
+                        "lists = serious-dishonesty, abnormal-operation\n"
+                        "quota_items_per_day = 1000000\nmin_count_batch = 16\n",
+                        demo_cities[a].code, demo_cities[b].code);
+    if (fclose(f) != 0)
+        return bg_cli_fail("demo", "cannot write %s", ini);
+
+    printf("\n   The operator signs the roster and publishes a CRL; every city gets both.\n");
+    RUN(d, ECHO, "roster", "sign", "--ca", ca, "--out", pb, ini);
+    RUN(d, ECHO, "ca", "crl", "--dir", ca, "--out", crl);
+    for (size_t i = 0; i < NDEMO; i++) {
+        char to[DEMO_PATH];
+        if (!path_fmt(to, sizeof to, "%s/roster.pb", gw[i]) || copy_file(pb, to) != 0 ||
+            !path_fmt(to, sizeof to, "%s/crl.pem", gw[i]) || copy_file(crl, to) != 0)
+            return BG_EXIT_ERROR;
     }
     return BG_EXIT_OK;
 }
 
-static int
-make_dir(const char *path)
-{
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
-        return bg_cli_fail("demo", "cannot create %s: %s", path, strerror(errno));
-    return BG_EXIT_OK;
-}
+/* --- act 2: each city's credit data --- */
 
 struct city_run {
     const char *code;
@@ -90,22 +297,21 @@ struct city_run {
 };
 
 static int
-run_city(const char *dir, size_t i, uint64_t count, uint64_t seed, double dirty,
-         struct city_run *run)
+load_city_data(demo *d, size_t i, uint64_t count, uint64_t seed, double dirty, struct city_run *run)
 {
-    char csv[4096], share[4096], store_dir[4096];
+    char csv[DEMO_PATH], share[DEMO_PATH], store_dir[DEMO_PATH];
     const char *code = demo_cities[i].code;
     bg_err err = {0};
     run->code = code;
-
-    if (!path_fmt(csv, sizeof csv, "%s/data/%s.csv", dir, code) ||
-        !path_fmt(store_dir, sizeof store_dir, "%s/%s", dir, code))
+    if (!path_fmt(csv, sizeof csv, "%s/data/%s.csv", d->dir, code) ||
+        !path_fmt(store_dir, sizeof store_dir, "%s/%s/data", d->dir, code))
         return BG_EXIT_ERROR;
+
     bg_gen_opts g = {
         .count = count, .seed = seed + i, .dirty_rate = dirty, .as_of = bg_gen_default_as_of()};
     memcpy(g.city, code, 7);
     if (demo_cities[i].share_with != NULL) {
-        if (!path_fmt(share, sizeof share, "%s/data/%s.csv", dir, demo_cities[i].share_with))
+        if (!path_fmt(share, sizeof share, "%s/data/%s.csv", d->dir, demo_cities[i].share_with))
             return BG_EXIT_ERROR;
         g.share_path = share;
         g.share_rate = 0.10;
@@ -119,8 +325,6 @@ run_city(const char *dir, size_t i, uint64_t count, uint64_t seed, double dirty,
     if (rc != BG_OK)
         return bg_cli_fail("demo", "generating %s: %s", code, err.msg);
 
-    if (make_dir(store_dir) != BG_EXIT_OK || reset_city_dir(store_dir) != BG_EXIT_OK)
-        return BG_EXIT_ERROR;
     bg_scale_default(&run->scale);
     bg_store *store = NULL;
     if (bg_store_open(&store, store_dir, code, &run->scale, &err) != BG_OK)
@@ -136,43 +340,248 @@ run_city(const char *dir, size_t i, uint64_t count, uint64_t seed, double dirty,
 }
 
 static void
-print_summary(const struct city_run *runs, size_t n, const char *dir)
+print_data_summary(const struct city_run *runs)
 {
-    printf("\n%-10s %-6s %8s %8s %10s %8s %10s  %9s %9s %8s  %s\n", "city", "code", "rows",
+    printf("\n   %-10s %-6s %8s %8s %10s %8s %10s  %9s %9s %8s  %s\n", "city", "code", "rows",
            "stored", "normalised", "rejected", "error rate", "dishonest", "abnormal", "graded",
            "A / B / C / D");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < NDEMO; i++) {
         const struct city_run *r = &runs[i];
         char grades[64] = "";
         size_t len = 0;
         for (size_t g = 0; g < r->scale.ngrades && len < sizeof grades; g++)
             len += (size_t)snprintf(grades + len, sizeof grades - len, "%s%llu", g ? " / " : "",
                                     (unsigned long long)r->counts.by_grade[g]);
-        printf("%-10s %-6s %8llu %8llu %10llu %8llu %9.4f%%  %9llu %9llu %8llu  %s\n",
-               bg_uscc_city_name(r->code), r->code, (unsigned long long)r->imp.rows,
+        printf("   %-10s %-6s %8llu %8llu %10llu %8llu %9.4f%%  %9llu %9llu %8llu  %s\n",
+               demo_cities[i].name, r->code, (unsigned long long)r->imp.rows,
                (unsigned long long)r->counts.enterprises, (unsigned long long)r->imp.normalised,
                (unsigned long long)r->imp.rejected, r->imp.error_rate * 100.0,
                (unsigned long long)r->counts.listed[BG_LIST_SERIOUS_DISHONESTY],
                (unsigned long long)r->counts.listed[BG_LIST_ABNORMAL_OPERATION],
                (unsigned long long)r->counts.evaluations, grades);
     }
-    printf("\nenterprises active in several cities:\n");
-    for (size_t i = 0; i < n; i++)
+    printf("\n   Enterprises active in several cities:\n");
+    for (size_t i = 0; i < NDEMO; i++)
         if (demo_cities[i].share_with != NULL)
-            printf("  %llu of %s's rows are enterprises also registered with %s\n",
-                   (unsigned long long)runs[i].gen.shared, bg_uscc_city_name(runs[i].code),
+            printf("     %llu of %s's rows are enterprises also registered with %s\n",
+                   (unsigned long long)runs[i].gen.shared, demo_cities[i].name,
                    bg_uscc_city_name(demo_cities[i].share_with));
-    printf("\nwhat the imports refused (the plan's target error rate is <= 0.005%%):\n");
-    for (size_t i = 0; i < n; i++) {
+    printf("\n   What the imports refused (the plan's target error rate is <= 0.005%%):\n");
+    for (size_t i = 0; i < NDEMO; i++) {
         const struct city_run *r = &runs[i];
-        printf("  %-10s %llu rejected (%llu duplicates), %llu codes repaired by normalising;"
-               " %s target%s%s\n",
-               bg_uscc_city_name(r->code), (unsigned long long)r->imp.rejected,
+        printf("     %-10s %llu rejected (%llu duplicates), %llu codes repaired by "
+               "normalising; %s the target%s%s\n",
+               demo_cities[i].name, (unsigned long long)r->imp.rejected,
                (unsigned long long)r->imp.duplicates, (unsigned long long)r->imp.normalised,
                r->imp.error_rate <= 0.00005 ? "meets" : "misses",
-               r->imp.report_path[0] ? "; details in " : "", r->imp.report_path);
+               r->imp.report_path[0] ? "; rows listed in " : "", r->imp.report_path);
     }
-    printf("\nstores: %s/<city>/credit.db    data files: %s/data/<city>.csv\n", dir, dir);
+}
+
+/* --- act 3: the live federation --- */
+
+static int
+start_gateways(demo *d)
+{
+    printf("\n3. Each city starts its gateway (federation API on mutual TLS, local API\n"
+           "   on a private socket):\n");
+    for (size_t i = 0; i < NDEMO; i++) {
+        char gw[DEMO_PATH], log[DEMO_PATH];
+        if (!path_fmt(gw, sizeof gw, "%s/%s", d->dir, demo_cities[i].code) ||
+            !path_fmt(log, sizeof log, "%s/%s.log", d->dir, demo_cities[i].code))
+            return BG_EXIT_ERROR;
+        printf("  $ baygate serve --dir %s 2>%s &\n", gw, log);
+        const char *const args[] = {"serve", "--dir", gw, NULL};
+        d->gateways[i] = spawn_self(d, args, log);
+        if (d->gateways[i] < 0)
+            return bg_cli_fail("demo", "cannot start the %s gateway", demo_cities[i].name);
+    }
+    /* Ready when its local API answers; a gateway that exits is a failure. */
+    for (size_t i = 0; i < NDEMO; i++) {
+        char gw[DEMO_PATH];
+        if (!path_fmt(gw, sizeof gw, "%s/%s", d->dir, demo_cities[i].code))
+            return BG_EXIT_ERROR;
+        const char *const args[] = {"status", "--dir", gw, NULL};
+        struct timespec pause = {.tv_nsec = 50 * 1000 * 1000};
+        time_t deadline = time(NULL) + 20;
+        for (;;) {
+            int st;
+            if (waitpid(d->gateways[i], &st, WNOHANG) == d->gateways[i]) {
+                d->gateways[i] = -1;
+                return bg_cli_fail("demo", "the %s gateway exited; see %s/%s.log",
+                                   demo_cities[i].name, d->dir, demo_cities[i].code);
+            }
+            if (run(d, QUIET, args) == 0)
+                break;
+            if (time(NULL) > deadline)
+                return bg_cli_fail("demo", "the %s gateway did not become ready",
+                                   demo_cities[i].name);
+            nanosleep(&pause, NULL);
+        }
+    }
+    printf("   all three are up.\n");
+    return BG_EXIT_OK;
+}
+
+static int
+ping_everyone(demo *d)
+{
+    printf("\n4. Authenticated pings in all six directions (signed envelopes, each\n"
+           "   checked against the CA, the CRL and the roster):\n");
+    for (size_t i = 0; i < NDEMO; i++) {
+        char gw[DEMO_PATH];
+        if (!path_fmt(gw, sizeof gw, "%s/%s", d->dir, demo_cities[i].code))
+            return BG_EXIT_ERROR;
+        RUN(d, SHOW, "ping", "--dir", gw, "--peer", "all");
+    }
+    return BG_EXIT_OK;
+}
+
+/* The roster callback for the rogue's verifier: the roster is public. */
+static int
+roster_member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN])
+{
+    const bg_roster_member *m = bg_roster_member_find(ctx, city);
+    if (m == NULL)
+        return BG_ENOTFOUND;
+    memcpy(fp, m->cert_sha256, BG_SIG_FP_LEN);
+    return BG_OK;
+}
+
+/* A stranger with a certificate from a look-alike CA (same name, other key)
+ * tries to ping Shenzhen. It is run in this process, with the library. */
+static int
+rogue_attempt(demo *d)
+{
+    char rca[DEMO_PATH], rgw[DEMO_PATH], csr[DEMO_PATH], crt[DEMO_PATH], key[DEMO_PATH],
+        realca[DEMO_PATH], crlp[DEMO_PATH], sz[DEMO_PATH], pb[DEMO_PATH];
+    if (!path_fmt(rca, sizeof rca, "%s/rogue-ca", d->dir) ||
+        !path_fmt(rgw, sizeof rgw, "%s/rogue", d->dir) ||
+        !path_fmt(csr, sizeof csr, "%s/city.csr", rgw) ||
+        !path_fmt(crt, sizeof crt, "%s/city.crt", rgw) ||
+        !path_fmt(key, sizeof key, "%s/city.key", rgw) ||
+        !path_fmt(realca, sizeof realca, "%s/federation-ca/ca.crt", d->dir) ||
+        !path_fmt(crlp, sizeof crlp, "%s/crl.pem", d->dir) ||
+        !path_fmt(sz, sizeof sz, "%s/440300", d->dir) ||
+        !path_fmt(pb, sizeof pb, "%s/roster.pb", d->dir))
+        return BG_EXIT_ERROR;
+    printf("\n5. A rogue makes a CA with the federation's exact name and a certificate\n"
+           "   claiming to be Guangzhou, then asks Shenzhen:\n");
+    RUN(d, ECHO, "ca", "init", "--dir", rca, "--name", FEDERATION_NAME);
+    RUN(d, QUIET, "init", "--city", "440100", "--name", "Guangzhou", "--dir", rgw);
+    RUN(d, ECHO, "ca", "issue", "--dir", rca, "--csr", csr, "--out", crt);
+
+    bg_err err = {0};
+    EVP_PKEY *k = NULL;
+    X509 *c = NULL, *ca = NULL;
+    char *key_pem = NULL, *cert_pem = NULL, *ca_pem = NULL, *crl_pem = NULL;
+    size_t key_len = 0, n = 0;
+    X509_CRL *crl = NULL;
+    bg_env_identity *id = NULL;
+    bg_trust *trust = NULL;
+    bg_env_verifier *v = NULL;
+    bg_tp_client *cli = NULL;
+    bg_roster *roster = NULL;
+    int rc = bg_pki_key_load(key, &k, &err);
+    if (rc == BG_OK)
+        rc = bg_pki_cert_load(crt, &c, &err);
+    if (rc == BG_OK)
+        rc = bg_pki_cert_load(realca, &ca, &err);
+    if (rc == BG_OK)
+        rc = bg_pki_crl_load(crlp, &crl, &err);
+    if (rc == BG_OK)
+        rc = bg_pki_key_pem(k, &key_pem, &key_len, &err);
+    if (rc == BG_OK)
+        rc = bg_pki_cert_pem(c, &cert_pem, &n, &err);
+    if (rc == BG_OK)
+        rc = bg_pki_cert_pem(ca, &ca_pem, &n, &err);
+    if (rc == BG_OK)
+        rc = bg_pki_crl_pem(crl, &crl_pem, &n, &err);
+    if (rc == BG_OK)
+        rc = bg_env_identity_new(&id, k, c, &err);
+    if (rc == BG_OK)
+        rc = bg_trust_new(&trust, ca, crl, 0, &err);
+    if (rc == BG_OK)
+        rc = bg_roster_load_file(pb, ca, 0, NULL, &roster, NULL, &err);
+    if (rc == BG_OK) {
+        bg_env_verifier_config vc = {.own_city = "440100",
+                                     .trust = trust,
+                                     .member_fp = roster_member_fp,
+                                     .member_ctx = roster};
+        rc = bg_env_verifier_new(&v, &vc, &err);
+    }
+    bg_fedping_result res = {.error = ""};
+    if (rc == BG_OK) {
+        bg_tp_tls tls = {
+            .cert_pem = cert_pem, .key_pem = key_pem, .ca_pem = ca_pem, .crl_pem = crl_pem};
+        char url[64];
+        snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", d->ports[1]);
+        bg_tp_client_opts o = {.url = url,
+                               .tls = &tls,
+                               .server_name = "440300",
+                               .recv_max = 4194304,
+                               .send_max = 4194304};
+        rc = bg_tp_client_open(&cli, &o, &err);
+        if (rc == BG_OK)
+            bg_fedping(cli, id, v, "440300", url, 1, 4194304, true, 3000, &res);
+    }
+    if (rc != BG_OK)
+        printf("   (could not run the rogue: %s)\n", err.msg);
+    else if (res.ok)
+        printf("   !! Shenzhen answered the rogue: this must never happen\n");
+    else
+        printf("   refused: %s\n", res.error);
+    bg_tp_client_close(cli);
+    bg_env_verifier_free(v);
+    bg_roster_free(roster);
+    bg_trust_free(trust);
+    bg_env_identity_free(id);
+    if (key_pem != NULL)
+        bg_pki_secret_free(key_pem, key_len);
+    OPENSSL_free(cert_pem);
+    OPENSSL_free(ca_pem);
+    OPENSSL_free(crl_pem);
+    X509_CRL_free(crl);
+    X509_free(ca);
+    X509_free(c);
+    EVP_PKEY_free(k);
+    if (rc == BG_OK && res.ok)
+        return BG_EXIT_FAIL;
+
+    printf("\n   Shenzhen's own account (its TLS layer refused the stranger before any\n"
+           "   envelope was read):\n");
+    RUN(d, SHOW, "status", "--dir", sz);
+    return BG_EXIT_OK;
+}
+
+static int
+stop_gateways(demo *d)
+{
+    int status = BG_EXIT_OK;
+    bool any = false;
+    for (size_t i = 0; i < NDEMO; i++) {
+        if (d->gateways[i] > 0) {
+            kill(d->gateways[i], SIGTERM);
+            any = true;
+        }
+    }
+    if (!any)
+        return status;
+    printf("\n6. SIGTERM to the gateways: they finish in-flight work and exit.\n");
+    for (size_t i = 0; i < NDEMO; i++) {
+        if (d->gateways[i] <= 0)
+            continue;
+        int st = 0;
+        while (waitpid(d->gateways[i], &st, 0) < 0 && errno == EINTR)
+            ;
+        bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        printf("   %-10s %s\n", demo_cities[i].name,
+               clean ? "stopped cleanly (exit 0)" : "did NOT stop cleanly");
+        if (!clean)
+            status = BG_EXIT_FAIL;
+        d->gateways[i] = -1;
+    }
+    return status;
 }
 
 int
@@ -183,7 +592,7 @@ bg_cmd_demo(int argc, char **argv)
         {"seed", required_argument, NULL, 's'}, {"dirty", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
-    const char *dir = "baygate-demo";
+    demo d = {.dir = "baygate-demo"};
     uint64_t count = 20000, seed = 2021;
     double dirty = 0.0005;
     int ch;
@@ -191,7 +600,7 @@ bg_cmd_demo(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "d:n:s:r:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
-            dir = optarg;
+            d.dir = optarg;
             break;
         case 'n':
             if (!bg_cli_parse_u64("demo", "--count", optarg, &count))
@@ -219,26 +628,47 @@ bg_cmd_demo(int argc, char **argv)
     }
     if (count == 0 || count > 10000000)
         return bg_cli_fail("demo", "--count must be 1..10000000");
+    ssize_t sn = readlink("/proc/self/exe", d.self, sizeof d.self - 1);
+    if (sn <= 0)
+        return bg_cli_fail("demo", "cannot find this program: %s", strerror(errno));
+    d.self[sn] = '\0';
+    for (size_t i = 0; i < NDEMO; i++)
+        d.gateways[i] = -1;
 
-    char data_dir[4096];
-    if (!path_fmt(data_dir, sizeof data_dir, "%s/data", dir))
+    char data_dir[DEMO_PATH];
+    if (reset_dir(d.dir) != BG_EXIT_OK || !path_fmt(d.log, sizeof d.log, "%s/demo.log", d.dir) ||
+        !path_fmt(data_dir, sizeof data_dir, "%s/data", d.dir))
         return BG_EXIT_ERROR;
-    if (make_dir(dir) != BG_EXIT_OK || make_dir(data_dir) != BG_EXIT_OK)
-        return BG_EXIT_ERROR;
+    if (mkdir(data_dir, 0700) != 0)
+        return bg_cli_fail("demo", "cannot create %s: %s", data_dir, strerror(errno));
 
-    printf("baygate demo: Guangzhou, Shenzhen and Foshan each generate and import their\n"
-           "public credit data (%llu enterprises each, defect rate %.4f%%).\n",
+    printf("baygate demo: a three-city credit federation on loopback, in %s/\n", d.dir);
+    int rc = make_federation(&d);
+    if (rc != BG_EXIT_OK)
+        return rc;
+
+    printf("\n2. Each city generates and imports its public credit data (%llu enterprises\n"
+           "   each, defect rate %.4f%%); every row is validated, bad ones quarantined.\n",
            (unsigned long long)count, dirty * 100.0);
     struct city_run runs[NDEMO];
     memset(runs, 0, sizeof runs);
-    for (size_t i = 0; i < NDEMO; i++) {
-        printf("  %s (%s): generating and importing...\n", bg_uscc_city_name(demo_cities[i].code),
-               demo_cities[i].code);
-        fflush(stdout);
-        int rc = run_city(dir, i, count, seed, dirty, &runs[i]);
-        if (rc != BG_EXIT_OK)
-            return rc;
-    }
-    print_summary(runs, NDEMO, dir);
-    return BG_EXIT_OK;
+    for (size_t i = 0; i < NDEMO && rc == BG_EXIT_OK; i++)
+        rc = load_city_data(&d, i, count, seed, dirty, &runs[i]);
+    if (rc != BG_EXIT_OK)
+        return rc;
+    print_data_summary(runs);
+
+    rc = start_gateways(&d);
+    if (rc == BG_EXIT_OK)
+        rc = ping_everyone(&d);
+    if (rc == BG_EXIT_OK)
+        rc = rogue_attempt(&d);
+    int stop = stop_gateways(&d);
+    if (rc == BG_EXIT_OK)
+        rc = stop;
+    if (rc == BG_EXIT_OK)
+        printf("\nDone. Gateway logs: %s/<city>.log; stores: %s/<city>/data/credit.db.\n"
+               "Next in baygate: private set intersection queries across these cities.\n",
+               d.dir, d.dir);
+    return rc;
 }

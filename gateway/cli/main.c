@@ -19,8 +19,12 @@ static const struct {
     {"uscc", bg_cmd_uscc, "check and decode Unified Social Credit Codes"},
     {"gen", bg_cmd_gen, "generate a city's synthetic credit data (CSV)"},
     {"import", bg_cmd_import, "validate and import a city data file into the store"},
+    {"serve", bg_cmd_serve, "run a city gateway (federation API + local API)"},
+    {"ping", bg_cmd_ping, "authenticated round trip to a peer gateway"},
+    {"status", bg_cmd_status, "a running gateway's peers, roster and counters"},
     {"init", bg_cmd_init, "create a city gateway directory: config, private key, CSR"},
     {"ca", bg_cmd_ca, "federation CA: init, issue, revoke, crl"},
+    {"roster", bg_cmd_roster, "sign and show the federation roster"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,461 @@
+/*
+ * cmd_roster.c - baygate roster: compile and sign the federation roster, show one.
+ *
+ * 'sign' reads the operator's INI source (peers/roster.h, peers/ROSTER.md),
+ * validates it completely, signs it with the CA key and writes roster.pb
+ * atomically; it refuses a serial not greater than the one already in --out,
+ * so gateways (which refuse older rosters) never get one they would reject.
+ * 'show' prints a signed roster, verifying it when given the CA certificate.
+ * Exit status: 0 done, 1 the roster (or its source) is invalid, stale or not
+ * signed by that CA, 2 usage or operational error.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+#include "json.h"
+#include "pki.h"
+#include "roster.h"
+#include "sig.h"
+
+static void
+roster_usage(FILE *f)
+{
+    fprintf(f, "usage: baygate roster sign --ca CA --out roster.pb [--force] roster.ini\n"
+               "       baygate roster show [--ca CA/ca.crt] [--json] roster.pb\n\n"
+               "The federation roster: members (city code, name, endpoint, certificate\n"
+               "fingerprint, lists offered, grade scale and its mapping to the common scale),\n"
+               "purposes, and who may ask whom about what (see peers/ROSTER.md).\n"
+               "'sign' validates roster.ini, signs it with the key of the CA directory made\n"
+               "by 'baygate ca init' and writes roster.pb atomically. It refuses a serial\n"
+               "not greater than the one already in --out unless --force (gateways refuse\n"
+               "older rosters). Certificates named in roster.ini must be this CA's.\n"
+               "'show' prints a signed roster; with --ca (the CA certificate, or the CA\n"
+               "directory) it verifies the signature first and says so, without --ca it\n"
+               "shows the content as NOT verified. --json prints one JSON object.\n");
+}
+
+struct roster_opts {
+    const char *ca, *out, *file;
+    bool force, json;
+};
+
+static int
+parse_opts(const char *cmd, int argc, char **argv, struct roster_opts *o, const char *allowed)
+{
+    static const struct option opts[] = {
+        {"ca", required_argument, NULL, 'c'}, {"out", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},    {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0},
+    };
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *name = NULL;
+        switch (ch) {
+        case 'c':
+            o->ca = optarg;
+            name = "ca";
+            break;
+        case 'o':
+            o->out = optarg;
+            name = "out";
+            break;
+        case 'f':
+            o->force = true;
+            name = "force";
+            break;
+        case 'j':
+            o->json = true;
+            name = "json";
+            break;
+        case 'h':
+            roster_usage(stdout);
+            return -1;
+        default:
+            roster_usage(stderr);
+            return BG_EXIT_ERROR;
+        }
+        char key[16];
+        snprintf(key, sizeof key, " %s ", name);
+        if (strstr(allowed, key) == NULL)
+            return bg_cli_fail(cmd, "--%s does not apply here", name);
+    }
+    if (optind + 1 != argc) {
+        roster_usage(stderr);
+        return bg_cli_fail(
+            cmd, "%s", optind >= argc ? "which file? give exactly one" : "give exactly one file");
+    }
+    o->file = argv[optind];
+    return BG_EXIT_OK;
+}
+
+/* A bad, stale or unverifiable roster is a finding (1); the rest is an
+ * operational error (2). */
+static int
+exit_for(int rc)
+{
+    switch (rc) {
+    case BG_EINVAL:
+    case BG_ELIMIT:
+    case BG_ECRYPTO:
+    case BG_EPROTO:
+    case BG_EEXIST:
+        return BG_EXIT_FAIL;
+    default:
+        return BG_EXIT_ERROR;
+    }
+}
+
+static int
+fail_rc(const char *cmd, int rc, const bg_err *err)
+{
+    bg_cli_fail(cmd, "%s", err->msg);
+    return exit_for(rc);
+}
+
+static int
+roster_sign(const struct roster_opts *o)
+{
+    const char *cmd = "roster sign";
+    if (o->ca == NULL || o->out == NULL)
+        return bg_cli_fail(cmd, "--ca CA and --out FILE are required");
+    bg_err err = {0};
+    bg_pki_ca *ca = NULL;
+    bg_roster *r = NULL, *old = NULL;
+    uint8_t *signed_bytes = NULL, *old_bytes = NULL;
+    size_t signed_len = 0, old_len = 0;
+    int exit_code = BG_EXIT_ERROR, rc;
+
+    if ((rc = bg_pki_ca_open(&ca, o->ca, &err)) != BG_OK) {
+        bg_cli_fail(cmd, "%s", err.msg);
+        goto out;
+    }
+    if ((rc = bg_roster_parse_ini(o->file, bg_pki_ca_cert(ca), &r, &err)) != BG_OK) {
+        exit_code = fail_rc(cmd, rc, &err);
+        goto out;
+    }
+    /* Never go backwards by accident: gateways refuse an older serial. */
+    rc = bg_roster_read_file(o->out, &old_bytes, &old_len, &err);
+    if (rc == BG_OK) {
+        rc = bg_roster_inspect(old_bytes, old_len, &old, NULL, &err);
+        if (rc != BG_OK && !o->force) {
+            bg_cli_fail(cmd, "%s holds no readable roster (%s); --force replaces it", o->out,
+                        err.msg);
+            exit_code = BG_EXIT_FAIL;
+            goto out;
+        }
+        if (old != NULL && bg_roster_serial(r) <= bg_roster_serial(old)) {
+            if (!o->force) {
+                bg_cli_fail(cmd,
+                            "%s has serial %" PRIu64 ", not greater than the %" PRIu64
+                            " in %s: raise [federation] serial (or --force)",
+                            o->file, bg_roster_serial(r), bg_roster_serial(old), o->out);
+                exit_code = BG_EXIT_FAIL;
+                goto out;
+            }
+            fprintf(stderr,
+                    "baygate %s: warning: replacing serial %" PRIu64 " with %" PRIu64
+                    " (--force); gateways that hold %" PRIu64 " will refuse it\n",
+                    cmd, bg_roster_serial(old), bg_roster_serial(r), bg_roster_serial(old));
+        }
+    } else if (rc != BG_ENOTFOUND) {
+        if (!o->force) {
+            bg_cli_fail(cmd, "%s; --force replaces it", err.msg);
+            goto out;
+        }
+    }
+    if ((rc = bg_roster_sign(r, bg_pki_ca_key(ca), bg_pki_ca_cert(ca), &signed_bytes, &signed_len,
+                             &err)) != BG_OK ||
+        (rc = bg_roster_write_file(o->out, signed_bytes, signed_len, &err)) != BG_OK) {
+        exit_code = fail_rc(cmd, rc, &err);
+        goto out;
+    }
+    uint8_t fp[BG_SIG_FP_LEN], digest[32];
+    char fp_hex[BG_SIG_FP_HEX_LEN + 1], digest_hex[BG_SIG_FP_HEX_LEN + 1];
+    if (bg_sig_fingerprint(bg_pki_ca_cert(ca), fp, &err) != BG_OK) {
+        bg_cli_fail(cmd, "%s", err.msg);
+        goto out;
+    }
+    bg_sig_fp_hex(fp, fp_hex);
+    bg_roster_digest(r, digest);
+    bg_sig_fp_hex(digest, digest_hex);
+    size_t nm = bg_roster_member_count(r), np = bg_roster_purpose_count(r),
+           nq = bg_roster_permission_count(r);
+    printf("signed roster serial %" PRIu64 " (%zu member%s, %zu purpose%s, %zu permission%s) "
+           "-> %s, %zu bytes\n"
+           "  roster sha256 %s\n"
+           "  CA     sha256 %s\n",
+           bg_roster_serial(r), nm, nm == 1 ? "" : "s", np, np == 1 ? "" : "s", nq,
+           nq == 1 ? "" : "s", o->out, signed_len, digest_hex, fp_hex);
+    if (fflush(stdout) != 0) {
+        bg_cli_fail(cmd, "writing output failed");
+        goto out;
+    }
+    exit_code = BG_EXIT_OK;
+out:
+    free(signed_bytes);
+    free(old_bytes);
+    bg_roster_free(old);
+    bg_roster_free(r);
+    bg_pki_ca_close(ca);
+    return exit_code;
+}
+
+/* --- show --- */
+
+static void
+lists_text(const bool lists[BG_LIST_COUNT], char *out, size_t outsz)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (int l = 0; l < BG_LIST_COUNT && n < outsz; l++)
+        if (lists[l]) {
+            int w = snprintf(out + n, outsz - n, "%s%s", n ? ", " : "", bg_list_names[l]);
+            if (w < 0)
+                break;
+            n += (size_t)w;
+        }
+    if (n == 0)
+        snprintf(out, outsz, "(none)");
+}
+
+static void
+json_lists(const bool lists[BG_LIST_COUNT])
+{
+    bool first = true;
+    putchar('[');
+    for (int l = 0; l < BG_LIST_COUNT; l++)
+        if (lists[l]) {
+            printf("%s\"%s\"", first ? "" : ",", bg_list_names[l]);
+            first = false;
+        }
+    putchar(']');
+}
+
+static void
+json_scale(const bg_scale *s)
+{
+    printf("{\"name\":");
+    bg_json_cstr(stdout, s->name);
+    printf(",\"grades\":[");
+    for (size_t g = 0; g < s->ngrades; g++) {
+        if (g)
+            putchar(',');
+        bg_json_cstr(stdout, s->grades[g]);
+    }
+    printf("]}");
+}
+
+static void
+show_json(const bg_roster *r, bool verified, const char *ca_hex)
+{
+    char t[BG_PKI_TIME_LEN], hex[BG_SIG_FP_HEX_LEN + 1];
+    uint8_t digest[32];
+    bg_pki_time_format((time_t)(bg_roster_issued_at_ms(r) / 1000), t);
+    bg_roster_digest(r, digest);
+    bg_sig_fp_hex(digest, hex);
+    printf("{\"serial\":%" PRIu64 ",\"issued_at\":\"%s\",\"issued_at_ms\":%" PRId64
+           ",\"federation\":",
+           bg_roster_serial(r), t, bg_roster_issued_at_ms(r));
+    bg_json_cstr(stdout, bg_roster_federation(r));
+    printf(",\"verified\":%s,\"ca_sha256\":\"%s\",\"roster_sha256\":\"%s\","
+           "\"max_message_bytes\":%" PRIu32 ",\"common_scale\":",
+           verified ? "true" : "false", ca_hex, hex, bg_roster_max_message_bytes(r));
+    json_scale(bg_roster_common_scale(r));
+    printf(",\"members\":[");
+    for (size_t i = 0; i < bg_roster_member_count(r); i++) {
+        const bg_roster_member *m = bg_roster_member_at(r, i);
+        bg_sig_fp_hex(m->cert_sha256, hex);
+        printf("%s{\"city\":\"%s\",\"name\":", i ? "," : "", m->city);
+        bg_json_cstr(stdout, m->name);
+        printf(",\"endpoint\":");
+        bg_json_cstr(stdout, m->endpoint);
+        printf(",\"cert_sha256\":\"%s\",\"lists\":", hex);
+        json_lists(m->lists);
+        printf(",\"scale\":");
+        json_scale(&m->scale);
+        printf(",\"grade_map\":{");
+        for (size_t g = 0; g < m->scale.ngrades; g++) {
+            if (g)
+                putchar(',');
+            bg_json_cstr(stdout, m->scale.grades[g]);
+            printf(":%" PRIu32, m->common[g]);
+        }
+        printf("}}");
+    }
+    printf("],\"purposes\":[");
+    for (size_t i = 0; i < bg_roster_purpose_count(r); i++) {
+        const bg_roster_purpose *p = bg_roster_purpose_at(r, i);
+        printf("%s{\"name\":\"%s\",\"needs_authorisation\":%s}", i ? "," : "", p->name,
+               p->needs_authorisation ? "true" : "false");
+    }
+    printf("],\"permissions\":[");
+    for (size_t i = 0; i < bg_roster_permission_count(r); i++) {
+        const bg_roster_perm *p = bg_roster_permission_at(r, i);
+        printf("%s{\"asker\":\"%s\",\"answerer\":\"%s\",\"purposes\":[", i ? "," : "", p->asker,
+               p->answerer);
+        bool first = true;
+        for (size_t k = 0; k < bg_roster_purpose_count(r); k++)
+            if (p->purposes & (1u << k)) {
+                printf("%s\"%s\"", first ? "" : ",", bg_roster_purpose_at(r, k)->name);
+                first = false;
+            }
+        printf("],\"lists\":");
+        json_lists(p->lists);
+        printf(",\"quota_items_per_day\":%" PRIu64 ",\"min_count_batch\":%" PRIu32 "}",
+               p->quota_items_per_day, p->min_count_batch);
+    }
+    printf("]}\n");
+}
+
+static void
+show_text(const bg_roster *r, bool verified, const char *ca_hex)
+{
+    char t[BG_PKI_TIME_LEN], hex[BG_SIG_FP_HEX_LEN + 1], buf[512];
+    uint8_t digest[32];
+    bg_pki_time_format((time_t)(bg_roster_issued_at_ms(r) / 1000), t);
+    bg_roster_digest(r, digest);
+    bg_sig_fp_hex(digest, hex);
+    bg_scale_format(bg_roster_common_scale(r), buf, sizeof buf);
+    printf("roster serial %" PRIu64 " of %s\n", bg_roster_serial(r), bg_roster_federation(r));
+    printf("  issued at      %s\n", t);
+    if (verified)
+        printf("  signature      verified: signed by CA sha256 %s\n", ca_hex);
+    else
+        printf("  signature      NOT VERIFIED (no --ca given); claims CA sha256 %s\n", ca_hex);
+    printf("  roster sha256  %s\n", hex);
+    printf("  max message    %" PRIu32 " bytes\n", bg_roster_max_message_bytes(r));
+    printf("  common scale   %s (rank 1 = best)\n", buf);
+    printf("members (%zu):\n", bg_roster_member_count(r));
+    for (size_t i = 0; i < bg_roster_member_count(r); i++) {
+        const bg_roster_member *m = bg_roster_member_at(r, i);
+        bg_sig_fp_hex(m->cert_sha256, hex);
+        printf("  %s %s\n", m->city, m->name);
+        printf("    endpoint     %s\n", m->endpoint);
+        printf("    certificate  sha256 %s\n", hex);
+        lists_text(m->lists, buf, sizeof buf);
+        printf("    lists        %s\n", buf);
+        bg_scale_format(&m->scale, buf, sizeof buf);
+        printf("    scale        %s ->", buf);
+        for (size_t g = 0; g < m->scale.ngrades; g++)
+            printf(" %s:%" PRIu32, m->scale.grades[g], m->common[g]);
+        printf("\n");
+    }
+    printf("purposes (%zu):\n", bg_roster_purpose_count(r));
+    for (size_t i = 0; i < bg_roster_purpose_count(r); i++) {
+        const bg_roster_purpose *p = bg_roster_purpose_at(r, i);
+        printf("  %-32s needs authorisation: %s\n", p->name, p->needs_authorisation ? "yes" : "no");
+    }
+    printf("permissions (%zu):\n", bg_roster_permission_count(r));
+    for (size_t i = 0; i < bg_roster_permission_count(r); i++) {
+        const bg_roster_perm *p = bg_roster_permission_at(r, i);
+        size_t n = 0;
+        buf[0] = '\0';
+        for (size_t k = 0; k < bg_roster_purpose_count(r) && n < sizeof buf; k++)
+            if (p->purposes & (1u << k)) {
+                int w = snprintf(buf + n, sizeof buf - n, "%s%s", n ? ", " : "",
+                                 bg_roster_purpose_at(r, k)->name);
+                if (w < 0)
+                    break;
+                n += (size_t)w;
+            }
+        char lists[128];
+        lists_text(p->lists, lists, sizeof lists);
+        printf("  %s -> %s  purposes %s; lists %s; quota %" PRIu64 "/day; min batch %" PRIu32 "\n",
+               p->asker, p->answerer, buf, lists, p->quota_items_per_day, p->min_count_batch);
+    }
+}
+
+static int
+roster_show(const struct roster_opts *o)
+{
+    const char *cmd = "roster show";
+    bg_err err = {0};
+    X509 *ca = NULL;
+    bg_roster *r = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int exit_code = BG_EXIT_ERROR, rc;
+    uint8_t fp[BG_SIG_FP_LEN];
+    char fp_hex[BG_SIG_FP_HEX_LEN + 1];
+
+    if (o->ca != NULL) {
+        char path[PATH_MAX];
+        struct stat st;
+        int n = stat(o->ca, &st) == 0 && S_ISDIR(st.st_mode)
+                    ? snprintf(path, sizeof path, "%s/ca.crt", o->ca)
+                    : snprintf(path, sizeof path, "%s", o->ca);
+        if (n < 0 || (size_t)n >= sizeof path)
+            return bg_cli_fail(cmd, "--ca: path too long");
+        if (bg_pki_cert_load(path, &ca, &err) != BG_OK ||
+            bg_sig_fingerprint(ca, fp, &err) != BG_OK) {
+            bg_cli_fail(cmd, "--ca: %s", err.msg);
+            goto out;
+        }
+    }
+    if ((rc = bg_roster_read_file(o->file, &bytes, &len, &err)) != BG_OK) {
+        exit_code = fail_rc(cmd, rc, &err);
+        goto out;
+    }
+    rc = ca != NULL ? bg_roster_open(bytes, len, ca, 0, NULL, &r, NULL, &err)
+                    : bg_roster_inspect(bytes, len, &r, fp, &err);
+    if (rc != BG_OK) {
+        bg_cli_fail(cmd, "%s: %s", o->file, err.msg);
+        exit_code = exit_for(rc);
+        goto out;
+    }
+    bg_sig_fp_hex(fp, fp_hex);
+    if (o->json)
+        show_json(r, ca != NULL, fp_hex);
+    else
+        show_text(r, ca != NULL, fp_hex);
+    if (fflush(stdout) != 0) {
+        bg_cli_fail(cmd, "writing output failed");
+        goto out;
+    }
+    exit_code = BG_EXIT_OK;
+out:
+    bg_roster_free(r);
+    free(bytes);
+    X509_free(ca);
+    return exit_code;
+}
+
+int
+bg_cmd_roster(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        roster_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? BG_EXIT_ERROR : BG_EXIT_OK;
+    }
+    static const struct {
+        const char *name;
+        const char *allowed;
+        int (*run)(const struct roster_opts *);
+    } subs[] = {
+        {"sign", " ca out force ", roster_sign},
+        {"show", " ca json ", roster_show},
+    };
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if (strcmp(argv[1], subs[i].name) != 0)
+            continue;
+        char cmd[32];
+        snprintf(cmd, sizeof cmd, "roster %s", subs[i].name);
+        struct roster_opts o = {0};
+        int rc = parse_opts(cmd, argc - 1, argv + 1, &o, subs[i].allowed);
+        if (rc < 0)
+            return BG_EXIT_OK; /* --help */
+        if (rc != BG_EXIT_OK)
+            return rc;
+        return subs[i].run(&o);
+    }
+    roster_usage(stderr);
+    return bg_cli_fail("roster", "no subcommand '%s'", argv[1]);
+}

@@ -1,0 +1,1198 @@
+/*
+ * envelope.c - sealing and opening signed envelopes (see envelope.h).
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <sodium.h>
+
+#include "envelope.h"
+#include "envelope.pb-c.h"
+
+_Static_assert(BG_ENV_REASON_LAST < 100, "envelope reasons use wire codes 1..99");
+_Static_assert(BG_ENV_ERROR_MSG_MAX < BG_ERR_MSG_MAX, "refusal messages fit a bg_err");
+_Static_assert(BG_ENV_BODY_ERROR == BAYGATE__BODY_TYPE__BODY_TYPE_ERROR, "matches the proto");
+
+int64_t
+bg_env_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- reasons --- */
+
+static const struct {
+    const char *name;
+    bool answers;
+} reasons[] = {
+    [BG_ENV_OK] = {"ok", false},
+    [BG_ENV_OVERSIZE] = {"oversize", false},
+    [BG_ENV_MALFORMED] = {"malformed", false},
+    [BG_ENV_MALFORMED_ENVELOPE] = {"malformed-envelope", false},
+    [BG_ENV_WRONG_KIND] = {"wrong-kind", false},
+    [BG_ENV_BAD_VERSION] = {"bad-version", true},
+    [BG_ENV_BAD_SENDER] = {"bad-sender", false},
+    [BG_ENV_UNKNOWN_CERTIFICATE] = {"unknown-certificate", true},
+    [BG_ENV_CERT_UNTRUSTED] = {"certificate-untrusted", false},
+    [BG_ENV_CERT_REVOKED] = {"certificate-revoked", false},
+    [BG_ENV_CERT_EXPIRED] = {"certificate-expired", true},
+    [BG_ENV_CERT_NOT_YET_VALID] = {"certificate-not-yet-valid", true},
+    [BG_ENV_CERT_WRONG_CITY] = {"certificate-wrong-city", false},
+    [BG_ENV_TRUST_UNAVAILABLE] = {"trust-unavailable", true},
+    [BG_ENV_NOT_MEMBER] = {"not-member", true},
+    [BG_ENV_PIN_MISMATCH] = {"pin-mismatch", true},
+    [BG_ENV_WRONG_RECIPIENT] = {"wrong-recipient", true},
+    [BG_ENV_STALE] = {"stale", true},
+    [BG_ENV_FUTURE] = {"future", true},
+    [BG_ENV_REPLAY] = {"replay", true},
+    [BG_ENV_REPLAY_FULL] = {"replay-cache-full", true},
+    [BG_ENV_BAD_SIGNATURE] = {"bad-signature", false},
+    [BG_ENV_WRONG_PEER] = {"wrong-peer", false},
+    [BG_ENV_NOT_BOUND] = {"not-bound", false},
+    [BG_ENV_INTERNAL] = {"internal", false},
+};
+_Static_assert(sizeof reasons / sizeof reasons[0] == BG_ENV_REASON_LAST + 1, "one row per reason");
+
+const char *
+bg_env_reason_name(bg_env_reason reason)
+{
+    return (unsigned)reason <= BG_ENV_REASON_LAST ? reasons[reason].name : "unknown";
+}
+
+uint32_t
+bg_env_reason_code(bg_env_reason reason)
+{
+    return (uint32_t)reason;
+}
+
+bool
+bg_env_reason_answers(bg_env_reason reason)
+{
+    return (unsigned)reason <= BG_ENV_REASON_LAST && reasons[reason].answers;
+}
+
+/* The bg_err status a reason is reported with. */
+static int
+reason_status(bg_env_reason r)
+{
+    switch (r) {
+    case BG_ENV_OK:
+        return BG_OK;
+    case BG_ENV_OVERSIZE:
+    case BG_ENV_REPLAY_FULL:
+        return BG_ELIMIT;
+    case BG_ENV_UNKNOWN_CERTIFICATE:
+    case BG_ENV_NOT_MEMBER:
+        return BG_ENOTFOUND;
+    case BG_ENV_CERT_UNTRUSTED:
+    case BG_ENV_CERT_REVOKED:
+    case BG_ENV_CERT_EXPIRED:
+    case BG_ENV_CERT_NOT_YET_VALID:
+    case BG_ENV_CERT_WRONG_CITY:
+    case BG_ENV_TRUST_UNAVAILABLE:
+    case BG_ENV_PIN_MISMATCH:
+    case BG_ENV_BAD_SIGNATURE:
+        return BG_ECRYPTO;
+    case BG_ENV_INTERNAL:
+        return BG_ENOMEM;
+    default:
+        return BG_EPROTO;
+    }
+}
+
+/* --- small helpers --- */
+
+/* Copies at most n bytes of untrusted NUL-terminated s for a message: '?'
+ * for anything not printable ASCII, "..." when s is longer. outsz >= 4. */
+static void
+printable(const char *s, size_t n, char *out, size_t outsz)
+{
+    size_t room = outsz - 4, k = 0;
+    for (; k < n && k < room && s[k] != '\0'; k++)
+        out[k] = (s[k] >= 0x20 && s[k] < 0x7f) ? s[k] : '?';
+    if (s[k] != '\0')
+        memcpy(out + k, "...", 3), k += 3;
+    out[k] = '\0';
+}
+
+/* The first 8 bytes of b in hex (enough to tell values apart in a log). */
+static void
+short_hex(const uint8_t *b, size_t n, char out[17])
+{
+    sodium_bin2hex(out, 17, b, n < 8 ? n : 8);
+}
+
+static bool
+purpose_valid(const char *p)
+{
+    size_t n = p ? strnlen(p, BG_ENV_PURPOSE_MAX + 1) : 0;
+    if (n > BG_ENV_PURPOSE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < 0x21 || p[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static bool
+all_zero(const uint8_t *b, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= b[i];
+    return acc == 0;
+}
+
+/* A city code as a number, for the replay key (code already validated). */
+static uint32_t
+city_number(const char *city)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < BG_CITY_CODE_LEN; i++)
+        v = v * 10 + (uint32_t)(city[i] - '0');
+    return v;
+}
+
+static int
+sodium_ready(bg_err *err)
+{
+    if (sodium_init() < 0)
+        return bg_err_set(err, BG_ECRYPTO, "libsodium failed to initialise");
+    return BG_OK;
+}
+
+/* --- a ProtobufCAllocator with a budget --- */
+
+/* protobuf-c's unpack can allocate tens of times the wire size (an unknown
+ * field costs a 24-byte record per 2 wire bytes), so every unpack of wire
+ * bytes runs under a budget: allocations fail, and unpack returns NULL, once
+ * the bytes live at one time would exceed it. */
+typedef struct cap_alloc {
+    ProtobufCAllocator base;
+    size_t used, limit;
+} cap_alloc;
+
+#define CAP_HDR (alignof(max_align_t) > sizeof(size_t) ? alignof(max_align_t) : sizeof(size_t))
+
+static void *
+cap_alloc_fn(void *data, size_t size)
+{
+    cap_alloc *c = data;
+    if (size > c->limit - c->used || size > SIZE_MAX - CAP_HDR)
+        return NULL;
+    unsigned char *p = malloc(CAP_HDR + size);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, &size, sizeof size);
+    c->used += size;
+    return p + CAP_HDR;
+}
+
+static void
+cap_free_fn(void *data, void *ptr)
+{
+    cap_alloc *c = data;
+    if (ptr == NULL)
+        return;
+    unsigned char *p = (unsigned char *)ptr - CAP_HDR;
+    size_t size;
+    memcpy(&size, p, sizeof size);
+    c->used -= size;
+    free(p);
+}
+
+/* A budget for unpacking len wire bytes: the copies of its byte fields (at
+ * most len), the message structs, and slack for a few unknown fields. */
+static void
+cap_init(cap_alloc *c, size_t len)
+{
+    c->base.alloc = cap_alloc_fn;
+    c->base.free = cap_free_fn;
+    c->base.allocator_data = c;
+    c->used = 0;
+    c->limit = 2 * len + 4096;
+}
+
+/* --- identity --- */
+
+void
+bg_env_identity_free(bg_env_identity *id)
+{
+    if (id == NULL)
+        return;
+    EVP_PKEY_free(id->key);
+    X509_free(id->cert);
+    OPENSSL_free(id->cert_der);
+    free(id);
+}
+
+int
+bg_env_identity_new(bg_env_identity **out, EVP_PKEY *key, X509 *cert, bg_err *err)
+{
+    if (out == NULL || key == NULL || cert == NULL)
+        return bg_err_set(err, BG_EINVAL, "identity needs a key and a certificate");
+    *out = NULL;
+    int rc = sodium_ready(err);
+    if (rc != BG_OK)
+        return rc;
+    bg_env_identity *id = calloc(1, sizeof *id);
+    if (id == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    if ((rc = bg_pki_cert_city(cert, id->city, err)) != BG_OK)
+        goto fail;
+    if (X509_check_private_key(cert, key) != 1) {
+        ERR_clear_error();
+        rc = bg_err_set(err, BG_EINVAL, "the key does not match the certificate of %s", id->city);
+        goto fail;
+    }
+    if ((rc = bg_pki_cert_to_der(cert, &id->cert_der, &id->cert_der_len, err)) != BG_OK)
+        goto fail;
+    if (id->cert_der_len > BG_TRUST_CERT_MAX) {
+        rc = bg_err_set(err, BG_ELIMIT, "certificate of %zu bytes exceeds %d", id->cert_der_len,
+                        BG_TRUST_CERT_MAX);
+        goto fail;
+    }
+    if ((rc = bg_sig_fingerprint_der(id->cert_der, id->cert_der_len, id->fingerprint, err)) !=
+        BG_OK)
+        goto fail;
+    EVP_PKEY_up_ref(key);
+    id->key = key;
+    X509_up_ref(cert);
+    id->cert = cert;
+    *out = id;
+    return BG_OK;
+fail:
+    bg_env_identity_free(id);
+    return rc;
+}
+
+static int
+join_path(char *buf, size_t sz, const char *dir, const char *path, bg_err *err)
+{
+    int n = (dir != NULL && path[0] != '/') ? snprintf(buf, sz, "%s/%s", dir, path)
+                                            : snprintf(buf, sz, "%s", path);
+    if (n < 0 || (size_t)n >= sz)
+        return bg_err_set(err, BG_ELIMIT, "path too long");
+    return BG_OK;
+}
+
+int
+bg_env_identity_load(bg_env_identity **out, const char *dir, const char *key_path,
+                     const char *cert_path, bg_err *err)
+{
+    if (out == NULL)
+        return bg_err_set(err, BG_EINVAL, "no identity output");
+    *out = NULL;
+    char kp[PATH_MAX], cp[PATH_MAX];
+    int rc = join_path(kp, sizeof kp, dir, key_path ? key_path : "city.key", err);
+    if (rc == BG_OK)
+        rc = join_path(cp, sizeof cp, dir, cert_path ? cert_path : "city.crt", err);
+    if (rc != BG_OK)
+        return rc;
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    rc = bg_pki_key_load(kp, &key, err);
+    if (rc == BG_OK)
+        rc = bg_pki_cert_load(cp, &cert, err);
+    if (rc == BG_OK)
+        rc = bg_env_identity_new(out, key, cert, err);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    return rc;
+}
+
+/* --- sealing --- */
+
+int
+bg_env_seal(const bg_env_identity *id, const bg_env_fields *f, bool include_cert, size_t max_len,
+            uint8_t **out, size_t *out_len, bg_env_sent *sent, bg_err *err)
+{
+    if (id == NULL || f == NULL || out == NULL || out_len == NULL)
+        return bg_err_set(err, BG_EINVAL, "seal: missing argument");
+    *out = NULL;
+    *out_len = 0;
+    if (max_len == 0)
+        max_len = BG_ENV_MESSAGE_DEFAULT;
+    if (!bg_pki_city_code_valid(f->recipient))
+        return bg_err_set(err, BG_EINVAL, "recipient must be a 6-digit city code");
+    if (!purpose_valid(f->purpose))
+        return bg_err_set(err, BG_EINVAL,
+                          "purpose must be at most %d printable ASCII bytes without spaces",
+                          BG_ENV_PURPOSE_MAX);
+    if (f->authorisation_ref_len > BG_ENV_AUTH_REF_MAX ||
+        (f->authorisation_ref == NULL && f->authorisation_ref_len != 0))
+        return bg_err_set(err, BG_EINVAL, "authorisation reference must be at most %d bytes",
+                          BG_ENV_AUTH_REF_MAX);
+    if (f->body_type == 0)
+        return bg_err_set(err, BG_EINVAL, "body type 0 is not a message type");
+    if (f->body == NULL && f->body_len != 0)
+        return bg_err_set(err, BG_EINVAL, "body missing");
+    if (f->body_len > max_len)
+        return bg_err_set(err, BG_ELIMIT, "body of %zu bytes exceeds the %zu-byte message limit",
+                          f->body_len, max_len);
+    if (f->issued_at_ms < 0)
+        return bg_err_set(err, BG_EINVAL, "issued_at must not be negative");
+
+    uint8_t rid[BG_ENV_ID_LEN], nonce[BG_ENV_NONCE_LEN];
+    memcpy(rid, f->request_id, sizeof rid);
+    if (all_zero(rid, sizeof rid))
+        randombytes_buf(rid, sizeof rid);
+    randombytes_buf(nonce, sizeof nonce);
+
+    Baygate__Envelope env = BAYGATE__ENVELOPE__INIT;
+    env.version = BG_ENV_VERSION;
+    env.sender = (char *)id->city;
+    env.recipient = (char *)f->recipient;
+    env.request_id.data = rid;
+    env.request_id.len = sizeof rid;
+    env.issued_at_ms = f->issued_at_ms ? f->issued_at_ms : bg_env_now_ms();
+    env.nonce.data = nonce;
+    env.nonce.len = sizeof nonce;
+    env.purpose = (char *)(f->purpose ? f->purpose : "");
+    env.authorisation_ref.data = (uint8_t *)f->authorisation_ref;
+    env.authorisation_ref.len = f->authorisation_ref_len;
+    env.body_type = f->body_type;
+    env.body.data = (uint8_t *)f->body;
+    env.body.len = f->body_len;
+    if (f->reply_to_nonce != NULL) {
+        env.reply_to_nonce.data = (uint8_t *)f->reply_to_nonce;
+        env.reply_to_nonce.len = BG_ENV_NONCE_LEN;
+    }
+
+    /* The inner envelope alone already too big: refuse before signing. */
+    size_t env_len = baygate__envelope__get_packed_size(&env);
+    if (env_len >= max_len)
+        return bg_err_set(err, BG_ELIMIT,
+                          "envelope of %zu bytes exceeds the %zu-byte message limit", env_len,
+                          max_len);
+    uint8_t *env_bytes = malloc(env_len);
+    if (env_bytes == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    baygate__envelope__pack(&env, env_bytes);
+
+    uint8_t sig[BG_SIG_MAX];
+    size_t siglen = 0;
+    int rc = bg_sig_sign(id->key, BG_SIG_CTX_ENVELOPE, env_bytes, env_len, sig, &siglen, err);
+    if (rc != BG_OK) {
+        free(env_bytes);
+        return rc;
+    }
+
+    Baygate__SignedEnvelope se;
+    baygate__signed_envelope__init(&se); /* the INIT macro trips -Wmissing-braces */
+    se.envelope.data = env_bytes;
+    se.envelope.len = env_len;
+    if (include_cert) {
+        se.signer_case = BAYGATE__SIGNED_ENVELOPE__SIGNER_CERTIFICATE_DER;
+        se.certificate_der.data = id->cert_der;
+        se.certificate_der.len = id->cert_der_len;
+    } else {
+        se.signer_case = BAYGATE__SIGNED_ENVELOPE__SIGNER_CERTIFICATE_SHA256;
+        se.certificate_sha256.data = (uint8_t *)id->fingerprint;
+        se.certificate_sha256.len = BG_SIG_FP_LEN;
+    }
+    se.signature.data = sig;
+    se.signature.len = siglen;
+    size_t len = baygate__signed_envelope__get_packed_size(&se);
+    if (len > max_len) {
+        free(env_bytes);
+        return bg_err_set(err, BG_ELIMIT,
+                          "signed envelope of %zu bytes exceeds the %zu-byte message limit", len,
+                          max_len);
+    }
+    uint8_t *buf = malloc(len);
+    if (buf == NULL) {
+        free(env_bytes);
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    }
+    baygate__signed_envelope__pack(&se, buf);
+    free(env_bytes);
+    if (sent != NULL) {
+        memcpy(sent->request_id, rid, sizeof rid);
+        memcpy(sent->nonce, nonce, sizeof nonce);
+        sent->issued_at_ms = env.issued_at_ms;
+    }
+    *out = buf;
+    *out_len = len;
+    return BG_OK;
+}
+
+/* --- the replay cache --- */
+
+#define NIL UINT32_MAX
+
+struct rnode {
+    uint8_t nonce[BG_ENV_NONCE_LEN];
+    uint32_t city;
+    uint32_t next; /* chain, or free list */
+    int64_t expiry_ms;
+};
+
+struct replay {
+    pthread_mutex_t mu;
+    struct rnode *nodes; /* cap of them */
+    uint32_t *heads;     /* mask + 1 buckets */
+    uint32_t cap, count, mask, free_head;
+    int64_t min_expiry; /* no entry expires before this (a lower bound) */
+    uint8_t key[crypto_shorthash_KEYBYTES];
+    uint64_t replays, full, swept;
+};
+
+static int
+replay_init(struct replay *r, size_t cap, bg_err *err)
+{
+    size_t buckets = 1;
+    while (buckets < cap)
+        buckets <<= 1;
+    r->nodes = calloc(cap, sizeof *r->nodes);
+    r->heads = malloc(buckets * sizeof *r->heads);
+    if (r->nodes == NULL || r->heads == NULL) {
+        free(r->nodes);
+        free(r->heads);
+        return bg_err_set(err, BG_ENOMEM, "out of memory for a replay cache of %zu", cap);
+    }
+    if (pthread_mutex_init(&r->mu, NULL) != 0) {
+        free(r->nodes);
+        free(r->heads);
+        return bg_err_set(err, BG_ENOMEM, "cannot create a mutex");
+    }
+    for (size_t i = 0; i < buckets; i++)
+        r->heads[i] = NIL;
+    for (size_t i = 0; i < cap; i++)
+        r->nodes[i].next = i + 1 < cap ? (uint32_t)(i + 1) : NIL;
+    r->free_head = 0;
+    r->cap = (uint32_t)cap;
+    r->mask = (uint32_t)(buckets - 1);
+    r->count = 0;
+    r->min_expiry = INT64_MAX;
+    randombytes_buf(r->key, sizeof r->key);
+    return BG_OK;
+}
+
+static void
+replay_destroy(struct replay *r)
+{
+    pthread_mutex_destroy(&r->mu);
+    free(r->nodes);
+    free(r->heads);
+}
+
+static uint32_t
+replay_bucket(const struct replay *r, const uint8_t nonce[BG_ENV_NONCE_LEN], uint32_t city)
+{
+    uint8_t in[BG_ENV_NONCE_LEN + 4], h[crypto_shorthash_BYTES];
+    memcpy(in, nonce, BG_ENV_NONCE_LEN);
+    memcpy(in + BG_ENV_NONCE_LEN, &city, 4);
+    crypto_shorthash(h, in, sizeof in, r->key);
+    uint32_t v;
+    memcpy(&v, h, sizeof v);
+    return v & r->mask;
+}
+
+/* Unlinks *link (expired) and puts it on the free list; returns the next. */
+static uint32_t
+replay_drop(struct replay *r, uint32_t *link)
+{
+    uint32_t i = *link;
+    *link = r->nodes[i].next;
+    r->nodes[i].next = r->free_head;
+    r->free_head = i;
+    r->count--;
+    r->swept++;
+    return *link;
+}
+
+/* Whether (nonce, city) is live at now; drops expired entries on the way. An
+ * entry is live while its envelope could still pass the clock check
+ * (expiry >= now). Under r->mu. */
+static bool
+replay_seen(struct replay *r, uint32_t b, const uint8_t nonce[BG_ENV_NONCE_LEN], uint32_t city,
+            int64_t now)
+{
+    uint32_t *link = &r->heads[b];
+    while (*link != NIL) {
+        struct rnode *n = &r->nodes[*link];
+        if (n->expiry_ms < now) {
+            replay_drop(r, link);
+            continue;
+        }
+        if (n->city == city && memcmp(n->nonce, nonce, BG_ENV_NONCE_LEN) == 0)
+            return true;
+        link = &n->next;
+    }
+    return false;
+}
+
+/* Removes every expired entry if any can have expired. Under r->mu. */
+static void
+replay_sweep(struct replay *r, int64_t now)
+{
+    if (now <= r->min_expiry)
+        return;
+    int64_t min = INT64_MAX;
+    for (uint32_t b = 0; b <= r->mask; b++) {
+        uint32_t *link = &r->heads[b];
+        while (*link != NIL) {
+            struct rnode *n = &r->nodes[*link];
+            if (n->expiry_ms < now) {
+                replay_drop(r, link);
+                continue;
+            }
+            if (n->expiry_ms < min)
+                min = n->expiry_ms;
+            link = &n->next;
+        }
+    }
+    r->min_expiry = min;
+}
+
+/* BG_ENV_OK if (nonce, city) may be accepted at now; with record, also
+ * records it (expiring at expiry). One critical section, so two threads
+ * recording the same nonce cannot both succeed. */
+static bg_env_reason
+replay_check(struct replay *r, const uint8_t nonce[BG_ENV_NONCE_LEN], uint32_t city, int64_t now,
+             int64_t expiry, bool record)
+{
+    uint32_t b = replay_bucket(r, nonce, city);
+    bg_env_reason res = BG_ENV_OK;
+    pthread_mutex_lock(&r->mu);
+    if (replay_seen(r, b, nonce, city, now)) {
+        r->replays++;
+        res = BG_ENV_REPLAY;
+    } else {
+        if (r->count == r->cap)
+            replay_sweep(r, now);
+        if (r->count == r->cap) {
+            r->full++;
+            res = BG_ENV_REPLAY_FULL;
+        } else if (record) {
+            uint32_t i = r->free_head;
+            struct rnode *n = &r->nodes[i];
+            r->free_head = n->next;
+            memcpy(n->nonce, nonce, BG_ENV_NONCE_LEN);
+            n->city = city;
+            n->expiry_ms = expiry;
+            n->next = r->heads[b];
+            r->heads[b] = i;
+            r->count++;
+            if (expiry < r->min_expiry)
+                r->min_expiry = expiry;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return res;
+}
+
+/* --- the verifier --- */
+
+struct bg_env_verifier {
+    char own[BG_CITY_CODE_LEN + 1];
+    bg_trust *trust;
+    bg_env_member_fp_fn member_fp;
+    void *member_ctx;
+    int64_t window_ms;
+    size_t max_message;
+    struct replay replay;
+    pthread_mutex_t stats_mu;
+    uint64_t opened, refused;
+};
+
+int
+bg_env_verifier_new(bg_env_verifier **out, const bg_env_verifier_config *cfg, bg_err *err)
+{
+    if (out == NULL || cfg == NULL)
+        return bg_err_set(err, BG_EINVAL, "verifier: missing argument");
+    *out = NULL;
+    if (!bg_pki_city_code_valid(cfg->own_city))
+        return bg_err_set(err, BG_EINVAL, "own city must be a 6-digit code");
+    if (cfg->trust == NULL || cfg->member_fp == NULL)
+        return bg_err_set(err, BG_EINVAL, "verifier needs a trust store and a roster callback");
+    int64_t window = cfg->window_ms ? cfg->window_ms : BG_ENV_WINDOW_DEFAULT_MS;
+    if (window < 1000 || window > BG_ENV_WINDOW_MAX_MS)
+        return bg_err_set(err, BG_EINVAL, "clock window must be 1000..%d ms", BG_ENV_WINDOW_MAX_MS);
+    size_t cap = cfg->replay_capacity ? cfg->replay_capacity : BG_ENV_REPLAY_DEFAULT;
+    if (cap > BG_ENV_REPLAY_MAX)
+        return bg_err_set(err, BG_EINVAL, "replay cache capacity must be at most %u",
+                          BG_ENV_REPLAY_MAX);
+    size_t max = cfg->max_message ? cfg->max_message : BG_ENV_MESSAGE_DEFAULT;
+    if (max < BG_ENV_MESSAGE_MIN || max > BG_ENV_MESSAGE_MAX)
+        return bg_err_set(err, BG_EINVAL, "max message size must be %d..%d bytes",
+                          BG_ENV_MESSAGE_MIN, BG_ENV_MESSAGE_MAX);
+    int rc = sodium_ready(err);
+    if (rc != BG_OK)
+        return rc;
+    bg_env_verifier *v = calloc(1, sizeof *v);
+    if (v == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    memcpy(v->own, cfg->own_city, sizeof v->own);
+    v->trust = cfg->trust;
+    v->member_fp = cfg->member_fp;
+    v->member_ctx = cfg->member_ctx;
+    v->window_ms = window;
+    v->max_message = max;
+    if ((rc = replay_init(&v->replay, cap, err)) != BG_OK) {
+        free(v);
+        return rc;
+    }
+    if (pthread_mutex_init(&v->stats_mu, NULL) != 0) {
+        replay_destroy(&v->replay);
+        free(v);
+        return bg_err_set(err, BG_ENOMEM, "cannot create a mutex");
+    }
+    *out = v;
+    return BG_OK;
+}
+
+void
+bg_env_verifier_free(bg_env_verifier *v)
+{
+    if (v == NULL)
+        return;
+    replay_destroy(&v->replay);
+    pthread_mutex_destroy(&v->stats_mu);
+    free(v);
+}
+
+void
+bg_env_verifier_stats(bg_env_verifier *v, bg_env_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&v->replay.mu);
+    out->replay_entries = v->replay.count;
+    out->replay_capacity = v->replay.cap;
+    out->replays = v->replay.replays;
+    out->full = v->replay.full;
+    out->swept = v->replay.swept;
+    pthread_mutex_unlock(&v->replay.mu);
+    pthread_mutex_lock(&v->stats_mu);
+    out->opened = v->opened;
+    out->refused = v->refused;
+    pthread_mutex_unlock(&v->stats_mu);
+}
+
+/* --- opening --- */
+
+/* An accepted envelope and the memory it points into. */
+struct opened_box {
+    bg_env_opened pub; /* first: bg_env_opened_free casts back */
+    cap_alloc cap;
+    Baygate__Envelope *env;
+};
+
+void
+bg_env_opened_free(bg_env_opened *o)
+{
+    if (o == NULL)
+        return;
+    struct opened_box *box = (struct opened_box *)o;
+    if (box->env != NULL)
+        baygate__envelope__free_unpacked(box->env, &box->cap.base);
+    free(box);
+}
+
+/* Clock values beyond this (year 5138) are a caller's bug; bounding them keeps
+ * the window arithmetic far from overflow. */
+#define NOW_MAX_MS INT64_C(100000000000000)
+
+/* What one open is about: a request, or an answer from expected_peer to
+ * request_nonce. */
+struct open_ctx {
+    bg_env_verifier *v;
+    const char *expected_peer;    /* NULL: a request */
+    const uint8_t *request_nonce; /* answers */
+    bg_env_refusal *ref;
+    bg_err *err;
+};
+
+static bg_env_reason refuse(struct open_ctx *c, bg_env_reason r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bg_env_reason
+refuse(struct open_ctx *c, bg_env_reason r, const char *fmt, ...)
+{
+    char msg[BG_ENV_ERROR_MSG_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    bg_err_set(c->err, reason_status(r), "%s", msg);
+    if (c->ref != NULL) {
+        c->ref->reason = r;
+        memcpy(c->ref->message, msg, sizeof msg);
+    }
+    pthread_mutex_lock(&c->v->stats_mu);
+    c->v->refused++;
+    pthread_mutex_unlock(&c->v->stats_mu);
+    ERR_clear_error();
+    return r;
+}
+
+/* A certificate refusal from bg_trust: its reason mapped to ours. */
+static bg_env_reason
+refuse_cert(struct open_ctx *c, const bg_trust_result *tr, int rc, const char *why)
+{
+    bg_env_reason r;
+    if (c->ref != NULL)
+        c->ref->trust_reason = tr->reason;
+    switch (tr->reason) {
+    case BG_TRUST_NOT_CACHED:
+        return refuse(c, BG_ENV_UNKNOWN_CERTIFICATE,
+                      "certificate not known by fingerprint; resend with the certificate");
+    case BG_TRUST_REVOKED:
+        r = BG_ENV_CERT_REVOKED;
+        break;
+    case BG_TRUST_EXPIRED:
+        r = BG_ENV_CERT_EXPIRED;
+        break;
+    case BG_TRUST_NOT_YET_VALID:
+        r = BG_ENV_CERT_NOT_YET_VALID;
+        break;
+    case BG_TRUST_WRONG_CITY:
+        r = BG_ENV_CERT_WRONG_CITY;
+        break;
+    case BG_TRUST_CRL_EXPIRED:
+    case BG_TRUST_CRL_INVALID:
+        r = BG_ENV_TRUST_UNAVAILABLE;
+        break;
+    case BG_TRUST_INTERNAL:
+        r = BG_ENV_INTERNAL;
+        break;
+    case BG_TRUST_OK: /* a failure without a reason: bad arguments or resources */
+        r = rc == BG_ELIMIT ? BG_ENV_CERT_UNTRUSTED : BG_ENV_INTERNAL;
+        break;
+    default:
+        r = BG_ENV_CERT_UNTRUSTED;
+        break;
+    }
+    return refuse(c, r, "certificate refused: %s", why);
+}
+
+/* Records what a parsed request claims, for addressing an error answer. */
+static void
+note_claims(struct open_ctx *c, const Baygate__Envelope *env)
+{
+    if (c->ref == NULL || c->expected_peer != NULL || !bg_pki_city_code_valid(env->sender))
+        return;
+    c->ref->addressable = true;
+    memcpy(c->ref->sender, env->sender, sizeof c->ref->sender);
+    memcpy(c->ref->request_id, env->request_id.data, BG_ENV_ID_LEN);
+    memcpy(c->ref->nonce, env->nonce.data, BG_ENV_NONCE_LEN);
+    snprintf(c->ref->purpose, sizeof c->ref->purpose, "%s", env->purpose);
+}
+
+static bg_env_reason
+open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, bg_env_opened **out)
+{
+    bg_env_verifier *v = c->v;
+    char a[80], b[17], d[17];
+
+    /* 1. size */
+    if (msg == NULL || len == 0)
+        return refuse(c, BG_ENV_MALFORMED, "empty message");
+    if (len > v->max_message)
+        return refuse(c, BG_ENV_OVERSIZE, "message of %zu bytes exceeds the limit of %zu", len,
+                      v->max_message);
+
+    /* 2. the SignedEnvelope, every length bounded */
+    cap_alloc se_cap;
+    cap_init(&se_cap, len);
+    Baygate__SignedEnvelope *se = baygate__signed_envelope__unpack(&se_cap.base, len, msg);
+    if (se == NULL)
+        return refuse(c, BG_ENV_MALFORMED, "not a signed envelope (does not parse in %zu bytes)",
+                      se_cap.limit);
+    struct opened_box *box = NULL;
+    EVP_PKEY *pub = NULL;
+    bg_env_reason r = BG_ENV_OK;
+    if (se->envelope.len == 0) {
+        r = refuse(c, BG_ENV_MALFORMED, "signed envelope carries no envelope");
+        goto out;
+    }
+    if (se->signature.len == 0 || se->signature.len > BG_SIG_MAX) {
+        r = refuse(c, BG_ENV_MALFORMED, "signature of %zu bytes (must be 1..%d)", se->signature.len,
+                   BG_SIG_MAX);
+        goto out;
+    }
+    bool with_cert = se->signer_case == BAYGATE__SIGNED_ENVELOPE__SIGNER_CERTIFICATE_DER;
+    if (with_cert &&
+        (se->certificate_der.len == 0 || se->certificate_der.len > BG_TRUST_CERT_MAX)) {
+        r = refuse(c, BG_ENV_MALFORMED, "certificate of %zu bytes (must be 1..%d)",
+                   se->certificate_der.len, BG_TRUST_CERT_MAX);
+        goto out;
+    }
+    if (se->signer_case == BAYGATE__SIGNED_ENVELOPE__SIGNER_CERTIFICATE_SHA256 &&
+        se->certificate_sha256.len != BG_SIG_FP_LEN) {
+        r = refuse(c, BG_ENV_MALFORMED, "certificate fingerprint of %zu bytes (must be %d)",
+                   se->certificate_sha256.len, BG_SIG_FP_LEN);
+        goto out;
+    }
+    if (!with_cert && se->signer_case != BAYGATE__SIGNED_ENVELOPE__SIGNER_CERTIFICATE_SHA256) {
+        r = refuse(c, BG_ENV_MALFORMED, "signed envelope names no certificate");
+        goto out;
+    }
+
+    /* 3. the Envelope */
+    box = calloc(1, sizeof *box);
+    if (box == NULL) {
+        r = refuse(c, BG_ENV_INTERNAL, "out of memory");
+        goto out;
+    }
+    cap_init(&box->cap, se->envelope.len);
+    box->env = baygate__envelope__unpack(&box->cap.base, se->envelope.len, se->envelope.data);
+    Baygate__Envelope *env = box->env;
+    if (env == NULL) {
+        r = refuse(c, BG_ENV_MALFORMED_ENVELOPE, "envelope does not parse");
+        goto out;
+    }
+    if (env->request_id.len != BG_ENV_ID_LEN || env->nonce.len != BG_ENV_NONCE_LEN) {
+        r = refuse(c, BG_ENV_MALFORMED_ENVELOPE,
+                   "request id of %zu and nonce of %zu bytes (must be %d and %d)",
+                   env->request_id.len, env->nonce.len, BG_ENV_ID_LEN, BG_ENV_NONCE_LEN);
+        goto out;
+    }
+    if (env->reply_to_nonce.len != 0 && env->reply_to_nonce.len != BG_ENV_NONCE_LEN) {
+        r = refuse(c, BG_ENV_MALFORMED_ENVELOPE, "reply-to nonce of %zu bytes (must be 0 or %d)",
+                   env->reply_to_nonce.len, BG_ENV_NONCE_LEN);
+        goto out;
+    }
+    if (env->authorisation_ref.len > BG_ENV_AUTH_REF_MAX) {
+        r = refuse(c, BG_ENV_MALFORMED_ENVELOPE,
+                   "authorisation reference of %zu bytes (at most %d)", env->authorisation_ref.len,
+                   BG_ENV_AUTH_REF_MAX);
+        goto out;
+    }
+    if (!purpose_valid(env->purpose)) {
+        printable(env->purpose, BG_ENV_PURPOSE_MAX, a, sizeof a);
+        r = refuse(c, BG_ENV_MALFORMED_ENVELOPE, "purpose \"%s\" is not %d printable bytes", a,
+                   BG_ENV_PURPOSE_MAX);
+        goto out;
+    }
+    bool is_answer = env->reply_to_nonce.len == BG_ENV_NONCE_LEN;
+    if (is_answer != (c->expected_peer != NULL)) {
+        r = refuse(c, BG_ENV_WRONG_KIND,
+                   is_answer ? "an answer (it carries reply_to_nonce) where a request was expected"
+                             : "a request (no reply_to_nonce) where an answer was expected");
+        goto out;
+    }
+    note_claims(c, env);
+    if (env->version != BG_ENV_VERSION) {
+        r = refuse(c, BG_ENV_BAD_VERSION, "envelope version %u; this gateway speaks %d",
+                   env->version, BG_ENV_VERSION);
+        goto out;
+    }
+
+    /* 4. the sender (and, for answers, that it is the peer we asked) */
+    if (!bg_pki_city_code_valid(env->sender)) {
+        printable(env->sender, 16, a, sizeof a);
+        r = refuse(c, BG_ENV_BAD_SENDER, "sender \"%s\" is not a 6-digit city code", a);
+        goto out;
+    }
+    if (c->expected_peer != NULL && strcmp(env->sender, c->expected_peer) != 0) {
+        r = refuse(c, BG_ENV_WRONG_PEER, "answer is from %s, the request went to %s", env->sender,
+                   c->expected_peer);
+        goto out;
+    }
+
+    /* 5. the certificate */
+    time_t now_s = (time_t)(now_ms / 1000);
+    bg_trust_result tr;
+    bg_err sub = {0};
+    int rc = with_cert
+                 ? bg_trust_verify_at(v->trust, se->certificate_der.data, se->certificate_der.len,
+                                      env->sender, now_s, &tr, &pub, &sub)
+                 : bg_trust_verify_cached(v->trust, se->certificate_sha256.data, env->sender, now_s,
+                                          &tr, &pub, &sub);
+    if (rc != BG_OK) {
+        r = refuse_cert(c, &tr, rc, sub.msg);
+        goto out;
+    }
+
+    /* 6. the roster */
+    uint8_t pin[BG_SIG_FP_LEN];
+    rc = v->member_fp(v->member_ctx, env->sender, pin);
+    if (rc == BG_ENOTFOUND) {
+        r = refuse(c, BG_ENV_NOT_MEMBER, "%s is not a member in this gateway's roster",
+                   env->sender);
+        goto out;
+    }
+    if (rc != BG_OK) {
+        r = refuse(c, BG_ENV_TRUST_UNAVAILABLE, "roster lookup for %s failed (%s)", env->sender,
+                   bg_status_name(rc));
+        goto out;
+    }
+    if (sodium_memcmp(pin, tr.fingerprint, BG_SIG_FP_LEN) != 0) {
+        short_hex(tr.fingerprint, BG_SIG_FP_LEN, b);
+        short_hex(pin, BG_SIG_FP_LEN, d);
+        r = refuse(c, BG_ENV_PIN_MISMATCH,
+                   "certificate %s... of %s is not the one the roster pins (%s...)", b, env->sender,
+                   d);
+        goto out;
+    }
+
+    /* 7. the recipient (and, for answers, the request answered) */
+    if (strcmp(env->recipient, v->own) != 0) {
+        printable(env->recipient, 16, a, sizeof a);
+        r = refuse(c, BG_ENV_WRONG_RECIPIENT, "envelope is addressed to \"%s\", this gateway is %s",
+                   a, v->own);
+        goto out;
+    }
+    if (c->expected_peer != NULL &&
+        sodium_memcmp(env->reply_to_nonce.data, c->request_nonce, BG_ENV_NONCE_LEN) != 0) {
+        r = refuse(c, BG_ENV_NOT_BOUND, "answer from %s does not reply to our request's nonce",
+                   env->sender);
+        goto out;
+    }
+
+    /* 8. the clock window (no overflow: now and the window are bounded) */
+    int64_t issued = env->issued_at_ms;
+    if (issued < now_ms - v->window_ms) {
+        r = refuse(c, BG_ENV_STALE,
+                   "envelope is stale: issued %.3f s before now, the window is +-%lld s",
+                   (double)(now_ms - issued) / 1000.0, (long long)(v->window_ms / 1000));
+        goto out;
+    }
+    if (issued > now_ms + v->window_ms) {
+        r = refuse(c, BG_ENV_FUTURE,
+                   "envelope is from the future: issued %.3f s after now, the window is +-%lld s",
+                   (double)(issued - now_ms) / 1000.0, (long long)(v->window_ms / 1000));
+        goto out;
+    }
+
+    /* 9. replay: an early look, to spare the signature check */
+    uint32_t city = city_number(env->sender);
+    int64_t expiry = issued + v->window_ms;
+    bg_env_reason rr = replay_check(&v->replay, env->nonce.data, city, now_ms, expiry, false);
+    if (rr != BG_ENV_OK)
+        goto replay_refused;
+
+    /* 10. the signature over the exact bytes received */
+    if (bg_sig_verify(pub, BG_SIG_CTX_ENVELOPE, se->envelope.data, se->envelope.len,
+                      se->signature.data, se->signature.len, &sub) != BG_OK) {
+        r = refuse(c, BG_ENV_BAD_SIGNATURE, "signature of %s does not verify", env->sender);
+        goto out;
+    }
+
+    /* Only now: record the nonce (and look again: a concurrent twin). */
+    rr = replay_check(&v->replay, env->nonce.data, city, now_ms, expiry, true);
+replay_refused:
+    if (rr == BG_ENV_REPLAY) {
+        short_hex(env->nonce.data, BG_ENV_NONCE_LEN, b);
+        r = refuse(c, BG_ENV_REPLAY, "replay: nonce %s... from %s was already seen", b,
+                   env->sender);
+        goto out;
+    }
+    if (rr == BG_ENV_REPLAY_FULL) {
+        r = refuse(c, BG_ENV_REPLAY_FULL,
+                   "replay cache full (%u live envelopes within the window); retry later",
+                   (unsigned)v->replay.cap);
+        goto out;
+    }
+
+    /* Accepted. */
+    bg_env_opened *o = &box->pub;
+    memcpy(o->sender, env->sender, sizeof o->sender);
+    memcpy(o->recipient, env->recipient, sizeof o->recipient);
+    memcpy(o->request_id, env->request_id.data, BG_ENV_ID_LEN);
+    o->issued_at_ms = issued;
+    memcpy(o->nonce, env->nonce.data, BG_ENV_NONCE_LEN);
+    snprintf(o->purpose, sizeof o->purpose, "%s", env->purpose);
+    o->authorisation_ref = env->authorisation_ref.len ? env->authorisation_ref.data : NULL;
+    o->authorisation_ref_len = env->authorisation_ref.len;
+    o->body_type = env->body_type;
+    o->body = env->body.len ? env->body.data : NULL;
+    o->body_len = env->body.len;
+    o->is_answer = is_answer;
+    if (is_answer)
+        memcpy(o->reply_to_nonce, env->reply_to_nonce.data, BG_ENV_NONCE_LEN);
+    memcpy(o->cert_fingerprint, tr.fingerprint, BG_SIG_FP_LEN);
+    o->cert_included = with_cert;
+    crypto_hash_sha256(o->digest, msg, len);
+    *out = o;
+    box = NULL;
+    pthread_mutex_lock(&v->stats_mu);
+    v->opened++;
+    pthread_mutex_unlock(&v->stats_mu);
+    bg_err_clear(c->err);
+out:
+    EVP_PKEY_free(pub);
+    bg_env_opened_free(box ? &box->pub : NULL);
+    baygate__signed_envelope__free_unpacked(se, &se_cap.base);
+    return r;
+}
+
+bg_env_reason
+bg_env_open(bg_env_verifier *v, const uint8_t *msg, size_t len, int64_t now_ms, bg_env_opened **out,
+            bg_env_refusal *refusal, bg_err *err)
+{
+    if (refusal != NULL)
+        memset(refusal, 0, sizeof *refusal);
+    if (out != NULL)
+        *out = NULL;
+    if (v == NULL || out == NULL) {
+        bg_err_set(err, BG_EINVAL, "open: missing argument");
+        if (refusal != NULL)
+            refusal->reason = BG_ENV_INTERNAL;
+        return BG_ENV_INTERNAL;
+    }
+    struct open_ctx c = {.v = v, .ref = refusal, .err = err};
+    if (now_ms < 0 || now_ms > NOW_MAX_MS)
+        return refuse(&c, BG_ENV_INTERNAL, "open: clock value %lld ms is out of range",
+                      (long long)now_ms);
+    return open_common(&c, msg, len, now_ms ? now_ms : bg_env_now_ms(), out);
+}
+
+bg_env_reason
+bg_env_open_answer(bg_env_verifier *v, const uint8_t *msg, size_t len, const char *expected_peer,
+                   const uint8_t request_nonce[BG_ENV_NONCE_LEN], int64_t now_ms,
+                   bg_env_opened **out, bg_err *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (v == NULL || out == NULL || request_nonce == NULL ||
+        !bg_pki_city_code_valid(expected_peer)) {
+        bg_err_set(err, BG_EINVAL, "open answer: missing argument or bad peer code");
+        return BG_ENV_INTERNAL;
+    }
+    struct open_ctx c = {
+        .v = v, .expected_peer = expected_peer, .request_nonce = request_nonce, .err = err};
+    if (now_ms < 0 || now_ms > NOW_MAX_MS)
+        return refuse(&c, BG_ENV_INTERNAL, "open: clock value %lld ms is out of range",
+                      (long long)now_ms);
+    return open_common(&c, msg, len, now_ms ? now_ms : bg_env_now_ms(), out);
+}
+
+/* --- answers and errors --- */
+
+int
+bg_env_seal_answer(const bg_env_identity *id, const bg_env_opened *req, uint32_t body_type,
+                   const uint8_t *body, size_t body_len, bool include_cert, size_t max_len,
+                   uint8_t **out, size_t *out_len, bg_err *err)
+{
+    if (req == NULL)
+        return bg_err_set(err, BG_EINVAL, "answer: no request");
+    if (req->is_answer)
+        return bg_err_set(err, BG_EINVAL, "an answer is never answered");
+    bg_env_fields f = {
+        .recipient = req->sender,
+        .purpose = req->purpose,
+        .authorisation_ref = req->authorisation_ref,
+        .authorisation_ref_len = req->authorisation_ref_len,
+        .body_type = body_type,
+        .body = body,
+        .body_len = body_len,
+        .reply_to_nonce = req->nonce,
+    };
+    memcpy(f.request_id, req->request_id, BG_ENV_ID_LEN);
+    return bg_env_seal(id, &f, include_cert, max_len, out, out_len, NULL, err);
+}
+
+/* Copies message printable and cut to BG_ENV_ERROR_MSG_MAX. */
+static void
+error_text(const char *message, char out[BG_ENV_ERROR_MSG_MAX + 1])
+{
+    size_t k = 0;
+    for (size_t i = 0; message != NULL && message[i] != '\0' && k < BG_ENV_ERROR_MSG_MAX; i++)
+        out[k++] = (message[i] >= 0x20 && message[i] < 0x7f) ? message[i] : '?';
+    out[k] = '\0';
+}
+
+int
+bg_env_error_pack(uint32_t code, const char *message, uint8_t **out, size_t *out_len, bg_err *err)
+{
+    if (out == NULL || out_len == NULL)
+        return bg_err_set(err, BG_EINVAL, "error pack: missing argument");
+    char text[BG_ENV_ERROR_MSG_MAX + 1];
+    error_text(message, text);
+    Baygate__ErrorAnswer ea = BAYGATE__ERROR_ANSWER__INIT;
+    ea.code = code;
+    ea.message = text;
+    size_t len = baygate__error_answer__get_packed_size(&ea);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    baygate__error_answer__pack(&ea, buf);
+    *out = buf;
+    *out_len = len;
+    return BG_OK;
+}
+
+int
+bg_env_error_parse(const uint8_t *body, size_t len, uint32_t *code,
+                   char message[BG_ENV_ERROR_MSG_MAX + 1], bg_err *err)
+{
+    if (code == NULL || message == NULL || (body == NULL && len != 0))
+        return bg_err_set(err, BG_EINVAL, "error parse: missing argument");
+    *code = 0;
+    message[0] = '\0';
+    /* code (<= 6 bytes) + message (<= 3 + MAX bytes) + slack for unknown fields */
+    if (len > 2 * BG_ENV_ERROR_MSG_MAX)
+        return bg_err_set(err, BG_EPROTO, "error answer of %zu bytes is too long", len);
+    cap_alloc cap;
+    cap_init(&cap, len);
+    Baygate__ErrorAnswer *ea = baygate__error_answer__unpack(&cap.base, len, body);
+    if (ea == NULL)
+        return bg_err_set(err, BG_EPROTO, "error answer does not parse");
+    int rc = BG_OK;
+    if (strnlen(ea->message, BG_ENV_ERROR_MSG_MAX + 1) > BG_ENV_ERROR_MSG_MAX)
+        rc = bg_err_set(err, BG_EPROTO, "error message longer than %d bytes", BG_ENV_ERROR_MSG_MAX);
+    else if (ea->code == 0)
+        rc = bg_err_set(err, BG_EPROTO, "error answer without a code");
+    else {
+        *code = ea->code;
+        error_text(ea->message, message);
+    }
+    baygate__error_answer__free_unpacked(ea, &cap.base);
+    return rc;
+}
+
+int
+bg_env_seal_error(const bg_env_identity *id, const bg_env_opened *req, uint32_t code,
+                  const char *message, size_t max_len, uint8_t **out, size_t *out_len, bg_err *err)
+{
+    if (code == 0)
+        return bg_err_set(err, BG_EINVAL, "error code 0 is not an error");
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    int rc = bg_env_error_pack(code, message, &body, &body_len, err);
+    if (rc == BG_OK)
+        rc = bg_env_seal_answer(id, req, BG_ENV_BODY_ERROR, body, body_len, true, max_len, out,
+                                out_len, err);
+    free(body);
+    return rc;
+}
+
+bool
+bg_env_refusal_answerable(const bg_env_refusal *r)
+{
+    return r != NULL && r->addressable && bg_env_reason_answers(r->reason);
+}
+
+int
+bg_env_seal_refusal(const bg_env_identity *id, const bg_env_refusal *r, size_t max_len,
+                    uint8_t **out, size_t *out_len, bg_err *err)
+{
+    if (r == NULL)
+        return bg_err_set(err, BG_EINVAL, "no refusal");
+    if (!bg_env_refusal_answerable(r))
+        return bg_err_set(err, BG_EINVAL, "refusal %s is not answered: drop and log it",
+                          bg_env_reason_name(r->reason));
+    /* A stand-in for the request, from its unverified claims. */
+    bg_env_opened req;
+    memset(&req, 0, sizeof req);
+    memcpy(req.sender, r->sender, sizeof req.sender);
+    memcpy(req.request_id, r->request_id, BG_ENV_ID_LEN);
+    memcpy(req.nonce, r->nonce, BG_ENV_NONCE_LEN);
+    memcpy(req.purpose, r->purpose, sizeof req.purpose);
+    return bg_env_seal_error(id, &req, bg_env_reason_code(r->reason), r->message, max_len, out,
+                             out_len, err);
+}

@@ -1,0 +1,143 @@
+/*
+ * transport.c - what server and client share: URL schemes, clocks, threads,
+ * TLS configs, nng error text. The server is in transport_server.c, the
+ * client in transport_client.c.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include "transport_int.h"
+
+tp_scheme
+tp_url_scheme(const char *url)
+{
+    if (url == NULL || strlen(url) > BG_TP_URL_MAX)
+        return TP_SCHEME_BAD;
+    if (strncmp(url, "tls+tcp://", 10) == 0 && url[10] != '\0')
+        return TP_SCHEME_TLS;
+    if (strncmp(url, "ipc://", 6) == 0 && url[6] != '\0')
+        return TP_SCHEME_IPC;
+    return TP_SCHEME_BAD;
+}
+
+int64_t
+tp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+tp_cond_init(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    int rv = pthread_condattr_init(&a);
+    if (rv != 0)
+        return rv;
+    /* Deadlines are monotonic: a wall-clock jump must not stretch a wait. */
+    rv = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    if (rv == 0)
+        rv = pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+    return rv;
+}
+
+int
+tp_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadline_ms)
+{
+    if (deadline_ms <= tp_now_ms())
+        return ETIMEDOUT;
+    struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000};
+    return pthread_cond_timedwait(c, m, &ts);
+}
+
+int
+tp_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rv = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rv;
+}
+
+int
+tp_nng_err(bg_err *err, int code, int rv, const char *what)
+{
+    return bg_err_set(err, code, "%s: %s (nng %d)", what, nng_strerror(rv), rv);
+}
+
+int
+tp_tls_config(nng_tls_config **out, nng_tls_mode mode, const bg_tp_tls *tls,
+              const char *server_name, bool need_own, bg_err *err)
+{
+    *out = NULL;
+    if (tls == NULL || tls->ca_pem == NULL || tls->ca_pem[0] == '\0')
+        return bg_err_set(err, BG_EINVAL, "TLS needs the federation CA certificate");
+    if ((tls->cert_pem == NULL) != (tls->key_pem == NULL))
+        return bg_err_set(err, BG_EINVAL, "TLS needs both a certificate and its key, or neither");
+    if (need_own && tls->cert_pem == NULL)
+        return bg_err_set(err, BG_EINVAL, "a TLS server needs its own certificate and key");
+
+    nng_tls_config *c = NULL;
+    int rv = nng_tls_config_alloc(&c, mode);
+    if (rv != 0)
+        return tp_nng_err(err, rv == NNG_ENOMEM ? BG_ENOMEM : BG_EIO, rv, "TLS config");
+    const char *crl = tls->crl_pem != NULL && tls->crl_pem[0] != '\0' ? tls->crl_pem : NULL;
+    if ((rv = nng_tls_config_ca_chain(c, tls->ca_pem, crl)) != 0) {
+        tp_nng_err(err, BG_ECRYPTO, rv, "CA certificate or CRL refused by mbedTLS");
+        goto fail;
+    }
+    if (tls->cert_pem != NULL &&
+        (rv = nng_tls_config_own_cert(c, tls->cert_pem, tls->key_pem, NULL)) != 0) {
+        tp_nng_err(err, BG_ECRYPTO, rv, "own certificate or key refused by mbedTLS");
+        goto fail;
+    }
+    /* Both directions: a gateway only talks to holders of federation
+     * certificates, whichever side dialed. */
+    if ((rv = nng_tls_config_auth_mode(c, NNG_TLS_AUTH_MODE_REQUIRED)) != 0) {
+        tp_nng_err(err, BG_EIO, rv, "TLS auth mode");
+        goto fail;
+    }
+    if (server_name != NULL && (rv = nng_tls_config_server_name(c, server_name)) != 0) {
+        tp_nng_err(err, BG_EIO, rv, "TLS server name");
+        goto fail;
+    }
+    *out = c;
+    return BG_OK;
+fail:
+    nng_tls_config_free(c);
+    return err != NULL ? err->code : BG_ECRYPTO;
+}
+
+const char *
+bg_tp_fail_name(bg_tp_fail fail)
+{
+    switch (fail) {
+    case BG_TP_OK:
+        return "ok";
+    case BG_TP_TIMEOUT:
+        return "timeout";
+    case BG_TP_UNREACHABLE:
+        return "unreachable";
+    case BG_TP_TLS_REFUSED:
+        return "tls-refused";
+    case BG_TP_RESET:
+        return "reset";
+    case BG_TP_TOO_LARGE:
+        return "too-large";
+    case BG_TP_CLOSED:
+        return "closed";
+    case BG_TP_INVALID:
+        return "invalid";
+    case BG_TP_NOMEM:
+        return "out-of-memory";
+    case BG_TP_FAILED:
+        return "failed";
+    }
+    return "unknown";
+}

@@ -1,0 +1,1046 @@
+/*
+ * transport_server.c - the REP side: nng contexts receive, the project's own
+ * threads handle.
+ *
+ * Each of the `contexts` slots owns one nng_ctx and one nng_aio and cycles
+ *   IDLE (receive posted) -> QUEUED -> HANDLING -> SENDING -> IDLE
+ * or leaves HANDLING for IDLE by a drop or by its deadline. nng callbacks
+ * only move messages and states; handlers run on `threads` worker threads fed
+ * by a ring of at most `contexts` entries (a slot is queued at most once), so
+ * the queue cannot overflow and more requests than contexts wait inside nng,
+ * which stops reading from those connections (TCP back-pressure).
+ *
+ * While paused (reload, stop) a slot whose work ends goes to PARKED instead
+ * of receiving again. A timer thread expires requests past their deadline.
+ *
+ * Lifetime: the server state is reference counted (the owner, every live
+ * request, every worker thread), because a handler stuck past stop may still
+ * call bg_tp_reply later; whoever drops the last reference frees it. All nng
+ * objects are closed by stop before the owner's reference goes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "transport_int.h"
+
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
+
+#define DEF_CONTEXTS 8
+#define DEF_THREADS 4
+#define DEF_REQUEST_TIMEOUT_MS 30000
+#define DEF_DRAIN_MS 5000
+#define DEF_MAX_CONNS 256
+#define DEF_IPC_MODE 0660
+#define MAX_CONTEXTS 1024
+#define MAX_THREADS 256
+#define MAX_CONNS 65536
+/* A reply is handed to one connection's send queue; if that stalls this
+ * long (peer not reading) the reply is given up. */
+#define SEND_TIMEOUT_MS 10000
+/* How long reload retries binding the port the old listener released. */
+#define REBIND_MS 1000
+/* After a drain gave up, how long stop waits for idle workers to exit. */
+#define WORKER_EXIT_MS 200
+
+typedef enum { SLOT_IDLE, SLOT_QUEUED, SLOT_HANDLING, SLOT_SENDING, SLOT_PARKED } slot_state;
+
+typedef struct tp_worker {
+    bg_tp_server *srv;
+    pthread_t thread;
+    bool done; /* left its loop: joinable without waiting on a handler */
+} tp_worker;
+
+typedef struct tp_slot {
+    bg_tp_server *srv;
+    nng_ctx ctx;
+    nng_aio *aio;
+    slot_state state;
+    bg_tp_request *req; /* QUEUED, HANDLING */
+} tp_slot;
+
+struct bg_tp_request {
+    bg_tp_server *srv;
+    tp_slot *slot; /* NULL once the request has expired (deadline, stop) */
+    nng_msg *msg;
+    int64_t deadline;
+};
+
+struct bg_tp_server {
+    pthread_mutex_t lock;
+    pthread_cond_t work_cond;  /* workers: queue not empty, or exit */
+    pthread_cond_t idle_cond;  /* in_flight, nng_busy or workers_alive went down */
+    pthread_cond_t timer_cond; /* timer: exit */
+    pthread_mutex_t admin;     /* serialises reload and stop */
+    unsigned refs;
+
+    /* fixed at start */
+    bg_tp_handler handler;
+    void *hctx;
+    size_t recv_max, reply_max;
+    int request_timeout_ms, drain_ms;
+    unsigned nslots, nthreads, max_conns, ipc_mode;
+    bool ipc;
+    char url[BG_TP_URL_MAX + 16]; /* as bound: the port filled in */
+    char ipc_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int port;
+
+    nng_socket sock;
+    bool sock_open;
+    nng_listener listener; /* admin */
+    bool have_listener;    /* admin */
+    nng_tls_config *tls;   /* admin */
+
+    tp_slot *slots;
+    tp_slot **queue;
+    unsigned qhead, qlen;
+    unsigned in_flight; /* slots QUEUED, HANDLING or SENDING */
+    unsigned nng_busy;  /* nng calls on slots under way outside the lock */
+    bool paused, closing;
+    bool workers_exit, timer_exit;
+
+    tp_worker *workers;
+    unsigned threads_started, workers_alive;
+    tp_slot **due; /* the timer's scratch list */
+    pthread_t timer;
+    bool timer_started;
+
+    uint32_t *pipes; /* ids of admitted connections, at most max_conns */
+    unsigned npipes;
+
+    bg_tp_server_stats st;
+    uint64_t handshake_base; /* handshake errors counted by closed listeners */
+};
+
+static void
+srv_free(bg_tp_server *srv)
+{
+    pthread_mutex_destroy(&srv->lock);
+    pthread_mutex_destroy(&srv->admin);
+    pthread_cond_destroy(&srv->work_cond);
+    pthread_cond_destroy(&srv->idle_cond);
+    pthread_cond_destroy(&srv->timer_cond);
+    free(srv->slots);
+    free(srv->queue);
+    free(srv->workers);
+    free(srv->due);
+    free(srv->pipes);
+    free(srv);
+}
+
+/* Drops a reference with srv->lock held; true if it was the last (the
+ * caller frees after unlocking). */
+static bool
+unref_locked(bg_tp_server *srv)
+{
+    return --srv->refs == 0;
+}
+
+/* Frees a request that no slot points to any more. Lock held. */
+static bool
+req_free_locked(bg_tp_request *req)
+{
+    bg_tp_server *srv = req->srv;
+    if (req->msg != NULL)
+        nng_msg_free(req->msg);
+    free(req);
+    return unref_locked(srv);
+}
+
+/* The slot's request is over (answered, dropped, expired): receive again, or
+ * park while paused. Returns true if the caller must post the receive (after
+ * unlocking, with slot_post_recv). Lock held. */
+static bool
+slot_recycle_locked(bg_tp_server *srv, tp_slot *s)
+{
+    s->req = NULL;
+    if (srv->paused || srv->closing) {
+        s->state = SLOT_PARKED;
+        pthread_cond_broadcast(&srv->idle_cond);
+        return false;
+    }
+    s->state = SLOT_IDLE;
+    srv->nng_busy++;
+    return true;
+}
+
+/* Posts a receive decided by slot_recycle_locked. Lock NOT held. */
+static void
+slot_post_recv(bg_tp_server *srv, tp_slot *s)
+{
+    nng_aio_set_timeout(s->aio, NNG_DURATION_INFINITE);
+    nng_ctx_recv(s->ctx, s->aio);
+    pthread_mutex_lock(&srv->lock);
+    srv->nng_busy--;
+    pthread_cond_broadcast(&srv->idle_cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* Takes a QUEUED slot out of the ring. Lock held. */
+static void
+queue_remove_locked(bg_tp_server *srv, tp_slot *s)
+{
+    unsigned n = srv->qlen, kept = 0;
+    for (unsigned i = 0; i < n; i++) {
+        tp_slot *q = srv->queue[(srv->qhead + i) % srv->nslots];
+        if (q != s)
+            srv->queue[(srv->qhead + kept++) % srv->nslots] = q;
+    }
+    srv->qlen = kept;
+}
+
+/* Ends a QUEUED or HANDLING request without an answer: nng forgets it when
+ * the context receives again. A handler still holding it sees req->slot ==
+ * NULL and just frees it. Returns true if a receive must be posted. */
+static bool
+expire_locked(bg_tp_server *srv, tp_slot *s)
+{
+    bg_tp_request *req = s->req;
+    if (s->state == SLOT_QUEUED) {
+        queue_remove_locked(srv, s);
+        req->slot = NULL;
+        req_free_locked(req); /* never the last reference: the owner holds one */
+    } else {
+        req->slot = NULL;
+    }
+    srv->in_flight--;
+    srv->st.expired++;
+    return slot_recycle_locked(srv, s);
+}
+
+/* The one nng callback: a receive or a send on this slot finished. */
+static void
+slot_cb(void *arg)
+{
+    tp_slot *s = arg;
+    bg_tp_server *srv = s->srv;
+    int rv = nng_aio_result(s->aio);
+    bool post = false;
+
+    pthread_mutex_lock(&srv->lock);
+    if (s->state == SLOT_SENDING) {
+        if (rv == 0) {
+            srv->st.replied++;
+        } else {
+            nng_msg_free(nng_aio_get_msg(s->aio));
+            nng_aio_set_msg(s->aio, NULL);
+            srv->st.send_failed++;
+        }
+        srv->in_flight--;
+        post = slot_recycle_locked(srv, s);
+    } else if (s->state == SLOT_IDLE) {
+        if (rv == 0) {
+            bg_tp_request *req = calloc(1, sizeof *req);
+            nng_msg *msg = nng_aio_get_msg(s->aio);
+            nng_aio_set_msg(s->aio, NULL);
+            bool too_big = nng_msg_len(msg) > srv->recv_max;
+            if (req == NULL || srv->closing || too_big) {
+                /* Dropped: the asker times out. Oversize bodies only get
+                 * here within the SP header allowance; bigger messages
+                 * never arrive (nng drops the connection). */
+                srv->st.oversize += too_big;
+                nng_msg_free(msg);
+                free(req);
+                post = slot_recycle_locked(srv, s);
+            } else {
+                req->srv = srv;
+                req->slot = s;
+                req->msg = msg;
+                req->deadline = tp_now_ms() + srv->request_timeout_ms;
+                srv->refs++;
+                s->req = req;
+                s->state = SLOT_QUEUED;
+                srv->in_flight++;
+                srv->st.received++;
+                srv->queue[(srv->qhead + srv->qlen++) % srv->nslots] = s;
+                pthread_cond_signal(&srv->work_cond);
+            }
+        } else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+            s->state = SLOT_PARKED;
+            pthread_cond_broadcast(&srv->idle_cond);
+        } else {
+            /* Nothing else is expected from a REP receive without timeout;
+             * receive again rather than lose the slot. */
+            post = slot_recycle_locked(srv, s);
+        }
+    }
+    pthread_mutex_unlock(&srv->lock);
+    if (post)
+        slot_post_recv(srv, s);
+}
+
+static void *
+worker_main(void *arg)
+{
+    tp_worker *w = arg;
+    bg_tp_server *srv = w->srv;
+    pthread_mutex_lock(&srv->lock);
+    for (;;) {
+        while (srv->qlen == 0 && !srv->workers_exit)
+            pthread_cond_wait(&srv->work_cond, &srv->lock);
+        if (srv->qlen == 0)
+            break;
+        tp_slot *s = srv->queue[srv->qhead];
+        srv->qhead = (srv->qhead + 1) % srv->nslots;
+        srv->qlen--;
+        bg_tp_request *req = s->req;
+        s->state = SLOT_HANDLING;
+        pthread_mutex_unlock(&srv->lock);
+        srv->handler(srv->hctx, req);
+        pthread_mutex_lock(&srv->lock);
+    }
+    w->done = true;
+    srv->workers_alive--;
+    pthread_cond_broadcast(&srv->idle_cond);
+    bool last = unref_locked(srv);
+    pthread_mutex_unlock(&srv->lock);
+    if (last)
+        srv_free(srv);
+    return NULL;
+}
+
+static void *
+timer_main(void *arg)
+{
+    bg_tp_server *srv = arg;
+    pthread_mutex_lock(&srv->lock);
+    while (!srv->timer_exit) {
+        int64_t now = tp_now_ms();
+        /* Every deadline is receipt + the same timeout, so none due earlier
+         * than now + timeout can appear before the next wake-up. */
+        int64_t next = now + srv->request_timeout_ms;
+        unsigned ndue = 0;
+        for (unsigned i = 0; i < srv->nslots; i++) {
+            tp_slot *s = &srv->slots[i];
+            if (s->state != SLOT_QUEUED && s->state != SLOT_HANDLING)
+                continue;
+            if (s->req->deadline > now) {
+                if (s->req->deadline < next)
+                    next = s->req->deadline;
+            } else if (expire_locked(srv, s)) {
+                srv->due[ndue++] = s;
+            }
+        }
+        if (ndue > 0) {
+            pthread_mutex_unlock(&srv->lock);
+            for (unsigned i = 0; i < ndue; i++)
+                slot_post_recv(srv, srv->due[i]);
+            pthread_mutex_lock(&srv->lock);
+            continue;
+        }
+        tp_cond_wait_until(&srv->timer_cond, &srv->lock, next);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
+}
+
+/* Sum of a listener's handshake/accept failures in nng's statistics. */
+static uint64_t
+listener_errors(nng_listener l)
+{
+    static const char *names[] = {"auth", "other", "proto", "timeout", "disconnect", "oom"};
+    nng_stat *all = NULL;
+    uint64_t sum = 0;
+    if (nng_stats_get(&all) != 0)
+        return 0;
+    nng_stat *ls = nng_stat_find_listener(all, l);
+    for (size_t i = 0; ls != NULL && i < sizeof names / sizeof names[0]; i++) {
+        nng_stat *s = nng_stat_find(ls, names[i]);
+        if (s != NULL)
+            sum += nng_stat_value(s);
+    }
+    nng_stats_free(all);
+    return sum;
+}
+
+/* Connections: admit up to max_conns, only TLS-verified ones on TLS (with
+ * AUTH_MODE_REQUIRED that is always so: defence in depth). REM_POST also
+ * fires for pipes refused in ADD_PRE, hence the id list. */
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    bg_tp_server *srv = arg;
+    uint32_t id = (uint32_t)nng_pipe_id(p);
+    if (ev == NNG_PIPE_EV_ADD_PRE) {
+        bool ok = true;
+        if (!srv->ipc) {
+            bool verified = false;
+            ok = nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &verified) == 0 && verified;
+        }
+        pthread_mutex_lock(&srv->lock);
+        if (ok && srv->npipes < srv->max_conns) {
+            srv->pipes[srv->npipes++] = id;
+            srv->st.conns_total++;
+        } else {
+            ok = false;
+            srv->st.conns_refused++;
+        }
+        pthread_mutex_unlock(&srv->lock);
+        if (!ok)
+            nng_pipe_close(p);
+    } else if (ev == NNG_PIPE_EV_REM_POST) {
+        pthread_mutex_lock(&srv->lock);
+        for (unsigned i = 0; i < srv->npipes; i++) {
+            if (srv->pipes[i] == id) {
+                srv->pipes[i] = srv->pipes[--srv->npipes];
+                srv->st.conns_lost++;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&srv->lock);
+    }
+}
+
+/* ipc: refuse to clobber what is not ours; remove a socket nobody serves. */
+static int
+ipc_prepare(const char *path, bg_err *err)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return BG_OK;
+        return bg_err_set(err, BG_EIO, "%s: %s", path, strerror(errno));
+    }
+    if (!S_ISSOCK(st.st_mode))
+        return bg_err_set(err, BG_EEXIST, "%s exists and is not a socket: not removing it", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return bg_err_set(err, BG_EIO, "socket: %s", strerror(errno));
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int rv = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int e = errno;
+    close(fd);
+    if (rv == 0)
+        return bg_err_set(err, BG_EEXIST, "%s: another process is serving on this socket", path);
+    if (e != ECONNREFUSED)
+        return bg_err_set(err, BG_EIO, "%s: %s", path, strerror(e));
+    if (unlink(path) != 0 && errno != ENOENT)
+        return bg_err_set(err, BG_EIO, "removing stale socket %s: %s", path, strerror(errno));
+    return BG_OK;
+}
+
+/* Creates (not starts) a listener on srv->url with the current options. */
+static int
+listener_make(bg_tp_server *srv, nng_listener *out, nng_tls_config *tls, bg_err *err)
+{
+    nng_listener l;
+    int rv = nng_listener_create(&l, srv->sock, srv->url);
+    if (rv != 0)
+        return tp_nng_err(err, rv == NNG_EADDRINVAL ? BG_EINVAL : BG_EIO, rv, srv->url);
+    if ((rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, srv->recv_max + TP_SP_HEADER_MAX)) != 0)
+        goto fail;
+    if (srv->ipc) {
+        rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, (int)srv->ipc_mode);
+    } else {
+        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tls);
+        /* Finds peers that vanished without a FIN on long-lived links. */
+        if (rv == 0)
+            rv = nng_listener_set_bool(l, NNG_OPT_TCP_KEEPALIVE, true);
+    }
+    if (rv != 0)
+        goto fail;
+    *out = l;
+    return BG_OK;
+fail:
+    nng_listener_close(l);
+    return tp_nng_err(err, BG_EIO, rv, "listener options");
+}
+
+static int
+check_opts(const bg_tp_server_opts *o, tp_scheme *scheme, bg_err *err)
+{
+    if (o == NULL || o->handler == NULL)
+        return bg_err_set(err, BG_EINVAL, "server: options and a handler are required");
+    *scheme = tp_url_scheme(o->url);
+    if (*scheme == TP_SCHEME_BAD)
+        return bg_err_set(err, BG_EINVAL,
+                          "server URL must be tls+tcp://host:port or ipc:///path (at most %d "
+                          "bytes), not '%s'",
+                          BG_TP_URL_MAX, o->url != NULL ? o->url : "(null)");
+    if (*scheme == TP_SCHEME_TLS && o->tls == NULL)
+        return bg_err_set(err, BG_EINVAL, "%s: a tls+tcp server needs TLS material", o->url);
+    if (*scheme == TP_SCHEME_IPC && o->tls != NULL)
+        return bg_err_set(err, BG_EINVAL, "%s: ipc takes no TLS material", o->url);
+    if (o->recv_max == 0 || o->recv_max > BG_TP_MSG_MAX || o->reply_max == 0 ||
+        o->reply_max > BG_TP_MSG_MAX)
+        return bg_err_set(err, BG_EINVAL, "recv_max and reply_max must be 1..%zu bytes",
+                          BG_TP_MSG_MAX);
+    if (o->contexts > MAX_CONTEXTS || o->threads > MAX_THREADS || o->max_conns > MAX_CONNS ||
+        o->request_timeout_ms < 0 || o->request_timeout_ms > BG_TP_TIMEOUT_MAX_MS ||
+        o->drain_ms < 0 || o->drain_ms > BG_TP_TIMEOUT_MAX_MS)
+        return bg_err_set(err, BG_EINVAL,
+                          "server limits out of range (contexts <= %d, threads <= %d, "
+                          "max_conns <= %d, timeouts 0..%d ms)",
+                          MAX_CONTEXTS, MAX_THREADS, MAX_CONNS, BG_TP_TIMEOUT_MAX_MS);
+    if ((o->ipc_mode & ~0770u) != 0)
+        return bg_err_set(err, BG_EINVAL,
+                          "ipc_mode %04o: owner and group bits only (0660 or tighter)",
+                          o->ipc_mode);
+    return BG_OK;
+}
+
+static void server_teardown(bg_tp_server *srv);
+
+int
+bg_tp_server_start(bg_tp_server **out, const bg_tp_server_opts *opts, bg_err *err)
+{
+    tp_scheme scheme = TP_SCHEME_BAD;
+    int rv;
+    if (out == NULL)
+        return bg_err_set(err, BG_EINVAL, "server: nowhere to put it");
+    *out = NULL;
+    if ((rv = check_opts(opts, &scheme, err)) != BG_OK)
+        return rv;
+
+    bg_tp_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return bg_err_set(err, BG_ENOMEM, "server: out of memory");
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_mutex_init(&srv->admin, NULL);
+    tp_cond_init(&srv->work_cond);
+    tp_cond_init(&srv->idle_cond);
+    tp_cond_init(&srv->timer_cond);
+    srv->refs = 1;
+    srv->handler = opts->handler;
+    srv->hctx = opts->handler_ctx;
+    srv->recv_max = opts->recv_max;
+    srv->reply_max = opts->reply_max;
+    srv->nslots = opts->contexts ? opts->contexts : DEF_CONTEXTS;
+    srv->nthreads = opts->threads ? opts->threads : DEF_THREADS;
+    if (srv->nthreads > srv->nslots)
+        srv->nthreads = srv->nslots; /* more could never be busy */
+    srv->request_timeout_ms =
+        opts->request_timeout_ms ? opts->request_timeout_ms : DEF_REQUEST_TIMEOUT_MS;
+    srv->drain_ms = opts->drain_ms ? opts->drain_ms : DEF_DRAIN_MS;
+    srv->max_conns = opts->max_conns ? opts->max_conns : DEF_MAX_CONNS;
+    srv->ipc_mode = opts->ipc_mode ? opts->ipc_mode : DEF_IPC_MODE;
+    srv->ipc = scheme == TP_SCHEME_IPC;
+    snprintf(srv->url, sizeof srv->url, "%s", opts->url);
+
+    srv->slots = calloc(srv->nslots, sizeof *srv->slots);
+    srv->queue = calloc(srv->nslots, sizeof *srv->queue);
+    srv->workers = calloc(srv->nthreads, sizeof *srv->workers);
+    srv->due = calloc(srv->nslots, sizeof *srv->due);
+    srv->pipes = calloc(srv->max_conns, sizeof *srv->pipes);
+    if (!srv->slots || !srv->queue || !srv->workers || !srv->due || !srv->pipes) {
+        srv_free(srv);
+        return bg_err_set(err, BG_ENOMEM, "server: out of memory");
+    }
+
+    if (srv->ipc) {
+        const char *path = opts->url + 6;
+        if (strlen(path) >= sizeof srv->ipc_path) {
+            srv_free(srv);
+            return bg_err_set(err, BG_EINVAL, "%s: socket path longer than %zu bytes", opts->url,
+                              sizeof srv->ipc_path - 1);
+        }
+        snprintf(srv->ipc_path, sizeof srv->ipc_path, "%s", path);
+        if ((rv = ipc_prepare(srv->ipc_path, err)) != BG_OK) {
+            srv_free(srv);
+            return rv;
+        }
+    } else if ((rv = tp_tls_config(&srv->tls, NNG_TLS_MODE_SERVER, opts->tls, NULL, true, err)) !=
+               BG_OK) {
+        srv_free(srv);
+        return rv;
+    }
+
+    if ((rv = nng_rep0_open(&srv->sock)) != 0) {
+        tp_nng_err(err, BG_EIO, rv, "REP socket");
+        goto fail;
+    }
+    srv->sock_open = true;
+    if ((rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
+                                  srv->recv_max + TP_SP_HEADER_MAX)) != 0 ||
+        (rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, srv)) != 0 ||
+        (rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_cb, srv)) != 0) {
+        tp_nng_err(err, BG_EIO, rv, "REP socket options");
+        goto fail;
+    }
+    for (unsigned i = 0; i < srv->nslots; i++) {
+        tp_slot *s = &srv->slots[i];
+        s->srv = srv;
+        s->state = SLOT_PARKED;
+        if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0 ||
+            (rv = nng_ctx_open(&s->ctx, srv->sock)) != 0) {
+            tp_nng_err(err, BG_ENOMEM, rv, "REP context");
+            goto fail;
+        }
+    }
+    /* Threads before the listener: a request may arrive as soon as it runs. */
+    for (unsigned i = 0; i < srv->nthreads; i++) {
+        tp_worker *w = &srv->workers[i];
+        w->srv = srv;
+        pthread_mutex_lock(&srv->lock);
+        int trv = tp_thread_create(&w->thread, worker_main, w);
+        if (trv == 0) {
+            srv->refs++;
+            srv->workers_alive++;
+            srv->threads_started++;
+        }
+        pthread_mutex_unlock(&srv->lock);
+        if (trv != 0) {
+            bg_err_set(err, BG_EIO, "worker thread: %s", strerror(trv));
+            goto fail;
+        }
+    }
+    if ((rv = tp_thread_create(&srv->timer, timer_main, srv)) != 0) {
+        bg_err_set(err, BG_EIO, "timer thread: %s", strerror(rv));
+        goto fail;
+    }
+    srv->timer_started = true;
+
+    if ((rv = listener_make(srv, &srv->listener, srv->tls, err)) != BG_OK)
+        goto fail;
+    srv->have_listener = true;
+    if ((rv = nng_listener_start(srv->listener, 0)) != 0) {
+        tp_nng_err(err, rv == NNG_EADDRINUSE ? BG_EEXIST : BG_EIO, rv, srv->url);
+        goto fail;
+    }
+    if (srv->ipc) {
+        /* nng chmods after bind; make sure, since the mode is the guard. */
+        struct stat st;
+        if (stat(srv->ipc_path, &st) == 0 && (st.st_mode & 07777) != srv->ipc_mode)
+            chmod(srv->ipc_path, srv->ipc_mode);
+    } else {
+        int port = 0;
+        nng_url *u = NULL;
+        if ((rv = nng_listener_get_int(srv->listener, NNG_OPT_TCP_BOUND_PORT, &port)) != 0 ||
+            (rv = nng_url_parse(&u, opts->url)) != 0) {
+            tp_nng_err(err, BG_EIO, rv, "bound port");
+            goto fail;
+        }
+        srv->port = port;
+        /* Later listeners (reload) must come back on this very port. */
+        bool v6 = strchr(u->u_hostname, ':') != NULL;
+        snprintf(srv->url, sizeof srv->url, "tls+tcp://%s%s%s:%d", v6 ? "[" : "", u->u_hostname,
+                 v6 ? "]" : "", port);
+        nng_url_free(u);
+    }
+
+    pthread_mutex_lock(&srv->lock);
+    for (unsigned i = 0; i < srv->nslots; i++) {
+        srv->slots[i].state = SLOT_IDLE;
+        srv->nng_busy++;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    for (unsigned i = 0; i < srv->nslots; i++)
+        slot_post_recv(srv, &srv->slots[i]);
+    *out = srv;
+    return BG_OK;
+
+fail:
+    rv = err != NULL ? err->code : BG_EIO;
+    server_teardown(srv);
+    return rv;
+}
+
+int
+bg_tp_server_port(const bg_tp_server *srv)
+{
+    return srv != NULL ? srv->port : 0;
+}
+
+const char *
+bg_tp_server_url(const bg_tp_server *srv)
+{
+    return srv != NULL ? srv->url : "";
+}
+
+/* Holds new requests: idle receives are cancelled and every slot parks as
+ * its work ends. Then waits up to drain_ms for in-flight requests. Admin
+ * lock held. Returns true if all drained. */
+static bool
+pause_and_drain(bg_tp_server *srv)
+{
+    for (unsigned i = 0; i < srv->nslots; i++) {
+        pthread_mutex_lock(&srv->lock);
+        srv->paused = true;
+        bool idle = srv->slots[i].state == SLOT_IDLE;
+        pthread_mutex_unlock(&srv->lock);
+        /* Only an IDLE slot has a receive to cancel. If it has just taken a
+         * request instead, the cancel finds nothing pending and does nothing;
+         * if its receive is only about to be posted, that receive stays and
+         * the request it may bring is handled normally. */
+        if (idle)
+            nng_aio_cancel(srv->slots[i].aio);
+    }
+    int64_t deadline = tp_now_ms() + srv->drain_ms;
+    pthread_mutex_lock(&srv->lock);
+    while (srv->in_flight > 0 && tp_cond_wait_until(&srv->idle_cond, &srv->lock, deadline) == 0)
+        ;
+    bool drained = srv->in_flight == 0;
+    pthread_mutex_unlock(&srv->lock);
+    return drained;
+}
+
+/* Ends a pause: every parked slot receives again. */
+static void
+resume(bg_tp_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->paused = false;
+    for (unsigned i = 0; i < srv->nslots; i++) {
+        tp_slot *s = &srv->slots[i];
+        if (s->state != SLOT_PARKED)
+            continue;
+        s->state = SLOT_IDLE;
+        srv->nng_busy++;
+        pthread_mutex_unlock(&srv->lock);
+        slot_post_recv(srv, s);
+        pthread_mutex_lock(&srv->lock);
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+int
+bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err)
+{
+    if (srv == NULL)
+        return bg_err_set(err, BG_EINVAL, "reload: no server");
+    if (srv->ipc)
+        return bg_err_set(err, BG_EINVAL, "%s: ipc has no TLS to reload", srv->url);
+    nng_tls_config *cfg = NULL;
+    int rv = tp_tls_config(&cfg, NNG_TLS_MODE_SERVER, tls, NULL, true, err);
+    if (rv != BG_OK)
+        return rv;
+
+    pthread_mutex_lock(&srv->admin);
+    pause_and_drain(srv);
+
+    nng_listener nl;
+    if ((rv = listener_make(srv, &nl, cfg, err)) != BG_OK) {
+        nng_tls_config_free(cfg);
+        goto out;
+    }
+    if (srv->have_listener) {
+        srv->handshake_base += listener_errors(srv->listener);
+        /* Also closes every connection it accepted (nng 1.5.2): nothing
+         * authenticated under the old material stays. */
+        nng_listener_close(srv->listener);
+        srv->have_listener = false;
+    }
+    int64_t deadline = tp_now_ms() + REBIND_MS;
+    while ((rv = nng_listener_start(nl, 0)) == NNG_EADDRINUSE && tp_now_ms() < deadline)
+        nng_msleep(10);
+    if (rv != 0) {
+        nng_listener_close(nl);
+        nng_tls_config_free(cfg);
+        tp_nng_err(err, BG_EIO, rv, "reload: listening again on the same port");
+        rv = BG_EIO;
+        goto out;
+    }
+    srv->listener = nl;
+    srv->have_listener = true;
+    /* The listener holds its own reference; connections accepted under the
+     * old config hold theirs. */
+    nng_tls_config_free(srv->tls);
+    srv->tls = cfg;
+    pthread_mutex_lock(&srv->lock);
+    srv->st.reloads++;
+    pthread_mutex_unlock(&srv->lock);
+    rv = BG_OK;
+out:
+    resume(srv);
+    pthread_mutex_unlock(&srv->admin);
+    return rv;
+}
+
+/* Closes nng objects and threads; drops the owner's reference. Used by stop
+ * and by a failed start. Returns how many handlers were left running. */
+static unsigned
+server_close_all(bg_tp_server *srv)
+{
+    unsigned abandoned = 0;
+    pthread_mutex_lock(&srv->lock);
+    srv->closing = true;
+    srv->paused = true;
+    for (unsigned i = 0; i < srv->nslots; i++) {
+        tp_slot *s = &srv->slots[i];
+        if (s->state == SLOT_QUEUED || s->state == SLOT_HANDLING) {
+            if (s->state == SLOT_HANDLING)
+                abandoned++;
+            expire_locked(srv, s); /* closing: parks, never asks for a receive */
+        }
+    }
+    srv->timer_exit = true;
+    srv->workers_exit = true;
+    pthread_cond_broadcast(&srv->timer_cond);
+    pthread_cond_broadcast(&srv->work_cond);
+    /* Someone between deciding on an nng call and making it: let them. */
+    while (srv->nng_busy > 0)
+        pthread_cond_wait(&srv->idle_cond, &srv->lock);
+    pthread_mutex_unlock(&srv->lock);
+
+    if (srv->timer_started)
+        pthread_join(srv->timer, NULL);
+
+    int64_t deadline = tp_now_ms() + WORKER_EXIT_MS;
+    pthread_mutex_lock(&srv->lock);
+    while (srv->workers_alive > 0 && tp_cond_wait_until(&srv->idle_cond, &srv->lock, deadline) == 0)
+        ;
+    unsigned started = srv->threads_started;
+    for (unsigned i = 0; i < started; i++) {
+        tp_worker *w = &srv->workers[i];
+        /* A worker marked done has left its loop and only exits; the others
+         * are inside a stuck handler and keep a reference until they return. */
+        if (w->done)
+            pthread_join(w->thread, NULL);
+        else
+            pthread_detach(w->thread);
+    }
+    pthread_mutex_unlock(&srv->lock);
+
+    if (srv->sock_open) {
+        /* Closes the listener, every connection and every context; pending
+         * aios finish with NNG_ECLOSED. */
+        nng_close(srv->sock);
+        srv->sock_open = false;
+    }
+    for (unsigned i = 0; i < srv->nslots; i++) {
+        tp_slot *s = &srv->slots[i];
+        if (s->aio != NULL) {
+            nng_aio_stop(s->aio); /* waits for a callback still running */
+            nng_msg *m = nng_aio_get_msg(s->aio);
+            if (m != NULL && s->state == SLOT_SENDING)
+                nng_msg_free(m);
+            nng_aio_free(s->aio);
+            s->aio = NULL;
+        }
+    }
+    if (srv->tls != NULL) {
+        nng_tls_config_free(srv->tls);
+        srv->tls = NULL;
+    }
+    if (srv->ipc && srv->have_listener) {
+        /* nng removes the file when the listener closes; make sure, but only
+         * a socket nobody serves any more (ipc_prepare's rule). */
+        (void)ipc_prepare(srv->ipc_path, NULL);
+    }
+    return abandoned;
+}
+
+static void
+server_teardown(bg_tp_server *srv)
+{
+    server_close_all(srv);
+    pthread_mutex_lock(&srv->lock);
+    bool last = unref_locked(srv);
+    pthread_mutex_unlock(&srv->lock);
+    if (last)
+        srv_free(srv);
+}
+
+int
+bg_tp_server_stop(bg_tp_server *srv, bg_err *err)
+{
+    if (srv == NULL)
+        return BG_OK;
+    pthread_mutex_lock(&srv->admin);
+    bool drained = pause_and_drain(srv);
+    unsigned abandoned = 0;
+    pthread_mutex_lock(&srv->lock);
+    unsigned left = srv->in_flight;
+    pthread_mutex_unlock(&srv->lock);
+    abandoned = server_close_all(srv);
+    pthread_mutex_unlock(&srv->admin);
+    int ms = srv->drain_ms;
+    pthread_mutex_lock(&srv->lock);
+    bool last = unref_locked(srv);
+    pthread_mutex_unlock(&srv->lock);
+    if (last)
+        srv_free(srv);
+    if (!drained)
+        return bg_err_set(err, BG_ELIMIT,
+                          "server stopped with %u request(s) unfinished after %d ms (%u handler(s) "
+                          "still running; their replies will be discarded)",
+                          left, ms, abandoned);
+    return BG_OK;
+}
+
+void
+bg_tp_server_get_stats(bg_tp_server *srv, bg_tp_server_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (srv == NULL)
+        return;
+    pthread_mutex_lock(&srv->admin);
+    uint64_t hs = srv->handshake_base;
+    if (srv->have_listener && !srv->ipc)
+        hs += listener_errors(srv->listener);
+    pthread_mutex_unlock(&srv->admin);
+    pthread_mutex_lock(&srv->lock);
+    *out = srv->st;
+    out->conns_open = srv->npipes;
+    out->in_flight = srv->in_flight;
+    pthread_mutex_unlock(&srv->lock);
+    out->handshake_errs = hs;
+}
+
+/* --- requests --- */
+
+const uint8_t *
+bg_tp_request_data(const bg_tp_request *req, size_t *len)
+{
+    *len = nng_msg_len(req->msg);
+    return nng_msg_body(req->msg);
+}
+
+int64_t
+bg_tp_request_ms_left(const bg_tp_request *req)
+{
+    return req->deadline - tp_now_ms();
+}
+
+int
+bg_tp_request_peer(const bg_tp_request *req, bg_tp_peer *peer, bg_err *err)
+{
+    memset(peer, 0, sizeof *peer);
+    nng_pipe p = nng_msg_get_pipe(req->msg);
+    int rv;
+    if (req->srv->ipc) {
+        uint64_t uid = 0, gid = 0, pid = 0;
+        peer->local = true;
+        snprintf(peer->addr, sizeof peer->addr, "ipc");
+        if ((rv = nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid)) != 0 ||
+            (rv = nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &gid)) != 0)
+            return tp_nng_err(err, BG_ENOTFOUND, rv, "ipc peer credentials");
+        nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid); /* not on every OS */
+        peer->uid = (uid_t)uid;
+        peer->gid = (gid_t)gid;
+        peer->pid = (pid_t)pid;
+        return BG_OK;
+    }
+    nng_sockaddr sa;
+    if ((rv = nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa)) != 0)
+        return tp_nng_err(err, BG_ENOTFOUND, rv, "peer address");
+    if (sa.s_family == NNG_AF_INET) {
+        const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
+        const uint8_t *pt = (const uint8_t *)&sa.s_in.sa_port; /* network order */
+        snprintf(peer->addr, sizeof peer->addr, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3],
+                 (unsigned)(pt[0] << 8 | pt[1]));
+    } else if (sa.s_family == NNG_AF_INET6) {
+        const uint8_t *a = sa.s_in6.sa_addr;
+        const uint8_t *pt = (const uint8_t *)&sa.s_in6.sa_port;
+        int n = snprintf(peer->addr, sizeof peer->addr, "[");
+        for (int i = 0; i < 16; i += 2)
+            n += snprintf(peer->addr + n, sizeof peer->addr - (size_t)n, "%s%x", i ? ":" : "",
+                          (unsigned)(a[i] << 8 | a[i + 1]));
+        snprintf(peer->addr + n, sizeof peer->addr - (size_t)n, "]:%u",
+                 (unsigned)(pt[0] << 8 | pt[1]));
+    } else {
+        snprintf(peer->addr, sizeof peer->addr, "?");
+    }
+    return BG_OK;
+}
+
+/* Ends a request without an answer (the asker times out) and frees it. */
+static void
+drop(bg_tp_request *req, bool too_big)
+{
+    bg_tp_server *srv = req->srv;
+    pthread_mutex_lock(&srv->lock);
+    tp_slot *s = req->slot;
+    bool post = false;
+    if (s == NULL) {
+        srv->st.late++;
+    } else {
+        req->slot = NULL;
+        if (too_big)
+            srv->st.reply_too_big++;
+        else
+            srv->st.dropped++;
+        srv->in_flight--;
+        /* Receiving again makes the REP context forget the request. */
+        post = slot_recycle_locked(srv, s);
+    }
+    bool last = req_free_locked(req);
+    pthread_mutex_unlock(&srv->lock);
+    if (post)
+        slot_post_recv(srv, s);
+    if (last)
+        srv_free(srv);
+}
+
+/* A request that expired: count, free, say so. */
+static int
+late(bg_tp_request *req, bg_err *err)
+{
+    bg_tp_server *srv = req->srv;
+    pthread_mutex_lock(&srv->lock);
+    srv->st.late++;
+    bool last = req_free_locked(req);
+    pthread_mutex_unlock(&srv->lock);
+    if (last)
+        srv_free(srv);
+    return bg_err_set(err, BG_EABORTED,
+                      "reply too late: the request expired (deadline or server stop)");
+}
+
+int
+bg_tp_reply(bg_tp_request *req, const void *bytes, size_t len, bg_err *err)
+{
+    if (req == NULL)
+        return bg_err_set(err, BG_EINVAL, "reply: no request");
+    bg_tp_server *srv = req->srv;
+    pthread_mutex_lock(&srv->lock);
+    bool expired = req->slot == NULL;
+    pthread_mutex_unlock(&srv->lock);
+    if (expired) /* nothing of nng's to touch: the server may be gone */
+        return late(req, err);
+
+    int code = BG_OK;
+    nng_msg *m = NULL;
+    if (bytes == NULL && len > 0)
+        code = bg_err_set(err, BG_EINVAL, "reply: no bytes");
+    else if (len > srv->reply_max)
+        code =
+            bg_err_set(err, BG_ELIMIT, "reply of %zu bytes exceeds reply_max %zu: request dropped",
+                       len, srv->reply_max);
+    else if (nng_msg_alloc(&m, len) != 0)
+        code = bg_err_set(err, BG_ENOMEM, "reply: out of memory, request dropped");
+    else if (len > 0)
+        memcpy(nng_msg_body(m), bytes, len);
+    if (code != BG_OK) {
+        drop(req, code == BG_ELIMIT);
+        return code;
+    }
+
+    pthread_mutex_lock(&srv->lock);
+    tp_slot *s = req->slot;
+    if (s == NULL) { /* expired meanwhile */
+        pthread_mutex_unlock(&srv->lock);
+        nng_msg_free(m);
+        return late(req, err);
+    }
+    req->slot = NULL;
+    s->req = NULL;
+    s->state = SLOT_SENDING;
+    srv->nng_busy++;
+    req_free_locked(req); /* not the last: the slot is in flight, the owner waits */
+    pthread_mutex_unlock(&srv->lock);
+
+    nng_aio_set_msg(s->aio, m);
+    nng_aio_set_timeout(s->aio, SEND_TIMEOUT_MS);
+    nng_ctx_send(s->ctx, s->aio);
+
+    pthread_mutex_lock(&srv->lock);
+    srv->nng_busy--;
+    pthread_cond_broadcast(&srv->idle_cond);
+    pthread_mutex_unlock(&srv->lock);
+    return BG_OK;
+}
+
+void
+bg_tp_drop(bg_tp_request *req)
+{
+    if (req != NULL)
+        drop(req, false);
+}
