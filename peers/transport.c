@@ -65,6 +65,33 @@ tp_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
     return rv;
 }
 
+nng_stat *
+tp_stat_scope(nng_stat *all, const char *kind, int id)
+{
+    if (all == NULL || id <= 0)
+        return NULL;
+    /* The snapshot's root holds one scope per socket, listener and dialer,
+     * each with an "id" child. */
+    for (nng_stat *s = nng_stat_child(all); s != NULL; s = nng_stat_next(s)) {
+        if (nng_stat_type(s) != NNG_STAT_SCOPE || strcmp(nng_stat_name(s), kind) != 0)
+            continue;
+        for (nng_stat *c = nng_stat_child(s); c != NULL; c = nng_stat_next(c))
+            if (strcmp(nng_stat_name(c), "id") == 0 && nng_stat_value(c) == (uint64_t)id)
+                return s;
+    }
+    return NULL;
+}
+
+uint64_t
+tp_stat_value(nng_stat *scope, const char *name)
+{
+    for (nng_stat *c = scope != NULL ? nng_stat_child(scope) : NULL; c != NULL;
+         c = nng_stat_next(c))
+        if (strcmp(nng_stat_name(c), name) == 0)
+            return nng_stat_value(c);
+    return 0;
+}
+
 int
 tp_nng_err(bg_err *err, int code, int rv, const char *what)
 {

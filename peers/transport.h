@@ -16,6 +16,18 @@
  * Everything is bounded: every socket has a receive limit, every operation a
  * deadline, every queue a length (see the option fields).
  *
+ * Sizes: give every gateway the same limit (the roster's largest message)
+ * for recv_max, reply_max and send_max. A message above its receiver's limit
+ * costs the sender its connection (nng drops it), and in nng 1.5.2 the
+ * SENDING process may then stall for good in nng's reaper (every later
+ * nng_close hangs; measured: within ~30 oversize requests from a REQ socket,
+ * ~400 oversize answers from a REP socket). The client therefore refuses
+ * requests above send_max before sending, the server refuses answers above
+ * reply_max, and stop/close wait for nng only a bounded time.
+ *
+ * Threads: the transport's own threads (workers, timers, watchdogs) block
+ * every signal, so a main loop using sigwait/signalfd gets them.
+ *
  * nng is not fork-safe: a process must not fork after its first bg_tp_ call
  * (unless the child only execs).
  *
@@ -75,7 +87,8 @@ typedef struct bg_tp_server_opts {
                                bg_tp_server_port) or "ipc:///run/baygate/gw.sock" */
     const bg_tp_tls *tls;   /* required (with cert and key) for tls+tcp; NULL for ipc */
     size_t recv_max;        /* largest request accepted, bytes: mandatory. A peer
-                               sending more has its connection dropped. */
+                               sending more has its connection dropped (up to 64
+                               bytes more: the request is dropped unhandled). */
     size_t reply_max;       /* largest answer sent, bytes: mandatory. Set it to
                                what askers accept (their recv_max). */
     unsigned contexts;      /* nng contexts = most requests in flight (0: 8) */
@@ -96,6 +109,13 @@ typedef struct bg_tp_server_opts {
  * mbedTLS a server-side name would be checked against every client
  * certificate, and clients of every city (each with its own name) connect.
  * Which city is asking is the signed envelope's business.
+ *
+ * Known limit (nng 1.5.2): a TCP client that never speaks TLS keeps its
+ * connection (a descriptor and ~32 KiB) as long as it likes. nng has no
+ * handshake timeout and shows such connections to no one; max_conns counts
+ * only completed handshakes. They do not stop the listener from serving
+ * others (tested); bound them outside: firewall the port to the roster's
+ * addresses, and mind the process's descriptor limit.
  *
  * ipc: a stale socket file (nobody listening) is removed first; an existing
  * file that is not a socket, or a socket someone still serves, is refused
@@ -133,7 +153,11 @@ int bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err
  * handler or from a handler. BG_OK if everything drained; BG_ELIMIT if some
  * handlers were still running: their threads are detached, their requests
  * are expired (bg_tp_reply/bg_tp_drop stay safe and just free them), and the
- * handler_ctx must outlive them. NULL is ignored.
+ * handler_ctx must outlive them. nng_close itself runs on a thread of its
+ * own and is waited for at most 5 s: nng 1.5.2 can stall in it for good
+ * (its reaper, after a peer dropped a connection in the middle of an
+ * oversize transfer); then BG_EIO, and nng keeps what it holds. The whole
+ * call is therefore bounded by about drain_ms + 5.2 s. NULL is ignored.
  */
 int bg_tp_server_stop(bg_tp_server *srv, bg_err *err);
 
@@ -278,6 +302,8 @@ typedef struct bg_tp_client_stats {
     uint64_t calls, ok;
     uint64_t timeouts, unreachable, tls_refused, resets, too_large, closed, other;
     uint64_t watchdog_restarts; /* dialers replaced by the watchdog */
+    uint64_t connects;          /* connections made (TLS and SP handshake done) */
+    uint64_t disconnects;       /* connections lost (peer gone, reload, oversize) */
     bool connected;             /* a connection is up now */
 } bg_tp_client_stats;
 

@@ -97,11 +97,9 @@ dialer_counts(nng_dialer d, uint64_t out[NCOUNT])
     nng_stat *all = NULL;
     if (nng_stats_get(&all) != 0)
         return false;
-    nng_stat *ds = nng_stat_find_dialer(all, d);
-    for (int i = 0; ds != NULL && i < NCOUNT; i++) {
-        nng_stat *s = nng_stat_find(ds, counter_names[i]);
-        out[i] = s != NULL ? nng_stat_value(s) : 0;
-    }
+    nng_stat *ds = tp_stat_scope(all, "dialer", nng_dialer_id(d));
+    for (int i = 0; ds != NULL && i < NCOUNT; i++)
+        out[i] = tp_stat_value(ds, counter_names[i]);
     nng_stats_free(all);
     return ds != NULL;
 }
@@ -132,8 +130,8 @@ note_counts_locked(bg_tp_client *cli, const uint64_t now[NCOUNT])
     } else if (moved[C_OTHER] && !cli->ipc) {
         cli->dial_fail = BG_TP_TLS_REFUSED;
         snprintf(cli->dial_msg, sizeof cli->dial_msg,
-                 "TLS handshake refused: the peer shut the connection during the handshake "
-                 "(certificate not accepted?) or the connection failed");
+                 "TLS handshake refused: certificate not accepted (the peer closed the "
+                 "connection during the handshake: ours refused?), or the connection failed");
     } else if (moved[C_REFUSED]) {
         cli->dial_fail = BG_TP_UNREACHABLE;
         snprintf(cli->dial_msg, sizeof cli->dial_msg, "connection refused");
@@ -158,6 +156,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     if (ev == NNG_PIPE_EV_ADD_POST) {
         if (cli->npipes < MAX_PIPES)
             cli->pipes[cli->npipes++] = id;
+        cli->st.connects++;
         cli->progress_at = tp_now_ms();
         cli->suspect = false;
         cli->dial_fail = BG_TP_OK;
@@ -167,6 +166,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
             if (cli->pipes[i] == id) {
                 cli->pipes[i] = cli->pipes[--cli->npipes];
                 cli->progress_at = tp_now_ms();
+                cli->st.disconnects++;
                 break;
             }
         }
@@ -253,11 +253,12 @@ wd_main(void *arg)
             tp_cond_wait_until(&cli->wd_cond, &cli->lock, now + 1000);
             continue;
         }
-        if (cli->dialer_id != 0 && now - cli->progress_at < cli->watchdog_ms) {
+        if (now - cli->progress_at < cli->watchdog_ms) {
             tp_cond_wait_until(&cli->wd_cond, &cli->lock, now + wd_tick(cli));
             continue;
         }
-        /* Quiet for watchdog_ms (or no dialer at all): look at the counters. */
+        /* Quiet for watchdog_ms (or no dialer at all, the last replacement
+         * having failed a watchdog period ago): look at the counters. */
         bool restart = cli->dialer_id == 0;
         if (!restart) {
             uint32_t id = cli->dialer_id;

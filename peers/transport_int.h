@@ -42,6 +42,15 @@ int tp_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 int tp_tls_config(nng_tls_config **out, nng_tls_mode mode, const bg_tp_tls *tls,
                   const char *server_name, bool need_own, bg_err *err);
 
+/* The statistics scope ("dialer", "listener", "socket") of the object with
+ * this id in a snapshot from nng_stats_get, or NULL. Not nng_stat_find_dialer
+ * and friends: in nng 1.5.2 they return the first scope of that kind
+ * whatever the id (nanomsg/nng#1577). */
+nng_stat *tp_stat_scope(nng_stat *all, const char *kind, int id);
+
+/* The value of the counter called name directly inside scope (0 if none). */
+uint64_t tp_stat_value(nng_stat *scope, const char *name);
+
 /* Sets err from an nng failure: "<what>: <nng_strerror> (nng <rv>)". */
 int tp_nng_err(bg_err *err, int code, int rv, const char *what);
 

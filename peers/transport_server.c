@@ -14,9 +14,10 @@
  * of receiving again. A timer thread expires requests past their deadline.
  *
  * Lifetime: the server state is reference counted (the owner, every live
- * request, every worker thread), because a handler stuck past stop may still
- * call bg_tp_reply later; whoever drops the last reference frees it. All nng
- * objects are closed by stop before the owner's reference goes.
+ * request, every worker thread, the closer thread), because a handler stuck
+ * past stop may still call bg_tp_reply later, and nng_close may not return
+ * in time; whoever drops the last reference frees it. An expired request
+ * only frees its message, so replying to it stays safe after stop.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -48,6 +49,8 @@
 #define REBIND_MS 1000
 /* After a drain gave up, how long stop waits for idle workers to exit. */
 #define WORKER_EXIT_MS 200
+/* How long stop waits for nng_close (see closer_main). */
+#define CLOSE_WAIT_MS 5000
 
 typedef enum { SLOT_IDLE, SLOT_QUEUED, SLOT_HANDLING, SLOT_SENDING, SLOT_PARKED } slot_state;
 
@@ -103,6 +106,7 @@ struct bg_tp_server {
     unsigned in_flight; /* slots QUEUED, HANDLING or SENDING */
     unsigned nng_busy;  /* nng calls on slots under way outside the lock */
     bool paused, closing;
+    bool nng_closed; /* the closer thread is done with nng */
     bool workers_exit, timer_exit;
 
     tp_worker *workers;
@@ -115,7 +119,8 @@ struct bg_tp_server {
     unsigned npipes;
 
     bg_tp_server_stats st;
-    uint64_t handshake_base; /* handshake errors counted by closed listeners */
+    uint64_t handshake_base;     /* lock: handshake errors counted by closed listeners */
+    nng_listener stats_listener; /* lock: the listener whose counters to add (id 0: none) */
 };
 
 static void
@@ -349,12 +354,9 @@ listener_errors(nng_listener l)
     uint64_t sum = 0;
     if (nng_stats_get(&all) != 0)
         return 0;
-    nng_stat *ls = nng_stat_find_listener(all, l);
-    for (size_t i = 0; ls != NULL && i < sizeof names / sizeof names[0]; i++) {
-        nng_stat *s = nng_stat_find(ls, names[i]);
-        if (s != NULL)
-            sum += nng_stat_value(s);
-    }
+    nng_stat *ls = tp_stat_scope(all, "listener", nng_listener_id(l));
+    for (size_t i = 0; ls != NULL && i < sizeof names / sizeof names[0]; i++)
+        sum += tp_stat_value(ls, names[i]);
     nng_stats_free(all);
     return sum;
 }
@@ -508,6 +510,7 @@ bg_tp_server_start(bg_tp_server **out, const bg_tp_server_opts *opts, bg_err *er
     tp_cond_init(&srv->idle_cond);
     tp_cond_init(&srv->timer_cond);
     srv->refs = 1;
+    srv->stats_listener = (nng_listener)NNG_LISTENER_INITIALIZER;
     srv->handler = opts->handler;
     srv->hctx = opts->handler_ctx;
     srv->recv_max = opts->recv_max;
@@ -604,6 +607,8 @@ bg_tp_server_start(bg_tp_server **out, const bg_tp_server_opts *opts, bg_err *er
         tp_nng_err(err, rv == NNG_EADDRINUSE ? BG_EEXIST : BG_EIO, rv, srv->url);
         goto fail;
     }
+    if (!srv->ipc)
+        srv->stats_listener = srv->listener;
     if (srv->ipc) {
         /* nng chmods after bind; make sure, since the mode is the guard. */
         struct stat st;
@@ -721,7 +726,11 @@ bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err)
         goto out;
     }
     if (srv->have_listener) {
-        srv->handshake_base += listener_errors(srv->listener);
+        uint64_t e = listener_errors(srv->listener);
+        pthread_mutex_lock(&srv->lock);
+        srv->handshake_base += e;
+        srv->stats_listener = (nng_listener)NNG_LISTENER_INITIALIZER;
+        pthread_mutex_unlock(&srv->lock);
         /* Also closes every connection it accepted (nng 1.5.2): nothing
          * authenticated under the old material stays. */
         nng_listener_close(srv->listener);
@@ -739,6 +748,9 @@ bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err)
     }
     srv->listener = nl;
     srv->have_listener = true;
+    pthread_mutex_lock(&srv->lock);
+    srv->stats_listener = nl;
+    pthread_mutex_unlock(&srv->lock);
     /* The listener holds its own reference; connections accepted under the
      * old config hold theirs. */
     nng_tls_config_free(srv->tls);
@@ -753,10 +765,50 @@ out:
     return rv;
 }
 
-/* Closes nng objects and threads; drops the owner's reference. Used by stop
- * and by a failed start. Returns how many handlers were left running. */
+/* Closes the socket and frees the nng objects; drops the reference the
+ * starter took for it. */
+static void *
+closer_main(void *arg)
+{
+    bg_tp_server *srv = arg;
+    if (srv->sock_open) {
+        /* Closes the listener, every connection and every context; pending
+         * aios finish with NNG_ECLOSED. */
+        nng_close(srv->sock);
+        srv->sock_open = false;
+    }
+    for (unsigned i = 0; i < srv->nslots; i++) {
+        tp_slot *s = &srv->slots[i];
+        if (s->aio != NULL) {
+            nng_aio_stop(s->aio); /* waits for a callback still running */
+            nng_aio_free(s->aio);
+            s->aio = NULL;
+        }
+    }
+    if (srv->tls != NULL) {
+        nng_tls_config_free(srv->tls);
+        srv->tls = NULL;
+    }
+    if (srv->ipc && srv->have_listener) {
+        /* nng removes the file when the listener closes; make sure, but only
+         * a socket nobody serves any more (ipc_prepare's rule). */
+        (void)ipc_prepare(srv->ipc_path, NULL);
+    }
+    pthread_mutex_lock(&srv->lock);
+    srv->nng_closed = true;
+    pthread_cond_broadcast(&srv->idle_cond);
+    bool last = unref_locked(srv);
+    pthread_mutex_unlock(&srv->lock);
+    if (last)
+        srv_free(srv);
+    return NULL;
+}
+
+/* Stops threads and closes nng objects (not the owner's reference). Used
+ * by stop and by a failed start. Returns how many handlers were left
+ * running; *stalled says nng_close did not return within CLOSE_WAIT_MS. */
 static unsigned
-server_close_all(bg_tp_server *srv)
+server_close_all(bg_tp_server *srv, bool *stalled)
 {
     unsigned abandoned = 0;
     pthread_mutex_lock(&srv->lock);
@@ -798,39 +850,38 @@ server_close_all(bg_tp_server *srv)
     }
     pthread_mutex_unlock(&srv->lock);
 
-    if (srv->sock_open) {
-        /* Closes the listener, every connection and every context; pending
-         * aios finish with NNG_ECLOSED. */
-        nng_close(srv->sock);
-        srv->sock_open = false;
+    /* nng_close can stall for good in nng 1.5.2 (seen after a peer dropped
+     * a connection in the middle of an oversize transfer: nng's reaper
+     * thread waits forever), so it runs on a thread of its own and stop
+     * waits a bounded time. The closer holds a reference: if stop gives up,
+     * the closer finishes (and frees) whenever nng lets go. */
+    pthread_mutex_lock(&srv->lock);
+    srv->refs++;
+    pthread_mutex_unlock(&srv->lock);
+    pthread_t closer;
+    if (tp_thread_create(&closer, closer_main, srv) != 0) {
+        closer_main(srv); /* no thread to spare: close inline */
+        *stalled = false;
+        return abandoned;
     }
-    for (unsigned i = 0; i < srv->nslots; i++) {
-        tp_slot *s = &srv->slots[i];
-        if (s->aio != NULL) {
-            nng_aio_stop(s->aio); /* waits for a callback still running */
-            nng_msg *m = nng_aio_get_msg(s->aio);
-            if (m != NULL && s->state == SLOT_SENDING)
-                nng_msg_free(m);
-            nng_aio_free(s->aio);
-            s->aio = NULL;
-        }
-    }
-    if (srv->tls != NULL) {
-        nng_tls_config_free(srv->tls);
-        srv->tls = NULL;
-    }
-    if (srv->ipc && srv->have_listener) {
-        /* nng removes the file when the listener closes; make sure, but only
-         * a socket nobody serves any more (ipc_prepare's rule). */
-        (void)ipc_prepare(srv->ipc_path, NULL);
-    }
+    int64_t until = tp_now_ms() + CLOSE_WAIT_MS;
+    pthread_mutex_lock(&srv->lock);
+    while (!srv->nng_closed && tp_cond_wait_until(&srv->idle_cond, &srv->lock, until) == 0)
+        ;
+    *stalled = !srv->nng_closed;
+    pthread_mutex_unlock(&srv->lock);
+    if (*stalled)
+        pthread_detach(closer);
+    else
+        pthread_join(closer, NULL);
     return abandoned;
 }
 
 static void
 server_teardown(bg_tp_server *srv)
 {
-    server_close_all(srv);
+    bool stalled;
+    server_close_all(srv, &stalled);
     pthread_mutex_lock(&srv->lock);
     bool last = unref_locked(srv);
     pthread_mutex_unlock(&srv->lock);
@@ -849,7 +900,8 @@ bg_tp_server_stop(bg_tp_server *srv, bg_err *err)
     pthread_mutex_lock(&srv->lock);
     unsigned left = srv->in_flight;
     pthread_mutex_unlock(&srv->lock);
-    abandoned = server_close_all(srv);
+    bool stalled = false;
+    abandoned = server_close_all(srv, &stalled);
     pthread_mutex_unlock(&srv->admin);
     int ms = srv->drain_ms;
     pthread_mutex_lock(&srv->lock);
@@ -857,6 +909,11 @@ bg_tp_server_stop(bg_tp_server *srv, bg_err *err)
     pthread_mutex_unlock(&srv->lock);
     if (last)
         srv_free(srv);
+    if (stalled)
+        return bg_err_set(err, BG_EIO,
+                          "server stopped, but nng did not finish closing its socket within %d "
+                          "ms (an nng 1.5.2 stall); its resources are left to it",
+                          CLOSE_WAIT_MS);
     if (!drained)
         return bg_err_set(err, BG_ELIMIT,
                           "server stopped with %u request(s) unfinished after %d ms (%u handler(s) "
@@ -871,16 +928,17 @@ bg_tp_server_get_stats(bg_tp_server *srv, bg_tp_server_stats *out)
     memset(out, 0, sizeof *out);
     if (srv == NULL)
         return;
-    pthread_mutex_lock(&srv->admin);
-    uint64_t hs = srv->handshake_base;
-    if (srv->have_listener && !srv->ipc)
-        hs += listener_errors(srv->listener);
-    pthread_mutex_unlock(&srv->admin);
+    /* Not under the admin lock: a status query must not wait for a reload.
+     * A listener closed meanwhile just is not found in nng's snapshot. */
     pthread_mutex_lock(&srv->lock);
     *out = srv->st;
     out->conns_open = srv->npipes;
     out->in_flight = srv->in_flight;
+    uint64_t hs = srv->handshake_base;
+    nng_listener l = srv->stats_listener;
     pthread_mutex_unlock(&srv->lock);
+    if (nng_listener_id(l) > 0)
+        hs += listener_errors(l);
     out->handshake_errs = hs;
 }
 

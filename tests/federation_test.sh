@@ -101,8 +101,12 @@ roster_serial() {
 attack() {
   local dir=$1 from=$2 to=$3
   shift 3
-  "$fa" ping --key "$dir/city.key" --cert "$dir/city.crt" --ca CA/ca.crt --crl crl.pem \
-    --roster roster.pb --from "$from" --to "$to" --url "${url[$to]}" "$@" 2>>attack.log
+  local out rc
+  out=$("$fa" ping --key "$dir/city.key" --cert "$dir/city.crt" --ca CA/ca.crt --crl crl.pem \
+    --roster roster.pb --from "$from" --to "$to" --url "${url[$to]}" "$@" 2>>attack.log)
+  rc=$?
+  ((rc == 0)) || out="$out [fed_attack exit $rc]"
+  echo "$out"
 }
 # good_ping TO [FROM]: the daemon path: FROM's gateway pings TO (exit 0, "ok").
 good_ping() {
@@ -141,7 +145,7 @@ hostile() {
 
 setup_fail() {
   echo "setup failed: $*"
-  cat setup.log 2>/dev/null | tail -20
+  tail -20 setup.log 2>/dev/null
   echo "federation: $pass passed, $((fail + 1)) failed"
   exit 1
 }
@@ -155,14 +159,17 @@ for c in "${cities[@]}"; do
   run "$bg" ca issue --dir CA --csr "gw$c/city.csr" --out "gw$c/city.crt"
   run "$bg" ca cert --dir CA --out "gw$c/ca.crt"
 done
-# Scratch identities: a 440100 certificate from a same-DN rogue CA, an expired
-# 440100 certificate from the real CA, and Zhuhai 440400 (real CA, not in the
+# Scratch identities, each with a fresh key: a 440100 certificate from a
+# same-DN rogue CA; an expired 440100 certificate and a valid one the roster
+# does not pin, both from the real CA; Zhuhai 440400 (real CA, not in the
 # roster).
 run "$bg" ca init --dir ROGUE
 run "$bg" init --city 440100 --name Guangzhou --dir rogue
 run "$bg" ca issue --dir ROGUE --csr rogue/city.csr --out rogue/city.crt
 run "$bg" init --city 440100 --name Guangzhou --dir expired
 run "$bg" ca issue --dir CA --csr expired/city.csr --out expired/city.crt --expired
+run "$bg" init --city 440100 --name Guangzhou --dir unpinned
+run "$bg" ca issue --dir CA --csr unpinned/city.csr --out unpinned/city.crt
 run "$bg" init --city 440400 --name Zhuhai --dir zhuhai
 run "$bg" ca issue --dir CA --csr zhuhai/city.csr --out zhuhai/city.crt
 run "$bg" ca crl --dir CA --out crl.pem
@@ -252,7 +259,11 @@ for c in "${cities[@]}"; do
   fi
 done
 "$bg" ping --dir gw440300 --peer 440100 --timeout-ms "$ANSWER_MS" >ping.out 2>&1
-expect_in "1. text output names the peer and says ok" ping.out "440100 Guangzhou   ok"
+if grep -qE "^440100 Guangzhou +ok +roster 1 " ping.out; then
+  ok "1. text output: $(head -1 ping.out)"
+else
+  bad "1. text output names the peer, ok and the roster" "$(cat ping.out)"
+fi
 
 # The hostile client itself, honest: a baseline for everything below.
 expect_eq "fed_attack, honest, Shenzhen -> Guangzhou" \
@@ -287,6 +298,11 @@ hostile "5. expired certificate -> Shenzhen" "transport tls-refused" 440300 - \
 hostile "6. Zhuhai 440400, not in the roster -> Guangzhou" "answer refused not-member 14" 440100 \
   refused:not-member zhuhai 440400 --timeout-ms "$ANSWER_MS"
 
+# 6b. A valid, current 440100 certificate from the real CA that the roster does not pin.
+hostile "6b. valid 440100 certificate the roster does not pin -> Shenzhen" \
+  "answer refused pin-mismatch 15" 440300 refused:pin-mismatch unpinned 440100 \
+  --timeout-ms "$ANSWER_MS"
+
 # 7. Tampering after signing: dropped without a word.
 hostile "7. flipped bit in the envelope body -> Guangzhou" "timeout" 440100 \
   dropped:bad-signature gw440300 440300 --mutate flip-body --timeout-ms "$SILENT_MS"
@@ -311,7 +327,7 @@ hostile "11. sender claims 440600 with Shenzhen's certificate -> Guangzhou" "tim
 # 12. A request above the gateway's limit (the roster's max_message_bytes).
 got=$(attack gw440300 440300 440100 --mutate oversize --timeout-ms "$SILENT_MS")
 case "$got" in
-timeout | "transport reset" | "transport too-large" | "transport failed")
+timeout | "transport reset" | "transport failed")
   ok "12. oversize request -> Guangzhou: the client gets '$got'" ;;
 *) bad "12. oversize request -> Guangzhou" "got '$got', expected a timeout or transport error" ;;
 esac
@@ -352,6 +368,17 @@ expect_in "4. ... and says why" ping.out "FAILED"
 "$bg" ping --dir gw440100 --peer 440600 --timeout-ms "$SILENT_MS" >ping.out 2>&1
 rc=$?
 expect_eq "4. Guangzhou no longer accepts Foshan as a server either (exit)" "$rc" 1
+# KNOWN BUG (reported): peers/transport_client.c dialer_counts() uses nng
+# 1.5.2's nng_stat_find_dialer, which returns the FIRST dialer of the process
+# whatever the id (nanomsg/nng#1577). Guangzhou's first dialer is its
+# (healthy, idle) Shenzhen client, so the Foshan call is diagnosed as
+# "timeout ... peer silent or unreachable" instead of tls-refused (and the
+# watchdog judges every peer by that dialer). Passes once that is fixed.
+if grep -q "tls-refused" ping.out; then
+  ok "4. Guangzhou's ping of revoked Foshan names the cause: tls-refused"
+else
+  bad "4. [KNOWN BUG: transport_client.c dialer_counts reads another dialer's counters, nng#1577] Guangzhou's ping of revoked Foshan names the cause tls-refused" "$(cat ping.out)"
+fi
 good_ping 440600 440300
 good_ping 440100 440300
 
@@ -365,7 +392,11 @@ else
 fi
 expect_eq "16. Shenzhen status: roster_serial" "$(roster_serial 440300)" 2
 "$bg" ping --dir gw440100 --peer 440300 --json --timeout-ms "$ANSWER_MS" >ping.json 2>&1
-expect_in "16. Guangzhou's ping sees Shenzhen's roster 2" ping.json '"ok":true,"name":"Shenzhen","roster_serial":2'
+if grep -q '"ok":true' ping.json && grep -q '"roster_serial":2[,}]' ping.json; then
+  ok "16. Guangzhou's ping of Shenzhen: ok, peer roster_serial 2"
+else
+  bad "16. Guangzhou's ping of Shenzhen: ok, peer roster_serial 2" "$(cat ping.json)"
+fi
 n=$(log_count 440300 roster.refused)
 publish roster.pb gw440300/roster.pb
 if wait_for "$EVENT_S" log_grew 440300 roster.refused "$n"; then
@@ -376,10 +407,8 @@ fi
 expect_eq "16. Shenzhen keeps roster_serial" "$(roster_serial 440300)" 2
 good_ping 440300 440100
 
-# 17. SIGTERM: every gateway exits 0 promptly; its local socket is gone or harmless.
-kill -TERM "$stall_pid" 2>/dev/null
-wait "$stall_pid" 2>/dev/null
-stall_pid=""
+# 17. SIGTERM: every gateway exits 0 promptly (Guangzhou with the stalled
+# connections still open); its local socket is gone or harmless.
 stop_gw() {
   local c=$1 t0=$SECONDS rc
   kill -TERM "${pid[$c]}"
@@ -403,6 +432,9 @@ stop_gw() {
   fi
 }
 for c in "${cities[@]}"; do stop_gw "$c"; done
+kill -TERM "$stall_pid" 2>/dev/null
+wait "$stall_pid" 2>/dev/null
+stall_pid=""
 # Harmless: the same directory serves again, then stops cleanly again.
 start_gw 440100
 if wait_for "$READY_S" "$bg" status --dir gw440100; then
@@ -421,6 +453,8 @@ for c in "${cities[@]}"; do
 done
 if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" attack.log; then
   bad "sanitizers: fed_attack is clean" "$(grep -m3 -E "AddressSanitizer|LeakSanitizer|runtime error:" attack.log)"
+else
+  ok "sanitizers: fed_attack is clean"
 fi
 
 echo "# total: $((SECONDS - t_start)) s"

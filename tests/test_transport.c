@@ -30,11 +30,21 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
 #include <openssl/err.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #include "pki.h"
 #include "transport.h"
@@ -47,6 +57,12 @@
 #define MSG_MAX (64 * 1024)
 
 static char scratch[PATH_MAX];
+
+/* Every time in the tests is multiplied by this: 1 normally, 20 under
+ * valgrind (TLS handshakes slow down that much), or BG_TP_TIME_SCALE.
+ * Helper processes inherit it through the environment. */
+static int time_scale = 1;
+#define T(ms) ((ms)*time_scale)
 
 typedef struct {
     char *cert, *key;
@@ -167,9 +183,6 @@ setup(void)
 static void
 teardown(void)
 {
-    /* Every nng object of the test is closed by now: let nng's own threads
-     * go too, so valgrind sees a clean exit. */
-    nng_fini();
     ident_free(&gz);
     ident_free(&sz);
     ident_free(&fs);
@@ -207,6 +220,9 @@ typedef struct handler_ctx {
     int late_rv;     /* BLOCK_FIRST: what the late reply got */
     bg_tp_peer peer; /* of the last request */
     int peer_rv;
+    int bad_replies; /* replies that did not get the expected status */
+    pthread_t async; /* ASYNC_SLOW: the thread answering later */
+    bool async_started;
 } handler_ctx;
 
 static void
@@ -219,21 +235,59 @@ hctx_init(handler_ctx *h, enum mode m)
     h->late_rv = -1;
 }
 
+/* Handlers run on the server's threads, where a failed ck_assert would
+ * unwind into the wrong stack (fatally with CK_FORK=no): they count what
+ * went wrong, and the test thread asserts here. */
 static void
 hctx_fini(handler_ctx *h)
 {
+    if (h->async_started)
+        pthread_join(h->async, NULL);
+    pthread_mutex_lock(&h->mu);
+    int bad = h->bad_replies;
+    pthread_mutex_unlock(&h->mu);
+    ck_assert_msg(bad == 0, "%d handler replies failed", bad);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
+}
+
+/* Waits (bounded) until the handler has been entered. */
+static void
+wait_entered(handler_ctx *h, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+    pthread_mutex_lock(&h->mu);
+    while (!h->entered && now_ms() < deadline) {
+        pthread_mutex_unlock(&h->mu);
+        usleep(2000);
+        pthread_mutex_lock(&h->mu);
+    }
+    bool entered = h->entered;
+    pthread_mutex_unlock(&h->mu);
+    ck_assert_msg(entered, "the handler was not entered within %d ms", ms);
+}
+
+static void
+expect_reply(handler_ctx *h, int got, int want)
+{
+    if (got != want) {
+        pthread_mutex_lock(&h->mu);
+        h->bad_replies++;
+        pthread_mutex_unlock(&h->mu);
+    }
 }
 
 static void *
 async_reply(void *arg)
 {
-    bg_tp_request *req = arg;
-    usleep(300 * 1000); /* the slow part of a slow handler, off the worker thread */
+    handler_ctx *h = arg;
+    usleep((useconds_t)T(300) * 1000); /* the slow part of a slow handler, off the worker thread */
+    pthread_mutex_lock(&h->mu);
+    bg_tp_request *req = h->held;
+    pthread_mutex_unlock(&h->mu);
     size_t len = 0;
     const uint8_t *data = bg_tp_request_data(req, &len);
-    ck_assert_int_eq(bg_tp_reply(req, data, len, NULL), BG_OK);
+    expect_reply(h, bg_tp_reply(req, data, len, NULL), BG_OK);
     return NULL;
 }
 
@@ -266,16 +320,19 @@ handler(void *arg, bg_tp_request *req)
     case DROP_ALL:
         bg_tp_drop(req);
         return;
-    case ASYNC_SLOW: {
+    case ASYNC_SLOW:
         pthread_mutex_lock(&h->mu);
+        if (!h->async_started) {
+            h->held = req;
+            h->async_started = pthread_create(&h->async, NULL, async_reply, h) == 0;
+        }
+        bool started = h->held == req && h->async_started;
         h->entered = true;
         pthread_cond_broadcast(&h->cv);
         pthread_mutex_unlock(&h->mu);
-        pthread_t t;
-        ck_assert_int_eq(pthread_create(&t, NULL, async_reply, req), 0);
-        pthread_detach(t);
+        if (!started)
+            expect_reply(h, bg_tp_reply(req, data, len, NULL), BG_OK);
         return;
-    }
     case BLOCK_FIRST:
         if (n == 0) {
             pthread_mutex_lock(&h->mu);
@@ -295,14 +352,14 @@ handler(void *arg, bg_tp_request *req)
     case BIG_REPLY: {
         uint8_t *big = calloc(1, 2 * MSG_MAX);
         /* larger than reply_max: refused, and the request dropped */
-        ck_assert_int_eq(bg_tp_reply(req, big, 2 * MSG_MAX, NULL), BG_ELIMIT);
+        expect_reply(h, bg_tp_reply(req, big, 2 * MSG_MAX, NULL), BG_ELIMIT);
         free(big);
         return;
     }
     default:
         break;
     }
-    ck_assert_int_eq(bg_tp_reply(req, data, len, NULL), BG_OK);
+    expect_reply(h, bg_tp_reply(req, data, len, NULL), BG_OK);
 }
 
 /* --- servers and clients --- */
@@ -318,6 +375,8 @@ server_opts(bg_tp_server_opts *o, handler_ctx *h)
         o->recv_max = MSG_MAX;
     if (o->reply_max == 0)
         o->reply_max = MSG_MAX;
+    if (o->drain_ms == 0)
+        o->drain_ms = T(5000);
     ck_assert_msg(bg_tp_server_start(&srv, o, &err) == BG_OK, "%s", err.msg);
     return srv;
 }
@@ -349,9 +408,9 @@ client_url(const char *url, const ident_t *id, const char *name, const char *crl
                            .server_name = name,
                            .recv_max = MSG_MAX,
                            .send_max = MSG_MAX,
-                           .reconnect_min_ms = 20,
-                           .reconnect_max_ms = 200,
-                           .watchdog_ms = 300};
+                           .reconnect_min_ms = T(20),
+                           .reconnect_max_ms = T(200),
+                           .watchdog_ms = T(300)};
     ck_assert_msg(bg_tp_client_open(&cli, &o, &err) == BG_OK, "%s", err.msg);
     return cli;
 }
@@ -412,7 +471,7 @@ call_eventually_ok(bg_tp_client *cli, int ms)
         size_t len = 0;
         bg_tp_fail fail;
         bg_err err = {0};
-        if (bg_tp_call(cli, "x", 1, &ans, &len, 1000, &fail, &err) == BG_OK) {
+        if (bg_tp_call(cli, "x", 1, &ans, &len, T(1000), &fail, &err) == BG_OK) {
             bg_tp_answer_free(ans);
             return;
         }
@@ -478,6 +537,187 @@ closed_by_peer(int fd, int ms)
     return false;
 }
 
+/* --- helper processes ---
+ *
+ * Whoever SENDS a message above its receiver's limit can stall nng 1.5.2's
+ * reaper thread for good (the receiver drops the connection mid-transfer);
+ * every later nng_close in that process then hangs. The transport never
+ * does that (sizes are checked before sending), but the tests need a
+ * hostile sender, so it runs in a process of its own: this very binary,
+ * re-executed fresh (never just forked: nng is not fork-safe), with its
+ * material in files of the scratch directory. */
+
+static void
+write_file(const char *name, const char *data, mode_t mode)
+{
+    int fd = open(at(name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    ck_assert_int_ge(fd, 0);
+    size_t len = strlen(data);
+    ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static char *
+read_file(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = calloc(1, 65536);
+    size_t n = buf != NULL ? fread(buf, 1, 65535, f) : 0;
+    fclose(f);
+    (void)n;
+    return buf;
+}
+
+/* Writes the PEM files a helper reads: ca, crl, and one identity. */
+static void
+helper_material(const ident_t *id)
+{
+    write_file("h-ca.pem", ca_pem, 0644);
+    write_file("h-crl.pem", crl_pem, 0644);
+    write_file("h-id.crt", id->cert, 0644);
+    write_file("h-id.key", id->key, 0600);
+}
+
+typedef struct {
+    pid_t pid;
+    int to;   /* its stdin */
+    int from; /* its stdout */
+} helper_t;
+
+static helper_t
+helper_spawn(const char *mode, int port)
+{
+    char self[PATH_MAX];
+    /* readlink, not /proc/self/exe itself: valgrind answers it with the
+     * program it runs. */
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_int_gt(n, 0);
+    self[n] = '\0';
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int in[2], out[2];
+    ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* only async-signal-safe calls until exec */
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        execl(self, self, "--helper", mode, scratch, portstr, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    return (helper_t){pid, in[1], out[0]};
+}
+
+/* One line from the helper within ms (without the newline). */
+static bool
+helper_line(helper_t *h, char *buf, size_t size, int ms)
+{
+    size_t len = 0;
+    int64_t deadline = now_ms() + ms;
+    while (len + 1 < size && now_ms() < deadline) {
+        struct pollfd p = {h->from, POLLIN, 0};
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        ssize_t n = read(h->from, buf + len, 1);
+        if (n <= 0)
+            break;
+        if (buf[len] == '\n') {
+            buf[len] = '\0';
+            return true;
+        }
+        len++;
+    }
+    buf[len] = '\0';
+    return false;
+}
+
+/* Closes its stdin (it exits then) and reaps it, killing it if it lingers. */
+static void
+helper_end(helper_t *h)
+{
+    close(h->to);
+    close(h->from);
+    int st = 0;
+    int64_t deadline = now_ms() + T(5000);
+    while (waitpid(h->pid, &st, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            kill(h->pid, SIGKILL);
+            waitpid(h->pid, &st, 0);
+            break;
+        }
+        usleep(2000);
+    }
+}
+
+static void
+helper_handler(void *ctx, bg_tp_request *req)
+{
+    (void)ctx;
+    size_t len = 0;
+    const uint8_t *data = bg_tp_request_data(req, &len);
+    bg_tp_reply(req, data, len, NULL);
+}
+
+/* The helper's side. Results go to stdout as one line; it ends with _exit,
+ * never closing nng (the point is that nng may be stalled). */
+static int
+helper_main(const char *mode, const char *dir, const char *port)
+{
+    char *ca_file = read_file(dir, "h-ca.pem"), *crl_file = read_file(dir, "h-crl.pem");
+    char *crt = read_file(dir, "h-id.crt"), *key = read_file(dir, "h-id.key");
+    if (!ca_file || !crl_file || !crt || !key)
+        _exit(2);
+    bg_tp_tls t = {crt, key, ca_file, crl_file};
+    bg_err err = {0};
+    if (strcmp(mode, "big-request") == 0) {
+        /* A federation member that ignores the server's limit. */
+        char url[64];
+        snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%s", port);
+        bg_tp_client_opts o = {
+            .url = url, .tls = &t, .server_name = GZ, .recv_max = MSG_MAX, .send_max = 1024 * 1024};
+        bg_tp_client *cli = NULL;
+        if (bg_tp_client_open(&cli, &o, &err) != BG_OK)
+            _exit(3);
+        uint8_t *ans = NULL;
+        size_t len = 0;
+        bg_tp_fail fail = BG_TP_OK;
+        int rv = bg_tp_call(cli, "hi", 2, &ans, &len, T(3000), &fail, &err);
+        printf("small %s\n", rv == BG_OK ? "ok" : bg_tp_fail_name(fail));
+        fflush(stdout);
+        static uint8_t big[256 * 1024];
+        bg_tp_call(cli, big, sizeof big, &ans, &len, T(2000), &fail, &err);
+        printf("big %s\n", bg_tp_fail_name(fail));
+        fflush(stdout);
+        _exit(0);
+    }
+    if (strcmp(mode, "big-answer-server") == 0) {
+        /* Answers whatever it is asked, however big. */
+        bg_tp_server_opts o = {.url = "tls+tcp://127.0.0.1:0",
+                               .tls = &t,
+                               .recv_max = 1024 * 1024,
+                               .reply_max = 1024 * 1024,
+                               .handler = helper_handler};
+        bg_tp_server *srv = NULL;
+        if (bg_tp_server_start(&srv, &o, &err) != BG_OK)
+            _exit(3);
+        printf("port %d\n", bg_tp_server_port(srv));
+        fflush(stdout);
+        char c;
+        while (read(0, &c, 1) > 0)
+            ;
+        _exit(0);
+    }
+    _exit(4);
+}
+
 /* ------------------------------------------------------------- the tests */
 
 START_TEST(tls_echo_round_trip)
@@ -499,7 +739,7 @@ START_TEST(tls_echo_round_trip)
     for (int i = 0; i < rounds; i++) {
         int64_t t0 = now_ms();
         bg_tp_client *cli = client(port, &sz, GZ, crl_pem);
-        call_ok(cli, 3000);
+        call_ok(cli, T(3000));
         first_ms += (double)(now_ms() - t0);
         if (i == 0) {
             bg_tp_client_stats cs;
@@ -518,7 +758,7 @@ START_TEST(tls_echo_round_trip)
     uint8_t *ans = NULL;
     size_t len = 99;
     bg_tp_fail fail;
-    ck_assert_int_eq(bg_tp_call(cli, NULL, 0, &ans, &len, 3000, &fail, NULL), BG_OK);
+    ck_assert_int_eq(bg_tp_call(cli, NULL, 0, &ans, &len, T(3000), &fail, NULL), BG_OK);
     ck_assert_ptr_nonnull(ans);
     ck_assert_uint_eq(len, 0);
     bg_tp_answer_free(ans);
@@ -532,10 +772,11 @@ START_TEST(tls_echo_round_trip)
     ck_assert_ptr_nonnull(strstr(h.peer.addr, "127.0.0.1:"));
     pthread_mutex_unlock(&h.mu);
 
+    /* A send is counted when nng reports it done, which may be just after
+     * the asker already has the answer. */
     bg_tp_server_stats st;
-    bg_tp_server_get_stats(srv, &st);
+    WAIT_FOR((bg_tp_server_get_stats(srv, &st), st.replied == rounds + 1), T(2000));
     ck_assert_uint_eq(st.received, rounds + 1);
-    ck_assert_uint_eq(st.replied, rounds + 1);
     ck_assert_uint_eq(st.dropped + st.expired + st.late, 0);
     ck_assert_uint_eq(st.conns_total, rounds + 1);
     ck_assert_uint_eq(st.in_flight, 0);
@@ -555,7 +796,7 @@ call_loop(void *arg)
 {
     loop_arg *a = arg;
     for (int i = 0; i < a->calls; i++)
-        call_ok(a->cli, 5000);
+        call_ok(a->cli, T(5000));
     return NULL;
 }
 
@@ -572,7 +813,7 @@ START_TEST(concurrent_clients_all_answered)
     bg_tp_client *cli[N];
     for (int i = 0; i < N; i++) {
         cli[i] = client(port, i % 2 ? &sz : &fs, GZ, crl_pem);
-        call_ok(cli[i], 3000); /* connected, so the timing is of round trips */
+        call_ok(cli[i], T(3000)); /* connected, so the timing is of round trips */
     }
 
     int64_t t0 = now_ms();
@@ -594,9 +835,8 @@ START_TEST(concurrent_clients_all_answered)
             2 * CALLS / (dt1 > 0 ? dt1 : 0.001), N * CALLS / (dt8 > 0 ? dt8 : 0.001));
 
     bg_tp_server_stats st;
-    bg_tp_server_get_stats(srv, &st);
+    WAIT_FOR((bg_tp_server_get_stats(srv, &st), st.replied == N + 2 * CALLS + N * CALLS), T(2000));
     ck_assert_uint_eq(st.received, N + 2 * CALLS + N * CALLS);
-    ck_assert_uint_eq(st.replied, st.received);
     ck_assert_uint_eq(st.conns_open, N);
     ck_assert_int_eq(atomic_load(&h.handled), (int)st.received);
     pthread_mutex_lock(&h.mu);
@@ -649,7 +889,7 @@ START_TEST(ipc_round_trip_mode_and_stale_socket)
     bg_tp_client *cli = NULL;
     bg_tp_client_opts co = {.url = url, .recv_max = MSG_MAX, .send_max = MSG_MAX};
     ck_assert_msg(bg_tp_client_open(&cli, &co, &err) == BG_OK, "%s", err.msg);
-    call_ok(cli, 3000);
+    call_ok(cli, T(3000));
     pthread_mutex_lock(&h.mu);
     ck_assert_int_eq(h.peer_rv, BG_OK);
     ck_assert(h.peer.local);
@@ -664,7 +904,7 @@ START_TEST(ipc_round_trip_mode_and_stale_socket)
     ck_assert_int_eq(bg_tp_server_start(&again, &o, &err), BG_EEXIST);
     ck_assert_ptr_nonnull(strstr(err.msg, "another process"));
     ck_assert_ptr_null(again);
-    call_ok(cli, 3000);
+    call_ok(cli, T(3000));
     ck_assert_int_eq(bg_tp_server_reload_tls(srv, NULL, &err), BG_EINVAL);
 
     bg_tp_client_close(cli);
@@ -697,7 +937,7 @@ static void
 good_client_served(int port)
 {
     bg_tp_client *good = client(port, &fs, GZ, crl_pem);
-    call_ok(good, 3000);
+    call_ok(good, T(3000));
     bg_tp_client_close(good);
 }
 
@@ -713,10 +953,11 @@ START_TEST(rogue_ca_client_refused)
     bg_tp_client *bad = client(port, &fake_sz, GZ, NULL);
     bg_err err = {0};
     int64_t t0 = now_ms();
-    ck_assert_int_eq(call_fails(bad, 4, 500, &err), BG_TP_TLS_REFUSED);
-    ck_assert_int_le(now_ms() - t0, 500 + 400);
+    ck_assert_int_eq(call_fails(bad, 4, T(500), &err), BG_TP_TLS_REFUSED);
+    ck_assert_int_le(now_ms() - t0, T(500) + T(400));
     ck_assert_int_eq(err.code, BG_ECRYPTO);
     ck_assert_ptr_nonnull(strstr(err.msg, "TLS handshake refused: certificate not accepted"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "tls+tcp://127.0.0.1:"));
     good_client_served(port);
     bg_tp_client_stats cs;
     bg_tp_client_get_stats(bad, &cs);
@@ -733,6 +974,56 @@ START_TEST(rogue_ca_client_refused)
 }
 END_TEST
 
+START_TEST(failure_kinds_are_per_client_and_per_server)
+{
+    /* Each client reads its own dialer's counters, each server its own
+     * listener's, however many live in the process. (nng 1.5.2's
+     * nng_stat_find_dialer/_listener return the first of their kind whatever
+     * the id - nanomsg/nng#1577 - so here the healthy client and the ipc
+     * server come first.) */
+    handler_ctx h;
+    hctx_init(&h, ECHO);
+    char url[PATH_MAX + 8];
+    snprintf(url, sizeof url, "ipc://%s", at("first.sock"));
+    bg_tp_server_opts io = {.url = url};
+    bg_tp_server *local = server_opts(&io, &h);
+    bg_tp_client *lc = NULL;
+    bg_err err = {0};
+    bg_tp_client_opts lo = {.url = url, .recv_max = MSG_MAX, .send_max = MSG_MAX};
+    ck_assert_int_eq(bg_tp_client_open(&lc, &lo, &err), BG_OK);
+    call_ok(lc, T(3000));
+
+    bg_tp_server *srv = gz_server(&h, crl_pem);
+    int port = bg_tp_server_port(srv);
+    bg_tp_client *good = client(port, &sz, GZ, crl_pem);
+    call_ok(good, T(3000));
+    bg_tp_client *rogue_cli = client(port, &fake_sz, GZ, crl_pem);
+    ck_assert_int_eq(call_fails(rogue_cli, 4, T(500), &err), BG_TP_TLS_REFUSED);
+    int free_port = 0;
+    close(raw_tcp_listen(&free_port));
+    bg_tp_client *down = client(free_port, &sz, GZ, crl_pem);
+    ck_assert_int_eq(call_fails(down, 4, T(300), &err), BG_TP_UNREACHABLE);
+    call_ok(good, T(3000));
+
+    int fd = raw_tcp_connect(port);
+    ck_assert_int_eq(write(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
+    ck_assert(closed_by_peer(fd, T(3000)));
+    close(fd);
+    bg_tp_server_stats st, lst;
+    WAIT_FOR((bg_tp_server_get_stats(srv, &st), st.handshake_errs >= 2), T(2000));
+    bg_tp_server_get_stats(local, &lst);
+    ck_assert_uint_eq(lst.handshake_errs, 0);
+
+    bg_tp_client_close(down);
+    bg_tp_client_close(rogue_cli);
+    bg_tp_client_close(good);
+    bg_tp_client_close(lc);
+    stop_ok(srv);
+    stop_ok(local);
+    hctx_fini(&h);
+}
+END_TEST
+
 START_TEST(client_without_certificate_refused)
 {
     /* No client certificate at all: the server shuts the handshake. */
@@ -742,7 +1033,7 @@ START_TEST(client_without_certificate_refused)
     int port = bg_tp_server_port(srv);
     bg_tp_client *bad = client(port, NULL, GZ, crl_pem);
     bg_err err = {0};
-    ck_assert_int_eq(call_fails(bad, 4, 500, &err), BG_TP_TLS_REFUSED);
+    ck_assert_int_eq(call_fails(bad, 4, T(500), &err), BG_TP_TLS_REFUSED);
     ck_assert_int_eq(err.code, BG_ECRYPTO);
     ck_assert_ptr_nonnull(strstr(err.msg, "TLS handshake refused"));
     bg_tp_client_close(bad);
@@ -765,7 +1056,7 @@ START_TEST(wrong_server_name_refused)
     int port = bg_tp_server_port(srv);
     bg_tp_client *cli = client(port, &sz, FS, crl_pem);
     bg_err err = {0};
-    ck_assert_int_eq(call_fails(cli, 4, 500, &err), BG_TP_TLS_REFUSED);
+    ck_assert_int_eq(call_fails(cli, 4, T(500), &err), BG_TP_TLS_REFUSED);
     ck_assert_int_eq(err.code, BG_ECRYPTO);
     bg_tp_client_close(cli);
 
@@ -791,7 +1082,7 @@ START_TEST(expired_client_refused)
     int port = bg_tp_server_port(srv);
     bg_tp_client *old = client(port, &expired, GZ, crl_pem);
     bg_err err = {0};
-    ck_assert_int_eq(call_fails(old, 4, 500, &err), BG_TP_TLS_REFUSED);
+    ck_assert_int_eq(call_fails(old, 4, T(500), &err), BG_TP_TLS_REFUSED);
     bg_tp_client_close(old);
     good_client_served(port);
     bg_tp_server_stats st;
@@ -814,8 +1105,8 @@ START_TEST(revoked_client_cut_by_reload)
     int port = bg_tp_server_port(srv);
     bg_tp_client *dgc = client(port, &dg, GZ, crl_pem);
     bg_tp_client *fsc = client(port, &fs, GZ, crl_pem);
-    call_ok(dgc, 3000);
-    call_ok(fsc, 3000);
+    call_ok(dgc, T(3000));
+    call_ok(fsc, T(3000));
 
     bg_err err = {0};
     ck_assert_int_eq(bg_pki_ca_revoke(ca, DG, NULL, time(NULL), NULL, &err), BG_OK);
@@ -827,23 +1118,30 @@ START_TEST(revoked_client_cut_by_reload)
     ck_assert_int_ne(bg_tp_server_reload_tls(srv, &bad, &err), BG_OK);
     bg_tp_tls nokey = {gz.cert, NULL, ca_pem, crl2};
     ck_assert_int_eq(bg_tp_server_reload_tls(srv, &nokey, &err), BG_EINVAL);
-    call_ok(dgc, 3000);
+    call_ok(dgc, T(3000));
 
     int64_t t0 = now_ms();
     ck_assert_msg(bg_tp_server_reload_tls(srv, &t, &err) == BG_OK, "%s", err.msg);
     fprintf(stderr, "transport: reload_tls took %lld ms\n", (long long)(now_ms() - t0));
     ck_assert_int_eq(bg_tp_server_port(srv), port);
+    /* Both clients see their connection cut. (Waiting for that also keeps
+     * the next calls from racing the cut: nng 1.5.2 can leak a request sent
+     * on a connection in the middle of closing.) */
+    bg_tp_client_stats dgs, fss;
+    WAIT_FOR((bg_tp_client_get_stats(dgc, &dgs), dgs.disconnects == 1), T(3000));
+    WAIT_FOR((bg_tp_client_get_stats(fsc, &fss), fss.disconnects == 1), T(3000));
 
     /* The revoked city: its old connection is gone and no new one is made.
-     * (A call racing the cut may see a reset first.) */
+     * (A call racing the cut may see a reset, or "refused" from the moment
+     * between the two listeners, first.) */
     bg_tp_fail fail = BG_TP_OK;
-    for (int i = 0; i < 5 && fail != BG_TP_TLS_REFUSED; i++) {
-        fail = call_fails(dgc, 4, 500, &err);
-        ck_assert_msg(fail == BG_TP_RESET || fail == BG_TP_TLS_REFUSED, "%s: %s",
-                      bg_tp_fail_name(fail), err.msg);
+    for (int i = 0; i < 8 && fail != BG_TP_TLS_REFUSED; i++) {
+        fail = call_fails(dgc, 4, T(500), &err);
+        ck_assert_msg(fail == BG_TP_RESET || fail == BG_TP_UNREACHABLE || fail == BG_TP_TLS_REFUSED,
+                      "%s: %s", bg_tp_fail_name(fail), err.msg);
     }
     ck_assert_int_eq(fail, BG_TP_TLS_REFUSED);
-    call_eventually_ok(fsc, 5000);
+    call_eventually_ok(fsc, T(5000));
     good_client_served(port);
 
     bg_tp_server_stats st;
@@ -855,7 +1153,7 @@ START_TEST(revoked_client_cut_by_reload)
     /* The client side reloads too: a new CRL, the same peer name. */
     bg_tp_tls ct = tls_of(&fs, crl2);
     ck_assert_msg(bg_tp_client_reload_tls(fsc, &ct, &err) == BG_OK, "%s", err.msg);
-    call_eventually_ok(fsc, 5000);
+    call_eventually_ok(fsc, T(5000));
     bg_tp_client_close(dgc);
     bg_tp_client_close(fsc);
     stop_ok(srv);
@@ -887,33 +1185,40 @@ START_TEST(oversize_refused_before_sending_and_survived)
                             .server_name = GZ,
                             .recv_max = MSG_MAX,
                             .send_max = 4096,
-                            .reconnect_min_ms = 20,
-                            .reconnect_max_ms = 200};
+                            .reconnect_min_ms = T(20),
+                            .reconnect_max_ms = T(200)};
     ck_assert_int_eq(bg_tp_client_open(&cli, &co, &err), BG_OK);
     int64_t t0 = now_ms();
-    ck_assert_int_eq(call_fails(cli, 4097, 3000, &err), BG_TP_TOO_LARGE);
-    ck_assert_int_lt(now_ms() - t0, 100);
+    ck_assert_int_eq(call_fails(cli, 4097, T(3000), &err), BG_TP_TOO_LARGE);
+    ck_assert_int_lt(now_ms() - t0, T(100));
     ck_assert_int_eq(err.code, BG_ELIMIT);
     uint8_t *ans = NULL;
     size_t alen = 0;
     uint8_t *full = calloc(1, 4096);
-    ck_assert_int_eq(bg_tp_call(cli, full, 4096, &ans, &alen, 3000, NULL, &err), BG_OK);
+    ck_assert_int_eq(bg_tp_call(cli, full, 4096, &ans, &alen, T(3000), NULL, &err), BG_OK);
     ck_assert_uint_eq(alen, 4096);
     bg_tp_answer_free(ans);
     free(full);
     bg_tp_client_close(cli);
 
-    /* The hostile one believes the peer takes a megabyte. */
-    co.send_max = 1024 * 1024;
-    co.tls = &ct;
+    /* Just above the limit: nng lets it in (within the SP header
+     * allowance), the server drops it unhandled, the asker times out. */
+    co.send_max = 8192;
     ck_assert_int_eq(bg_tp_client_open(&cli, &co, &err), BG_OK);
-    call_ok(cli, 3000);
-    /* Just above the limit: nng lets it in (SP header allowance), the
-     * server drops it unhandled, the asker times out. */
-    ck_assert_int_eq(call_fails(cli, 4096 + 10, 300, &err), BG_TP_TIMEOUT);
-    bg_tp_fail fail = call_fails(cli, 256 * 1024, 2000, &err);
-    ck_assert_msg(fail == BG_TP_RESET, "%s: %s", bg_tp_fail_name(fail), err.msg);
-    bg_tp_client_close(cli); /* closing a REQ socket right after: must not hang */
+    ck_assert_int_eq(call_fails(cli, 4096 + 10, T(300), &err), BG_TP_TIMEOUT);
+    bg_tp_client_close(cli);
+
+    /* A hostile member (its own process) believes the server takes a
+     * megabyte: its connection is dropped, it sees a reset, and the server
+     * keeps serving everyone else. */
+    helper_material(&sz);
+    helper_t hp = helper_spawn("big-request", port);
+    char line[128];
+    ck_assert_msg(helper_line(&hp, line, sizeof line, T(10000)), "helper: '%s'", line);
+    ck_assert_str_eq(line, "small ok");
+    ck_assert_msg(helper_line(&hp, line, sizeof line, T(10000)), "helper: '%s'", line);
+    ck_assert_str_eq(line, "big reset");
+    helper_end(&hp);
     good_client_served(port);
     bg_tp_server_stats st;
     bg_tp_server_get_stats(srv, &st);
@@ -927,7 +1232,7 @@ START_TEST(oversize_refused_before_sending_and_survived)
     hctx_init(&h, BIG_REPLY);
     srv = gz_server(&h, crl_pem);
     cli = client(bg_tp_server_port(srv), &sz, GZ, crl_pem);
-    ck_assert_int_eq(call_fails(cli, 4, 500, &err), BG_TP_TIMEOUT);
+    ck_assert_int_eq(call_fails(cli, 4, T(500), &err), BG_TP_TIMEOUT);
     ck_assert_ptr_nonnull(strstr(err.msg, "no answer within"));
     bg_tp_server_get_stats(srv, &st);
     ck_assert_uint_eq(st.reply_too_big, 1);
@@ -942,28 +1247,37 @@ START_TEST(answer_above_client_limit_is_a_reset)
 {
     /* The asker's own receive limit holds against its peer: an answer a
      * little above recv_max is refused as too large, a far larger one drops
-     * the connection inside nng and the call says reset. */
-    handler_ctx h;
-    hctx_init(&h, ECHO);
-    bg_tp_server *srv = gz_server(&h, crl_pem);
+     * the connection inside nng and the call says reset; the client then
+     * reconnects. The careless server runs in its own process (see the
+     * helpers: the oversize sender is the one nng may stall). */
+    helper_material(&gz);
+    helper_t hp = helper_spawn("big-answer-server", 0);
+    char line[128];
+    ck_assert_msg(helper_line(&hp, line, sizeof line, T(10000)), "helper: '%s'", line);
+    int port = 0;
+    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
     char url[64];
-    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", bg_tp_server_port(srv));
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
     bg_tp_tls ct = tls_of(&sz, crl_pem);
-    bg_tp_client_opts co = {
-        .url = url, .tls = &ct, .server_name = GZ, .recv_max = 1000, .send_max = MSG_MAX};
+    bg_tp_client_opts co = {.url = url,
+                            .tls = &ct,
+                            .server_name = GZ,
+                            .recv_max = 1000,
+                            .send_max = MSG_MAX,
+                            .reconnect_min_ms = T(20),
+                            .reconnect_max_ms = T(200)};
     bg_tp_client *cli = NULL;
     bg_err err = {0};
     ck_assert_int_eq(bg_tp_client_open(&cli, &co, &err), BG_OK);
-    call_ok(cli, 3000);
-    ck_assert_int_eq(call_fails(cli, 1010, 2000, &err), BG_TP_TOO_LARGE);
+    call_ok(cli, T(3000));
+    ck_assert_int_eq(call_fails(cli, 1010, T(2000), &err), BG_TP_TOO_LARGE);
     ck_assert_int_eq(err.code, BG_ELIMIT);
     ck_assert_ptr_nonnull(strstr(err.msg, "answer of 1010 bytes"));
-    ck_assert_int_eq(call_fails(cli, 5000, 2000, &err), BG_TP_RESET);
+    ck_assert_int_eq(call_fails(cli, 5000, T(2000), &err), BG_TP_RESET);
     ck_assert_int_eq(err.code, BG_EIO);
-    call_eventually_ok(cli, 5000); /* and it reconnects */
+    call_eventually_ok(cli, T(5000)); /* and it reconnects */
     bg_tp_client_close(cli);
-    stop_ok(srv);
-    hctx_fini(&h);
+    helper_end(&hp);
 }
 END_TEST
 
@@ -988,13 +1302,13 @@ START_TEST(garbage_on_tcp_port_does_not_hurt)
             round == 2 ? write(fd, "GET / HTTP/1.0\r\n\r\n", 18) : write(fd, junk, sizeof junk);
         ck_assert_int_gt(n, 0);
         if (round != 1)
-            ck_assert_msg(closed_by_peer(fd, 3000), "server kept a garbage connection open");
+            ck_assert_msg(closed_by_peer(fd, T(3000)), "server kept a garbage connection open");
         close(fd);
     }
     good_client_served(port);
     bg_tp_server_stats st;
     bg_tp_server_get_stats(srv, &st);
-    ck_assert_uint_ge(st.handshake_errs, 2);
+    ck_assert_uint_ge(st.handshake_errs, 1); /* how nng files each one varies */
     ck_assert_uint_eq(st.received, 1);
     stop_ok(srv);
     hctx_fini(&h);
@@ -1015,7 +1329,7 @@ START_TEST(silent_tcp_client_does_not_block_others)
         silent[i] = raw_tcp_connect(port);
     for (int i = 0; i < 3; i++)
         good_client_served(port);
-    bool still_open = !closed_by_peer(silent[0], 50);
+    bool still_open = !closed_by_peer(silent[0], T(50));
     fprintf(stderr,
             "transport: silent TCP connection %s by the server (nng 1.5.2 has no TLS "
             "handshake timeout)\n",
@@ -1039,12 +1353,14 @@ START_TEST(silent_server_times_out_and_watchdog_recovers)
     bg_tp_client *cli = client(port, &sz, GZ, crl_pem);
     bg_err err = {0};
     int64_t t0 = now_ms();
-    ck_assert_int_eq(call_fails(cli, 4, 400, &err), BG_TP_TIMEOUT);
+    ck_assert_int_eq(call_fails(cli, 4, T(400), &err), BG_TP_TIMEOUT);
     int64_t took = now_ms() - t0;
-    ck_assert_int_ge(took, 390);
-    ck_assert_int_le(took, 400 + 300);
+    ck_assert_int_ge(took, T(400) - 10);
+    ck_assert_int_le(took, T(400) + T(300));
     ck_assert_int_eq(err.code, BG_EIO);
-    ck_assert_ptr_nonnull(strstr(err.msg, "no connection within 400 ms"));
+    char want[64];
+    snprintf(want, sizeof want, "no connection within %d ms", T(400));
+    ck_assert_ptr_nonnull(strstr(err.msg, want));
 
     /* Keep every connection it made open and silent, so only the watchdog
      * can get the client out; then free the port for a real server. */
@@ -1062,7 +1378,7 @@ START_TEST(silent_server_times_out_and_watchdog_recovers)
     snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
     bg_tp_server_opts o = {.url = url, .tls = &t};
     bg_tp_server *srv = server_opts(&o, &h);
-    call_ok(cli, 5000);
+    call_ok(cli, T(5000));
     bg_tp_client_stats cs;
     bg_tp_client_get_stats(cli, &cs);
     ck_assert_uint_ge(cs.watchdog_restarts, 1);
@@ -1086,9 +1402,9 @@ START_TEST(peer_down_is_unreachable_and_late_start_is_reached)
     close(lfd); /* a port that was just free */
     int64_t t0 = now_ms();
     bg_tp_client *cli = client(port, &sz, GZ, crl_pem);
-    ck_assert_int_lt(now_ms() - t0, 200);
+    ck_assert_int_lt(now_ms() - t0, T(200));
     bg_err err = {0};
-    ck_assert_int_eq(call_fails(cli, 4, 300, &err), BG_TP_UNREACHABLE);
+    ck_assert_int_eq(call_fails(cli, 4, T(300), &err), BG_TP_UNREACHABLE);
     ck_assert_ptr_nonnull(strstr(err.msg, "connection refused"));
 
     handler_ctx h;
@@ -1098,7 +1414,7 @@ START_TEST(peer_down_is_unreachable_and_late_start_is_reached)
     snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
     bg_tp_server_opts o = {.url = url, .tls = &t};
     bg_tp_server *srv = server_opts(&o, &h);
-    call_ok(cli, 3000);
+    call_ok(cli, T(3000));
     bg_tp_client_close(cli);
     stop_ok(srv);
     hctx_fini(&h);
@@ -1134,20 +1450,17 @@ START_TEST(stop_finishes_in_flight_requests)
     hctx_init(&h, ASYNC_SLOW);
     bg_tp_server *srv = gz_server(&h, crl_pem);
     bg_tp_client *cli = client(bg_tp_server_port(srv), &sz, GZ, crl_pem);
-    bg_call_arg a = {cli, 5000, -1, BG_TP_OK, 0, false};
+    bg_call_arg a = {cli, T(5000), -1, BG_TP_OK, 0, false};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, call_thread, &a), 0);
-    pthread_mutex_lock(&h.mu);
-    while (!h.entered)
-        pthread_cond_wait(&h.cv, &h.mu);
-    pthread_mutex_unlock(&h.mu);
+    wait_entered(&h, T(10000));
     int64_t t0 = now_ms();
     stop_ok(srv);
     int64_t took = now_ms() - t0;
     pthread_join(th, NULL);
     ck_assert_int_eq(a.rv, BG_OK);
     ck_assert_uint_eq(a.len, 4);
-    ck_assert_int_lt(took, 3000);
+    ck_assert_int_lt(took, T(3000));
     bg_tp_client_close(cli);
     hctx_fini(&h);
 }
@@ -1167,18 +1480,18 @@ START_TEST(deadline_drops_stuck_request_and_stop_is_bounded)
                            .tls = &t,
                            .contexts = 2,
                            .threads = 2,
-                           .request_timeout_ms = 200,
-                           .drain_ms = 200};
+                           .request_timeout_ms = T(200),
+                           .drain_ms = T(200)};
     bg_tp_server *srv = server_opts(&o, &h);
     bg_tp_client *cli = client(bg_tp_server_port(srv), &sz, GZ, crl_pem);
     bg_err err = {0};
-    ck_assert_int_eq(call_fails(cli, 4, 600, &err), BG_TP_TIMEOUT);
+    ck_assert_int_eq(call_fails(cli, 4, T(600), &err), BG_TP_TIMEOUT);
     bg_tp_server_stats st;
     bg_tp_server_get_stats(srv, &st);
     ck_assert_uint_eq(st.expired, 1);
     ck_assert_uint_eq(st.in_flight, 0);
     for (int i = 0; i < 5; i++)
-        call_ok(cli, 3000); /* both contexts serve again */
+        call_ok(cli, T(3000)); /* both contexts serve again */
     pthread_mutex_lock(&h.mu);
     bg_tp_request *held = h.held;
     pthread_mutex_unlock(&h.mu);
@@ -1193,20 +1506,17 @@ START_TEST(deadline_drops_stuck_request_and_stop_is_bounded)
     /* Now a handler that blocks on the worker thread. */
     int base_threads = threads_now();
     hctx_init(&h, BLOCK_FIRST);
-    o.request_timeout_ms = 10000;
+    o.request_timeout_ms = T(10000);
     srv = server_opts(&o, &h);
     bg_tp_client *cli2 = client(bg_tp_server_port(srv), &fs, GZ, crl_pem);
-    bg_call_arg a = {cli2, 2000, -1, BG_TP_OK, 0, false};
+    bg_call_arg a = {cli2, T(2000), -1, BG_TP_OK, 0, false};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, call_thread, &a), 0);
-    pthread_mutex_lock(&h.mu);
-    while (!h.entered)
-        pthread_cond_wait(&h.cv, &h.mu);
-    pthread_mutex_unlock(&h.mu);
+    wait_entered(&h, T(10000));
     int64_t t0 = now_ms();
     ck_assert_int_eq(bg_tp_server_stop(srv, &err), BG_ELIMIT);
     int64_t took = now_ms() - t0;
-    ck_assert_int_lt(took, 200 + 1000);
+    ck_assert_int_lt(took, T(200) + T(1000));
     ck_assert_ptr_nonnull(strstr(err.msg, "1 handler(s) still running"));
     pthread_join(th, NULL);
     ck_assert_int_ne(a.rv, BG_OK); /* the asker never got an answer */
@@ -1214,12 +1524,12 @@ START_TEST(deadline_drops_stuck_request_and_stop_is_bounded)
     h.release = true;
     pthread_cond_broadcast(&h.cv);
     pthread_mutex_unlock(&h.mu);
-    WAIT_FOR(h.returned, 3000);
+    WAIT_FOR(h.returned, T(3000));
     ck_assert_int_eq(h.late_rv, BG_EABORTED);
     /* The detached worker leaves and frees the server's last state. */
     bg_tp_client_close(cli);
     bg_tp_client_close(cli2);
-    WAIT_FOR(threads_now() <= base_threads, 3000);
+    WAIT_FOR(threads_now() <= base_threads, T(3000));
     hctx_fini(&h);
 }
 END_TEST
@@ -1232,8 +1542,10 @@ START_TEST(dropped_request_times_out_at_the_asker)
     bg_tp_client *cli = client(bg_tp_server_port(srv), &sz, GZ, crl_pem);
     bg_err err = {0};
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(call_fails(cli, 4, 300, &err), BG_TP_TIMEOUT);
-    ck_assert_ptr_nonnull(strstr(err.msg, "no answer within 300 ms"));
+        ck_assert_int_eq(call_fails(cli, 4, T(300), &err), BG_TP_TIMEOUT);
+    char want[64];
+    snprintf(want, sizeof want, "no answer within %d ms", T(300));
+    ck_assert_ptr_nonnull(strstr(err.msg, want));
     bg_tp_server_stats st;
     bg_tp_server_get_stats(srv, &st);
     ck_assert_uint_eq(st.dropped, 3);
@@ -1253,24 +1565,21 @@ START_TEST(client_close_cancels_calls_in_flight)
     hctx_init(&h, BLOCK_FIRST);
     bg_tp_server *srv = gz_server(&h, crl_pem);
     bg_tp_client *cli = client(bg_tp_server_port(srv), &sz, GZ, crl_pem);
-    bg_call_arg a = {cli, 10000, -1, BG_TP_OK, 0, false};
+    bg_call_arg a = {cli, T(10000), -1, BG_TP_OK, 0, false};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, call_thread, &a), 0);
-    pthread_mutex_lock(&h.mu);
-    while (!h.entered)
-        pthread_cond_wait(&h.cv, &h.mu);
-    pthread_mutex_unlock(&h.mu);
+    wait_entered(&h, T(10000));
     int64_t t0 = now_ms();
     bg_tp_client_close(cli);
     pthread_join(th, NULL);
-    ck_assert_int_lt(now_ms() - t0, 2000);
+    ck_assert_int_lt(now_ms() - t0, T(2000));
     ck_assert_int_eq(a.rv, BG_EABORTED);
     ck_assert_int_eq(a.fail, BG_TP_CLOSED);
     pthread_mutex_lock(&h.mu);
     h.release = true;
     pthread_cond_broadcast(&h.cv);
     pthread_mutex_unlock(&h.mu);
-    WAIT_FOR(h.returned, 3000);
+    WAIT_FOR(h.returned, T(3000));
     stop_ok(srv);
     hctx_fini(&h);
 }
@@ -1288,11 +1597,11 @@ START_TEST(connection_limit_enforced)
     int port = bg_tp_server_port(srv);
     bg_tp_client *a = client(port, &sz, GZ, crl_pem);
     bg_tp_client *b = client(port, &fs, GZ, crl_pem);
-    call_ok(a, 3000);
-    call_ok(b, 3000);
+    call_ok(a, T(3000));
+    call_ok(b, T(3000));
     bg_tp_client *c = client(port, &dg, GZ, crl_pem);
     bg_err err = {0};
-    bg_tp_fail f = call_fails(c, 4, 400, &err);
+    bg_tp_fail f = call_fails(c, 4, T(400), &err);
     ck_assert_msg(f == BG_TP_TIMEOUT || f == BG_TP_RESET || f == BG_TP_UNREACHABLE, "%s", err.msg);
     bg_tp_server_stats st;
     bg_tp_server_get_stats(srv, &st);
@@ -1301,7 +1610,7 @@ START_TEST(connection_limit_enforced)
     bg_tp_client_close(c);
     bg_tp_client_close(a); /* a place frees up */
     c = client(port, &dg, GZ, crl_pem);
-    call_eventually_ok(c, 5000);
+    call_eventually_ok(c, T(5000));
     bg_tp_client_close(b);
     bg_tp_client_close(c);
     stop_ok(srv);
@@ -1386,7 +1695,7 @@ add(Suite *s, const char *name, const TTest *test)
 {
     TCase *tc = tcase_create(name);
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 60 * time_scale);
     tcase_add_test(tc, test);
     suite_add_tcase(s, tc);
 }
@@ -1401,6 +1710,7 @@ transport_suite(void)
     ADD(s, concurrent_clients_all_answered);
     ADD(s, ipc_round_trip_mode_and_stale_socket);
     ADD(s, rogue_ca_client_refused);
+    ADD(s, failure_kinds_are_per_client_and_per_server);
     ADD(s, client_without_certificate_refused);
     ADD(s, wrong_server_name_refused);
     ADD(s, expired_client_refused);
@@ -1421,11 +1731,23 @@ transport_suite(void)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+    const char *scale = getenv("BG_TP_TIME_SCALE");
+    time_scale = scale != NULL && atoi(scale) > 0 ? atoi(scale) : RUNNING_ON_VALGRIND ? 20 : 1;
+    if (argc == 5 && strcmp(argv[1], "--helper") == 0)
+        return helper_main(argv[2], argv[3], argv[4]);
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", time_scale);
+    setenv("BG_TP_TIME_SCALE", buf, 1);
     SRunner *sr = srunner_create(transport_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    /* With CK_FORK=no the tests ran here: let nng's threads go, so valgrind
+     * sees a clean exit (a no-op when nng was never used in this process).
+     * Not between tests: nng_fini while nng still reaps a closed socket's
+     * connections can trip over itself. */
+    nng_fini();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

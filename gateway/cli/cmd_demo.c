@@ -6,7 +6,10 @@
  * a CA, three cities make their keys and get certificates, the operator
  * signs a roster and a CRL; each city generates and imports its credit data
  * (Shenzhen and Foshan share enterprises with Guangzhou); the three gateways
- * start on loopback, ping each other in all six directions; a rogue with a
+ * start on loopback, ping each other in all six directions; Guangzhou asks
+ * Shenzhen and Foshan by private set intersection which of its enterprises are
+ * on their lists, their grades, and how many are on another list, and every
+ * answer is checked against the answering cities' stores; a rogue with a
  * look-alike CA is refused; the gateways shut down cleanly.
  */
 /* nftw(3) is an XSI interface. */
@@ -37,6 +40,7 @@
 #include "pki.h"
 #include "record.h"
 #include "roster.h"
+#include "snapshot.h"
 #include "store.h"
 #include "transport.h"
 #include "uscc.h"
@@ -437,6 +441,379 @@ ping_everyone(demo *d)
     return BG_EXIT_OK;
 }
 
+/* --- act 4b: private set intersection --- */
+
+/* A sorted set of canonical USCCs (18 bytes each) with an optional grade. */
+typedef struct code_set {
+    char (*code)[BG_USCC_LEN];
+    char (*grade)[BG_SNAP_GRADE_MAX + 1];
+    size_t n, cap;
+} code_set;
+
+static int
+cmp_code18(const void *a, const void *b)
+{
+    return memcmp(a, b, BG_USCC_LEN);
+}
+
+static bool
+set_add(code_set *s, const char *code, const char *grade)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 1024;
+        void *c = realloc(s->code, cap * sizeof *s->code);
+        if (c == NULL)
+            return false;
+        s->code = c;
+        void *g = realloc(s->grade, cap * sizeof *s->grade);
+        if (g == NULL)
+            return false;
+        s->grade = g;
+        s->cap = cap;
+    }
+    memcpy(s->code[s->n], code, BG_USCC_LEN);
+    snprintf(s->grade[s->n], sizeof s->grade[0], "%s", grade ? grade : "");
+    s->n++;
+    return true;
+}
+
+/* Sorts by code (codes and grades together: sort an index, then permute). */
+static bool
+set_sort(code_set *s)
+{
+    char(*both)[BG_USCC_LEN + BG_SNAP_GRADE_MAX + 1] = malloc((s->n ? s->n : 1) * sizeof *both);
+    if (both == NULL)
+        return false;
+    for (size_t i = 0; i < s->n; i++) {
+        memcpy(both[i], s->code[i], BG_USCC_LEN);
+        memcpy(both[i] + BG_USCC_LEN, s->grade[i], BG_SNAP_GRADE_MAX + 1);
+    }
+    qsort(both, s->n, sizeof *both, cmp_code18);
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (w > 0 && memcmp(s->code[w - 1], both[i], BG_USCC_LEN) == 0)
+            continue;
+        memcpy(s->code[w], both[i], BG_USCC_LEN);
+        memcpy(s->grade[w], both[i] + BG_USCC_LEN, BG_SNAP_GRADE_MAX + 1);
+        w++;
+    }
+    s->n = w;
+    free(both);
+    return true;
+}
+
+static const char *
+set_find(const code_set *s, const char *code)
+{
+    char(*hit)[BG_USCC_LEN] = bsearch(code, s->code, s->n, sizeof *s->code, cmp_code18);
+    return hit ? s->grade[hit - s->code] : NULL;
+}
+
+static void
+set_free(code_set *s)
+{
+    free(s->code);
+    free(s->grade);
+    memset(s, 0, sizeof *s);
+}
+
+static int
+truth_row(void *ctx, const bg_store_row *row, bg_err *err)
+{
+    if (!set_add(ctx, row->uscc, row->grade))
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    return BG_OK;
+}
+
+/* What a city's store holds on list (NULL: its evaluations): the ground truth the
+ * city's gateway publishes (the generated file minus rows the import refused). */
+static int
+load_truth(demo *d, const char *code, const char *list, code_set *out)
+{
+    char store_dir[DEMO_PATH];
+    if (!path_fmt(store_dir, sizeof store_dir, "%s/%s/data", d->dir, code))
+        return BG_EXIT_ERROR;
+    bg_store *st = NULL;
+    bg_err err = {0};
+    int64_t last = 0;
+    int rc = bg_store_open(&st, store_dir, code, NULL, &err);
+    if (rc == BG_OK)
+        rc = bg_store_scan(st, list, &last, truth_row, out, &err);
+    bg_store_close(st);
+    if (rc != BG_OK || !set_sort(out))
+        return bg_cli_fail("demo", "reading the %s store: %s", code, err.msg);
+    return BG_EXIT_OK;
+}
+
+/* Guangzhou's own enterprises: the first column of its generated file, normalised
+ * (rows the import refused stay in: the gateway reports invalid ones, never sends them). */
+static int
+write_ids(const char *csv, const char *ids, size_t limit, code_set *valid, size_t *lines)
+{
+    FILE *in = fopen(csv, "r"), *out = in ? fopen(ids, "w") : NULL;
+    if (in == NULL || out == NULL) {
+        if (in)
+            fclose(in);
+        return bg_cli_fail("demo", "cannot read %s or write %s", csv, ids);
+    }
+    char line[8192];
+    size_t n = 0;
+    bool header = true;
+    while (n < limit && fgets(line, sizeof line, in) != NULL) {
+        if (header) {
+            header = false;
+            continue;
+        }
+        size_t len = strcspn(line, ",\r\n");
+        line[len] = '\0';
+        if (len == 0)
+            continue;
+        fprintf(out, "%s\n", line);
+        n++;
+        bg_uscc u;
+        if (bg_uscc_parse(line, len, &u, NULL) == BG_OK && !set_add(valid, u.code, NULL))
+            break;
+    }
+    fclose(in);
+    if (fclose(out) != 0 || !set_sort(valid))
+        return bg_cli_fail("demo", "cannot write %s", ids);
+    *lines = n;
+    return BG_EXIT_OK;
+}
+
+/* Runs `baygate query ... --csv` (echoed) with its output in path. */
+static int
+run_query(demo *d, const char *const *args, const char *path)
+{
+    printf("  $ baygate");
+    for (size_t i = 0; args[i] != NULL; i++)
+        printf(" %s", args[i]);
+    printf("\n");
+    fflush(stdout);
+    unlink(path);
+    pid_t pid = spawn_self(d, args, path);
+    if (pid < 0)
+        return bg_cli_fail("demo", "cannot run %s", d->self);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : BG_EXIT_ERROR;
+}
+
+/* One peer's answer from the query's CSV: its matched codes (with grades), or count. */
+typedef struct peer_answer {
+    bool ok;
+    unsigned long long epoch, count;
+    code_set got;
+} peer_answer;
+
+static void
+read_answer(const char *path, const char *peer, peer_answer *a)
+{
+    memset(a, 0, sizeof *a);
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        /* peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error */
+        char *field[11] = {0};
+        size_t nf = 0;
+        char *p = line;
+        while (nf < 11) {
+            field[nf++] = p;
+            char *c = strchr(p, ',');
+            if (c == NULL)
+                break;
+            *c = '\0';
+            p = c + 1;
+        }
+        if (nf < 10 || strcmp(field[0], peer) != 0)
+            continue;
+        if (strcmp(field[1], "true") != 0) {
+            a->ok = false;
+            break;
+        }
+        a->ok = true;
+        a->epoch = strtoull(field[2], NULL, 10);
+        if (field[3][0] != '\0')
+            set_add(&a->got, field[3], field[4]);
+        if (field[9][0] != '\0')
+            a->count = strtoull(field[9], NULL, 10);
+    }
+    if (f != NULL)
+        fclose(f);
+    set_sort(&a->got);
+}
+
+/* Expected = asked ∩ truth (with truth's grades); true iff got equals it exactly. */
+static bool
+matches_truth(const code_set *asked, const code_set *truth, const code_set *got, bool grades,
+              size_t *expected)
+{
+    size_t n = 0;
+    bool same = true;
+    for (size_t i = 0; i < asked->n; i++) {
+        const char *g = set_find(truth, asked->code[i]);
+        if (g == NULL)
+            continue;
+        n++;
+        const char *h = set_find(got, asked->code[i]);
+        if (h == NULL || (grades && strcmp(g, h) != 0))
+            same = false;
+    }
+    *expected = n;
+    return same && got->n == n;
+}
+
+static size_t
+count_in(const code_set *asked, const code_set *truth)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < asked->n; i++)
+        n += set_find(truth, asked->code[i]) != NULL;
+    return n;
+}
+
+/* Waits until a gateway's log shows its three lists published. */
+static bool
+wait_published(demo *d, const char *code)
+{
+    char log[DEMO_PATH];
+    if (!path_fmt(log, sizeof log, "%s/%s.log", d->dir, code))
+        return false;
+    time_t deadline = time(NULL) + 120;
+    struct timespec pause = {.tv_nsec = 100 * 1000 * 1000};
+    for (;;) {
+        FILE *f = fopen(log, "r");
+        char line[2048];
+        int n = 0;
+        while (f != NULL && fgets(line, sizeof line, f) != NULL)
+            n += strstr(line, " psi.published ") != NULL;
+        if (f != NULL)
+            fclose(f);
+        if (n >= 3)
+            return true;
+        if (time(NULL) > deadline)
+            return false;
+        nanosleep(&pause, NULL);
+    }
+}
+
+static int
+psi_act(demo *d)
+{
+    const char *gz = demo_cities[0].code;
+    printf("\n5. Private set intersection. Guangzhou asks Shenzhen and Foshan about its own\n"
+           "   enterprises; they never learn which ones it asked about, and it learns\n"
+           "   nothing about enterprises it did not ask about. Each answering gateway has\n"
+           "   published a signed snapshot of every list (OPRF tags under a key only it\n"
+           "   holds); Guangzhou fetches and verifies it, then asks with blinded ids.\n");
+    for (size_t i = 0; i < NDEMO; i++)
+        if (!wait_published(d, demo_cities[i].code))
+            return bg_cli_fail("demo", "the %s gateway did not publish its lists",
+                               demo_cities[i].name);
+
+    char csv[DEMO_PATH], ids[DEMO_PATH], cids[DEMO_PATH], gw[DEMO_PATH], out[DEMO_PATH];
+    if (!path_fmt(csv, sizeof csv, "%s/data/%s.csv", d->dir, gz) ||
+        !path_fmt(ids, sizeof ids, "%s/data/%s.ids", d->dir, gz) ||
+        !path_fmt(cids, sizeof cids, "%s/data/%s.count.ids", d->dir, gz) ||
+        !path_fmt(gw, sizeof gw, "%s/%s", d->dir, gz) ||
+        !path_fmt(out, sizeof out, "%s/query.csv", d->dir))
+        return BG_EXIT_ERROR;
+    code_set asked = {0}, casked = {0};
+    size_t nids = 0, ncids = 0;
+    /* Count answers must fit one message: at most 100000 ids for them. */
+    int rc = write_ids(csv, ids, SIZE_MAX, &asked, &nids);
+    if (rc == BG_EXIT_OK)
+        rc = write_ids(csv, cids, 100000, &casked, &ncids);
+
+    static const struct {
+        const char *title, *list, *flag;
+        int kind; /* 0 membership, 1 grades, 2 count */
+    } queries[] = {
+        {"Which of Guangzhou's enterprises are on their serious-dishonesty lists?",
+         "serious-dishonesty", NULL, 0},
+        {"Which of them have they graded, and how (the 'grades' list, sealed payloads)?", NULL,
+         "--grades", 1},
+        {"How many of them are on their abnormal-operation lists (count only)?",
+         "abnormal-operation", "--count", 2},
+    };
+    size_t checked = 0, wrong = 0;
+    for (size_t q = 0; rc == BG_EXIT_OK && q < sizeof queries / sizeof queries[0]; q++) {
+        printf("\n   %s\n", queries[q].title);
+        const char *args[16];
+        size_t a = 0;
+        args[a++] = "query";
+        args[a++] = "--dir";
+        args[a++] = gw;
+        args[a++] = "--peer";
+        args[a++] = "all";
+        args[a++] = "--purpose";
+        args[a++] = "supervision";
+        args[a++] = "--in";
+        args[a++] = queries[q].kind == 2 ? cids : ids;
+        if (queries[q].list != NULL) {
+            args[a++] = "--list";
+            args[a++] = queries[q].list;
+        }
+        if (queries[q].flag != NULL)
+            args[a++] = queries[q].flag;
+        args[a++] = "--csv";
+        args[a] = NULL;
+        int qrc = run_query(d, args, out);
+        if (qrc == BG_EXIT_ERROR) {
+            rc = bg_cli_fail("demo", "the query failed; see %s", out);
+            break;
+        }
+        for (size_t p = 1; p < NDEMO; p++) {
+            code_set truth = {0};
+            rc = load_truth(d, demo_cities[p].code,
+                            queries[q].kind == 1   ? NULL
+                            : queries[q].kind == 2 ? "abnormal-operation"
+                                                   : queries[q].list,
+                            &truth);
+            if (rc != BG_EXIT_OK)
+                break;
+            peer_answer pa;
+            read_answer(out, demo_cities[p].code, &pa);
+            bool right = false;
+            size_t expected = 0;
+            if (!pa.ok) {
+                printf("     %-10s did NOT answer (see %s)\n", demo_cities[p].name, out);
+            } else if (queries[q].kind == 2) {
+                expected = count_in(&casked, &truth);
+                right = pa.count == expected;
+                printf("     %-10s epoch %llu: %llu of %zu asked   (truth: %zu)  %s\n",
+                       demo_cities[p].name, pa.epoch, pa.count, casked.n, expected,
+                       right ? "ok" : "WRONG");
+            } else {
+                right = matches_truth(&asked, &truth, &pa.got, queries[q].kind == 1, &expected);
+                char example[64] = "";
+                if (pa.got.n > 0)
+                    snprintf(example, sizeof example, ", e.g. %.18s%s%s", pa.got.code[0],
+                             queries[q].kind == 1 ? " grade " : "",
+                             queries[q].kind == 1 ? pa.got.grade[0] : "");
+                printf("     %-10s epoch %llu: %zu of %zu asked%s   (truth: %zu)  %s\n",
+                       demo_cities[p].name, pa.epoch, pa.got.n, asked.n, example, expected,
+                       right ? "ok" : "WRONG");
+            }
+            checked++;
+            wrong += !right;
+            set_free(&pa.got);
+            set_free(&truth);
+        }
+    }
+    set_free(&asked);
+    set_free(&casked);
+    if (rc != BG_EXIT_OK)
+        return rc;
+    if (wrong == 0)
+        printf("\n   All %zu answers match the ground truth (the answering cities' stores).\n",
+               checked);
+    else
+        printf("\n   %zu of %zu answers do NOT match the ground truth.\n", wrong, checked);
+    return wrong == 0 ? BG_EXIT_OK : BG_EXIT_FAIL;
+}
+
 /* The roster callback for the rogue's verifier: the roster is public. */
 static int
 roster_member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN])
@@ -465,7 +842,7 @@ rogue_attempt(demo *d)
         !path_fmt(sz, sizeof sz, "%s/440300", d->dir) ||
         !path_fmt(pb, sizeof pb, "%s/roster.pb", d->dir))
         return BG_EXIT_ERROR;
-    printf("\n5. A rogue makes a CA with the federation's exact name and a certificate\n"
+    printf("\n6. A rogue makes a CA with the federation's exact name and a certificate\n"
            "   claiming to be Guangzhou, then asks Shenzhen:\n");
     RUN(d, ECHO, "ca", "init", "--dir", rca, "--name", FEDERATION_NAME);
     RUN(d, QUIET, "init", "--city", "440100", "--name", "Guangzhou", "--dir", rgw);
@@ -567,7 +944,7 @@ stop_gateways(demo *d)
     }
     if (!any)
         return status;
-    printf("\n6. SIGTERM to the gateways: they finish in-flight work and exit.\n");
+    printf("\n7. SIGTERM to the gateways: they finish in-flight work and exit.\n");
     for (size_t i = 0; i < NDEMO; i++) {
         if (d->gateways[i] <= 0)
             continue;
@@ -662,13 +1039,17 @@ bg_cmd_demo(int argc, char **argv)
     if (rc == BG_EXIT_OK)
         rc = ping_everyone(&d);
     if (rc == BG_EXIT_OK)
+        rc = psi_act(&d);
+    if (rc == BG_EXIT_OK)
         rc = rogue_attempt(&d);
     int stop = stop_gateways(&d);
     if (rc == BG_EXIT_OK)
         rc = stop;
     if (rc == BG_EXIT_OK)
         printf("\nDone. Gateway logs: %s/<city>.log; stores: %s/<city>/data/credit.db.\n"
-               "Next in baygate: private set intersection queries across these cities.\n",
-               d.dir, d.dir);
+               "Queries by hand: start the gateways again ('baygate serve --dir %s/<city>') and\n"
+               "run 'baygate query --dir %s/440100 --peer all --list serious-dishonesty\n"
+               "--purpose supervision --in %s/data/440100.ids'.\n",
+               d.dir, d.dir, d.dir, d.dir, d.dir);
     return rc;
 }

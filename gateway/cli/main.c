@@ -25,6 +25,9 @@ static const struct {
     {"init", bg_cmd_init, "create a city gateway directory: config, private key, CSR"},
     {"ca", bg_cmd_ca, "federation CA: init, issue, revoke, crl"},
     {"roster", bg_cmd_roster, "sign and show the federation roster"},
+    {"oprf", bg_cmd_oprf, "RFC 9497 OPRF test-vector aid (ristretto255-SHA512)"},
+    {"query", bg_cmd_query, "ask peers which of our enterprises are on their lists (PSI)"},
+    {"psi-rotate", bg_cmd_rotate, "start a new OPRF key generation for one of our lists"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

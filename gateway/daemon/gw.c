@@ -9,6 +9,7 @@
  * a call is in flight; the last reference closes its client.
  */
 #include "gw.h"
+#include "gw_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +24,7 @@
 #include <sodium.h>
 
 #include "api.pb-c.h"
+#include "psi.pb-c.h"
 #include "config.h"
 #include "envelope.h"
 #include "fedping.h"
@@ -32,58 +34,15 @@
 #include "transport.h"
 #include "trust.h"
 
-#define GW_LOCAL_RECV_MAX (64 * 1024)
-#define GW_LOCAL_REPLY_MAX (1024 * 1024)
+/* A query carries up to GW_QUERY_MAX_IDS (2^21) ids of up to ~20 bytes each as
+ * users write them; its answer up to that many matches (and grades) per peer. */
+#define GW_LOCAL_RECV_MAX (64 * 1024 * 1024)
+#define GW_LOCAL_REPLY_MAX (256 * 1024 * 1024)
+/* A query fetches snapshots and runs PSI with every peer: minutes for big ones. */
+#define GW_LOCAL_TIMEOUT_MS (30 * 60 * 1000)
 #define GW_PING_TIMEOUT_DEFAULT_MS 5000
 #define GW_CRL_WARN_EVERY_S 600
 #define GW_REPLAY_CAPACITY (1u << 19)
-#define GW_OUTCOMES (BG_ENV_REASON_LAST + 1)
-
-typedef struct gw_peer {
-    atomic_int refs;
-    char city[BG_CITY_CODE_LEN + 1];
-    char name[BG_PKI_NAME_MAX + 1];
-    char endpoint[BG_ROSTER_ENDPOINT_MAX + 1];
-    bg_tp_client *cli;
-    atomic_bool cert_known; /* the peer has accepted our certificate once */
-    pthread_mutex_t status_lock;
-    bool probed, reachable;
-    uint32_t latency_us;
-    int64_t last_ok_ms;
-    char error[300];
-} gw_peer;
-
-/* A file we watch for replacement. */
-typedef struct gw_watch {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-} gw_watch;
-
-struct bg_gw {
-    bg_config cfg;
-    bg_env_identity *id;
-    X509 *ca;
-    bg_trust *trust;
-    bg_env_verifier *verifier;
-    bg_tp_server *fed, *local;
-    time_t started;
-
-    /* PEM material for every TLS config we build (key cleansed at stop). */
-    char *key_pem, *cert_pem, *ca_pem, *crl_pem;
-    size_t key_pem_len, cert_pem_len, ca_pem_len, crl_pem_len;
-
-    pthread_mutex_t lock; /* roster pointer and peer table */
-    bg_roster *roster;
-    gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
-    size_t npeers;
-
-    gw_watch crl_watch, roster_watch;
-    time_t crl_warned_at;
-
-    atomic_uint_fast64_t answered, app_errors, refused[GW_OUTCOMES], dropped[GW_OUTCOMES];
-};
 
 /* ------------------------------------------------------------- helpers */
 
@@ -121,8 +80,8 @@ watch_changed(const char *path, gw_watch *w)
     return changed;
 }
 
-static bg_roster *
-roster_get(bg_gw *gw)
+bg_roster *
+gw_roster_get(bg_gw *gw)
 {
     pthread_mutex_lock(&gw->lock);
     bg_roster *r = bg_roster_ref(gw->roster);
@@ -130,8 +89,8 @@ roster_get(bg_gw *gw)
     return r;
 }
 
-static void
-peer_release(gw_peer *p)
+void
+gw_peer_release(gw_peer *p)
 {
     if (p == NULL || atomic_fetch_sub(&p->refs, 1) != 1)
         return;
@@ -140,8 +99,8 @@ peer_release(gw_peer *p)
     free(p);
 }
 
-static gw_peer *
-peer_get(bg_gw *gw, const char *city)
+gw_peer *
+gw_peer_get(bg_gw *gw, const char *city)
 {
     gw_peer *found = NULL;
     pthread_mutex_lock(&gw->lock);
@@ -161,7 +120,7 @@ peer_get(bg_gw *gw, const char *city)
 static int
 member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN])
 {
-    bg_roster *r = roster_get(ctx);
+    bg_roster *r = gw_roster_get(ctx);
     const bg_roster_member *m = r ? bg_roster_member_find(r, city) : NULL;
     if (m != NULL)
         memcpy(fp, m->cert_sha256, BG_SIG_FP_LEN);
@@ -275,7 +234,7 @@ peers_sync(bg_gw *gw, const bg_roster *r)
     gw->npeers = nkeep;
     pthread_mutex_unlock(&gw->lock);
     for (size_t k = 0; k < nold; k++)
-        peer_release(old[k]);
+        gw_peer_release(old[k]);
 }
 
 /* ------------------------------------------------------------ asking */
@@ -292,8 +251,8 @@ ping_peer(bg_gw *gw, const char *city, int timeout_ms, Baygate__PingResult *res,
 {
     res->peer = (char *)city;
     res->ok = false;
-    gw_peer *p = peer_get(gw, city);
-    bg_roster *r = roster_get(gw);
+    gw_peer *p = gw_peer_get(gw, city);
+    bg_roster *r = gw_roster_get(gw);
     uint64_t serial = r ? bg_roster_serial(r) : 0;
     size_t max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
     bg_roster_free(r);
@@ -334,13 +293,13 @@ ping_peer(bg_gw *gw, const char *city, int timeout_ms, Baygate__PingResult *res,
         snprintf(p->error, sizeof p->error, "%s", fr.error);
     }
     pthread_mutex_unlock(&p->status_lock);
-    peer_release(p);
+    gw_peer_release(p);
 }
 
 /* ------------------------------------------------ federation requests */
 
-static void
-reply_or_drop(bg_tp_request *req, uint8_t *bytes, size_t len)
+void
+gw_reply_or_drop(bg_tp_request *req, uint8_t *bytes, size_t len)
 {
     bg_err err = {0};
     if (bytes == NULL) {
@@ -358,7 +317,7 @@ answer_ping(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     uint8_t *out = NULL;
     size_t out_len = 0;
     bg_err err = {0};
-    bg_roster *r = roster_get(gw);
+    bg_roster *r = gw_roster_get(gw);
     size_t max_msg = bg_roster_max_message_bytes(r);
     Baygate__Ping *ping = baygate__ping__unpack(NULL, o->body_len, o->body);
     if (ping == NULL) {
@@ -386,7 +345,7 @@ answer_ping(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     bg_roster_free(r);
     if (out == NULL)
         bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
-    reply_or_drop(req, out, out_len);
+    gw_reply_or_drop(req, out, out_len);
 }
 
 static void
@@ -405,7 +364,7 @@ fed_handle(void *ctx, bg_tp_request *req)
         char q[300];
         uint8_t *out = NULL;
         size_t out_len = 0;
-        bg_roster *r = roster_get(gw);
+        bg_roster *r = gw_roster_get(gw);
         size_t max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
         bg_roster_free(r);
         if (bg_env_refusal_answerable(&ref) &&
@@ -419,12 +378,18 @@ fed_handle(void *ctx, bg_tp_request *req)
             bg_log(BG_LOG_WARN, "request.dropped", "reason=%s addr=%s msg=\"%s\"",
                    bg_env_reason_name(why), peer.addr, quoted(err.msg, q, sizeof q));
         }
-        reply_or_drop(req, out, out_len);
+        gw_reply_or_drop(req, out, out_len);
         return;
     }
     switch (o->body_type) {
     case BAYGATE__APP_BODY__APP_BODY_PING:
         answer_ping(gw, o, req);
+        break;
+    case BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_REQUEST:
+        psi_answer_snapshot(gw, o, req);
+        break;
+    case BAYGATE__PSI_BODY__PSI_BODY_QUERY:
+        psi_answer_query(gw, o, req);
         break;
     default: {
         uint8_t *out = NULL;
@@ -432,9 +397,11 @@ fed_handle(void *ctx, bg_tp_request *req)
         char msg[64];
         snprintf(msg, sizeof msg, "body type %u is not served here", o->body_type);
         atomic_fetch_add(&gw->app_errors, 1);
-        bg_env_seal_error(gw->id, o, BG_GW_E_UNKNOWN_BODY, msg, BG_ENV_MESSAGE_DEFAULT, &out,
-                          &out_len, NULL);
-        reply_or_drop(req, out, out_len);
+        bg_roster *r = gw_roster_get(gw);
+        bg_env_seal_error(gw->id, o, BG_GW_E_UNKNOWN_BODY, msg, bg_roster_max_message_bytes(r),
+                          &out, &out_len, NULL);
+        bg_roster_free(r);
+        gw_reply_or_drop(req, out, out_len);
     }
     }
     bg_env_opened_free(o);
@@ -533,7 +500,7 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
         pthread_mutex_unlock(&p->status_lock);
         ps->error = b->errs[i];
         b->psp[i] = ps;
-        peer_release(p);
+        gw_peer_release(p);
     }
     sa->n_peers = n;
     sa->peers = b->psp;
@@ -569,7 +536,7 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
     sa->name = gw->cfg.name;
     sa->version = BAYGATE_VERSION;
     sa->uptime_s = (uint64_t)(time(NULL) - gw->started);
-    bg_roster *r = roster_get(gw);
+    bg_roster *r = gw_roster_get(gw);
     sa->roster_serial = r ? bg_roster_serial(r) : 0;
     bg_roster_free(r);
     time_t next = 0;
@@ -611,6 +578,22 @@ local_handle(void *ctx, bg_tp_request *req)
                    "peer=%s ok=%d latency_us=%u error=\"%s\"", peer, pr.ok, pr.latency_us,
                    pr.ok ? "" : quoted(errbuf, errbuf, sizeof errbuf));
         }
+    } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_QUERY && lr->query != NULL) {
+        /* Packed by the query module itself: its answer owns many buffers. */
+        size_t qlen = 0;
+        uint8_t *qout = psi_local_query(gw, lr->query, &qlen);
+        baygate__local_request__free_unpacked(lr, NULL);
+        gw_reply_or_drop(req, qout, qlen);
+        return;
+    } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_ROTATE && lr->rotate != NULL) {
+        bg_err err = {0};
+        if (bg_pub_rotate(gw->pub, lr->rotate->list, &err) != BG_OK) {
+            ans.error_code = BG_GW_E_UNKNOWN_LIST;
+            snprintf(errbuf, sizeof errbuf, "%.200s", err.msg);
+            ans.error = errbuf;
+        } else {
+            bg_log(BG_LOG_INFO, "psi.rotate_requested", "list=%s", lr->rotate->list);
+        }
     } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_STATUS && lr->status != NULL) {
         sb = calloc(1, sizeof *sb);
         if (sb == NULL) {
@@ -633,7 +616,7 @@ local_handle(void *ctx, bg_tp_request *req)
     free(sb);
     if (lr != NULL)
         baygate__local_request__free_unpacked(lr, NULL);
-    reply_or_drop(req, out, out_len);
+    gw_reply_or_drop(req, out, out_len);
 }
 
 /* ------------------------------------------------------- reload, warn */
@@ -684,17 +667,26 @@ reload_crl(bg_gw *gw)
         if (bg_tp_client_reload_tls(peers[i]->cli, &tls, &err) != BG_OK)
             bg_log(BG_LOG_ERROR, "peer.reload_failed", "peer=%s error=\"%s\"", peers[i]->city,
                    err.msg);
-        peer_release(peers[i]);
+        gw_peer_release(peers[i]);
     }
     gw->crl_warned_at = 0;
     bg_log(BG_LOG_INFO, "crl.reloaded", "number=%llu", (unsigned long long)number);
+}
+
+/* The lists the roster says we offer. */
+static void
+offered_lists(const bg_gw *gw, const bg_roster *r, bool offered[BG_LIST_COUNT])
+{
+    const bg_roster_member *me = bg_roster_member_find(r, gw->cfg.city);
+    for (int i = 0; i < BG_LIST_COUNT; i++)
+        offered[i] = me != NULL && me->lists[i];
 }
 
 static void
 reload_roster(bg_gw *gw)
 {
     bg_err err = {0};
-    bg_roster *cur = roster_get(gw), *next = NULL;
+    bg_roster *cur = gw_roster_get(gw), *next = NULL;
     bool unchanged = false;
     int rc = bg_roster_load_file(gw->cfg.roster_path, gw->ca, 0, cur, &next, &unchanged, &err);
     if (rc != BG_OK) {
@@ -703,10 +695,18 @@ reload_roster(bg_gw *gw)
     } else if (unchanged) {
         bg_roster_free(next);
     } else {
+        /* Socket limits and the verifier's bound are set when they are made. */
+        if (bg_roster_max_message_bytes(next) != bg_roster_max_message_bytes(cur))
+            bg_log(BG_LOG_WARN, "roster.max_message_changed",
+                   "old=%u new=%u effect=\"takes effect at the next restart\"",
+                   bg_roster_max_message_bytes(cur), bg_roster_max_message_bytes(next));
         pthread_mutex_lock(&gw->lock);
         gw->roster = next;
         pthread_mutex_unlock(&gw->lock);
         peers_sync(gw, next);
+        bool offered[BG_LIST_COUNT];
+        offered_lists(gw, next, offered);
+        bg_pub_set_offered(gw->pub, offered);
         bg_log(BG_LOG_INFO, "roster.reloaded", "serial=%llu previous=%llu members=%zu",
                (unsigned long long)bg_roster_serial(next),
                (unsigned long long)bg_roster_serial(cur), bg_roster_member_count(next));
@@ -745,6 +745,8 @@ bg_gw_tick(bg_gw *gw)
     if (watch_changed(gw->cfg.roster_path, &gw->roster_watch))
         reload_roster(gw);
     warn_crl_expiry(gw);
+    /* A separate `baygate import` may have committed: the builder looks. */
+    bg_pub_poke(gw->pub);
 }
 
 /* ------------------------------------------------------- start, stop */
@@ -772,6 +774,8 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
     if (gw == NULL)
         return bg_err_set(err, BG_ENOMEM, "out of memory");
     pthread_mutex_init(&gw->lock, NULL);
+    gw_quota_init(&gw->quota);
+    gw_cache_init(&gw->cache);
     gw->started = time(NULL);
 
     char path[BG_CONFIG_PATH_MAX + 32];
@@ -821,6 +825,12 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
     watch_changed(gw->cfg.crl_path, &gw->crl_watch);
     watch_changed(gw->cfg.roster_path, &gw->roster_watch);
     if (rc == BG_OK) {
+        /* Publishing starts before the listener: the first snapshots build meanwhile. */
+        bool offered[BG_LIST_COUNT];
+        offered_lists(gw, gw->roster, offered);
+        rc = bg_pub_start(&gw->pub, gw->cfg.data_dir, gw->cfg.city, gw->id->key, offered, err);
+    }
+    if (rc == BG_OK) {
         bg_tp_tls tls = tls_material(gw);
         size_t max_msg = bg_roster_max_message_bytes(gw->roster);
         bg_tp_server_opts fo = {
@@ -840,7 +850,7 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
             .recv_max = GW_LOCAL_RECV_MAX,
             .reply_max = GW_LOCAL_REPLY_MAX,
             /* A status probe waits for the slowest peer. */
-            .request_timeout_ms = (int)gw->cfg.request_ms + 5000,
+            .request_timeout_ms = GW_LOCAL_TIMEOUT_MS,
             .ipc_mode = 0660,
             .handler = local_handle,
             .handler_ctx = gw,
@@ -868,12 +878,13 @@ bg_gw_stop(bg_gw *gw)
     /* Stop taking requests first: handlers may still use peers and keys. */
     bg_tp_server_stop(gw->local, NULL);
     bg_tp_server_stop(gw->fed, NULL);
+    bg_pub_stop(gw->pub);
     pthread_mutex_lock(&gw->lock);
     size_t n = gw->npeers;
     gw->npeers = 0;
     pthread_mutex_unlock(&gw->lock);
     for (size_t i = 0; i < n; i++)
-        peer_release(gw->peers[i]);
+        gw_peer_release(gw->peers[i]);
     bg_env_verifier_free(gw->verifier);
     bg_roster_free(gw->roster);
     bg_trust_free(gw->trust);
@@ -884,6 +895,8 @@ bg_gw_stop(bg_gw *gw)
     OPENSSL_free(gw->cert_pem);
     OPENSSL_free(gw->ca_pem);
     OPENSSL_free(gw->crl_pem);
+    gw_cache_destroy(&gw->cache);
+    gw_quota_destroy(&gw->quota);
     pthread_mutex_destroy(&gw->lock);
     free(gw);
 }

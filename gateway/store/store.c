@@ -87,6 +87,25 @@ static const char *const migrations[] = {
     "  source INTEGER NOT NULL REFERENCES imports(id),\n"
     "  CHECK (valid_until >= evaluated_at)\n"
     ") STRICT, WITHOUT ROWID;\n",
+    /* v2: PSI publication metadata (the gateway daemon writes these). Key bytes are NOT
+     * here: they live in 0600 files under <data-dir>/psi-keys, so that copies of the
+     * credit store (backups, hand-offs for audit) never carry OPRF keys. */
+    "CREATE TABLE psi_keys (\n"
+    "  list TEXT NOT NULL,\n"
+    "  generation INTEGER NOT NULL CHECK (generation >= 1),\n"
+    "  created_at TEXT NOT NULL,\n"
+    "  PRIMARY KEY (list, generation)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    "CREATE TABLE psi_epochs (\n"
+    "  list TEXT NOT NULL,\n"
+    "  epoch INTEGER NOT NULL CHECK (epoch >= 1),\n"
+    "  generation INTEGER NOT NULL,\n"
+    "  import_id INTEGER NOT NULL,\n"
+    "  entries INTEGER NOT NULL,\n"
+    "  digest TEXT NOT NULL CHECK (length(digest) = 64),\n"
+    "  published_at TEXT NOT NULL,\n"
+    "  PRIMARY KEY (list, epoch)\n"
+    ") STRICT, WITHOUT ROWID;\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -507,5 +526,159 @@ bg_store_counts_get(bg_store *s, bg_store_counts *out, bg_err *err)
         rc = db_err(s, err, "counting grades");
 done:
     sqlite3_exec(s->db, "RELEASE counts", NULL, NULL, NULL);
+    return rc;
+}
+
+/* ------------------------------------------------------------ PSI support */
+
+static int
+day_of(const unsigned char *text, int32_t *out)
+{
+    if (text == NULL) {
+        *out = BG_STORE_NO_DATE;
+        return BG_OK;
+    }
+    return bg_date_parse((const char *)text, strlen((const char *)text), out, NULL);
+}
+
+int
+bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_fn fn, void *ctx,
+              bg_err *err)
+{
+    int rc;
+    /* One read transaction: the import id and the rows describe the same state. */
+    if ((rc = exec(s, "BEGIN", err)) != BG_OK)
+        return rc;
+    int64_t v = 0;
+    rc = query_int(s, "SELECT coalesce(max(id), 0) FROM imports", &v, err);
+    if (rc == BG_OK)
+        *last_import = v;
+    sqlite3_stmt *st = NULL;
+    const char *sql =
+        list != NULL
+            ? "SELECT uscc, NULL, NULL, listed_at, expires_at, source FROM list_entries "
+              "WHERE list = ?1 ORDER BY uscc"
+            : "SELECT uscc, grade, scale, evaluated_at, valid_until, source FROM evaluations "
+              "ORDER BY uscc";
+    if (rc == BG_OK && sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        rc = db_err(s, err, "scanning entries");
+    if (rc == BG_OK && list != NULL)
+        sqlite3_bind_text(st, 1, list, -1, SQLITE_STATIC);
+    int r = SQLITE_DONE;
+    while (rc == BG_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        bg_store_row row = {
+            .uscc = (const char *)sqlite3_column_text(st, 0),
+            .grade = (const char *)sqlite3_column_text(st, 1),
+            .scale = (const char *)sqlite3_column_text(st, 2),
+            .source = sqlite3_column_int64(st, 5),
+        };
+        if (row.uscc == NULL || day_of(sqlite3_column_text(st, 3), &row.date1) != BG_OK ||
+            day_of(sqlite3_column_text(st, 4), &row.date2) != BG_OK)
+            rc = bg_err_set(err, BG_EDB, "store %s: a stored row does not read back", s->path);
+        else
+            rc = fn(ctx, &row, err);
+    }
+    if (rc == BG_OK && r != SQLITE_DONE)
+        rc = db_err(s, err, "scanning entries");
+    sqlite3_finalize(st);
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
+
+int
+bg_store_last_import(bg_store *s, int64_t *id, bg_err *err)
+{
+    return query_int(s, "SELECT coalesce(max(id), 0) FROM imports", id, err);
+}
+
+static void
+utc_now(char *buf, size_t n)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int
+bg_store_psi_generation(bg_store *s, const char *list, uint64_t *generation, bg_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT coalesce(max(generation), 0) FROM psi_keys WHERE list = ?1", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_err(s, err, "reading psi_keys");
+    sqlite3_bind_text(st, 1, list, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_ROW ? BG_OK : db_err(s, err, "reading psi_keys");
+    if (rc == BG_OK)
+        *generation = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+bg_store_psi_add_generation(bg_store *s, const char *list, uint64_t generation, bg_err *err)
+{
+    char now[32];
+    utc_now(now, sizeof now);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO psi_keys(list, generation, created_at) VALUES (?1, ?2, ?3)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, err, "writing psi_keys");
+    sqlite3_bind_text(st, 1, list, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)generation);
+    sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? BG_OK : db_err(s, err, "writing psi_keys");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+bg_store_psi_last_epoch(bg_store *s, const char *list, bg_store_epoch *out, bg_err *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT epoch, generation, import_id, entries, digest FROM psi_epochs "
+                           "WHERE list = ?1 ORDER BY epoch DESC LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, err, "reading psi_epochs");
+    sqlite3_bind_text(st, 1, list, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st), rc = BG_OK;
+    if (r == SQLITE_ROW) {
+        out->epoch = (uint64_t)sqlite3_column_int64(st, 0);
+        out->generation = (uint64_t)sqlite3_column_int64(st, 1);
+        out->import_id = sqlite3_column_int64(st, 2);
+        out->entries = (uint64_t)sqlite3_column_int64(st, 3);
+        const unsigned char *d = sqlite3_column_text(st, 4);
+        snprintf(out->digest_hex, sizeof out->digest_hex, "%s", d ? (const char *)d : "");
+    } else if (r != SQLITE_DONE) {
+        rc = db_err(s, err, "reading psi_epochs");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+bg_store_psi_add_epoch(bg_store *s, const char *list, const bg_store_epoch *e, bg_err *err)
+{
+    char now[32];
+    utc_now(now, sizeof now);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO psi_epochs(list, epoch, generation, import_id, entries, "
+                           "digest, published_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, err, "writing psi_epochs");
+    sqlite3_bind_text(st, 1, list, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)e->epoch);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)e->generation);
+    sqlite3_bind_int64(st, 4, e->import_id);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)e->entries);
+    sqlite3_bind_text(st, 6, e->digest_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? BG_OK : db_err(s, err, "writing psi_epochs");
+    sqlite3_finalize(st);
     return rc;
 }

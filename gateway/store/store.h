@@ -4,9 +4,10 @@
  * <data-dir>/credit.db, WAL journal, foreign keys on, schema versioned by
  * PRAGMA user_version and brought up to date by ordered migrations at open.
  * Tables: meta (city, grade scale), enterprises, list_entries, evaluations,
- * imports. The store belongs to one city; its grade scale is fixed when it is
- * created. A crash at any point leaves the last committed state (SQLite's
- * guarantee with synchronous=FULL on WAL commits that matter).
+ * imports; since v2 psi_keys and psi_epochs (what the gateway published: key
+ * generations and epochs, never key bytes). The store belongs to one city; its grade scale is fixed
+ * when it is created. A crash at any point leaves the last committed state (SQLite's guarantee with
+ * synchronous=FULL on WAL commits that matter).
  */
 #ifndef BG_STORE_H
 #define BG_STORE_H
@@ -19,7 +20,7 @@
 typedef struct bg_store bg_store;
 typedef struct sqlite3 sqlite3;
 
-#define BG_STORE_SCHEMA_VERSION 1
+#define BG_STORE_SCHEMA_VERSION 2
 
 /*
  * Opens (creating if needed, directory mode 0700, file 0600) the store in
@@ -51,5 +52,45 @@ typedef struct bg_store_counts {
 } bg_store_counts;
 
 int bg_store_counts_get(bg_store *s, bg_store_counts *out, bg_err *err);
+
+/* --- for the gateway's PSI publisher --- */
+
+#define BG_STORE_NO_DATE INT32_MIN
+
+/* One stored row as bg_store_scan hands it over (pointers valid during the call). */
+typedef struct bg_store_row {
+    const char *uscc;          /* canonical */
+    const char *grade, *scale; /* evaluations only, else NULL */
+    int32_t date1, date2;      /* listed_at, expires_at or evaluated_at, valid_until (days) */
+    int64_t source;            /* the import that wrote the row */
+} bg_store_row;
+
+typedef int (*bg_store_row_fn)(void *ctx, const bg_store_row *row, bg_err *err);
+
+/*
+ * In one read transaction: *last_import = the newest committed import id (0 if none),
+ * then fn for every entry of list (a bg_list_names entry), or of evaluations when list is
+ * NULL, in USCC order. A non-BG_OK from fn stops the scan and is returned.
+ */
+int bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_fn fn,
+                  void *ctx, bg_err *err);
+
+/* The newest committed import id (0 if none). */
+int bg_store_last_import(bg_store *s, int64_t *id, bg_err *err);
+
+/* The newest PSI key generation recorded for list (0 if none), and recording a new one. */
+int bg_store_psi_generation(bg_store *s, const char *list, uint64_t *generation, bg_err *err);
+int bg_store_psi_add_generation(bg_store *s, const char *list, uint64_t generation, bg_err *err);
+
+/* A published epoch. */
+typedef struct bg_store_epoch {
+    uint64_t epoch, generation, entries;
+    int64_t import_id;
+    char digest_hex[65];
+} bg_store_epoch;
+
+/* The newest epoch of list (all zero if none), and recording a new one. */
+int bg_store_psi_last_epoch(bg_store *s, const char *list, bg_store_epoch *out, bg_err *err);
+int bg_store_psi_add_epoch(bg_store *s, const char *list, const bg_store_epoch *e, bg_err *err);
 
 #endif

@@ -1,0 +1,499 @@
+/*
+ * cmd_query.c - baygate query: ask peers, through the city's own gateway,
+ * which of our enterprises are on their lists (or their grades, or how many),
+ * by private set intersection. The gateway validates the ids, never sends
+ * invalid ones, and runs the protocol with every peer at once.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api.pb-c.h"
+#include "cli.h"
+#include "config.h"
+#include "json.h"
+#include "transport.h"
+
+#define QUERY_MAX_IDS (1U << 21) /* as the gateway (psi_query.h) */
+#define QUERY_LINE_MAX 256       /* longest id line read (BG_USCC_INPUT_MAX) */
+#define QUERY_REQUEST_MAX (64 * 1024 * 1024)
+#define QUERY_ANSWER_MAX (256 * 1024 * 1024)
+#define QUERY_TIMEOUT_MS (30 * 60 * 1000)
+
+enum { OUT_TABLE, OUT_JSON, OUT_CSV };
+
+static void
+query_usage(FILE *f)
+{
+    fprintf(f, "usage: baygate query --dir GW --peer CITY|all --list LIST --purpose P --in FILE\n"
+               "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n\n"
+               "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
+               "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
+               "abnormal-operation), by private set intersection: the peers never learn\n"
+               "what was asked. --grades: their evaluations of those enterprises (the list\n"
+               "'grades'); --count: only how many are on LIST. --peer may be given several\n"
+               "times. Invalid ids are reported and never sent. Output: a table, or --json\n"
+               "(one object), or --csv (one row per match, per peer without matches, or per\n"
+               "peer for --count).\n"
+               "Exit 0 if every peer answered, 1 if some did not, 2 for usage or local errors.\n");
+}
+
+typedef struct idlist {
+    char **ids;
+    size_t *lines; /* 1-based line of each id */
+    size_t n, cap;
+} idlist;
+
+static void
+idlist_free(idlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->ids[i]);
+    free(l->ids);
+    free(l->lines);
+}
+
+static int
+read_ids(const char *path, idlist *l)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (f == NULL)
+        return bg_cli_fail("query", "cannot open %s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    ssize_t got;
+    int rc = BG_EXIT_OK;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        size_t len = (size_t)got;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            len--;
+        size_t k = 0;
+        while (k < len && (line[k] == ' ' || line[k] == '\t'))
+            k++;
+        if (k == len)
+            continue; /* blank */
+        if (len > QUERY_LINE_MAX) {
+            len = QUERY_LINE_MAX; /* the gateway reports it invalid */
+        }
+        if (l->n == QUERY_MAX_IDS) {
+            rc = bg_cli_fail("query", "%s: more than %u ids", path, QUERY_MAX_IDS);
+            break;
+        }
+        if (l->n == l->cap) {
+            size_t nc = l->cap ? l->cap * 2 : 1024;
+            char **ids = realloc(l->ids, nc * sizeof *ids);
+            if (ids == NULL) {
+                rc = bg_cli_fail("query", "out of memory");
+                break;
+            }
+            l->ids = ids;
+            size_t *lines = realloc(l->lines, nc * sizeof *lines);
+            if (lines == NULL) {
+                rc = bg_cli_fail("query", "out of memory");
+                break;
+            }
+            l->lines = lines;
+            l->cap = nc;
+        }
+        char *id = malloc(len + 1);
+        if (id == NULL) {
+            rc = bg_cli_fail("query", "out of memory");
+            break;
+        }
+        memcpy(id, line, len);
+        id[len] = '\0';
+        l->ids[l->n] = id;
+        l->lines[l->n++] = lineno;
+    }
+    free(line);
+    if (rc == BG_EXIT_OK && ferror(f))
+        rc = bg_cli_fail("query", "reading %s failed", path);
+    if (f != stdin)
+        fclose(f);
+    if (rc == BG_EXIT_OK && l->n == 0)
+        rc = bg_cli_fail("query", "%s holds no ids", path);
+    return rc;
+}
+
+static Baygate__LocalAnswer *
+ask(const char *dir, const Baygate__LocalRequest *req)
+{
+    bg_config cfg;
+    bg_err err = {0};
+    char path[BG_CONFIG_PATH_MAX + 32];
+    if (snprintf(path, sizeof path, "%s/%s", dir, BG_CONFIG_FILE) >= (int)sizeof path) {
+        bg_cli_fail("query", "gateway directory path too long");
+        return NULL;
+    }
+    if (bg_config_load(path, &cfg, &err) != BG_OK) {
+        bg_cli_fail("query", "%s", err.msg);
+        return NULL;
+    }
+    struct stat st;
+    if (stat(cfg.local_socket, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        bg_cli_fail("query", "the %s gateway is not running (no socket at %s)", cfg.city,
+                    cfg.local_socket);
+        return NULL;
+    }
+    size_t len = baygate__local_request__get_packed_size(req);
+    if (len > QUERY_REQUEST_MAX) {
+        bg_cli_fail("query", "request of %zu bytes is too large (at most %d)", len,
+                    QUERY_REQUEST_MAX);
+        return NULL;
+    }
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        bg_cli_fail("query", "out of memory");
+        return NULL;
+    }
+    baygate__local_request__pack(req, buf);
+    bg_tp_client *cli = NULL;
+    bg_tp_client_opts o = {
+        .url = cfg.local_url, .recv_max = QUERY_ANSWER_MAX, .send_max = QUERY_REQUEST_MAX};
+    Baygate__LocalAnswer *ans = NULL;
+    if (bg_tp_client_open(&cli, &o, &err) != BG_OK) {
+        bg_cli_fail("query", "%s", err.msg);
+    } else {
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        bg_tp_fail fail;
+        if (bg_tp_call(cli, buf, len, &out, &out_len, QUERY_TIMEOUT_MS, &fail, &err) != BG_OK) {
+            bg_cli_fail("query", "the %s gateway did not answer: %s: %s", cfg.city,
+                        bg_tp_fail_name(fail), err.msg);
+        } else {
+            ans = baygate__local_answer__unpack(NULL, out_len, out);
+            if (ans == NULL)
+                bg_cli_fail("query", "the %s gateway's answer does not parse", cfg.city);
+            bg_tp_answer_free(out);
+        }
+        bg_tp_client_close(cli);
+    }
+    free(buf);
+    return ans;
+}
+
+static const char *const mode_names[] = {"?", "membership", "graded", "count"};
+
+static void
+csv_field(const char *s)
+{
+    /* Quote anything that could break the row (peers' error messages). */
+    if (s == NULL)
+        return;
+    if (strpbrk(s, ",\"\r\n") == NULL) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"')
+            putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+static void
+print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
+{
+    printf("{\"list\":");
+    bg_json_cstr(stdout, qa->list);
+    printf(",\"mode\":\"%s\",\"ids\":%zu,\"valid_ids\":%u,\"invalid_total\":%u,\"invalid\":[",
+           mode_names[qa->mode <= 3 ? qa->mode : 0], ids->n, qa->valid_ids, qa->invalid_total);
+    for (size_t i = 0; i < qa->n_invalid; i++) {
+        const Baygate__InvalidId *v = qa->invalid[i];
+        printf("%s{\"line\":%zu,\"id\":", i ? "," : "",
+               v->index < ids->n ? ids->lines[v->index] : 0);
+        bg_json_cstr(stdout, v->id);
+        printf(",\"reason\":");
+        bg_json_cstr(stdout, v->reason);
+        printf("}");
+    }
+    printf("],\"peers\":[");
+    for (size_t i = 0; i < qa->n_peers; i++) {
+        const Baygate__PeerQueryResult *p = qa->peers[i];
+        printf("%s{\"peer\":", i ? "," : "");
+        bg_json_cstr(stdout, p->peer);
+        printf(",\"name\":");
+        bg_json_cstr(stdout, p->peer_name);
+        printf(",\"ok\":%s", p->ok ? "true" : "false");
+        if (!p->ok) {
+            printf(",\"error_code\":%u,\"error\":", p->error_code);
+            bg_json_cstr(stdout, p->error);
+        }
+        printf(",\"generation\":%llu,\"epoch\":%llu,\"list_size\":%llu,\"snapshot\":",
+               (unsigned long long)p->generation, (unsigned long long)p->epoch,
+               (unsigned long long)p->list_size);
+        bg_json_cstr(stdout, p->snapshot);
+        printf(",\"items\":%u,\"snapshot_ms\":%u,\"psi_ms\":%u,\"bytes_sent\":%llu,"
+               "\"bytes_received\":%llu",
+               p->items, p->snapshot_ms, p->psi_ms, (unsigned long long)p->bytes_sent,
+               (unsigned long long)p->bytes_received);
+        if (p->ok && qa->mode == 3)
+            printf(",\"count\":%llu", (unsigned long long)p->count);
+        if (p->ok && qa->mode != 3) {
+            printf(",\"matches\":[");
+            for (size_t k = 0; k < p->n_matches; k++) {
+                printf("%s", k ? "," : "");
+                bg_json_cstr(stdout, p->matches[k]);
+            }
+            printf("]");
+        }
+        if (p->ok && qa->mode == 2) {
+            printf(",\"unopened\":%llu,\"grades\":[", (unsigned long long)p->unopened);
+            for (size_t k = 0; k < p->n_grades; k++) {
+                const Baygate__GradeResult *g = p->grades[k];
+                printf("%s{\"uscc\":", k ? "," : "");
+                bg_json_cstr(stdout, g->uscc);
+                printf(",\"grade\":");
+                bg_json_cstr(stdout, g->grade);
+                printf(",\"scale\":");
+                bg_json_cstr(stdout, g->scale);
+                printf(",\"evaluated_at\":");
+                bg_json_cstr(stdout, g->evaluated_at);
+                printf(",\"valid_until\":");
+                bg_json_cstr(stdout, g->valid_until);
+                printf(",\"serial\":%llu}", (unsigned long long)g->serial);
+            }
+            printf("]");
+        }
+        printf("}");
+    }
+    printf("]}\n");
+}
+
+static void
+print_csv(const Baygate__QueryAnswer *qa)
+{
+    printf("peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error\n");
+    for (size_t i = 0; i < qa->n_peers; i++) {
+        const Baygate__PeerQueryResult *p = qa->peers[i];
+        if (!p->ok) {
+            printf("%s,false,%llu,,,,,,,,", p->peer, (unsigned long long)p->epoch);
+            csv_field(p->error);
+            printf("\n");
+        } else if (qa->mode == 3) {
+            printf("%s,true,%llu,,,,,,,%llu,\n", p->peer, (unsigned long long)p->epoch,
+                   (unsigned long long)p->count);
+        } else if ((qa->mode == 2 ? p->n_grades : p->n_matches) == 0) {
+            /* Answered, nothing matched: still one row, so every peer shows. */
+            printf("%s,true,%llu,,,,,,,,\n", p->peer, (unsigned long long)p->epoch);
+        } else if (qa->mode == 2) {
+            for (size_t k = 0; k < p->n_grades; k++) {
+                const Baygate__GradeResult *g = p->grades[k];
+                printf("%s,true,%llu,%s,", p->peer, (unsigned long long)p->epoch, g->uscc);
+                csv_field(g->grade);
+                putchar(',');
+                csv_field(g->scale);
+                printf(",%s,%s,%llu,,\n", g->evaluated_at, g->valid_until,
+                       (unsigned long long)g->serial);
+            }
+        } else {
+            for (size_t k = 0; k < p->n_matches; k++)
+                printf("%s,true,%llu,%s,,,,,,,\n", p->peer, (unsigned long long)p->epoch,
+                       p->matches[k]);
+        }
+    }
+}
+
+static void
+print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose)
+{
+    printf("%s on %s for %s: %zu ids, %u distinct valid, %u invalid\n",
+           mode_names[qa->mode <= 3 ? qa->mode : 0], qa->list, purpose, ids->n, qa->valid_ids,
+           qa->invalid_total);
+    for (size_t i = 0; i < qa->n_peers; i++) {
+        const Baygate__PeerQueryResult *p = qa->peers[i];
+        if (!p->ok) {
+            printf("\n%s %-10s FAILED (%u): %s\n", p->peer, p->peer_name ? p->peer_name : "",
+                   p->error_code, p->error ? p->error : "");
+            continue;
+        }
+        printf("\n%s %-10s ok  epoch %llu (generation %llu, %s snapshot, %llu entries)\n", p->peer,
+               p->peer_name, (unsigned long long)p->epoch, (unsigned long long)p->generation,
+               p->snapshot, (unsigned long long)p->list_size);
+        printf("  %u items asked; snapshot %u ms, PSI %u ms; %.1f KiB sent, %.1f KiB received\n",
+               p->items, p->snapshot_ms, p->psi_ms, p->bytes_sent / 1024.0,
+               p->bytes_received / 1024.0);
+        if (qa->mode == 3) {
+            printf("  %llu of them on %s\n", (unsigned long long)p->count, qa->list);
+        } else if (qa->mode == 2) {
+            printf("  %zu graded:\n", p->n_grades);
+            for (size_t k = 0; k < p->n_grades; k++) {
+                const Baygate__GradeResult *g = p->grades[k];
+                printf("    %s  %-4s %-8s evaluated %s  valid until %s\n", g->uscc, g->grade,
+                       g->scale, g->evaluated_at, g->valid_until);
+            }
+        } else {
+            printf("  %zu on %s:\n", p->n_matches, qa->list);
+            for (size_t k = 0; k < p->n_matches; k++)
+                printf("    %s\n", p->matches[k]);
+        }
+    }
+    if (qa->n_invalid > 0) {
+        printf("\nInvalid ids (never sent):\n");
+        for (size_t i = 0; i < qa->n_invalid; i++) {
+            const Baygate__InvalidId *v = qa->invalid[i];
+            printf("  line %zu: '%s': %s\n", v->index < ids->n ? ids->lines[v->index] : 0, v->id,
+                   v->reason);
+        }
+        if (qa->invalid_total > qa->n_invalid)
+            printf("  ... and %u more\n", qa->invalid_total - (unsigned)qa->n_invalid);
+    }
+}
+
+int
+bg_cmd_query(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},  {"peer", required_argument, NULL, 'p'},
+        {"list", required_argument, NULL, 'l'}, {"purpose", required_argument, NULL, 'u'},
+        {"in", required_argument, NULL, 'i'},   {"grades", no_argument, NULL, 'g'},
+        {"count", no_argument, NULL, 'c'},      {"json", no_argument, NULL, 'j'},
+        {"csv", no_argument, NULL, 'v'},        {"timeout-ms", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL, *list = NULL, *purpose = NULL, *in = NULL;
+    char *peers[64];
+    size_t npeers = 0;
+    bool all = false, grades = false, count = false;
+    int out = OUT_TABLE;
+    uint64_t timeout = 0;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'p':
+            if (strcmp(optarg, "all") == 0)
+                all = true;
+            else if (npeers < 64)
+                peers[npeers++] = optarg;
+            else
+                return bg_cli_fail("query", "at most 64 --peer");
+            break;
+        case 'l':
+            list = optarg;
+            break;
+        case 'u':
+            purpose = optarg;
+            break;
+        case 'i':
+            in = optarg;
+            break;
+        case 'g':
+            grades = true;
+            break;
+        case 'c':
+            count = true;
+            break;
+        case 'j':
+            out = OUT_JSON;
+            break;
+        case 'v':
+            out = OUT_CSV;
+            break;
+        case 't':
+            if (!bg_cli_parse_u64("query", "--timeout-ms", optarg, &timeout))
+                return BG_EXIT_ERROR;
+            if (timeout < 1 || timeout > 600000)
+                return bg_cli_fail("query", "--timeout-ms must be 1..600000");
+            break;
+        case 'h':
+            query_usage(stdout);
+            return BG_EXIT_OK;
+        default:
+            query_usage(stderr);
+            return BG_EXIT_ERROR;
+        }
+    }
+    if (dir == NULL || (npeers == 0 && !all) || purpose == NULL || in == NULL || optind != argc ||
+        (grades && count) || (all && npeers > 0)) {
+        query_usage(stderr);
+        return BG_EXIT_ERROR;
+    }
+    if (grades && list == NULL)
+        list = "grades";
+    if (list == NULL) {
+        query_usage(stderr);
+        return BG_EXIT_ERROR;
+    }
+    if (grades && strcmp(list, "grades") != 0)
+        return bg_cli_fail("query", "--grades asks the list 'grades'; leave out --list");
+
+    idlist ids = {0};
+    int rc = read_ids(in, &ids);
+    if (rc != BG_EXIT_OK) {
+        idlist_free(&ids);
+        return rc;
+    }
+    Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
+    Baygate__LocalQuery lq = BAYGATE__LOCAL_QUERY__INIT;
+    lq.n_peers = npeers;
+    lq.peers = peers;
+    lq.list = (char *)list;
+    lq.purpose = (char *)purpose;
+    lq.n_ids = ids.n;
+    lq.ids = ids.ids;
+    lq.mode = grades ? 2 : count ? 3 : 1;
+    lq.timeout_ms = (uint32_t)timeout;
+    req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
+    req.query = &lq;
+    Baygate__LocalAnswer *ans = ask(dir, &req);
+    if (ans == NULL) {
+        idlist_free(&ids);
+        return BG_EXIT_ERROR;
+    }
+    if (ans->error_code != 0 || ans->query == NULL) {
+        rc = bg_cli_fail("query", "%s", ans->error ? ans->error : "no result in the answer");
+    } else {
+        const Baygate__QueryAnswer *qa = ans->query;
+        if (out == OUT_JSON)
+            print_json(qa, &ids);
+        else if (out == OUT_CSV)
+            print_csv(qa);
+        else
+            print_table(qa, &ids, purpose);
+        rc = BG_EXIT_OK;
+        for (size_t i = 0; i < qa->n_peers; i++)
+            if (!qa->peers[i]->ok)
+                rc = BG_EXIT_FAIL;
+    }
+    baygate__local_answer__free_unpacked(ans, NULL);
+    idlist_free(&ids);
+    return rc;
+}
+
+/* baygate psi-rotate: a new OPRF key generation for one of the city's lists. */
+int
+bg_cmd_rotate(int argc, char **argv)
+{
+    if (argc != 5 || strcmp(argv[1], "--dir") != 0 || strcmp(argv[3], "--list") != 0) {
+        fprintf(stderr, "usage: baygate psi-rotate --dir GW --list LIST\n\n"
+                        "Starts a new OPRF key generation for LIST (a list the city\n"
+                        "offers, or 'grades'); the gateway publishes the next epoch under\n"
+                        "it, and peers fetch the new snapshot in full.\n");
+        return BG_EXIT_ERROR;
+    }
+    Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
+    Baygate__LocalRotate lr = BAYGATE__LOCAL_ROTATE__INIT;
+    lr.list = argv[4];
+    req.op_case = BAYGATE__LOCAL_REQUEST__OP_ROTATE;
+    req.rotate = &lr;
+    Baygate__LocalAnswer *ans = ask(argv[2], &req);
+    if (ans == NULL)
+        return BG_EXIT_ERROR;
+    int rc = BG_EXIT_OK;
+    if (ans->error_code != 0)
+        rc = bg_cli_fail("psi-rotate", "%s", ans->error ? ans->error : "refused");
+    else
+        printf("rotation of %s requested; see the gateway log for the new generation\n", argv[4]);
+    baygate__local_answer__free_unpacked(ans, NULL);
+    return rc;
+}

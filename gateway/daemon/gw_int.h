@@ -1,0 +1,88 @@
+/*
+ * gw_int.h - the gateway daemon's shared state, for its own modules (gw.c,
+ * psi_pub.c, psi_answer.c, psi_query.c). Not an API: nothing outside
+ * gateway/daemon includes it.
+ */
+#ifndef BG_GW_INT_H
+#define BG_GW_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "config.h"
+#include "envelope.h"
+#include "pki.h"
+#include "psi_answer.h"
+#include "psi_pub.h"
+#include "psi_query.h"
+#include "roster.h"
+#include "transport.h"
+#include "trust.h"
+
+#define GW_OUTCOMES (BG_ENV_REASON_LAST + 1)
+
+typedef struct gw_peer {
+    atomic_int refs;
+    char city[BG_CITY_CODE_LEN + 1];
+    char name[BG_PKI_NAME_MAX + 1];
+    char endpoint[BG_ROSTER_ENDPOINT_MAX + 1];
+    bg_tp_client *cli;
+    atomic_bool cert_known; /* the peer has accepted our certificate once */
+    pthread_mutex_t status_lock;
+    bool probed, reachable;
+    uint32_t latency_us;
+    int64_t last_ok_ms;
+    char error[300];
+} gw_peer;
+
+/* A file we watch for replacement. */
+typedef struct gw_watch {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} gw_watch;
+
+struct bg_gw {
+    bg_config cfg;
+    bg_env_identity *id;
+    X509 *ca;
+    bg_trust *trust;
+    bg_env_verifier *verifier;
+    bg_tp_server *fed, *local;
+    time_t started;
+
+    /* PEM material for every TLS config we build (key cleansed at stop). */
+    char *key_pem, *cert_pem, *ca_pem, *crl_pem;
+    size_t key_pem_len, cert_pem_len, ca_pem_len, crl_pem_len;
+
+    pthread_mutex_t lock; /* roster pointer and peer table */
+    bg_roster *roster;
+    gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
+    size_t npeers;
+
+    gw_watch crl_watch, roster_watch;
+    time_t crl_warned_at;
+
+    atomic_uint_fast64_t answered, app_errors, refused[GW_OUTCOMES], dropped[GW_OUTCOMES];
+
+    /* PSI: what we publish and answer (psi_pub, psi_answer) and the peers'
+     * snapshots we hold as an asker (psi_query). */
+    bg_pub *pub;
+    gw_quota quota;
+    gw_cache cache;
+};
+
+/* A reference to the roster in use (NULL only before start). */
+bg_roster *gw_roster_get(bg_gw *gw);
+/* A reference to the peer city, or NULL if it is not a peer now. */
+gw_peer *gw_peer_get(bg_gw *gw, const char *city);
+void gw_peer_release(gw_peer *p);
+/* Sends bytes (freed) as the answer, or drops req when bytes is NULL. */
+void gw_reply_or_drop(bg_tp_request *req, uint8_t *bytes, size_t len);
+
+#endif

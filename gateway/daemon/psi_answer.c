@@ -1,0 +1,396 @@
+/*
+ * psi_answer.c - SnapshotRequest and PsiQuery from peers (see psi_answer.h).
+ */
+#include "psi_answer.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "gw.h"
+#include "gw_int.h"
+#include "log.h"
+#include "psi.h"
+#include "psi.pb-c.h"
+#include "psi_pub.h"
+
+void
+gw_quota_init(gw_quota *q)
+{
+    memset(q, 0, sizeof *q);
+    pthread_mutex_init(&q->lock, NULL);
+}
+
+void
+gw_quota_destroy(gw_quota *q)
+{
+    pthread_mutex_destroy(&q->lock);
+}
+
+/* Charges items to city for today; false (nothing charged) if that would pass limit. */
+static bool
+quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, uint64_t *used)
+{
+    int64_t day = (int64_t)(time(NULL) / 86400);
+    bool ok = false;
+    pthread_mutex_lock(&q->lock);
+    size_t i = 0;
+    while (i < q->n && strcmp(q->used[i].city, city) != 0)
+        i++;
+    if (i == q->n && q->n < BG_ROSTER_MAX_MEMBERS) {
+        snprintf(q->used[i].city, sizeof q->used[i].city, "%s", city);
+        q->used[i].day = day;
+        q->used[i].used = 0;
+        q->n++;
+    }
+    if (i < q->n) {
+        if (q->used[i].day != day) {
+            q->used[i].day = day;
+            q->used[i].used = 0;
+        }
+        ok = items <= limit && q->used[i].used <= limit - items;
+        if (ok)
+            q->used[i].used += items;
+        *used = q->used[i].used;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return ok;
+}
+
+static size_t
+max_msg_of(bg_gw *gw)
+{
+    bg_roster *r = gw_roster_get(gw);
+    size_t m = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
+    bg_roster_free(r);
+    return m;
+}
+
+static void __attribute__((format(printf, 5, 6)))
+refuse(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, uint32_t code, const char *fmt, ...)
+{
+    char msg[BG_ENV_ERROR_MSG_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    atomic_fetch_add(&gw->app_errors, 1);
+    bg_err err = {0};
+    if (bg_env_seal_error(gw->id, o, code, msg, max_msg_of(gw), &out, &out_len, &err) != BG_OK)
+        bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
+    char safe[BG_ENV_ERROR_MSG_MAX + 1];
+    bg_log(BG_LOG_WARN, "psi.refused", "peer=%s purpose=%s code=%u reason=%s", o->sender,
+           o->purpose[0] ? o->purpose : "-", code,
+           bg_log_safe(msg, strlen(msg), safe, sizeof safe));
+    gw_reply_or_drop(req, out, out_len);
+}
+
+static void
+answer(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
+       const uint8_t *body, size_t len)
+{
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    bg_err err = {0};
+    if (bg_env_seal_answer(gw->id, o, body_type, body, len, true, max_msg_of(gw), &out, &out_len,
+                           &err) == BG_OK)
+        atomic_fetch_add(&gw->answered, 1);
+    else
+        bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
+    gw_reply_or_drop(req, out, out_len);
+}
+
+/*
+ * May o's sender ask us about list for o's purpose? "grades" is not a roster
+ * list: it is allowed when any of our lists is, with that permission's quota.
+ */
+static bool
+permitted(bg_gw *gw, const bg_env_opened *o, const char *list, bg_roster_verdict *v)
+{
+    bg_roster *r = gw_roster_get(gw);
+    bool ok = false;
+    if (r == NULL) {
+        memset(v, 0, sizeof *v);
+        snprintf(v->reason, sizeof v->reason, "no roster");
+    } else if (strcmp(list, BG_PUB_GRADES) != 0) {
+        ok = bg_roster_permission(r, o->sender, gw->cfg.city, o->purpose, list, v);
+    } else {
+        for (int i = 0; i < BG_LIST_COUNT && !ok; i++)
+            ok = bg_roster_permission(r, o->sender, gw->cfg.city, o->purpose, bg_list_names[i], v);
+        if (!ok)
+            snprintf(v->reason, sizeof v->reason,
+                     "%s may not ask %s about grades for purpose '%.32s': no list is permitted",
+                     o->sender, gw->cfg.city, o->purpose);
+    }
+    bg_roster_free(r);
+    if (ok && v->needs_authorisation && o->authorisation_ref_len == 0) {
+        snprintf(v->reason, sizeof v->reason,
+                 "purpose '%.32s' needs an authorisation reference and none was given", o->purpose);
+        v->allowed = ok = false;
+    }
+    return ok;
+}
+
+/* The list name of a request: one we publish, else refused. */
+static bool
+list_ok(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, const char *list)
+{
+    if (list == NULL || bg_pub_list_index(list) < 0) {
+        char safe[80];
+        refuse(gw, o, req, BG_GW_E_UNKNOWN_LIST, "'%s' is not a list",
+               bg_log_safe(list ? list : "", list ? strnlen(list, 64) : 0, safe, sizeof safe));
+        return false;
+    }
+    return true;
+}
+
+void
+psi_answer_snapshot(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
+{
+    Baygate__SnapshotRequest *sr = baygate__snapshot_request__unpack(NULL, o->body_len, o->body);
+    bg_pub_snap *ps = NULL;
+    bg_roster_verdict v;
+    uint8_t *chunk = NULL, *body = NULL;
+    if (sr == NULL) {
+        refuse(gw, o, req, BG_GW_E_BAD_BODY, "snapshot request does not parse");
+        goto done;
+    }
+    if (!list_ok(gw, o, req, sr->list))
+        goto done;
+    if (!permitted(gw, o, sr->list, &v)) {
+        refuse(gw, o, req, BG_GW_E_NOT_ALLOWED, "%s", v.reason);
+        goto done;
+    }
+    ps = bg_pub_get(gw->pub, sr->list);
+    if (ps == NULL) {
+        refuse(gw, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
+               sr->list);
+        goto done;
+    }
+
+    size_t max_msg = max_msg_of(gw);
+    size_t max_chunk = max_msg > GW_PSI_OVERHEAD + BG_SNAP_CHUNK_MIN ? max_msg - GW_PSI_OVERHEAD
+                                                                     : BG_SNAP_CHUNK_MIN;
+    if (sr->max_chunk_bytes != 0 && sr->max_chunk_bytes < max_chunk)
+        max_chunk =
+            sr->max_chunk_bytes < BG_SNAP_CHUNK_MIN ? BG_SNAP_CHUNK_MIN : sr->max_chunk_bytes;
+
+    bool have_digest = sr->have_digest.len == BG_SNAP_DIGESTBYTES;
+    bool current = have_digest && sr->have_generation == ps->info.generation &&
+                   sr->have_epoch == ps->info.epoch &&
+                   sodium_memcmp(sr->have_digest.data, ps->info.digest, BG_SNAP_DIGESTBYTES) == 0;
+    bool delta;
+    if (sr->want_epoch == 0) {
+        delta = ps->delta != NULL && have_digest && sr->have_generation == ps->info.generation &&
+                sr->have_epoch == ps->delta_info.from_epoch &&
+                sodium_memcmp(sr->have_digest.data, ps->delta_info.from_digest,
+                              BG_SNAP_DIGESTBYTES) == 0;
+    } else {
+        if (sr->want_epoch != ps->info.epoch || (sr->want_delta && ps->delta == NULL)) {
+            refuse(gw, o, req, BG_GW_E_STALE_EPOCH,
+                   "%s epoch %llu is no longer current (now %llu): fetch again", sr->list,
+                   (unsigned long long)sr->want_epoch, (unsigned long long)ps->info.epoch);
+            goto done;
+        }
+        delta = sr->want_delta;
+        current = false;
+    }
+
+    Baygate__SnapshotChunk sc = BAYGATE__SNAPSHOT_CHUNK__INIT;
+    sc.list = ps->list;
+    sc.generation = ps->info.generation;
+    sc.epoch = ps->info.epoch;
+    sc.digest.data = ps->info.digest;
+    sc.digest.len = BG_SNAP_DIGESTBYTES;
+    bg_err err = {0};
+    size_t count = 0;
+    if (!current) {
+        int rc = delta ? bg_snap_delta_chunk_count(ps->delta, max_chunk, &count, &err)
+                       : bg_snap_chunk_count(ps->snap, max_chunk, &count, &err);
+        if (rc != BG_OK) {
+            refuse(gw, o, req, BG_GW_E_INTERNAL, "cannot cut the snapshot: %s", err.msg);
+            goto done;
+        }
+        if (sr->chunk_index >= count) {
+            refuse(gw, o, req, BG_GW_E_BAD_BODY, "chunk %u of %zu does not exist", sr->chunk_index,
+                   count);
+            goto done;
+        }
+        chunk = malloc(max_chunk);
+        size_t chunk_len = 0;
+        if (chunk == NULL) {
+            refuse(gw, o, req, BG_GW_E_INTERNAL, "out of memory");
+            goto done;
+        }
+        rc = delta ? bg_snap_delta_chunk(ps->delta, max_chunk, sr->chunk_index, chunk, max_chunk,
+                                         &chunk_len, &err)
+                   : bg_snap_chunk(ps->snap, max_chunk, sr->chunk_index, chunk, max_chunk,
+                                   &chunk_len, &err);
+        if (rc != BG_OK) {
+            refuse(gw, o, req, BG_GW_E_INTERNAL, "cannot cut the snapshot: %s", err.msg);
+            goto done;
+        }
+        sc.delta = delta;
+        sc.from_epoch = delta ? ps->delta_info.from_epoch : 0;
+        sc.chunk_index = sr->chunk_index;
+        sc.chunk_count = (uint32_t)count;
+        sc.data.data = chunk;
+        sc.data.len = chunk_len;
+    }
+    if (sc.chunk_index == 0) {
+        sc.digest_signature.data = ps->sig;
+        sc.digest_signature.len = ps->sig_len;
+    }
+    size_t len = baygate__snapshot_chunk__get_packed_size(&sc);
+    body = malloc(len ? len : 1);
+    if (body == NULL) {
+        refuse(gw, o, req, BG_GW_E_INTERNAL, "out of memory");
+        goto done;
+    }
+    baygate__snapshot_chunk__pack(&sc, body);
+    if (sc.chunk_index == 0)
+        bg_log(BG_LOG_INFO, "psi.snapshot_served",
+               "peer=%s purpose=%s list=%s generation=%llu epoch=%llu kind=%s chunks=%zu "
+               "entries=%zu",
+               o->sender, o->purpose[0] ? o->purpose : "-", ps->list,
+               (unsigned long long)ps->info.generation, (unsigned long long)ps->info.epoch,
+               current ? "current"
+               : delta ? "delta"
+                       : "full",
+               count, ps->info.count);
+    answer(gw, o, req, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, body, len);
+done:
+    free(body);
+    free(chunk);
+    bg_pub_snap_release(ps);
+    if (sr != NULL)
+        baygate__snapshot_request__free_unpacked(sr, NULL);
+}
+
+void
+psi_answer_query(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
+{
+    Baygate__PsiQuery *q = baygate__psi_query__unpack(NULL, o->body_len, o->body);
+    bg_pub_snap *ps = NULL;
+    uint8_t *eval = NULL, *body = NULL;
+    bg_roster_verdict v;
+    bg_err err = {0};
+    if (q == NULL) {
+        refuse(gw, o, req, BG_GW_E_BAD_BODY, "PSI query does not parse");
+        goto done;
+    }
+    if (!list_ok(gw, o, req, q->list))
+        goto done;
+    if (!permitted(gw, o, q->list, &v)) {
+        refuse(gw, o, req, BG_GW_E_NOT_ALLOWED, "%s", v.reason);
+        goto done;
+    }
+    ps = bg_pub_get(gw->pub, q->list);
+    if (ps == NULL) {
+        refuse(gw, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
+               q->list);
+        goto done;
+    }
+    if (bg_snap_require_current(ps->info.generation, ps->info.epoch, q->generation, q->epoch,
+                                &err) != BG_OK) {
+        refuse(gw, o, req, BG_GW_E_STALE_EPOCH, "%s: %s", q->list, err.msg);
+        goto done;
+    }
+    int mode = (int)q->mode;
+    if (mode != BG_PSI_MEMBERSHIP && mode != BG_PSI_GRADED && mode != BG_PSI_COUNT) {
+        refuse(gw, o, req, BG_GW_E_BAD_MODE, "mode %d is not a PSI mode", mode);
+        goto done;
+    }
+    if (mode == BG_PSI_GRADED && !ps->info.graded) {
+        refuse(gw, o, req, BG_GW_E_BAD_MODE, "%s carries no grades: ask list '%s'", q->list,
+               BG_PUB_GRADES);
+        goto done;
+    }
+    if (q->batch_id.len != 16) {
+        refuse(gw, o, req, BG_GW_E_BAD_BODY, "batch_id must be 16 bytes");
+        goto done;
+    }
+    size_t len = q->elements.len, n = len / BG_OPRF_ELEMENTBYTES;
+    if (len == 0 || len % BG_OPRF_ELEMENTBYTES != 0) {
+        refuse(gw, o, req, BG_GW_E_BAD_ELEMENTS, "elements must be 32*n bytes, n >= 1 (got %zu)",
+               len);
+        goto done;
+    }
+    if (q->chunk_count == 0 || q->chunk_index >= q->chunk_count || q->batch_items < n) {
+        refuse(gw, o, req, BG_GW_E_BATCH, "chunk %u of %u with %zu of %u items is inconsistent",
+               q->chunk_index, q->chunk_count, n, q->batch_items);
+        goto done;
+    }
+    if (mode == BG_PSI_COUNT) {
+        if (q->chunk_count != 1 || q->batch_items != n) {
+            refuse(gw, o, req, BG_GW_E_BATCH,
+                   "a count batch must come in one message (got chunk %u of %u)", q->chunk_index,
+                   q->chunk_count);
+            goto done;
+        }
+        if (n < v.min_count_batch) {
+            refuse(gw, o, req, BG_GW_E_BATCH,
+                   "count batch of %zu items is below the minimum of %u for %s", n,
+                   v.min_count_batch, o->sender);
+            goto done;
+        }
+    }
+    uint64_t used = 0;
+    if (!quota_take(&gw->quota, o->sender, n, v.quota_items_per_day, &used)) {
+        refuse(gw, o, req, BG_GW_E_QUOTA,
+               "%s has used %llu of its %llu items today; %zu more refused", o->sender,
+               (unsigned long long)used, (unsigned long long)v.quota_items_per_day, n);
+        goto done;
+    }
+    eval = malloc(len);
+    if (eval == NULL) {
+        refuse(gw, o, req, BG_GW_E_INTERNAL, "out of memory");
+        goto done;
+    }
+    /* Two threads at most: requests are already served on a pool of handler threads. */
+    int rc = mode == BG_PSI_COUNT
+                 ? bg_psi_evaluate_count(eval, ps->sk, q->elements.data, len, v.min_count_batch, n,
+                                         2, &err)
+                 : bg_psi_evaluate(eval, ps->sk, q->elements.data, len, n, 2, &err);
+    if (rc != BG_OK) {
+        refuse(gw, o, req, rc == BG_ELIMIT ? BG_GW_E_BATCH : BG_GW_E_BAD_ELEMENTS, "%s", err.msg);
+        goto done;
+    }
+    Baygate__PsiAnswer pa = BAYGATE__PSI_ANSWER__INIT;
+    pa.list = ps->list;
+    pa.generation = ps->info.generation;
+    pa.epoch = ps->info.epoch;
+    pa.mode = q->mode;
+    pa.batch_id = q->batch_id;
+    pa.chunk_index = q->chunk_index;
+    pa.chunk_count = q->chunk_count;
+    pa.elements.data = eval;
+    pa.elements.len = len;
+    size_t blen = baygate__psi_answer__get_packed_size(&pa);
+    body = malloc(blen);
+    if (body == NULL) {
+        refuse(gw, o, req, BG_GW_E_INTERNAL, "out of memory");
+        goto done;
+    }
+    baygate__psi_answer__pack(&pa, body);
+    static const char *const modes[] = {"?", "membership", "graded", "count"};
+    bg_log(BG_LOG_INFO, "psi.answered",
+           "peer=%s purpose=%s list=%s generation=%llu epoch=%llu mode=%s chunk=%u/%u items=%zu "
+           "batch_items=%u used_today=%llu",
+           o->sender, o->purpose[0] ? o->purpose : "-", ps->list,
+           (unsigned long long)ps->info.generation, (unsigned long long)ps->info.epoch, modes[mode],
+           q->chunk_index + 1, q->chunk_count, n, q->batch_items, (unsigned long long)used);
+    answer(gw, o, req, BAYGATE__PSI_BODY__PSI_BODY_ANSWER, body, blen);
+done:
+    free(body);
+    free(eval);
+    bg_pub_snap_release(ps);
+    if (q != NULL)
+        baygate__psi_query__free_unpacked(q, NULL);
+}

@@ -1,0 +1,575 @@
+/*
+ * psi_pub.c - OPRF keys, snapshots, epochs and deltas of the lists a city
+ * publishes (see psi_pub.h for the design).
+ */
+#include "psi_pub.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "oprf.h"
+#include "store.h"
+#include "uscc.h"
+
+#define PUB_CHECK_EVERY_S 5 /* the builder looks at the store at least this often */
+#define PUB_PATH_MAX 4096
+
+struct bg_pub {
+    char data_dir[PUB_PATH_MAX];
+    char city[7];
+    EVP_PKEY *key;
+
+    pthread_mutex_t lock; /* cur[], offered, rotate, poked, stop */
+    pthread_cond_t wake, built;
+    bg_pub_snap *cur[BG_PUB_LISTS];
+    bool offered[BG_LIST_COUNT];
+    bool rotate[BG_PUB_LISTS];
+    bool poked, stop;
+    pthread_t thread;
+    bool started;
+
+    /* Builder thread only. */
+    bg_store *store;
+    int64_t built_import[BG_PUB_LISTS];
+    bool store_missing_logged;
+};
+
+static const char *
+pub_list_name(int i)
+{
+    return i < BG_LIST_COUNT ? bg_list_names[i] : BG_PUB_GRADES;
+}
+
+int
+bg_pub_list_index(const char *name)
+{
+    if (name == NULL)
+        return -1;
+    if (strcmp(name, BG_PUB_GRADES) == 0)
+        return BG_LIST_COUNT;
+    return bg_list_index(name, strlen(name));
+}
+
+static void
+pub_snap_free(bg_pub_snap *s)
+{
+    if (s == NULL)
+        return;
+    bg_snap_free(s->snap);
+    bg_snap_delta_free(s->delta);
+    if (s->sk != NULL)
+        sodium_free(s->sk);
+    free(s);
+}
+
+void
+bg_pub_snap_release(bg_pub_snap *s)
+{
+    if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1)
+        pub_snap_free(s);
+}
+
+bg_pub_snap *
+bg_pub_get(bg_pub *p, const char *list)
+{
+    int i = bg_pub_list_index(list);
+    if (p == NULL || i < 0)
+        return NULL;
+    pthread_mutex_lock(&p->lock);
+    bg_pub_snap *s = p->cur[i];
+    if (s != NULL && i < BG_LIST_COUNT && !p->offered[i])
+        s = NULL; /* withdrawn from the roster: no longer served */
+    if (s != NULL)
+        atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&p->lock);
+    return s;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+static int
+key_path(const bg_pub *p, const char *list, uint64_t gen, char *out, size_t n, bg_err *err)
+{
+    int k = snprintf(out, n, "%s/psi-keys/%s.%llu.key", p->data_dir, list, (unsigned long long)gen);
+    if (k < 0 || (size_t)k >= n)
+        return bg_err_set(err, BG_EINVAL, "PSI key path too long");
+    return BG_OK;
+}
+
+/* Writes a new key file atomically: a crash leaves the old state or the whole key. */
+static int
+key_write(const bg_pub *p, const char *list, uint64_t gen, const uint8_t sk[BG_OPRF_SCALARBYTES],
+          bg_err *err)
+{
+    char dir[PUB_PATH_MAX], path[PUB_PATH_MAX], tmp[PUB_PATH_MAX + 8];
+    int k = snprintf(dir, sizeof dir, "%s/psi-keys", p->data_dir);
+    if (k < 0 || (size_t)k >= sizeof dir)
+        return bg_err_set(err, BG_EINVAL, "PSI key directory path too long");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return bg_err_set(err, BG_EIO, "cannot create %s: %s", dir, strerror(errno));
+    int rc = key_path(p, list, gen, path, sizeof path, err);
+    if (rc != BG_OK)
+        return rc;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return bg_err_set(err, BG_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    bool good =
+        write(fd, sk, BG_OPRF_SCALARBYTES) == (ssize_t)BG_OPRF_SCALARBYTES && fsync(fd) == 0;
+    good = close(fd) == 0 && good;
+    if (!good || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return bg_err_set(err, BG_EIO, "cannot write %s: %s", path, strerror(e));
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return BG_OK;
+}
+
+/* Reads the key of (list, gen) into sk (caller's secure buffer). */
+static int
+key_read(const bg_pub *p, const char *list, uint64_t gen, uint8_t *sk, bg_err *err)
+{
+    char path[PUB_PATH_MAX];
+    int rc = key_path(p, list, gen, path, sizeof path, err);
+    if (rc != BG_OK)
+        return rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return bg_err_set(err, BG_ENOTFOUND, "PSI key %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (st.st_mode & 077) != 0 || st.st_size != BG_OPRF_SCALARBYTES) {
+        close(fd);
+        return bg_err_set(err, BG_ECRYPTO,
+                          "PSI key %s must be a 32-byte file readable by its owner only", path);
+    }
+    ssize_t n = read(fd, sk, BG_OPRF_SCALARBYTES);
+    close(fd);
+    if (n != (ssize_t)BG_OPRF_SCALARBYTES ||
+        bg_oprf_scalar_check(sk, BG_OPRF_SCALARBYTES, NULL) != BG_OK) {
+        sodium_memzero(sk, BG_OPRF_SCALARBYTES);
+        return bg_err_set(err, BG_ECRYPTO, "PSI key %s is not a valid key", path);
+    }
+    return BG_OK;
+}
+
+/* The key of the current generation of list into sk (new generation if rotate or none). */
+static int
+key_current(bg_pub *p, const char *list, bool rotate, uint64_t *gen, uint8_t *sk, bg_err *err)
+{
+    uint64_t g = 0;
+    int rc = bg_store_psi_generation(p->store, list, &g, err);
+    if (rc != BG_OK)
+        return rc;
+    if (g != 0 && !rotate)
+        rc = key_read(p, list, g, sk, err);
+    if (g == 0 || rotate) {
+        g++;
+        rc = bg_oprf_keygen(sk, err);
+        if (rc == BG_OK)
+            rc = key_write(p, list, g, sk, err);
+        /* Recorded after the file is durable: a recorded generation always has a key. */
+        if (rc == BG_OK)
+            rc = bg_store_psi_add_generation(p->store, list, g, err);
+        if (rc == BG_OK)
+            bg_log(BG_LOG_INFO, "psi.key_generation", "list=%s generation=%llu", list,
+                   (unsigned long long)g);
+    }
+    *gen = g;
+    return rc;
+}
+
+/* --------------------------------------------------------------- entries */
+
+typedef struct entries {
+    size_t n, cap;
+    char (*uscc)[BG_USCC_LEN + 1];
+    bg_snap_payload *payload; /* graded only */
+    bool graded;
+} entries;
+
+static int
+entries_add(void *ctx, const bg_store_row *row, bg_err *err)
+{
+    entries *e = ctx;
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 4096;
+        if (cap > BG_SNAP_MAX_ENTRIES)
+            return bg_err_set(err, BG_ELIMIT, "more than %u entries in one list",
+                              BG_SNAP_MAX_ENTRIES);
+        void *u = realloc(e->uscc, cap * sizeof e->uscc[0]);
+        if (u == NULL)
+            return bg_err_set(err, BG_ENOMEM, "out of memory");
+        e->uscc = u;
+        if (e->graded) {
+            void *pl = realloc(e->payload, cap * sizeof e->payload[0]);
+            if (pl == NULL)
+                return bg_err_set(err, BG_ENOMEM, "out of memory");
+            e->payload = pl;
+        }
+        e->cap = cap;
+    }
+    snprintf(e->uscc[e->n], sizeof e->uscc[0], "%s", row->uscc);
+    if (e->graded) {
+        bg_snap_payload *pl = &e->payload[e->n];
+        memset(pl, 0, sizeof *pl);
+        snprintf(pl->grade, sizeof pl->grade, "%s", row->grade ? row->grade : "");
+        snprintf(pl->scale, sizeof pl->scale, "%s", row->scale ? row->scale : "");
+        pl->evaluated_at = row->date1;
+        pl->valid_until = row->date2;
+        pl->listed_at = BG_SNAP_NO_DATE;
+        pl->expires_at = BG_SNAP_NO_DATE;
+        pl->serial = (uint64_t)row->source;
+    }
+    e->n++;
+    return BG_OK;
+}
+
+static void
+entries_free(entries *e)
+{
+    free(e->uscc);
+    free(e->payload);
+    memset(e, 0, sizeof *e);
+}
+
+/* ----------------------------------------------------------------- build */
+
+static void
+hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[b[i] >> 4];
+        out[2 * i + 1] = d[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int
+snap_build(const uint8_t *sk, const char *list, uint64_t gen, uint64_t epoch, const entries *e,
+           bg_snap **out, bg_err *err)
+{
+    bg_snap_entry *se = calloc(e->n ? e->n : 1, sizeof *se);
+    if (se == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    for (size_t i = 0; i < e->n; i++) {
+        se[i].input = (const uint8_t *)e->uscc[i];
+        se[i].input_len = BG_USCC_LEN;
+        se[i].payload = e->graded ? &e->payload[i] : NULL;
+    }
+    /* One thread: the builder runs beside request handling on a shared machine. */
+    int rc = bg_snap_build(out, sk, list, gen, epoch, e->graded, se, e->n, 1, err);
+    free(se);
+    return rc;
+}
+
+/* Builds and installs list li. */
+static int
+publish_list(bg_pub *p, int li, bool rotate, bg_err *err)
+{
+    const char *list = pub_list_name(li);
+    entries e = {.graded = li == BG_LIST_COUNT};
+    int64_t import_id = 0;
+    int rc =
+        bg_store_scan(p->store, li < BG_LIST_COUNT ? list : NULL, &import_id, entries_add, &e, err);
+    uint8_t *sk = sodium_malloc(BG_OPRF_SCALARBYTES);
+    if (sk == NULL && rc == BG_OK)
+        rc = bg_err_set(err, BG_ENOMEM, "out of memory");
+    uint64_t gen = 0;
+    if (rc == BG_OK)
+        rc = key_current(p, list, rotate, &gen, sk, err);
+    bg_store_epoch last;
+    if (rc == BG_OK)
+        rc = bg_store_psi_last_epoch(p->store, list, &last, err);
+
+    bg_snap *snap = NULL;
+    bg_snap_info info;
+    char dhex[65] = "";
+    bool reused = false;
+    if (rc == BG_OK && last.epoch != 0 && last.generation == gen && last.import_id == import_id) {
+        /* Same key, same data: the same bytes again, so askers' caches stay good. */
+        rc = snap_build(sk, list, gen, last.epoch, &e, &snap, err);
+        if (rc == BG_OK) {
+            bg_snap_get_info(snap, &info);
+            hex(info.digest, BG_SNAP_DIGESTBYTES, dhex);
+            reused = strcmp(dhex, last.digest_hex) == 0;
+            if (!reused) {
+                bg_snap_free(snap);
+                snap = NULL;
+            }
+        }
+    }
+    if (rc == BG_OK && !reused) {
+        rc = snap_build(sk, list, gen, last.epoch + 1, &e, &snap, err);
+        if (rc == BG_OK) {
+            bg_snap_get_info(snap, &info);
+            hex(info.digest, BG_SNAP_DIGESTBYTES, dhex);
+            bg_store_epoch rec = {.epoch = last.epoch + 1,
+                                  .generation = gen,
+                                  .entries = info.count,
+                                  .import_id = import_id};
+            memcpy(rec.digest_hex, dhex, sizeof rec.digest_hex);
+            rc = bg_store_psi_add_epoch(p->store, list, &rec, err);
+        }
+    }
+    size_t n = e.n;
+    entries_free(&e);
+
+    bg_pub_snap *ps = NULL;
+    if (rc == BG_OK) {
+        ps = calloc(1, sizeof *ps);
+        if (ps == NULL)
+            rc = bg_err_set(err, BG_ENOMEM, "out of memory");
+    }
+    if (rc == BG_OK) {
+        atomic_init(&ps->refs, 1);
+        snprintf(ps->list, sizeof ps->list, "%s", list);
+        ps->snap = snap;
+        snap = NULL;
+        ps->info = info;
+        ps->sk = sk;
+        sk = NULL;
+        rc = bg_sig_sign(p->key, BG_SIG_CTX_SNAPSHOT, info.digest, BG_SNAP_DIGESTBYTES, ps->sig,
+                         &ps->sig_len, err);
+    }
+    if (rc == BG_OK) {
+        /* The delta from what is served now, when the key is the same. */
+        pthread_mutex_lock(&p->lock);
+        bg_pub_snap *old = p->cur[li];
+        if (old != NULL)
+            atomic_fetch_add(&old->refs, 1);
+        pthread_mutex_unlock(&p->lock);
+        if (old != NULL && old->info.generation == gen && old->info.epoch < info.epoch) {
+            bg_err derr = {0};
+            if (bg_snap_delta_make(&ps->delta, old->snap, ps->snap, &derr) == BG_OK)
+                bg_snap_delta_get_info(ps->delta, &ps->delta_info);
+            else
+                bg_log(BG_LOG_WARN, "psi.delta_failed", "list=%s error=\"%s\"", list, derr.msg);
+        }
+        bg_pub_snap_release(old);
+        pthread_mutex_lock(&p->lock);
+        old = p->cur[li];
+        p->cur[li] = ps;
+        p->built_import[li] = import_id;
+        pthread_cond_broadcast(&p->built);
+        pthread_mutex_unlock(&p->lock);
+        bg_pub_snap_release(old);
+        bg_log(BG_LOG_INFO, "psi.published",
+               "list=%s generation=%llu epoch=%llu entries=%zu import=%lld reused=%d delta=%s",
+               list, (unsigned long long)gen, (unsigned long long)info.epoch, n,
+               (long long)import_id, reused, ps->delta != NULL ? "yes" : "no");
+        ps = NULL;
+    }
+    pub_snap_free(ps);
+    bg_snap_free(snap);
+    if (sk != NULL)
+        sodium_free(sk);
+    return rc;
+}
+
+static bool
+store_exists(const bg_pub *p)
+{
+    char path[PUB_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/credit.db", p->data_dir);
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* One look at the store: rebuild what is out of date. Builder thread only. */
+static void
+check_store(bg_pub *p)
+{
+    bg_err err = {0};
+    if (p->store == NULL) {
+        if (!store_exists(p)) {
+            if (!p->store_missing_logged)
+                bg_log(BG_LOG_INFO, "psi.no_store",
+                       "data_dir=%s effect=\"nothing published until the first import\"",
+                       p->data_dir);
+            p->store_missing_logged = true;
+            return;
+        }
+        if (bg_store_open(&p->store, p->data_dir, p->city, NULL, &err) != BG_OK) {
+            bg_log(BG_LOG_ERROR, "psi.store_failed", "error=\"%s\"", err.msg);
+            p->store = NULL;
+            return;
+        }
+    }
+    bool want[BG_PUB_LISTS], rot[BG_PUB_LISTS];
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < BG_PUB_LISTS; i++) {
+        want[i] = i == BG_LIST_COUNT || p->offered[i];
+        rot[i] = p->rotate[i];
+        p->rotate[i] = false;
+    }
+    pthread_mutex_unlock(&p->lock);
+    /* The newest committed import: one indexed lookup, cheap enough to poll. */
+    int64_t last = 0;
+    if (bg_store_last_import(p->store, &last, &err) != BG_OK) {
+        bg_log(BG_LOG_ERROR, "psi.store_failed", "error=\"%s\"", err.msg);
+        return;
+    }
+    for (int i = 0; i < BG_PUB_LISTS; i++) {
+        if (!want[i])
+            continue;
+        pthread_mutex_lock(&p->lock);
+        bool fresh = p->cur[i] != NULL && p->built_import[i] == last;
+        pthread_mutex_unlock(&p->lock);
+        if (fresh && !rot[i])
+            continue;
+        if (publish_list(p, i, rot[i], &err) != BG_OK)
+            bg_log(BG_LOG_ERROR, "psi.publish_failed", "list=%s error=\"%s\"", pub_list_name(i),
+                   err.msg);
+    }
+}
+
+static void *
+builder(void *arg)
+{
+    bg_pub *p = arg;
+    pthread_mutex_lock(&p->lock);
+    while (!p->stop) {
+        p->poked = false;
+        pthread_mutex_unlock(&p->lock);
+        check_store(p);
+        pthread_mutex_lock(&p->lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += PUB_CHECK_EVERY_S;
+        while (!p->stop && !p->poked)
+            if (pthread_cond_timedwait(&p->wake, &p->lock, &until) != 0)
+                break;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int
+bg_pub_start(bg_pub **out, const char *data_dir, const char *city, EVP_PKEY *key,
+             const bool offered[BG_LIST_COUNT], bg_err *err)
+{
+    *out = NULL;
+    bg_pub *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    int k = snprintf(p->data_dir, sizeof p->data_dir, "%s", data_dir);
+    if (k < 0 || (size_t)k >= sizeof p->data_dir - 64) {
+        free(p);
+        return bg_err_set(err, BG_EINVAL, "data directory path too long");
+    }
+    snprintf(p->city, sizeof p->city, "%s", city);
+    p->key = key;
+    memcpy(p->offered, offered, sizeof p->offered);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->built, NULL);
+    if (pthread_create(&p->thread, NULL, builder, p) != 0) {
+        bg_pub_stop(p);
+        return bg_err_set(err, BG_ENOMEM, "cannot start the PSI builder thread");
+    }
+    p->started = true;
+    *out = p;
+    return BG_OK;
+}
+
+void
+bg_pub_poke(bg_pub *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->poked = true;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void
+bg_pub_set_offered(bg_pub *p, const bool offered[BG_LIST_COUNT])
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    memcpy(p->offered, offered, sizeof p->offered);
+    p->poked = true;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int
+bg_pub_rotate(bg_pub *p, const char *list, bg_err *err)
+{
+    int i = bg_pub_list_index(list);
+    if (i < 0)
+        return bg_err_set(err, BG_EINVAL, "'%s' is not a list this gateway publishes",
+                          list ? list : "");
+    pthread_mutex_lock(&p->lock);
+    p->rotate[i] = true;
+    p->poked = true;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    return BG_OK;
+}
+
+bool
+bg_pub_wait_ready(bg_pub *p, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->lock);
+    bool ready = false;
+    for (;;) {
+        ready = p->cur[BG_LIST_COUNT] != NULL;
+        for (int i = 0; i < BG_LIST_COUNT; i++)
+            if (p->offered[i] && p->cur[i] == NULL)
+                ready = false;
+        if (ready || pthread_cond_timedwait(&p->built, &p->lock, &until) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return ready;
+}
+
+void
+bg_pub_stop(bg_pub *p)
+{
+    if (p == NULL)
+        return;
+    if (p->started) {
+        pthread_mutex_lock(&p->lock);
+        p->stop = true;
+        pthread_cond_signal(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->thread, NULL);
+    }
+    for (int i = 0; i < BG_PUB_LISTS; i++)
+        bg_pub_snap_release(p->cur[i]);
+    bg_store_close(p->store);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->built);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}

@@ -1,0 +1,842 @@
+/*
+ * psi_query.c - the local API's Query: validate ids, refresh peers'
+ * snapshots, run PSI with every chosen peer at once (see psi_query.h).
+ */
+#include "psi_query.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "api.pb-c.h"
+#include "gw.h"
+#include "gw_int.h"
+#include "json.h"
+#include "log.h"
+#include "psi.h"
+#include "psi.pb-c.h"
+#include "psi_answer.h"
+#include "psi_pub.h"
+#include "record.h"
+#include "sig.h"
+#include "uscc.h"
+
+/* ----------------------------------------------------------------- cache */
+
+void
+gw_cache_init(gw_cache *c)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+}
+
+static void
+cached_release(gw_cached *c)
+{
+    if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
+        bg_snap_free(c->snap);
+        free(c);
+    }
+}
+
+void
+gw_cache_destroy(gw_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        cached_release(c->e[i].c);
+    pthread_mutex_destroy(&c->lock);
+}
+
+static gw_cached *
+cache_get(gw_cache *c, const char *city, const char *list)
+{
+    gw_cached *found = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->e[i].city, city) == 0 && strcmp(c->e[i].list, list) == 0) {
+            found = c->e[i].c;
+            if (found != NULL)
+                atomic_fetch_add(&found->refs, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+/* Installs s (taking one reference for the cache) unless a newer one is there. */
+static void
+cache_put(gw_cache *c, const char *city, const char *list, gw_cached *s)
+{
+    gw_cached *old = NULL;
+    pthread_mutex_lock(&c->lock);
+    size_t i = 0;
+    while (i < c->n && !(strcmp(c->e[i].city, city) == 0 && strcmp(c->e[i].list, list) == 0))
+        i++;
+    if (i == c->n && c->n < sizeof c->e / sizeof c->e[0]) {
+        snprintf(c->e[i].city, sizeof c->e[i].city, "%s", city);
+        snprintf(c->e[i].list, sizeof c->e[i].list, "%s", list);
+        c->e[i].c = NULL;
+        c->n++;
+    }
+    if (i < c->n && (c->e[i].c == NULL || c->e[i].c->info.epoch <= s->info.epoch)) {
+        old = c->e[i].c;
+        atomic_fetch_add(&s->refs, 1);
+        c->e[i].c = s;
+    }
+    pthread_mutex_unlock(&c->lock);
+    cached_release(old);
+}
+
+/* ------------------------------------------------------------ one peer */
+
+typedef struct pjob {
+    bg_gw *gw;
+    char city[BG_CITY_CODE_LEN + 1];
+    const char *list, *purpose;
+    const uint8_t *auth;
+    size_t auth_len;
+    int mode, timeout_ms;
+    const uint8_t *const *inputs; /* distinct canonical USCCs, sorted */
+    const size_t *lens;
+    size_t n;
+    pthread_t thread;
+    bool started;
+
+    /* results */
+    bool ok;
+    uint32_t code;
+    char error[400];
+    char name[BG_PKI_NAME_MAX + 1];
+    uint64_t generation, epoch, list_size;
+    const char *snapshot_kind;
+    uint8_t *matched;          /* n flags */
+    bg_snap_payload *payloads; /* graded: n (zero where not matched) */
+    uint64_t count, unopened;
+    size_t items;
+    uint32_t snapshot_ms, psi_ms;
+    uint64_t sent, received;
+} pjob;
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void __attribute__((format(printf, 3, 4)))
+jfail(pjob *j, uint32_t code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->error, sizeof j->error, fmt, ap);
+    va_end(ap);
+    j->ok = false;
+    j->code = code;
+}
+
+/*
+ * One signed round trip to peer p: body of body_type out, an answer of
+ * want_type back (opened and bound to our request). A typed refusal becomes
+ * j->code/j->error. On BG_OK the caller frees *out.
+ */
+static int
+call(pjob *j, gw_peer *p, uint32_t body_type, const uint8_t *body, size_t len, uint32_t want_type,
+     bg_env_opened **out)
+{
+    bg_gw *gw = j->gw;
+    *out = NULL;
+    bg_roster *r = gw_roster_get(gw);
+    size_t max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
+    bg_roster_free(r);
+    bool with_cert = !atomic_load(&p->cert_known);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bg_env_fields f = {.recipient = j->city,
+                           .body_type = body_type,
+                           .body = body,
+                           .body_len = len,
+                           .purpose = j->purpose,
+                           .authorisation_ref = j->auth,
+                           .authorisation_ref_len = j->auth_len};
+        uint8_t *env = NULL, *ans = NULL;
+        size_t env_len = 0, ans_len = 0;
+        bg_env_sent sent;
+        bg_err err = {0};
+        if (bg_env_seal(gw->id, &f, with_cert, max_msg, &env, &env_len, &sent, &err) != BG_OK) {
+            jfail(j, BG_GW_E_INTERNAL, "sealing the request: %s", err.msg);
+            return BG_EINVAL;
+        }
+        bg_tp_fail tf = BG_TP_OK;
+        int rc = bg_tp_call(p->cli, env, env_len, &ans, &ans_len, j->timeout_ms, &tf, &err);
+        free(env);
+        if (rc != BG_OK) {
+            jfail(j, BG_GW_E_TRANSPORT, "%s at %s: %s: %s", j->city, p->endpoint,
+                  bg_tp_fail_name(tf), err.msg);
+            return BG_EIO;
+        }
+        j->sent += env_len;
+        j->received += ans_len;
+        bg_env_opened *o = NULL;
+        bg_env_reason why =
+            bg_env_open_answer(gw->verifier, ans, ans_len, j->city, sent.nonce, 0, &o, &err);
+        bg_tp_answer_free(ans);
+        if (why != BG_ENV_OK) {
+            jfail(j, BG_GW_E_BAD_ANSWER, "answer from %s refused: %s: %s", j->city,
+                  bg_env_reason_name(why), err.msg);
+            return BG_EPROTO;
+        }
+        atomic_store(&p->cert_known, true);
+        if (o->body_type == BG_ENV_BODY_ERROR) {
+            uint32_t code = 0;
+            char msg[BG_ENV_ERROR_MSG_MAX + 1] = "";
+            bg_env_error_parse(o->body, o->body_len, &code, msg, NULL);
+            bg_env_opened_free(o);
+            if (code == BG_ENV_UNKNOWN_CERTIFICATE && !with_cert) {
+                atomic_store(&p->cert_known, false);
+                with_cert = true; /* the peer forgot us: introduce ourselves again */
+                continue;
+            }
+            jfail(j, code, "%s refused (%u): %s", j->city, code, msg);
+            return BG_EABORTED;
+        }
+        if (o->body_type != want_type) {
+            jfail(j, BG_GW_E_BAD_ANSWER, "%s answered with body type %u, not %u", j->city,
+                  o->body_type, want_type);
+            bg_env_opened_free(o);
+            return BG_EPROTO;
+        }
+        *out = o;
+        return BG_OK;
+    }
+    return BG_EPROTO;
+}
+
+/* The peer's signature over digest, with the certificate its answer was verified with. */
+static int
+verify_digest(pjob *j, const bg_env_opened *o, const uint8_t *digest, const uint8_t *sig,
+              size_t sig_len)
+{
+    EVP_PKEY *key = NULL;
+    bg_err err = {0};
+    int rc = bg_trust_verify_cached(j->gw->trust, o->cert_fingerprint, j->city, time(NULL), NULL,
+                                    &key, &err);
+    if (rc == BG_OK)
+        rc = bg_sig_verify(key, BG_SIG_CTX_SNAPSHOT, digest, BG_SNAP_DIGESTBYTES, sig, sig_len,
+                           &err);
+    EVP_PKEY_free(key);
+    if (rc != BG_OK)
+        jfail(j, BG_GW_E_BAD_ANSWER, "%s's snapshot digest signature: %s", j->city, err.msg);
+    return rc;
+}
+
+/* Brings the cached snapshot of (peer, list) up to date; *out is a reference. */
+static int
+refresh(pjob *j, gw_peer *p, gw_cached **out)
+{
+    *out = NULL;
+    gw_cached *cur = cache_get(&j->gw->cache, j->city, j->list);
+    bg_snap_reader *rd = NULL;
+    bg_snap_delta *delta = NULL;
+    bg_snap *snap = NULL;
+    bg_env_opened *o = NULL;
+    Baygate__SnapshotChunk *sc = NULL;
+    uint8_t digest[BG_SNAP_DIGESTBYTES];
+    uint64_t gen = 0, epoch = 0;
+    bool is_delta = false;
+    size_t count = 0;
+    int rc = BG_OK;
+    bg_err err = {0};
+
+    for (size_t idx = 0; rc == BG_OK && (idx == 0 || idx < count); idx++) {
+        Baygate__SnapshotRequest rq = BAYGATE__SNAPSHOT_REQUEST__INIT;
+        rq.list = (char *)j->list;
+        if (cur != NULL) {
+            rq.have_generation = cur->info.generation;
+            rq.have_epoch = cur->info.epoch;
+            rq.have_digest.data = cur->info.digest;
+            rq.have_digest.len = BG_SNAP_DIGESTBYTES;
+        }
+        if (idx > 0) {
+            rq.want_epoch = epoch;
+            rq.want_delta = is_delta;
+        }
+        rq.chunk_index = (uint32_t)idx;
+        uint8_t body[256];
+        size_t blen = baygate__snapshot_request__get_packed_size(&rq);
+        if (blen > sizeof body) {
+            jfail(j, BG_GW_E_INTERNAL, "snapshot request too large");
+            rc = BG_ELIMIT;
+            break;
+        }
+        baygate__snapshot_request__pack(&rq, body);
+        rc = call(j, p, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_REQUEST, body, blen,
+                  BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, &o);
+        if (rc != BG_OK)
+            break;
+        sc = baygate__snapshot_chunk__unpack(NULL, o->body_len, o->body);
+        if (sc == NULL || sc->list == NULL || strcmp(sc->list, j->list) != 0 ||
+            sc->digest.len != BG_SNAP_DIGESTBYTES || sc->chunk_index != idx ||
+            (idx > 0 && (sc->epoch != epoch || sc->generation != gen || sc->delta != is_delta ||
+                         sc->chunk_count != count ||
+                         sodium_memcmp(sc->digest.data, digest, sizeof digest) != 0))) {
+            jfail(j, BG_GW_E_BAD_ANSWER, "%s sent a snapshot chunk that is not the one asked",
+                  j->city);
+            rc = BG_EPROTO;
+            break;
+        }
+        if (idx == 0) {
+            gen = sc->generation;
+            epoch = sc->epoch;
+            is_delta = sc->delta;
+            count = sc->chunk_count;
+            memcpy(digest, sc->digest.data, sizeof digest);
+            if (count == 0) {
+                /* We are current: the answer must say so about what we hold. */
+                if (cur == NULL || gen != cur->info.generation || epoch != cur->info.epoch ||
+                    sodium_memcmp(digest, cur->info.digest, sizeof digest) != 0) {
+                    jfail(j, BG_GW_E_BAD_ANSWER, "%s says we are current, but we are not", j->city);
+                    rc = BG_EPROTO;
+                }
+                break;
+            }
+            if (is_delta && cur == NULL) {
+                jfail(j, BG_GW_E_BAD_ANSWER, "%s sent a delta to a snapshot we do not hold",
+                      j->city);
+                rc = BG_EPROTO;
+                break;
+            }
+            rc = verify_digest(j, o, digest, sc->digest_signature.data, sc->digest_signature.len);
+            if (rc == BG_OK &&
+                (rc = bg_snap_reader_new(&rd, GW_PSI_CACHE_MAX_ENTRIES, &err)) != BG_OK)
+                jfail(j, BG_GW_E_INTERNAL, "%s", err.msg);
+        }
+        if (rc == BG_OK &&
+            (rc = bg_snap_reader_feed(rd, sc->data.data, sc->data.len, &err)) != BG_OK)
+            jfail(j, BG_GW_E_BAD_ANSWER, "%s's snapshot chunk %zu: %s", j->city, idx, err.msg);
+        baygate__snapshot_chunk__free_unpacked(sc, NULL);
+        sc = NULL;
+        bg_env_opened_free(o);
+        o = NULL;
+    }
+    if (sc != NULL)
+        baygate__snapshot_chunk__free_unpacked(sc, NULL);
+    bg_env_opened_free(o);
+
+    if (rc == BG_OK && count == 0) {
+        j->snapshot_kind = "cached";
+        *out = cur;
+        return BG_OK;
+    }
+    if (rc == BG_OK) {
+        if (is_delta) {
+            rc = bg_snap_reader_finish_delta(rd, &delta, &err);
+            if (rc == BG_OK)
+                rc = bg_snap_delta_apply(&snap, cur->snap, delta, 1, &err);
+        } else {
+            rc = bg_snap_reader_finish(rd, digest, &snap, 1, &err);
+        }
+        if (rc != BG_OK)
+            jfail(j, BG_GW_E_BAD_ANSWER, "%s's snapshot does not verify: %s", j->city, err.msg);
+    }
+    bg_snap_reader_free(rd);
+    bg_snap_delta_free(delta);
+    gw_cached *nc = NULL;
+    if (rc == BG_OK) {
+        bg_snap_info info;
+        bg_snap_get_info(snap, &info);
+        /* What we built must be exactly what the city signed. */
+        if (strcmp(info.list, j->list) != 0 || info.generation != gen || info.epoch != epoch ||
+            sodium_memcmp(info.digest, digest, sizeof digest) != 0) {
+            jfail(j, BG_GW_E_BAD_ANSWER, "%s's snapshot is not the signed one", j->city);
+            rc = BG_EPROTO;
+        } else if ((nc = calloc(1, sizeof *nc)) == NULL) {
+            jfail(j, BG_GW_E_INTERNAL, "out of memory");
+            rc = BG_ENOMEM;
+        } else {
+            atomic_init(&nc->refs, 1);
+            nc->snap = snap;
+            snap = NULL;
+            nc->info = info;
+            cache_put(&j->gw->cache, j->city, j->list, nc);
+            j->snapshot_kind = is_delta ? "delta" : "full";
+        }
+    }
+    bg_snap_free(snap);
+    cached_release(cur);
+    *out = nc;
+    return rc;
+}
+
+/* One PSI run against snapshot s; BG_EAGAIN-like: *stale set when the peer moved on. */
+static int
+run_psi(pjob *j, gw_peer *p, const gw_cached *s, bool *stale)
+{
+    *stale = false;
+    bg_err err = {0};
+    bg_psi_query *q = NULL;
+    uint8_t *blinded = NULL, *body = NULL;
+    bg_env_opened *o = NULL;
+    Baygate__PsiAnswer *pa = NULL;
+    int rc = bg_psi_query_new(&q, j->mode, j->inputs, j->lens, j->n, &err);
+    if (rc != BG_OK) {
+        jfail(j, BG_GW_E_INTERNAL, "%s", err.msg);
+        return rc;
+    }
+    size_t items = bg_psi_query_items(q);
+    j->items = items;
+    bg_roster *r = gw_roster_get(j->gw);
+    size_t max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
+    bg_roster_free(r);
+    size_t per = bg_psi_chunk_items(max_msg > 2 * GW_PSI_OVERHEAD ? max_msg - GW_PSI_OVERHEAD
+                                                                  : GW_PSI_OVERHEAD);
+    if (per == 0)
+        per = 1;
+    if (j->mode == BG_PSI_COUNT && items > per) {
+        jfail(j, BG_GW_E_BATCH,
+              "a count query of %zu items does not fit one message (at most %zu at "
+              "max_message_bytes %zu)",
+              items, per, max_msg);
+        bg_psi_query_free(q);
+        return BG_ELIMIT;
+    }
+    size_t nchunks = (items + per - 1) / per;
+    uint8_t batch_id[16];
+    randombytes_buf(batch_id, sizeof batch_id);
+    blinded = malloc((items < per ? items : per) * BG_OPRF_ELEMENTBYTES);
+    if (blinded == NULL) {
+        jfail(j, BG_GW_E_INTERNAL, "out of memory");
+        rc = BG_ENOMEM;
+    }
+    for (size_t c = 0; rc == BG_OK && c < nchunks; c++) {
+        size_t first = c * per, cnt = items - first < per ? items - first : per;
+        rc = bg_psi_prepare(q, first, cnt, blinded, 1, &err);
+        if (rc != BG_OK) {
+            jfail(j, BG_GW_E_INTERNAL, "%s", err.msg);
+            break;
+        }
+        Baygate__PsiQuery pq = BAYGATE__PSI_QUERY__INIT;
+        pq.list = (char *)j->list;
+        pq.generation = s->info.generation;
+        pq.epoch = s->info.epoch;
+        pq.mode = (Baygate__PsiMode)j->mode;
+        pq.batch_id.data = batch_id;
+        pq.batch_id.len = sizeof batch_id;
+        pq.chunk_index = (uint32_t)c;
+        pq.chunk_count = (uint32_t)nchunks;
+        pq.batch_items = (uint32_t)items;
+        pq.elements.data = blinded;
+        pq.elements.len = cnt * BG_OPRF_ELEMENTBYTES;
+        size_t blen = baygate__psi_query__get_packed_size(&pq);
+        free(body);
+        body = malloc(blen);
+        if (body == NULL) {
+            jfail(j, BG_GW_E_INTERNAL, "out of memory");
+            rc = BG_ENOMEM;
+            break;
+        }
+        baygate__psi_query__pack(&pq, body);
+        rc = call(j, p, BAYGATE__PSI_BODY__PSI_BODY_QUERY, body, blen,
+                  BAYGATE__PSI_BODY__PSI_BODY_ANSWER, &o);
+        if (rc != BG_OK) {
+            *stale = j->code == BG_GW_E_STALE_EPOCH;
+            break;
+        }
+        pa = baygate__psi_answer__unpack(NULL, o->body_len, o->body);
+        if (pa == NULL || pa->list == NULL || strcmp(pa->list, j->list) != 0 ||
+            pa->generation != s->info.generation || pa->epoch != s->info.epoch ||
+            (int)pa->mode != j->mode || pa->batch_id.len != sizeof batch_id ||
+            memcmp(pa->batch_id.data, batch_id, sizeof batch_id) != 0 || pa->chunk_index != c ||
+            pa->elements.len != cnt * BG_OPRF_ELEMENTBYTES) {
+            jfail(j, BG_GW_E_BAD_ANSWER, "%s's PSI answer is not for the chunk asked", j->city);
+            rc = BG_EPROTO;
+        } else {
+            rc =
+                bg_psi_finish(q, s->snap, first, cnt, pa->elements.data, pa->elements.len, 1, &err);
+            if (rc != BG_OK)
+                jfail(j, BG_GW_E_BAD_ANSWER, "%s's PSI answer: %s", j->city, err.msg);
+        }
+        if (pa != NULL)
+            baygate__psi_answer__free_unpacked(pa, NULL);
+        pa = NULL;
+        bg_env_opened_free(o);
+        o = NULL;
+    }
+    if (rc == BG_OK && j->mode == BG_PSI_COUNT) {
+        size_t m = 0;
+        rc = bg_psi_count(q, &m, &err);
+        j->count = m;
+    } else if (rc == BG_OK) {
+        j->matched = calloc(j->n, 1);
+        if (j->mode == BG_PSI_GRADED)
+            j->payloads = calloc(j->n, sizeof *j->payloads);
+        if (j->matched == NULL || (j->mode == BG_PSI_GRADED && j->payloads == NULL)) {
+            rc = BG_ENOMEM;
+        }
+        for (size_t i = 0; rc == BG_OK && i < j->n; i++) {
+            int matched = 0;
+            bg_snap_record rec;
+            rc = bg_psi_result(q, i, &matched, &rec, &err);
+            j->matched[i] = (uint8_t)matched;
+            if (rc == BG_OK && matched && j->payloads != NULL)
+                j->payloads[i] = rec.payload;
+            sodium_memzero(&rec, sizeof rec);
+        }
+        if (j->mode == BG_PSI_GRADED)
+            j->unopened = bg_psi_unopened(q);
+        if (rc != BG_OK)
+            jfail(j, BG_GW_E_INTERNAL, "reading results: %s", err.msg);
+    }
+    free(body);
+    free(blinded);
+    bg_psi_query_free(q);
+    return rc;
+}
+
+static void *
+pjob_run(void *arg)
+{
+    pjob *j = arg;
+    gw_peer *p = gw_peer_get(j->gw, j->city);
+    if (p == NULL) {
+        jfail(j, BG_GW_E_NOT_PEER, "%s is not a peer in the roster", j->city);
+        return NULL;
+    }
+    snprintf(j->name, sizeof j->name, "%s", p->name);
+    gw_cached *s = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int64_t t0 = mono_ms();
+        int rc = refresh(j, p, &s);
+        int64_t t1 = mono_ms();
+        j->snapshot_ms += (uint32_t)(t1 - t0);
+        if (rc != BG_OK)
+            break;
+        bool stale = false;
+        rc = run_psi(j, p, s, &stale);
+        j->psi_ms += (uint32_t)(mono_ms() - t1);
+        j->generation = s->info.generation;
+        j->epoch = s->info.epoch;
+        j->list_size = s->info.count;
+        cached_release(s);
+        s = NULL;
+        if (rc == BG_OK) {
+            j->ok = true;
+            j->code = 0;
+            j->error[0] = '\0';
+            break;
+        }
+        if (!stale)
+            break;
+        /* The peer published a new epoch meanwhile: refresh and ask again, once. */
+        free(j->matched);
+        free(j->payloads);
+        j->matched = NULL;
+        j->payloads = NULL;
+    }
+    cached_release(s);
+    bg_log(j->ok ? BG_LOG_INFO : BG_LOG_WARN, "psi.query_done",
+           "peer=%s list=%s purpose=%s mode=%d items=%zu epoch=%llu snapshot=%s ok=%d code=%u "
+           "snapshot_ms=%u psi_ms=%u sent=%llu received=%llu",
+           j->city, j->list, j->purpose, j->mode, j->items, (unsigned long long)j->epoch,
+           j->snapshot_kind ? j->snapshot_kind : "-", j->ok, j->code, j->snapshot_ms, j->psi_ms,
+           (unsigned long long)j->sent, (unsigned long long)j->received);
+    gw_peer_release(p);
+    return NULL;
+}
+
+/* ------------------------------------------------------------- local API */
+
+static int
+cmp_code(const void *a, const void *b)
+{
+    return memcmp(a, b, BG_USCC_LEN);
+}
+
+static uint8_t *
+pack_answer(Baygate__LocalAnswer *ans, size_t *out_len)
+{
+    size_t len = baygate__local_answer__get_packed_size(ans);
+    uint8_t *out = malloc(len ? len : 1);
+    if (out != NULL)
+        baygate__local_answer__pack(ans, out);
+    *out_len = len;
+    return out;
+}
+
+static uint8_t *
+local_error(uint32_t code, const char *msg, size_t *out_len)
+{
+    Baygate__LocalAnswer ans = BAYGATE__LOCAL_ANSWER__INIT;
+    ans.error_code = code;
+    ans.error = (char *)msg;
+    return pack_answer(&ans, out_len);
+}
+
+static void
+date_str(int32_t d, char out[11])
+{
+    if (d == BG_SNAP_NO_DATE)
+        out[0] = '\0';
+    else
+        bg_date_format(d, out);
+}
+
+uint8_t *
+psi_local_query(bg_gw *gw, const Baygate__LocalQuery *lq, size_t *out_len)
+{
+    char msg[300];
+    int mode = (int)lq->mode;
+    if (mode != BG_PSI_MEMBERSHIP && mode != BG_PSI_GRADED && mode != BG_PSI_COUNT)
+        return local_error(BG_GW_E_BAD_MODE, "mode must be 1 (membership), 2 (graded) or 3 (count)",
+                           out_len);
+    if (lq->list == NULL || bg_pub_list_index(lq->list) < 0)
+        return local_error(BG_GW_E_UNKNOWN_LIST,
+                           "list must be serious-dishonesty, abnormal-operation or grades",
+                           out_len);
+    if (mode == BG_PSI_GRADED && strcmp(lq->list, BG_PUB_GRADES) != 0)
+        return local_error(BG_GW_E_BAD_MODE, "graded answers come from the list 'grades'", out_len);
+    size_t plen = lq->purpose ? strlen(lq->purpose) : 0;
+    if (plen == 0 || plen > BG_ROSTER_PURPOSE_MAX)
+        return local_error(BG_GW_E_NOT_ALLOWED, "a purpose (1..32 bytes) is required", out_len);
+    if (lq->authorisation_ref.len > BG_ENV_AUTH_REF_MAX)
+        return local_error(BG_GW_E_BAD_BODY, "authorisation_ref is longer than 64 bytes", out_len);
+    if (lq->n_ids == 0 || lq->n_ids > GW_QUERY_MAX_IDS) {
+        snprintf(msg, sizeof msg, "between 1 and %u ids per query", GW_QUERY_MAX_IDS);
+        return local_error(BG_GW_E_INVALID_IDS, msg, out_len);
+    }
+    if (lq->n_peers > BG_ROSTER_MAX_MEMBERS)
+        return local_error(BG_GW_E_NOT_PEER, "too many peers", out_len);
+
+    /* Validate and normalise; invalid ids never leave this function except in the report. */
+    char(*codes)[BG_USCC_LEN] = malloc(lq->n_ids * sizeof *codes);
+    Baygate__InvalidId *inv = calloc(GW_QUERY_INVALID_SHOWN, sizeof *inv);
+    Baygate__InvalidId **invp = calloc(GW_QUERY_INVALID_SHOWN, sizeof *invp);
+    char(*inv_id)[65] = calloc(GW_QUERY_INVALID_SHOWN, sizeof *inv_id);
+    char(*inv_why)[160] = calloc(GW_QUERY_INVALID_SHOWN, sizeof *inv_why);
+    if (codes == NULL || inv == NULL || invp == NULL || inv_id == NULL || inv_why == NULL) {
+        free(codes), free(inv), free(invp), free(inv_id), free(inv_why);
+        return local_error(BG_GW_E_INTERNAL, "out of memory", out_len);
+    }
+    size_t nvalid = 0, ninvalid = 0, shown = 0;
+    for (size_t i = 0; i < lq->n_ids; i++) {
+        const char *id = lq->ids[i] ? lq->ids[i] : "";
+        bg_uscc u;
+        bg_err err = {0};
+        size_t len = strnlen(id, BG_USCC_INPUT_MAX + 1);
+        if (bg_uscc_parse(id, len, &u, &err) == BG_OK) {
+            memcpy(codes[nvalid++], u.code, BG_USCC_LEN);
+            continue;
+        }
+        ninvalid++;
+        if (shown < GW_QUERY_INVALID_SHOWN) {
+            Baygate__InvalidId *v = &inv[shown];
+            baygate__invalid_id__init(v);
+            v->index = (uint32_t)i;
+            size_t k = bg_utf8_valid_prefix((const unsigned char *)id, len < 64 ? len : 64);
+            memcpy(inv_id[shown], id, k);
+            inv_id[shown][k] = '\0';
+            snprintf(inv_why[shown], sizeof inv_why[shown], "%.150s", err.msg);
+            v->id = inv_id[shown];
+            v->reason = inv_why[shown];
+            invp[shown] = v;
+            shown++;
+        }
+    }
+    qsort(codes, nvalid, sizeof *codes, cmp_code);
+    size_t nd = 0;
+    for (size_t i = 0; i < nvalid; i++)
+        if (nd == 0 || memcmp(codes[nd - 1], codes[i], BG_USCC_LEN) != 0)
+            memmove(codes[nd++], codes[i], BG_USCC_LEN);
+
+    /* Peers: the ones asked for, or every peer of the roster. */
+    char cities[BG_ROSTER_MAX_MEMBERS][BG_CITY_CODE_LEN + 1];
+    size_t ncities = 0;
+    if (lq->n_peers == 0) {
+        pthread_mutex_lock(&gw->lock);
+        for (size_t i = 0; i < gw->npeers; i++)
+            snprintf(cities[ncities++], sizeof cities[0], "%s", gw->peers[i]->city);
+        pthread_mutex_unlock(&gw->lock);
+    } else {
+        for (size_t i = 0; i < lq->n_peers; i++) {
+            if (!bg_pki_city_code_valid(lq->peers[i])) {
+                free(codes), free(inv), free(invp), free(inv_id), free(inv_why);
+                return local_error(BG_GW_E_NOT_PEER, "peers must be 6-digit city codes", out_len);
+            }
+            snprintf(cities[ncities++], sizeof cities[0], "%s", lq->peers[i]);
+        }
+    }
+
+    const uint8_t **inputs = calloc(nd ? nd : 1, sizeof *inputs);
+    size_t *lens = calloc(nd ? nd : 1, sizeof *lens);
+    pjob *jobs = calloc(ncities ? ncities : 1, sizeof *jobs);
+    if (inputs == NULL || lens == NULL || jobs == NULL) {
+        free(codes), free(inv), free(invp), free(inv_id), free(inv_why);
+        free(inputs), free(lens), free(jobs);
+        return local_error(BG_GW_E_INTERNAL, "out of memory", out_len);
+    }
+    for (size_t i = 0; i < nd; i++) {
+        inputs[i] = (const uint8_t *)codes[i];
+        lens[i] = BG_USCC_LEN;
+    }
+    int timeout = lq->timeout_ms ? (int)lq->timeout_ms : (int)gw->cfg.request_ms;
+    if (timeout > BG_TP_TIMEOUT_MAX_MS)
+        timeout = BG_TP_TIMEOUT_MAX_MS;
+    if (nd > 0) {
+        for (size_t i = 0; i < ncities; i++) {
+            pjob *j = &jobs[i];
+            j->gw = gw;
+            memcpy(j->city, cities[i], sizeof j->city);
+            j->list = lq->list;
+            j->purpose = lq->purpose;
+            j->auth = lq->authorisation_ref.len ? lq->authorisation_ref.data : NULL;
+            j->auth_len = lq->authorisation_ref.len;
+            j->mode = mode;
+            j->timeout_ms = timeout;
+            j->inputs = inputs;
+            j->lens = lens;
+            j->n = nd;
+            j->started = pthread_create(&j->thread, NULL, pjob_run, j) == 0;
+            if (!j->started)
+                pjob_run(j);
+        }
+        for (size_t i = 0; i < ncities; i++)
+            if (jobs[i].started)
+                pthread_join(jobs[i].thread, NULL);
+    }
+
+    /* The answer. */
+    Baygate__LocalAnswer ans = BAYGATE__LOCAL_ANSWER__INIT;
+    Baygate__QueryAnswer qa = BAYGATE__QUERY_ANSWER__INIT;
+    qa.list = lq->list;
+    qa.mode = (uint32_t)mode;
+    qa.valid_ids = (uint32_t)nd;
+    qa.invalid_total = (uint32_t)ninvalid;
+    qa.n_invalid = shown;
+    qa.invalid = invp;
+    Baygate__PeerQueryResult *pr = calloc(ncities ? ncities : 1, sizeof *pr);
+    Baygate__PeerQueryResult **prp = calloc(ncities ? ncities : 1, sizeof *prp);
+    bool oom = pr == NULL || prp == NULL;
+    /* Per peer: matched codes as NUL-terminated strings, and grade records. */
+    char **strs = calloc(ncities ? ncities : 1, sizeof *strs);
+    char ***matchp = calloc(ncities ? ncities : 1, sizeof *matchp);
+    Baygate__GradeResult **gr = calloc(ncities ? ncities : 1, sizeof *gr);
+    Baygate__GradeResult ***grp = calloc(ncities ? ncities : 1, sizeof *grp);
+    char **dates = calloc(ncities ? ncities : 1, sizeof *dates);
+    oom = oom || strs == NULL || matchp == NULL || gr == NULL || grp == NULL || dates == NULL;
+    for (size_t i = 0; !oom && i < ncities; i++) {
+        pjob *j = &jobs[i];
+        Baygate__PeerQueryResult *r = &pr[i];
+        baygate__peer_query_result__init(r);
+        prp[i] = r;
+        r->peer = j->city;
+        r->peer_name = j->name;
+        r->ok = j->ok;
+        r->error_code = j->code;
+        r->error = j->ok ? NULL : j->error;
+        if (nd == 0) {
+            r->ok = false;
+            r->error_code = BG_GW_E_INVALID_IDS;
+            r->error = "no valid id to ask about";
+            r->peer = cities[i];
+            continue;
+        }
+        r->generation = j->generation;
+        r->epoch = j->epoch;
+        r->list_size = j->list_size;
+        r->snapshot = (char *)(j->snapshot_kind ? j->snapshot_kind : "");
+        r->items = (uint32_t)j->items;
+        r->count = j->count;
+        r->unopened = j->unopened;
+        r->snapshot_ms = j->snapshot_ms;
+        r->psi_ms = j->psi_ms;
+        r->bytes_sent = j->sent;
+        r->bytes_received = j->received;
+        if (!j->ok || j->matched == NULL)
+            continue;
+        size_t m = 0;
+        for (size_t k = 0; k < nd; k++)
+            m += j->matched[k] != 0;
+        strs[i] = malloc(m * (BG_USCC_LEN + 1) + 1);
+        matchp[i] = calloc(m + 1, sizeof(char *));
+        if (strs[i] == NULL || matchp[i] == NULL) {
+            oom = true;
+            break;
+        }
+        if (j->payloads != NULL) {
+            gr[i] = calloc(m + 1, sizeof(Baygate__GradeResult));
+            grp[i] = calloc(m + 1, sizeof(Baygate__GradeResult *));
+            dates[i] = calloc(m + 1, 22);
+            if (gr[i] == NULL || grp[i] == NULL || dates[i] == NULL) {
+                oom = true;
+                break;
+            }
+        }
+        size_t w = 0;
+        for (size_t k = 0; k < nd; k++) {
+            if (!j->matched[k])
+                continue;
+            char *code = strs[i] + w * (BG_USCC_LEN + 1);
+            memcpy(code, codes[k], BG_USCC_LEN);
+            code[BG_USCC_LEN] = '\0';
+            matchp[i][w] = code;
+            if (j->payloads != NULL) {
+                Baygate__GradeResult *g = &gr[i][w];
+                baygate__grade_result__init(g);
+                bg_snap_payload *pl = &j->payloads[k];
+                g->uscc = code;
+                g->grade = pl->grade;
+                g->scale = pl->scale;
+                date_str(pl->evaluated_at, dates[i] + 22 * w);
+                date_str(pl->valid_until, dates[i] + 22 * w + 11);
+                g->evaluated_at = dates[i] + 22 * w;
+                g->valid_until = dates[i] + 22 * w + 11;
+                g->serial = pl->serial;
+                grp[i][w] = g;
+            }
+            w++;
+        }
+        r->n_matches = w;
+        r->matches = matchp[i];
+        if (j->payloads != NULL) {
+            r->n_grades = w;
+            r->grades = grp[i];
+        }
+    }
+    uint8_t *out = NULL;
+    if (oom) {
+        out = local_error(BG_GW_E_INTERNAL, "out of memory", out_len);
+    } else {
+        qa.n_peers = ncities;
+        qa.peers = prp;
+        ans.result_case = BAYGATE__LOCAL_ANSWER__RESULT_QUERY;
+        ans.query = &qa;
+        out = pack_answer(&ans, out_len);
+    }
+    for (size_t i = 0; i < ncities; i++) {
+        if (strs != NULL)
+            free(strs[i]);
+        if (matchp != NULL)
+            free(matchp[i]);
+        if (gr != NULL)
+            free(gr[i]);
+        if (grp != NULL)
+            free(grp[i]);
+        if (dates != NULL)
+            free(dates[i]);
+        free(jobs[i].matched);
+        if (jobs[i].payloads != NULL) {
+            sodium_memzero(jobs[i].payloads, nd * sizeof *jobs[i].payloads);
+            free(jobs[i].payloads);
+        }
+    }
+    free(strs), free(matchp), free(gr), free(grp), free(dates), free(pr), free(prp);
+    free(jobs), free(inputs), free(lens);
+    free(codes), free(inv), free(invp), free(inv_id), free(inv_why);
+    return out;
+}

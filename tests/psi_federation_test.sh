@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# psi_federation_test.sh BAYGATE FED_ATTACK WORKDIR - private set intersection
+# between three real gateways (Guangzhou 440100, Shenzhen 440300, Foshan
+# 440600) on loopback, with generated data (`baygate gen --share`, `baygate
+# import`). Every answer is checked against the ground truth computed here from
+# the generated CSVs (awk, sort, comm): membership, grades, counts; then the
+# refusals (count batch below min_count_batch, purpose not permitted, list not
+# permitted, unknown list), a re-import that removes an entry (new epoch,
+# refreshed by delta, the entry stops matching), a key rotation (new
+# generation, fetched in full) and a peer that is down.
+#
+# FED_ATTACK is only used for free ports. Deadlines are generous and polled
+# (the same script runs the ASan build); every process started here is
+# stopped on exit.
+set -uo pipefail
+export LC_ALL=C
+bg=$(realpath "$1") || exit 2
+fa=$(realpath "$2") || exit 2
+work=$3
+rm -rf "$work" && mkdir -p "$work" || exit 2
+cd "$work" || exit 2
+t_start=$SECONDS
+
+pass=0
+fail=0
+ok() {
+  pass=$((pass + 1))
+  echo "ok   $1"
+}
+bad() {
+  fail=$((fail + 1))
+  echo "FAIL $1"
+  shift
+  local l
+  for l in "$@"; do echo "     $l"; done
+}
+expect_eq() {
+  if [[ "$2" == "$3" ]]; then ok "$1: $2"; else bad "$1" "got '$2', expected '$3'"; fi
+}
+# expect_same NAME GOT-FILE WANT-FILE: equal files (sorted lists).
+expect_same() {
+  if cmp -s "$2" "$3"; then
+    ok "$1 ($(wc -l <"$3") lines)"
+  else
+    bad "$1" "$(diff "$2" "$3" | head -10)"
+  fi
+}
+
+READY_S=60
+PUBLISH_S=60
+COUNT=2500 # enterprises per city: small (shared machine), yet queries take 2 chunks
+
+declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen [440600]=Foshan)
+cities=(440100 440300 440600)
+
+cleanup() {
+  local p
+  for p in "${pid[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for _ in $(seq 50); do
+    local alive=0
+    for p in "${pid[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for p in "${pid[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  wait 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for() {
+  local end=$((SECONDS + $1))
+  shift
+  while ! "$@" >/dev/null 2>&1; do
+    ((SECONDS >= end)) && return 1
+    sleep 0.2
+  done
+  return 0
+}
+setup_fail() {
+  echo "setup failed: $*"
+  tail -20 setup.log 2>/dev/null
+  echo "psi_federation: $pass passed, $((fail + 1)) failed"
+  exit 1
+}
+run() { "$@" >>setup.log 2>&1 || setup_fail "$*"; }
+
+# ------------------------------------------------------------- PKI, roster
+
+run "$bg" ca init --dir CA
+for c in "${cities[@]}"; do
+  port[$c]=$("$fa" freeport) || setup_fail "freeport"
+  url[$c]="tls+tcp://127.0.0.1:${port[$c]}"
+  run "$bg" init --city "$c" --name "${name[$c]}" --dir "gw$c" --listen "${url[$c]}"
+  run "$bg" ca issue --dir CA --csr "gw$c/city.csr" --out "gw$c/city.crt"
+  run "$bg" ca cert --dir CA --out "gw$c/ca.crt"
+done
+run "$bg" ca crl --dir CA --out crl.pem
+
+# Everyone may ask everyone about both lists for supervision, except that
+# Guangzhou may ask Foshan only about serious-dishonesty; "lending" is
+# declared but granted to nobody. Small messages, so snapshots and queries
+# take several chunks.
+{
+  cat <<EOF
+[federation]
+name = Greater Bay Area Credit Federation
+serial = 1
+max_message_bytes = 65536
+common_scale = 1,2,3,4
+
+[purpose supervision]
+needs_authorisation = false
+
+[purpose lending]
+needs_authorisation = false
+EOF
+  for c in "${cities[@]}"; do
+    cat <<EOF
+
+[member $c]
+name = ${name[$c]}
+endpoint = ${url[$c]}
+certificate = gw$c/city.crt
+lists = serious-dishonesty, abnormal-operation
+scale = ABCD=A,B,C,D
+grade_map = A:1, B:2, C:3, D:4
+EOF
+  done
+  for c in "${cities[@]}"; do
+    for d in "${cities[@]}"; do
+      [[ $c == "$d" ]] && continue
+      lists="serious-dishonesty, abnormal-operation"
+      [[ $c == 440100 && $d == 440600 ]] && lists="serious-dishonesty"
+      cat <<EOF
+
+[permission $c -> $d]
+purposes = supervision
+lists = $lists
+quota_items_per_day = 1000000
+min_count_batch = 16
+EOF
+    done
+  done
+} >roster.ini
+run "$bg" roster sign --ca CA --out roster.pb roster.ini
+for c in "${cities[@]}"; do run cp crl.pem roster.pb "gw$c/"; done
+
+# ------------------------------------------------------------------ data
+
+run "$bg" gen --city 440100 --count "$COUNT" --seed 11 --out 440100.csv --quiet
+run "$bg" gen --city 440300 --count "$COUNT" --seed 12 --share 440100.csv --share-rate 0.3 \
+  --out 440300.csv --quiet
+run "$bg" gen --city 440600 --count "$COUNT" --seed 13 --share 440100.csv --share-rate 0.3 \
+  --out 440600.csv --quiet
+for c in "${cities[@]}"; do
+  run "$bg" import --data-dir "gw$c/data" --city "$c" --strict "$c.csv"
+done
+
+# cols FILE: "uscc grade evaluated_at valid_until sd ao" per row (sd/ao 1 if
+# listed), from a CSV with quoted fields (RFC 4180, no embedded newlines).
+cols() {
+  awk '
+    function split_csv(line, f,    n, i, c, q, cur) {
+      n = 0; cur = ""; q = 0
+      for (i = 1; i <= length(line); i++) {
+        c = substr(line, i, 1)
+        if (q) {
+          if (c == "\"") { if (substr(line, i + 1, 1) == "\"") { cur = cur c; i++ } else q = 0 }
+          else cur = cur c
+        } else if (c == "\"") q = 1
+        else if (c == ",") { f[++n] = cur; cur = "" }
+        else cur = cur c
+      }
+      f[++n] = cur
+      return n
+    }
+    { sub(/\r$/, "") }
+    NR == 1 { n = split_csv($0, h); for (i = 1; i <= n; i++) col[h[i]] = i; next }
+    {
+      split_csv($0, f)
+      sd = f[col["serious-dishonesty:listed_at"]] != "" ? 1 : 0
+      ao = f[col["abnormal-operation:listed_at"]] != "" ? 1 : 0
+      g = f[col["grade"]]; if (g == "") g = "-"
+      e = f[col["evaluated_at"]]; if (e == "") e = "-"
+      v = f[col["valid_until"]]; if (v == "") v = "-"
+      print toupper(f[col["uscc"]]), g, e, v, sd, ao
+    }' "$1"
+}
+for c in "${cities[@]}"; do cols "$c.csv" >"$c.cols" || setup_fail "cols $c"; done
+cut -d' ' -f1 440100.cols | sort -u >gz.ids
+# truth CITY FIELD: sorted USCCs of CITY listed in column FIELD (5 sd, 6 ao) asked by Guangzhou.
+truth() { awk -v k="$2" '$k == 1 { print $1 }' "$1.cols" | sort -u | comm -12 gz.ids -; }
+for c in 440300 440600; do
+  truth "$c" 5 >"truth.sd.$c"
+  truth "$c" 6 >"truth.ao.$c"
+  # grades: uscc grade evaluated_at valid_until of Guangzhou's enterprises graded by c.
+  awk '$2 != "-" { print $1, $2, $3, $4 }' "$c.cols" | sort -u | join - gz.ids >"truth.gr.$c"
+done
+n_shared=$(comm -12 gz.ids <(cut -d' ' -f1 440300.cols | sort -u) | wc -l)
+if ((n_shared > 100 && $(wc -l <truth.sd.440300) > 3)); then
+  ok "setup: $n_shared of Guangzhou's enterprises are in Shenzhen's data, $(wc -l <truth.sd.440300) on its serious-dishonesty list"
+else
+  bad "setup: enough overlap to test" "shared $n_shared, listed $(wc -l <truth.sd.440300)"
+fi
+
+# ------------------------------------------------------------- gateways
+
+start_gw() {
+  "$bg" serve --dir "gw$1" 2>>"gw$1.log" &
+  pid[$1]=$!
+}
+published() { (($(grep -c " psi.published " "gw$1.log") >= $2)); }
+for c in "${cities[@]}"; do start_gw "$c"; done
+for c in "${cities[@]}"; do
+  if wait_for "$READY_S" "$bg" status --dir "gw$c" && wait_for "$PUBLISH_S" published "$c" 3; then
+    ok "gateway $c (${name[$c]}) is up and has published 3 lists"
+  else
+    bad "gateway $c did not come up and publish" "$(tail -5 "gw$c.log")"
+    echo "psi_federation: $pass passed, $fail failed"
+    exit 1
+  fi
+done
+if [[ "$(stat -c %a gw440300/data/psi-keys/serious-dishonesty.1.key)" == 600 ]]; then
+  ok "PSI keys are files of mode 0600"
+else
+  bad "PSI key file mode" "$(ls -l gw440300/data/psi-keys/)"
+fi
+echo "# setup and start: $((SECONDS - t_start)) s"
+
+# Guangzhou's ids, plus three invalid lines that must be reported, not sent.
+{ cat gz.ids; echo "not-a-code"; echo "91440300MA5FXXXXXX"; echo "  $(head -1 gz.ids | tr A-Z a-z)  "; } >ask.txt
+
+# query ARGS...: baygate query from Guangzhou, CSV to q.csv, exit code in $qrc.
+query() {
+  "$bg" query --dir gw440100 --purpose supervision --in ask.txt --timeout-ms 20000 "$@" \
+    >q.out 2>q.err
+  qrc=$?
+}
+# rows PEER: the uscc column of q.out (CSV) for PEER, sorted.
+rows() { awk -F, -v p="$1" '$1 == p && $2 == "true" && $4 != "" { print $4 }' q.out | sort; }
+
+# 1. Membership, both peers at once.
+query --peer all --list serious-dishonesty --csv
+expect_eq "1. membership on serious-dishonesty, all peers: exit" "$qrc" 0
+for c in 440300 440600; do
+  rows "$c" >"got.sd.$c"
+  expect_same "1. $c: matches equal the ground truth" "got.sd.$c" "truth.sd.$c"
+done
+query --peer 440300 --list serious-dishonesty --json
+if grep -q '"invalid_total":2,' q.out && grep -q '"line":' q.out; then
+  ok "1. invalid ids reported with their line (2; the lower-case one is normalised)"
+else
+  bad "1. invalid ids reported" "$(head -c 600 q.out)"
+fi
+if grep -q '"snapshot":"cached"' q.out; then
+  ok "1. the second query uses the cached snapshot"
+else
+  bad "1. the second query uses the cached snapshot" "$(head -c 400 q.out)"
+fi
+query --peer 440300 --list serious-dishonesty
+if grep -q "^440300 Shenzhen   ok  epoch 1" q.out; then
+  ok "1. table output: $(grep '^440300' q.out)"
+else
+  bad "1. table output" "$(head -5 q.out)"
+fi
+
+# 2. Grades of Guangzhou's enterprises.
+query --peer all --grades --csv
+expect_eq "2. graded query: exit" "$qrc" 0
+for c in 440300 440600; do
+  awk -F, -v p="$c" '$1 == p && $2 == "true" && $4 != "" { print $4, $5, $7, $8 }' q.out |
+    sort >"got.gr.$c"
+  expect_same "2. $c: grades and dates equal the ground truth" "got.gr.$c" "truth.gr.$c"
+done
+
+# 3. Counts on abnormal-operation (Shenzhen permits it). A count batch must fit
+# one message (1792 items at 64 KiB): the first 1500 of Guangzhou's ids.
+head -1500 gz.ids >count.txt
+"$bg" query --dir gw440100 --purpose supervision --in count.txt --peer 440300 \
+  --list abnormal-operation --count --csv >q.out 2>q.err
+expect_eq "3. count: exit" "$?" 0
+expect_eq "3. count from Shenzhen equals the ground truth" \
+  "$(awk -F, '$1 == 440300 && $2 == "true" { print $10 }' q.out)" \
+  "$(comm -12 count.txt truth.ao.440300 | wc -l)"
+"$bg" query --dir gw440100 --purpose supervision --in gz.ids --peer 440300 \
+  --list abnormal-operation --count --json >q.out 2>q.err
+if [[ $? == 1 ]] && grep -q '"error_code":112' q.out; then
+  ok "3. a count batch larger than one message is refused locally (112)"
+else
+  bad "3. oversized count batch" "$(head -c 400 q.out)"
+fi
+
+# 4. Refusals.
+head -5 gz.ids >few.txt
+"$bg" query --dir gw440100 --purpose supervision --in few.txt --peer 440300 \
+  --list serious-dishonesty --count --json >q.out 2>&1
+rc=$?
+if [[ $rc == 1 ]] && grep -q '"error_code":112' q.out && grep -q "below the minimum of 16" q.out; then
+  ok "4. count batch of 5 below min_count_batch 16: refused (112), exit 1"
+else
+  bad "4. count batch below the minimum" "exit $rc: $(head -c 400 q.out)"
+fi
+query --peer 440300 --list serious-dishonesty --json --purpose lending
+if [[ $qrc == 1 ]] && grep -q '"error_code":107' q.out && grep -q "lending" q.out; then
+  ok "4. purpose lending (declared, not permitted): refused (107)"
+else
+  bad "4. purpose not permitted" "exit $qrc: $(head -c 400 q.out)"
+fi
+query --peer 440600 --list abnormal-operation --json
+if [[ $qrc == 1 ]] && grep -q '"error_code":107' q.out; then
+  ok "4. list not in Guangzhou's permission toward Foshan: refused (107)"
+else
+  bad "4. list not permitted" "exit $qrc: $(head -c 400 q.out)"
+fi
+query --peer 440300 --list no-such-list --json
+if [[ $qrc == 2 ]] && grep -q "list must be" q.err; then
+  ok "4. unknown list: refused by our own gateway, exit 2"
+else
+  bad "4. unknown list" "exit $qrc: $(cat q.err q.out | head -c 400)"
+fi
+if grep -q "psi.refused" gw440300.log && ! grep -qF "$(head -1 gz.ids)" gw440300.log; then
+  ok "4. Shenzhen logged the refusals and never an asked id"
+else
+  bad "4. answerer's log" "$(grep psi gw440300.log | tail -3)"
+fi
+
+# 5. Shenzhen re-imports one listed enterprise without its lists: a new epoch,
+# fetched as a delta, and the enterprise no longer matches.
+gone=$(head -1 truth.sd.440300)
+{
+  echo "uscc,name"
+  echo "$gone,已整改企业"
+} >sz-fix.csv
+run "$bg" import --data-dir gw440300/data sz-fix.csv
+if wait_for "$PUBLISH_S" published 440300 6; then
+  ok "5. Shenzhen published epoch 2 after the import"
+else
+  bad "5. Shenzhen publishes after the import" "$(grep psi gw440300.log | tail -3)"
+fi
+query --peer 440300 --list serious-dishonesty --json
+if [[ $qrc == 0 ]] && grep -q '"epoch":2' q.out && grep -q '"snapshot":"delta"' q.out; then
+  ok "5. Guangzhou refreshed to epoch 2 by delta"
+else
+  bad "5. refresh by delta" "exit $qrc: $(head -c 600 q.out)"
+fi
+query --peer 440300 --list serious-dishonesty --csv
+rows 440300 >got.sd2
+grep -vx "$gone" truth.sd.440300 >truth.sd2
+expect_same "5. matches equal the ground truth without $gone" got.sd2 truth.sd2
+
+# 5b. Shenzhen rotates the key of serious-dishonesty: generation 2, fetched in full.
+run "$bg" psi-rotate --dir gw440300 --list serious-dishonesty
+if wait_for "$PUBLISH_S" published 440300 7 && [[ -s gw440300/data/psi-keys/serious-dishonesty.2.key ]]; then
+  ok "5b. Shenzhen published generation 2 of serious-dishonesty"
+else
+  bad "5b. key rotation" "$(grep psi gw440300.log | tail -3)"
+fi
+query --peer 440300 --list serious-dishonesty --json
+if [[ $qrc == 0 ]] && grep -q '"generation":2' q.out && grep -q '"snapshot":"full"' q.out; then
+  ok "5b. Guangzhou fetched generation 2 in full"
+else
+  bad "5b. refresh after rotation" "exit $qrc: $(head -c 600 q.out)"
+fi
+query --peer 440300 --list serious-dishonesty --csv
+rows 440300 >got.sd4
+expect_same "5b. matches under the new key equal the ground truth" got.sd4 truth.sd2
+
+# 6. Foshan down: reported for Foshan, Shenzhen still answers.
+kill -TERM "${pid[440600]}"
+wait "${pid[440600]}" 2>/dev/null
+unset 'pid[440600]'
+query --peer all --list serious-dishonesty --csv --timeout-ms 3000
+rows 440300 >got.sd3
+if [[ $qrc == 1 ]] && grep -q "^440600,false" q.out && cmp -s got.sd3 truth.sd2; then
+  ok "6. Foshan down: its row reports the failure, Shenzhen's matches are right, exit 1"
+else
+  bad "6. one peer down" "exit $qrc: $(grep 440600 q.out | head -2)"
+fi
+
+echo "# total: $((SECONDS - t_start)) s"
+echo "psi_federation: $pass passed, $fail failed"
+((fail == 0))
