@@ -198,12 +198,12 @@ static int
 index_load(bg_pki_ca *ca, bg_err *err)
 {
     char path[PATH_MAX];
-    int rc = bg_pki_path_join(path, sizeof path, ca->dir, CA_INDEX, err);
+    int rc = bg_path_join(path, sizeof path, ca->dir, CA_INDEX, err);
     if (rc != BG_OK)
         return rc;
     uint8_t *buf = NULL;
     size_t len = 0;
-    rc = bg_pki_file_read(path, INDEX_FILE_MAX, &buf, &len, NULL, err);
+    rc = bg_file_read(path, INDEX_FILE_MAX, &buf, &len, NULL, err);
     if (rc != BG_OK)
         return rc;
     rc = index_parse(ca, path, (char *)buf, len, err);
@@ -215,7 +215,7 @@ static int
 index_save(const bg_pki_ca *ca, bg_err *err)
 {
     char path[PATH_MAX];
-    int rc = bg_pki_path_join(path, sizeof path, ca->dir, CA_INDEX, err);
+    int rc = bg_path_join(path, sizeof path, ca->dir, CA_INDEX, err);
     if (rc != BG_OK)
         return rc;
     size_t cap = 256 + ca->n * INDEX_LINE_MAX, off = 0;
@@ -241,7 +241,7 @@ index_save(const bg_pki_ca *ca, bg_err *err)
         }
         off += (size_t)n;
     }
-    rc = bg_pki_file_write_replace(path, buf, off, 0644, err);
+    rc = bg_file_write_replace(path, buf, off, 0644, err);
     free(buf);
     return rc;
 }
@@ -367,7 +367,7 @@ prepare_dir(const char *dir, bool *created, bg_err *err)
     static const char *const files[] = {CA_KEY, CA_CERT, CA_INDEX};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[PATH_MAX];
-        int rc = bg_pki_path_join(path, sizeof path, dir, files[i], err);
+        int rc = bg_path_join(path, sizeof path, dir, files[i], err);
         if (rc != BG_OK)
             return rc;
         if (lstat(path, &st) == 0)
@@ -390,9 +390,9 @@ bg_pki_ca_init(const char *dir, const char *name, int days, bg_err *err)
         return bg_err_set(err, BG_EINVAL, "CA validity must be 1-%d days", DAYS_MAX);
     char key_path[PATH_MAX], cert_path[PATH_MAX], index_path[PATH_MAX];
     int rc;
-    if ((rc = bg_pki_path_join(key_path, sizeof key_path, dir, CA_KEY, err)) ||
-        (rc = bg_pki_path_join(cert_path, sizeof cert_path, dir, CA_CERT, err)) ||
-        (rc = bg_pki_path_join(index_path, sizeof index_path, dir, CA_INDEX, err)))
+    if ((rc = bg_path_join(key_path, sizeof key_path, dir, CA_KEY, err)) ||
+        (rc = bg_path_join(cert_path, sizeof cert_path, dir, CA_CERT, err)) ||
+        (rc = bg_path_join(index_path, sizeof index_path, dir, CA_INDEX, err)))
         return rc;
     bool created_dir = false;
     rc = prepare_dir(dir, &created_dir, err);
@@ -413,7 +413,7 @@ bg_pki_ca_init(const char *dir, const char *name, int days, bg_err *err)
     size_t len = 0;
     if ((rc = bg_pki_cert_pem(cert, &pem, &len, err)))
         goto out;
-    rc = bg_pki_file_write_new(cert_path, pem, len, 0644, err);
+    rc = bg_file_write_new(cert_path, pem, len, 0644, err);
     OPENSSL_free(pem);
     if (rc != BG_OK)
         goto out;
@@ -449,14 +449,14 @@ bg_pki_ca_open(bg_pki_ca **out, const char *dir, bg_err *err)
         goto fail;
     }
     struct stat st;
-    if ((rc = bg_pki_path_join(path, sizeof path, dir, CA_CERT, err)))
+    if ((rc = bg_path_join(path, sizeof path, dir, CA_CERT, err)))
         goto fail;
     if (stat(path, &st) != 0) {
         rc = bg_err_set(err, BG_ENOTFOUND,
                         "%s is not a CA directory (no %s; see 'baygate ca init')", dir, CA_CERT);
         goto fail;
     }
-    if ((rc = bg_pki_path_join(path, sizeof path, dir, CA_LOCK, err)))
+    if ((rc = bg_path_join(path, sizeof path, dir, CA_LOCK, err)))
         goto fail;
     ca->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (ca->lock_fd < 0 && (errno == EACCES || errno == EROFS))
@@ -465,9 +465,9 @@ bg_pki_ca_open(bg_pki_ca **out, const char *dir, bg_err *err)
         rc = bg_err_set(err, BG_EIO, "cannot lock %s: %s", path, strerror(errno));
         goto fail;
     }
-    if ((rc = bg_pki_path_join(path, sizeof path, dir, CA_CERT, err)) ||
+    if ((rc = bg_path_join(path, sizeof path, dir, CA_CERT, err)) ||
         (rc = bg_pki_cert_load(path, &ca->cert, err)) ||
-        (rc = bg_pki_path_join(path, sizeof path, dir, CA_KEY, err)) ||
+        (rc = bg_path_join(path, sizeof path, dir, CA_KEY, err)) ||
         (rc = bg_pki_key_load(path, &ca->key, err)) || (rc = index_load(ca, err)))
         goto fail;
     if (X509_check_private_key(ca->cert, ca->key) != 1) {

@@ -195,7 +195,7 @@ bg_pki_key_write_new(const char *path, EVP_PKEY *key, bg_err *err)
         return rc;
     char *data = NULL;
     long n = BIO_get_mem_data(b, &data);
-    rc = n > 0 ? bg_pki_file_write_new(path, data, (size_t)n, 0600, err)
+    rc = n > 0 ? bg_file_write_new(path, data, (size_t)n, 0600, err)
                : bg_pki_ossl_fail(err, BG_ECRYPTO, "cannot encode the private key");
     BIO_free(b);
     return rc;
@@ -278,7 +278,7 @@ bg_pki_key_load(const char *path, EVP_PKEY **out, bg_err *err)
     uint8_t *buf = NULL;
     size_t len = 0;
     struct stat st;
-    int rc = bg_pki_file_read(path, BG_PKI_FILE_MAX, &buf, &len, &st, err);
+    int rc = bg_file_read(path, BG_PKI_FILE_MAX, &buf, &len, &st, err);
     if (rc != BG_OK)
         return rc;
     /* Like ssh: a key others can read is a key that may have leaked. */
@@ -310,7 +310,7 @@ load_file(const char *path, int (*parse)(const void *, size_t, void **, bg_err *
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = bg_pki_file_read(path, BG_PKI_FILE_MAX, &buf, &len, NULL, err);
+    int rc = bg_file_read(path, BG_PKI_FILE_MAX, &buf, &len, NULL, err);
     if (rc != BG_OK)
         return rc;
     rc = parse(buf, len, out, err);
@@ -451,8 +451,8 @@ write_pem(enum pem_kind kind, void *obj, const char *path, bool replace, bg_err 
     int rc = to_pem(kind, obj, &pem, &len, err);
     if (rc != BG_OK)
         return rc;
-    rc = replace ? bg_pki_file_write_replace(path, pem, len, 0644, err)
-                 : bg_pki_file_write_new(path, pem, len, 0644, err);
+    rc = replace ? bg_file_write_replace(path, pem, len, 0644, err)
+                 : bg_file_write_new(path, pem, len, 0644, err);
     OPENSSL_free(pem);
     return rc;
 }

@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include "err.h"
+#include "file.h"
 
 /* Sets err to code with the formatted message, followed by ": " and the
  * earliest OpenSSL error in this thread's queue (if any); empties the queue. */
@@ -29,19 +30,9 @@ int bg_pki_ossl_fail(bg_err *err, int code, const char *fmt, ...)
 /* True iff key is an EC key on P-256 (named curve, not explicit parameters). */
 bool bg_pki_key_is_p256(EVP_PKEY *key);
 
-/* Reads a whole regular file of at most max bytes into a new malloc'd buffer
- * (NUL-terminated, not counted in *len). st (if not NULL) gets its fstat. */
-int bg_pki_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, struct stat *st,
-                     bg_err *err);
-
-int bg_pki_file_write_new(const char *path, const void *data, size_t len, mode_t mode, bg_err *err);
-int bg_pki_file_write_replace(const char *path, const void *data, size_t len, mode_t mode,
-                              bg_err *err);
 
 /* A subjectAltName extension holding exactly DNS:city (NULL on failure). */
 X509_EXTENSION *bg_pki_san_ext(const char *city);
 
-/* dir + "/" + name into out; BG_ELIMIT if it does not fit. */
-int bg_pki_path_join(char *out, size_t outsz, const char *dir, const char *name, bg_err *err);
 
 #endif

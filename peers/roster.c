@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "file.h"
 #include "pki_int.h"
 #include "roster.h"
 #include "roster.pb-c.h"
@@ -1681,7 +1682,7 @@ bg_roster_parse_ini(const char *path, X509 *ca_cert, bg_roster **out, bg_err *er
     *out = NULL;
     uint8_t *text = NULL;
     size_t len = 0;
-    int rc = bg_pki_file_read(path, BG_ROSTER_INI_MAX, &text, &len, NULL, err);
+    int rc = bg_file_read(path, BG_ROSTER_INI_MAX, &text, &len, NULL, err);
     if (rc != BG_OK)
         return rc;
     char dir[PATH_MAX];
@@ -1918,13 +1919,13 @@ bg_roster_sign(const bg_roster *r, EVP_PKEY *ca_key, X509 *ca_cert, uint8_t **ou
 int
 bg_roster_read_file(const char *path, uint8_t **bytes, size_t *len, bg_err *err)
 {
-    return bg_pki_file_read(path, BG_ROSTER_FILE_MAX, bytes, len, NULL, err);
+    return bg_file_read(path, BG_ROSTER_FILE_MAX, bytes, len, NULL, err);
 }
 
 int
 bg_roster_write_file(const char *path, const uint8_t *bytes, size_t len, bg_err *err)
 {
-    return bg_pki_file_write_replace(path, bytes, len, 0644, err);
+    return bg_file_write_replace(path, bytes, len, 0644, err);
 }
 
 int

@@ -20,6 +20,8 @@
 #include <ini.h>
 
 #include "config.h"
+
+#include "file.h"
 #include "json.h"
 
 /* A gateway's config is a few hundred bytes; anything far larger is not one. */
@@ -507,59 +509,6 @@ format_value(const bg_config *cfg, const struct key *k, const char *dir, char *o
     return bg_config_set(&probe, k->section, k->name, out, err);
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Temp file beside path, written and fsynced, then renamed (replace) or
- * linked (create only: link fails if path exists); then the dir is fsynced. */
-static int
-commit(const char *path, const char *dir, const char *data, size_t len, bool replace, bg_err *err)
-{
-    char tmp[PATH_MAX];
-    int fd = -1;
-    for (unsigned i = 0; fd < 0 && i < 16; i++) {
-        int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lx.%u", path, (long)getpid(),
-                         (unsigned long)time(NULL), i);
-        if (n < 0 || (size_t)n >= sizeof tmp)
-            return bg_err_set(err, BG_ELIMIT, "path %s is too long", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0 && errno != EEXIST)
-            return bg_err_set(err, BG_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    }
-    if (fd < 0)
-        return bg_err_set(err, BG_EIO, "cannot create a temp file beside %s", path);
-    if (write_all(fd, data, len) != 0 || fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return bg_err_set(err, BG_EIO, "cannot write %s: %s", tmp, strerror(e));
-    }
-    int rc = replace ? rename(tmp, path) : link(tmp, path);
-    int e = errno;
-    if (rc != 0 || !replace)
-        unlink(tmp);
-    if (rc != 0)
-        return bg_err_set(err, e == EEXIST ? BG_EEXIST : BG_EIO, "cannot write %s: %s", path,
-                          e == EEXIST ? "it already exists" : strerror(e));
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return BG_OK;
-}
-
 static int append(char *buf, size_t cap, size_t *off, bg_err *err, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
@@ -604,7 +553,9 @@ bg_config_write(const char *path, const bg_config *cfg, bool replace, bg_err *er
             rc = append(buf, cap, &off, err, "%s = %s\n", keys[i].name, value);
     }
     if (rc == BG_OK)
-        rc = commit(path, dir, buf, off, replace, err);
+        /* 0600: the file names where the city key lives. */
+        rc = replace ? bg_file_write_replace(path, buf, off, 0600, err)
+                     : bg_file_write_new(path, buf, off, 0600, err);
     free(buf);
     return rc;
 }

@@ -4,6 +4,8 @@
  */
 #include "psi_pub.h"
 
+#include "file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -112,7 +114,7 @@ static int
 key_write(const bg_pub *p, const char *list, uint64_t gen, const uint8_t sk[BG_OPRF_SCALARBYTES],
           bg_err *err)
 {
-    char dir[PUB_PATH_MAX], path[PUB_PATH_MAX], tmp[PUB_PATH_MAX + 8];
+    char dir[PUB_PATH_MAX], path[PUB_PATH_MAX];
     int k = snprintf(dir, sizeof dir, "%s/psi-keys", p->data_dir);
     if (k < 0 || (size_t)k >= sizeof dir)
         return bg_err_set(err, BG_EINVAL, "PSI key directory path too long");
@@ -121,25 +123,7 @@ key_write(const bg_pub *p, const char *list, uint64_t gen, const uint8_t sk[BG_O
     int rc = key_path(p, list, gen, path, sizeof path, err);
     if (rc != BG_OK)
         return rc;
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return bg_err_set(err, BG_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    bool good =
-        write(fd, sk, BG_OPRF_SCALARBYTES) == (ssize_t)BG_OPRF_SCALARBYTES && fsync(fd) == 0;
-    good = close(fd) == 0 && good;
-    if (!good || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return bg_err_set(err, BG_EIO, "cannot write %s: %s", path, strerror(e));
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return BG_OK;
+    return bg_file_write_replace(path, sk, BG_OPRF_SCALARBYTES, 0600, err);
 }
 
 /* Reads the key of (list, gen) into sk (caller's secure buffer). */

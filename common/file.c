@@ -1,5 +1,5 @@
 /*
- * file.c - crash-safe file reading and writing for certs/ (see pki_int.h).
+ * file.c - bounded file reading and crash-safe writing (see file.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,12 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
+#include <sys/random.h>
 
-#include "pki_int.h"
+#include "file.h"
 
 int
-bg_pki_path_join(char *out, size_t outsz, const char *dir, const char *name, bg_err *err)
+bg_path_join(char *out, size_t outsz, const char *dir, const char *name, bg_err *err)
 {
     int n = snprintf(out, outsz, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= outsz)
@@ -23,8 +23,7 @@ bg_pki_path_join(char *out, size_t outsz, const char *dir, const char *name, bg_
 }
 
 int
-bg_pki_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, struct stat *st,
-                 bg_err *err)
+bg_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, struct stat *st, bg_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
@@ -132,8 +131,9 @@ write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tm
     int fd = -1;
     for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
         uint8_t r[6];
-        if (RAND_bytes(r, sizeof r) != 1)
-            return bg_pki_ossl_fail(err, BG_ECRYPTO, "no randomness for a temp file name");
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+            return bg_err_set(err, BG_EIO, "no randomness for a temp file name: %s",
+                              strerror(errno));
         int n = snprintf(tmp, tmpsz, "%s.tmp.%02x%02x%02x%02x%02x%02x", path, r[0], r[1], r[2],
                          r[3], r[4], r[5]);
         if (n < 0 || (size_t)n >= tmpsz)
@@ -159,7 +159,7 @@ write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tm
 }
 
 int
-bg_pki_file_write_new(const char *path, const void *data, size_t len, mode_t mode, bg_err *err)
+bg_file_write_new(const char *path, const void *data, size_t len, mode_t mode, bg_err *err)
 {
     char tmp[PATH_MAX];
     int rc = write_temp(path, data, len, mode, tmp, sizeof tmp, err);
@@ -178,7 +178,7 @@ bg_pki_file_write_new(const char *path, const void *data, size_t len, mode_t mod
 }
 
 int
-bg_pki_file_write_replace(const char *path, const void *data, size_t len, mode_t mode, bg_err *err)
+bg_file_write_replace(const char *path, const void *data, size_t len, mode_t mode, bg_err *err)
 {
     char tmp[PATH_MAX];
     int rc = write_temp(path, data, len, mode, tmp, sizeof tmp, err);

@@ -1,0 +1,34 @@
+/*
+ * file.h - reading whole files with a bound, and crash-safe writing.
+ *
+ * Writers never leave a half-written file under the final name: data goes to
+ * a temp file beside it (O_EXCL, exact mode), is fsynced, then renamed
+ * (replace) or linked (new: fails if the name exists), and the directory is
+ * fsynced so the new name survives a crash. Readers refuse anything but a
+ * regular file and anything larger than the caller's bound.
+ */
+#ifndef BG_FILE_H
+#define BG_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* Reads a whole regular file of at most max bytes into a new malloc'd buffer
+ * (NUL-terminated, not counted in *len). st (if not NULL) gets its fstat. */
+int bg_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, struct stat *st,
+                 bg_err *err);
+
+/* Creates path with exactly mode; BG_EEXIST if it exists (never overwritten). */
+int bg_file_write_new(const char *path, const void *data, size_t len, mode_t mode, bg_err *err);
+
+/* Replaces path atomically with data, mode. */
+int bg_file_write_replace(const char *path, const void *data, size_t len, mode_t mode, bg_err *err);
+
+/* dir + "/" + name into out; BG_ELIMIT if it does not fit. */
+int bg_path_join(char *out, size_t outsz, const char *dir, const char *name, bg_err *err);
+
+#endif
