@@ -18,12 +18,18 @@
  *
  * Sizes: give every gateway the same limit (the roster's largest message)
  * for recv_max, reply_max and send_max. A message above its receiver's limit
- * costs the sender its connection (nng drops it), and in nng 1.5.2 the
- * SENDING process may then stall for good in nng's reaper (every later
- * nng_close hangs; measured: within ~30 oversize requests from a REQ socket,
- * ~400 oversize answers from a REP socket). The client therefore refuses
- * requests above send_max before sending, the server refuses answers above
- * reply_max, and stop/close wait for nng only a bounded time.
+ * costs the sender its connection (nng drops it).
+ *
+ * nng 1.5.2 stall: a process whose connection the peer closes abruptly - in
+ * the middle of an oversize message it sends, or right after the connection
+ * was made (a peer at its connection limit) - can have nng's reaper thread
+ * stall for good; every later nng_close in that process then hangs and
+ * closed connections are never freed (measured on loopback: within ~30
+ * oversize requests, ~400 oversize answers, ~100-170 refused connections;
+ * the reaper thread waits forever, cf. nanomsg/nng#1543 and #1813). Hence:
+ * requests above send_max and answers above reply_max are refused before
+ * sending; a client whose connections keep being closed right away redials
+ * more and more slowly; stop and close wait for nng only a bounded time.
  *
  * Threads: the transport's own threads (workers, timers, watchdogs) block
  * every signal, so a main loop using sigwait/signalfd gets them.
@@ -229,7 +235,9 @@ typedef struct bg_tp_client_opts {
     size_t recv_max;         /* largest answer accepted, bytes: mandatory */
     size_t send_max;         /* largest request the peer accepts (its recv_max):
                                 mandatory. Larger calls fail before sending. */
-    int reconnect_min_ms;    /* dial backoff (0: 100) */
+    int reconnect_min_ms;    /* dial backoff (0: 100); doubled per connection the
+                                peer closes within a second (a peer at its limit:
+                                such churn can stall nng 1.5.2: see above) */
     int reconnect_max_ms;    /* (0: 5000) */
     int watchdog_ms;         /* a dial with no sign of life this long while calls
                                 wait (or after a call timed out unconnected) is
@@ -304,6 +312,8 @@ typedef struct bg_tp_client_stats {
     uint64_t watchdog_restarts; /* dialers replaced by the watchdog */
     uint64_t connects;          /* connections made (TLS and SP handshake done) */
     uint64_t disconnects;       /* connections lost (peer gone, reload, oversize) */
+    uint64_t flaps;             /* of which closed by the peer within a second of
+                                   being made: each doubles the redial delay */
     bool connected;             /* a connection is up now */
 } bg_tp_client_stats;
 

@@ -29,6 +29,12 @@
 /* Connections tracked exactly (a client has one per dialer, two at most
  * while a dialer is replaced). */
 #define MAX_PIPES 8
+/* A connection closed by the peer sooner than this after it was made is a
+ * "flap" (a peer at its connection limit, a hostile one). nng 1.5.2 redials
+ * at once after a lost connection, and every such close risks stalling its
+ * reaper for good (measured: within ~100-170 flaps), so flaps double the
+ * redial delay (up to reconnect_max_ms) until a connection lives. */
+#define FLAP_MS 1000
 
 /* The dialer counters nng 1.5.2 keeps, in the order of the table below. */
 enum { C_CONNECT, C_REFUSED, C_DISCONNECT, C_OTHER, C_TIMEOUT, C_PROTO, C_AUTH, C_OOM, NCOUNT };
@@ -64,7 +70,11 @@ struct bg_tp_client {
     uint32_t dialer_id;      /* 0: none */
     uint64_t counts[NCOUNT]; /* the current dialer's counters as last seen */
     uint32_t pipes[MAX_PIPES];
+    int64_t pipe_since[MAX_PIPES];
     unsigned npipes;
+    unsigned flaps;       /* consecutive quick disconnects */
+    int redial_ms;        /* the reconnect minimum to apply (damped by flaps) */
+    bool redial_changed;  /* the watchdog must apply redial_ms */
     int64_t progress_at;  /* last sign of life of the dialer */
     bg_tp_fail dial_fail; /* latest dial failure since the last connection */
     char dial_msg[200];
@@ -154,8 +164,10 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     uint32_t id = (uint32_t)nng_pipe_id(p);
     pthread_mutex_lock(&cli->lock);
     if (ev == NNG_PIPE_EV_ADD_POST) {
-        if (cli->npipes < MAX_PIPES)
+        if (cli->npipes < MAX_PIPES) {
+            cli->pipe_since[cli->npipes] = tp_now_ms();
             cli->pipes[cli->npipes++] = id;
+        }
         cli->st.connects++;
         cli->progress_at = tp_now_ms();
         cli->suspect = false;
@@ -164,9 +176,24 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     } else if (ev == NNG_PIPE_EV_REM_POST) {
         for (unsigned i = 0; i < cli->npipes; i++) {
             if (cli->pipes[i] == id) {
-                cli->pipes[i] = cli->pipes[--cli->npipes];
-                cli->progress_at = tp_now_ms();
+                int64_t now = tp_now_ms();
+                bool flap = now - cli->pipe_since[i] < FLAP_MS;
+                cli->npipes--;
+                cli->pipes[i] = cli->pipes[cli->npipes];
+                cli->pipe_since[i] = cli->pipe_since[cli->npipes];
+                cli->progress_at = now;
                 cli->st.disconnects++;
+                cli->st.flaps += flap;
+                cli->flaps = flap ? cli->flaps + 1 : 0;
+                int want = cli->reconnect_min_ms;
+                for (unsigned k = 0; k < cli->flaps && want < cli->reconnect_max_ms; k++)
+                    want *= 2;
+                if (want > cli->reconnect_max_ms)
+                    want = cli->reconnect_max_ms;
+                if (want != cli->redial_ms) {
+                    cli->redial_ms = want;
+                    cli->redial_changed = true;
+                }
                 break;
             }
         }
@@ -199,8 +226,12 @@ replace_dialer(bg_tp_client *cli, nng_tls_config *cfg, bg_err *err)
         pthread_mutex_unlock(&cli->dial_lock);
         return tp_nng_err(err, rv == NNG_EADDRINVAL ? BG_EINVAL : BG_EIO, rv, cli->url);
     }
+    pthread_mutex_lock(&cli->lock);
+    int redial = cli->redial_ms;
+    cli->redial_changed = false;
+    pthread_mutex_unlock(&cli->lock);
     if ((rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, cli->recv_max + TP_SP_HEADER_MAX)) != 0 ||
-        (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, cli->reconnect_min_ms)) != 0 ||
+        (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, redial)) != 0 ||
         (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, cli->reconnect_max_ms)) != 0 ||
         (!cli->ipc && (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cli->tls)) != 0) ||
         (!cli->ipc && (rv = nng_dialer_set_bool(d, NNG_OPT_TCP_KEEPALIVE, true)) != 0)) {
@@ -246,6 +277,19 @@ wd_main(void *arg)
     bg_tp_client *cli = arg;
     pthread_mutex_lock(&cli->lock);
     while (!cli->closing) {
+        if (cli->redial_changed) {
+            /* Damp (or undamp) redials of the live dialer; nng applies a
+             * new minimum to its next redial. */
+            cli->redial_changed = false;
+            int redial = cli->redial_ms;
+            pthread_mutex_unlock(&cli->lock);
+            pthread_mutex_lock(&cli->dial_lock);
+            if (cli->have_dialer)
+                nng_dialer_set_ms(cli->dialer, NNG_OPT_RECONNMINT, redial);
+            pthread_mutex_unlock(&cli->dial_lock);
+            pthread_mutex_lock(&cli->lock);
+            continue;
+        }
         int64_t now = tp_now_ms();
         bool needed = cli->npipes == 0 && (cli->waiting > 0 || cli->suspect);
         if (!needed) {
@@ -359,6 +403,7 @@ bg_tp_client_open(bg_tp_client **out, const bg_tp_client_opts *opts, bg_err *err
     if (cli->reconnect_max_ms < cli->reconnect_min_ms)
         cli->reconnect_max_ms = cli->reconnect_min_ms;
     cli->watchdog_ms = opts->watchdog_ms ? opts->watchdog_ms : DEF_WATCHDOG_MS;
+    cli->redial_ms = cli->reconnect_min_ms;
 
     if (!cli->ipc)
         snprintf(cli->server_name, sizeof cli->server_name, "%s", opts->server_name);

@@ -368,16 +368,12 @@ expect_in "4. ... and says why" ping.out "FAILED"
 "$bg" ping --dir gw440100 --peer 440600 --timeout-ms "$SILENT_MS" >ping.out 2>&1
 rc=$?
 expect_eq "4. Guangzhou no longer accepts Foshan as a server either (exit)" "$rc" 1
-# KNOWN BUG (reported): peers/transport_client.c dialer_counts() uses nng
-# 1.5.2's nng_stat_find_dialer, which returns the FIRST dialer of the process
-# whatever the id (nanomsg/nng#1577). Guangzhou's first dialer is its
-# (healthy, idle) Shenzhen client, so the Foshan call is diagnosed as
-# "timeout ... peer silent or unreachable" instead of tls-refused (and the
-# watchdog judges every peer by that dialer). Passes once that is fixed.
+# The failure must be diagnosed from Foshan's own dialer, not another peer's
+# (nng 1.5.2's nng_stat_find_dialer returns the first dialer: nng#1577).
 if grep -q "tls-refused" ping.out; then
   ok "4. Guangzhou's ping of revoked Foshan names the cause: tls-refused"
 else
-  bad "4. [KNOWN BUG: transport_client.c dialer_counts reads another dialer's counters, nng#1577] Guangzhou's ping of revoked Foshan names the cause tls-refused" "$(cat ping.out)"
+  bad "4. Guangzhou's ping of revoked Foshan names the cause tls-refused" "$(cat ping.out)"
 fi
 good_ping 440600 440300
 good_ping 440100 440300
