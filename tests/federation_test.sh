@@ -16,27 +16,13 @@ set -uo pipefail
 bg=$(realpath "$1") || exit 2
 fa=$(realpath "$2") || exit 2
 work=$3
+SUITE=federation
+# shellcheck source=lib.sh
+source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/lib.sh" || exit 2
 rm -rf "$work" && mkdir -p "$work" || exit 2
 cd "$work" || exit 2
 t_start=$SECONDS
 
-pass=0
-fail=0
-ok() {
-  pass=$((pass + 1))
-  echo "ok   $1"
-}
-bad() {
-  fail=$((fail + 1))
-  echo "FAIL $1"
-  shift
-  local l
-  for l in "$@"; do echo "     $l"; done
-}
-# expect_eq NAME GOT WANT
-expect_eq() {
-  if [[ "$2" == "$3" ]]; then ok "$1: $2"; else bad "$1" "got '$2', expected '$3'"; fi
-}
 # expect_in NAME FILE FIXED-STRING
 expect_in() {
   if grep -qF -- "$3" "$2"; then ok "$1"; else
@@ -71,16 +57,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS CMD...: polls CMD (quietly) until it succeeds; 1 on timeout.
-wait_for() {
-  local end=$((SECONDS + $1))
-  shift
-  while ! "$@" >/dev/null 2>&1; do
-    ((SECONDS >= end)) && return 1
-    sleep 0.1
-  done
-  return 0
-}
 # log_count CITY EVENT: how many times EVENT is in the gateway's log.
 log_count() { grep -cF -- " $2 " "gw$1.log"; }
 log_grew() { (($(log_count "$1" "$2") > $3)); }
@@ -143,13 +119,6 @@ hostile() {
 
 # ------------------------------------------------------------- the PKI
 
-setup_fail() {
-  echo "setup failed: $*"
-  tail -20 setup.log 2>/dev/null
-  echo "federation: $pass passed, $((fail + 1)) failed"
-  exit 1
-}
-run() { "$@" >>setup.log 2>&1 || setup_fail "$*"; }
 
 run "$bg" ca init --dir CA
 for c in "${cities[@]}"; do

@@ -17,26 +17,13 @@ export LC_ALL=C
 bg=$(realpath "$1") || exit 2
 fa=$(realpath "$2") || exit 2
 work=$3
+SUITE=psi_federation
+# shellcheck source=lib.sh
+source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/lib.sh" || exit 2
 rm -rf "$work" && mkdir -p "$work" || exit 2
 cd "$work" || exit 2
 t_start=$SECONDS
 
-pass=0
-fail=0
-ok() {
-  pass=$((pass + 1))
-  echo "ok   $1"
-}
-bad() {
-  fail=$((fail + 1))
-  echo "FAIL $1"
-  shift
-  local l
-  for l in "$@"; do echo "     $l"; done
-}
-expect_eq() {
-  if [[ "$2" == "$3" ]]; then ok "$1: $2"; else bad "$1" "got '$2', expected '$3'"; fi
-}
 # expect_same NAME GOT-FILE WANT-FILE: equal files (sorted lists).
 expect_same() {
   if cmp -s "$2" "$3"; then
@@ -68,22 +55,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_for() {
-  local end=$((SECONDS + $1))
-  shift
-  while ! "$@" >/dev/null 2>&1; do
-    ((SECONDS >= end)) && return 1
-    sleep 0.2
-  done
-  return 0
-}
-setup_fail() {
-  echo "setup failed: $*"
-  tail -20 setup.log 2>/dev/null
-  echo "psi_federation: $pass passed, $((fail + 1)) failed"
-  exit 1
-}
-run() { "$@" >>setup.log 2>&1 || setup_fail "$*"; }
 
 # ------------------------------------------------------------- PKI, roster
 
