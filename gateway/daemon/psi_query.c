@@ -374,9 +374,26 @@ refresh(pjob *j, gw_peer *p, gw_cached **out)
     return rc;
 }
 
-/* One PSI run against snapshot s; BG_EAGAIN-like: *stale set when the peer moved on. */
+/* Elements per PSI message at the federation's max_message_bytes (*max_msg gets it). */
+static size_t
+items_per_message(bg_gw *g, size_t *max_msg)
+{
+    bg_roster *r = gw_roster_get(g);
+    *max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
+    bg_roster_free(r);
+    size_t per = bg_psi_chunk_items(*max_msg > 2 * GW_PSI_OVERHEAD ? *max_msg - GW_PSI_OVERHEAD
+                                                                    : GW_PSI_OVERHEAD);
+    return per == 0 ? 1 : per;
+}
+
+/*
+ * One PSI batch of inputs[0..n) against snapshot s; *stale set when the peer moved on.
+ * Membership/graded: the job's whole input set, results into j->matched/payloads.
+ * Count: one sub-batch (one blind, one shuffled answer), added to j->count/items.
+ */
 static int
-run_psi(pjob *j, gw_peer *p, const gw_cached *s, bool *stale)
+run_batch(pjob *j, gw_peer *p, const gw_cached *s, const uint8_t *const *inputs,
+          const size_t *lens, size_t n, bool *stale)
 {
     *stale = false;
     bg_err err = {0};
@@ -384,20 +401,14 @@ run_psi(pjob *j, gw_peer *p, const gw_cached *s, bool *stale)
     uint8_t *blinded = NULL, *body = NULL;
     bg_env_opened *o = NULL;
     Baygate__PsiAnswer *pa = NULL;
-    int rc = bg_psi_query_new(&q, j->mode, j->inputs, j->lens, j->n, &err);
+    int rc = bg_psi_query_new(&q, j->mode, inputs, lens, n, &err);
     if (rc != BG_OK) {
         jfail(j, BG_GW_E_INTERNAL, "%s", err.msg);
         return rc;
     }
     size_t items = bg_psi_query_items(q);
-    j->items = items;
-    bg_roster *r = gw_roster_get(j->gw);
-    size_t max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
-    bg_roster_free(r);
-    size_t per = bg_psi_chunk_items(max_msg > 2 * GW_PSI_OVERHEAD ? max_msg - GW_PSI_OVERHEAD
-                                                                  : GW_PSI_OVERHEAD);
-    if (per == 0)
-        per = 1;
+    size_t max_msg;
+    size_t per = items_per_message(j->gw, &max_msg);
     if (j->mode == BG_PSI_COUNT && items > per) {
         jfail(j, BG_GW_E_BATCH,
               "a count query of %zu items does not fit one message (at most %zu at "
@@ -471,8 +482,10 @@ run_psi(pjob *j, gw_peer *p, const gw_cached *s, bool *stale)
     if (rc == BG_OK && j->mode == BG_PSI_COUNT) {
         size_t m = 0;
         rc = bg_psi_count(q, &m, &err);
-        j->count = m;
+        j->count += m;
+        j->items += items;
     } else if (rc == BG_OK) {
+        j->items = items;
         j->matched = calloc(j->n, 1);
         if (j->mode == BG_PSI_GRADED)
             j->payloads = calloc(j->n, sizeof *j->payloads);
@@ -496,6 +509,36 @@ run_psi(pjob *j, gw_peer *p, const gw_cached *s, bool *stale)
     free(body);
     free(blinded);
     bg_psi_query_free(q);
+    return rc;
+}
+
+/*
+ * One PSI run against snapshot s. A count query larger than one message is split into
+ * sub-batches of near-equal size, each with its own blind and shuffle, and the counts
+ * summed: the asker then learns a count per sub-batch (each at least the policy's
+ * minimum, and never which items), exactly what it could learn by asking them one by
+ * one, while the answerer never holds more than one message's elements per batch.
+ * The inputs are distinct, so no item is counted twice.
+ */
+static int
+run_psi(pjob *j, gw_peer *p, const gw_cached *s, bool *stale)
+{
+    j->count = 0;
+    j->items = 0;
+    if (j->mode != BG_PSI_COUNT)
+        return run_batch(j, p, s, j->inputs, j->lens, j->n, stale);
+    size_t max_msg;
+    size_t per = items_per_message(j->gw, &max_msg);
+    size_t batches = (j->n + per - 1) / per;
+    if (batches == 0)
+        batches = 1;
+    int rc = BG_OK;
+    for (size_t b = 0, first = 0; rc == BG_OK && b < batches; b++) {
+        /* sizes differ by at most one, so the smallest is as large as it can be */
+        size_t cnt = j->n / batches + (b < j->n % batches ? 1 : 0);
+        rc = run_batch(j, p, s, j->inputs + first, j->lens + first, cnt, stale);
+        first += cnt;
+    }
     return rc;
 }
 
