@@ -69,8 +69,9 @@ done
 run "$bg" ca crl --dir CA --out crl.pem
 
 # Everyone may ask everyone about both lists for supervision, except that
-# Guangzhou may ask Foshan only about serious-dishonesty; "lending" is
-# declared but granted to nobody. Small messages, so snapshots and queries
+# Guangzhou may ask Foshan only about serious-dishonesty; "lending" needs the
+# enterprise's written authorisation and only Guangzhou may ask Foshan for it,
+# about serious-dishonesty. Small messages, so snapshots and queries
 # take several chunks.
 {
   cat <<EOF
@@ -84,7 +85,7 @@ common_scale = 1,2,3,4
 needs_authorisation = false
 
 [purpose lending]
-needs_authorisation = false
+needs_authorisation = true
 EOF
   for c in "${cities[@]}"; do
     cat <<EOF
@@ -101,12 +102,12 @@ EOF
   for c in "${cities[@]}"; do
     for d in "${cities[@]}"; do
       [[ $c == "$d" ]] && continue
-      lists="serious-dishonesty, abnormal-operation"
-      [[ $c == 440100 && $d == 440600 ]] && lists="serious-dishonesty"
+      lists="serious-dishonesty, abnormal-operation" purposes=supervision
+      [[ $c == 440100 && $d == 440600 ]] && lists="serious-dishonesty" purposes="supervision, lending"
       cat <<EOF
 
 [permission $c -> $d]
-purposes = supervision
+purposes = $purposes
 lists = $lists
 quota_items_per_day = 1000000
 min_count_batch = 16
@@ -272,12 +273,29 @@ if [[ $rc == 1 ]] && grep -q '"error_code":112' q.out && grep -q "below the mini
 else
   bad "4. count batch below the minimum" "exit $rc: $(head -c 400 q.out)"
 fi
-query --peer 440300 --list serious-dishonesty --json --purpose lending
+echo "Consent of the enterprises to a credit check for lending, signed." >consent.txt
+query --peer 440300 --list serious-dishonesty --json --purpose lending --consent consent.txt
 if [[ $qrc == 1 ]] && grep -q '"error_code":107' q.out && grep -q "lending" q.out; then
-  ok "4. purpose lending (declared, not permitted): refused (107)"
+  ok "4. purpose lending toward Shenzhen (declared, not permitted): refused (107)"
 else
   bad "4. purpose not permitted" "exit $qrc: $(head -c 400 q.out)"
 fi
+query --peer 440600 --list serious-dishonesty --csv --purpose lending
+if [[ $qrc == 2 ]] && grep -q "needs the enterprise's written authorisation" q.err; then
+  ok "4. lending without an authorisation reference: refused before anything is sent, exit 2"
+else
+  bad "4. lending without authorisation" "exit $qrc: $(cat q.err q.out | head -c 400)"
+fi
+query --peer 440600 --list serious-dishonesty --csv --purpose lending --auth-ref 0g
+if [[ $qrc == 2 ]] && grep -q "auth-ref must be" q.err; then
+  ok "4. a malformed --auth-ref is refused"
+else
+  bad "4. malformed --auth-ref" "exit $qrc: $(cat q.err | head -c 400)"
+fi
+query --peer 440600 --list serious-dishonesty --csv --purpose lending --consent consent.txt
+expect_eq "4. lending with a consent digest: exit" "$qrc" 0
+rows 440600 >got.lend
+expect_same "4. lending with a consent digest: Foshan's matches equal the ground truth" got.lend truth.sd.440600
 query --peer 440600 --list abnormal-operation --json
 if [[ $qrc == 1 ]] && grep -q '"error_code":107' q.out; then
   ok "4. list not in Guangzhou's permission toward Foshan: refused (107)"

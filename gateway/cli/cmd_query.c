@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +27,15 @@
 
 enum { OUT_TABLE, OUT_JSON, OUT_CSV };
 
+#define BG_QUERY_AUTH_REF_MAX 64U /* bytes; the envelope bounds it the same way */
+
+
 static void
 query_usage(FILE *f)
 {
     fprintf(f, "usage: baygate query --dir GW --peer CITY|all --list LIST --purpose P --in FILE\n"
-               "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n\n"
+               "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n"
+               "                     [--consent FILE | --auth-ref HEX]\n\n"
                "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
                "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
                "abnormal-operation), by private set intersection: the peers never learn\n"
@@ -38,6 +44,9 @@ query_usage(FILE *f)
                "times. Invalid ids are reported and never sent. Output: a table, or --json\n"
                "(one object), or --csv (one row per match, per peer without matches, or per\n"
                "peer for --count).\n"
+               "Purposes that need the enterprise's written authorisation (the roster says\n"
+               "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
+               "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
                "Exit 0 if every peer answered, 1 if some did not, 2 for usage or local errors.\n");
 }
 
@@ -346,6 +355,32 @@ print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpo
     }
 }
 
+/* The authorisation reference of a consent document: its SHA-256, computed here so the
+ * document itself never leaves the city. */
+static int
+consent_digest(const char *path, uint8_t out[crypto_hash_sha256_BYTES])
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return bg_cli_fail("query", "--consent %s: %s", path, strerror(errno));
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    unsigned char buf[16384];
+    size_t n, total = 0;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        crypto_hash_sha256_update(&st, buf, n);
+        total += n;
+    }
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (failed)
+        return bg_cli_fail("query", "--consent %s: read error", path);
+    if (total == 0)
+        return bg_cli_fail("query", "--consent %s: the file is empty", path);
+    crypto_hash_sha256_final(&st, out);
+    return BG_EXIT_OK;
+}
+
 int
 bg_cmd_query(int argc, char **argv)
 {
@@ -355,9 +390,13 @@ bg_cmd_query(int argc, char **argv)
         {"in", required_argument, NULL, 'i'},   {"grades", no_argument, NULL, 'g'},
         {"count", no_argument, NULL, 'c'},      {"json", no_argument, NULL, 'j'},
         {"csv", no_argument, NULL, 'v'},        {"timeout-ms", required_argument, NULL, 't'},
+        {"consent", required_argument, NULL, 'C'},
+        {"auth-ref", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *list = NULL, *purpose = NULL, *in = NULL;
+    uint8_t auth_ref[BG_QUERY_AUTH_REF_MAX];
+    size_t auth_len = 0;
     char *peers[64];
     size_t npeers = 0;
     bool all = false, grades = false, count = false;
@@ -365,7 +404,7 @@ bg_cmd_query(int argc, char **argv)
     uint64_t timeout = 0;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:C:A:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
             dir = optarg;
@@ -405,6 +444,22 @@ bg_cmd_query(int argc, char **argv)
             if (timeout < 1 || timeout > 600000)
                 return bg_cli_fail("query", "--timeout-ms must be 1..600000");
             break;
+        case 'C':
+            if (auth_len != 0)
+                return bg_cli_fail("query", "give one of --consent and --auth-ref, once");
+            if (consent_digest(optarg, auth_ref) != BG_EXIT_OK)
+                return BG_EXIT_ERROR;
+            auth_len = crypto_hash_sha256_BYTES;
+            break;
+        case 'A':
+            if (auth_len != 0)
+                return bg_cli_fail("query", "give one of --consent and --auth-ref, once");
+            if (sodium_hex2bin(auth_ref, sizeof auth_ref, optarg, strlen(optarg), NULL, &auth_len,
+                               NULL) != 0 ||
+                auth_len == 0 || strlen(optarg) != 2 * auth_len)
+                return bg_cli_fail("query", "--auth-ref must be 2 to 128 hex digits (1..%u bytes)",
+                                   (unsigned)BG_QUERY_AUTH_REF_MAX);
+            break;
         case 'h':
             query_usage(stdout);
             return BG_EXIT_OK;
@@ -443,6 +498,8 @@ bg_cmd_query(int argc, char **argv)
     lq.ids = ids.ids;
     lq.mode = grades ? 2 : count ? 3 : 1;
     lq.timeout_ms = (uint32_t)timeout;
+    lq.authorisation_ref.data = auth_ref;
+    lq.authorisation_ref.len = auth_len;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
     req.query = &lq;
     Baygate__LocalAnswer *ans = ask(dir, &req);

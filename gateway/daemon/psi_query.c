@@ -649,6 +649,19 @@ psi_local_query(bg_gw *gw, const Baygate__LocalQuery *lq, size_t *out_len)
         return local_error(BG_GW_E_NOT_ALLOWED, "a purpose (1..32 bytes) is required", out_len);
     if (lq->authorisation_ref.len > BG_ENV_AUTH_REF_MAX)
         return local_error(BG_GW_E_BAD_BODY, "authorisation_ref is longer than 64 bytes", out_len);
+    /* Refused here, before anything is sent: a peer would refuse it anyway, and the
+     * purpose's need for the enterprise's written consent is the asker's duty first. */
+    bg_roster *ros = gw_roster_get(gw);
+    const bg_roster_purpose *pur = ros ? bg_roster_purpose_find(ros, lq->purpose) : NULL;
+    bool needs_auth = pur != NULL && pur->needs_authorisation;
+    bg_roster_free(ros);
+    if (needs_auth && lq->authorisation_ref.len == 0) {
+        snprintf(msg, sizeof msg,
+                 "purpose '%.32s' needs the enterprise's written authorisation: give the "
+                 "digest of the signed consent document (--consent FILE or --auth-ref HEX)",
+                 lq->purpose);
+        return local_error(BG_GW_E_NOT_ALLOWED, msg, out_len);
+    }
     if (lq->n_ids == 0 || lq->n_ids > GW_QUERY_MAX_IDS) {
         snprintf(msg, sizeof msg, "between 1 and %u ids per query", GW_QUERY_MAX_IDS);
         return local_error(BG_GW_E_INVALID_IDS, msg, out_len);
