@@ -130,9 +130,10 @@ for c in "${cities[@]}"; do
 done
 
 # cols FILE: "uscc grade evaluated_at valid_until sd ao" per row (sd/ao 1 if
-# listed), from a CSV with quoted fields (RFC 4180, no embedded newlines).
+# listed and in force: no expires_at, or one after today, UTC, as the gateways
+# decide), from a CSV with quoted fields (RFC 4180, no embedded newlines).
 cols() {
-  awk '
+  awk -v today="$(date -u +%F)" '
     function split_csv(line, f,    n, i, c, q, cur) {
       n = 0; cur = ""; q = 0
       for (i = 1; i <= length(line); i++) {
@@ -151,12 +152,16 @@ cols() {
     NR == 1 { n = split_csv($0, h); for (i = 1; i <= n; i++) col[h[i]] = i; next }
     {
       split_csv($0, f)
-      sd = f[col["serious-dishonesty:listed_at"]] != "" ? 1 : 0
-      ao = f[col["abnormal-operation:listed_at"]] != "" ? 1 : 0
+      sx = f[col["serious-dishonesty:expires_at"]]; ax = f[col["abnormal-operation:expires_at"]]
+      sd = f[col["serious-dishonesty:listed_at"]] != "" && (sx == "" || sx > today) ? 1 : 0
+      ao = f[col["abnormal-operation:listed_at"]] != "" && (ax == "" || ax > today) ? 1 : 0
       g = f[col["grade"]]; if (g == "") g = "-"
       e = f[col["evaluated_at"]]; if (e == "") e = "-"
       v = f[col["valid_until"]]; if (v == "") v = "-"
-      print toupper(f[col["uscc"]]), g, e, v, sd, ao
+      # listed once, expired by now: must not match (7 sd, 8 ao)
+      sdx = f[col["serious-dishonesty:listed_at"]] != "" && !sd ? 1 : 0
+      aox = f[col["abnormal-operation:listed_at"]] != "" && !ao ? 1 : 0
+      print toupper(f[col["uscc"]]), g, e, v, sd, ao, sdx, aox
     }' "$1"
 }
 for c in "${cities[@]}"; do cols "$c.csv" >"$c.cols" || setup_fail "cols $c"; done
@@ -166,6 +171,7 @@ truth() { awk -v k="$2" '$k == 1 { print $1 }' "$1.cols" | sort -u | comm -12 gz
 for c in 440300 440600; do
   truth "$c" 5 >"truth.sd.$c"
   truth "$c" 6 >"truth.ao.$c"
+  truth "$c" 8 >"expired.ao.$c"
   # grades: uscc grade evaluated_at valid_until of Guangzhou's enterprises graded by c.
   awk '$2 != "-" { print $1, $2, $3, $4 }' "$c.cols" | sort -u | join - gz.ids >"truth.gr.$c"
 done
@@ -219,6 +225,14 @@ for c in 440300 440600; do
   rows "$c" >"got.sd.$c"
   expect_same "1. $c: matches equal the ground truth" "got.sd.$c" "truth.sd.$c"
 done
+query --peer 440300 --list abnormal-operation --csv
+rows 440300 >got.ao.440300
+expect_same "1. 440300 abnormal-operation: matches equal the entries in force" got.ao.440300 truth.ao.440300
+if [[ -s expired.ao.440300 ]] && [[ -z $(comm -12 got.ao.440300 expired.ao.440300) ]]; then
+  ok "1. none of the $(wc -l <expired.ao.440300) expired abnormal-operation entries matches"
+else
+  bad "1. expired entries stop matching" "expired: $(wc -l <expired.ao.440300), matched: $(comm -12 got.ao.440300 expired.ao.440300 | head -3)"
+fi
 query --peer 440300 --list serious-dishonesty --json
 if grep -q '"invalid_total":2,' q.out && grep -q '"line":' q.out; then
   ok "1. invalid ids reported with their line (2; the lower-case one is normalised)"

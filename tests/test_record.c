@@ -109,6 +109,16 @@ START_TEST(impossible_dates_are_refused_with_reason)
 }
 END_TEST
 
+START_TEST(list_entries_stop_being_in_force_on_their_expiry_day)
+{
+    int32_t today = 20000;
+    ck_assert(bg_list_entry_in_force(INT32_MIN, today)); /* no expiry date */
+    ck_assert(bg_list_entry_in_force(today + 1, today));
+    ck_assert(!bg_list_entry_in_force(today, today)); /* expires today: out */
+    ck_assert(!bg_list_entry_in_force(today - 365, today));
+}
+END_TEST
+
 START_TEST(scales_parse_and_index)
 {
     bg_scale s;
@@ -143,6 +153,7 @@ main(void)
     tcase_add_test(tc, dates_round_trip_and_follow_the_calendar);
     tcase_add_test(tc, impossible_dates_are_refused_with_reason);
     tcase_add_test(tc, scales_parse_and_index);
+    tcase_add_test(tc, list_entries_stop_being_in_force_on_their_expiry_day);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

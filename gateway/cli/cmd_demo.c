@@ -525,8 +525,18 @@ truth_row(void *ctx, const bg_store_row *row, bg_err *err)
     return BG_OK;
 }
 
+/* A list entry counts only while in force, as the publisher decides. */
+static int
+truth_list_row(void *ctx, const bg_store_row *row, bg_err *err)
+{
+    if (!bg_list_entry_in_force(row->date2, bg_date_today()))
+        return BG_OK;
+    return truth_row(ctx, row, err);
+}
+
 /* What a city's store holds on list (NULL: its evaluations): the ground truth the
- * city's gateway publishes (the generated file minus rows the import refused). */
+ * city's gateway publishes (the generated file minus rows the import refused, and
+ * list entries that have expired). */
 static int
 load_truth(demo *d, const char *code, const char *list, code_set *out)
 {
@@ -538,7 +548,7 @@ load_truth(demo *d, const char *code, const char *list, code_set *out)
     int64_t last = 0;
     int rc = bg_store_open(&st, store_dir, code, NULL, &err);
     if (rc == BG_OK)
-        rc = bg_store_scan(st, list, &last, truth_row, out, &err);
+        rc = bg_store_scan(st, list, &last, list != NULL ? truth_list_row : truth_row, out, &err);
     bg_store_close(st);
     if (rc != BG_OK || !set_sort(out))
         return bg_cli_fail("demo", "reading the %s store: %s", code, err.msg);

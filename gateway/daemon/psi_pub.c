@@ -44,6 +44,7 @@ struct bg_pub {
     /* Builder thread only. */
     bg_store *store;
     int64_t built_import[BG_PUB_LISTS];
+    int32_t built_day[BG_PUB_LISTS]; /* entries expire by the day: rebuilt when it changes */
     bool store_missing_logged;
 };
 
@@ -186,12 +187,15 @@ typedef struct entries {
     char (*uscc)[BG_USCC_LEN + 1];
     bg_snap_payload *payload; /* graded only */
     bool graded;
+    int32_t today; /* list entries expired by then are left out */
 } entries;
 
 static int
 entries_add(void *ctx, const bg_store_row *row, bg_err *err)
 {
     entries *e = ctx;
+    if (!e->graded && !bg_list_entry_in_force(row->date2, e->today))
+        return BG_OK; /* expired: it stops matching with this epoch */
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 4096;
         if (cap > BG_SNAP_MAX_ENTRIES)
@@ -269,7 +273,8 @@ static int
 publish_list(bg_pub *p, int li, bool rotate, bg_err *err)
 {
     const char *list = pub_list_name(li);
-    entries e = {.graded = li == BG_LIST_COUNT};
+    int32_t today = bg_date_today();
+    entries e = {.graded = li == BG_LIST_COUNT, .today = today};
     int64_t import_id = 0;
     int rc =
         bg_store_scan(p->store, li < BG_LIST_COUNT ? list : NULL, &import_id, entries_add, &e, err);
@@ -352,6 +357,7 @@ publish_list(bg_pub *p, int li, bool rotate, bg_err *err)
         old = p->cur[li];
         p->cur[li] = ps;
         p->built_import[li] = import_id;
+        p->built_day[li] = today;
         pthread_cond_broadcast(&p->built);
         pthread_mutex_unlock(&p->lock);
         bg_pub_snap_release(old);
@@ -415,7 +421,8 @@ check_store(bg_pub *p)
         if (!want[i])
             continue;
         pthread_mutex_lock(&p->lock);
-        bool fresh = p->cur[i] != NULL && p->built_import[i] == last;
+        bool fresh = p->cur[i] != NULL && p->built_import[i] == last &&
+                     p->built_day[i] == bg_date_today();
         pthread_mutex_unlock(&p->lock);
         if (fresh && !rot[i])
             continue;

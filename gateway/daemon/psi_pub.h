@@ -19,6 +19,10 @@
  * city.key instead. In memory keys sit in sodium_malloc'd buffers (guard
  * pages, wiped when freed); stack copies are wiped after use.
  *
+ * Expiry: a list entry whose expires_at day has come is left out of the
+ * snapshot (bg_list_entry_in_force); the builder rebuilds when the day
+ * changes, so an expired entry stops matching from that day's new epoch.
+ *
  * Epochs: strictly increasing per list across generations and restarts
  * (store table psi_epochs). A builder thread checks the store when poked
  * (bg_pub_poke, from bg_gw_tick) and at least every few seconds: when the

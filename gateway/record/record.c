@@ -154,6 +154,12 @@ bg_date_today(void)
     return (int32_t)(time(NULL) / 86400);
 }
 
+bool
+bg_list_entry_in_force(int32_t expires_at, int32_t today)
+{
+    return expires_at == INT32_MIN || today < expires_at;
+}
+
 void
 bg_scale_default(bg_scale *out)
 {

@@ -65,6 +65,9 @@ int bg_date_parse(const char *s, size_t len, int32_t *days, bg_err *err);
 void bg_date_format(int32_t days, char out[11]);
 /* Today in UTC, as days since 1970-01-01. */
 int32_t bg_date_today(void);
+/* A list entry is in force on day today unless it has an expiry date (anything but
+ * INT32_MIN, "none") on or before today: it stops matching on its expires_at day. */
+bool bg_list_entry_in_force(int32_t expires_at, int32_t today);
 
 /*
  * A grade scale: an ordered list of grades, best first, written "A,B,C,D".
