@@ -102,14 +102,15 @@ EOF
   for c in "${cities[@]}"; do
     for d in "${cities[@]}"; do
       [[ $c == "$d" ]] && continue
-      lists="serious-dishonesty, abnormal-operation" purposes=supervision
-      [[ $c == 440100 && $d == 440600 ]] && lists="serious-dishonesty" purposes="supervision, lending"
+      lists="serious-dishonesty, abnormal-operation" purposes=supervision quota=1000000
+      # 12000: enough for this script's four full queries of Guangzhou's 2500 ids, not five
+      [[ $c == 440100 && $d == 440600 ]] && lists="serious-dishonesty" purposes="supervision, lending" quota=12000
       cat <<EOF
 
 [permission $c -> $d]
 purposes = $purposes
 lists = $lists
-quota_items_per_day = 1000000
+quota_items_per_day = $quota
 min_count_batch = 16
 EOF
     done
@@ -379,6 +380,25 @@ if [[ $qrc == 1 ]] && grep -q "^440600,false" q.out && cmp -s got.sd3 truth.sd2;
   ok "6. Foshan down: its row reports the failure, Shenzhen's matches are right, exit 1"
 else
   bad "6. one peer down" "exit $qrc: $(grep 440600 q.out | head -2)"
+fi
+
+# 7. Foshan restarts: Guangzhou's items asked today are still counted.
+used_of() { awk -v c=440100 '$1 == c { print $3 }' gw440600/data/quota 2>/dev/null; }
+before=$(used_of)
+start_gw 440600
+if wait_for "$READY_S" "$bg" status --dir gw440600 && wait_for "$PUBLISH_S" published 440600 6; then
+  query --peer 440600 --list serious-dishonesty --csv
+  expect_eq "7. Foshan answers after its restart: exit" "$qrc" 0
+  expect_eq "7. the day's quota use survives the restart ($before before, + $(wc -l <gz.ids) asked)" \
+    "$(used_of)" "$((before + $(wc -l <gz.ids)))"
+  query --peer 440600 --list serious-dishonesty --json
+  if [[ $qrc == 1 ]] && grep -q '"error_code":111' q.out && grep -q "of its 12000 items today" q.out; then
+    ok "7. a fifth query runs into the day's quota of 12000 (charged per chunk): refused (111)"
+  else
+    bad "7. quota exhausted" "exit $qrc: $(head -c 400 q.out)"
+  fi
+else
+  bad "7. Foshan restarts" "$(tail -3 gw440600.log)"
 fi
 
 echo "# total: $((SECONDS - t_start)) s"

@@ -774,7 +774,6 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
     if (gw == NULL)
         return bg_err_set(err, BG_ENOMEM, "out of memory");
     pthread_mutex_init(&gw->lock, NULL);
-    gw_quota_init(&gw->quota);
     gw_cache_init(&gw->cache);
     gw->started = time(NULL);
 
@@ -784,6 +783,7 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
         rc = bg_err_set(err, BG_EINVAL, "gateway directory path too long");
     if (rc == BG_OK)
         rc = bg_config_load(path, &gw->cfg, err);
+    gw_quota_init(&gw->quota, rc == BG_OK ? gw->cfg.data_dir : NULL);
     if (rc == BG_OK)
         rc = bg_env_identity_load(&gw->id, gw->cfg.dir, gw->cfg.key_path, gw->cfg.cert_path, err);
     if (rc == BG_OK)
