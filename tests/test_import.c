@@ -715,6 +715,73 @@ START_TEST(t_reimport)
 }
 END_TEST
 
+/* Evaluation serials: unique, kept by an unchanged re-import, new (never reused) for a
+ * changed record; a v2 store is migrated to v3 with unique serials. */
+START_TEST(t_eval_serials)
+{
+    char dir[256], file[512], file2[512];
+    make_dir(dir, sizeof dir);
+    path_in(file, sizeof file, dir, "city.csv");
+    path_in(file2, sizeof file2, dir, "fix.csv");
+    write_std(file, 0, 100, 0);
+    bg_store *s = open_store(dir);
+    bg_import_result r;
+    import_ok(s, file, NULL, &r);
+    int64_t n = q_int(s, "SELECT count(*) FROM evaluations");
+    ck_assert_int_gt(n, 50);
+    ck_assert_int_eq(q_int(s, "SELECT count(DISTINCT serial) FROM evaluations"), n);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations WHERE serial >> 32 != 1 "
+                              "OR (serial & 4294967295) = 0"),
+                     0);
+    ck_assert_int_eq(sqlite3_exec(bg_store_db(s),
+                                  "CREATE TEMP TABLE before AS SELECT uscc, serial FROM evaluations",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+
+    bg_import_opts o = {.force = true};
+    import_ok(s, file, &o, &r); /* the same rows again: nothing changes */
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations e JOIN temp.before b USING (uscc) "
+                              "WHERE e.serial = b.serial"),
+                     n);
+
+    write_std(file2, 0, 10, 1); /* rows 0..9 with other grades (or none) */
+    import_ok(s, file2, NULL, &r);
+    ck_assert_int_eq(r.import_id, 3);
+    /* rows 10..99 untouched; rows 0..9 still graded got new serials of import 3 */
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations e JOIN temp.before b USING (uscc) "
+                              "WHERE e.serial != b.serial AND (e.serial >> 32 != 3 "
+                              "OR e.serial IN (SELECT serial FROM temp.before))"),
+                     0);
+    /* Graded among rows 0..9: before i % 5 < 4 (all but 4, 9), after (i + 1) % 5 < 4 (all
+     * but 3, 8): 6 regraded and 2 newly graded get import 3's serials, 2 lose theirs. */
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations WHERE serial >> 32 = 3"), 8);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations e JOIN temp.before b USING (uscc) "
+                              "WHERE e.serial = b.serial"),
+                     n - 8);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations"), n);
+    ck_assert_int_eq(q_int(s, "SELECT count(DISTINCT serial) FROM evaluations"),
+                     q_int(s, "SELECT count(*) FROM evaluations"));
+
+    /* Back to a v2 store: the migration numbers every record again, uniquely. */
+    ck_assert_int_eq(sqlite3_exec(bg_store_db(s),
+                                  "DROP INDEX evaluations_serial; "
+                                  "ALTER TABLE evaluations DROP COLUMN serial; "
+                                  "PRAGMA user_version = 2",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    int64_t m = q_int(s, "SELECT count(*) FROM evaluations");
+    bg_store_close(s);
+    s = open_store(dir);
+    ck_assert_int_eq(bg_store_schema_version(s), 3);
+    ck_assert_int_eq(q_int(s, "SELECT count(DISTINCT serial) FROM evaluations"), m);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations WHERE serial >> 32 != source "
+                              "OR (serial & 4294967295) = 0"),
+                     0);
+    assert_integrity(s);
+    bg_store_close(s);
+}
+END_TEST
+
 /* Malformed CSV in a real file: BOM, CRLF, quotes, embedded commas and newlines, a short
  * row, bytes that are not UTF-8, a stray quote, a 1 MB line, an unterminated quote. Each bad
  * record is rejected at its own line; everything else goes in. */
@@ -1317,6 +1384,7 @@ import_suite(void)
     tcase_add_test(tc, t_duplicates);
     tcase_add_test(tc, t_conflicts);
     tcase_add_test(tc, t_reimport);
+    tcase_add_test(tc, t_eval_serials);
     tcase_add_test(tc, t_malformed_csv);
     tcase_add_test(tc, t_report_escaping);
     tcase_add_test(tc, t_empty_and_header_only);

@@ -223,7 +223,7 @@ entries_add(void *ctx, const bg_store_row *row, bg_err *err)
         pl->valid_until = row->date2;
         pl->listed_at = BG_SNAP_NO_DATE;
         pl->expires_at = BG_SNAP_NO_DATE;
-        pl->serial = (uint64_t)row->source;
+        pl->serial = (uint64_t)row->serial;
     }
     e->n++;
     return BG_OK;

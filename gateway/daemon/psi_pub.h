@@ -6,8 +6,9 @@
  * Lists: every list the city offers in the roster ("serious-dishonesty",
  * "abnormal-operation"), plus the pseudo-list "grades" (BG_PUB_GRADES): a
  * graded snapshot of the store's evaluations whose sealed payload carries
- * grade, scale, evaluated_at, valid_until and serial (= the import id that
- * wrote the evaluation). Askers get grades by querying "grades" in graded
+ * grade, scale, evaluated_at, valid_until and serial (the store's record
+ * serial: unique, new when the record changes; attestations carry it and
+ * status lists revoke it). Askers get grades by querying "grades" in graded
  * mode; the roster has no "grades" list, so psi_answer grants it to an asker
  * that may ask this city anything for the purpose (see psi_answer.h).
  *

@@ -165,10 +165,10 @@ static const char *const sql_text[Q_COUNT] = {
     /* Q_GET_ENT is built by get_ent_sql: one join per list. */
     [Q_UPD_ENT] = "UPDATE enterprises SET name = ?2, last_import = ?3 WHERE uscc = ?1",
     [Q_PUT_EVAL] = "INSERT INTO evaluations(uscc, grade, scale, evaluated_at, valid_until, "
-                   "source) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(uscc) DO UPDATE SET "
-                   "grade = excluded.grade, scale = excluded.scale, "
+                   "source, serial) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(uscc) DO "
+                   "UPDATE SET grade = excluded.grade, scale = excluded.scale, "
                    "evaluated_at = excluded.evaluated_at, valid_until = excluded.valid_until, "
-                   "source = excluded.source",
+                   "source = excluded.source, serial = excluded.serial",
     [Q_DEL_EVAL] = "DELETE FROM evaluations WHERE uscc = ?1",
     [Q_PUT_LIST] = "INSERT INTO list_entries(list, uscc, reason, listed_at, expires_at, source) "
                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(list, uscc) DO UPDATE SET "
@@ -209,6 +209,7 @@ typedef struct imp {
     sqlite3_stmt *q[Q_COUNT];
     dup_map dups;
     int64_t import_id;
+    uint32_t evals_written; /* the ordinal part of the next evaluation serial */
     bool store_was_empty; /* no enterprises when the transaction began */
     FILE *rep;
     char rep_tmp[4096 + 16];
@@ -631,6 +632,9 @@ put_eval(imp *im, bg_err *err, uint64_t line, const row *r)
     bind_text(st, 4, r->evaluated_at, 10);
     bind_text(st, 5, r->valid_until, 10);
     sqlite3_bind_int64(st, 6, im->import_id);
+    /* (import << 32) | ordinal: see the v3 migration. 2^32 - 1 rows per import at most,
+     * far above anything one file holds. */
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)(((uint64_t)im->import_id << 32) | ++im->evals_written));
     return step_done(st) ? BG_OK : db_fail(im, err, line, "writing the evaluation");
 }
 

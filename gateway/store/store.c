@@ -106,6 +106,15 @@ static const char *const migrations[] = {
     "  published_at TEXT NOT NULL,\n"
     "  PRIMARY KEY (list, epoch)\n"
     ") STRICT, WITHOUT ROWID;\n",
+    /* v3: a serial per evaluation record, (import id << 32) | its ordinal among the
+     * evaluations that import wrote: unique, never reused (import ids only grow), and new
+     * whenever the record changes. Attestations carry it and status lists revoke it, so
+     * repairing one enterprise revokes that record alone. */
+    "ALTER TABLE evaluations ADD COLUMN serial INTEGER NOT NULL DEFAULT 0;\n"
+    "UPDATE evaluations SET serial = (evaluations.source << 32) | t.n FROM\n"
+    "  (SELECT uscc, row_number() OVER (PARTITION BY source ORDER BY uscc) AS n\n"
+    "   FROM evaluations) AS t WHERE t.uscc = evaluations.uscc;\n"
+    "CREATE UNIQUE INDEX evaluations_serial ON evaluations(serial);\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -558,8 +567,8 @@ bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_
         list != NULL
             ? "SELECT uscc, NULL, NULL, listed_at, expires_at, source FROM list_entries "
               "WHERE list = ?1 ORDER BY uscc"
-            : "SELECT uscc, grade, scale, evaluated_at, valid_until, source FROM evaluations "
-              "ORDER BY uscc";
+            : "SELECT uscc, grade, scale, evaluated_at, valid_until, source, serial "
+              "FROM evaluations ORDER BY uscc";
     if (rc == BG_OK && sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         rc = db_err(s, err, "scanning entries");
     if (rc == BG_OK && list != NULL)
@@ -571,6 +580,7 @@ bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_
             .grade = (const char *)sqlite3_column_text(st, 1),
             .scale = (const char *)sqlite3_column_text(st, 2),
             .source = sqlite3_column_int64(st, 5),
+            .serial = list != NULL ? 0 : sqlite3_column_int64(st, 6),
         };
         if (row.uscc == NULL || day_of(sqlite3_column_text(st, 3), &row.date1) != BG_OK ||
             day_of(sqlite3_column_text(st, 4), &row.date2) != BG_OK)

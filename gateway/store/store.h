@@ -20,7 +20,7 @@
 typedef struct bg_store bg_store;
 typedef struct sqlite3 sqlite3;
 
-#define BG_STORE_SCHEMA_VERSION 2
+#define BG_STORE_SCHEMA_VERSION 3
 
 /*
  * Opens (creating if needed, directory mode 0700, file 0600) the store in
@@ -63,6 +63,8 @@ typedef struct bg_store_row {
     const char *grade, *scale; /* evaluations only, else NULL */
     int32_t date1, date2;      /* listed_at, expires_at or evaluated_at, valid_until (days) */
     int64_t source;            /* the import that wrote the row */
+    int64_t serial;            /* evaluations: the record's serial (unique, never reused,
+                                  new when the record changes); list entries: 0 */
 } bg_store_row;
 
 typedef int (*bg_store_row_fn)(void *ctx, const bg_store_row *row, bg_err *err);
