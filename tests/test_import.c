@@ -715,8 +715,27 @@ START_TEST(t_reimport)
 }
 END_TEST
 
+typedef struct revoked_seen {
+    size_t n;
+    uint64_t last;
+    bool increasing;
+} revoked_seen;
+
+static int
+collect_revoked(void *ctx, uint64_t serial, int64_t revoked_at, bg_err *err)
+{
+    (void)err;
+    revoked_seen *rv = ctx;
+    rv->increasing = (rv->n == 0 || serial > rv->last) && revoked_at > 0 &&
+                     (rv->n == 0 || rv->increasing);
+    rv->last = serial;
+    rv->n++;
+    return BG_OK;
+}
+
 /* Evaluation serials: unique, kept by an unchanged re-import, new (never reused) for a
- * changed record; a v2 store is migrated to v3 with unique serials. */
+ * changed record whose old serial is revoked in the same import; a v2 store is migrated
+ * with unique serials. */
 START_TEST(t_eval_serials)
 {
     char dir[256], file[512], file2[512];
@@ -759,12 +778,25 @@ START_TEST(t_eval_serials)
                               "WHERE e.serial = b.serial"),
                      n - 8);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations"), n);
+    /* The 8 superseded serials (6 regraded, 2 ungraded) are revoked, and only they. */
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM revoked_serials WHERE import_id = 3 AND "
+                              "serial IN (SELECT serial FROM temp.before) AND serial NOT IN "
+                              "(SELECT serial FROM evaluations)"),
+                     8);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM revoked_serials"), 8);
+    revoked_seen rv = {0};
+    uint64_t number = 0;
+    bg_err err;
+    ck_assert_int_eq(bg_store_revoked_scan(s, &number, collect_revoked, &rv, &err), BG_OK);
+    ck_assert_uint_eq(number, 3);
+    ck_assert_uint_eq(rv.n, 8);
+    ck_assert(rv.increasing);
     ck_assert_int_eq(q_int(s, "SELECT count(DISTINCT serial) FROM evaluations"),
                      q_int(s, "SELECT count(*) FROM evaluations"));
 
     /* Back to a v2 store: the migration numbers every record again, uniquely. */
     ck_assert_int_eq(sqlite3_exec(bg_store_db(s),
-                                  "DROP INDEX evaluations_serial; "
+                                  "DROP TABLE revoked_serials; DROP INDEX evaluations_serial; "
                                   "ALTER TABLE evaluations DROP COLUMN serial; "
                                   "PRAGMA user_version = 2",
                                   NULL, NULL, NULL),
@@ -772,7 +804,7 @@ START_TEST(t_eval_serials)
     int64_t m = q_int(s, "SELECT count(*) FROM evaluations");
     bg_store_close(s);
     s = open_store(dir);
-    ck_assert_int_eq(bg_store_schema_version(s), 3);
+    ck_assert_int_eq(bg_store_schema_version(s), BG_STORE_SCHEMA_VERSION);
     ck_assert_int_eq(q_int(s, "SELECT count(DISTINCT serial) FROM evaluations"), m);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations WHERE serial >> 32 != source "
                               "OR (serial & 4294967295) = 0"),

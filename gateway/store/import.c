@@ -150,6 +150,7 @@ enum {
     Q_DEL_EVAL,
     Q_PUT_LIST,
     Q_DEL_LIST,
+    Q_REVOKE,
     Q_COUNT
 };
 
@@ -175,7 +176,12 @@ static const char *const sql_text[Q_COUNT] = {
                    "reason = excluded.reason, listed_at = excluded.listed_at, "
                    "expires_at = excluded.expires_at, source = excluded.source",
     [Q_DEL_LIST] = "DELETE FROM list_entries WHERE list = ?1 AND uscc = ?2",
+    [Q_REVOKE] = "INSERT INTO revoked_serials(serial, import_id, revoked_at) VALUES (?1, ?2, ?3) "
+                 "ON CONFLICT(serial) DO NOTHING",
 };
+
+/* Q_GET_ENT's columns: name, grade, evaluated_at, valid_until, 3 per list, serial. */
+#define GET_ENT_SERIAL (4 + 3 * BG_LIST_COUNT)
 
 /* Where each kind of column sits in the file (-1: absent). */
 typedef struct columns {
@@ -718,6 +724,8 @@ apply_known(imp *im, bg_err *err, uint64_t line, const row *r, const bg_csv_fiel
             }
         }
     }
+    /* The serial an evaluation change supersedes: revoked in this same transaction. */
+    int64_t old_serial = had && eval_changed ? sqlite3_column_int64(st, GET_ENT_SERIAL) : 0;
     /* Done reading: release the statement before writing the same rows. */
     sqlite3_reset(st);
 
@@ -735,6 +743,14 @@ apply_known(imp *im, bg_err *err, uint64_t line, const row *r, const bg_csv_fiel
     sqlite3_bind_int64(st, 3, im->import_id);
     if (!step_done(st))
         return db_fail(im, err, line, "updating the enterprise");
+    if (old_serial != 0) {
+        st = im->q[Q_REVOKE];
+        sqlite3_bind_int64(st, 1, old_serial);
+        sqlite3_bind_int64(st, 2, im->import_id);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+        if (!step_done(st))
+            return db_fail(im, err, line, "revoking the superseded evaluation");
+    }
     if (eval_changed) {
         if (r->graded) {
             if ((rc = put_eval(im, err, line, r)) != BG_OK)
@@ -973,6 +989,7 @@ get_ent_sql(char *buf, size_t bufsz)
     for (int l = 0; l < BG_LIST_COUNT; l++)
         n += (size_t)snprintf(buf + n, bufsz - n, ", l%d.reason, l%d.listed_at, l%d.expires_at", l,
                               l, l);
+    n += (size_t)snprintf(buf + n, bufsz - n, ", v.serial"); /* GET_ENT_SERIAL */
     n += (size_t)snprintf(buf + n, bufsz - n,
                           " FROM enterprises e LEFT JOIN evaluations v ON v.uscc = e.uscc");
     for (int l = 0; l < BG_LIST_COUNT; l++)

@@ -115,6 +115,14 @@ static const char *const migrations[] = {
     "  (SELECT uscc, row_number() OVER (PARTITION BY source ORDER BY uscc) AS n\n"
     "   FROM evaluations) AS t WHERE t.uscc = evaluations.uscc;\n"
     "CREATE UNIQUE INDEX evaluations_serial ON evaluations(serial);\n",
+    /* v4: serials an import superseded (a changed or removed evaluation): the city's
+     * status list revokes them, so an attestation of the old record stops verifying. Written
+     * in the import's transaction, so a crash never loses a revocation. Cumulative. */
+    "CREATE TABLE revoked_serials (\n"
+    "  serial INTEGER PRIMARY KEY,\n"
+    "  import_id INTEGER NOT NULL REFERENCES imports(id),\n"
+    "  revoked_at INTEGER NOT NULL\n"
+    ") STRICT;\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -590,6 +598,32 @@ bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_
     }
     if (rc == BG_OK && r != SQLITE_DONE)
         rc = db_err(s, err, "scanning entries");
+    sqlite3_finalize(st);
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
+
+int
+bg_store_revoked_scan(bg_store *s, uint64_t *number, bg_store_revoked_fn fn, void *ctx,
+                      bg_err *err)
+{
+    int rc;
+    if ((rc = exec(s, "BEGIN", err)) != BG_OK)
+        return rc;
+    int64_t v = 0;
+    rc = query_int(s, "SELECT coalesce(max(import_id), 1) FROM revoked_serials", &v, err);
+    if (rc == BG_OK)
+        *number = (uint64_t)v;
+    sqlite3_stmt *st = NULL;
+    if (rc == BG_OK &&
+        sqlite3_prepare_v2(s->db, "SELECT serial, revoked_at FROM revoked_serials ORDER BY serial",
+                           -1, &st, NULL) != SQLITE_OK)
+        rc = db_err(s, err, "reading revoked serials");
+    int r = SQLITE_DONE;
+    while (rc == BG_OK && (r = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(ctx, (uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), err);
+    if (rc == BG_OK && r != SQLITE_DONE)
+        rc = db_err(s, err, "reading revoked serials");
     sqlite3_finalize(st);
     sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     return rc;

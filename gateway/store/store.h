@@ -20,7 +20,7 @@
 typedef struct bg_store bg_store;
 typedef struct sqlite3 sqlite3;
 
-#define BG_STORE_SCHEMA_VERSION 3
+#define BG_STORE_SCHEMA_VERSION 4
 
 /*
  * Opens (creating if needed, directory mode 0700, file 0600) the store in
@@ -79,6 +79,16 @@ int bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_
 
 /* The newest committed import id (0 if none). */
 int bg_store_last_import(bg_store *s, int64_t *id, bg_err *err);
+
+/*
+ * The evaluation serials imports have superseded (a record changed or removed), for the
+ * city's status list, in one read transaction: *number = the id of the newest import
+ * that revoked any (1 if none: it grows whenever the set does), then fn per serial in
+ * increasing order with when it was revoked (Unix seconds).
+ */
+typedef int (*bg_store_revoked_fn)(void *ctx, uint64_t serial, int64_t revoked_at, bg_err *err);
+int bg_store_revoked_scan(bg_store *s, uint64_t *number, bg_store_revoked_fn fn, void *ctx,
+                          bg_err *err);
 
 /* The newest PSI key generation recorded for list (0 if none), and recording a new one. */
 int bg_store_psi_generation(bg_store *s, const char *list, uint64_t *generation, bg_err *err);
