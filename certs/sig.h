@@ -40,6 +40,8 @@
 #define BG_SIG_CTX_ATTESTATION "baygate/attestation/v1"
 #define BG_SIG_CTX_ROSTER "baygate/roster/v1"
 #define BG_SIG_CTX_TREE_HEAD "baygate/tree-head/v1"
+#define BG_SIG_CTX_COSIGN "baygate/cosignature/v1"
+#define BG_SIG_CTX_STATUS "baygate/status-list/v1"
 
 /* A SHA-256 certificate fingerprint and its lower-case hex form. */
 #define BG_SIG_FP_LEN 32

@@ -17,6 +17,14 @@
 enum { ITEM_NEW = 0, ITEM_PREPARED, ITEM_ANSWERED };
 #define NO_RECORD UINT32_MAX
 
+/* A graded match: the record, the snapshot entry it opened from and that entry's opening
+ * key (which opens it alone and is meant for an attestation: mpc/snapshot.h). */
+typedef struct opened {
+    bg_snap_record rec;
+    size_t index;
+    uint8_t key[BG_SNAP_OPENKEYBYTES];
+} opened;
+
 struct bg_psi_query {
     int mode;
     size_t n, nd;      /* inputs, distinct inputs (items) */
@@ -27,7 +35,7 @@ struct bg_psi_query {
     uint8_t *state;    /* nd: ITEM_* (membership, graded) */
     uint8_t *matched;  /* nd */
     uint32_t *rec_idx; /* nd: index into recs, or NO_RECORD (graded) */
-    bg_snap_record *recs;
+    opened *recs;
     size_t nrecs, recs_cap;
     size_t answered; /* membership/graded: items answered */
     size_t unopened;
@@ -320,11 +328,11 @@ bind_commit(bg_psi_query *q, const bg_snap *snap)
 }
 
 static int
-add_record(bg_psi_query *q, const bg_snap_record *rec, uint32_t *idx, bg_err *err)
+add_record(bg_psi_query *q, const opened *rec, uint32_t *idx, bg_err *err)
 {
     if (q->nrecs == q->recs_cap) {
         size_t cap = q->recs_cap ? 2 * q->recs_cap : 64;
-        bg_snap_record *r = malloc(sizeof *r * cap);
+        opened *r = malloc(sizeof *r * cap);
         if (r == NULL)
             return bg_err_set(err, BG_ENOMEM, "finish: out of memory for records");
         if (q->recs != NULL) {
@@ -358,13 +366,14 @@ finish_items(bg_psi_query *q, const bg_snap *snap, size_t first, size_t count,
         return rc;
     size_t nrecs0 = q->nrecs, unopened = 0;
     uint8_t *m = q->matched + first;
-    bg_snap_record rec;
+    opened rec;
     for (size_t k = 0; k < count && rc == BG_OK; k++) {
         m[k] = hit[k] != BG_SNAP_NONE;
         if (!m[k] || q->mode != BG_PSI_GRADED)
             continue;
         size_t d = first + k;
-        rc = bg_snap_open(snap, hit[k], q->in + IM * d, q->in_len[d], nel + EB * k, &rec, err);
+        rc = bg_snap_open_key(snap, hit[k], q->in + IM * d, q->in_len[d], nel + EB * k, &rec.rec,
+                              &rec.index, rec.key, err);
         if (rc == BG_OK) {
             rc = add_record(q, &rec, &q->rec_idx[d], err);
         } else if (rc == BG_ENOTFOUND) {
@@ -472,7 +481,24 @@ bg_psi_result(const bg_psi_query *q, size_t i, int *matched, bg_snap_record *rec
         return bg_err_set(err, BG_EINVAL, "result: input %zu is not answered yet", i);
     *matched = q->matched[d];
     if (rec != NULL && q->rec_idx != NULL && q->rec_idx[d] != NO_RECORD)
-        *rec = q->recs[q->rec_idx[d]];
+        *rec = q->recs[q->rec_idx[d]].rec;
+    return BG_OK;
+}
+
+int
+bg_psi_result_entry(const bg_psi_query *q, size_t i, size_t *index,
+                    uint8_t key[BG_SNAP_OPENKEYBYTES], bg_err *err)
+{
+    *index = BG_SNAP_NONE;
+    sodium_memzero(key, BG_SNAP_OPENKEYBYTES);
+    if (q == NULL || q->mode != BG_PSI_GRADED || i >= q->n)
+        return bg_err_set(err, BG_EINVAL, "result entry: not a graded query or no input %zu", i);
+    uint32_t d = q->map[i];
+    if (q->state[d] != ITEM_ANSWERED || q->rec_idx[d] == NO_RECORD)
+        return bg_err_set(err, BG_ENOTFOUND, "result entry: input %zu has no opened match", i);
+    const opened *o = &q->recs[q->rec_idx[d]];
+    *index = o->index;
+    memcpy(key, o->key, BG_SNAP_OPENKEYBYTES);
     return BG_OK;
 }
 

@@ -101,6 +101,14 @@ int bg_psi_query_done(const bg_psi_query *q);
  */
 int bg_psi_result(const bg_psi_query *q, size_t i, int *matched, bg_snap_record *rec, bg_err *err);
 
+/*
+ * Graded: for input i that matched and opened, *index = the snapshot entry it opened from
+ * and key = that entry's opening key (mpc/snapshot.h: opens that entry alone; what an
+ * attestation discloses). BG_ENOTFOUND if i has no opened match. Wipe key after use.
+ */
+int bg_psi_result_entry(const bg_psi_query *q, size_t i, size_t *index,
+                        uint8_t key[BG_SNAP_OPENKEYBYTES], bg_err *err);
+
 /* Count: the number of distinct inputs on the list, once done (else BG_EINVAL). */
 int bg_psi_count(const bg_psi_query *q, size_t *matches, bg_err *err);
 

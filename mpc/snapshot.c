@@ -1786,3 +1786,320 @@ bg_snap_reader_finish_delta(bg_snap_reader *r, bg_snap_delta **out, bg_err *err)
     *out = d;
     return BG_OK;
 }
+
+/* ---- per-entry evidence: inclusion proofs and opening keys ---- */
+
+void
+bg_snap_leaf_hash(uint8_t leaf[DB], const uint8_t tag[TB], const uint8_t *sealed)
+{
+    leaf_hash(leaf, tag, sealed);
+}
+
+int
+bg_snap_digest_compute(const char *list, uint64_t generation, uint64_t epoch, size_t count,
+                       int graded, const uint8_t root[DB], uint8_t digest[DB], bg_err *err)
+{
+    size_t ll = list != NULL ? strnlen(list, BG_SNAP_LIST_MAX + 1) : 0;
+    if (list == NULL || !list_ok(list, ll))
+        return bg_err_set(err, BG_EINVAL,
+                          "snapshot digest: list name must be 1..%u printable bytes",
+                          BG_SNAP_LIST_MAX);
+    if (count > BG_SNAP_MAX_ENTRIES)
+        return bg_err_set(err, BG_EINVAL, "snapshot digest: %zu entries, at most %u", count,
+                          BG_SNAP_MAX_ENTRIES);
+    if (root == NULL || digest == NULL)
+        return bg_err_set(err, BG_EINVAL, "snapshot digest: NULL argument");
+    /* The same header and hash as snap_digest, so both sides agree byte for byte. */
+    struct hdr x;
+    memset(&x, 0, sizeof x);
+    x.kind = BG_SNAP_KIND_SNAPSHOT;
+    x.graded = graded ? 1 : 0;
+    memcpy(x.list, list, ll);
+    x.list_len = ll;
+    x.generation = generation;
+    x.epoch = epoch;
+    x.count = (uint32_t)count;
+    uint8_t h[HDR_MAX];
+    size_t hl = hdr_encode(h, &x);
+    static const uint8_t zero = 0;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, DB);
+    crypto_generichash_update(&st, (const uint8_t *)digest_label, sizeof digest_label - 1);
+    crypto_generichash_update(&st, &zero, 1);
+    crypto_generichash_update(&st, h, hl);
+    crypto_generichash_update(&st, root, DB);
+    crypto_generichash_final(&st, digest, DB);
+    return BG_OK;
+}
+
+struct bg_snap_prover {
+    const bg_snap *s;
+    size_t nblocks;
+    uint8_t *blocks; /* nblocks * DB: MTH of [b * MERKLE_BLOCK, min(n, (b + 1) * MERKLE_BLOCK)) */
+};
+
+void
+bg_snap_prover_free(bg_snap_prover *p)
+{
+    if (p == NULL)
+        return;
+    free(p->blocks);
+    free(p);
+}
+
+int
+bg_snap_prover_new(bg_snap_prover **out, const bg_snap *s, unsigned nthreads, bg_err *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (out == NULL || s == NULL)
+        return bg_err_set(err, BG_EINVAL, "prover: NULL argument");
+    int rc = ready(err);
+    if (rc != BG_OK)
+        return rc;
+    bg_snap_prover *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return bg_err_set(err, BG_ENOMEM, "prover: out of memory");
+    p->s = s;
+    p->nblocks = (s->n + MERKLE_BLOCK - 1) / MERKLE_BLOCK;
+    if (p->nblocks > 0) {
+        p->blocks = malloc(DB * p->nblocks);
+        if (p->blocks == NULL) {
+            free(p);
+            return bg_err_set(err, BG_ENOMEM, "prover: out of memory");
+        }
+        /* The same block roots merkle_root folds into the snapshot's root. */
+        struct merkle_ctx c = {
+            .tags = s->tags, .sealed = s->sealed, .n = s->n, .blocks = p->blocks};
+        rc = par_run(p->nblocks, 4, nthreads, merkle_block, &c, err);
+        if (rc != BG_OK) {
+            bg_snap_prover_free(p);
+            return rc;
+        }
+    }
+    *out = p;
+    return BG_OK;
+}
+
+/* Largest power of two strictly below n (n >= 2): RFC 6962's split point. */
+static size_t
+split_point(size_t n)
+{
+    size_t k = 1;
+    while (k << 1 < n)
+        k <<= 1;
+    return k;
+}
+
+/* MTH(D[lo:hi]), hi > lo: from a cached block root when the range is one, from block
+ * roots above a block, from the leaves (at most MERKLE_BLOCK of them) below. */
+static void
+prover_mth(const bg_snap_prover *p, size_t lo, size_t hi, uint8_t out[DB])
+{
+    const bg_snap *s = p->s;
+    size_t n = hi - lo;
+    if (lo % MERKLE_BLOCK == 0 && (n == MERKLE_BLOCK || (hi == s->n && n < MERKLE_BLOCK))) {
+        memcpy(out, p->blocks + DB * (lo / MERKLE_BLOCK), DB);
+        return;
+    }
+    if (n <= MERKLE_BLOCK) {
+        struct mstack st;
+        uint8_t h[DB];
+        st.top = 0;
+        for (size_t i = lo; i < hi; i++) {
+            leaf_hash(h, s->tags + TB * i, s->sealed ? s->sealed + SEB * i : NULL);
+            mstack_push(&st, h, 0);
+        }
+        mstack_root(&st, NULL, out);
+        return;
+    }
+    uint8_t l[DB], r[DB];
+    size_t k = split_point(n);
+    prover_mth(p, lo, lo + k, l);
+    prover_mth(p, lo + k, hi, r);
+    node_hash(out, l, r);
+}
+
+/* PATH(m, D[lo:hi]) appended innermost first (RFC 6962 2.1.1). */
+static void
+prover_path(const bg_snap_prover *p, size_t m, size_t lo, size_t hi, uint8_t *path, size_t *len)
+{
+    if (hi - lo <= 1)
+        return;
+    size_t k = split_point(hi - lo);
+    if (m < lo + k) {
+        prover_path(p, m, lo, lo + k, path, len);
+        prover_mth(p, lo + k, hi, path + DB * (*len)++);
+    } else {
+        prover_path(p, m, lo + k, hi, path, len);
+        prover_mth(p, lo, lo + k, path + DB * (*len)++);
+    }
+}
+
+int
+bg_snap_prover_path(const bg_snap_prover *p, size_t index, uint8_t *path_out, size_t *path_len,
+                    bg_err *err)
+{
+    if (path_len != NULL)
+        *path_len = 0;
+    if (p == NULL || path_out == NULL || path_len == NULL)
+        return bg_err_set(err, BG_EINVAL, "inclusion proof: NULL argument");
+    if (index >= p->s->n)
+        return bg_err_set(err, BG_EINVAL, "inclusion proof: entry %zu of %zu", index, p->s->n);
+    /* n <= 2^24, so the depth (and the path) is at most 24 = BG_SNAP_PATH_MAX. */
+    prover_path(p, index, 0, p->s->n, path_out, path_len);
+    return BG_OK;
+}
+
+int
+bg_snap_inclusion_proof(const bg_snap *s, size_t index, uint8_t *path_out, size_t *path_len,
+                        unsigned nthreads, bg_err *err)
+{
+    if (path_len != NULL)
+        *path_len = 0;
+    if (s == NULL || path_out == NULL || path_len == NULL)
+        return bg_err_set(err, BG_EINVAL, "inclusion proof: NULL argument");
+    if (index >= s->n)
+        return bg_err_set(err, BG_EINVAL, "inclusion proof: entry %zu of %zu", index, s->n);
+    bg_snap_prover *p = NULL;
+    int rc = bg_snap_prover_new(&p, s, nthreads, err);
+    if (rc == BG_OK)
+        rc = bg_snap_prover_path(p, index, path_out, path_len, err);
+    bg_snap_prover_free(p);
+    return rc;
+}
+
+int
+bg_snap_inclusion_verify(const uint8_t tag[TB], const uint8_t *sealed, size_t index, size_t count,
+                         const uint8_t *path, size_t path_len, const uint8_t root[DB], bg_err *err)
+{
+    if (tag == NULL || root == NULL || (path_len > 0 && path == NULL))
+        return bg_err_set(err, BG_EINVAL, "inclusion proof: NULL argument");
+    if (count > BG_SNAP_MAX_ENTRIES || index >= count)
+        return bg_err_set(err, BG_EINVAL, "inclusion proof: entry %zu of %zu (at most %u)", index,
+                          count, BG_SNAP_MAX_ENTRIES);
+    if (path_len > BG_SNAP_PATH_MAX)
+        return bg_err_set(err, BG_EINVAL, "inclusion proof: path of %zu hashes, at most %u",
+                          path_len, BG_SNAP_PATH_MAX);
+    /* RFC 9162 2.1.3.2: walk up from the leaf; fn/sn track our and the last node's place. */
+    uint8_t r[DB];
+    size_t fn = index, sn = count - 1;
+    leaf_hash(r, tag, sealed);
+    for (size_t i = 0; i < path_len; i++) {
+        const uint8_t *pi = path + DB * i;
+        if (sn == 0)
+            return bg_err_set(err, BG_ECRYPTO,
+                              "inclusion proof does not verify: %zu hashes, expected %zu", path_len,
+                              i);
+        if ((fn & 1) != 0 || fn == sn) {
+            node_hash(r, pi, r);
+            if ((fn & 1) == 0)
+                while ((fn & 1) == 0 && fn != 0) {
+                    fn >>= 1;
+                    sn >>= 1;
+                }
+        } else {
+            node_hash(r, r, pi);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    if (sn != 0)
+        return bg_err_set(err, BG_ECRYPTO,
+                          "inclusion proof does not verify: too few hashes for entry %zu of %zu",
+                          index, count);
+    if (sodium_memcmp(r, root, DB) != 0)
+        return bg_err_set(err, BG_ECRYPTO,
+                          "inclusion proof does not verify: entry %zu of %zu does not lead to "
+                          "the root",
+                          index, count);
+    return BG_OK;
+}
+
+int
+bg_snap_open_key(const bg_snap *s, size_t first, const uint8_t *input, size_t input_len,
+                 const uint8_t element[EB], bg_snap_record *rec, size_t *index,
+                 uint8_t key[BG_SNAP_OPENKEYBYTES], bg_err *err)
+{
+    if (index != NULL)
+        *index = BG_SNAP_NONE;
+    if (key != NULL)
+        sodium_memzero(key, BG_SNAP_OPENKEYBYTES);
+    if (rec != NULL)
+        memset(rec, 0, sizeof *rec);
+    int rc = ready(err);
+    if (rc != BG_OK)
+        return rc;
+    if (s == NULL || rec == NULL || element == NULL || index == NULL || key == NULL)
+        return bg_err_set(err, BG_EINVAL, "open: NULL argument");
+    if (!s->graded)
+        return bg_err_set(err, BG_EINVAL, "open: list %s carries no payloads", s->list);
+    if (input == NULL || input_len == 0 || input_len > BG_SNAP_INPUT_MAX)
+        return bg_err_set(err, BG_EINVAL, "open: input of %zu bytes, expected 1..%u", input_len,
+                          BG_SNAP_INPUT_MAX);
+    if (first >= s->n)
+        return bg_err_set(err, BG_ENOTFOUND, "open: no entry");
+
+    uint8_t out[BG_OPRF_OUTPUTBYTES], enc[32], siv[32], plain[BG_SNAP_PLAINBYTES], ad[AD_MAX];
+    rc = bg_oprf_output(out, input, input_len, element, err);
+    if (rc != BG_OK)
+        return rc;
+    seal_keys(enc, siv, out);
+    const uint8_t *tag = s->tags + TB * first;
+    size_t ad_len = seal_ad(ad, s->list, s->list_len, s->generation, tag);
+    rc = bg_err_set(err, BG_ENOTFOUND, "open: no entry opens for this input");
+    for (size_t i = first; i < s->n && memcmp(s->tags + TB * i, tag, TB) == 0; i++) {
+        const uint8_t *sl = s->sealed + SEB * i;
+        if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, sl + BG_SNAP_NONCEBYTES,
+                                                       SEB - BG_SNAP_NONCEBYTES, ad, ad_len, sl,
+                                                       enc) != 0)
+            continue;
+        if (plain_decode(rec, plain) && rec->input_len == input_len &&
+            sodium_memcmp(rec->input, input, input_len) == 0) {
+            rc = BG_OK;
+            *index = i;
+            memcpy(key, enc, BG_SNAP_OPENKEYBYTES);
+            break;
+        }
+        memset(rec, 0, sizeof *rec);
+    }
+    if (rc == BG_OK)
+        bg_err_clear(err);
+    sodium_memzero(out, sizeof out);
+    sodium_memzero(enc, sizeof enc);
+    sodium_memzero(siv, sizeof siv);
+    sodium_memzero(plain, sizeof plain);
+    return rc;
+}
+
+int
+bg_snap_open_sealed(const uint8_t key[BG_SNAP_OPENKEYBYTES], const char *list, uint64_t generation,
+                    const uint8_t tag[TB], const uint8_t sealed[SEB], bg_snap_record *rec,
+                    bg_err *err)
+{
+    if (rec != NULL)
+        memset(rec, 0, sizeof *rec);
+    int rc = ready(err);
+    if (rc != BG_OK)
+        return rc;
+    if (key == NULL || list == NULL || tag == NULL || sealed == NULL || rec == NULL)
+        return bg_err_set(err, BG_EINVAL, "open: NULL argument");
+    size_t ll = strnlen(list, BG_SNAP_LIST_MAX + 1);
+    if (!list_ok(list, ll))
+        return bg_err_set(err, BG_EINVAL, "open: list name must be 1..%u printable bytes",
+                          BG_SNAP_LIST_MAX);
+    uint8_t ad[AD_MAX], plain[BG_SNAP_PLAINBYTES];
+    size_t ad_len = seal_ad(ad, list, ll, generation, tag);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, sealed + BG_SNAP_NONCEBYTES,
+                                                   SEB - BG_SNAP_NONCEBYTES, ad, ad_len, sealed,
+                                                   key) != 0)
+        rc = bg_err_set(err, BG_ECRYPTO,
+                        "sealed payload does not open with this key for %s generation %llu", list,
+                        (unsigned long long)generation);
+    else if (!plain_decode(rec, plain))
+        rc = bg_err_set(err, BG_EPROTO, "sealed payload opens to a malformed record");
+    if (rc != BG_OK)
+        memset(rec, 0, sizeof *rec);
+    sodium_memzero(plain, sizeof plain);
+    return rc;
+}

@@ -263,4 +263,90 @@ int bg_snap_reader_finish_delta(bg_snap_reader *r, bg_snap_delta **out, bg_err *
 
 void bg_snap_reader_free(bg_snap_reader *r);
 
+/* ---- per-entry evidence: inclusion proofs and opening keys ----
+ *
+ * What these are for: a city's evaluation, once an asker has opened it, can be shown to a
+ * third party as an attestation (gateway/attest/) WITHOUT per-entry signatures. The city
+ * signed the snapshot digest; the digest commits to the Merkle root; the root commits to
+ * every entry (tag || sealed). So a third party holding
+ *   - the header fields (list, generation, epoch, count, graded) and the signed digest,
+ *   - one entry's tag and sealed bytes, its index and its audit path,
+ *   - that entry's opening key,
+ * recomputes leaf -> root -> digest, checks the signature over the digest, opens the one
+ * sealed payload and compares it with the claimed statement. It learns that entry's
+ * plaintext and nothing else: the opening key is enc (see "Sealing"), a one-way function of
+ * out_y for that one input; it neither opens any other entry, nor yields out_y, siv, N_y or
+ * the list's OPRF key, nor lets anyone test a guessed USCC against other tags. The audit
+ * path is 32-byte node hashes over other entries' ciphertexts, which say nothing either.
+ *
+ * Audit path (RFC 6962 2.1.1 PATH(m, D[n]) / RFC 9162 2.1.3): the sibling hashes from the
+ * leaf up to the root, innermost first; at most BG_SNAP_PATH_MAX of them (count <=
+ * BG_SNAP_MAX_ENTRIES = 2^24). Leaf and node hashes are those of "Digest" above.
+ */
+#define BG_SNAP_OPENKEYBYTES 32U
+#define BG_SNAP_PATH_MAX 24U
+
+/* leaf = BLAKE2b-256(0x00 || tag || sealed); sealed NULL for a membership entry. */
+void bg_snap_leaf_hash(uint8_t leaf[BG_SNAP_DIGESTBYTES], const uint8_t tag[BG_SNAP_TAGBYTES],
+                       const uint8_t *sealed);
+
+/*
+ * The snapshot digest from its header fields and Merkle root, exactly as a built or parsed
+ * snapshot computes it (list 1..64 printable bytes, count <= BG_SNAP_MAX_ENTRIES, else
+ * BG_EINVAL). For verifiers that hold no snapshot.
+ */
+int bg_snap_digest_compute(const char *list, uint64_t generation, uint64_t epoch, size_t count,
+                           int graded, const uint8_t root[BG_SNAP_DIGESTBYTES],
+                           uint8_t digest[BG_SNAP_DIGESTBYTES], bg_err *err);
+
+/*
+ * path_out[0..*path_len) (32 bytes each, room for BG_SNAP_PATH_MAX) = the audit path of
+ * entry index (< count, else BG_EINVAL). Costs one pass over the snapshot (hashing every
+ * entry once, on nthreads); for many proofs of one snapshot use a prover.
+ */
+int bg_snap_inclusion_proof(const bg_snap *s, size_t index, uint8_t *path_out, size_t *path_len,
+                            unsigned nthreads, bg_err *err);
+
+/*
+ * A prover keeps the roots of the snapshot's 1024-leaf blocks (count / 32 bytes), so each
+ * further proof costs at most 1024 leaf hashes plus O(log n) nodes. It refers to s, which
+ * must outlive it; both are read-only afterwards (proofs may run from several threads).
+ */
+typedef struct bg_snap_prover bg_snap_prover;
+int bg_snap_prover_new(bg_snap_prover **out, const bg_snap *s, unsigned nthreads, bg_err *err);
+int bg_snap_prover_path(const bg_snap_prover *p, size_t index, uint8_t *path_out, size_t *path_len,
+                        bg_err *err);
+void bg_snap_prover_free(bg_snap_prover *p);
+
+/*
+ * Standalone: BG_OK iff the audit path proves that the entry (tag, sealed; sealed NULL for
+ * a membership entry) sits at index of a tree of count leaves with this root (RFC 9162
+ * 2.1.3.2). BG_ECRYPTO "inclusion proof does not verify: ..." otherwise (a wrong hash, or
+ * a path of the wrong length for (index, count)); BG_EINVAL for index >= count, count >
+ * BG_SNAP_MAX_ENTRIES or path_len > BG_SNAP_PATH_MAX.
+ */
+int bg_snap_inclusion_verify(const uint8_t tag[BG_SNAP_TAGBYTES], const uint8_t *sealed,
+                             size_t index, size_t count, const uint8_t *path, size_t path_len,
+                             const uint8_t root[BG_SNAP_DIGESTBYTES], bg_err *err);
+
+/*
+ * bg_snap_open, and also: *index = the entry of the run that opened, key = its opening key
+ * (enc of "Sealing": it opens that entry only and is meant to be disclosed in an
+ * attestation). On any failure key is zeroed and *index is BG_SNAP_NONE.
+ */
+int bg_snap_open_key(const bg_snap *s, size_t first, const uint8_t *input, size_t input_len,
+                     const uint8_t element[BG_OPRF_ELEMENTBYTES], bg_snap_record *rec,
+                     size_t *index, uint8_t key[BG_SNAP_OPENKEYBYTES], bg_err *err);
+
+/*
+ * Standalone: opens one sealed payload with its opening key and the ad fields (list,
+ * generation, tag), as a third party does. BG_OK with rec filled; BG_ECRYPTO if it does not
+ * authenticate under key and these ad fields; BG_EPROTO if it opens to a malformed
+ * plaintext (never made by bg_snap_build). rec is zeroed on failure.
+ */
+int bg_snap_open_sealed(const uint8_t key[BG_SNAP_OPENKEYBYTES], const char *list,
+                        uint64_t generation, const uint8_t tag[BG_SNAP_TAGBYTES],
+                        const uint8_t sealed[BG_SNAP_SEALEDBYTES], bg_snap_record *rec,
+                        bg_err *err);
+
 #endif

@@ -7,6 +7,9 @@
  *   fed_attack ping --key K --cert C --ca CA --crl CRL --roster R --from CITY --to CITY
  *                   --url URL [--no-client-cert] [--server-name N] [--mutate CASE]
  *                   [--timeout-ms N]
+ *   fed_attack psi --key K --cert C --ca CA --crl CRL --roster R --from CITY --to CITY
+ *                  --url URL --list L --purpose P --case CASE [--auth-ref HEX]
+ *                  [--items N] [--query-list L] [--query-purpose P] [--timeout-ms N]
  *   fed_attack raw-garbage --host H --port P [--bytes N]
  *   fed_attack stall --host H --port P --seconds S [--conns N]
  *
@@ -16,6 +19,8 @@
  *   ping          answer ok | answer refused <reason-name> <code> |
  *                 answer bad <reason-name> | answer not-pong | timeout |
  *                 transport <fail-name> | replay-first <outcome...>
+ *   psi           answer ok <n-elements> | answer refused <code> | answer bad <what> |
+ *                 timeout | transport <fail-name> | snapshot <any of these>
  *   raw-garbage   sent <n>
  *   stall         connected <n>   (flushed at once), then closed when done
  *
@@ -34,6 +39,64 @@
  *                    max_message_bytes), sent by a client allowed to send them
  *   garbage          random bytes (first byte an invalid protobuf tag, so the
  *                    outcome is deterministic) instead of an envelope
+ *
+ * psi plays a hostile PSI asker (psi_answer.c answers). It first fetches chunk 0
+ * of the snapshot of --list with a real SnapshotRequest (signed like the
+ * daemon's, --purpose and --auth-ref in the envelope) to learn the list's
+ * current (generation, epoch); if that is refused it prints "snapshot <outcome>".
+ * Then it sends ONE signed request built per CASE and opens the answer
+ * (signed by --to, bound to our nonce). "answer ok N" means a PsiAnswer for
+ * our batch id and chunk with N elements, every one a valid point; "answer
+ * refused C" an ErrorAnswer with code C (message on stderr). The elements
+ * sent (the first and, where there is one, the hostile one at index 1) are
+ * written to stderr in hex, so a test can look for them in the answerer's log.
+ * By default a query has 4 random valid points (--items N), membership mode,
+ * one chunk, batch_items = items, the fetched generation and epoch, --list
+ * (or --query-list) and --purpose (or --query-purpose). Cases:
+ *   good                  the query as above
+ *   identity              element 1 is the identity (32 zero bytes)
+ *   noncanonical          element 1 is p + 1 (2^255 - 18): an even encoding >= the
+ *                         field prime, never canonical
+ *   top-bit               element 1 is a valid point with bit 255 set
+ *   not-a-point           element 1 is random bytes in canonical field form (below
+ *                         2^255, even) that do not decode to a point
+ *   short                 elements of 4*32 - 5 bytes (not a multiple of 32)
+ *   empty                 no elements (batch_items 0)
+ *   stale-epoch           epoch - 1
+ *   future-epoch          epoch + 1 (never published)
+ *   wrong-generation      generation + 1
+ *   unknown-list          query list "no-such-list" (unless --query-list)
+ *   purpose-not-allowed   query purpose "marketing" (unless --query-purpose); the
+ *                         snapshot is fetched with --purpose
+ *   no-auth               the query carries no authorisation reference (the
+ *                         snapshot is fetched with --auth-ref)
+ *   over-quota            quota_items_per_day + 1 items (the roster's permission
+ *                         --from -> --to), in one message
+ *   count-good            count mode, min_count_batch items (or --items)
+ *   count-small           count mode, min_count_batch - 1 items
+ *   count-multichunk      count mode, chunk 0 of 2, batch_items = 2 * items
+ *   huge-batch-items      membership, one chunk, batch_items = 2^31
+ *   huge-batch-items-count  the same in count mode
+ *   chunk-index-out-of-range  chunk 2 of 2
+ *   bad-mode              mode 7
+ *   graded-plain-list     graded mode on --list (a list without payloads)
+ *   bad-batch-id          a batch_id of 15 bytes
+ *   garbage-body          an 8-byte PsiQuery body that does not parse
+ *   oversize-elements     valid points making the sealed request 4 KiB larger than
+ *                         the roster's max_message_bytes (sent by a client allowed
+ *                         to send it; the answerer's transport takes at most that)
+ *   near-max-elements     as many valid points as keep the sealed request 64 bytes
+ *                         or more below max_message_bytes (room for the answer's
+ *                         extra bytes; more elements than a daemon puts in a chunk)
+ *   exact-max-elements    the same, the request made exactly max_message_bytes long
+ *                         with an authorisation reference as filler (the answer
+ *                         echoes it and is a few bytes longer than the request)
+ *   snapshot-chunk-out-of-range  a SnapshotRequest for the current epoch's full
+ *                         stream, chunk count + 1000, instead of a query
+ *   snapshot-stale        a SnapshotRequest for chunk 1 of epoch + 1
+ *   answer-fetch          body type 36 (in the PSI range, served by nothing) with 24 bytes
+ * The snapshot-* and answer-fetch cases print "answer ok <chunk_count>" for a
+ * SnapshotChunk.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,6 +119,7 @@
 #include "envelope.h"
 #include "envelope.pb-c.h"
 #include "pki.h"
+#include "psi.pb-c.h"
 #include "roster.h"
 #include "sig.h"
 #include "transport.h"
@@ -73,6 +137,10 @@ usage(void)
             "       fed_attack ping --key K --cert C --ca CA --crl CRL --roster R --from CITY\n"
             "                       --to CITY --url URL [--no-client-cert] [--server-name N]\n"
             "                       [--mutate CASE] [--timeout-ms N]\n"
+            "       fed_attack psi --key K --cert C --ca CA --crl CRL --roster R --from CITY\n"
+            "                      --to CITY --url URL --list L --purpose P --case CASE\n"
+            "                      [--auth-ref HEX] [--items N] [--query-list L]\n"
+            "                      [--query-purpose P] [--timeout-ms N]\n"
             "       fed_attack raw-garbage --host H --port P [--bytes N]\n"
             "       fed_attack stall --host H --port P --seconds S [--conns N]\n");
     return EXIT_USAGE;
@@ -693,6 +761,681 @@ cmd_ping(int argc, char **argv)
     return EXIT_RAN;
 }
 
+/* ----------------------------------------------------------------- psi */
+
+/* The PsiMode values (proto/psi.proto, mpc/psi.h). */
+#define PSI_MEMBERSHIP 1
+#define PSI_GRADED 2
+#define PSI_COUNT 3
+#define ELEM 32u           /* bytes of one ristretto255 element */
+#define BATCH_ID_LEN 16u   /* PsiQuery.batch_id */
+#define DEFAULT_ITEMS 4u   /* elements of a query unless a case or --items says otherwise */
+#define HOSTILE_AT 1u      /* index of the hostile element in the element cases */
+#define NEAR_MAX_ROOM 64u
+#define NAME_MAX_LEN 64u   /* --list, --query-list: keeps the fixed request buffers safe */  /* near-max-elements: bytes left below max_message_bytes */
+
+enum psi_case {
+    P_GOOD,
+    P_IDENTITY,
+    P_NONCANONICAL,
+    P_TOP_BIT,
+    P_NOT_A_POINT,
+    P_SHORT,
+    P_EMPTY,
+    P_STALE_EPOCH,
+    P_FUTURE_EPOCH,
+    P_WRONG_GENERATION,
+    P_UNKNOWN_LIST,
+    P_PURPOSE_NOT_ALLOWED,
+    P_NO_AUTH,
+    P_OVER_QUOTA,
+    P_COUNT_GOOD,
+    P_COUNT_SMALL,
+    P_COUNT_MULTICHUNK,
+    P_HUGE_BATCH_ITEMS,
+    P_HUGE_BATCH_ITEMS_COUNT,
+    P_CHUNK_INDEX_OUT_OF_RANGE,
+    P_BAD_MODE,
+    P_GRADED_PLAIN_LIST,
+    P_BAD_BATCH_ID,
+    P_GARBAGE_BODY,
+    P_OVERSIZE_ELEMENTS,
+    P_NEAR_MAX_ELEMENTS,
+    P_EXACT_MAX_ELEMENTS,
+    P_SNAPSHOT_CHUNK_OUT_OF_RANGE,
+    P_SNAPSHOT_STALE,
+    P_ANSWER_FETCH,
+};
+
+static const struct {
+    const char *name;
+    enum psi_case c;
+} psi_cases[] = {
+    {"good", P_GOOD},
+    {"identity", P_IDENTITY},
+    {"noncanonical", P_NONCANONICAL},
+    {"top-bit", P_TOP_BIT},
+    {"not-a-point", P_NOT_A_POINT},
+    {"short", P_SHORT},
+    {"empty", P_EMPTY},
+    {"stale-epoch", P_STALE_EPOCH},
+    {"future-epoch", P_FUTURE_EPOCH},
+    {"wrong-generation", P_WRONG_GENERATION},
+    {"unknown-list", P_UNKNOWN_LIST},
+    {"purpose-not-allowed", P_PURPOSE_NOT_ALLOWED},
+    {"no-auth", P_NO_AUTH},
+    {"over-quota", P_OVER_QUOTA},
+    {"count-good", P_COUNT_GOOD},
+    {"count-small", P_COUNT_SMALL},
+    {"count-multichunk", P_COUNT_MULTICHUNK},
+    {"huge-batch-items", P_HUGE_BATCH_ITEMS},
+    {"huge-batch-items-count", P_HUGE_BATCH_ITEMS_COUNT},
+    {"chunk-index-out-of-range", P_CHUNK_INDEX_OUT_OF_RANGE},
+    {"bad-mode", P_BAD_MODE},
+    {"graded-plain-list", P_GRADED_PLAIN_LIST},
+    {"bad-batch-id", P_BAD_BATCH_ID},
+    {"garbage-body", P_GARBAGE_BODY},
+    {"oversize-elements", P_OVERSIZE_ELEMENTS},
+    {"near-max-elements", P_NEAR_MAX_ELEMENTS},
+    {"exact-max-elements", P_EXACT_MAX_ELEMENTS},
+    {"snapshot-chunk-out-of-range", P_SNAPSHOT_CHUNK_OUT_OF_RANGE},
+    {"snapshot-stale", P_SNAPSHOT_STALE},
+    {"answer-fetch", P_ANSWER_FETCH},
+};
+
+struct psi_opts {
+    struct ping_opts conn; /* key, cert, ca, crl, roster, from, to, url, timeout */
+    const char *list, *purpose, *auth_ref_hex, *query_list, *query_purpose, *case_name;
+    long items; /* 0: the case decides */
+};
+
+static int
+parse_psi(int argc, char **argv, struct psi_opts *o)
+{
+    static const struct option opts[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"cert", required_argument, NULL, 'c'},
+        {"ca", required_argument, NULL, 'a'},
+        {"crl", required_argument, NULL, 'l'},
+        {"roster", required_argument, NULL, 'r'},
+        {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},
+        {"url", required_argument, NULL, 'u'},
+        {"timeout-ms", required_argument, NULL, 'T'},
+        {"list", required_argument, NULL, 'L'},
+        {"purpose", required_argument, NULL, 'P'},
+        {"auth-ref", required_argument, NULL, 'A'},
+        {"case", required_argument, NULL, 'C'},
+        {"items", required_argument, NULL, 'i'},
+        {"query-list", required_argument, NULL, 'q'},
+        {"query-purpose", required_argument, NULL, 'Q'},
+        {NULL, 0, NULL, 0},
+    };
+    struct ping_opts *p = &o->conn;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'k':
+            p->key = optarg;
+            break;
+        case 'c':
+            p->cert = optarg;
+            break;
+        case 'a':
+            p->ca = optarg;
+            break;
+        case 'l':
+            p->crl = optarg;
+            break;
+        case 'r':
+            p->roster = optarg;
+            break;
+        case 'f':
+            p->from = optarg;
+            break;
+        case 't':
+            p->to = optarg;
+            break;
+        case 'u':
+            p->url = optarg;
+            break;
+        case 'T':
+            p->timeout_ms = atoi(optarg);
+            break;
+        case 'L':
+            o->list = optarg;
+            break;
+        case 'P':
+            o->purpose = optarg;
+            break;
+        case 'A':
+            o->auth_ref_hex = optarg;
+            break;
+        case 'C':
+            o->case_name = optarg;
+            break;
+        case 'i':
+            o->items = atol(optarg);
+            break;
+        case 'q':
+            o->query_list = optarg;
+            break;
+        case 'Q':
+            o->query_purpose = optarg;
+            break;
+        default:
+            return usage();
+        }
+    }
+    if (optind != argc || p->key == NULL || p->cert == NULL || p->ca == NULL || p->crl == NULL ||
+        p->roster == NULL || p->from == NULL || p->to == NULL || p->url == NULL ||
+        o->list == NULL || o->purpose == NULL || o->case_name == NULL ||
+        !bg_pki_city_code_valid(p->from) || !bg_pki_city_code_valid(p->to) || p->timeout_ms < 1 ||
+        p->timeout_ms > BG_TP_TIMEOUT_MAX_MS || o->items < 0 || o->items > (1L << 24) ||
+        strlen(o->list) > NAME_MAX_LEN ||
+        (o->query_list != NULL && strlen(o->query_list) > NAME_MAX_LEN))
+        return usage();
+    return EXIT_RAN;
+}
+
+/* Seals a request to the target: the body with purpose and authorisation
+ * reference (auth_len 0: none) and our certificate. */
+static int
+psi_seal(struct ping_ctx *c, const struct ping_opts *po, const char *purpose, const uint8_t *auth,
+         size_t auth_len, uint32_t body_type, const uint8_t *body, size_t body_len,
+         size_t max_len, uint8_t **msg, size_t *len, bg_env_sent *sent, bg_err *err)
+{
+    bg_env_fields f = {.recipient = po->to,
+                       .purpose = purpose,
+                       .authorisation_ref = auth_len ? auth : NULL,
+                       .authorisation_ref_len = auth_len,
+                       .body_type = body_type,
+                       .body = body,
+                       .body_len = body_len};
+    return bg_env_seal(c->id, &f, true, max_len, msg, len, sent, err);
+}
+
+/*
+ * Sends a sealed request (msg, freed here) and opens the answer. BG_OK and
+ * *out for an answer that is not an ErrorAnswer; otherwise the outcome line in
+ * line ("answer refused <code>", "answer bad <reason>", "timeout",
+ * "transport <kind>").
+ */
+static int
+psi_send(struct ping_ctx *c, const struct ping_opts *po, uint32_t body_type, uint8_t *msg,
+         size_t len, const bg_env_sent *sent_in, bg_env_opened **out, char *line, size_t n)
+{
+    *out = NULL;
+    bg_env_sent sent = *sent_in;
+    uint8_t *ans = NULL;
+    size_t ans_len = 0;
+    bg_err err = {0};
+    fprintf(stderr, "fed_attack: sending body type %u, %zu bytes sealed\n", body_type, len);
+    bg_tp_fail fail = BG_TP_OK;
+    int rc = bg_tp_call(c->cli, msg, len, &ans, &ans_len, po->timeout_ms, &fail, &err);
+    free(msg);
+    if (rc != BG_OK) {
+        fprintf(stderr, "fed_attack: call: %s\n", err.msg);
+        if (fail == BG_TP_TIMEOUT)
+            snprintf(line, n, "timeout");
+        else
+            snprintf(line, n, "transport %s", bg_tp_fail_name(fail));
+        return BG_EIO;
+    }
+    bg_env_opened *o = NULL;
+    bg_env_reason why = bg_env_open_answer(c->verifier, ans, ans_len, po->to, sent.nonce, 0, &o,
+                                           &err);
+    bg_tp_answer_free(ans);
+    if (why != BG_ENV_OK) {
+        fprintf(stderr, "fed_attack: answer: %s\n", err.msg);
+        snprintf(line, n, "answer bad %s", bg_env_reason_name(why));
+        return BG_EPROTO;
+    }
+    if (o->body_type == BG_ENV_BODY_ERROR) {
+        uint32_t code = 0;
+        char text[BG_ENV_ERROR_MSG_MAX + 1] = "";
+        if (bg_env_error_parse(o->body, o->body_len, &code, text, &err) != BG_OK) {
+            snprintf(line, n, "answer bad error-body");
+        } else {
+            fprintf(stderr, "fed_attack: refused %u: %s\n", code, text);
+            snprintf(line, n, "answer refused %u", code);
+        }
+        bg_env_opened_free(o);
+        return BG_EPROTO;
+    }
+    *out = o;
+    return BG_OK;
+}
+
+/* psi_seal, then psi_send ("setup sealing" in line if it cannot be sealed). */
+static int
+psi_call(struct ping_ctx *c, const struct ping_opts *po, const char *purpose,
+         const uint8_t *auth, size_t auth_len, uint32_t body_type, const uint8_t *body,
+         size_t body_len, size_t max_len, bg_env_opened **out, char *line, size_t n)
+{
+    uint8_t *msg = NULL;
+    size_t len = 0;
+    bg_env_sent sent;
+    bg_err err = {0};
+    *out = NULL;
+    if (psi_seal(c, po, purpose, auth, auth_len, body_type, body, body_len, max_len, &msg, &len,
+                 &sent, &err) != BG_OK) {
+        fprintf(stderr, "fed_attack: sealing: %s\n", err.msg);
+        snprintf(line, n, "setup sealing");
+        return BG_EINVAL;
+    }
+    return psi_send(c, po, body_type, msg, len, &sent, out, line, n);
+}
+
+static void
+print_hex_element(const char *what, const uint8_t *e)
+{
+    char hex[2 * ELEM + 1];
+    sodium_bin2hex(hex, sizeof hex, e, ELEM);
+    fprintf(stderr, "fed_attack: %s element %s\n", what, hex);
+}
+
+/* A 32-byte string with the top bit and the low bit clear (so a field element
+ * in canonical, non-negative form, almost surely below p) that is not a
+ * ristretto255 encoding: it fails the decoding itself, not a canonicity test. */
+static void
+not_a_point(uint8_t e[ELEM])
+{
+    do {
+        randombytes_buf(e, ELEM);
+        e[0] &= 0xFE;
+        e[ELEM - 1] &= 0x7F;
+    } while (crypto_core_ristretto255_is_valid_point(e));
+}
+
+/* Fills elements[0..n) with random valid points, then the case's hostile one. */
+static void
+fill_elements(uint8_t *el, size_t n, enum psi_case pc)
+{
+    for (size_t i = 0; i < n; i++)
+        crypto_core_ristretto255_random(el + i * ELEM);
+    if (n <= HOSTILE_AT)
+        return;
+    uint8_t *h = el + HOSTILE_AT * ELEM;
+    switch (pc) {
+    case P_IDENTITY:
+        memset(h, 0, ELEM);
+        break;
+    case P_NONCANONICAL:
+        /* p + 1 = 2^255 - 18, little-endian: even, >= p, so never canonical. */
+        memset(h, 0xFF, ELEM);
+        h[0] = 0xEE;
+        h[ELEM - 1] = 0x7F;
+        break;
+    case P_TOP_BIT:
+        h[ELEM - 1] |= 0x80; /* a valid point with bit 255 set */
+        break;
+    case P_NOT_A_POINT:
+        not_a_point(h);
+        break;
+    default:
+        break;
+    }
+}
+
+static int
+cmd_psi(int argc, char **argv)
+{
+    struct psi_opts o = {.conn = {.timeout_ms = 15000}};
+    if (parse_psi(argc, argv, &o) != EXIT_RAN)
+        return EXIT_USAGE;
+    enum psi_case pc = P_GOOD;
+    bool found = false;
+    for (size_t i = 0; i < sizeof psi_cases / sizeof psi_cases[0] && !found; i++) {
+        if (strcmp(o.case_name, psi_cases[i].name) == 0) {
+            pc = psi_cases[i].c;
+            found = true;
+        }
+    }
+    if (!found) {
+        fprintf(stderr, "fed_attack: unknown psi case '%s'\n", o.case_name);
+        return usage();
+    }
+    uint8_t auth[BG_ENV_AUTH_REF_MAX];
+    size_t auth_len = 0;
+    if (o.auth_ref_hex != NULL &&
+        (sodium_hex2bin(auth, sizeof auth, o.auth_ref_hex, strlen(o.auth_ref_hex), NULL,
+                        &auth_len, NULL) != 0 ||
+         auth_len == 0)) {
+        fprintf(stderr, "fed_attack: --auth-ref must be 1..64 bytes of hex\n");
+        return usage();
+    }
+    const char *qlist = o.query_list != NULL         ? o.query_list
+                        : pc == P_UNKNOWN_LIST       ? "no-such-list"
+                                                     : o.list;
+    const char *qpurpose = o.query_purpose != NULL         ? o.query_purpose
+                           : pc == P_PURPOSE_NOT_ALLOWED ? "marketing"
+                                                         : o.purpose;
+    size_t qauth_len = pc == P_NO_AUTH ? 0 : auth_len;
+
+    struct ping_ctx c = {0};
+    bg_err err = {0};
+    if (ping_setup(&o.conn, pc == P_OVERSIZE_ELEMENTS ? M_OVERSIZE : M_NONE, &c, &err) != BG_OK) {
+        ping_free(&c);
+        return setup_fail("setup", &err);
+    }
+    size_t max_msg = bg_roster_max_message_bytes(c.roster);
+    bg_roster_verdict v;
+    memset(&v, 0, sizeof v);
+    if (!bg_roster_permission(c.roster, o.conn.from, o.conn.to, o.purpose, o.list, &v))
+        fprintf(stderr, "fed_attack: note: the roster does not allow this: %s\n", v.reason);
+
+    /* 1. The current (generation, epoch) of the list: chunk 0 of its snapshot. */
+    char line[200] = "";
+    bg_env_opened *ans = NULL;
+    uint64_t gen = 0, epoch = 0;
+    uint32_t snap_chunks = 0;
+    {
+        Baygate__SnapshotRequest rq = BAYGATE__SNAPSHOT_REQUEST__INIT;
+        rq.list = (char *)o.list;
+        uint8_t body[256];
+        size_t blen = baygate__snapshot_request__pack(&rq, body);
+        if (psi_call(&c, &o.conn, o.purpose, auth_len ? auth : NULL, auth_len,
+                     BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_REQUEST, body, blen, max_msg, &ans,
+                     line, sizeof line) != BG_OK) {
+            printf("snapshot %s\n", line);
+            ping_free(&c);
+            return EXIT_RAN;
+        }
+        Baygate__SnapshotChunk *sc =
+            ans->body_type == BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK
+                ? baygate__snapshot_chunk__unpack(NULL, ans->body_len, ans->body)
+                : NULL;
+        bg_env_opened_free(ans);
+        ans = NULL;
+        if (sc == NULL || sc->list == NULL || strcmp(sc->list, o.list) != 0) {
+            printf("snapshot bad not-a-chunk\n");
+            if (sc != NULL)
+                baygate__snapshot_chunk__free_unpacked(sc, NULL);
+            ping_free(&c);
+            return EXIT_RAN;
+        }
+        gen = sc->generation;
+        epoch = sc->epoch;
+        snap_chunks = sc->chunk_count;
+        baygate__snapshot_chunk__free_unpacked(sc, NULL);
+        fprintf(stderr, "fed_attack: %s is at generation %llu epoch %llu (%u chunks)\n", o.list,
+                (unsigned long long)gen, (unsigned long long)epoch, snap_chunks);
+    }
+
+    /* 2a. The snapshot and body-type cases: one more request of that kind. */
+    if (pc == P_SNAPSHOT_CHUNK_OUT_OF_RANGE || pc == P_SNAPSHOT_STALE || pc == P_ANSWER_FETCH) {
+        uint8_t body[256];
+        size_t blen;
+        uint32_t type = BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_REQUEST;
+        if (pc == P_ANSWER_FETCH) {
+            /* A body type in the PSI range that nothing serves (36 was once reserved for
+             * fetching count answers), with a plausible body. */
+            randombytes_buf(body, 24);
+            blen = 24;
+            type = 36;
+        } else {
+            Baygate__SnapshotRequest rq = BAYGATE__SNAPSHOT_REQUEST__INIT;
+            rq.list = (char *)o.list;
+            rq.want_epoch = pc == P_SNAPSHOT_STALE ? epoch + 1 : epoch;
+            rq.chunk_index = pc == P_SNAPSHOT_STALE ? 1 : snap_chunks + 1000;
+            blen = baygate__snapshot_request__pack(&rq, body);
+        }
+        if (psi_call(&c, &o.conn, o.purpose, auth_len ? auth : NULL, auth_len, type, body, blen,
+                     max_msg, &ans, line, sizeof line) == BG_OK) {
+            Baygate__SnapshotChunk *sc =
+                ans->body_type == BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK
+                    ? baygate__snapshot_chunk__unpack(NULL, ans->body_len, ans->body)
+                    : NULL;
+            if (sc != NULL)
+                snprintf(line, sizeof line, "answer ok %u", sc->chunk_count);
+            else
+                snprintf(line, sizeof line, "answer bad body-type-%u", ans->body_type);
+            if (sc != NULL)
+                baygate__snapshot_chunk__free_unpacked(sc, NULL);
+            bg_env_opened_free(ans);
+        }
+        printf("%s\n", line);
+        fflush(stdout);
+        ping_free(&c);
+        return EXIT_RAN;
+    }
+
+    /* 2b. One PsiQuery built per case. */
+    size_t n = (size_t)o.items;
+    int mode = PSI_MEMBERSHIP;
+    switch (pc) {
+    case P_OVER_QUOTA:
+        if (v.quota_items_per_day >= (1u << 24)) {
+            ping_free(&c);
+            return setup_fail("the quota is too large to pass in one message", NULL);
+        }
+        n = (size_t)v.quota_items_per_day + 1;
+        break;
+    case P_COUNT_GOOD:
+    case P_COUNT_MULTICHUNK:
+    case P_HUGE_BATCH_ITEMS_COUNT:
+        mode = PSI_COUNT;
+        if (n == 0)
+            n = v.min_count_batch;
+        break;
+    case P_COUNT_SMALL:
+        mode = PSI_COUNT;
+        if (v.min_count_batch < 2) {
+            ping_free(&c);
+            return setup_fail("min_count_batch must be at least 2 for count-small", NULL);
+        }
+        n = v.min_count_batch - 1;
+        break;
+    case P_EMPTY:
+        n = 0;
+        break;
+    case P_BAD_MODE:
+        mode = 7;
+        break;
+    case P_GRADED_PLAIN_LIST:
+        mode = PSI_GRADED;
+        break;
+    default:
+        break;
+    }
+    if (n == 0 && pc != P_EMPTY)
+        n = DEFAULT_ITEMS;
+
+    size_t el_len = n * ELEM;
+    size_t seal_max = pc == P_OVERSIZE_ELEMENTS ? 2 * max_msg : max_msg;
+    uint8_t *el = NULL, *body = NULL;
+    uint8_t batch_id[BATCH_ID_LEN];
+    randombytes_buf(batch_id, sizeof batch_id);
+    Baygate__PsiQuery pq = BAYGATE__PSI_QUERY__INIT;
+    pq.list = (char *)qlist;
+    pq.generation = pc == P_WRONG_GENERATION ? gen + 1 : gen;
+    pq.epoch = pc == P_STALE_EPOCH ? epoch - 1 : pc == P_FUTURE_EPOCH ? epoch + 1 : epoch;
+    pq.mode = (Baygate__PsiMode)mode;
+    pq.batch_id.data = batch_id;
+    pq.batch_id.len = pc == P_BAD_BATCH_ID ? BATCH_ID_LEN - 1 : BATCH_ID_LEN;
+    pq.chunk_index = pc == P_CHUNK_INDEX_OUT_OF_RANGE ? 2 : 0;
+    pq.chunk_count = pc == P_CHUNK_INDEX_OUT_OF_RANGE || pc == P_COUNT_MULTICHUNK ? 2 : 1;
+    pq.batch_items = (uint32_t)n;
+    if (pc == P_COUNT_MULTICHUNK)
+        pq.batch_items = (uint32_t)(2 * n);
+    if (pc == P_HUGE_BATCH_ITEMS || pc == P_HUGE_BATCH_ITEMS_COUNT)
+        pq.batch_items = UINT32_C(1) << 31;
+
+    bool near_max = pc == P_NEAR_MAX_ELEMENTS || pc == P_EXACT_MAX_ELEMENTS;
+    if (near_max || pc == P_OVERSIZE_ELEMENTS) {
+        /* As many elements as keep the sealed request within max_message_bytes
+         * (near-max), or 4 KiB beyond it (oversize). The overhead is measured
+         * with one element; a varint may grow by a byte or two, so step down. */
+        uint8_t one[ELEM];
+        crypto_core_ristretto255_random(one);
+        pq.elements.data = one;
+        pq.elements.len = ELEM;
+        size_t blen = baygate__psi_query__get_packed_size(&pq);
+        uint8_t tmp[512];
+        if (blen > sizeof tmp) {
+            ping_free(&c);
+            return setup_fail("query too large to measure", NULL);
+        }
+        baygate__psi_query__pack(&pq, tmp);
+        uint8_t *env = NULL;
+        size_t env_len = 0;
+        bg_env_fields f = {.recipient = o.conn.to,
+                           .purpose = qpurpose,
+                           .authorisation_ref = qauth_len ? auth : NULL,
+                           .authorisation_ref_len = qauth_len,
+                           .body_type = BAYGATE__PSI_BODY__PSI_BODY_QUERY,
+                           .body = tmp,
+                           .body_len = blen};
+        if (bg_env_seal(c.id, &f, true, max_msg, &env, &env_len, NULL, &err) != BG_OK) {
+            ping_free(&c);
+            return setup_fail("measuring the envelope", &err);
+        }
+        free(env);
+        n = 1 + (max_msg - env_len) / ELEM;
+        if (pc == P_OVERSIZE_ELEMENTS)
+            n += 4096 / ELEM;
+        el_len = n * ELEM;
+    }
+
+    size_t body_len = 0;
+    for (;;) {
+        el = malloc(el_len ? el_len : 1);
+        if (el == NULL) {
+            ping_free(&c);
+            return setup_fail("out of memory", NULL);
+        }
+        fill_elements(el, n, pc);
+        if (pc == P_SHORT)
+            el_len = n * ELEM - 5; /* not a multiple of 32 */
+        pq.elements.data = el;
+        pq.elements.len = el_len;
+        if (near_max || pc == P_OVERSIZE_ELEMENTS)
+            pq.batch_items = (uint32_t)n;
+        body_len = baygate__psi_query__get_packed_size(&pq);
+        body = malloc(body_len);
+        if (body == NULL) {
+            free(el);
+            ping_free(&c);
+            return setup_fail("out of memory", NULL);
+        }
+        baygate__psi_query__pack(&pq, body);
+        if (pc == P_GARBAGE_BODY && body_len >= 8) {
+            /* Field 1 (list), length-delimited, claiming 127 bytes of 6. */
+            body[0] = 0x0A;
+            body[1] = 0x7F;
+            body_len = 8;
+        }
+        if (!near_max)
+            break;
+        /* Does it fit? Step down until it does. */
+        uint8_t *env = NULL;
+        size_t env_len = 0;
+        bg_env_fields f = {.recipient = o.conn.to,
+                           .purpose = qpurpose,
+                           .authorisation_ref = qauth_len ? auth : NULL,
+                           .authorisation_ref_len = qauth_len,
+                           .body_type = BAYGATE__PSI_BODY__PSI_BODY_QUERY,
+                           .body = body,
+                           .body_len = body_len};
+        int rc = bg_env_seal(c.id, &f, true, max_msg, &env, &env_len, NULL, &err);
+        free(env);
+        if (rc == BG_OK && pc == P_NEAR_MAX_ELEMENTS && env_len + NEAR_MAX_ROOM > max_msg)
+            rc = BG_ELIMIT; /* leave the answer its few extra bytes */
+        if (rc == BG_OK) {
+            fprintf(stderr, "fed_attack: near-max: %zu elements, %zu of %zu bytes\n", n, env_len,
+                    max_msg);
+            break;
+        }
+        free(el);
+        free(body);
+        el = body = NULL;
+        if (rc != BG_ELIMIT || n <= 1) {
+            ping_free(&c);
+            return setup_fail("sealing near the maximum", &err);
+        }
+        n--;
+        el_len = n * ELEM;
+    }
+    if (n > 0 && el_len >= ELEM)
+        print_hex_element("sent", el);
+    if (n > HOSTILE_AT && el_len >= (HOSTILE_AT + 1) * ELEM)
+        print_hex_element("sent", el + HOSTILE_AT * ELEM);
+    fprintf(stderr,
+            "fed_attack: query list=%s purpose=%s gen=%llu epoch=%llu mode=%d n=%zu bytes=%zu "
+            "chunk=%u/%u batch_items=%u\n",
+            qlist, qpurpose, (unsigned long long)pq.generation, (unsigned long long)pq.epoch, mode,
+            n, el_len, pq.chunk_index, pq.chunk_count, pq.batch_items);
+
+    int sent_rc;
+    if (pc == P_EXACT_MAX_ELEMENTS) {
+        /* Exactly max_message_bytes: the slack left by whole elements is filled
+         * with an authorisation reference (echoed in the answer, so the answer
+         * grows with it). ECDSA signatures vary in length: seal until it fits. */
+        uint8_t filler[BG_ENV_AUTH_REF_MAX];
+        randombytes_buf(filler, sizeof filler);
+        uint8_t *msg = NULL;
+        size_t len = 0;
+        bg_env_sent sent;
+        for (size_t a = 0; a <= BG_ENV_AUTH_REF_MAX && len != max_msg; a++) {
+            for (int t = 0; t < 16 && len != max_msg; t++) {
+                free(msg);
+                msg = NULL;
+                len = 0;
+                if (psi_seal(&c, &o.conn, qpurpose, filler, a, BAYGATE__PSI_BODY__PSI_BODY_QUERY,
+                             body, body_len, max_msg, &msg, &len, &sent, &err) != BG_OK)
+                    len = 0;
+            }
+            if (len == max_msg)
+                fprintf(stderr, "fed_attack: exact-max: %zu-byte authorisation reference\n", a);
+        }
+        if (len != max_msg) {
+            free(msg);
+            free(el);
+            free(body);
+            ping_free(&c);
+            return setup_fail("cannot seal exactly max_message_bytes", NULL);
+        }
+        sent_rc = psi_send(&c, &o.conn, BAYGATE__PSI_BODY__PSI_BODY_QUERY, msg, len, &sent, &ans,
+                           line, sizeof line);
+    } else {
+        sent_rc = psi_call(&c, &o.conn, qpurpose, qauth_len ? auth : NULL, qauth_len,
+                           BAYGATE__PSI_BODY__PSI_BODY_QUERY, body, body_len, seal_max, &ans, line,
+                           sizeof line);
+    }
+    if (sent_rc == BG_OK) {
+        Baygate__PsiAnswer *pa = ans->body_type == BAYGATE__PSI_BODY__PSI_BODY_ANSWER
+                                     ? baygate__psi_answer__unpack(NULL, ans->body_len, ans->body)
+                                     : NULL;
+        if (pa == NULL) {
+            snprintf(line, sizeof line, "answer bad not-a-psi-answer");
+        } else if (pa->list == NULL || strcmp(pa->list, qlist) != 0 || (int)pa->mode != mode ||
+                   pa->batch_id.len != BATCH_ID_LEN ||
+                   memcmp(pa->batch_id.data, batch_id, BATCH_ID_LEN) != 0 ||
+                   pa->chunk_index != pq.chunk_index || pa->elements.len != el_len) {
+            snprintf(line, sizeof line, "answer bad mismatch");
+        } else {
+            size_t bad_points = 0;
+            for (size_t i = 0; i < pa->elements.len / ELEM; i++)
+                bad_points += !crypto_core_ristretto255_is_valid_point(pa->elements.data + i * ELEM);
+            if (bad_points != 0)
+                snprintf(line, sizeof line, "answer bad %zu-invalid-points", bad_points);
+            else
+                snprintf(line, sizeof line, "answer ok %zu", pa->elements.len / ELEM);
+        }
+        if (pa != NULL)
+            baygate__psi_answer__free_unpacked(pa, NULL);
+        bg_env_opened_free(ans);
+    }
+    printf("%s\n", line);
+    fflush(stdout);
+    free(el);
+    free(body);
+    ping_free(&c);
+    return EXIT_RAN;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -706,6 +1449,8 @@ main(int argc, char **argv)
         return argc == 2 ? cmd_freeport() : usage();
     if (strcmp(cmd, "ping") == 0)
         return cmd_ping(argc - 1, argv + 1);
+    if (strcmp(cmd, "psi") == 0)
+        return cmd_psi(argc - 1, argv + 1);
     if (strcmp(cmd, "raw-garbage") == 0)
         return cmd_raw_garbage(argc - 1, argv + 1);
     if (strcmp(cmd, "stall") == 0)

@@ -63,6 +63,9 @@ for c in "${cities[@]}"; do
   port[$c]=$("$fa" freeport) || setup_fail "freeport"
   url[$c]="tls+tcp://127.0.0.1:${port[$c]}"
   run "$bg" init --city "$c" --name "${name[$c]}" --dir "gw$c" --listen "${url[$c]}"
+  # Tree heads and witness rounds every second, so the evidence sections see them soon.
+  sed -i 's/^head_interval_s = .*/head_interval_s = 1/; s/^witness_interval_s = .*/witness_interval_s = 1/' \
+    "gw$c/baygate.ini"
   run "$bg" ca issue --dir CA --csr "gw$c/city.csr" --out "gw$c/city.crt"
   run "$bg" ca cert --dir CA --out "gw$c/ca.crt"
 done
@@ -399,6 +402,140 @@ if wait_for "$READY_S" "$bg" status --dir gw440600 && wait_for "$PUBLISH_S" publ
   fi
 else
   bad "7. Foshan restarts" "$(tail -3 gw440600.log)"
+fi
+
+# 8. Recognition: Shenzhen's grades come with attestations that verify at
+# Guangzhou's gateway and offline; repairing one revokes the old attestation.
+query --peer 440300 --grades --csv --attest-dir att1
+expect_eq "8. graded query with attestations: exit" "$qrc" 0
+today=$(date -u +%F)
+grep -v "^$gone " truth.gr.440300 >truth.gr2.440300
+awk -F, '$1 == 440300 && $13 == "true" { print $4 }' q.out | sort >got.attested
+awk -v t="$today" '$4 >= t { print $1 }' truth.gr2.440300 | sort >want.attested
+expect_same "8. exactly the grades still valid are attested" got.attested want.attested
+bad_map=$(awk -F, '$1 == 440300 && $4 != "" && $12 != index("ABCD", $5)' q.out | wc -l)
+expect_eq "8. every common grade follows the roster's grade_map (A:1 .. D:4)" "$bad_map" 0
+u=$(head -1 got.attested)
+"$bg" attest verify "att1/440300-$u.att" --ca CA --roster roster.pb --status att1/440300.status \
+  >v.out 2>&1
+if [[ $? == 0 ]] && grep -q "^OK: 440300 (Shenzhen) evaluated $u: grade" v.out; then
+  ok "8. the attestation of $u verifies offline: $(cut -c1-90 v.out)"
+else
+  bad "8. offline verification" "$(cat v.out)"
+fi
+cp "att1/440300-$u.att" forged.att
+size=$(stat -c %s forged.att)
+printf 'X' | dd of=forged.att bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+"$bg" attest verify forged.att --ca CA --roster roster.pb --status att1/440300.status >v.out 2>&1
+if [[ $? == 1 ]] && grep -q "^FAIL" v.out; then
+  ok "8. a byte changed in it: $(head -1 v.out | cut -c1-100)"
+else
+  bad "8. a forged attestation is refused" "$(cat v.out)"
+fi
+# Repair: Shenzhen re-evaluates $u; its old attestation is revoked.
+old_grade=$(awk -F, -v u="$u" '$1 == 440300 && $4 == u { print $5 }' q.out)
+new_grade=A
+[[ $old_grade == A ]] && new_grade=B
+{
+  echo "uscc,name,grade,evaluated_at,valid_until"
+  echo "$u,整改后重新评价企业,$new_grade,$today,$(date -u -d '+1 year' +%F)"
+} >sz-regrade.csv
+statuses() { grep -c " attest.status_published " gw440300.log; }
+n_status=$(statuses)
+run "$bg" import --data-dir gw440300/data sz-regrade.csv
+status_grew() { (($(statuses) > n_status)); }
+if wait_for "$PUBLISH_S" status_grew; then
+  ok "8. Shenzhen published a new status list after the repair"
+else
+  bad "8. status list after the repair" "$(grep attest gw440300.log | tail -2)"
+fi
+echo "$u" >one.txt
+for asker in 440100 440600; do
+  "$bg" query --dir "gw$asker" --peer 440300 --grades --purpose supervision --in one.txt \
+    --csv --attest-dir "att.$asker" >q2.out 2>&1
+  expect_eq "8. $asker sees the new grade of $u, attested" \
+    "$(awk -F, -v u="$u" '$4 == u { print $5, $13 }' q2.out)" "$new_grade true"
+  "$bg" attest verify "att1/440300-$u.att" --ca CA --roster roster.pb \
+    --status "att.$asker/440300.status" >v.out 2>&1
+  if [[ $? == 1 ]] && grep -qi "revoked" v.out; then
+    ok "8. at $asker, the old attestation of $u no longer verifies: $(head -1 v.out | cut -c1-80)"
+  else
+    bad "8. the old attestation is revoked at $asker" "$(cat v.out)"
+  fi
+done
+
+# 9. Evidence: every gateway's log verifies, holds no identifier, and records
+# the lending query's authorisation reference on both sides.
+for c in "${cities[@]}"; do
+  "$bg" audit verify --dir "gw$c" >v.out 2>&1
+  if [[ $? == 0 ]] && grep -q "^ok: every leaf hash recomputed" v.out; then
+    ok "9. $c's evidence log verifies ($(head -1 v.out | grep -o '[0-9]* leaves'))"
+  else
+    bad "9. $c's evidence log verifies" "$(tail -3 v.out)"
+  fi
+  if ! grep -a -q -F -f gz.ids "gw$c/data/audit/leaves.log"; then
+    ok "9. no asked USCC in $c's evidence log"
+  else
+    bad "9. no asked USCC in $c's evidence log" "found one"
+  fi
+done
+ref=$(sha256sum consent.txt | cut -c1-64)
+for c in 440100 440600; do
+  if od -An -v -tx1 "gw$c/data/audit/leaves.log" | tr -d ' \n' | grep -q "$ref"; then
+    ok "9. the consent digest is in $c's evidence log"
+  else
+    bad "9. the consent digest is in $c's evidence log" "not found"
+  fi
+done
+# Witnessing: each gateway cosigns the others' heads; a proof from Shenzhen's
+# log verifies against the root Guangzhou cosigned.
+cosigned() {
+  "$bg" audit witness --dir "gw$1" --json | grep -q "\"peer\":\"$2\",\"size\":[1-9]"
+}
+if wait_for 30 cosigned 440100 440300 && wait_for 30 cosigned 440600 440300; then
+  ok "9. Guangzhou and Foshan have cosigned Shenzhen's tree heads"
+else
+  bad "9. witnessing" "$("$bg" audit witness --dir gw440100 2>&1 | head -5)"
+fi
+w=$("$bg" audit witness --dir gw440100 --json)
+wsize=$(grep -o '"peer":"440300","size":[0-9]*' <<<"$w" | grep -o '[0-9]*$')
+wroot=$(grep -o '"peer":"440300","size":[0-9]*,"root":"[0-9a-f]*"' <<<"$w" | grep -o '[0-9a-f]\{64\}')
+"$bg" audit proof --dir gw440300 --leaf 0 --size "$wsize" --json >p.out 2>&1
+if grep -q "\"root\":\"$wroot\"" p.out && grep -q '"verified":true' p.out; then
+  ok "9. Shenzhen's inclusion proof of leaf 0 verifies against the root Guangzhou cosigned (size $wsize)"
+else
+  bad "9. cross-city inclusion proof" "size $wsize root $wroot: $(head -c 300 p.out)"
+fi
+if "$bg" audit witness --dir gw440300 | grep -q "cosigned by 440100"; then
+  ok "9. Shenzhen keeps Guangzhou's cosignatures of its heads"
+else
+  bad "9. cosignatures kept" "$("$bg" audit witness --dir gw440300 | tail -3)"
+fi
+
+# 10. Shenzhen rewrites its history (leaf 0 edited, checksum recomputed, its
+# own signed heads deleted) and restarts: the witnesses detect the fork.
+kill -TERM "${pid[440300]}"
+wait "${pid[440300]}" 2>/dev/null
+unset 'pid[440300]'
+log=gw440300/data/audit/leaves.log
+len=$(od -An -tu1 -j8 -N4 "$log" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 }')
+b=$(od -An -tu1 -j17 -N1 "$log" | tr -d ' ')
+printf "\\x$(printf %02x $((b ^ 1)))" | dd of="$log" bs=1 seek=17 conv=notrunc 2>/dev/null
+h=$({ printf '\0'; dd if="$log" bs=1 skip=12 count="$len" 2>/dev/null; } | sha256sum | cut -c1-64)
+printf "$(sed 's/../\\x&/g' <<<"$h")" | dd of="$log" bs=1 seek=$((12 + len)) conv=notrunc 2>/dev/null
+rm -f gw440300/data/audit/heads.log
+start_gw 440300
+forked() { grep -q "audit.fork_detected peer=440300" "gw$1.log"; }
+if wait_for "$READY_S" "$bg" status --dir gw440300 && wait_for 30 forked 440100 &&
+  wait_for 30 forked 440600; then
+  ok "10. Guangzhou and Foshan detect the rewritten history: $(grep -o 'verdict=[a-z_-]*' gw440100.log | tail -1)"
+else
+  bad "10. fork detected" "$(grep audit gw440100.log | tail -3)"
+fi
+if "$bg" audit witness --dir gw440100 | grep -q "CONFLICTS seen"; then
+  ok "10. Guangzhou's witness store keeps the conflict: $("$bg" audit witness --dir gw440100 | grep -A1 CONFLICTS | tail -1 | cut -c1-90)"
+else
+  bad "10. conflict kept" "$("$bg" audit witness --dir gw440100 | tail -3)"
 fi
 
 echo "# total: $((SECONDS - t_start)) s"

@@ -27,6 +27,8 @@ int bg_cmd_roster(int argc, char **argv);
 int bg_cmd_oprf(int argc, char **argv);
 int bg_cmd_query(int argc, char **argv);
 int bg_cmd_rotate(int argc, char **argv);
+int bg_cmd_attest(int argc, char **argv);
+int bg_cmd_audit(int argc, char **argv);
 
 /* Prints "baygate CMD: message" to stderr; returns BG_EXIT_ERROR. */
 int bg_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

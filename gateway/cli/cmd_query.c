@@ -16,6 +16,7 @@
 #include "api.pb-c.h"
 #include "cli.h"
 #include "config.h"
+#include "file.h"
 #include "json.h"
 #include "transport.h"
 
@@ -35,7 +36,7 @@ query_usage(FILE *f)
 {
     fprintf(f, "usage: baygate query --dir GW --peer CITY|all --list LIST --purpose P --in FILE\n"
                "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n"
-               "                     [--consent FILE | --auth-ref HEX]\n\n"
+               "                     [--consent FILE | --auth-ref HEX] [--attest-dir DIR]\n\n"
                "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
                "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
                "abnormal-operation), by private set intersection: the peers never learn\n"
@@ -47,6 +48,10 @@ query_usage(FILE *f)
                "Purposes that need the enterprise's written authorisation (the roster says\n"
                "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
                "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
+               "--grades shows each grade also on the federation's common scale and whether\n"
+               "its attestation (the answering city's signed snapshot, the entry's inclusion\n"
+               "proof, its status list) verifies; --attest-dir DIR also saves them there\n"
+               "for `baygate attest verify`.\n"
                "Exit 0 if every peer answered, 1 if some did not, 2 for usage or local errors.\n");
 }
 
@@ -253,7 +258,8 @@ print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
             printf("]");
         }
         if (p->ok && qa->mode == 2) {
-            printf(",\"unopened\":%llu,\"grades\":[", (unsigned long long)p->unopened);
+            printf(",\"unopened\":%llu,\"status_number\":%llu,\"grades\":[",
+                   (unsigned long long)p->unopened, (unsigned long long)p->status_number);
             for (size_t k = 0; k < p->n_grades; k++) {
                 const Baygate__GradeResult *g = p->grades[k];
                 printf("%s{\"uscc\":", k ? "," : "");
@@ -266,7 +272,15 @@ print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
                 bg_json_cstr(stdout, g->evaluated_at);
                 printf(",\"valid_until\":");
                 bg_json_cstr(stdout, g->valid_until);
-                printf(",\"serial\":%llu}", (unsigned long long)g->serial);
+                printf(",\"serial\":%llu,\"common_grade\":", (unsigned long long)g->serial);
+                bg_json_cstr(stdout, g->common_grade);
+                printf(",\"common_rank\":%u,\"attested\":%s", g->common_rank,
+                       g->attested ? "true" : "false");
+                if (!g->attested) {
+                    printf(",\"attestation_error\":");
+                    bg_json_cstr(stdout, g->attestation_error);
+                }
+                printf("}");
             }
             printf("]");
         }
@@ -278,19 +292,20 @@ print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
 static void
 print_csv(const Baygate__QueryAnswer *qa)
 {
-    printf("peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error\n");
+    printf("peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error,"
+           "common_grade,attested\n");
     for (size_t i = 0; i < qa->n_peers; i++) {
         const Baygate__PeerQueryResult *p = qa->peers[i];
         if (!p->ok) {
             printf("%s,false,%llu,,,,,,,,", p->peer, (unsigned long long)p->epoch);
             csv_field(p->error);
-            printf("\n");
+            printf(",,\n");
         } else if (qa->mode == 3) {
-            printf("%s,true,%llu,,,,,,,%llu,\n", p->peer, (unsigned long long)p->epoch,
+            printf("%s,true,%llu,,,,,,,%llu,,,\n", p->peer, (unsigned long long)p->epoch,
                    (unsigned long long)p->count);
         } else if ((qa->mode == 2 ? p->n_grades : p->n_matches) == 0) {
             /* Answered, nothing matched: still one row, so every peer shows. */
-            printf("%s,true,%llu,,,,,,,,\n", p->peer, (unsigned long long)p->epoch);
+            printf("%s,true,%llu,,,,,,,,,,\n", p->peer, (unsigned long long)p->epoch);
         } else if (qa->mode == 2) {
             for (size_t k = 0; k < p->n_grades; k++) {
                 const Baygate__GradeResult *g = p->grades[k];
@@ -298,12 +313,16 @@ print_csv(const Baygate__QueryAnswer *qa)
                 csv_field(g->grade);
                 putchar(',');
                 csv_field(g->scale);
-                printf(",%s,%s,%llu,,\n", g->evaluated_at, g->valid_until,
+                printf(",%s,%s,%llu,,", g->evaluated_at, g->valid_until,
                        (unsigned long long)g->serial);
+                csv_field(g->attested ? "" : g->attestation_error);
+                putchar(',');
+                csv_field(g->common_grade);
+                printf(",%s\n", g->attested ? "true" : "false");
             }
         } else {
             for (size_t k = 0; k < p->n_matches; k++)
-                printf("%s,true,%llu,%s,,,,,,,\n", p->peer, (unsigned long long)p->epoch,
+                printf("%s,true,%llu,%s,,,,,,,,,\n", p->peer, (unsigned long long)p->epoch,
                        p->matches[k]);
         }
     }
@@ -331,11 +350,14 @@ print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpo
         if (qa->mode == 3) {
             printf("  %llu of them on %s\n", (unsigned long long)p->count, qa->list);
         } else if (qa->mode == 2) {
-            printf("  %zu graded:\n", p->n_grades);
+            printf("  %zu graded (status list %llu):\n", p->n_grades,
+                   (unsigned long long)p->status_number);
             for (size_t k = 0; k < p->n_grades; k++) {
                 const Baygate__GradeResult *g = p->grades[k];
-                printf("    %s  %-4s %-8s evaluated %s  valid until %s\n", g->uscc, g->grade,
-                       g->scale, g->evaluated_at, g->valid_until);
+                printf("    %s  %-4s %-8s = %-4s common  evaluated %s  valid until %s  %s%s\n",
+                       g->uscc, g->grade, g->scale, g->common_grade[0] ? g->common_grade : "?",
+                       g->evaluated_at, g->valid_until, g->attested ? "attested" : "NOT attested: ",
+                       g->attested ? "" : g->attestation_error);
             }
         } else {
             printf("  %zu on %s:\n", p->n_matches, qa->list);
@@ -353,6 +375,34 @@ print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpo
         if (qa->invalid_total > qa->n_invalid)
             printf("  ... and %u more\n", qa->invalid_total - (unsigned)qa->n_invalid);
     }
+}
+
+/* --attest-dir: DIR/<peer>.status and DIR/<peer>-<uscc>.att, for `baygate attest verify`
+ * anywhere, later (they hold the matched enterprises' grades: mode 0640). */
+static int
+write_attestations(const char *dir, const Baygate__QueryAnswer *qa)
+{
+    char path[4096];
+    bg_err err = {0};
+    for (size_t i = 0; i < qa->n_peers; i++) {
+        const Baygate__PeerQueryResult *p = qa->peers[i];
+        if (!p->ok || p->status_list.len == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s.status", dir, p->peer);
+        if (bg_file_write_replace(path, p->status_list.data, p->status_list.len, 0640, &err) !=
+            BG_OK)
+            return bg_cli_fail("query", "%s", err.msg);
+        for (size_t k = 0; k < p->n_grades; k++) {
+            const Baygate__GradeResult *g = p->grades[k];
+            if (g->attestation.len == 0)
+                continue;
+            snprintf(path, sizeof path, "%s/%s-%s.att", dir, p->peer, g->uscc);
+            if (bg_file_write_replace(path, g->attestation.data, g->attestation.len, 0640, &err) !=
+                BG_OK)
+                return bg_cli_fail("query", "%s", err.msg);
+        }
+    }
+    return BG_EXIT_OK;
 }
 
 /* The authorisation reference of a consent document: its SHA-256, computed here so the
@@ -391,12 +441,14 @@ bg_cmd_query(int argc, char **argv)
         {"count", no_argument, NULL, 'c'},      {"json", no_argument, NULL, 'j'},
         {"csv", no_argument, NULL, 'v'},        {"timeout-ms", required_argument, NULL, 't'},
         {"consent", required_argument, NULL, 'C'},
+        {"attest-dir", required_argument, NULL, 'T'},
         {"auth-ref", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *list = NULL, *purpose = NULL, *in = NULL;
     uint8_t auth_ref[BG_QUERY_AUTH_REF_MAX];
     size_t auth_len = 0;
+    const char *attest_dir = NULL;
     char *peers[64];
     size_t npeers = 0;
     bool all = false, grades = false, count = false;
@@ -404,7 +456,7 @@ bg_cmd_query(int argc, char **argv)
     uint64_t timeout = 0;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:C:A:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:C:A:T:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
             dir = optarg;
@@ -460,6 +512,9 @@ bg_cmd_query(int argc, char **argv)
                 return bg_cli_fail("query", "--auth-ref must be 2 to 128 hex digits (1..%u bytes)",
                                    (unsigned)BG_QUERY_AUTH_REF_MAX);
             break;
+        case 'T':
+            attest_dir = optarg;
+            break;
         case 'h':
             query_usage(stdout);
             return BG_EXIT_OK;
@@ -481,6 +536,10 @@ bg_cmd_query(int argc, char **argv)
     }
     if (grades && strcmp(list, "grades") != 0)
         return bg_cli_fail("query", "--grades asks the list 'grades'; leave out --list");
+    if (attest_dir != NULL && !grades)
+        return bg_cli_fail("query", "--attest-dir goes with --grades");
+    if (attest_dir != NULL && mkdir(attest_dir, 0750) != 0 && errno != EEXIST)
+        return bg_cli_fail("query", "--attest-dir %s: %s", attest_dir, strerror(errno));
 
     idlist ids = {0};
     int rc = read_ids(in, &ids);
@@ -500,6 +559,7 @@ bg_cmd_query(int argc, char **argv)
     lq.timeout_ms = (uint32_t)timeout;
     lq.authorisation_ref.data = auth_ref;
     lq.authorisation_ref.len = auth_len;
+    lq.attestations = attest_dir != NULL;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
     req.query = &lq;
     Baygate__LocalAnswer *ans = ask(dir, &req);
@@ -521,6 +581,8 @@ bg_cmd_query(int argc, char **argv)
         for (size_t i = 0; i < qa->n_peers; i++)
             if (!qa->peers[i]->ok)
                 rc = BG_EXIT_FAIL;
+        if (attest_dir != NULL && write_attestations(attest_dir, qa) != BG_EXIT_OK)
+            rc = BG_EXIT_ERROR;
     }
     baygate__local_answer__free_unpacked(ans, NULL);
     idlist_free(&ids);

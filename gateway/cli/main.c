@@ -28,6 +28,8 @@ static const struct {
     {"oprf", bg_cmd_oprf, "RFC 9497 OPRF test-vector aid (ristretto255-SHA512)"},
     {"query", bg_cmd_query, "ask peers which of our enterprises are on their lists (PSI)"},
     {"psi-rotate", bg_cmd_rotate, "start a new OPRF key generation for one of our lists"},
+    {"attest", bg_cmd_attest, "verify and show evaluation attestations and status lists"},
+    {"audit", bg_cmd_audit, "the evidence log: signed heads, proofs, verify, witnesses"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -55,6 +55,8 @@ static const struct key keys[] = {
     {"timeouts", "dial_ms", K_U32, FIELD(dial_ms), 100, 600000, "5000"},
     {"timeouts", "request_ms", K_U32, FIELD(request_ms), 100, 3600000, "10000"},
     {"timeouts", "handshake_ms", K_U32, FIELD(handshake_ms), 100, 600000, "5000"},
+    {"audit", "head_interval_s", K_U32, FIELD(head_interval_s), 1, 86400, "60"},
+    {"audit", "witness_interval_s", K_U32, FIELD(witness_interval_s), 1, 86400, "300"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

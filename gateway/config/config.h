@@ -16,6 +16,8 @@
  *     [pki]        key = city.key  cert = city.crt  ca = ca.crt  crl = crl.pem
  *                  roster = roster.pb      crl_warn_hours = 72
  *     [timeouts]   dial_ms = 5000  request_ms = 10000  handshake_ms = 5000
+ *     [audit]      head_interval_s = 60      (sign a tree head at most this often)
+ *                  witness_interval_s = 300  (fetch, check and cosign peers' heads)
  *
  * [city] code and name are required; everything else has the default shown.
  * bg_config_write replaces the file atomically (temp, fsync, rename).
@@ -54,6 +56,7 @@ typedef struct bg_config {
     char roster_path[BG_CONFIG_PATH_MAX];   /* [pki] roster: the signed roster */
     uint32_t crl_warn_hours;                /* [pki]: warn when the CRL expires sooner */
     uint32_t dial_ms, request_ms, handshake_ms; /* [timeouts] */
+    uint32_t head_interval_s, witness_interval_s; /* [audit] */
 } bg_config;
 
 /*

@@ -25,6 +25,7 @@
 
 #include "api.pb-c.h"
 #include "psi.pb-c.h"
+#include "witness.pb-c.h"
 #include "config.h"
 #include "envelope.h"
 #include "fedping.h"
@@ -299,9 +300,13 @@ ping_peer(bg_gw *gw, const char *city, int timeout_ms, Baygate__PingResult *res,
 /* ------------------------------------------------ federation requests */
 
 void
-gw_reply_or_drop(bg_tp_request *req, uint8_t *bytes, size_t len)
+gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_t len)
 {
     bg_err err = {0};
+    if (ev != NULL && !gw_ev_commit_inbound(gw, ev, bytes, len)) {
+        free(bytes); /* no evidence, no answer */
+        bytes = NULL;
+    }
     if (bytes == NULL) {
         bg_tp_drop(req);
         return;
@@ -312,7 +317,7 @@ gw_reply_or_drop(bg_tp_request *req, uint8_t *bytes, size_t len)
 }
 
 static void
-answer_ping(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
+answer_ping(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
 {
     uint8_t *out = NULL;
     size_t out_len = 0;
@@ -324,6 +329,7 @@ answer_ping(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
         atomic_fetch_add(&gw->app_errors, 1);
         bg_env_seal_error(gw->id, o, BG_GW_E_BAD_BODY, "ping body does not parse", max_msg, &out,
                           &out_len, &err);
+        gw_ev_refused(ev, BG_GW_E_BAD_BODY, "ping body does not parse");
     } else {
         Baygate__Pong pong = BAYGATE__PONG__INIT;
         pong.city = gw->cfg.city;
@@ -345,7 +351,7 @@ answer_ping(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     bg_roster_free(r);
     if (out == NULL)
         bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
-    gw_reply_or_drop(req, out, out_len);
+    gw_reply_or_drop(gw, ev, req, out, out_len);
 }
 
 static void
@@ -378,18 +384,30 @@ fed_handle(void *ctx, bg_tp_request *req)
             bg_log(BG_LOG_WARN, "request.dropped", "reason=%s addr=%s msg=\"%s\"",
                    bg_env_reason_name(why), peer.addr, quoted(err.msg, q, sizeof q));
         }
-        gw_reply_or_drop(req, out, out_len);
+        gw_reply_or_drop(gw, NULL, req, out, out_len);
         return;
     }
+    /* Authenticated from here on: the exchange leaves evidence (evidence.h). */
+    gw_ev ev;
+    gw_ev_inbound(&ev, o);
     switch (o->body_type) {
     case BAYGATE__APP_BODY__APP_BODY_PING:
-        answer_ping(gw, o, req);
+        answer_ping(gw, &ev, o, req);
         break;
     case BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_REQUEST:
-        psi_answer_snapshot(gw, o, req);
+        psi_answer_snapshot(gw, &ev, o, req);
         break;
     case BAYGATE__PSI_BODY__PSI_BODY_QUERY:
-        psi_answer_query(gw, o, req);
+        psi_answer_query(gw, &ev, o, req);
+        break;
+    case BAYGATE__PSI_BODY__PSI_BODY_STATUS_REQUEST:
+        psi_answer_status(gw, &ev, o, req);
+        break;
+    case BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_REQUEST:
+        gw_witness_answer_head(gw, o, req);
+        break;
+    case BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN:
+        gw_witness_answer_cosign(gw, o, req);
         break;
     default: {
         uint8_t *out = NULL;
@@ -401,7 +419,10 @@ fed_handle(void *ctx, bg_tp_request *req)
         bg_env_seal_error(gw->id, o, BG_GW_E_UNKNOWN_BODY, msg, bg_roster_max_message_bytes(r),
                           &out, &out_len, NULL);
         bg_roster_free(r);
-        gw_reply_or_drop(req, out, out_len);
+        bg_log(BG_LOG_WARN, "request.refused", "reason=unknown_body peer=%s body_type=%u",
+               o->sender, o->body_type);
+        gw_ev_refused(&ev, BG_GW_E_UNKNOWN_BODY, msg);
+        gw_reply_or_drop(gw, &ev, req, out, out_len);
     }
     }
     bg_env_opened_free(o);
@@ -583,7 +604,7 @@ local_handle(void *ctx, bg_tp_request *req)
         size_t qlen = 0;
         uint8_t *qout = psi_local_query(gw, lr->query, &qlen);
         baygate__local_request__free_unpacked(lr, NULL);
-        gw_reply_or_drop(req, qout, qlen);
+        gw_reply_or_drop(gw, NULL, req, qout, qlen);
         return;
     } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_ROTATE && lr->rotate != NULL) {
         bg_err err = {0};
@@ -616,7 +637,7 @@ local_handle(void *ctx, bg_tp_request *req)
     free(sb);
     if (lr != NULL)
         baygate__local_request__free_unpacked(lr, NULL);
-    gw_reply_or_drop(req, out, out_len);
+    gw_reply_or_drop(gw, NULL, req, out, out_len);
 }
 
 /* ------------------------------------------------------- reload, warn */
@@ -747,6 +768,7 @@ bg_gw_tick(bg_gw *gw)
     warn_crl_expiry(gw);
     /* A separate `baygate import` may have committed: the builder looks. */
     bg_pub_poke(gw->pub);
+    gw_evidence_tick(gw);
 }
 
 /* ------------------------------------------------------- start, stop */
@@ -824,11 +846,14 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
         rc = load_pem_material(gw, err);
     watch_changed(gw->cfg.crl_path, &gw->crl_watch);
     watch_changed(gw->cfg.roster_path, &gw->roster_watch);
+    if (rc == BG_OK)
+        rc = gw_evidence_start(gw, err);
     if (rc == BG_OK) {
         /* Publishing starts before the listener: the first snapshots build meanwhile. */
         bool offered[BG_LIST_COUNT];
         offered_lists(gw, gw->roster, offered);
-        rc = bg_pub_start(&gw->pub, gw->cfg.data_dir, gw->cfg.city, gw->id->key, offered, err);
+        rc = bg_pub_start(&gw->pub, gw->cfg.data_dir, gw->cfg.city, gw->id->key, gw->id->cert,
+                          offered, err);
     }
     if (rc == BG_OK) {
         bg_tp_tls tls = tls_material(gw);
@@ -875,7 +900,9 @@ bg_gw_stop(bg_gw *gw)
 {
     if (gw == NULL)
         return;
-    /* Stop taking requests first: handlers may still use peers and keys. */
+    /* The witness thread calls peers: it goes first. Then stop taking requests:
+     * handlers may still use peers, keys and the evidence log. */
+    gw_evidence_stop_witness(gw);
     bg_tp_server_stop(gw->local, NULL);
     bg_tp_server_stop(gw->fed, NULL);
     bg_pub_stop(gw->pub);
@@ -895,6 +922,7 @@ bg_gw_stop(bg_gw *gw)
     OPENSSL_free(gw->cert_pem);
     OPENSSL_free(gw->ca_pem);
     OPENSSL_free(gw->crl_pem);
+    gw_evidence_close(gw);
     gw_cache_destroy(&gw->cache);
     gw_quota_destroy(&gw->quota);
     pthread_mutex_destroy(&gw->lock);

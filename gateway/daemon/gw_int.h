@@ -13,8 +13,10 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "audit.h"
 #include "config.h"
 #include "envelope.h"
+#include "evidence.h"
 #include "pki.h"
 #include "psi_answer.h"
 #include "psi_pub.h"
@@ -75,6 +77,16 @@ struct bg_gw {
     bg_pub *pub;
     gw_quota quota;
     gw_cache cache;
+
+    /* The evidence log and witnessing (evidence.c). */
+    bg_audit_log *audit;
+    bg_audit_witness *witness;
+    pthread_t witness_thread;
+    bool witness_started, witness_stop;
+    pthread_mutex_t witness_lock;       /* the thread's sleep and stop flag */
+    pthread_mutex_t witness_store_lock; /* the witness store (checks, received cosigs) */
+    pthread_cond_t witness_wake;
+    atomic_uint_fast64_t evidence_failed, forks_detected, cosigned, cosigs_received;
 };
 
 /* A reference to the roster in use (NULL only before start). */
@@ -82,7 +94,26 @@ bg_roster *gw_roster_get(bg_gw *gw);
 /* A reference to the peer city, or NULL if it is not a peer now. */
 gw_peer *gw_peer_get(bg_gw *gw, const char *city);
 void gw_peer_release(gw_peer *p);
-/* Sends bytes (freed) as the answer, or drops req when bytes is NULL. */
-void gw_reply_or_drop(bg_tp_request *req, uint8_t *bytes, size_t len);
+/* Sends bytes (freed) as the answer, or drops req when bytes is NULL. With ev (an
+ * authenticated request), the exchange goes to the evidence log first; if it cannot,
+ * the answer is dropped. */
+void gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_t len);
+
+/* What a round trip to a peer gave besides the answer. */
+typedef struct gw_call_res {
+    uint32_t code; /* 0, a BG_GW_E_* of ours, or the peer's refusal code */
+    char error[400];
+    uint64_t sent, received; /* bytes, added to */
+} gw_call_res;
+
+/*
+ * One signed round trip to peer p: f sealed (with our certificate until the peer
+ * knows it), an answer of want_type back, opened and bound to our request. A typed
+ * refusal gives BG_EABORTED with res->code; transport BG_EIO; a bad answer
+ * BG_EPROTO; sealing BG_EINVAL. With cev, the exchange is written to the evidence
+ * log. On BG_OK the caller frees *out.
+ */
+int gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t want_type,
+            const gw_call_ev *cev, bg_env_opened **out, gw_call_res *res);
 
 #endif

@@ -103,10 +103,12 @@ quota_persist(gw_quota *q, uint64_t v, const char *buf, size_t len)
     return ok;
 }
 
-/* Charges items to city for today; false (nothing kept) if that would pass limit or the
- * charge could not be saved: an answer is never given on a charge a restart would forget. */
+/* Charges items to city for today (only checks, when !charge); false (nothing kept) if
+ * that would pass limit or the charge could not be saved: an answer is never given on a
+ * charge a restart would forget. */
 static bool
-quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, uint64_t *used)
+quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, bool charge,
+           uint64_t *used)
 {
     int64_t day = (int64_t)(time(NULL) / 86400);
     bool ok = false;
@@ -129,7 +131,7 @@ quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, uint64
             q->used[i].used = 0;
         }
         ok = items <= limit && q->used[i].used <= limit - items;
-        if (ok) {
+        if (ok && charge) {
             q->used[i].used += items;
             v = ++q->version;
             for (size_t k = 0; k < q->n; k++)
@@ -140,13 +142,21 @@ quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, uint64
         *used = q->used[i].used;
     }
     pthread_mutex_unlock(&q->lock);
-    if (ok && q->path[0] != '\0' && !quota_persist(q, v, buf, len)) {
+    if (ok && charge && q->path[0] != '\0' && !quota_persist(q, v, buf, len)) {
         pthread_mutex_lock(&q->lock);
         q->used[i].used -= items; /* not saved: not charged, not answered */
         pthread_mutex_unlock(&q->lock);
         ok = false;
     }
     return ok;
+}
+
+size_t
+gw_psi_items_per_message(size_t max_msg)
+{
+    size_t per = bg_psi_chunk_items(max_msg > 2 * GW_PSI_OVERHEAD ? max_msg - GW_PSI_OVERHEAD
+                                                                   : GW_PSI_OVERHEAD);
+    return per == 0 ? 1 : per;
 }
 
 static size_t
@@ -158,8 +168,9 @@ max_msg_of(bg_gw *gw)
     return m;
 }
 
-static void __attribute__((format(printf, 5, 6)))
-refuse(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, uint32_t code, const char *fmt, ...)
+static void __attribute__((format(printf, 6, 7)))
+refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t code,
+       const char *fmt, ...)
 {
     char msg[BG_ENV_ERROR_MSG_MAX + 1];
     va_list ap;
@@ -176,11 +187,12 @@ refuse(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, uint32_t code, con
     bg_log(BG_LOG_WARN, "psi.refused", "peer=%s purpose=%s code=%u reason=%s", o->sender,
            o->purpose[0] ? o->purpose : "-", code,
            bg_log_safe(msg, strlen(msg), safe, sizeof safe));
-    gw_reply_or_drop(req, out, out_len);
+    gw_ev_refused(ev, code, msg);
+    gw_reply_or_drop(gw, ev, req, out, out_len);
 }
 
 static void
-answer(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
+answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
        const uint8_t *body, size_t len)
 {
     uint8_t *out = NULL;
@@ -191,7 +203,7 @@ answer(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type
         atomic_fetch_add(&gw->answered, 1);
     else
         bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
-    gw_reply_or_drop(req, out, out_len);
+    gw_reply_or_drop(gw, ev, req, out, out_len);
 }
 
 /*
@@ -227,11 +239,11 @@ permitted(bg_gw *gw, const bg_env_opened *o, const char *list, bg_roster_verdict
 
 /* The list name of a request: one we publish, else refused. */
 static bool
-list_ok(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, const char *list)
+list_ok(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, const char *list)
 {
     if (list == NULL || bg_pub_list_index(list) < 0) {
         char safe[80];
-        refuse(gw, o, req, BG_GW_E_UNKNOWN_LIST, "'%s' is not a list",
+        refuse(gw, ev, o, req, BG_GW_E_UNKNOWN_LIST, "'%s' is not a list",
                bg_log_safe(list ? list : "", list ? strnlen(list, 64) : 0, safe, sizeof safe));
         return false;
     }
@@ -239,25 +251,26 @@ list_ok(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, const char *list)
 }
 
 void
-psi_answer_snapshot(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
+psi_answer_snapshot(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
 {
     Baygate__SnapshotRequest *sr = baygate__snapshot_request__unpack(NULL, o->body_len, o->body);
     bg_pub_snap *ps = NULL;
     bg_roster_verdict v;
     uint8_t *chunk = NULL, *body = NULL;
     if (sr == NULL) {
-        refuse(gw, o, req, BG_GW_E_BAD_BODY, "snapshot request does not parse");
+        refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "snapshot request does not parse");
         goto done;
     }
-    if (!list_ok(gw, o, req, sr->list))
+    if (!list_ok(gw, ev, o, req, sr->list))
         goto done;
+    gw_ev_note(ev, sr->list, sr->want_epoch, 0, 0);
     if (!permitted(gw, o, sr->list, &v)) {
-        refuse(gw, o, req, BG_GW_E_NOT_ALLOWED, "%s", v.reason);
+        refuse(gw, ev, o, req, BG_GW_E_NOT_ALLOWED, "%s", v.reason);
         goto done;
     }
     ps = bg_pub_get(gw->pub, sr->list);
     if (ps == NULL) {
-        refuse(gw, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
+        refuse(gw, ev, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
                sr->list);
         goto done;
     }
@@ -281,7 +294,7 @@ psi_answer_snapshot(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
                               BG_SNAP_DIGESTBYTES) == 0;
     } else {
         if (sr->want_epoch != ps->info.epoch || (sr->want_delta && ps->delta == NULL)) {
-            refuse(gw, o, req, BG_GW_E_STALE_EPOCH,
+            refuse(gw, ev, o, req, BG_GW_E_STALE_EPOCH,
                    "%s epoch %llu is no longer current (now %llu): fetch again", sr->list,
                    (unsigned long long)sr->want_epoch, (unsigned long long)ps->info.epoch);
             goto done;
@@ -302,18 +315,18 @@ psi_answer_snapshot(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
         int rc = delta ? bg_snap_delta_chunk_count(ps->delta, max_chunk, &count, &err)
                        : bg_snap_chunk_count(ps->snap, max_chunk, &count, &err);
         if (rc != BG_OK) {
-            refuse(gw, o, req, BG_GW_E_INTERNAL, "cannot cut the snapshot: %s", err.msg);
+            refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "cannot cut the snapshot: %s", err.msg);
             goto done;
         }
         if (sr->chunk_index >= count) {
-            refuse(gw, o, req, BG_GW_E_BAD_BODY, "chunk %u of %zu does not exist", sr->chunk_index,
+            refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "chunk %u of %zu does not exist", sr->chunk_index,
                    count);
             goto done;
         }
         chunk = malloc(max_chunk);
         size_t chunk_len = 0;
         if (chunk == NULL) {
-            refuse(gw, o, req, BG_GW_E_INTERNAL, "out of memory");
+            refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
             goto done;
         }
         rc = delta ? bg_snap_delta_chunk(ps->delta, max_chunk, sr->chunk_index, chunk, max_chunk,
@@ -321,7 +334,7 @@ psi_answer_snapshot(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
                    : bg_snap_chunk(ps->snap, max_chunk, sr->chunk_index, chunk, max_chunk,
                                    &chunk_len, &err);
         if (rc != BG_OK) {
-            refuse(gw, o, req, BG_GW_E_INTERNAL, "cannot cut the snapshot: %s", err.msg);
+            refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "cannot cut the snapshot: %s", err.msg);
             goto done;
         }
         sc.delta = delta;
@@ -338,7 +351,7 @@ psi_answer_snapshot(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     size_t len = baygate__snapshot_chunk__get_packed_size(&sc);
     body = malloc(len ? len : 1);
     if (body == NULL) {
-        refuse(gw, o, req, BG_GW_E_INTERNAL, "out of memory");
+        refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
         goto done;
     }
     baygate__snapshot_chunk__pack(&sc, body);
@@ -352,7 +365,8 @@ psi_answer_snapshot(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
                : delta ? "delta"
                        : "full",
                count, ps->info.count);
-    answer(gw, o, req, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, body, len);
+    gw_ev_note(ev, ps->list, ps->info.epoch, 0, 0);
+    answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, body, len);
 done:
     free(body);
     free(chunk);
@@ -362,7 +376,7 @@ done:
 }
 
 void
-psi_answer_query(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
+psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
 {
     Baygate__PsiQuery *q = baygate__psi_query__unpack(NULL, o->body_len, o->body);
     bg_pub_snap *ps = NULL;
@@ -370,75 +384,89 @@ psi_answer_query(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     bg_roster_verdict v;
     bg_err err = {0};
     if (q == NULL) {
-        refuse(gw, o, req, BG_GW_E_BAD_BODY, "PSI query does not parse");
+        refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "PSI query does not parse");
         goto done;
     }
-    if (!list_ok(gw, o, req, q->list))
+    if (!list_ok(gw, ev, o, req, q->list))
         goto done;
+    gw_ev_note(ev, q->list, q->epoch, (uint32_t)(q->elements.len / BG_OPRF_ELEMENTBYTES), 0);
     if (!permitted(gw, o, q->list, &v)) {
-        refuse(gw, o, req, BG_GW_E_NOT_ALLOWED, "%s", v.reason);
+        refuse(gw, ev, o, req, BG_GW_E_NOT_ALLOWED, "%s", v.reason);
         goto done;
     }
     ps = bg_pub_get(gw->pub, q->list);
     if (ps == NULL) {
-        refuse(gw, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
+        refuse(gw, ev, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
                q->list);
         goto done;
     }
     if (bg_snap_require_current(ps->info.generation, ps->info.epoch, q->generation, q->epoch,
                                 &err) != BG_OK) {
-        refuse(gw, o, req, BG_GW_E_STALE_EPOCH, "%s: %s", q->list, err.msg);
+        refuse(gw, ev, o, req, BG_GW_E_STALE_EPOCH, "%s: %s", q->list, err.msg);
         goto done;
     }
     int mode = (int)q->mode;
     if (mode != BG_PSI_MEMBERSHIP && mode != BG_PSI_GRADED && mode != BG_PSI_COUNT) {
-        refuse(gw, o, req, BG_GW_E_BAD_MODE, "mode %d is not a PSI mode", mode);
+        refuse(gw, ev, o, req, BG_GW_E_BAD_MODE, "mode %d is not a PSI mode", mode);
         goto done;
     }
     if (mode == BG_PSI_GRADED && !ps->info.graded) {
-        refuse(gw, o, req, BG_GW_E_BAD_MODE, "%s carries no grades: ask list '%s'", q->list,
+        refuse(gw, ev, o, req, BG_GW_E_BAD_MODE, "%s carries no grades: ask list '%s'", q->list,
                BG_PUB_GRADES);
         goto done;
     }
     if (q->batch_id.len != 16) {
-        refuse(gw, o, req, BG_GW_E_BAD_BODY, "batch_id must be 16 bytes");
+        refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "batch_id must be 16 bytes");
         goto done;
     }
     size_t len = q->elements.len, n = len / BG_OPRF_ELEMENTBYTES;
     if (len == 0 || len % BG_OPRF_ELEMENTBYTES != 0) {
-        refuse(gw, o, req, BG_GW_E_BAD_ELEMENTS, "elements must be 32*n bytes, n >= 1 (got %zu)",
+        refuse(gw, ev, o, req, BG_GW_E_BAD_ELEMENTS, "elements must be 32*n bytes, n >= 1 (got %zu)",
                len);
         goto done;
     }
-    if (q->chunk_count == 0 || q->chunk_index >= q->chunk_count || q->batch_items < n) {
-        refuse(gw, o, req, BG_GW_E_BATCH, "chunk %u of %u with %zu of %u items is inconsistent",
+    /* An answer is as large as its query plus a few bytes: a query that leaves no room
+     * for them could never be answered, so it is refused before any work or charge. */
+    size_t per = gw_psi_items_per_message(max_msg_of(gw));
+    if (n > per) {
+        refuse(gw, ev, o, req, BG_GW_E_BATCH,
+               "%zu elements in one message; at most %zu fit an answer at max_message_bytes %zu",
+               n, per, max_msg_of(gw));
+        goto done;
+    }
+    if (q->chunk_count == 0 || q->chunk_index >= q->chunk_count || q->batch_items < n ||
+        (uint64_t)q->batch_items > (uint64_t)q->chunk_count * per ||
+        (q->chunk_count == 1 && q->batch_items != n)) {
+        refuse(gw, ev, o, req, BG_GW_E_BATCH, "chunk %u of %u with %zu of %u items is inconsistent",
                q->chunk_index, q->chunk_count, n, q->batch_items);
         goto done;
     }
     if (mode == BG_PSI_COUNT) {
         if (q->chunk_count != 1 || q->batch_items != n) {
-            refuse(gw, o, req, BG_GW_E_BATCH,
+            refuse(gw, ev, o, req, BG_GW_E_BATCH,
                    "a count batch must come in one message (got chunk %u of %u)", q->chunk_index,
                    q->chunk_count);
             goto done;
         }
         if (n < v.min_count_batch) {
-            refuse(gw, o, req, BG_GW_E_BATCH,
+            refuse(gw, ev, o, req, BG_GW_E_BATCH,
                    "count batch of %zu items is below the minimum of %u for %s", n,
                    v.min_count_batch, o->sender);
             goto done;
         }
     }
+    /* Over quota already: refused before any work. The charge itself comes after the
+     * elements proved valid, so a refused chunk costs the asker nothing. */
     uint64_t used = 0;
-    if (!quota_take(&gw->quota, o->sender, n, v.quota_items_per_day, &used)) {
-        refuse(gw, o, req, BG_GW_E_QUOTA,
+    if (!quota_take(&gw->quota, o->sender, n, v.quota_items_per_day, false, &used)) {
+        refuse(gw, ev, o, req, BG_GW_E_QUOTA,
                "%s has used %llu of its %llu items today; %zu more refused", o->sender,
                (unsigned long long)used, (unsigned long long)v.quota_items_per_day, n);
         goto done;
     }
     eval = malloc(len);
     if (eval == NULL) {
-        refuse(gw, o, req, BG_GW_E_INTERNAL, "out of memory");
+        refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
         goto done;
     }
     /* Two threads at most: requests are already served on a pool of handler threads. */
@@ -447,7 +475,13 @@ psi_answer_query(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
                                          2, &err)
                  : bg_psi_evaluate(eval, ps->sk, q->elements.data, len, n, 2, &err);
     if (rc != BG_OK) {
-        refuse(gw, o, req, rc == BG_ELIMIT ? BG_GW_E_BATCH : BG_GW_E_BAD_ELEMENTS, "%s", err.msg);
+        refuse(gw, ev, o, req, rc == BG_ELIMIT ? BG_GW_E_BATCH : BG_GW_E_BAD_ELEMENTS, "%s", err.msg);
+        goto done;
+    }
+    if (!quota_take(&gw->quota, o->sender, n, v.quota_items_per_day, true, &used)) {
+        refuse(gw, ev, o, req, BG_GW_E_QUOTA,
+               "%s has used %llu of its %llu items today; %zu more refused", o->sender,
+               (unsigned long long)used, (unsigned long long)v.quota_items_per_day, n);
         goto done;
     }
     Baygate__PsiAnswer pa = BAYGATE__PSI_ANSWER__INIT;
@@ -463,7 +497,7 @@ psi_answer_query(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     size_t blen = baygate__psi_answer__get_packed_size(&pa);
     body = malloc(blen);
     if (body == NULL) {
-        refuse(gw, o, req, BG_GW_E_INTERNAL, "out of memory");
+        refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
         goto done;
     }
     baygate__psi_answer__pack(&pa, body);
@@ -474,11 +508,46 @@ psi_answer_query(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
            o->sender, o->purpose[0] ? o->purpose : "-", ps->list,
            (unsigned long long)ps->info.generation, (unsigned long long)ps->info.epoch, modes[mode],
            q->chunk_index + 1, q->chunk_count, n, q->batch_items, (unsigned long long)used);
-    answer(gw, o, req, BAYGATE__PSI_BODY__PSI_BODY_ANSWER, body, blen);
+    gw_ev_note(ev, q->list, q->epoch, (uint32_t)n, (uint32_t)n);
+    answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_ANSWER, body, blen);
 done:
     free(body);
     free(eval);
     bg_pub_snap_release(ps);
     if (q != NULL)
         baygate__psi_query__free_unpacked(q, NULL);
+}
+
+void
+psi_answer_status(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
+{
+    Baygate__StatusListRequest *sr = baygate__status_list_request__unpack(NULL, o->body_len, o->body);
+    if (sr == NULL) {
+        refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "status request does not parse");
+        return;
+    }
+    baygate__status_list_request__free_unpacked(sr, NULL);
+    uint8_t *list = NULL, *body = NULL;
+    size_t len = 0;
+    bg_err err = {0};
+    if (bg_pub_status(gw->pub, &list, &len, &err) != BG_OK) {
+        refuse(gw, ev, o, req, BG_GW_E_NOT_PUBLISHED, "%s", err.msg);
+        return;
+    }
+    Baygate__StatusListAnswer sa = BAYGATE__STATUS_LIST_ANSWER__INIT;
+    sa.signed_status_list.data = list;
+    sa.signed_status_list.len = len;
+    size_t blen = baygate__status_list_answer__get_packed_size(&sa);
+    if (blen + GW_PSI_OVERHEAD > max_msg_of(gw))
+        refuse(gw, ev, o, req, BG_GW_E_INTERNAL,
+               "the status list (%zu bytes) does not fit the federation's messages", len);
+    else if ((body = malloc(blen)) == NULL)
+        refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
+    else {
+        baygate__status_list_answer__pack(&sa, body);
+        gw_ev_note(ev, "status", 0, 0, 0);
+        answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_STATUS_ANSWER, body, blen);
+    }
+    free(body);
+    free(list);
 }

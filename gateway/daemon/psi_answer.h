@@ -18,6 +18,7 @@
  *        (chunk_count 1) of at least min_count_batch items, so it is
  *        evaluated and shuffled as a whole; at the default 4 MiB messages that
  *        is up to ~130k items per batch (the asker splits larger sets).
+ *   StatusListRequest -> StatusListAnswer  our signed status list (psi_pub), whole.
  * Refusals are ErrorAnswers with the codes of gw.h (>= 107). Logged: peer,
  * purpose, list, generation, epoch, mode, item counts; never elements.
  */
@@ -29,12 +30,17 @@
 #include <stdint.h>
 
 #include "envelope.h"
+#include "evidence.h"
 #include "roster.h"
 #include "transport.h"
 
 /* Bytes of a reply that are not the payload: envelope, certificate, signature,
  * protobuf framing (a certificate is ~1 KiB; generous on purpose). */
 #define GW_PSI_OVERHEAD 8192
+
+/* Elements one PSI query (and so its answer) may carry at max_msg bytes per message:
+ * the asker cuts its chunks by it, the answerer refuses more. */
+size_t gw_psi_items_per_message(size_t max_msg);
 
 /*
  * Items asked per asker per UTC day, kept in <data_dir>/quota (one line per asker:
@@ -63,7 +69,10 @@ void gw_quota_destroy(gw_quota *q);
 struct bg_gw;
 
 /* Federation handlers for PSI_BODY_SNAPSHOT_REQUEST and PSI_BODY_QUERY. */
-void psi_answer_snapshot(struct bg_gw *gw, const bg_env_opened *o, bg_tp_request *req);
-void psi_answer_query(struct bg_gw *gw, const bg_env_opened *o, bg_tp_request *req);
+/* ev: the exchange's evidence, noted (list, epoch, items, outcome) as it is handled. */
+void psi_answer_snapshot(struct bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req);
+void psi_answer_query(struct bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req);
+/* StatusListRequest -> StatusListAnswer: our signed status list, to any roster member. */
+void psi_answer_status(struct bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req);
 
 #endif

@@ -4,8 +4,6 @@
  */
 #include "psi_pub.h"
 
-#include "file.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +17,8 @@
 
 #include <sodium.h>
 
+#include "attest.h"
+#include "file.h"
 #include "log.h"
 #include "oprf.h"
 #include "store.h"
@@ -31,8 +31,11 @@ struct bg_pub {
     char data_dir[PUB_PATH_MAX];
     char city[7];
     EVP_PKEY *key;
+    X509 *cert;
 
-    pthread_mutex_t lock; /* cur[], offered, rotate, poked, stop */
+    pthread_mutex_t lock; /* cur[], offered, rotate, poked, stop, status */
+    uint8_t *status; /* the signed status list (malloc'd) */
+    size_t status_len;
     pthread_cond_t wake, built;
     bg_pub_snap *cur[BG_PUB_LISTS];
     bool offered[BG_LIST_COUNT];
@@ -374,6 +377,78 @@ publish_list(bg_pub *p, int li, bool rotate, bg_err *err)
     return rc;
 }
 
+/* ---------------------------------------------------------- status list */
+
+typedef struct revoked_acc {
+    bg_attest_revoked *e;
+    size_t n, cap;
+} revoked_acc;
+
+static int
+revoked_add(void *ctx, uint64_t serial, int64_t revoked_at, bg_err *err)
+{
+    revoked_acc *a = ctx;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 256;
+        if (cap > BG_ATTEST_STATUS_MAX_ENTRIES)
+            return bg_err_set(err, BG_ELIMIT, "more than %u revoked serials",
+                              BG_ATTEST_STATUS_MAX_ENTRIES);
+        void *e = realloc(a->e, cap * sizeof *a->e);
+        if (e == NULL)
+            return bg_err_set(err, BG_ENOMEM, "out of memory");
+        a->e = e;
+        a->cap = cap;
+    }
+    a->e[a->n].serial = serial;
+    a->e[a->n].revoked_at = revoked_at;
+    a->n++;
+    return BG_OK;
+}
+
+/* Signs the store's revocations as the current status list. Builder thread only. */
+static int
+publish_status(bg_pub *p, bg_err *err)
+{
+    revoked_acc acc = {0};
+    uint64_t number = 0;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = bg_store_revoked_scan(p->store, &number, revoked_add, &acc, err);
+    if (rc == BG_OK)
+        rc = bg_attest_status_sign(p->city, number, (int64_t)time(NULL), acc.e, acc.n, p->key,
+                                   p->cert, &bytes, &len, err);
+    free(acc.e);
+    if (rc != BG_OK)
+        return rc;
+    pthread_mutex_lock(&p->lock);
+    free(p->status);
+    p->status = bytes;
+    p->status_len = len;
+    pthread_mutex_unlock(&p->lock);
+    bg_log(BG_LOG_INFO, "attest.status_published", "number=%llu revoked=%zu bytes=%zu",
+           (unsigned long long)number, acc.n, len);
+    return BG_OK;
+}
+
+int
+bg_pub_status(bg_pub *p, uint8_t **out, size_t *len, bg_err *err)
+{
+    *out = NULL;
+    *len = 0;
+    int rc = BG_OK;
+    pthread_mutex_lock(&p->lock);
+    if (p->status == NULL)
+        rc = bg_err_set(err, BG_ENOTFOUND, "%s has not published a status list yet", p->city);
+    else if ((*out = malloc(p->status_len)) == NULL)
+        rc = bg_err_set(err, BG_ENOMEM, "out of memory");
+    else {
+        memcpy(*out, p->status, p->status_len);
+        *len = p->status_len;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
 static bool
 store_exists(const bg_pub *p)
 {
@@ -429,6 +504,8 @@ check_store(bg_pub *p)
         if (publish_list(p, i, rot[i], &err) != BG_OK)
             bg_log(BG_LOG_ERROR, "psi.publish_failed", "list=%s error=\"%s\"", pub_list_name(i),
                    err.msg);
+        else if (i == BG_LIST_COUNT && publish_status(p, &err) != BG_OK)
+            bg_log(BG_LOG_ERROR, "attest.status_failed", "error=\"%s\"", err.msg);
     }
 }
 
@@ -454,7 +531,7 @@ builder(void *arg)
 }
 
 int
-bg_pub_start(bg_pub **out, const char *data_dir, const char *city, EVP_PKEY *key,
+bg_pub_start(bg_pub **out, const char *data_dir, const char *city, EVP_PKEY *key, X509 *cert,
              const bool offered[BG_LIST_COUNT], bg_err *err)
 {
     *out = NULL;
@@ -468,6 +545,7 @@ bg_pub_start(bg_pub **out, const char *data_dir, const char *city, EVP_PKEY *key
     }
     snprintf(p->city, sizeof p->city, "%s", city);
     p->key = key;
+    p->cert = cert;
     memcpy(p->offered, offered, sizeof p->offered);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
@@ -559,6 +637,7 @@ bg_pub_stop(bg_pub *p)
     for (int i = 0; i < BG_PUB_LISTS; i++)
         bg_pub_snap_release(p->cur[i]);
     bg_store_close(p->store);
+    free(p->status);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->built);
     pthread_mutex_destroy(&p->lock);

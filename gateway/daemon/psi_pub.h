@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "err.h"
 #include "record.h"
@@ -75,11 +76,19 @@ typedef struct bg_pub_snap {
 /*
  * Starts the builder for the store in data_dir of city (the store may not
  * exist yet: then nothing is published until an import creates it). key
- * signs digests (borrowed: must outlive the publisher). offered: the lists
+ * signs digests and status lists, cert goes with the status lists (both
+ * borrowed: they must outlive the publisher). offered: the lists
  * the roster says this city offers (bg_pub_set_offered changes them).
  */
 int bg_pub_start(bg_pub **out, const char *data_dir, const char *city, EVP_PKEY *key,
-                 const bool offered[BG_LIST_COUNT], bg_err *err);
+                 X509 *cert, const bool offered[BG_LIST_COUNT], bg_err *err);
+
+/*
+ * The city's current signed status list (gateway/attest: the evaluation serials its
+ * imports revoked, from the store), re-signed whenever "grades" is published: a copy
+ * in *out (free() it). BG_ENOTFOUND before the first one.
+ */
+int bg_pub_status(bg_pub *p, uint8_t **out, size_t *len, bg_err *err);
 
 /* Wakes the builder to check the store for a new import now. */
 void bg_pub_poke(bg_pub *p);

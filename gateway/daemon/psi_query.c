@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "api.pb-c.h"
+#include "attest.h"
 #include "gw.h"
 #include "gw_int.h"
 #include "json.h"
@@ -93,7 +94,46 @@ cache_put(gw_cache *c, const char *city, const char *list, gw_cached *s)
     cached_release(old);
 }
 
+static uint64_t
+status_seen(gw_cache *c, const char *city)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->nstatus; i++)
+        if (strcmp(c->status[i].city, city) == 0)
+            n = c->status[i].number;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+static void
+status_saw(gw_cache *c, const char *city, uint64_t number)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t i = 0;
+    while (i < c->nstatus && strcmp(c->status[i].city, city) != 0)
+        i++;
+    if (i == c->nstatus && c->nstatus < BG_ROSTER_MAX_MEMBERS) {
+        snprintf(c->status[i].city, sizeof c->status[i].city, "%s", city);
+        c->status[i].number = 0;
+        c->nstatus++;
+    }
+    if (i < c->nstatus && c->status[i].number < number)
+        c->status[i].number = number;
+    pthread_mutex_unlock(&c->lock);
+}
+
 /* ------------------------------------------------------------ one peer */
+
+/* A graded match's attestation, as checked here (gateway/attest). */
+typedef struct pattest {
+    char common[BG_GRADE_MAX + 1];
+    uint32_t rank;
+    bool ok;
+    char why[240];  /* why it does not verify ("" when ok) */
+    uint8_t *bytes; /* the encoded attestation, when asked for */
+    size_t len;
+} pattest;
 
 typedef struct pjob {
     bg_gw *gw;
@@ -121,6 +161,16 @@ typedef struct pjob {
     size_t items;
     uint32_t snapshot_ms, psi_ms;
     uint64_t sent, received;
+    uint64_t call_epoch; /* for the evidence of the next call */
+    uint32_t call_items;
+
+    /* graded: attestations of the matches, checked against the peer's status list */
+    bool want_attest;           /* return their bytes (and the status list) */
+    pattest *att;               /* n */
+    uint8_t *status;            /* the peer's signed status list, verified */
+    size_t status_len;
+    bg_attest_status *st;
+    char status_error[240];
 } pjob;
 
 static int64_t
@@ -144,78 +194,29 @@ jfail(pjob *j, uint32_t code, const char *fmt, ...)
 
 /*
  * One signed round trip to peer p: body of body_type out, an answer of
- * want_type back (opened and bound to our request). A typed refusal becomes
+ * want_type back (opened and bound to our request), logged as evidence with
+ * the job's list, j->call_epoch and j->call_items. A typed refusal becomes
  * j->code/j->error. On BG_OK the caller frees *out.
  */
 static int
 call(pjob *j, gw_peer *p, uint32_t body_type, const uint8_t *body, size_t len, uint32_t want_type,
      bg_env_opened **out)
 {
-    bg_gw *gw = j->gw;
-    *out = NULL;
-    bg_roster *r = gw_roster_get(gw);
-    size_t max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
-    bg_roster_free(r);
-    bool with_cert = !atomic_load(&p->cert_known);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        bg_env_fields f = {.recipient = j->city,
-                           .body_type = body_type,
-                           .body = body,
-                           .body_len = len,
-                           .purpose = j->purpose,
-                           .authorisation_ref = j->auth,
-                           .authorisation_ref_len = j->auth_len};
-        uint8_t *env = NULL, *ans = NULL;
-        size_t env_len = 0, ans_len = 0;
-        bg_env_sent sent;
-        bg_err err = {0};
-        if (bg_env_seal(gw->id, &f, with_cert, max_msg, &env, &env_len, &sent, &err) != BG_OK) {
-            jfail(j, BG_GW_E_INTERNAL, "sealing the request: %s", err.msg);
-            return BG_EINVAL;
-        }
-        bg_tp_fail tf = BG_TP_OK;
-        int rc = bg_tp_call(p->cli, env, env_len, &ans, &ans_len, j->timeout_ms, &tf, &err);
-        free(env);
-        if (rc != BG_OK) {
-            jfail(j, BG_GW_E_TRANSPORT, "%s at %s: %s: %s", j->city, p->endpoint,
-                  bg_tp_fail_name(tf), err.msg);
-            return BG_EIO;
-        }
-        j->sent += env_len;
-        j->received += ans_len;
-        bg_env_opened *o = NULL;
-        bg_env_reason why =
-            bg_env_open_answer(gw->verifier, ans, ans_len, j->city, sent.nonce, 0, &o, &err);
-        bg_tp_answer_free(ans);
-        if (why != BG_ENV_OK) {
-            jfail(j, BG_GW_E_BAD_ANSWER, "answer from %s refused: %s: %s", j->city,
-                  bg_env_reason_name(why), err.msg);
-            return BG_EPROTO;
-        }
-        atomic_store(&p->cert_known, true);
-        if (o->body_type == BG_ENV_BODY_ERROR) {
-            uint32_t code = 0;
-            char msg[BG_ENV_ERROR_MSG_MAX + 1] = "";
-            bg_env_error_parse(o->body, o->body_len, &code, msg, NULL);
-            bg_env_opened_free(o);
-            if (code == BG_ENV_UNKNOWN_CERTIFICATE && !with_cert) {
-                atomic_store(&p->cert_known, false);
-                with_cert = true; /* the peer forgot us: introduce ourselves again */
-                continue;
-            }
-            jfail(j, code, "%s refused (%u): %s", j->city, code, msg);
-            return BG_EABORTED;
-        }
-        if (o->body_type != want_type) {
-            jfail(j, BG_GW_E_BAD_ANSWER, "%s answered with body type %u, not %u", j->city,
-                  o->body_type, want_type);
-            bg_env_opened_free(o);
-            return BG_EPROTO;
-        }
-        *out = o;
-        return BG_OK;
-    }
-    return BG_EPROTO;
+    bg_env_fields f = {.recipient = j->city,
+                       .body_type = body_type,
+                       .body = body,
+                       .body_len = len,
+                       .purpose = j->purpose,
+                       .authorisation_ref = j->auth,
+                       .authorisation_ref_len = j->auth_len};
+    gw_call_ev cev = {.list = j->list, .epoch = j->call_epoch, .items = j->call_items};
+    gw_call_res res = {0};
+    int rc = gw_call(j->gw, p, &f, j->timeout_ms, want_type, &cev, out, &res);
+    j->sent += res.sent;
+    j->received += res.received;
+    if (rc != BG_OK)
+        jfail(j, res.code, "%s", res.error);
+    return rc;
 }
 
 /* The peer's signature over digest, with the certificate its answer was verified with. */
@@ -248,6 +249,8 @@ refresh(pjob *j, gw_peer *p, gw_cached **out)
     bg_env_opened *o = NULL;
     Baygate__SnapshotChunk *sc = NULL;
     uint8_t digest[BG_SNAP_DIGESTBYTES];
+    uint8_t sig[BG_SIG_MAX];
+    size_t sig_len = 0;
     uint64_t gen = 0, epoch = 0;
     bool is_delta = false;
     size_t count = 0;
@@ -276,6 +279,8 @@ refresh(pjob *j, gw_peer *p, gw_cached **out)
             break;
         }
         baygate__snapshot_request__pack(&rq, body);
+        j->call_epoch = idx > 0 ? epoch : 0;
+        j->call_items = 0;
         rc = call(j, p, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_REQUEST, body, blen,
                   BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, &o);
         if (rc != BG_OK)
@@ -313,6 +318,10 @@ refresh(pjob *j, gw_peer *p, gw_cached **out)
                 break;
             }
             rc = verify_digest(j, o, digest, sc->digest_signature.data, sc->digest_signature.len);
+            if (rc == BG_OK && sc->digest_signature.len <= sizeof sig) {
+                sig_len = sc->digest_signature.len;
+                memcpy(sig, sc->digest_signature.data, sig_len);
+            }
             if (rc == BG_OK &&
                 (rc = bg_snap_reader_new(&rd, GW_PSI_CACHE_MAX_ENTRIES, &err)) != BG_OK)
                 jfail(j, BG_GW_E_INTERNAL, "%s", err.msg);
@@ -364,6 +373,8 @@ refresh(pjob *j, gw_peer *p, gw_cached **out)
             nc->snap = snap;
             snap = NULL;
             nc->info = info;
+            memcpy(nc->sig, sig, sig_len);
+            nc->sig_len = sig_len;
             cache_put(&j->gw->cache, j->city, j->list, nc);
             j->snapshot_kind = is_delta ? "delta" : "full";
         }
@@ -374,6 +385,120 @@ refresh(pjob *j, gw_peer *p, gw_cached **out)
     return rc;
 }
 
+/*
+ * Graded queries: the peer's current status list, verified (its certificate, pinned in
+ * the roster; its signature; a number not below the newest we saw). Its certificate is
+ * the one attestations of the peer's grades carry. A failure is kept in
+ * j->status_error: the grades still come back, marked as not verified.
+ */
+static void
+fetch_status(pjob *j, gw_peer *p)
+{
+    Baygate__StatusListRequest rq = BAYGATE__STATUS_LIST_REQUEST__INIT;
+    uint64_t seen = status_seen(&j->gw->cache, j->city);
+    rq.have_number = seen;
+    uint8_t body[16];
+    size_t blen = baygate__status_list_request__pack(&rq, body);
+    bg_env_opened *o = NULL;
+    j->call_epoch = 0;
+    j->call_items = 0;
+    /* Not through call(): a refusal here must not fail the job, only its attestations. */
+    bg_env_fields f = {.recipient = j->city,
+                       .body_type = BAYGATE__PSI_BODY__PSI_BODY_STATUS_REQUEST,
+                       .body = body,
+                       .body_len = blen,
+                       .purpose = j->purpose,
+                       .authorisation_ref = j->auth,
+                       .authorisation_ref_len = j->auth_len};
+    gw_call_ev cev = {.list = "status"};
+    gw_call_res res = {0};
+    if (gw_call(j->gw, p, &f, j->timeout_ms, BAYGATE__PSI_BODY__PSI_BODY_STATUS_ANSWER, &cev, &o,
+                &res) != BG_OK) {
+        snprintf(j->status_error, sizeof j->status_error, "no status list: %.200s", res.error);
+        j->sent += res.sent;
+        j->received += res.received;
+        return;
+    }
+    j->sent += res.sent;
+    j->received += res.received;
+    Baygate__StatusListAnswer *sa =
+        baygate__status_list_answer__unpack(NULL, o->body_len, o->body);
+    bg_roster *r = gw_roster_get(j->gw);
+    bg_attest_policy pol = {.min_status_number = seen};
+    bg_attest_reason why = BG_ATTEST_OK;
+    bg_err err = {0};
+    if (sa == NULL || r == NULL) {
+        snprintf(j->status_error, sizeof j->status_error, "%s's status answer does not parse",
+                 j->city);
+    } else if (bg_attest_status_open(sa->signed_status_list.data, sa->signed_status_list.len,
+                                     j->gw->trust, r, j->city, &pol, time(NULL), &j->st, &why,
+                                     &err) != BG_OK) {
+        snprintf(j->status_error, sizeof j->status_error, "%s's status list refused (%s): %.160s",
+                 j->city, bg_attest_reason_name(why), err.msg);
+    } else if ((j->status = malloc(sa->signed_status_list.len)) == NULL) {
+        snprintf(j->status_error, sizeof j->status_error, "out of memory");
+    } else {
+        memcpy(j->status, sa->signed_status_list.data, sa->signed_status_list.len);
+        j->status_len = sa->signed_status_list.len;
+        status_saw(&j->gw->cache, j->city, bg_attest_status_number(j->st));
+    }
+    if (sa != NULL)
+        baygate__status_list_answer__free_unpacked(sa, NULL);
+    bg_roster_free(r);
+    bg_env_opened_free(o);
+}
+
+static void
+att_free(pattest *att, size_t n)
+{
+    for (size_t i = 0; att != NULL && i < n; i++)
+        free(att[i].bytes);
+    free(att);
+}
+
+/* Builds and checks the attestation of input i's graded match (rec) in snapshot s. */
+static void
+attest_one(pjob *j, const bg_psi_query *q, const gw_cached *s, bg_snap_prover **prover, size_t i,
+           const bg_snap_record *rec, const bg_roster *r)
+{
+    pattest *a = &j->att[i];
+    if (j->st == NULL) {
+        snprintf(a->why, sizeof a->why, "%s", j->status_error);
+        return;
+    }
+    bg_err err = {0};
+    size_t index = BG_SNAP_NONE;
+    uint8_t key[BG_SNAP_OPENKEYBYTES];
+    bg_attest *at = malloc(sizeof *at);
+    int rc = at == NULL ? bg_err_set(&err, BG_ENOMEM, "out of memory")
+                        : bg_psi_result_entry(q, i, &index, key, &err);
+    if (rc == BG_OK && *prover == NULL)
+        rc = bg_snap_prover_new(prover, s->snap, 1, &err);
+    size_t der_len = 0;
+    const uint8_t *der = bg_attest_status_cert(j->st, &der_len);
+    if (rc == BG_OK)
+        rc = bg_attest_build(at, j->city, s->snap, *prover, index, rec, key, s->sig, s->sig_len,
+                             der, der_len, r, &err);
+    sodium_memzero(key, sizeof key);
+    if (rc != BG_OK) {
+        snprintf(a->why, sizeof a->why, "cannot attest: %.200s", err.msg);
+        free(at);
+        return;
+    }
+    snprintf(a->common, sizeof a->common, "%s", at->common_grade);
+    a->rank = at->common_rank;
+    bg_attest_policy pol = {.min_status_number = bg_attest_status_number(j->st)};
+    bg_attest_reason why = BG_ATTEST_OK;
+    rc = bg_attest_verify(at, j->gw->trust, r, j->status, j->status_len, &pol, time(NULL), &why,
+                          &err);
+    a->ok = rc == BG_OK;
+    if (!a->ok)
+        snprintf(a->why, sizeof a->why, "%.230s", err.msg);
+    if (j->want_attest && bg_attest_encode(at, &a->bytes, &a->len, &err) != BG_OK)
+        snprintf(a->why, sizeof a->why, "cannot encode: %.200s", err.msg);
+    free(at);
+}
+
 /* Elements per PSI message at the federation's max_message_bytes (*max_msg gets it). */
 static size_t
 items_per_message(bg_gw *g, size_t *max_msg)
@@ -381,9 +506,7 @@ items_per_message(bg_gw *g, size_t *max_msg)
     bg_roster *r = gw_roster_get(g);
     *max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
     bg_roster_free(r);
-    size_t per = bg_psi_chunk_items(*max_msg > 2 * GW_PSI_OVERHEAD ? *max_msg - GW_PSI_OVERHEAD
-                                                                    : GW_PSI_OVERHEAD);
-    return per == 0 ? 1 : per;
+    return gw_psi_items_per_message(*max_msg);
 }
 
 /*
@@ -453,6 +576,8 @@ run_batch(pjob *j, gw_peer *p, const gw_cached *s, const uint8_t *const *inputs,
             break;
         }
         baygate__psi_query__pack(&pq, body);
+        j->call_epoch = s->info.epoch;
+        j->call_items = (uint32_t)cnt;
         rc = call(j, p, BAYGATE__PSI_BODY__PSI_BODY_QUERY, body, blen,
                   BAYGATE__PSI_BODY__PSI_BODY_ANSWER, &o);
         if (rc != BG_OK) {
@@ -487,20 +612,29 @@ run_batch(pjob *j, gw_peer *p, const gw_cached *s, const uint8_t *const *inputs,
     } else if (rc == BG_OK) {
         j->items = items;
         j->matched = calloc(j->n, 1);
-        if (j->mode == BG_PSI_GRADED)
+        if (j->mode == BG_PSI_GRADED) {
             j->payloads = calloc(j->n, sizeof *j->payloads);
-        if (j->matched == NULL || (j->mode == BG_PSI_GRADED && j->payloads == NULL)) {
+            j->att = calloc(j->n, sizeof *j->att);
+        }
+        if (j->matched == NULL ||
+            (j->mode == BG_PSI_GRADED && (j->payloads == NULL || j->att == NULL))) {
             rc = BG_ENOMEM;
         }
+        bg_roster *r = j->mode == BG_PSI_GRADED ? gw_roster_get(j->gw) : NULL;
+        bg_snap_prover *prover = NULL;
         for (size_t i = 0; rc == BG_OK && i < j->n; i++) {
             int matched = 0;
             bg_snap_record rec;
             rc = bg_psi_result(q, i, &matched, &rec, &err);
             j->matched[i] = (uint8_t)matched;
-            if (rc == BG_OK && matched && j->payloads != NULL)
+            if (rc == BG_OK && matched && j->payloads != NULL) {
                 j->payloads[i] = rec.payload;
+                attest_one(j, q, s, &prover, i, &rec, r);
+            }
             sodium_memzero(&rec, sizeof rec);
         }
+        bg_snap_prover_free(prover);
+        bg_roster_free(r);
         if (j->mode == BG_PSI_GRADED)
             j->unopened = bg_psi_unopened(q);
         if (rc != BG_OK)
@@ -560,6 +694,8 @@ pjob_run(void *arg)
         j->snapshot_ms += (uint32_t)(t1 - t0);
         if (rc != BG_OK)
             break;
+        if (j->mode == BG_PSI_GRADED && j->st == NULL && j->status_error[0] == '\0')
+            fetch_status(j, p); /* with the snapshot: attestations are checked against it */
         bool stale = false;
         rc = run_psi(j, p, s, &stale);
         j->psi_ms += (uint32_t)(mono_ms() - t1);
@@ -581,6 +717,8 @@ pjob_run(void *arg)
         free(j->payloads);
         j->matched = NULL;
         j->payloads = NULL;
+        att_free(j->att, j->n);
+        j->att = NULL;
     }
     cached_release(s);
     bg_log(j->ok ? BG_LOG_INFO : BG_LOG_WARN, "psi.query_done",
@@ -757,6 +895,7 @@ psi_local_query(bg_gw *gw, const Baygate__LocalQuery *lq, size_t *out_len)
             j->inputs = inputs;
             j->lens = lens;
             j->n = nd;
+            j->want_attest = lq->attestations;
             j->started = pthread_create(&j->thread, NULL, pjob_run, j) == 0;
             if (!j->started)
                 pjob_run(j);
@@ -813,6 +952,12 @@ psi_local_query(bg_gw *gw, const Baygate__LocalQuery *lq, size_t *out_len)
         r->psi_ms = j->psi_ms;
         r->bytes_sent = j->sent;
         r->bytes_received = j->received;
+        if (j->st != NULL)
+            r->status_number = bg_attest_status_number(j->st);
+        if (j->want_attest && j->status != NULL) {
+            r->status_list.data = j->status;
+            r->status_list.len = j->status_len;
+        }
         if (!j->ok || j->matched == NULL)
             continue;
         size_t m = 0;
@@ -853,6 +998,13 @@ psi_local_query(bg_gw *gw, const Baygate__LocalQuery *lq, size_t *out_len)
                 g->evaluated_at = dates[i] + 22 * w;
                 g->valid_until = dates[i] + 22 * w + 11;
                 g->serial = pl->serial;
+                pattest *a = &j->att[k];
+                g->common_grade = a->common;
+                g->common_rank = a->rank;
+                g->attested = a->ok;
+                g->attestation_error = a->why;
+                g->attestation.data = a->bytes;
+                g->attestation.len = a->len;
                 grp[i][w] = g;
             }
             w++;
@@ -886,6 +1038,9 @@ psi_local_query(bg_gw *gw, const Baygate__LocalQuery *lq, size_t *out_len)
         if (dates != NULL)
             free(dates[i]);
         free(jobs[i].matched);
+        att_free(jobs[i].att, nd);
+        free(jobs[i].status);
+        bg_attest_status_free(jobs[i].st);
         if (jobs[i].payloads != NULL) {
             sodium_memzero(jobs[i].payloads, nd * sizeof *jobs[i].payloads);
             free(jobs[i].payloads);

@@ -30,16 +30,21 @@
 
 #include "pki.h"
 #include "roster.h"
+#include "sig.h"
 #include "snapshot.h"
 
 #define GW_PSI_CACHE_MAX_ENTRIES (1U << 22)
 #define GW_QUERY_MAX_IDS (1U << 21)
 #define GW_QUERY_INVALID_SHOWN 1000
 
+/* A peer's snapshot as we hold it, with the signature over its digest (what an
+ * attestation of one of its entries carries). Immutable once cached. */
 typedef struct gw_cached {
     atomic_int refs;
     bg_snap *snap;
     bg_snap_info info;
+    uint8_t sig[BG_SIG_MAX];
+    size_t sig_len;
 } gw_cached;
 
 typedef struct gw_cache {
@@ -50,6 +55,12 @@ typedef struct gw_cache {
         gw_cached *c;
     } e[BG_ROSTER_MAX_MEMBERS * 4];
     size_t n;
+    /* The newest status list number seen per peer: an older one is refused (rollback). */
+    struct {
+        char city[BG_CITY_CODE_LEN + 1];
+        uint64_t number;
+    } status[BG_ROSTER_MAX_MEMBERS];
+    size_t nstatus;
 } gw_cache;
 
 void gw_cache_init(gw_cache *c);

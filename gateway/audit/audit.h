@@ -1,0 +1,319 @@
+/*
+ * audit.h - the witnessed evidence log: an append-only Merkle log of every
+ * federation request and answer, signed tree heads, proofs, and witnessing of
+ * peers' logs.
+ *
+ * Contract:
+ *  - Hashing is RFC 6962 / RFC 9162 with SHA-256: leaf = H(0x00 || leaf bytes),
+ *    node = H(0x01 || left || right), empty tree = H(""). Leaves are AuditLeaf
+ *    messages (proto/audit.proto) built here from a bg_audit_event, which has
+ *    no field for an enterprise identifier.
+ *  - bg_audit_append returns an index only once the record is on disk
+ *    (fdatasync); a batch syncs once. Indexes are 0, 1, 2, ... and never reused.
+ *  - Opening read-write repairs a torn tail (a crash during the last write,
+ *    never acknowledged) and reports what it dropped; damage followed by a
+ *    valid record is refused with its offset, never dropped. Opening
+ *    read-only repairs nothing: an incomplete tail is "not yet written".
+ *  - Roots, inclusion and consistency proofs for any size up to the current
+ *    one cost O(log n) hash operations (leaf and complete-subtree hashes are
+ *    kept in memory).
+ *  - One bg_audit_log may be used from several threads at once. Only one
+ *    process may have a directory open read-write (flock); readers need no lock.
+ *
+ * Directory layout (the gateway uses <data_dir>/audit): leaves.log,
+ * heads.log, witness.log, all the same record format:
+ *     8-byte magic "BGAUDIT" 0x01, then records of
+ *     u32 big-endian length L (1..BG_AUDIT_RECORD_MAX) || L bytes || 32-byte
+ *     SHA-256(0x00 || the L bytes)
+ * so the checksum of a leaves.log record is the RFC 6962 leaf hash itself.
+ * heads.log holds SignedTreeHead records, witness.log WitnessRecord records.
+ */
+#ifndef BG_AUDIT_H
+#define BG_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "err.h"
+#include "sig.h"
+
+#define BG_AUDIT_HASH_LEN 32
+/* Longest serialised leaf (an AuditLeaf within the bounds below is < 700). */
+#define BG_AUDIT_LEAF_MAX 1024
+/* Longest record in any audit file (witness conflict records hold two heads). */
+#define BG_AUDIT_RECORD_MAX 4096
+/* Longest proof: inclusion <= 64 hashes, consistency <= 65 for 64-bit sizes. */
+#define BG_AUDIT_PROOF_MAX 66
+/* Largest log this code opens: keeps memory (about 72 bytes a leaf) bounded. */
+#define BG_AUDIT_MAX_LEAVES (UINT64_C(1) << 32)
+/* Most events one bg_audit_append_batch takes. */
+#define BG_AUDIT_BATCH_MAX 4096
+
+#define BG_AUDIT_REQUEST_ID_LEN 16
+#define BG_AUDIT_TEXT_MAX 64 /* purpose, list */
+#define BG_AUDIT_REF_MAX 64  /* authorisation_ref */
+#define BG_AUDIT_REASON_MAX 128
+/* Longest serialised TreeHead and SignedTreeHead. */
+#define BG_AUDIT_HEAD_BYTES_MAX 128
+#define BG_AUDIT_SIGNED_HEAD_MAX 256
+#define BG_AUDIT_COSIG_BYTES_MAX 256
+#define BG_AUDIT_SIGNED_COSIG_MAX 384
+
+typedef uint8_t bg_audit_hash[BG_AUDIT_HASH_LEN];
+
+/* --- leaves --- */
+
+typedef enum bg_audit_kind {
+    BG_AUDIT_REQUEST_SENT = 1,     /* we asked a peer */
+    BG_AUDIT_ANSWER_RECEIVED = 2,  /* the peer answered us */
+    BG_AUDIT_REQUEST_FAILED = 3,   /* our request got no usable answer */
+    BG_AUDIT_REQUEST_RECEIVED = 4, /* a peer asked us */
+    BG_AUDIT_REQUEST_ANSWERED = 5, /* we answered */
+    BG_AUDIT_REQUEST_REFUSED = 6,  /* we refused */
+} bg_audit_kind;
+
+typedef enum bg_audit_direction {
+    BG_AUDIT_OUTBOUND = 1, /* this city asked (kinds 1..3) */
+    BG_AUDIT_INBOUND = 2,  /* this city was asked (kinds 4..6) */
+} bg_audit_direction;
+
+/* One event as the daemon reports it. Fixed size, no pointers: copy freely.
+ * The logging city comes from the log, the direction from the kind. Strings
+ * are NUL-terminated; purpose and list printable ASCII without spaces; reason
+ * printable ASCII and, so that an identifier cannot slip in by accident, no
+ * run of 18 or more letters and digits (the shape of a USCC). */
+typedef struct bg_audit_event {
+    bg_audit_kind kind;
+    int64_t time_ms;
+    char city[7]; /* filled by bg_audit_leaf_read; ignored on append */
+    char peer[7];
+    bg_audit_direction direction; /* filled by bg_audit_leaf_read; ignored on append */
+    uint8_t request_id[BG_AUDIT_REQUEST_ID_LEN];
+    bool has_request_digest, has_answer_digest;
+    uint8_t request_digest[BG_AUDIT_HASH_LEN]; /* SHA-256 of the signed request envelope */
+    uint8_t answer_digest[BG_AUDIT_HASH_LEN];  /* SHA-256 of the signed answer envelope */
+    char purpose[BG_AUDIT_TEXT_MAX + 1];
+    uint8_t authorisation_ref[BG_AUDIT_REF_MAX];
+    size_t authorisation_ref_len; /* 0: none */
+    char list[BG_AUDIT_TEXT_MAX + 1];
+    uint64_t epoch;
+    uint32_t items_asked, items_answered;
+    uint32_t outcome; /* 0 success */
+    char reason[BG_AUDIT_REASON_MAX + 1];
+} bg_audit_event;
+
+/* A short name for a kind ("request-sent", ...), "?" if unknown. */
+const char *bg_audit_kind_name(int kind);
+
+/* Serialises ev as the AuditLeaf of city (checked as on append). */
+int bg_audit_leaf_encode(const bg_audit_event *ev, const char *city, uint8_t out[BG_AUDIT_LEAF_MAX],
+                         size_t *len, bg_err *err);
+/* Parses leaf bytes strictly (bounds, no unknown fields, canonical). */
+int bg_audit_leaf_decode(const uint8_t *leaf, size_t len, bg_audit_event *ev, bg_err *err);
+
+/* --- hashing (RFC 6962 section 2.1) --- */
+
+void bg_audit_hash_leaf(const uint8_t *leaf, size_t len, bg_audit_hash out);
+void bg_audit_hash_node(const bg_audit_hash left, const bg_audit_hash right, bg_audit_hash out);
+void bg_audit_hash_empty(bg_audit_hash out);
+/* Lower-case hex, 64 characters + NUL. */
+void bg_audit_hash_hex(const bg_audit_hash h, char out[2 * BG_AUDIT_HASH_LEN + 1]);
+
+/* --- proof verification: hashes only, what peers and outside tools use --- */
+
+/* BG_OK iff proof shows the leaf with hash leaf_hash at index in the tree of
+ * size with root (RFC 9162 2.1.3.2); BG_ECRYPTO with what failed otherwise. */
+int bg_audit_verify_inclusion(uint64_t index, uint64_t size, const bg_audit_hash leaf_hash,
+                              const bg_audit_hash *proof, size_t proof_len,
+                              const bg_audit_hash root, bg_err *err);
+
+/* BG_OK iff proof shows the tree of size new_size and root new_root extends
+ * the tree of size old_size and root old_root (RFC 9162 2.1.4.2). old_size 0
+ * or old_size == new_size take an empty proof (and, for equal sizes, equal
+ * roots); a shrinking size fails. */
+int bg_audit_verify_consistency(uint64_t old_size, uint64_t new_size, const bg_audit_hash old_root,
+                                const bg_audit_hash new_root, const bg_audit_hash *proof,
+                                size_t proof_len, bg_err *err);
+
+/* --- tree heads --- */
+
+typedef struct bg_audit_head {
+    char origin[7];
+    uint64_t size;
+    bg_audit_hash root;
+    int64_t timestamp_ms;
+    uint8_t head[BG_AUDIT_HEAD_BYTES_MAX]; /* the serialised TreeHead: the signed bytes */
+    size_t head_len;
+    uint8_t sig[BG_SIG_MAX];
+    size_t sig_len;
+} bg_audit_head;
+
+/* The SignedTreeHead encoding (what heads.log stores and peers exchange). */
+int bg_audit_head_encode(const bg_audit_head *h, uint8_t out[BG_AUDIT_SIGNED_HEAD_MAX], size_t *len,
+                         bg_err *err);
+/* Strict: bounds, no unknown fields, canonical encodings, valid city code.
+ * Does not check the signature. */
+int bg_audit_head_decode(const uint8_t *buf, size_t len, bg_audit_head *h, bg_err *err);
+/* Builds and signs {origin, size, root, timestamp} (not stored anywhere). */
+int bg_audit_head_make(EVP_PKEY *key, const char *origin, uint64_t size, const bg_audit_hash root,
+                       int64_t timestamp_ms, bg_audit_head *out, bg_err *err);
+/* BG_OK iff h's signature verifies under BG_SIG_CTX_TREE_HEAD with key (a
+ * public or private key) or cert (whichever is not NULL; cert is checked
+ * only for its key: use bg_trust to believe it). */
+int bg_audit_head_verify(const bg_audit_head *h, EVP_PKEY *key, X509 *cert, bg_err *err);
+
+/* --- the log --- */
+
+typedef struct bg_audit_log bg_audit_log;
+
+enum {
+    BG_AUDIT_READ_ONLY = 1u << 0, /* no repair, no appends, no lock */
+    BG_AUDIT_CREATE = 1u << 1,    /* make the directory and empty files if missing */
+};
+
+/* What opening found. */
+typedef struct bg_audit_open_report {
+    uint64_t leaves, heads;
+    uint64_t dropped_bytes;   /* torn tails truncated away (read-write) */
+    uint64_t dropped_records; /* how many record starts lay in them */
+    uint64_t pending_bytes;   /* read-only: incomplete tail bytes ignored */
+    char detail[256];         /* which file, which offset, when something was dropped */
+} bg_audit_open_report;
+
+/* Opens (or with BG_AUDIT_CREATE makes) the log in dir for city. rep may be
+ * NULL. Read-write takes an exclusive lock: BG_EEXIST if another process
+ * holds it. Damage that is not a torn tail: BG_EPROTO naming file and offset. */
+int bg_audit_open(bg_audit_log **out, const char *dir, const char *city, unsigned flags,
+                  bg_audit_open_report *rep, bg_err *err);
+void bg_audit_close(bg_audit_log *log);
+
+const char *bg_audit_city(const bg_audit_log *log);
+uint64_t bg_audit_size(bg_audit_log *log);
+
+/* Appends one event; *index (may be NULL) gets its leaf index once synced. */
+int bg_audit_append(bg_audit_log *log, const bg_audit_event *ev, uint64_t *index, bg_err *err);
+/* Appends n (1..BG_AUDIT_BATCH_MAX) events with one write and one sync; they
+ * get consecutive indexes from *first. All or none: one invalid event refuses
+ * the batch. */
+int bg_audit_append_batch(bg_audit_log *log, const bg_audit_event *ev, size_t n, uint64_t *first,
+                          bg_err *err);
+
+/* Root of the first size leaves (size <= current size). */
+int bg_audit_root(bg_audit_log *log, uint64_t size, bg_audit_hash root, bg_err *err);
+int bg_audit_leaf_hash(bg_audit_log *log, uint64_t index, bg_audit_hash out, bg_err *err);
+/* Reads leaf index from disk: its bytes (if buf != NULL; cap >= BG_AUDIT_LEAF_MAX),
+ * the decoded event (if ev != NULL), checked against the in-memory hash. */
+int bg_audit_leaf_read(bg_audit_log *log, uint64_t index, uint8_t *buf, size_t *len,
+                       bg_audit_event *ev, bg_err *err);
+
+/* Inclusion proof of leaf index in the tree of size (index < size <= current). */
+int bg_audit_inclusion_proof(bg_audit_log *log, uint64_t index, uint64_t size,
+                             bg_audit_hash proof[BG_AUDIT_PROOF_MAX], size_t *proof_len,
+                             bg_err *err);
+/* Consistency proof from old_size to new_size (old_size <= new_size <= current). */
+int bg_audit_consistency_proof(bg_audit_log *log, uint64_t old_size, uint64_t new_size,
+                               bg_audit_hash proof[BG_AUDIT_PROOF_MAX], size_t *proof_len,
+                               bg_err *err);
+
+/* Signs the current tree {city, size, root, now_ms} with key, appends it to
+ * heads.log (synced) and returns it in out (may be NULL). Refuses a clock
+ * earlier than the last head's timestamp. */
+int bg_audit_sign_head(bg_audit_log *log, EVP_PKEY *key, int64_t now_ms, bg_audit_head *out,
+                       bg_err *err);
+/* For the daemon's timer: signs (as above) only if the tree grew since the
+ * last head and at least interval_s seconds have passed since it (or there is
+ * no head and the tree is not empty). *did_sign tells which. */
+int bg_audit_maybe_sign(bg_audit_log *log, EVP_PKEY *key, int64_t now_ms, uint32_t interval_s,
+                        bg_audit_head *out, bool *did_sign, bg_err *err);
+size_t bg_audit_head_count(bg_audit_log *log);
+/* The i-th stored head, oldest first; BG_ENOTFOUND past the end. */
+int bg_audit_head_get(bg_audit_log *log, size_t i, bg_audit_head *out, bg_err *err);
+/* The newest stored head; BG_ENOTFOUND if none. */
+int bg_audit_head_latest(bg_audit_log *log, bg_audit_head *out, bg_err *err);
+
+/* --- witnessing --- */
+
+typedef struct bg_audit_cosig {
+    char witness[7];
+    bg_audit_head head; /* the head cosigned (its sig is the origin's, if known) */
+    int64_t cosigned_at_ms;
+    uint8_t body[BG_AUDIT_COSIG_BYTES_MAX]; /* the serialised Cosignature: the signed bytes */
+    size_t body_len;
+    uint8_t sig[BG_SIG_MAX];
+    size_t sig_len;
+} bg_audit_cosig;
+
+/* SignedCosignature encoding; decode is strict like bg_audit_head_decode and
+ * fills head's fields from the embedded TreeHead (head.sig_len = 0). */
+int bg_audit_cosig_encode(const bg_audit_cosig *c, uint8_t out[BG_AUDIT_SIGNED_COSIG_MAX],
+                          size_t *len, bg_err *err);
+int bg_audit_cosig_decode(const uint8_t *buf, size_t len, bg_audit_cosig *c, bg_err *err);
+/* BG_OK iff c is signed under BG_SIG_CTX_COSIGN by key or cert's key. */
+int bg_audit_cosig_verify(const bg_audit_cosig *c, EVP_PKEY *key, X509 *cert, bg_err *err);
+
+typedef struct bg_audit_witness bg_audit_witness;
+
+/* Why bg_audit_witness_check refused a head (BG_AUDIT_W_OK when it did not). */
+typedef enum bg_audit_verdict {
+    BG_AUDIT_W_OK = 0,
+    BG_AUDIT_W_BAD_INPUT,    /* wrong origin, a peer that is us, malformed proof */
+    BG_AUDIT_W_SHRUNK,       /* smaller than a head we already cosigned */
+    BG_AUDIT_W_FORK,         /* same size, different root: two histories */
+    BG_AUDIT_W_INCONSISTENT, /* the consistency proof does not link the heads */
+    BG_AUDIT_W_STORE,        /* could not record it (I/O): nothing was cosigned */
+} bg_audit_verdict;
+const char *bg_audit_verdict_name(bg_audit_verdict v);
+
+/* Opens (creating witness.log if missing and not read-only) the witness
+ * store in dir for self_city. */
+int bg_audit_witness_open(bg_audit_witness **out, const char *dir, const char *self_city,
+                          unsigned flags, bg_audit_open_report *rep, bg_err *err);
+void bg_audit_witness_close(bg_audit_witness *w);
+
+/*
+ * A peer's new head, ALREADY VERIFIED by the caller against peer's
+ * certificate, with a consistency proof from the last head of peer this store
+ * cosigned (bg_audit_witness_last tells the size to ask for). Checks, in
+ * order: head->origin == peer != self; not smaller than the last cosigned
+ * head; same size => same root (else fork); the proof links the two roots.
+ * Only then records the head and a fresh cosignature by key (made at now_ms)
+ * and returns it in out. The same head again gets the cosignature already
+ * made. On refusal, *verdict says why, the message says it in words, and a
+ * fork or inconsistency is kept as evidence in the store. verdict may be NULL.
+ */
+int bg_audit_witness_check(bg_audit_witness *w, EVP_PKEY *key, const char *peer,
+                           const bg_audit_head *head, const bg_audit_hash *proof, size_t proof_len,
+                           int64_t now_ms, bg_audit_cosig *out, bg_audit_verdict *verdict,
+                           bg_err *err);
+
+/* The last head of peer this store cosigned; BG_ENOTFOUND if none yet. */
+int bg_audit_witness_last(bg_audit_witness *w, const char *peer, bg_audit_head *head, bg_err *err);
+
+/* Records a cosignature a peer made on one of our heads. The caller has
+ * verified it (bg_audit_cosig_verify with the witness's certificate); this
+ * checks it is about our city and stores it. A repeat is not stored twice. */
+int bg_audit_witness_add_received(bg_audit_witness *w, const bg_audit_cosig *c, bg_err *err);
+
+/* What the store holds, for reports. */
+typedef struct bg_audit_peer_info {
+    char peer[7];
+    bg_audit_head last;       /* the last head cosigned */
+    uint64_t cosigned;        /* how many of its heads we cosigned */
+    int64_t last_cosigned_ms; /* when we cosigned the last */
+    uint64_t conflicts;       /* forks / inconsistencies recorded */
+} bg_audit_peer_info;
+size_t bg_audit_witness_peer_count(bg_audit_witness *w);
+int bg_audit_witness_peer(bg_audit_witness *w, size_t i, bg_audit_peer_info *out, bg_err *err);
+size_t bg_audit_witness_received_count(bg_audit_witness *w);
+int bg_audit_witness_received(bg_audit_witness *w, size_t i, bg_audit_cosig *out, bg_err *err);
+size_t bg_audit_witness_conflict_count(bg_audit_witness *w);
+/* The i-th conflict: the refused head, the one cosigned before it, why. */
+int bg_audit_witness_conflict(bg_audit_witness *w, size_t i, bg_audit_head *refused,
+                              bg_audit_head *previous, char reason[BG_AUDIT_REASON_MAX + 1],
+                              bg_err *err);
+
+#endif

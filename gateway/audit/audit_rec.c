@@ -1,0 +1,391 @@
+/*
+ * audit_rec.c - the append-only record files of the audit directory.
+ *
+ * Format (audit.h): magic, then records u32be length || payload || 32-byte
+ * SHA-256(0x00 || payload). Appends are one pwrite at the known end plus
+ * fdatasync, so after a crash only bytes of the last, unacknowledged write
+ * can be missing or wrong. That is what "torn tail" means here: damage that
+ * no valid record follows. Damage with a valid record after it cannot come
+ * from a crash of this writer, so it is refused with its offset; nothing the
+ * log once acknowledged is ever dropped silently.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "audit_int.h"
+#include "file.h"
+
+static void
+put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t
+get_u32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+size_t
+bg_rec_frame(uint8_t *out, const uint8_t *data, size_t len, bg_audit_hash sum)
+{
+    bg_audit_hash h;
+    put_u32(out, (uint32_t)len);
+    memcpy(out + 4, data, len);
+    bg_audit_hash_leaf(data, len, h);
+    memcpy(out + 4 + len, h, BG_AUDIT_HASH_LEN);
+    if (sum != NULL)
+        memcpy(sum, h, BG_AUDIT_HASH_LEN);
+    return len + BG_AUDIT_REC_OVERHEAD;
+}
+
+/* pread all of len bytes; 0 on success, -1 with errno, 1 on a short file. */
+static int
+pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t r = pread(fd, p, len, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return 1;
+        p += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+static int
+pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t w = pwrite(fd, p, len, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+int
+bg_rec_read(const bg_rec_file *f, uint64_t off, uint64_t limit, uint8_t *buf, size_t cap,
+            size_t *len, const bg_audit_hash want, bg_err *err)
+{
+    uint8_t hdr[4];
+    if (off + 4 > limit || pread_all(f->fd, hdr, 4, off) != 0)
+        return bg_err_set(err, BG_EIO, "%s: cannot read the record at offset %" PRIu64, f->path,
+                          off);
+    uint32_t n = get_u32(hdr);
+    if (n == 0 || n > f->max || n > cap || off + 4 + n + BG_AUDIT_HASH_LEN > limit)
+        return bg_err_set(err, BG_EPROTO, "%s: record at offset %" PRIu64 " has a bad length %u",
+                          f->path, off, n);
+    bg_audit_hash sum, h;
+    if (pread_all(f->fd, buf, n, off + 4) != 0 ||
+        pread_all(f->fd, sum, BG_AUDIT_HASH_LEN, off + 4 + n) != 0)
+        return bg_err_set(err, BG_EIO, "%s: cannot read the record at offset %" PRIu64, f->path,
+                          off);
+    bg_audit_hash_leaf(buf, n, h);
+    /* The file may have been changed under us since it was scanned. */
+    if (sodium_memcmp(h, sum, BG_AUDIT_HASH_LEN) != 0 ||
+        (want != NULL && sodium_memcmp(h, want, BG_AUDIT_HASH_LEN) != 0))
+        return bg_err_set(err, BG_EPROTO,
+                          "%s: record at offset %" PRIu64 " no longer matches its hash", f->path,
+                          off);
+    *len = n;
+    return BG_OK;
+}
+
+/* True iff [off, size) holds only zero bytes (what a file system may show for
+ * an extended but unwritten tail after a crash). */
+static int
+all_zero(int fd, uint64_t off, uint64_t size, bool *zero)
+{
+    uint8_t buf[4096];
+    *zero = true;
+    while (off < size) {
+        size_t n = size - off < sizeof buf ? (size_t)(size - off) : sizeof buf;
+        if (pread_all(fd, buf, n, off) != 0)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (buf[i] != 0) {
+                *zero = false;
+                return 0;
+            }
+        off += n;
+    }
+    return 0;
+}
+
+/* Decides whether the damage found at off is a torn tail: walks the framing
+ * from off and looks for a valid record after it. *valid_at gets the offset of
+ * the first valid record found (if not torn); *records how many record starts
+ * the damaged region holds. */
+static int
+classify_damage(const bg_rec_file *f, uint64_t off, uint64_t size, bool *torn, uint64_t *valid_at,
+                uint64_t *records, bg_err *err)
+{
+    uint8_t *buf = malloc(f->max);
+    if (buf == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    uint64_t t = off;
+    *records = 0;
+    *torn = true;
+    while (t < size) {
+        uint8_t hdr[4];
+        bg_audit_hash sum, h;
+        (*records)++;
+        if (size - t < 4)
+            break;
+        if (pread_all(f->fd, hdr, 4, t) != 0)
+            goto io;
+        uint32_t n = get_u32(hdr);
+        if (n == 0 || n > f->max) {
+            /* No framing to follow: only zeros may follow, else we cannot
+             * tell a torn tail from a damaged length in the middle. */
+            bool zero;
+            if (all_zero(f->fd, t, size, &zero) != 0)
+                goto io;
+            if (!zero) {
+                *torn = false;
+                *valid_at = t;
+            }
+            break;
+        }
+        if (size - t < 4 + (uint64_t)n + BG_AUDIT_HASH_LEN)
+            break;
+        if (pread_all(f->fd, buf, n, t + 4) != 0 ||
+            pread_all(f->fd, sum, BG_AUDIT_HASH_LEN, t + 4 + n) != 0)
+            goto io;
+        bg_audit_hash_leaf(buf, n, h);
+        if (t != off && memcmp(h, sum, BG_AUDIT_HASH_LEN) == 0) {
+            *torn = false;
+            *valid_at = t;
+            break;
+        }
+        t += 4 + (uint64_t)n + BG_AUDIT_HASH_LEN;
+    }
+    free(buf);
+    return BG_OK;
+io:
+    free(buf);
+    return bg_err_set(err, BG_EIO, "%s: read failed: %s", f->path, strerror(errno));
+}
+
+/* Makes a new record file holding only the magic, atomically (never a
+ * half-made file under the final name). */
+static int
+create_file(const char *path, bg_err *err)
+{
+    int rc = bg_file_write_new(path, BG_AUDIT_MAGIC, BG_AUDIT_MAGIC_LEN, 0640, err);
+    return rc == BG_EEXIST ? BG_OK : rc; /* someone else made it first: fine */
+}
+
+int
+bg_rec_open(bg_rec_file *f, const char *path, unsigned flags, bool lock, size_t max, bg_rec_cb cb,
+            void *ctx, bg_audit_open_report *rep, bg_err *err)
+{
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    f->max = max;
+    f->read_only = (flags & BG_AUDIT_READ_ONLY) != 0;
+    if (strlen(path) >= sizeof f->path)
+        return bg_err_set(err, BG_ELIMIT, "path %s is too long", path);
+    strcpy(f->path, path);
+
+    if (!f->read_only && (flags & BG_AUDIT_CREATE) != 0) {
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            if (errno != ENOENT)
+                return bg_err_set(err, BG_EIO, "cannot stat %s: %s", path, strerror(errno));
+            int rc = create_file(path, err);
+            if (rc != BG_OK)
+                return rc;
+        }
+    }
+    f->fd = open(path, (f->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
+    if (f->fd < 0)
+        return bg_err_set(err, errno == ENOENT ? BG_ENOTFOUND : BG_EIO, "cannot open %s: %s", path,
+                          strerror(errno));
+    int rc = BG_OK;
+    uint8_t *buf = NULL;
+    FILE *in = NULL;
+    if (lock && flock(f->fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK
+                 ? bg_err_set(err, BG_EEXIST, "%s is open for writing by another process", path)
+                 : bg_err_set(err, BG_EIO, "cannot lock %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) {
+        rc = bg_err_set(err, BG_EIO, "cannot stat %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = bg_err_set(err, BG_EINVAL, "%s is not a regular file", path);
+        goto fail;
+    }
+    /* Read-only readers take the size once: a record the writer adds after
+     * this point is simply not there yet. */
+    uint64_t size = (uint64_t)st.st_size;
+    uint8_t magic[BG_AUDIT_MAGIC_LEN];
+    if (size < BG_AUDIT_MAGIC_LEN || pread_all(f->fd, magic, sizeof magic, 0) != 0 ||
+        memcmp(magic, BG_AUDIT_MAGIC, BG_AUDIT_MAGIC_LEN) != 0) {
+        rc = bg_err_set(err, BG_EPROTO, "%s is not a baygate audit file (bad magic)", path);
+        goto fail;
+    }
+    buf = malloc(max + BG_AUDIT_HASH_LEN);
+    int dupfd = dup(f->fd);
+    if (buf == NULL || dupfd < 0) {
+        if (dupfd >= 0)
+            close(dupfd);
+        rc = bg_err_set(err, BG_ENOMEM, "out of memory opening %s", path);
+        goto fail;
+    }
+    /* A buffered sequential scan: opening a million-leaf log reads it once. */
+    in = fdopen(dupfd, "rb");
+    if (in == NULL) {
+        close(dupfd);
+        rc = bg_err_set(err, BG_EIO, "cannot read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    setvbuf(in, NULL, _IOFBF, 1 << 20);
+    if (fseeko(in, BG_AUDIT_MAGIC_LEN, SEEK_SET) != 0) {
+        rc = bg_err_set(err, BG_EIO, "cannot read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    uint64_t off = BG_AUDIT_MAGIC_LEN;
+    const char *why = NULL;
+    while (off < size) {
+        uint8_t hdr[4];
+        if (size - off < 4) {
+            why = "a partial length";
+            break;
+        }
+        if (fread(hdr, 1, 4, in) != 4)
+            goto short_read;
+        uint32_t n = get_u32(hdr);
+        if (n == 0 || n > max) {
+            why = "an impossible length";
+            break;
+        }
+        if (size - off < 4 + (uint64_t)n + BG_AUDIT_HASH_LEN) {
+            why = "a partial record";
+            break;
+        }
+        if (fread(buf, 1, (size_t)n + BG_AUDIT_HASH_LEN, in) != (size_t)n + BG_AUDIT_HASH_LEN)
+            goto short_read;
+        bg_audit_hash h;
+        bg_audit_hash_leaf(buf, n, h);
+        if (memcmp(h, buf + n, BG_AUDIT_HASH_LEN) != 0) {
+            why = "a checksum mismatch";
+            break;
+        }
+        if (cb != NULL && (rc = cb(ctx, off, buf, n, h, err)) != BG_OK)
+            goto fail;
+        off += 4 + (uint64_t)n + BG_AUDIT_HASH_LEN;
+    }
+    f->end = off;
+    if (why != NULL) {
+        bool torn = true;
+        uint64_t valid_at = 0, records = 0;
+        if ((rc = classify_damage(f, off, size, &torn, &valid_at, &records, err)) != BG_OK)
+            goto fail;
+        if (!torn) {
+            rc = bg_err_set(err, BG_EPROTO,
+                            "%s: damaged record at offset %" PRIu64 " (%s) with data after it "
+                            "(offset %" PRIu64 "): not a torn tail, refusing to drop it",
+                            path, off, why, valid_at);
+            goto fail;
+        }
+        if (f->read_only) {
+            /* A writer may be in the middle of this record. */
+            if (rep != NULL)
+                rep->pending_bytes += size - off;
+        } else {
+            if (ftruncate(f->fd, (off_t)off) != 0 || fdatasync(f->fd) != 0) {
+                rc = bg_err_set(err, BG_EIO,
+                                "%s: cannot cut the torn tail at offset %" PRIu64 ": %s", path, off,
+                                strerror(errno));
+                goto fail;
+            }
+            if (rep != NULL) {
+                rep->dropped_bytes += size - off;
+                rep->dropped_records += records;
+                size_t used = strlen(rep->detail);
+                if (used + 1 < sizeof rep->detail)
+                    snprintf(rep->detail + used, sizeof rep->detail - used,
+                             "%s%s: dropped a torn tail of %" PRIu64 " bytes at offset %" PRIu64
+                             " (%s)",
+                             used ? "; " : "", path, size - off, off, why);
+            }
+        }
+    }
+    fclose(in);
+    free(buf);
+    return BG_OK;
+
+short_read:
+    rc = bg_err_set(err, BG_EIO, "%s changed or failed while being read", path);
+fail:
+    if (in != NULL)
+        fclose(in);
+    free(buf);
+    close(f->fd);
+    f->fd = -1;
+    return rc;
+}
+
+void
+bg_rec_close(bg_rec_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd); /* also releases the flock */
+    f->fd = -1;
+}
+
+int
+bg_rec_append(bg_rec_file *f, const uint8_t *framed, size_t len, bg_err *err)
+{
+    if (f->read_only)
+        return bg_err_set(err, BG_EINVAL, "%s is open read-only", f->path);
+    if (f->broken)
+        return bg_err_set(err, BG_EIO, "%s: an earlier write failed; reopen the log", f->path);
+    if (pwrite_all(f->fd, framed, len, f->end) != 0) {
+        int e = errno;
+        /* Cut the partial write back so the next append does not follow garbage. */
+        if (ftruncate(f->fd, (off_t)f->end) != 0)
+            f->broken = true;
+        return bg_err_set(err, BG_EIO, "%s: write failed: %s", f->path, strerror(e));
+    }
+    if (fdatasync(f->fd) != 0) {
+        int e = errno;
+        /* After a failed sync the page cache may no longer say what is on disk
+         * (the kernel may have dropped the dirty pages): stop appending. */
+        f->broken = true;
+        return bg_err_set(err, BG_EIO, "%s: sync failed: %s", f->path, strerror(e));
+    }
+    f->end += len;
+    return BG_OK;
+}
