@@ -610,53 +610,6 @@ START_TEST(status_list_round_trip_sorted_unique_and_searchable)
 }
 END_TEST
 
-/* ---- repair ---- */
-
-static bg_attest_serial
-ser(const char *u, uint64_t s)
-{
-    bg_attest_serial x;
-    memset(&x, 0, sizeof x);
-    snprintf(x.uscc, sizeof x.uscc, "%s", u);
-    x.serial = s;
-    return x;
-}
-
-START_TEST(repair_revokes_changed_and_removed_serials)
-{
-    bg_err err = {0};
-    uint64_t *rv = NULL;
-    size_t n = 0;
-    /* Per-record serials: B changed (2 -> 5), C removed (3), E new, A and D unchanged. */
-    bg_attest_serial old1[] = {ser("D", 4), ser("A", 1), ser("C", 3), ser("B", 2)};
-    bg_attest_serial new1[] = {ser("E", 6), ser("B", 5), ser("A", 1), ser("D", 4)};
-    ck_assert_int_eq(bg_attest_repair(old1, 4, new1, 4, &rv, &n, &err), BG_OK);
-    ck_assert_uint_eq(n, 2);
-    ck_assert_uint_eq(rv[0], 2);
-    ck_assert_uint_eq(rv[1], 3);
-    free(rv);
-    /* Nothing changed: nothing to revoke. */
-    ck_assert_int_eq(bg_attest_repair(old1, 4, old1, 4, &rv, &n, &err), BG_OK);
-    ck_assert_uint_eq(n, 0);
-    ck_assert_ptr_null(rv);
-    /* Everything removed: all old serials, once each. */
-    bg_attest_serial old2[] = {ser("A", 7), ser("B", 7), ser("C", 8)};
-    ck_assert_int_eq(bg_attest_repair(old2, 3, NULL, 0, &rv, &n, &err), BG_OK);
-    ck_assert_uint_eq(n, 2);
-    free(rv);
-    /* Per-import serials (today's store): B changed, but A still carries serial 7. */
-    bg_attest_serial new2[] = {ser("A", 7), ser("B", 9), ser("C", 8)};
-    ck_assert_int_eq(bg_attest_repair(old2, 3, new2, 3, &rv, &n, &err), BG_EEXIST);
-    ck_assert_has(err.msg, "serial 7");
-    ck_assert_has(err.msg, "A still carries it");
-    ck_assert_ptr_null(rv);
-    /* A USCC twice. */
-    bg_attest_serial dup[] = {ser("A", 1), ser("A", 2)};
-    ck_assert_int_eq(bg_attest_repair(dup, 2, new1, 4, &rv, &n, &err), BG_EINVAL);
-    ck_assert_has(err.msg, "twice");
-}
-END_TEST
-
 /* ---- the CLI ---- */
 
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -947,7 +900,6 @@ attest_suite(void)
     TCase *st = tcase_create("status");
     tcase_add_test(st, status_lists_revoke_and_are_checked);
     tcase_add_test(st, status_list_round_trip_sorted_unique_and_searchable);
-    tcase_add_test(st, repair_revokes_changed_and_removed_serials);
     tcase_set_timeout(st, 120);
     suite_add_tcase(s, st);
     TCase *c = tcase_create("cli");

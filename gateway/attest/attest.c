@@ -1,6 +1,6 @@
 /*
- * attest.c - evaluation attestations (build, wire form, verification), status lists and
- * the repair computation; see attest.h for the contract and the order of checks.
+ * attest.c - evaluation attestations (build, wire form, verification) and status lists;
+ * see attest.h for the contract and the order of checks.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -1051,107 +1051,4 @@ bg_attest_verify(const bg_attest *a, bg_trust *trust, const bg_roster *roster,
         *reason = BG_ATTEST_OK;
     bg_err_clear(err);
     return BG_OK;
-}
-
-/* ---- repair ---- */
-
-static int
-serial_by_uscc(const void *va, const void *vb)
-{
-    const bg_attest_serial *a = va, *b = vb;
-    return strcmp(a->uscc, b->uscc);
-}
-
-static int
-u64_cmp(const void *va, const void *vb)
-{
-    uint64_t a = *(const uint64_t *)va, b = *(const uint64_t *)vb;
-    return a < b ? -1 : a > b;
-}
-
-static int
-serial_by_serial(const void *va, const void *vb)
-{
-    const bg_attest_serial *a = va, *b = vb;
-    return a->serial < b->serial ? -1 : a->serial > b->serial;
-}
-
-/* A sorted copy by USCC; BG_EINVAL naming a USCC given twice or unterminated. */
-static int
-sorted_copy(const bg_attest_serial *in, size_t n, const char *which, bg_attest_serial **out,
-            bg_err *err)
-{
-    *out = malloc(sizeof **out * (n ? n : 1));
-    if (*out == NULL)
-        return bg_err_set(err, BG_ENOMEM, "repair: out of memory");
-    for (size_t i = 0; i < n; i++)
-        if (memchr(in[i].uscc, '\0', sizeof in[i].uscc) == NULL)
-            return bg_err_set(err, BG_EINVAL, "repair: %s entry %zu: USCC not terminated", which,
-                              i);
-    if (n > 0)
-        memcpy(*out, in, sizeof **out * n);
-    qsort(*out, n, sizeof **out, serial_by_uscc);
-    for (size_t i = 1; i < n; i++)
-        if (strcmp((*out)[i].uscc, (*out)[i - 1].uscc) == 0)
-            return bg_err_set(err, BG_EINVAL, "repair: %s snapshot lists %s twice", which,
-                              (*out)[i].uscc);
-    return BG_OK;
-}
-
-int
-bg_attest_repair(const bg_attest_serial *old_entries, size_t n_old,
-                 const bg_attest_serial *new_entries, size_t n_new, uint64_t **revoke, size_t *n,
-                 bg_err *err)
-{
-    if (revoke != NULL)
-        *revoke = NULL;
-    if (n != NULL)
-        *n = 0;
-    if (revoke == NULL || n == NULL || (n_old > 0 && old_entries == NULL) ||
-        (n_new > 0 && new_entries == NULL))
-        return bg_err_set(err, BG_EINVAL, "repair: NULL argument");
-    bg_attest_serial *o = NULL, *c = NULL;
-    uint64_t *r = NULL;
-    size_t nr = 0;
-    int rc = sorted_copy(old_entries, n_old, "previous", &o, err);
-    if (rc == BG_OK)
-        rc = sorted_copy(new_entries, n_new, "new", &c, err);
-    if (rc == BG_OK && (r = malloc(sizeof *r * (n_old ? n_old : 1))) == NULL)
-        rc = bg_err_set(err, BG_ENOMEM, "repair: out of memory");
-    if (rc != BG_OK)
-        goto out;
-    /* Merge walk by USCC: removed, or carried on with another serial. */
-    for (size_t i = 0, j = 0; i < n_old; i++) {
-        while (j < n_new && strcmp(c[j].uscc, o[i].uscc) < 0)
-            j++;
-        if (j == n_new || strcmp(c[j].uscc, o[i].uscc) != 0 || c[j].serial != o[i].serial)
-            r[nr++] = o[i].serial;
-    }
-    qsort(r, nr, sizeof *r, u64_cmp);
-    size_t u = 0;
-    for (size_t i = 0; i < nr; i++)
-        if (u == 0 || r[i] != r[u - 1])
-            r[u++] = r[i];
-    nr = u;
-    /* A revoked serial must not name a record that is still current. */
-    qsort(c, n_new, sizeof *c, serial_by_serial);
-    for (size_t i = 0; i < nr && rc == BG_OK; i++) {
-        bg_attest_serial key = {.serial = r[i]};
-        const bg_attest_serial *hit = bsearch(&key, c, n_new, sizeof *c, serial_by_serial);
-        if (hit != NULL)
-            rc = bg_err_set(err, BG_EEXIST,
-                            "repair: serial %" PRIu64 " must be revoked, but %s still carries it "
-                            "in the new snapshot: serials must be unique per record",
-                            r[i], hit->uscc);
-    }
-    if (rc == BG_OK && nr > 0) {
-        *revoke = r;
-        *n = nr;
-        r = NULL;
-    }
-out:
-    free(o);
-    free(c);
-    free(r);
-    return rc;
 }

@@ -56,10 +56,9 @@
  * certificate. A revoked serial stays on every later list (lists are cumulative), so the
  * newest list alone decides.
  *
- * Serials: the serial is the issuer's record serial as sealed (gateway/store: today the id
- * of the import that last wrote the evaluation row, so many records share one; see
- * bg_attest_repair). A status list revokes a serial for all of that issuer's attestations
- * that carry it.
+ * Serials: the issuer's record serial as sealed (gateway/store: unique per evaluation
+ * record, new whenever it changes; the import that changes or removes a record revokes
+ * its old serial, and the issuer's next status list carries it).
  *
  * Formats are protobuf (proto/attest.proto); the parser refuses more than
  * BG_ATTEST_MAX_BYTES / BG_ATTEST_STATUS_MAX_BYTES, unknown fields, and any field of the
@@ -242,27 +241,5 @@ const uint8_t *bg_attest_status_cert(const bg_attest_status *s, size_t *len);
 
 /* Binary search: true iff serial is on the list; *revoked_at (may be NULL) gets when. */
 bool bg_attest_status_is_revoked(const bg_attest_status *s, uint64_t serial, int64_t *revoked_at);
-
-/* ---- repair: what to revoke when a new graded snapshot replaces the previous one ---- */
-
-/* One enterprise's record serial in a graded snapshot (NUL-terminated USCC). */
-typedef struct bg_attest_serial {
-    char uscc[BG_SNAP_INPUT_MAX + 1];
-    uint64_t serial;
-} bg_attest_serial;
-
-/*
- * Given the (uscc, serial) of every entry of the previous graded snapshot and of the new
- * one (any order), the old serials to revoke: an enterprise whose serial changed (its
- * grade or dates changed: the store then writes a new serial) or whose entry was removed.
- * *revoke is malloc'd (free()), sorted, unique; *n may be 0 (then *revoke is NULL).
- * Refused: a USCC twice in one list (BG_EINVAL), and a serial to revoke that an entry of
- * the new snapshot still carries (BG_EEXIST, naming both): revoking it would also revoke
- * a still-valid attestation, which happens while the store's serial is per import rather
- * than per record.
- */
-int bg_attest_repair(const bg_attest_serial *old_entries, size_t n_old,
-                     const bg_attest_serial *new_entries, size_t n_new, uint64_t **revoke,
-                     size_t *n, bg_err *err);
 
 #endif
