@@ -347,9 +347,9 @@ refresh(pjob *j, gw_peer *p, gw_cached **out)
         if (is_delta) {
             rc = bg_snap_reader_finish_delta(rd, &delta, &err);
             if (rc == BG_OK)
-                rc = bg_snap_delta_apply(&snap, cur->snap, delta, 1, &err);
+                rc = bg_snap_delta_apply(&snap, cur->snap, delta, 0, &err);
         } else {
-            rc = bg_snap_reader_finish(rd, digest, &snap, 1, &err);
+            rc = bg_snap_reader_finish(rd, digest, &snap, 0, &err);
         }
         if (rc != BG_OK)
             jfail(j, BG_GW_E_BAD_ANSWER, "%s's snapshot does not verify: %s", j->city, err.msg);
@@ -473,7 +473,7 @@ attest_one(pjob *j, const bg_psi_query *q, const gw_cached *s, bg_snap_prover **
     int rc = at == NULL ? bg_err_set(&err, BG_ENOMEM, "out of memory")
                         : bg_psi_result_entry(q, i, &index, key, &err);
     if (rc == BG_OK && *prover == NULL)
-        rc = bg_snap_prover_new(prover, s->snap, 1, &err);
+        rc = bg_snap_prover_new(prover, s->snap, 0, &err);
     size_t der_len = 0;
     const uint8_t *der = bg_attest_status_cert(j->st, &der_len);
     if (rc == BG_OK)
@@ -550,7 +550,9 @@ run_batch(pjob *j, gw_peer *p, const gw_cached *s, const uint8_t *const *inputs,
     }
     for (size_t c = 0; rc == BG_OK && c < nchunks; c++) {
         size_t first = c * per, cnt = items - first < per ? items - first : per;
-        rc = bg_psi_prepare(q, first, cnt, blinded, 1, &err);
+        /* 0: all cores. Blinding and unblinding are the asker's whole cost; peers asked
+         * at once each get all cores and the OS shares them out. */
+        rc = bg_psi_prepare(q, first, cnt, blinded, 0, &err);
         if (rc != BG_OK) {
             jfail(j, BG_GW_E_INTERNAL, "%s", err.msg);
             break;
@@ -594,7 +596,7 @@ run_batch(pjob *j, gw_peer *p, const gw_cached *s, const uint8_t *const *inputs,
             rc = BG_EPROTO;
         } else {
             rc =
-                bg_psi_finish(q, s->snap, first, cnt, pa->elements.data, pa->elements.len, 1, &err);
+                bg_psi_finish(q, s->snap, first, cnt, pa->elements.data, pa->elements.len, 0, &err);
             if (rc != BG_OK)
                 jfail(j, BG_GW_E_BAD_ANSWER, "%s's PSI answer: %s", j->city, err.msg);
         }
