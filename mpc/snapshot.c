@@ -981,48 +981,12 @@ int
 bg_snap_open(const bg_snap *s, size_t first, const uint8_t *input, size_t input_len,
              const uint8_t element[EB], bg_snap_record *rec, bg_err *err)
 {
-    int rc = ready(err);
-    if (rc != BG_OK)
-        return rc;
-    if (rec != NULL)
-        memset(rec, 0, sizeof *rec);
-    if (s == NULL || rec == NULL || element == NULL)
-        return bg_err_set(err, BG_EINVAL, "open: NULL argument");
-    if (!s->graded)
-        return bg_err_set(err, BG_EINVAL, "open: list %s carries no payloads", s->list);
-    if (input == NULL || input_len == 0 || input_len > BG_SNAP_INPUT_MAX)
-        return bg_err_set(err, BG_EINVAL, "open: input of %zu bytes, expected 1..%u", input_len,
-                          BG_SNAP_INPUT_MAX);
-    if (first >= s->n)
-        return bg_err_set(err, BG_ENOTFOUND, "open: no entry");
-
-    uint8_t out[BG_OPRF_OUTPUTBYTES], enc[32], siv[32], plain[BG_SNAP_PLAINBYTES], ad[AD_MAX];
-    rc = bg_oprf_output(out, input, input_len, element, err);
-    if (rc != BG_OK)
-        return rc;
-    seal_keys(enc, siv, out);
-    const uint8_t *tag = s->tags + TB * first;
-    size_t ad_len = seal_ad(ad, s->list, s->list_len, s->generation, tag);
-    rc = bg_err_set(err, BG_ENOTFOUND, "open: no entry opens for this input");
-    for (size_t i = first; i < s->n && memcmp(s->tags + TB * i, tag, TB) == 0; i++) {
-        const uint8_t *sl = s->sealed + SEB * i;
-        if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, sl + BG_SNAP_NONCEBYTES,
-                                                       SEB - BG_SNAP_NONCEBYTES, ad, ad_len, sl,
-                                                       enc) != 0)
-            continue;
-        if (plain_decode(rec, plain) && rec->input_len == input_len &&
-            sodium_memcmp(rec->input, input, input_len) == 0) {
-            rc = BG_OK;
-            break;
-        }
-        memset(rec, 0, sizeof *rec);
-    }
-    if (rc == BG_OK)
-        bg_err_clear(err);
-    sodium_memzero(out, sizeof out);
-    sodium_memzero(enc, sizeof enc);
-    sodium_memzero(siv, sizeof siv);
-    sodium_memzero(plain, sizeof plain);
+    /* The same search as bg_snap_open_key; the opening key is only wanted there, so it is
+     * wiped here rather than handed back. */
+    size_t index;
+    uint8_t key[BG_SNAP_OPENKEYBYTES];
+    int rc = bg_snap_open_key(s, first, input, input_len, element, rec, &index, key, err);
+    sodium_memzero(key, sizeof key);
     return rc;
 }
 

@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "capped.h"
 #include "file.h"
 #include "pki_int.h"
 #include "roster.h"
@@ -1705,51 +1706,6 @@ bg_roster_parse_ini(const char *path, X509 *ca_cert, bg_roster **out, bg_err *er
 
 /* --- the signed form --- */
 
-/* A ProtobufCAllocator that refuses to hand out more than a budget: unpack
- * can take tens of times the wire size (empty sub-messages), and a hostile
- * input must fail cleanly instead of exhausting memory. */
-struct capped {
-    size_t used, limit;
-};
-
-typedef union {
-    max_align_t align;
-    size_t size;
-} capped_hdr;
-
-static void *
-capped_alloc(void *data, size_t size)
-{
-    struct capped *c = data;
-    size_t need = size + sizeof(capped_hdr);
-    if (need < size || need > c->limit - c->used)
-        return NULL;
-    capped_hdr *h = malloc(need);
-    if (h == NULL)
-        return NULL;
-    h->size = need;
-    c->used += need;
-    return h + 1;
-}
-
-static void
-capped_free(void *data, void *p)
-{
-    struct capped *c = data;
-    if (p == NULL)
-        return;
-    capped_hdr *h = (capped_hdr *)p - 1;
-    c->used -= h->size;
-    free(h);
-}
-
-/* Budget for unpacking len bytes. */
-static size_t
-unpack_budget(size_t len)
-{
-    return 16 * len + 64 * 1024;
-}
-
 /* Unpacks and checks a SignedRoster, verifying against ca_cert unless it is
  * NULL; on success *out holds the bg_roster. */
 static int
@@ -1762,15 +1718,15 @@ open_signed(const void *bytes, size_t len, X509 *ca_cert, bg_roster **out,
     if (len > BG_ROSTER_FILE_MAX)
         return bg_err_set(err, BG_ELIMIT, "signed roster is %zu bytes, more than the %d accepted",
                           len, BG_ROSTER_FILE_MAX);
-    struct capped cap1 = {0, unpack_budget(len)};
-    ProtobufCAllocator a1 = {capped_alloc, capped_free, &cap1};
+    bg_capped cap1 = {0, bg_capped_budget(len)};
+    ProtobufCAllocator a1 = {bg_capped_alloc, bg_capped_free, &cap1};
     Baygate__SignedRoster *sr = baygate__signed_roster__unpack(&a1, len, bytes);
     if (sr == NULL)
         return bg_err_set(err, BG_EPROTO, "not a signed roster (malformed protobuf)");
     int rc = BG_OK;
     Baygate__Roster *m = NULL;
-    struct capped cap2 = {0, unpack_budget(sr->roster.len)};
-    ProtobufCAllocator a2 = {capped_alloc, capped_free, &cap2};
+    bg_capped cap2 = {0, bg_capped_budget(sr->roster.len)};
+    ProtobufCAllocator a2 = {bg_capped_alloc, bg_capped_free, &cap2};
     if (sr->base.n_unknown_fields != 0) {
         rc = bg_err_set(err, BG_EPROTO, "not a signed roster: it has fields no roster has");
         goto out;

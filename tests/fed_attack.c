@@ -458,6 +458,17 @@ seal_custom(const bg_env_identity *id, const char *sender, const char *recipient
     return BG_OK;
 }
 
+/* The outcome line of a call that got no answer: "timeout" or "transport <kind>". */
+static void
+no_answer_line(bg_tp_fail fail, const bg_err *err, char *line, size_t n)
+{
+    fprintf(stderr, "fed_attack: call: %s\n", err->msg);
+    if (fail == BG_TP_TIMEOUT)
+        snprintf(line, n, "timeout");
+    else
+        snprintf(line, n, "transport %s", bg_tp_fail_name(fail));
+}
+
 /* One call; writes the outcome line (without newline) to line. */
 static void
 call_once(bg_tp_client *cli, bg_env_verifier *v, const char *to, const uint8_t *msg, size_t len,
@@ -468,11 +479,7 @@ call_once(bg_tp_client *cli, bg_env_verifier *v, const char *to, const uint8_t *
     bg_tp_fail fail = BG_TP_OK;
     bg_err err = {0};
     if (bg_tp_call(cli, msg, len, &ans, &ans_len, timeout_ms, &fail, &err) != BG_OK) {
-        fprintf(stderr, "fed_attack: call: %s\n", err.msg);
-        if (fail == BG_TP_TIMEOUT)
-            snprintf(line, n, "timeout");
-        else
-            snprintf(line, n, "transport %s", bg_tp_fail_name(fail));
+        no_answer_line(fail, &err, line, n);
         return;
     }
     if (sent == NULL) {
@@ -518,52 +525,82 @@ call_once(bg_tp_client *cli, bg_env_verifier *v, const char *to, const uint8_t *
     bg_env_opened_free(o);
 }
 
+/* The connection options that ping and psi share, for their getopt_long tables. */
+// clang-format off
+#define CONN_OPTIONS                                \
+    {"key", required_argument, NULL, 'k'},          \
+    {"cert", required_argument, NULL, 'c'},         \
+    {"ca", required_argument, NULL, 'a'},           \
+    {"crl", required_argument, NULL, 'l'},          \
+    {"roster", required_argument, NULL, 'r'},       \
+    {"from", required_argument, NULL, 'f'},         \
+    {"to", required_argument, NULL, 't'},           \
+    {"url", required_argument, NULL, 'u'},          \
+    {"timeout-ms", required_argument, NULL, 'T'}
+// clang-format on
+
+/* Takes the argument of one of CONN_OPTIONS' letters into o; false for any other letter. */
+static bool
+conn_opt(int ch, struct ping_opts *o)
+{
+    switch (ch) {
+    case 'k':
+        o->key = optarg;
+        break;
+    case 'c':
+        o->cert = optarg;
+        break;
+    case 'a':
+        o->ca = optarg;
+        break;
+    case 'l':
+        o->crl = optarg;
+        break;
+    case 'r':
+        o->roster = optarg;
+        break;
+    case 'f':
+        o->from = optarg;
+        break;
+    case 't':
+        o->to = optarg;
+        break;
+    case 'u':
+        o->url = optarg;
+        break;
+    case 'T':
+        o->timeout_ms = atoi(optarg);
+        break;
+    default:
+        return false;
+    }
+    return true;
+}
+
+/* All the connection options that are required are given, and sane. */
+static bool
+conn_opts_ok(const struct ping_opts *o)
+{
+    return o->key != NULL && o->cert != NULL && o->ca != NULL && o->crl != NULL &&
+           o->roster != NULL && o->from != NULL && o->to != NULL && o->url != NULL &&
+           bg_pki_city_code_valid(o->from) && bg_pki_city_code_valid(o->to) && o->timeout_ms >= 1 &&
+           o->timeout_ms <= BG_TP_TIMEOUT_MAX_MS;
+}
+
 static int
 parse_ping(int argc, char **argv, struct ping_opts *o)
 {
     static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"cert", required_argument, NULL, 'c'},
-        {"ca", required_argument, NULL, 'a'},
-        {"crl", required_argument, NULL, 'l'},
-        {"roster", required_argument, NULL, 'r'},
-        {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},
-        {"url", required_argument, NULL, 'u'},
+        CONN_OPTIONS,
         {"no-client-cert", no_argument, NULL, 'n'},
         {"server-name", required_argument, NULL, 's'},
         {"mutate", required_argument, NULL, 'm'},
-        {"timeout-ms", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 'k':
-            o->key = optarg;
-            break;
-        case 'c':
-            o->cert = optarg;
-            break;
-        case 'a':
-            o->ca = optarg;
-            break;
-        case 'l':
-            o->crl = optarg;
-            break;
-        case 'r':
-            o->roster = optarg;
-            break;
-        case 'f':
-            o->from = optarg;
-            break;
-        case 't':
-            o->to = optarg;
-            break;
-        case 'u':
-            o->url = optarg;
-            break;
         case 'n':
             o->no_client_cert = true;
             break;
@@ -573,17 +610,12 @@ parse_ping(int argc, char **argv, struct ping_opts *o)
         case 'm':
             o->mutate = optarg;
             break;
-        case 'T':
-            o->timeout_ms = atoi(optarg);
-            break;
         default:
-            return usage();
+            if (!conn_opt(ch, o))
+                return usage();
         }
     }
-    if (optind != argc || o->key == NULL || o->cert == NULL || o->ca == NULL || o->crl == NULL ||
-        o->roster == NULL || o->from == NULL || o->to == NULL || o->url == NULL ||
-        !bg_pki_city_code_valid(o->from) || !bg_pki_city_code_valid(o->to) || o->timeout_ms < 1 ||
-        o->timeout_ms > BG_TP_TIMEOUT_MAX_MS)
+    if (optind != argc || !conn_opts_ok(o))
         return usage();
     return EXIT_RAN;
 }
@@ -853,15 +885,7 @@ static int
 parse_psi(int argc, char **argv, struct psi_opts *o)
 {
     static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"cert", required_argument, NULL, 'c'},
-        {"ca", required_argument, NULL, 'a'},
-        {"crl", required_argument, NULL, 'l'},
-        {"roster", required_argument, NULL, 'r'},
-        {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},
-        {"url", required_argument, NULL, 'u'},
-        {"timeout-ms", required_argument, NULL, 'T'},
+        CONN_OPTIONS,
         {"list", required_argument, NULL, 'L'},
         {"purpose", required_argument, NULL, 'P'},
         {"auth-ref", required_argument, NULL, 'A'},
@@ -871,38 +895,10 @@ parse_psi(int argc, char **argv, struct psi_opts *o)
         {"query-purpose", required_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0},
     };
-    struct ping_opts *p = &o->conn;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 'k':
-            p->key = optarg;
-            break;
-        case 'c':
-            p->cert = optarg;
-            break;
-        case 'a':
-            p->ca = optarg;
-            break;
-        case 'l':
-            p->crl = optarg;
-            break;
-        case 'r':
-            p->roster = optarg;
-            break;
-        case 'f':
-            p->from = optarg;
-            break;
-        case 't':
-            p->to = optarg;
-            break;
-        case 'u':
-            p->url = optarg;
-            break;
-        case 'T':
-            p->timeout_ms = atoi(optarg);
-            break;
         case 'L':
             o->list = optarg;
             break;
@@ -925,14 +921,12 @@ parse_psi(int argc, char **argv, struct psi_opts *o)
             o->query_purpose = optarg;
             break;
         default:
-            return usage();
+            if (!conn_opt(ch, &o->conn))
+                return usage();
         }
     }
-    if (optind != argc || p->key == NULL || p->cert == NULL || p->ca == NULL || p->crl == NULL ||
-        p->roster == NULL || p->from == NULL || p->to == NULL || p->url == NULL ||
-        o->list == NULL || o->purpose == NULL || o->case_name == NULL ||
-        !bg_pki_city_code_valid(p->from) || !bg_pki_city_code_valid(p->to) || p->timeout_ms < 1 ||
-        p->timeout_ms > BG_TP_TIMEOUT_MAX_MS || o->items < 0 || o->items > (1L << 24) ||
+    if (optind != argc || !conn_opts_ok(&o->conn) || o->list == NULL || o->purpose == NULL ||
+        o->case_name == NULL || o->items < 0 || o->items > (1L << 24) ||
         strlen(o->list) > NAME_MAX_LEN ||
         (o->query_list != NULL && strlen(o->query_list) > NAME_MAX_LEN))
         return usage();
@@ -976,11 +970,7 @@ psi_send(struct ping_ctx *c, const struct ping_opts *po, uint32_t body_type, uin
     int rc = bg_tp_call(c->cli, msg, len, &ans, &ans_len, po->timeout_ms, &fail, &err);
     free(msg);
     if (rc != BG_OK) {
-        fprintf(stderr, "fed_attack: call: %s\n", err.msg);
-        if (fail == BG_TP_TIMEOUT)
-            snprintf(line, n, "timeout");
-        else
-            snprintf(line, n, "transport %s", bg_tp_fail_name(fail));
+        no_answer_line(fail, &err, line, n);
         return BG_EIO;
     }
     bg_env_opened *o = NULL;

@@ -41,19 +41,7 @@ declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen [440
 stall_pid=""
 cities=(440100 440300 440600)
 
-cleanup() {
-  local p
-  [[ -n "$stall_pid" ]] && kill -TERM "$stall_pid" 2>/dev/null
-  for p in "${pid[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for _ in $(seq 50); do
-    local alive=0
-    for p in "${pid[@]}" $stall_pid; do kill -0 "$p" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for p in "${pid[@]}" $stall_pid; do kill -KILL "$p" 2>/dev/null; done
-  wait 2>/dev/null
-}
+cleanup() { stop_procs ${stall_pid:+"$stall_pid"} "${pid[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -74,16 +62,7 @@ roster_serial() {
 
 # attack DIR FROM TO [fed_attack options]: one fed_attack ping with the key and
 # certificate in DIR against TO's gateway; prints its result line.
-attack() {
-  local dir=$1 from=$2 to=$3
-  shift 3
-  local out rc
-  out=$("$fa" ping --key "$dir/city.key" --cert "$dir/city.crt" --ca CA/ca.crt --crl crl.pem \
-    --roster roster.pb --from "$from" --to "$to" --url "${url[$to]}" "$@" 2>>attack.log)
-  rc=$?
-  ((rc == 0)) || out="$out [fed_attack exit $rc]"
-  echo "$out"
-}
+attack() { fa_call ping "$@"; }
 # good_ping TO [FROM]: the daemon path: FROM's gateway pings TO (exit 0, "ok").
 good_ping() {
   local to=$1 from=${2:-}
@@ -121,13 +100,7 @@ hostile() {
 
 
 run "$bg" ca init --dir CA
-for c in "${cities[@]}"; do
-  port[$c]=$("$fa" freeport) || setup_fail "freeport"
-  url[$c]="tls+tcp://127.0.0.1:${port[$c]}"
-  run "$bg" init --city "$c" --name "${name[$c]}" --dir "gw$c" --listen "${url[$c]}"
-  run "$bg" ca issue --dir CA --csr "gw$c/city.csr" --out "gw$c/city.crt"
-  run "$bg" ca cert --dir CA --out "gw$c/ca.crt"
-done
+for c in "${cities[@]}"; do setup_city "$c"; done
 # Scratch identities, each with a fresh key: a 440100 certificate from a
 # same-DN rogue CA; an expired 440100 certificate and a valid one the roster
 # does not pin, both from the real CA; Zhuhai 440400 (real CA, not in the
@@ -150,40 +123,14 @@ fi
 
 # roster_ini SERIAL SUPERVISION-QUOTA: the federation's roster source.
 roster_ini() {
-  cat <<EOF
-[federation]
-name = Greater Bay Area Credit Federation
-serial = $1
-max_message_bytes = 4194304
-common_scale = 1,2,3,4
-
-[purpose supervision]
-needs_authorisation = false
-EOF
+  roster_federation "$1" 4194304
+  roster_purpose supervision false
+  roster_members "${cities[@]}"
   local c d
   for c in "${cities[@]}"; do
-    cat <<EOF
-
-[member $c]
-name = ${name[$c]}
-endpoint = ${url[$c]}
-certificate = gw$c/city.crt
-lists = serious-dishonesty, abnormal-operation
-scale = ABCD=A,B,C,D
-grade_map = A:1, B:2, C:3, D:4
-EOF
-  done
-  for c in "${cities[@]}"; do
     for d in "${cities[@]}"; do
-      [[ $c == "$d" ]] && continue
-      cat <<EOF
-
-[permission $c -> $d]
-purposes = supervision
-lists = serious-dishonesty, abnormal-operation
-quota_items_per_day = $2
-min_count_batch = 16
-EOF
+      [[ $c == "$d" ]] || roster_permission "$c" "$d" supervision \
+        "serious-dishonesty, abnormal-operation" "$2"
     done
   done
 }
@@ -200,10 +147,6 @@ publish() { cp "$1" "$2.tmp" && mv -f "$2.tmp" "$2"; }
 
 # ------------------------------------------------------------- gateways
 
-start_gw() {
-  "$bg" serve --dir "gw$1" 2>>"gw$1.log" &
-  pid[$1]=$!
-}
 for c in "${cities[@]}"; do start_gw "$c"; done
 for c in "${cities[@]}"; do
   if wait_for "$READY_S" "$bg" status --dir "gw$c"; then

@@ -42,31 +42,14 @@ declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen [440
 cities=(440100 440300 440600) # Foshan: certificate and roster entry only, never started
 served=(440100 440300)
 
-cleanup() {
-  local p
-  for p in "${pid[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for _ in $(seq 50); do
-    local alive=0
-    for p in "${pid[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for p in "${pid[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  wait 2>/dev/null
-}
+cleanup() { stop_procs "${pid[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------- PKI, roster
 
 run "$bg" ca init --dir CA
-for c in "${cities[@]}"; do
-  port[$c]=$("$fa" freeport) || setup_fail "freeport"
-  url[$c]="tls+tcp://127.0.0.1:${port[$c]}"
-  run "$bg" init --city "$c" --name "${name[$c]}" --dir "gw$c" --listen "${url[$c]}"
-  run "$bg" ca issue --dir CA --csr "gw$c/city.csr" --out "gw$c/city.crt"
-  run "$bg" ca cert --dir CA --out "gw$c/ca.crt"
-done
+for c in "${cities[@]}"; do setup_city "$c"; done
 run "$bg" ca crl --dir CA --out crl.pem
 
 # Guangzhou may ask Shenzhen about both lists for supervision and for lending
@@ -74,54 +57,15 @@ run "$bg" ca crl --dir CA --out crl.pem
 # but not granted. Foshan may ask Shenzhen about serious-dishonesty only, 100
 # items a day. 64 KiB messages: a chunk holds at most 1792 elements.
 {
-  cat <<EOF
-[federation]
-name = Greater Bay Area Credit Federation
-serial = 1
-max_message_bytes = 65536
-common_scale = 1,2,3,4
-
-[purpose supervision]
-needs_authorisation = false
-
-[purpose lending]
-needs_authorisation = true
-
-[purpose statistics]
-needs_authorisation = false
-EOF
-  for c in "${cities[@]}"; do
-    cat <<EOF
-
-[member $c]
-name = ${name[$c]}
-endpoint = ${url[$c]}
-certificate = gw$c/city.crt
-lists = serious-dishonesty, abnormal-operation
-scale = ABCD=A,B,C,D
-grade_map = A:1, B:2, C:3, D:4
-EOF
-  done
-  cat <<EOF
-
-[permission 440100 -> 440300]
-purposes = supervision, lending
-lists = serious-dishonesty, abnormal-operation
-quota_items_per_day = 100000
-min_count_batch = 16
-
-[permission 440300 -> 440100]
-purposes = supervision
-lists = serious-dishonesty
-quota_items_per_day = 100000
-min_count_batch = 16
-
-[permission 440600 -> 440300]
-purposes = supervision
-lists = serious-dishonesty
-quota_items_per_day = 100
-min_count_batch = 16
-EOF
+  roster_federation 1 65536
+  roster_purpose supervision false
+  roster_purpose lending true
+  roster_purpose statistics false
+  roster_members "${cities[@]}"
+  roster_permission 440100 440300 "supervision, lending" \
+    "serious-dishonesty, abnormal-operation" 100000
+  roster_permission 440300 440100 supervision serious-dishonesty 100000
+  roster_permission 440600 440300 supervision serious-dishonesty 100
 } >roster.ini
 run "$bg" roster sign --ca CA --out roster.pb roster.ini
 for c in "${cities[@]}"; do run cp crl.pem roster.pb "gw$c/"; done
@@ -168,10 +112,7 @@ fi
 
 # ------------------------------------------------------------- gateways
 
-for c in "${served[@]}"; do
-  "$bg" serve --dir "gw$c" 2>>"gw$c.log" &
-  pid[$c]=$!
-done
+for c in "${served[@]}"; do start_gw "$c"; done
 published() { (($(grep -c " psi.published " gw440300.log) >= $1)); }
 for c in "${served[@]}"; do
   if ! wait_for "$READY_S" "$bg" status --dir "gw$c"; then
@@ -197,14 +138,9 @@ echo "# setup and start: $((SECONDS - t_start)) s"
 attack() {
   local dir=$1 from=$2
   shift 2
-  local out rc
   echo "### $*" >>attack.log
-  out=$("$fa" psi --key "$dir/city.key" --cert "$dir/city.crt" --ca CA/ca.crt --crl crl.pem \
-    --roster roster.pb --from "$from" --to 440300 --url "${url[440300]}" \
-    --list serious-dishonesty --purpose supervision --timeout-ms "$ANSWER_MS" "$@" 2>>attack.log)
-  rc=$?
-  ((rc == 0)) || out="$out [fed_attack exit $rc]"
-  echo "$out"
+  fa_call psi "$dir" "$from" 440300 --list serious-dishonesty --purpose supervision \
+    --timeout-ms "$ANSWER_MS" "$@"
 }
 refusals() { grep -c " psi.refused " gw440300.log; }
 refusals_grew() { (($(refusals) > $1)); }

@@ -40,18 +40,7 @@ COUNT=2500 # enterprises per city: small (shared machine), yet queries take 2 ch
 declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen [440600]=Foshan)
 cities=(440100 440300 440600)
 
-cleanup() {
-  local p
-  for p in "${pid[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for _ in $(seq 50); do
-    local alive=0
-    for p in "${pid[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for p in "${pid[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  wait 2>/dev/null
-}
+cleanup() { stop_procs "${pid[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -60,14 +49,10 @@ trap 'exit 130' INT TERM
 
 run "$bg" ca init --dir CA
 for c in "${cities[@]}"; do
-  port[$c]=$("$fa" freeport) || setup_fail "freeport"
-  url[$c]="tls+tcp://127.0.0.1:${port[$c]}"
-  run "$bg" init --city "$c" --name "${name[$c]}" --dir "gw$c" --listen "${url[$c]}"
+  setup_city "$c"
   # Tree heads and witness rounds every second, so the evidence sections see them soon.
   sed -i 's/^head_interval_s = .*/head_interval_s = 1/; s/^witness_interval_s = .*/witness_interval_s = 1/' \
     "gw$c/baygate.ini"
-  run "$bg" ca issue --dir CA --csr "gw$c/city.csr" --out "gw$c/city.crt"
-  run "$bg" ca cert --dir CA --out "gw$c/ca.crt"
 done
 run "$bg" ca crl --dir CA --out crl.pem
 
@@ -77,45 +62,17 @@ run "$bg" ca crl --dir CA --out crl.pem
 # about serious-dishonesty. Small messages, so snapshots and queries
 # take several chunks.
 {
-  cat <<EOF
-[federation]
-name = Greater Bay Area Credit Federation
-serial = 1
-max_message_bytes = 65536
-common_scale = 1,2,3,4
-
-[purpose supervision]
-needs_authorisation = false
-
-[purpose lending]
-needs_authorisation = true
-EOF
-  for c in "${cities[@]}"; do
-    cat <<EOF
-
-[member $c]
-name = ${name[$c]}
-endpoint = ${url[$c]}
-certificate = gw$c/city.crt
-lists = serious-dishonesty, abnormal-operation
-scale = ABCD=A,B,C,D
-grade_map = A:1, B:2, C:3, D:4
-EOF
-  done
+  roster_federation 1 65536
+  roster_purpose supervision false
+  roster_purpose lending true
+  roster_members "${cities[@]}"
   for c in "${cities[@]}"; do
     for d in "${cities[@]}"; do
       [[ $c == "$d" ]] && continue
       lists="serious-dishonesty, abnormal-operation" purposes=supervision quota=1000000
       # 12000: enough for this script's four full queries of Guangzhou's 2500 ids, not five
       [[ $c == 440100 && $d == 440600 ]] && lists="serious-dishonesty" purposes="supervision, lending" quota=12000
-      cat <<EOF
-
-[permission $c -> $d]
-purposes = $purposes
-lists = $lists
-quota_items_per_day = $quota
-min_count_batch = 16
-EOF
+      roster_permission "$c" "$d" "$purposes" "$lists" "$quota"
     done
   done
 } >roster.ini
@@ -188,10 +145,6 @@ fi
 
 # ------------------------------------------------------------- gateways
 
-start_gw() {
-  "$bg" serve --dir "gw$1" 2>>"gw$1.log" &
-  pid[$1]=$!
-}
 published() { (($(grep -c " psi.published " "gw$1.log") >= $2)); }
 for c in "${cities[@]}"; do start_gw "$c"; done
 for c in "${cities[@]}"; do

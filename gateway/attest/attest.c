@@ -12,6 +12,7 @@
 
 #include "attest.h"
 #include "attest.pb-c.h"
+#include "capped.h"
 
 #define DB BG_SNAP_DIGESTBYTES
 #define DAY 86400
@@ -109,13 +110,13 @@ str_in(char *out, const char *s, size_t max, bool may_be_empty)
     return true;
 }
 
-static void
-date_text(int32_t d, char out[11])
+void
+bg_attest_date_text(int32_t days, char out[11])
 {
-    if (d == BG_SNAP_NO_DATE)
+    if (days == BG_SNAP_NO_DATE)
         snprintf(out, 11, "none");
     else
-        bg_date_format(d, out);
+        bg_date_format(days, out);
 }
 
 /* Days since 1970-01-01 of a Unix time (floor). */
@@ -124,49 +125,6 @@ days_of(time_t t)
 {
     int64_t s = (int64_t)t;
     return s >= 0 ? s / DAY : -((-s + DAY - 1) / DAY);
-}
-
-/* A ProtobufCAllocator with a budget: unpack can take many times the wire size, and a
- * hostile input must fail cleanly instead of exhausting memory. */
-struct capped {
-    size_t used, limit;
-};
-
-typedef union {
-    size_t size;
-    max_align_t align;
-} capped_hdr;
-
-static void *
-capped_alloc(void *data, size_t size)
-{
-    struct capped *c = data;
-    size_t need = size + sizeof(capped_hdr);
-    if (need < size || need > c->limit - c->used)
-        return NULL;
-    capped_hdr *h = malloc(need);
-    if (h == NULL)
-        return NULL;
-    h->size = need;
-    c->used += need;
-    return h + 1;
-}
-
-static void
-capped_free(void *data, void *p)
-{
-    struct capped *c = data;
-    if (p == NULL)
-        return;
-    capped_hdr *h = (capped_hdr *)p - 1;
-    c->used -= h->size;
-    free(h);
-}
-
-static size_t
-unpack_budget(size_t len)
-{
-    return 64 * 1024 + 16 * len;
 }
 
 /* ---- certificates: trust (chain, CRL, validity, name) and the roster's pin ---- */
@@ -516,8 +474,8 @@ bg_attest_decode(const uint8_t *bytes, size_t len, bg_attest *out, bg_err *err)
     if (len > BG_ATTEST_MAX_BYTES)
         return bg_err_set(err, BG_ELIMIT, "attestation of %zu bytes, at most %d", len,
                           BG_ATTEST_MAX_BYTES);
-    struct capped cap = {0, unpack_budget(len)};
-    ProtobufCAllocator al = {capped_alloc, capped_free, &cap};
+    bg_capped cap = {0, bg_capped_budget(len)};
+    ProtobufCAllocator al = {bg_capped_alloc, bg_capped_free, &cap};
     Baygate__Attestation *m = baygate__attestation__unpack(&al, len, bytes);
     if (m == NULL)
         return bg_err_set(err, BG_EPROTO, "not an attestation (malformed protobuf)");
@@ -734,8 +692,8 @@ status_parse(const uint8_t *bytes, size_t len, struct status_parts *p, bg_err *e
     if (len > BG_ATTEST_STATUS_MAX_BYTES)
         return bg_err_set(err, BG_ELIMIT, "status list of %zu bytes, at most %u", len,
                           BG_ATTEST_STATUS_MAX_BYTES);
-    struct capped c1 = {0, unpack_budget(len)};
-    ProtobufCAllocator a1 = {capped_alloc, capped_free, &c1};
+    bg_capped c1 = {0, bg_capped_budget(len)};
+    ProtobufCAllocator a1 = {bg_capped_alloc, bg_capped_free, &c1};
     Baygate__SignedStatusList *w = baygate__signed_status_list__unpack(&a1, len, bytes);
     if (w == NULL)
         return bg_err_set(err, BG_EPROTO, "not a signed status list (malformed protobuf)");
@@ -757,8 +715,8 @@ status_parse(const uint8_t *bytes, size_t len, struct status_parts *p, bg_err *e
     memcpy(p->cert, w->issuer_certificate.data, w->issuer_certificate.len);
     p->cert_len = w->issuer_certificate.len;
 
-    struct capped c2 = {0, unpack_budget(p->body_len)};
-    ProtobufCAllocator a2 = {capped_alloc, capped_free, &c2};
+    bg_capped c2 = {0, bg_capped_budget(p->body_len)};
+    ProtobufCAllocator a2 = {bg_capped_alloc, bg_capped_free, &c2};
     Baygate__StatusList *sl = baygate__status_list__unpack(&a2, p->body_len, p->body);
     if (sl == NULL) {
         rc = bg_err_set(err, BG_EPROTO, "not a status list (malformed protobuf)");
@@ -1022,8 +980,8 @@ bg_attest_verify(const bg_attest *a, bg_trust *trust, const bg_roster *roster,
     /* 9. in its validity period. */
     int64_t today = days_of(now);
     char d1[11], d2[11];
-    date_text(a->evaluated_at, d1);
-    date_text(a->valid_until, d2);
+    bg_attest_date_text(a->evaluated_at, d1);
+    bg_attest_date_text(a->valid_until, d2);
     if (today < a->evaluated_at)
         return refuse(reason, BG_ATTEST_NOT_YET_VALID, err, BG_ECRYPTO,
                       "evaluated on %s, after today", d1);

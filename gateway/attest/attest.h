@@ -123,6 +123,9 @@ typedef enum bg_attest_reason {
 /* A short stable name ("revoked", "bad-inclusion", ...). */
 const char *bg_attest_reason_name(bg_attest_reason r);
 
+/* A statement date (days since 1970-01-01, or BG_SNAP_NO_DATE) as YYYY-MM-DD, or "none". */
+void bg_attest_date_text(int32_t days, char out[11]);
+
 /* An attestation, statement and proof. Plain data: copy freely; strings NUL-terminated. */
 typedef struct bg_attest {
     /* statement */

@@ -460,13 +460,20 @@ bg_audit_witness_add_received(bg_audit_witness *w, const bg_audit_cosig *c, bg_e
     return rc;
 }
 
+/* *n (one of w's counts), read under w->mu. */
+static size_t
+count_locked(bg_audit_witness *w, const size_t *n)
+{
+    pthread_mutex_lock(&w->mu);
+    size_t v = *n;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
 size_t
 bg_audit_witness_peer_count(bg_audit_witness *w)
 {
-    pthread_mutex_lock(&w->mu);
-    size_t n = w->npeers;
-    pthread_mutex_unlock(&w->mu);
-    return n;
+    return count_locked(w, &w->npeers);
 }
 
 int
@@ -492,10 +499,7 @@ bg_audit_witness_peer(bg_audit_witness *w, size_t i, bg_audit_peer_info *out, bg
 size_t
 bg_audit_witness_received_count(bg_audit_witness *w)
 {
-    pthread_mutex_lock(&w->mu);
-    size_t n = w->nreceived;
-    pthread_mutex_unlock(&w->mu);
-    return n;
+    return count_locked(w, &w->nreceived);
 }
 
 int
@@ -514,10 +518,7 @@ bg_audit_witness_received(bg_audit_witness *w, size_t i, bg_audit_cosig *out, bg
 size_t
 bg_audit_witness_conflict_count(bg_audit_witness *w)
 {
-    pthread_mutex_lock(&w->mu);
-    size_t n = w->nconflicts;
-    pthread_mutex_unlock(&w->mu);
-    return n;
+    return count_locked(w, &w->nconflicts);
 }
 
 int

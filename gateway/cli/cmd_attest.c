@@ -11,6 +11,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,24 +112,24 @@ parse_opts(const char *cmd, int argc, char **argv, struct attest_opts *o, bool v
     return BG_EXIT_OK;
 }
 
+/* The statement's JSON members after the issuer, from ",\"uscc\":" to "\"serial\":N". */
 static void
-date_text(int32_t d, char out[11])
+print_statement_json(const bg_attest *a)
 {
-    if (d == BG_SNAP_NO_DATE)
-        snprintf(out, 11, "none");
-    else
-        bg_date_format(d, out);
-}
-
-static void
-hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
+    char d1[11], d2[11];
+    bg_attest_date_text(a->evaluated_at, d1);
+    bg_attest_date_text(a->valid_until, d2);
+    printf(",\"uscc\":");
+    bg_json_cstr(stdout, a->uscc);
+    printf(",\"grade\":");
+    bg_json_cstr(stdout, a->grade);
+    printf(",\"scale\":");
+    bg_json_cstr(stdout, a->scale);
+    printf(",\"common_grade\":");
+    bg_json_cstr(stdout, a->common_grade);
+    printf(",\"common_rank\":%" PRIu32 ",\"evaluated_at\":\"%s\",\"valid_until\":\"%s\","
+           "\"serial\":%" PRIu64,
+           a->common_rank, d1, d2, a->serial);
 }
 
 /* Reads and decodes FILE; on failure prints the finding and returns its exit status. */
@@ -222,22 +223,13 @@ attest_verify(const struct attest_opts *o)
     }
     const bg_roster_member *m = bg_roster_member_find(roster, a->issuer);
     char d1[11], d2[11];
-    date_text(a->evaluated_at, d1);
-    date_text(a->valid_until, d2);
+    bg_attest_date_text(a->evaluated_at, d1);
+    bg_attest_date_text(a->valid_until, d2);
     if (o->json) {
         printf("{\"ok\":true,\"issuer\":\"%s\",\"issuer_name\":", a->issuer);
         bg_json_cstr(stdout, m ? m->name : NULL);
-        printf(",\"uscc\":");
-        bg_json_cstr(stdout, a->uscc);
-        printf(",\"grade\":");
-        bg_json_cstr(stdout, a->grade);
-        printf(",\"scale\":");
-        bg_json_cstr(stdout, a->scale);
-        printf(",\"common_grade\":");
-        bg_json_cstr(stdout, a->common_grade);
-        printf(",\"common_rank\":%" PRIu32 ",\"evaluated_at\":\"%s\",\"valid_until\":\"%s\","
-               "\"serial\":%" PRIu64 "}\n",
-               a->common_rank, d1, d2, a->serial);
+        print_statement_json(a);
+        printf("}\n");
     } else {
         printf("OK: %s (%s) evaluated %s: grade %s (scale %s) = %s on the common scale (rank "
                "%" PRIu32 "), evaluated %s, valid until %s, serial %" PRIu64 "\n",
@@ -266,22 +258,14 @@ attest_show(const struct attest_opts *o)
         return code;
     }
     char d1[11], d2[11], ev[2 * BG_SNAP_DIGESTBYTES + 1], root[2 * BG_SNAP_DIGESTBYTES + 1];
-    date_text(a->evaluated_at, d1);
-    date_text(a->valid_until, d2);
-    hex(a->evidence, sizeof a->evidence, ev);
-    hex(a->root, sizeof a->root, root);
+    bg_attest_date_text(a->evaluated_at, d1);
+    bg_attest_date_text(a->valid_until, d2);
+    sodium_bin2hex(ev, sizeof ev, a->evidence, sizeof a->evidence);
+    sodium_bin2hex(root, sizeof root, a->root, sizeof a->root);
     if (o->json) {
-        printf("{\"verified\":false,\"issuer\":\"%s\",\"uscc\":", a->issuer);
-        bg_json_cstr(stdout, a->uscc);
-        printf(",\"grade\":");
-        bg_json_cstr(stdout, a->grade);
-        printf(",\"scale\":");
-        bg_json_cstr(stdout, a->scale);
-        printf(",\"common_grade\":");
-        bg_json_cstr(stdout, a->common_grade);
-        printf(",\"common_rank\":%" PRIu32 ",\"evaluated_at\":\"%s\",\"valid_until\":\"%s\","
-               "\"serial\":%" PRIu64 ",\"evidence\":\"%s\",\"list\":",
-               a->common_rank, d1, d2, a->serial, ev);
+        printf("{\"verified\":false,\"issuer\":\"%s\"", a->issuer);
+        print_statement_json(a);
+        printf(",\"evidence\":\"%s\",\"list\":", ev);
         bg_json_cstr(stdout, a->list);
         printf(",\"generation\":%" PRIu64 ",\"epoch\":%" PRIu64 ",\"count\":%" PRIu32
                ",\"index\":%" PRIu32 ",\"path_len\":%zu,\"root\":\"%s\"}\n",

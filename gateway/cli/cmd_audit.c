@@ -10,6 +10,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,21 +95,22 @@ log_open(const char *cmd, struct gw *g, bg_audit_log **log, bg_audit_open_report
     return rc == BG_EPROTO ? BG_EXIT_FAIL : BG_EXIT_ERROR;
 }
 
+/* gw_load, then log_open (read-only, no report): what head, proof and consistency
+ * start with. Whatever it returns, the caller closes *log and frees g->cert. */
+static int
+gw_log_open(const char *cmd, const char *dir, struct gw *g, bg_audit_log **log)
+{
+    *log = NULL;
+    int ex = gw_load(cmd, dir, g);
+    if (ex == BG_EXIT_OK)
+        ex = log_open(cmd, g, log, NULL);
+    return ex;
+}
+
 static void
 fmt_ms(int64_t ms, char out[BG_PKI_TIME_LEN])
 {
     bg_pki_time_format((time_t)(ms / 1000), out);
-}
-
-static void
-hex_bytes(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 /* Checks h with the city certificate; fills why on failure. */
@@ -154,9 +156,7 @@ audit_head(const struct audit_opts *o)
     const char *cmd = "audit head";
     struct gw g;
     bg_audit_log *log = NULL;
-    int ex = gw_load(cmd, o->dir, &g);
-    if (ex == BG_EXIT_OK)
-        ex = log_open(cmd, &g, &log, NULL);
+    int ex = gw_log_open(cmd, o->dir, &g, &log);
     if (ex != BG_EXIT_OK)
         goto out;
     bg_err err = {0};
@@ -213,11 +213,12 @@ print_leaf(uint64_t idx, const bg_audit_event *ev, const bg_audit_hash lh, bool 
     char ts[BG_PKI_TIME_LEN], rid[2 * BG_AUDIT_REQUEST_ID_LEN + 1], lhex[65], rq[65], an[65];
     char ref[2 * BG_AUDIT_REF_MAX + 1];
     fmt_ms(ev->time_ms, ts);
-    hex_bytes(ev->request_id, BG_AUDIT_REQUEST_ID_LEN, rid);
+    sodium_bin2hex(rid, sizeof rid, ev->request_id, BG_AUDIT_REQUEST_ID_LEN);
     bg_audit_hash_hex(lh, lhex);
-    hex_bytes(ev->request_digest, ev->has_request_digest ? BG_AUDIT_HASH_LEN : 0, rq);
-    hex_bytes(ev->answer_digest, ev->has_answer_digest ? BG_AUDIT_HASH_LEN : 0, an);
-    hex_bytes(ev->authorisation_ref, ev->authorisation_ref_len, ref);
+    sodium_bin2hex(rq, sizeof rq, ev->request_digest,
+                   ev->has_request_digest ? BG_AUDIT_HASH_LEN : 0);
+    sodium_bin2hex(an, sizeof an, ev->answer_digest, ev->has_answer_digest ? BG_AUDIT_HASH_LEN : 0);
+    sodium_bin2hex(ref, sizeof ref, ev->authorisation_ref, ev->authorisation_ref_len);
     if (json) {
         printf("\"leaf\":{\"index\":%" PRIu64
                ",\"hash\":\"%s\",\"kind\":\"%s\",\"time_ms\":%" PRId64
@@ -255,9 +256,7 @@ audit_proof(const struct audit_opts *o)
         return bg_cli_fail(cmd, "--leaf N is required");
     struct gw g;
     bg_audit_log *log = NULL;
-    int ex = gw_load(cmd, o->dir, &g);
-    if (ex == BG_EXIT_OK)
-        ex = log_open(cmd, &g, &log, NULL);
+    int ex = gw_log_open(cmd, o->dir, &g, &log);
     if (ex != BG_EXIT_OK)
         goto out;
     ex = BG_EXIT_ERROR;
@@ -361,9 +360,7 @@ audit_consistency(const struct audit_opts *o)
         return bg_cli_fail(cmd, "--from A is required");
     struct gw g;
     bg_audit_log *log = NULL;
-    int ex = gw_load(cmd, o->dir, &g);
-    if (ex == BG_EXIT_OK)
-        ex = log_open(cmd, &g, &log, NULL);
+    int ex = gw_log_open(cmd, o->dir, &g, &log);
     if (ex != BG_EXIT_OK)
         goto out;
     ex = BG_EXIT_ERROR;

@@ -284,6 +284,20 @@ sender_key(bg_gw *gw, const bg_env_opened *o, bg_err *err)
     return key;
 }
 
+/* gw_call of one witness-protocol body to peer p: purpose "audit", the configured
+ * request time, no evidence-log entry (cev NULL). */
+static int
+witness_call(bg_gw *gw, gw_peer *p, uint32_t body_type, const uint8_t *body, size_t body_len,
+             uint32_t want_type, bg_env_opened **out, gw_call_res *res)
+{
+    bg_env_fields f = {.recipient = p->city,
+                       .body_type = body_type,
+                       .body = body,
+                       .body_len = body_len,
+                       .purpose = "audit"};
+    return gw_call(gw, p, &f, (int)gw->cfg.request_ms, want_type, NULL, out, res);
+}
+
 /* One witnessing round with peer p: fetch its head, check, cosign, hand it back. */
 static void
 witness_peer(bg_gw *gw, gw_peer *p)
@@ -300,15 +314,10 @@ witness_peer(bg_gw *gw, gw_peer *p)
     hr.from_size = from;
     uint8_t body[32];
     size_t blen = baygate__head_request__pack(&hr, body);
-    bg_env_fields f = {.recipient = p->city,
-                       .body_type = BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_REQUEST,
-                       .body = body,
-                       .body_len = blen,
-                       .purpose = "audit"};
     bg_env_opened *o = NULL;
     gw_call_res res = {0};
-    if (gw_call(gw, p, &f, (int)gw->cfg.request_ms,
-                BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_ANSWER, NULL, &o, &res) != BG_OK) {
+    if (witness_call(gw, p, BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_REQUEST, body, blen,
+                     BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_ANSWER, &o, &res) != BG_OK) {
         bg_log(BG_LOG_DEBUG, "audit.witness_unreachable", "peer=%s error=\"%s\"", p->city,
                res.error);
         return;
@@ -374,15 +383,10 @@ witness_peer(bg_gw *gw, gw_peer *p)
     cs.signed_cosignature.len = enc_len;
     uint8_t cbody[BG_AUDIT_SIGNED_COSIG_MAX + 16];
     size_t cblen = baygate__cosign_submit__pack(&cs, cbody);
-    bg_env_fields cf = {.recipient = p->city,
-                        .body_type = BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN,
-                        .body = cbody,
-                        .body_len = cblen,
-                        .purpose = "audit"};
     bg_env_opened *ack = NULL;
     gw_call_res cres = {0};
-    if (gw_call(gw, p, &cf, (int)gw->cfg.request_ms,
-                BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN_ACK, NULL, &ack, &cres) == BG_OK)
+    if (witness_call(gw, p, BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN, cbody, cblen,
+                     BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN_ACK, &ack, &cres) == BG_OK)
         bg_log(BG_LOG_INFO, "audit.cosigned", "peer=%s size=%llu", p->city,
                (unsigned long long)head.size);
     else
