@@ -329,6 +329,67 @@ START_TEST(an_honest_attestation_verifies_and_round_trips)
 }
 END_TEST
 
+/* bg_attest_verify_sibling: an attestation of the same signed snapshot as one verified in
+ * full is checked for its own entry and serial; anything of another snapshot or issuer
+ * goes back to a full check (BG_EINVAL). */
+START_TEST(siblings_are_checked_for_their_own_entry)
+{
+    bg_attest *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    attest_target(a);
+    bg_trust *t = trust_with(crl_good);
+    uint64_t none[] = {5};
+    uint64_t revoked[] = {5, 1000 + TARGET};
+    size_t sl = 0, sl2 = 0;
+    uint8_t *st_bytes = status_of("440300", &sz, 3, none, 1, &sl);
+    uint8_t *st2_bytes = status_of("440300", &sz, 4, revoked, 2, &sl2);
+    bg_attest_status *st = NULL, *st2 = NULL;
+    bg_attest_reason r = BG_ATTEST_INTERNAL;
+    bg_err err = {0};
+    ck_assert_int_eq(bg_attest_status_open(st_bytes, sl, t, roster, "440300", NULL, now0, &st, &r,
+                                           &err),
+                     BG_OK);
+    ck_assert_int_eq(bg_attest_status_open(st2_bytes, sl2, t, roster, "440300", NULL, now0, &st2,
+                                           &r, &err),
+                     BG_OK);
+    expect(a, t, roster, st_bytes, sl, NULL, now0, BG_ATTEST_OK, NULL);
+
+    *b = *a;
+    ck_assert_int_eq(bg_attest_verify_sibling(b, a, roster, st, now0, &r, &err), BG_OK);
+    ck_assert_int_eq(r, BG_ATTEST_OK);
+    /* its own entry is checked */
+    snprintf(b->grade, sizeof b->grade, "AAA");
+    ck_assert_int_eq(bg_attest_verify_sibling(b, a, roster, st, now0, &r, &err), BG_ECRYPTO);
+    ck_assert_int_eq(r, BG_ATTEST_FIELD_MISMATCH);
+    *b = *a;
+    b->path[0][0] ^= 1;
+    ck_assert_int_eq(bg_attest_verify_sibling(b, a, roster, st, now0, &r, &err), BG_ECRYPTO);
+    ck_assert_int_eq(r, BG_ATTEST_BAD_INCLUSION);
+    *b = *a;
+    ck_assert_int_eq(bg_attest_verify_sibling(b, a, roster, st, now0 + 400 * 86400, &r, &err),
+                     BG_ECRYPTO);
+    ck_assert_int_eq(r, BG_ATTEST_EXPIRED);
+    /* and its serial, against the list given */
+    ck_assert_int_eq(bg_attest_verify_sibling(b, a, roster, st2, now0, &r, &err), BG_ECRYPTO);
+    ck_assert_int_eq(r, BG_ATTEST_REVOKED);
+    /* anything shared that differs: not a sibling, verify it in full */
+    b->root[3] ^= 1;
+    ck_assert_int_eq(bg_attest_verify_sibling(b, a, roster, st, now0, &r, &err), BG_EINVAL);
+    *b = *a;
+    b->signature[5] ^= 1;
+    ck_assert_int_eq(bg_attest_verify_sibling(b, a, roster, st, now0, &r, &err), BG_EINVAL);
+    *b = *a;
+    b->epoch++;
+    ck_assert_int_eq(bg_attest_verify_sibling(b, a, roster, st, now0, &r, &err), BG_EINVAL);
+    bg_attest_status_free(st);
+    bg_attest_status_free(st2);
+    free(st_bytes);
+    free(st2_bytes);
+    bg_trust_free(t);
+    free(a);
+    free(b);
+}
+END_TEST
+
 START_TEST(forgeries_are_refused_with_their_reason)
 {
     bg_attest *good = malloc(sizeof *good), *a = malloc(sizeof *a);
@@ -894,6 +955,7 @@ attest_suite(void)
     suite_add_tcase(s, m);
     TCase *a = tcase_create("attestation");
     tcase_add_test(a, an_honest_attestation_verifies_and_round_trips);
+    tcase_add_test(a, siblings_are_checked_for_their_own_entry);
     tcase_add_test(a, forgeries_are_refused_with_their_reason);
     tcase_set_timeout(a, 120);
     suite_add_tcase(s, a);

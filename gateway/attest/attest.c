@@ -881,16 +881,10 @@ statement_diff(const bg_attest *a, const bg_snap_record *r)
     return NULL;
 }
 
-int
-bg_attest_verify(const bg_attest *a, bg_trust *trust, const bg_roster *roster,
-                 const uint8_t *status, size_t status_len, const bg_attest_policy *pol, time_t now,
-                 bg_attest_reason *reason, bg_err *err)
+/* 1. structure: a bg_attest may have been filled by hand, not by the decoder. */
+static int
+check_structure(const bg_attest *a, bg_attest_reason *reason, bg_err *err)
 {
-    if (reason != NULL)
-        *reason = BG_ATTEST_INTERNAL;
-    if (a == NULL || trust == NULL || roster == NULL)
-        return bg_err_set(err, BG_EINVAL, "attest verify: NULL argument");
-    /* 1. structure: a bg_attest may have been filled by hand, not by the decoder. */
     if (memchr(a->issuer, '\0', sizeof a->issuer) == NULL || !bg_pki_city_code_valid(a->issuer) ||
         memchr(a->uscc, '\0', sizeof a->uscc) == NULL || a->uscc[0] == '\0' ||
         memchr(a->grade, '\0', sizeof a->grade) == NULL ||
@@ -905,37 +899,16 @@ bg_attest_verify(const bg_attest *a, bg_trust *trust, const bg_roster *roster,
     if (a->valid_until == BG_SNAP_NO_DATE || a->evaluated_at == BG_SNAP_NO_DATE)
         return refuse(reason, BG_ATTEST_MALFORMED, err, BG_ECRYPTO,
                       "the evaluation has no evaluated_at or valid_until date");
+    return BG_OK;
+}
 
-    /* 2. who. */
-    const bg_roster_member *m = bg_roster_member_find(roster, a->issuer);
-    if (m == NULL)
-        return refuse(reason, BG_ATTEST_ISSUER_UNKNOWN, err, BG_ECRYPTO,
-                      "issuer %s is not a member of the federation (roster serial %" PRIu64 ")",
-                      a->issuer, bg_roster_serial(roster));
-
-    /* 3-4. the issuer's certificate. */
-    EVP_PKEY *key = NULL;
-    int rc = issuer_key(trust, m, a->issuer, a->cert, a->cert_len, now, false, &key, reason, err);
-    if (rc != BG_OK)
-        return rc;
-
-    /* 5. the issuer signed this snapshot's digest. */
-    uint8_t digest[DB];
-    rc =
-        bg_snap_digest_compute(a->list, a->generation, a->epoch, a->count, 1, a->root, digest, err);
-    if (rc != BG_OK) {
-        EVP_PKEY_free(key);
-        return refuse(reason, BG_ATTEST_MALFORMED, err, BG_ECRYPTO, "malformed attestation: %s",
-                      err ? err->msg : "snapshot header");
-    }
-    rc = bg_sig_verify(key, BG_SIG_CTX_SNAPSHOT, digest, DB, a->signature, a->signature_len, NULL);
-    EVP_PKEY_free(key);
-    if (rc != BG_OK)
-        return refuse(reason, BG_ATTEST_BAD_SIGNATURE, err, BG_ECRYPTO,
-                      "the snapshot digest signature does not verify under %s's certificate "
-                      "(%s generation %" PRIu64 " epoch %" PRIu64 ")",
-                      a->issuer, a->list, a->generation, a->epoch);
-
+/* 6-9: the entry is in the signed root, opens to the statement, maps to the common scale
+ * as the roster says, and is in its validity period. m: the issuer's roster entry. */
+static int
+check_entry(const bg_attest *a, const bg_roster *roster, const bg_roster_member *m, time_t now,
+            bg_attest_reason *reason, bg_err *err)
+{
+    int rc;
     /* 6. the entry is in it. */
     uint8_t leaf[DB];
     bg_snap_leaf_hash(leaf, a->tag, a->sealed);
@@ -988,23 +961,115 @@ bg_attest_verify(const bg_attest *a, bg_trust *trust, const bg_roster *roster,
     if (today > a->valid_until)
         return refuse(reason, BG_ATTEST_EXPIRED, err, BG_ECRYPTO, "expired: valid until %s", d2);
 
+    return BG_OK;
+}
+
+/* 10, for one serial: not on the issuer's (already opened and checked) status list. */
+static int
+check_not_revoked(const bg_attest *a, const bg_attest_status *st, bg_attest_reason *reason,
+                  bg_err *err)
+{
+    int64_t when = 0;
+    if (!bg_attest_status_is_revoked(st, a->serial, &when))
+        return BG_OK;
+    char t[BG_PKI_TIME_LEN];
+    bg_pki_time_format((time_t)when, t);
+    return refuse(reason, BG_ATTEST_REVOKED, err, BG_ECRYPTO,
+                  "serial %" PRIu64 " revoked at %s (status list %" PRIu64 " of %s)", a->serial, t,
+                  bg_attest_status_number(st), a->issuer);
+}
+
+int
+bg_attest_verify(const bg_attest *a, bg_trust *trust, const bg_roster *roster,
+                 const uint8_t *status, size_t status_len, const bg_attest_policy *pol, time_t now,
+                 bg_attest_reason *reason, bg_err *err)
+{
+    if (reason != NULL)
+        *reason = BG_ATTEST_INTERNAL;
+    if (a == NULL || trust == NULL || roster == NULL)
+        return bg_err_set(err, BG_EINVAL, "attest verify: NULL argument");
+    int rc = check_structure(a, reason, err);
+    if (rc != BG_OK)
+        return rc;
+    /* 2. who. */
+    const bg_roster_member *m = bg_roster_member_find(roster, a->issuer);
+    if (m == NULL)
+        return refuse(reason, BG_ATTEST_ISSUER_UNKNOWN, err, BG_ECRYPTO,
+                      "issuer %s is not a member of the federation (roster serial %" PRIu64 ")",
+                      a->issuer, bg_roster_serial(roster));
+
+    /* 3-4. the issuer's certificate. */
+    EVP_PKEY *key = NULL;
+    rc = issuer_key(trust, m, a->issuer, a->cert, a->cert_len, now, false, &key, reason, err);
+    if (rc != BG_OK)
+        return rc;
+
+    /* 5. the issuer signed this snapshot's digest. */
+    uint8_t digest[DB];
+    rc =
+        bg_snap_digest_compute(a->list, a->generation, a->epoch, a->count, 1, a->root, digest, err);
+    if (rc != BG_OK) {
+        EVP_PKEY_free(key);
+        return refuse(reason, BG_ATTEST_MALFORMED, err, BG_ECRYPTO, "malformed attestation: %s",
+                      err ? err->msg : "snapshot header");
+    }
+    rc = bg_sig_verify(key, BG_SIG_CTX_SNAPSHOT, digest, DB, a->signature, a->signature_len, NULL);
+    EVP_PKEY_free(key);
+    if (rc != BG_OK)
+        return refuse(reason, BG_ATTEST_BAD_SIGNATURE, err, BG_ECRYPTO,
+                      "the snapshot digest signature does not verify under %s's certificate "
+                      "(%s generation %" PRIu64 " epoch %" PRIu64 ")",
+                      a->issuer, a->list, a->generation, a->epoch);
+
+    if ((rc = check_entry(a, roster, m, now, reason, err)) != BG_OK)
+        return rc;
+
     /* 10. not revoked. */
     bg_attest_status *st = NULL;
     rc = bg_attest_status_open(status, status_len, trust, roster, a->issuer, pol, now, &st, reason,
                                err);
     if (rc != BG_OK)
         return rc;
-    int64_t when = 0;
-    bool revoked = bg_attest_status_is_revoked(st, a->serial, &when);
-    uint64_t number = bg_attest_status_number(st);
+    rc = check_not_revoked(a, st, reason, err);
     bg_attest_status_free(st);
-    if (revoked) {
-        char t[BG_PKI_TIME_LEN];
-        bg_pki_time_format((time_t)when, t);
-        return refuse(reason, BG_ATTEST_REVOKED, err, BG_ECRYPTO,
-                      "serial %" PRIu64 " revoked at %s (status list %" PRIu64 " of %s)", a->serial,
-                      t, number, a->issuer);
-    }
+    if (rc != BG_OK)
+        return rc;
+    if (reason != NULL)
+        *reason = BG_ATTEST_OK;
+    bg_err_clear(err);
+    return BG_OK;
+}
+
+int
+bg_attest_verify_sibling(const bg_attest *b, const bg_attest *verified, const bg_roster *roster,
+                         const bg_attest_status *st, time_t now, bg_attest_reason *reason,
+                         bg_err *err)
+{
+    if (reason != NULL)
+        *reason = BG_ATTEST_INTERNAL;
+    if (b == NULL || verified == NULL || roster == NULL || st == NULL)
+        return bg_err_set(err, BG_EINVAL, "attest verify: NULL argument");
+    int rc = check_structure(b, reason, err);
+    if (rc != BG_OK)
+        return rc;
+    /* Steps 2-5 and the list's own checks hold for b iff what they read is the same. */
+    if (strcmp(b->issuer, verified->issuer) != 0 || strcmp(b->list, verified->list) != 0 ||
+        b->generation != verified->generation || b->epoch != verified->epoch ||
+        b->count != verified->count || b->flags != verified->flags ||
+        memcmp(b->root, verified->root, DB) != 0 || b->cert_len != verified->cert_len ||
+        memcmp(b->cert, verified->cert, b->cert_len) != 0 ||
+        b->signature_len != verified->signature_len ||
+        memcmp(b->signature, verified->signature, b->signature_len) != 0 ||
+        strcmp(bg_attest_status_issuer(st), b->issuer) != 0)
+        return refuse(reason, BG_ATTEST_INTERNAL, err, BG_EINVAL,
+                      "not an attestation of the same signed snapshot: verify it on its own");
+    const bg_roster_member *m = bg_roster_member_find(roster, b->issuer);
+    if (m == NULL)
+        return refuse(reason, BG_ATTEST_ISSUER_UNKNOWN, err, BG_ECRYPTO,
+                      "issuer %s is not a member of the federation", b->issuer);
+    if ((rc = check_entry(b, roster, m, now, reason, err)) != BG_OK ||
+        (rc = check_not_revoked(b, st, reason, err)) != BG_OK)
+        return rc;
     if (reason != NULL)
         *reason = BG_ATTEST_OK;
     bg_err_clear(err);

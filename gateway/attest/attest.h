@@ -198,6 +198,19 @@ int bg_attest_verify(const bg_attest *a, bg_trust *trust, const bg_roster *roste
                      const uint8_t *status, size_t status_len, const bg_attest_policy *pol,
                      time_t now, bg_attest_reason *reason, bg_err *err);
 
+/*
+ * Many attestations of one signed snapshot (a graded answer's matches): b, given
+ * `verified`, an attestation bg_attest_verify accepted at now, and st, the issuer's status
+ * list it was checked against (bg_attest_status_open). b's issuer, certificate, snapshot
+ * header, root and signature must be byte for byte verified's (else BG_EINVAL: verify b
+ * on its own), so checks 2-5 and the list's own checks hold for b as well; b's structure,
+ * entry (6-9) and serial are then checked as bg_attest_verify does. Returns as it does.
+ */
+typedef struct bg_attest_status bg_attest_status;
+int bg_attest_verify_sibling(const bg_attest *b, const bg_attest *verified,
+                             const bg_roster *roster, const bg_attest_status *st, time_t now,
+                             bg_attest_reason *reason, bg_err *err);
+
 /* ---- status lists ---- */
 
 typedef struct bg_attest_revoked {
@@ -205,7 +218,6 @@ typedef struct bg_attest_revoked {
     int64_t revoked_at; /* Unix seconds */
 } bg_attest_revoked;
 
-typedef struct bg_attest_status bg_attest_status;
 
 /*
  * Issuer side: signs the status list number (>= 1) of issuer at issued_at holding the n
