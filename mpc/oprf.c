@@ -415,7 +415,8 @@ evaluate_one(uint8_t evaluated[EB], const uint8_t sk[SB], const uint8_t element[
     if (crypto_scalarmult_ristretto255(evaluated, sk, element) != 0) {
         sodium_memzero(evaluated, EB);
         rc = element_check_at(element, what, idx, err);
-        return rc != BG_OK ? rc : refuse(err, BG_ECRYPTO, what, idx, "scalar multiplication failed");
+        return rc != BG_OK ? rc
+                           : refuse(err, BG_ECRYPTO, what, idx, "scalar multiplication failed");
     }
     return BG_OK;
 }

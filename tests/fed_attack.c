@@ -799,12 +799,15 @@ cmd_ping(int argc, char **argv)
 #define PSI_MEMBERSHIP 1
 #define PSI_GRADED 2
 #define PSI_COUNT 3
-#define ELEM 32u           /* bytes of one ristretto255 element */
-#define BATCH_ID_LEN 16u   /* PsiQuery.batch_id */
-#define DEFAULT_ITEMS 4u   /* elements of a query unless a case or --items says otherwise */
-#define HOSTILE_AT 1u      /* index of the hostile element in the element cases */
+#define ELEM 32u         /* bytes of one ristretto255 element */
+#define BATCH_ID_LEN 16u /* PsiQuery.batch_id */
+#define DEFAULT_ITEMS 4u /* elements of a query unless a case or --items says otherwise */
+#define HOSTILE_AT 1u    /* index of the hostile element in the element cases */
 #define NEAR_MAX_ROOM 64u
-#define NAME_MAX_LEN 64u   /* --list, --query-list: keeps the fixed request buffers safe */  /* near-max-elements: bytes left below max_message_bytes */
+#define NAME_MAX_LEN                                                                               \
+    64u /* --list, --query-list: keeps the fixed request buffers safe */ /* near-max-elements:     \
+                                                                            bytes left below       \
+                                                                            max_message_bytes */
 
 enum psi_case {
     P_GOOD,
@@ -937,8 +940,8 @@ parse_psi(int argc, char **argv, struct psi_opts *o)
  * reference (auth_len 0: none) and our certificate. */
 static int
 psi_seal(struct ping_ctx *c, const struct ping_opts *po, const char *purpose, const uint8_t *auth,
-         size_t auth_len, uint32_t body_type, const uint8_t *body, size_t body_len,
-         size_t max_len, uint8_t **msg, size_t *len, bg_env_sent *sent, bg_err *err)
+         size_t auth_len, uint32_t body_type, const uint8_t *body, size_t body_len, size_t max_len,
+         uint8_t **msg, size_t *len, bg_env_sent *sent, bg_err *err)
 {
     bg_env_fields f = {.recipient = po->to,
                        .purpose = purpose,
@@ -974,8 +977,8 @@ psi_send(struct ping_ctx *c, const struct ping_opts *po, uint32_t body_type, uin
         return BG_EIO;
     }
     bg_env_opened *o = NULL;
-    bg_env_reason why = bg_env_open_answer(c->verifier, ans, ans_len, po->to, sent.nonce, 0, &o,
-                                           &err);
+    bg_env_reason why =
+        bg_env_open_answer(c->verifier, ans, ans_len, po->to, sent.nonce, 0, &o, &err);
     bg_tp_answer_free(ans);
     if (why != BG_ENV_OK) {
         fprintf(stderr, "fed_attack: answer: %s\n", err.msg);
@@ -1000,9 +1003,9 @@ psi_send(struct ping_ctx *c, const struct ping_opts *po, uint32_t body_type, uin
 
 /* psi_seal, then psi_send ("setup sealing" in line if it cannot be sealed). */
 static int
-psi_call(struct ping_ctx *c, const struct ping_opts *po, const char *purpose,
-         const uint8_t *auth, size_t auth_len, uint32_t body_type, const uint8_t *body,
-         size_t body_len, size_t max_len, bg_env_opened **out, char *line, size_t n)
+psi_call(struct ping_ctx *c, const struct ping_opts *po, const char *purpose, const uint8_t *auth,
+         size_t auth_len, uint32_t body_type, const uint8_t *body, size_t body_len, size_t max_len,
+         bg_env_opened **out, char *line, size_t n)
 {
     uint8_t *msg = NULL;
     size_t len = 0;
@@ -1090,16 +1093,16 @@ cmd_psi(int argc, char **argv)
     uint8_t auth[BG_ENV_AUTH_REF_MAX];
     size_t auth_len = 0;
     if (o.auth_ref_hex != NULL &&
-        (sodium_hex2bin(auth, sizeof auth, o.auth_ref_hex, strlen(o.auth_ref_hex), NULL,
-                        &auth_len, NULL) != 0 ||
+        (sodium_hex2bin(auth, sizeof auth, o.auth_ref_hex, strlen(o.auth_ref_hex), NULL, &auth_len,
+                        NULL) != 0 ||
          auth_len == 0)) {
         fprintf(stderr, "fed_attack: --auth-ref must be 1..64 bytes of hex\n");
         return usage();
     }
-    const char *qlist = o.query_list != NULL         ? o.query_list
-                        : pc == P_UNKNOWN_LIST       ? "no-such-list"
-                                                     : o.list;
-    const char *qpurpose = o.query_purpose != NULL         ? o.query_purpose
+    const char *qlist = o.query_list != NULL   ? o.query_list
+                        : pc == P_UNKNOWN_LIST ? "no-such-list"
+                                               : o.list;
+    const char *qpurpose = o.query_purpose != NULL       ? o.query_purpose
                            : pc == P_PURPOSE_NOT_ALLOWED ? "marketing"
                                                          : o.purpose;
     size_t qauth_len = pc == P_NO_AUTH ? 0 : auth_len;
@@ -1127,8 +1130,8 @@ cmd_psi(int argc, char **argv)
         uint8_t body[256];
         size_t blen = baygate__snapshot_request__pack(&rq, body);
         if (psi_call(&c, &o.conn, o.purpose, auth_len ? auth : NULL, auth_len,
-                     BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_REQUEST, body, blen, max_msg, &ans,
-                     line, sizeof line) != BG_OK) {
+                     BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_REQUEST, body, blen, max_msg, &ans, line,
+                     sizeof line) != BG_OK) {
             printf("snapshot %s\n", line);
             ping_free(&c);
             return EXIT_RAN;
@@ -1408,7 +1411,8 @@ cmd_psi(int argc, char **argv)
         } else {
             size_t bad_points = 0;
             for (size_t i = 0; i < pa->elements.len / ELEM; i++)
-                bad_points += !crypto_core_ristretto255_is_valid_point(pa->elements.data + i * ELEM);
+                bad_points +=
+                    !crypto_core_ristretto255_is_valid_point(pa->elements.data + i * ELEM);
             if (bad_points != 0)
                 snprintf(line, sizeof line, "answer bad %zu-invalid-points", bad_points);
             else

@@ -345,12 +345,11 @@ START_TEST(siblings_are_checked_for_their_own_entry)
     bg_attest_status *st = NULL, *st2 = NULL;
     bg_attest_reason r = BG_ATTEST_INTERNAL;
     bg_err err = {0};
-    ck_assert_int_eq(bg_attest_status_open(st_bytes, sl, t, roster, "440300", NULL, now0, &st, &r,
-                                           &err),
-                     BG_OK);
-    ck_assert_int_eq(bg_attest_status_open(st2_bytes, sl2, t, roster, "440300", NULL, now0, &st2,
-                                           &r, &err),
-                     BG_OK);
+    ck_assert_int_eq(
+        bg_attest_status_open(st_bytes, sl, t, roster, "440300", NULL, now0, &st, &r, &err), BG_OK);
+    ck_assert_int_eq(
+        bg_attest_status_open(st2_bytes, sl2, t, roster, "440300", NULL, now0, &st2, &r, &err),
+        BG_OK);
     expect(a, t, roster, st_bytes, sl, NULL, now0, BG_ATTEST_OK, NULL);
 
     *b = *a;

@@ -726,8 +726,8 @@ collect_revoked(void *ctx, uint64_t serial, int64_t revoked_at, bg_err *err)
 {
     (void)err;
     revoked_seen *rv = ctx;
-    rv->increasing = (rv->n == 0 || serial > rv->last) && revoked_at > 0 &&
-                     (rv->n == 0 || rv->increasing);
+    rv->increasing =
+        (rv->n == 0 || serial > rv->last) && revoked_at > 0 && (rv->n == 0 || rv->increasing);
     rv->last = serial;
     rv->n++;
     return BG_OK;
@@ -752,10 +752,11 @@ START_TEST(t_eval_serials)
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations WHERE serial >> 32 != 1 "
                               "OR (serial & 4294967295) = 0"),
                      0);
-    ck_assert_int_eq(sqlite3_exec(bg_store_db(s),
-                                  "CREATE TEMP TABLE before AS SELECT uscc, serial FROM evaluations",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(bg_store_db(s),
+                     "CREATE TEMP TABLE before AS SELECT uscc, serial FROM evaluations", NULL, NULL,
+                     NULL),
+        SQLITE_OK);
 
     bg_import_opts o = {.force = true};
     import_ok(s, file, &o, &r); /* the same rows again: nothing changes */

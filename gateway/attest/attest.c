@@ -495,7 +495,7 @@ struct bg_attest_status {
     uint64_t number;
     int64_t issued_at;
     size_t n;
-    bg_attest_revoked *e; /* serials strictly increasing */
+    bg_attest_revoked *e;             /* serials strictly increasing */
     uint8_t cert[BG_ATTEST_CERT_MAX]; /* the issuer certificate it carries (DER) */
     size_t cert_len;
 };

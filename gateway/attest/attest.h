@@ -207,9 +207,9 @@ int bg_attest_verify(const bg_attest *a, bg_trust *trust, const bg_roster *roste
  * entry (6-9) and serial are then checked as bg_attest_verify does. Returns as it does.
  */
 typedef struct bg_attest_status bg_attest_status;
-int bg_attest_verify_sibling(const bg_attest *b, const bg_attest *verified,
-                             const bg_roster *roster, const bg_attest_status *st, time_t now,
-                             bg_attest_reason *reason, bg_err *err);
+int bg_attest_verify_sibling(const bg_attest *b, const bg_attest *verified, const bg_roster *roster,
+                             const bg_attest_status *st, time_t now, bg_attest_reason *reason,
+                             bg_err *err);
 
 /* ---- status lists ---- */
 
@@ -217,7 +217,6 @@ typedef struct bg_attest_revoked {
     uint64_t serial;
     int64_t revoked_at; /* Unix seconds */
 } bg_attest_revoked;
-
 
 /*
  * Issuer side: signs the status list number (>= 1) of issuer at issued_at holding the n

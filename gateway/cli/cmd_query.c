@@ -30,7 +30,6 @@ enum { OUT_TABLE, OUT_JSON, OUT_CSV };
 
 #define BG_QUERY_AUTH_REF_MAX 64U /* bytes; the envelope bounds it the same way */
 
-
 static void
 query_usage(FILE *f)
 {
@@ -435,15 +434,21 @@ int
 bg_cmd_query(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},  {"peer", required_argument, NULL, 'p'},
-        {"list", required_argument, NULL, 'l'}, {"purpose", required_argument, NULL, 'u'},
-        {"in", required_argument, NULL, 'i'},   {"grades", no_argument, NULL, 'g'},
-        {"count", no_argument, NULL, 'c'},      {"json", no_argument, NULL, 'j'},
-        {"csv", no_argument, NULL, 'v'},        {"timeout-ms", required_argument, NULL, 't'},
+        {"dir", required_argument, NULL, 'd'},
+        {"peer", required_argument, NULL, 'p'},
+        {"list", required_argument, NULL, 'l'},
+        {"purpose", required_argument, NULL, 'u'},
+        {"in", required_argument, NULL, 'i'},
+        {"grades", no_argument, NULL, 'g'},
+        {"count", no_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"csv", no_argument, NULL, 'v'},
+        {"timeout-ms", required_argument, NULL, 't'},
         {"consent", required_argument, NULL, 'C'},
         {"attest-dir", required_argument, NULL, 'T'},
         {"auth-ref", required_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *list = NULL, *purpose = NULL, *in = NULL;
     uint8_t auth_ref[BG_QUERY_AUTH_REF_MAX];

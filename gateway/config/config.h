@@ -55,7 +55,7 @@ typedef struct bg_config {
     char crl_path[BG_CONFIG_PATH_MAX];      /* [pki] crl: the federation CRL */
     char roster_path[BG_CONFIG_PATH_MAX];   /* [pki] roster: the signed roster */
     uint32_t crl_warn_hours;                /* [pki]: warn when the CRL expires sooner */
-    uint32_t dial_ms, request_ms, handshake_ms; /* [timeouts] */
+    uint32_t dial_ms, request_ms, handshake_ms;   /* [timeouts] */
     uint32_t head_interval_s, witness_interval_s; /* [audit] */
 } bg_config;
 

@@ -120,8 +120,8 @@ append_pair(bg_gw *gw, const bg_audit_event pair[2], const char *what)
     if (gw->audit != NULL && bg_audit_append_batch(gw->audit, pair, 2, NULL, &err) == BG_OK)
         return true;
     atomic_fetch_add(&gw->evidence_failed, 1);
-    bg_log(BG_LOG_ERROR, "audit.append_failed", "what=%s peer=%s error=\"%s\"", what,
-           pair[0].peer, gw->audit != NULL ? err.msg : "no evidence log");
+    bg_log(BG_LOG_ERROR, "audit.append_failed", "what=%s peer=%s error=\"%s\"", what, pair[0].peer,
+           gw->audit != NULL ? err.msg : "no evidence log");
     return false;
 }
 
@@ -205,8 +205,8 @@ gw_evidence_tick(bg_gw *gw)
     if (did) {
         char hex[2 * BG_AUDIT_HASH_LEN + 1];
         bg_audit_hash_hex(h.root, hex);
-        bg_log(BG_LOG_INFO, "audit.head_signed", "size=%llu root=%s",
-               (unsigned long long)h.size, hex);
+        bg_log(BG_LOG_INFO, "audit.head_signed", "size=%llu root=%s", (unsigned long long)h.size,
+               hex);
     }
 }
 
@@ -355,16 +355,15 @@ witness_peer(bg_gw *gw, gw_peer *p)
     bg_audit_cosig cosig;
     bg_audit_verdict verdict = BG_AUDIT_W_OK;
     pthread_mutex_lock(&gw->witness_store_lock);
-    rc = bg_audit_witness_check(gw->witness, gw->id->key, p->city, &head, proof, nproof,
-                                wall_ms(), &cosig, &verdict, &err);
+    rc = bg_audit_witness_check(gw->witness, gw->id->key, p->city, &head, proof, nproof, wall_ms(),
+                                &cosig, &verdict, &err);
     pthread_mutex_unlock(&gw->witness_store_lock);
     if (rc != BG_OK) {
         if (verdict == BG_AUDIT_W_FORK || verdict == BG_AUDIT_W_INCONSISTENT ||
             verdict == BG_AUDIT_W_SHRUNK) {
             atomic_fetch_add(&gw->forks_detected, 1);
             bg_log(BG_LOG_ERROR, "audit.fork_detected", "peer=%s verdict=%s size=%llu error=\"%s\"",
-                   p->city, bg_audit_verdict_name(verdict), (unsigned long long)head.size,
-                   err.msg);
+                   p->city, bg_audit_verdict_name(verdict), (unsigned long long)head.size, err.msg);
         } else {
             bg_log(BG_LOG_WARN, "audit.head_refused", "peer=%s verdict=%s error=\"%s\"", p->city,
                    bg_audit_verdict_name(verdict), err.msg);
@@ -390,8 +389,8 @@ witness_peer(bg_gw *gw, gw_peer *p)
         bg_log(BG_LOG_INFO, "audit.cosigned", "peer=%s size=%llu", p->city,
                (unsigned long long)head.size);
     else
-        bg_log(BG_LOG_WARN, "audit.cosign_not_delivered", "peer=%s size=%llu error=\"%s\"",
-               p->city, (unsigned long long)head.size, cres.error);
+        bg_log(BG_LOG_WARN, "audit.cosign_not_delivered", "peer=%s size=%llu error=\"%s\"", p->city,
+               (unsigned long long)head.size, cres.error);
     bg_env_opened_free(ack);
 done:
     EVP_PKEY_free(key);

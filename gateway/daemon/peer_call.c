@@ -40,8 +40,7 @@ gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t 
         bg_env_sent sent;
         bg_err err = {0};
         if (bg_env_seal(gw->id, f, with_cert, max_msg, &env, &env_len, &sent, &err) != BG_OK)
-            return call_fail(res, BG_GW_E_INTERNAL, BG_EINVAL, "sealing the request: %s",
-                             err.msg);
+            return call_fail(res, BG_GW_E_INTERNAL, BG_EINVAL, "sealing the request: %s", err.msg);
         uint8_t req_digest[32];
         crypto_hash_sha256(req_digest, env, env_len);
         bg_tp_fail tf = BG_TP_OK;
@@ -51,8 +50,8 @@ gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t 
             call_fail(res, BG_GW_E_TRANSPORT, BG_EIO, "%s at %s: %s: %s", p->city, p->endpoint,
                       bg_tp_fail_name(tf), err.msg);
             if (cev != NULL)
-                gw_ev_commit_outbound(gw, p->city, f, sent.request_id, req_digest, NULL,
-                                      res->code, bg_tp_fail_name(tf), cev);
+                gw_ev_commit_outbound(gw, p->city, f, sent.request_id, req_digest, NULL, res->code,
+                                      bg_tp_fail_name(tf), cev);
             return BG_EIO;
         }
         res->sent += env_len;
@@ -62,11 +61,11 @@ gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t 
             bg_env_open_answer(gw->verifier, ans, ans_len, p->city, sent.nonce, 0, &o, &err);
         bg_tp_answer_free(ans);
         if (why != BG_ENV_OK) {
-            call_fail(res, BG_GW_E_BAD_ANSWER, BG_EPROTO, "answer from %s refused: %s: %s",
-                      p->city, bg_env_reason_name(why), err.msg);
+            call_fail(res, BG_GW_E_BAD_ANSWER, BG_EPROTO, "answer from %s refused: %s: %s", p->city,
+                      bg_env_reason_name(why), err.msg);
             if (cev != NULL)
-                gw_ev_commit_outbound(gw, p->city, f, sent.request_id, req_digest, NULL,
-                                      res->code, bg_env_reason_name(why), cev);
+                gw_ev_commit_outbound(gw, p->city, f, sent.request_id, req_digest, NULL, res->code,
+                                      bg_env_reason_name(why), cev);
             return BG_EPROTO;
         }
         atomic_store(&p->cert_known, true);

@@ -35,8 +35,7 @@ gw_quota_init(gw_quota *q, const char *data_dir)
         return;
     }
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) /* before the first import */
-        bg_log(BG_LOG_WARN, "quota.no_dir", "data_dir=%s error=\"%s\"", data_dir,
-               strerror(errno));
+        bg_log(BG_LOG_WARN, "quota.no_dir", "data_dir=%s error=\"%s\"", data_dir, strerror(errno));
     uint8_t *buf = NULL;
     size_t len = 0;
     bg_err err = {0};
@@ -155,7 +154,7 @@ size_t
 gw_psi_items_per_message(size_t max_msg)
 {
     size_t per = bg_psi_chunk_items(max_msg > 2 * GW_PSI_OVERHEAD ? max_msg - GW_PSI_OVERHEAD
-                                                                   : GW_PSI_OVERHEAD);
+                                                                  : GW_PSI_OVERHEAD);
     return per == 0 ? 1 : per;
 }
 
@@ -319,8 +318,8 @@ psi_answer_snapshot(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request 
             goto done;
         }
         if (sr->chunk_index >= count) {
-            refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "chunk %u of %zu does not exist", sr->chunk_index,
-                   count);
+            refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "chunk %u of %zu does not exist",
+                   sr->chunk_index, count);
             goto done;
         }
         chunk = malloc(max_chunk);
@@ -421,8 +420,8 @@ psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *re
     }
     size_t len = q->elements.len, n = len / BG_OPRF_ELEMENTBYTES;
     if (len == 0 || len % BG_OPRF_ELEMENTBYTES != 0) {
-        refuse(gw, ev, o, req, BG_GW_E_BAD_ELEMENTS, "elements must be 32*n bytes, n >= 1 (got %zu)",
-               len);
+        refuse(gw, ev, o, req, BG_GW_E_BAD_ELEMENTS,
+               "elements must be 32*n bytes, n >= 1 (got %zu)", len);
         goto done;
     }
     /* An answer is as large as its query plus a few bytes: a query that leaves no room
@@ -430,8 +429,8 @@ psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *re
     size_t per = gw_psi_items_per_message(max_msg_of(gw));
     if (n > per) {
         refuse(gw, ev, o, req, BG_GW_E_BATCH,
-               "%zu elements in one message; at most %zu fit an answer at max_message_bytes %zu",
-               n, per, max_msg_of(gw));
+               "%zu elements in one message; at most %zu fit an answer at max_message_bytes %zu", n,
+               per, max_msg_of(gw));
         goto done;
     }
     if (q->chunk_count == 0 || q->chunk_index >= q->chunk_count || q->batch_items < n ||
@@ -475,7 +474,8 @@ psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *re
                                          2, &err)
                  : bg_psi_evaluate(eval, ps->sk, q->elements.data, len, n, 2, &err);
     if (rc != BG_OK) {
-        refuse(gw, ev, o, req, rc == BG_ELIMIT ? BG_GW_E_BATCH : BG_GW_E_BAD_ELEMENTS, "%s", err.msg);
+        refuse(gw, ev, o, req, rc == BG_ELIMIT ? BG_GW_E_BATCH : BG_GW_E_BAD_ELEMENTS, "%s",
+               err.msg);
         goto done;
     }
     if (!quota_take(&gw->quota, o->sender, n, v.quota_items_per_day, true, &used)) {
@@ -521,7 +521,8 @@ done:
 void
 psi_answer_status(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
 {
-    Baygate__StatusListRequest *sr = baygate__status_list_request__unpack(NULL, o->body_len, o->body);
+    Baygate__StatusListRequest *sr =
+        baygate__status_list_request__unpack(NULL, o->body_len, o->body);
     if (sr == NULL) {
         refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "status request does not parse");
         return;

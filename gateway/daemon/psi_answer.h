@@ -56,10 +56,10 @@ typedef struct gw_quota {
         uint64_t used;
     } used[BG_ROSTER_MAX_MEMBERS];
     size_t n;
-    uint64_t version;            /* charges made (under lock) */
-    pthread_mutex_t file_lock;   /* one writer at a time; newest state wins */
-    uint64_t written;            /* version on disk (under file_lock) */
-    char path[4096 + 16];        /* "" = not persisted */
+    uint64_t version;          /* charges made (under lock) */
+    pthread_mutex_t file_lock; /* one writer at a time; newest state wins */
+    uint64_t written;          /* version on disk (under file_lock) */
+    char path[4096 + 16];      /* "" = not persisted */
 } gw_quota;
 
 /* Loads data_dir/quota (data_dir NULL: memory only); never fails, logs a bad file. */

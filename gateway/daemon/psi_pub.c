@@ -34,7 +34,7 @@ struct bg_pub {
     X509 *cert;
 
     pthread_mutex_t lock; /* cur[], offered, rotate, poked, stop, status */
-    uint8_t *status; /* the signed status list (malloc'd) */
+    uint8_t *status;      /* the signed status list (malloc'd) */
     size_t status_len;
     pthread_cond_t wake, built;
     bg_pub_snap *cur[BG_PUB_LISTS];
@@ -496,8 +496,8 @@ check_store(bg_pub *p)
         if (!want[i])
             continue;
         pthread_mutex_lock(&p->lock);
-        bool fresh = p->cur[i] != NULL && p->built_import[i] == last &&
-                     p->built_day[i] == bg_date_today();
+        bool fresh =
+            p->cur[i] != NULL && p->built_import[i] == last && p->built_day[i] == bg_date_today();
         pthread_mutex_unlock(&p->lock);
         if (fresh && !rot[i])
             continue;

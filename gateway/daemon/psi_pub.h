@@ -80,8 +80,8 @@ typedef struct bg_pub_snap {
  * borrowed: they must outlive the publisher). offered: the lists
  * the roster says this city offers (bg_pub_set_offered changes them).
  */
-int bg_pub_start(bg_pub **out, const char *data_dir, const char *city, EVP_PKEY *key,
-                 X509 *cert, const bool offered[BG_LIST_COUNT], bg_err *err);
+int bg_pub_start(bg_pub **out, const char *data_dir, const char *city, EVP_PKEY *key, X509 *cert,
+                 const bool offered[BG_LIST_COUNT], bg_err *err);
 
 /*
  * The city's current signed status list (gateway/attest: the evaluation serials its

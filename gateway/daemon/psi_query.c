@@ -165,9 +165,9 @@ typedef struct pjob {
     uint32_t call_items;
 
     /* graded: attestations of the matches, checked against the peer's status list */
-    bool want_attest;           /* return their bytes (and the status list) */
-    pattest *att;               /* n */
-    uint8_t *status;            /* the peer's signed status list, verified */
+    bool want_attest; /* return their bytes (and the status list) */
+    pattest *att;     /* n */
+    uint8_t *status;  /* the peer's signed status list, verified */
     size_t status_len;
     bg_attest_status *st;
     char status_error[240];
@@ -422,8 +422,7 @@ fetch_status(pjob *j, gw_peer *p)
     }
     j->sent += res.sent;
     j->received += res.received;
-    Baygate__StatusListAnswer *sa =
-        baygate__status_list_answer__unpack(NULL, o->body_len, o->body);
+    Baygate__StatusListAnswer *sa = baygate__status_list_answer__unpack(NULL, o->body_len, o->body);
     bg_roster *r = gw_roster_get(j->gw);
     bg_attest_policy pol = {.min_status_number = seen};
     bg_attest_reason why = BG_ATTEST_OK;
@@ -496,8 +495,7 @@ attest_one(pjob *j, const bg_psi_query *q, const gw_cached *s, bg_snap_prover **
                             : BG_EINVAL;
     if (rc == BG_EINVAL) {
         bg_attest_policy pol = {.min_status_number = bg_attest_status_number(j->st)};
-        rc = bg_attest_verify(at, j->gw->trust, r, j->status, j->status_len, &pol, now, &why,
-                              &err);
+        rc = bg_attest_verify(at, j->gw->trust, r, j->status, j->status_len, &pol, now, &why, &err);
         if (rc == BG_OK) {
             free(j->att_ref);
             j->att_ref = malloc(sizeof *j->att_ref);
@@ -529,8 +527,8 @@ items_per_message(bg_gw *g, size_t *max_msg)
  * Count: one sub-batch (one blind, one shuffled answer), added to j->count/items.
  */
 static int
-run_batch(pjob *j, gw_peer *p, const gw_cached *s, const uint8_t *const *inputs,
-          const size_t *lens, size_t n, bool *stale)
+run_batch(pjob *j, gw_peer *p, const gw_cached *s, const uint8_t *const *inputs, const size_t *lens,
+          size_t n, bool *stale)
 {
     *stale = false;
     bg_err err = {0};

@@ -216,7 +216,7 @@ typedef struct imp {
     dup_map dups;
     int64_t import_id;
     uint32_t evals_written; /* the ordinal part of the next evaluation serial */
-    bool store_was_empty; /* no enterprises when the transaction began */
+    bool store_was_empty;   /* no enterprises when the transaction began */
     FILE *rep;
     char rep_tmp[4096 + 16];
     char rep_final[4096];
@@ -640,7 +640,8 @@ put_eval(imp *im, bg_err *err, uint64_t line, const row *r)
     sqlite3_bind_int64(st, 6, im->import_id);
     /* (import << 32) | ordinal: see the v3 migration. 2^32 - 1 rows per import at most,
      * far above anything one file holds. */
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)(((uint64_t)im->import_id << 32) | ++im->evals_written));
+    sqlite3_bind_int64(st, 7,
+                       (sqlite3_int64)(((uint64_t)im->import_id << 32) | ++im->evals_written));
     return step_done(st) ? BG_OK : db_fail(im, err, line, "writing the evaluation");
 }
 

@@ -572,11 +572,10 @@ bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_
         *last_import = v;
     sqlite3_stmt *st = NULL;
     const char *sql =
-        list != NULL
-            ? "SELECT uscc, NULL, NULL, listed_at, expires_at, source FROM list_entries "
-              "WHERE list = ?1 ORDER BY uscc"
-            : "SELECT uscc, grade, scale, evaluated_at, valid_until, source, serial "
-              "FROM evaluations ORDER BY uscc";
+        list != NULL ? "SELECT uscc, NULL, NULL, listed_at, expires_at, source FROM list_entries "
+                       "WHERE list = ?1 ORDER BY uscc"
+                     : "SELECT uscc, grade, scale, evaluated_at, valid_until, source, serial "
+                       "FROM evaluations ORDER BY uscc";
     if (rc == BG_OK && sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         rc = db_err(s, err, "scanning entries");
     if (rc == BG_OK && list != NULL)
@@ -604,8 +603,7 @@ bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_
 }
 
 int
-bg_store_revoked_scan(bg_store *s, uint64_t *number, bg_store_revoked_fn fn, void *ctx,
-                      bg_err *err)
+bg_store_revoked_scan(bg_store *s, uint64_t *number, bg_store_revoked_fn fn, void *ctx, bg_err *err)
 {
     int rc;
     if ((rc = exec(s, "BEGIN", err)) != BG_OK)
