@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,6 +32,7 @@
 #include <openssl/sha.h>
 
 #include "audit.h"
+#include "audit_int.h" /* bg_audit_datasync, to simulate a failing disk */
 #include "pki.h"
 #include "sig.h"
 
@@ -943,6 +945,326 @@ START_TEST(concurrent_appends)
 }
 END_TEST
 
+/* Group commit: 8 threads append 200 batches of 1..3 events each at once
+ * (with a prover reading alongside). Every batch gets consecutive indexes of
+ * its own, together they cover 0..n-1 exactly, each index holds the event the
+ * batch wrote there (so indexes follow file order), and a reopen keeps every
+ * acknowledged leaf and gives the same root at every size. */
+enum { GC_THREADS = 8, GC_BATCHES = 200 };
+
+struct gc_thr {
+    bg_audit_log *log;
+    int id;
+    uint64_t first[GC_BATCHES];
+    size_t n[GC_BATCHES];
+    int fail;
+    char msg[sizeof(((bg_err *)0)->msg)];
+};
+
+/* The event thread id writes as event k of its batch b: unique per leaf. */
+static uint64_t
+gc_tag(int id, int b, size_t k)
+{
+    return 100000 + (uint64_t)id * 10000 + (uint64_t)b * 4 + k;
+}
+
+static void *
+gc_appender(void *arg)
+{
+    struct gc_thr *t = arg;
+    for (int b = 0; b < GC_BATCHES; b++) {
+        bg_audit_event evs[3];
+        t->n[b] = 1 + (size_t)(t->id + b) % 3;
+        for (size_t k = 0; k < t->n[b]; k++)
+            evs[k] = event(gc_tag(t->id, b, k), 0);
+        bg_err err = {0};
+        if (bg_audit_append_batch(t->log, evs, t->n[b], &t->first[b], &err) != BG_OK) {
+            t->fail = 1;
+            snprintf(t->msg, sizeof t->msg, "%s", err.msg);
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(group_commit_many_threads)
+{
+    const char *dir = fresh_dir("group");
+    bg_audit_log *log = make_log(dir, 3, -1);
+    struct gc_thr *t = calloc(GC_THREADS, sizeof *t);
+    struct thr prov = {.log = log};
+    pthread_t th[GC_THREADS], pth;
+    ck_assert_ptr_nonnull(t);
+    for (int i = 0; i < GC_THREADS; i++) {
+        t[i].log = log;
+        t[i].id = i;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, gc_appender, &t[i]), 0);
+    }
+    ck_assert_int_eq(pthread_create(&pth, NULL, prover, &prov), 0);
+    for (int i = 0; i < GC_THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_join(pth, NULL);
+    uint64_t total = 3;
+    for (int i = 0; i < GC_THREADS; i++) {
+        ck_assert_msg(t[i].fail == 0, "thread %d: %s", i, t[i].msg);
+        for (int b = 0; b < GC_BATCHES; b++)
+            total += t[i].n[b];
+    }
+    ck_assert_int_eq(prov.fail, 0);
+    ck_assert_uint_eq(bg_audit_size(log), total);
+    uint8_t *seen = calloc(total, 1);
+    ck_assert_ptr_nonnull(seen);
+    bg_err err = {0};
+    for (int i = 0; i < GC_THREADS; i++)
+        for (int b = 0; b < GC_BATCHES; b++)
+            for (size_t k = 0; k < t[i].n[b]; k++) {
+                uint64_t idx = t[i].first[b] + k;
+                ck_assert_uint_ge(idx, 3);
+                ck_assert_uint_lt(idx, total);
+                ck_assert_msg(!seen[idx], "index %" PRIu64 " given twice", idx);
+                seen[idx] = 1;
+                bg_audit_event got, want = event(gc_tag(i, b, k), 0);
+                ck_assert_int_eq(bg_audit_leaf_read(log, idx, NULL, NULL, &got, &err), BG_OK);
+                ck_assert_msg(got.items_asked == want.items_asked &&
+                                  strcmp(got.reason, want.reason) == 0,
+                              "leaf %" PRIu64 " is not thread %d batch %d event %zu", idx, i, b, k);
+            }
+    free(seen);
+    bg_audit_hash *roots = malloc((size_t)(total + 1) * sizeof *roots);
+    ck_assert_ptr_nonnull(roots);
+    for (uint64_t s = 0; s <= total; s++)
+        ck_assert_int_eq(bg_audit_root(log, s, roots[s], &err), BG_OK);
+    leaf_bytes *d = read_leaves(log, total);
+    bg_audit_hash ref;
+    ref_mth(d, total, ref);
+    ck_assert(memcmp(roots[total], ref, 32) == 0);
+    bg_audit_close(log);
+
+    log = open_log(dir, 0, NULL);
+    ck_assert_uint_eq(bg_audit_size(log), total);
+    for (uint64_t s = 0; s <= total; s++) {
+        bg_audit_hash r;
+        ck_assert_int_eq(bg_audit_root(log, s, r, &err), BG_OK);
+        ck_assert_msg(memcmp(r, roots[s], 32) == 0, "root at size %" PRIu64 " differs", s);
+    }
+    leaf_bytes *d2 = read_leaves(log, total);
+    for (uint64_t i = 0; i < total; i++)
+        ck_assert(d2[i].len == d[i].len && memcmp(d2[i].b, d[i].b, d[i].len) == 0);
+    bg_audit_close(log);
+    free(d);
+    free(d2);
+    free(roots);
+    free(t);
+}
+END_TEST
+
+/* A disk whose fdatasync is slow (so appenders pile up behind it) and then
+ * fails, or just slow. */
+static int
+sync_slow_fail(int fd)
+{
+    (void)fd;
+    usleep(50000);
+    errno = EIO;
+    return -1;
+}
+
+static int
+sync_slow_ok(int fd)
+{
+    usleep(100000);
+    return fdatasync(fd);
+}
+
+static void *
+one_append(void *arg)
+{
+    struct thr *t = arg;
+    bg_audit_event ev = event((uint64_t)(500 + t->id), 0);
+    bg_err err = {0};
+    int rc = bg_audit_append(t->log, &ev, &t->idx[0], &err);
+    t->fail = rc == BG_OK ? 0 : rc;
+    return NULL;
+}
+
+/* Leaves stay invisible until their sync is done. A failed sync fails every
+ * appender waiting on it with BG_EIO, none of their leaves become visible,
+ * the log refuses further appends until reopened, and the reopened log holds
+ * exactly the acknowledged leaves and goes on from there. */
+START_TEST(sync_failure_fails_waiters)
+{
+    const char *dir = fresh_dir("syncfail");
+    bg_audit_log *log = make_log(dir, 5, -1);
+    bg_audit_hash before, r;
+    bg_err err = {0};
+    ck_assert_int_eq(bg_audit_root(log, 5, before, &err), BG_OK);
+
+    /* Slow sync: not visible while it runs, visible after. */
+    bg_audit_datasync = sync_slow_ok;
+    struct thr a = {.log = log, .id = 0};
+    pthread_t ath;
+    ck_assert_int_eq(pthread_create(&ath, NULL, one_append, &a), 0);
+    usleep(30000);
+    ck_assert_uint_eq(bg_audit_size(log), 5);
+    pthread_join(ath, NULL);
+    ck_assert_int_eq(a.fail, 0);
+    ck_assert_uint_eq(a.idx[0], 5);
+    ck_assert_uint_eq(bg_audit_size(log), 6);
+    ck_assert_int_eq(bg_audit_root(log, 6, before, &err), BG_OK);
+
+    /* Failing sync with four appenders at once. */
+    bg_audit_datasync = sync_slow_fail;
+    struct thr t[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = (struct thr){.log = log, .id = 1 + i};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, one_append, &t[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(t[i].fail, BG_EIO);
+    }
+    ck_assert_uint_eq(bg_audit_size(log), 6);
+    ck_assert_int_eq(bg_audit_root(log, 6, r, &err), BG_OK);
+    ck_assert(memcmp(r, before, 32) == 0);
+    bg_audit_datasync = fdatasync;
+    bg_audit_event ev = event(600, 0);
+    ck_assert_int_eq(bg_audit_append(log, &ev, NULL, &err), BG_EIO);
+    ck_assert_has(err.msg, "reopen");
+    ck_assert_uint_eq(bg_audit_size(log), 6);
+    bg_audit_close(log);
+
+    bg_audit_open_report rep;
+    log = open_log(dir, 0, &rep);
+    ck_assert_uint_eq(bg_audit_size(log), 6);
+    ck_assert_int_eq(bg_audit_root(log, 6, r, &err), BG_OK);
+    ck_assert(memcmp(r, before, 32) == 0);
+    uint64_t idx;
+    ck_assert_int_eq(bg_audit_append(log, &ev, &idx, &err), BG_OK);
+    ck_assert_uint_eq(idx, 6);
+    bg_audit_close(log);
+}
+END_TEST
+
+/* A failed write (the file size limit, EFBIG) fails that append only: the
+ * file is cut back to where the write began and the next append follows the
+ * last good record. */
+START_TEST(write_failure_cut_back)
+{
+    const char *dir = fresh_dir("writefail");
+    bg_audit_log *log = make_log(dir, 4, -1);
+    struct stat st;
+    ck_assert_int_eq(stat(file_in(dir, "leaves.log"), &st), 0);
+    struct rlimit old, lim;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*old_sig)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = (rlim_t)st.st_size + 20; /* room for part of a record */
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    bg_audit_event evs[2] = {event(40, 0), event(41, 0)};
+    bg_err err = {0};
+    int rc = bg_audit_append_batch(log, evs, 2, NULL, &err);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_sig);
+    ck_assert_int_eq(rc, BG_EIO);
+    ck_assert_has(err.msg, "write failed");
+    struct stat st2;
+    ck_assert_int_eq(stat(file_in(dir, "leaves.log"), &st2), 0);
+    ck_assert_int_eq(st2.st_size, st.st_size);
+    ck_assert_uint_eq(bg_audit_size(log), 4);
+    uint64_t first;
+    ck_assert_int_eq(bg_audit_append_batch(log, evs, 2, &first, &err), BG_OK);
+    ck_assert_uint_eq(first, 4);
+    bg_audit_hash r1, r2;
+    ck_assert_int_eq(bg_audit_root(log, 6, r1, &err), BG_OK);
+    bg_audit_close(log);
+    bg_audit_open_report rep;
+    log = open_log(dir, 0, &rep);
+    ck_assert_uint_eq(rep.dropped_bytes, 0);
+    ck_assert_uint_eq(bg_audit_size(log), 6);
+    ck_assert_int_eq(bg_audit_root(log, 6, r2, &err), BG_OK);
+    ck_assert(memcmp(r1, r2, 32) == 0);
+    bg_audit_close(log);
+}
+END_TEST
+
+/* kill -9 with four threads appending at once in the child: every index any
+ * thread had acknowledged survives the reopen, and the root is the naive one. */
+static int kill9_pipe = -1;
+
+static void *
+kill9_thread(void *arg)
+{
+    bg_audit_log *c = arg;
+    for (uint64_t i = 0;; i++) {
+        bg_audit_event evs[2] = {event(2000 + i * 2, 0), event(2001 + i * 2, 0)};
+        uint64_t first;
+        if (bg_audit_append_batch(c, evs, 1 + i % 2, &first, NULL) != BG_OK)
+            _exit(4);
+        uint64_t last = first + i % 2;
+        if (write(kill9_pipe, &last, sizeof last) != (ssize_t)sizeof last)
+            _exit(5);
+    }
+    return NULL;
+}
+
+START_TEST(kill9_concurrent_appends)
+{
+    const char *dir = fresh_dir("kill9c");
+    bg_audit_log *log = make_log(dir, 3, -1);
+    bg_audit_close(log);
+    for (int round = 0; round < 2; round++) {
+        int fds[2];
+        ck_assert_int_eq(pipe(fds), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            close(fds[0]);
+            kill9_pipe = fds[1];
+            bg_audit_log *c = NULL;
+            if (bg_audit_open(&c, dir, "440300", 0, NULL, NULL) != BG_OK)
+                _exit(3);
+            pthread_t th[4];
+            for (int i = 0; i < 4; i++)
+                if (pthread_create(&th[i], NULL, kill9_thread, c) != 0)
+                    _exit(6);
+            pthread_join(th[0], NULL);
+            _exit(7);
+        }
+        close(fds[1]);
+        uint64_t acked = 0, got;
+        int seen = 0, target = 40 + rand() % 80;
+        while (seen < target && read(fds[0], &got, sizeof got) == (ssize_t)sizeof got) {
+            if (got > acked)
+                acked = got;
+            seen++;
+        }
+        kill(pid, SIGKILL); /* before any assertion: never leave the child running */
+        while (read(fds[0], &got, sizeof got) == (ssize_t)sizeof got)
+            if (got > acked)
+                acked = got;
+        close(fds[0]);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d",
+                      status);
+        ck_assert_int_eq(seen, target);
+        log = open_log(dir, 0, NULL);
+        uint64_t n = bg_audit_size(log);
+        ck_assert_msg(n >= acked + 1, "acknowledged %" PRIu64 " but only %" PRIu64 " leaves", acked,
+                      n);
+        leaf_bytes *d = read_leaves(log, n);
+        bg_audit_hash r, ref;
+        bg_err err = {0};
+        ck_assert_int_eq(bg_audit_root(log, n, r, &err), BG_OK);
+        ref_mth(d, n, ref);
+        ck_assert(memcmp(r, ref, 32) == 0);
+        free(d);
+        bg_audit_close(log);
+    }
+}
+END_TEST
+
 /* --- signed tree heads --- */
 
 /* A signed head verifies with the city's key and survives encode/decode and
@@ -1380,6 +1702,10 @@ audit_suite(void)
     tcase_add_test(store, kill9_mid_append);
     tcase_add_test(store, bad_events_refused);
     tcase_add_test(store, concurrent_appends);
+    tcase_add_test(store, group_commit_many_threads);
+    tcase_add_test(store, sync_failure_fails_waiters);
+    tcase_add_test(store, write_failure_cut_back);
+    tcase_add_test(store, kill9_concurrent_appends);
     suite_add_tcase(s, store);
 
     TCase *heads = tcase_create("heads");

@@ -9,7 +9,14 @@
  *    messages (proto/audit.proto) built here from a bg_audit_event, which has
  *    no field for an enterprise identifier.
  *  - bg_audit_append returns an index only once the record is on disk
- *    (fdatasync); a batch syncs once. Indexes are 0, 1, 2, ... and never reused.
+ *    (fdatasync); a batch syncs once, and appends made at the same time from
+ *    several threads share syncs (group commit). Indexes are 0, 1, 2, ... in
+ *    file order, consecutive within a batch, and never reused. Leaves become
+ *    visible (size, roots, proofs, signed heads) only once on disk, in order.
+ *  - A failed write fails only that append (the file is cut back to where it
+ *    began). A failed sync fails every append not yet on disk, none of their
+ *    leaves become visible, and the log refuses further appends (BG_EIO)
+ *    until it is reopened, which rescans and repairs the file.
  *  - Opening read-write repairs a torn tail (a crash during the last write,
  *    never acknowledged) and reports what it dropped; damage followed by a
  *    valid record is refused with its offset, never dropped. Opening
@@ -196,9 +203,9 @@ uint64_t bg_audit_size(bg_audit_log *log);
 
 /* Appends one event; *index (may be NULL) gets its leaf index once synced. */
 int bg_audit_append(bg_audit_log *log, const bg_audit_event *ev, uint64_t *index, bg_err *err);
-/* Appends n (1..BG_AUDIT_BATCH_MAX) events with one write and one sync; they
- * get consecutive indexes from *first. All or none: one invalid event refuses
- * the batch. */
+/* Appends n (1..BG_AUDIT_BATCH_MAX) events with one write and at most one
+ * sync (shared with concurrent appenders); they get consecutive indexes from
+ * *first. All or none: one invalid event refuses the batch. */
 int bg_audit_append_batch(bg_audit_log *log, const bg_audit_event *ev, size_t n, uint64_t *first,
                           bg_err *err);
 

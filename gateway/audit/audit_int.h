@@ -50,6 +50,10 @@ size_t bg_rec_frame(uint8_t *out, const uint8_t *data, size_t len, bg_audit_hash
  * to where it was (or marked broken if even that fails). */
 int bg_rec_append(bg_rec_file *f, const uint8_t *framed, size_t len, bg_err *err);
 
+/* The leaves file's fdatasync (audit_log.c). Tests swap it to simulate a
+ * failing disk; nothing else should touch it. */
+extern int (*bg_audit_datasync)(int fd);
+
 /* Reads the payload of the record at off, which must end by limit, into buf
  * (cap bytes) and checks its checksum against want (if not NULL). Takes the
  * bound from the caller rather than f->end, which an appender may be moving. */

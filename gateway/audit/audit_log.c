@@ -11,10 +11,28 @@
  * 8 for its file offset.
  *
  * Locking: write_mu lets one appender or signer at a time write the files;
- * rw guards the in-memory arrays. An appender grows the arrays first (under
- * rw), writes and syncs the file with only write_mu held (readers carry on),
- * then publishes the new hashes under rw. So nothing is visible before it is
- * on disk, and a failed write changes nothing in memory.
+ * rw guards the in-memory arrays.
+ *
+ * Appends use group commit, so that concurrent appenders share fdatasyncs
+ * instead of queueing for one each. Under write_mu an appender grows the
+ * arrays (under rw), writes its records at the written end (no sync), takes
+ * the next indexes and queues itself. Then, while its records are not yet
+ * durable: if no sync is running it becomes the syncer - notes the written
+ * end, drops write_mu, fdatasyncs, retakes write_mu and publishes every
+ * queued batch up to that end into the tree (under rw, in file order) and
+ * wakes the waiters; otherwise it waits for the running sync, whose result
+ * may already cover it. Appenders that arrive during a sync write behind it
+ * and one of them syncs next, so n concurrent appends cost about two syncs,
+ * not n. Nothing is visible before it is on disk, and indexes follow file
+ * order because they are handed out in write order and published in it.
+ *
+ * Failures: a failed write is cut back to where it began (the records
+ * queued before it are whole and stay queued); only that appender fails. A
+ * failed sync fails every queued appender (none of their leaves become
+ * visible), cuts the file back to the durable end as far as it can, and
+ * marks the leaves file broken: after a failed fdatasync the page cache no
+ * longer says what is on disk, so further appends refuse until reopened
+ * (reopening rescans the file and repairs its tail).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -31,15 +50,36 @@
 
 #define LEVELS 64
 
+int (*bg_audit_datasync)(int fd) = fdatasync;
+
+/* One appender's batch between its write and its publication (on its stack). */
+typedef struct pending {
+    struct pending *next;
+    const bg_audit_hash *sums;
+    const uint64_t *lens;
+    size_t n;
+    uint64_t off, end; /* where its records start and end in the file */
+    uint64_t first;    /* its first index */
+    enum { P_QUEUED, P_DONE, P_FAILED } state;
+    int sync_errno; /* P_FAILED: why */
+} pending;
+
 struct bg_audit_log {
     char dir[1024];
     char city[7];
     bool read_only;
     bg_rec_file leaves, heads_f;
     pthread_mutex_t write_mu;
+    pthread_cond_t synced; /* a sync finished: queued appenders look again */
     pthread_rwlock_t rw;
     uint64_t n;          /* published leaves */
     uint64_t leaves_end; /* file offset just past the last published leaf */
+    /* Group commit, under write_mu: written but not yet durable batches, in
+     * file order; how many leaves are written (published + queued); whether
+     * an appender is in fdatasync. The written end is leaves.end. */
+    pending *queue, *queue_tail;
+    uint64_t written_n;
+    bool syncing;
     bg_audit_hash *level[LEVELS];
     uint64_t level_cap[LEVELS];
     uint64_t *off; /* file offset of each leaf's record */
@@ -277,6 +317,12 @@ bg_audit_open(bg_audit_log **out, const char *dir, const char *city, unsigned fl
         free(log);
         return bg_err_set(err, BG_ENOMEM, "cannot make a lock");
     }
+    if (pthread_cond_init(&log->synced, NULL) != 0) {
+        pthread_rwlock_destroy(&log->rw);
+        pthread_mutex_destroy(&log->write_mu);
+        free(log);
+        return bg_err_set(err, BG_ENOMEM, "cannot make a condition variable");
+    }
     if (!log->read_only && (flags & BG_AUDIT_CREATE) != 0 && mkdir(dir, 0750) != 0 &&
         errno != EEXIST) {
         rc = bg_err_set(err, BG_EIO, "cannot make %s: %s", dir, strerror(errno));
@@ -305,6 +351,7 @@ bg_audit_open(bg_audit_log **out, const char *dir, const char *city, unsigned fl
     }
     rep->leaves = log->n;
     rep->heads = log->nheads;
+    log->written_n = log->n;
     *out = log;
     return BG_OK;
 fail:
@@ -323,6 +370,7 @@ bg_audit_close(bg_audit_log *log)
         free(log->level[k]);
     free(log->off);
     free(log->heads);
+    pthread_cond_destroy(&log->synced);
     pthread_rwlock_destroy(&log->rw);
     pthread_mutex_destroy(&log->write_mu);
     free(log);
@@ -344,6 +392,109 @@ bg_audit_size(bg_audit_log *log)
 }
 
 /* --- appending --- */
+
+static int
+pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t w = pwrite(fd, p, len, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* Writes p's framed records at the written end (no sync), gives them the next
+ * indexes and queues p. Caller holds write_mu. */
+static int
+write_locked(bg_audit_log *log, const uint8_t *framed, size_t used, pending *p, bg_err *err)
+{
+    bg_rec_file *f = &log->leaves;
+    if (f->broken)
+        return bg_err_set(err, BG_EIO,
+                          "%s: an earlier write or sync failed; appends are refused until the "
+                          "log is reopened",
+                          f->path);
+    /* Room for every written leaf now, so publishing cannot fail. */
+    pthread_rwlock_wrlock(&log->rw);
+    int rc = reserve(log, log->written_n + p->n, err);
+    pthread_rwlock_unlock(&log->rw);
+    if (rc != BG_OK)
+        return rc;
+    if (pwrite_all(f->fd, framed, used, f->end) != 0) {
+        int e = errno;
+        /* Cut the partial write back so the next append does not follow
+         * garbage. The batches queued before it are whole and unaffected. */
+        if (ftruncate(f->fd, (off_t)f->end) != 0)
+            f->broken = true;
+        return bg_err_set(err, BG_EIO, "%s: write failed: %s", f->path, strerror(e));
+    }
+    p->off = f->end;
+    p->end = f->end += used;
+    p->first = log->written_n;
+    log->written_n += p->n;
+    p->state = P_QUEUED;
+    if (log->queue_tail != NULL)
+        log->queue_tail->next = p;
+    else
+        log->queue = p;
+    log->queue_tail = p;
+    return BG_OK;
+}
+
+/* Becomes the syncer: syncs everything written so far with write_mu dropped
+ * (others keep writing behind it), then publishes the batches it covered, or
+ * fails every queued batch. Caller holds write_mu and log->syncing is false. */
+static void
+sync_locked(bg_audit_log *log)
+{
+    bg_rec_file *f = &log->leaves;
+    uint64_t target = f->end;
+    log->syncing = true;
+    pthread_mutex_unlock(&log->write_mu);
+    int rc = bg_audit_datasync(f->fd);
+    int e = errno;
+    pthread_mutex_lock(&log->write_mu);
+    log->syncing = false;
+    if (rc == 0) {
+        /* In file order, so the tree only ever holds a durable prefix. */
+        pthread_rwlock_wrlock(&log->rw);
+        while (log->queue != NULL && log->queue->end <= target) {
+            pending *p = log->queue;
+            uint64_t off = p->off;
+            for (size_t i = 0; i < p->n; i++) {
+                push_leaf(log, p->sums[i], off);
+                off += p->lens[i];
+            }
+            log->leaves_end = p->end;
+            p->state = P_DONE;
+            log->queue = p->next;
+        }
+        pthread_rwlock_unlock(&log->rw);
+    } else {
+        /* The page cache may no longer say what is on disk: fail everything
+         * not yet durable, cut the file back to the durable end (best effort,
+         * so the unacknowledged records do not reappear at reopen) and refuse
+         * further appends. */
+        for (pending *p = log->queue; p != NULL; p = p->next) {
+            p->state = P_FAILED;
+            p->sync_errno = e;
+        }
+        log->queue = NULL;
+        f->broken = true;
+        if (ftruncate(f->fd, (off_t)log->leaves_end) == 0)
+            f->end = log->leaves_end;
+        log->written_n = log->n;
+    }
+    if (log->queue == NULL)
+        log->queue_tail = NULL;
+    pthread_cond_broadcast(&log->synced);
+}
 
 int
 bg_audit_append_batch(bg_audit_log *log, const bg_audit_event *ev, size_t n, uint64_t *first,
@@ -377,25 +528,20 @@ bg_audit_append_batch(bg_audit_log *log, const bg_audit_event *ev, size_t n, uin
         lens[i] = bg_rec_frame(buf + used, leaf, len, sums[i]);
         used += lens[i];
     }
+    pending me = {.sums = (const bg_audit_hash *)sums, .lens = lens, .n = n};
     pthread_mutex_lock(&log->write_mu);
-    pthread_rwlock_wrlock(&log->rw);
-    rc = reserve(log, log->n + n, err);
-    uint64_t base = log->n;
-    pthread_rwlock_unlock(&log->rw);
-    if (rc == BG_OK)
-        rc = bg_rec_append(&log->leaves, buf, used, err);
-    if (rc == BG_OK) {
-        pthread_rwlock_wrlock(&log->rw);
-        uint64_t off = log->leaves_end;
-        for (size_t i = 0; i < n; i++) {
-            push_leaf(log, sums[i], off);
-            off += lens[i];
-        }
-        log->leaves_end = off;
-        pthread_rwlock_unlock(&log->rw);
-        if (first != NULL)
-            *first = base;
+    rc = write_locked(log, buf, used, &me, err);
+    while (rc == BG_OK && me.state == P_QUEUED) {
+        if (log->syncing)
+            pthread_cond_wait(&log->synced, &log->write_mu);
+        else
+            sync_locked(log);
     }
+    if (rc == BG_OK && me.state == P_FAILED)
+        rc = bg_err_set(err, BG_EIO, "%s: sync failed: %s", log->leaves.path,
+                        strerror(me.sync_errno));
+    if (rc == BG_OK && first != NULL)
+        *first = me.first;
     pthread_mutex_unlock(&log->write_mu);
 out:
     free(buf);

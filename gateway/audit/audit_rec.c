@@ -2,12 +2,15 @@
  * audit_rec.c - the append-only record files of the audit directory.
  *
  * Format (audit.h): magic, then records u32be length || payload || 32-byte
- * SHA-256(0x00 || payload). Appends are one pwrite at the known end plus
- * fdatasync, so after a crash only bytes of the last, unacknowledged write
- * can be missing or wrong. That is what "torn tail" means here: damage that
- * no valid record follows. Damage with a valid record after it cannot come
- * from a crash of this writer, so it is refused with its offset; nothing the
- * log once acknowledged is ever dropped silently.
+ * SHA-256(0x00 || payload). Appends are pwrites at the known end; the leaves
+ * file's are synced in groups (audit_log.c), so after a crash only the writes
+ * since the last fdatasync, none of them acknowledged, can be missing or
+ * wrong. That is what "torn tail" means here: damage that no valid record
+ * follows. Damage with a valid record after it cannot come from a process
+ * crash of this writer, so it is refused with its offset; nothing the log once
+ * acknowledged is ever dropped silently. (After a power loss whose disk wrote
+ * the unsynced pages out of order, a hole before a valid unsynced record is
+ * refused the same way: the operator decides, nothing is guessed.)
  */
 #include <errno.h>
 #include <fcntl.h>
