@@ -73,23 +73,33 @@ copy_reason(char out[BG_AUDIT_REASON_MAX + 1], const char *in)
     out[o] = '\0';
 }
 
+_Static_assert(BG_ENV_ID_LEN == BG_AUDIT_REQUEST_ID_LEN, "request ids are logged whole");
+
+/* What both sides log of a request (e zeroed by the caller). */
+static void
+ev_request(bg_audit_event *e, const char *peer, const uint8_t request_id[BG_ENV_ID_LEN],
+           const uint8_t digest[32], const char *purpose, const uint8_t *ref, size_t ref_len)
+{
+    e->time_ms = wall_ms();
+    snprintf(e->peer, sizeof e->peer, "%s", peer);
+    memcpy(e->request_id, request_id, sizeof e->request_id);
+    e->has_request_digest = true;
+    memcpy(e->request_digest, digest, sizeof e->request_digest);
+    copy_token(e->purpose, sizeof e->purpose, purpose);
+    if (ref != NULL && ref_len <= BG_AUDIT_REF_MAX) {
+        memcpy(e->authorisation_ref, ref, ref_len);
+        e->authorisation_ref_len = ref_len;
+    }
+}
+
 /* ------------------------------------------------------------ inbound */
 
 void
 gw_ev_inbound(gw_ev *ev, const bg_env_opened *o)
 {
     memset(ev, 0, sizeof *ev);
-    bg_audit_event *e = &ev->e;
-    e->time_ms = wall_ms();
-    snprintf(e->peer, sizeof e->peer, "%s", o->sender);
-    memcpy(e->request_id, o->request_id, sizeof e->request_id);
-    e->has_request_digest = true;
-    memcpy(e->request_digest, o->digest, sizeof e->request_digest);
-    copy_token(e->purpose, sizeof e->purpose, o->purpose);
-    if (o->authorisation_ref != NULL && o->authorisation_ref_len <= BG_AUDIT_REF_MAX) {
-        memcpy(e->authorisation_ref, o->authorisation_ref, o->authorisation_ref_len);
-        e->authorisation_ref_len = o->authorisation_ref_len;
-    }
+    ev_request(&ev->e, o->sender, o->request_id, o->digest, o->purpose, o->authorisation_ref,
+               o->authorisation_ref_len);
 }
 
 void
@@ -158,17 +168,9 @@ gw_ev_commit_outbound(bg_gw *gw, const char *peer, const bg_env_fields *f,
     bg_audit_event pair[2];
     memset(pair, 0, sizeof pair);
     bg_audit_event *e = &pair[0];
+    ev_request(e, peer, request_id, request_digest, f->purpose, f->authorisation_ref,
+               f->authorisation_ref_len);
     e->kind = BG_AUDIT_REQUEST_SENT;
-    e->time_ms = wall_ms();
-    snprintf(e->peer, sizeof e->peer, "%s", peer);
-    memcpy(e->request_id, request_id, sizeof e->request_id);
-    e->has_request_digest = true;
-    memcpy(e->request_digest, request_digest, sizeof e->request_digest);
-    copy_token(e->purpose, sizeof e->purpose, f->purpose);
-    if (f->authorisation_ref != NULL && f->authorisation_ref_len <= BG_AUDIT_REF_MAX) {
-        memcpy(e->authorisation_ref, f->authorisation_ref, f->authorisation_ref_len);
-        e->authorisation_ref_len = f->authorisation_ref_len;
-    }
     copy_token(e->list, sizeof e->list, cev->list);
     e->epoch = cev->epoch;
     e->items_asked = cev->items;
@@ -434,33 +436,16 @@ witness_main(void *arg)
 
 /* ------------------------------------------------- answering witnesses */
 
-static void
-witness_reply(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
-              const uint8_t *body, size_t len, uint32_t code, const char *msg)
-{
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    bg_err err = {0};
-    bg_roster *r = gw_roster_get(gw);
-    size_t max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
-    bg_roster_free(r);
-    int rc = code == 0 ? bg_env_seal_answer(gw->id, o, body_type, body, len, true, max_msg, &out,
-                                            &out_len, &err)
-                       : bg_env_seal_error(gw->id, o, code, msg, max_msg, &out, &out_len, &err);
-    if (rc != BG_OK)
-        bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
-    else if (code != 0)
-        bg_log(BG_LOG_WARN, "audit.witness_refused", "peer=%s code=%u reason=\"%s\"", o->sender,
-               code, msg);
-    gw_reply_or_drop(gw, NULL, req, out, out_len);
-}
+/* Witness traffic is not evidence (evidence.h): answered and refused without an ev. */
+#define witness_refuse(gw, o, req, code, ...)                                                      \
+    gw_refuse(gw, NULL, o, req, code, "audit.witness_refused", __VA_ARGS__)
 
 void
 gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
 {
     Baygate__HeadRequest *hr = baygate__head_request__unpack(NULL, o->body_len, o->body);
     if (hr == NULL) {
-        witness_reply(gw, o, req, 0, NULL, 0, BG_GW_E_BAD_BODY, "head request does not parse");
+        witness_refuse(gw, o, req, BG_GW_E_BAD_BODY, "head request does not parse");
         return;
     }
     uint64_t from = hr->from_size;
@@ -475,7 +460,7 @@ gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     size_t nproof = 0;
     int rc = bg_audit_head_latest(gw->audit, &head, &err);
     if (rc == BG_ENOTFOUND) {
-        witness_reply(gw, o, req, BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_ANSWER, NULL, 0, 0, "");
+        gw_answer(gw, NULL, o, req, BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_ANSWER, NULL, 0);
         return;
     }
     if (rc == BG_OK)
@@ -483,9 +468,7 @@ gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     if (rc == BG_OK && from > 0 && from < head.size)
         rc = bg_audit_consistency_proof(gw->audit, from, head.size, proof, &nproof, &err);
     if (rc != BG_OK) {
-        char msg[BG_ENV_ERROR_MSG_MAX + 1];
-        snprintf(msg, sizeof msg, "no head to give: %.200s", err.msg);
-        witness_reply(gw, o, req, 0, NULL, 0, BG_GW_E_INTERNAL, msg);
+        witness_refuse(gw, o, req, BG_GW_E_INTERNAL, "no head to give: %.200s", err.msg);
         return;
     }
     for (size_t i = 0; i < nproof; i++) {
@@ -499,11 +482,11 @@ gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     uint8_t body[BG_AUDIT_SIGNED_HEAD_MAX + BG_AUDIT_PROOF_MAX * (BG_AUDIT_HASH_LEN + 2) + 16];
     size_t blen = baygate__head_answer__get_packed_size(&ha);
     if (blen > sizeof body) {
-        witness_reply(gw, o, req, 0, NULL, 0, BG_GW_E_INTERNAL, "head answer too large");
+        witness_refuse(gw, o, req, BG_GW_E_INTERNAL, "head answer too large");
         return;
     }
     baygate__head_answer__pack(&ha, body);
-    witness_reply(gw, o, req, BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_ANSWER, body, blen, 0, "");
+    gw_answer(gw, NULL, o, req, BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_ANSWER, body, blen);
 }
 
 void
@@ -513,8 +496,6 @@ gw_witness_answer_cosign(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     bg_audit_cosig c;
     bg_err err = {0};
     EVP_PKEY *key = NULL;
-    char msg[BG_ENV_ERROR_MSG_MAX + 1] = "";
-    uint32_t code = 0;
     int rc = cs == NULL ? bg_err_set(&err, BG_EPROTO, "cosignature does not parse")
                         : bg_audit_cosig_decode(cs->signed_cosignature.data,
                                                 cs->signed_cosignature.len, &c, &err);
@@ -543,9 +524,7 @@ gw_witness_answer_cosign(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     if (cs != NULL)
         baygate__cosign_submit__free_unpacked(cs, NULL);
     if (rc != BG_OK) {
-        code = BG_GW_E_BAD_BODY;
-        snprintf(msg, sizeof msg, "cosignature refused: %.200s", err.msg);
-        witness_reply(gw, o, req, 0, NULL, 0, code, msg);
+        witness_refuse(gw, o, req, BG_GW_E_BAD_BODY, "cosignature refused: %.200s", err.msg);
         return;
     }
     if (after > before)
@@ -554,5 +533,5 @@ gw_witness_answer_cosign(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     ack.stored = after > before;
     uint8_t body[8];
     size_t blen = baygate__cosign_ack__pack(&ack, body);
-    witness_reply(gw, o, req, BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN_ACK, body, blen, 0, "");
+    gw_answer(gw, NULL, o, req, BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN_ACK, body, blen);
 }

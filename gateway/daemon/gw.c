@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,42 +317,79 @@ gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_
     free(bytes);
 }
 
-static void
-answer_ping(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
+size_t
+gw_max_message(bg_gw *gw)
+{
+    bg_roster *r = gw_roster_get(gw);
+    size_t m = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
+    bg_roster_free(r);
+    return m;
+}
+
+void
+gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
+          const uint8_t *body, size_t len)
 {
     uint8_t *out = NULL;
     size_t out_len = 0;
     bg_err err = {0};
-    bg_roster *r = gw_roster_get(gw);
-    size_t max_msg = bg_roster_max_message_bytes(r);
-    Baygate__Ping *ping = baygate__ping__unpack(NULL, o->body_len, o->body);
-    if (ping == NULL) {
-        atomic_fetch_add(&gw->app_errors, 1);
-        bg_env_seal_error(gw->id, o, BG_GW_E_BAD_BODY, "ping body does not parse", max_msg, &out,
-                          &out_len, &err);
-        gw_ev_refused(ev, BG_GW_E_BAD_BODY, "ping body does not parse");
-    } else {
-        Baygate__Pong pong = BAYGATE__PONG__INIT;
-        pong.city = gw->cfg.city;
-        pong.name = gw->cfg.name;
-        pong.roster_serial = bg_roster_serial(r);
-        pong.time_ms = now_ms();
-        uint8_t body[256];
-        size_t body_len = baygate__pong__get_packed_size(&pong);
-        if (body_len <= sizeof body) {
-            baygate__pong__pack(&pong, body);
-            if (bg_env_seal_answer(gw->id, o, BAYGATE__APP_BODY__APP_BODY_PONG, body, body_len,
-                                   true, max_msg, &out, &out_len, &err) == BG_OK)
-                atomic_fetch_add(&gw->answered, 1);
-        }
-        bg_log(BG_LOG_INFO, "ping.answered", "peer=%s their_roster=%llu our_roster=%llu", o->sender,
-               (unsigned long long)ping->roster_serial, (unsigned long long)pong.roster_serial);
-        baygate__ping__free_unpacked(ping, NULL);
-    }
-    bg_roster_free(r);
-    if (out == NULL)
+    if (bg_env_seal_answer(gw->id, o, body_type, body, len, true, gw_max_message(gw), &out,
+                           &out_len, &err) == BG_OK)
+        atomic_fetch_add(&gw->answered, 1);
+    else
         bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
     gw_reply_or_drop(gw, ev, req, out, out_len);
+}
+
+void
+gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t code,
+          const char *event, const char *fmt, ...)
+{
+    char msg[BG_ENV_ERROR_MSG_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    atomic_fetch_add(&gw->app_errors, 1);
+    bg_err err = {0};
+    if (bg_env_seal_error(gw->id, o, code, msg, gw_max_message(gw), &out, &out_len, &err) != BG_OK)
+        bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
+    char safe[BG_ENV_ERROR_MSG_MAX + 1];
+    bg_log(BG_LOG_WARN, event, "peer=%s purpose=%s code=%u reason=%s", o->sender,
+           o->purpose[0] ? o->purpose : "-", code,
+           bg_log_safe(msg, strlen(msg), safe, sizeof safe));
+    gw_ev_refused(ev, code, msg);
+    gw_reply_or_drop(gw, ev, req, out, out_len);
+}
+
+static void
+answer_ping(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
+{
+    Baygate__Ping *ping = baygate__ping__unpack(NULL, o->body_len, o->body);
+    if (ping == NULL) {
+        gw_refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "ping.refused", "ping body does not parse");
+        return;
+    }
+    bg_roster *r = gw_roster_get(gw);
+    Baygate__Pong pong = BAYGATE__PONG__INIT;
+    pong.city = gw->cfg.city;
+    pong.name = gw->cfg.name;
+    pong.roster_serial = bg_roster_serial(r);
+    pong.time_ms = now_ms();
+    bg_roster_free(r);
+    bg_log(BG_LOG_INFO, "ping.answered", "peer=%s their_roster=%llu our_roster=%llu", o->sender,
+           (unsigned long long)ping->roster_serial, (unsigned long long)pong.roster_serial);
+    baygate__ping__free_unpacked(ping, NULL);
+    uint8_t body[256];
+    size_t body_len = baygate__pong__get_packed_size(&pong);
+    if (body_len > sizeof body) { /* a city name is at most 64 bytes: cannot happen */
+        gw_refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "ping.refused", "pong too large");
+        return;
+    }
+    baygate__pong__pack(&pong, body);
+    gw_answer(gw, ev, o, req, BAYGATE__APP_BODY__APP_BODY_PONG, body, body_len);
 }
 
 static void
@@ -370,9 +408,7 @@ fed_handle(void *ctx, bg_tp_request *req)
         char q[300];
         uint8_t *out = NULL;
         size_t out_len = 0;
-        bg_roster *r = gw_roster_get(gw);
-        size_t max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
-        bg_roster_free(r);
+        size_t max_msg = gw_max_message(gw);
         if (bg_env_refusal_answerable(&ref) &&
             bg_env_seal_refusal(gw->id, &ref, max_msg, &out, &out_len, NULL) == BG_OK) {
             atomic_fetch_add(&gw->refused[why], 1);

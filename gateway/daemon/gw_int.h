@@ -99,6 +99,17 @@ void gw_peer_release(gw_peer *p);
  * the answer is dropped. */
 void gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_t len);
 
+/* The federation's max_message_bytes (the roster's, or the default before one). */
+size_t gw_max_message(bg_gw *gw);
+
+/* Answers request o with a signed body (counted as answered), or refuses it with a typed
+ * ErrorAnswer (code, printf message; counted, logged as event with peer, purpose, code and
+ * reason, noted in ev). Both go through gw_reply_or_drop; ev may be NULL. */
+void gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
+               const uint8_t *body, size_t len);
+void gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t code,
+               const char *event, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
 /* What a round trip to a peer gave besides the answer. */
 typedef struct gw_call_res {
     uint32_t code; /* 0, a BG_GW_E_* of ours, or the peer's refusal code */

@@ -30,9 +30,7 @@ gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t 
     *out = NULL;
     res->code = 0;
     res->error[0] = '\0';
-    bg_roster *r = gw_roster_get(gw);
-    size_t max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
-    bg_roster_free(r);
+    size_t max_msg = gw_max_message(gw);
     bool with_cert = !atomic_load(&p->cert_known);
     for (int attempt = 0; attempt < 2; attempt++) {
         uint8_t *env = NULL, *ans = NULL;

@@ -158,52 +158,9 @@ gw_psi_items_per_message(size_t max_msg)
     return per == 0 ? 1 : per;
 }
 
-static size_t
-max_msg_of(bg_gw *gw)
-{
-    bg_roster *r = gw_roster_get(gw);
-    size_t m = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
-    bg_roster_free(r);
-    return m;
-}
-
-static void __attribute__((format(printf, 6, 7)))
-refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t code,
-       const char *fmt, ...)
-{
-    char msg[BG_ENV_ERROR_MSG_MAX + 1];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    atomic_fetch_add(&gw->app_errors, 1);
-    bg_err err = {0};
-    if (bg_env_seal_error(gw->id, o, code, msg, max_msg_of(gw), &out, &out_len, &err) != BG_OK)
-        bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
-    char safe[BG_ENV_ERROR_MSG_MAX + 1];
-    bg_log(BG_LOG_WARN, "psi.refused", "peer=%s purpose=%s code=%u reason=%s", o->sender,
-           o->purpose[0] ? o->purpose : "-", code,
-           bg_log_safe(msg, strlen(msg), safe, sizeof safe));
-    gw_ev_refused(ev, code, msg);
-    gw_reply_or_drop(gw, ev, req, out, out_len);
-}
-
-static void
-answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
-       const uint8_t *body, size_t len)
-{
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    bg_err err = {0};
-    if (bg_env_seal_answer(gw->id, o, body_type, body, len, true, max_msg_of(gw), &out, &out_len,
-                           &err) == BG_OK)
-        atomic_fetch_add(&gw->answered, 1);
-    else
-        bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
-    gw_reply_or_drop(gw, ev, req, out, out_len);
-}
+/* Every PSI refusal is logged as psi.refused (peer, purpose, code, reason). */
+#define refuse(gw, ev, o, req, code, ...)                                                          \
+    gw_refuse(gw, ev, o, req, code, "psi.refused", __VA_ARGS__)
 
 /*
  * May o's sender ask us about list for o's purpose? "grades" is not a roster
@@ -274,7 +231,7 @@ psi_answer_snapshot(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request 
         goto done;
     }
 
-    size_t max_msg = max_msg_of(gw);
+    size_t max_msg = gw_max_message(gw);
     size_t max_chunk = max_msg > GW_PSI_OVERHEAD + BG_SNAP_CHUNK_MIN ? max_msg - GW_PSI_OVERHEAD
                                                                      : BG_SNAP_CHUNK_MIN;
     if (sr->max_chunk_bytes != 0 && sr->max_chunk_bytes < max_chunk)
@@ -365,7 +322,7 @@ psi_answer_snapshot(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request 
                        : "full",
                count, ps->info.count);
     gw_ev_note(ev, ps->list, ps->info.epoch, 0, 0);
-    answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, body, len);
+    gw_answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, body, len);
 done:
     free(body);
     free(chunk);
@@ -426,11 +383,12 @@ psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *re
     }
     /* An answer is as large as its query plus a few bytes: a query that leaves no room
      * for them could never be answered, so it is refused before any work or charge. */
-    size_t per = gw_psi_items_per_message(max_msg_of(gw));
+    size_t max_msg = gw_max_message(gw);
+    size_t per = gw_psi_items_per_message(max_msg);
     if (n > per) {
         refuse(gw, ev, o, req, BG_GW_E_BATCH,
                "%zu elements in one message; at most %zu fit an answer at max_message_bytes %zu", n,
-               per, max_msg_of(gw));
+               per, max_msg);
         goto done;
     }
     if (q->chunk_count == 0 || q->chunk_index >= q->chunk_count || q->batch_items < n ||
@@ -509,7 +467,7 @@ psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *re
            (unsigned long long)ps->info.generation, (unsigned long long)ps->info.epoch, modes[mode],
            q->chunk_index + 1, q->chunk_count, n, q->batch_items, (unsigned long long)used);
     gw_ev_note(ev, q->list, q->epoch, (uint32_t)n, (uint32_t)n);
-    answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_ANSWER, body, blen);
+    gw_answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_ANSWER, body, blen);
 done:
     free(body);
     free(eval);
@@ -539,7 +497,7 @@ psi_answer_status(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *r
     sa.signed_status_list.data = list;
     sa.signed_status_list.len = len;
     size_t blen = baygate__status_list_answer__get_packed_size(&sa);
-    if (blen + GW_PSI_OVERHEAD > max_msg_of(gw))
+    if (blen + GW_PSI_OVERHEAD > gw_max_message(gw))
         refuse(gw, ev, o, req, BG_GW_E_INTERNAL,
                "the status list (%zu bytes) does not fit the federation's messages", len);
     else if ((body = malloc(blen)) == NULL)
@@ -547,7 +505,7 @@ psi_answer_status(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *r
     else {
         baygate__status_list_answer__pack(&sa, body);
         gw_ev_note(ev, "status", 0, 0, 0);
-        answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_STATUS_ANSWER, body, blen);
+        gw_answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_STATUS_ANSWER, body, blen);
     }
     free(body);
     free(list);

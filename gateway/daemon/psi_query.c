@@ -199,17 +199,23 @@ jfail(pjob *j, uint32_t code, const char *fmt, ...)
  * the job's list, j->call_epoch and j->call_items. A typed refusal becomes
  * j->code/j->error. On BG_OK the caller frees *out.
  */
+static bg_env_fields
+job_fields(const pjob *j, uint32_t body_type, const uint8_t *body, size_t len)
+{
+    return (bg_env_fields){.recipient = j->city,
+                           .body_type = body_type,
+                           .body = body,
+                           .body_len = len,
+                           .purpose = j->purpose,
+                           .authorisation_ref = j->auth,
+                           .authorisation_ref_len = j->auth_len};
+}
+
 static int
 call(pjob *j, gw_peer *p, uint32_t body_type, const uint8_t *body, size_t len, uint32_t want_type,
      bg_env_opened **out)
 {
-    bg_env_fields f = {.recipient = j->city,
-                       .body_type = body_type,
-                       .body = body,
-                       .body_len = len,
-                       .purpose = j->purpose,
-                       .authorisation_ref = j->auth,
-                       .authorisation_ref_len = j->auth_len};
+    bg_env_fields f = job_fields(j, body_type, body, len);
     gw_call_ev cev = {.list = j->list, .epoch = j->call_epoch, .items = j->call_items};
     gw_call_res res = {0};
     int rc = gw_call(j->gw, p, &f, j->timeout_ms, want_type, &cev, out, &res);
@@ -401,27 +407,18 @@ fetch_status(pjob *j, gw_peer *p)
     uint8_t body[16];
     size_t blen = baygate__status_list_request__pack(&rq, body);
     bg_env_opened *o = NULL;
-    j->call_epoch = 0;
-    j->call_items = 0;
     /* Not through call(): a refusal here must not fail the job, only its attestations. */
-    bg_env_fields f = {.recipient = j->city,
-                       .body_type = BAYGATE__PSI_BODY__PSI_BODY_STATUS_REQUEST,
-                       .body = body,
-                       .body_len = blen,
-                       .purpose = j->purpose,
-                       .authorisation_ref = j->auth,
-                       .authorisation_ref_len = j->auth_len};
+    bg_env_fields f = job_fields(j, BAYGATE__PSI_BODY__PSI_BODY_STATUS_REQUEST, body, blen);
     gw_call_ev cev = {.list = "status"};
     gw_call_res res = {0};
-    if (gw_call(j->gw, p, &f, j->timeout_ms, BAYGATE__PSI_BODY__PSI_BODY_STATUS_ANSWER, &cev, &o,
-                &res) != BG_OK) {
-        snprintf(j->status_error, sizeof j->status_error, "no status list: %.200s", res.error);
-        j->sent += res.sent;
-        j->received += res.received;
-        return;
-    }
+    int rc = gw_call(j->gw, p, &f, j->timeout_ms, BAYGATE__PSI_BODY__PSI_BODY_STATUS_ANSWER, &cev,
+                     &o, &res);
     j->sent += res.sent;
     j->received += res.received;
+    if (rc != BG_OK) {
+        snprintf(j->status_error, sizeof j->status_error, "no status list: %.200s", res.error);
+        return;
+    }
     Baygate__StatusListAnswer *sa = baygate__status_list_answer__unpack(NULL, o->body_len, o->body);
     bg_roster *r = gw_roster_get(j->gw);
     bg_attest_policy pol = {.min_status_number = seen};
@@ -515,9 +512,7 @@ attest_one(pjob *j, const bg_psi_query *q, const gw_cached *s, bg_snap_prover **
 static size_t
 items_per_message(bg_gw *g, size_t *max_msg)
 {
-    bg_roster *r = gw_roster_get(g);
-    *max_msg = r ? bg_roster_max_message_bytes(r) : BG_ENV_MESSAGE_DEFAULT;
-    bg_roster_free(r);
+    *max_msg = gw_max_message(g);
     return gw_psi_items_per_message(*max_msg);
 }
 
