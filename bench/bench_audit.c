@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "audit.h"
+#include "gateway/audit/audit.h"
 
 static double
 now(void)

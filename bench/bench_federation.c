@@ -18,13 +18,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
-#include "envelope.h"
-#include "fedping.h"
-#include "pki.h"
-#include "roster.h"
-#include "transport.h"
-#include "trust.h"
+#include "certs/pki.h"
+#include "certs/trust.h"
+#include "gateway/config/config.h"
+#include "gateway/daemon/fedping.h"
+#include "peers/envelope.h"
+#include "peers/roster.h"
+#include "peers/transport.h"
 
 typedef struct bench {
     bg_config cfg;

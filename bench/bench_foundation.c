@@ -10,10 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gen.h"
-#include "import.h"
-#include "store.h"
-#include "uscc.h"
+#include "domain/uscc.h"
+#include "gateway/gen/gen.h"
+#include "gateway/store/import.h"
+#include "gateway/store/store.h"
 
 static double
 now(void)

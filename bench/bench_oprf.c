@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "oprf.h"
+#include "mpc/oprf.h"
 
 #define RUNS 5
 

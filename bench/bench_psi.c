@@ -44,12 +44,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "envelope.pb-c.h"
-#include "oprf.h"
-#include "psi.h"
-#include "psi.pb-c.h"
-#include "snapshot.h"
-#include "uscc.h"
+#include "domain/uscc.h"
+#include "mpc/oprf.h"
+#include "mpc/psi.h"
+#include "mpc/snapshot.h"
+#include "proto/envelope.pb-c.h"
+#include "proto/psi.pb-c.h"
 
 #define UL 18U                         /* bytes of a USCC */
 #define EB BG_OPRF_ELEMENTBYTES        /* bytes of an element */

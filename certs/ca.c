@@ -23,8 +23,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "pki.h"
-#include "pki_int.h"
+#include "certs/pki.h"
+#include "certs/pki_int.h"
 
 #define CA_KEY "ca.key"
 #define CA_CERT "ca.crt"
@@ -133,7 +133,7 @@ parse_cert_line(char **f, bg_pki_issued *e, bg_err *err)
     if (!serial_hex_valid(f[1]))
         return bg_err_set(err, BG_EINVAL, "bad serial '%s'", f[1]);
     strcpy(e->serial, f[1]);
-    if (!bg_pki_city_code_valid(f[2]))
+    if (!bg_city_code_valid(f[2]))
         return bg_err_set(err, BG_EINVAL, "bad city '%s'", f[2]);
     strcpy(e->city, f[2]);
     int rc = bg_pki_time_parse(f[3], &e->not_after, err);
@@ -627,7 +627,7 @@ int
 bg_pki_ca_revoke(bg_pki_ca *ca, const char *city, const char *serial, time_t when, size_t *count,
                  bg_err *err)
 {
-    if (serial == NULL && !bg_pki_city_code_valid(city))
+    if (serial == NULL && !bg_city_code_valid(city))
         return bg_err_set(err, BG_EINVAL, "city code must be 6 digits");
     char want[BG_PKI_SERIAL_HEX_MAX + 1];
     if (serial != NULL && !serial_normalize(serial, want))

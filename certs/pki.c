@@ -13,9 +13,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "json.h"
-#include "pki.h"
-#include "pki_int.h"
+#include "certs/pki.h"
+#include "certs/pki_int.h"
+#include "common/json.h"
 
 int
 bg_pki_ossl_fail(bg_err *err, int code, const char *fmt, ...)
@@ -35,17 +35,6 @@ bg_pki_ossl_fail(bg_err *err, int code, const char *fmt, ...)
     if (reason == NULL)
         return bg_err_set(err, code, "%s: OpenSSL error 0x%lx", what, e);
     return bg_err_set(err, code, "%s: %s%s%s", what, lib ? lib : "", lib ? ": " : "", reason);
-}
-
-bool
-bg_pki_city_code_valid(const char *code)
-{
-    if (code == NULL)
-        return false;
-    for (size_t i = 0; i < BG_CITY_CODE_LEN; i++)
-        if (code[i] < '0' || code[i] > '9')
-            return false;
-    return code[BG_CITY_CODE_LEN] == '\0';
 }
 
 bool
@@ -573,7 +562,7 @@ bg_pki_cert_city(X509 *cert, char city[BG_CITY_CODE_LEN + 1], bg_err *err)
     int rc = single_entry(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn, err);
     if (rc != BG_OK)
         return rc;
-    if (!bg_pki_city_code_valid(cn))
+    if (!bg_city_code_valid(cn))
         return bg_err_set(err, BG_EINVAL, "subject CN '%s' is not a 6-digit city code", cn);
     memcpy(city, cn, BG_CITY_CODE_LEN + 1);
     return BG_OK;
@@ -676,7 +665,7 @@ san_is_city(const GENERAL_NAMES *gens, const char *city, const char *who, bg_err
 int
 bg_pki_csr_make(EVP_PKEY *key, const char *city, const char *name, X509_REQ **out, bg_err *err)
 {
-    if (!bg_pki_city_code_valid(city))
+    if (!bg_city_code_valid(city))
         return bg_err_set(err, BG_EINVAL, "city code must be 6 digits");
     if (!bg_pki_name_valid(name))
         return bg_err_set(err, BG_EINVAL, "invalid city name");
@@ -728,7 +717,7 @@ bg_pki_csr_check(X509_REQ *req, char city[BG_CITY_CODE_LEN + 1], char name[BG_PK
     int rc = single_entry(subject, NID_commonName, cn, sizeof cn, err);
     if (rc != BG_OK)
         return rc;
-    if (!bg_pki_city_code_valid(cn))
+    if (!bg_city_code_valid(cn))
         return bg_err_set(err, BG_EINVAL, "CSR subject CN '%s' is not a 6-digit city code", cn);
     char o[BG_PKI_NAME_MAX + 1];
     rc = single_entry(subject, NID_organizationName, o, sizeof o, err);

@@ -35,10 +35,10 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "err.h"
-#include "sig.h"
+#include "certs/sig.h"
+#include "common/err.h"
+#include "domain/city.h"
 
-#define BG_CITY_CODE_LEN 6
 /* Longest organisation / federation name, in bytes (an X.520 ub-name is 64). */
 #define BG_PKI_NAME_MAX 64
 /* Largest PEM or DER object any bg_pki loader reads (certs are ~700 bytes). */
@@ -50,9 +50,6 @@
 /* Clock skew allowance: certificates and CRLs start this many seconds early,
  * so a peer whose clock is a little behind does not see them as not yet valid. */
 #define BG_PKI_SKEW 300
-
-/* True iff code is exactly six ASCII digits. */
-bool bg_pki_city_code_valid(const char *code);
 
 /* True iff name is 1..BG_PKI_NAME_MAX bytes of UTF-8 without control
  * characters or surrounding spaces (it goes into a DN and a config file). */

@@ -19,8 +19,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "err.h"
-#include "file.h"
+#include "common/err.h"
+#include "common/file.h"
 
 /* Sets err to code with the formatted message, followed by ": " and the
  * earliest OpenSSL error in this thread's queue (if any); empties the queue. */

@@ -7,8 +7,8 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 
-#include "pki_int.h"
-#include "sig.h"
+#include "certs/sig.h"
+#include "certs/pki_int.h"
 
 /* The order n of the P-256 group (SEC 2, secp256r1). */
 static const uint8_t p256_order[32] = {

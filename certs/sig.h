@@ -27,7 +27,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* Longest DER ECDSA P-256 signature: SEQUENCE { INTEGER r, INTEGER s }. */
 #define BG_SIG_MAX 72

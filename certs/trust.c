@@ -17,9 +17,9 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "pki.h"
-#include "pki_int.h"
-#include "trust.h"
+#include "certs/trust.h"
+#include "certs/pki.h"
+#include "certs/pki_int.h"
 
 struct snap {
     int refs; /* under bg_trust.mu */
@@ -598,7 +598,7 @@ bg_trust_verify_at(bg_trust *t, const uint8_t *der, size_t len, const char *expe
         memset(res, 0, sizeof *res);
     if (key != NULL)
         *key = NULL;
-    if (t == NULL || !bg_pki_city_code_valid(expected_city)) {
+    if (t == NULL || !bg_city_code_valid(expected_city)) {
         if (res != NULL)
             res->reason = BG_TRUST_WRONG_CITY;
         return bg_err_set(err, BG_EINVAL, "expected city must be a 6-digit code");
@@ -670,7 +670,7 @@ bg_trust_verify_cached(bg_trust *t, const uint8_t fp[BG_SIG_FP_LEN], const char 
     }
     if (key != NULL)
         *key = NULL;
-    if (!bg_pki_city_code_valid(expected_city))
+    if (!bg_city_code_valid(expected_city))
         return bg_err_set(err, BG_EINVAL, "expected city must be a 6-digit code");
     pthread_mutex_lock(&t->mu);
     struct entry *hit = cache_find(t, want);

@@ -35,8 +35,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "err.h"
-#include "sig.h"
+#include "certs/sig.h"
+#include "common/err.h"
 
 /* Largest certificate bg_trust parses (a city certificate is ~700 bytes). */
 #define BG_TRUST_CERT_MAX (16 * 1024)

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#include "capped.h"
+#include "common/capped.h"
 
 /* Before each block: its size with this header, aligned for anything. */
 typedef union {

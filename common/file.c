@@ -11,7 +11,7 @@
 
 #include <sys/random.h>
 
-#include "file.h"
+#include "common/file.h"
 
 int
 bg_path_join(char *out, size_t outsz, const char *dir, const char *name, bg_err *err)

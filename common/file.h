@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* Reads a whole regular file of at most max bytes into a new malloc'd buffer
  * (NUL-terminated, not counted in *len). st (if not NULL) gets its fstat. */

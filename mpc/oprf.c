@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "oprf.h"
+#include "mpc/oprf.h"
 
 #define SB BG_OPRF_SCALARBYTES
 #define EB BG_OPRF_ELEMENTBYTES

@@ -49,7 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define BG_OPRF_SCALARBYTES 32U
 #define BG_OPRF_ELEMENTBYTES 32U

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "psi.h"
+#include "mpc/psi.h"
 
 #define EB BG_OPRF_ELEMENTBYTES
 #define SB BG_OPRF_SCALARBYTES

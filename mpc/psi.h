@@ -46,9 +46,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "oprf.h"
-#include "snapshot.h"
+#include "common/err.h"
+#include "mpc/oprf.h"
+#include "mpc/snapshot.h"
 
 enum { BG_PSI_MEMBERSHIP = 1, BG_PSI_GRADED = 2, BG_PSI_COUNT = 3 };
 

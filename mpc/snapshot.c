@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapshot.h"
+#include "mpc/snapshot.h"
 
 #define TB BG_SNAP_TAGBYTES
 #define SEB BG_SNAP_SEALEDBYTES

@@ -78,8 +78,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "oprf.h"
+#include "common/err.h"
+#include "mpc/oprf.h"
 
 #define BG_SNAP_TAGBYTES 8U
 #define BG_SNAP_NONCEBYTES 24U

@@ -15,8 +15,8 @@
 #include <openssl/x509.h>
 #include <sodium.h>
 
-#include "envelope.h"
-#include "envelope.pb-c.h"
+#include "peers/envelope.h"
+#include "proto/envelope.pb-c.h"
 
 _Static_assert(BG_ENV_REASON_LAST < 100, "envelope reasons use wire codes 1..99");
 _Static_assert(BG_ENV_ERROR_MSG_MAX < BG_ERR_MSG_MAX, "refusal messages fit a bg_err");
@@ -324,7 +324,7 @@ bg_env_seal(const bg_env_identity *id, const bg_env_fields *f, bool include_cert
     *out_len = 0;
     if (max_len == 0)
         max_len = BG_ENV_MESSAGE_DEFAULT;
-    if (!bg_pki_city_code_valid(f->recipient))
+    if (!bg_city_code_valid(f->recipient))
         return bg_err_set(err, BG_EINVAL, "recipient must be a 6-digit city code");
     if (!purpose_valid(f->purpose))
         return bg_err_set(err, BG_EINVAL,
@@ -614,7 +614,7 @@ bg_env_verifier_new(bg_env_verifier **out, const bg_env_verifier_config *cfg, bg
     if (out == NULL || cfg == NULL)
         return bg_err_set(err, BG_EINVAL, "verifier: missing argument");
     *out = NULL;
-    if (!bg_pki_city_code_valid(cfg->own_city))
+    if (!bg_city_code_valid(cfg->own_city))
         return bg_err_set(err, BG_EINVAL, "own city must be a 6-digit code");
     if (cfg->trust == NULL || cfg->member_fp == NULL)
         return bg_err_set(err, BG_EINVAL, "verifier needs a trust store and a roster callback");
@@ -782,7 +782,7 @@ refuse_cert(struct open_ctx *c, const bg_trust_result *tr, int rc, const char *w
 static void
 note_claims(struct open_ctx *c, const Baygate__Envelope *env)
 {
-    if (c->ref == NULL || c->expected_peer != NULL || !bg_pki_city_code_valid(env->sender))
+    if (c->ref == NULL || c->expected_peer != NULL || !bg_city_code_valid(env->sender))
         return;
     c->ref->addressable = true;
     memcpy(c->ref->sender, env->sender, sizeof c->ref->sender);
@@ -892,7 +892,7 @@ open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, 
     }
 
     /* 4. the sender (and, for answers, that it is the peer we asked) */
-    if (!bg_pki_city_code_valid(env->sender)) {
+    if (!bg_city_code_valid(env->sender)) {
         printable(env->sender, 16, a, sizeof a);
         r = refuse(c, BG_ENV_BAD_SENDER, "sender \"%s\" is not a 6-digit city code", a);
         goto out;
@@ -1059,7 +1059,7 @@ bg_env_open_answer(bg_env_verifier *v, const uint8_t *msg, size_t len, const cha
     if (out != NULL)
         *out = NULL;
     if (v == NULL || out == NULL || request_nonce == NULL ||
-        !bg_pki_city_code_valid(expected_peer)) {
+        !bg_city_code_valid(expected_peer)) {
         bg_err_set(err, BG_EINVAL, "open answer: missing argument or bad peer code");
         return BG_ENV_INTERNAL;
     }

@@ -92,10 +92,10 @@
 
 #include <openssl/evp.h>
 
-#include "err.h"
-#include "pki.h"
-#include "sig.h"
-#include "trust.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "certs/trust.h"
+#include "common/err.h"
 
 #define BG_ENV_VERSION 1
 #define BG_ENV_ID_LEN 16    /* request_id */

@@ -22,11 +22,11 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include "capped.h"
-#include "file.h"
-#include "pki_int.h"
-#include "roster.h"
-#include "roster.pb-c.h"
+#include "peers/roster.h"
+#include "certs/pki_int.h"
+#include "common/capped.h"
+#include "common/file.h"
+#include "proto/roster.pb-c.h"
 
 struct bg_roster {
     atomic_uint refs;
@@ -421,7 +421,7 @@ build_members(const Baygate__Roster *m, bg_roster *r, struct where *w, bg_err *e
         const Baygate__Member *mm = m->members[i];
         bg_roster_member *rm = &r->members[i];
         sect_label(lab, sizeof lab, SEC_MEMBER, mm->city, NULL);
-        if (!bg_pki_city_code_valid(mm->city))
+        if (!bg_city_code_valid(mm->city))
             return fail_where(w, SEC_MEMBER, i, K_NONE, lab, err, BG_EINVAL,
                               "is not a 6-digit city code");
         for (size_t j = 0; j < i; j++)
@@ -496,7 +496,7 @@ build_permissions(const Baygate__Roster *m, bg_roster *r, struct where *w, bg_er
         const Baygate__Permission *p = m->permissions[i];
         bg_roster_perm *rp = &r->permissions[i];
         sect_label(lab, sizeof lab, SEC_PERMISSION, p->asker, p->answerer);
-        if (!bg_pki_city_code_valid(p->asker) || !bg_pki_city_code_valid(p->answerer))
+        if (!bg_city_code_valid(p->asker) || !bg_city_code_valid(p->answerer))
             return fail_where(w, SEC_PERMISSION, i, K_NONE, lab, err, BG_EINVAL,
                               "needs two 6-digit city codes: [permission ASKER -> ANSWERER]");
         if (strcmp(p->asker, p->answerer) == 0)
@@ -988,7 +988,7 @@ ini_section(struct ini *ps, const char *s)
             ini_fail(ps, BG_ENOMEM, "out of memory");
         item = &ps->purp[m->n_purposes - 1];
     } else if (strcmp(buf, "member") == 0 && has_arg) {
-        if (!bg_pki_city_code_valid(arg)) {
+        if (!bg_city_code_valid(arg)) {
             ini_fail(ps, BG_EINVAL, "[member %s]: '%s' is not a 6-digit city code", safe(arg, sv),
                      sv);
             return;

@@ -72,10 +72,11 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "err.h"
-#include "pki.h"
-#include "record.h"
-#include "sig.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "common/err.h"
+#include "domain/list.h"
+#include "domain/scale.h"
 
 #define BG_ROSTER_MAX_MEMBERS 64
 #define BG_ROSTER_MAX_PURPOSES 16

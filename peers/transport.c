@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "transport_int.h"
+#include "peers/transport_int.h"
 
 tp_scheme
 tp_url_scheme(const char *url)

@@ -48,7 +48,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* Longest URL accepted, in bytes. */
 #define BG_TP_URL_MAX 256

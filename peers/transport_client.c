@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transport_int.h"
+#include "peers/transport_int.h"
 
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>

@@ -11,7 +11,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 
-#include "transport.h"
+#include "peers/transport.h"
 
 /* NNG_OPT_RECVMAXSZ counts the SP header too: REQ/REP carry a 4-byte
  * request id plus 4 bytes per device hop (at most 8 hops). The limits in the

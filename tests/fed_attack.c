@@ -115,15 +115,15 @@
 #include <openssl/x509.h>
 #include <sodium.h>
 
-#include "api.pb-c.h"
-#include "envelope.h"
-#include "envelope.pb-c.h"
-#include "pki.h"
-#include "psi.pb-c.h"
-#include "roster.h"
-#include "sig.h"
-#include "transport.h"
-#include "trust.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "certs/trust.h"
+#include "peers/envelope.h"
+#include "peers/roster.h"
+#include "peers/transport.h"
+#include "proto/api.pb-c.h"
+#include "proto/envelope.pb-c.h"
+#include "proto/psi.pb-c.h"
 
 #define EXIT_RAN 0
 #define EXIT_USAGE 2
@@ -361,7 +361,7 @@ parse_mutation(const char *s, enum mutation *m, char claimed[BG_CITY_CODE_LEN + 
     }
     static const char prefix[] = "claim-sender=";
     if (strncmp(s, prefix, sizeof prefix - 1) == 0 &&
-        bg_pki_city_code_valid(s + sizeof prefix - 1)) {
+        bg_city_code_valid(s + sizeof prefix - 1)) {
         *m = M_CLAIM_SENDER;
         snprintf(claimed, BG_CITY_CODE_LEN + 1, "%s", s + sizeof prefix - 1);
         return 0;
@@ -583,7 +583,7 @@ conn_opts_ok(const struct ping_opts *o)
 {
     return o->key != NULL && o->cert != NULL && o->ca != NULL && o->crl != NULL &&
            o->roster != NULL && o->from != NULL && o->to != NULL && o->url != NULL &&
-           bg_pki_city_code_valid(o->from) && bg_pki_city_code_valid(o->to) && o->timeout_ms >= 1 &&
+           bg_city_code_valid(o->from) && bg_city_code_valid(o->to) && o->timeout_ms >= 1 &&
            o->timeout_ms <= BG_TP_TIMEOUT_MAX_MS;
 }
 

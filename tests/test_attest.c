@@ -25,16 +25,16 @@
 
 #include <openssl/err.h>
 
-#include "attest.h"
-#include "attest.pb-c.h"
-#include "oprf.h"
-#include "pki.h"
-#include "psi.h"
-#include "record.h"
-#include "roster.h"
-#include "sig.h"
-#include "snapshot.h"
-#include "trust.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "certs/trust.h"
+#include "domain/date.h"
+#include "gateway/attest/attest.h"
+#include "mpc/oprf.h"
+#include "mpc/psi.h"
+#include "mpc/snapshot.h"
+#include "peers/roster.h"
+#include "proto/attest.pb-c.h"
 
 #define UL 18U
 #define NSNAP 1500U /* two 1024-leaf blocks, the second partial */

@@ -31,10 +31,10 @@
 #include <openssl/err.h>
 #include <openssl/sha.h>
 
-#include "audit.h"
-#include "audit_int.h" /* bg_audit_datasync, to simulate a failing disk */
-#include "pki.h"
-#include "sig.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "gateway/audit/audit.h"
+#include "gateway/audit/audit_int.h" /* bg_audit_datasync, to simulate a failing disk */
 
 static char scratch[PATH_MAX];
 static EVP_PKEY *key_a, *key_b; /* the origin city's key, and someone else's */

@@ -30,9 +30,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "pki.h"
-#include "sig.h"
-#include "trust.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "certs/trust.h"
 
 static char scratch[PATH_MAX];
 

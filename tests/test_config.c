@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "gateway/config/config.h"
 
 static char scratch[PATH_MAX];
 static char ini[PATH_MAX];

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv.h"
+#include "gateway/store/csv.h"
 
 typedef struct reader {
     FILE *f;

@@ -24,11 +24,11 @@
 #include <openssl/err.h>
 #include <sodium.h>
 
-#include "envelope.h"
-#include "envelope.pb-c.h"
-#include "pki.h"
-#include "sig.h"
-#include "trust.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "certs/trust.h"
+#include "peers/envelope.h"
+#include "proto/envelope.pb-c.h"
 
 #define GZ_CODE "440100"
 #define SZ_CODE "440300"

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gen.h"
-#include "json.h"
-#include "record.h"
-#include "uscc.h"
+#include "common/json.h"
+#include "domain/uscc.h"
+#include "gateway/gen/gen.h"
+#include "gateway/record/record.h"
 
 #define TMP BG_TEST_TMPDIR
 

@@ -20,10 +20,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "csv.h"
-#include "import.h"
-#include "store.h"
-#include "uscc.h"
+#include "domain/uscc.h"
+#include "gateway/record/record.h"
+#include "gateway/store/csv.h"
+#include "gateway/store/import.h"
+#include "gateway/store/store.h"
 
 /* ---- helpers ---- */
 

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "oprf.h"
+#include "mpc/oprf.h"
 
 /* ---- helpers ---- */
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "envelope.pb-c.h"
+#include "proto/envelope.pb-c.h"
 
 static uint8_t *
 pack_sample(size_t *len)

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "oprf.h"
-#include "psi.h"
-#include "snapshot.h"
+#include "mpc/oprf.h"
+#include "mpc/psi.h"
+#include "mpc/snapshot.h"
 
 #define UL 18U /* a USCC */
 #define EB BG_OPRF_ELEMENTBYTES

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "record.h"
+#include "gateway/record/record.h"
 
 static int
 col(const char *name, bg_column *c, bg_err *err)

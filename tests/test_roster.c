@@ -23,10 +23,10 @@
 
 #include <openssl/err.h>
 
-#include "pki.h"
-#include "roster.h"
-#include "roster.pb-c.h"
-#include "sig.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "peers/roster.h"
+#include "proto/roster.pb-c.h"
 
 static char scratch[PATH_MAX];
 static EVP_PKEY *ca_key, *rogue_key;

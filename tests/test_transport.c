@@ -46,8 +46,8 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-#include "pki.h"
-#include "transport.h"
+#include "certs/pki.h"
+#include "peers/transport.h"
 
 #define GZ "440100"
 #define SZ "440300"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "uscc.h"
+#include "domain/uscc.h"
 
 static const char *const published[] = {
     "914403001922038216",                       /* Huawei Technologies, Shenzhen */

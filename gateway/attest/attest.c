@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attest.h"
-#include "attest.pb-c.h"
-#include "capped.h"
+#include "gateway/attest/attest.h"
+#include "common/capped.h"
+#include "domain/date.h"
+#include "proto/attest.pb-c.h"
 
 #define DB BG_SNAP_DIGESTBYTES
 #define DAY 86400
@@ -232,7 +233,7 @@ bg_attest_build(bg_attest *out, const char *issuer, const bg_snap *snap,
         digest_sig == NULL || cert_der == NULL || roster == NULL)
         return bg_err_set(err, BG_EINVAL, "attest build: NULL argument");
     memset(out, 0, sizeof *out);
-    if (!bg_pki_city_code_valid(issuer))
+    if (!bg_city_code_valid(issuer))
         return bg_err_set(err, BG_EINVAL, "attest build: issuer '%s' is not a city code", issuer);
     bg_snap_info info;
     bg_snap_get_info(snap, &info);
@@ -403,7 +404,7 @@ decode_fields(const Baygate__Attestation *m, bg_attest *a)
     if (m->version != BG_ATTEST_VERSION)
         return "version";
     if (!str_in(a->issuer, m->issuer, BG_CITY_CODE_LEN, false) ||
-        !bg_pki_city_code_valid(a->issuer))
+        !bg_city_code_valid(a->issuer))
         return "issuer";
     if (!str_in(a->uscc, m->uscc, BG_SNAP_INPUT_MAX, false))
         return "uscc";
@@ -577,7 +578,7 @@ bg_attest_status_sign(const char *issuer, uint64_t number, int64_t issued_at,
     if (issuer == NULL || key == NULL || cert == NULL || out == NULL || len == NULL ||
         (n > 0 && revoked == NULL))
         return bg_err_set(err, BG_EINVAL, "status list: NULL argument");
-    if (!bg_pki_city_code_valid(issuer))
+    if (!bg_city_code_valid(issuer))
         return bg_err_set(err, BG_EINVAL, "status list: issuer '%s' is not a city code", issuer);
     if (number == 0)
         return bg_err_set(err, BG_EINVAL, "status list: numbers start at 1");
@@ -729,7 +730,7 @@ status_parse(const uint8_t *bytes, size_t len, struct status_parts *p, bg_err *e
     } else if (sl->base.n_unknown_fields != 0 || sl->version != BG_ATTEST_VERSION) {
         rc = bg_err_set(err, BG_EPROTO, "malformed status list: version or unknown fields");
     } else if (!str_in(st->issuer, sl->issuer, BG_CITY_CODE_LEN, false) ||
-               !bg_pki_city_code_valid(st->issuer)) {
+               !bg_city_code_valid(st->issuer)) {
         rc = bg_err_set(err, BG_EPROTO, "malformed status list: issuer");
     } else if (sl->number == 0 || sl->issued_at < 0) {
         rc = bg_err_set(err, BG_EPROTO, "malformed status list: number or issued_at");
@@ -885,7 +886,7 @@ statement_diff(const bg_attest *a, const bg_snap_record *r)
 static int
 check_structure(const bg_attest *a, bg_attest_reason *reason, bg_err *err)
 {
-    if (memchr(a->issuer, '\0', sizeof a->issuer) == NULL || !bg_pki_city_code_valid(a->issuer) ||
+    if (memchr(a->issuer, '\0', sizeof a->issuer) == NULL || !bg_city_code_valid(a->issuer) ||
         memchr(a->uscc, '\0', sizeof a->uscc) == NULL || a->uscc[0] == '\0' ||
         memchr(a->grade, '\0', sizeof a->grade) == NULL ||
         memchr(a->scale, '\0', sizeof a->scale) == NULL ||

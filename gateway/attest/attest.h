@@ -76,13 +76,13 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "err.h"
-#include "pki.h"
-#include "record.h"
-#include "roster.h"
-#include "sig.h"
-#include "snapshot.h"
-#include "trust.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "certs/trust.h"
+#include "common/err.h"
+#include "domain/scale.h"
+#include "mpc/snapshot.h"
+#include "peers/roster.h"
 
 #define BG_ATTEST_VERSION 1U
 #define BG_ATTEST_CERT_MAX 8192U        /* DER issuer certificate (a city's is ~700 bytes) */

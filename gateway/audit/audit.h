@@ -45,8 +45,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "err.h"
-#include "sig.h"
+#include "certs/sig.h"
+#include "common/err.h"
 
 #define BG_AUDIT_HASH_LEN 32
 /* Longest serialised leaf (an AuditLeaf within the bounds below is < 700). */

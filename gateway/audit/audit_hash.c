@@ -9,7 +9,7 @@
 
 #include <sodium.h>
 
-#include "audit.h"
+#include "gateway/audit/audit.h"
 
 void
 bg_audit_hash_leaf(const uint8_t *leaf, size_t len, bg_audit_hash out)

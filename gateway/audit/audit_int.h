@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "audit.h"
-#include "audit.pb-c.h"
+#include "gateway/audit/audit.h"
+#include "proto/audit.pb-c.h"
 
 #define BG_AUDIT_MAGIC "BGAUDIT\x01"
 #define BG_AUDIT_MAGIC_LEN 8

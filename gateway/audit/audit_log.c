@@ -45,8 +45,8 @@
 
 #include <sodium.h>
 
-#include "audit_int.h"
-#include "file.h"
+#include "common/file.h"
+#include "gateway/audit/audit_int.h"
 
 #define LEVELS 64
 

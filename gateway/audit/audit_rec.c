@@ -24,8 +24,8 @@
 
 #include <sodium.h>
 
-#include "audit_int.h"
-#include "file.h"
+#include "common/file.h"
+#include "gateway/audit/audit_int.h"
 
 static void
 put_u32(uint8_t *p, uint32_t v)

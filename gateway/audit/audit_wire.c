@@ -13,7 +13,7 @@
 
 #include <sodium.h>
 
-#include "audit_int.h"
+#include "gateway/audit/audit_int.h"
 
 bool
 bg_audit_city_ok(const char *s)

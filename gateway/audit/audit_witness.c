@@ -16,8 +16,8 @@
 
 #include <sodium.h>
 
-#include "audit_int.h"
-#include "file.h"
+#include "common/file.h"
+#include "gateway/audit/audit_int.h"
 
 struct peer_state {
     char city[7];

@@ -18,15 +18,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "attest.h"
-#include "cli.h"
-#include "file.h"
-#include "json.h"
-#include "pki.h"
-#include "record.h"
-#include "roster.h"
-#include "sig.h"
-#include "trust.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "certs/trust.h"
+#include "common/file.h"
+#include "common/json.h"
+#include "gateway/attest/attest.h"
+#include "gateway/cli/cli.h"
+#include "peers/roster.h"
 
 static void
 attest_usage(FILE *f)

@@ -16,11 +16,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "audit.h"
-#include "cli.h"
-#include "config.h"
-#include "json.h"
-#include "pki.h"
+#include "certs/pki.h"
+#include "common/json.h"
+#include "gateway/audit/audit.h"
+#include "gateway/cli/cli.h"
+#include "gateway/config/config.h"
 
 static void
 audit_usage(FILE *f)

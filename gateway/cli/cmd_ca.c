@@ -14,10 +14,10 @@
 
 #include <openssl/x509.h>
 
-#include "cli.h"
-#include "json.h"
-#include "pki.h"
-#include "sig.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "common/json.h"
+#include "gateway/cli/cli.h"
 
 static void
 ca_usage(FILE *f)
@@ -311,7 +311,7 @@ ca_revoke(const struct ca_opts *o)
         return rc;
     if ((o->city == NULL) == (o->serial == NULL))
         return bg_cli_fail(cmd, "give --city CODE or --serial HEX");
-    if (o->city != NULL && !bg_pki_city_code_valid(o->city))
+    if (o->city != NULL && !bg_city_code_valid(o->city))
         return bg_cli_fail(cmd, "--city: '%s' is not a 6-digit city code", o->city);
     bg_err err = {0};
     bg_pki_ca *ca = NULL;

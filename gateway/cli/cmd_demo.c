@@ -39,20 +39,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "cli.h"
-#include "config.h"
-#include "envelope.h"
-#include "fedping.h"
-#include "gen.h"
-#include "import.h"
-#include "pki.h"
-#include "record.h"
-#include "roster.h"
-#include "snapshot.h"
-#include "store.h"
-#include "transport.h"
-#include "uscc.h"
+#include "certs/pki.h"
+#include "domain/date.h"
+#include "domain/list.h"
+#include "domain/scale.h"
+#include "domain/uscc.h"
+#include "gateway/audit/audit.h"
+#include "gateway/cli/cli.h"
+#include "gateway/config/config.h"
+#include "gateway/daemon/fedping.h"
+#include "gateway/gen/gen.h"
+#include "gateway/store/import.h"
+#include "gateway/store/store.h"
+#include "mpc/snapshot.h"
+#include "peers/envelope.h"
+#include "peers/roster.h"
+#include "peers/transport.h"
 
 extern char **environ;
 

@@ -14,10 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "gen.h"
-#include "record.h"
-#include "uscc.h"
+#include "domain/date.h"
+#include "domain/list.h"
+#include "domain/uscc.h"
+#include "gateway/cli/cli.h"
+#include "gateway/gen/gen.h"
 
 static const char *const defect_names[BG_DEFECT_COUNT] = {
     [BG_DEFECT_BAD_CHECK] = "bad-check", [BG_DEFECT_FULLWIDTH] = "fullwidth",

@@ -7,11 +7,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "import.h"
-#include "json.h"
-#include "store.h"
-#include "uscc.h"
+#include "common/json.h"
+#include "domain/uscc.h"
+#include "gateway/cli/cli.h"
+#include "gateway/store/import.h"
+#include "gateway/store/store.h"
 
 static const char *const CMD = "import";
 

@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "config.h"
-#include "pki.h"
-#include "sig.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "gateway/cli/cli.h"
+#include "gateway/config/config.h"
 
 #define CSR_FILE "city.csr"
 
@@ -156,7 +156,7 @@ bg_cmd_init(int argc, char **argv)
         init_usage(stderr);
         return bg_cli_fail("init", "--city, --name and --dir are required");
     }
-    if (!bg_pki_city_code_valid(city))
+    if (!bg_city_code_valid(city))
         return bg_cli_fail("init", "--city: '%s' is not a 6-digit city code", city);
     if (!bg_pki_name_valid(name))
         return bg_cli_fail("init",

@@ -9,11 +9,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "api.pb-c.h"
-#include "cli.h"
-#include "config.h"
-#include "json.h"
-#include "transport.h"
+#include "common/json.h"
+#include "gateway/cli/cli.h"
+#include "gateway/config/config.h"
+#include "peers/transport.h"
+#include "proto/api.pb-c.h"
 
 #define LOCAL_ANSWER_MAX (1024 * 1024)
 #define LOCAL_REQUEST_MAX (64 * 1024)

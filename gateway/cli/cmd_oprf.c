@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "oprf.h"
+#include "gateway/cli/cli.h"
+#include "mpc/oprf.h"
 
 static void
 oprf_usage(FILE *f)

@@ -13,12 +13,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "api.pb-c.h"
-#include "cli.h"
-#include "config.h"
-#include "file.h"
-#include "json.h"
-#include "transport.h"
+#include "common/file.h"
+#include "common/json.h"
+#include "gateway/cli/cli.h"
+#include "gateway/config/config.h"
+#include "peers/transport.h"
+#include "proto/api.pb-c.h"
 
 #define QUERY_MAX_IDS (1U << 21) /* as the gateway (psi_query.h) */
 #define QUERY_LINE_MAX 256       /* longest id line read (BG_USCC_INPUT_MAX) */

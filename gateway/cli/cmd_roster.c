@@ -18,11 +18,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli.h"
-#include "json.h"
-#include "pki.h"
-#include "roster.h"
-#include "sig.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "common/json.h"
+#include "gateway/cli/cli.h"
+#include "peers/roster.h"
 
 static void
 roster_usage(FILE *f)

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
-#include "gw.h"
-#include "log.h"
+#include "gateway/cli/cli.h"
+#include "gateway/daemon/gw.h"
+#include "gateway/daemon/log.h"
 
 static void
 serve_usage(FILE *f)

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "json.h"
-#include "uscc.h"
+#include "common/json.h"
+#include "domain/uscc.h"
+#include "gateway/cli/cli.h"
 
 /* A line longer than this cannot hold a code; the rest of it is skipped. */
 #define USCC_LINE_MAX 4096

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "gateway/cli/cli.h"
 
 static const struct {
     const char *name;

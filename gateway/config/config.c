@@ -19,10 +19,10 @@
 
 #include <ini.h>
 
-#include "config.h"
+#include "gateway/config/config.h"
 
-#include "file.h"
-#include "json.h"
+#include "common/file.h"
+#include "common/json.h"
 
 /* A gateway's config is a few hundred bytes; anything far larger is not one. */
 #define CONFIG_FILE_MAX (64 * 1024)

@@ -28,7 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define BG_CONFIG_FILE "baygate.ini"
 #define BG_CONFIG_PATH_MAX 1024

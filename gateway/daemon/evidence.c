@@ -2,7 +2,7 @@
  * evidence.c - the evidence log in the daemon: leaves per exchange, tree heads on a
  * cadence, witnessing of peers (see evidence.h).
  */
-#include "evidence.h"
+#include "gateway/daemon/evidence.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,10 +13,10 @@
 
 #include <sodium.h>
 
-#include "gw.h"
-#include "gw_int.h"
-#include "log.h"
-#include "witness.pb-c.h"
+#include "gateway/daemon/gw.h"
+#include "gateway/daemon/gw_int.h"
+#include "gateway/daemon/log.h"
+#include "proto/witness.pb-c.h"
 
 #define EV_PATH_MAX (BG_CONFIG_PATH_MAX + 16)
 

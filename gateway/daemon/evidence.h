@@ -28,9 +28,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audit.h"
-#include "envelope.h"
-#include "transport.h"
+#include "gateway/audit/audit.h"
+#include "peers/envelope.h"
+#include "peers/transport.h"
 
 struct bg_gw;
 

@@ -1,4 +1,4 @@
-#include "fedping.h"
+#include "gateway/daemon/fedping.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "api.pb-c.h"
+#include "proto/api.pb-c.h"
 
 static int64_t
 mono_us(void)

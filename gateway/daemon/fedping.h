@@ -13,8 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "envelope.h"
-#include "transport.h"
+#include "peers/envelope.h"
+#include "peers/transport.h"
 
 typedef struct bg_fedping_result {
     bool ok;

@@ -8,8 +8,7 @@
  * a peer holds a reference to it, so a roster reload can unlink a peer while
  * a call is in flight; the last reference closes its client.
  */
-#include "gw.h"
-#include "gw_int.h"
+#include "gateway/daemon/gw.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -24,17 +23,18 @@
 
 #include <sodium.h>
 
-#include "api.pb-c.h"
-#include "psi.pb-c.h"
-#include "witness.pb-c.h"
-#include "config.h"
-#include "envelope.h"
-#include "fedping.h"
-#include "log.h"
-#include "pki.h"
-#include "roster.h"
-#include "transport.h"
-#include "trust.h"
+#include "certs/pki.h"
+#include "certs/trust.h"
+#include "gateway/config/config.h"
+#include "gateway/daemon/fedping.h"
+#include "gateway/daemon/gw_int.h"
+#include "gateway/daemon/log.h"
+#include "peers/envelope.h"
+#include "peers/roster.h"
+#include "peers/transport.h"
+#include "proto/api.pb-c.h"
+#include "proto/psi.pb-c.h"
+#include "proto/witness.pb-c.h"
 
 /* A query carries up to GW_QUERY_MAX_IDS (2^21) ids of up to ~20 bytes each as
  * users write them; its answer up to that many matches (and grades) per peer. */
@@ -618,7 +618,7 @@ local_handle(void *ctx, bg_tp_request *req)
         ans.error_code = BG_GW_E_BAD_BODY;
         ans.error = "local request does not parse";
     } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_PING && lr->ping != NULL) {
-        if (!bg_pki_city_code_valid(lr->ping->peer)) {
+        if (!bg_city_code_valid(lr->ping->peer)) {
             ans.error_code = BG_GW_E_NOT_PEER;
             ans.error = "peer must be a 6-digit city code";
         } else {

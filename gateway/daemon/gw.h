@@ -22,8 +22,8 @@
 
 #include <stdint.h>
 
-#include "err.h"
-#include "fedping.h"
+#include "common/err.h"
+#include "gateway/daemon/fedping.h"
 
 typedef struct bg_gw bg_gw;
 

@@ -13,17 +13,17 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "audit.h"
-#include "config.h"
-#include "envelope.h"
-#include "evidence.h"
-#include "pki.h"
-#include "psi_answer.h"
-#include "psi_pub.h"
-#include "psi_query.h"
-#include "roster.h"
-#include "transport.h"
-#include "trust.h"
+#include "certs/pki.h"
+#include "certs/trust.h"
+#include "gateway/audit/audit.h"
+#include "gateway/config/config.h"
+#include "gateway/daemon/evidence.h"
+#include "gateway/daemon/psi_answer.h"
+#include "gateway/daemon/psi_pub.h"
+#include "gateway/daemon/psi_query.h"
+#include "peers/envelope.h"
+#include "peers/roster.h"
+#include "peers/transport.h"
 
 #define GW_OUTCOMES (BG_ENV_REASON_LAST + 1)
 

@@ -8,9 +8,9 @@
 
 #include <sodium.h>
 
-#include "evidence.h"
-#include "gw.h"
-#include "gw_int.h"
+#include "gateway/daemon/evidence.h"
+#include "gateway/daemon/gw.h"
+#include "gateway/daemon/gw_int.h"
 
 static int __attribute__((format(printf, 4, 5)))
 call_fail(gw_call_res *res, uint32_t code, int rc, const char *fmt, ...)

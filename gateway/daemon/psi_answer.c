@@ -1,7 +1,7 @@
 /*
  * psi_answer.c - SnapshotRequest and PsiQuery from peers (see psi_answer.h).
  */
-#include "psi_answer.h"
+#include "gateway/daemon/psi_answer.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -13,13 +13,13 @@
 
 #include <sodium.h>
 
-#include "file.h"
-#include "gw.h"
-#include "gw_int.h"
-#include "log.h"
-#include "psi.h"
-#include "psi.pb-c.h"
-#include "psi_pub.h"
+#include "common/file.h"
+#include "gateway/daemon/gw.h"
+#include "gateway/daemon/gw_int.h"
+#include "gateway/daemon/log.h"
+#include "gateway/daemon/psi_pub.h"
+#include "mpc/psi.h"
+#include "proto/psi.pb-c.h"
 
 #define QUOTA_FILE_MAX (BG_ROSTER_MAX_MEMBERS * 64)
 
@@ -174,7 +174,7 @@ permitted(bg_gw *gw, const bg_env_opened *o, const char *list, bg_roster_verdict
     if (r == NULL) {
         memset(v, 0, sizeof *v);
         snprintf(v->reason, sizeof v->reason, "no roster");
-    } else if (strcmp(list, BG_PUB_GRADES) != 0) {
+    } else if (strcmp(list, BG_LIST_GRADES) != 0) {
         ok = bg_roster_permission(r, o->sender, gw->cfg.city, o->purpose, list, v);
     } else {
         for (int i = 0; i < BG_LIST_COUNT && !ok; i++)
@@ -368,7 +368,7 @@ psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *re
     }
     if (mode == BG_PSI_GRADED && !ps->info.graded) {
         refuse(gw, ev, o, req, BG_GW_E_BAD_MODE, "%s carries no grades: ask list '%s'", q->list,
-               BG_PUB_GRADES);
+               BG_LIST_GRADES);
         goto done;
     }
     if (q->batch_id.len != 16) {

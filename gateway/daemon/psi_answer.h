@@ -29,10 +29,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "envelope.h"
-#include "evidence.h"
-#include "roster.h"
-#include "transport.h"
+#include "gateway/daemon/evidence.h"
+#include "peers/envelope.h"
+#include "peers/roster.h"
+#include "peers/transport.h"
 
 /* Bytes of a reply that are not the payload: envelope, certificate, signature,
  * protobuf framing (a certificate is ~1 KiB; generous on purpose). */

@@ -2,7 +2,7 @@
  * psi_pub.c - OPRF keys, snapshots, epochs and deltas of the lists a city
  * publishes (see psi_pub.h for the design).
  */
-#include "psi_pub.h"
+#include "gateway/daemon/psi_pub.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,12 +17,19 @@
 
 #include <sodium.h>
 
-#include "attest.h"
-#include "file.h"
-#include "log.h"
-#include "oprf.h"
-#include "store.h"
-#include "uscc.h"
+#include "common/file.h"
+#include "domain/date.h"
+#include "domain/scale.h"
+#include "domain/uscc.h"
+#include "gateway/attest/attest.h"
+#include "gateway/daemon/log.h"
+#include "gateway/store/store.h"
+#include "mpc/oprf.h"
+
+/* mpc keeps its own limits (it knows no domain); the glue is where they must agree. */
+_Static_assert(BG_SNAP_GRADE_MAX == BG_GRADE_MAX, "a sealed grade holds any grade of a scale");
+_Static_assert(BG_SNAP_SCALE_MAX + 1 == sizeof(((bg_scale *)0)->name),
+               "a sealed scale name holds any scale name");
 
 #define PUB_CHECK_EVERY_S 5 /* the builder looks at the store at least this often */
 #define PUB_PATH_MAX 4096
@@ -54,7 +61,7 @@ struct bg_pub {
 static const char *
 pub_list_name(int i)
 {
-    return i < BG_LIST_COUNT ? bg_list_names[i] : BG_PUB_GRADES;
+    return i < BG_LIST_COUNT ? bg_list_names[i] : BG_LIST_GRADES;
 }
 
 int
@@ -62,7 +69,7 @@ bg_pub_list_index(const char *name)
 {
     if (name == NULL)
         return -1;
-    if (strcmp(name, BG_PUB_GRADES) == 0)
+    if (strcmp(name, BG_LIST_GRADES) == 0)
         return BG_LIST_COUNT;
     return bg_list_index(name, strlen(name));
 }

@@ -4,7 +4,7 @@
  * signed digest and the delta from the previous epoch.
  *
  * Lists: every list the city offers in the roster ("serious-dishonesty",
- * "abnormal-operation"), plus the pseudo-list "grades" (BG_PUB_GRADES): a
+ * "abnormal-operation"), plus the pseudo-list "grades" (BG_LIST_GRADES): a
  * graded snapshot of the store's evaluations whose sealed payload carries
  * grade, scale, evaluated_at, valid_until and serial (the store's record
  * serial: unique, new when the record changes; attestations carry it and
@@ -50,12 +50,11 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "err.h"
-#include "record.h"
-#include "sig.h"
-#include "snapshot.h"
+#include "certs/sig.h"
+#include "common/err.h"
+#include "domain/list.h"
+#include "mpc/snapshot.h"
 
-#define BG_PUB_GRADES "grades"
 #define BG_PUB_LISTS (BG_LIST_COUNT + 1) /* the offered lists and "grades" */
 
 typedef struct bg_pub bg_pub;

@@ -2,7 +2,7 @@
  * psi_query.c - the local API's Query: validate ids, refresh peers'
  * snapshots, run PSI with every chosen peer at once (see psi_query.h).
  */
-#include "psi_query.h"
+#include "gateway/daemon/psi_query.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -13,19 +13,21 @@
 
 #include <sodium.h>
 
-#include "api.pb-c.h"
-#include "attest.h"
-#include "gw.h"
-#include "gw_int.h"
-#include "json.h"
-#include "log.h"
-#include "psi.h"
-#include "psi.pb-c.h"
-#include "psi_answer.h"
-#include "psi_pub.h"
-#include "record.h"
-#include "sig.h"
-#include "uscc.h"
+#include "certs/sig.h"
+#include "common/json.h"
+#include "domain/date.h"
+#include "domain/list.h"
+#include "domain/scale.h"
+#include "domain/uscc.h"
+#include "gateway/attest/attest.h"
+#include "gateway/daemon/gw.h"
+#include "gateway/daemon/gw_int.h"
+#include "gateway/daemon/log.h"
+#include "gateway/daemon/psi_answer.h"
+#include "gateway/daemon/psi_pub.h"
+#include "mpc/psi.h"
+#include "proto/api.pb-c.h"
+#include "proto/psi.pb-c.h"
 
 /* ----------------------------------------------------------------- cache */
 
@@ -789,7 +791,7 @@ psi_local_query(bg_gw *gw, const Baygate__LocalQuery *lq, size_t *out_len)
         return local_error(BG_GW_E_UNKNOWN_LIST,
                            "list must be serious-dishonesty, abnormal-operation or grades",
                            out_len);
-    if (mode == BG_PSI_GRADED && strcmp(lq->list, BG_PUB_GRADES) != 0)
+    if (mode == BG_PSI_GRADED && strcmp(lq->list, BG_LIST_GRADES) != 0)
         return local_error(BG_GW_E_BAD_MODE, "graded answers come from the list 'grades'", out_len);
     size_t plen = lq->purpose ? strlen(lq->purpose) : 0;
     if (plen == 0 || plen > BG_ROSTER_PURPOSE_MAX)
@@ -867,7 +869,7 @@ psi_local_query(bg_gw *gw, const Baygate__LocalQuery *lq, size_t *out_len)
         pthread_mutex_unlock(&gw->lock);
     } else {
         for (size_t i = 0; i < lq->n_peers; i++) {
-            if (!bg_pki_city_code_valid(lq->peers[i])) {
+            if (!bg_city_code_valid(lq->peers[i])) {
                 free(codes), free(inv), free(invp), free(inv_id), free(inv_why);
                 return local_error(BG_GW_E_NOT_PEER, "peers must be 6-digit city codes", out_len);
             }

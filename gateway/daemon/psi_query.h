@@ -28,10 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pki.h"
-#include "roster.h"
-#include "sig.h"
-#include "snapshot.h"
+#include "certs/pki.h"
+#include "certs/sig.h"
+#include "mpc/snapshot.h"
+#include "peers/roster.h"
 
 #define GW_PSI_CACHE_MAX_ENTRIES (1U << 22)
 #define GW_QUERY_MAX_IDS (1U << 21)

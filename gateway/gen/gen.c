@@ -12,16 +12,16 @@
  * set of packed codes, which also holds the shared enterprises so a fresh code
  * never collides with one taken from the share file.
  */
-#include "gen.h"
+#include "gateway/gen/gen.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
-#include "record.h"
-#include "uscc.h"
+#include "common/json.h"
+#include "domain/uscc.h"
+#include "gateway/record/record.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

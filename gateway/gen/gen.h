@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "err.h"
+#include "common/err.h"
 
 typedef struct bg_gen_opts {
     char city[7];   /* prefecture-level code, "440300" */

@@ -11,13 +11,13 @@
  * after a quote inside a quoted field). Runs of ordinary bytes are found with
  * a table lookup and copied with memcpy, so the per-byte cost stays low.
  */
-#include "csv.h"
+#include "gateway/store/csv.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "common/json.h"
 
 enum { ST_FIELD_START, ST_UNQUOTED, ST_QUOTED, ST_QUOTE };
 

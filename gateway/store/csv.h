@@ -29,7 +29,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define BG_CSV_MAX_FIELDS 64
 /* Bytes read from the stream at a time (exposed for boundary tests). */

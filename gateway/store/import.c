@@ -23,7 +23,7 @@
  * new enterprise costs one INSERT ... ON CONFLICT DO NOTHING, whose change
  * count tells new from known without a lookup first.
  */
-#include "import.h"
+#include "gateway/store/import.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -36,9 +36,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "csv.h"
-#include "json.h"
-#include "uscc.h"
+#include "common/json.h"
+#include "domain/uscc.h"
+#include "gateway/record/record.h"
+#include "gateway/store/csv.h"
 
 #define PROGRESS_EVERY 8192
 /* Bytes of a raw USCC shown in the report; hostile fields can be 64 KiB. */

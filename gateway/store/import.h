@@ -22,8 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "store.h"
+#include "common/err.h"
+#include "gateway/store/store.h"
 
 #define BG_IMPORT_MAX_RECORD (64 * 1024)
 

@@ -12,7 +12,7 @@
  * is append-only and each entry runs inside the same IMMEDIATE transaction
  * that bumps user_version, so a crash leaves a store at either version.
  */
-#include "store.h"
+#include "gateway/store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "uscc.h"
+#include "domain/date.h"
+#include "domain/uscc.h"
 
 struct bg_store {
     sqlite3 *db;

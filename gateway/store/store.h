@@ -14,8 +14,9 @@
 
 #include <stdint.h>
 
-#include "err.h"
-#include "record.h"
+#include "common/err.h"
+#include "domain/list.h"
+#include "domain/scale.h"
 
 typedef struct bg_store bg_store;
 typedef struct sqlite3 sqlite3;

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define BG_USCC_LEN 18
 /* Longest raw input bg_uscc_normalize accepts (bytes). */

@@ -1,9 +1,9 @@
-#include "uscc.h"
+#include "domain/uscc.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "json.h"
+#include "common/json.h"
 
 const char bg_uscc_alphabet[32] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 
