@@ -17,6 +17,7 @@
 
 #include "peers/envelope.h"
 #include "proto/envelope.pb-c.h"
+#include "proto/pb.h"
 
 _Static_assert(BG_ENV_REASON_LAST < 100, "envelope reasons use wire codes 1..99");
 _Static_assert(BG_ENV_ERROR_MSG_MAX < BG_ERR_MSG_MAX, "refusal messages fit a bg_err");
@@ -170,58 +171,6 @@ sodium_ready(bg_err *err)
     if (sodium_init() < 0)
         return bg_err_set(err, BG_ECRYPTO, "libsodium failed to initialise");
     return BG_OK;
-}
-
-/* --- a ProtobufCAllocator with a budget --- */
-
-/* protobuf-c's unpack can allocate tens of times the wire size (an unknown
- * field costs a 24-byte record per 2 wire bytes), so every unpack of wire
- * bytes runs under a budget: allocations fail, and unpack returns NULL, once
- * the bytes live at one time would exceed it. */
-typedef struct cap_alloc {
-    ProtobufCAllocator base;
-    size_t used, limit;
-} cap_alloc;
-
-#define CAP_HDR (alignof(max_align_t) > sizeof(size_t) ? alignof(max_align_t) : sizeof(size_t))
-
-static void *
-cap_alloc_fn(void *data, size_t size)
-{
-    cap_alloc *c = data;
-    if (size > c->limit - c->used || size > SIZE_MAX - CAP_HDR)
-        return NULL;
-    unsigned char *p = malloc(CAP_HDR + size);
-    if (p == NULL)
-        return NULL;
-    memcpy(p, &size, sizeof size);
-    c->used += size;
-    return p + CAP_HDR;
-}
-
-static void
-cap_free_fn(void *data, void *ptr)
-{
-    cap_alloc *c = data;
-    if (ptr == NULL)
-        return;
-    unsigned char *p = (unsigned char *)ptr - CAP_HDR;
-    size_t size;
-    memcpy(&size, p, sizeof size);
-    c->used -= size;
-    free(p);
-}
-
-/* A budget for unpacking len wire bytes: the copies of its byte fields (at
- * most len), the message structs, and slack for a few unknown fields. */
-static void
-cap_init(cap_alloc *c, size_t len)
-{
-    c->base.alloc = cap_alloc_fn;
-    c->base.free = cap_free_fn;
-    c->base.allocator_data = c;
-    c->used = 0;
-    c->limit = 2 * len + 4096;
 }
 
 /* --- identity --- */
@@ -686,8 +635,7 @@ bg_env_verifier_stats(bg_env_verifier *v, bg_env_stats *out)
 /* An accepted envelope and the memory it points into. */
 struct opened_box {
     bg_env_opened pub; /* first: bg_env_opened_free casts back */
-    cap_alloc cap;
-    Baygate__Envelope *env;
+    Baygate__Envelope *env; /* bg_pb_unpack */
 };
 
 void
@@ -697,7 +645,7 @@ bg_env_opened_free(bg_env_opened *o)
         return;
     struct opened_box *box = (struct opened_box *)o;
     if (box->env != NULL)
-        baygate__envelope__free_unpacked(box->env, &box->cap.base);
+        bg_pb_free(box->env);
     free(box);
 }
 
@@ -805,12 +753,10 @@ open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, 
                       v->max_message);
 
     /* 2. the SignedEnvelope, every length bounded */
-    cap_alloc se_cap;
-    cap_init(&se_cap, len);
-    Baygate__SignedEnvelope *se = baygate__signed_envelope__unpack(&se_cap.base, len, msg);
+    Baygate__SignedEnvelope *se = bg_pb_unpack(&baygate__signed_envelope__descriptor, len, msg);
     if (se == NULL)
         return refuse(c, BG_ENV_MALFORMED, "not a signed envelope (does not parse in %zu bytes)",
-                      se_cap.limit);
+                      bg_pb_budget(len));
     struct opened_box *box = NULL;
     EVP_PKEY *pub = NULL;
     bg_env_reason r = BG_ENV_OK;
@@ -847,8 +793,7 @@ open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, 
         r = refuse(c, BG_ENV_INTERNAL, "out of memory");
         goto out;
     }
-    cap_init(&box->cap, se->envelope.len);
-    box->env = baygate__envelope__unpack(&box->cap.base, se->envelope.len, se->envelope.data);
+    box->env = bg_pb_unpack(&baygate__envelope__descriptor, se->envelope.len, se->envelope.data);
     Baygate__Envelope *env = box->env;
     if (env == NULL) {
         r = refuse(c, BG_ENV_MALFORMED_ENVELOPE, "envelope does not parse");
@@ -1026,7 +971,7 @@ replay_refused:
 out:
     EVP_PKEY_free(pub);
     bg_env_opened_free(box ? &box->pub : NULL);
-    baygate__signed_envelope__free_unpacked(se, &se_cap.base);
+    bg_pb_free(se);
     return r;
 }
 
@@ -1137,9 +1082,7 @@ bg_env_error_parse(const uint8_t *body, size_t len, uint32_t *code,
     /* code (<= 6 bytes) + message (<= 3 + MAX bytes) + slack for unknown fields */
     if (len > 2 * BG_ENV_ERROR_MSG_MAX)
         return bg_err_set(err, BG_EPROTO, "error answer of %zu bytes is too long", len);
-    cap_alloc cap;
-    cap_init(&cap, len);
-    Baygate__ErrorAnswer *ea = baygate__error_answer__unpack(&cap.base, len, body);
+    Baygate__ErrorAnswer *ea = bg_pb_unpack(&baygate__error_answer__descriptor, len, body);
     if (ea == NULL)
         return bg_err_set(err, BG_EPROTO, "error answer does not parse");
     int rc = BG_OK;
@@ -1151,7 +1094,7 @@ bg_env_error_parse(const uint8_t *body, size_t len, uint32_t *code,
         *code = ea->code;
         error_text(ea->message, message);
     }
-    baygate__error_answer__free_unpacked(ea, &cap.base);
+    bg_pb_free(ea);
     return rc;
 }
 

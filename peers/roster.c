@@ -24,9 +24,9 @@
 
 #include "peers/roster.h"
 #include "certs/pki_int.h"
-#include "common/capped.h"
 #include "common/file.h"
 #include "proto/roster.pb-c.h"
+#include "proto/pb.h"
 
 struct bg_roster {
     atomic_uint refs;
@@ -1718,15 +1718,11 @@ open_signed(const void *bytes, size_t len, X509 *ca_cert, bg_roster **out,
     if (len > BG_ROSTER_FILE_MAX)
         return bg_err_set(err, BG_ELIMIT, "signed roster is %zu bytes, more than the %d accepted",
                           len, BG_ROSTER_FILE_MAX);
-    bg_capped cap1 = {0, bg_capped_budget(len)};
-    ProtobufCAllocator a1 = {bg_capped_alloc, bg_capped_free, &cap1};
-    Baygate__SignedRoster *sr = baygate__signed_roster__unpack(&a1, len, bytes);
+    Baygate__SignedRoster *sr = bg_pb_unpack(&baygate__signed_roster__descriptor, len, bytes);
     if (sr == NULL)
         return bg_err_set(err, BG_EPROTO, "not a signed roster (malformed protobuf)");
     int rc = BG_OK;
     Baygate__Roster *m = NULL;
-    bg_capped cap2 = {0, bg_capped_budget(sr->roster.len)};
-    ProtobufCAllocator a2 = {bg_capped_alloc, bg_capped_free, &cap2};
     if (sr->base.n_unknown_fields != 0) {
         rc = bg_err_set(err, BG_EPROTO, "not a signed roster: it has fields no roster has");
         goto out;
@@ -1769,12 +1765,12 @@ open_signed(const void *bytes, size_t len, X509 *ca_cert, bg_roster **out,
         }
     }
     /* Only now, with the bytes known to come from the CA, look inside. */
-    m = baygate__roster__unpack(&a2, sr->roster.len, sr->roster.data);
+    m = bg_pb_unpack(&baygate__roster__descriptor, sr->roster.len, sr->roster.data);
     if (m == NULL) {
         rc = bg_err_set(err, BG_EPROTO,
                         "roster content is malformed protobuf (or needs more than %zu bytes "
                         "of memory)",
-                        cap2.limit);
+                        bg_pb_budget(sr->roster.len));
         goto out;
     }
     bg_err sub = {0};
@@ -1782,8 +1778,8 @@ open_signed(const void *bytes, size_t len, X509 *ca_cert, bg_roster **out,
         bg_err_set(err, rc, "invalid roster: %s", sub.msg);
 out:
     if (m != NULL)
-        baygate__roster__free_unpacked(m, &a2);
-    baygate__signed_roster__free_unpacked(sr, &a1);
+        bg_pb_free(m);
+    bg_pb_free(sr);
     return rc;
 }
 

@@ -50,7 +50,7 @@
  * Roster bytes, an ECDSA P-256 signature over exactly those bytes under the
  * label BG_SIG_CTX_ROSTER with the CA key, and the SHA-256 of the CA
  * certificate. Opening one checks, in order: size (<= BG_ROSTER_FILE_MAX),
- * the wrapper (unpacked with a capped allocator), the CA fingerprint, the
+ * the wrapper (unpacked by bg_pb_unpack, under its budget), the CA fingerprint, the
  * signature over the exact bytes received, and only then unpacks the Roster
  * and runs the same validation as for the INI. The wrapper may hold nothing
  * but its three fields; unknown fields inside the Roster are ignored (they

@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "gateway/attest/attest.h"
-#include "common/capped.h"
 #include "domain/date.h"
 #include "proto/attest.pb-c.h"
+#include "proto/pb.h"
 
 #define DB BG_SNAP_DIGESTBYTES
 #define DAY 86400
@@ -475,13 +475,11 @@ bg_attest_decode(const uint8_t *bytes, size_t len, bg_attest *out, bg_err *err)
     if (len > BG_ATTEST_MAX_BYTES)
         return bg_err_set(err, BG_ELIMIT, "attestation of %zu bytes, at most %d", len,
                           BG_ATTEST_MAX_BYTES);
-    bg_capped cap = {0, bg_capped_budget(len)};
-    ProtobufCAllocator al = {bg_capped_alloc, bg_capped_free, &cap};
-    Baygate__Attestation *m = baygate__attestation__unpack(&al, len, bytes);
+    Baygate__Attestation *m = bg_pb_unpack(&baygate__attestation__descriptor, len, bytes);
     if (m == NULL)
         return bg_err_set(err, BG_EPROTO, "not an attestation (malformed protobuf)");
     const char *bad = decode_fields(m, out);
-    baygate__attestation__free_unpacked(m, &al);
+    bg_pb_free(m);
     if (bad != NULL) {
         sodium_memzero(out, sizeof *out);
         return bg_err_set(err, BG_EPROTO, "malformed attestation: %s", bad);
@@ -693,9 +691,7 @@ status_parse(const uint8_t *bytes, size_t len, struct status_parts *p, bg_err *e
     if (len > BG_ATTEST_STATUS_MAX_BYTES)
         return bg_err_set(err, BG_ELIMIT, "status list of %zu bytes, at most %u", len,
                           BG_ATTEST_STATUS_MAX_BYTES);
-    bg_capped c1 = {0, bg_capped_budget(len)};
-    ProtobufCAllocator a1 = {bg_capped_alloc, bg_capped_free, &c1};
-    Baygate__SignedStatusList *w = baygate__signed_status_list__unpack(&a1, len, bytes);
+    Baygate__SignedStatusList *w = bg_pb_unpack(&baygate__signed_status_list__descriptor, len, bytes);
     if (w == NULL)
         return bg_err_set(err, BG_EPROTO, "not a signed status list (malformed protobuf)");
     int rc = BG_OK;
@@ -716,9 +712,7 @@ status_parse(const uint8_t *bytes, size_t len, struct status_parts *p, bg_err *e
     memcpy(p->cert, w->issuer_certificate.data, w->issuer_certificate.len);
     p->cert_len = w->issuer_certificate.len;
 
-    bg_capped c2 = {0, bg_capped_budget(p->body_len)};
-    ProtobufCAllocator a2 = {bg_capped_alloc, bg_capped_free, &c2};
-    Baygate__StatusList *sl = baygate__status_list__unpack(&a2, p->body_len, p->body);
+    Baygate__StatusList *sl = bg_pb_unpack(&baygate__status_list__descriptor, p->body_len, p->body);
     if (sl == NULL) {
         rc = bg_err_set(err, BG_EPROTO, "not a status list (malformed protobuf)");
         goto out;
@@ -756,13 +750,13 @@ status_parse(const uint8_t *bytes, size_t len, struct status_parts *p, bg_err *e
         }
         st->n = sl->n_revoked;
     }
-    baygate__status_list__free_unpacked(sl, &a2);
+    bg_pb_free(sl);
     if (rc != BG_OK)
         bg_attest_status_free(st);
     else
         p->st = st;
 out:
-    baygate__signed_status_list__free_unpacked(w, &a1);
+    bg_pb_free(w);
     if (rc != BG_OK)
         parts_free(p);
     return rc;

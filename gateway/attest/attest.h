@@ -62,7 +62,7 @@
  *
  * Formats are protobuf (proto/attest.proto); the parser refuses more than
  * BG_ATTEST_MAX_BYTES / BG_ATTEST_STATUS_MAX_BYTES, unknown fields, and any field of the
- * wrong size, and unpacks with a capped allocator.
+ * wrong size, and unpacks under bg_pb_unpack's budget.
  * Thread safety: all functions are reentrant; a bg_attest_status is immutable once made.
  */
 #ifndef BG_ATTEST_H

@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "gateway/audit/audit_int.h"
+#include "proto/pb.h"
 
 bool
 bg_audit_city_ok(const char *s)
@@ -164,7 +165,7 @@ bg_audit_leaf_decode(const uint8_t *leaf, size_t len, bg_audit_event *ev, bg_err
 {
     if (len == 0 || len > BG_AUDIT_LEAF_MAX)
         return bg_err_set(err, BG_EPROTO, "audit leaf: %zu bytes is out of bounds", len);
-    Baygate__AuditLeaf *m = baygate__audit_leaf__unpack(NULL, len, leaf);
+    Baygate__AuditLeaf *m = bg_pb_unpack(&baygate__audit_leaf__descriptor, len, leaf);
     if (m == NULL)
         return bg_err_set(err, BG_EPROTO, "audit leaf: does not parse");
     int rc = BG_OK;
@@ -213,7 +214,7 @@ bg_audit_leaf_decode(const uint8_t *leaf, size_t len, bg_audit_event *ev, bg_err
     ev->outcome = m->outcome;
     snprintf(ev->reason, sizeof ev->reason, "%s", m->reason);
 out:
-    baygate__audit_leaf__free_unpacked(m, NULL);
+    bg_pb_free(m);
     return rc;
 }
 
@@ -244,7 +245,7 @@ bg_audit_tree_head_parse(const uint8_t *buf, size_t len, bg_audit_head *h, bg_er
 {
     if (len == 0 || len > BG_AUDIT_HEAD_BYTES_MAX)
         return bg_err_set(err, BG_EPROTO, "tree head: %zu bytes is out of bounds", len);
-    Baygate__TreeHead *m = baygate__tree_head__unpack(NULL, len, buf);
+    Baygate__TreeHead *m = bg_pb_unpack(&baygate__tree_head__descriptor, len, buf);
     if (m == NULL)
         return bg_err_set(err, BG_EPROTO, "tree head: does not parse");
     int rc = BG_OK;
@@ -270,7 +271,7 @@ bg_audit_tree_head_parse(const uint8_t *buf, size_t len, bg_audit_head *h, bg_er
         memcpy(h->head, buf, len);
         h->head_len = len;
     }
-    baygate__tree_head__free_unpacked(m, NULL);
+    bg_pb_free(m);
     return rc;
 }
 
@@ -299,7 +300,7 @@ bg_audit_head_decode(const uint8_t *buf, size_t len, bg_audit_head *h, bg_err *e
 {
     if (len == 0 || len > BG_AUDIT_SIGNED_HEAD_MAX)
         return bg_err_set(err, BG_EPROTO, "signed tree head: %zu bytes is out of bounds", len);
-    Baygate__SignedTreeHead *m = baygate__signed_tree_head__unpack(NULL, len, buf);
+    Baygate__SignedTreeHead *m = bg_pb_unpack(&baygate__signed_tree_head__descriptor, len, buf);
     if (m == NULL)
         return bg_err_set(err, BG_EPROTO, "signed tree head: does not parse");
     int rc = BG_OK;
@@ -319,7 +320,7 @@ bg_audit_head_decode(const uint8_t *buf, size_t len, bg_audit_head *h, bg_err *e
         tmp.sig_len = m->signature.len;
         *h = tmp;
     }
-    baygate__signed_tree_head__free_unpacked(m, NULL);
+    bg_pb_free(m);
     return rc;
 }
 
@@ -406,7 +407,7 @@ cosig_body_parse(const uint8_t *buf, size_t len, bg_audit_cosig *c, bg_err *err)
 {
     if (len == 0 || len > BG_AUDIT_COSIG_BYTES_MAX)
         return bg_err_set(err, BG_EPROTO, "cosignature: %zu bytes is out of bounds", len);
-    Baygate__Cosignature *m = baygate__cosignature__unpack(NULL, len, buf);
+    Baygate__Cosignature *m = bg_pb_unpack(&baygate__cosignature__descriptor, len, buf);
     if (m == NULL)
         return bg_err_set(err, BG_EPROTO, "cosignature: does not parse");
     int rc = BG_OK;
@@ -425,7 +426,7 @@ cosig_body_parse(const uint8_t *buf, size_t len, bg_audit_cosig *c, bg_err *err)
         c->body_len = len;
         c->head.sig_len = 0;
     }
-    baygate__cosignature__free_unpacked(m, NULL);
+    bg_pb_free(m);
     return rc;
 }
 
@@ -471,7 +472,7 @@ bg_audit_cosig_decode(const uint8_t *buf, size_t len, bg_audit_cosig *c, bg_err 
 {
     if (len == 0 || len > BG_AUDIT_SIGNED_COSIG_MAX)
         return bg_err_set(err, BG_EPROTO, "signed cosignature: %zu bytes is out of bounds", len);
-    Baygate__SignedCosignature *m = baygate__signed_cosignature__unpack(NULL, len, buf);
+    Baygate__SignedCosignature *m = bg_pb_unpack(&baygate__signed_cosignature__descriptor, len, buf);
     if (m == NULL)
         return bg_err_set(err, BG_EPROTO, "signed cosignature: does not parse");
     int rc = BG_OK;
@@ -491,7 +492,7 @@ bg_audit_cosig_decode(const uint8_t *buf, size_t len, bg_audit_cosig *c, bg_err 
         tmp.sig_len = m->signature.len;
         *c = tmp;
     }
-    baygate__signed_cosignature__free_unpacked(m, NULL);
+    bg_pb_free(m);
     return rc;
 }
 

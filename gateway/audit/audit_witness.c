@@ -18,6 +18,7 @@
 
 #include "common/file.h"
 #include "gateway/audit/audit_int.h"
+#include "proto/pb.h"
 
 struct peer_state {
     char city[7];
@@ -130,7 +131,7 @@ on_record(void *ctx, uint64_t off, const uint8_t *data, size_t len, const bg_aud
 {
     (void)sum;
     bg_audit_witness *w = ctx;
-    Baygate__WitnessRecord *m = baygate__witness_record__unpack(NULL, len, data);
+    Baygate__WitnessRecord *m = bg_pb_unpack(&baygate__witness_record__descriptor, len, data);
     if (m == NULL)
         return bg_err_set(err, BG_EPROTO, "%s: record at offset %" PRIu64 " does not parse",
                           w->f.path, off);
@@ -164,7 +165,7 @@ on_record(void *ctx, uint64_t off, const uint8_t *data, size_t len, const bg_aud
     } else {
         rc = bg_err_set(&sub, BG_EPROTO, "empty record");
     }
-    baygate__witness_record__free_unpacked(m, NULL);
+    bg_pb_free(m);
     if (rc != BG_OK)
         return bg_err_set(err, rc, "%s: record at offset %" PRIu64 ": %s", w->f.path, off, sub.msg);
     return BG_OK;

@@ -14,12 +14,13 @@
 #include "gateway/config/config.h"
 #include "peers/transport.h"
 #include "proto/api.pb-c.h"
+#include "proto/pb.h"
 
 #define LOCAL_ANSWER_MAX (1024 * 1024)
 #define LOCAL_REQUEST_MAX (64 * 1024)
 
 /* Sends req to the gateway of dir and returns its answer (free with
- * baygate__local_answer__free_unpacked), or NULL after printing why. */
+ * bg_pb_free), or NULL after printing why. */
 static Baygate__LocalAnswer *
 local_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req, int timeout_ms)
 {
@@ -61,7 +62,7 @@ local_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req, in
             bg_cli_fail(cmd, "the %s gateway did not answer: %s: %s", cfg.city,
                         bg_tp_fail_name(fail), err.msg);
         } else {
-            ans = baygate__local_answer__unpack(NULL, out_len, out);
+            ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
             if (ans == NULL)
                 bg_cli_fail(cmd, "the %s gateway's answer does not parse", cfg.city);
             bg_tp_answer_free(out);
@@ -111,7 +112,7 @@ ask_status(const char *cmd, const char *dir, bool probe, int timeout_ms)
     Baygate__LocalAnswer *ans = local_ask(cmd, dir, &req, timeout_ms);
     if (ans != NULL && (ans->error_code != 0 || ans->status == NULL)) {
         bg_cli_fail(cmd, "%s", ans->error ? ans->error : "no status in the answer");
-        baygate__local_answer__free_unpacked(ans, NULL);
+        bg_pb_free(ans);
         return NULL;
     }
     return ans;
@@ -182,7 +183,7 @@ bg_cmd_ping(int argc, char **argv)
             return BG_EXIT_ERROR;
         for (size_t i = 0; i < st->status->n_peers && npeers < 64; i++)
             snprintf(peers[npeers++], sizeof peers[0], "%.6s", st->status->peers[i]->city);
-        baygate__local_answer__free_unpacked(st, NULL);
+        bg_pb_free(st);
     } else {
         snprintf(peers[npeers++], sizeof peers[0], "%.6s", peer);
     }
@@ -206,7 +207,7 @@ bg_cmd_ping(int argc, char **argv)
             if (!ans->ping->ok && status == BG_EXIT_OK)
                 status = BG_EXIT_FAIL;
         }
-        baygate__local_answer__free_unpacked(ans, NULL);
+        bg_pb_free(ans);
     }
     return status;
 }
@@ -317,6 +318,6 @@ bg_cmd_status(int argc, char **argv)
             printf("    %-32s %llu\n", s->requests[i]->name,
                    (unsigned long long)s->requests[i]->value);
     }
-    baygate__local_answer__free_unpacked(ans, NULL);
+    bg_pb_free(ans);
     return BG_EXIT_OK;
 }

@@ -19,6 +19,7 @@
 #include "gateway/config/config.h"
 #include "peers/transport.h"
 #include "proto/api.pb-c.h"
+#include "proto/pb.h"
 
 #define QUERY_MAX_IDS (1U << 21) /* as the gateway (psi_query.h) */
 #define QUERY_LINE_MAX 256       /* longest id line read (BG_USCC_INPUT_MAX) */
@@ -178,7 +179,7 @@ ask(const char *dir, const Baygate__LocalRequest *req)
             bg_cli_fail("query", "the %s gateway did not answer: %s: %s", cfg.city,
                         bg_tp_fail_name(fail), err.msg);
         } else {
-            ans = baygate__local_answer__unpack(NULL, out_len, out);
+            ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
             if (ans == NULL)
                 bg_cli_fail("query", "the %s gateway's answer does not parse", cfg.city);
             bg_tp_answer_free(out);
@@ -589,7 +590,7 @@ bg_cmd_query(int argc, char **argv)
         if (attest_dir != NULL && write_attestations(attest_dir, qa) != BG_EXIT_OK)
             rc = BG_EXIT_ERROR;
     }
-    baygate__local_answer__free_unpacked(ans, NULL);
+    bg_pb_free(ans);
     idlist_free(&ids);
     return rc;
 }
@@ -618,6 +619,6 @@ bg_cmd_rotate(int argc, char **argv)
         rc = bg_cli_fail("psi-rotate", "%s", ans->error ? ans->error : "refused");
     else
         printf("rotation of %s requested; see the gateway log for the new generation\n", argv[4]);
-    baygate__local_answer__free_unpacked(ans, NULL);
+    bg_pb_free(ans);
     return rc;
 }

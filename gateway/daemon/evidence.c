@@ -17,6 +17,7 @@
 #include "gateway/daemon/gw_int.h"
 #include "gateway/daemon/log.h"
 #include "proto/witness.pb-c.h"
+#include "proto/pb.h"
 
 #define EV_PATH_MAX (BG_CONFIG_PATH_MAX + 16)
 
@@ -324,7 +325,7 @@ witness_peer(bg_gw *gw, gw_peer *p)
                res.error);
         return;
     }
-    Baygate__HeadAnswer *ha = baygate__head_answer__unpack(NULL, o->body_len, o->body);
+    Baygate__HeadAnswer *ha = bg_pb_unpack(&baygate__head_answer__descriptor, o->body_len, o->body);
     bg_audit_head head;
     bg_audit_hash proof[BG_AUDIT_PROOF_MAX];
     size_t nproof = 0;
@@ -397,7 +398,7 @@ witness_peer(bg_gw *gw, gw_peer *p)
 done:
     EVP_PKEY_free(key);
     if (ha != NULL)
-        baygate__head_answer__free_unpacked(ha, NULL);
+        bg_pb_free(ha);
     bg_env_opened_free(o);
 }
 
@@ -443,13 +444,13 @@ witness_main(void *arg)
 void
 gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
 {
-    Baygate__HeadRequest *hr = baygate__head_request__unpack(NULL, o->body_len, o->body);
+    Baygate__HeadRequest *hr = bg_pb_unpack(&baygate__head_request__descriptor, o->body_len, o->body);
     if (hr == NULL) {
         witness_refuse(gw, o, req, BG_GW_E_BAD_BODY, "head request does not parse");
         return;
     }
     uint64_t from = hr->from_size;
-    baygate__head_request__free_unpacked(hr, NULL);
+    bg_pb_free(hr);
     bg_audit_head head;
     bg_err err = {0};
     Baygate__HeadAnswer ha = BAYGATE__HEAD_ANSWER__INIT;
@@ -492,7 +493,7 @@ gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
 void
 gw_witness_answer_cosign(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
 {
-    Baygate__CosignSubmit *cs = baygate__cosign_submit__unpack(NULL, o->body_len, o->body);
+    Baygate__CosignSubmit *cs = bg_pb_unpack(&baygate__cosign_submit__descriptor, o->body_len, o->body);
     bg_audit_cosig c;
     bg_err err = {0};
     EVP_PKEY *key = NULL;
@@ -522,7 +523,7 @@ gw_witness_answer_cosign(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     }
     EVP_PKEY_free(key);
     if (cs != NULL)
-        baygate__cosign_submit__free_unpacked(cs, NULL);
+        bg_pb_free(cs);
     if (rc != BG_OK) {
         witness_refuse(gw, o, req, BG_GW_E_BAD_BODY, "cosignature refused: %.200s", err.msg);
         return;

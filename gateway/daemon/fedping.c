@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "proto/api.pb-c.h"
+#include "proto/pb.h"
 
 static int64_t
 mono_us(void)
@@ -81,7 +82,7 @@ bg_fedping(bg_tp_client *cli, const bg_env_identity *id, bg_env_verifier *v, con
         return;
     }
     Baygate__Pong *pong = o->body_type == BAYGATE__APP_BODY__APP_BODY_PONG
-                              ? baygate__pong__unpack(NULL, o->body_len, o->body)
+                              ? bg_pb_unpack(&baygate__pong__descriptor, o->body_len, o->body)
                               : NULL;
     if (pong == NULL || strcmp(pong->city, peer) != 0) {
         fail(res, BG_FEDPING_E_BAD_ANSWER, "answer from %s is not a pong for it", peer);
@@ -94,6 +95,6 @@ bg_fedping(bg_tp_client *cli, const bg_env_identity *id, bg_env_verifier *v, con
         res->clock_skew_ms = pong->time_ms - (sent.issued_at_ms + (t1 - t0) / 2000);
     }
     if (pong != NULL)
-        baygate__pong__free_unpacked(pong, NULL);
+        bg_pb_free(pong);
     bg_env_opened_free(o);
 }

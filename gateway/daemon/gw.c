@@ -35,6 +35,7 @@
 #include "proto/api.pb-c.h"
 #include "proto/psi.pb-c.h"
 #include "proto/witness.pb-c.h"
+#include "proto/pb.h"
 
 /* A query carries up to GW_QUERY_MAX_IDS (2^21) ids of up to ~20 bytes each as
  * users write them; its answer up to that many matches (and grades) per peer. */
@@ -367,7 +368,7 @@ gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint
 static void
 answer_ping(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
 {
-    Baygate__Ping *ping = baygate__ping__unpack(NULL, o->body_len, o->body);
+    Baygate__Ping *ping = bg_pb_unpack(&baygate__ping__descriptor, o->body_len, o->body);
     if (ping == NULL) {
         gw_refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "ping.refused", "ping body does not parse");
         return;
@@ -381,7 +382,7 @@ answer_ping(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
     bg_roster_free(r);
     bg_log(BG_LOG_INFO, "ping.answered", "peer=%s their_roster=%llu our_roster=%llu", o->sender,
            (unsigned long long)ping->roster_serial, (unsigned long long)pong.roster_serial);
-    baygate__ping__free_unpacked(ping, NULL);
+    bg_pb_free(ping);
     uint8_t body[256];
     size_t body_len = baygate__pong__get_packed_size(&pong);
     if (body_len > sizeof body) { /* a city name is at most 64 bytes: cannot happen */
@@ -608,7 +609,7 @@ local_handle(void *ctx, bg_tp_request *req)
     bg_gw *gw = ctx;
     size_t len = 0;
     const uint8_t *data = bg_tp_request_data(req, &len);
-    Baygate__LocalRequest *lr = baygate__local_request__unpack(NULL, len, data);
+    Baygate__LocalRequest *lr = bg_pb_unpack(&baygate__local_request__descriptor, len, data);
     Baygate__LocalAnswer ans = BAYGATE__LOCAL_ANSWER__INIT;
     Baygate__PingResult pr = BAYGATE__PING_RESULT__INIT;
     status_buf *sb = NULL;
@@ -639,7 +640,7 @@ local_handle(void *ctx, bg_tp_request *req)
         /* Packed by the query module itself: its answer owns many buffers. */
         size_t qlen = 0;
         uint8_t *qout = psi_local_query(gw, lr->query, &qlen);
-        baygate__local_request__free_unpacked(lr, NULL);
+        bg_pb_free(lr);
         gw_reply_or_drop(gw, NULL, req, qout, qlen);
         return;
     } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_ROTATE && lr->rotate != NULL) {
@@ -672,7 +673,7 @@ local_handle(void *ctx, bg_tp_request *req)
         baygate__local_answer__pack(&ans, out);
     free(sb);
     if (lr != NULL)
-        baygate__local_request__free_unpacked(lr, NULL);
+        bg_pb_free(lr);
     gw_reply_or_drop(gw, NULL, req, out, out_len);
 }
 

@@ -20,6 +20,7 @@
 #include "gateway/daemon/psi_pub.h"
 #include "mpc/psi.h"
 #include "proto/psi.pb-c.h"
+#include "proto/pb.h"
 
 #define QUOTA_FILE_MAX (BG_ROSTER_MAX_MEMBERS * 64)
 
@@ -209,7 +210,7 @@ list_ok(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, const 
 void
 psi_answer_snapshot(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
 {
-    Baygate__SnapshotRequest *sr = baygate__snapshot_request__unpack(NULL, o->body_len, o->body);
+    Baygate__SnapshotRequest *sr = bg_pb_unpack(&baygate__snapshot_request__descriptor, o->body_len, o->body);
     bg_pub_snap *ps = NULL;
     bg_roster_verdict v;
     uint8_t *chunk = NULL, *body = NULL;
@@ -328,13 +329,13 @@ done:
     free(chunk);
     bg_pub_snap_release(ps);
     if (sr != NULL)
-        baygate__snapshot_request__free_unpacked(sr, NULL);
+        bg_pb_free(sr);
 }
 
 void
 psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
 {
-    Baygate__PsiQuery *q = baygate__psi_query__unpack(NULL, o->body_len, o->body);
+    Baygate__PsiQuery *q = bg_pb_unpack(&baygate__psi_query__descriptor, o->body_len, o->body);
     bg_pub_snap *ps = NULL;
     uint8_t *eval = NULL, *body = NULL;
     bg_roster_verdict v;
@@ -473,19 +474,19 @@ done:
     free(eval);
     bg_pub_snap_release(ps);
     if (q != NULL)
-        baygate__psi_query__free_unpacked(q, NULL);
+        bg_pb_free(q);
 }
 
 void
 psi_answer_status(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
 {
     Baygate__StatusListRequest *sr =
-        baygate__status_list_request__unpack(NULL, o->body_len, o->body);
+        bg_pb_unpack(&baygate__status_list_request__descriptor, o->body_len, o->body);
     if (sr == NULL) {
         refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "status request does not parse");
         return;
     }
-    baygate__status_list_request__free_unpacked(sr, NULL);
+    bg_pb_free(sr);
     uint8_t *list = NULL, *body = NULL;
     size_t len = 0;
     bg_err err = {0};

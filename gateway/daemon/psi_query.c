@@ -28,6 +28,7 @@
 #include "mpc/psi.h"
 #include "proto/api.pb-c.h"
 #include "proto/psi.pb-c.h"
+#include "proto/pb.h"
 
 /* ----------------------------------------------------------------- cache */
 
@@ -294,7 +295,7 @@ refresh(pjob *j, gw_peer *p, gw_cached **out)
                   BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, &o);
         if (rc != BG_OK)
             break;
-        sc = baygate__snapshot_chunk__unpack(NULL, o->body_len, o->body);
+        sc = bg_pb_unpack(&baygate__snapshot_chunk__descriptor, o->body_len, o->body);
         if (sc == NULL || sc->list == NULL || strcmp(sc->list, j->list) != 0 ||
             sc->digest.len != BG_SNAP_DIGESTBYTES || sc->chunk_index != idx ||
             (idx > 0 && (sc->epoch != epoch || sc->generation != gen || sc->delta != is_delta ||
@@ -338,13 +339,13 @@ refresh(pjob *j, gw_peer *p, gw_cached **out)
         if (rc == BG_OK &&
             (rc = bg_snap_reader_feed(rd, sc->data.data, sc->data.len, &err)) != BG_OK)
             jfail(j, BG_GW_E_BAD_ANSWER, "%s's snapshot chunk %zu: %s", j->city, idx, err.msg);
-        baygate__snapshot_chunk__free_unpacked(sc, NULL);
+        bg_pb_free(sc);
         sc = NULL;
         bg_env_opened_free(o);
         o = NULL;
     }
     if (sc != NULL)
-        baygate__snapshot_chunk__free_unpacked(sc, NULL);
+        bg_pb_free(sc);
     bg_env_opened_free(o);
 
     if (rc == BG_OK && count == 0) {
@@ -421,7 +422,7 @@ fetch_status(pjob *j, gw_peer *p)
         snprintf(j->status_error, sizeof j->status_error, "no status list: %.200s", res.error);
         return;
     }
-    Baygate__StatusListAnswer *sa = baygate__status_list_answer__unpack(NULL, o->body_len, o->body);
+    Baygate__StatusListAnswer *sa = bg_pb_unpack(&baygate__status_list_answer__descriptor, o->body_len, o->body);
     bg_roster *r = gw_roster_get(j->gw);
     bg_attest_policy pol = {.min_status_number = seen};
     bg_attest_reason why = BG_ATTEST_OK;
@@ -442,7 +443,7 @@ fetch_status(pjob *j, gw_peer *p)
         status_saw(&j->gw->cache, j->city, bg_attest_status_number(j->st));
     }
     if (sa != NULL)
-        baygate__status_list_answer__free_unpacked(sa, NULL);
+        bg_pb_free(sa);
     bg_roster_free(r);
     bg_env_opened_free(o);
 }
@@ -595,7 +596,7 @@ run_batch(pjob *j, gw_peer *p, const gw_cached *s, const uint8_t *const *inputs,
             *stale = j->code == BG_GW_E_STALE_EPOCH;
             break;
         }
-        pa = baygate__psi_answer__unpack(NULL, o->body_len, o->body);
+        pa = bg_pb_unpack(&baygate__psi_answer__descriptor, o->body_len, o->body);
         if (pa == NULL || pa->list == NULL || strcmp(pa->list, j->list) != 0 ||
             pa->generation != s->info.generation || pa->epoch != s->info.epoch ||
             (int)pa->mode != j->mode || pa->batch_id.len != sizeof batch_id ||
@@ -610,7 +611,7 @@ run_batch(pjob *j, gw_peer *p, const gw_cached *s, const uint8_t *const *inputs,
                 jfail(j, BG_GW_E_BAD_ANSWER, "%s's PSI answer: %s", j->city, err.msg);
         }
         if (pa != NULL)
-            baygate__psi_answer__free_unpacked(pa, NULL);
+            bg_pb_free(pa);
         pa = NULL;
         bg_env_opened_free(o);
         o = NULL;
