@@ -78,18 +78,20 @@ bg_file_read(const char *path, size_t max, uint8_t **buf, size_t *len, struct st
     return BG_OK;
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
+int
+bg_file_write_all(int fd, const void *data, size_t len, int64_t off)
 {
     const uint8_t *p = data;
     while (len > 0) {
-        ssize_t w = write(fd, p, len);
+        ssize_t w = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
             return -1;
         p += w;
         len -= (size_t)w;
+        if (off >= 0)
+            off += w;
     }
     return 0;
 }
@@ -144,7 +146,7 @@ write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tm
     }
     if (fd < 0)
         return bg_err_set(err, BG_EIO, "cannot create a temp file beside %s", path);
-    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    if (bg_file_write_all(fd, data, len, -1) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         unlink(tmp);

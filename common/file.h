@@ -28,6 +28,10 @@ int bg_file_write_new(const char *path, const void *data, size_t len, mode_t mod
 /* Replaces path atomically with data, mode. */
 int bg_file_write_replace(const char *path, const void *data, size_t len, mode_t mode, bg_err *err);
 
+/* Writes all len bytes to fd, at offset off (pwrite), or at its position if off < 0,
+ * retrying short writes and EINTR. 0, or -1 with errno set. */
+int bg_file_write_all(int fd, const void *data, size_t len, int64_t off);
+
 /* dir + "/" + name into out; BG_ELIMIT if it does not fit. */
 int bg_path_join(char *out, size_t outsz, const char *dir, const char *name, bg_err *err);
 

@@ -393,22 +393,6 @@ bg_audit_size(bg_audit_log *log)
 
 /* --- appending --- */
 
-static int
-pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t w = pwrite(fd, p, len, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
 /* Writes p's framed records at the written end (no sync), gives them the next
  * indexes and queues p. Caller holds write_mu. */
 static int
@@ -426,7 +410,7 @@ write_locked(bg_audit_log *log, const uint8_t *framed, size_t used, pending *p, 
     pthread_rwlock_unlock(&log->rw);
     if (rc != BG_OK)
         return rc;
-    if (pwrite_all(f->fd, framed, used, f->end) != 0) {
+    if (bg_file_write_all(f->fd, framed, used, (int64_t)f->end) != 0) {
         int e = errno;
         /* Cut the partial write back so the next append does not follow
          * garbage. The batches queued before it are whole and unaffected. */

@@ -75,23 +75,6 @@ pread_all(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-static int
-pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t w = pwrite(fd, p, len, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
 int
 bg_rec_read(const bg_rec_file *f, uint64_t off, uint64_t limit, uint8_t *buf, size_t cap,
             size_t *len, const bg_audit_hash want, bg_err *err)
@@ -375,7 +358,7 @@ bg_rec_append(bg_rec_file *f, const uint8_t *framed, size_t len, bg_err *err)
         return bg_err_set(err, BG_EINVAL, "%s is open read-only", f->path);
     if (f->broken)
         return bg_err_set(err, BG_EIO, "%s: an earlier write failed; reopen the log", f->path);
-    if (pwrite_all(f->fd, framed, len, f->end) != 0) {
+    if (bg_file_write_all(f->fd, framed, len, (int64_t)f->end) != 0) {
         int e = errno;
         /* Cut the partial write back so the next append does not follow garbage. */
         if (ftruncate(f->fd, (off_t)f->end) != 0)
