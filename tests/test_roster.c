@@ -26,6 +26,7 @@
 #include "certs/pki.h"
 #include "certs/sig.h"
 #include "peers/roster.h"
+#include "peers/roster_ini.h"
 #include "proto/roster.pb-c.h"
 
 static char scratch[PATH_MAX];

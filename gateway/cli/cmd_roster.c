@@ -23,6 +23,7 @@
 #include "common/json.h"
 #include "gateway/cli/cli.h"
 #include "peers/roster.h"
+#include "peers/roster_ini.h"
 
 static void
 roster_usage(FILE *f)
