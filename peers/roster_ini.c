@@ -161,6 +161,118 @@ trim(const char **s, size_t *n)
         (*n)--;
 }
 
+/* Appends a new, initialised message of type desc to a repeated field of the
+ * roster (arr_field points at its pointer, *n is its count) and an ini_item
+ * to items; NULL, with the error recorded, if memory runs out. The field is
+ * reached as bytes because protobuf-c types each repeated field differently. */
+static void *
+ini_append(struct ini *ps, const ProtobufCMessageDescriptor *desc, void *arr_field, size_t *n,
+           struct ini_item **items)
+{
+    void *old = NULL;
+    memcpy(&old, arr_field, sizeof old);
+    ProtobufCMessage *msg = malloc(desc->sizeof_message);
+    void **na = realloc(old, (*n + 1) * sizeof *na);
+    if (na != NULL)
+        memcpy(arr_field, &na, sizeof na);
+    if (msg == NULL || na == NULL || !grow_items(items, *n)) {
+        free(msg);
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    protobuf_c_message_init(desc, msg);
+    na[(*n)++] = msg;
+    return msg;
+}
+
+static struct ini_item *
+open_purpose(struct ini *ps, const char *arg)
+{
+    char sv[BG_ROSTER_SAFE_MAX];
+    Baygate__Roster *m = ps->m;
+    if (!bg_roster_purpose_name_valid(arg)) {
+        ini_fail(ps, BG_EINVAL,
+                 "[purpose %s]: '%s' is not a purpose name (1-%d of a-z, 0-9, '-', '_', "
+                 "starting with a letter)",
+                 bg_roster_safe(arg, sv), sv, BG_ROSTER_PURPOSE_MAX);
+        return NULL;
+    }
+    if (m->n_purposes == BG_ROSTER_MAX_PURPOSES) {
+        ini_fail(ps, BG_ELIMIT, "more than %d purposes", BG_ROSTER_MAX_PURPOSES);
+        return NULL;
+    }
+    Baygate__Purpose *p =
+        ini_append(ps, &baygate__purpose__descriptor, &m->purposes, &m->n_purposes, &ps->purp);
+    if (p == NULL)
+        return NULL;
+    ps->sect = ROSTER_SEC_PURPOSE;
+    if ((p->name = strdup(arg)) == NULL)
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+    return &ps->purp[m->n_purposes - 1];
+}
+
+static struct ini_item *
+open_member(struct ini *ps, const char *arg)
+{
+    char sv[BG_ROSTER_SAFE_MAX];
+    Baygate__Roster *m = ps->m;
+    if (!bg_city_code_valid(arg)) {
+        ini_fail(ps, BG_EINVAL, "[member %s]: '%s' is not a 6-digit city code",
+                 bg_roster_safe(arg, sv), sv);
+        return NULL;
+    }
+    if (m->n_members == BG_ROSTER_MAX_MEMBERS) {
+        ini_fail(ps, BG_ELIMIT, "more than %d members", BG_ROSTER_MAX_MEMBERS);
+        return NULL;
+    }
+    Baygate__Member *mm =
+        ini_append(ps, &baygate__member__descriptor, &m->members, &m->n_members, &ps->mem);
+    if (mm == NULL)
+        return NULL;
+    ps->sect = ROSTER_SEC_MEMBER;
+    if ((mm->city = strdup(arg)) == NULL)
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+    return &ps->mem[m->n_members - 1];
+}
+
+/* arg is "ASKER -> ANSWERER". */
+static struct ini_item *
+open_permission(struct ini *ps, const char *arg)
+{
+    char sv[BG_ROSTER_SAFE_MAX];
+    Baygate__Roster *m = ps->m;
+    const char *arrow = strstr(arg, "->");
+    const char *a = arg, *b = arrow ? arrow + 2 : NULL;
+    size_t an = arrow ? (size_t)(arrow - arg) : 0, bn = b ? strlen(b) : 0;
+    if (arrow != NULL) {
+        trim(&a, &an);
+        trim(&b, &bn);
+    }
+    char ca[8] = "", cb[8] = "";
+    if (arrow == NULL || an != BG_CITY_CODE_LEN || bn != BG_CITY_CODE_LEN ||
+        !bg_roster_all_digits(a, an) || !bg_roster_all_digits(b, bn)) {
+        ini_fail(ps, BG_EINVAL,
+                 "[permission %s]: expected two 6-digit city codes, "
+                 "[permission ASKER -> ANSWERER]",
+                 bg_roster_safe(arg, sv));
+        return NULL;
+    }
+    memcpy(ca, a, an);
+    memcpy(cb, b, bn);
+    if (m->n_permissions == BG_ROSTER_MAX_PERMISSIONS) {
+        ini_fail(ps, BG_ELIMIT, "more than %d permissions", BG_ROSTER_MAX_PERMISSIONS);
+        return NULL;
+    }
+    Baygate__Permission *p = ini_append(ps, &baygate__permission__descriptor, &m->permissions,
+                                        &m->n_permissions, &ps->perm);
+    if (p == NULL)
+        return NULL;
+    ps->sect = ROSTER_SEC_PERMISSION;
+    if ((p->asker = strdup(ca)) == NULL || (p->answerer = strdup(cb)) == NULL)
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+    return &ps->perm[m->n_permissions - 1];
+}
+
 /* Opens the section of a "[...]" line (s points at '['). */
 static void
 ini_section(struct ini *ps, const char *s)
@@ -194,7 +306,6 @@ ini_section(struct ini *ps, const char *s)
         while (*arg == ' ' || *arg == '\t')
             arg++;
     }
-    Baygate__Roster *m = ps->m;
     struct ini_item *item = NULL;
     if (strcmp(buf, "federation") == 0 && !has_arg) {
         if (ps->have_fed) {
@@ -206,95 +317,11 @@ ini_section(struct ini *ps, const char *s)
         ps->sect = ROSTER_SEC_FEDERATION;
         item = &ps->fed;
     } else if (strcmp(buf, "purpose") == 0 && has_arg) {
-        if (!bg_roster_purpose_name_valid(arg)) {
-            ini_fail(ps, BG_EINVAL,
-                     "[purpose %s]: '%s' is not a purpose name (1-%d of a-z, 0-9, '-', '_', "
-                     "starting with a letter)",
-                     bg_roster_safe(arg, sv), sv, BG_ROSTER_PURPOSE_MAX);
-            return;
-        }
-        if (m->n_purposes == BG_ROSTER_MAX_PURPOSES) {
-            ini_fail(ps, BG_ELIMIT, "more than %d purposes", BG_ROSTER_MAX_PURPOSES);
-            return;
-        }
-        Baygate__Purpose *p = malloc(sizeof *p);
-        Baygate__Purpose **na = realloc(m->purposes, (m->n_purposes + 1) * sizeof *na);
-        if (na != NULL)
-            m->purposes = na;
-        if (p == NULL || na == NULL || !grow_items(&ps->purp, m->n_purposes)) {
-            free(p);
-            ini_fail(ps, BG_ENOMEM, "out of memory");
-            return;
-        }
-        baygate__purpose__init(p);
-        m->purposes[m->n_purposes++] = p;
-        ps->sect = ROSTER_SEC_PURPOSE;
-        if ((p->name = strdup(arg)) == NULL)
-            ini_fail(ps, BG_ENOMEM, "out of memory");
-        item = &ps->purp[m->n_purposes - 1];
+        item = open_purpose(ps, arg);
     } else if (strcmp(buf, "member") == 0 && has_arg) {
-        if (!bg_city_code_valid(arg)) {
-            ini_fail(ps, BG_EINVAL, "[member %s]: '%s' is not a 6-digit city code",
-                     bg_roster_safe(arg, sv), sv);
-            return;
-        }
-        if (m->n_members == BG_ROSTER_MAX_MEMBERS) {
-            ini_fail(ps, BG_ELIMIT, "more than %d members", BG_ROSTER_MAX_MEMBERS);
-            return;
-        }
-        Baygate__Member *mm = malloc(sizeof *mm);
-        Baygate__Member **na = realloc(m->members, (m->n_members + 1) * sizeof *na);
-        if (na != NULL)
-            m->members = na;
-        if (mm == NULL || na == NULL || !grow_items(&ps->mem, m->n_members)) {
-            free(mm);
-            ini_fail(ps, BG_ENOMEM, "out of memory");
-            return;
-        }
-        baygate__member__init(mm);
-        m->members[m->n_members++] = mm;
-        ps->sect = ROSTER_SEC_MEMBER;
-        if ((mm->city = strdup(arg)) == NULL)
-            ini_fail(ps, BG_ENOMEM, "out of memory");
-        item = &ps->mem[m->n_members - 1];
+        item = open_member(ps, arg);
     } else if (strcmp(buf, "permission") == 0 && has_arg) {
-        char *arrow = strstr(arg, "->");
-        const char *a = arg, *b = arrow ? arrow + 2 : NULL;
-        size_t an = arrow ? (size_t)(arrow - arg) : 0, bn = b ? strlen(b) : 0;
-        if (arrow != NULL) {
-            trim(&a, &an);
-            trim(&b, &bn);
-        }
-        char ca[8] = "", cb[8] = "";
-        if (arrow == NULL || an != BG_CITY_CODE_LEN || bn != BG_CITY_CODE_LEN ||
-            !bg_roster_all_digits(a, an) || !bg_roster_all_digits(b, bn)) {
-            ini_fail(ps, BG_EINVAL,
-                     "[permission %s]: expected two 6-digit city codes, "
-                     "[permission ASKER -> ANSWERER]",
-                     bg_roster_safe(arg, sv));
-            return;
-        }
-        memcpy(ca, a, an);
-        memcpy(cb, b, bn);
-        if (m->n_permissions == BG_ROSTER_MAX_PERMISSIONS) {
-            ini_fail(ps, BG_ELIMIT, "more than %d permissions", BG_ROSTER_MAX_PERMISSIONS);
-            return;
-        }
-        Baygate__Permission *p = malloc(sizeof *p);
-        Baygate__Permission **na = realloc(m->permissions, (m->n_permissions + 1) * sizeof *na);
-        if (na != NULL)
-            m->permissions = na;
-        if (p == NULL || na == NULL || !grow_items(&ps->perm, m->n_permissions)) {
-            free(p);
-            ini_fail(ps, BG_ENOMEM, "out of memory");
-            return;
-        }
-        baygate__permission__init(p);
-        m->permissions[m->n_permissions++] = p;
-        ps->sect = ROSTER_SEC_PERMISSION;
-        if ((p->asker = strdup(ca)) == NULL || (p->answerer = strdup(cb)) == NULL)
-            ini_fail(ps, BG_ENOMEM, "out of memory");
-        item = &ps->perm[m->n_permissions - 1];
+        item = open_permission(ps, arg);
     } else {
         snprintf(lab, sizeof lab, "%s%s%s", buf, has_arg ? " " : "", has_arg ? arg : "");
         ini_fail(ps, BG_EINVAL,
@@ -303,7 +330,11 @@ ini_section(struct ini *ps, const char *s)
                  bg_roster_safe(lab, sv));
         return;
     }
+    if (item == NULL)
+        return;
     item->line[ROSTER_K_NONE] = (uint32_t)ps->line;
+    /* No key of this section yet: nothing an indented line could continue. */
+    ps->last_key = ROSTER_K_NONE;
 }
 
 /* Sorts a raw line as inih will, before inih sees it. */
@@ -660,7 +691,7 @@ ini_on_value(void *user, const char *section, const char *name, const char *valu
     struct ini_item *item = ini_cur(ps);
     if (ps->cont) {
         const struct bg_roster_keydef *k = bg_roster_keydef_of(ps->last_key);
-        if (k == NULL || !(k->flags & ROSTER_F_LIST)) {
+        if (k == NULL || k->sect != ps->sect || !(k->flags & ROSTER_F_LIST)) {
             ini_fail(ps, BG_EINVAL,
                      "%s: an indented line continues the value above, which only lists "
                      "(lists, purposes, grade_map) may do; do not indent keys",
@@ -843,15 +874,25 @@ ini_where_line(const struct ini *ps, const struct bg_roster_where *w)
 }
 
 static void
+ini_free_items(struct ini_item *items, size_t n)
+{
+    for (size_t i = 0; items != NULL && i < n; i++)
+        free(items[i].grade_raw);
+    free(items);
+}
+
+/* Frees everything the parse made: the items of every section (whatever
+ * they hold) and the message. */
+static void
 ini_free(struct ini *ps)
 {
-    for (size_t i = 0; ps->mem != NULL && i < ps->m->n_members; i++)
-        free(ps->mem[i].grade_raw);
-    free(ps->purp);
-    free(ps->mem);
-    free(ps->perm);
-    if (ps->m != NULL)
+    free(ps->fed.grade_raw);
+    if (ps->m != NULL) {
+        ini_free_items(ps->purp, ps->m->n_purposes);
+        ini_free_items(ps->mem, ps->m->n_members);
+        ini_free_items(ps->perm, ps->m->n_permissions);
         protobuf_c_message_free_unpacked(&ps->m->base, NULL);
+    }
 }
 
 static int64_t
