@@ -10,6 +10,8 @@
  * It is rewritten whole and atomically on every change, under the flock of
  * ca.lock, so it is always a complete old or complete new version.
  */
+#include "certs/pki.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,8 +25,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "certs/pki.h"
 #include "certs/pki_int.h"
+#include "common/num.h"
 
 #define CA_KEY "ca.key"
 #define CA_CERT "ca.crt"
@@ -171,10 +173,8 @@ index_parse(bg_pki_ca *ca, const char *path, char *text, size_t len, bg_err *err
         bg_err sub = {0};
         int rc = BG_OK;
         if (n == 2 && strcmp(f[0], "crl-number") == 0 && !have_number) {
-            char *end = NULL;
-            errno = 0;
-            unsigned long long v = strtoull(f[1], &end, 10);
-            if (f[1][0] < '0' || f[1][0] > '9' || errno != 0 || *end != '\0')
+            uint64_t v = 0;
+            if (bg_num_u64(f[1], 0, UINT64_MAX, &v, NULL) != BG_OK)
                 rc = bg_err_set(&sub, BG_EINVAL, "bad crl-number '%s'", f[1]);
             ca->crl_number = v;
             have_number = true;

@@ -197,7 +197,8 @@ build_federation(const Baygate__Roster *m, bg_roster *r, struct bg_roster_where 
      * that "A:2" in a grade_map cannot mean two different things. */
     for (size_t g = 0; g < r->common.ngrades; g++) {
         const char *cg = r->common.grades[g];
-        if (bg_roster_all_digits(cg, strlen(cg)) && strtoul(cg, NULL, 10) != g + 1)
+        uint64_t rank = 0;
+        if (bg_num_u64(cg, 0, UINT64_MAX, &rank, NULL) == BG_OK && rank != g + 1)
             return fail_where(w, ROSTER_SEC_FEDERATION, 0, ROSTER_K_COMMON, lab, err, BG_EINVAL,
                               "grade '%s' is a number other than its rank %zu; number grades "
                               "must count 1,2,3... from the best",

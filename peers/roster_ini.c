@@ -812,12 +812,11 @@ ini_grade_maps(struct ini *ps)
             trim(&c, &cn);
             int ci = bg_scale_index(&common, c, cn);
             uint64_t rank = 0;
+            char num[10];
+            snprintf(num, sizeof num, "%.*s", (int)(cn < 9 ? cn : 9), c);
             if (ci >= 0) {
                 rank = (uint64_t)ci + 1;
-            } else if (bg_roster_all_digits(c, cn) && cn <= 9) {
-                for (size_t j = 0; j < cn; j++)
-                    rank = rank * 10 + (uint64_t)(c[j] - '0');
-            } else {
+            } else if (cn > 9 || bg_num_u64(num, 0, UINT32_MAX, &rank, NULL) != BG_OK) {
                 ini_fail(ps, BG_EINVAL,
                          "%s grade_map: '%s' is neither a rank nor a grade of the common "
                          "scale %s",
