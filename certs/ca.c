@@ -51,16 +51,6 @@ struct bg_pki_ca {
 
 /* --- the index file --- */
 
-static int
-hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Serials are written as BN_bn2hex prints them: upper case, whole octets. */
 static bool
 serial_hex_valid(const char *s)
@@ -141,14 +131,8 @@ parse_cert_line(char **f, bg_pki_issued *e, bg_err *err)
     int rc = bg_pki_time_parse(f[3], &e->not_after, err);
     if (rc != BG_OK)
         return rc;
-    if (strlen(f[4]) != BG_SIG_FP_HEX_LEN)
+    if (!bg_sig_fp_parse(f[4], e->fingerprint))
         return bg_err_set(err, BG_EINVAL, "bad fingerprint");
-    for (size_t i = 0; i < BG_SIG_FP_LEN; i++) {
-        int hi = hex_nibble(f[4][2 * i]), lo = hex_nibble(f[4][2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return bg_err_set(err, BG_EINVAL, "bad fingerprint");
-        e->fingerprint[i] = (uint8_t)(hi << 4 | lo);
-    }
     if (strcmp(f[5], "-") == 0)
         return BG_OK;
     return bg_pki_time_parse(f[5], &e->revoked_at, err);

@@ -1,6 +1,8 @@
 /*
  * pki.c - keys, PEM/DER loading and writing, names, times and CSRs (see pki.h).
  */
+#include "certs/pki.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -13,7 +15,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "certs/pki.h"
 #include "certs/pki_int.h"
 #include "common/json.h"
 
@@ -226,6 +227,18 @@ bg_pki_key_load_mem(const void *pem, size_t len, EVP_PKEY **out, bg_err *err)
     return BG_OK;
 }
 
+/* rc, with err's message (if rc is an error) put after "path: ". */
+static int
+in_file(bg_err *err, int rc, const char *path)
+{
+    if (rc != BG_OK && err != NULL) {
+        char msg[BG_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        bg_err_set(err, rc, "%s: %s", path, msg);
+    }
+    return rc;
+}
+
 int
 bg_pki_key_load(const char *path, EVP_PKEY **out, bg_err *err)
 {
@@ -246,12 +259,7 @@ bg_pki_key_load(const char *path, EVP_PKEY **out, bg_err *err)
     rc = bg_pki_key_load_mem(buf, len, out, err);
     OPENSSL_cleanse(buf, len);
     free(buf);
-    if (rc != BG_OK && err != NULL) {
-        char msg[BG_ERR_MSG_MAX];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        bg_err_set(err, rc, "%s: %s", path, msg);
-    }
-    return rc;
+    return in_file(err, rc, path);
 }
 
 /* --- PEM objects --- */
@@ -302,12 +310,7 @@ load_file(enum pem_kind kind, const char *path, void **out, bg_err *err)
         return rc;
     rc = from_pem(kind, buf, len, out, err);
     free(buf);
-    if (rc != BG_OK && err != NULL) {
-        char msg[BG_ERR_MSG_MAX];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        bg_err_set(err, rc, "%s: %s", path, msg);
-    }
-    return rc;
+    return in_file(err, rc, path);
 }
 
 int

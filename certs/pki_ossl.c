@@ -3,6 +3,8 @@
  * the bottom of certs/, used by pki.c, sig.c, ca.c and trust.c, calling none
  * of them.
  */
+#include "certs/pki_int.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,8 +13,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
-
-#include "certs/pki_int.h"
 
 int
 bg_pki_ossl_fail(bg_err *err, int code, const char *fmt, ...)

@@ -21,6 +21,7 @@
 #ifndef BG_SIG_H
 #define BG_SIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,5 +69,8 @@ int bg_sig_fingerprint(X509 *cert, uint8_t fp[BG_SIG_FP_LEN], bg_err *err);
 /* SHA-256 of DER bytes as received. */
 int bg_sig_fingerprint_der(const uint8_t *der, size_t len, uint8_t fp[BG_SIG_FP_LEN], bg_err *err);
 void bg_sig_fp_hex(const uint8_t fp[BG_SIG_FP_LEN], char out[BG_SIG_FP_HEX_LEN + 1]);
+/* The inverse: exactly BG_SIG_FP_HEX_LEN hex digits (either case) into fp;
+ * false (fp untouched) for anything else. */
+bool bg_sig_fp_parse(const char *hex, uint8_t fp[BG_SIG_FP_LEN]);
 
 #endif

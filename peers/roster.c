@@ -4,12 +4,13 @@
  * (roster_check.c) from a signed roster (roster_signed.c) or an INI source
  * (roster_ini.c), and never change after.
  */
+#include "peers/roster.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "peers/roster.h"
 #include "peers/roster_int.h"
 
 const char *

@@ -7,6 +7,8 @@
  * that and a received roster come here. Problems are reported with where
  * they are (section and key) so the INI path can name a line of the file.
  */
+#include "peers/roster_int.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,7 +18,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include "peers/roster_int.h"
 #include "common/num.h"
 
 const struct bg_roster_keydef bg_roster_keydefs[] = {

@@ -9,6 +9,8 @@
  * known. Then bg_roster_build checks the message like a received one, and a
  * problem it finds is mapped back to the line of its section and key.
  */
+#include "peers/roster_ini.h"
+
 #include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -20,7 +22,6 @@
 #include <ini.h>
 #include <openssl/err.h>
 
-#include "peers/roster_ini.h"
 #include "common/file.h"
 #include "common/num.h"
 #include "peers/roster_int.h"
@@ -389,11 +390,25 @@ ini_read_line(char *str, int num, void *stream)
     return ps->failed ? NULL : str;
 }
 
-/* Calls add(ps, item, len) for each comma-separated item of v, trimmed. An
- * empty v has no items; a trailing comma is allowed, an empty item is not. */
 static bool
-split_list(struct ini *ps, const char *v, const char *lab, const char *key,
-           bool (*add)(struct ini *, const char *, size_t, const char *, const char *))
+push_string(char ***arr, size_t *n, const char *s, size_t len)
+{
+    char **na = realloc(*arr, (*n + 1) * sizeof *na);
+    if (na == NULL)
+        return false;
+    *arr = na;
+    if ((na[*n] = dup_n(s, len)) == NULL)
+        return false;
+    (*n)++;
+    return true;
+}
+
+/* Appends each comma-separated item of v, trimmed, to the repeated string
+ * field (*arr, *n). An empty v has no items; a trailing comma is allowed,
+ * an empty item is not. */
+static bool
+split_list(struct ini *ps, const char *v, const char *lab, const char *key, char ***arr,
+           size_t *count)
 {
     const char *p = v;
     size_t total = strlen(v);
@@ -411,8 +426,10 @@ split_list(struct ini *ps, const char *v, const char *lab, const char *key,
             ini_fail(ps, BG_EINVAL, "%s %s: empty item in the list", lab, key);
             return false;
         }
-        if (!add(ps, item, n, lab, key))
+        if (!push_string(arr, count, item, n)) {
+            ini_fail(ps, BG_ENOMEM, "out of memory");
             return false;
+        }
         p = comma ? comma + 1 : end;
         if (comma != NULL) {
             const char *rest = p;
@@ -421,55 +438,6 @@ split_list(struct ini *ps, const char *v, const char *lab, const char *key,
             if (rn == 0)
                 break; /* a trailing comma */
         }
-    }
-    return true;
-}
-
-static bool
-push_string(char ***arr, size_t *n, const char *s, size_t len)
-{
-    char **na = realloc(*arr, (*n + 1) * sizeof *na);
-    if (na == NULL)
-        return false;
-    *arr = na;
-    if ((na[*n] = dup_n(s, len)) == NULL)
-        return false;
-    (*n)++;
-    return true;
-}
-
-static bool
-add_member_list(struct ini *ps, const char *s, size_t n, const char *lab, const char *key)
-{
-    (void)lab, (void)key;
-    Baygate__Member *mm = ps->m->members[ps->m->n_members - 1];
-    if (!push_string(&mm->lists, &mm->n_lists, s, n)) {
-        ini_fail(ps, BG_ENOMEM, "out of memory");
-        return false;
-    }
-    return true;
-}
-
-static bool
-add_perm_list(struct ini *ps, const char *s, size_t n, const char *lab, const char *key)
-{
-    (void)lab, (void)key;
-    Baygate__Permission *p = ps->m->permissions[ps->m->n_permissions - 1];
-    if (!push_string(&p->lists, &p->n_lists, s, n)) {
-        ini_fail(ps, BG_ENOMEM, "out of memory");
-        return false;
-    }
-    return true;
-}
-
-static bool
-add_perm_purpose(struct ini *ps, const char *s, size_t n, const char *lab, const char *key)
-{
-    (void)lab, (void)key;
-    Baygate__Permission *p = ps->m->permissions[ps->m->n_permissions - 1];
-    if (!push_string(&p->purposes, &p->n_purposes, s, n)) {
-        ini_fail(ps, BG_ENOMEM, "out of memory");
-        return false;
     }
     return true;
 }
@@ -497,28 +465,6 @@ add_grade_raw(struct ini *ps, struct ini_item *item, const char *v)
     memcpy(s + old, p, n);
     s[old + n] = '\0';
     item->grade_raw = s;
-    return true;
-}
-
-static bool
-parse_hex_fp(const char *v, uint8_t out[BG_SIG_FP_LEN])
-{
-    if (strlen(v) != BG_SIG_FP_HEX_LEN)
-        return false;
-    for (size_t i = 0; i < BG_SIG_FP_LEN; i++) {
-        unsigned x = 0;
-        for (size_t j = 0; j < 2; j++) {
-            char c = v[2 * i + j];
-            unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                         : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                         : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                                : 16u;
-            if (d == 16)
-                return false;
-            x = x * 16 + d;
-        }
-        out[i] = (uint8_t)x;
-    }
     return true;
 }
 
@@ -626,7 +572,7 @@ ini_value(struct ini *ps, const struct bg_roster_keydef *k, const char *v, const
         mm->cert_sha256.len = BG_SIG_FP_LEN;
         if (k->id == ROSTER_K_CERTIFICATE)
             return member_certificate(ps, mm, v, lab, fp);
-        if (!parse_hex_fp(v, fp)) {
+        if (!bg_sig_fp_parse(v, fp)) {
             bg_err_set(&sub, BG_EINVAL, "expected the certificate's SHA-256 as %d hex digits",
                        BG_SIG_FP_HEX_LEN);
             break;
@@ -634,13 +580,13 @@ ini_value(struct ini *ps, const struct bg_roster_keydef *k, const char *v, const
         return true;
     }
     case ROSTER_K_MEM_LISTS:
-        return split_list(ps, v, lab, k->name, add_member_list);
+        return split_list(ps, v, lab, k->name, &mm->lists, &mm->n_lists);
     case ROSTER_K_GRADE_MAP:
         return add_grade_raw(ps, ini_cur(ps), v);
     case ROSTER_K_PURPOSES:
-        return split_list(ps, v, lab, k->name, add_perm_purpose);
+        return split_list(ps, v, lab, k->name, &pp->purposes, &pp->n_purposes);
     case ROSTER_K_PERM_LISTS:
-        return split_list(ps, v, lab, k->name, add_perm_list);
+        return split_list(ps, v, lab, k->name, &pp->lists, &pp->n_lists);
     case ROSTER_K_QUOTA:
         if (ini_number(v, 1, BG_ROSTER_QUOTA_MAX, &x, &sub) != BG_OK)
             break;

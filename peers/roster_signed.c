@@ -3,12 +3,13 @@
  * (wrapper, CA fingerprint, signature over the exact bytes, then the content
  * through bg_roster_build), and the roster files (see roster.h).
  */
+#include "peers/roster.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
 
-#include "peers/roster.h"
 #include "common/file.h"
 #include "peers/roster_int.h"
 #include "proto/pb.h"
