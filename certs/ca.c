@@ -454,9 +454,8 @@ bg_pki_ca_open(bg_pki_ca **out, const char *dir, bg_err *err)
         (rc = bg_path_join(path, sizeof path, dir, CA_KEY, err)) ||
         (rc = bg_pki_key_load(path, &ca->key, err)) || (rc = index_load(ca, err)))
         goto fail;
-    if (X509_check_private_key(ca->cert, ca->key) != 1) {
-        rc = bg_pki_ossl_fail(err, BG_EINVAL, "%s/%s does not match %s/%s", dir, CA_KEY, dir,
-                              CA_CERT);
+    if (!bg_sig_key_matches(ca->cert, ca->key)) {
+        rc = bg_err_set(err, BG_EINVAL, "%s/%s does not match %s/%s", dir, CA_KEY, dir, CA_CERT);
         goto fail;
     }
     *out = ca;

@@ -244,3 +244,13 @@ bg_sig_fp_parse(const char *hex, uint8_t fp[BG_SIG_FP_LEN])
     memcpy(fp, out, sizeof out);
     return true;
 }
+
+bool
+bg_sig_key_matches(X509 *cert, EVP_PKEY *key)
+{
+    if (cert == NULL || key == NULL)
+        return false;
+    bool ok = X509_check_private_key(cert, key) == 1;
+    ERR_clear_error();
+    return ok;
+}

@@ -63,6 +63,11 @@ int bg_sig_verify(EVP_PKEY *key, const char *ctx, const void *data, size_t len, 
 int bg_sig_verify_cert(X509 *cert, const char *ctx, const void *data, size_t len,
                        const uint8_t *sig, size_t siglen, bg_err *err);
 
+/* Whether the private key key belongs to cert (so what it signs verifies
+ * under cert): checked before signing with a key loaded beside its
+ * certificate. */
+bool bg_sig_key_matches(X509 *cert, EVP_PKEY *key);
+
 /* SHA-256 of a certificate's DER encoding: what the roster and the envelope's
  * certificate_sha256 carry. */
 int bg_sig_fingerprint(X509 *cert, uint8_t fp[BG_SIG_FP_LEN], bg_err *err);

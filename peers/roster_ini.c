@@ -512,6 +512,36 @@ set_string(struct ini *ps, char **field, const char *v)
     return true;
 }
 
+/* certificate = PATH or fingerprint = HEX (exactly one of them): the
+ * member's pinned SHA-256. */
+static bool
+member_fingerprint(struct ini *ps, const struct bg_roster_keydef *k, Baygate__Member *mm,
+                   const char *v, const char *lab)
+{
+    struct ini_item *item = ini_cur(ps);
+    enum bg_roster_key other =
+        k->id == ROSTER_K_CERTIFICATE ? ROSTER_K_FINGERPRINT : ROSTER_K_CERTIFICATE;
+    if (item->line[other] != 0) {
+        ini_fail(ps, BG_EINVAL, "%s: give certificate or fingerprint, not both", lab);
+        return false;
+    }
+    uint8_t *fp = malloc(BG_SIG_FP_LEN);
+    if (fp == NULL) {
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+        return false;
+    }
+    mm->cert_sha256.data = fp;
+    mm->cert_sha256.len = BG_SIG_FP_LEN;
+    if (k->id == ROSTER_K_CERTIFICATE)
+        return member_certificate(ps, mm, v, lab, fp);
+    if (!bg_sig_fp_parse(v, fp)) {
+        ini_fail(ps, BG_EINVAL, "%s %s: expected the certificate's SHA-256 as %d hex digits", lab,
+                 k->name, BG_SIG_FP_HEX_LEN);
+        return false;
+    }
+    return true;
+}
+
 /* Stores one value (or one continuation of a list) of key k. */
 static bool
 ini_value(struct ini *ps, const struct bg_roster_keydef *k, const char *v, const char *lab)
@@ -555,30 +585,8 @@ ini_value(struct ini *ps, const struct bg_roster_keydef *k, const char *v, const
     case ROSTER_K_SCALE:
         return set_string(ps, &mm->scale, v);
     case ROSTER_K_CERTIFICATE:
-    case ROSTER_K_FINGERPRINT: {
-        struct ini_item *item = ini_cur(ps);
-        enum bg_roster_key other =
-            k->id == ROSTER_K_CERTIFICATE ? ROSTER_K_FINGERPRINT : ROSTER_K_CERTIFICATE;
-        if (item->line[other] != 0) {
-            ini_fail(ps, BG_EINVAL, "%s: give certificate or fingerprint, not both", lab);
-            return false;
-        }
-        uint8_t *fp = malloc(BG_SIG_FP_LEN);
-        if (fp == NULL) {
-            ini_fail(ps, BG_ENOMEM, "out of memory");
-            return false;
-        }
-        mm->cert_sha256.data = fp;
-        mm->cert_sha256.len = BG_SIG_FP_LEN;
-        if (k->id == ROSTER_K_CERTIFICATE)
-            return member_certificate(ps, mm, v, lab, fp);
-        if (!bg_sig_fp_parse(v, fp)) {
-            bg_err_set(&sub, BG_EINVAL, "expected the certificate's SHA-256 as %d hex digits",
-                       BG_SIG_FP_HEX_LEN);
-            break;
-        }
-        return true;
-    }
+    case ROSTER_K_FINGERPRINT:
+        return member_fingerprint(ps, k, mm, v, lab);
     case ROSTER_K_MEM_LISTS:
         return split_list(ps, v, lab, k->name, &mm->lists, &mm->n_lists);
     case ROSTER_K_GRADE_MAP:

@@ -145,10 +145,8 @@ bg_roster_sign(const bg_roster *r, EVP_PKEY *ca_key, X509 *ca_cert, uint8_t **ou
     *len = 0;
     if (ca_key == NULL || ca_cert == NULL)
         return bg_err_set(err, BG_EINVAL, "signing a roster needs the CA key and certificate");
-    if (X509_check_private_key(ca_cert, ca_key) != 1) {
-        ERR_clear_error();
+    if (!bg_sig_key_matches(ca_cert, ca_key))
         return bg_err_set(err, BG_EINVAL, "the CA key does not belong to the CA certificate");
-    }
     uint8_t fp[BG_SIG_FP_LEN], sig[BG_SIG_MAX];
     size_t siglen = 0;
     int rc;

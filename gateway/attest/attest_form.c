@@ -56,6 +56,26 @@ record_eq(const bg_snap_record *a, const bg_snap_record *b)
            a->payload.expires_at == b->payload.expires_at && a->payload.serial == b->payload.serial;
 }
 
+/* The statement half of an attestation: what the issuer said, and the
+ * evidence naming the sealed entry it was opened from. */
+static void
+statement(bg_attest *out, const char *issuer, const bg_snap_record *rec, const char *common,
+          uint32_t rank, const uint8_t *tag, const uint8_t *sealed)
+{
+    snprintf(out->issuer, sizeof out->issuer, "%s", issuer);
+    memcpy(out->uscc, rec->input, rec->input_len);
+    snprintf(out->grade, sizeof out->grade, "%s", rec->payload.grade);
+    snprintf(out->scale, sizeof out->scale, "%s", rec->payload.scale);
+    snprintf(out->common_grade, sizeof out->common_grade, "%s", common);
+    out->common_rank = rank;
+    out->evaluated_at = rec->payload.evaluated_at;
+    out->valid_until = rec->payload.valid_until;
+    out->listed_at = rec->payload.listed_at;
+    out->expires_at = rec->payload.expires_at;
+    out->serial = rec->payload.serial;
+    bg_snap_leaf_hash(out->evidence, tag, sealed);
+}
+
 int
 bg_attest_build(bg_attest *out, const char *issuer, const bg_snap *snap,
                 const bg_snap_prover *prover, size_t index, const bg_snap_record *rec,
@@ -122,18 +142,7 @@ bg_attest_build(bg_attest *out, const char *issuer, const bg_snap *snap,
                                        info.root, err)) != BG_OK)
         return bg_attest_rewrap(err, BG_EINVAL, "attest build (prover of another snapshot?): ");
 
-    snprintf(out->issuer, sizeof out->issuer, "%s", issuer);
-    memcpy(out->uscc, rec->input, rec->input_len);
-    snprintf(out->grade, sizeof out->grade, "%s", rec->payload.grade);
-    snprintf(out->scale, sizeof out->scale, "%s", rec->payload.scale);
-    snprintf(out->common_grade, sizeof out->common_grade, "%s", common);
-    out->common_rank = rank;
-    out->evaluated_at = rec->payload.evaluated_at;
-    out->valid_until = rec->payload.valid_until;
-    out->listed_at = rec->payload.listed_at;
-    out->expires_at = rec->payload.expires_at;
-    out->serial = rec->payload.serial;
-    bg_snap_leaf_hash(out->evidence, tag, sealed);
+    statement(out, issuer, rec, common, rank, tag, sealed);
     snprintf(out->list, sizeof out->list, "%s", info.list);
     out->generation = info.generation;
     out->epoch = info.epoch;

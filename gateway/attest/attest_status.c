@@ -91,32 +91,15 @@ revoked_cmp(const void *va, const void *vb)
     return a->serial < b->serial ? -1 : a->serial > b->serial;
 }
 
-int
-bg_attest_status_sign(const char *issuer, uint64_t number, int64_t issued_at,
-                      const bg_attest_revoked *revoked, size_t n, EVP_PKEY *key, X509 *cert,
-                      uint8_t **out, size_t *len, bg_err *err)
+/* The serialised StatusList of the arguments (checked), revocations sorted
+ * by serial; *body is malloc'd. */
+static int
+status_body(const char *issuer, uint64_t number, int64_t issued_at,
+            const bg_attest_revoked *revoked, size_t n, uint8_t **body, size_t *blen, bg_err *err)
 {
-    if (out != NULL)
-        *out = NULL;
-    if (len != NULL)
-        *len = 0;
-    if (issuer == NULL || key == NULL || cert == NULL || out == NULL || len == NULL ||
-        (n > 0 && revoked == NULL))
-        return bg_err_set(err, BG_EINVAL, "status list: NULL argument");
-    if (!bg_city_code_valid(issuer))
-        return bg_err_set(err, BG_EINVAL, "status list: issuer '%s' is not a city code", issuer);
-    if (number == 0)
-        return bg_err_set(err, BG_EINVAL, "status list: numbers start at 1");
-    if (issued_at < 0)
-        return bg_err_set(err, BG_EINVAL, "status list: issued_at before 1970");
-    if (n > BG_ATTEST_STATUS_MAX_ENTRIES)
-        return bg_err_set(err, BG_EINVAL, "status list: %zu revocations, at most %u", n,
-                          BG_ATTEST_STATUS_MAX_ENTRIES);
     bg_attest_revoked *sorted = malloc(sizeof *sorted * (n ? n : 1));
     Baygate__RevokedSerial *rs = malloc(sizeof *rs * (n ? n : 1));
     Baygate__RevokedSerial **rp = malloc(sizeof *rp * (n ? n : 1));
-    uint8_t *body = NULL, *wrapped = NULL, *der = NULL;
-    size_t der_len = 0;
     int rc = BG_OK;
     if (sorted == NULL || rs == NULL || rp == NULL) {
         rc = bg_err_set(err, BG_ENOMEM, "status list: out of memory");
@@ -146,18 +129,51 @@ bg_attest_status_sign(const char *issuer, uint64_t number, int64_t issued_at,
     sl.issued_at = issued_at;
     sl.n_revoked = n;
     sl.revoked = rp;
-    size_t blen = baygate__status_list__get_packed_size(&sl);
+    *blen = baygate__status_list__get_packed_size(&sl);
+    if ((*body = malloc(*blen ? *blen : 1)) == NULL) {
+        rc = bg_err_set(err, BG_ENOMEM, "status list: out of memory");
+        goto out;
+    }
+    baygate__status_list__pack(&sl, *body);
+out:
+    free(sorted);
+    free(rs);
+    free(rp);
+    return rc;
+}
+
+int
+bg_attest_status_sign(const char *issuer, uint64_t number, int64_t issued_at,
+                      const bg_attest_revoked *revoked, size_t n, EVP_PKEY *key, X509 *cert,
+                      uint8_t **out, size_t *len, bg_err *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (len != NULL)
+        *len = 0;
+    if (issuer == NULL || key == NULL || cert == NULL || out == NULL || len == NULL ||
+        (n > 0 && revoked == NULL))
+        return bg_err_set(err, BG_EINVAL, "status list: NULL argument");
+    if (!bg_city_code_valid(issuer))
+        return bg_err_set(err, BG_EINVAL, "status list: issuer '%s' is not a city code", issuer);
+    if (number == 0)
+        return bg_err_set(err, BG_EINVAL, "status list: numbers start at 1");
+    if (issued_at < 0)
+        return bg_err_set(err, BG_EINVAL, "status list: issued_at before 1970");
+    if (n > BG_ATTEST_STATUS_MAX_ENTRIES)
+        return bg_err_set(err, BG_EINVAL, "status list: %zu revocations, at most %u", n,
+                          BG_ATTEST_STATUS_MAX_ENTRIES);
+    uint8_t *body = NULL, *wrapped = NULL, *der = NULL;
+    size_t blen = 0, der_len = 0;
+    int rc = status_body(issuer, number, issued_at, revoked, n, &body, &blen, err);
+    if (rc != BG_OK)
+        goto out;
     if ((rc = bg_pki_cert_to_der(cert, &der, &der_len, err)) != BG_OK)
         goto out;
     if (der_len > BG_ATTEST_CERT_MAX) {
         rc = bg_err_set(err, BG_EINVAL, "status list: certificate of %zu bytes", der_len);
         goto out;
     }
-    if ((body = malloc(blen ? blen : 1)) == NULL) {
-        rc = bg_err_set(err, BG_ENOMEM, "status list: out of memory");
-        goto out;
-    }
-    baygate__status_list__pack(&sl, body);
     uint8_t sig[BG_SIG_MAX];
     size_t sig_len = 0;
     if ((rc = bg_sig_sign(key, BG_SIG_CTX_STATUS, body, blen, sig, &sig_len, err)) != BG_OK)
@@ -179,13 +195,8 @@ bg_attest_status_sign(const char *issuer, uint64_t number, int64_t issued_at,
     baygate__signed_status_list__pack(&w, wrapped);
     *out = wrapped;
     *len = wlen;
-    wrapped = NULL;
 out:
-    free(sorted);
-    free(rs);
-    free(rp);
     free(body);
-    free(wrapped);
     OPENSSL_free(der);
     return rc;
 }
