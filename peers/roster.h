@@ -9,7 +9,8 @@
  * with the CA key ('baygate roster sign'); gateways load the signed form
  * (roster.pb) and refuse anything older than what they use.
  *
- * Source format (INI, read with inih; see also peers/ROSTER.md). Every
+ * Source format (INI, read with inih, compiled by peers/roster_ini.h; see
+ * also peers/ROSTER.md). Every
  * section and key below is required unless marked optional; an unknown
  * section or key, a key given twice or a section given twice is an error
  * naming the file and line, never ignored:
