@@ -14,7 +14,6 @@
 #include "peers/roster_int.h"
 
 const char *
-
 bg_roster_safe(const char *s, char buf[BG_ROSTER_SAFE_MAX])
 {
     size_t i = 0;
