@@ -10,6 +10,8 @@
  * It is rewritten whole and atomically on every change, under the flock of
  * ca.lock, so it is always a complete old or complete new version.
  */
+#include "certs/pki.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,8 +25,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "certs/pki.h"
 #include "certs/pki_int.h"
+#include "common/num.h"
 
 #define CA_KEY "ca.key"
 #define CA_CERT "ca.crt"
@@ -48,16 +50,6 @@ struct bg_pki_ca {
 };
 
 /* --- the index file --- */
-
-static int
-hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
 
 /* Serials are written as BN_bn2hex prints them: upper case, whole octets. */
 static bool
@@ -139,14 +131,8 @@ parse_cert_line(char **f, bg_pki_issued *e, bg_err *err)
     int rc = bg_pki_time_parse(f[3], &e->not_after, err);
     if (rc != BG_OK)
         return rc;
-    if (strlen(f[4]) != BG_SIG_FP_HEX_LEN)
+    if (!bg_sig_fp_parse(f[4], e->fingerprint))
         return bg_err_set(err, BG_EINVAL, "bad fingerprint");
-    for (size_t i = 0; i < BG_SIG_FP_LEN; i++) {
-        int hi = hex_nibble(f[4][2 * i]), lo = hex_nibble(f[4][2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return bg_err_set(err, BG_EINVAL, "bad fingerprint");
-        e->fingerprint[i] = (uint8_t)(hi << 4 | lo);
-    }
     if (strcmp(f[5], "-") == 0)
         return BG_OK;
     return bg_pki_time_parse(f[5], &e->revoked_at, err);
@@ -171,10 +157,8 @@ index_parse(bg_pki_ca *ca, const char *path, char *text, size_t len, bg_err *err
         bg_err sub = {0};
         int rc = BG_OK;
         if (n == 2 && strcmp(f[0], "crl-number") == 0 && !have_number) {
-            char *end = NULL;
-            errno = 0;
-            unsigned long long v = strtoull(f[1], &end, 10);
-            if (f[1][0] < '0' || f[1][0] > '9' || errno != 0 || *end != '\0')
+            uint64_t v = 0;
+            if (bg_num_u64(f[1], 0, UINT64_MAX, &v, NULL) != BG_OK)
                 rc = bg_err_set(&sub, BG_EINVAL, "bad crl-number '%s'", f[1]);
             ca->crl_number = v;
             have_number = true;
@@ -470,9 +454,8 @@ bg_pki_ca_open(bg_pki_ca **out, const char *dir, bg_err *err)
         (rc = bg_path_join(path, sizeof path, dir, CA_KEY, err)) ||
         (rc = bg_pki_key_load(path, &ca->key, err)) || (rc = index_load(ca, err)))
         goto fail;
-    if (X509_check_private_key(ca->cert, ca->key) != 1) {
-        rc = bg_pki_ossl_fail(err, BG_EINVAL, "%s/%s does not match %s/%s", dir, CA_KEY, dir,
-                              CA_CERT);
+    if (!bg_sig_key_matches(ca->cert, ca->key)) {
+        rc = bg_err_set(err, BG_EINVAL, "%s/%s does not match %s/%s", dir, CA_KEY, dir, CA_CERT);
         goto fail;
     }
     *out = ca;

@@ -1,6 +1,8 @@
 /*
  * pki.c - keys, PEM/DER loading and writing, names, times and CSRs (see pki.h).
  */
+#include "certs/pki.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -13,29 +15,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "certs/pki.h"
 #include "certs/pki_int.h"
 #include "common/json.h"
-
-int
-bg_pki_ossl_fail(bg_err *err, int code, const char *fmt, ...)
-{
-    char what[BG_ERR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    /* The earliest error is the root cause; later ones are callers' context. */
-    unsigned long e = ERR_get_error();
-    ERR_clear_error();
-    if (e == 0)
-        return bg_err_set(err, code, "%s", what);
-    const char *lib = ERR_lib_error_string(e);
-    const char *reason = ERR_reason_error_string(e);
-    if (reason == NULL)
-        return bg_err_set(err, code, "%s: OpenSSL error 0x%lx", what, e);
-    return bg_err_set(err, code, "%s: %s%s%s", what, lib ? lib : "", lib ? ": " : "", reason);
-}
 
 bool
 bg_pki_name_valid(const char *name)
@@ -120,21 +101,6 @@ bg_pki_asn1_time(const ASN1_TIME *t, time_t *out, bg_err *err)
 }
 
 /* --- keys --- */
-
-bool
-bg_pki_key_is_p256(EVP_PKEY *key)
-{
-    char group[32];
-    size_t glen = 0;
-    if (key == NULL || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC)
-        return false;
-    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
-                                       &glen) != 1) {
-        ERR_clear_error();
-        return false;
-    }
-    return strcmp(group, SN_X9_62_prime256v1) == 0;
-}
 
 int
 bg_pki_key_generate(EVP_PKEY **out, bg_err *err)
@@ -261,6 +227,18 @@ bg_pki_key_load_mem(const void *pem, size_t len, EVP_PKEY **out, bg_err *err)
     return BG_OK;
 }
 
+/* rc, with err's message (if rc is an error) put after "path: ". */
+static int
+in_file(bg_err *err, int rc, const char *path)
+{
+    if (rc != BG_OK && err != NULL) {
+        char msg[BG_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        bg_err_set(err, rc, "%s: %s", path, msg);
+    }
+    return rc;
+}
+
 int
 bg_pki_key_load(const char *path, EVP_PKEY **out, bg_err *err)
 {
@@ -281,77 +259,117 @@ bg_pki_key_load(const char *path, EVP_PKEY **out, bg_err *err)
     rc = bg_pki_key_load_mem(buf, len, out, err);
     OPENSSL_cleanse(buf, len);
     free(buf);
-    if (rc != BG_OK && err != NULL) {
-        char msg[BG_ERR_MSG_MAX];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        bg_err_set(err, rc, "%s: %s", path, msg);
-    }
-    return rc;
+    return in_file(err, rc, path);
 }
 
 /* --- PEM objects --- */
 
-/* Reads path and hands its bytes to a _load_mem function; names the file in
- * any error. */
+enum pem_kind { PEM_CERT, PEM_CSR, PEM_CRL };
+
+/* The one PEM reader for certificates, CSRs and CRLs; *out is the X509,
+ * X509_REQ or X509_CRL kind names. */
 static int
-load_file(const char *path, int (*parse)(const void *, size_t, void **, bg_err *), void **out,
-          bg_err *err)
+from_pem(enum pem_kind kind, const void *pem, size_t len, void **out, bg_err *err)
+{
+    static const char *const what[] = {
+        [PEM_CERT] = "not a PEM certificate",
+        [PEM_CSR] = "not a PEM certificate request",
+        [PEM_CRL] = "not a PEM CRL",
+    };
+    BIO *b = NULL;
+    int rc = mem_bio(pem, len, &b, err);
+    if (rc != BG_OK)
+        return rc;
+    void *obj = NULL;
+    switch (kind) {
+    case PEM_CERT:
+        obj = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
+        break;
+    case PEM_CSR:
+        obj = PEM_read_bio_X509_REQ(b, NULL, no_passphrase, NULL);
+        break;
+    case PEM_CRL:
+        obj = PEM_read_bio_X509_CRL(b, NULL, no_passphrase, NULL);
+        break;
+    }
+    BIO_free(b);
+    if (obj == NULL)
+        return bg_pki_ossl_fail(err, BG_EINVAL, "%s", what[kind]);
+    *out = obj;
+    return BG_OK;
+}
+
+/* from_pem on the contents of path; names the file in any error. */
+static int
+load_file(enum pem_kind kind, const char *path, void **out, bg_err *err)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = bg_file_read(path, BG_PKI_FILE_MAX, &buf, &len, NULL, err);
     if (rc != BG_OK)
         return rc;
-    rc = parse(buf, len, out, err);
+    rc = from_pem(kind, buf, len, out, err);
     free(buf);
-    if (rc != BG_OK && err != NULL) {
-        char msg[BG_ERR_MSG_MAX];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        bg_err_set(err, rc, "%s: %s", path, msg);
-    }
-    return rc;
-}
-
-static int
-parse_cert(const void *pem, size_t len, void **out, bg_err *err)
-{
-    return bg_pki_cert_load_mem(pem, len, (X509 **)out, err);
-}
-
-static int
-parse_csr(const void *pem, size_t len, void **out, bg_err *err)
-{
-    return bg_pki_csr_load_mem(pem, len, (X509_REQ **)out, err);
-}
-
-static int
-parse_crl(const void *pem, size_t len, void **out, bg_err *err)
-{
-    return bg_pki_crl_load_mem(pem, len, (X509_CRL **)out, err);
+    return in_file(err, rc, path);
 }
 
 int
 bg_pki_cert_load_mem(const void *pem, size_t len, X509 **out, bg_err *err)
 {
-    BIO *b = NULL;
-    int rc = mem_bio(pem, len, &b, err);
-    if (rc != BG_OK)
-        return rc;
-    X509 *x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
-    BIO_free(b);
-    if (x == NULL)
-        return bg_pki_ossl_fail(err, BG_EINVAL, "not a PEM certificate");
-    *out = x;
-    return BG_OK;
+    void *x = NULL;
+    int rc = from_pem(PEM_CERT, pem, len, &x, err);
+    if (rc == BG_OK)
+        *out = x;
+    return rc;
 }
 
 int
 bg_pki_cert_load(const char *path, X509 **out, bg_err *err)
 {
     void *x = NULL;
-    int rc = load_file(path, parse_cert, &x, err);
+    int rc = load_file(PEM_CERT, path, &x, err);
     if (rc == BG_OK)
         *out = x;
+    return rc;
+}
+
+int
+bg_pki_csr_load_mem(const void *pem, size_t len, X509_REQ **out, bg_err *err)
+{
+    void *r = NULL;
+    int rc = from_pem(PEM_CSR, pem, len, &r, err);
+    if (rc == BG_OK)
+        *out = r;
+    return rc;
+}
+
+int
+bg_pki_csr_load(const char *path, X509_REQ **out, bg_err *err)
+{
+    void *r = NULL;
+    int rc = load_file(PEM_CSR, path, &r, err);
+    if (rc == BG_OK)
+        *out = r;
+    return rc;
+}
+
+int
+bg_pki_crl_load_mem(const void *pem, size_t len, X509_CRL **out, bg_err *err)
+{
+    void *c = NULL;
+    int rc = from_pem(PEM_CRL, pem, len, &c, err);
+    if (rc == BG_OK)
+        *out = c;
+    return rc;
+}
+
+int
+bg_pki_crl_load(const char *path, X509_CRL **out, bg_err *err)
+{
+    void *c = NULL;
+    int rc = load_file(PEM_CRL, path, &c, err);
+    if (rc == BG_OK)
+        *out = c;
     return rc;
 }
 
@@ -406,8 +424,6 @@ bio_to_string(BIO *b, char **pem, size_t *len, bg_err *err)
     return BG_OK;
 }
 
-enum pem_kind { PEM_CERT, PEM_CSR, PEM_CRL };
-
 static int
 to_pem(enum pem_kind kind, void *obj, char **pem, size_t *len, bg_err *err)
 {
@@ -459,59 +475,9 @@ bg_pki_cert_pem(X509 *cert, char **pem, size_t *len, bg_err *err)
 }
 
 int
-bg_pki_csr_load_mem(const void *pem, size_t len, X509_REQ **out, bg_err *err)
-{
-    BIO *b = NULL;
-    int rc = mem_bio(pem, len, &b, err);
-    if (rc != BG_OK)
-        return rc;
-    X509_REQ *r = PEM_read_bio_X509_REQ(b, NULL, no_passphrase, NULL);
-    BIO_free(b);
-    if (r == NULL)
-        return bg_pki_ossl_fail(err, BG_EINVAL, "not a PEM certificate request");
-    *out = r;
-    return BG_OK;
-}
-
-int
-bg_pki_csr_load(const char *path, X509_REQ **out, bg_err *err)
-{
-    void *r = NULL;
-    int rc = load_file(path, parse_csr, &r, err);
-    if (rc == BG_OK)
-        *out = r;
-    return rc;
-}
-
-int
 bg_pki_csr_write_new(const char *path, X509_REQ *req, bg_err *err)
 {
     return write_pem(PEM_CSR, req, path, false, err);
-}
-
-int
-bg_pki_crl_load_mem(const void *pem, size_t len, X509_CRL **out, bg_err *err)
-{
-    BIO *b = NULL;
-    int rc = mem_bio(pem, len, &b, err);
-    if (rc != BG_OK)
-        return rc;
-    X509_CRL *c = PEM_read_bio_X509_CRL(b, NULL, no_passphrase, NULL);
-    BIO_free(b);
-    if (c == NULL)
-        return bg_pki_ossl_fail(err, BG_EINVAL, "not a PEM CRL");
-    *out = c;
-    return BG_OK;
-}
-
-int
-bg_pki_crl_load(const char *path, X509_CRL **out, bg_err *err)
-{
-    void *c = NULL;
-    int rc = load_file(path, parse_crl, &c, err);
-    if (rc == BG_OK)
-        *out = c;
-    return rc;
 }
 
 int

@@ -1,13 +1,14 @@
 /*
  * sig.c - context-bound, low-S ECDSA P-256 signatures and fingerprints (see sig.h).
  */
+#include "certs/sig.h"
+
 #include <string.h>
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 
-#include "certs/sig.h"
 #include "certs/pki_int.h"
 
 /* The order n of the P-256 group (SEC 2, secp256r1). */
@@ -25,6 +26,23 @@ check_ctx(const char *ctx, bg_err *err)
     for (size_t i = 0; i < len; i++)
         if (ctx[i] < 0x21 || ctx[i] > 0x7e)
             return bg_err_set(err, BG_EINVAL, "signature context must be printable ASCII");
+    return BG_OK;
+}
+
+/* What signing and verifying both refuse: a bad label, no data, a key other
+ * than P-256. verb is "sign" or "verify", for the messages. */
+static int
+check_args(EVP_PKEY *key, const char *ctx, const void *data, size_t len, const char *verb,
+           bg_err *err)
+{
+    int rc = check_ctx(ctx, err);
+    if (rc != BG_OK)
+        return rc;
+    if (data == NULL && len != 0)
+        return bg_err_set(err, BG_EINVAL, "no data to %s", verb);
+    if (!bg_pki_key_is_p256(key))
+        return bg_err_set(err, BG_EINVAL, "%s key is not ECDSA P-256",
+                          verb[0] == 's' ? "signing" : "verifying");
     return BG_OK;
 }
 
@@ -96,13 +114,9 @@ int
 bg_sig_sign(EVP_PKEY *key, const char *ctx, const void *data, size_t len, uint8_t sig[BG_SIG_MAX],
             size_t *siglen, bg_err *err)
 {
-    int rc = check_ctx(ctx, err);
+    int rc = check_args(key, ctx, data, len, "sign", err);
     if (rc != BG_OK)
         return rc;
-    if (data == NULL && len != 0)
-        return bg_err_set(err, BG_EINVAL, "no data to sign");
-    if (!bg_pki_key_is_p256(key))
-        return bg_err_set(err, BG_EINVAL, "signing key is not ECDSA P-256");
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     size_t n = BG_SIG_MAX;
     if (md == NULL || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
@@ -153,13 +167,9 @@ int
 bg_sig_verify(EVP_PKEY *key, const char *ctx, const void *data, size_t len, const uint8_t *sig,
               size_t siglen, bg_err *err)
 {
-    int rc = check_ctx(ctx, err);
+    int rc = check_args(key, ctx, data, len, "verify", err);
     if (rc != BG_OK)
         return rc;
-    if (data == NULL && len != 0)
-        return bg_err_set(err, BG_EINVAL, "no data to verify");
-    if (!bg_pki_key_is_p256(key))
-        return bg_err_set(err, BG_EINVAL, "verifying key is not ECDSA P-256");
     if ((rc = check_encoding(sig, siglen, err)) != BG_OK)
         return rc;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -213,4 +223,34 @@ bg_sig_fp_hex(const uint8_t fp[BG_SIG_FP_LEN], char out[BG_SIG_FP_HEX_LEN + 1])
         out[2 * i + 1] = hex[fp[i] & 15];
     }
     out[BG_SIG_FP_HEX_LEN] = '\0';
+}
+
+bool
+bg_sig_fp_parse(const char *hex, uint8_t fp[BG_SIG_FP_LEN])
+{
+    if (hex == NULL || strlen(hex) != BG_SIG_FP_HEX_LEN)
+        return false;
+    uint8_t out[BG_SIG_FP_LEN];
+    for (size_t i = 0; i < BG_SIG_FP_HEX_LEN; i++) {
+        char c = hex[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16u;
+        if (d == 16)
+            return false;
+        out[i / 2] = (uint8_t)(i % 2 == 0 ? d << 4 : (out[i / 2] | d));
+    }
+    memcpy(fp, out, sizeof out);
+    return true;
+}
+
+bool
+bg_sig_key_matches(X509 *cert, EVP_PKEY *key)
+{
+    if (cert == NULL || key == NULL)
+        return false;
+    bool ok = X509_check_private_key(cert, key) == 1;
+    ERR_clear_error();
+    return ok;
 }

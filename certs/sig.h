@@ -21,6 +21,7 @@
 #ifndef BG_SIG_H
 #define BG_SIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,11 +63,19 @@ int bg_sig_verify(EVP_PKEY *key, const char *ctx, const void *data, size_t len, 
 int bg_sig_verify_cert(X509 *cert, const char *ctx, const void *data, size_t len,
                        const uint8_t *sig, size_t siglen, bg_err *err);
 
+/* Whether the private key key belongs to cert (so what it signs verifies
+ * under cert): checked before signing with a key loaded beside its
+ * certificate. */
+bool bg_sig_key_matches(X509 *cert, EVP_PKEY *key);
+
 /* SHA-256 of a certificate's DER encoding: what the roster and the envelope's
  * certificate_sha256 carry. */
 int bg_sig_fingerprint(X509 *cert, uint8_t fp[BG_SIG_FP_LEN], bg_err *err);
 /* SHA-256 of DER bytes as received. */
 int bg_sig_fingerprint_der(const uint8_t *der, size_t len, uint8_t fp[BG_SIG_FP_LEN], bg_err *err);
 void bg_sig_fp_hex(const uint8_t fp[BG_SIG_FP_LEN], char out[BG_SIG_FP_HEX_LEN + 1]);
+/* The inverse: exactly BG_SIG_FP_HEX_LEN hex digits (either case) into fp;
+ * false (fp untouched) for anything else. */
+bool bg_sig_fp_parse(const char *hex, uint8_t fp[BG_SIG_FP_LEN]);
 
 #endif

@@ -8,6 +8,8 @@
  * expensive part, and X509_STORE is safe for concurrent readers), and caches
  * its verdict only if the snapshot is still the current one.
  */
+#include "certs/trust.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,7 +19,6 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "certs/trust.h"
 #include "certs/pki.h"
 #include "certs/pki_int.h"
 

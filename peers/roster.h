@@ -9,7 +9,8 @@
  * with the CA key ('baygate roster sign'); gateways load the signed form
  * (roster.pb) and refuse anything older than what they use.
  *
- * Source format (INI, read with inih; see also peers/ROSTER.md). Every
+ * Source format (INI, read with inih, compiled by peers/roster_ini.h; see
+ * also peers/ROSTER.md). Every
  * section and key below is required unless marked optional; an unknown
  * section or key, a key given twice or a section given twice is an error
  * naming the file and line, never ignored:
@@ -126,19 +127,9 @@ typedef struct bg_roster_verdict {
     char reason[160];             /* when not allowed: why, for logs and refusals */
 } bg_roster_verdict;
 
-/* --- making a roster from its INI source --- */
-
-/*
- * Reads and validates a roster INI file. Certificate paths are relative to
- * the file's directory; if ca_cert is not NULL each certificate must also be
- * signed by it. issued_at is set to now. Errors are "path:line: message".
- */
-int bg_roster_parse_ini(const char *path, X509 *ca_cert, bg_roster **out, bg_err *err);
-
-/* The same from memory: base_dir resolves certificate paths (NULL: "."),
- * name labels messages (NULL: "roster.ini"). */
-int bg_roster_parse_ini_text(const char *text, size_t len, const char *base_dir, const char *name,
-                             X509 *ca_cert, bg_roster **out, bg_err *err);
+/* Rosters are made from their INI source by peers/roster_ini.h (library
+ * bg_roster_ini, which only 'baygate roster sign' needs) and from the signed
+ * form below. */
 
 /* --- signing and opening --- */
 

@@ -34,6 +34,7 @@
 #include "mpc/psi.h"
 #include "mpc/snapshot.h"
 #include "peers/roster.h"
+#include "peers/roster_ini.h"
 #include "proto/attest.pb-c.h"
 
 #define UL 18U

@@ -26,6 +26,7 @@
 #include "certs/pki.h"
 #include "certs/sig.h"
 #include "peers/roster.h"
+#include "peers/roster_ini.h"
 #include "proto/roster.pb-c.h"
 
 static char scratch[PATH_MAX];
@@ -344,6 +345,9 @@ static const struct bad_case {
     {"name = Shenzhen\n", "name = Shenzhen\n  City\n", "an indented line continues", 1},
     {"; Greater", "orphan = 1\n; Greater", "key 'orphan' outside any section", 0},
     {"name = Shenzhen\n", "name = Shenzhen\njust words\n", "expected 'key = value'", 1},
+    /* A stray line, then an indented one: not a continuation of the previous section's
+     * grade_map (that text was once kept on the permission and never freed). */
+    {"answerer\n", "answerer\njust words\n  A:1\n", "expected 'key = value'", 1},
     {"name = Foshan",
      "name = Foshan and a name far too long for any line of the ini reader, which "
      "stops at two hundred bytes: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"

@@ -156,6 +156,27 @@ load_attestation(const char *cmd, const char *path, bool json, bg_attest *a)
     return BG_EXIT_FAIL;
 }
 
+/* The verdict line (or JSON object) of a verified attestation; m is its
+ * issuer in the roster. */
+static void
+print_verified(const bg_attest *a, const bg_roster_member *m, bool json)
+{
+    char d1[11], d2[11];
+    bg_attest_date_text(a->evaluated_at, d1);
+    bg_attest_date_text(a->valid_until, d2);
+    if (json) {
+        printf("{\"ok\":true,\"issuer\":\"%s\",\"issuer_name\":", a->issuer);
+        bg_json_cstr(stdout, m ? m->name : NULL);
+        print_statement_json(a);
+        printf("}\n");
+    } else {
+        printf("OK: %s (%s) evaluated %s: grade %s (scale %s) = %s on the common scale (rank "
+               "%" PRIu32 "), evaluated %s, valid until %s, serial %" PRIu64 "\n",
+               a->issuer, m ? m->name : "?", a->uscc, a->grade, a->scale, a->common_grade,
+               a->common_rank, d1, d2, a->serial);
+    }
+}
+
 static int
 attest_verify(const struct attest_opts *o)
 {
@@ -220,21 +241,7 @@ attest_verify(const struct attest_opts *o)
         code = BG_EXIT_FAIL;
         goto out;
     }
-    const bg_roster_member *m = bg_roster_member_find(roster, a->issuer);
-    char d1[11], d2[11];
-    bg_attest_date_text(a->evaluated_at, d1);
-    bg_attest_date_text(a->valid_until, d2);
-    if (o->json) {
-        printf("{\"ok\":true,\"issuer\":\"%s\",\"issuer_name\":", a->issuer);
-        bg_json_cstr(stdout, m ? m->name : NULL);
-        print_statement_json(a);
-        printf("}\n");
-    } else {
-        printf("OK: %s (%s) evaluated %s: grade %s (scale %s) = %s on the common scale (rank "
-               "%" PRIu32 "), evaluated %s, valid until %s, serial %" PRIu64 "\n",
-               a->issuer, m ? m->name : "?", a->uscc, a->grade, a->scale, a->common_grade,
-               a->common_rank, d1, d2, a->serial);
-    }
+    print_verified(a, bg_roster_member_find(roster, a->issuer), o->json);
     code = BG_EXIT_OK;
 out:
     free(status);

@@ -23,6 +23,7 @@
 #include "common/json.h"
 #include "gateway/cli/cli.h"
 #include "peers/roster.h"
+#include "peers/roster_ini.h"
 
 static void
 roster_usage(FILE *f)
@@ -120,6 +121,46 @@ fail_rc(const char *cmd, int rc, const bg_err *err)
     return exit_for(rc);
 }
 
+/* Never go backwards by accident: gateways refuse an older serial. BG_EXIT_OK
+ * to go on (nothing at --out, an older roster there, or --force), else the
+ * exit code, the reason printed. */
+static int
+sign_guard(const char *cmd, const struct roster_opts *o, const bg_roster *r)
+{
+    bg_err err = {0};
+    bg_roster *old = NULL;
+    uint8_t *old_bytes = NULL;
+    size_t old_len = 0;
+    int exit_code = BG_EXIT_OK;
+    int rc = bg_roster_read_file(o->out, &old_bytes, &old_len, &err);
+    if (rc == BG_OK) {
+        rc = bg_roster_inspect(old_bytes, old_len, &old, NULL, &err);
+        if (rc != BG_OK && !o->force) {
+            bg_cli_fail(cmd, "%s holds no readable roster (%s); --force replaces it", o->out,
+                        err.msg);
+            exit_code = BG_EXIT_FAIL;
+        } else if (old != NULL && bg_roster_serial(r) <= bg_roster_serial(old)) {
+            if (!o->force) {
+                bg_cli_fail(cmd,
+                            "%s has serial %" PRIu64 ", not greater than the %" PRIu64
+                            " in %s: raise [federation] serial (or --force)",
+                            o->file, bg_roster_serial(r), bg_roster_serial(old), o->out);
+                exit_code = BG_EXIT_FAIL;
+            } else {
+                fprintf(stderr,
+                        "baygate %s: warning: replacing serial %" PRIu64 " with %" PRIu64
+                        " (--force); gateways that hold %" PRIu64 " will refuse it\n",
+                        cmd, bg_roster_serial(old), bg_roster_serial(r), bg_roster_serial(old));
+            }
+        }
+    } else if (rc != BG_ENOTFOUND && !o->force) {
+        exit_code = bg_cli_fail(cmd, "%s; --force replaces it", err.msg);
+    }
+    free(old_bytes);
+    bg_roster_free(old);
+    return exit_code;
+}
+
 static int
 roster_sign(const struct roster_opts *o)
 {
@@ -128,9 +169,9 @@ roster_sign(const struct roster_opts *o)
         return bg_cli_fail(cmd, "--ca CA and --out FILE are required");
     bg_err err = {0};
     bg_pki_ca *ca = NULL;
-    bg_roster *r = NULL, *old = NULL;
-    uint8_t *signed_bytes = NULL, *old_bytes = NULL;
-    size_t signed_len = 0, old_len = 0;
+    bg_roster *r = NULL;
+    uint8_t *signed_bytes = NULL;
+    size_t signed_len = 0;
     int exit_code = BG_EXIT_ERROR, rc;
 
     if ((rc = bg_pki_ca_open(&ca, o->ca, &err)) != BG_OK) {
@@ -141,36 +182,9 @@ roster_sign(const struct roster_opts *o)
         exit_code = fail_rc(cmd, rc, &err);
         goto out;
     }
-    /* Never go backwards by accident: gateways refuse an older serial. */
-    rc = bg_roster_read_file(o->out, &old_bytes, &old_len, &err);
-    if (rc == BG_OK) {
-        rc = bg_roster_inspect(old_bytes, old_len, &old, NULL, &err);
-        if (rc != BG_OK && !o->force) {
-            bg_cli_fail(cmd, "%s holds no readable roster (%s); --force replaces it", o->out,
-                        err.msg);
-            exit_code = BG_EXIT_FAIL;
-            goto out;
-        }
-        if (old != NULL && bg_roster_serial(r) <= bg_roster_serial(old)) {
-            if (!o->force) {
-                bg_cli_fail(cmd,
-                            "%s has serial %" PRIu64 ", not greater than the %" PRIu64
-                            " in %s: raise [federation] serial (or --force)",
-                            o->file, bg_roster_serial(r), bg_roster_serial(old), o->out);
-                exit_code = BG_EXIT_FAIL;
-                goto out;
-            }
-            fprintf(stderr,
-                    "baygate %s: warning: replacing serial %" PRIu64 " with %" PRIu64
-                    " (--force); gateways that hold %" PRIu64 " will refuse it\n",
-                    cmd, bg_roster_serial(old), bg_roster_serial(r), bg_roster_serial(old));
-        }
-    } else if (rc != BG_ENOTFOUND) {
-        if (!o->force) {
-            bg_cli_fail(cmd, "%s; --force replaces it", err.msg);
-            goto out;
-        }
-    }
+    if ((exit_code = sign_guard(cmd, o, r)) != BG_EXIT_OK)
+        goto out;
+    exit_code = BG_EXIT_ERROR;
     if ((rc = bg_roster_sign(r, bg_pki_ca_key(ca), bg_pki_ca_cert(ca), &signed_bytes, &signed_len,
                              &err)) != BG_OK ||
         (rc = bg_roster_write_file(o->out, signed_bytes, signed_len, &err)) != BG_OK) {
@@ -201,8 +215,6 @@ roster_sign(const struct roster_opts *o)
     exit_code = BG_EXIT_OK;
 out:
     free(signed_bytes);
-    free(old_bytes);
-    bg_roster_free(old);
     bg_roster_free(r);
     bg_pki_ca_close(ca);
     return exit_code;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gateway/cli/cli.h"
+#include "common/num.h"
 
 static const struct {
     const char *name;
@@ -61,18 +62,10 @@ bg_cli_fail(const char *cmd, const char *fmt, ...)
 bool
 bg_cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    if (s[0] < '0' || s[0] > '9') {
+    if (bg_num_u64(s, 0, UINT64_MAX, out, NULL) != BG_OK) {
         bg_cli_fail(cmd, "%s: '%s' is not a non-negative integer", opt, s);
         return false;
     }
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0') {
-        bg_cli_fail(cmd, "%s: '%s' is not a non-negative integer", opt, s);
-        return false;
-    }
-    *out = (uint64_t)v;
     return true;
 }
 

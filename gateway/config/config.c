@@ -5,6 +5,8 @@
  * bg_config, range, default), so loading, defaults, checking and writing
  * cannot disagree about what the file holds.
  */
+#include "gateway/config/config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,10 +21,10 @@
 
 #include <ini.h>
 
-#include "gateway/config/config.h"
-
 #include "common/file.h"
 #include "common/json.h"
+#include "common/num.h"
+#include "domain/city.h"
 
 /* A gateway's config is a few hundred bytes; anything far larger is not one. */
 #define CONFIG_FILE_MAX (64 * 1024)
@@ -103,33 +105,6 @@ check_text(const char *v, bg_err *err)
     return BG_OK;
 }
 
-static int
-parse_number(const char *v, uint64_t min, uint64_t max, uint64_t *out, bg_err *err)
-{
-    uint64_t x = 0;
-    if (*v == '\0')
-        return bg_err_set(err, BG_EINVAL, "'%s' is not a number", v);
-    for (const char *p = v; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9' || x > (UINT64_MAX - 9) / 10)
-            return bg_err_set(err, BG_EINVAL, "'%s' is not a number", v);
-        x = x * 10 + (uint64_t)(*p - '0');
-    }
-    if (x < min || x > max)
-        return bg_err_set(err, BG_EINVAL, "%llu is out of range %llu-%llu", (unsigned long long)x,
-                          (unsigned long long)min, (unsigned long long)max);
-    *out = x;
-    return BG_OK;
-}
-
-static bool
-city_valid(const char *v)
-{
-    for (size_t i = 0; i < 6; i++)
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-    return v[6] == '\0';
-}
-
 /* tls+tcp://HOST:PORT with a non-empty host and a port 1-65535. */
 static int
 check_listen(const char *v, bg_err *err)
@@ -140,7 +115,7 @@ check_listen(const char *v, bg_err *err)
     const char *host = v + sizeof scheme - 1;
     const char *colon = strrchr(host, ':');
     uint64_t port = 0;
-    if (colon == NULL || colon == host || parse_number(colon + 1, 1, 65535, &port, NULL) != BG_OK)
+    if (colon == NULL || colon == host || bg_num_u64(colon + 1, 1, 65535, &port, NULL) != BG_OK)
         return bg_err_set(err, BG_EINVAL,
                           "'%s' needs a host and a port 1-65535 (tls+tcp://HOST:PORT)", v);
     return BG_OK;
@@ -166,7 +141,7 @@ set_value(bg_config *cfg, const struct key *k, const char *v, bg_err *err)
     uint64_t x = 0;
     switch (k->kind) {
     case K_CITY:
-        if (!city_valid(v))
+        if (!bg_city_code_valid(v))
             return bg_err_set(err, BG_EINVAL, "'%s' is not a 6-digit city code", v);
         break;
     case K_NAME:
@@ -189,12 +164,12 @@ set_value(bg_config *cfg, const struct key *k, const char *v, bg_err *err)
         snprintf(cfg->local_url, sizeof cfg->local_url, "ipc://%s", field);
         return BG_OK;
     case K_U32:
-        if ((rc = parse_number(v, k->min, k->max, &x, err)) != BG_OK)
+        if ((rc = bg_num_u64(v, k->min, k->max, &x, err)) != BG_OK)
             return rc;
         *(uint32_t *)(void *)field = (uint32_t)x;
         return BG_OK;
     case K_U64:
-        if ((rc = parse_number(v, k->min, k->max, &x, err)) != BG_OK)
+        if ((rc = bg_num_u64(v, k->min, k->max, &x, err)) != BG_OK)
             return rc;
         *(uint64_t *)(void *)field = x;
         return BG_OK;

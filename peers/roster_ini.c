@@ -1,0 +1,948 @@
+/*
+ * roster_ini.c - the roster's INI source compiled into the Roster message it
+ * will be signed as (see roster_ini.h and ROSTER.md).
+ *
+ * inih reads the text through ini_read_line, which counts lines and sorts
+ * each one (section header, key, continuation) before inih sees it, so a
+ * section is opened here rather than from inih's truncated names. Values go
+ * straight into the message; grade maps wait until the common scale is
+ * known. Then bg_roster_build checks the message like a received one, and a
+ * problem it finds is mapped back to the line of its section and key.
+ */
+#include "peers/roster_ini.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ini.h>
+#include <openssl/err.h>
+
+#include "common/file.h"
+#include "common/num.h"
+#include "peers/roster_int.h"
+#include "proto/roster.pb-c.h"
+
+static const struct bg_roster_keydef *
+keydef_find(enum bg_roster_sect s, const char *name)
+{
+    for (size_t i = 0; i < bg_roster_nkeydefs; i++)
+        if (bg_roster_keydefs[i].sect == s && strcmp(bg_roster_keydefs[i].name, name) == 0)
+            return &bg_roster_keydefs[i];
+    return NULL;
+}
+
+/* A decimal number min..max; bg_num_u64, with the untrusted text echoed
+ * safely when it is not a number. */
+static int
+ini_number(const char *v, uint64_t min, uint64_t max, uint64_t *out, bg_err *err)
+{
+    char sv[BG_ROSTER_SAFE_MAX];
+    if (bg_num_u64(v, 0, UINT64_MAX, out, NULL) != BG_OK)
+        return bg_err_set(err, BG_EINVAL, "'%s' is not a number", bg_roster_safe(v, sv));
+    return bg_num_u64(v, min, max, out, err);
+}
+
+struct ini_item {
+    uint32_t line[ROSTER_K_COUNT]; /* line[ROSTER_K_NONE]: the section header */
+    char *grade_raw;               /* a member's grade_map text, resolved at the end */
+};
+
+struct ini {
+    const char *name, *base_dir;
+    X509 *ca;
+    const char *text;
+    size_t len, pos, line;
+    bool failed;
+    size_t err_line;
+    bg_err sub;
+    bool prev_key; /* inih takes an indented line after a key as a continuation */
+    bool cont;     /* the line being handled is such a continuation */
+    enum bg_roster_sect sect;
+    enum bg_roster_key last_key;
+    Baygate__Roster *m;
+    bool have_fed;
+    struct ini_item fed;
+    struct ini_item *purp, *mem, *perm; /* parallel to m->purposes, members, permissions */
+};
+
+static void ini_fail(struct ini *ps, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records the first error of the parse, at the line being read. */
+static void
+ini_fail(struct ini *ps, int code, const char *fmt, ...)
+{
+    if (ps->failed)
+        return;
+    ps->failed = true;
+    ps->err_line = ps->line;
+    ps->sub.code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->sub.msg, sizeof ps->sub.msg, fmt, ap);
+    va_end(ap);
+}
+
+static struct ini_item *
+ini_cur(struct ini *ps)
+{
+    switch (ps->sect) {
+    case ROSTER_SEC_FEDERATION:
+        return &ps->fed;
+    case ROSTER_SEC_PURPOSE:
+        return &ps->purp[ps->m->n_purposes - 1];
+    case ROSTER_SEC_MEMBER:
+        return &ps->mem[ps->m->n_members - 1];
+    case ROSTER_SEC_PERMISSION:
+        return &ps->perm[ps->m->n_permissions - 1];
+    case ROSTER_SEC_NONE:
+        break;
+    }
+    return NULL;
+}
+
+static void
+ini_label(const struct ini *ps, char *out, size_t outsz)
+{
+    const Baygate__Roster *m = ps->m;
+    switch (ps->sect) {
+    case ROSTER_SEC_PURPOSE:
+        bg_roster_sect_label(out, outsz, ROSTER_SEC_PURPOSE, m->purposes[m->n_purposes - 1]->name,
+                             NULL);
+        break;
+    case ROSTER_SEC_MEMBER:
+        bg_roster_sect_label(out, outsz, ROSTER_SEC_MEMBER, m->members[m->n_members - 1]->city,
+                             NULL);
+        break;
+    case ROSTER_SEC_PERMISSION:
+        bg_roster_sect_label(out, outsz, ROSTER_SEC_PERMISSION,
+                             m->permissions[m->n_permissions - 1]->asker,
+                             m->permissions[m->n_permissions - 1]->answerer);
+        break;
+    default:
+        bg_roster_sect_label(out, outsz, ps->sect, NULL, NULL);
+        break;
+    }
+}
+
+static char *
+dup_n(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p != NULL) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+/* Grows an ini_item array (parallel to one of the message's arrays) to n + 1. */
+static bool
+grow_items(struct ini_item **items, size_t n)
+{
+    struct ini_item *ni = realloc(*items, (n + 1) * sizeof *ni);
+    if (ni == NULL)
+        return false;
+    memset(&ni[n], 0, sizeof ni[n]);
+    *items = ni;
+    return true;
+}
+
+static void
+trim(const char **s, size_t *n)
+{
+    while (*n > 0 && isspace((unsigned char)**s))
+        (*s)++, (*n)--;
+    while (*n > 0 && isspace((unsigned char)(*s)[*n - 1]))
+        (*n)--;
+}
+
+/* Appends a new, initialised message of type desc to a repeated field of the
+ * roster (arr_field points at its pointer, *n is its count) and an ini_item
+ * to items; NULL, with the error recorded, if memory runs out. The field is
+ * reached as bytes because protobuf-c types each repeated field differently. */
+static void *
+ini_append(struct ini *ps, const ProtobufCMessageDescriptor *desc, void *arr_field, size_t *n,
+           struct ini_item **items)
+{
+    void *old = NULL;
+    memcpy(&old, arr_field, sizeof old);
+    ProtobufCMessage *msg = malloc(desc->sizeof_message);
+    void **na = realloc(old, (*n + 1) * sizeof *na);
+    if (na != NULL)
+        memcpy(arr_field, &na, sizeof na);
+    if (msg == NULL || na == NULL || !grow_items(items, *n)) {
+        free(msg);
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    protobuf_c_message_init(desc, msg);
+    na[(*n)++] = msg;
+    return msg;
+}
+
+static struct ini_item *
+open_purpose(struct ini *ps, const char *arg)
+{
+    char sv[BG_ROSTER_SAFE_MAX];
+    Baygate__Roster *m = ps->m;
+    if (!bg_roster_purpose_name_valid(arg)) {
+        ini_fail(ps, BG_EINVAL,
+                 "[purpose %s]: '%s' is not a purpose name (1-%d of a-z, 0-9, '-', '_', "
+                 "starting with a letter)",
+                 bg_roster_safe(arg, sv), sv, BG_ROSTER_PURPOSE_MAX);
+        return NULL;
+    }
+    if (m->n_purposes == BG_ROSTER_MAX_PURPOSES) {
+        ini_fail(ps, BG_ELIMIT, "more than %d purposes", BG_ROSTER_MAX_PURPOSES);
+        return NULL;
+    }
+    Baygate__Purpose *p =
+        ini_append(ps, &baygate__purpose__descriptor, &m->purposes, &m->n_purposes, &ps->purp);
+    if (p == NULL)
+        return NULL;
+    ps->sect = ROSTER_SEC_PURPOSE;
+    if ((p->name = strdup(arg)) == NULL)
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+    return &ps->purp[m->n_purposes - 1];
+}
+
+static struct ini_item *
+open_member(struct ini *ps, const char *arg)
+{
+    char sv[BG_ROSTER_SAFE_MAX];
+    Baygate__Roster *m = ps->m;
+    if (!bg_city_code_valid(arg)) {
+        ini_fail(ps, BG_EINVAL, "[member %s]: '%s' is not a 6-digit city code",
+                 bg_roster_safe(arg, sv), sv);
+        return NULL;
+    }
+    if (m->n_members == BG_ROSTER_MAX_MEMBERS) {
+        ini_fail(ps, BG_ELIMIT, "more than %d members", BG_ROSTER_MAX_MEMBERS);
+        return NULL;
+    }
+    Baygate__Member *mm =
+        ini_append(ps, &baygate__member__descriptor, &m->members, &m->n_members, &ps->mem);
+    if (mm == NULL)
+        return NULL;
+    ps->sect = ROSTER_SEC_MEMBER;
+    if ((mm->city = strdup(arg)) == NULL)
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+    return &ps->mem[m->n_members - 1];
+}
+
+/* arg is "ASKER -> ANSWERER". */
+static struct ini_item *
+open_permission(struct ini *ps, const char *arg)
+{
+    char sv[BG_ROSTER_SAFE_MAX];
+    Baygate__Roster *m = ps->m;
+    const char *arrow = strstr(arg, "->");
+    const char *a = arg, *b = arrow ? arrow + 2 : NULL;
+    size_t an = arrow ? (size_t)(arrow - arg) : 0, bn = b ? strlen(b) : 0;
+    if (arrow != NULL) {
+        trim(&a, &an);
+        trim(&b, &bn);
+    }
+    char ca[8] = "", cb[8] = "";
+    if (arrow == NULL || an != BG_CITY_CODE_LEN || bn != BG_CITY_CODE_LEN ||
+        !bg_roster_all_digits(a, an) || !bg_roster_all_digits(b, bn)) {
+        ini_fail(ps, BG_EINVAL,
+                 "[permission %s]: expected two 6-digit city codes, "
+                 "[permission ASKER -> ANSWERER]",
+                 bg_roster_safe(arg, sv));
+        return NULL;
+    }
+    memcpy(ca, a, an);
+    memcpy(cb, b, bn);
+    if (m->n_permissions == BG_ROSTER_MAX_PERMISSIONS) {
+        ini_fail(ps, BG_ELIMIT, "more than %d permissions", BG_ROSTER_MAX_PERMISSIONS);
+        return NULL;
+    }
+    Baygate__Permission *p = ini_append(ps, &baygate__permission__descriptor, &m->permissions,
+                                        &m->n_permissions, &ps->perm);
+    if (p == NULL)
+        return NULL;
+    ps->sect = ROSTER_SEC_PERMISSION;
+    if ((p->asker = strdup(ca)) == NULL || (p->answerer = strdup(cb)) == NULL)
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+    return &ps->perm[m->n_permissions - 1];
+}
+
+/* Opens the section of a "[...]" line (s points at '['). */
+static void
+ini_section(struct ini *ps, const char *s)
+{
+    char sv[BG_ROSTER_SAFE_MAX], lab[160];
+    const char *end = strchr(s, ']');
+    if (end == NULL)
+        return; /* inih reports the syntax error */
+    for (const char *t = end + 1; *t != '\0'; t++) {
+        if (*t == ';' || *t == '#')
+            break;
+        if (!isspace((unsigned char)*t)) {
+            ini_fail(ps, BG_EINVAL, "text after the section header");
+            return;
+        }
+    }
+    const char *name = s + 1;
+    size_t n = (size_t)(end - name);
+    trim(&name, &n);
+    char buf[128];
+    if (n >= sizeof buf) {
+        ini_fail(ps, BG_EINVAL, "unknown section [%s]", bg_roster_safe(name, sv));
+        return;
+    }
+    memcpy(buf, name, n);
+    buf[n] = '\0';
+    char *arg = buf + strcspn(buf, " \t");
+    bool has_arg = *arg != '\0';
+    if (has_arg) {
+        *arg++ = '\0';
+        while (*arg == ' ' || *arg == '\t')
+            arg++;
+    }
+    struct ini_item *item = NULL;
+    if (strcmp(buf, "federation") == 0 && !has_arg) {
+        if (ps->have_fed) {
+            ini_fail(ps, BG_EINVAL, "[federation] given twice (first at line %u)",
+                     (unsigned)ps->fed.line[ROSTER_K_NONE]);
+            return;
+        }
+        ps->have_fed = true;
+        ps->sect = ROSTER_SEC_FEDERATION;
+        item = &ps->fed;
+    } else if (strcmp(buf, "purpose") == 0 && has_arg) {
+        item = open_purpose(ps, arg);
+    } else if (strcmp(buf, "member") == 0 && has_arg) {
+        item = open_member(ps, arg);
+    } else if (strcmp(buf, "permission") == 0 && has_arg) {
+        item = open_permission(ps, arg);
+    } else {
+        snprintf(lab, sizeof lab, "%s%s%s", buf, has_arg ? " " : "", has_arg ? arg : "");
+        ini_fail(ps, BG_EINVAL,
+                 "unknown section [%s] (expected [federation], [purpose NAME], [member CODE] "
+                 "or [permission ASKER -> ANSWERER])",
+                 bg_roster_safe(lab, sv));
+        return;
+    }
+    if (item == NULL)
+        return;
+    item->line[ROSTER_K_NONE] = (uint32_t)ps->line;
+    /* No key of this section yet: nothing an indented line could continue. */
+    ps->last_key = ROSTER_K_NONE;
+}
+
+/* Sorts a raw line as inih will, before inih sees it. */
+static void
+ini_classify(struct ini *ps, const char *line)
+{
+    const char *s = line;
+    if (ps->line == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
+        (unsigned char)s[2] == 0xBF)
+        s += 3;
+    const char *start = s;
+    while (isspace((unsigned char)*s))
+        s++;
+    ps->cont = false;
+    if (*s == '\0' || *s == ';' || *s == '#')
+        return;
+    if (s > start && ps->prev_key) {
+        ps->cont = true;
+        return;
+    }
+    if (*s == '[') {
+        ps->prev_key = false;
+        ini_section(ps, s);
+        return;
+    }
+    ps->prev_key = true;
+}
+
+/* An fgets for inih over the text, counting lines, refusing lines longer
+ * than inih's buffer (it would split them) and stopping at our first error. */
+static char *
+ini_read_line(char *str, int num, void *stream)
+{
+    struct ini *ps = stream;
+    if (ps->failed || ps->pos >= ps->len || num < 3)
+        return NULL;
+    const char *start = ps->text + ps->pos;
+    const char *nl = memchr(start, '\n', ps->len - ps->pos);
+    size_t n = nl ? (size_t)(nl - start) + 1 : ps->len - ps->pos;
+    ps->line++;
+    if (n > (size_t)num - 1) {
+        ini_fail(ps, BG_ELIMIT,
+                 "line longer than %d bytes (the ini reader's limit); continue a list on "
+                 "indented lines",
+                 num - 2);
+        return NULL;
+    }
+    memcpy(str, start, n);
+    str[n] = '\0';
+    ps->pos += n;
+    ini_classify(ps, str);
+    return ps->failed ? NULL : str;
+}
+
+static bool
+push_string(char ***arr, size_t *n, const char *s, size_t len)
+{
+    char **na = realloc(*arr, (*n + 1) * sizeof *na);
+    if (na == NULL)
+        return false;
+    *arr = na;
+    if ((na[*n] = dup_n(s, len)) == NULL)
+        return false;
+    (*n)++;
+    return true;
+}
+
+/* Appends each comma-separated item of v, trimmed, to the repeated string
+ * field (*arr, *n). An empty v has no items; a trailing comma is allowed,
+ * an empty item is not. */
+static bool
+split_list(struct ini *ps, const char *v, const char *lab, const char *key, char ***arr,
+           size_t *count)
+{
+    const char *p = v;
+    size_t total = strlen(v);
+    trim(&p, &total);
+    if (total == 0)
+        return true;
+    const char *end = p + total;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        const char *item = p;
+        size_t n = (size_t)(stop - p);
+        trim(&item, &n);
+        if (n == 0) {
+            ini_fail(ps, BG_EINVAL, "%s %s: empty item in the list", lab, key);
+            return false;
+        }
+        if (!push_string(arr, count, item, n)) {
+            ini_fail(ps, BG_ENOMEM, "out of memory");
+            return false;
+        }
+        p = comma ? comma + 1 : end;
+        if (comma != NULL) {
+            const char *rest = p;
+            size_t rn = (size_t)(end - p);
+            trim(&rest, &rn);
+            if (rn == 0)
+                break; /* a trailing comma */
+        }
+    }
+    return true;
+}
+
+/* Appends v to the member's raw grade_map text (resolved once the common
+ * scale is known), dropping a trailing comma so continuations join cleanly. */
+static bool
+add_grade_raw(struct ini *ps, struct ini_item *item, const char *v)
+{
+    const char *p = v;
+    size_t n = strlen(v);
+    trim(&p, &n);
+    while (n > 0 && (p[n - 1] == ',' || isspace((unsigned char)p[n - 1])))
+        n--;
+    if (n == 0)
+        return true;
+    size_t old = item->grade_raw ? strlen(item->grade_raw) : 0;
+    char *s = realloc(item->grade_raw, old + n + 3);
+    if (s == NULL) {
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+        return false;
+    }
+    if (old > 0)
+        memcpy(s + old, ", ", 2), old += 2;
+    memcpy(s + old, p, n);
+    s[old + n] = '\0';
+    item->grade_raw = s;
+    return true;
+}
+
+/* certificate = PATH: the SHA-256 of the DER of a PEM certificate of this
+ * member's city (and of the CA, if one is given). */
+static bool
+member_certificate(struct ini *ps, Baygate__Member *mm, const char *v, const char *lab,
+                   uint8_t fp[BG_SIG_FP_LEN])
+{
+    char path[PATH_MAX];
+    bg_err sub = {0};
+    int n = v[0] == '/' ? snprintf(path, sizeof path, "%s", v)
+                        : snprintf(path, sizeof path, "%s/%s", ps->base_dir, v);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        ini_fail(ps, BG_ELIMIT, "%s certificate: path too long", lab);
+        return false;
+    }
+    X509 *x = NULL;
+    char city[BG_CITY_CODE_LEN + 1];
+    bool ok = false;
+    if (bg_pki_cert_load(path, &x, &sub) != BG_OK || bg_pki_cert_city(x, city, &sub) != BG_OK) {
+        ini_fail(ps, sub.code, "%s certificate: %s", lab, sub.msg);
+    } else if (strcmp(city, mm->city) != 0) {
+        ini_fail(ps, BG_EINVAL, "%s certificate: %s is a certificate of %s, not of %s", lab, v,
+                 city, mm->city);
+    } else if (ps->ca != NULL && X509_verify(x, X509_get0_pubkey(ps->ca)) != 1) {
+        ERR_clear_error();
+        ini_fail(ps, BG_EINVAL, "%s certificate: %s was not issued by this federation CA", lab, v);
+    } else if (bg_sig_fingerprint(x, fp, &sub) != BG_OK) {
+        ini_fail(ps, sub.code, "%s certificate: %s", lab, sub.msg);
+    } else {
+        ok = true;
+    }
+    X509_free(x);
+    return ok;
+}
+
+static bool
+set_string(struct ini *ps, char **field, const char *v)
+{
+    if ((*field = strdup(v)) == NULL) {
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* certificate = PATH or fingerprint = HEX (exactly one of them): the
+ * member's pinned SHA-256. */
+static bool
+member_fingerprint(struct ini *ps, const struct bg_roster_keydef *k, Baygate__Member *mm,
+                   const char *v, const char *lab)
+{
+    struct ini_item *item = ini_cur(ps);
+    enum bg_roster_key other =
+        k->id == ROSTER_K_CERTIFICATE ? ROSTER_K_FINGERPRINT : ROSTER_K_CERTIFICATE;
+    if (item->line[other] != 0) {
+        ini_fail(ps, BG_EINVAL, "%s: give certificate or fingerprint, not both", lab);
+        return false;
+    }
+    uint8_t *fp = malloc(BG_SIG_FP_LEN);
+    if (fp == NULL) {
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+        return false;
+    }
+    mm->cert_sha256.data = fp;
+    mm->cert_sha256.len = BG_SIG_FP_LEN;
+    if (k->id == ROSTER_K_CERTIFICATE)
+        return member_certificate(ps, mm, v, lab, fp);
+    if (!bg_sig_fp_parse(v, fp)) {
+        ini_fail(ps, BG_EINVAL, "%s %s: expected the certificate's SHA-256 as %d hex digits", lab,
+                 k->name, BG_SIG_FP_HEX_LEN);
+        return false;
+    }
+    return true;
+}
+
+/* Stores one value (or one continuation of a list) of key k. */
+static bool
+ini_value(struct ini *ps, const struct bg_roster_keydef *k, const char *v, const char *lab)
+{
+    Baygate__Roster *m = ps->m;
+    Baygate__Member *mm = ps->sect == ROSTER_SEC_MEMBER ? m->members[m->n_members - 1] : NULL;
+    Baygate__Permission *pp =
+        ps->sect == ROSTER_SEC_PERMISSION ? m->permissions[m->n_permissions - 1] : NULL;
+    bg_err sub = {0};
+    uint64_t x = 0;
+    if (!(k->flags & ROSTER_F_LIST) && v[0] == '\0') {
+        ini_fail(ps, BG_EINVAL, "%s %s: needs a value", lab, k->name);
+        return false;
+    }
+    switch (k->id) {
+    case ROSTER_K_FED_NAME:
+        return set_string(ps, &m->federation, v);
+    case ROSTER_K_SERIAL:
+        if (ini_number(v, 1, UINT64_MAX, &x, &sub) != BG_OK)
+            break;
+        m->serial = x;
+        return true;
+    case ROSTER_K_MAXMSG:
+        if (ini_number(v, BG_ROSTER_MESSAGE_MIN, BG_ROSTER_MESSAGE_MAX, &x, &sub) != BG_OK)
+            break;
+        m->max_message_bytes = (uint32_t)x;
+        return true;
+    case ROSTER_K_COMMON:
+        return set_string(ps, &m->common_scale, v);
+    case ROSTER_K_NEEDS_AUTH:
+        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+            bg_err_set(&sub, BG_EINVAL, "expected true or false");
+            break;
+        }
+        m->purposes[m->n_purposes - 1]->needs_authorisation = strcmp(v, "true") == 0;
+        return true;
+    case ROSTER_K_MEM_NAME:
+        return set_string(ps, &mm->name, v);
+    case ROSTER_K_ENDPOINT:
+        return set_string(ps, &mm->endpoint, v);
+    case ROSTER_K_SCALE:
+        return set_string(ps, &mm->scale, v);
+    case ROSTER_K_CERTIFICATE:
+    case ROSTER_K_FINGERPRINT:
+        return member_fingerprint(ps, k, mm, v, lab);
+    case ROSTER_K_MEM_LISTS:
+        return split_list(ps, v, lab, k->name, &mm->lists, &mm->n_lists);
+    case ROSTER_K_GRADE_MAP:
+        return add_grade_raw(ps, ini_cur(ps), v);
+    case ROSTER_K_PURPOSES:
+        return split_list(ps, v, lab, k->name, &pp->purposes, &pp->n_purposes);
+    case ROSTER_K_PERM_LISTS:
+        return split_list(ps, v, lab, k->name, &pp->lists, &pp->n_lists);
+    case ROSTER_K_QUOTA:
+        if (ini_number(v, 1, BG_ROSTER_QUOTA_MAX, &x, &sub) != BG_OK)
+            break;
+        pp->quota_items_per_day = x;
+        return true;
+    case ROSTER_K_MIN_BATCH:
+        if (ini_number(v, 1, BG_ROSTER_BATCH_MAX, &x, &sub) != BG_OK)
+            break;
+        pp->min_count_batch = (uint32_t)x;
+        return true;
+    case ROSTER_K_NONE:
+    case ROSTER_K_COUNT:
+        break;
+    }
+    ini_fail(ps, sub.code ? sub.code : BG_EINVAL, "%s %s: %s", lab, k->name, sub.msg);
+    return false;
+}
+
+/* inih leaves an inline comment on a continuation line: cut " ;..." off. */
+static void
+strip_comment(char *buf, size_t bufsz, const char *v)
+{
+    snprintf(buf, bufsz, "%s", v);
+    for (char *p = buf; *p != '\0'; p++) {
+        if (*p == ';' && p > buf && isspace((unsigned char)p[-1])) {
+            *p = '\0';
+            break;
+        }
+    }
+    size_t n = strlen(buf);
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = '\0';
+}
+
+static int
+ini_on_value(void *user, const char *section, const char *name, const char *value)
+{
+    (void)section; /* ini_section already knows, and inih truncates long names */
+    struct ini *ps = user;
+    char lab[128], sv[BG_ROSTER_SAFE_MAX];
+    if (ps->failed)
+        return 0;
+    if (ps->sect == ROSTER_SEC_NONE) {
+        ini_fail(ps, BG_EINVAL, "key '%s' outside any section", bg_roster_safe(name, sv));
+        return 0;
+    }
+    ini_label(ps, lab, sizeof lab);
+    struct ini_item *item = ini_cur(ps);
+    if (ps->cont) {
+        const struct bg_roster_keydef *k = bg_roster_keydef_of(ps->last_key);
+        if (k == NULL || k->sect != ps->sect || !(k->flags & ROSTER_F_LIST)) {
+            ini_fail(ps, BG_EINVAL,
+                     "%s: an indented line continues the value above, which only lists "
+                     "(lists, purposes, grade_map) may do; do not indent keys",
+                     lab);
+            return 0;
+        }
+        char buf[256];
+        strip_comment(buf, sizeof buf, value);
+        return ini_value(ps, k, buf, lab) ? 1 : 0;
+    }
+    const struct bg_roster_keydef *k = keydef_find(ps->sect, name);
+    if (k == NULL) {
+        ini_fail(ps, BG_EINVAL, "unknown key '%s' in %s", bg_roster_safe(name, sv), lab);
+        return 0;
+    }
+    if (item->line[k->id] != 0) {
+        ini_fail(ps, BG_EINVAL, "%s %s given twice (first at line %u)", lab, k->name,
+                 (unsigned)item->line[k->id]);
+        return 0;
+    }
+    item->line[k->id] = (uint32_t)ps->line;
+    ps->last_key = k->id;
+    return ini_value(ps, k, value, lab) ? 1 : 0;
+}
+
+/* Every required key present, in section order. */
+static bool
+ini_check_required(struct ini *ps)
+{
+    char lab[128];
+    if (!ps->have_fed) {
+        ps->line = 0;
+        ini_fail(ps, BG_EINVAL, "the [federation] section is missing");
+        return false;
+    }
+    const struct {
+        enum bg_roster_sect sect;
+        size_t n;
+        struct ini_item *items;
+    } all[] = {
+        {ROSTER_SEC_FEDERATION, 1, &ps->fed},
+        {ROSTER_SEC_PURPOSE, ps->m->n_purposes, ps->purp},
+        {ROSTER_SEC_MEMBER, ps->m->n_members, ps->mem},
+        {ROSTER_SEC_PERMISSION, ps->m->n_permissions, ps->perm},
+    };
+    for (size_t s = 0; s < sizeof all / sizeof all[0]; s++) {
+        for (size_t i = 0; i < all[s].n; i++) {
+            const struct ini_item *it = &all[s].items[i];
+            const Baygate__Roster *m = ps->m;
+            switch (all[s].sect) {
+            case ROSTER_SEC_PURPOSE:
+                bg_roster_sect_label(lab, sizeof lab, ROSTER_SEC_PURPOSE, m->purposes[i]->name,
+                                     NULL);
+                break;
+            case ROSTER_SEC_MEMBER:
+                bg_roster_sect_label(lab, sizeof lab, ROSTER_SEC_MEMBER, m->members[i]->city, NULL);
+                break;
+            case ROSTER_SEC_PERMISSION:
+                bg_roster_sect_label(lab, sizeof lab, ROSTER_SEC_PERMISSION,
+                                     m->permissions[i]->asker, m->permissions[i]->answerer);
+                break;
+            default:
+                bg_roster_sect_label(lab, sizeof lab, all[s].sect, NULL, NULL);
+                break;
+            }
+            ps->line = it->line[ROSTER_K_NONE];
+            for (size_t k = 0; k < bg_roster_nkeydefs; k++) {
+                if (bg_roster_keydefs[k].sect != all[s].sect ||
+                    !(bg_roster_keydefs[k].flags & ROSTER_F_REQUIRED) ||
+                    it->line[bg_roster_keydefs[k].id] != 0)
+                    continue;
+                ini_fail(ps, BG_EINVAL, "%s %s is required", lab, bg_roster_keydefs[k].name);
+                return false;
+            }
+            if (all[s].sect == ROSTER_SEC_MEMBER && it->line[ROSTER_K_CERTIFICATE] == 0 &&
+                it->line[ROSTER_K_FINGERPRINT] == 0) {
+                ini_fail(ps, BG_EINVAL, "%s certificate (or fingerprint) is required", lab);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Turns each member's "G:R, G:R" text into GradeMappings: R is a grade of
+ * the common scale or a rank number. */
+static bool
+ini_grade_maps(struct ini *ps)
+{
+    char lab[128], sv[BG_ROSTER_SAFE_MAX];
+    bg_scale common;
+    if (bg_scale_parse(ps->m->common_scale, &common, NULL) != BG_OK)
+        return true; /* bg_roster_build() reports the common scale first */
+    for (size_t i = 0; i < ps->m->n_members; i++) {
+        Baygate__Member *mm = ps->m->members[i];
+        const char *p = ps->mem[i].grade_raw;
+        if (p == NULL)
+            continue;
+        bg_roster_sect_label(lab, sizeof lab, ROSTER_SEC_MEMBER, mm->city, NULL);
+        ps->line = ps->mem[i].line[ROSTER_K_GRADE_MAP];
+        while (*p != '\0') {
+            const char *comma = strchr(p, ',');
+            size_t n = comma ? (size_t)(comma - p) : strlen(p);
+            const char *item = p;
+            p = comma ? comma + 1 : p + n;
+            trim(&item, &n);
+            const char *colon = memchr(item, ':', n);
+            char tok[64];
+            snprintf(tok, sizeof tok, "%.*s", (int)(n < 63 ? n : 63), item);
+            if (colon == NULL) {
+                ini_fail(ps, BG_EINVAL, "%s grade_map: '%s' is not GRADE:RANK", lab,
+                         bg_roster_safe(tok, sv));
+                return false;
+            }
+            const char *g = item, *c = colon + 1;
+            size_t gn = (size_t)(colon - item), cn = n - gn - 1;
+            trim(&g, &gn);
+            trim(&c, &cn);
+            int ci = bg_scale_index(&common, c, cn);
+            uint64_t rank = 0;
+            char num[10];
+            snprintf(num, sizeof num, "%.*s", (int)(cn < 9 ? cn : 9), c);
+            if (ci >= 0) {
+                rank = (uint64_t)ci + 1;
+            } else if (cn > 9 || bg_num_u64(num, 0, UINT32_MAX, &rank, NULL) != BG_OK) {
+                ini_fail(ps, BG_EINVAL,
+                         "%s grade_map: '%s' is neither a rank nor a grade of the common "
+                         "scale %s",
+                         lab, bg_roster_safe(tok, sv), common.name);
+                return false;
+            }
+            Baygate__GradeMapping *gm = malloc(sizeof *gm);
+            Baygate__GradeMapping **na = realloc(mm->grade_map, (mm->n_grade_map + 1) * sizeof *na);
+            if (na != NULL)
+                mm->grade_map = na;
+            if (gm == NULL || na == NULL) {
+                free(gm);
+                ini_fail(ps, BG_ENOMEM, "out of memory");
+                return false;
+            }
+            baygate__grade_mapping__init(gm);
+            mm->grade_map[mm->n_grade_map++] = gm;
+            if ((gm->grade = dup_n(g, gn)) == NULL) {
+                ini_fail(ps, BG_ENOMEM, "out of memory");
+                return false;
+            }
+            gm->common = (uint32_t)rank;
+        }
+    }
+    return true;
+}
+
+static uint32_t
+ini_where_line(const struct ini *ps, const struct bg_roster_where *w)
+{
+    const struct ini_item *it = NULL;
+    switch (w->sect) {
+    case ROSTER_SEC_FEDERATION:
+        it = &ps->fed;
+        break;
+    case ROSTER_SEC_PURPOSE:
+        it = w->index < ps->m->n_purposes ? &ps->purp[w->index] : NULL;
+        break;
+    case ROSTER_SEC_MEMBER:
+        it = w->index < ps->m->n_members ? &ps->mem[w->index] : NULL;
+        break;
+    case ROSTER_SEC_PERMISSION:
+        it = w->index < ps->m->n_permissions ? &ps->perm[w->index] : NULL;
+        break;
+    case ROSTER_SEC_NONE:
+        break;
+    }
+    if (it == NULL)
+        return 0;
+    uint32_t line = it->line[w->key];
+    if (line == 0 && w->key == ROSTER_K_FINGERPRINT)
+        line = it->line[ROSTER_K_CERTIFICATE];
+    return line != 0 ? line : it->line[ROSTER_K_NONE];
+}
+
+static void
+ini_free_items(struct ini_item *items, size_t n)
+{
+    for (size_t i = 0; items != NULL && i < n; i++)
+        free(items[i].grade_raw);
+    free(items);
+}
+
+/* Frees everything the parse made: the items of every section (whatever
+ * they hold) and the message. */
+static void
+ini_free(struct ini *ps)
+{
+    free(ps->fed.grade_raw);
+    if (ps->m != NULL) {
+        ini_free_items(ps->purp, ps->m->n_purposes);
+        ini_free_items(ps->mem, ps->m->n_members);
+        ini_free_items(ps->perm, ps->m->n_permissions);
+        protobuf_c_message_free_unpacked(&ps->m->base, NULL);
+    }
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+bg_roster_parse_ini_text(const char *text, size_t len, const char *base_dir, const char *name,
+                         X509 *ca_cert, bg_roster **out, bg_err *err)
+{
+    *out = NULL;
+    if (name == NULL)
+        name = "roster.ini";
+    if (len > BG_ROSTER_INI_MAX)
+        return bg_err_set(err, BG_ELIMIT, "%s is larger than %d bytes", name, BG_ROSTER_INI_MAX);
+    if (memchr(text, '\0', len) != NULL)
+        return bg_err_set(err, BG_EINVAL, "%s holds a NUL byte; not a roster source", name);
+    struct ini ps = {.name = name,
+                     .base_dir = base_dir ? base_dir : ".",
+                     .ca = ca_cert,
+                     .text = text,
+                     .len = len};
+    ps.m = malloc(sizeof *ps.m);
+    if (ps.m == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    baygate__roster__init(ps.m);
+
+    int rc = BG_OK;
+    int r = ini_parse_stream(ini_read_line, &ps, ini_on_value, &ps);
+    /* The earlier of inih's first syntax error and ours. */
+    if (r > 0 && (!ps.failed || (size_t)r < ps.err_line)) {
+        rc = bg_err_set(err, BG_EINVAL, "%s:%d: expected 'key = value' or '[section]'", name, r);
+        goto out;
+    }
+    if (r < 0 && !ps.failed) {
+        rc = bg_err_set(err, BG_ENOMEM, "%s: the ini parser failed (%d)", name, r);
+        goto out;
+    }
+    if (!ps.failed && ini_check_required(&ps))
+        ini_grade_maps(&ps);
+    if (ps.failed) {
+        rc = ps.err_line ? bg_err_set(err, ps.sub.code, "%s:%zu: %s", name, ps.err_line, ps.sub.msg)
+                         : bg_err_set(err, ps.sub.code, "%s: %s", name, ps.sub.msg);
+        goto out;
+    }
+    ps.m->issued_at_ms = now_ms();
+
+    size_t plen = baygate__roster__get_packed_size(ps.m);
+    uint8_t *bytes = malloc(plen > 0 ? plen : 1);
+    if (bytes == NULL) {
+        rc = bg_err_set(err, BG_ENOMEM, "out of memory");
+        goto out;
+    }
+    baygate__roster__pack(ps.m, bytes);
+    struct bg_roster_where w = {ROSTER_SEC_NONE, 0, ROSTER_K_NONE};
+    bg_err sub = {0};
+    rc = bg_roster_build(ps.m, bytes, plen, out, &w, &sub);
+    free(bytes);
+    if (rc != BG_OK) {
+        uint32_t line = ini_where_line(&ps, &w);
+        if (line != 0)
+            bg_err_set(err, rc, "%s:%u: %s", name, (unsigned)line, sub.msg);
+        else
+            bg_err_set(err, rc, "%s: %s", name, sub.msg);
+    }
+out:
+    ini_free(&ps);
+    return rc;
+}
+
+int
+bg_roster_parse_ini(const char *path, X509 *ca_cert, bg_roster **out, bg_err *err)
+{
+    *out = NULL;
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int rc = bg_file_read(path, BG_ROSTER_INI_MAX, &text, &len, NULL, err);
+    if (rc != BG_OK)
+        return rc;
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else if ((size_t)(slash - path) < sizeof dir) {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+    } else {
+        free(text);
+        return bg_err_set(err, BG_ELIMIT, "path %s is too long", path);
+    }
+    rc = bg_roster_parse_ini_text((const char *)text, len, dir, path, ca_cert, out, err);
+    free(text);
+    return rc;
+}
