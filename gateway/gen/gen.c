@@ -21,6 +21,7 @@
 
 #include "common/json.h"
 #include "domain/uscc.h"
+#include "gateway/record/csv.h"
 #include "gateway/record/record.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -673,171 +674,96 @@ pool_add(gen_pool *p, const char *code, const char *name, size_t name_len)
     return BG_OK;
 }
 
-/*
- * A small RFC 4180 reader for the share file. It keeps only the uscc and
- * name cells; every other cell is scanned (quotes respected) and dropped.
- */
-typedef struct share_rd {
-    FILE *f;
-    const char *path;
-    uint64_t line;     /* physical line the reader is on (1-based) */
-    uint64_t rec_line; /* line the current record started on */
-    bool header;       /* reading the header: look for the column names */
-    long col_uscc, col_name;
-    char cell[SHARE_CELL_MAX];
-    size_t cell_len;
-    bool cell_long;
-    char uscc[SHARE_CELL_MAX];
-    size_t uscc_len;
-    bool uscc_long;
-    char name[BG_NAME_MAX];
-    size_t name_len;
-    bool name_long;
-    long nfields;
-} share_rd;
-
-static void
-share_cell_end(share_rd *r)
-{
-    long idx = r->nfields++;
-    if (r->header) {
-        /* A UTF-8 byte order mark may open the file; it is not part of the name. */
-        const char *h = r->cell;
-        size_t hlen = r->cell_len;
-        if (idx == 0 && hlen >= 3 && memcmp(h, "\xEF\xBB\xBF", 3) == 0) {
-            h += 3;
-            hlen -= 3;
-        }
-        if (!r->cell_long && hlen == 4 && memcmp(h, "uscc", 4) == 0 && r->col_uscc < 0)
-            r->col_uscc = idx;
-        else if (!r->cell_long && hlen == 4 && memcmp(h, "name", 4) == 0 && r->col_name < 0)
-            r->col_name = idx;
-    } else if (idx == r->col_uscc) {
-        memcpy(r->uscc, r->cell, r->cell_len);
-        r->uscc_len = r->cell_len;
-        r->uscc_long = r->cell_long;
-    } else if (idx == r->col_name) {
-        size_t n = r->cell_len;
-        r->name_long = r->cell_long || n > sizeof r->name;
-        if (n > sizeof r->name)
-            n = sizeof r->name;
-        memcpy(r->name, r->cell, n);
-        r->name_len = n;
-    }
-    r->cell_len = 0;
-    r->cell_long = false;
-}
-
-static void
-share_cell_byte(share_rd *r, int c)
-{
-    if (r->cell_len < sizeof r->cell)
-        r->cell[r->cell_len++] = (char)c;
-    else
-        r->cell_long = true;
-}
-
-/*
- * Reads one record. BG_OK, BG_ENOTFOUND at the end, BG_EINVAL (what names
- * the fault, line in r->rec_line) or BG_EIO.
- */
+/* The share file's own words for a record bg_csv refused. */
 static int
-share_next(share_rd *r, const char **what)
+share_fault(const char *path, bg_csv *csv, const bg_err *cerr, bg_err *err)
 {
-    size_t bytes = 0;
-    int c;
-    for (;;) {
-        r->nfields = 0;
-        r->cell_len = 0;
-        r->cell_long = false;
-        r->uscc_len = r->name_len = 0;
-        r->uscc_long = r->name_long = false;
-        r->rec_line = r->line;
-        c = getc_unlocked(r->f);
-        if (c == EOF)
-            return ferror(r->f) ? BG_EIO : BG_ENOTFOUND;
-        if (c == '\n') { /* an empty line holds no record */
-            r->line++;
-            continue;
-        }
-        if (c == '\r') {
-            int c2 = getc_unlocked(r->f);
-            if (c2 == '\n') {
-                r->line++;
-                continue;
-            }
-            if (c2 != EOF)
-                ungetc(c2, r->f);
-            continue;
-        }
+    const char *what = NULL;
+    switch (bg_csv_last_fault(csv)) {
+    case BG_CSV_FAULT_STRAY_QUOTE:
+        what = "quote inside an unquoted field";
+        break;
+    case BG_CSV_FAULT_AFTER_QUOTE:
+        what = "unexpected character after a closing quote";
+        break;
+    case BG_CSV_FAULT_UNTERMINATED:
+        what = "unterminated quoted field";
+        break;
+    default:
         break;
     }
-    for (;;) { /* one cell per iteration; c is its first byte */
-        if (c == '"') {
-            for (;;) {
-                c = getc_unlocked(r->f);
-                if (++bytes > SHARE_RECORD_MAX) {
-                    *what = "record longer than 65536 bytes";
-                    return BG_EINVAL;
-                }
-                if (c == EOF) {
-                    if (ferror(r->f))
-                        return BG_EIO;
-                    *what = "unterminated quoted field";
-                    return BG_EINVAL;
-                }
-                if (c == '"') {
-                    c = getc_unlocked(r->f);
-                    if (c != '"')
-                        break;
-                } else if (c == '\n') {
-                    r->line++;
-                }
-                share_cell_byte(r, c);
-            }
-            if (c != ',' && c != '\n' && c != '\r' && c != EOF) {
-                *what = "unexpected character after a closing quote";
-                return BG_EINVAL;
-            }
-        } else {
-            while (c != ',' && c != '\n' && c != '\r' && c != EOF) {
-                if (c == '"') {
-                    *what = "quote inside an unquoted field";
-                    return BG_EINVAL;
-                }
-                if (++bytes > SHARE_RECORD_MAX) {
-                    *what = "record longer than 65536 bytes";
-                    return BG_EINVAL;
-                }
-                share_cell_byte(r, c);
-                c = getc_unlocked(r->f);
-            }
-        }
-        share_cell_end(r);
-        if (c == ',') {
-            c = getc_unlocked(r->f);
-            continue;
-        }
-        if (c == '\r') {
-            int c2 = getc_unlocked(r->f);
-            if (c2 != '\n' && c2 != EOF)
-                ungetc(c2, r->f);
-        }
-        if (c == EOF && ferror(r->f))
-            return BG_EIO;
-        r->line++;
-        return BG_OK;
-    }
+    if (what == NULL) /* too long, too many fields: the reader's message says it */
+        return bg_err_set(err, BG_EINVAL, "share file '%.300s' %s", path, cerr->msg);
+    return bg_err_set(err, BG_EINVAL, "share file '%.300s' line %llu: %s", path,
+                      (unsigned long long)bg_csv_line(csv), what);
 }
 
+/*
+ * The next record of the share file. Invalid UTF-8 does not fail it: its fields
+ * are whole, and a row is only used if its code parses and its name is UTF-8.
+ */
 static int
-share_error(int rc, const share_rd *r, const char *what, bg_err *err)
+share_next(const char *path, bg_csv *csv, bg_csv_field **f, size_t *nf, bg_err *err)
 {
+    bg_err cerr = {0};
+    int rc = bg_csv_next(csv, f, nf, &cerr);
+    if (rc == BG_OK || rc == BG_ENOTFOUND)
+        return rc;
     if (rc == BG_EIO)
-        return bg_err_set(err, BG_EIO, "share file '%.300s': read failed: %s", r->path,
+        return bg_err_set(err, BG_EIO, "share file '%.300s': read failed: %s", path,
                           strerror(errno));
-    return bg_err_set(err, rc, "share file '%.300s' line %llu: %s", r->path,
-                      (unsigned long long)r->rec_line, what);
+    if (bg_csv_last_fault(csv) == BG_CSV_FAULT_UTF8)
+        return BG_OK;
+    return share_fault(path, csv, &cerr, err);
+}
+
+static bool
+field_is(const bg_csv_field *f, const char *s)
+{
+    return f->len == strlen(s) && memcmp(f->p, s, f->len) == 0;
+}
+
+/* The header's uscc and name columns (the first of each). */
+static int
+share_header(const char *path, bg_csv *csv, size_t *col_uscc, size_t *col_name, bg_err *err)
+{
+    bg_csv_field *f;
+    size_t nf;
+    int rc = share_next(path, csv, &f, &nf, err);
+    if (rc == BG_ENOTFOUND)
+        return bg_err_set(err, BG_EINVAL, "share file '%.300s' is empty (no header)", path);
+    if (rc != BG_OK)
+        return rc;
+    *col_uscc = *col_name = SIZE_MAX;
+    for (size_t i = 0; i < nf; i++) {
+        if (*col_uscc == SIZE_MAX && field_is(&f[i], "uscc"))
+            *col_uscc = i;
+        else if (*col_name == SIZE_MAX && field_is(&f[i], "name"))
+            *col_name = i;
+    }
+    if (*col_uscc == SIZE_MAX || *col_name == SIZE_MAX)
+        return bg_err_set(err, BG_EINVAL, "share file '%.300s' line %llu: no '%s' column", path,
+                          (unsigned long long)bg_csv_line(csv),
+                          *col_uscc == SIZE_MAX ? "uscc" : "name");
+    return BG_OK;
+}
+
+/* Adds the row's enterprise unless its code or name is unusable or already taken. */
+static int
+share_row(const bg_csv_field *u_cell, const bg_csv_field *n_cell, gen_set *set, gen_pool *pool)
+{
+    bg_uscc u;
+    if (u_cell->len > SHARE_CELL_MAX || bg_uscc_parse(u_cell->p, u_cell->len, &u, NULL) != BG_OK)
+        return BG_OK;
+    if (n_cell->len == 0 || n_cell->len > BG_NAME_MAX ||
+        bg_utf8_valid_prefix((const unsigned char *)n_cell->p, n_cell->len) != n_cell->len)
+        return BG_OK;
+    int ins = set_insert(set, u.code);
+    if (ins < 0)
+        return BG_ENOMEM;
+    if (ins == 0)
+        return BG_OK;
+    return pool_add(pool, u.code, n_cell->p, n_cell->len);
 }
 
 /*
@@ -849,74 +775,37 @@ share_error(int rc, const share_rd *r, const char *what, bg_err *err)
 static int
 share_load(const char *path, gen_set *set, gen_pool *pool, bg_err *err)
 {
-    share_rd *r = calloc(1, sizeof *r);
-    if (r == NULL)
-        return bg_err_set(err, BG_ENOMEM, "out of memory reading the share file");
-    r->f = fopen(path, "rb");
-    if (r->f == NULL) {
-        int e = errno;
-        free(r);
-        return bg_err_set(err, BG_EIO, "cannot open share file '%.300s': %s", path, strerror(e));
-    }
-    r->path = path;
-    r->line = 1;
-    r->header = true;
-    r->col_uscc = r->col_name = -1;
-
-    const char *what = "";
-    int rc = share_next(r, &what);
-    if (rc == BG_ENOTFOUND) {
-        rc = bg_err_set(err, BG_EINVAL, "share file '%.300s' is empty (no header)", path);
-        goto out;
-    }
-    if (rc != BG_OK) {
-        rc = share_error(rc, r, what, err);
-        goto out;
-    }
-    if (r->col_uscc < 0 || r->col_name < 0) {
-        rc = bg_err_set(err, BG_EINVAL, "share file '%.300s' line %llu: no '%s' column", path,
-                        (unsigned long long)r->rec_line, r->col_uscc < 0 ? "uscc" : "name");
-        goto out;
-    }
-    r->header = false;
-    long need = (r->col_uscc > r->col_name ? r->col_uscc : r->col_name) + 1;
-    for (;;) {
-        rc = share_next(r, &what);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return bg_err_set(err, BG_EIO, "cannot open share file '%.300s': %s", path,
+                          strerror(errno));
+    bg_csv *csv = NULL;
+    int rc = bg_csv_open(&csv, f, SHARE_RECORD_MAX, err);
+    size_t col_uscc = 0, col_name = 0;
+    if (rc == BG_OK)
+        rc = share_header(path, csv, &col_uscc, &col_name, err);
+    size_t need = (col_uscc > col_name ? col_uscc : col_name) + 1;
+    while (rc == BG_OK) {
+        bg_csv_field *cells;
+        size_t nf;
+        rc = share_next(path, csv, &cells, &nf, err);
         if (rc == BG_ENOTFOUND) {
             rc = BG_OK;
             break;
         }
-        if (rc != BG_OK) {
-            rc = share_error(rc, r, what, err);
-            goto out;
-        }
-        if (r->nfields < need) {
+        if (rc != BG_OK)
+            break;
+        if (nf < need) {
             rc = bg_err_set(err, BG_EINVAL,
-                            "share file '%.300s' line %llu: %ld fields, expected %ld", path,
-                            (unsigned long long)r->rec_line, r->nfields, need);
-            goto out;
+                            "share file '%.300s' line %llu: %zu fields, expected %zu", path,
+                            (unsigned long long)bg_csv_line(csv), nf, need);
+            break;
         }
-        bg_uscc u;
-        if (r->uscc_long || bg_uscc_parse(r->uscc, r->uscc_len, &u, NULL) != BG_OK)
-            continue;
-        if (r->name_len == 0 || r->name_long ||
-            bg_utf8_valid_prefix((const unsigned char *)r->name, r->name_len) != r->name_len)
-            continue;
-        int ins = set_insert(set, u.code);
-        if (ins < 0) {
+        if (share_row(&cells[col_uscc], &cells[col_name], set, pool) != BG_OK)
             rc = bg_err_set(err, BG_ENOMEM, "out of memory reading share file '%.300s'", path);
-            goto out;
-        }
-        if (ins == 0)
-            continue;
-        if (pool_add(pool, u.code, r->name, r->name_len) != BG_OK) {
-            rc = bg_err_set(err, BG_ENOMEM, "out of memory reading share file '%.300s'", path);
-            goto out;
-        }
     }
-out:
-    fclose(r->f);
-    free(r);
+    bg_csv_close(csv);
+    fclose(f);
     return rc;
 }
 
@@ -1287,32 +1176,6 @@ out_flush(gen *g, bg_err *err)
     return BG_OK;
 }
 
-/* Writes a cell, quoted (RFC 4180) when it holds a comma, quote or line break. */
-static char *
-put_cell(char *p, const char *s, size_t len)
-{
-    bool quote = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == ',' || c == '"' || c == '\n' || c == '\r') {
-            quote = true;
-            break;
-        }
-    }
-    if (!quote) {
-        memcpy(p, s, len);
-        return p + len;
-    }
-    *p++ = '"';
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"')
-            *p++ = '"';
-        *p++ = s[i];
-    }
-    *p++ = '"';
-    return p;
-}
-
 static char *
 put_date(gen *g, char *p, int32_t day)
 {
@@ -1424,10 +1287,10 @@ static void
 write_row(gen *g, const gen_row *row, const char *uscc, size_t uscc_len, bool no_name)
 {
     char *p = g->out + g->out_len;
-    p = put_cell(p, uscc, uscc_len);
+    p += bg_csv_cell(p, uscc, uscc_len);
     *p++ = ',';
     if (!no_name)
-        p = put_cell(p, row->name, row->name_len);
+        p += bg_csv_cell(p, row->name, row->name_len);
     *p++ = ',';
     if (row->grade >= 0) {
         *p++ = "ABCD"[row->grade];
@@ -1443,7 +1306,7 @@ write_row(gen *g, const gen_row *row, const char *uscc, size_t uscc_len, bool no
         *p++ = ',';
         if (row->listed[l]) {
             const char *reason = gen_reasons[l].items[row->reason[l]].zh;
-            p = put_cell(p, reason, strlen(reason));
+            p += bg_csv_cell(p, reason, strlen(reason));
             *p++ = ',';
             p = put_date(g, p, row->listed_at[l]);
             *p++ = ',';
