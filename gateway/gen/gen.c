@@ -1113,6 +1113,76 @@ gen_setup(gen *g, const bg_gen_opts *opts, const gen_city *city, FILE *out, bg_e
     return BG_OK;
 }
 
+/* The row's enterprise, and its defect if it draws one; the stats counted. */
+static void
+write_one(gen *g, gen_row *row, bg_gen_stats *stats)
+{
+    const bg_gen_opts *opts = g->opts;
+    gen_credit(g, row);
+    char ubuf[128];
+    const char *uscc = row->code;
+    size_t uscc_len = BG_USCC_LEN;
+    bool no_name = false;
+    if (opts->dirty_rate > 0.0) {
+        if (rng_chance(&g->drng, opts->dirty_rate)) {
+            int kind = make_defect(g, row->code, ubuf, &uscc_len, &no_name);
+            uscc = ubuf;
+            stats->defects[kind]++;
+        } else {
+            reservoir_add(g, row->code);
+        }
+    }
+    write_row(g, row, uscc, uscc_len, no_name);
+
+    stats->rows++;
+    for (int l = 0; l < BG_LIST_COUNT; l++)
+        stats->listed[l] += row->listed[l];
+    if (row->grade >= 0) {
+        stats->graded++;
+        stats->grades[row->grade]++;
+    }
+}
+
+/*
+ * Exactly round(share_rate * count) rows are shared (fewer if the file has
+ * fewer enterprises), spread uniformly by selection sampling; each takes a
+ * distinct enterprise by a partial Fisher-Yates shuffle of the pool.
+ */
+static int
+write_rows(gen *g, gen_row *row, bg_gen_stats *stats, bg_err *err)
+{
+    const bg_gen_opts *opts = g->opts;
+    uint64_t want_shared = (uint64_t)(opts->share_rate * (double)opts->count + 0.5);
+    if (want_shared > opts->count)
+        want_shared = opts->count;
+    if (want_shared > g->pool.n)
+        want_shared = g->pool.n;
+    uint64_t need = want_shared;
+    int rc;
+
+    for (uint64_t i = 0; i < opts->count; i++) {
+        if (GEN_OUTBUF - g->out_len < GEN_ROW_MAX && (rc = out_flush(g, err)) != BG_OK)
+            return rc;
+        bool shared = need > 0 && rng_below64(&g->srng, opts->count - i) < need;
+        if (shared) {
+            uint64_t used = want_shared - need;
+            uint64_t j = used + rng_below64(&g->srng, g->pool.n - used);
+            gen_pool_item tmp = g->pool.items[j];
+            g->pool.items[j] = g->pool.items[used];
+            g->pool.items[used] = tmp;
+            memcpy(row->code, tmp.code, BG_USCC_LEN);
+            row->name = g->pool.names + tmp.name_off;
+            row->name_len = tmp.name_len;
+            need--;
+            stats->shared++;
+        } else if ((rc = gen_enterprise(g, row)) != BG_OK) {
+            return bg_err_set(err, rc, "out of memory after %llu rows", (unsigned long long)i);
+        }
+        write_one(g, row, stats);
+    }
+    return BG_OK;
+}
+
 int
 bg_gen_write(const bg_gen_opts *opts, FILE *out, bg_gen_stats *stats, bg_err *err)
 {
@@ -1140,63 +1210,8 @@ bg_gen_write(const bg_gen_opts *opts, FILE *out, bg_gen_stats *stats, bg_err *er
         goto done;
 
     g->out_len = bg_record_header(g->out, GEN_ROW_MAX);
-
-    /*
-     * Exactly round(share_rate * count) rows are shared (fewer if the file has
-     * fewer enterprises), spread uniformly by selection sampling; each takes a
-     * distinct enterprise by a partial Fisher-Yates shuffle of the pool.
-     */
-    uint64_t want_shared = (uint64_t)(opts->share_rate * (double)opts->count + 0.5);
-    if (want_shared > opts->count)
-        want_shared = opts->count;
-    if (want_shared > g->pool.n)
-        want_shared = g->pool.n;
-    uint64_t need = want_shared;
-
-    for (uint64_t i = 0; i < opts->count; i++) {
-        if (GEN_OUTBUF - g->out_len < GEN_ROW_MAX && (rc = out_flush(g, err)) != BG_OK)
-            goto done;
-        bool shared = need > 0 && rng_below64(&g->srng, opts->count - i) < need;
-        if (shared) {
-            uint64_t used = want_shared - need;
-            uint64_t j = used + rng_below64(&g->srng, g->pool.n - used);
-            gen_pool_item tmp = g->pool.items[j];
-            g->pool.items[j] = g->pool.items[used];
-            g->pool.items[used] = tmp;
-            memcpy(row->code, tmp.code, BG_USCC_LEN);
-            row->name = g->pool.names + tmp.name_off;
-            row->name_len = tmp.name_len;
-            need--;
-            stats->shared++;
-        } else if ((rc = gen_enterprise(g, row)) != BG_OK) {
-            rc = bg_err_set(err, rc, "out of memory after %llu rows", (unsigned long long)i);
-            goto done;
-        }
-        gen_credit(g, row);
-
-        char ubuf[128];
-        const char *uscc = row->code;
-        size_t uscc_len = BG_USCC_LEN;
-        bool no_name = false;
-        if (opts->dirty_rate > 0.0) {
-            if (rng_chance(&g->drng, opts->dirty_rate)) {
-                int kind = make_defect(g, row->code, ubuf, &uscc_len, &no_name);
-                uscc = ubuf;
-                stats->defects[kind]++;
-            } else {
-                reservoir_add(g, row->code);
-            }
-        }
-        write_row(g, row, uscc, uscc_len, no_name);
-
-        stats->rows++;
-        for (int l = 0; l < BG_LIST_COUNT; l++)
-            stats->listed[l] += row->listed[l];
-        if (row->grade >= 0) {
-            stats->graded++;
-            stats->grades[row->grade]++;
-        }
-    }
+    if ((rc = write_rows(g, row, stats, err)) != BG_OK)
+        goto done;
     if ((rc = out_flush(g, err)) != BG_OK)
         goto done;
     if (fflush(out) != 0 || ferror(out)) {
