@@ -20,8 +20,9 @@
  * line.
  *
  * One file per act (demo_pki, demo_data, demo_live, demo_psi, demo_recognise,
- * demo_repair, demo_evidence, demo_rogue), the steps and files they share in
- * demo_step and demo_truth, the order of the acts in demo.c (demo_int.h).
+ * demo_repair, demo_evidence, demo_rogue), the cities in demo_cities, the steps
+ * and files the acts share in demo_step and demo_truth, the order of the acts in
+ * demo.c (demo_int.h).
  */
 #ifndef BG_DEMO_H
 #define BG_DEMO_H

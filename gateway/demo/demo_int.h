@@ -2,9 +2,10 @@
  * demo_int.h - inside the demo (demo.h): the three cities, the state the acts
  * share, the steps they run and the files they read back.
  *
- * Layers inside the folder: demo_step (running commands, reading their output)
- * and demo_truth (what the stores hold, what the queries answered) call nothing
- * else here; each act file calls only those two; demo.c calls the acts in order.
+ * Layers inside the folder: demo_cities (data only); demo_step (running commands,
+ * reading their output), which calls nothing else here; demo_truth (what the stores
+ * hold, what the queries answered), which calls demo_step; each act file calls only
+ * those; demo.c calls the acts in order.
  * Functions return an exit status (cli.h) unless they say otherwise; a failed
  * check is counted with demo_tally and does not stop the tour, an operational
  * error (BG_EXIT_ERROR, its message on stderr) does.
