@@ -5,14 +5,11 @@
  */
 #include "gateway/demo/demo_int.h"
 
-#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "certs/pki.h"
 #include "common/num.h"
@@ -149,12 +146,7 @@ wait_cosigned(demo *d, uint64_t leaf, uint64_t *size, bg_audit_hash root)
     time_t deadline = time(NULL) + 60;
     struct timespec pause = {.tv_nsec = 250 * 1000 * 1000};
     for (;;) {
-        unlink(out);
-        pid_t pid = demo_spawn(d, args, out);
-        int st = 0;
-        while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        char *json = pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? demo_slurp(out) : NULL;
+        char *json = demo_capture_silent(d, args, out) == BG_EXIT_OK ? demo_slurp(out) : NULL;
         bool got = json != NULL && cosigned_head(json, demo_cities[SZ].code, size, root);
         free(json);
         if (got && *size > leaf)

@@ -84,6 +84,9 @@ int demo_run(demo *d, int mode, const char *const *args);
  * read; returns its exit status. */
 int demo_capture(demo *d, const char *const *args, const char *path);
 
+/* The same, not echoed (a step polled until it shows something). */
+int demo_capture_silent(demo *d, const char *const *args, const char *path);
+
 /* Runs a step; returns from the calling act with BG_EXIT_ERROR if it fails. */
 #define DEMO_RUN(d, mode, ...)                                                                     \
     do {                                                                                           \

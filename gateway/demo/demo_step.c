@@ -94,6 +94,12 @@ int
 demo_capture(demo *d, const char *const *args, const char *path)
 {
     echo(args);
+    return demo_capture_silent(d, args, path);
+}
+
+int
+demo_capture_silent(demo *d, const char *const *args, const char *path)
+{
     fflush(stdout);
     unlink(path);
     pid_t pid = demo_spawn(d, args, path);
