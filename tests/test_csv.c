@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/store/csv.h"
+#include "gateway/record/csv.h"
 
 typedef struct reader {
     FILE *f;

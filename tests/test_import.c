@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "domain/uscc.h"
+#include "gateway/record/csv.h"
 #include "gateway/record/record.h"
-#include "gateway/store/csv.h"
 #include "gateway/store/import.h"
 #include "gateway/store/store.h"
 

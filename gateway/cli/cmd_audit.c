@@ -107,6 +107,23 @@ gw_log_open(const char *cmd, const char *dir, struct gw *g, bg_audit_log **log)
     return ex;
 }
 
+typedef int (*log_fn)(const char *cmd, const struct audit_opts *o, struct gw *g, bg_audit_log *log);
+
+/* Runs fn on the gateway's log (gw_log_open), then closes the log and frees the
+ * certificate whatever fn returned: head, proof and consistency all run so. */
+static int
+with_log(const char *cmd, const struct audit_opts *o, log_fn fn)
+{
+    struct gw g;
+    bg_audit_log *log = NULL;
+    int ex = gw_log_open(cmd, o->dir, &g, &log);
+    if (ex == BG_EXIT_OK)
+        ex = fn(cmd, o, &g, log);
+    bg_audit_close(log);
+    X509_free(g.cert);
+    return ex;
+}
+
 static void
 fmt_ms(int64_t ms, char out[BG_PKI_TIME_LEN])
 {
@@ -151,14 +168,9 @@ print_proof(const bg_audit_hash *p, size_t n, bool json)
 /* --- head --- */
 
 static int
-audit_head(const struct audit_opts *o)
+audit_head(const char *cmd, const struct audit_opts *o, struct gw *gw, bg_audit_log *log)
 {
-    const char *cmd = "audit head";
-    struct gw g;
-    bg_audit_log *log = NULL;
-    int ex = gw_log_open(cmd, o->dir, &g, &log);
-    if (ex != BG_EXIT_OK)
-        goto out;
+    (void)cmd;
     bg_err err = {0};
     uint64_t n = bg_audit_size(log);
     bg_audit_hash root;
@@ -167,7 +179,7 @@ audit_head(const struct audit_opts *o)
     bg_audit_hash_hex(root, rhex);
     bg_audit_head h;
     bool have = bg_audit_head_latest(log, &h, &err) == BG_OK;
-    bool ok = have && head_sig_ok(&g, &h, why, sizeof why);
+    bool ok = have && head_sig_ok(gw, &h, why, sizeof why);
     if (have) {
         bg_audit_hash_hex(h.root, hhex);
         fmt_ms(h.timestamp_ms, ts);
@@ -175,7 +187,7 @@ audit_head(const struct audit_opts *o)
     if (o->json) {
         printf("{\"city\":\"%s\",\"log_size\":%" PRIu64 ",\"log_root\":\"%s\",\"heads\":%zu,"
                "\"head\":",
-               g.cfg.city, n, rhex, bg_audit_head_count(log));
+               gw->cfg.city, n, rhex, bg_audit_head_count(log));
         if (!have)
             printf("null");
         else {
@@ -190,7 +202,7 @@ audit_head(const struct audit_opts *o)
         }
         printf("}\n");
     } else {
-        printf("audit log of %s: %" PRIu64 " leaves, root %s\n", g.cfg.city, n, rhex);
+        printf("audit log of %s: %" PRIu64 " leaves, root %s\n", gw->cfg.city, n, rhex);
         if (!have)
             printf("no signed tree head yet\n");
         else
@@ -198,11 +210,7 @@ audit_head(const struct audit_opts *o)
                    "  signature: %s\n",
                    bg_audit_head_count(log), h.size, ts, hhex, ok ? "ok (city certificate)" : why);
     }
-    ex = (!have || ok) ? BG_EXIT_OK : BG_EXIT_FAIL;
-out:
-    bg_audit_close(log);
-    X509_free(g.cert);
-    return ex;
+    return (!have || ok) ? BG_EXIT_OK : BG_EXIT_FAIL;
 }
 
 /* --- proof --- */
@@ -248,59 +256,54 @@ print_leaf(uint64_t idx, const bg_audit_event *ev, const bg_audit_hash lh, bool 
     printf("  leaf hash %s\n", lhex);
 }
 
+/* The size and root a proof is checked against: --size and the log's own root, or
+ * the latest signed head (which must verify); `against` says which. */
 static int
-audit_proof(const struct audit_opts *o)
+proof_root(const char *cmd, const struct audit_opts *o, const struct gw *g, bg_audit_log *log,
+           uint64_t *size, bg_audit_hash root, char against[160])
 {
-    const char *cmd = "audit proof";
-    if (!o->has_leaf)
-        return bg_cli_fail(cmd, "--leaf N is required");
-    struct gw g;
-    bg_audit_log *log = NULL;
-    int ex = gw_log_open(cmd, o->dir, &g, &log);
-    if (ex != BG_EXIT_OK)
-        goto out;
-    ex = BG_EXIT_ERROR;
+    bg_err err = {0};
+    if (o->has_size) {
+        *size = o->size;
+        if (bg_audit_root(log, *size, root, &err) != BG_OK)
+            return bg_cli_fail(cmd, "%s", err.msg);
+        snprintf(against, 160, "the log's own root at size %" PRIu64 " (not signed)", *size);
+        return BG_EXIT_OK;
+    }
+    bg_audit_head h;
+    char why[BG_ERR_MSG_MAX];
+    if (bg_audit_head_latest(log, &h, &err) != BG_OK)
+        return bg_cli_fail(cmd, "%s; give --size to prove against the log's own root", err.msg);
+    if (!head_sig_ok(g, &h, why, sizeof why)) {
+        bg_cli_fail(cmd, "the latest signed head does not verify: %s", why);
+        return BG_EXIT_FAIL;
+    }
+    *size = h.size;
+    memcpy(root, h.root, BG_AUDIT_HASH_LEN);
+    snprintf(against, 160, "the signed head of size %" PRIu64, *size);
+    return BG_EXIT_OK;
+}
+
+static int
+audit_proof(const char *cmd, const struct audit_opts *o, struct gw *g, bg_audit_log *log)
+{
     bg_err err = {0};
     bg_audit_hash root, lh, proof[BG_AUDIT_PROOF_MAX];
-    uint64_t size;
+    uint64_t size = 0;
     char against[160];
-    bg_audit_head h;
-    if (o->has_size) {
-        size = o->size;
-        if (bg_audit_root(log, size, root, &err) != BG_OK) {
-            bg_cli_fail(cmd, "%s", err.msg);
-            goto out;
-        }
-        snprintf(against, sizeof against, "the log's own root at size %" PRIu64 " (not signed)",
-                 size);
-    } else {
-        char why[BG_ERR_MSG_MAX];
-        if (bg_audit_head_latest(log, &h, &err) != BG_OK) {
-            bg_cli_fail(cmd, "%s; give --size to prove against the log's own root", err.msg);
-            goto out;
-        }
-        if (!head_sig_ok(&g, &h, why, sizeof why)) {
-            bg_cli_fail(cmd, "the latest signed head does not verify: %s", why);
-            ex = BG_EXIT_FAIL;
-            goto out;
-        }
-        size = h.size;
-        memcpy(root, h.root, BG_AUDIT_HASH_LEN);
-        snprintf(against, sizeof against, "the signed head of size %" PRIu64, size);
-    }
-    if (o->leaf >= size) {
-        bg_cli_fail(cmd, "leaf %" PRIu64 " is not in a tree of size %" PRIu64 "%s", o->leaf, size,
-                    o->has_size ? "" : " (the latest signed head); give --size");
-        goto out;
-    }
+    int ex = proof_root(cmd, o, g, log, &size, root, against);
+    if (ex != BG_EXIT_OK)
+        return ex;
+    if (o->leaf >= size)
+        return bg_cli_fail(cmd, "leaf %" PRIu64 " is not in a tree of size %" PRIu64 "%s", o->leaf,
+                           size, o->has_size ? "" : " (the latest signed head); give --size");
     bg_audit_event ev;
     size_t plen;
     if (bg_audit_leaf_read(log, o->leaf, NULL, NULL, &ev, &err) != BG_OK ||
         bg_audit_leaf_hash(log, o->leaf, lh, &err) != BG_OK ||
         bg_audit_inclusion_proof(log, o->leaf, size, proof, &plen, &err) != BG_OK) {
         bg_cli_fail(cmd, "%s", err.msg);
-        ex = err.code == BG_EPROTO ? BG_EXIT_FAIL : BG_EXIT_ERROR;
-        goto out;
+        return err.code == BG_EPROTO ? BG_EXIT_FAIL : BG_EXIT_ERROR;
     }
     bg_err verr = {0};
     bool ok = bg_audit_verify_inclusion(o->leaf, size, lh, proof, plen, root, &verr) == BG_OK;
@@ -323,11 +326,7 @@ audit_proof(const struct audit_opts *o)
         else
             printf("DOES NOT VERIFY against %s: %s\n", against, verr.msg);
     }
-    ex = ok ? BG_EXIT_OK : BG_EXIT_FAIL;
-out:
-    bg_audit_close(log);
-    X509_free(g.cert);
-    return ex;
+    return ok ? BG_EXIT_OK : BG_EXIT_FAIL;
 }
 
 /* --- consistency --- */
@@ -353,17 +352,8 @@ root_for(const struct gw *g, bg_audit_log *log, uint64_t size, bg_audit_hash roo
 }
 
 static int
-audit_consistency(const struct audit_opts *o)
+audit_consistency(const char *cmd, const struct audit_opts *o, struct gw *g, bg_audit_log *log)
 {
-    const char *cmd = "audit consistency";
-    if (!o->has_from)
-        return bg_cli_fail(cmd, "--from A is required");
-    struct gw g;
-    bg_audit_log *log = NULL;
-    int ex = gw_log_open(cmd, o->dir, &g, &log);
-    if (ex != BG_EXIT_OK)
-        goto out;
-    ex = BG_EXIT_ERROR;
     bg_err err = {0};
     uint64_t to = o->to;
     if (!o->has_to) {
@@ -373,17 +363,13 @@ audit_consistency(const struct audit_opts *o)
     bg_audit_hash ra, rb, proof[BG_AUDIT_PROOF_MAX];
     bool sa, sb;
     size_t plen;
-    if (o->from > to) {
-        bg_cli_fail(cmd, "--from %" PRIu64 " is beyond --to %" PRIu64 ": a log never shrinks",
-                    o->from, to);
-        goto out;
-    }
-    if (root_for(&g, log, o->from, ra, &sa, &err) != BG_OK ||
-        root_for(&g, log, to, rb, &sb, &err) != BG_OK ||
-        bg_audit_consistency_proof(log, o->from, to, proof, &plen, &err) != BG_OK) {
-        bg_cli_fail(cmd, "%s", err.msg);
-        goto out;
-    }
+    if (o->from > to)
+        return bg_cli_fail(
+            cmd, "--from %" PRIu64 " is beyond --to %" PRIu64 ": a log never shrinks", o->from, to);
+    if (root_for(g, log, o->from, ra, &sa, &err) != BG_OK ||
+        root_for(g, log, to, rb, &sb, &err) != BG_OK ||
+        bg_audit_consistency_proof(log, o->from, to, proof, &plen, &err) != BG_OK)
+        return bg_cli_fail(cmd, "%s", err.msg);
     bg_err verr = {0};
     bool ok = bg_audit_verify_consistency(o->from, to, ra, rb, proof, plen, &verr) == BG_OK;
     char ha[65], hb[65];
@@ -407,88 +393,79 @@ audit_consistency(const struct audit_opts *o)
         else
             printf("DOES NOT VERIFY: %s\n", verr.msg);
     }
-    ex = ok ? BG_EXIT_OK : BG_EXIT_FAIL;
-out:
-    bg_audit_close(log);
-    X509_free(g.cert);
-    return ex;
+    return ok ? BG_EXIT_OK : BG_EXIT_FAIL;
 }
 
 /* --- verify --- */
 
 #define MAX_REPORTED 20
 
-static int
-audit_verify(const struct audit_opts *o)
+/* Every leaf reads back (hash recomputed) and was logged by this city. */
+static uint64_t
+verify_leaves(const struct audit_opts *o, const struct gw *g, bg_audit_log *log)
 {
-    const char *cmd = "audit verify";
-    struct gw g;
-    bg_audit_log *log = NULL;
-    bg_audit_open_report rep;
-    int ex = gw_load(cmd, o->dir, &g);
-    if (ex != BG_EXIT_OK)
-        return ex;
-    if (g.cert == NULL) {
-        X509_free(g.cert);
-        return bg_cli_fail(cmd, "cannot check signatures: %s", g.cert_err);
-    }
-    /* Opening reads every record, checks each record's hash and rebuilds the
-     * whole tree from the leaf hashes it recomputed. */
-    if ((ex = log_open(cmd, &g, &log, &rep)) != BG_EXIT_OK) {
-        X509_free(g.cert);
-        return ex;
-    }
     uint64_t n = bg_audit_size(log), problems = 0;
     bg_err err = {0};
-    if (!o->json)
-        printf("audit log of %s: %" PRIu64 " leaves, %" PRIu64 " signed heads\n", g.cfg.city, n,
-               rep.heads);
-    if (rep.pending_bytes && !o->json)
-        printf("note: %" PRIu64 " bytes at the end are not complete records (being written?)\n",
-               rep.pending_bytes);
     for (uint64_t i = 0; i < n; i++) {
         bg_audit_event ev;
         if (bg_audit_leaf_read(log, i, NULL, NULL, &ev, &err) != BG_OK ||
-            strcmp(ev.city, g.cfg.city) != 0) {
+            strcmp(ev.city, g->cfg.city) != 0) {
             if (++problems <= MAX_REPORTED && !o->json)
                 printf("PROBLEM: leaf %" PRIu64 ": %s\n", i,
                        err.code ? err.msg : "logged by another city");
             bg_err_clear(&err);
         }
     }
+    return problems;
+}
+
+/* What is wrong with head h (what[0] == '\0' if nothing), given the heads before it. */
+static void
+head_problem(const struct gw *g, bg_audit_log *log, const bg_audit_head *h, uint64_t prev_size,
+             int64_t prev_ts, char what[512])
+{
+    uint64_t n = bg_audit_size(log);
+    char why[BG_ERR_MSG_MAX];
+    bg_err err = {0};
+    what[0] = '\0';
+    if (!head_sig_ok(g, h, why, sizeof why))
+        snprintf(what, 512, "signature: %.480s", why);
+    else if (h->size > n)
+        snprintf(what, 512, "covers %" PRIu64 " leaves, the log has %" PRIu64, h->size, n);
+    else if (h->size < prev_size)
+        snprintf(what, 512, "size %" PRIu64 " is smaller than the head before it (%" PRIu64 ")",
+                 h->size, prev_size);
+    else if (h->timestamp_ms < prev_ts)
+        snprintf(what, 512, "timestamp earlier than the head before it");
+    else {
+        bg_audit_hash r;
+        bg_audit_root(log, h->size, r, &err);
+        if (memcmp(r, h->root, BG_AUDIT_HASH_LEN) != 0) {
+            char a[65], b[65];
+            bg_audit_hash_hex(h->root, a);
+            bg_audit_hash_hex(r, b);
+            snprintf(what, 512,
+                     "signed root %.16s... differs from the leaves' root %.16s... at size "
+                     "%" PRIu64,
+                     a, b, h->size);
+        }
+    }
+}
+
+/* Every stored head: signature, size, order, root. */
+static uint64_t
+verify_heads(const struct audit_opts *o, const struct gw *g, bg_audit_log *log, uint64_t problems)
+{
     uint64_t prev_size = 0;
     int64_t prev_ts = INT64_MIN;
+    bg_err err = {0};
     size_t nh = bg_audit_head_count(log);
     for (size_t i = 0; i < nh; i++) {
         bg_audit_head h;
-        char why[BG_ERR_MSG_MAX], ts[BG_PKI_TIME_LEN];
+        char ts[BG_PKI_TIME_LEN], what[512];
         bg_audit_head_get(log, i, &h, &err);
         fmt_ms(h.timestamp_ms, ts);
-        char what[512] = "";
-        if (!head_sig_ok(&g, &h, why, sizeof why))
-            snprintf(what, sizeof what, "signature: %.480s", why);
-        else if (h.size > n)
-            snprintf(what, sizeof what, "covers %" PRIu64 " leaves, the log has %" PRIu64, h.size,
-                     n);
-        else if (h.size < prev_size)
-            snprintf(what, sizeof what,
-                     "size %" PRIu64 " is smaller than the head before it (%" PRIu64 ")", h.size,
-                     prev_size);
-        else if (h.timestamp_ms < prev_ts)
-            snprintf(what, sizeof what, "timestamp earlier than the head before it");
-        else {
-            bg_audit_hash r;
-            bg_audit_root(log, h.size, r, &err);
-            if (memcmp(r, h.root, BG_AUDIT_HASH_LEN) != 0) {
-                char a[65], b[65];
-                bg_audit_hash_hex(h.root, a);
-                bg_audit_hash_hex(r, b);
-                snprintf(what, sizeof what,
-                         "signed root %.16s... differs from the leaves' root %.16s... at size "
-                         "%" PRIu64,
-                         a, b, h.size);
-            }
-        }
+        head_problem(g, log, &h, prev_size, prev_ts, what);
         if (what[0]) {
             if (++problems <= MAX_REPORTED && !o->json)
                 printf("PROBLEM: head %zu (size %" PRIu64 ", %s): %s\n", i, h.size, ts, what);
@@ -500,6 +477,36 @@ audit_verify(const struct audit_opts *o)
         if (h.timestamp_ms > prev_ts)
             prev_ts = h.timestamp_ms;
     }
+    return problems;
+}
+
+static int
+audit_verify(const struct audit_opts *o)
+{
+    const char *cmd = "audit verify";
+    struct gw g;
+    bg_audit_log *log = NULL;
+    bg_audit_open_report rep;
+    int ex = gw_load(cmd, o->dir, &g);
+    if (ex != BG_EXIT_OK)
+        return ex;
+    if (g.cert == NULL)
+        return bg_cli_fail(cmd, "cannot check signatures: %s", g.cert_err);
+    /* Opening reads every record, checks each record's hash and rebuilds the
+     * whole tree from the leaf hashes it recomputed. */
+    if ((ex = log_open(cmd, &g, &log, &rep)) != BG_EXIT_OK) {
+        X509_free(g.cert);
+        return ex;
+    }
+    uint64_t n = bg_audit_size(log);
+    bg_err err = {0};
+    if (!o->json)
+        printf("audit log of %s: %" PRIu64 " leaves, %" PRIu64 " signed heads\n", g.cfg.city, n,
+               rep.heads);
+    if (rep.pending_bytes && !o->json)
+        printf("note: %" PRIu64 " bytes at the end are not complete records (being written?)\n",
+               rep.pending_bytes);
+    uint64_t problems = verify_heads(o, &g, log, verify_leaves(o, &g, log));
     bg_audit_hash root;
     char rhex[65];
     bg_audit_root(log, n, root, &err);
@@ -507,7 +514,8 @@ audit_verify(const struct audit_opts *o)
     if (o->json) {
         printf("{\"city\":\"%s\",\"leaves\":%" PRIu64 ",\"heads\":%zu,\"root\":\"%s\","
                "\"pending_bytes\":%" PRIu64 ",\"problems\":%" PRIu64 ",\"ok\":%s}\n",
-               g.cfg.city, n, nh, rhex, rep.pending_bytes, problems, problems ? "false" : "true");
+               g.cfg.city, n, bg_audit_head_count(log), rhex, rep.pending_bytes, problems,
+               problems ? "false" : "true");
     } else if (problems) {
         if (problems > MAX_REPORTED)
             printf("... and %" PRIu64 " more\n", problems - MAX_REPORTED);
@@ -522,36 +530,16 @@ audit_verify(const struct audit_opts *o)
 
 /* --- witness --- */
 
-static int
-audit_witness(const struct audit_opts *o)
+static void
+witness_peers(const struct audit_opts *o, const struct gw *g, bg_audit_witness *w)
 {
-    const char *cmd = "audit witness";
-    struct gw g;
-    int ex = gw_load(cmd, o->dir, &g);
-    if (ex != BG_EXIT_OK)
-        return ex;
-    X509_free(g.cert); /* cosignatures were verified on receipt, with the peers' certificates */
-    bg_audit_witness *w = NULL;
-    bg_err err = {0};
-    int rc = bg_audit_witness_open(&w, g.audit_dir, g.cfg.city, BG_AUDIT_READ_ONLY, NULL, &err);
-    if (rc == BG_ENOTFOUND) {
-        if (o->json)
-            printf("{\"city\":\"%s\",\"peers\":[],\"received\":[],\"conflicts\":[]}\n", g.cfg.city);
-        else
-            printf("no witness store yet in %s\n", g.audit_dir);
-        return BG_EXIT_OK;
-    }
-    if (rc != BG_OK) {
-        bg_cli_fail(cmd, "%s", err.msg);
-        return rc == BG_EPROTO ? BG_EXIT_FAIL : BG_EXIT_ERROR;
-    }
     char hex[65], ts[BG_PKI_TIME_LEN], ts2[BG_PKI_TIME_LEN];
-    size_t np = bg_audit_witness_peer_count(w), nr = bg_audit_witness_received_count(w),
-           nc = bg_audit_witness_conflict_count(w);
+    bg_err err = {0};
+    size_t np = bg_audit_witness_peer_count(w);
     if (o->json)
-        printf("{\"city\":\"%s\",\"peers\":[", g.cfg.city);
+        printf("{\"city\":\"%s\",\"peers\":[", g->cfg.city);
     else
-        printf("peer logs %s witnesses (%zu):\n", g.cfg.city, np);
+        printf("peer logs %s witnesses (%zu):\n", g->cfg.city, np);
     for (size_t i = 0; i < np; i++) {
         bg_audit_peer_info pi;
         bg_audit_witness_peer(w, i, &pi, &err);
@@ -570,10 +558,18 @@ audit_witness(const struct audit_opts *o)
                    pi.peer, pi.last.size, ts, hex, pi.cosigned, pi.cosigned == 1 ? "" : "s", ts2,
                    pi.conflicts, pi.conflicts == 1 ? "" : "s");
     }
+}
+
+static void
+witness_received(const struct audit_opts *o, const struct gw *g, bg_audit_witness *w)
+{
+    char hex[65], ts[BG_PKI_TIME_LEN];
+    bg_err err = {0};
+    size_t nr = bg_audit_witness_received_count(w);
     if (o->json)
         printf("],\"received\":[");
     else
-        printf("cosignatures of %s's heads (%zu):\n", g.cfg.city, nr);
+        printf("cosignatures of %s's heads (%zu):\n", g->cfg.city, nr);
     for (size_t i = 0; i < nr; i++) {
         bg_audit_cosig c;
         bg_audit_witness_received(w, i, &c, &err);
@@ -589,6 +585,14 @@ audit_witness(const struct audit_opts *o)
             printf("  size %" PRIu64 " root %.16s...  cosigned by %s at %s\n", c.head.size, hex,
                    c.witness, ts);
     }
+}
+
+static void
+witness_conflicts(const struct audit_opts *o, bg_audit_witness *w)
+{
+    char hex[65];
+    bg_err err = {0};
+    size_t nc = bg_audit_witness_conflict_count(w);
     if (o->json)
         printf("],\"conflicts\":[");
     else if (nc)
@@ -614,64 +618,78 @@ audit_witness(const struct audit_opts *o)
     }
     if (o->json)
         printf("]}\n");
+}
+
+static int
+audit_witness(const struct audit_opts *o)
+{
+    const char *cmd = "audit witness";
+    struct gw g;
+    int ex = gw_load(cmd, o->dir, &g);
+    if (ex != BG_EXIT_OK)
+        return ex;
+    X509_free(g.cert); /* cosignatures were verified on receipt, with the peers' certificates */
+    bg_audit_witness *w = NULL;
+    bg_err err = {0};
+    int rc = bg_audit_witness_open(&w, g.audit_dir, g.cfg.city, BG_AUDIT_READ_ONLY, NULL, &err);
+    if (rc == BG_ENOTFOUND) {
+        if (o->json)
+            printf("{\"city\":\"%s\",\"peers\":[],\"received\":[],\"conflicts\":[]}\n", g.cfg.city);
+        else
+            printf("no witness store yet in %s\n", g.audit_dir);
+        return BG_EXIT_OK;
+    }
+    if (rc != BG_OK) {
+        bg_cli_fail(cmd, "%s", err.msg);
+        return rc == BG_EPROTO ? BG_EXIT_FAIL : BG_EXIT_ERROR;
+    }
+    witness_peers(o, &g, w);
+    witness_received(o, &g, w);
+    witness_conflicts(o, w);
     bg_audit_witness_close(w);
     return BG_EXIT_OK;
 }
 
-int
-bg_cmd_audit(int argc, char **argv)
+/* The options after the subcommand. *done when there is nothing more to do (help
+ * shown, or an error: the exit status is returned). */
+static int
+parse_opts(int argc, char **argv, struct audit_opts *o, bool *done)
 {
+    *done = true;
     static const struct option opts[] = {
         {"dir", required_argument, NULL, 'd'},  {"leaf", required_argument, NULL, 'l'},
         {"size", required_argument, NULL, 's'}, {"from", required_argument, NULL, 'f'},
         {"to", required_argument, NULL, 't'},   {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        audit_usage(stdout);
-        return BG_EXIT_OK;
-    }
-    if (argc < 2) {
-        audit_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
-    const char *sub = argv[1];
-    if (sub[0] == '-') {
-        audit_usage(stderr);
-        return bg_cli_fail("audit", "which one? head, proof, consistency, verify or witness");
-    }
-    struct audit_opts o;
-    memset(&o, 0, sizeof o);
     const char *cmd = "audit";
+    memset(o, 0, sizeof *o);
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        uint64_t *num = ch == 'l' ? &o->leaf : ch == 's' ? &o->size : ch == 'f' ? &o->from : &o->to;
+        bool *has = ch == 'l'   ? &o->has_leaf
+                    : ch == 's' ? &o->has_size
+                    : ch == 'f' ? &o->has_from
+                                : &o->has_to;
+        const char *name = ch == 'l'   ? "--leaf"
+                           : ch == 's' ? "--size"
+                           : ch == 'f' ? "--from"
+                                       : "--to";
         switch (ch) {
         case 'd':
-            o.dir = optarg;
+            o->dir = optarg;
             break;
         case 'l':
-            if (!bg_cli_parse_u64(cmd, "--leaf", optarg, &o.leaf))
-                return BG_EXIT_ERROR;
-            o.has_leaf = true;
-            break;
         case 's':
-            if (!bg_cli_parse_u64(cmd, "--size", optarg, &o.size))
-                return BG_EXIT_ERROR;
-            o.has_size = true;
-            break;
         case 'f':
-            if (!bg_cli_parse_u64(cmd, "--from", optarg, &o.from))
-                return BG_EXIT_ERROR;
-            o.has_from = true;
-            break;
         case 't':
-            if (!bg_cli_parse_u64(cmd, "--to", optarg, &o.to))
+            if (!bg_cli_parse_u64(cmd, name, optarg, num))
                 return BG_EXIT_ERROR;
-            o.has_to = true;
+            *has = true;
             break;
         case 'j':
-            o.json = true;
+            o->json = true;
             break;
         case 'h':
             audit_usage(stdout);
@@ -681,21 +699,48 @@ bg_cmd_audit(int argc, char **argv)
             return BG_EXIT_ERROR;
         }
     }
-    if (optind != argc - 1)
-        return bg_cli_fail(cmd, "unexpected argument '%s'", argv[optind + 1]);
-    if (o.dir == NULL)
+    if (optind != argc)
+        return bg_cli_fail(cmd, "unexpected argument '%s'", argv[optind]);
+    if (o->dir == NULL)
         return bg_cli_fail(cmd, "--dir GW is required");
+    *done = false;
+    return BG_EXIT_OK;
+}
+
+int
+bg_cmd_audit(int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        audit_usage(stdout);
+        return BG_EXIT_OK;
+    }
+    if (argc < 2) {
+        audit_usage(stderr);
+        return BG_EXIT_ERROR;
+    }
+    const char *sub = argv[1], *cmd = "audit";
+    if (sub[0] == '-') {
+        audit_usage(stderr);
+        return bg_cli_fail(cmd, "which one? head, proof, consistency, verify or witness");
+    }
+    struct audit_opts o;
+    bool done = false;
+    int ex = parse_opts(argc - 1, argv + 1, &o, &done);
+    if (done)
+        return ex;
     bool proofish = strcmp(sub, "proof") == 0, cons = strcmp(sub, "consistency") == 0;
     if ((o.has_leaf || o.has_size) && !proofish)
         return bg_cli_fail(cmd, "--leaf and --size apply to 'audit proof' only");
     if ((o.has_from || o.has_to) && !cons)
         return bg_cli_fail(cmd, "--from and --to apply to 'audit consistency' only");
     if (strcmp(sub, "head") == 0)
-        return audit_head(&o);
+        return with_log("audit head", &o, audit_head);
     if (proofish)
-        return audit_proof(&o);
+        return o.has_leaf ? with_log("audit proof", &o, audit_proof)
+                          : bg_cli_fail("audit proof", "--leaf N is required");
     if (cons)
-        return audit_consistency(&o);
+        return o.has_from ? with_log("audit consistency", &o, audit_consistency)
+                          : bg_cli_fail("audit consistency", "--from A is required");
     if (strcmp(sub, "verify") == 0)
         return audit_verify(&o);
     if (strcmp(sub, "witness") == 0)

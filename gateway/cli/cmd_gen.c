@@ -111,8 +111,17 @@ gen_to_file(const bg_gen_opts *opts, const char *path, bg_gen_stats *st)
     return BG_EXIT_OK;
 }
 
-int
-bg_cmd_gen(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct gen_args {
+    bg_gen_opts opts;
+    const char *city, *out_path;
+    bool have_count, have_rate, quiet;
+} gen_args;
+
+/* The options into g; *done when nothing is left to do (help shown, or an error whose
+ * exit status is returned). */
+static int
+parse_args(int argc, char **argv, gen_args *g, bool *done)
 {
     enum { OPT_SHARE = 256, OPT_SHARE_RATE, OPT_DIRTY, OPT_AS_OF };
     static const struct option longopts[] = {
@@ -128,10 +137,8 @@ bg_cmd_gen(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    bg_gen_opts opts = {.seed = 1, .as_of = bg_gen_default_as_of()};
-    const char *city = NULL, *out_path = NULL;
-    bool have_count = false, have_rate = false, quiet = false;
-
+    bg_gen_opts *opts = &g->opts;
+    *done = true;
     optind = 1;
     opterr = 0;
     int c;
@@ -139,62 +146,66 @@ bg_cmd_gen(int argc, char **argv)
         bg_err err = {0};
         switch (c) {
         case 'c':
-            city = optarg;
+            g->city = optarg;
             break;
         case 'n':
-            if (!bg_cli_parse_u64("gen", "--count", optarg, &opts.count))
+            if (!bg_cli_parse_u64("gen", "--count", optarg, &opts->count))
                 return BG_EXIT_ERROR;
-            have_count = true;
+            g->have_count = true;
             break;
         case 's':
-            if (!bg_cli_parse_u64("gen", "--seed", optarg, &opts.seed))
+            if (!bg_cli_parse_u64("gen", "--seed", optarg, &opts->seed))
                 return BG_EXIT_ERROR;
             break;
         case OPT_SHARE:
-            opts.share_path = optarg;
+            opts->share_path = optarg;
             break;
         case OPT_SHARE_RATE:
-            if (!bg_cli_parse_rate("gen", "--share-rate", optarg, &opts.share_rate))
+            if (!bg_cli_parse_rate("gen", "--share-rate", optarg, &opts->share_rate))
                 return BG_EXIT_ERROR;
-            have_rate = true;
+            g->have_rate = true;
             break;
         case OPT_DIRTY:
-            if (!bg_cli_parse_rate("gen", "--dirty", optarg, &opts.dirty_rate))
+            if (!bg_cli_parse_rate("gen", "--dirty", optarg, &opts->dirty_rate))
                 return BG_EXIT_ERROR;
             break;
         case OPT_AS_OF:
-            if (bg_date_parse(optarg, strlen(optarg), &opts.as_of, &err) != BG_OK)
+            if (bg_date_parse(optarg, strlen(optarg), &opts->as_of, &err) != BG_OK)
                 return bg_cli_fail("gen", "--as-of: %s", err.msg);
             break;
         case 'o':
-            out_path = optarg;
+            g->out_path = optarg;
             break;
         case 'q':
-            quiet = true;
+            g->quiet = true;
             break;
         case 'h':
             gen_usage(stdout);
             return BG_EXIT_OK;
-        case ':':
-            return bg_cli_fail("gen", "%s needs a value; see 'baygate gen --help'",
-                               argv[optind - 1]);
         default:
-            return bg_cli_fail("gen", "unknown option '%s'; see 'baygate gen --help'",
-                               argv[optind - 1]);
+            return bg_cli_bad_option("gen", c, argv);
         }
     }
     if (optind < argc)
         return bg_cli_fail("gen", "unexpected argument '%s'", argv[optind]);
-    if (city == NULL)
+    *done = false;
+    return BG_EXIT_OK;
+}
+
+/* What the options need of each other, and the city code into opts. */
+static int
+check_args(gen_args *g)
+{
+    if (g->city == NULL)
         return bg_cli_fail("gen", "--city is required; see 'baygate gen --help'");
-    if (!have_count)
+    if (!g->have_count)
         return bg_cli_fail("gen", "--count is required; see 'baygate gen --help'");
-    if (opts.share_path != NULL && !have_rate)
+    if (g->opts.share_path != NULL && !g->have_rate)
         return bg_cli_fail("gen", "--share needs --share-rate");
-    if (have_rate && opts.share_path == NULL)
+    if (g->have_rate && g->opts.share_path == NULL)
         return bg_cli_fail("gen", "--share-rate needs --share FILE");
     /* Too long to be a city code; the generator checks the rest. */
-    if (strlen(city) >= sizeof opts.city) {
+    if (strlen(g->city) >= sizeof g->opts.city) {
         char known[256];
         size_t n = 0;
         for (size_t i = 0; bg_gen_cities[i] != NULL && n < sizeof known; i++) {
@@ -202,25 +213,37 @@ bg_cmd_gen(int argc, char **argv)
             n += (size_t)snprintf(known + n, sizeof known - n, "%s%s %s", i ? ", " : "",
                                   bg_gen_cities[i], name ? name : "");
         }
-        return bg_cli_fail("gen", "unknown city '%s' (known: %s)", city, known);
+        return bg_cli_fail("gen", "unknown city '%s' (known: %s)", g->city, known);
     }
-    memcpy(opts.city, city, strlen(city) + 1);
+    memcpy(g->opts.city, g->city, strlen(g->city) + 1);
+    return BG_EXIT_OK;
+}
+
+int
+bg_cmd_gen(int argc, char **argv)
+{
+    gen_args g = {.opts = {.seed = 1, .as_of = bg_gen_default_as_of()}};
+    bool done = false;
+    int rc = parse_args(argc, argv, &g, &done);
+    if (done)
+        return rc;
+    if (check_args(&g) != BG_EXIT_OK)
+        return BG_EXIT_ERROR;
 
     bg_gen_stats st;
-    int rc;
-    bool to_stdout = out_path == NULL || strcmp(out_path, "-") == 0;
+    bool to_stdout = g.out_path == NULL || strcmp(g.out_path, "-") == 0;
     if (to_stdout) {
         bg_err err = {0};
-        if (bg_gen_write(&opts, stdout, &st, &err) != BG_OK)
+        if (bg_gen_write(&g.opts, stdout, &st, &err) != BG_OK)
             return bg_cli_fail("gen", "%s", err.msg);
         rc = BG_EXIT_OK;
     } else {
-        rc = gen_to_file(&opts, out_path, &st);
+        rc = gen_to_file(&g.opts, g.out_path, &st);
     }
-    if (rc == BG_EXIT_OK && !quiet) {
-        uint64_t want = (uint64_t)(opts.share_rate * (double)opts.count + 0.5);
-        print_summary(opts.city, &st, want > opts.count ? opts.count : want,
-                      to_stdout ? "standard output" : out_path);
+    if (rc == BG_EXIT_OK && !g.quiet) {
+        uint64_t want = (uint64_t)(g.opts.share_rate * (double)g.opts.count + 0.5);
+        print_summary(g.opts.city, &st, want > g.opts.count ? g.opts.count : want,
+                      to_stdout ? "standard output" : g.out_path);
     }
     return rc;
 }

@@ -160,8 +160,16 @@ print_summary(const char *verb, const char *file, bg_store *s, const bg_import_r
         printf("  took        %.2f s (%.0f rows/s)\n", secs, (double)r->rows / secs);
 }
 
-int
-bg_cmd_import(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct import_args {
+    const char *data_dir, *city, *scale_spec, *report, *file;
+    bool strict, force, json, quiet;
+} import_args;
+
+/* The options into a; *done when nothing is left to do (help shown, or an error whose
+ * exit status is returned). */
+static int
+parse_args(int argc, char **argv, import_args *a, bool *done)
 {
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, 'd'}, {"city", required_argument, NULL, 'c'},
@@ -170,108 +178,124 @@ bg_cmd_import(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},           {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    const char *data_dir = NULL, *city = NULL, *scale_spec = NULL, *report = NULL;
-    bool strict = false, force = false, json = false, quiet = false;
-
+    *done = true;
     optind = 1;
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'd':
-            data_dir = optarg;
+            a->data_dir = optarg;
             break;
         case 'c':
-            city = optarg;
+            a->city = optarg;
             break;
         case 's':
-            scale_spec = optarg;
+            a->scale_spec = optarg;
             break;
         case 'S':
-            strict = true;
+            a->strict = true;
             break;
         case 'f':
-            force = true;
+            a->force = true;
             break;
         case 'r':
-            report = optarg;
+            a->report = optarg;
             break;
         case 'j':
-            json = true;
+            a->json = true;
             break;
         case 'q':
-            quiet = true;
+            a->quiet = true;
             break;
         case 'h':
             usage(stdout);
             return BG_EXIT_OK;
-        case ':':
-            return bg_cli_fail(CMD, "%s needs a value; see 'baygate import --help'",
-                               argv[optind - 1]);
         default:
-            return bg_cli_fail(CMD, "unknown option '%s'; see 'baygate import --help'",
-                               argv[optind - 1]);
+            return bg_cli_bad_option(CMD, ch, argv);
         }
     }
     if (optind != argc - 1)
         return bg_cli_fail(CMD, "%s; see 'baygate import --help'",
                            optind >= argc ? "no input file given" : "give exactly one input file");
-    const char *file = argv[optind];
-    if (data_dir == NULL)
+    a->file = argv[optind];
+    if (a->data_dir == NULL)
         return bg_cli_fail(CMD, "--data-dir is required");
+    *done = false;
+    return BG_EXIT_OK;
+}
+
+/* Prints how the import went (JSON or text); returns the exit status. */
+static int
+report_result(const import_args *a, bg_store *s, int rc, const bg_import_result *r, double secs,
+              const bg_err *err)
+{
+    const char *file = a->file;
+    if (rc == BG_OK && r->already_imported) {
+        if (a->json)
+            print_json("already-imported", file, s, r, secs, NULL);
+        else
+            printf("%s: already imported (digest %.16s..., import #%lld); use --force to "
+                   "import it again\n",
+                   file, r->digest_hex, (long long)r->previous_import);
+        return BG_EXIT_OK;
+    }
+    if (rc == BG_OK) {
+        if (a->json)
+            print_json("imported", file, s, r, secs, NULL);
+        else
+            print_summary("imported", file, s, r, secs);
+        return BG_EXIT_OK;
+    }
+    if (rc == BG_EABORTED) {
+        if (a->json) {
+            print_json("aborted", file, s, r, secs, err->msg);
+        } else {
+            print_summary("strict: NOT imported", file, s, r, 0);
+            bg_cli_fail(CMD, "strict: %s", err->msg);
+        }
+        return BG_EXIT_FAIL;
+    }
+    if (a->json)
+        print_json("error", file, s, r, secs, err->msg);
+    bg_cli_fail(CMD, "%s", err->msg);
+    return BG_EXIT_ERROR;
+}
+
+int
+bg_cmd_import(int argc, char **argv)
+{
+    import_args a = {0};
+    bool done = false;
+    int ex = parse_args(argc, argv, &a, &done);
+    if (done)
+        return ex;
 
     bg_err err;
     bg_scale scale;
-    if (scale_spec != NULL && bg_scale_parse(scale_spec, &scale, &err) != BG_OK)
+    if (a.scale_spec != NULL && bg_scale_parse(a.scale_spec, &scale, &err) != BG_OK)
         return bg_cli_fail(CMD, "--scale: %s", err.msg);
 
     bg_store *s = NULL;
-    if (bg_store_open(&s, data_dir, city, scale_spec ? &scale : NULL, &err) != BG_OK)
+    if (bg_store_open(&s, a.data_dir, a.city, a.scale_spec ? &scale : NULL, &err) != BG_OK)
         return bg_cli_fail(CMD, "%s", err.msg);
 
-    progress_ctx pc = {.show = !quiet && isatty(2)};
+    progress_ctx pc = {.show = !a.quiet && isatty(2)};
     clock_gettime(CLOCK_MONOTONIC, &pc.start);
     pc.last = pc.start;
     bg_import_opts opts = {
-        .mode = strict ? BG_IMPORT_STRICT : BG_IMPORT_QUARANTINE,
-        .force = force,
-        .report_path = report,
+        .mode = a.strict ? BG_IMPORT_STRICT : BG_IMPORT_QUARANTINE,
+        .force = a.force,
+        .report_path = a.report,
         .progress = on_progress,
         .progress_ctx = &pc,
     };
     bg_import_result r;
-    int rc = bg_import_file(s, file, &opts, &r, &err);
+    int rc = bg_import_file(s, a.file, &opts, &r, &err);
     double secs = seconds_since(&pc.start);
     if (pc.show)
         fprintf(stderr, "\r\033[K");
-
-    int exit_code = BG_EXIT_OK;
-    if (rc == BG_OK && r.already_imported) {
-        if (json)
-            print_json("already-imported", file, s, &r, secs, NULL);
-        else
-            printf("%s: already imported (digest %.16s..., import #%lld); use --force to "
-                   "import it again\n",
-                   file, r.digest_hex, (long long)r.previous_import);
-    } else if (rc == BG_OK) {
-        if (json)
-            print_json("imported", file, s, &r, secs, NULL);
-        else
-            print_summary("imported", file, s, &r, secs);
-    } else if (rc == BG_EABORTED) {
-        if (json) {
-            print_json("aborted", file, s, &r, secs, err.msg);
-        } else {
-            print_summary("strict: NOT imported", file, s, &r, 0);
-            bg_cli_fail(CMD, "strict: %s", err.msg);
-        }
-        exit_code = BG_EXIT_FAIL;
-    } else {
-        if (json)
-            print_json("error", file, s, &r, secs, err.msg);
-        bg_cli_fail(CMD, "%s", err.msg);
-        exit_code = BG_EXIT_ERROR;
-    }
+    ex = report_result(&a, s, rc, &r, secs, &err);
     bg_store_close(s);
-    return exit_code;
+    return ex;
 }

@@ -158,12 +158,8 @@ bg_cmd_oprf(int argc, char **argv)
         case 'h':
             oprf_usage(stdout);
             return BG_EXIT_OK;
-        case ':':
-            return bg_cli_fail("oprf", "%s needs a value; see 'baygate oprf --help'",
-                               argv[optind - 1]);
         default:
-            return bg_cli_fail("oprf", "unknown option '%s'; see 'baygate oprf --help'",
-                               argv[optind - 1]);
+            return bg_cli_bad_option("oprf", c, argv);
         }
     }
     if (optind < argc)

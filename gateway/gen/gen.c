@@ -21,6 +21,8 @@
 
 #include "common/json.h"
 #include "domain/uscc.h"
+#include "gateway/gen/gen_int.h"
+#include "gateway/record/csv.h"
 #include "gateway/record/record.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -114,8 +116,7 @@ rng_chance(gen_rng *r, double p)
     return rng_unit(r) < p;
 }
 
-/* A discrete distribution over at most GEN_DIST_MAX outcomes. */
-#define GEN_DIST_MAX 64
+/* A discrete distribution over at most GEN_DIST_MAX (gen_int.h) outcomes. */
 
 typedef struct gen_dist {
     uint32_t n;
@@ -139,322 +140,6 @@ dist_pick(gen_rng *r, const gen_dist *d)
         i++;
     return i;
 }
-
-/* ---------------------------------------------------------------------------
- * Reference data: cities, districts, name parts, list reasons.
- */
-
-typedef struct gen_district {
-    const char *code;       /* six-digit division code */
-    const char *name;       /* "福田区"; "" for the city-level registration authority */
-    const char *short_name; /* "福田" */
-    unsigned weight;        /* rough share of registrations */
-} gen_district;
-
-typedef struct gen_city {
-    const char *code;
-    const char *name;       /* "深圳市" */
-    const char *short_name; /* "深圳" */
-    const char *pinyin;     /* "Shenzhen" */
-    const gen_district *districts;
-    size_t ndistricts;
-} gen_city;
-
-/* Weights follow registered-enterprise counts loosely: the core districts lead. */
-static const gen_district gz_districts[] = {
-    {"440100", "", "", 6},
-    {"440103", "荔湾区", "荔湾", 6},
-    {"440104", "越秀区", "越秀", 9},
-    {"440105", "海珠区", "海珠", 10},
-    {"440106", "天河区", "天河", 18},
-    {"440111", "白云区", "白云", 14},
-    {"440112", "黄埔区", "黄埔", 8},
-    {"440113", "番禺区", "番禺", 11},
-    {"440114", "花都区", "花都", 6},
-    {"440115", "南沙区", "南沙", 5},
-    {"440117", "从化区", "从化", 2},
-    {"440118", "增城区", "增城", 5},
-};
-
-static const gen_district sz_districts[] = {
-    {"440300", "", "", 5},
-    {"440303", "罗湖区", "罗湖", 7},
-    {"440304", "福田区", "福田", 16},
-    {"440305", "南山区", "南山", 16},
-    {"440306", "宝安区", "宝安", 17},
-    {"440307", "龙岗区", "龙岗", 16},
-    {"440308", "盐田区", "盐田", 2},
-    {"440309", "龙华区", "龙华", 12},
-    {"440310", "坪山区", "坪山", 3},
-    {"440311", "光明区", "光明", 4},
-};
-
-static const gen_district zh_districts[] = {
-    {"440400", "", "", 5},
-    {"440402", "香洲区", "香洲", 14},
-    {"440403", "斗门区", "斗门", 4},
-    {"440404", "金湾区", "金湾", 4},
-};
-
-static const gen_district fs_districts[] = {
-    {"440600", "", "", 4},
-    {"440604", "禅城区", "禅城", 10},
-    {"440605", "南海区", "南海", 16},
-    {"440606", "顺德区", "顺德", 15},
-    {"440607", "三水区", "三水", 4},
-    {"440608", "高明区", "高明", 3},
-};
-
-static const gen_district jm_districts[] = {
-    {"440700", "", "", 3},           {"440703", "蓬江区", "蓬江", 8},
-    {"440704", "江海区", "江海", 3}, {"440705", "新会区", "新会", 6},
-    {"440781", "台山市", "台山", 4}, {"440783", "开平市", "开平", 3},
-    {"440784", "鹤山市", "鹤山", 3}, {"440785", "恩平市", "恩平", 2},
-};
-
-static const gen_district zq_districts[] = {
-    {"441200", "", "", 3},           {"441202", "端州区", "端州", 7},
-    {"441203", "鼎湖区", "鼎湖", 3}, {"441204", "高要区", "高要", 4},
-    {"441223", "广宁县", "广宁", 2}, {"441224", "怀集县", "怀集", 2},
-    {"441225", "封开县", "封开", 1}, {"441226", "德庆县", "德庆", 1},
-    {"441284", "四会市", "四会", 4},
-};
-
-static const gen_district hz_districts[] = {
-    {"441300", "", "", 3},           {"441302", "惠城区", "惠城", 10},
-    {"441303", "惠阳区", "惠阳", 6}, {"441322", "博罗县", "博罗", 5},
-    {"441323", "惠东县", "惠东", 4}, {"441324", "龙门县", "龙门", 1},
-};
-
-/* Dongguan and Zhongshan have no county-level divisions: towns report to the city. */
-static const gen_district dg_districts[] = {{"441900", "", "", 1}};
-static const gen_district zs_districts[] = {{"442000", "", "", 1}};
-
-#define CITY(code, name, short_name, pinyin, d)                                                    \
-    {                                                                                              \
-        code, name, short_name, pinyin, d, ARRAY_LEN(d)                                            \
-    }
-
-static const gen_city gen_city_table[] = {
-    CITY("440100", "广州市", "广州", "Guangzhou", gz_districts),
-    CITY("440300", "深圳市", "深圳", "Shenzhen", sz_districts),
-    CITY("440400", "珠海市", "珠海", "Zhuhai", zh_districts),
-    CITY("440600", "佛山市", "佛山", "Foshan", fs_districts),
-    CITY("440700", "江门市", "江门", "Jiangmen", jm_districts),
-    CITY("441200", "肇庆市", "肇庆", "Zhaoqing", zq_districts),
-    CITY("441300", "惠州市", "惠州", "Huizhou", hz_districts),
-    CITY("441900", "东莞市", "东莞", "Dongguan", dg_districts),
-    CITY("442000", "中山市", "中山", "Zhongshan", zs_districts),
-};
-
-/* Kept in the order of gen_city_table (a test checks both agree). */
-const char *const bg_gen_cities[] = {"440100", "440300", "440400", "440600", "440700",
-                                     "441200", "441300", "441900", "442000", NULL};
-
-/* Registration authority and entity type, and how the name is built. */
-enum {
-    KIND_ENTERPRISE,  /* 91 企业 */
-    KIND_INDIVIDUAL,  /* 92 个体工商户 */
-    KIND_COOPERATIVE, /* 93 农民专业合作社 */
-    KIND_NONPROFIT,   /* 52 民办非企业单位 */
-    KIND_SOCIETY,     /* 51 社会团体 */
-    KIND_INSTITUTION, /* 12 事业单位 */
-    KIND_VILLAGE,     /* N2 村级集体经济组织 */
-    KIND_OTHER,       /* Y1 其他 */
-};
-
-static const struct {
-    char authority;
-    char type;
-    int kind;
-    unsigned weight; /* per 10000 rows */
-} gen_kinds[] = {
-    {'9', '1', KIND_ENTERPRISE, 8150}, {'9', '2', KIND_INDIVIDUAL, 1250},
-    {'9', '3', KIND_COOPERATIVE, 150}, {'5', '2', KIND_NONPROFIT, 150},
-    {'1', '2', KIND_INSTITUTION, 120}, {'5', '1', KIND_SOCIETY, 60},
-    {'N', '2', KIND_VILLAGE, 60},      {'Y', '1', KIND_OTHER, 60},
-};
-
-/* Characters for trade names (字号), with pinyin for English names. */
-static const struct {
-    const char *zh;
-    const char *py;
-} gen_trade_chars[] = {
-    {"华", "hua"},   {"创", "chuang"}, {"鑫", "xin"},   {"盛", "sheng"}, {"达", "da"},
-    {"信", "xin"},   {"恒", "heng"},   {"泰", "tai"},   {"宏", "hong"},  {"源", "yuan"},
-    {"丰", "feng"},  {"荣", "rong"},   {"安", "an"},    {"佳", "jia"},   {"美", "mei"},
-    {"兴", "xing"},  {"隆", "long"},   {"金", "jin"},   {"瑞", "rui"},   {"祥", "xiang"},
-    {"福", "fu"},    {"顺", "shun"},   {"利", "li"},    {"通", "tong"},  {"汇", "hui"},
-    {"联", "lian"},  {"合", "he"},     {"嘉", "jia"},   {"德", "de"},    {"富", "fu"},
-    {"强", "qiang"}, {"海", "hai"},    {"天", "tian"},  {"宇", "yu"},    {"星", "xing"},
-    {"光", "guang"}, {"明", "ming"},   {"新", "xin"},   {"智", "zhi"},   {"博", "bo"},
-    {"远", "yuan"},  {"卓", "zhuo"},   {"越", "yue"},   {"辉", "hui"},   {"腾", "teng"},
-    {"飞", "fei"},   {"龙", "long"},   {"凯", "kai"},   {"亿", "yi"},    {"万", "wan"},
-    {"诚", "cheng"}, {"和", "he"},     {"正", "zheng"}, {"东", "dong"},  {"中", "zhong"},
-    {"力", "li"},    {"康", "kang"},   {"健", "jian"},  {"益", "yi"},    {"立", "li"},
-    {"润", "run"},   {"晟", "sheng"},  {"昊", "hao"},   {"锦", "jin"},   {"绿", "lv"},
-    {"青", "qing"},  {"云", "yun"},    {"峰", "feng"},  {"骏", "jun"},   {"铭", "ming"},
-    {"邦", "bang"},  {"恩", "en"},     {"思", "si"},    {"维", "wei"},   {"景", "jing"},
-    {"南", "nan"},   {"粤", "yue"},    {"港", "gang"},  {"湾", "wan"},   {"穗", "sui"},
-    {"鹏", "peng"},  {"广", "guang"},  {"永", "yong"},  {"长", "chang"}, {"启", "qi"},
-    {"航", "hang"},  {"优", "you"},    {"品", "pin"},   {"尚", "shang"}, {"雅", "ya"},
-    {"晶", "jing"},  {"泓", "hong"},   {"澳", "ao"},    {"伟", "wei"},   {"俊", "jun"},
-    {"志", "zhi"},   {"耀", "yao"},    {"宝", "bao"},   {"鼎", "ding"},  {"旺", "wang"},
-    {"聚", "ju"},    {"百", "bai"},    {"家", "jia"},   {"乐", "le"},    {"英", "ying"},
-    {"杰", "jie"},   {"振", "zhen"},   {"奥", "ao"},    {"迪", "di"},    {"科", "ke"},
-    {"弘", "hong"},  {"宸", "chen"},   {"睿", "rui"},   {"森", "sen"},   {"泽", "ze"},
-    {"元", "yuan"},  {"方", "fang"},   {"圆", "yuan"},  {"晖", "hui"},   {"发", "fa"},
-};
-
-/* Common Cantonese-area surnames, for "陈记" style shop names. */
-static const char *const gen_surnames[] = {"陈", "李", "黄", "张", "梁", "刘", "林",
-                                           "何", "吴", "王", "郑", "罗", "杨", "周",
-                                           "谢", "邓", "冯", "叶", "曾", "钟", "麦"};
-
-typedef struct gen_word {
-    const char *zh;
-    const char *en;
-    unsigned weight;
-} gen_word;
-
-/* Industries (行业); hot lists cities where the industry is over-represented. */
-static const struct {
-    const char *zh;
-    const char *en;
-    unsigned weight;
-    const char *hot;
-} gen_industries[] = {
-    {"科技", "Technology", 12, "440300 440100"},
-    {"贸易", "Trading", 10, "440100 441900"},
-    {"信息技术", "Information Technology", 5, "440300"},
-    {"电子", "Electronics", 4, "440300 441900"},
-    {"网络科技", "Network Technology", 4, "440300 440100"},
-    {"进出口贸易", "Import and Export Trading", 3, "440100 440300"},
-    {"建筑工程", "Construction Engineering", 5, ""},
-    {"装饰工程", "Decoration Engineering", 4, ""},
-    {"餐饮管理", "Catering Management", 4, "440100 440600"},
-    {"物流", "Logistics", 4, "440100 440300"},
-    {"供应链管理", "Supply Chain Management", 3, "440300"},
-    {"实业", "Industrial", 4, ""},
-    {"投资", "Investment", 2, "440300"},
-    {"房地产开发", "Real Estate Development", 1, ""},
-    {"物业管理", "Property Management", 2, ""},
-    {"文化传播", "Culture Communication", 3, "440100"},
-    {"广告", "Advertising", 2, ""},
-    {"服装", "Garment", 2, "440100 442000"},
-    {"家具", "Furniture", 2, "440600 441900"},
-    {"陶瓷", "Ceramics", 1, "440600"},
-    {"五金制品", "Hardware Products", 2, "440600 441900 442000"},
-    {"机械设备", "Machinery Equipment", 2, "440600 441900"},
-    {"电器", "Electrical Appliances", 2, "440600 442000"},
-    {"灯饰照明", "Lighting", 1, "442000"},
-    {"医疗器械", "Medical Devices", 1, "440300"},
-    {"生物科技", "Biotechnology", 2, "440100 440300"},
-    {"新能源", "New Energy", 1, "440300 440400"},
-    {"环保科技", "Environmental Technology", 1, ""},
-    {"教育咨询", "Education Consulting", 1, ""},
-    {"企业管理咨询", "Enterprise Management Consulting", 2, ""},
-    {"电子商务", "E-commerce", 3, "440100 440300"},
-    {"汽车服务", "Auto Service", 1, ""},
-    {"人力资源", "Human Resources", 1, ""},
-    {"塑胶制品", "Plastic Products", 1, "441900"},
-    {"食品", "Food", 2, ""},
-    {"印刷", "Printing", 1, "441900"},
-    {"旅游开发", "Tourism Development", 1, "440400"},
-    {"海洋科技", "Marine Technology", 1, "440400"},
-};
-
-/* Organisation forms (组织形式) of enterprises; partnerships are treated apart. */
-enum { FORM_PARTNERSHIP = 4 };
-static const gen_word gen_forms[] = {
-    {"有限公司", "Co., Ltd.", 76},       {"有限责任公司", "Co., Ltd.", 8},
-    {"股份有限公司", "Co., Ltd.", 6},    {"集团有限公司", "Group Co., Ltd.", 2},
-    {"合伙企业（有限合伙）", "L.P.", 4}, /* index FORM_PARTNERSHIP */
-};
-
-static const char *const gen_partnership_trades[] = {"股权投资", "创业投资", "投资管理",
-                                                     "企业管理"};
-
-static const gen_word gen_shop_suffixes[] = {
-    {"商行", NULL, 10},      {"商店", NULL, 6},   {"便利店", NULL, 8}, {"五金店", NULL, 4},
-    {"服装店", NULL, 5},     {"餐馆", NULL, 6},   {"小吃店", NULL, 6}, {"理发店", NULL, 4},
-    {"水果店", NULL, 4},     {"经营部", NULL, 7}, {"批发部", NULL, 3}, {"工作室", NULL, 4},
-    {"茶餐厅", NULL, 3},     {"烧腊店", NULL, 3}, {"粮油店", NULL, 2}, {"手机店", NULL, 2},
-    {"汽车维修店", NULL, 2}, {"美容院", NULL, 2}, {"粉面店", NULL, 2}, {"凉茶铺", NULL, 1},
-};
-
-static const char *const gen_coop_trades[] = {"荔枝种植", "蔬菜种植", "水产养殖", "花卉种植",
-                                              "家禽养殖", "农机",     "茶叶种植", "水果种植",
-                                              "生猪养殖", "龙眼种植"};
-
-static const char *const gen_nonprofit_suffixes[] = {
-    "培训中心", "幼儿园", "职业技能培训学校", "养老院", "社会工作服务中心", "艺术培训中心"};
-
-static const char *const gen_society_regions[] = {"潮汕", "客家", "湖南", "江西", "福建",
-                                                  "四川", "湖北", "广西", "河南", "江苏"};
-
-static const char *const gen_institutions[] = {
-    "人民医院",         "中医院",           "社区卫生服务中心", "文化馆",          "图书馆",
-    "疾病预防控制中心", "公共资源交易中心", "街道综合服务中心", "城市管理服务中心"};
-
-static const char *const gen_numerals[] = {"一", "二", "三", "四", "五",   "六",
-                                           "七", "八", "九", "十", "十一", "十二"};
-
-/*
- * Reasons. Most are the statutory wording; a few carry ASCII commas or quotes
- * as real exports do, so every consumer of the file must quote correctly.
- */
-static const gen_word gen_dishonesty_reasons[] = {
-    {"被列入经营异常名录届满3年仍未履行相关义务", NULL, 30},
-    {"拒不履行法院生效判决", NULL, 14},
-    {"严重违法失信", NULL, 12},
-    {"提交虚假材料或者采取其他欺诈手段隐瞒重要事实，取得公司登记", NULL, 8},
-    {"因危害食品安全违法行为受到较重行政处罚", NULL, 5},
-    {"生产销售假冒伪劣产品，情节严重", NULL, 5},
-    {"实施严重破坏公平竞争秩序的违法行为", NULL, 4},
-    {"发布虚假广告，造成严重社会影响", NULL, 4},
-    {"拒不执行生效的行政处罚决定", NULL, 5},
-    {"构成重大税收违法失信案件", NULL, 6},
-    {"因\"拒不履行法院生效判决\"被人民法院列入失信被执行人名单", NULL, 4},
-    {"隐匿、转移财产,逃避执行", NULL, 3},
-};
-
-static const gen_word gen_abnormal_reasons[] = {
-    {"未按照《企业信息公示暂行条例》第八条规定的期限公示年度报告", NULL, 30},
-    {"未按规定期限公示年度报告", NULL, 22},
-    {"通过登记的住所或者经营场所无法联系", NULL, 28},
-    {"公示信息隐瞒真实情况、弄虚作假", NULL, 6},
-    {"公示信息隐瞒真实情况弄虚作假", NULL, 2},
-    {"未在市场监督管理部门依照本条例第十条规定责令的期限内公示有关企业信息", NULL, 6},
-    {"通过登记的住所或者经营场所无法联系,经实地核查确认", NULL, 3},
-    {"未按规定报送\"年度报告\"", NULL, 3},
-};
-
-static const struct {
-    const gen_word *items;
-    size_t n;
-} gen_reasons[BG_LIST_COUNT] = {
-    [BG_LIST_SERIOUS_DISHONESTY] = {gen_dishonesty_reasons, ARRAY_LEN(gen_dishonesty_reasons)},
-    [BG_LIST_ABNORMAL_OPERATION] = {gen_abnormal_reasons, ARRAY_LEN(gen_abnormal_reasons)},
-};
-
-_Static_assert(BG_LIST_COUNT == 2, "list rates and reasons below assume two lists");
-
-/* Every weighted table must fit a gen_dist. */
-#define FITS_DIST(t) _Static_assert(ARRAY_LEN(t) <= GEN_DIST_MAX, #t " is too long for gen_dist")
-FITS_DIST(gz_districts);
-FITS_DIST(sz_districts);
-FITS_DIST(zh_districts);
-FITS_DIST(fs_districts);
-FITS_DIST(jm_districts);
-FITS_DIST(zq_districts);
-FITS_DIST(hz_districts);
-FITS_DIST(gen_kinds);
-FITS_DIST(gen_industries);
-FITS_DIST(gen_forms);
-FITS_DIST(gen_shop_suffixes);
-FITS_DIST(gen_dishonesty_reasons);
-FITS_DIST(gen_abnormal_reasons);
 
 /* Chance a row is on each list (independent draws). */
 static const double gen_list_rate[BG_LIST_COUNT] = {
@@ -673,171 +358,96 @@ pool_add(gen_pool *p, const char *code, const char *name, size_t name_len)
     return BG_OK;
 }
 
-/*
- * A small RFC 4180 reader for the share file. It keeps only the uscc and
- * name cells; every other cell is scanned (quotes respected) and dropped.
- */
-typedef struct share_rd {
-    FILE *f;
-    const char *path;
-    uint64_t line;     /* physical line the reader is on (1-based) */
-    uint64_t rec_line; /* line the current record started on */
-    bool header;       /* reading the header: look for the column names */
-    long col_uscc, col_name;
-    char cell[SHARE_CELL_MAX];
-    size_t cell_len;
-    bool cell_long;
-    char uscc[SHARE_CELL_MAX];
-    size_t uscc_len;
-    bool uscc_long;
-    char name[BG_NAME_MAX];
-    size_t name_len;
-    bool name_long;
-    long nfields;
-} share_rd;
-
-static void
-share_cell_end(share_rd *r)
-{
-    long idx = r->nfields++;
-    if (r->header) {
-        /* A UTF-8 byte order mark may open the file; it is not part of the name. */
-        const char *h = r->cell;
-        size_t hlen = r->cell_len;
-        if (idx == 0 && hlen >= 3 && memcmp(h, "\xEF\xBB\xBF", 3) == 0) {
-            h += 3;
-            hlen -= 3;
-        }
-        if (!r->cell_long && hlen == 4 && memcmp(h, "uscc", 4) == 0 && r->col_uscc < 0)
-            r->col_uscc = idx;
-        else if (!r->cell_long && hlen == 4 && memcmp(h, "name", 4) == 0 && r->col_name < 0)
-            r->col_name = idx;
-    } else if (idx == r->col_uscc) {
-        memcpy(r->uscc, r->cell, r->cell_len);
-        r->uscc_len = r->cell_len;
-        r->uscc_long = r->cell_long;
-    } else if (idx == r->col_name) {
-        size_t n = r->cell_len;
-        r->name_long = r->cell_long || n > sizeof r->name;
-        if (n > sizeof r->name)
-            n = sizeof r->name;
-        memcpy(r->name, r->cell, n);
-        r->name_len = n;
-    }
-    r->cell_len = 0;
-    r->cell_long = false;
-}
-
-static void
-share_cell_byte(share_rd *r, int c)
-{
-    if (r->cell_len < sizeof r->cell)
-        r->cell[r->cell_len++] = (char)c;
-    else
-        r->cell_long = true;
-}
-
-/*
- * Reads one record. BG_OK, BG_ENOTFOUND at the end, BG_EINVAL (what names
- * the fault, line in r->rec_line) or BG_EIO.
- */
+/* The share file's own words for a record bg_csv refused. */
 static int
-share_next(share_rd *r, const char **what)
+share_fault(const char *path, bg_csv *csv, const bg_err *cerr, bg_err *err)
 {
-    size_t bytes = 0;
-    int c;
-    for (;;) {
-        r->nfields = 0;
-        r->cell_len = 0;
-        r->cell_long = false;
-        r->uscc_len = r->name_len = 0;
-        r->uscc_long = r->name_long = false;
-        r->rec_line = r->line;
-        c = getc_unlocked(r->f);
-        if (c == EOF)
-            return ferror(r->f) ? BG_EIO : BG_ENOTFOUND;
-        if (c == '\n') { /* an empty line holds no record */
-            r->line++;
-            continue;
-        }
-        if (c == '\r') {
-            int c2 = getc_unlocked(r->f);
-            if (c2 == '\n') {
-                r->line++;
-                continue;
-            }
-            if (c2 != EOF)
-                ungetc(c2, r->f);
-            continue;
-        }
+    const char *what = NULL;
+    switch (bg_csv_last_fault(csv)) {
+    case BG_CSV_FAULT_STRAY_QUOTE:
+        what = "quote inside an unquoted field";
+        break;
+    case BG_CSV_FAULT_AFTER_QUOTE:
+        what = "unexpected character after a closing quote";
+        break;
+    case BG_CSV_FAULT_UNTERMINATED:
+        what = "unterminated quoted field";
+        break;
+    default:
         break;
     }
-    for (;;) { /* one cell per iteration; c is its first byte */
-        if (c == '"') {
-            for (;;) {
-                c = getc_unlocked(r->f);
-                if (++bytes > SHARE_RECORD_MAX) {
-                    *what = "record longer than 65536 bytes";
-                    return BG_EINVAL;
-                }
-                if (c == EOF) {
-                    if (ferror(r->f))
-                        return BG_EIO;
-                    *what = "unterminated quoted field";
-                    return BG_EINVAL;
-                }
-                if (c == '"') {
-                    c = getc_unlocked(r->f);
-                    if (c != '"')
-                        break;
-                } else if (c == '\n') {
-                    r->line++;
-                }
-                share_cell_byte(r, c);
-            }
-            if (c != ',' && c != '\n' && c != '\r' && c != EOF) {
-                *what = "unexpected character after a closing quote";
-                return BG_EINVAL;
-            }
-        } else {
-            while (c != ',' && c != '\n' && c != '\r' && c != EOF) {
-                if (c == '"') {
-                    *what = "quote inside an unquoted field";
-                    return BG_EINVAL;
-                }
-                if (++bytes > SHARE_RECORD_MAX) {
-                    *what = "record longer than 65536 bytes";
-                    return BG_EINVAL;
-                }
-                share_cell_byte(r, c);
-                c = getc_unlocked(r->f);
-            }
-        }
-        share_cell_end(r);
-        if (c == ',') {
-            c = getc_unlocked(r->f);
-            continue;
-        }
-        if (c == '\r') {
-            int c2 = getc_unlocked(r->f);
-            if (c2 != '\n' && c2 != EOF)
-                ungetc(c2, r->f);
-        }
-        if (c == EOF && ferror(r->f))
-            return BG_EIO;
-        r->line++;
-        return BG_OK;
-    }
+    if (what == NULL) /* too long, too many fields: the reader's message says it */
+        return bg_err_set(err, BG_EINVAL, "share file '%.300s' %s", path, cerr->msg);
+    return bg_err_set(err, BG_EINVAL, "share file '%.300s' line %llu: %s", path,
+                      (unsigned long long)bg_csv_line(csv), what);
 }
 
+/*
+ * The next record of the share file. Invalid UTF-8 does not fail it: its fields
+ * are whole, and a row is only used if its code parses and its name is UTF-8.
+ */
 static int
-share_error(int rc, const share_rd *r, const char *what, bg_err *err)
+share_next(const char *path, bg_csv *csv, bg_csv_field **f, size_t *nf, bg_err *err)
 {
+    bg_err cerr = {0};
+    int rc = bg_csv_next(csv, f, nf, &cerr);
+    if (rc == BG_OK || rc == BG_ENOTFOUND)
+        return rc;
     if (rc == BG_EIO)
-        return bg_err_set(err, BG_EIO, "share file '%.300s': read failed: %s", r->path,
+        return bg_err_set(err, BG_EIO, "share file '%.300s': read failed: %s", path,
                           strerror(errno));
-    return bg_err_set(err, rc, "share file '%.300s' line %llu: %s", r->path,
-                      (unsigned long long)r->rec_line, what);
+    if (bg_csv_last_fault(csv) == BG_CSV_FAULT_UTF8)
+        return BG_OK;
+    return share_fault(path, csv, &cerr, err);
+}
+
+static bool
+field_is(const bg_csv_field *f, const char *s)
+{
+    return f->len == strlen(s) && memcmp(f->p, s, f->len) == 0;
+}
+
+/* The header's uscc and name columns (the first of each). */
+static int
+share_header(const char *path, bg_csv *csv, size_t *col_uscc, size_t *col_name, bg_err *err)
+{
+    bg_csv_field *f;
+    size_t nf;
+    int rc = share_next(path, csv, &f, &nf, err);
+    if (rc == BG_ENOTFOUND)
+        return bg_err_set(err, BG_EINVAL, "share file '%.300s' is empty (no header)", path);
+    if (rc != BG_OK)
+        return rc;
+    *col_uscc = *col_name = SIZE_MAX;
+    for (size_t i = 0; i < nf; i++) {
+        if (*col_uscc == SIZE_MAX && field_is(&f[i], "uscc"))
+            *col_uscc = i;
+        else if (*col_name == SIZE_MAX && field_is(&f[i], "name"))
+            *col_name = i;
+    }
+    if (*col_uscc == SIZE_MAX || *col_name == SIZE_MAX)
+        return bg_err_set(err, BG_EINVAL, "share file '%.300s' line %llu: no '%s' column", path,
+                          (unsigned long long)bg_csv_line(csv),
+                          *col_uscc == SIZE_MAX ? "uscc" : "name");
+    return BG_OK;
+}
+
+/* Adds the row's enterprise unless its code or name is unusable or already taken. */
+static int
+share_row(const bg_csv_field *u_cell, const bg_csv_field *n_cell, gen_set *set, gen_pool *pool)
+{
+    bg_uscc u;
+    if (u_cell->len > SHARE_CELL_MAX || bg_uscc_parse(u_cell->p, u_cell->len, &u, NULL) != BG_OK)
+        return BG_OK;
+    if (n_cell->len == 0 || n_cell->len > BG_NAME_MAX ||
+        bg_utf8_valid_prefix((const unsigned char *)n_cell->p, n_cell->len) != n_cell->len)
+        return BG_OK;
+    int ins = set_insert(set, u.code);
+    if (ins < 0)
+        return BG_ENOMEM;
+    if (ins == 0)
+        return BG_OK;
+    return pool_add(pool, u.code, n_cell->p, n_cell->len);
 }
 
 /*
@@ -849,74 +459,37 @@ share_error(int rc, const share_rd *r, const char *what, bg_err *err)
 static int
 share_load(const char *path, gen_set *set, gen_pool *pool, bg_err *err)
 {
-    share_rd *r = calloc(1, sizeof *r);
-    if (r == NULL)
-        return bg_err_set(err, BG_ENOMEM, "out of memory reading the share file");
-    r->f = fopen(path, "rb");
-    if (r->f == NULL) {
-        int e = errno;
-        free(r);
-        return bg_err_set(err, BG_EIO, "cannot open share file '%.300s': %s", path, strerror(e));
-    }
-    r->path = path;
-    r->line = 1;
-    r->header = true;
-    r->col_uscc = r->col_name = -1;
-
-    const char *what = "";
-    int rc = share_next(r, &what);
-    if (rc == BG_ENOTFOUND) {
-        rc = bg_err_set(err, BG_EINVAL, "share file '%.300s' is empty (no header)", path);
-        goto out;
-    }
-    if (rc != BG_OK) {
-        rc = share_error(rc, r, what, err);
-        goto out;
-    }
-    if (r->col_uscc < 0 || r->col_name < 0) {
-        rc = bg_err_set(err, BG_EINVAL, "share file '%.300s' line %llu: no '%s' column", path,
-                        (unsigned long long)r->rec_line, r->col_uscc < 0 ? "uscc" : "name");
-        goto out;
-    }
-    r->header = false;
-    long need = (r->col_uscc > r->col_name ? r->col_uscc : r->col_name) + 1;
-    for (;;) {
-        rc = share_next(r, &what);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return bg_err_set(err, BG_EIO, "cannot open share file '%.300s': %s", path,
+                          strerror(errno));
+    bg_csv *csv = NULL;
+    int rc = bg_csv_open(&csv, f, SHARE_RECORD_MAX, err);
+    size_t col_uscc = 0, col_name = 0;
+    if (rc == BG_OK)
+        rc = share_header(path, csv, &col_uscc, &col_name, err);
+    size_t need = (col_uscc > col_name ? col_uscc : col_name) + 1;
+    while (rc == BG_OK) {
+        bg_csv_field *cells;
+        size_t nf;
+        rc = share_next(path, csv, &cells, &nf, err);
         if (rc == BG_ENOTFOUND) {
             rc = BG_OK;
             break;
         }
-        if (rc != BG_OK) {
-            rc = share_error(rc, r, what, err);
-            goto out;
-        }
-        if (r->nfields < need) {
+        if (rc != BG_OK)
+            break;
+        if (nf < need) {
             rc = bg_err_set(err, BG_EINVAL,
-                            "share file '%.300s' line %llu: %ld fields, expected %ld", path,
-                            (unsigned long long)r->rec_line, r->nfields, need);
-            goto out;
+                            "share file '%.300s' line %llu: %zu fields, expected %zu", path,
+                            (unsigned long long)bg_csv_line(csv), nf, need);
+            break;
         }
-        bg_uscc u;
-        if (r->uscc_long || bg_uscc_parse(r->uscc, r->uscc_len, &u, NULL) != BG_OK)
-            continue;
-        if (r->name_len == 0 || r->name_long ||
-            bg_utf8_valid_prefix((const unsigned char *)r->name, r->name_len) != r->name_len)
-            continue;
-        int ins = set_insert(set, u.code);
-        if (ins < 0) {
+        if (share_row(&cells[col_uscc], &cells[col_name], set, pool) != BG_OK)
             rc = bg_err_set(err, BG_ENOMEM, "out of memory reading share file '%.300s'", path);
-            goto out;
-        }
-        if (ins == 0)
-            continue;
-        if (pool_add(pool, u.code, r->name, r->name_len) != BG_OK) {
-            rc = bg_err_set(err, BG_ENOMEM, "out of memory reading share file '%.300s'", path);
-            goto out;
-        }
     }
-out:
-    fclose(r->f);
-    free(r);
+    bg_csv_close(csv);
+    fclose(f);
     return rc;
 }
 
@@ -1027,7 +600,7 @@ pick_str(gen_rng *r, const char *const *items, size_t n)
 static const char *
 pick_surname(gen *g)
 {
-    return pick_str(&g->rng, gen_surnames, ARRAY_LEN(gen_surnames));
+    return pick_str(&g->rng, gen_surnames, gen_surnames_n);
 }
 
 /* A trade name (字号) of two or three different characters, and its pinyin. */
@@ -1038,7 +611,7 @@ put_trade(gen *g, gen_sb *zh, gen_sb *py, size_t nchars)
     for (size_t i = 0; i < nchars; i++) {
         size_t k;
         do
-            k = rng_below(&g->rng, (uint32_t)ARRAY_LEN(gen_trade_chars));
+            k = rng_below(&g->rng, (uint32_t)gen_trade_chars_n);
         while (k == prev);
         prev = k;
         sb_put(zh, gen_trade_chars[k].zh);
@@ -1068,7 +641,7 @@ name_enterprise(gen *g, const gen_district *d, gen_sb *s)
     size_t form = dist_pick(&g->rng, &g->forms);
     const char *ind_zh, *ind_en;
     if (form == FORM_PARTNERSHIP) {
-        ind_zh = pick_str(&g->rng, gen_partnership_trades, ARRAY_LEN(gen_partnership_trades));
+        ind_zh = pick_str(&g->rng, gen_partnership_trades, gen_partnership_trades_n);
         ind_en = "Investment";
     } else {
         size_t i = dist_pick(&g->rng, &g->industries);
@@ -1163,55 +736,48 @@ name_individual(gen *g, const gen_district *d, gen_sb *s)
 static void
 name_other(gen *g, int kind, const gen_district *d, gen_sb *s)
 {
-    static const char *const coop_forms[] = {"专业合作社", "专业合作社", "农民专业合作社"};
-    static const char *const society_forms[] = {"协会", "行业协会", "促进会"};
-    static const char *const village_forms[] = {"村经济联合社", "村股份经济合作联合社",
-                                                "村经济合作社"};
-    static const char *const owner_forms[] = {"花园业主委员会", "大厦业主委员会", "小区业主委员会"};
-    static const char *const school_forms[] = {"中学", "小学"};
-
     switch (kind) {
     case KIND_COOPERATIVE:
         put_place(g, d, s, 1.0);
         put_trade(g, s, NULL, 2);
-        sb_put(s, pick_str(&g->rng, gen_coop_trades, ARRAY_LEN(gen_coop_trades)));
-        sb_put(s, pick_str(&g->rng, coop_forms, ARRAY_LEN(coop_forms)));
+        sb_put(s, pick_str(&g->rng, gen_coop_trades, gen_coop_trades_n));
+        sb_put(s, pick_str(&g->rng, gen_coop_forms, gen_coop_forms_n));
         break;
     case KIND_NONPROFIT:
         put_place(g, d, s, 0.7);
         put_trade(g, s, NULL, 2);
-        sb_put(s, pick_str(&g->rng, gen_nonprofit_suffixes, ARRAY_LEN(gen_nonprofit_suffixes)));
+        sb_put(s, pick_str(&g->rng, gen_nonprofit_suffixes, gen_nonprofit_suffixes_n));
         break;
     case KIND_SOCIETY:
         if (rng_chance(&g->rng, 0.5)) {
             put_place(g, d, s, 0.8);
-            sb_put(s, pick_str(&g->rng, gen_society_regions, ARRAY_LEN(gen_society_regions)));
+            sb_put(s, pick_str(&g->rng, gen_society_regions, gen_society_regions_n));
             sb_put(s, "商会");
         } else {
             sb_put(s, g->city->name);
             sb_put(s, gen_industries[dist_pick(&g->rng, &g->industries)].zh);
-            sb_put(s, pick_str(&g->rng, society_forms, ARRAY_LEN(society_forms)));
+            sb_put(s, pick_str(&g->rng, gen_society_forms, gen_society_forms_n));
         }
         break;
     case KIND_INSTITUTION:
         put_place(g, d, s, 1.0);
         if (rng_chance(&g->rng, 0.5)) {
             sb_put(s, "第");
-            sb_put(s, pick_str(&g->rng, gen_numerals, ARRAY_LEN(gen_numerals)));
-            sb_put(s, pick_str(&g->rng, school_forms, ARRAY_LEN(school_forms)));
+            sb_put(s, pick_str(&g->rng, gen_numerals, gen_numerals_n));
+            sb_put(s, pick_str(&g->rng, gen_school_forms, gen_school_forms_n));
         } else {
-            sb_put(s, pick_str(&g->rng, gen_institutions, ARRAY_LEN(gen_institutions)));
+            sb_put(s, pick_str(&g->rng, gen_institutions, gen_institutions_n));
         }
         break;
     case KIND_VILLAGE:
         put_place(g, d, s, 1.0);
         put_trade(g, s, NULL, 2);
-        sb_put(s, pick_str(&g->rng, village_forms, ARRAY_LEN(village_forms)));
+        sb_put(s, pick_str(&g->rng, gen_village_forms, gen_village_forms_n));
         break;
     default: /* KIND_OTHER */
         put_place(g, d, s, 1.0);
         put_trade(g, s, NULL, 2);
-        sb_put(s, pick_str(&g->rng, owner_forms, ARRAY_LEN(owner_forms)));
+        sb_put(s, pick_str(&g->rng, gen_owner_forms, gen_owner_forms_n));
         break;
     }
 }
@@ -1285,32 +851,6 @@ out_flush(gen *g, bg_err *err)
     }
     g->out_len = 0;
     return BG_OK;
-}
-
-/* Writes a cell, quoted (RFC 4180) when it holds a comma, quote or line break. */
-static char *
-put_cell(char *p, const char *s, size_t len)
-{
-    bool quote = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == ',' || c == '"' || c == '\n' || c == '\r') {
-            quote = true;
-            break;
-        }
-    }
-    if (!quote) {
-        memcpy(p, s, len);
-        return p + len;
-    }
-    *p++ = '"';
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"')
-            *p++ = '"';
-        *p++ = s[i];
-    }
-    *p++ = '"';
-    return p;
 }
 
 static char *
@@ -1424,10 +964,10 @@ static void
 write_row(gen *g, const gen_row *row, const char *uscc, size_t uscc_len, bool no_name)
 {
     char *p = g->out + g->out_len;
-    p = put_cell(p, uscc, uscc_len);
+    p += bg_csv_cell(p, uscc, uscc_len);
     *p++ = ',';
     if (!no_name)
-        p = put_cell(p, row->name, row->name_len);
+        p += bg_csv_cell(p, row->name, row->name_len);
     *p++ = ',';
     if (row->grade >= 0) {
         *p++ = "ABCD"[row->grade];
@@ -1443,7 +983,7 @@ write_row(gen *g, const gen_row *row, const char *uscc, size_t uscc_len, bool no
         *p++ = ',';
         if (row->listed[l]) {
             const char *reason = gen_reasons[l].items[row->reason[l]].zh;
-            p = put_cell(p, reason, strlen(reason));
+            p += bg_csv_cell(p, reason, strlen(reason));
             *p++ = ',';
             p = put_date(g, p, row->listed_at[l]);
             *p++ = ',';
@@ -1477,13 +1017,13 @@ check_opts(const bg_gen_opts *opts, const gen_city **city, bg_err *err)
 {
     size_t clen = strnlen(opts->city, sizeof opts->city);
     *city = NULL;
-    for (size_t i = 0; i < ARRAY_LEN(gen_city_table) && clen == 6; i++)
+    for (size_t i = 0; i < gen_city_table_n && clen == 6; i++)
         if (memcmp(gen_city_table[i].code, opts->city, 6) == 0)
             *city = &gen_city_table[i];
     if (*city == NULL) {
         char known[256];
         size_t n = 0;
-        for (size_t i = 0; i < ARRAY_LEN(gen_city_table); i++)
+        for (size_t i = 0; i < gen_city_table_n; i++)
             n += (size_t)snprintf(known + n, sizeof known - n, "%s%s %s", i ? ", " : "",
                                   gen_city_table[i].code, gen_city_table[i].pinyin);
         return bg_err_set(err, BG_EINVAL, "unknown city '%.*s' (known: %s)", (int)clen, opts->city,
@@ -1532,18 +1072,18 @@ gen_setup(gen *g, const bg_gen_opts *opts, const gen_city *city, FILE *out, bg_e
     rng_seed(&g->drng, opts->seed, 2);
     rng_seed(&g->srng, opts->seed, 3);
 
-    for (size_t i = 0; i < ARRAY_LEN(gen_kinds); i++)
+    for (size_t i = 0; i < gen_kinds_n; i++)
         dist_add(&g->kinds, gen_kinds[i].weight);
     for (size_t i = 0; i < city->ndistricts; i++)
         dist_add(&g->districts, city->districts[i].weight);
-    for (size_t i = 0; i < ARRAY_LEN(gen_industries); i++) {
+    for (size_t i = 0; i < gen_industries_n; i++) {
         /* An industry a city is known for is four times as common there. */
         bool hot = strstr(gen_industries[i].hot, city->code) != NULL;
         dist_add(&g->industries, gen_industries[i].weight * (hot ? 4 : 1));
     }
-    for (size_t i = 0; i < ARRAY_LEN(gen_forms); i++)
+    for (size_t i = 0; i < gen_forms_n; i++)
         dist_add(&g->forms, gen_forms[i].weight);
-    for (size_t i = 0; i < ARRAY_LEN(gen_shop_suffixes); i++)
+    for (size_t i = 0; i < gen_shop_suffixes_n; i++)
         dist_add(&g->shops, gen_shop_suffixes[i].weight);
     for (size_t i = 0; i < 4; i++)
         dist_add(&g->grades, gen_grade_weights[i]);
@@ -1570,6 +1110,76 @@ gen_setup(gen *g, const bg_gen_opts *opts, const gen_city *city, FILE *out, bg_e
     /* A share rate of zero takes nothing, so the file is not even read. */
     if (opts->share_rate > 0.0)
         return share_load(opts->share_path, &g->set, &g->pool, err);
+    return BG_OK;
+}
+
+/* The row's enterprise, and its defect if it draws one; the stats counted. */
+static void
+write_one(gen *g, gen_row *row, bg_gen_stats *stats)
+{
+    const bg_gen_opts *opts = g->opts;
+    gen_credit(g, row);
+    char ubuf[128];
+    const char *uscc = row->code;
+    size_t uscc_len = BG_USCC_LEN;
+    bool no_name = false;
+    if (opts->dirty_rate > 0.0) {
+        if (rng_chance(&g->drng, opts->dirty_rate)) {
+            int kind = make_defect(g, row->code, ubuf, &uscc_len, &no_name);
+            uscc = ubuf;
+            stats->defects[kind]++;
+        } else {
+            reservoir_add(g, row->code);
+        }
+    }
+    write_row(g, row, uscc, uscc_len, no_name);
+
+    stats->rows++;
+    for (int l = 0; l < BG_LIST_COUNT; l++)
+        stats->listed[l] += row->listed[l];
+    if (row->grade >= 0) {
+        stats->graded++;
+        stats->grades[row->grade]++;
+    }
+}
+
+/*
+ * Exactly round(share_rate * count) rows are shared (fewer if the file has
+ * fewer enterprises), spread uniformly by selection sampling; each takes a
+ * distinct enterprise by a partial Fisher-Yates shuffle of the pool.
+ */
+static int
+write_rows(gen *g, gen_row *row, bg_gen_stats *stats, bg_err *err)
+{
+    const bg_gen_opts *opts = g->opts;
+    uint64_t want_shared = (uint64_t)(opts->share_rate * (double)opts->count + 0.5);
+    if (want_shared > opts->count)
+        want_shared = opts->count;
+    if (want_shared > g->pool.n)
+        want_shared = g->pool.n;
+    uint64_t need = want_shared;
+    int rc;
+
+    for (uint64_t i = 0; i < opts->count; i++) {
+        if (GEN_OUTBUF - g->out_len < GEN_ROW_MAX && (rc = out_flush(g, err)) != BG_OK)
+            return rc;
+        bool shared = need > 0 && rng_below64(&g->srng, opts->count - i) < need;
+        if (shared) {
+            uint64_t used = want_shared - need;
+            uint64_t j = used + rng_below64(&g->srng, g->pool.n - used);
+            gen_pool_item tmp = g->pool.items[j];
+            g->pool.items[j] = g->pool.items[used];
+            g->pool.items[used] = tmp;
+            memcpy(row->code, tmp.code, BG_USCC_LEN);
+            row->name = g->pool.names + tmp.name_off;
+            row->name_len = tmp.name_len;
+            need--;
+            stats->shared++;
+        } else if ((rc = gen_enterprise(g, row)) != BG_OK) {
+            return bg_err_set(err, rc, "out of memory after %llu rows", (unsigned long long)i);
+        }
+        write_one(g, row, stats);
+    }
     return BG_OK;
 }
 
@@ -1600,63 +1210,8 @@ bg_gen_write(const bg_gen_opts *opts, FILE *out, bg_gen_stats *stats, bg_err *er
         goto done;
 
     g->out_len = bg_record_header(g->out, GEN_ROW_MAX);
-
-    /*
-     * Exactly round(share_rate * count) rows are shared (fewer if the file has
-     * fewer enterprises), spread uniformly by selection sampling; each takes a
-     * distinct enterprise by a partial Fisher-Yates shuffle of the pool.
-     */
-    uint64_t want_shared = (uint64_t)(opts->share_rate * (double)opts->count + 0.5);
-    if (want_shared > opts->count)
-        want_shared = opts->count;
-    if (want_shared > g->pool.n)
-        want_shared = g->pool.n;
-    uint64_t need = want_shared;
-
-    for (uint64_t i = 0; i < opts->count; i++) {
-        if (GEN_OUTBUF - g->out_len < GEN_ROW_MAX && (rc = out_flush(g, err)) != BG_OK)
-            goto done;
-        bool shared = need > 0 && rng_below64(&g->srng, opts->count - i) < need;
-        if (shared) {
-            uint64_t used = want_shared - need;
-            uint64_t j = used + rng_below64(&g->srng, g->pool.n - used);
-            gen_pool_item tmp = g->pool.items[j];
-            g->pool.items[j] = g->pool.items[used];
-            g->pool.items[used] = tmp;
-            memcpy(row->code, tmp.code, BG_USCC_LEN);
-            row->name = g->pool.names + tmp.name_off;
-            row->name_len = tmp.name_len;
-            need--;
-            stats->shared++;
-        } else if ((rc = gen_enterprise(g, row)) != BG_OK) {
-            rc = bg_err_set(err, rc, "out of memory after %llu rows", (unsigned long long)i);
-            goto done;
-        }
-        gen_credit(g, row);
-
-        char ubuf[128];
-        const char *uscc = row->code;
-        size_t uscc_len = BG_USCC_LEN;
-        bool no_name = false;
-        if (opts->dirty_rate > 0.0) {
-            if (rng_chance(&g->drng, opts->dirty_rate)) {
-                int kind = make_defect(g, row->code, ubuf, &uscc_len, &no_name);
-                uscc = ubuf;
-                stats->defects[kind]++;
-            } else {
-                reservoir_add(g, row->code);
-            }
-        }
-        write_row(g, row, uscc, uscc_len, no_name);
-
-        stats->rows++;
-        for (int l = 0; l < BG_LIST_COUNT; l++)
-            stats->listed[l] += row->listed[l];
-        if (row->grade >= 0) {
-            stats->graded++;
-            stats->grades[row->grade]++;
-        }
-    }
+    if ((rc = write_rows(g, row, stats, err)) != BG_OK)
+        goto done;
     if ((rc = out_flush(g, err)) != BG_OK)
         goto done;
     if (fflush(out) != 0 || ferror(out)) {

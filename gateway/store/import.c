@@ -38,8 +38,8 @@
 
 #include "common/json.h"
 #include "domain/uscc.h"
+#include "gateway/record/csv.h"
 #include "gateway/record/record.h"
-#include "gateway/store/csv.h"
 
 #define PROGRESS_EVERY 8192
 /* Bytes of a raw USCC shown in the report; hostile fields can be 64 KiB. */

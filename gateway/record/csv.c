@@ -11,7 +11,7 @@
  * after a quote inside a quoted field). Runs of ordinary bytes are found with
  * a table lookup and copied with memcpy, so the per-byte cost stays low.
  */
-#include "gateway/store/csv.h"
+#include "gateway/record/csv.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -36,6 +36,7 @@ struct bg_csv {
     bg_csv_field fields[BG_CSV_MAX_FIELDS];
     void (*tap)(void *ctx, const unsigned char *p, size_t n);
     void *tap_ctx;
+    bg_csv_fault fault; /* of the last record */
 };
 
 /* Bytes that end a run inside an unquoted field, and inside a quoted one. */
@@ -158,8 +159,12 @@ typedef struct parse {
 } parse;
 
 static int
-fault(bg_csv *c, parse *ps, bg_err *err, int code, size_t field, const char *what)
+fault(bg_csv *c, parse *ps, bg_err *err, int code, bg_csv_fault kind, size_t field,
+      const char *what)
 {
+    /* A fault after invalid UTF-8 is the one that says whether the fields are whole. */
+    if (c->fault == BG_CSV_FAULT_NONE || c->fault == BG_CSV_FAULT_UTF8)
+        c->fault = kind;
     if (ps->fault != BG_OK)
         return ps->fault;
     if (field > 0)
@@ -179,7 +184,7 @@ count_raw(bg_csv *c, parse *ps, size_t n, bg_err *err)
     if (ps->keep && ps->raw > c->max_record) {
         char what[96];
         snprintf(what, sizeof what, "record longer than %zu bytes", c->max_record);
-        fault(c, ps, err, BG_ELIMIT, 0, what);
+        fault(c, ps, err, BG_ELIMIT, BG_CSV_FAULT_TOO_LONG, 0, what);
         ps->keep = false;
     }
 }
@@ -205,7 +210,7 @@ field_end(bg_csv *c, parse *ps, bg_err *err)
     if (c->nfields == BG_CSV_MAX_FIELDS) {
         char what[64];
         snprintf(what, sizeof what, "more than %d fields", BG_CSV_MAX_FIELDS);
-        fault(c, ps, err, BG_EINVAL, 0, what);
+        fault(c, ps, err, BG_EINVAL, BG_CSV_FAULT_TOO_MANY, 0, what);
         ps->keep = false;
         return;
     }
@@ -215,7 +220,7 @@ field_end(bg_csv *c, parse *ps, bg_err *err)
     if (ok != len) {
         char what[64];
         snprintf(what, sizeof what, "invalid UTF-8 at byte %zu", ok + 1);
-        fault(c, ps, err, BG_EINVAL, c->nfields + 1, what);
+        fault(c, ps, err, BG_EINVAL, BG_CSV_FAULT_UTF8, c->nfields + 1, what);
     }
     c->fields[c->nfields].p = (const char *)p;
     c->fields[c->nfields].len = len;
@@ -223,12 +228,17 @@ field_end(bg_csv *c, parse *ps, bg_err *err)
     ps->fstart = c->rec_len;
 }
 
+/* One loop for the whole state machine (about 130 lines): every state shares the
+ * refills of the read buffer and the record's fault state, and the hot runs of
+ * ordinary bytes stay in one place; split per state it would pass all of that
+ * around on every byte class change. */
 int
 bg_csv_next(bg_csv *c, bg_csv_field **fields, size_t *nfields, bg_err *err)
 {
     *fields = c->fields;
     *nfields = 0;
     c->nfields = 0;
+    c->fault = BG_CSV_FAULT_NONE;
     c->rec_len = 0;
 
     if (!c->started) {
@@ -264,7 +274,8 @@ bg_csv_next(bg_csv *c, bg_csv_field **fields, size_t *nfields, bg_err *err)
                 return bg_err_set(err, BG_EIO, "line %llu: read error",
                                   (unsigned long long)c->line);
             if (state == ST_QUOTED)
-                fault(c, &ps, err, BG_EINVAL, 0, "unterminated quoted field");
+                fault(c, &ps, err, BG_EINVAL, BG_CSV_FAULT_UNTERMINATED, 0,
+                      "unterminated quoted field");
             else
                 field_end(c, &ps, err);
             break;
@@ -302,7 +313,7 @@ bg_csv_next(bg_csv *c, bg_csv_field **fields, size_t *nfields, bg_err *err)
                 break;
             }
             /* A quote inside an unquoted field: RFC 4180 has no reading for it. */
-            fault(c, &ps, err, BG_EINVAL, c->nfields + 1,
+            fault(c, &ps, err, BG_EINVAL, BG_CSV_FAULT_STRAY_QUOTE, c->nfields + 1,
                   "stray '\"' in an unquoted field (quote the field and double the quote)");
             skip_line(c);
             break;
@@ -347,7 +358,7 @@ bg_csv_next(bg_csv *c, bg_csv_field **fields, size_t *nfields, bg_err *err)
             field_end(c, &ps, err);
             break;
         }
-        fault(c, &ps, err, BG_EINVAL, c->nfields + 1,
+        fault(c, &ps, err, BG_EINVAL, BG_CSV_FAULT_AFTER_QUOTE, c->nfields + 1,
               "text after the closing quote (expected ',' or the end of the line)");
         skip_line(c);
         break;
@@ -355,4 +366,31 @@ bg_csv_next(bg_csv *c, bg_csv_field **fields, size_t *nfields, bg_err *err)
 
     *nfields = c->nfields;
     return ps.fault;
+}
+
+bg_csv_fault
+bg_csv_last_fault(const bg_csv *c)
+{
+    return c->fault;
+}
+
+size_t
+bg_csv_cell(char *out, const char *s, size_t len)
+{
+    bool quote = false;
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    if (!quote) {
+        memcpy(out, s, len);
+        return len;
+    }
+    char *p = out;
+    *p++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"')
+            *p++ = '"';
+        *p++ = s[i];
+    }
+    *p++ = '"';
+    return (size_t)(p - out);
 }

@@ -1,5 +1,13 @@
 /*
- * csv.h - a streaming RFC 4180 reader for hostile input.
+ * csv.h - a streaming RFC 4180 reader for hostile input, and the matching
+ * cell writer: the one CSV code of the project.
+ *
+ * It lives in gateway/record because every CSV baygate reads or writes is the
+ * city data format or something derived from it: the import (gateway/store)
+ * reads city files, the generator (gateway/gen) reads another city's file to
+ * share its enterprises and writes its own, and the demo reads both back for
+ * its ground truth. gen sits beside store, not above it, so the reader could
+ * not stay in store; nothing below gateway/ handles CSV.
  *
  * Reads one record at a time from a FILE with bounded memory: quoted fields
  * with embedded commas, doubled quotes and newlines; LF or CRLF line ends; a
@@ -67,6 +75,20 @@ void bg_csv_on_read(bg_csv *c, void (*fn)(void *ctx, const unsigned char *p, siz
  */
 int bg_csv_next(bg_csv *c, bg_csv_field **fields, size_t *nfields, bg_err *err);
 
+/* What was wrong with the last record bg_csv_next refused, for callers that word
+ * their own messages (the generator's share file). */
+typedef enum bg_csv_fault {
+    BG_CSV_FAULT_NONE,
+    BG_CSV_FAULT_TOO_LONG,     /* more than max_record bytes */
+    BG_CSV_FAULT_TOO_MANY,     /* more than BG_CSV_MAX_FIELDS fields */
+    BG_CSV_FAULT_UTF8,         /* invalid UTF-8; every field is still returned */
+    BG_CSV_FAULT_STRAY_QUOTE,  /* a quote inside an unquoted field */
+    BG_CSV_FAULT_AFTER_QUOTE,  /* text after a closing quote */
+    BG_CSV_FAULT_UNTERMINATED, /* the file ends inside a quoted field */
+} bg_csv_fault;
+
+bg_csv_fault bg_csv_last_fault(const bg_csv *c);
+
 /* 1-based line number on which the last returned (or failed) record started. */
 uint64_t bg_csv_line(const bg_csv *c);
 
@@ -74,5 +96,12 @@ uint64_t bg_csv_line(const bg_csv *c);
 uint64_t bg_csv_offset(const bg_csv *c);
 
 void bg_csv_close(bg_csv *c);
+
+/* The most bytes bg_csv_cell writes for a cell of len bytes. */
+#define BG_CSV_CELL_MAX(len) (2 * (len) + 2)
+
+/* Writes s[0..len) to out as one cell, quoted (quotes doubled) only when it holds a
+ * comma, a quote or a line end, as RFC 4180 requires; returns the bytes written. */
+size_t bg_csv_cell(char *out, const char *s, size_t len);
 
 #endif
