@@ -20,111 +20,16 @@
 #include "domain/scale.h"
 #include "domain/uscc.h"
 #include "gateway/attest/attest.h"
-#include "gateway/daemon/gw.h"
-#include "gateway/daemon/gw_int.h"
+#include "gateway/daemon/cache.h"
+#include "gateway/daemon/codes.h"
+#include "gateway/daemon/core.h"
 #include "gateway/daemon/log.h"
-#include "gateway/daemon/psi_answer.h"
+#include "gateway/daemon/policy.h"
 #include "gateway/daemon/psi_pub.h"
 #include "mpc/psi.h"
 #include "proto/api.pb-c.h"
 #include "proto/psi.pb-c.h"
 #include "proto/pb.h"
-
-/* ----------------------------------------------------------------- cache */
-
-void
-gw_cache_init(gw_cache *c)
-{
-    memset(c, 0, sizeof *c);
-    pthread_mutex_init(&c->lock, NULL);
-}
-
-static void
-cached_release(gw_cached *c)
-{
-    if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
-        bg_snap_free(c->snap);
-        free(c);
-    }
-}
-
-void
-gw_cache_destroy(gw_cache *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        cached_release(c->e[i].c);
-    pthread_mutex_destroy(&c->lock);
-}
-
-static gw_cached *
-cache_get(gw_cache *c, const char *city, const char *list)
-{
-    gw_cached *found = NULL;
-    pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < c->n; i++) {
-        if (strcmp(c->e[i].city, city) == 0 && strcmp(c->e[i].list, list) == 0) {
-            found = c->e[i].c;
-            if (found != NULL)
-                atomic_fetch_add(&found->refs, 1);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&c->lock);
-    return found;
-}
-
-/* Installs s (taking one reference for the cache) unless a newer one is there. */
-static void
-cache_put(gw_cache *c, const char *city, const char *list, gw_cached *s)
-{
-    gw_cached *old = NULL;
-    pthread_mutex_lock(&c->lock);
-    size_t i = 0;
-    while (i < c->n && !(strcmp(c->e[i].city, city) == 0 && strcmp(c->e[i].list, list) == 0))
-        i++;
-    if (i == c->n && c->n < sizeof c->e / sizeof c->e[0]) {
-        snprintf(c->e[i].city, sizeof c->e[i].city, "%s", city);
-        snprintf(c->e[i].list, sizeof c->e[i].list, "%s", list);
-        c->e[i].c = NULL;
-        c->n++;
-    }
-    if (i < c->n && (c->e[i].c == NULL || c->e[i].c->info.epoch <= s->info.epoch)) {
-        old = c->e[i].c;
-        atomic_fetch_add(&s->refs, 1);
-        c->e[i].c = s;
-    }
-    pthread_mutex_unlock(&c->lock);
-    cached_release(old);
-}
-
-static uint64_t
-status_seen(gw_cache *c, const char *city)
-{
-    uint64_t n = 0;
-    pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < c->nstatus; i++)
-        if (strcmp(c->status[i].city, city) == 0)
-            n = c->status[i].number;
-    pthread_mutex_unlock(&c->lock);
-    return n;
-}
-
-static void
-status_saw(gw_cache *c, const char *city, uint64_t number)
-{
-    pthread_mutex_lock(&c->lock);
-    size_t i = 0;
-    while (i < c->nstatus && strcmp(c->status[i].city, city) != 0)
-        i++;
-    if (i == c->nstatus && c->nstatus < BG_ROSTER_MAX_MEMBERS) {
-        snprintf(c->status[i].city, sizeof c->status[i].city, "%s", city);
-        c->status[i].number = 0;
-        c->nstatus++;
-    }
-    if (i < c->nstatus && c->status[i].number < number)
-        c->status[i].number = number;
-    pthread_mutex_unlock(&c->lock);
-}
 
 /* ------------------------------------------------------------ one peer */
 
@@ -220,10 +125,10 @@ call(pjob *j, gw_peer *p, uint32_t body_type, const uint8_t *body, size_t len, u
 {
     bg_env_fields f = job_fields(j, body_type, body, len);
     gw_call_ev cev = {.list = j->list, .epoch = j->call_epoch, .items = j->call_items};
-    gw_call_res res = {0};
+    bg_rt_result res = {0};
     int rc = gw_call(j->gw, p, &f, j->timeout_ms, want_type, &cev, out, &res);
-    j->sent += res.sent;
-    j->received += res.received;
+    j->sent += res.sent_bytes;
+    j->received += res.received_bytes;
     if (rc != BG_OK)
         jfail(j, res.code, "%s", res.error);
     return rc;
@@ -252,7 +157,7 @@ static int
 refresh(pjob *j, gw_peer *p, gw_cached **out)
 {
     *out = NULL;
-    gw_cached *cur = cache_get(&j->gw->cache, j->city, j->list);
+    gw_cached *cur = gw_cache_get(&j->gw->cache, j->city, j->list);
     bg_snap_reader *rd = NULL;
     bg_snap_delta *delta = NULL;
     bg_snap *snap = NULL;
@@ -385,12 +290,12 @@ refresh(pjob *j, gw_peer *p, gw_cached **out)
             nc->info = info;
             memcpy(nc->sig, sig, sig_len);
             nc->sig_len = sig_len;
-            cache_put(&j->gw->cache, j->city, j->list, nc);
+            gw_cache_put(&j->gw->cache, j->city, j->list, nc);
             j->snapshot_kind = is_delta ? "delta" : "full";
         }
     }
     bg_snap_free(snap);
-    cached_release(cur);
+    gw_cached_release(cur);
     *out = nc;
     return rc;
 }
@@ -405,7 +310,7 @@ static void
 fetch_status(pjob *j, gw_peer *p)
 {
     Baygate__StatusListRequest rq = BAYGATE__STATUS_LIST_REQUEST__INIT;
-    uint64_t seen = status_seen(&j->gw->cache, j->city);
+    uint64_t seen = gw_cache_status_seen(&j->gw->cache, j->city);
     rq.have_number = seen;
     uint8_t body[16];
     size_t blen = baygate__status_list_request__pack(&rq, body);
@@ -413,16 +318,17 @@ fetch_status(pjob *j, gw_peer *p)
     /* Not through call(): a refusal here must not fail the job, only its attestations. */
     bg_env_fields f = job_fields(j, BAYGATE__PSI_BODY__PSI_BODY_STATUS_REQUEST, body, blen);
     gw_call_ev cev = {.list = "status"};
-    gw_call_res res = {0};
+    bg_rt_result res = {0};
     int rc = gw_call(j->gw, p, &f, j->timeout_ms, BAYGATE__PSI_BODY__PSI_BODY_STATUS_ANSWER, &cev,
                      &o, &res);
-    j->sent += res.sent;
-    j->received += res.received;
+    j->sent += res.sent_bytes;
+    j->received += res.received_bytes;
     if (rc != BG_OK) {
         snprintf(j->status_error, sizeof j->status_error, "no status list: %.200s", res.error);
         return;
     }
-    Baygate__StatusListAnswer *sa = bg_pb_unpack(&baygate__status_list_answer__descriptor, o->body_len, o->body);
+    Baygate__StatusListAnswer *sa =
+        bg_pb_unpack(&baygate__status_list_answer__descriptor, o->body_len, o->body);
     bg_roster *r = gw_roster_get(j->gw);
     bg_attest_policy pol = {.min_status_number = seen};
     bg_attest_reason why = BG_ATTEST_OK;
@@ -440,7 +346,7 @@ fetch_status(pjob *j, gw_peer *p)
     } else {
         memcpy(j->status, sa->signed_status_list.data, sa->signed_status_list.len);
         j->status_len = sa->signed_status_list.len;
-        status_saw(&j->gw->cache, j->city, bg_attest_status_number(j->st));
+        gw_cache_status_saw(&j->gw->cache, j->city, bg_attest_status_number(j->st));
     }
     if (sa != NULL)
         bg_pb_free(sa);
@@ -714,7 +620,7 @@ pjob_run(void *arg)
         j->generation = s->info.generation;
         j->epoch = s->info.epoch;
         j->list_size = s->info.count;
-        cached_release(s);
+        gw_cached_release(s);
         s = NULL;
         if (rc == BG_OK) {
             j->ok = true;
@@ -732,7 +638,7 @@ pjob_run(void *arg)
         att_free(j->att, j->n);
         j->att = NULL;
     }
-    cached_release(s);
+    gw_cached_release(s);
     bg_log(j->ok ? BG_LOG_INFO : BG_LOG_WARN, "psi.query_done",
            "peer=%s list=%s purpose=%s mode=%d items=%zu epoch=%llu snapshot=%s ok=%d code=%u "
            "snapshot_ms=%u psi_ms=%u sent=%llu received=%llu",
@@ -801,11 +707,7 @@ psi_local_query(bg_gw *gw, const Baygate__LocalQuery *lq, size_t *out_len)
         return local_error(BG_GW_E_BAD_BODY, "authorisation_ref is longer than 64 bytes", out_len);
     /* Refused here, before anything is sent: a peer would refuse it anyway, and the
      * purpose's need for the enterprise's written consent is the asker's duty first. */
-    bg_roster *ros = gw_roster_get(gw);
-    const bg_roster_purpose *pur = ros ? bg_roster_purpose_find(ros, lq->purpose) : NULL;
-    bool needs_auth = pur != NULL && pur->needs_authorisation;
-    bg_roster_free(ros);
-    if (needs_auth && lq->authorisation_ref.len == 0) {
+    if (gw_policy_needs_authorisation(gw, lq->purpose) && lq->authorisation_ref.len == 0) {
         snprintf(msg, sizeof msg,
                  "purpose '%.32s' needs the enterprise's written authorisation: give the "
                  "digest of the signed consent document (--consent FILE or --auth-ref HEX)",
@@ -864,10 +766,12 @@ psi_local_query(bg_gw *gw, const Baygate__LocalQuery *lq, size_t *out_len)
     char cities[BG_ROSTER_MAX_MEMBERS][BG_CITY_CODE_LEN + 1];
     size_t ncities = 0;
     if (lq->n_peers == 0) {
-        pthread_mutex_lock(&gw->lock);
-        for (size_t i = 0; i < gw->npeers; i++)
-            snprintf(cities[ncities++], sizeof cities[0], "%s", gw->peers[i]->city);
-        pthread_mutex_unlock(&gw->lock);
+        gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
+        size_t n = gw_peers_get(gw, peers);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(cities[ncities++], sizeof cities[0], "%s", peers[i]->city);
+            gw_peer_release(peers[i]);
+        }
     } else {
         for (size_t i = 0; i < lq->n_peers; i++) {
             if (!bg_city_code_valid(lq->peers[i])) {
