@@ -13,7 +13,7 @@
 
 #include <sodium.h>
 
-#include "gateway/daemon/gw.h"
+#include "gateway/daemon/codes.h"
 #include "gateway/daemon/gw_int.h"
 #include "gateway/daemon/log.h"
 

@@ -4,17 +4,8 @@
  * gateway/daemon includes it. It includes only the headers of the types it holds;
  * the services on this state are in core.h, the handlers' in their own headers.
  *
- * Files by height (README.md): a file calls only files below it.
- *   0 roundtrip, quota, cache, psi_pub, log     (no daemon state)
- *   1 fedping, evidence                         (fedping -> roundtrip)
- *   2 core                                      (-> evidence, roundtrip)
- *   3 policy                                    (-> core, quota)
- *   4 ping, witness, psi_answer, psi_job        (-> core, policy, evidence, fedping, psi_pub)
- *   5 psi_sync, psi_attest                      (-> psi_job, cache)
- *   6 psi_run                                   (-> psi_sync, psi_attest)
- *   7 psi_query                                 (-> psi_run, policy)
- *   8 local                                     (-> psi_query, ping, psi_pub)
- *   9 gw                                        (start, stop, reload, dispatch)
+ * The daemon's files are ordered by height (README.md): a file includes and calls
+ * only files below it; check_order.sh checks it.
  */
 #ifndef BG_GW_INT_H
 #define BG_GW_INT_H

@@ -43,6 +43,136 @@ list_ok(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, const 
     return true;
 }
 
+/* Is o's sender permitted to ask about list (v: the permission), and has list a
+ * publication (a reference)? NULL: refused. */
+static bg_pub_snap *
+published(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, const char *list,
+          bg_roster_verdict *v)
+{
+    if (!permitted(gw, o, list, v)) {
+        refuse(gw, ev, o, req, BG_GW_E_NOT_ALLOWED, "%s", v->reason);
+        return NULL;
+    }
+    bg_pub_snap *ps = bg_pub_get(gw->pub, list);
+    if (ps == NULL)
+        refuse(gw, ev, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
+               list);
+    return ps;
+}
+
+/* The largest chunk we cut for sr: the federation's messages less overhead, or the
+ * asker's smaller max_chunk_bytes, never below BG_SNAP_CHUNK_MIN. */
+static size_t
+snap_max_chunk(bg_gw *gw, const Baygate__SnapshotRequest *sr)
+{
+    size_t max_msg = gw_max_message(gw);
+    size_t max_chunk = max_msg > GW_PSI_OVERHEAD + BG_SNAP_CHUNK_MIN ? max_msg - GW_PSI_OVERHEAD
+                                                                     : BG_SNAP_CHUNK_MIN;
+    if (sr->max_chunk_bytes != 0 && sr->max_chunk_bytes < max_chunk)
+        max_chunk =
+            sr->max_chunk_bytes < BG_SNAP_CHUNK_MIN ? BG_SNAP_CHUNK_MIN : sr->max_chunk_bytes;
+    return max_chunk;
+}
+
+/* What sr gets of ps: nothing (*current: it holds ps), the delta from what it holds, or
+ * the whole; a later chunk only of the epoch still current. false: refused (stale). */
+static bool
+snap_plan(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
+          const Baygate__SnapshotRequest *sr, const bg_pub_snap *ps, bool *current, bool *delta)
+{
+    bool have_digest = sr->have_digest.len == BG_SNAP_DIGESTBYTES;
+    *current = have_digest && sr->have_generation == ps->info.generation &&
+               sr->have_epoch == ps->info.epoch &&
+               sodium_memcmp(sr->have_digest.data, ps->info.digest, BG_SNAP_DIGESTBYTES) == 0;
+    if (sr->want_epoch == 0) {
+        *delta = ps->delta != NULL && have_digest && sr->have_generation == ps->info.generation &&
+                 sr->have_epoch == ps->delta_info.from_epoch &&
+                 sodium_memcmp(sr->have_digest.data, ps->delta_info.from_digest,
+                               BG_SNAP_DIGESTBYTES) == 0;
+        return true;
+    }
+    if (sr->want_epoch != ps->info.epoch || (sr->want_delta && ps->delta == NULL)) {
+        refuse(gw, ev, o, req, BG_GW_E_STALE_EPOCH,
+               "%s epoch %llu is no longer current (now %llu): fetch again", sr->list,
+               (unsigned long long)sr->want_epoch, (unsigned long long)ps->info.epoch);
+        return false;
+    }
+    *delta = sr->want_delta;
+    *current = false;
+    return true;
+}
+
+/* Cuts chunk sr->chunk_index of the delta or the whole of ps into sc (its data in
+ * *chunk, the caller's to free; *count chunks in all). false: refused. */
+static bool
+snap_cut(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
+         const Baygate__SnapshotRequest *sr, const bg_pub_snap *ps, bool delta,
+         Baygate__SnapshotChunk *sc, uint8_t **chunk, size_t *count)
+{
+    size_t max_chunk = snap_max_chunk(gw, sr);
+    bg_err err = {0};
+    int rc = delta ? bg_snap_delta_chunk_count(ps->delta, max_chunk, count, &err)
+                   : bg_snap_chunk_count(ps->snap, max_chunk, count, &err);
+    if (rc != BG_OK) {
+        refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "cannot cut the snapshot: %s", err.msg);
+        return false;
+    }
+    if (sr->chunk_index >= *count) {
+        refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "chunk %u of %zu does not exist", sr->chunk_index,
+               *count);
+        return false;
+    }
+    *chunk = malloc(max_chunk);
+    size_t chunk_len = 0;
+    if (*chunk == NULL) {
+        refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
+        return false;
+    }
+    rc = delta ? bg_snap_delta_chunk(ps->delta, max_chunk, sr->chunk_index, *chunk, max_chunk,
+                                     &chunk_len, &err)
+               : bg_snap_chunk(ps->snap, max_chunk, sr->chunk_index, *chunk, max_chunk, &chunk_len,
+                               &err);
+    if (rc != BG_OK) {
+        refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "cannot cut the snapshot: %s", err.msg);
+        return false;
+    }
+    sc->delta = delta;
+    sc->from_epoch = delta ? ps->delta_info.from_epoch : 0;
+    sc->chunk_index = sr->chunk_index;
+    sc->chunk_count = (uint32_t)*count;
+    sc->data.data = *chunk;
+    sc->data.len = chunk_len;
+    return true;
+}
+
+/* Answers sr with chunk sc of ps (or the bare header when the asker is current). */
+static void
+snap_reply(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, const bg_pub_snap *ps,
+           Baygate__SnapshotChunk *sc, const char *kind, size_t count)
+{
+    if (sc->chunk_index == 0) {
+        sc->digest_signature.data = (uint8_t *)ps->sig;
+        sc->digest_signature.len = ps->sig_len;
+    }
+    size_t len = baygate__snapshot_chunk__get_packed_size(sc);
+    uint8_t *body = malloc(len ? len : 1);
+    if (body == NULL) {
+        refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
+        return;
+    }
+    baygate__snapshot_chunk__pack(sc, body);
+    if (sc->chunk_index == 0)
+        bg_log(BG_LOG_INFO, "psi.snapshot_served",
+               "peer=%s purpose=%s list=%s generation=%llu epoch=%llu kind=%s chunks=%zu "
+               "entries=%zu",
+               o->sender, o->purpose[0] ? o->purpose : "-", ps->list,
+               (unsigned long long)ps->info.generation, (unsigned long long)ps->info.epoch, kind,
+               count, ps->info.count);
+    gw_ev_note(ev, ps->list, ps->info.epoch, 0, 0);
+    gw_answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, body, len);
+    free(body);
+}
+
 void
 psi_answer_snapshot(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
 {
@@ -50,238 +180,127 @@ psi_answer_snapshot(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request 
         bg_pb_unpack(&baygate__snapshot_request__descriptor, o->body_len, o->body);
     bg_pub_snap *ps = NULL;
     bg_roster_verdict v;
-    uint8_t *chunk = NULL, *body = NULL;
+    uint8_t *chunk = NULL;
     if (sr == NULL) {
         refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "snapshot request does not parse");
-        goto done;
+        return;
     }
     if (!list_ok(gw, ev, o, req, sr->list))
         goto done;
     gw_ev_note(ev, sr->list, sr->want_epoch, 0, 0);
-    if (!permitted(gw, o, sr->list, &v)) {
-        refuse(gw, ev, o, req, BG_GW_E_NOT_ALLOWED, "%s", v.reason);
+    if ((ps = published(gw, ev, o, req, sr->list, &v)) == NULL)
         goto done;
-    }
-    ps = bg_pub_get(gw->pub, sr->list);
-    if (ps == NULL) {
-        refuse(gw, ev, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
-               sr->list);
+    bool current = false, delta = false;
+    if (!snap_plan(gw, ev, o, req, sr, ps, &current, &delta))
         goto done;
-    }
-
-    size_t max_msg = gw_max_message(gw);
-    size_t max_chunk = max_msg > GW_PSI_OVERHEAD + BG_SNAP_CHUNK_MIN ? max_msg - GW_PSI_OVERHEAD
-                                                                     : BG_SNAP_CHUNK_MIN;
-    if (sr->max_chunk_bytes != 0 && sr->max_chunk_bytes < max_chunk)
-        max_chunk =
-            sr->max_chunk_bytes < BG_SNAP_CHUNK_MIN ? BG_SNAP_CHUNK_MIN : sr->max_chunk_bytes;
-
-    bool have_digest = sr->have_digest.len == BG_SNAP_DIGESTBYTES;
-    bool current = have_digest && sr->have_generation == ps->info.generation &&
-                   sr->have_epoch == ps->info.epoch &&
-                   sodium_memcmp(sr->have_digest.data, ps->info.digest, BG_SNAP_DIGESTBYTES) == 0;
-    bool delta;
-    if (sr->want_epoch == 0) {
-        delta = ps->delta != NULL && have_digest && sr->have_generation == ps->info.generation &&
-                sr->have_epoch == ps->delta_info.from_epoch &&
-                sodium_memcmp(sr->have_digest.data, ps->delta_info.from_digest,
-                              BG_SNAP_DIGESTBYTES) == 0;
-    } else {
-        if (sr->want_epoch != ps->info.epoch || (sr->want_delta && ps->delta == NULL)) {
-            refuse(gw, ev, o, req, BG_GW_E_STALE_EPOCH,
-                   "%s epoch %llu is no longer current (now %llu): fetch again", sr->list,
-                   (unsigned long long)sr->want_epoch, (unsigned long long)ps->info.epoch);
-            goto done;
-        }
-        delta = sr->want_delta;
-        current = false;
-    }
-
     Baygate__SnapshotChunk sc = BAYGATE__SNAPSHOT_CHUNK__INIT;
     sc.list = ps->list;
     sc.generation = ps->info.generation;
     sc.epoch = ps->info.epoch;
     sc.digest.data = ps->info.digest;
     sc.digest.len = BG_SNAP_DIGESTBYTES;
-    bg_err err = {0};
     size_t count = 0;
-    if (!current) {
-        int rc = delta ? bg_snap_delta_chunk_count(ps->delta, max_chunk, &count, &err)
-                       : bg_snap_chunk_count(ps->snap, max_chunk, &count, &err);
-        if (rc != BG_OK) {
-            refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "cannot cut the snapshot: %s", err.msg);
-            goto done;
-        }
-        if (sr->chunk_index >= count) {
-            refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "chunk %u of %zu does not exist",
-                   sr->chunk_index, count);
-            goto done;
-        }
-        chunk = malloc(max_chunk);
-        size_t chunk_len = 0;
-        if (chunk == NULL) {
-            refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
-            goto done;
-        }
-        rc = delta ? bg_snap_delta_chunk(ps->delta, max_chunk, sr->chunk_index, chunk, max_chunk,
-                                         &chunk_len, &err)
-                   : bg_snap_chunk(ps->snap, max_chunk, sr->chunk_index, chunk, max_chunk,
-                                   &chunk_len, &err);
-        if (rc != BG_OK) {
-            refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "cannot cut the snapshot: %s", err.msg);
-            goto done;
-        }
-        sc.delta = delta;
-        sc.from_epoch = delta ? ps->delta_info.from_epoch : 0;
-        sc.chunk_index = sr->chunk_index;
-        sc.chunk_count = (uint32_t)count;
-        sc.data.data = chunk;
-        sc.data.len = chunk_len;
-    }
-    if (sc.chunk_index == 0) {
-        sc.digest_signature.data = ps->sig;
-        sc.digest_signature.len = ps->sig_len;
-    }
-    size_t len = baygate__snapshot_chunk__get_packed_size(&sc);
-    body = malloc(len ? len : 1);
-    if (body == NULL) {
-        refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
+    if (!current && !snap_cut(gw, ev, o, req, sr, ps, delta, &sc, &chunk, &count))
         goto done;
-    }
-    baygate__snapshot_chunk__pack(&sc, body);
-    if (sc.chunk_index == 0)
-        bg_log(BG_LOG_INFO, "psi.snapshot_served",
-               "peer=%s purpose=%s list=%s generation=%llu epoch=%llu kind=%s chunks=%zu "
-               "entries=%zu",
-               o->sender, o->purpose[0] ? o->purpose : "-", ps->list,
-               (unsigned long long)ps->info.generation, (unsigned long long)ps->info.epoch,
-               current ? "current"
-               : delta ? "delta"
-                       : "full",
-               count, ps->info.count);
-    gw_ev_note(ev, ps->list, ps->info.epoch, 0, 0);
-    gw_answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, body, len);
+    snap_reply(gw, ev, o, req, ps, &sc, current ? "current" : delta ? "delta" : "full", count);
 done:
-    free(body);
     free(chunk);
     bg_pub_snap_release(ps);
-    if (sr != NULL)
-        bg_pb_free(sr);
+    bg_pb_free(sr);
 }
 
-void
-psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
+/* The query's shape: mode, batch id, elements, chunking, count rules (permission v).
+ * false: refused before any work. */
+static bool
+query_valid(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
+            const Baygate__PsiQuery *q, const bg_pub_snap *ps, const bg_roster_verdict *v)
 {
-    Baygate__PsiQuery *q = bg_pb_unpack(&baygate__psi_query__descriptor, o->body_len, o->body);
-    bg_pub_snap *ps = NULL;
-    uint8_t *eval = NULL, *body = NULL;
-    bg_roster_verdict v;
-    bg_err err = {0};
-    if (q == NULL) {
-        refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "PSI query does not parse");
-        goto done;
-    }
-    if (!list_ok(gw, ev, o, req, q->list))
-        goto done;
-    gw_ev_note(ev, q->list, q->epoch, (uint32_t)(q->elements.len / BG_OPRF_ELEMENTBYTES), 0);
-    if (!permitted(gw, o, q->list, &v)) {
-        refuse(gw, ev, o, req, BG_GW_E_NOT_ALLOWED, "%s", v.reason);
-        goto done;
-    }
-    ps = bg_pub_get(gw->pub, q->list);
-    if (ps == NULL) {
-        refuse(gw, ev, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
-               q->list);
-        goto done;
-    }
-    if (bg_snap_require_current(ps->info.generation, ps->info.epoch, q->generation, q->epoch,
-                                &err) != BG_OK) {
-        refuse(gw, ev, o, req, BG_GW_E_STALE_EPOCH, "%s: %s", q->list, err.msg);
-        goto done;
-    }
     int mode = (int)q->mode;
-    if (mode != BG_PSI_MEMBERSHIP && mode != BG_PSI_GRADED && mode != BG_PSI_COUNT) {
-        refuse(gw, ev, o, req, BG_GW_E_BAD_MODE, "mode %d is not a PSI mode", mode);
-        goto done;
-    }
-    if (mode == BG_PSI_GRADED && !ps->info.graded) {
-        refuse(gw, ev, o, req, BG_GW_E_BAD_MODE, "%s carries no grades: ask list '%s'", q->list,
-               BG_LIST_GRADES);
-        goto done;
-    }
-    if (q->batch_id.len != 16) {
-        refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "batch_id must be 16 bytes");
-        goto done;
-    }
     size_t len = q->elements.len, n = len / BG_OPRF_ELEMENTBYTES;
-    if (len == 0 || len % BG_OPRF_ELEMENTBYTES != 0) {
-        refuse(gw, ev, o, req, BG_GW_E_BAD_ELEMENTS,
-               "elements must be 32*n bytes, n >= 1 (got %zu)", len);
-        goto done;
-    }
     /* An answer is as large as its query plus a few bytes: a query that leaves no room
      * for them could never be answered, so it is refused before any work or charge. */
     size_t max_msg = gw_max_message(gw);
     size_t per = gw_psi_items_per_message(max_msg);
-    if (n > per) {
+    if (mode != BG_PSI_MEMBERSHIP && mode != BG_PSI_GRADED && mode != BG_PSI_COUNT)
+        refuse(gw, ev, o, req, BG_GW_E_BAD_MODE, "mode %d is not a PSI mode", mode);
+    else if (mode == BG_PSI_GRADED && !ps->info.graded)
+        refuse(gw, ev, o, req, BG_GW_E_BAD_MODE, "%s carries no grades: ask list '%s'", q->list,
+               BG_LIST_GRADES);
+    else if (q->batch_id.len != 16)
+        refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "batch_id must be 16 bytes");
+    else if (len == 0 || len % BG_OPRF_ELEMENTBYTES != 0)
+        refuse(gw, ev, o, req, BG_GW_E_BAD_ELEMENTS,
+               "elements must be 32*n bytes, n >= 1 (got %zu)", len);
+    else if (n > per)
         refuse(gw, ev, o, req, BG_GW_E_BATCH,
                "%zu elements in one message; at most %zu fit an answer at max_message_bytes %zu", n,
                per, max_msg);
-        goto done;
-    }
-    if (q->chunk_count == 0 || q->chunk_index >= q->chunk_count || q->batch_items < n ||
-        (uint64_t)q->batch_items > (uint64_t)q->chunk_count * per ||
-        (q->chunk_count == 1 && q->batch_items != n)) {
+    else if (q->chunk_count == 0 || q->chunk_index >= q->chunk_count || q->batch_items < n ||
+             (uint64_t)q->batch_items > (uint64_t)q->chunk_count * per ||
+             (q->chunk_count == 1 && q->batch_items != n))
         refuse(gw, ev, o, req, BG_GW_E_BATCH, "chunk %u of %u with %zu of %u items is inconsistent",
                q->chunk_index, q->chunk_count, n, q->batch_items);
-        goto done;
-    }
-    if (mode == BG_PSI_COUNT) {
-        if (q->chunk_count != 1 || q->batch_items != n) {
-            refuse(gw, ev, o, req, BG_GW_E_BATCH,
-                   "a count batch must come in one message (got chunk %u of %u)", q->chunk_index,
-                   q->chunk_count);
-            goto done;
-        }
-        if (n < v.min_count_batch) {
-            refuse(gw, ev, o, req, BG_GW_E_BATCH,
-                   "count batch of %zu items is below the minimum of %u for %s", n,
-                   v.min_count_batch, o->sender);
-            goto done;
-        }
-    }
-    /* Over quota already: refused before any work. The charge itself comes after the
-     * elements proved valid, so a refused chunk costs the asker nothing. */
-    uint64_t used = 0;
-    if (!gw_policy_quota(gw, o->sender, n, &v, false, &used)) {
+    else if (mode == BG_PSI_COUNT && (q->chunk_count != 1 || q->batch_items != n))
+        refuse(gw, ev, o, req, BG_GW_E_BATCH,
+               "a count batch must come in one message (got chunk %u of %u)", q->chunk_index,
+               q->chunk_count);
+    else if (mode == BG_PSI_COUNT && n < v->min_count_batch)
+        refuse(gw, ev, o, req, BG_GW_E_BATCH,
+               "count batch of %zu items is below the minimum of %u for %s", n, v->min_count_batch,
+               o->sender);
+    else
+        return true;
+    return false;
+}
+
+/* Checks the asker's quota, evaluates the elements and charges them (after they proved
+ * valid, so a refused chunk costs the asker nothing). NULL: refused. */
+static uint8_t *
+query_evaluate(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
+               const Baygate__PsiQuery *q, const bg_pub_snap *ps, const bg_roster_verdict *v,
+               uint64_t *used)
+{
+    size_t len = q->elements.len, n = len / BG_OPRF_ELEMENTBYTES;
+    bg_err err = {0};
+    /* Over quota already: refused before any work. */
+    if (!gw_policy_quota(gw, o->sender, n, v, false, used)) {
         refuse(gw, ev, o, req, BG_GW_E_QUOTA,
                "%s has used %llu of its %llu items today; %zu more refused", o->sender,
-               (unsigned long long)used, (unsigned long long)v.quota_items_per_day, n);
-        goto done;
+               (unsigned long long)*used, (unsigned long long)v->quota_items_per_day, n);
+        return NULL;
     }
-    eval = malloc(len);
+    uint8_t *eval = malloc(len);
     if (eval == NULL) {
         refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
-        goto done;
+        return NULL;
     }
     /* Two threads at most: requests are already served on a pool of handler threads. */
-    int rc = mode == BG_PSI_COUNT
-                 ? bg_psi_evaluate_count(eval, ps->sk, q->elements.data, len, v.min_count_batch, n,
+    int rc = (int)q->mode == BG_PSI_COUNT
+                 ? bg_psi_evaluate_count(eval, ps->sk, q->elements.data, len, v->min_count_batch, n,
                                          2, &err)
                  : bg_psi_evaluate(eval, ps->sk, q->elements.data, len, n, 2, &err);
     if (rc != BG_OK) {
         refuse(gw, ev, o, req, rc == BG_ELIMIT ? BG_GW_E_BATCH : BG_GW_E_BAD_ELEMENTS, "%s",
                err.msg);
-        goto done;
-    }
-    if (!gw_policy_quota(gw, o->sender, n, &v, true, &used)) {
+    } else if (!gw_policy_quota(gw, o->sender, n, v, true, used)) {
         refuse(gw, ev, o, req, BG_GW_E_QUOTA,
                "%s has used %llu of its %llu items today; %zu more refused", o->sender,
-               (unsigned long long)used, (unsigned long long)v.quota_items_per_day, n);
-        goto done;
+               (unsigned long long)*used, (unsigned long long)v->quota_items_per_day, n);
+    } else {
+        return eval;
     }
+    free(eval);
+    return NULL;
+}
+
+/* Answers q with the evaluated elements eval. */
+static void
+query_reply(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
+            const Baygate__PsiQuery *q, const bg_pub_snap *ps, uint8_t *eval, uint64_t used)
+{
+    size_t len = q->elements.len, n = len / BG_OPRF_ELEMENTBYTES;
     Baygate__PsiAnswer pa = BAYGATE__PSI_ANSWER__INIT;
-    pa.list = ps->list;
+    pa.list = (char *)ps->list;
     pa.generation = ps->info.generation;
     pa.epoch = ps->info.epoch;
     pa.mode = q->mode;
@@ -291,10 +310,10 @@ psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *re
     pa.elements.data = eval;
     pa.elements.len = len;
     size_t blen = baygate__psi_answer__get_packed_size(&pa);
-    body = malloc(blen);
+    uint8_t *body = malloc(blen);
     if (body == NULL) {
         refuse(gw, ev, o, req, BG_GW_E_INTERNAL, "out of memory");
-        goto done;
+        return;
     }
     baygate__psi_answer__pack(&pa, body);
     static const char *const modes[] = {"?", "membership", "graded", "count"};
@@ -302,16 +321,44 @@ psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *re
            "peer=%s purpose=%s list=%s generation=%llu epoch=%llu mode=%s chunk=%u/%u items=%zu "
            "batch_items=%u used_today=%llu",
            o->sender, o->purpose[0] ? o->purpose : "-", ps->list,
-           (unsigned long long)ps->info.generation, (unsigned long long)ps->info.epoch, modes[mode],
-           q->chunk_index + 1, q->chunk_count, n, q->batch_items, (unsigned long long)used);
+           (unsigned long long)ps->info.generation, (unsigned long long)ps->info.epoch,
+           modes[q->mode], q->chunk_index + 1, q->chunk_count, n, q->batch_items,
+           (unsigned long long)used);
     gw_ev_note(ev, q->list, q->epoch, (uint32_t)n, (uint32_t)n);
     gw_answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_ANSWER, body, blen);
-done:
     free(body);
+}
+
+void
+psi_answer_query(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req)
+{
+    Baygate__PsiQuery *q = bg_pb_unpack(&baygate__psi_query__descriptor, o->body_len, o->body);
+    bg_pub_snap *ps = NULL;
+    uint8_t *eval = NULL;
+    bg_roster_verdict v;
+    bg_err err = {0};
+    uint64_t used = 0;
+    if (q == NULL) {
+        refuse(gw, ev, o, req, BG_GW_E_BAD_BODY, "PSI query does not parse");
+        return;
+    }
+    if (!list_ok(gw, ev, o, req, q->list))
+        goto done;
+    gw_ev_note(ev, q->list, q->epoch, (uint32_t)(q->elements.len / BG_OPRF_ELEMENTBYTES), 0);
+    if ((ps = published(gw, ev, o, req, q->list, &v)) == NULL)
+        goto done;
+    if (bg_snap_require_current(ps->info.generation, ps->info.epoch, q->generation, q->epoch,
+                                &err) != BG_OK) {
+        refuse(gw, ev, o, req, BG_GW_E_STALE_EPOCH, "%s: %s", q->list, err.msg);
+        goto done;
+    }
+    if (query_valid(gw, ev, o, req, q, ps, &v) &&
+        (eval = query_evaluate(gw, ev, o, req, q, ps, &v, &used)) != NULL)
+        query_reply(gw, ev, o, req, q, ps, eval, used);
+done:
     free(eval);
     bg_pub_snap_release(ps);
-    if (q != NULL)
-        bg_pb_free(q);
+    bg_pb_free(q);
 }
 
 void
