@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <sodium.h>
 
@@ -18,14 +17,6 @@
 #include "gateway/daemon/log.h"
 
 #define EV_PATH_MAX (BG_CONFIG_PATH_MAX + 16)
-
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Printable ASCII without spaces (the leaf's rule for purpose and list), else "?". */
 static void
@@ -79,7 +70,7 @@ static void
 ev_request(bg_audit_event *e, const char *peer, const uint8_t request_id[BG_ENV_ID_LEN],
            const uint8_t digest[32], const char *purpose, const uint8_t *ref, size_t ref_len)
 {
-    e->time_ms = wall_ms();
+    e->time_ms = bg_env_now_ms();
     snprintf(e->peer, sizeof e->peer, "%s", peer);
     memcpy(e->request_id, request_id, sizeof e->request_id);
     e->has_request_digest = true;
@@ -196,8 +187,8 @@ gw_evidence_tick(bg_gw *gw)
     bg_audit_head h;
     bool did = false;
     bg_err err = {0};
-    if (bg_audit_maybe_sign(gw->audit, gw->id->key, wall_ms(), gw->cfg.head_interval_s, &h, &did,
-                            &err) != BG_OK) {
+    if (bg_audit_maybe_sign(gw->audit, gw->id->key, bg_env_now_ms(), gw->cfg.head_interval_s, &h,
+                            &did, &err) != BG_OK) {
         bg_log(BG_LOG_ERROR, "audit.head_failed", "error=\"%s\"", err.msg);
         return;
     }

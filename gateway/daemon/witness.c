@@ -20,14 +20,6 @@
 
 #define WITNESS_PATH_MAX (BG_CONFIG_PATH_MAX + 16)
 
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ------------------------------------------------------------ witness */
 
 /* The verified public key of the certificate that signed o (a reference to free). */
@@ -103,7 +95,7 @@ witness_check(bg_gw *gw, gw_peer *p, const bg_audit_head *head,
     bg_audit_verdict verdict = BG_AUDIT_W_OK;
     pthread_mutex_lock(&gw->witness_store_lock);
     int rc = bg_audit_witness_check(gw->witness, gw->id->key, p->city, head, proof, nproof,
-                                    wall_ms(), cosig, &verdict, &err);
+                                    bg_env_now_ms(), cosig, &verdict, &err);
     pthread_mutex_unlock(&gw->witness_store_lock);
     if (rc == BG_OK) {
         atomic_fetch_add(&gw->cosigned, 1);
