@@ -16,7 +16,8 @@
  *      refreshed and the query run again once.
  * One peer failing (down, refusing) is reported for that peer only.
  *
- * The peers' snapshots are kept in the cache (cache.h).
+ * Step 1 is psi_sync.h, step 2 psi_run.h, a peer's job psi_job.h; the peers'
+ * snapshots are kept in the cache (cache.h).
  */
 #ifndef BG_PSI_QUERY_H
 #define BG_PSI_QUERY_H
