@@ -196,6 +196,66 @@ envelope_costs(bench *b)
     }
 }
 
+/* GW's own material (configuration, key, certificate, CA, CRL, roster) and a verifier,
+ * for asking peer. 0, or 1 with the reason on stderr. */
+static int
+load(bench *b, const char *dir, const char *peer)
+{
+    char path[BG_CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", dir, BG_CONFIG_FILE);
+    bg_err err = {0};
+    X509_CRL *crl = NULL;
+    size_t n;
+    if (bg_config_load(path, &b->cfg, &err) != BG_OK ||
+        bg_env_identity_load(&b->id, b->cfg.dir, b->cfg.key_path, b->cfg.cert_path, &err) !=
+            BG_OK ||
+        bg_pki_cert_load(b->cfg.ca_path, &b->ca, &err) != BG_OK ||
+        bg_pki_crl_load(b->cfg.crl_path, &crl, &err) != BG_OK ||
+        bg_roster_load_file(b->cfg.roster_path, b->ca, 0, NULL, &b->roster, NULL, &err) != BG_OK ||
+        bg_trust_open(&b->trust, b->cfg.ca_path, b->cfg.crl_path, 0, &err) != BG_OK ||
+        bg_pki_key_pem(b->id->key, &b->key_pem, &b->key_len, &err) != BG_OK ||
+        bg_pki_cert_pem(b->id->cert, &b->cert_pem, &n, &err) != BG_OK ||
+        bg_pki_cert_pem(b->ca, &b->ca_pem, &n, &err) != BG_OK ||
+        bg_pki_crl_pem(crl, &b->crl_pem, &n, &err) != BG_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    X509_CRL_free(crl);
+    b->peer = bg_roster_member_find(b->roster, peer);
+    if (b->peer == NULL) {
+        fprintf(stderr, "bench: %s is not in the roster\n", peer);
+        return 1;
+    }
+    bg_env_verifier_config vc = {.own_city = b->cfg.city,
+                                 .trust = b->trust,
+                                 .member_fp = member_fp,
+                                 .member_ctx = b->roster,
+                                 .replay_capacity = 1u << 22};
+    if (bg_env_verifier_new(&b->v, &vc, &err) != BG_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* New connection each time: TCP + TLS 1.2 handshake + first signed ping. */
+static void
+handshakes(bench *b)
+{
+    int m = 20, ok = 0;
+    double total = 0;
+    for (int i = 0; i < m; i++) {
+        bg_tp_client *cli = NULL;
+        if (open_client(b, &cli) != 0)
+            break;
+        double t0 = now_s();
+        ok += ping(b, cli, true);
+        total += now_s() - t0;
+        bg_tp_client_close(cli);
+    }
+    row("TLS handshake + first signed ping (new conn)", ok, total);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -220,59 +280,15 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: bench_federation --dir GW --peer CITY [--seconds S]\n");
         return 2;
     }
-    char path[BG_CONFIG_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/%s", dir, BG_CONFIG_FILE);
-    bg_err err = {0};
-    X509_CRL *crl = NULL;
-    size_t n;
-    if (bg_config_load(path, &b.cfg, &err) != BG_OK ||
-        bg_env_identity_load(&b.id, b.cfg.dir, b.cfg.key_path, b.cfg.cert_path, &err) != BG_OK ||
-        bg_pki_cert_load(b.cfg.ca_path, &b.ca, &err) != BG_OK ||
-        bg_pki_crl_load(b.cfg.crl_path, &crl, &err) != BG_OK ||
-        bg_roster_load_file(b.cfg.roster_path, b.ca, 0, NULL, &b.roster, NULL, &err) != BG_OK ||
-        bg_trust_open(&b.trust, b.cfg.ca_path, b.cfg.crl_path, 0, &err) != BG_OK ||
-        bg_pki_key_pem(b.id->key, &b.key_pem, &b.key_len, &err) != BG_OK ||
-        bg_pki_cert_pem(b.id->cert, &b.cert_pem, &n, &err) != BG_OK ||
-        bg_pki_cert_pem(b.ca, &b.ca_pem, &n, &err) != BG_OK ||
-        bg_pki_crl_pem(crl, &b.crl_pem, &n, &err) != BG_OK) {
-        fprintf(stderr, "bench: %s\n", err.msg);
+    if (load(&b, dir, peer) != 0)
         return 1;
-    }
-    X509_CRL_free(crl);
-    b.peer = bg_roster_member_find(b.roster, peer);
-    if (b.peer == NULL) {
-        fprintf(stderr, "bench: %s is not in the roster\n", peer);
-        return 1;
-    }
-    bg_env_verifier_config vc = {.own_city = b.cfg.city,
-                                 .trust = b.trust,
-                                 .member_fp = member_fp,
-                                 .member_ctx = b.roster,
-                                 .replay_capacity = 1u << 22};
-    if (bg_env_verifier_new(&b.v, &vc, &err) != BG_OK) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        return 1;
-    }
 
     printf("baygate federation benchmark: %s -> %s at %s, %d s per throughput run\n\n", b.cfg.city,
            peer, b.peer->endpoint, b.seconds);
     printf("| %-44s | %9s | %10s | %9s |\n", "operation", "count", "per second", "us each");
     printf(
         "|----------------------------------------------|-----------|------------|-----------|\n");
-
-    /* New connection each time: TCP + TLS 1.2 handshake + first signed ping. */
-    int m = 20, ok = 0;
-    double total = 0;
-    for (int i = 0; i < m; i++) {
-        bg_tp_client *cli = NULL;
-        if (open_client(&b, &cli) != 0)
-            break;
-        double t0 = now_s();
-        ok += ping(&b, cli, true);
-        total += now_s() - t0;
-        bg_tp_client_close(cli);
-    }
-    row("TLS handshake + first signed ping (new conn)", ok, total);
+    handshakes(&b);
     throughput(&b, 1);
     throughput(&b, 8);
     envelope_costs(&b);

@@ -128,6 +128,33 @@ ping_usage(FILE *f)
                "check that failed. Exit 0 iff every peer answered.\n");
 }
 
+/* One ping through the gateway, printed: BG_EXIT_OK, BG_EXIT_FAIL (the peer did not
+ * answer), BG_EXIT_ERROR (the gateway refused), or -1 (no answer from the gateway). */
+static int
+ping_one(const char *dir, char *peer, uint64_t timeout, bool json)
+{
+    Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
+    Baygate__LocalPing lp = BAYGATE__LOCAL_PING__INIT;
+    lp.peer = peer;
+    lp.timeout_ms = (uint32_t)timeout;
+    req.op_case = BAYGATE__LOCAL_REQUEST__OP_PING;
+    req.ping = &lp;
+    Baygate__LocalAnswer *ans = local_ask("ping", dir, &req, (int)timeout + 2000);
+    if (ans == NULL)
+        return -1;
+    int rc = BG_EXIT_OK;
+    if (ans->error_code != 0 || ans->ping == NULL) {
+        bg_cli_fail("ping", "%s", ans->error ? ans->error : "no result in the answer");
+        rc = BG_EXIT_ERROR;
+    } else {
+        print_ping(ans->ping, json);
+        if (!ans->ping->ok)
+            rc = BG_EXIT_FAIL;
+    }
+    bg_pb_free(ans);
+    return rc;
+}
+
 int
 bg_cmd_ping(int argc, char **argv)
 {
@@ -190,26 +217,75 @@ bg_cmd_ping(int argc, char **argv)
 
     int status = BG_EXIT_OK;
     for (size_t i = 0; i < npeers; i++) {
-        Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
-        Baygate__LocalPing lp = BAYGATE__LOCAL_PING__INIT;
-        lp.peer = peers[i];
-        lp.timeout_ms = (uint32_t)timeout;
-        req.op_case = BAYGATE__LOCAL_REQUEST__OP_PING;
-        req.ping = &lp;
-        Baygate__LocalAnswer *ans = local_ask("ping", dir, &req, (int)timeout + 2000);
-        if (ans == NULL)
+        int rc = ping_one(dir, peers[i], timeout, json);
+        if (rc == -1)
             return BG_EXIT_ERROR;
-        if (ans->error_code != 0 || ans->ping == NULL) {
-            bg_cli_fail("ping", "%s", ans->error ? ans->error : "no result in the answer");
-            status = BG_EXIT_ERROR;
-        } else {
-            print_ping(ans->ping, json);
-            if (!ans->ping->ok && status == BG_EXIT_OK)
-                status = BG_EXIT_FAIL;
-        }
-        bg_pb_free(ans);
+        if (rc == BG_EXIT_ERROR || (rc == BG_EXIT_FAIL && status == BG_EXIT_OK))
+            status = rc;
     }
     return status;
+}
+
+static void
+print_status_json(const Baygate__StatusAnswer *s)
+{
+    printf("{\"city\":");
+    bg_json_cstr(stdout, s->city);
+    printf(",\"name\":");
+    bg_json_cstr(stdout, s->name);
+    printf(",\"version\":");
+    bg_json_cstr(stdout, s->version);
+    printf(",\"uptime_s\":%llu,\"roster_serial\":%llu,\"crl_next_update_ms\":%lld,\"listen\":",
+           (unsigned long long)s->uptime_s, (unsigned long long)s->roster_serial,
+           (long long)s->crl_next_update_ms);
+    bg_json_cstr(stdout, s->listen);
+    printf(",\"peers\":[");
+    for (size_t i = 0; i < s->n_peers; i++) {
+        const Baygate__PeerStatus *p = s->peers[i];
+        printf("%s{\"city\":", i ? "," : "");
+        bg_json_cstr(stdout, p->city);
+        printf(",\"name\":");
+        bg_json_cstr(stdout, p->name);
+        printf(",\"endpoint\":");
+        bg_json_cstr(stdout, p->endpoint);
+        printf(",\"reachable\":%s,\"latency_us\":%u,\"last_ok_ms\":%lld,\"error\":",
+               p->reachable ? "true" : "false", p->latency_us, (long long)p->last_ok_ms);
+        bg_json_cstr(stdout, p->error);
+        printf("}");
+    }
+    printf("],\"requests\":{");
+    for (size_t i = 0; i < s->n_requests; i++) {
+        printf("%s", i ? "," : "");
+        bg_json_cstr(stdout, s->requests[i]->name);
+        printf(":%llu", (unsigned long long)s->requests[i]->value);
+    }
+    printf("}}\n");
+}
+
+static void
+print_status_text(const Baygate__StatusAnswer *s)
+{
+    time_t crl = (time_t)(s->crl_next_update_ms / 1000);
+    struct tm tm;
+    char when[32] = "unknown";
+    if (crl > 0 && gmtime_r(&crl, &tm) != NULL)
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("%s %s (baygate %s)\n  listening  %s\n  uptime     %llu s\n"
+           "  roster     serial %llu\n  CRL        next update %s\n  peers:\n",
+           s->city, s->name, s->version, s->listen, (unsigned long long)s->uptime_s,
+           (unsigned long long)s->roster_serial, when);
+    for (size_t i = 0; i < s->n_peers; i++) {
+        const Baygate__PeerStatus *p = s->peers[i];
+        if (p->reachable)
+            printf("    %s %-10s %-28s reachable, %.2f ms\n", p->city, p->name, p->endpoint,
+                   p->latency_us / 1000.0);
+        else
+            printf("    %s %-10s %-28s NOT reachable: %s\n", p->city, p->name, p->endpoint,
+                   p->error);
+    }
+    printf("  federation requests:\n");
+    for (size_t i = 0; i < s->n_requests; i++)
+        printf("    %-32s %llu\n", s->requests[i]->name, (unsigned long long)s->requests[i]->value);
 }
 
 static void
@@ -261,63 +337,10 @@ bg_cmd_status(int argc, char **argv)
     Baygate__LocalAnswer *ans = ask_status("status", dir, probe, 30000);
     if (ans == NULL)
         return BG_EXIT_ERROR;
-    const Baygate__StatusAnswer *s = ans->status;
-    if (json) {
-        printf("{\"city\":");
-        bg_json_cstr(stdout, s->city);
-        printf(",\"name\":");
-        bg_json_cstr(stdout, s->name);
-        printf(",\"version\":");
-        bg_json_cstr(stdout, s->version);
-        printf(",\"uptime_s\":%llu,\"roster_serial\":%llu,\"crl_next_update_ms\":%lld,\"listen\":",
-               (unsigned long long)s->uptime_s, (unsigned long long)s->roster_serial,
-               (long long)s->crl_next_update_ms);
-        bg_json_cstr(stdout, s->listen);
-        printf(",\"peers\":[");
-        for (size_t i = 0; i < s->n_peers; i++) {
-            const Baygate__PeerStatus *p = s->peers[i];
-            printf("%s{\"city\":", i ? "," : "");
-            bg_json_cstr(stdout, p->city);
-            printf(",\"name\":");
-            bg_json_cstr(stdout, p->name);
-            printf(",\"endpoint\":");
-            bg_json_cstr(stdout, p->endpoint);
-            printf(",\"reachable\":%s,\"latency_us\":%u,\"last_ok_ms\":%lld,\"error\":",
-                   p->reachable ? "true" : "false", p->latency_us, (long long)p->last_ok_ms);
-            bg_json_cstr(stdout, p->error);
-            printf("}");
-        }
-        printf("],\"requests\":{");
-        for (size_t i = 0; i < s->n_requests; i++) {
-            printf("%s", i ? "," : "");
-            bg_json_cstr(stdout, s->requests[i]->name);
-            printf(":%llu", (unsigned long long)s->requests[i]->value);
-        }
-        printf("}}\n");
-    } else {
-        time_t crl = (time_t)(s->crl_next_update_ms / 1000);
-        struct tm tm;
-        char when[32] = "unknown";
-        if (crl > 0 && gmtime_r(&crl, &tm) != NULL)
-            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        printf("%s %s (baygate %s)\n  listening  %s\n  uptime     %llu s\n"
-               "  roster     serial %llu\n  CRL        next update %s\n  peers:\n",
-               s->city, s->name, s->version, s->listen, (unsigned long long)s->uptime_s,
-               (unsigned long long)s->roster_serial, when);
-        for (size_t i = 0; i < s->n_peers; i++) {
-            const Baygate__PeerStatus *p = s->peers[i];
-            if (p->reachable)
-                printf("    %s %-10s %-28s reachable, %.2f ms\n", p->city, p->name, p->endpoint,
-                       p->latency_us / 1000.0);
-            else
-                printf("    %s %-10s %-28s NOT reachable: %s\n", p->city, p->name, p->endpoint,
-                       p->error);
-        }
-        printf("  federation requests:\n");
-        for (size_t i = 0; i < s->n_requests; i++)
-            printf("    %-32s %llu\n", s->requests[i]->name,
-                   (unsigned long long)s->requests[i]->value);
-    }
+    if (json)
+        print_status_json(ans->status);
+    else
+        print_status_text(ans->status);
     bg_pb_free(ans);
     return BG_EXIT_OK;
 }

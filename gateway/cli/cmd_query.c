@@ -431,6 +431,164 @@ consent_digest(const char *path, uint8_t out[crypto_hash_sha256_BYTES])
     return BG_EXIT_OK;
 }
 
+/* What `baygate query` was asked. */
+typedef struct qargs {
+    const char *dir, *list, *purpose, *in, *attest_dir;
+    uint8_t auth_ref[BG_QUERY_AUTH_REF_MAX];
+    size_t auth_len;
+    char *peers[64];
+    size_t npeers;
+    bool all, grades, count;
+    int out;
+    uint64_t timeout;
+} qargs;
+
+/* The --consent or --auth-ref value: the authorisation reference, given once. */
+static int
+query_auth(qargs *a, int ch, const char *arg)
+{
+    if (a->auth_len != 0)
+        return bg_cli_fail("query", "give one of --consent and --auth-ref, once");
+    if (ch == 'C') {
+        if (consent_digest(arg, a->auth_ref) != BG_EXIT_OK)
+            return BG_EXIT_ERROR;
+        a->auth_len = crypto_hash_sha256_BYTES;
+        return BG_EXIT_OK;
+    }
+    if (sodium_hex2bin(a->auth_ref, sizeof a->auth_ref, arg, strlen(arg), NULL, &a->auth_len,
+                       NULL) != 0 ||
+        a->auth_len == 0 || strlen(arg) != 2 * a->auth_len)
+        return bg_cli_fail("query", "--auth-ref must be 2 to 128 hex digits (1..%u bytes)",
+                           (unsigned)BG_QUERY_AUTH_REF_MAX);
+    return BG_EXIT_OK;
+}
+
+/* One option (getopt's ch, optarg): -1 to go on, else the exit code. */
+static int
+query_opt(qargs *a, int ch, const char *arg)
+{
+    switch (ch) {
+    case 'd':
+        a->dir = arg;
+        return -1;
+    case 'p':
+        if (strcmp(arg, "all") == 0)
+            a->all = true;
+        else if (a->npeers < 64)
+            a->peers[a->npeers++] = (char *)arg;
+        else
+            return bg_cli_fail("query", "at most 64 --peer");
+        return -1;
+    case 'l':
+        a->list = arg;
+        return -1;
+    case 'u':
+        a->purpose = arg;
+        return -1;
+    case 'i':
+        a->in = arg;
+        return -1;
+    case 'g':
+        a->grades = true;
+        return -1;
+    case 'c':
+        a->count = true;
+        return -1;
+    case 'j':
+        a->out = OUT_JSON;
+        return -1;
+    case 'v':
+        a->out = OUT_CSV;
+        return -1;
+    case 't':
+        if (!bg_cli_parse_u64("query", "--timeout-ms", arg, &a->timeout))
+            return BG_EXIT_ERROR;
+        if (a->timeout < 1 || a->timeout > 600000)
+            return bg_cli_fail("query", "--timeout-ms must be 1..600000");
+        return -1;
+    case 'C':
+    case 'A':
+        return query_auth(a, ch, arg) == BG_EXIT_OK ? -1 : BG_EXIT_ERROR;
+    case 'T':
+        a->attest_dir = arg;
+        return -1;
+    case 'h':
+        query_usage(stdout);
+        return BG_EXIT_OK;
+    default:
+        query_usage(stderr);
+        return BG_EXIT_ERROR;
+    }
+}
+
+/* The options together: -1 if they make a query, else the exit code. */
+static int
+query_args_check(qargs *a, int argc)
+{
+    if (a->dir == NULL || (a->npeers == 0 && !a->all) || a->purpose == NULL || a->in == NULL ||
+        optind != argc || (a->grades && a->count) || (a->all && a->npeers > 0)) {
+        query_usage(stderr);
+        return BG_EXIT_ERROR;
+    }
+    if (a->grades && a->list == NULL)
+        a->list = "grades";
+    if (a->list == NULL) {
+        query_usage(stderr);
+        return BG_EXIT_ERROR;
+    }
+    if (a->grades && strcmp(a->list, "grades") != 0)
+        return bg_cli_fail("query", "--grades asks the list 'grades'; leave out --list");
+    if (a->attest_dir != NULL && !a->grades)
+        return bg_cli_fail("query", "--attest-dir goes with --grades");
+    if (a->attest_dir != NULL && mkdir(a->attest_dir, 0750) != 0 && errno != EEXIST)
+        return bg_cli_fail("query", "--attest-dir %s: %s", a->attest_dir, strerror(errno));
+    return -1;
+}
+
+/* Asks the gateway and prints its answer; the exit code. */
+static int
+query_ask(const qargs *a, const idlist *ids)
+{
+    Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
+    Baygate__LocalQuery lq = BAYGATE__LOCAL_QUERY__INIT;
+    lq.n_peers = a->npeers;
+    lq.peers = (char **)a->peers;
+    lq.list = (char *)a->list;
+    lq.purpose = (char *)a->purpose;
+    lq.n_ids = ids->n;
+    lq.ids = ids->ids;
+    lq.mode = a->grades ? 2 : a->count ? 3 : 1;
+    lq.timeout_ms = (uint32_t)a->timeout;
+    lq.authorisation_ref.data = (uint8_t *)a->auth_ref;
+    lq.authorisation_ref.len = a->auth_len;
+    lq.attestations = a->attest_dir != NULL;
+    req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
+    req.query = &lq;
+    Baygate__LocalAnswer *ans = ask(a->dir, &req);
+    if (ans == NULL)
+        return BG_EXIT_ERROR;
+    int rc;
+    if (ans->error_code != 0 || ans->query == NULL) {
+        rc = bg_cli_fail("query", "%s", ans->error ? ans->error : "no result in the answer");
+    } else {
+        const Baygate__QueryAnswer *qa = ans->query;
+        if (a->out == OUT_JSON)
+            print_json(qa, ids);
+        else if (a->out == OUT_CSV)
+            print_csv(qa);
+        else
+            print_table(qa, ids, a->purpose);
+        rc = BG_EXIT_OK;
+        for (size_t i = 0; i < qa->n_peers; i++)
+            if (!qa->peers[i]->ok)
+                rc = BG_EXIT_FAIL;
+        if (a->attest_dir != NULL && write_attestations(a->attest_dir, qa) != BG_EXIT_OK)
+            rc = BG_EXIT_ERROR;
+    }
+    bg_pb_free(ans);
+    return rc;
+}
+
 int
 bg_cmd_query(int argc, char **argv)
 {
@@ -451,146 +609,18 @@ bg_cmd_query(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *dir = NULL, *list = NULL, *purpose = NULL, *in = NULL;
-    uint8_t auth_ref[BG_QUERY_AUTH_REF_MAX];
-    size_t auth_len = 0;
-    const char *attest_dir = NULL;
-    char *peers[64];
-    size_t npeers = 0;
-    bool all = false, grades = false, count = false;
-    int out = OUT_TABLE;
-    uint64_t timeout = 0;
-    int ch;
+    qargs a = {.out = OUT_TABLE};
+    int ch, rc;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:C:A:T:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'd':
-            dir = optarg;
-            break;
-        case 'p':
-            if (strcmp(optarg, "all") == 0)
-                all = true;
-            else if (npeers < 64)
-                peers[npeers++] = optarg;
-            else
-                return bg_cli_fail("query", "at most 64 --peer");
-            break;
-        case 'l':
-            list = optarg;
-            break;
-        case 'u':
-            purpose = optarg;
-            break;
-        case 'i':
-            in = optarg;
-            break;
-        case 'g':
-            grades = true;
-            break;
-        case 'c':
-            count = true;
-            break;
-        case 'j':
-            out = OUT_JSON;
-            break;
-        case 'v':
-            out = OUT_CSV;
-            break;
-        case 't':
-            if (!bg_cli_parse_u64("query", "--timeout-ms", optarg, &timeout))
-                return BG_EXIT_ERROR;
-            if (timeout < 1 || timeout > 600000)
-                return bg_cli_fail("query", "--timeout-ms must be 1..600000");
-            break;
-        case 'C':
-            if (auth_len != 0)
-                return bg_cli_fail("query", "give one of --consent and --auth-ref, once");
-            if (consent_digest(optarg, auth_ref) != BG_EXIT_OK)
-                return BG_EXIT_ERROR;
-            auth_len = crypto_hash_sha256_BYTES;
-            break;
-        case 'A':
-            if (auth_len != 0)
-                return bg_cli_fail("query", "give one of --consent and --auth-ref, once");
-            if (sodium_hex2bin(auth_ref, sizeof auth_ref, optarg, strlen(optarg), NULL, &auth_len,
-                               NULL) != 0 ||
-                auth_len == 0 || strlen(optarg) != 2 * auth_len)
-                return bg_cli_fail("query", "--auth-ref must be 2 to 128 hex digits (1..%u bytes)",
-                                   (unsigned)BG_QUERY_AUTH_REF_MAX);
-            break;
-        case 'T':
-            attest_dir = optarg;
-            break;
-        case 'h':
-            query_usage(stdout);
-            return BG_EXIT_OK;
-        default:
-            query_usage(stderr);
-            return BG_EXIT_ERROR;
-        }
-    }
-    if (dir == NULL || (npeers == 0 && !all) || purpose == NULL || in == NULL || optind != argc ||
-        (grades && count) || (all && npeers > 0)) {
-        query_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
-    if (grades && list == NULL)
-        list = "grades";
-    if (list == NULL) {
-        query_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
-    if (grades && strcmp(list, "grades") != 0)
-        return bg_cli_fail("query", "--grades asks the list 'grades'; leave out --list");
-    if (attest_dir != NULL && !grades)
-        return bg_cli_fail("query", "--attest-dir goes with --grades");
-    if (attest_dir != NULL && mkdir(attest_dir, 0750) != 0 && errno != EEXIST)
-        return bg_cli_fail("query", "--attest-dir %s: %s", attest_dir, strerror(errno));
-
-    idlist ids = {0};
-    int rc = read_ids(in, &ids);
-    if (rc != BG_EXIT_OK) {
-        idlist_free(&ids);
+    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:C:A:T:h", opts, NULL)) != -1)
+        if ((rc = query_opt(&a, ch, optarg)) != -1)
+            return rc;
+    if ((rc = query_args_check(&a, argc)) != -1)
         return rc;
-    }
-    Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
-    Baygate__LocalQuery lq = BAYGATE__LOCAL_QUERY__INIT;
-    lq.n_peers = npeers;
-    lq.peers = peers;
-    lq.list = (char *)list;
-    lq.purpose = (char *)purpose;
-    lq.n_ids = ids.n;
-    lq.ids = ids.ids;
-    lq.mode = grades ? 2 : count ? 3 : 1;
-    lq.timeout_ms = (uint32_t)timeout;
-    lq.authorisation_ref.data = auth_ref;
-    lq.authorisation_ref.len = auth_len;
-    lq.attestations = attest_dir != NULL;
-    req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
-    req.query = &lq;
-    Baygate__LocalAnswer *ans = ask(dir, &req);
-    if (ans == NULL) {
-        idlist_free(&ids);
-        return BG_EXIT_ERROR;
-    }
-    if (ans->error_code != 0 || ans->query == NULL) {
-        rc = bg_cli_fail("query", "%s", ans->error ? ans->error : "no result in the answer");
-    } else {
-        const Baygate__QueryAnswer *qa = ans->query;
-        if (out == OUT_JSON)
-            print_json(qa, &ids);
-        else if (out == OUT_CSV)
-            print_csv(qa);
-        else
-            print_table(qa, &ids, purpose);
-        rc = BG_EXIT_OK;
-        for (size_t i = 0; i < qa->n_peers; i++)
-            if (!qa->peers[i]->ok)
-                rc = BG_EXIT_FAIL;
-        if (attest_dir != NULL && write_attestations(attest_dir, qa) != BG_EXIT_OK)
-            rc = BG_EXIT_ERROR;
-    }
-    bg_pb_free(ans);
+    idlist ids = {0};
+    rc = read_ids(a.in, &ids);
+    if (rc == BG_EXIT_OK)
+        rc = query_ask(&a, &ids);
     idlist_free(&ids);
     return rc;
 }

@@ -1,6 +1,6 @@
 /*
- * evidence.h - the gateway's evidence log and its witnesses (gateway/audit does the
- * log itself; this file wires it into the daemon).
+ * evidence.h - the gateway's evidence log (gateway/audit does the log itself; this
+ * file wires it into the daemon). Witnessing of peers' logs is witness.h.
  *
  * Every authenticated federation request a gateway answers leaves two leaves in
  * <data_dir>/audit: "request-received" (digest of the signed request) and
@@ -11,15 +11,8 @@
  * evidence. Requests refused before their envelope verified are not logged (an
  * unauthenticated sender could otherwise fill the log); they are counted and logged
  * on stderr. The asking side logs its PSI requests likewise ("request-sent" and
- * "answer-received" or "request-failed") after each round trip.
- *
- * Tree heads are signed every [audit] head_interval_s when the tree grew. A witness
- * thread asks every peer, every [audit] witness_interval_s, for its latest signed head
- * and the consistency proof from the last head of it we cosigned; it verifies the
- * signature with the peer's certificate, checks consistency (bg_audit_witness_check:
- * a rewritten history shows as a fork or an inconsistency, logged as
- * audit.fork_detected and kept in witness.log) and sends back a cosignature, which
- * the peer verifies and keeps. Witness traffic itself is not logged as evidence.
+ * "answer-received" or "request-failed") after each round trip. Tree heads are signed
+ * every [audit] head_interval_s when the tree grew.
  */
 #ifndef BG_EVIDENCE_H
 #define BG_EVIDENCE_H
@@ -29,8 +22,8 @@
 #include <stdint.h>
 
 #include "gateway/audit/audit.h"
+#include "gateway/daemon/roundtrip.h"
 #include "peers/envelope.h"
-#include "peers/transport.h"
 
 struct bg_gw;
 
@@ -41,7 +34,7 @@ typedef struct gw_ev {
 
 /* Seeds ev from the opened request: peer, request id and digest, purpose, reference. */
 void gw_ev_inbound(gw_ev *ev, const bg_env_opened *o);
-/* What the request was about (list may be NULL). */
+/* What the request was about (list may be NULL). ev NULL is ignored. */
 void gw_ev_note(gw_ev *ev, const char *list, uint64_t epoch, uint32_t asked, uint32_t answered);
 /* A refusal: code and a short reason (sanitised: printable, no identifier-like runs). */
 void gw_ev_refused(gw_ev *ev, uint32_t code, const char *reason);
@@ -59,22 +52,16 @@ typedef struct gw_call_ev {
     uint32_t items;
 } gw_call_ev;
 
-/* Appends [request-sent, answer-received | request-failed] for an outbound call. */
-void gw_ev_commit_outbound(struct bg_gw *gw, const char *peer, const bg_env_fields *f,
-                           const uint8_t request_id[BG_ENV_ID_LEN],
-                           const uint8_t request_digest[32], const bg_env_opened *answer,
-                           uint32_t code, const char *reason, const gw_call_ev *cev);
+/* Appends [request-sent, answer-received | request-failed] for the round trip rt of
+ * request f (outcome rt->code; reason a short word or the peer's message). */
+void gw_ev_commit_outbound(struct bg_gw *gw, const bg_env_fields *f, const bg_rt_result *rt,
+                           const char *reason, const gw_call_ev *cev);
 
-/* Opens the log and witness store, starts the witness thread. */
+/* Opens the log (making data_dir and data_dir/audit). */
 int gw_evidence_start(struct bg_gw *gw, bg_err *err);
 /* Signs a tree head when due (from bg_gw_tick). */
 void gw_evidence_tick(struct bg_gw *gw);
-/* Stops the witness thread (first) and closes the log (after the servers stopped). */
-void gw_evidence_stop_witness(struct bg_gw *gw);
+/* Closes the log (after the servers and the witness stopped). */
 void gw_evidence_close(struct bg_gw *gw);
-
-/* Federation handlers for WITNESS_BODY_HEAD_REQUEST and WITNESS_BODY_COSIGN. */
-void gw_witness_answer_head(struct bg_gw *gw, const bg_env_opened *o, bg_tp_request *req);
-void gw_witness_answer_cosign(struct bg_gw *gw, const bg_env_opened *o, bg_tp_request *req);
 
 #endif

@@ -1,7 +1,11 @@
 /*
- * gw_int.h - the gateway daemon's shared state, for its own modules (gw.c,
- * psi_pub.c, psi_answer.c, psi_query.c). Not an API: nothing outside
- * gateway/daemon includes it.
+ * gw_int.h - the gateway daemon's shared state (struct bg_gw, gw_peer), for the
+ * daemon's own files: data only, no functions. Not an API: nothing outside
+ * gateway/daemon includes it. It includes only the headers of the types it holds;
+ * the services on this state are in core.h, the handlers' in their own headers.
+ *
+ * The daemon's files are ordered by height (README.md): a file includes and calls
+ * only files below it; check_order.sh checks it.
  */
 #ifndef BG_GW_INT_H
 #define BG_GW_INT_H
@@ -17,13 +21,14 @@
 #include "certs/trust.h"
 #include "gateway/audit/audit.h"
 #include "gateway/config/config.h"
-#include "gateway/daemon/evidence.h"
-#include "gateway/daemon/psi_answer.h"
+#include "gateway/daemon/cache.h"
 #include "gateway/daemon/psi_pub.h"
-#include "gateway/daemon/psi_query.h"
+#include "gateway/daemon/quota.h"
 #include "peers/envelope.h"
 #include "peers/roster.h"
 #include "peers/transport.h"
+
+typedef struct bg_gw bg_gw;
 
 #define GW_OUTCOMES (BG_ENV_REASON_LAST + 1)
 
@@ -72,13 +77,13 @@ struct bg_gw {
 
     atomic_uint_fast64_t answered, app_errors, refused[GW_OUTCOMES], dropped[GW_OUTCOMES];
 
-    /* PSI: what we publish and answer (psi_pub, psi_answer) and the peers'
-     * snapshots we hold as an asker (psi_query). */
+    /* PSI: what we publish and answer (psi_pub, psi_answer, quota) and the peers'
+     * snapshots we hold as an asker (cache). */
     bg_pub *pub;
     gw_quota quota;
     gw_cache cache;
 
-    /* The evidence log and witnessing (evidence.c). */
+    /* The evidence log (evidence.c) and witnessing (witness.c). */
     bg_audit_log *audit;
     bg_audit_witness *witness;
     pthread_t witness_thread;
@@ -88,43 +93,5 @@ struct bg_gw {
     pthread_cond_t witness_wake;
     atomic_uint_fast64_t evidence_failed, forks_detected, cosigned, cosigs_received;
 };
-
-/* A reference to the roster in use (NULL only before start). */
-bg_roster *gw_roster_get(bg_gw *gw);
-/* A reference to the peer city, or NULL if it is not a peer now. */
-gw_peer *gw_peer_get(bg_gw *gw, const char *city);
-void gw_peer_release(gw_peer *p);
-/* Sends bytes (freed) as the answer, or drops req when bytes is NULL. With ev (an
- * authenticated request), the exchange goes to the evidence log first; if it cannot,
- * the answer is dropped. */
-void gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_t len);
-
-/* The federation's max_message_bytes (the roster's, or the default before one). */
-size_t gw_max_message(bg_gw *gw);
-
-/* Answers request o with a signed body (counted as answered), or refuses it with a typed
- * ErrorAnswer (code, printf message; counted, logged as event with peer, purpose, code and
- * reason, noted in ev). Both go through gw_reply_or_drop; ev may be NULL. */
-void gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
-               const uint8_t *body, size_t len);
-void gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t code,
-               const char *event, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-
-/* What a round trip to a peer gave besides the answer. */
-typedef struct gw_call_res {
-    uint32_t code; /* 0, a BG_GW_E_* of ours, or the peer's refusal code */
-    char error[400];
-    uint64_t sent, received; /* bytes, added to */
-} gw_call_res;
-
-/*
- * One signed round trip to peer p: f sealed (with our certificate until the peer
- * knows it), an answer of want_type back, opened and bound to our request. A typed
- * refusal gives BG_EABORTED with res->code; transport BG_EIO; a bad answer
- * BG_EPROTO; sealing BG_EINVAL. With cev, the exchange is written to the evidence
- * log. On BG_OK the caller frees *out.
- */
-int gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t want_type,
-            const gw_call_ev *cev, bg_env_opened **out, gw_call_res *res);
 
 #endif

@@ -14,7 +14,7 @@
  *        lists), the purpose's authorisation reference if it needs one, the
  *        asked epoch is current (bg_snap_require_current), the asker's items
  *        today stay within quota_items_per_day (kept across restarts, see
- *        gw_quota). Count mode needs the whole batch in ONE message
+ *        quota.h; the rules are policy.h). Count mode needs the whole batch in ONE message
  *        (chunk_count 1) of at least min_count_batch items, so it is
  *        evaluated and shuffled as a whole; at the default 4 MiB messages that
  *        is up to ~130k items per batch (the asker splits larger sets).
@@ -25,46 +25,9 @@
 #ifndef BG_PSI_ANSWER_H
 #define BG_PSI_ANSWER_H
 
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdint.h>
-
 #include "gateway/daemon/evidence.h"
 #include "peers/envelope.h"
-#include "peers/roster.h"
 #include "peers/transport.h"
-
-/* Bytes of a reply that are not the payload: envelope, certificate, signature,
- * protobuf framing (a certificate is ~1 KiB; generous on purpose). */
-#define GW_PSI_OVERHEAD 8192
-
-/* Elements one PSI query (and so its answer) may carry at max_msg bytes per message:
- * the asker cuts its chunks by it, the answerer refuses more. */
-size_t gw_psi_items_per_message(size_t max_msg);
-
-/*
- * Items asked per asker per UTC day, kept in <data_dir>/quota (one line per asker:
- * "city day used"), replaced atomically after every charge, so a restart does not
- * hand an asker a fresh day's quota. A charge is written before its items are
- * answered; an unreadable file is reported and counted from zero.
- */
-typedef struct gw_quota {
-    pthread_mutex_t lock;
-    struct {
-        char city[BG_CITY_CODE_LEN + 1];
-        int64_t day;
-        uint64_t used;
-    } used[BG_ROSTER_MAX_MEMBERS];
-    size_t n;
-    uint64_t version;          /* charges made (under lock) */
-    pthread_mutex_t file_lock; /* one writer at a time; newest state wins */
-    uint64_t written;          /* version on disk (under file_lock) */
-    char path[4096 + 16];      /* "" = not persisted */
-} gw_quota;
-
-/* Loads data_dir/quota (data_dir NULL: memory only); never fails, logs a bad file. */
-void gw_quota_init(gw_quota *q, const char *data_dir);
-void gw_quota_destroy(gw_quota *q);
 
 struct bg_gw;
 

@@ -278,6 +278,77 @@ snap_build(const uint8_t *sk, const char *list, uint64_t gen, uint64_t epoch, co
     return rc;
 }
 
+/*
+ * The snapshot of entries e under key sk of generation gen: the last recorded epoch
+ * again when key and import are the same and the bytes come out equal (*reused, so
+ * askers' caches stay good), else a new epoch, recorded in the store.
+ */
+static int
+build_epoch(bg_pub *p, const char *list, const uint8_t *sk, uint64_t gen, int64_t import_id,
+            const entries *e, bg_snap **snap, bool *reused, bg_err *err)
+{
+    bg_store_epoch last;
+    int rc = bg_store_psi_last_epoch(p->store, list, &last, err);
+    bg_snap_info info;
+    char dhex[65] = "";
+    *reused = false;
+    if (rc == BG_OK && last.epoch != 0 && last.generation == gen && last.import_id == import_id) {
+        rc = snap_build(sk, list, gen, last.epoch, e, snap, err);
+        if (rc == BG_OK) {
+            bg_snap_get_info(*snap, &info);
+            hex(info.digest, BG_SNAP_DIGESTBYTES, dhex);
+            *reused = strcmp(dhex, last.digest_hex) == 0;
+            if (!*reused) {
+                bg_snap_free(*snap);
+                *snap = NULL;
+            }
+        }
+    }
+    if (rc == BG_OK && !*reused) {
+        rc = snap_build(sk, list, gen, last.epoch + 1, e, snap, err);
+        if (rc == BG_OK) {
+            bg_snap_get_info(*snap, &info);
+            hex(info.digest, BG_SNAP_DIGESTBYTES, dhex);
+            bg_store_epoch rec = {.epoch = last.epoch + 1,
+                                  .generation = gen,
+                                  .entries = info.count,
+                                  .import_id = import_id};
+            memcpy(rec.digest_hex, dhex, sizeof rec.digest_hex);
+            rc = bg_store_psi_add_epoch(p->store, list, &rec, err);
+        }
+    }
+    return rc;
+}
+
+/* Serves ps as list li from now on, with the delta from what was served when the key
+ * is the same; the previous publication goes with its last reader. */
+static void
+install(bg_pub *p, int li, bg_pub_snap *ps, int64_t import_id, int32_t today)
+{
+    pthread_mutex_lock(&p->lock);
+    bg_pub_snap *old = p->cur[li];
+    if (old != NULL)
+        atomic_fetch_add(&old->refs, 1);
+    pthread_mutex_unlock(&p->lock);
+    if (old != NULL && old->info.generation == ps->info.generation &&
+        old->info.epoch < ps->info.epoch) {
+        bg_err derr = {0};
+        if (bg_snap_delta_make(&ps->delta, old->snap, ps->snap, &derr) == BG_OK)
+            bg_snap_delta_get_info(ps->delta, &ps->delta_info);
+        else
+            bg_log(BG_LOG_WARN, "psi.delta_failed", "list=%s error=\"%s\"", ps->list, derr.msg);
+    }
+    bg_pub_snap_release(old);
+    pthread_mutex_lock(&p->lock);
+    old = p->cur[li];
+    p->cur[li] = ps;
+    p->built_import[li] = import_id;
+    p->built_day[li] = today;
+    pthread_cond_broadcast(&p->built);
+    pthread_mutex_unlock(&p->lock);
+    bg_pub_snap_release(old);
+}
+
 /* Builds and installs list li. */
 static int
 publish_list(bg_pub *p, int li, bool rotate, bg_err *err)
@@ -294,40 +365,10 @@ publish_list(bg_pub *p, int li, bool rotate, bg_err *err)
     uint64_t gen = 0;
     if (rc == BG_OK)
         rc = key_current(p, list, rotate, &gen, sk, err);
-    bg_store_epoch last;
-    if (rc == BG_OK)
-        rc = bg_store_psi_last_epoch(p->store, list, &last, err);
-
     bg_snap *snap = NULL;
-    bg_snap_info info;
-    char dhex[65] = "";
     bool reused = false;
-    if (rc == BG_OK && last.epoch != 0 && last.generation == gen && last.import_id == import_id) {
-        /* Same key, same data: the same bytes again, so askers' caches stay good. */
-        rc = snap_build(sk, list, gen, last.epoch, &e, &snap, err);
-        if (rc == BG_OK) {
-            bg_snap_get_info(snap, &info);
-            hex(info.digest, BG_SNAP_DIGESTBYTES, dhex);
-            reused = strcmp(dhex, last.digest_hex) == 0;
-            if (!reused) {
-                bg_snap_free(snap);
-                snap = NULL;
-            }
-        }
-    }
-    if (rc == BG_OK && !reused) {
-        rc = snap_build(sk, list, gen, last.epoch + 1, &e, &snap, err);
-        if (rc == BG_OK) {
-            bg_snap_get_info(snap, &info);
-            hex(info.digest, BG_SNAP_DIGESTBYTES, dhex);
-            bg_store_epoch rec = {.epoch = last.epoch + 1,
-                                  .generation = gen,
-                                  .entries = info.count,
-                                  .import_id = import_id};
-            memcpy(rec.digest_hex, dhex, sizeof rec.digest_hex);
-            rc = bg_store_psi_add_epoch(p->store, list, &rec, err);
-        }
-    }
+    if (rc == BG_OK)
+        rc = build_epoch(p, list, sk, gen, import_id, &e, &snap, &reused, err);
     size_t n = e.n;
     entries_free(&e);
 
@@ -342,38 +383,17 @@ publish_list(bg_pub *p, int li, bool rotate, bg_err *err)
         snprintf(ps->list, sizeof ps->list, "%s", list);
         ps->snap = snap;
         snap = NULL;
-        ps->info = info;
+        bg_snap_get_info(ps->snap, &ps->info);
         ps->sk = sk;
         sk = NULL;
-        rc = bg_sig_sign(p->key, BG_SIG_CTX_SNAPSHOT, info.digest, BG_SNAP_DIGESTBYTES, ps->sig,
+        rc = bg_sig_sign(p->key, BG_SIG_CTX_SNAPSHOT, ps->info.digest, BG_SNAP_DIGESTBYTES, ps->sig,
                          &ps->sig_len, err);
     }
     if (rc == BG_OK) {
-        /* The delta from what is served now, when the key is the same. */
-        pthread_mutex_lock(&p->lock);
-        bg_pub_snap *old = p->cur[li];
-        if (old != NULL)
-            atomic_fetch_add(&old->refs, 1);
-        pthread_mutex_unlock(&p->lock);
-        if (old != NULL && old->info.generation == gen && old->info.epoch < info.epoch) {
-            bg_err derr = {0};
-            if (bg_snap_delta_make(&ps->delta, old->snap, ps->snap, &derr) == BG_OK)
-                bg_snap_delta_get_info(ps->delta, &ps->delta_info);
-            else
-                bg_log(BG_LOG_WARN, "psi.delta_failed", "list=%s error=\"%s\"", list, derr.msg);
-        }
-        bg_pub_snap_release(old);
-        pthread_mutex_lock(&p->lock);
-        old = p->cur[li];
-        p->cur[li] = ps;
-        p->built_import[li] = import_id;
-        p->built_day[li] = today;
-        pthread_cond_broadcast(&p->built);
-        pthread_mutex_unlock(&p->lock);
-        bg_pub_snap_release(old);
+        install(p, li, ps, import_id, today);
         bg_log(BG_LOG_INFO, "psi.published",
                "list=%s generation=%llu epoch=%llu entries=%zu import=%lld reused=%d delta=%s",
-               list, (unsigned long long)gen, (unsigned long long)info.epoch, n,
+               list, (unsigned long long)gen, (unsigned long long)ps->info.epoch, n,
                (long long)import_id, reused, ps->delta != NULL ? "yes" : "no");
         ps = NULL;
     }

@@ -16,55 +16,17 @@
  *      refreshed and the query run again once.
  * One peer failing (down, refusing) is reported for that peer only.
  *
- * Cache: per (peer, list) the last verified snapshot, in memory, reference
- * counted (a query in flight keeps the one it uses); at most
- * GW_PSI_CACHE_MAX_ENTRIES entries per snapshot are accepted from a peer.
+ * Step 1 is psi_sync.h, step 2 psi_run.h, a peer's job psi_job.h; the peers'
+ * snapshots are kept in the cache (cache.h).
  */
 #ifndef BG_PSI_QUERY_H
 #define BG_PSI_QUERY_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "certs/pki.h"
-#include "certs/sig.h"
-#include "mpc/snapshot.h"
-#include "peers/roster.h"
-
-#define GW_PSI_CACHE_MAX_ENTRIES (1U << 22)
 #define GW_QUERY_MAX_IDS (1U << 21)
 #define GW_QUERY_INVALID_SHOWN 1000
-
-/* A peer's snapshot as we hold it, with the signature over its digest (what an
- * attestation of one of its entries carries). Immutable once cached. */
-typedef struct gw_cached {
-    atomic_int refs;
-    bg_snap *snap;
-    bg_snap_info info;
-    uint8_t sig[BG_SIG_MAX];
-    size_t sig_len;
-} gw_cached;
-
-typedef struct gw_cache {
-    pthread_mutex_t lock;
-    struct {
-        char city[BG_CITY_CODE_LEN + 1];
-        char list[BG_SNAP_LIST_MAX + 1];
-        gw_cached *c;
-    } e[BG_ROSTER_MAX_MEMBERS * 4];
-    size_t n;
-    /* The newest status list number seen per peer: an older one is refused (rollback). */
-    struct {
-        char city[BG_CITY_CODE_LEN + 1];
-        uint64_t number;
-    } status[BG_ROSTER_MAX_MEMBERS];
-    size_t nstatus;
-} gw_cache;
-
-void gw_cache_init(gw_cache *c);
-void gw_cache_destroy(gw_cache *c);
 
 struct bg_gw;
 struct Baygate__LocalQuery;

@@ -1,0 +1,66 @@
+/*
+ * core.h - the daemon's shared services on its state (gw_int.h), used by every
+ * handler and by the asking side: the roster and the peer table (references, never
+ * held across I/O), the federation's message limits, answering and refusing a
+ * federation request (sealed, written to the evidence log first), and the one signed
+ * round trip to a peer (gw_call, over roundtrip.h).
+ */
+#ifndef BG_CORE_H
+#define BG_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/daemon/evidence.h"
+#include "gateway/daemon/gw_int.h"
+#include "gateway/daemon/roundtrip.h"
+#include "peers/envelope.h"
+#include "peers/transport.h"
+
+/* Bytes of a reply that are not the payload: envelope, certificate, signature,
+ * protobuf framing (a certificate is ~1 KiB; generous on purpose). */
+#define GW_PSI_OVERHEAD 8192
+
+/* A reference to the roster in use (NULL only before start). */
+bg_roster *gw_roster_get(bg_gw *gw);
+/* A reference to the peer city, or NULL if it is not a peer now. */
+gw_peer *gw_peer_get(bg_gw *gw, const char *city);
+/* References to every peer now, in out; returns how many. */
+size_t gw_peers_get(bg_gw *gw, gw_peer *out[BG_ROSTER_MAX_MEMBERS]);
+void gw_peer_release(gw_peer *p);
+
+/* The federation's max_message_bytes (the roster's, or the default before one). */
+size_t gw_max_message(bg_gw *gw);
+/* Elements one PSI query (and so its answer) may carry at max_msg bytes per message:
+ * the asker cuts its chunks by it, the answerer refuses more. */
+size_t gw_psi_items_per_message(size_t max_msg);
+
+/* A message from the wire or an error, made safe for one quoted log value in buf. */
+const char *gw_quoted(const char *s, char *buf, size_t n);
+
+/* Sends bytes (freed) as the answer, or drops req when bytes is NULL. With ev (an
+ * authenticated request), the exchange goes to the evidence log first; if it cannot,
+ * the answer is dropped. */
+void gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_t len);
+
+/* Answers request o with a signed body (counted as answered), or refuses it with a typed
+ * ErrorAnswer (code, printf message; counted, logged as event with peer, purpose, code and
+ * reason, noted in ev). Both go through gw_reply_or_drop; ev may be NULL. */
+void gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
+               const uint8_t *body, size_t len);
+void gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t code,
+               const char *event, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+/*
+ * One signed round trip to peer p (bg_rt_call): f sealed with our certificate until
+ * the peer knows it (and once more with it if the peer says it forgot us), an answer
+ * of want_type back (0: any type), opened and bound to our request. A typed refusal
+ * gives BG_EABORTED with res->code; transport BG_EIO; a bad answer BG_EPROTO; sealing
+ * BG_EINVAL. With cev, the exchange is written to the evidence log. res's byte counts
+ * are added to. On BG_OK the caller frees *out.
+ */
+int gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t want_type,
+            const gw_call_ev *cev, bg_env_opened **out, bg_rt_result *res);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * local.h - the local API on ipc:// for the city's own applications and the CLI:
+ * LocalRequest in, LocalAnswer out, unsigned (the socket's permissions decide).
+ * Ping a peer, query peers by PSI (psi_query.h), rotate a list's key, status (with
+ * every peer probed at once on request).
+ */
+#ifndef BG_LOCAL_H
+#define BG_LOCAL_H
+
+#include "peers/transport.h"
+
+/* A query carries up to GW_QUERY_MAX_IDS (2^21) ids of up to ~20 bytes each as
+ * users write them; its answer up to that many matches (and grades) per peer. */
+#define GW_LOCAL_RECV_MAX (64 * 1024 * 1024)
+#define GW_LOCAL_REPLY_MAX (256 * 1024 * 1024)
+/* A query fetches snapshots and runs PSI with every peer: minutes for big ones. */
+#define GW_LOCAL_TIMEOUT_MS (30 * 60 * 1000)
+
+/* The local server's request handler; ctx is the bg_gw. */
+void gw_local_handle(void *ctx, bg_tp_request *req);
+
+#endif

@@ -1,0 +1,348 @@
+/*
+ * witness.c - the witness thread (checking and cosigning peers' heads) and the answers
+ * to peers witnessing us (see witness.h).
+ */
+#include "gateway/daemon/witness.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "gateway/daemon/codes.h"
+#include "gateway/daemon/core.h"
+#include "gateway/daemon/log.h"
+#include "proto/pb.h"
+#include "proto/witness.pb-c.h"
+
+#define WITNESS_PATH_MAX (BG_CONFIG_PATH_MAX + 16)
+
+/* ------------------------------------------------------------ witness */
+
+/* The verified public key of the certificate that signed o (a reference to free). */
+static EVP_PKEY *
+sender_key(bg_gw *gw, const bg_env_opened *o, bg_err *err)
+{
+    EVP_PKEY *key = NULL;
+    if (bg_trust_verify_cached(gw->trust, o->cert_fingerprint, o->sender, time(NULL), NULL, &key,
+                               err) != BG_OK)
+        return NULL;
+    return key;
+}
+
+/* gw_call of one witness-protocol body to peer p: purpose "audit", the configured
+ * request time, no evidence-log entry (cev NULL). */
+static int
+witness_call(bg_gw *gw, gw_peer *p, uint32_t body_type, const uint8_t *body, size_t body_len,
+             uint32_t want_type, bg_env_opened **out, bg_rt_result *res)
+{
+    bg_env_fields f = {.recipient = p->city,
+                       .body_type = body_type,
+                       .body = body,
+                       .body_len = body_len,
+                       .purpose = "audit"};
+    return gw_call(gw, p, &f, (int)gw->cfg.request_ms, want_type, NULL, out, res);
+}
+
+/* Reads p's head answer o: the signed head, checked against the certificate o came
+ * with, and the consistency proof. BG_ENOTFOUND: p has no head yet; else logged. */
+static int
+witness_read_head(bg_gw *gw, gw_peer *p, const bg_env_opened *o, bg_audit_head *head,
+                  bg_audit_hash proof[BG_AUDIT_PROOF_MAX], size_t *nproof)
+{
+    bg_err err = {0};
+    Baygate__HeadAnswer *ha = bg_pb_unpack(&baygate__head_answer__descriptor, o->body_len, o->body);
+    EVP_PKEY *key = NULL;
+    const char *stage = "answer";
+    *nproof = 0;
+    int rc = ha == NULL ? bg_err_set(&err, BG_EPROTO, "head answer does not parse") : BG_OK;
+    if (rc == BG_OK && ha->signed_head.len == 0)
+        rc = BG_ENOTFOUND;
+    if (rc == BG_OK && ha->n_consistency > BG_AUDIT_PROOF_MAX)
+        rc = bg_err_set(&err, BG_EPROTO, "consistency proof of %zu hashes", ha->n_consistency);
+    for (size_t i = 0; rc == BG_OK && i < ha->n_consistency; i++) {
+        if (ha->consistency[i].len != BG_AUDIT_HASH_LEN)
+            rc = bg_err_set(&err, BG_EPROTO, "proof hash %zu is %zu bytes", i,
+                            ha->consistency[i].len);
+        else
+            memcpy(proof[(*nproof)++], ha->consistency[i].data, BG_AUDIT_HASH_LEN);
+    }
+    if (rc == BG_OK)
+        rc = bg_audit_head_decode(ha->signed_head.data, ha->signed_head.len, head, &err);
+    if (rc == BG_OK) {
+        stage = "signature";
+        key = sender_key(gw, o, &err);
+        rc = key == NULL ? BG_ECRYPTO : bg_audit_head_verify(head, key, NULL, &err);
+    }
+    if (rc != BG_OK && rc != BG_ENOTFOUND)
+        bg_log(BG_LOG_WARN, "audit.head_refused", "peer=%s stage=%s error=\"%s\"", p->city, stage,
+               err.msg);
+    EVP_PKEY_free(key);
+    if (ha != NULL)
+        bg_pb_free(ha);
+    return rc;
+}
+
+/* Checks head against what we witnessed of p before; a cosignature when consistent. */
+static int
+witness_check(bg_gw *gw, gw_peer *p, const bg_audit_head *head,
+              const bg_audit_hash proof[BG_AUDIT_PROOF_MAX], size_t nproof, bg_audit_cosig *cosig)
+{
+    bg_err err = {0};
+    bg_audit_verdict verdict = BG_AUDIT_W_OK;
+    pthread_mutex_lock(&gw->witness_store_lock);
+    int rc = bg_audit_witness_check(gw->witness, gw->id->key, p->city, head, proof, nproof,
+                                    bg_env_now_ms(), cosig, &verdict, &err);
+    pthread_mutex_unlock(&gw->witness_store_lock);
+    if (rc == BG_OK) {
+        atomic_fetch_add(&gw->cosigned, 1);
+    } else if (verdict == BG_AUDIT_W_FORK || verdict == BG_AUDIT_W_INCONSISTENT ||
+               verdict == BG_AUDIT_W_SHRUNK) {
+        atomic_fetch_add(&gw->forks_detected, 1);
+        bg_log(BG_LOG_ERROR, "audit.fork_detected", "peer=%s verdict=%s size=%llu error=\"%s\"",
+               p->city, bg_audit_verdict_name(verdict), (unsigned long long)head->size, err.msg);
+    } else {
+        bg_log(BG_LOG_WARN, "audit.head_refused", "peer=%s verdict=%s error=\"%s\"", p->city,
+               bg_audit_verdict_name(verdict), err.msg);
+    }
+    return rc;
+}
+
+/* Hands our cosignature of p's head back to p. */
+static void
+witness_deliver(bg_gw *gw, gw_peer *p, const bg_audit_cosig *cosig, uint64_t size)
+{
+    bg_err err = {0};
+    uint8_t enc[BG_AUDIT_SIGNED_COSIG_MAX];
+    size_t enc_len = 0;
+    if (bg_audit_cosig_encode(cosig, enc, &enc_len, &err) != BG_OK) {
+        bg_log(BG_LOG_ERROR, "audit.cosign_failed", "peer=%s error=\"%s\"", p->city, err.msg);
+        return;
+    }
+    Baygate__CosignSubmit cs = BAYGATE__COSIGN_SUBMIT__INIT;
+    cs.signed_cosignature.data = enc;
+    cs.signed_cosignature.len = enc_len;
+    uint8_t body[BG_AUDIT_SIGNED_COSIG_MAX + 16];
+    size_t blen = baygate__cosign_submit__pack(&cs, body);
+    bg_env_opened *ack = NULL;
+    bg_rt_result res = {0};
+    if (witness_call(gw, p, BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN, body, blen,
+                     BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN_ACK, &ack, &res) == BG_OK)
+        bg_log(BG_LOG_INFO, "audit.cosigned", "peer=%s size=%llu", p->city,
+               (unsigned long long)size);
+    else
+        bg_log(BG_LOG_WARN, "audit.cosign_not_delivered", "peer=%s size=%llu error=\"%s\"", p->city,
+               (unsigned long long)size, res.error);
+    bg_env_opened_free(ack);
+}
+
+/* One witnessing round with peer p: fetch its head, check, cosign, hand it back. */
+static void
+witness_peer(bg_gw *gw, gw_peer *p)
+{
+    bg_audit_head last;
+    uint64_t from = 0;
+    pthread_mutex_lock(&gw->witness_store_lock);
+    if (bg_audit_witness_last(gw->witness, p->city, &last, NULL) == BG_OK)
+        from = last.size;
+    pthread_mutex_unlock(&gw->witness_store_lock);
+
+    Baygate__HeadRequest hr = BAYGATE__HEAD_REQUEST__INIT;
+    hr.from_size = from;
+    uint8_t body[32];
+    size_t blen = baygate__head_request__pack(&hr, body);
+    bg_env_opened *o = NULL;
+    bg_rt_result res = {0};
+    if (witness_call(gw, p, BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_REQUEST, body, blen,
+                     BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_ANSWER, &o, &res) != BG_OK) {
+        bg_log(BG_LOG_DEBUG, "audit.witness_unreachable", "peer=%s error=\"%s\"", p->city,
+               res.error);
+        return;
+    }
+    bg_audit_head head;
+    bg_audit_hash proof[BG_AUDIT_PROOF_MAX];
+    size_t nproof = 0;
+    bg_audit_cosig cosig;
+    if (witness_read_head(gw, p, o, &head, proof, &nproof) == BG_OK &&
+        witness_check(gw, p, &head, proof, nproof, &cosig) == BG_OK)
+        witness_deliver(gw, p, &cosig, head.size);
+    bg_env_opened_free(o);
+}
+
+static void *
+witness_main(void *arg)
+{
+    bg_gw *gw = arg;
+    pthread_mutex_lock(&gw->witness_lock);
+    while (!gw->witness_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += gw->cfg.witness_interval_s;
+        while (!gw->witness_stop &&
+               pthread_cond_timedwait(&gw->witness_wake, &gw->witness_lock, &until) == 0)
+            ;
+        if (gw->witness_stop)
+            break;
+        pthread_mutex_unlock(&gw->witness_lock);
+        gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
+        size_t n = gw_peers_get(gw, peers);
+        for (size_t i = 0; i < n; i++) {
+            witness_peer(gw, peers[i]);
+            gw_peer_release(peers[i]);
+        }
+        pthread_mutex_lock(&gw->witness_lock);
+    }
+    pthread_mutex_unlock(&gw->witness_lock);
+    return NULL;
+}
+
+int
+gw_witness_start(bg_gw *gw, bg_err *err)
+{
+    char dir[WITNESS_PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s/audit", gw->cfg.data_dir) >= (int)sizeof dir)
+        return bg_err_set(err, BG_ELIMIT, "data directory path too long");
+    int rc = bg_audit_witness_open(&gw->witness, dir, gw->cfg.city, BG_AUDIT_CREATE, NULL, err);
+    if (rc != BG_OK)
+        return rc;
+    pthread_mutex_init(&gw->witness_lock, NULL);
+    pthread_mutex_init(&gw->witness_store_lock, NULL);
+    pthread_cond_init(&gw->witness_wake, NULL);
+    gw->witness_stop = false;
+    if (pthread_create(&gw->witness_thread, NULL, witness_main, gw) != 0)
+        return bg_err_set(err, BG_ENOMEM, "cannot start the witness thread");
+    gw->witness_started = true;
+    return BG_OK;
+}
+
+void
+gw_witness_stop(bg_gw *gw)
+{
+    if (!gw->witness_started)
+        return;
+    pthread_mutex_lock(&gw->witness_lock);
+    gw->witness_stop = true;
+    pthread_cond_broadcast(&gw->witness_wake);
+    pthread_mutex_unlock(&gw->witness_lock);
+    pthread_join(gw->witness_thread, NULL);
+    gw->witness_started = false;
+    pthread_mutex_destroy(&gw->witness_lock);
+    pthread_cond_destroy(&gw->witness_wake);
+}
+
+void
+gw_witness_close(bg_gw *gw)
+{
+    if (gw->witness == NULL)
+        return;
+    bg_audit_witness_close(gw->witness);
+    gw->witness = NULL;
+    pthread_mutex_destroy(&gw->witness_store_lock);
+}
+
+/* ------------------------------------------------- answering witnesses */
+
+/* Witness traffic is not evidence (evidence.h): answered and refused without an ev. */
+#define witness_refuse(gw, o, req, code, ...)                                                      \
+    gw_refuse(gw, NULL, o, req, code, "audit.witness_refused", __VA_ARGS__)
+
+void
+gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
+{
+    Baygate__HeadRequest *hr =
+        bg_pb_unpack(&baygate__head_request__descriptor, o->body_len, o->body);
+    if (hr == NULL) {
+        witness_refuse(gw, o, req, BG_GW_E_BAD_BODY, "head request does not parse");
+        return;
+    }
+    uint64_t from = hr->from_size;
+    bg_pb_free(hr);
+    bg_audit_head head;
+    bg_err err = {0};
+    Baygate__HeadAnswer ha = BAYGATE__HEAD_ANSWER__INIT;
+    uint8_t enc[BG_AUDIT_SIGNED_HEAD_MAX];
+    size_t enc_len = 0;
+    bg_audit_hash proof[BG_AUDIT_PROOF_MAX];
+    ProtobufCBinaryData items[BG_AUDIT_PROOF_MAX];
+    size_t nproof = 0;
+    int rc = bg_audit_head_latest(gw->audit, &head, &err);
+    if (rc == BG_ENOTFOUND) {
+        gw_answer(gw, NULL, o, req, BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_ANSWER, NULL, 0);
+        return;
+    }
+    if (rc == BG_OK)
+        rc = bg_audit_head_encode(&head, enc, &enc_len, &err);
+    if (rc == BG_OK && from > 0 && from < head.size)
+        rc = bg_audit_consistency_proof(gw->audit, from, head.size, proof, &nproof, &err);
+    if (rc != BG_OK) {
+        witness_refuse(gw, o, req, BG_GW_E_INTERNAL, "no head to give: %.200s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < nproof; i++) {
+        items[i].data = proof[i];
+        items[i].len = BG_AUDIT_HASH_LEN;
+    }
+    ha.signed_head.data = enc;
+    ha.signed_head.len = enc_len;
+    ha.n_consistency = nproof;
+    ha.consistency = items;
+    uint8_t body[BG_AUDIT_SIGNED_HEAD_MAX + BG_AUDIT_PROOF_MAX * (BG_AUDIT_HASH_LEN + 2) + 16];
+    size_t blen = baygate__head_answer__get_packed_size(&ha);
+    if (blen > sizeof body) {
+        witness_refuse(gw, o, req, BG_GW_E_INTERNAL, "head answer too large");
+        return;
+    }
+    baygate__head_answer__pack(&ha, body);
+    gw_answer(gw, NULL, o, req, BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_ANSWER, body, blen);
+}
+
+void
+gw_witness_answer_cosign(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
+{
+    Baygate__CosignSubmit *cs =
+        bg_pb_unpack(&baygate__cosign_submit__descriptor, o->body_len, o->body);
+    bg_audit_cosig c;
+    bg_err err = {0};
+    EVP_PKEY *key = NULL;
+    int rc = cs == NULL ? bg_err_set(&err, BG_EPROTO, "cosignature does not parse")
+                        : bg_audit_cosig_decode(cs->signed_cosignature.data,
+                                                cs->signed_cosignature.len, &c, &err);
+    if (rc == BG_OK && strcmp(c.witness, o->sender) != 0)
+        rc = bg_err_set(&err, BG_EPROTO, "cosignature by %s sent by %s", c.witness, o->sender);
+    if (rc == BG_OK && (key = sender_key(gw, o, &err)) == NULL)
+        rc = BG_ECRYPTO;
+    if (rc == BG_OK)
+        rc = bg_audit_cosig_verify(&c, key, NULL, &err);
+    /* Only a head of our own tree as it is: a cosignature on anything else is noise. */
+    bg_audit_hash root;
+    if (rc == BG_OK && (c.head.size > bg_audit_size(gw->audit) ||
+                        bg_audit_root(gw->audit, c.head.size, root, &err) != BG_OK ||
+                        sodium_memcmp(root, c.head.root, BG_AUDIT_HASH_LEN) != 0))
+        rc = bg_err_set(&err, BG_EPROTO, "the cosigned head (size %llu) is not one of our tree",
+                        (unsigned long long)c.head.size);
+    size_t before = 0, after = 0;
+    if (rc == BG_OK) {
+        pthread_mutex_lock(&gw->witness_store_lock);
+        before = bg_audit_witness_received_count(gw->witness);
+        rc = bg_audit_witness_add_received(gw->witness, &c, &err);
+        after = bg_audit_witness_received_count(gw->witness);
+        pthread_mutex_unlock(&gw->witness_store_lock);
+    }
+    EVP_PKEY_free(key);
+    if (cs != NULL)
+        bg_pb_free(cs);
+    if (rc != BG_OK) {
+        witness_refuse(gw, o, req, BG_GW_E_BAD_BODY, "cosignature refused: %.200s", err.msg);
+        return;
+    }
+    if (after > before)
+        atomic_fetch_add(&gw->cosigs_received, 1);
+    Baygate__CosignAck ack = BAYGATE__COSIGN_ACK__INIT;
+    ack.stored = after > before;
+    uint8_t body[8];
+    size_t blen = baygate__cosign_ack__pack(&ack, body);
+    gw_answer(gw, NULL, o, req, BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN_ACK, body, blen);
+}
