@@ -3,15 +3,15 @@
  * format; see snapshot.h for the contract and the formats.
  */
 #define _GNU_SOURCE /* qsort_r (glibc, musl >= 1.2.3) */
-#include <pthread.h>
+#include "mpc/snapshot.h"
+
 #include <sodium.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpc/snapshot.h"
+#include "common/pool.h"
 
 #define TB BG_SNAP_TAGBYTES
 #define SEB BG_SNAP_SEALEDBYTES
@@ -33,8 +33,6 @@
 /* Leaves per parallel Merkle unit: a power of two, so full blocks are perfect subtrees. */
 #define MERKLE_BLOCK_LOG 10U
 #define MERKLE_BLOCK (1U << MERKLE_BLOCK_LOG)
-
-#define NO_INDEX ((size_t)-1)
 
 static const char tag_label[] = "baygate/psi/tag/v1";
 static const char seal_label[] = "baygate/psi/seal/v1";
@@ -140,102 +138,6 @@ static int
 ready(bg_err *err)
 {
     return bg_oprf_init(err);
-}
-
-/* ---- parallel for ---- */
-
-/* Processes [begin, end); on failure sets *bad to the lowest failing index. */
-typedef int (*par_fn)(void *ctx, size_t begin, size_t end, size_t *bad, bg_err *err);
-
-struct par {
-    par_fn fn;
-    void *ctx;
-    size_t n, grain;
-    atomic_size_t next;
-    atomic_bool stop;
-};
-
-struct par_worker {
-    struct par *p;
-    pthread_t tid;
-    int rc;
-    size_t bad;
-    bg_err err;
-};
-
-static void *
-par_main(void *arg)
-{
-    struct par_worker *w = arg;
-    struct par *p = w->p;
-    size_t units = (p->n + p->grain - 1) / p->grain;
-    for (;;) {
-        if (atomic_load_explicit(&p->stop, memory_order_relaxed))
-            break;
-        size_t u = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-        if (u >= units)
-            break;
-        size_t begin = u * p->grain, end = begin + p->grain < p->n ? begin + p->grain : p->n;
-        w->rc = p->fn(p->ctx, begin, end, &w->bad, &w->err);
-        if (w->rc != BG_OK) {
-            atomic_store_explicit(&p->stop, true, memory_order_relaxed);
-            break;
-        }
-    }
-    return NULL;
-}
-
-/*
- * Runs fn over [0, n) in units of grain items on nthreads threads (the caller is one).
- * Units are claimed in order, so the lowest failing index is the one a serial run names.
- */
-static int
-par_run(size_t n, size_t grain, unsigned nthreads, par_fn fn, void *ctx, bg_err *err)
-{
-    if (n == 0)
-        return BG_OK;
-    size_t units = (n + grain - 1) / grain;
-    unsigned t = nthreads == 0 ? bg_oprf_threads_default() : nthreads;
-    if (t > BG_OPRF_THREADS_MAX)
-        t = BG_OPRF_THREADS_MAX;
-    if (t > units)
-        t = (unsigned)units;
-    struct par p = {.fn = fn, .ctx = ctx, .n = n, .grain = grain};
-    atomic_init(&p.next, 0);
-    atomic_init(&p.stop, false);
-    struct par_worker solo, *w = t > 1 ? calloc(t, sizeof *w) : NULL;
-    if (w == NULL) {
-        memset(&solo, 0, sizeof solo);
-        w = &solo;
-        t = 1;
-    }
-    for (unsigned i = 0; i < t; i++) {
-        w[i].p = &p;
-        w[i].rc = BG_OK;
-        w[i].bad = NO_INDEX;
-    }
-    unsigned started = 1;
-    for (unsigned i = 1; i < t; i++) {
-        if (pthread_create(&w[i].tid, NULL, par_main, &w[i]) != 0)
-            break;
-        started++;
-    }
-    par_main(&w[0]);
-    for (unsigned i = 1; i < started; i++)
-        pthread_join(w[i].tid, NULL);
-    int rc = BG_OK;
-    size_t first = NO_INDEX;
-    for (unsigned i = 0; i < started; i++) {
-        if (w[i].rc != BG_OK && (rc == BG_OK || w[i].bad < first)) {
-            rc = w[i].rc;
-            first = w[i].bad;
-            if (err != NULL)
-                *err = w[i].err;
-        }
-    }
-    if (w != &solo)
-        free(w);
-    return rc;
 }
 
 /* ---- tags ---- */
@@ -470,7 +372,7 @@ merkle_root(uint8_t root[DB], const uint8_t *tags, const uint8_t *sealed, size_t
     c.blocks = malloc(DB * nblocks);
     if (c.blocks == NULL)
         return bg_err_set(err, BG_ENOMEM, "snapshot digest: out of memory");
-    int rc = par_run(nblocks, 4, nthreads, merkle_block, &c, err);
+    int rc = bg_pool_run(nblocks, 4, nthreads, merkle_block, &c, err);
     if (rc == BG_OK) {
         size_t full = n / MERKLE_BLOCK;
         for (size_t b = 0; b < full; b++)
@@ -872,7 +774,7 @@ bg_snap_build(bg_snap **out, const uint8_t sk[BG_OPRF_SCALARBYTES], const char *
             rc = bg_err_set(err, BG_ENOMEM, "snapshot: out of memory for %zu entries", n);
     }
     if (rc == BG_OK)
-        rc = par_run(n, GRAIN, nthreads, build_unit, &c, err);
+        rc = bg_pool_run(n, GRAIN, nthreads, build_unit, &c, err);
     size_t m = 0;
     if (rc == BG_OK && n > 0) {
         qsort_r(c.keys, n, sizeof *c.keys, key_cmp, &c);
@@ -974,7 +876,7 @@ bg_snap_match(const bg_snap *s, const uint8_t *elements, size_t n, size_t *first
     if (s == NULL || (n > 0 && (elements == NULL || first == NULL)))
         return bg_err_set(err, BG_EINVAL, "match: NULL argument");
     struct match_ctx c = {.s = s, .elements = elements, .first = first};
-    return par_run(n, 256, nthreads, match_unit, &c, err);
+    return bg_pool_run(n, 256, nthreads, match_unit, &c, err);
 }
 
 int
@@ -1835,7 +1737,7 @@ bg_snap_prover_new(bg_snap_prover **out, const bg_snap *s, unsigned nthreads, bg
         /* The same block roots merkle_root folds into the snapshot's root. */
         struct merkle_ctx c = {
             .tags = s->tags, .sealed = s->sealed, .n = s->n, .blocks = p->blocks};
-        rc = par_run(p->nblocks, 4, nthreads, merkle_block, &c, err);
+        rc = bg_pool_run(p->nblocks, 4, nthreads, merkle_block, &c, err);
         if (rc != BG_OK) {
             bg_snap_prover_free(p);
             return rc;
