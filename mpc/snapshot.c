@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/merkle.h"
 #include "common/pool.h"
 
 #define TB BG_SNAP_TAGBYTES
@@ -268,67 +269,21 @@ seal(uint8_t sealed[SEB], const uint8_t out[BG_OPRF_OUTPUTBYTES], const uint8_t 
 static void
 leaf_hash(uint8_t h[DB], const uint8_t *tag, const uint8_t *sealed)
 {
-    static const uint8_t zero = 0;
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, DB);
-    crypto_generichash_update(&st, &zero, 1);
-    crypto_generichash_update(&st, tag, TB);
-    if (sealed != NULL)
-        crypto_generichash_update(&st, sealed, SEB);
-    crypto_generichash_final(&st, h, DB);
+    bg_merkle_leaf(BG_MERKLE_BLAKE2B, tag, TB, sealed, sealed != NULL ? SEB : 0, h);
 }
 
+/* MTH of leaves [lo, hi) from the entries, by the running root of common/merkle.h. */
 static void
-node_hash(uint8_t h[DB], const uint8_t l[DB], const uint8_t r[DB])
+leaves_root(const uint8_t *tags, const uint8_t *sealed, size_t lo, size_t hi, uint8_t root[DB])
 {
-    uint8_t m[1 + 2 * DB];
-    m[0] = 1;
-    memcpy(m + 1, l, DB);
-    memcpy(m + 1 + DB, r, DB);
-    crypto_generichash(h, DB, m, sizeof m, NULL, 0);
-}
-
-/*
- * RFC 6962 tree hash by a stack of perfect subtrees: pushing a subtree of height h merges
- * it with equal-height subtrees on top; at the end the stack folds from the right. This
- * is the RFC's split at the largest power of two below the size, in O(log n) memory.
- */
-struct mstack {
-    uint8_t h[64][DB];
-    unsigned height[64];
-    unsigned top;
-};
-
-static void
-mstack_push(struct mstack *s, const uint8_t h[DB], unsigned height)
-{
-    memcpy(s->h[s->top], h, DB);
-    s->height[s->top++] = height;
-    while (s->top >= 2 && s->height[s->top - 1] == s->height[s->top - 2]) {
-        node_hash(s->h[s->top - 2], s->h[s->top - 2], s->h[s->top - 1]);
-        s->height[s->top - 2]++;
-        s->top--;
-    }
-}
-
-/* Folds the stack into root; with a tail (the root of a last, partial block), folds it in. */
-static void
-mstack_root(struct mstack *s, const uint8_t *tail, uint8_t root[DB])
-{
+    bg_merkle_stack st;
     uint8_t h[DB];
-    if (s->top == 0 && tail == NULL) {
-        crypto_generichash(root, DB, NULL, 0, NULL, 0);
-        return;
+    bg_merkle_stack_init(&st, BG_MERKLE_BLAKE2B);
+    for (size_t i = lo; i < hi; i++) {
+        leaf_hash(h, tags + TB * i, sealed ? sealed + SEB * i : NULL);
+        bg_merkle_stack_push(&st, h, 0);
     }
-    size_t k = s->top;
-    if (tail != NULL) {
-        memcpy(h, tail, DB);
-    } else {
-        memcpy(h, s->h[--k], DB);
-    }
-    while (k-- > 0)
-        node_hash(h, s->h[k], h);
-    memcpy(root, h, DB);
+    bg_merkle_stack_root(&st, NULL, root);
 }
 
 struct merkle_ctx {
@@ -345,14 +300,7 @@ merkle_block(void *vctx, size_t begin, size_t end, size_t *bad, bg_err *err)
     const struct merkle_ctx *c = vctx;
     for (size_t b = begin; b < end; b++) {
         size_t lo = b * MERKLE_BLOCK, hi = lo + MERKLE_BLOCK < c->n ? lo + MERKLE_BLOCK : c->n;
-        struct mstack s;
-        uint8_t h[DB];
-        s.top = 0;
-        for (size_t i = lo; i < hi; i++) {
-            leaf_hash(h, c->tags + TB * i, c->sealed ? c->sealed + SEB * i : NULL);
-            mstack_push(&s, h, 0);
-        }
-        mstack_root(&s, NULL, c->blocks + DB * b);
+        leaves_root(c->tags, c->sealed, lo, hi, c->blocks + DB * b);
     }
     return BG_OK;
 }
@@ -362,10 +310,10 @@ merkle_root(uint8_t root[DB], const uint8_t *tags, const uint8_t *sealed, size_t
             unsigned nthreads, bg_err *err)
 {
     size_t nblocks = (n + MERKLE_BLOCK - 1) / MERKLE_BLOCK;
-    struct mstack s;
-    s.top = 0;
+    bg_merkle_stack s;
+    bg_merkle_stack_init(&s, BG_MERKLE_BLAKE2B);
     if (nblocks == 0) {
-        mstack_root(&s, NULL, root);
+        bg_merkle_stack_root(&s, NULL, root);
         return BG_OK;
     }
     struct merkle_ctx c = {.tags = tags, .sealed = sealed, .n = n};
@@ -376,8 +324,8 @@ merkle_root(uint8_t root[DB], const uint8_t *tags, const uint8_t *sealed, size_t
     if (rc == BG_OK) {
         size_t full = n / MERKLE_BLOCK;
         for (size_t b = 0; b < full; b++)
-            mstack_push(&s, c.blocks + DB * b, MERKLE_BLOCK_LOG);
-        mstack_root(&s, full < nblocks ? c.blocks + DB * full : NULL, root);
+            bg_merkle_stack_push(&s, c.blocks + DB * b, MERKLE_BLOCK_LOG);
+        bg_merkle_stack_root(&s, full < nblocks ? c.blocks + DB * full : NULL, root);
     }
     free(c.blocks);
     return rc;
@@ -1747,59 +1695,22 @@ bg_snap_prover_new(bg_snap_prover **out, const bg_snap *s, unsigned nthreads, bg
     return BG_OK;
 }
 
-/* Largest power of two strictly below n (n >= 2): RFC 6962's split point. */
-static size_t
-split_point(size_t n)
+/* The subtrees a prover has at hand for common/merkle.h: a cached block root, or any
+ * range within one block (at most MERKLE_BLOCK leaf hashes); ranges above are split. */
+static bool
+prover_subtree(const void *ctx, uint64_t lo, uint64_t hi, uint8_t out[DB])
 {
-    size_t k = 1;
-    while (k << 1 < n)
-        k <<= 1;
-    return k;
-}
-
-/* MTH(D[lo:hi]), hi > lo: from a cached block root when the range is one, from block
- * roots above a block, from the leaves (at most MERKLE_BLOCK of them) below. */
-static void
-prover_mth(const bg_snap_prover *p, size_t lo, size_t hi, uint8_t out[DB])
-{
+    const bg_snap_prover *p = ctx;
     const bg_snap *s = p->s;
-    size_t n = hi - lo;
+    uint64_t n = hi - lo;
     if (lo % MERKLE_BLOCK == 0 && (n == MERKLE_BLOCK || (hi == s->n && n < MERKLE_BLOCK))) {
         memcpy(out, p->blocks + DB * (lo / MERKLE_BLOCK), DB);
-        return;
+        return true;
     }
-    if (n <= MERKLE_BLOCK) {
-        struct mstack st;
-        uint8_t h[DB];
-        st.top = 0;
-        for (size_t i = lo; i < hi; i++) {
-            leaf_hash(h, s->tags + TB * i, s->sealed ? s->sealed + SEB * i : NULL);
-            mstack_push(&st, h, 0);
-        }
-        mstack_root(&st, NULL, out);
-        return;
-    }
-    uint8_t l[DB], r[DB];
-    size_t k = split_point(n);
-    prover_mth(p, lo, lo + k, l);
-    prover_mth(p, lo + k, hi, r);
-    node_hash(out, l, r);
-}
-
-/* PATH(m, D[lo:hi]) appended innermost first (RFC 6962 2.1.1). */
-static void
-prover_path(const bg_snap_prover *p, size_t m, size_t lo, size_t hi, uint8_t *path, size_t *len)
-{
-    if (hi - lo <= 1)
-        return;
-    size_t k = split_point(hi - lo);
-    if (m < lo + k) {
-        prover_path(p, m, lo, lo + k, path, len);
-        prover_mth(p, lo + k, hi, path + DB * (*len)++);
-    } else {
-        prover_path(p, m, lo + k, hi, path, len);
-        prover_mth(p, lo, lo + k, path + DB * (*len)++);
-    }
+    if (n > MERKLE_BLOCK)
+        return false;
+    leaves_root(s->tags, s->sealed, (size_t)lo, (size_t)hi, out);
+    return true;
 }
 
 int
@@ -1813,7 +1724,7 @@ bg_snap_prover_path(const bg_snap_prover *p, size_t index, uint8_t *path_out, si
     if (index >= p->s->n)
         return bg_err_set(err, BG_EINVAL, "inclusion proof: entry %zu of %zu", index, p->s->n);
     /* n <= 2^24, so the depth (and the path) is at most 24 = BG_SNAP_PATH_MAX. */
-    prover_path(p, index, 0, p->s->n, path_out, path_len);
+    *path_len = bg_merkle_path(BG_MERKLE_BLAKE2B, prover_subtree, p, index, p->s->n, path_out);
     return BG_OK;
 }
 
@@ -1847,39 +1758,25 @@ bg_snap_inclusion_verify(const uint8_t tag[TB], const uint8_t *sealed, size_t in
     if (path_len > BG_SNAP_PATH_MAX)
         return bg_err_set(err, BG_EINVAL, "inclusion proof: path of %zu hashes, at most %u",
                           path_len, BG_SNAP_PATH_MAX);
-    /* RFC 9162 2.1.3.2: walk up from the leaf; fn/sn track our and the last node's place. */
-    uint8_t r[DB];
-    size_t fn = index, sn = count - 1;
-    leaf_hash(r, tag, sealed);
-    for (size_t i = 0; i < path_len; i++) {
-        const uint8_t *pi = path + DB * i;
-        if (sn == 0)
-            return bg_err_set(err, BG_ECRYPTO,
-                              "inclusion proof does not verify: %zu hashes, expected %zu", path_len,
-                              i);
-        if ((fn & 1) != 0 || fn == sn) {
-            node_hash(r, pi, r);
-            if ((fn & 1) == 0)
-                while ((fn & 1) == 0 && fn != 0) {
-                    fn >>= 1;
-                    sn >>= 1;
-                }
-        } else {
-            node_hash(r, r, pi);
-        }
-        fn >>= 1;
-        sn >>= 1;
-    }
-    if (sn != 0)
+    uint8_t leaf[DB];
+    int why;
+    size_t used;
+    leaf_hash(leaf, tag, sealed);
+    if (bg_merkle_verify_inclusion(BG_MERKLE_BLAKE2B, index, count, leaf, path, path_len, root,
+                                   &why, &used) == BG_OK)
+        return BG_OK;
+    if (why == BG_MERKLE_PROOF_TOO_LONG)
+        return bg_err_set(err, BG_ECRYPTO,
+                          "inclusion proof does not verify: %zu hashes, expected %zu", path_len,
+                          used);
+    if (why == BG_MERKLE_PROOF_TOO_SHORT)
         return bg_err_set(err, BG_ECRYPTO,
                           "inclusion proof does not verify: too few hashes for entry %zu of %zu",
                           index, count);
-    if (sodium_memcmp(r, root, DB) != 0)
-        return bg_err_set(err, BG_ECRYPTO,
-                          "inclusion proof does not verify: entry %zu of %zu does not lead to "
-                          "the root",
-                          index, count);
-    return BG_OK;
+    return bg_err_set(err, BG_ECRYPTO,
+                      "inclusion proof does not verify: entry %zu of %zu does not lead to "
+                      "the root",
+                      index, count);
 }
 
 int
