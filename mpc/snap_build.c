@@ -214,17 +214,10 @@ permute(uint8_t *a, size_t rec, uint32_t *perm, size_t n, uint8_t *tmp)
     }
 }
 
-int
-bg_snap_build(bg_snap **out, const uint8_t sk[BG_OPRF_SCALARBYTES], const char *list,
-              uint64_t generation, uint64_t epoch, int graded, const bg_snap_entry *entries,
-              size_t n, unsigned nthreads, bg_err *err)
+/* The arguments bg_snap_build refuses before it allocates anything. */
+static int
+build_args(const uint8_t *sk, const char *list, const bg_snap_entry *entries, size_t n, bg_err *err)
 {
-    if (out == NULL)
-        return bg_err_set(err, BG_EINVAL, "snapshot: NULL output");
-    *out = NULL;
-    int rc = ready(err);
-    if (rc != BG_OK)
-        return rc;
     if (list == NULL || !list_ok(list, strnlen(list, BG_SNAP_LIST_MAX + 1)))
         return bg_err_set(err, BG_EINVAL, "list name: 1..%u printable ASCII bytes expected",
                           BG_SNAP_LIST_MAX);
@@ -235,12 +228,67 @@ bg_snap_build(bg_snap **out, const uint8_t sk[BG_OPRF_SCALARBYTES], const char *
         return bg_err_set(err, BG_EINVAL, "snapshot: NULL entries");
     if (sk == NULL)
         return bg_err_set(err, BG_EINVAL, "key: NULL");
-    rc = bg_oprf_scalar_check(sk, BG_OPRF_SCALARBYTES, err);
+    int rc = bg_oprf_scalar_check(sk, BG_OPRF_SCALARBYTES, err);
     if (rc != BG_OK) {
         char why[BG_ERR_MSG_MAX];
         snprintf(why, sizeof why, "%s", err ? err->msg : "unusable");
         return bg_err_set(err, rc, "key: %s", why);
     }
+    return BG_OK;
+}
+
+/*
+ * The m kept entries of the n sorted keys into s, in key order: tags from the keys,
+ * sealed payloads moved in place (c->sealed becomes s->sealed). The keys are freed
+ * before the sealed bytes move, to keep the peak low.
+ */
+static int
+build_compact(bg_snap *s, struct build_ctx *c, size_t n, size_t m, bg_err *err)
+{
+    s->tags = malloc(TB * m);
+    uint32_t *perm = c->graded ? malloc(sizeof *perm * n) : NULL;
+    if (s->tags == NULL || (c->graded && perm == NULL)) {
+        free(perm);
+        return bg_err_set(err, BG_ENOMEM, "snapshot: out of memory for %zu entries", m);
+    }
+    size_t j = 0, d = m;
+    for (size_t i = 0; i < n; i++) {
+        if (c->keys[i].keep) {
+            for (unsigned b = 0; b < TB; b++)
+                s->tags[TB * j + b] = (uint8_t)(c->keys[i].tag >> (8 * (TB - 1 - b)));
+            if (perm)
+                perm[j] = c->keys[i].idx;
+            j++;
+        } else if (perm) {
+            perm[d++] = c->keys[i].idx; /* dropped duplicates go to the tail */
+        }
+    }
+    free(c->keys);
+    c->keys = NULL;
+    if (c->graded) {
+        uint8_t tmp[SEB];
+        permute(c->sealed, SEB, perm, n, tmp);
+        uint8_t *shrunk = realloc(c->sealed, SEB * m);
+        s->sealed = shrunk ? shrunk : c->sealed;
+        c->sealed = NULL;
+    }
+    free(perm);
+    return BG_OK;
+}
+
+int
+bg_snap_build(bg_snap **out, const uint8_t sk[BG_OPRF_SCALARBYTES], const char *list,
+              uint64_t generation, uint64_t epoch, int graded, const bg_snap_entry *entries,
+              size_t n, unsigned nthreads, bg_err *err)
+{
+    if (out == NULL)
+        return bg_err_set(err, BG_EINVAL, "snapshot: NULL output");
+    *out = NULL;
+    int rc = ready(err);
+    if (rc == BG_OK)
+        rc = build_args(sk, list, entries, n, err);
+    if (rc != BG_OK)
+        return rc;
 
     bg_snap *s = calloc(1, sizeof *s);
     struct build_ctx c = {.e = entries,
@@ -249,7 +297,6 @@ bg_snap_build(bg_snap **out, const uint8_t sk[BG_OPRF_SCALARBYTES], const char *
                           .list = list,
                           .list_len = strlen(list),
                           .generation = generation};
-    uint32_t *perm = NULL;
     if (s == NULL)
         return bg_err_set(err, BG_ENOMEM, "snapshot: out of memory");
     memcpy(s->list, list, c.list_len);
@@ -272,36 +319,8 @@ bg_snap_build(bg_snap **out, const uint8_t sk[BG_OPRF_SCALARBYTES], const char *
         qsort_r(c.keys, n, sizeof *c.keys, key_cmp, &c);
         rc = build_dedup(&c, c.keys, n, &m, err);
     }
-    if (rc == BG_OK && m > 0) {
-        s->tags = malloc(TB * m);
-        perm = c.graded ? malloc(sizeof *perm * n) : NULL;
-        if (s->tags == NULL || (c.graded && perm == NULL))
-            rc = bg_err_set(err, BG_ENOMEM, "snapshot: out of memory for %zu entries", m);
-    }
-    if (rc == BG_OK && m > 0) {
-        size_t j = 0, d = m;
-        for (size_t i = 0; i < n; i++) {
-            if (c.keys[i].keep) {
-                for (unsigned b = 0; b < TB; b++)
-                    s->tags[TB * j + b] = (uint8_t)(c.keys[i].tag >> (8 * (TB - 1 - b)));
-                if (perm)
-                    perm[j] = c.keys[i].idx;
-                j++;
-            } else if (perm) {
-                perm[d++] = c.keys[i].idx; /* dropped duplicates go to the tail */
-            }
-        }
-        free(c.keys);
-        c.keys = NULL;
-        if (c.graded) {
-            uint8_t tmp[SEB];
-            permute(c.sealed, SEB, perm, n, tmp);
-            uint8_t *shrunk = realloc(c.sealed, SEB * m);
-            s->sealed = shrunk ? shrunk : c.sealed;
-            c.sealed = NULL;
-        }
-    }
-    free(perm);
+    if (rc == BG_OK && m > 0)
+        rc = build_compact(s, &c, n, m, err);
     free(c.keys);
     free(c.sealed);
     s->n = m;

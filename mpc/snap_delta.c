@@ -131,46 +131,16 @@ bg_snap_delta_make(bg_snap_delta **out, const bg_snap *o, const bg_snap *nw, bg_
     return BG_OK;
 }
 
-int
-bg_snap_delta_apply(bg_snap **out, const bg_snap *o, const bg_snap_delta *d, unsigned nthreads,
-                    bg_err *err)
+/*
+ * s = o without d's removed runs, merged with d's added entries, in tag order (s has room
+ * for cap entries); refuses a removed tag absent from o, an added tag still present, and
+ * a result of another size than cap.
+ */
+static int
+apply_merge(bg_snap *s, const bg_snap *o, const bg_snap_delta *d, size_t cap, bg_err *err)
 {
-    if (out == NULL || o == NULL || d == NULL)
-        return bg_err_set(err, BG_EINVAL, "delta: NULL argument");
-    *out = NULL;
-    int rc = ready(err);
-    if (rc != BG_OK)
-        return rc;
-    if (o->list_len != d->list_len || memcmp(o->list, d->list, o->list_len) != 0)
-        return bg_err_set(err, BG_EPROTO, "delta: for list %s, not %s", d->list, o->list);
-    if (o->generation != d->generation)
-        return bg_err_set(err, BG_EPROTO,
-                          "delta: for generation %llu, not %llu: fetch the full snapshot",
-                          (unsigned long long)d->generation, (unsigned long long)o->generation);
-    if (o->epoch != d->from_epoch || o->graded != d->graded)
-        return bg_err_set(err, BG_EPROTO, "delta: from epoch %llu, the snapshot is epoch %llu",
-                          (unsigned long long)d->from_epoch, (unsigned long long)o->epoch);
-    if (sodium_memcmp(o->digest, d->from_digest, DB) != 0)
-        return bg_err_set(err, BG_EPROTO, "delta: its base digest is not the snapshot's");
-
-    bg_snap *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return bg_err_set(err, BG_ENOMEM, "delta: out of memory");
-    memcpy(s->list, o->list, o->list_len);
-    s->list_len = o->list_len;
-    s->generation = o->generation;
-    s->epoch = d->to_epoch;
-    s->graded = o->graded;
-    size_t cap = d->to_count;
-    s->tags = malloc(TB * cap + 1);
-    s->sealed = s->graded ? malloc(SEB * cap + 1) : NULL;
-    if (s->tags == NULL || (s->graded && s->sealed == NULL)) {
-        bg_snap_free(s);
-        return bg_err_set(err, BG_ENOMEM, "delta: out of memory for %zu entries", cap);
-    }
-
     size_t i = 0, r = 0, a = 0, w = 0;
-    rc = BG_OK;
+    int rc = BG_OK;
     while (rc == BG_OK && (i < o->n || a < d->nadd)) {
         const uint8_t *to = i < o->n ? o->tags + TB * i : NULL;
         const uint8_t *ta = a < d->nadd ? d->add_tags + TB * a : NULL;
@@ -214,6 +184,48 @@ bg_snap_delta_apply(bg_snap **out, const bg_snap *o, const bg_snap_delta *d, uns
         rc = bg_err_set(err, BG_EPROTO, "delta: the result has %zu entries, the delta says %zu", w,
                         cap);
     s->n = w;
+    return rc;
+}
+
+int
+bg_snap_delta_apply(bg_snap **out, const bg_snap *o, const bg_snap_delta *d, unsigned nthreads,
+                    bg_err *err)
+{
+    if (out == NULL || o == NULL || d == NULL)
+        return bg_err_set(err, BG_EINVAL, "delta: NULL argument");
+    *out = NULL;
+    int rc = ready(err);
+    if (rc != BG_OK)
+        return rc;
+    if (o->list_len != d->list_len || memcmp(o->list, d->list, o->list_len) != 0)
+        return bg_err_set(err, BG_EPROTO, "delta: for list %s, not %s", d->list, o->list);
+    if (o->generation != d->generation)
+        return bg_err_set(err, BG_EPROTO,
+                          "delta: for generation %llu, not %llu: fetch the full snapshot",
+                          (unsigned long long)d->generation, (unsigned long long)o->generation);
+    if (o->epoch != d->from_epoch || o->graded != d->graded)
+        return bg_err_set(err, BG_EPROTO, "delta: from epoch %llu, the snapshot is epoch %llu",
+                          (unsigned long long)d->from_epoch, (unsigned long long)o->epoch);
+    if (sodium_memcmp(o->digest, d->from_digest, DB) != 0)
+        return bg_err_set(err, BG_EPROTO, "delta: its base digest is not the snapshot's");
+
+    bg_snap *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return bg_err_set(err, BG_ENOMEM, "delta: out of memory");
+    memcpy(s->list, o->list, o->list_len);
+    s->list_len = o->list_len;
+    s->generation = o->generation;
+    s->epoch = d->to_epoch;
+    s->graded = o->graded;
+    size_t cap = d->to_count;
+    s->tags = malloc(TB * cap + 1);
+    s->sealed = s->graded ? malloc(SEB * cap + 1) : NULL;
+    if (s->tags == NULL || (s->graded && s->sealed == NULL)) {
+        bg_snap_free(s);
+        return bg_err_set(err, BG_ENOMEM, "delta: out of memory for %zu entries", cap);
+    }
+
+    rc = apply_merge(s, o, d, cap, err);
     /* Both inputs are sorted and runs never merge (an added tag must be absent), but the
      * result is checked anyway: it is the snapshot every later lookup trusts. */
     if (rc == BG_OK)
