@@ -8,8 +8,9 @@
  *   snap_delta.c  deltas between epochs: make and apply
  *   snap_wire.c   the writer: stream header, streams, chunks
  *   snap_reader.c the reader of hostile chunks (it trusts nothing it is fed)
- * Calls go one way: build, delta and reader use the object, seal and merkle files;
- * merkle uses the header encoder of the writer; nothing calls back up.
+ * Calls go one way: build uses seal, merkle and the object; delta uses merkle and the
+ * object; the reader uses merkle, delta and the object; the object uses seal (tags);
+ * merkle uses the writer's header encoder; seal and the writer call no other file.
  */
 #ifndef BG_SNAP_INT_H
 #define BG_SNAP_INT_H

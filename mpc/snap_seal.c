@@ -11,11 +11,8 @@
 #define PLAIN_VERSION 1U
 
 static const char tag_label[] = "baygate/psi/tag/v1";
-
 static const char seal_label[] = "baygate/psi/seal/v1";
-
 static const char seal_enc_label[] = "baygate/psi/seal/v1/enc";
-
 static const char seal_siv_label[] = "baygate/psi/seal/v1/siv";
 
 void
