@@ -112,37 +112,15 @@ rnd(uint64_t *s)
     return *s;
 }
 
-int
-main(int argc, char **argv)
+/* Appends: one fsync per leaf, per batch, and eight threads sharing fsyncs; 0 if a
+ * thread did not start. */
+static int
+bench_appends(bg_audit_log *log)
 {
-    char dir[4096];
-    int max_log2 = argc > 2 ? atoi(argv[2]) : 20;
-    if (max_log2 < 16 || max_log2 > 24) {
-        fprintf(stderr, "bench_audit: MAX_LOG2 must be 16..24\n");
-        return 2;
-    }
-    if (argc > 1) {
-        snprintf(dir, sizeof dir, "%s/bench_audit.XXXXXX", argv[1]);
-    } else {
-        snprintf(dir, sizeof dir, "/tmp/bench_audit.XXXXXX");
-    }
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
-        return 2;
-    }
-    char logdir[4200];
-    snprintf(logdir, sizeof logdir, "%s/audit", dir);
-    bg_err err = {0};
-    bg_audit_log *log = NULL;
-    if (bg_audit_open(&log, logdir, "440300", BG_AUDIT_CREATE, NULL, &err) != BG_OK)
-        die("open", &err);
-
-    printf("%-52s %14s %14s\n", "operation", "per op", "ops/s");
-    printf("%-52s %14s %14s\n", "---------", "------", "-----");
-
     /* 1. One fsync per append: what the daemon pays per request if it does not batch. */
     const int single = 300;
     bg_audit_event ev;
+    bg_err err = {0};
     double t0 = now();
     for (int i = 0; i < single; i++) {
         event((uint64_t)i, &ev);
@@ -179,7 +157,7 @@ main(int argc, char **argv)
         w[i] = (struct worker){log, i, ROUNDS};
         if (pthread_create(&th[i], NULL, concurrent_worker, &w[i]) != 0) {
             fprintf(stderr, "bench_audit: pthread_create failed\n");
-            return 1;
+            return 0;
         }
     }
     for (int i = 0; i < THREADS; i++)
@@ -188,36 +166,50 @@ main(int argc, char **argv)
     printf("%-52s %11.2f us %14.0f\n", "concurrent appends, 8 threads, batch of 2, per leaf",
            dt * 1e6, 1 / dt);
 
+    return 1;
+}
+
+/* Reopening logs of 2^16 .. 2^max_log2 leaves (grown in place). */
+static void
+bench_opens(bg_audit_log **logp, const char *logdir, int max_log2)
+{
+    bg_err err = {0};
     /* 3. Open = read + recompute every leaf hash + rebuild the tree. */
     for (int lg = 16; lg <= max_log2; lg += 2) {
         uint64_t n = UINT64_C(1) << lg;
-        grow_to(log, n);
-        bg_audit_close(log);
-        log = NULL;
-        t0 = now();
+        grow_to(*logp, n);
+        bg_audit_close(*logp);
+        *logp = NULL;
+        double t0 = now();
         bg_audit_open_report rep;
-        if (bg_audit_open(&log, logdir, "440300", 0, &rep, &err) != BG_OK)
+        if (bg_audit_open(logp, logdir, "440300", 0, &rep, &err) != BG_OK)
             die("reopen", &err);
-        dt = now() - t0;
+        double dt = now() - t0;
         char label[64];
         snprintf(label, sizeof label, "open + recompute, 2^%d leaves (total)", lg);
         printf("%-52s %11.1f ms %11.2f us/leaf\n", label, dt * 1e3, dt * 1e6 / (double)n);
     }
+}
 
+/* Roots and proofs at the log's size; returns the checksum that keeps them computed. */
+static uint64_t
+bench_proofs(bg_audit_log *log)
+{
     /* 4. Per-operation costs at the largest size, random sizes and indexes. */
+    bg_err err = {0};
     uint64_t n = bg_audit_size(log), seed = 0x9e3779b97f4a7c15ULL;
     const int ops = 200000;
     bg_audit_hash proof[BG_AUDIT_PROOF_MAX], root, root2, leaf;
     size_t plen;
     uint64_t sink = 0;
 
-    t0 = now();
+    double t0 = now();
     for (int i = 0; i < ops; i++) {
         uint64_t s = 1 + rnd(&seed) % n;
         bg_audit_root(log, s, root, &err);
         sink += root[0];
     }
-    dt = (now() - t0) / ops;
+    double dt = (now() - t0) / ops;
     printf("%-52s %11.2f us %14.0f\n", "root at a random size", dt * 1e6, 1 / dt);
 
     t0 = now();
@@ -272,6 +264,41 @@ main(int argc, char **argv)
     dt = ver / (ops / 4);
     printf("%-52s %11.2f us %14.0f\n", "consistency proof, verify", dt * 1e6, 1 / dt);
 
+    return sink;
+}
+
+int
+main(int argc, char **argv)
+{
+    char dir[4096];
+    int max_log2 = argc > 2 ? atoi(argv[2]) : 20;
+    if (max_log2 < 16 || max_log2 > 24) {
+        fprintf(stderr, "bench_audit: MAX_LOG2 must be 16..24\n");
+        return 2;
+    }
+    if (argc > 1) {
+        snprintf(dir, sizeof dir, "%s/bench_audit.XXXXXX", argv[1]);
+    } else {
+        snprintf(dir, sizeof dir, "/tmp/bench_audit.XXXXXX");
+    }
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
+    char logdir[4200];
+    snprintf(logdir, sizeof logdir, "%s/audit", dir);
+    bg_err err = {0};
+    bg_audit_log *log = NULL;
+    if (bg_audit_open(&log, logdir, "440300", BG_AUDIT_CREATE, NULL, &err) != BG_OK)
+        die("open", &err);
+
+    printf("%-52s %14s %14s\n", "operation", "per op", "ops/s");
+    printf("%-52s %14s %14s\n", "---------", "------", "-----");
+
+    if (!bench_appends(log))
+        return 1;
+    bench_opens(&log, logdir, max_log2);
+    uint64_t n = bg_audit_size(log), sink = bench_proofs(log);
     printf("(log of %" PRIu64 " leaves; checksum %" PRIu64 ")\n", n, sink % 1000);
     bg_audit_close(log);
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);

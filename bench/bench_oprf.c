@@ -161,43 +161,50 @@ best_of(struct data *d, enum op op, unsigned threads)
     return best;
 }
 
-int
-main(int argc, char **argv)
+/* The n inputs, random elements and blinds, and a key; 0 if out of memory. */
+static int
+data_init(struct data *d, size_t n)
 {
-    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 32768;
-    if (n < 64 || bg_oprf_init(NULL) != BG_OK) {
-        fprintf(stderr, "usage: bench_oprf [ITEMS >= 64]\n");
-        return 2;
-    }
-    unsigned cores = bg_oprf_threads_default();
-    struct data d = {.n = n};
-    d.elements = malloc(32 * n);
-    d.blinds = malloc(32 * n);
-    d.out = malloc(32 * n);
-    d.out2 = malloc(32 * n);
-    d.codes = malloc(18 * n);
-    d.inputs = malloc(n * sizeof *d.inputs);
-    d.lens = malloc(n * sizeof *d.lens);
-    if (!d.elements || !d.blinds || !d.out || !d.out2 || !d.codes || !d.inputs || !d.lens)
-        return 1;
-    bg_oprf_keygen(d.sk, NULL);
+    *d = (struct data){.n = n};
+    d->elements = malloc(32 * n);
+    d->blinds = malloc(32 * n);
+    d->out = malloc(32 * n);
+    d->out2 = malloc(32 * n);
+    d->codes = malloc(18 * n);
+    d->inputs = malloc(n * sizeof *d->inputs);
+    d->lens = malloc(n * sizeof *d->lens);
+    if (!d->elements || !d->blinds || !d->out || !d->out2 || !d->codes || !d->inputs || !d->lens)
+        return 0;
+    bg_oprf_keygen(d->sk, NULL);
     for (size_t i = 0; i < n; i++) {
         /* USCC-shaped inputs: 18 bytes. */
         for (size_t k = 0; k < 18; k++)
-            d.codes[18 * i + k] = (uint8_t) "0123456789ABCDEFGH"[randombytes_uniform(18)];
-        d.inputs[i] = d.codes + 18 * i;
-        d.lens[i] = 18;
-        crypto_core_ristretto255_random(d.elements + 32 * i);
-        crypto_core_ristretto255_scalar_random(d.blinds + 32 * i);
+            d->codes[18 * i + k] = (uint8_t) "0123456789ABCDEFGH"[randombytes_uniform(18)];
+        d->inputs[i] = d->codes + 18 * i;
+        d->lens[i] = 18;
+        crypto_core_ristretto255_random(d->elements + 32 * i);
+        crypto_core_ristretto255_scalar_random(d->blinds + 32 * i);
     }
+    return 1;
+}
 
-    printf("bench_oprf: libsodium %s, %u online CPUs, %zu items per batch row, best of %d\n\n",
-           sodium_version_string(), cores, n, RUNS);
-    printf("| %-38s | %7s | %8s | %8s | %10s | %8s | %9s | %6s |\n", "operation", "threads",
-           "items", "seconds", "ops/s", "us/op", "cpu us/op", "vs raw");
-    printf("|%s|%s|%s|%s|%s|%s|%s|%s|\n", "----------------------------------------", "---------",
-           "----------", "----------", "------------", "----------", "-----------", "--------");
+static void
+data_free(struct data *d)
+{
+    free(d->elements);
+    free(d->blinds);
+    free(d->out);
+    free(d->out2);
+    free(d->codes);
+    free(d->inputs);
+    free(d->lens);
+}
 
+/* The raw and evaluate_batch rows; sets *eval_rate and *raw_cores_rate for the summary. */
+static void
+rows_eval(struct data *dp, unsigned cores, double *eval_rate, double *raw_cores_rate)
+{
+    size_t n = dp->n;
     /* Raw capacity and evaluate_batch, interleaved run by run, so a change of clock or of
      * neighbours during the run hits both sides of each ratio alike. */
     struct best {
@@ -210,11 +217,11 @@ main(int argc, char **argv)
             if (k == 0)
                 dt = raw_threads(n, 1, &cpu);
             else if (k == 1)
-                dt = run_op(&d, EVAL, 1, &cpu);
+                dt = run_op(dp, EVAL, 1, &cpu);
             else if (k == 2)
                 dt = raw_threads(n * cores, cores, &cpu);
             else
-                dt = run_op(&d, EVAL, cores, &cpu);
+                dt = run_op(dp, EVAL, cores, &cpu);
             if (dt < keep[k]->wall)
                 *keep[k] = (struct best){dt, cpu};
         }
@@ -232,9 +239,15 @@ main(int argc, char **argv)
         best_cpu = evc.cpu;
         row("evaluate_batch (check + k*P)", cores, n, evc.wall, true);
     }
-    double raw_cores_rate = cores > 1 ? (double)(n * cores) / rawc.wall : raw_rate;
-    double eval_cores_rate = (double)n / (cores > 1 ? evc.wall : ev1.wall);
+    *raw_cores_rate = cores > 1 ? (double)(n * cores) / rawc.wall : raw_rate;
+    *eval_rate = (double)n / (cores > 1 ? evc.wall : ev1.wall);
+}
 
+/* One-item rows; 0 if an operation failed. */
+static int
+rows_singles(struct data *dp)
+{
+    size_t n = dp->n;
     /* Single-item costs. */
     uint8_t p[32], blind[32], blinded[32], ev[32], out[64];
     size_t nsmall = n < 20000 ? n : 20000;
@@ -249,8 +262,8 @@ main(int argc, char **argv)
         {"finalize (invert + mult + hash)", 3},
         {"scalar_invert", 4},
     };
-    bg_oprf_blind(blind, blinded, d.codes, 18, NULL);
-    bg_oprf_evaluate(ev, d.sk, blinded, NULL);
+    bg_oprf_blind(blind, blinded, dp->codes, 18, NULL);
+    bg_oprf_evaluate(ev, dp->sk, blinded, NULL);
     for (size_t s = 0; s < sizeof singles / sizeof singles[0]; s++) {
         best = 1e30;
         for (int r = 0; r < RUNS; r++) {
@@ -259,25 +272,25 @@ main(int argc, char **argv)
             for (size_t i = 0; i < nsmall; i++) {
                 switch (singles[s].which) {
                 case 0:
-                    bad |= crypto_core_ristretto255_is_valid_point(d.elements + 32 * i) != 1;
+                    bad |= crypto_core_ristretto255_is_valid_point(dp->elements + 32 * i) != 1;
                     break;
                 case 1:
-                    bad |= bg_oprf_hash_to_group(p, d.inputs[i], 18, NULL);
+                    bad |= bg_oprf_hash_to_group(p, dp->inputs[i], 18, NULL);
                     break;
                 case 2:
-                    bad |= bg_oprf_output(out, d.inputs[i], 18, ev, NULL);
+                    bad |= bg_oprf_output(out, dp->inputs[i], 18, ev, NULL);
                     break;
                 case 3:
-                    bad |= bg_oprf_finalize(out, d.codes, 18, blind, ev, NULL);
+                    bad |= bg_oprf_finalize(out, dp->codes, 18, blind, ev, NULL);
                     break;
                 default:
-                    bad |= bg_oprf_scalar_invert(p, d.blinds + 32 * i, NULL);
+                    bad |= bg_oprf_scalar_invert(p, dp->blinds + 32 * i, NULL);
                     break;
                 }
             }
             double dt = now() - t0, cpu = cpu_now() - c0;
             if (bad)
-                return 1;
+                return 0;
             if (dt < best) {
                 best = dt;
                 best_cpu = cpu;
@@ -285,7 +298,13 @@ main(int argc, char **argv)
         }
         row(singles[s].name, 1, nsmall, best, false);
     }
+    return 1;
+}
 
+static void
+rows_batches(struct data *dp, unsigned cores)
+{
+    size_t n = dp->n;
     /* Batches. */
     struct {
         const char *name;
@@ -297,20 +316,40 @@ main(int argc, char **argv)
     };
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
         for (unsigned t = 1; t <= cores; t = t < cores && t * 2 > cores ? cores : t * 2) {
-            row(ops[o].name, t, n, best_of(&d, ops[o].op, t), false);
+            row(ops[o].name, t, n, best_of(dp, ops[o].op, t), false);
             if (t == cores)
                 break;
         }
     }
+}
+
+int
+main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 32768;
+    if (n < 64 || bg_oprf_init(NULL) != BG_OK) {
+        fprintf(stderr, "usage: bench_oprf [ITEMS >= 64]\n");
+        return 2;
+    }
+    unsigned cores = bg_oprf_threads_default();
+    struct data d;
+    if (!data_init(&d, n))
+        return 1;
+    printf("bench_oprf: libsodium %s, %u online CPUs, %zu items per batch row, best of %d\n\n",
+           sodium_version_string(), cores, n, RUNS);
+    printf("| %-38s | %7s | %8s | %8s | %10s | %8s | %9s | %6s |\n", "operation", "threads",
+           "items", "seconds", "ops/s", "us/op", "cpu us/op", "vs raw");
+    printf("|%s|%s|%s|%s|%s|%s|%s|%s|\n", "----------------------------------------", "---------",
+           "----------", "----------", "------------", "----------", "-----------", "--------");
+
+    double eval_cores_rate, raw_cores_rate;
+    rows_eval(&d, cores, &eval_cores_rate, &raw_cores_rate);
+    if (!rows_singles(&d))
+        return 1;
+    rows_batches(&d, cores);
     printf("\nevaluate_batch on %u threads: %.3f of raw x %u, %.3f of plain pthreads doing bare\n"
            "scalar multiplications on the same machine (the rest is the element check).\n",
            cores, eval_cores_rate / (raw_rate * cores), cores, eval_cores_rate / raw_cores_rate);
-    free(d.elements);
-    free(d.blinds);
-    free(d.out);
-    free(d.out2);
-    free(d.codes);
-    free(d.inputs);
-    free(d.lens);
+    data_free(&d);
     return 0;
 }

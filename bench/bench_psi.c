@@ -445,6 +445,75 @@ fetch_snapshot(const cfg *c, const bg_snap *snap, result *r)
     return out;
 }
 
+/* The SignedEnvelope bytes of query chunk k (cnt blinded elements); body holds the packed
+ * PsiQuery. */
+static uint64_t
+query_bytes(int mode, const uint8_t batch_id[16], size_t k, size_t nchunks, size_t nd, size_t cnt,
+            uint8_t *blinded, uint8_t *body)
+{
+    Baygate__PsiQuery pq = BAYGATE__PSI_QUERY__INIT;
+    pq.list = LIST_NAME;
+    pq.generation = 1;
+    pq.epoch = 1;
+    pq.mode = (Baygate__PsiMode)mode;
+    pq.batch_id = (ProtobufCBinaryData){16, (uint8_t *)batch_id};
+    pq.chunk_index = (uint32_t)k;
+    pq.chunk_count = (uint32_t)nchunks;
+    pq.batch_items = (uint32_t)nd;
+    pq.elements = (ProtobufCBinaryData){EB * cnt, blinded};
+    size_t blen = baygate__psi_query__get_packed_size(&pq);
+    baygate__psi_query__pack(&pq, body);
+    return envelope_bytes(BAYGATE__PSI_BODY__PSI_BODY_QUERY, blen, false);
+}
+
+/* The same for its answer chunk. */
+static uint64_t
+answer_bytes(int mode, const uint8_t batch_id[16], size_t k, size_t nchunks, size_t cnt,
+             uint8_t *evaluated, uint8_t *body)
+{
+    Baygate__PsiAnswer pa = BAYGATE__PSI_ANSWER__INIT;
+    pa.list = LIST_NAME;
+    pa.generation = 1;
+    pa.epoch = 1;
+    pa.mode = (Baygate__PsiMode)mode;
+    pa.batch_id = (ProtobufCBinaryData){16, (uint8_t *)batch_id};
+    pa.chunk_index = (uint32_t)k;
+    pa.chunk_count = (uint32_t)nchunks;
+    pa.elements = (ProtobufCBinaryData){EB * cnt, evaluated};
+    size_t blen = baygate__psi_answer__get_packed_size(&pa);
+    baygate__psi_answer__pack(&pa, body);
+    return envelope_bytes(BAYGATE__PSI_BODY__PSI_BODY_ANSWER, blen, true);
+}
+
+/* Every asked input's result against the truth (exits 1 on a wrong one); counts matches. */
+static void
+check_results(const cfg *c, const bg_psi_query *q, const uint8_t **ptrs, size_t na, size_t nl,
+              int mode, result *r)
+{
+    bg_err err = {0};
+    /* Ground truth: asked input i is on the list iff its id is below nl. */
+    r->matches = r->truth = 0;
+    for (size_t i = 0; i < na; i++) {
+        int m = -1;
+        bg_snap_record rec;
+        if (bg_psi_result(q, i, &m, mode == BG_PSI_GRADED ? &rec : NULL, &err) != BG_OK)
+            die("bg_psi_result", &err);
+        bool truth = asked_id(i, nl, c->hit_every) < nl;
+        if (m != (int)truth) {
+            fprintf(stderr, "bench_psi: input %zu (%.18s): matched %d, truth %d\n", i,
+                    (const char *)ptrs[i], m, truth);
+            exit(1);
+        }
+        if (m && mode == BG_PSI_GRADED &&
+            (rec.input_len != UL || memcmp(rec.input, ptrs[i], UL) != 0)) {
+            fprintf(stderr, "bench_psi: input %zu: opened payload of another input\n", i);
+            exit(1);
+        }
+        r->matches += (size_t)m;
+        r->truth += truth;
+    }
+}
+
 /*
  * One query of the asked codes against the asker's copy of the snapshot, in the
  * gateway's chunks: prepare (asker), evaluate (answerer), finish (asker) per chunk.
@@ -485,37 +554,14 @@ run_query(const cfg *c, const list_cache *lc, const bg_snap *mine, const uint8_t
             die("bg_psi_prepare", &err);
         add_since(&r->blind, t);
 
-        Baygate__PsiQuery pq = BAYGATE__PSI_QUERY__INIT;
-        pq.list = LIST_NAME;
-        pq.generation = 1;
-        pq.epoch = 1;
-        pq.mode = (Baygate__PsiMode)mode;
-        pq.batch_id = (ProtobufCBinaryData){sizeof batch_id, batch_id};
-        pq.chunk_index = (uint32_t)k;
-        pq.chunk_count = (uint32_t)nchunks;
-        pq.batch_items = (uint32_t)nd;
-        pq.elements = (ProtobufCBinaryData){EB * cnt, blinded};
-        size_t blen = baygate__psi_query__get_packed_size(&pq);
-        baygate__psi_query__pack(&pq, body);
-        r->queryw.to_answerer += envelope_bytes(BAYGATE__PSI_BODY__PSI_BODY_QUERY, blen, false);
+        r->queryw.to_answerer += query_bytes(mode, batch_id, k, nchunks, nd, cnt, blinded, body);
 
         t = mark();
         if (bg_psi_evaluate(evaluated, lc->sk, blinded, EB * cnt, per, c->threads, &err) != BG_OK)
             die("bg_psi_evaluate", &err);
         add_since(&r->eval, t);
 
-        Baygate__PsiAnswer pa = BAYGATE__PSI_ANSWER__INIT;
-        pa.list = LIST_NAME;
-        pa.generation = 1;
-        pa.epoch = 1;
-        pa.mode = (Baygate__PsiMode)mode;
-        pa.batch_id = (ProtobufCBinaryData){sizeof batch_id, batch_id};
-        pa.chunk_index = (uint32_t)k;
-        pa.chunk_count = (uint32_t)nchunks;
-        pa.elements = (ProtobufCBinaryData){EB * cnt, evaluated};
-        blen = baygate__psi_answer__get_packed_size(&pa);
-        baygate__psi_answer__pack(&pa, body);
-        r->queryw.to_asker += envelope_bytes(BAYGATE__PSI_BODY__PSI_BODY_ANSWER, blen, true);
+        r->queryw.to_asker += answer_bytes(mode, batch_id, k, nchunks, cnt, evaluated, body);
         r->queryw.messages++;
 
         t = mark();
@@ -526,27 +572,7 @@ run_query(const cfg *c, const list_cache *lc, const bg_snap *mine, const uint8_t
     if (!bg_psi_query_done(q))
         die("query not done after every chunk", NULL);
 
-    /* Ground truth: asked input i is on the list iff its id is below nl. */
-    r->matches = r->truth = 0;
-    for (size_t i = 0; i < na; i++) {
-        int m = -1;
-        bg_snap_record rec;
-        if (bg_psi_result(q, i, &m, mode == BG_PSI_GRADED ? &rec : NULL, &err) != BG_OK)
-            die("bg_psi_result", &err);
-        bool truth = asked_id(i, nl, c->hit_every) < nl;
-        if (m != (int)truth) {
-            fprintf(stderr, "bench_psi: input %zu (%.18s): matched %d, truth %d\n", i,
-                    (const char *)ptrs[i], m, truth);
-            exit(1);
-        }
-        if (m && mode == BG_PSI_GRADED &&
-            (rec.input_len != UL || memcmp(rec.input, ptrs[i], UL) != 0)) {
-            fprintf(stderr, "bench_psi: input %zu: opened payload of another input\n", i);
-            exit(1);
-        }
-        r->matches += (size_t)m;
-        r->truth += truth;
-    }
+    check_results(c, q, ptrs, na, nl, mode, r);
     r->unopened = bg_psi_unopened(q);
     bg_psi_query_free(q);
     free(ptrs);
@@ -636,8 +662,9 @@ label(char *out, size_t cap, const size_spec *sz)
     snprintf(out, cap, "2^%u x 2^%u%s", sz->la, sz->ll, sz->graded ? " graded" : "");
 }
 
+/* The snapshot table: build and fetch. */
 static void
-print_tables(const cfg *c, const result *rs, size_t n)
+table_build(const cfg *c, const result *rs, size_t n)
 {
     unsigned t = c->threads;
     char l[48];
@@ -664,6 +691,13 @@ print_tables(const cfg *c, const result *rs, size_t n)
     printf("\n* the same snapshot as the row above it (built once, timed once).\n"
            "build/bound: build time over list / (raw x %u), i.e. 1 scalar mult per entry.\n",
            t);
+}
+
+/* The query table: phase times in the gateway's chunks. */
+static void
+table_query(const cfg *c, const result *rs, size_t n)
+{
+    char l[48];
 
     printf("\nQuery, in the gateway's chunks of %zu items (wall seconds; CPU us per item in "
            "brackets):\n\n",
@@ -684,6 +718,13 @@ print_tables(const cfg *c, const result *rs, size_t n)
                r->eval.cpu / it * 1e6, r->fin.wall, r->fin.cpu / it * 1e6,
                r->blind.wall + r->eval.wall + r->fin.wall, r->matches, r->truth);
     }
+}
+
+/* The bytes table. */
+static void
+table_bytes(const result *rs, size_t n)
+{
+    char l[48];
 
     printf("\nBytes on the wire (SignedEnvelope bytes; snapshot fetch: one request and one\n"
            "chunk message per chunk):\n\n");
@@ -701,6 +742,14 @@ print_tables(const cfg *c, const result *rs, size_t n)
                (unsigned long long)(r->queryw.to_answerer + r->snapw.to_answerer),
                (unsigned long long)(r->queryw.to_asker + r->snapw.to_asker));
     }
+}
+
+/* The scalar-multiplication-bound table. */
+static void
+table_bound(const cfg *c, const result *rs, size_t n)
+{
+    unsigned t = c->threads;
+    char l[48];
 
     printf("\nAgainst the scalar-mult bound (%u threads; raw = one-core\n"
            "crypto_scalarmult_ristretto255, measured around each size's queries; plain = %u bare\n"
@@ -726,6 +775,15 @@ print_tables(const cfg *c, const result *rs, size_t n)
             l, r->raw1, r->rawt, ev, ev / (r->raw1 * t), ev / r->rawt, bound, e2e, e2e / bound,
             it / r->eval.cpu / r->raw1_cpu, cpu / (3.0 * it / r->raw1_cpu));
     }
+}
+
+static void
+print_tables(const cfg *c, const result *rs, size_t n)
+{
+    table_build(c, rs, n);
+    table_query(c, rs, n);
+    table_bytes(rs, n);
+    table_bound(c, rs, n);
 }
 
 static void

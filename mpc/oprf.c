@@ -1,16 +1,15 @@
 /*
  * oprf.c - RFC 9497 OPRF (mode 0, ristretto255-SHA512) on libsodium; see oprf.h.
  */
+#include "mpc/oprf.h"
+
 #include <pthread.h>
-#include <signal.h>
 #include <sodium.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "mpc/oprf.h"
+#include "common/pool.h"
 
 #define SB BG_OPRF_SCALARBYTES
 #define EB BG_OPRF_ELEMENTBYTES
@@ -69,12 +68,7 @@ bg_oprf_init(bg_err *err)
 unsigned
 bg_oprf_threads_default(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        return 1;
-    if ((unsigned long)n > BG_OPRF_THREADS_MAX)
-        return BG_OPRF_THREADS_MAX;
-    return (unsigned)n;
+    return bg_pool_threads_default();
 }
 
 /* ---- messages ---- */
@@ -533,13 +527,11 @@ bg_oprf_finalize(uint8_t out[BG_OPRF_OUTPUTBYTES], const uint8_t *input, size_t 
 
 /* ---- batches ---- */
 
-struct batch;
+_Static_assert(BG_OPRF_THREADS_MAX == BG_POOL_THREADS_MAX, "one thread cap");
 
-/* Processes items [begin, end); on failure sets *bad to the lowest failing index. */
-typedef int (*chunk_fn)(const struct batch *b, size_t begin, size_t end, size_t *bad, bg_err *err);
-
+/* One batch: run (a bg_pool_fn over this struct) processes items [begin, end). */
 struct batch {
-    chunk_fn run;
+    bg_pool_fn run;
     size_t n;
     const uint8_t *const *inputs; /* hash, blind */
     const size_t *input_lens;     /* hash, blind */
@@ -548,21 +540,12 @@ struct batch {
     const uint8_t *elements;      /* evaluate, unblind */
     uint8_t *out;                 /* n elements */
     uint8_t *out_scalars;         /* blind: the fresh blinds, else NULL */
-    atomic_size_t next_chunk;
-    atomic_bool stop;
-};
-
-struct worker {
-    struct batch *b;
-    pthread_t tid;
-    int rc;
-    size_t bad;
-    bg_err err;
 };
 
 static int
-chunk_hash(const struct batch *b, size_t begin, size_t end, size_t *bad, bg_err *err)
+chunk_hash(void *ctx, size_t begin, size_t end, size_t *bad, bg_err *err)
 {
+    const struct batch *b = ctx;
     for (size_t i = begin; i < end; i++) {
         int rc = hash_to_group_at(b->out + EB * i, b->inputs[i], b->input_lens[i], "input", i, err);
         if (rc != BG_OK) {
@@ -574,8 +557,9 @@ chunk_hash(const struct batch *b, size_t begin, size_t end, size_t *bad, bg_err 
 }
 
 static int
-chunk_blind(const struct batch *b, size_t begin, size_t end, size_t *bad, bg_err *err)
+chunk_blind(void *ctx, size_t begin, size_t end, size_t *bad, bg_err *err)
 {
+    const struct batch *b = ctx;
     for (size_t i = begin; i < end; i++) {
         uint8_t *blind = b->out_scalars + SB * i;
         crypto_core_ristretto255_scalar_random(blind);
@@ -589,8 +573,9 @@ chunk_blind(const struct batch *b, size_t begin, size_t end, size_t *bad, bg_err
 }
 
 static int
-chunk_evaluate(const struct batch *b, size_t begin, size_t end, size_t *bad, bg_err *err)
+chunk_evaluate(void *ctx, size_t begin, size_t end, size_t *bad, bg_err *err)
 {
+    const struct batch *b = ctx;
     for (size_t i = begin; i < end; i++) {
         int rc = evaluate_one(b->out + EB * i, b->key, b->elements + EB * i, "element", i, err);
         if (rc != BG_OK) {
@@ -608,8 +593,9 @@ chunk_evaluate(const struct batch *b, size_t begin, size_t end, size_t *bad, bg_
  * replace an inversion (~25 us) per item. All operations are constant time.
  */
 static int
-chunk_unblind(const struct batch *b, size_t begin, size_t end, size_t *bad, bg_err *err)
+chunk_unblind(void *ctx, size_t begin, size_t end, size_t *bad, bg_err *err)
 {
+    const struct batch *b = ctx;
     uint8_t prefix[CHUNK][SB], inv[SB], si_inv[SB], t[SB];
     size_t m = end - begin;
     int rc = BG_OK;
@@ -678,85 +664,12 @@ wipe_outputs(uint8_t *elements, uint8_t *scalars, size_t n)
         sodium_memzero(scalars, SB * n);
 }
 
-/* Claims chunks in increasing order until none is left or some worker failed. */
-static void *
-worker_main(void *arg)
-{
-    struct worker *w = arg;
-    struct batch *b = w->b;
-    for (;;) {
-        if (atomic_load_explicit(&b->stop, memory_order_relaxed))
-            break;
-        size_t c = atomic_fetch_add_explicit(&b->next_chunk, 1, memory_order_relaxed);
-        if (c >= (b->n + CHUNK - 1) / CHUNK)
-            break;
-        size_t begin = c * CHUNK, end = begin + CHUNK < b->n ? begin + CHUNK : b->n;
-        w->rc = b->run(b, begin, end, &w->bad, &w->err);
-        if (w->rc != BG_OK) {
-            atomic_store_explicit(&b->stop, true, memory_order_relaxed);
-            break;
-        }
-    }
-    return NULL;
-}
-
-/*
- * Runs b over nthreads threads, the caller included, and joins them. Chunks are claimed
- * in order, so every chunk below a failing one was finished or failed itself: the lowest
- * failing index over the workers is the one a serial run reports.
- */
+/* Runs b on nthreads threads (common/pool.h: the error names the lowest failing index,
+ * as a serial run would) and wipes its outputs if it failed. */
 static int
 run_batch(struct batch *b, unsigned nthreads, bg_err *err)
 {
-    size_t chunks = (b->n + CHUNK - 1) / CHUNK;
-    unsigned t = nthreads == 0 ? bg_oprf_threads_default() : nthreads;
-    if (t > BG_OPRF_THREADS_MAX)
-        t = BG_OPRF_THREADS_MAX;
-    if (t > chunks)
-        t = (unsigned)chunks;
-
-    struct worker solo, *w = t > 1 ? calloc(t, sizeof *w) : NULL;
-    if (w == NULL) { /* serial, or no memory for more: the caller does it all */
-        memset(&solo, 0, sizeof solo);
-        w = &solo;
-        t = 1;
-    }
-    atomic_init(&b->next_chunk, 0);
-    atomic_init(&b->stop, false);
-    unsigned started = 1;
-    for (unsigned i = 0; i < t; i++) {
-        w[i].b = b;
-        w[i].rc = BG_OK;
-        w[i].bad = NO_INDEX;
-    }
-    /* Workers only compute: with every signal blocked (they inherit the mask), signals
-     * keep going to the application's own threads, as if we had created none. */
-    sigset_t all, old;
-    sigfillset(&all);
-    bool masked = t > 1 && pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
-    for (unsigned i = 1; i < t; i++) {
-        if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)
-            break; /* fewer threads, same result */
-        started++;
-    }
-    if (masked)
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    worker_main(&w[0]);
-    for (unsigned i = 1; i < started; i++)
-        pthread_join(w[i].tid, NULL);
-
-    int rc = BG_OK;
-    size_t first = NO_INDEX;
-    for (unsigned i = 0; i < started; i++) {
-        if (w[i].rc != BG_OK && (rc == BG_OK || w[i].bad < first)) {
-            rc = w[i].rc;
-            first = w[i].bad;
-            if (err != NULL)
-                *err = w[i].err;
-        }
-    }
-    if (w != &solo)
-        free(w);
+    int rc = bg_pool_run(b->n, CHUNK, nthreads, b->run, b, err);
     if (rc != BG_OK)
         wipe_outputs(b->out, b->out_scalars, b->n);
     return rc;

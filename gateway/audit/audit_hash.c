@@ -1,5 +1,7 @@
 /*
- * audit_hash.c - RFC 6962 hashing and the RFC 9162 proof verifiers.
+ * audit_hash.c - the log's RFC 6962 hashes (SHA-256 over common/merkle.h) and the
+ * RFC 9162 proof verifiers: inclusion on the shared algebra, consistency (the log's
+ * own) here.
  *
  * The verifiers take nothing but sizes and hashes: they are what a peer or an
  * outside auditor runs, so they must not trust anything the log says.
@@ -9,33 +11,27 @@
 
 #include <sodium.h>
 
+#include "common/merkle.h"
 #include "gateway/audit/audit.h"
+
+_Static_assert(BG_AUDIT_HASH_LEN == BG_MERKLE_HASHBYTES, "one hash size");
 
 void
 bg_audit_hash_leaf(const uint8_t *leaf, size_t len, bg_audit_hash out)
 {
-    static const uint8_t prefix = 0x00;
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, &prefix, 1);
-    crypto_hash_sha256_update(&st, leaf, len);
-    crypto_hash_sha256_final(&st, out);
+    bg_merkle_leaf(BG_MERKLE_SHA256, leaf, len, NULL, 0, out);
 }
 
 void
 bg_audit_hash_node(const bg_audit_hash left, const bg_audit_hash right, bg_audit_hash out)
 {
-    uint8_t buf[1 + 2 * BG_AUDIT_HASH_LEN];
-    buf[0] = 0x01;
-    memcpy(buf + 1, left, BG_AUDIT_HASH_LEN);
-    memcpy(buf + 1 + BG_AUDIT_HASH_LEN, right, BG_AUDIT_HASH_LEN);
-    crypto_hash_sha256(out, buf, sizeof buf);
+    bg_merkle_node(BG_MERKLE_SHA256, left, right, out);
 }
 
 void
 bg_audit_hash_empty(bg_audit_hash out)
 {
-    crypto_hash_sha256(out, (const uint8_t *)"", 0);
+    bg_merkle_empty(BG_MERKLE_SHA256, out);
 }
 
 void
@@ -55,35 +51,18 @@ bg_audit_verify_inclusion(uint64_t index, uint64_t size, const bg_audit_hash lea
                           index, size);
     if (proof_len > BG_AUDIT_PROOF_MAX)
         return bg_err_set(err, BG_ECRYPTO, "inclusion proof: %zu hashes is too many", proof_len);
-    uint64_t fn = index, sn = size - 1;
-    bg_audit_hash r;
-    memcpy(r, leaf_hash, BG_AUDIT_HASH_LEN);
-    for (size_t i = 0; i < proof_len; i++) {
-        if (sn == 0)
-            return bg_err_set(err, BG_ECRYPTO, "inclusion proof: %zu hashes is too long",
-                              proof_len);
-        if ((fn & 1) || fn == sn) {
-            bg_audit_hash_node(proof[i], r, r);
-            /* fn is the rightmost node of its level: skip the levels where it
-             * has no sibling. */
-            while (!(fn & 1) && fn != 0) {
-                fn >>= 1;
-                sn >>= 1;
-            }
-        } else {
-            bg_audit_hash_node(r, proof[i], r);
-        }
-        fn >>= 1;
-        sn >>= 1;
-    }
-    if (sn != 0)
+    int why;
+    if (bg_merkle_verify_inclusion(BG_MERKLE_SHA256, index, size, leaf_hash, (const uint8_t *)proof,
+                                   proof_len, root, &why, NULL) == BG_OK)
+        return BG_OK;
+    if (why == BG_MERKLE_PROOF_TOO_LONG)
+        return bg_err_set(err, BG_ECRYPTO, "inclusion proof: %zu hashes is too long", proof_len);
+    if (why == BG_MERKLE_PROOF_TOO_SHORT)
         return bg_err_set(err, BG_ECRYPTO, "inclusion proof: %zu hashes is too short", proof_len);
-    if (sodium_memcmp(r, root, BG_AUDIT_HASH_LEN) != 0)
-        return bg_err_set(err, BG_ECRYPTO,
-                          "inclusion proof: leaf %" PRIu64 " does not lead to the root of the "
-                          "tree of size %" PRIu64,
-                          index, size);
-    return BG_OK;
+    return bg_err_set(err, BG_ECRYPTO,
+                      "inclusion proof: leaf %" PRIu64 " does not lead to the root of the "
+                      "tree of size %" PRIu64,
+                      index, size);
 }
 
 int
@@ -139,14 +118,14 @@ bg_audit_verify_consistency(uint64_t old_size, uint64_t new_size, const bg_audit
             return bg_err_set(err, BG_ECRYPTO, "consistency proof: %zu hashes is too long",
                               proof_len);
         if ((fn & 1) || fn == sn) {
-            bg_audit_hash_node(proof[i], fr, fr);
-            bg_audit_hash_node(proof[i], sr, sr);
+            bg_merkle_node(BG_MERKLE_SHA256, proof[i], fr, fr);
+            bg_merkle_node(BG_MERKLE_SHA256, proof[i], sr, sr);
             while (!(fn & 1) && fn != 0) {
                 fn >>= 1;
                 sn >>= 1;
             }
         } else {
-            bg_audit_hash_node(sr, proof[i], sr);
+            bg_merkle_node(BG_MERKLE_SHA256, sr, proof[i], sr);
         }
         fn >>= 1;
         sn >>= 1;

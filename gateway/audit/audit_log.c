@@ -46,6 +46,7 @@
 #include <sodium.h>
 
 #include "common/file.h"
+#include "common/merkle.h"
 #include "gateway/audit/audit_int.h"
 
 #define LEVELS 64
@@ -138,15 +139,23 @@ push_leaf(bg_audit_log *log, const bg_audit_hash h, uint64_t off)
     memcpy(log->level[0][idx], h, BG_AUDIT_HASH_LEN);
     log->off[idx] = off;
     for (int k = 0; idx & 1; k++, idx >>= 1)
-        bg_audit_hash_node(log->level[k][idx - 1], log->level[k][idx], log->level[k + 1][idx >> 1]);
+        bg_merkle_node(BG_MERKLE_SHA256, log->level[k][idx - 1], log->level[k][idx],
+                       log->level[k + 1][idx >> 1]);
     log->n++;
 }
 
-/* Largest power of two strictly below n (n >= 2). */
-static uint64_t
-split_point(uint64_t n)
+/* The stored subtrees for common/merkle.h: every perfect, aligned one (and so every
+ * leaf); the rest is split. */
+static bool
+stored_subtree(const void *ctx, uint64_t lo, uint64_t hi, uint8_t out[BG_AUDIT_HASH_LEN])
 {
-    return UINT64_C(1) << (63 - __builtin_clzll(n - 1));
+    const bg_audit_log *log = ctx;
+    uint64_t n = hi - lo;
+    if ((n & (n - 1)) != 0 || lo % n != 0)
+        return false;
+    int k = __builtin_ctzll(n);
+    memcpy(out, log->level[k][lo >> k], BG_AUDIT_HASH_LEN);
+    return true;
 }
 
 /* MTH(D[lo:hi]) for a subtree of an RFC 6962 tree: lo is a multiple of the
@@ -154,43 +163,16 @@ split_point(uint64_t n)
 static void
 mth(const bg_audit_log *log, uint64_t lo, uint64_t hi, bg_audit_hash out)
 {
-    uint64_t n = hi - lo;
-    if ((n & (n - 1)) == 0 && lo % n == 0) {
-        int k = __builtin_ctzll(n);
-        memcpy(out, log->level[k][lo >> k], BG_AUDIT_HASH_LEN);
-        return;
-    }
-    uint64_t k = split_point(n);
-    bg_audit_hash l, r;
-    mth(log, lo, lo + k, l);
-    mth(log, lo + k, hi, r);
-    bg_audit_hash_node(l, r, out);
+    bg_merkle_mth(BG_MERKLE_SHA256, stored_subtree, log, lo, hi, out);
 }
 
 static void
 root_locked(const bg_audit_log *log, uint64_t size, bg_audit_hash out)
 {
     if (size == 0)
-        bg_audit_hash_empty(out);
+        bg_merkle_empty(BG_MERKLE_SHA256, out);
     else
         mth(log, 0, size, out);
-}
-
-/* RFC 9162 2.1.3.1 PATH(m, D[lo:hi]), deepest hash first. */
-static void
-path(const bg_audit_log *log, uint64_t m, uint64_t lo, uint64_t hi, bg_audit_hash *proof,
-     size_t *len)
-{
-    if (hi - lo <= 1)
-        return;
-    uint64_t k = split_point(hi - lo);
-    if (m < lo + k) {
-        path(log, m, lo, lo + k, proof, len);
-        mth(log, lo + k, hi, proof[(*len)++]);
-    } else {
-        path(log, m, lo + k, hi, proof, len);
-        mth(log, lo, lo + k, proof[(*len)++]);
-    }
 }
 
 /* RFC 9162 2.1.4.1 SUBPROOF(m, D[lo:hi], b), with m counted from 0. */
@@ -203,7 +185,7 @@ subproof(const bg_audit_log *log, uint64_t m, uint64_t lo, uint64_t hi, bool b,
             mth(log, lo, hi, proof[(*len)++]);
         return;
     }
-    uint64_t k = split_point(hi - lo);
+    uint64_t k = bg_merkle_split(hi - lo);
     if (m <= lo + k) {
         subproof(log, m, lo, lo + k, b, proof, len);
         mth(log, lo + k, hi, proof[(*len)++]);
@@ -618,7 +600,8 @@ bg_audit_inclusion_proof(bg_audit_log *log, uint64_t index, uint64_t size,
                         " and size %" PRIu64,
                         log->n, index, size);
     else
-        path(log, index, 0, size, proof, proof_len);
+        *proof_len =
+            bg_merkle_path(BG_MERKLE_SHA256, stored_subtree, log, index, size, (uint8_t *)proof);
     pthread_rwlock_unlock(&log->rw);
     return rc;
 }
