@@ -35,6 +35,12 @@ int bg_fuzz_make_seeds(const char *dir) __attribute__((weak));
     } while (0)
 _Noreturn void bg_fuzz_fail(const char *file, int line, const char *what);
 
+/* True when BG_FUZZ_SKIP_KNOWN=1: harnesses then let pass the known bugs
+ * whose reproducers wait in fuzz/pending/ (see its README), so that a timed
+ * run explores past them instead of stopping at the first. Replays never set
+ * it. */
+bool bg_fuzz_skip_known(void);
+
 /* A private scratch directory for this process, made on first use and removed
  * (with everything in it) at exit. Aborts if it cannot be made. */
 const char *bg_fuzz_scratch(void);

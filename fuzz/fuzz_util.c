@@ -21,6 +21,13 @@ bg_fuzz_fail(const char *file, int line, const char *what)
     abort();
 }
 
+bool
+bg_fuzz_skip_known(void)
+{
+    const char *v = getenv("BG_FUZZ_SKIP_KNOWN");
+    return v != NULL && strcmp(v, "1") == 0;
+}
+
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
