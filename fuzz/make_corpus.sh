@@ -112,6 +112,16 @@ printf '\x05\x0a\x12serious-dishonesty\x10\x01\x18\x01\x20\x01\x38\x01\x40\x01\x
 printf '\x07\x08\x02' >"$out/bodies/status-request"
 printf '\x09\x08\x05' >"$out/bodies/head-request"
 
+# psi: the three asker modes, an edited answer, an answerer batch (three
+# copies of the ristretto255 base point).
+mkdir -p "$out/psi"
+printf '\x01' >"$out/psi/membership"
+printf '\x02' >"$out/psi/graded"
+printf '\x03' >"$out/psi/count"
+printf '\x02\x05\x01\x40\x80' >"$out/psi/graded-edited"
+g='\xe2\xf2\xae\x0a\x6a\xbc\x4e\x71\xa8\x84\xa9\x61\xc5\x00\x51\x5f\x58\xe3\x0b\x6a\xa5\x82\xdd\x8d\xb6\xa6\x59\x45\xe0\x8d\x2d\x76'
+printf "\\x00$g$g$g" >"$out/psi/answerer"
+
 # The harnesses' own seeds: real sealed envelopes, snapshot streams, audit records.
 for h in envelope snapshot roster attest audit; do
   mkdir -p "$out/$h"

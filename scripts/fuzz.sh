@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
-all=(uscc csv import config certs snapshot envelope roster attest audit bodies)
+all=(uscc csv import config certs snapshot psi envelope roster attest audit bodies)
 harnesses=("${all[@]}")
 (($# > 0)) && harnesses=("$@")
 
@@ -30,6 +30,11 @@ nice -n 19 cmake --build build-fuzz -j "$(nproc)" --target fuzz_all >/dev/null |
 # Known bugs waiting in fuzz/pending/ would stop every run at once: let them pass
 # (BG_FUZZ_SKIP_KNOWN=0 scripts/fuzz.sh ... to see them).
 export BG_FUZZ_SKIP_KNOWN=${BG_FUZZ_SKIP_KNOWN:-1}
+if [[ $BG_FUZZ_SKIP_KNOWN == 1 ]]; then
+  export LSAN_OPTIONS=suppressions=$PWD/fuzz/known-leaks.supp
+fi
+# Scratch files (stores, logs, configs) on tmpfs: fsync-heavy harnesses run faster.
+[[ -z ${TMPDIR:-} && -d /dev/shm && -w /dev/shm ]] && export TMPDIR=/dev/shm
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 failed=0
