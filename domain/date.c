@@ -52,20 +52,31 @@ bg_date_parse(const char *s, size_t len, int32_t *days, bg_err *err)
     return BG_OK;
 }
 
+/*
+ * Any int32_t may arrive here from outside (a peer's sealed payload, an
+ * attestation file), so the arithmetic is done in 64 bits, where no day count
+ * overflows. A day whose year is outside 0000..9999 has no YYYY-MM-DD form:
+ * it is written as "0000-00-00", which bg_date_parse refuses (month 0), rather than as
+ * ten characters cut from a longer string that could read as a real date.
+ */
 void
 bg_date_format(int32_t days, char out[11])
 {
     /* Inverse of days_from_civil. */
-    int32_t z = days + 719468;
-    int32_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int32_t doe = z - era * 146097;
-    int32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int32_t y = yoe + era * 400;
-    int32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int32_t mp = (5 * doy + 2) / 153;
-    int32_t d = doy - (153 * mp + 2) / 5 + 1;
-    int32_t m = mp + (mp < 10 ? 3 : -9);
+    int64_t z = (int64_t)days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp + (mp < 10 ? 3 : -9);
     y += m <= 2;
+    if (y < 0 || y > 9999) {
+        memcpy(out, "0000-00-00", 11);
+        return;
+    }
     char tmp[48];
     snprintf(tmp, sizeof tmp, "%04d-%02d-%02d", (int)y, (int)m, (int)d);
     memcpy(out, tmp, 10);

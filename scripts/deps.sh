@@ -13,6 +13,7 @@ packages=(
   check libsubunit-dev                    # unit tests (Check links subunit)
   libsqlite3-dev      # the embedded credit store
   libinih-dev         # INI configuration
+  clang libclang-rt-14-dev                # fuzzing: libFuzzer (scripts/fuzz.sh)
 )
 
 missing=()
