@@ -1,5 +1,5 @@
 /*
- * fuzz_csv.c - the hostile-input CSV reader (gateway/store/csv.h) over an
+ * fuzz_csv.c - the hostile-input CSV reader (gateway/record/csv.h) over an
  * in-memory stream, read to the end as the import reads a city data file.
  * The first byte picks max_record (small values reach the too-long paths).
  * Invariants: fields lie within the record bound, line numbers never go
@@ -9,7 +9,7 @@
 
 #include "common/err.h"
 #include "fuzz/fuzz.h"
-#include "gateway/store/csv.h"
+#include "gateway/record/csv.h"
 
 static volatile uint8_t sink;
 

@@ -19,6 +19,7 @@
 #include "certs/trust.h"
 #include "peers/envelope.h"
 #include "peers/roster.h"
+#include "peers/roster_ini.h"
 
 #define BG_FUZZ_GZ "440100"
 #define BG_FUZZ_SZ "440300"

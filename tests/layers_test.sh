@@ -24,8 +24,9 @@ declare -A rank=(
   [gateway/record]=5 [gateway/config]=5 [gateway/audit]=5 [gateway/attest]=5
   [gateway/store]=6 [gateway/gen]=6
   [gateway/daemon]=7
-  [gateway/demo]=8
-  [gateway/cli]=9
+  [gateway/cmdline]=8
+  [gateway/demo]=9
+  [gateway/cli]=10
 )
 
 fail=0
@@ -59,7 +60,8 @@ while IFS= read -r f; do
       bad "$f (height $own) includes $inc (height $t): not downward"
     fi
   done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f")
-done < <(git ls-files '*.c' '*.h' 2>/dev/null | grep -v -E '^(tests|bench|fuzz)/')
+done < <({ git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' ! -path './build*' | sed 's|^\./||'; } |
+  grep -v -E '^(tests|bench|fuzz)/')
 
 # 2. Calls, from the objects of the project's libraries. An object's source is
 # its path under CMakeFiles/<target>.dir/, relative to the CMakeLists folder.
@@ -79,7 +81,8 @@ while IFS= read -r o; do
   while read -r sym; do
     defined_in[$sym]=$s
   done < <(nm --defined-only -g "$o" 2>/dev/null | awk '$2 ~ /[TDBRC]/ {print $3}')
-done < <(find "$build" -path '*/CMakeFiles/bg_*.dir/*' -name '*.c.o' | sort)
+done < <(find "$build" \( -path '*/CMakeFiles/bg_*.dir/*' -o -path '*/CMakeFiles/baygate.dir/*' \) \
+  -name '*.c.o' | sort)
 
 if ((${#objs[@]} == 0)); then
   bad "no library objects under $build (build first)"

@@ -9,10 +9,7 @@
 #ifndef BG_CLI_H
 #define BG_CLI_H
 
-#include <stdbool.h>
-#include <stdint.h>
-
-enum { BG_EXIT_OK = 0, BG_EXIT_FAIL = 1, BG_EXIT_ERROR = 2 };
+#include "gateway/cmdline/cmdline.h"
 
 int bg_cmd_uscc(int argc, char **argv);
 int bg_cmd_gen(int argc, char **argv);
@@ -29,17 +26,5 @@ int bg_cmd_query(int argc, char **argv);
 int bg_cmd_rotate(int argc, char **argv);
 int bg_cmd_attest(int argc, char **argv);
 int bg_cmd_audit(int argc, char **argv);
-
-/* Prints "baygate CMD: message" to stderr; returns BG_EXIT_ERROR. */
-int bg_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* The message for what getopt_long (run with opterr = 0 and a leading ':' in its
- * option string) returned for a bad option: ch ':' (a value is missing) or anything
- * else (an unknown option). Returns BG_EXIT_ERROR. */
-int bg_cli_bad_option(const char *cmd, int ch, char *const *argv);
-
-/* Strict number parsing for options; false (and a message) if s is not one. */
-bool bg_cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
-bool bg_cli_parse_rate(const char *cmd, const char *opt, const char *s, double *out);
 
 #endif

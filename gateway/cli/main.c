@@ -48,42 +48,6 @@ usage(FILE *f)
 }
 
 int
-bg_cli_fail(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "baygate %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return BG_EXIT_ERROR;
-}
-
-bool
-bg_cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
-{
-    if (bg_num_u64(s, 0, UINT64_MAX, out, NULL) != BG_OK) {
-        bg_cli_fail(cmd, "%s: '%s' is not a non-negative integer", opt, s);
-        return false;
-    }
-    return true;
-}
-
-bool
-bg_cli_parse_rate(const char *cmd, const char *opt, const char *s, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < 0.0 || v > 1.0) {
-        bg_cli_fail(cmd, "%s: '%s' is not a rate between 0 and 1", opt, s);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-int
 main(int argc, char **argv)
 {
     if (argc < 2) {

@@ -5,7 +5,7 @@
  * the services on this state are in core.h, the handlers' in their own headers.
  *
  * The daemon's files are ordered by height (README.md): a file includes and calls
- * only files below it; check_order.sh checks it.
+ * only files below it; tests/layers_test.sh checks that no circle remains.
  */
 #ifndef BG_GW_INT_H
 #define BG_GW_INT_H

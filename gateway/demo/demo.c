@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 #include "gateway/demo/demo_int.h"
 
 #define DEMO_MARKER ".baygate-demo"

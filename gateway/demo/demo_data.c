@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "domain/list.h"
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 #include "gateway/gen/gen.h"
 #include "gateway/store/import.h"
 #include "gateway/store/store.h"

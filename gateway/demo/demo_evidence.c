@@ -14,7 +14,7 @@
 #include "certs/pki.h"
 #include "common/num.h"
 #include "gateway/audit/audit.h"
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 
 /* 64 hex characters at s (the text may go on after them). */
 static bool

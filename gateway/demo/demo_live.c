@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 
 /* Ready when its local API answers; a gateway that exits is a failure. */
 static int

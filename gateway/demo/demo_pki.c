@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 #include "gateway/config/config.h"
 
 static int

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 
 enum { Q_MEMBERSHIP, Q_GRADES, Q_COUNT };
 

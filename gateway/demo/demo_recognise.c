@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "domain/date.h"
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 #include "gateway/store/store.h"
 
 typedef struct pick {

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "domain/date.h"
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 #include "gateway/record/record.h"
 
 /* Guangzhou and Foshan each ask Shenzhen again: the new grade, attested, and the

@@ -10,7 +10,7 @@
 
 #include "certs/pki.h"
 #include "certs/trust.h"
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 #include "gateway/daemon/fedping.h"
 #include "peers/envelope.h"
 #include "peers/roster.h"

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "common/file.h"
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 
 extern char **environ;
 

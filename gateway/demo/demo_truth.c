@@ -12,7 +12,7 @@
 #include "common/num.h"
 #include "domain/date.h"
 #include "domain/list.h"
-#include "gateway/cli/cli.h"
+#include "gateway/cmdline/cmdline.h"
 #include "gateway/store/store.h"
 
 /* Generated rows and query answers are far smaller; a record past this is not ours. */
