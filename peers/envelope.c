@@ -388,18 +388,32 @@ struct rnode {
     int64_t expiry_ms;
 };
 
+/* Live entries per sender: one member must not fill the cache for all.
+ * Only signature-checked senders (roster members) are ever recorded, so a
+ * small table suffices; one more distinct sender than it holds is refused
+ * like a full cache. */
+#define REPLAY_SENDERS_MAX 256
+
+struct rsender {
+    uint32_t city;
+    uint32_t count;
+};
+
 struct replay {
     pthread_mutex_t mu;
     struct rnode *nodes; /* cap of them */
     uint32_t *heads;     /* mask + 1 buckets */
     uint32_t cap, count, mask, free_head;
+    uint32_t share; /* most live entries of one sender */
+    struct rsender senders[REPLAY_SENDERS_MAX];
+    uint32_t nsenders;
     int64_t min_expiry; /* no entry expires before this (a lower bound) */
     uint8_t key[crypto_shorthash_KEYBYTES];
-    uint64_t replays, full, swept;
+    uint64_t replays, full, share_full, swept;
 };
 
 static int
-replay_init(struct replay *r, size_t cap, bg_err *err)
+replay_init(struct replay *r, size_t cap, size_t share, bg_err *err)
 {
     size_t buckets = 1;
     while (buckets < cap)
@@ -422,6 +436,8 @@ replay_init(struct replay *r, size_t cap, bg_err *err)
         r->nodes[i].next = i + 1 < cap ? (uint32_t)(i + 1) : NIL;
     r->free_head = 0;
     r->cap = (uint32_t)cap;
+    r->share = (uint32_t)share;
+    r->nsenders = 0;
     r->mask = (uint32_t)(buckets - 1);
     r->count = 0;
     r->min_expiry = INT64_MAX;
@@ -449,11 +465,24 @@ replay_bucket(const struct replay *r, const uint8_t nonce[BG_ENV_NONCE_LEN], uin
     return v & r->mask;
 }
 
+/* The index of city in r->senders, or NIL. Under r->mu. */
+static uint32_t
+sender_find(const struct replay *r, uint32_t city)
+{
+    for (uint32_t i = 0; i < r->nsenders; i++)
+        if (r->senders[i].city == city)
+            return i;
+    return NIL;
+}
+
 /* Unlinks *link (expired) and puts it on the free list; returns the next. */
 static uint32_t
 replay_drop(struct replay *r, uint32_t *link)
 {
     uint32_t i = *link;
+    uint32_t si = sender_find(r, r->nodes[i].city);
+    if (si != NIL && --r->senders[si].count == 0)
+        r->senders[si] = r->senders[--r->nsenders];
     *link = r->nodes[i].next;
     r->nodes[i].next = r->free_head;
     r->free_head = i;
@@ -506,38 +535,70 @@ replay_sweep(struct replay *r, int64_t now)
     r->min_expiry = min;
 }
 
+/* Room for one more entry of city: the cache, the sender table and the
+ * sender's share. Sweeps first if anything can have expired. *share is set
+ * when it is the sender's share that is used up. Under r->mu. */
+static bool
+replay_room(struct replay *r, uint32_t city, int64_t now, uint32_t *si, bool *share)
+{
+    *si = sender_find(r, city);
+    bool ok = r->count < r->cap && (*si != NIL || r->nsenders < REPLAY_SENDERS_MAX) &&
+              (*si == NIL || r->senders[*si].count < r->share);
+    if (!ok) {
+        replay_sweep(r, now);
+        *si = sender_find(r, city);
+    }
+    bool cache = r->count < r->cap && (*si != NIL || r->nsenders < REPLAY_SENDERS_MAX);
+    /* A full cache is named as such, even when the sender holds all of it. */
+    *share = cache && *si != NIL && r->senders[*si].count >= r->share;
+    return cache && !*share;
+}
+
+/* Records (nonce, city) in bucket b; room was checked. Under r->mu. */
+static void
+replay_add(struct replay *r, uint32_t b, const uint8_t nonce[BG_ENV_NONCE_LEN], uint32_t city,
+           uint32_t si, int64_t expiry)
+{
+    uint32_t i = r->free_head;
+    struct rnode *n = &r->nodes[i];
+    r->free_head = n->next;
+    memcpy(n->nonce, nonce, BG_ENV_NONCE_LEN);
+    n->city = city;
+    n->expiry_ms = expiry;
+    n->next = r->heads[b];
+    r->heads[b] = i;
+    r->count++;
+    if (si == NIL) {
+        si = r->nsenders++;
+        r->senders[si] = (struct rsender){.city = city, .count = 0};
+    }
+    r->senders[si].count++;
+    if (expiry < r->min_expiry)
+        r->min_expiry = expiry;
+}
+
 /* BG_ENV_OK if (nonce, city) may be accepted at now; with record, also
  * records it (expiring at expiry). One critical section, so two threads
- * recording the same nonce cannot both succeed. */
+ * recording the same nonce cannot both succeed. REPLAY_FULL when the cache
+ * or the sender's share of it is full of live entries (*share says which). */
 static bg_env_reason
 replay_check(struct replay *r, const uint8_t nonce[BG_ENV_NONCE_LEN], uint32_t city, int64_t now,
-             int64_t expiry, bool record)
+             int64_t expiry, bool record, bool *share)
 {
     uint32_t b = replay_bucket(r, nonce, city);
     bg_env_reason res = BG_ENV_OK;
+    *share = false;
     pthread_mutex_lock(&r->mu);
+    uint32_t si = NIL;
     if (replay_seen(r, b, nonce, city, now)) {
         r->replays++;
         res = BG_ENV_REPLAY;
-    } else {
-        if (r->count == r->cap)
-            replay_sweep(r, now);
-        if (r->count == r->cap) {
-            r->full++;
-            res = BG_ENV_REPLAY_FULL;
-        } else if (record) {
-            uint32_t i = r->free_head;
-            struct rnode *n = &r->nodes[i];
-            r->free_head = n->next;
-            memcpy(n->nonce, nonce, BG_ENV_NONCE_LEN);
-            n->city = city;
-            n->expiry_ms = expiry;
-            n->next = r->heads[b];
-            r->heads[b] = i;
-            r->count++;
-            if (expiry < r->min_expiry)
-                r->min_expiry = expiry;
-        }
+    } else if (!replay_room(r, city, now, &si, share)) {
+        r->full++;
+        r->share_full += *share;
+        res = BG_ENV_REPLAY_FULL;
+    } else if (record) {
+        replay_add(r, b, nonce, city, si, expiry);
     }
     pthread_mutex_unlock(&r->mu);
     return res;
@@ -550,7 +611,7 @@ struct bg_env_verifier {
     bg_trust *trust;
     bg_env_member_fp_fn member_fp;
     void *member_ctx;
-    int64_t window_ms;
+    int64_t window_ms, future_ms;
     size_t max_message;
     struct replay replay;
     pthread_mutex_t stats_mu;
@@ -574,6 +635,18 @@ bg_env_verifier_new(bg_env_verifier **out, const bg_env_verifier_config *cfg, bg
     if (cap > BG_ENV_REPLAY_MAX)
         return bg_err_set(err, BG_EINVAL, "replay cache capacity must be at most %u",
                           BG_ENV_REPLAY_MAX);
+    int64_t future = cfg->future_ms ? cfg->future_ms : BG_ENV_FUTURE_DEFAULT_MS;
+    if (future > window)
+        future = window; /* a default above a short window: the window */
+    if (cfg->future_ms < 0 || cfg->future_ms > window)
+        return bg_err_set(err, BG_EINVAL, "future skew must be 0..%lld ms (the window)",
+                          (long long)window);
+    size_t share = cfg->replay_share ? cfg->replay_share : cap / BG_ENV_REPLAY_SHARE_DIV;
+    if (share == 0)
+        share = 1;
+    if (cfg->replay_share > cap)
+        return bg_err_set(err, BG_EINVAL, "replay share %zu exceeds the capacity %zu",
+                          cfg->replay_share, cap);
     size_t max = cfg->max_message ? cfg->max_message : BG_ENV_MESSAGE_DEFAULT;
     if (max < BG_ENV_MESSAGE_MIN || max > BG_ENV_MESSAGE_MAX)
         return bg_err_set(err, BG_EINVAL, "max message size must be %d..%d bytes",
@@ -589,8 +662,9 @@ bg_env_verifier_new(bg_env_verifier **out, const bg_env_verifier_config *cfg, bg
     v->member_fp = cfg->member_fp;
     v->member_ctx = cfg->member_ctx;
     v->window_ms = window;
+    v->future_ms = future;
     v->max_message = max;
-    if ((rc = replay_init(&v->replay, cap, err)) != BG_OK) {
+    if ((rc = replay_init(&v->replay, cap, share, err)) != BG_OK) {
         free(v);
         return rc;
     }
@@ -622,6 +696,9 @@ bg_env_verifier_stats(bg_env_verifier *v, bg_env_stats *out)
     out->replay_capacity = v->replay.cap;
     out->replays = v->replay.replays;
     out->full = v->replay.full;
+    out->share_full = v->replay.share_full;
+    out->replay_share = v->replay.share;
+    out->replay_senders = v->replay.nsenders;
     out->swept = v->replay.swept;
     pthread_mutex_unlock(&v->replay.mu);
     pthread_mutex_lock(&v->stats_mu);
@@ -634,7 +711,7 @@ bg_env_verifier_stats(bg_env_verifier *v, bg_env_stats *out)
 
 /* An accepted envelope and the memory it points into. */
 struct opened_box {
-    bg_env_opened pub; /* first: bg_env_opened_free casts back */
+    bg_env_opened pub;      /* first: bg_env_opened_free casts back */
     Baygate__Envelope *env; /* bg_pb_unpack */
 };
 
@@ -906,17 +983,20 @@ open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, 
                    (double)(now_ms - issued) / 1000.0, (long long)(v->window_ms / 1000));
         goto out;
     }
-    if (issued > now_ms + v->window_ms) {
+    if (issued > now_ms + v->future_ms) {
         r = refuse(c, BG_ENV_FUTURE,
-                   "envelope is from the future: issued %.3f s after now, the window is +-%lld s",
-                   (double)(issued - now_ms) / 1000.0, (long long)(v->window_ms / 1000));
+                   "envelope is from the future: issued %.3f s after now, at most %.3f s are "
+                   "allowed",
+                   (double)(issued - now_ms) / 1000.0, (double)v->future_ms / 1000.0);
         goto out;
     }
 
     /* 9. replay: an early look, to spare the signature check */
     uint32_t city = city_number(env->sender);
     int64_t expiry = issued + v->window_ms;
-    bg_env_reason rr = replay_check(&v->replay, env->nonce.data, city, now_ms, expiry, false);
+    bool share = false;
+    bg_env_reason rr =
+        replay_check(&v->replay, env->nonce.data, city, now_ms, expiry, false, &share);
     if (rr != BG_ENV_OK)
         goto replay_refused;
 
@@ -928,12 +1008,19 @@ open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, 
     }
 
     /* Only now: record the nonce (and look again: a concurrent twin). */
-    rr = replay_check(&v->replay, env->nonce.data, city, now_ms, expiry, true);
+    rr = replay_check(&v->replay, env->nonce.data, city, now_ms, expiry, true, &share);
 replay_refused:
     if (rr == BG_ENV_REPLAY) {
         short_hex(env->nonce.data, BG_ENV_NONCE_LEN, b);
         r = refuse(c, BG_ENV_REPLAY, "replay: nonce %s... from %s was already seen", b,
                    env->sender);
+        goto out;
+    }
+    if (rr == BG_ENV_REPLAY_FULL && share) {
+        r = refuse(c, BG_ENV_REPLAY_FULL,
+                   "replay cache share of %s full (%u live envelopes from it within the "
+                   "window); retry later",
+                   env->sender, (unsigned)v->replay.share);
         goto out;
     }
     if (rr == BG_ENV_REPLAY_FULL) {
@@ -1003,8 +1090,7 @@ bg_env_open_answer(bg_env_verifier *v, const uint8_t *msg, size_t len, const cha
 {
     if (out != NULL)
         *out = NULL;
-    if (v == NULL || out == NULL || request_nonce == NULL ||
-        !bg_city_code_valid(expected_peer)) {
+    if (v == NULL || out == NULL || request_nonce == NULL || !bg_city_code_valid(expected_peer)) {
         bg_err_set(err, BG_EINVAL, "open answer: missing argument or bad peer code");
         return BG_ENV_INTERNAL;
     }

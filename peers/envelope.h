@@ -30,8 +30,9 @@
  *      the roster pins                                (NOT_MEMBER, PIN_MISMATCH)
  *   7. recipient == own city                                   (WRONG_RECIPIENT)
  *      [answers: reply_to_nonce == our request's nonce]        (NOT_BOUND)
- *   8. |now - issued_at| <= window                             (STALE, FUTURE)
- *   9. (sender, nonce) not seen within the window   (REPLAY, REPLAY_FULL)
+ *   8. now - window <= issued_at <= now + future skew          (STALE, FUTURE)
+ *   9. (sender, nonce) not seen within the window, and room for it in the
+ *      cache and in the sender's share of it          (REPLAY, REPLAY_FULL)
  *  10. the signature verifies over the exact received envelope bytes with the
  *      certificate's key                                       (BAD_SIGNATURE)
  * Only then is (sender, nonce) recorded, atomically with a second look (two
@@ -47,10 +48,15 @@
  * an unexpired entry: forgetting would let whoever can fill the cache
  * replay anything it evicted, trading a safety property for availability.
  * Refusing fails closed, and since only signature-checked envelopes enter,
- * only roster members can fill it. Size it for the peak accepted rate:
- * capacity >= envelopes/s * 2 * window (a future-dated envelope lives up to 2
- * windows). The check is against the caller's clock: a clock that jumps
- * forward and back again can let an envelope be accepted twice.
+ * only roster members can fill it. So that one member cannot fill it for
+ * everyone (envelopes dated just inside the future skew live longest), each
+ * sender holds at most replay_share live entries (default capacity / 4):
+ * a sender at its share is refused REPLAY_FULL while others still get in;
+ * up to 256 distinct senders hold entries at once. Size it for the peak
+ * accepted rate: share >= one sender's envelopes/s * (window + future
+ * skew), capacity >= all senders' together. The check is against the
+ * caller's clock: a clock that jumps forward and back again can let an
+ * envelope be accepted twice.
  *
  * Answers: bg_env_seal_answer binds the answer to the request it answers
  * (recipient = request sender, same request_id and purpose, reply_to_nonce =
@@ -109,7 +115,13 @@
 
 #define BG_ENV_WINDOW_DEFAULT_MS 300000 /* +-300 s */
 #define BG_ENV_WINDOW_MAX_MS 86400000
+/* How far ahead of our clock issued_at may be by default: clocks are kept
+ * by NTP, and every second allowed here is a second longer that a replay
+ * cache entry must live (issued_at + window). */
+#define BG_ENV_FUTURE_DEFAULT_MS 30000
 #define BG_ENV_REPLAY_DEFAULT 65536
+/* Default share of one sender: capacity / this. */
+#define BG_ENV_REPLAY_SHARE_DIV 4
 #define BG_ENV_REPLAY_MAX (1u << 22)
 #define BG_ENV_MESSAGE_DEFAULT (1024 * 1024)
 #define BG_ENV_MESSAGE_MIN 1024
@@ -142,7 +154,7 @@ typedef enum bg_env_reason {
     BG_ENV_PIN_MISMATCH = 15,       /* not the certificate the roster pins    answer */
     BG_ENV_WRONG_RECIPIENT = 16,    /* addressed to another city              answer */
     BG_ENV_STALE = 17,              /* issued before now - window             answer */
-    BG_ENV_FUTURE = 18,             /* issued after now + window              answer */
+    BG_ENV_FUTURE = 18,             /* issued after now + future skew         answer */
     BG_ENV_REPLAY = 19,             /* (sender, nonce) seen in the window     answer */
     BG_ENV_REPLAY_FULL = 20,        /* replay cache full of live entries      answer */
     BG_ENV_BAD_SIGNATURE = 21,      /*                                          drop */
@@ -229,8 +241,12 @@ typedef struct bg_env_verifier_config {
     bg_trust *trust;               /* borrowed: must outlive the verifier */
     bg_env_member_fp_fn member_fp; /* required */
     void *member_ctx;
-    int64_t window_ms;      /* clock window, +-; 0: BG_ENV_WINDOW_DEFAULT_MS */
+    int64_t window_ms;      /* clock window into the past; 0: BG_ENV_WINDOW_DEFAULT_MS */
+    int64_t future_ms;      /* how far issued_at may be ahead of now: 0..window_ms;
+                               0: BG_ENV_FUTURE_DEFAULT_MS (or the window if shorter) */
     size_t replay_capacity; /* 0: BG_ENV_REPLAY_DEFAULT; at most BG_ENV_REPLAY_MAX */
+    size_t replay_share;    /* most live entries of one sender, <= capacity;
+                               0: capacity / BG_ENV_REPLAY_SHARE_DIV (at least 1) */
     size_t max_message;     /* 0: BG_ENV_MESSAGE_DEFAULT; MIN..MAX */
 } bg_env_verifier_config;
 
@@ -242,11 +258,14 @@ void bg_env_verifier_free(bg_env_verifier *v);
 typedef struct bg_env_stats {
     size_t replay_entries; /* live or not yet swept */
     size_t replay_capacity;
-    uint64_t opened;  /* envelopes accepted */
-    uint64_t refused; /* all refusals */
-    uint64_t replays; /* REPLAY refusals */
-    uint64_t full;    /* REPLAY_FULL refusals */
-    uint64_t swept;   /* expired entries removed */
+    size_t replay_share;   /* most live entries of one sender */
+    size_t replay_senders; /* senders holding entries now */
+    uint64_t opened;       /* envelopes accepted */
+    uint64_t refused;      /* all refusals */
+    uint64_t replays;      /* REPLAY refusals */
+    uint64_t full;         /* REPLAY_FULL refusals (cache or share) */
+    uint64_t share_full;   /* of which a sender's share was full */
+    uint64_t swept;        /* expired entries removed */
 } bg_env_stats;
 
 void bg_env_verifier_stats(bg_env_verifier *v, bg_env_stats *out);

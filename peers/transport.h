@@ -88,6 +88,10 @@ typedef struct bg_tp_request bg_tp_request;
  */
 typedef void (*bg_tp_handler)(void *ctx, bg_tp_request *req);
 
+/* One line for the log (no newline), from a transport thread. Limits and
+ * refusals are logged once per cause per log interval, with counts. */
+typedef void (*bg_tp_log_fn)(void *ctx, const char *line);
+
 typedef struct bg_tp_server_opts {
     const char *url;        /* "tls+tcp://127.0.0.1:7501" (port 0: ephemeral, see
                                bg_tp_server_port) or "ipc:///run/baygate/gw.sock" */
@@ -102,9 +106,32 @@ typedef struct bg_tp_server_opts {
     int request_timeout_ms; /* deadline from receipt to reply (0: 30000) */
     int drain_ms;           /* stop/reload wait for in-flight requests (0: 5000) */
     unsigned max_conns;     /* open connections beyond this are closed (0: 256) */
+    unsigned city_conns;    /* connections one city may hold, once tagged
+                               (bg_tp_request_tag); also turns on eviction at
+                               max_conns (0: neither) */
+    unsigned pipe_max;      /* requests of one connection in flight at once; more
+                               are dropped unhandled (the asker times out), so a
+                               peer pipelining requests it never reads answers to
+                               cannot hold every context (0: half the contexts,
+                               all of them below four) */
     unsigned ipc_mode;      /* socket file mode (0: 0660); nothing for others */
     bg_tp_handler handler;  /* mandatory */
     void *handler_ctx;
+    /* Before authentication (tls+tcp only; see "Guard" below). */
+    int handshake_ms;    /* a TCP connection must finish its TLS and SP handshake
+                            within this (0: 10000) */
+    unsigned source_max; /* unfinished handshakes per source address (0: 16) */
+    unsigned fd_reserve; /* descriptors kept free for the process's own work
+                            (0: 128; at most half the RLIMIT_NOFILE soft limit) */
+    /* Memory: nng holds, per connection, one message of the size it
+     * announced while it arrives, and each context one request: (open
+     * connections + contexts) x (recv_max + 64) stays within this; a
+     * connection beyond it is closed after its handshake (0: 256 MiB, or
+     * (contexts + 16) x (recv_max + 64) if that is more). */
+    size_t mem_budget;
+    bg_tp_log_fn log; /* NULL: nothing logged */
+    void *log_ctx;
+    int log_interval_ms; /* at most one line per cause this often (0: 10000) */
 } bg_tp_server_opts;
 
 /*
@@ -116,12 +143,25 @@ typedef struct bg_tp_server_opts {
  * certificate, and clients of every city (each with its own name) connect.
  * Which city is asking is the signed envelope's business.
  *
- * Known limit (nng 1.5.2): a TCP client that never speaks TLS keeps its
- * connection (a descriptor and ~32 KiB) as long as it likes. nng has no
- * handshake timeout and shows such connections to no one; max_conns counts
- * only completed handshakes. They do not stop the listener from serving
- * others (tested); bound them outside: firewall the port to the roster's
- * addresses, and mind the process's descriptor limit.
+ * Guard (tls+tcp): nng 1.5.2 has no TLS handshake timeout and shows a
+ * connection to no one before its handshake is done (max_conns and pipe
+ * callbacks see only completed ones), so a TCP client that never speaks
+ * TLS would keep its descriptor for good. A guard thread of the server
+ * looks at the process's descriptors every 100 ms (/proc/self/fd): a TCP
+ * socket on our port whose peer is not an admitted connection is a
+ * handshake in progress. It is shut down (shutdown(2): nng sees EOF and
+ * closes it itself; the descriptor is never closed under nng) when
+ *   - it has been seen for handshake_ms without finishing  (hs_timeouts)
+ *   - its source address has more than source_max unfinished handshakes:
+ *     the newest beyond it                                  (source_limited)
+ *   - the process has fewer than fd_reserve descriptors left below its
+ *     RLIMIT_NOFILE soft limit: the oldest first            (fd_reserve_cuts)
+ * and while the reserve cannot be kept that way, new connections are
+ * closed right after their handshake (fd_reserve_cuts). Between two looks
+ * nng may accept connections up to the limit (the reserve is restored
+ * within one guard period, not kept at every instant); nng backs off when
+ * accept fails with EMFILE. Firewalling the port to the roster's addresses
+ * is still the first line.
  *
  * ipc: a stale socket file (nobody listening) is removed first; an existing
  * file that is not a socket, or a socket someone still serves, is refused
@@ -168,23 +208,37 @@ int bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err
 int bg_tp_server_stop(bg_tp_server *srv, bg_err *err);
 
 typedef struct bg_tp_server_stats {
-    uint64_t received;       /* requests received */
-    uint64_t replied;        /* replies handed to nng */
-    uint64_t dropped;        /* bg_tp_drop by the handler */
-    uint64_t expired;        /* dropped at their deadline (or at stop/reload) */
-    uint64_t late;           /* replies or drops after expiry (discarded) */
-    uint64_t reply_too_big;  /* replies refused for exceeding reply_max */
-    uint64_t oversize;       /* request bodies above recv_max dropped on arrival
-                                (far bigger ones cost the sender its connection
-                                inside nng: see conns_lost) */
-    uint64_t send_failed;    /* reply lost (the asker's connection went away) */
-    uint64_t conns_open;     /* connections now (after TLS and SP handshake) */
-    uint64_t conns_total;    /* connections admitted so far */
-    uint64_t conns_refused;  /* closed for exceeding max_conns or unverified TLS */
-    uint64_t conns_lost;     /* connections closed (by peers, oversize, reloads) */
-    uint64_t handshake_errs; /* failed accepts: TLS refused, garbage, ... (nng stats) */
-    uint64_t reloads;        /* successful bg_tp_server_reload_tls */
-    unsigned in_flight;      /* requests queued, being handled or being sent */
+    uint64_t received;           /* requests received */
+    uint64_t replied;            /* replies handed to nng */
+    uint64_t dropped;            /* bg_tp_drop by the handler */
+    uint64_t expired;            /* dropped at their deadline (or at stop/reload) */
+    uint64_t late;               /* replies or drops after expiry (discarded) */
+    uint64_t reply_too_big;      /* replies refused for exceeding reply_max */
+    uint64_t oversize;           /* request bodies above recv_max dropped on arrival
+                                    (far bigger ones cost the sender its connection
+                                    inside nng: see conns_lost) */
+    uint64_t send_failed;        /* reply lost (the asker's connection went away) */
+    uint64_t slow_readers;       /* connections closed: a reply found them not reading
+                                    for the send timeout (10 s) */
+    uint64_t pipe_busy;          /* requests dropped: their connection had pipe_max
+                                    in flight */
+    uint64_t conns_not_member;   /* closed: tagged as not a member (bg_tp_request_tag) */
+    uint64_t conns_city_limited; /* closed: beyond city_conns of one city */
+    uint64_t conns_evicted;      /* idle untagged ones closed to admit a newcomer */
+    uint64_t conns_open;         /* connections now (after TLS and SP handshake) */
+    uint64_t conns_total;        /* connections admitted so far */
+    uint64_t conns_refused;      /* closed for exceeding max_conns or unverified TLS */
+    uint64_t conns_lost;         /* connections closed (by peers, oversize, reloads) */
+    uint64_t handshake_errs;     /* failed accepts: TLS refused, garbage, ... (nng stats) */
+    uint64_t hs_pending;         /* unfinished handshakes at the guard's last look */
+    uint64_t hs_timeouts;        /* closed: handshake not finished within handshake_ms */
+    uint64_t source_limited;     /* closed: over source_max unfinished from one address */
+    uint64_t fd_reserve_cuts;    /* closed or refused to keep the descriptor reserve */
+    uint64_t mem_refused;        /* refused after the handshake: memory budget */
+    uint64_t fds_open;           /* the process's descriptors at the guard's last look */
+    uint64_t fds_limit;          /* its RLIMIT_NOFILE soft limit */
+    uint64_t reloads;            /* successful bg_tp_server_reload_tls */
+    unsigned in_flight;          /* requests queued, being handled or being sent */
 } bg_tp_server_stats;
 
 void bg_tp_server_get_stats(bg_tp_server *srv, bg_tp_server_stats *out);
@@ -220,6 +274,29 @@ int bg_tp_reply(bg_tp_request *req, const void *bytes, size_t len, bg_err *err);
 
 /* Sends nothing (the asker will time out) and frees req. */
 void bg_tp_drop(bg_tp_request *req);
+
+/*
+ * Whose connection this is, as the layer above learnt from the request's
+ * signed envelope (nng 1.5.2 cannot say which certificate a TLS peer
+ * showed): city, and whether it may hold connections (a roster member
+ * whose envelope opened). Call it before replying. From then on:
+ *   - with city_conns set, a member's connection counts against that
+ *     city's share: at most city_conns per city; one more is closed once
+ *     its answers are out (conns_city_limited);
+ *   - a non-member's (member false), or one that already spoke for
+ *     another city, is closed once its answers are out, so the refusal
+ *     still reaches it (conns_not_member);
+ *   - with city_conns set, at max_conns a new connection is admitted in
+ *     place of a closed-to-be
+ *     one or of the oldest idle one never tagged (conns_evicted): strangers
+ *     holding idle connections cannot lock members out; members' tagged
+ *     connections are never given up for a newcomer.
+ * Closing waits for the connection's requests to end and half a second
+ * more (the reply must leave first); done by the guard, so tls+tcp only
+ * (on ipc tags are counted but nothing is closed).
+ * BG_ENOTFOUND if the connection is gone or the request expired.
+ */
+int bg_tp_request_tag(bg_tp_request *req, const char *city, bool member, bg_err *err);
 
 /* ---------------------------------------------------------------- client */
 

@@ -19,10 +19,16 @@
  * in time; whoever drops the last reference frees it. An expired request
  * only frees its message, so replying to it stays safe after stop.
  */
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -51,6 +57,21 @@
 #define WORKER_EXIT_MS 200
 /* How long stop waits for nng_close (see closer_main). */
 #define CLOSE_WAIT_MS 5000
+/* The guard (unfinished handshakes, descriptors): how often it looks. */
+#define GUARD_PERIOD_MS 100
+#define DEF_HANDSHAKE_MS 10000
+#define DEF_SOURCE_MAX 16
+#define DEF_FD_RESERVE 128
+#define DEF_MEM_BUDGET ((size_t)256 * 1024 * 1024)
+#define DEF_LOG_INTERVAL_MS 10000
+#define MAX_SOURCE 65536
+/* The backlog nng 1.5.2 gives its TCP listeners, restored after pressure. */
+#define NNG_BACKLOG 128
+/* How long a doomed connection (bg_tp_request_tag) gets to take its last
+ * answers before the guard closes it. */
+#define DOOM_GRACE_MS 500
+/* Most connections the guard takes out of the backlog in one look. */
+#define DRAIN_MAX 256
 
 typedef enum { SLOT_IDLE, SLOT_QUEUED, SLOT_HANDLING, SLOT_SENDING, SLOT_PARKED } slot_state;
 
@@ -60,12 +81,47 @@ typedef struct tp_worker {
     bool done; /* left its loop: joinable without waiting on a handler */
 } tp_worker;
 
+/* An admitted connection and its peer address (to tell it from the
+ * unfinished handshakes among the process's sockets). */
+typedef struct tp_pipe {
+    uint32_t id;
+    nng_sockaddr addr;
+    unsigned busy; /* its requests in flight (QUEUED, HANDLING, SENDING) */
+    char city[16]; /* as the layer above told (bg_tp_request_tag); "" untagged */
+    bool doomed;   /* close it once its current requests are over */
+    int64_t doomed_at;
+} tp_pipe;
+
+/* A TCP connection on our port not (yet) admitted, as the guard saw it. */
+typedef struct tp_pending {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    struct sockaddr_storage peer;
+    int64_t first_seen;
+    bool cut;
+} tp_pending;
+
+/* Causes the guard logs, once per interval each. */
+enum {
+    CAUSE_HS,
+    CAUSE_SOURCE,
+    CAUSE_FD,
+    CAUSE_MEM,
+    CAUSE_CONNS,
+    CAUSE_NOT_MEMBER,
+    CAUSE_CITY,
+    CAUSE_EVICTED,
+    NCAUSES
+};
+
 typedef struct tp_slot {
     bg_tp_server *srv;
     nng_ctx ctx;
     nng_aio *aio;
     slot_state state;
     bg_tp_request *req; /* QUEUED, HANDLING */
+    uint32_t pipe_id;   /* whose request is in flight here */
 } tp_slot;
 
 struct bg_tp_request {
@@ -88,7 +144,7 @@ struct bg_tp_server {
     void *hctx;
     size_t recv_max, reply_max;
     int request_timeout_ms, drain_ms;
-    unsigned nslots, nthreads, max_conns, ipc_mode;
+    unsigned nslots, nthreads, max_conns, ipc_mode, pipe_max, city_conns;
     bool ipc;
     char url[BG_TP_URL_MAX + 16]; /* as bound: the port filled in */
     char ipc_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -115,8 +171,27 @@ struct bg_tp_server {
     pthread_t timer;
     bool timer_started;
 
-    uint32_t *pipes; /* ids of admitted connections, at most max_conns */
+    tp_pipe *pipes; /* admitted connections, at most max_conns */
     unsigned npipes;
+
+    /* guard (tls only) */
+    int handshake_ms, log_interval_ms;
+    unsigned source_max, fd_reserve;
+    size_t mem_budget, conn_cost;
+    bg_tp_log_fn log;
+    void *log_ctx;
+    bool fd_tight;     /* lock: reserve not kept by cutting handshakes: refuse pipes */
+    char last_tag[16]; /* lock: the last city cut by a tag (for the log) */
+    bool guard_exit;   /* lock */
+    pthread_t guard;
+    bool guard_started;
+    tp_pending *pend, *prev; /* guard thread only: this look and the last */
+    tp_pending lsock;        /* guard thread only: nng's listening socket (fd -1: unseen) */
+    bool backlog_small;      /* guard thread only: its backlog is cut down */
+    ino_t backlog_ino;       /* guard thread only: of the socket it was cut on */
+    unsigned npend, pend_cap, nprev, prev_cap;
+    uint64_t logged[NCAUSES];   /* guard thread only: counts already logged */
+    int64_t logged_at[NCAUSES]; /* guard thread only */
 
     bg_tp_server_stats st;
     uint64_t handshake_base;     /* lock: handshake errors counted by closed listeners */
@@ -136,6 +211,8 @@ srv_free(bg_tp_server *srv)
     free(srv->workers);
     free(srv->due);
     free(srv->pipes);
+    free(srv->pend);
+    free(srv->prev);
     free(srv);
 }
 
@@ -158,6 +235,28 @@ req_free_locked(bg_tp_request *req)
     return unref_locked(srv);
 }
 
+/* The admitted connection with this id, or NULL. Lock held. */
+static tp_pipe *
+pipe_find_locked(bg_tp_server *srv, uint32_t id)
+{
+    for (unsigned i = 0; i < srv->npipes; i++)
+        if (srv->pipes[i].id == id)
+            return &srv->pipes[i];
+    return NULL;
+}
+
+/* Closes the connection with this id (0: none). Lock NOT held: nng calls
+ * pipe_cb for it. */
+static void
+pipe_close_id(uint32_t id)
+{
+    if (id == 0)
+        return;
+    nng_pipe p = NNG_PIPE_INITIALIZER;
+    p.id = id;
+    nng_pipe_close(p);
+}
+
 /* The slot's request is over (answered, dropped, expired): receive again, or
  * park while paused. Returns true if the caller must post the receive (after
  * unlocking, with slot_post_recv). Lock held. */
@@ -165,6 +264,12 @@ static bool
 slot_recycle_locked(bg_tp_server *srv, tp_slot *s)
 {
     s->req = NULL;
+    if (s->pipe_id != 0) {
+        tp_pipe *p = pipe_find_locked(srv, s->pipe_id);
+        if (p != NULL && p->busy > 0)
+            p->busy--;
+        s->pipe_id = 0;
+    }
     if (srv->paused || srv->closing) {
         s->state = SLOT_PARKED;
         pthread_cond_broadcast(&srv->idle_cond);
@@ -228,6 +333,7 @@ slot_cb(void *arg)
     int rv = nng_aio_result(s->aio);
     bool post = false;
 
+    uint32_t cut_pipe = 0;
     pthread_mutex_lock(&srv->lock);
     if (s->state == SLOT_SENDING) {
         if (rv == 0) {
@@ -236,6 +342,12 @@ slot_cb(void *arg)
             nng_msg_free(nng_aio_get_msg(s->aio));
             nng_aio_set_msg(s->aio, NULL);
             srv->st.send_failed++;
+            /* A peer that does not read its answers: its other replies
+             * would hold their contexts for the send timeout too. */
+            if (rv == NNG_ETIMEDOUT && s->pipe_id != 0) {
+                cut_pipe = s->pipe_id;
+                srv->st.slow_readers++;
+            }
         }
         srv->in_flight--;
         post = slot_recycle_locked(srv, s);
@@ -245,11 +357,17 @@ slot_cb(void *arg)
             nng_msg *msg = nng_aio_get_msg(s->aio);
             nng_aio_set_msg(s->aio, NULL);
             bool too_big = nng_msg_len(msg) > srv->recv_max;
-            if (req == NULL || srv->closing || too_big) {
+            uint32_t pid = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+            tp_pipe *pp = pipe_find_locked(srv, pid);
+            bool hog = pp != NULL && pp->busy >= srv->pipe_max;
+            if (req == NULL || srv->closing || too_big || hog) {
                 /* Dropped: the asker times out. Oversize bodies only get
                  * here within the SP header allowance; bigger messages
-                 * never arrive (nng drops the connection). */
+                 * never arrive (nng drops the connection). A connection
+                 * with pipe_max requests in flight gets no more contexts:
+                 * one peer's pipelined requests must not hold them all. */
                 srv->st.oversize += too_big;
+                srv->st.pipe_busy += hog && !too_big;
                 nng_msg_free(msg);
                 free(req);
                 post = slot_recycle_locked(srv, s);
@@ -257,6 +375,10 @@ slot_cb(void *arg)
                 req->srv = srv;
                 req->slot = s;
                 req->msg = msg;
+                if (pp != NULL) {
+                    pp->busy++;
+                    s->pipe_id = pid;
+                }
                 req->deadline = tp_now_ms() + srv->request_timeout_ms;
                 srv->refs++;
                 s->req = req;
@@ -276,6 +398,7 @@ slot_cb(void *arg)
         }
     }
     pthread_mutex_unlock(&srv->lock);
+    pipe_close_id(cut_pipe);
     if (post)
         slot_post_recv(srv, s);
 }
@@ -361,9 +484,28 @@ listener_errors(nng_listener l)
     return sum;
 }
 
-/* Connections: admit up to max_conns, only TLS-verified ones on TLS (with
- * AUTH_MODE_REQUIRED that is always so: defence in depth). REM_POST also
- * fires for pipes refused in ADD_PRE, hence the id list. */
+/* The connection to give up for a newcomer when full: a doomed one, else
+ * the oldest nobody has vouched for (untagged, nothing in flight); NULL if
+ * every one belongs to a member. Lock held. */
+static tp_pipe *
+pipe_evictable_locked(bg_tp_server *srv)
+{
+    tp_pipe *best = NULL;
+    for (unsigned i = 0; i < srv->npipes; i++) {
+        tp_pipe *p = &srv->pipes[i];
+        if (p->doomed)
+            return p;
+        /* Lowest id: the oldest (nng numbers pipes in order). */
+        if (p->city[0] == '\0' && p->busy == 0 && (best == NULL || p->id < best->id))
+            best = p;
+    }
+    return best;
+}
+
+/* Connections: admit up to max_conns and within the memory budget, only
+ * TLS-verified ones on TLS (with AUTH_MODE_REQUIRED that is always so:
+ * defence in depth), none while the descriptor reserve cannot be kept.
+ * REM_POST also fires for pipes refused in ADD_PRE, hence the id list. */
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -371,25 +513,49 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     uint32_t id = (uint32_t)nng_pipe_id(p);
     if (ev == NNG_PIPE_EV_ADD_PRE) {
         bool ok = true;
+        uint32_t evict = 0;
+        nng_sockaddr addr;
+        memset(&addr, 0, sizeof addr);
         if (!srv->ipc) {
             bool verified = false;
             ok = nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &verified) == 0 && verified;
+            if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &addr) != 0)
+                memset(&addr, 0, sizeof addr);
         }
         pthread_mutex_lock(&srv->lock);
-        if (ok && srv->npipes < srv->max_conns) {
-            srv->pipes[srv->npipes++] = id;
+        /* Memory: every admitted connection may hold one message of up to
+         * recv_max while it arrives, every context one request. */
+        bool mem_ok = (srv->npipes + 1 + srv->nslots) <= srv->mem_budget / srv->conn_cost;
+        tp_pipe *spare = NULL;
+        if (ok && srv->city_conns > 0 && srv->npipes >= srv->max_conns && mem_ok && !srv->fd_tight)
+            spare = pipe_evictable_locked(srv);
+        if (spare != NULL) {
+            /* Full: a connection nobody vouched for makes room, so that
+             * strangers' idle connections cannot lock members out. */
+            evict = spare->id;
+            *spare = (tp_pipe){.id = id, .addr = addr};
+            srv->st.conns_total++;
+            srv->st.conns_evicted++;
+        } else if (ok && srv->npipes < srv->max_conns && mem_ok && !srv->fd_tight) {
+            srv->pipes[srv->npipes++] = (tp_pipe){.id = id, .addr = addr};
             srv->st.conns_total++;
         } else {
+            if (ok && srv->npipes < srv->max_conns)
+                srv->st.mem_refused += !mem_ok;
+            if (ok && srv->npipes < srv->max_conns && mem_ok)
+                srv->st.fd_reserve_cuts++;
+            else if (!ok || srv->npipes >= srv->max_conns)
+                srv->st.conns_refused++;
             ok = false;
-            srv->st.conns_refused++;
         }
         pthread_mutex_unlock(&srv->lock);
         if (!ok)
             nng_pipe_close(p);
+        pipe_close_id(evict);
     } else if (ev == NNG_PIPE_EV_REM_POST) {
         pthread_mutex_lock(&srv->lock);
         for (unsigned i = 0; i < srv->npipes; i++) {
-            if (srv->pipes[i] == id) {
+            if (srv->pipes[i].id == id) {
                 srv->pipes[i] = srv->pipes[--srv->npipes];
                 srv->st.conns_lost++;
                 break;
@@ -397,6 +563,422 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
         }
         pthread_mutex_unlock(&srv->lock);
     }
+}
+
+/* --- the guard: handshakes nng does not show, and descriptors --- */
+
+/* Port (host order) and address bytes of a socket address; 0 if not IP. */
+static size_t
+ss_parts(const struct sockaddr_storage *ss, int *port, const uint8_t **addr)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        *port = ntohs(a->sin_port);
+        *addr = (const uint8_t *)&a->sin_addr;
+        return 4;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        *port = ntohs(a->sin6_port);
+        *addr = a->sin6_addr.s6_addr;
+        return 16;
+    }
+    return 0;
+}
+
+/* Whether nng's address of an admitted pipe is this peer. */
+static bool
+pipe_is(const nng_sockaddr *na, const struct sockaddr_storage *ss)
+{
+    int port = 0;
+    const uint8_t *a = NULL;
+    size_t n = ss_parts(ss, &port, &a);
+    if (n == 4 && na->s_family == NNG_AF_INET)
+        return ntohs(na->s_in.sa_port) == port && memcmp(&na->s_in.sa_addr, a, 4) == 0;
+    if (n == 16 && na->s_family == NNG_AF_INET6)
+        return ntohs(na->s_in6.sa_port) == port && memcmp(na->s_in6.sa_addr, a, 16) == 0;
+    return false;
+}
+
+/* If fd is a connected TCP socket whose local port is ours, fills p; if it
+ * is our listening socket, notes it in srv->lsock. */
+static bool
+guard_probe(bg_tp_server *srv, int fd, tp_pending *p)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return false;
+    struct sockaddr_storage local;
+    socklen_t len = sizeof local;
+    int port = 0;
+    const uint8_t *a = NULL;
+    if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 || ss_parts(&local, &port, &a) == 0 ||
+        port != srv->port)
+        return false;
+    len = sizeof p->peer;
+    if (getpeername(fd, (struct sockaddr *)&p->peer, &len) != 0) {
+        int acc = 0;
+        socklen_t al = sizeof acc;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) == 0 && acc)
+            srv->lsock = (tp_pending){.fd = fd, .dev = st.st_dev, .ino = st.st_ino};
+        return false;
+    }
+    p->fd = fd;
+    p->dev = st.st_dev;
+    p->ino = st.st_ino;
+    p->cut = false;
+    return true;
+}
+
+/* Lists the TCP connections on our port in srv->pend (first_seen not set
+ * yet) and counts every descriptor. False if /proc cannot be read. */
+static bool
+guard_scan(bg_tp_server *srv, unsigned *nfds)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return false;
+    srv->npend = 0;
+    srv->lsock.fd = -1;
+    *nfds = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char *end = NULL;
+        long fd = strtol(e->d_name, &end, 10);
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' || *end != '\0' || fd == dirfd(d))
+            continue;
+        (*nfds)++;
+        if (srv->npend == srv->pend_cap) {
+            unsigned cap = srv->pend_cap ? srv->pend_cap * 2 : 64;
+            tp_pending *np = realloc(srv->pend, cap * sizeof *np);
+            if (np == NULL)
+                continue; /* counted; judged at the next look */
+            srv->pend = np;
+            srv->pend_cap = cap;
+        }
+        if (guard_probe(srv, (int)fd, &srv->pend[srv->npend]))
+            srv->npend++;
+    }
+    closedir(d);
+    return true;
+}
+static int
+by_ino(const void *a, const void *b)
+{
+    const tp_pending *x = a, *y = b;
+    if (x->ino != y->ino)
+        return x->ino < y->ino ? -1 : 1;
+    return x->dev < y->dev ? -1 : x->dev > y->dev;
+}
+
+/* Source address, then oldest first. */
+static int
+by_source(const void *a, const void *b)
+{
+    const tp_pending *x = a, *y = b;
+    int px, py;
+    const uint8_t *ax = NULL, *ay = NULL;
+    size_t nx = ss_parts(&x->peer, &px, &ax), ny = ss_parts(&y->peer, &py, &ay);
+    if (nx != ny)
+        return nx < ny ? -1 : 1;
+    int c = nx > 0 ? memcmp(ax, ay, nx) : 0;
+    if (c != 0)
+        return c;
+    return x->first_seen < y->first_seen ? -1 : x->first_seen > y->first_seen;
+}
+
+static int
+by_age(const void *a, const void *b)
+{
+    const tp_pending *x = a, *y = b;
+    return x->first_seen < y->first_seen ? -1 : x->first_seen > y->first_seen;
+}
+
+static bool
+same_source(const tp_pending *x, const tp_pending *y)
+{
+    int px, py;
+    const uint8_t *ax = NULL, *ay = NULL;
+    size_t nx = ss_parts(&x->peer, &px, &ax), ny = ss_parts(&y->peer, &py, &ay);
+    return nx == ny && nx > 0 && memcmp(ax, ay, nx) == 0;
+}
+
+static void
+ss_format(const struct sockaddr_storage *ss, char *buf, size_t n)
+{
+    int port = 0;
+    const uint8_t *a = NULL;
+    size_t len = ss_parts(ss, &port, &a);
+    if (len == 0 || inet_ntop(len == 4 ? AF_INET : AF_INET6, a, buf, (socklen_t)n) == NULL)
+        snprintf(buf, n, "?");
+}
+
+/* Shuts p's connection down, if its descriptor is still that socket
+ * (same device and inode: nng may have closed it and the number been
+ * reused since the look). nng sees EOF and closes it itself. Returns
+ * whether it was newly cut (not already in the last look's cuts). */
+static bool
+guard_cut(bg_tp_server *srv, tp_pending *p)
+{
+    if (p->cut)
+        return false;
+    p->cut = true;
+    struct stat st;
+    if (fstat(p->fd, &st) == 0 && st.st_dev == p->dev && st.st_ino == p->ino)
+        shutdown(p->fd, SHUT_RDWR);
+    tp_pending *was = srv->nprev > 0 ? bsearch(p, srv->prev, srv->nprev, sizeof *p, by_ino) : NULL;
+    return was == NULL || !was->cut;
+}
+
+/* Drops admitted connections from the look and dates the others (first
+ * seen: now, or when the last look saw them). */
+static void
+guard_date(bg_tp_server *srv, int64_t now)
+{
+    unsigned kept = 0;
+    pthread_mutex_lock(&srv->lock);
+    for (unsigned i = 0; i < srv->npend; i++) {
+        bool admitted = false;
+        for (unsigned j = 0; j < srv->npipes && !admitted; j++)
+            admitted = pipe_is(&srv->pipes[j].addr, &srv->pend[i].peer);
+        if (!admitted)
+            srv->pend[kept++] = srv->pend[i];
+    }
+    pthread_mutex_unlock(&srv->lock);
+    srv->npend = kept;
+    for (unsigned i = 0; i < srv->npend; i++) {
+        tp_pending *p = &srv->pend[i];
+        tp_pending *was =
+            srv->nprev > 0 ? bsearch(p, srv->prev, srv->nprev, sizeof *p, by_ino) : NULL;
+        p->first_seen = was != NULL ? was->first_seen : now;
+    }
+}
+
+/* Applies the three bounds to the look; counts new cuts in cuts[]. Returns
+ * the descriptors left in use once the cut ones are gone. */
+static unsigned
+guard_judge(bg_tp_server *srv, int64_t now, unsigned nfds, unsigned limit, uint64_t cuts[NCAUSES],
+            char *src, size_t srclen)
+{
+    for (unsigned i = 0; i < srv->npend; i++)
+        if (now - srv->pend[i].first_seen >= srv->handshake_ms)
+            cuts[CAUSE_HS] += guard_cut(srv, &srv->pend[i]);
+    qsort(srv->pend, srv->npend, sizeof *srv->pend, by_source);
+    unsigned run = 0;
+    for (unsigned i = 0; i < srv->npend; i++) {
+        tp_pending *p = &srv->pend[i];
+        if (i == 0 || !same_source(p, &srv->pend[i - 1]))
+            run = 0;
+        if (p->cut)
+            continue;
+        if (++run > srv->source_max) {
+            cuts[CAUSE_SOURCE] += guard_cut(srv, p);
+            ss_format(&p->peer, src, srclen);
+        }
+    }
+    unsigned live = nfds;
+    for (unsigned i = 0; i < srv->npend; i++)
+        live -= srv->pend[i].cut;
+    /* Oldest first: they had the longest to finish. */
+    qsort(srv->pend, srv->npend, sizeof *srv->pend, by_age);
+    for (unsigned i = 0; i < srv->npend && live > limit; i++) {
+        if (!srv->pend[i].cut) {
+            cuts[CAUSE_FD] += guard_cut(srv, &srv->pend[i]);
+            live--;
+        }
+    }
+    return live;
+}
+
+/* One line per cause with news, at most once per interval. */
+static void
+guard_log(bg_tp_server *srv, int64_t now, const char *src)
+{
+    if (srv->log == NULL)
+        return;
+    pthread_mutex_lock(&srv->lock);
+    uint64_t cur[NCAUSES] = {srv->st.hs_timeouts,        srv->st.source_limited,
+                             srv->st.fd_reserve_cuts,    srv->st.mem_refused,
+                             srv->st.conns_refused,      srv->st.conns_not_member,
+                             srv->st.conns_city_limited, srv->st.conns_evicted};
+    uint64_t fds = srv->st.fds_open, lim = srv->st.fds_limit;
+    char last[sizeof srv->last_tag];
+    memcpy(last, srv->last_tag, sizeof last);
+    pthread_mutex_unlock(&srv->lock);
+    for (int c = 0; c < NCAUSES; c++) {
+        if (cur[c] == srv->logged[c] || now - srv->logged_at[c] < srv->log_interval_ms)
+            continue;
+        unsigned long long n = (unsigned long long)(cur[c] - srv->logged[c]);
+        char line[BG_TP_URL_MAX + 400];
+        if (c == CAUSE_HS)
+            snprintf(line, sizeof line,
+                     "%s: closed %llu connection(s) that did not finish the TLS handshake "
+                     "within %d ms",
+                     srv->url, n, srv->handshake_ms);
+        else if (c == CAUSE_SOURCE)
+            snprintf(line, sizeof line,
+                     "%s: closed %llu unfinished handshake(s) beyond %u per source address "
+                     "(last from %s)",
+                     srv->url, n, srv->source_max, src[0] ? src : "?");
+        else if (c == CAUSE_FD)
+            snprintf(line, sizeof line,
+                     "%s: closed or refused %llu connection(s) to keep %u descriptors free "
+                     "(%llu of %llu open)",
+                     srv->url, n, srv->fd_reserve, (unsigned long long)fds,
+                     (unsigned long long)lim);
+        else if (c == CAUSE_MEM)
+            snprintf(line, sizeof line,
+                     "%s: refused %llu connection(s) beyond the memory budget of %zu bytes "
+                     "(%zu per connection)",
+                     srv->url, n, srv->mem_budget, srv->conn_cost);
+        else if (c == CAUSE_CONNS)
+            snprintf(line, sizeof line,
+                     "%s: refused %llu connection(s) beyond max_conns %u or not TLS-verified",
+                     srv->url, n, srv->max_conns);
+        else if (c == CAUSE_NOT_MEMBER)
+            snprintf(line, sizeof line,
+                     "%s: closed %llu connection(s) of senders that are not members (last %s)",
+                     srv->url, n, last[0] ? last : "?");
+        else if (c == CAUSE_CITY)
+            snprintf(line, sizeof line,
+                     "%s: closed %llu connection(s) beyond %u per city (last %s)", srv->url, n,
+                     srv->city_conns, last[0] ? last : "?");
+        else
+            snprintf(line, sizeof line,
+                     "%s: closed %llu idle connection(s) nobody vouched for, to admit new ones "
+                     "at max_conns %u",
+                     srv->url, n, srv->max_conns);
+        srv->logged[c] = cur[c];
+        srv->logged_at[c] = now;
+        srv->log(srv->log_ctx, line);
+    }
+}
+
+/*
+ * Near the descriptor limit nng accepts whatever waits in the kernel's
+ * backlog (up to 128) until accept fails with EMFILE, between two looks,
+ * taking the reserve with it. So under pressure the guard shortens the
+ * listening socket's backlog (listen(2) again: Linux adjusts it in place)
+ * and empties it itself (accept and close at once: those clients retry),
+ * and gives nng its usual backlog back once the pressure is gone. The
+ * listening socket stays nng's; it is identified by device and inode.
+ */
+static unsigned
+guard_backlog(bg_tp_server *srv, bool pressure)
+{
+    tp_pending *l = &srv->lsock;
+    struct stat st;
+    if (l->fd < 0 || fstat(l->fd, &st) != 0 || st.st_dev != l->dev || st.st_ino != l->ino)
+        return 0;
+    if (l->ino != srv->backlog_ino) /* a new listener (reload): nng's backlog */
+        srv->backlog_small = false;
+    if (pressure != srv->backlog_small && listen(l->fd, pressure ? 1 : NNG_BACKLOG) == 0) {
+        srv->backlog_small = pressure;
+        srv->backlog_ino = l->ino;
+    }
+    unsigned drained = 0;
+    int fl = fcntl(l->fd, F_GETFL);
+    /* Never block the guard in accept (nng's listeners are non-blocking). */
+    while (pressure && fl >= 0 && (fl & O_NONBLOCK) != 0 && drained < DRAIN_MAX) {
+        int c = accept(l->fd, NULL, NULL);
+        if (c < 0)
+            break; /* empty (EAGAIN), or no descriptor left for us either */
+        close(c);
+        drained++;
+    }
+    return drained;
+}
+
+/* Closes doomed connections (bg_tp_request_tag) once their requests are
+ * over and DOOM_GRACE_MS have passed: nng's REP hands a reply to the
+ * connection's writer and reports it sent at once, so closing right then
+ * would lose the refusal the peer should still read. */
+static void
+guard_doom(bg_tp_server *srv, int64_t now)
+{
+    uint32_t ids[64];
+    unsigned n = 0;
+    pthread_mutex_lock(&srv->lock);
+    for (unsigned i = 0; i < srv->npipes && n < 64; i++) {
+        tp_pipe *p = &srv->pipes[i];
+        if (p->doomed && p->busy == 0 && now - p->doomed_at >= DOOM_GRACE_MS)
+            ids[n++] = p->id;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    for (unsigned i = 0; i < n; i++)
+        pipe_close_id(ids[i]);
+}
+
+/* One look: find unfinished handshakes, cut what the bounds say, keep
+ * this look for the next. */
+static void
+guard_pass(bg_tp_server *srv, char *src, size_t srclen)
+{
+    unsigned nfds = 0;
+    if (!guard_scan(srv, &nfds))
+        return;
+    int64_t now = tp_now_ms();
+    guard_doom(srv, now);
+    guard_date(srv, now);
+    struct rlimit rl;
+    rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : RLIM_INFINITY;
+    unsigned limit = UINT32_MAX;
+    if (soft != RLIM_INFINITY && soft < UINT32_MAX) {
+        unsigned reserve = srv->fd_reserve < soft / 2 ? srv->fd_reserve : (unsigned)(soft / 2);
+        limit = (unsigned)soft - reserve;
+    }
+    uint64_t cuts[NCAUSES] = {0};
+    unsigned live = guard_judge(srv, now, nfds, limit, cuts, src, srclen);
+    /* Pressure: within half a reserve of the boundary (hysteresis: it ends
+     * a whole reserve below). */
+    unsigned half = (srv->fd_reserve + 1) / 2;
+    bool pressure = limit != UINT32_MAX &&
+                    (nfds + half > limit || (srv->backlog_small && nfds + srv->fd_reserve > limit));
+    cuts[CAUSE_FD] += guard_backlog(srv, pressure);
+    unsigned uncut = 0;
+    for (unsigned i = 0; i < srv->npend; i++)
+        uncut += !srv->pend[i].cut;
+    pthread_mutex_lock(&srv->lock);
+    srv->st.hs_timeouts += cuts[CAUSE_HS];
+    srv->st.source_limited += cuts[CAUSE_SOURCE];
+    srv->st.fd_reserve_cuts += cuts[CAUSE_FD];
+    srv->st.hs_pending = uncut;
+    srv->st.fds_open = nfds;
+    srv->st.fds_limit = soft == RLIM_INFINITY ? 0 : (uint64_t)soft;
+    /* Cutting handshakes did not keep the reserve: admit nobody new. */
+    srv->fd_tight = live > limit;
+    pthread_mutex_unlock(&srv->lock);
+    /* This look becomes the last one (sorted for bsearch). */
+    qsort(srv->pend, srv->npend, sizeof *srv->pend, by_ino);
+    tp_pending *t = srv->prev;
+    srv->prev = srv->pend;
+    srv->pend = t;
+    unsigned tc = srv->prev_cap;
+    srv->prev_cap = srv->pend_cap;
+    srv->pend_cap = tc;
+    srv->nprev = srv->npend;
+    srv->npend = 0;
+    guard_log(srv, now, src);
+}
+
+static void *
+guard_main(void *arg)
+{
+    bg_tp_server *srv = arg;
+    char src[INET6_ADDRSTRLEN] = "";
+    for (int c = 0; c < NCAUSES; c++)
+        srv->logged_at[c] = INT64_MIN / 2;
+    srv->lsock.fd = -1;
+    pthread_mutex_lock(&srv->lock);
+    while (!srv->guard_exit) {
+        pthread_mutex_unlock(&srv->lock);
+        guard_pass(srv, src, sizeof src);
+        pthread_mutex_lock(&srv->lock);
+        int64_t next = tp_now_ms() + GUARD_PERIOD_MS;
+        while (!srv->guard_exit && tp_cond_wait_until(&srv->timer_cond, &srv->lock, next) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
 }
 
 /* ipc: refuse to clobber what is not ours; remove a socket nobody serves. */
@@ -475,16 +1057,71 @@ check_opts(const bg_tp_server_opts *o, tp_scheme *scheme, bg_err *err)
         return bg_err_set(err, BG_EINVAL, "recv_max and reply_max must be 1..%zu bytes",
                           BG_TP_MSG_MAX);
     if (o->contexts > MAX_CONTEXTS || o->threads > MAX_THREADS || o->max_conns > MAX_CONNS ||
-        o->request_timeout_ms < 0 || o->request_timeout_ms > BG_TP_TIMEOUT_MAX_MS ||
-        o->drain_ms < 0 || o->drain_ms > BG_TP_TIMEOUT_MAX_MS)
+        o->city_conns > MAX_CONNS || o->pipe_max > MAX_CONTEXTS || o->request_timeout_ms < 0 ||
+        o->request_timeout_ms > BG_TP_TIMEOUT_MAX_MS || o->drain_ms < 0 ||
+        o->drain_ms > BG_TP_TIMEOUT_MAX_MS)
         return bg_err_set(err, BG_EINVAL,
                           "server limits out of range (contexts <= %d, threads <= %d, "
                           "max_conns <= %d, timeouts 0..%d ms)",
                           MAX_CONTEXTS, MAX_THREADS, MAX_CONNS, BG_TP_TIMEOUT_MAX_MS);
+    if (o->handshake_ms < 0 || o->handshake_ms > BG_TP_TIMEOUT_MAX_MS ||
+        o->source_max > MAX_SOURCE || o->log_interval_ms < 0 ||
+        o->log_interval_ms > BG_TP_TIMEOUT_MAX_MS)
+        return bg_err_set(err, BG_EINVAL,
+                          "guard limits out of range (handshake and log interval 0..%d ms, "
+                          "source_max <= %d)",
+                          BG_TP_TIMEOUT_MAX_MS, MAX_SOURCE);
     if ((o->ipc_mode & ~0770u) != 0)
         return bg_err_set(err, BG_EINVAL,
                           "ipc_mode %04o: owner and group bits only (0660 or tighter)",
                           o->ipc_mode);
+    return BG_OK;
+}
+
+/* The options, with defaults filled in, into srv (allocates nothing). */
+static int
+srv_configure(bg_tp_server *srv, const bg_tp_server_opts *opts, tp_scheme scheme, bg_err *err)
+{
+    srv->handler = opts->handler;
+    srv->hctx = opts->handler_ctx;
+    srv->recv_max = opts->recv_max;
+    srv->reply_max = opts->reply_max;
+    srv->nslots = opts->contexts ? opts->contexts : DEF_CONTEXTS;
+    srv->nthreads = opts->threads ? opts->threads : DEF_THREADS;
+    if (srv->nthreads > srv->nslots)
+        srv->nthreads = srv->nslots; /* more could never be busy */
+    srv->request_timeout_ms =
+        opts->request_timeout_ms ? opts->request_timeout_ms : DEF_REQUEST_TIMEOUT_MS;
+    srv->drain_ms = opts->drain_ms ? opts->drain_ms : DEF_DRAIN_MS;
+    srv->max_conns = opts->max_conns ? opts->max_conns : DEF_MAX_CONNS;
+    /* Half the contexts; with fewer than four, halving would refuse a
+     * client that asks again while its timed-out request is still held. */
+    srv->pipe_max = opts->pipe_max     ? opts->pipe_max
+                    : srv->nslots >= 4 ? srv->nslots / 2
+                                       : srv->nslots;
+    srv->city_conns = opts->city_conns; /* 0: no shares, no eviction */
+    if (srv->pipe_max > srv->nslots)
+        srv->pipe_max = srv->nslots;
+    srv->ipc_mode = opts->ipc_mode ? opts->ipc_mode : DEF_IPC_MODE;
+    srv->ipc = scheme == TP_SCHEME_IPC;
+    snprintf(srv->url, sizeof srv->url, "%s", opts->url);
+    srv->handshake_ms = opts->handshake_ms ? opts->handshake_ms : DEF_HANDSHAKE_MS;
+    srv->source_max = opts->source_max ? opts->source_max : DEF_SOURCE_MAX;
+    srv->fd_reserve = opts->fd_reserve ? opts->fd_reserve : DEF_FD_RESERVE;
+    srv->log = opts->log;
+    srv->log_ctx = opts->log_ctx;
+    srv->log_interval_ms = opts->log_interval_ms ? opts->log_interval_ms : DEF_LOG_INTERVAL_MS;
+    srv->conn_cost = srv->recv_max + TP_SP_HEADER_MAX;
+    size_t least = ((size_t)srv->nslots + 16) * srv->conn_cost;
+    srv->mem_budget =
+        opts->mem_budget ? opts->mem_budget : (DEF_MEM_BUDGET > least ? DEF_MEM_BUDGET : least);
+    if (srv->mem_budget / srv->conn_cost < (size_t)srv->nslots + 1) {
+        size_t need = ((size_t)srv->nslots + 1) * srv->conn_cost;
+        return bg_err_set(err, BG_EINVAL,
+                          "mem_budget too small: one connection and %u contexts of %zu bytes "
+                          "need %zu",
+                          srv->nslots, srv->conn_cost, need);
+    }
     return BG_OK;
 }
 
@@ -511,21 +1148,10 @@ bg_tp_server_start(bg_tp_server **out, const bg_tp_server_opts *opts, bg_err *er
     tp_cond_init(&srv->timer_cond);
     srv->refs = 1;
     srv->stats_listener = (nng_listener)NNG_LISTENER_INITIALIZER;
-    srv->handler = opts->handler;
-    srv->hctx = opts->handler_ctx;
-    srv->recv_max = opts->recv_max;
-    srv->reply_max = opts->reply_max;
-    srv->nslots = opts->contexts ? opts->contexts : DEF_CONTEXTS;
-    srv->nthreads = opts->threads ? opts->threads : DEF_THREADS;
-    if (srv->nthreads > srv->nslots)
-        srv->nthreads = srv->nslots; /* more could never be busy */
-    srv->request_timeout_ms =
-        opts->request_timeout_ms ? opts->request_timeout_ms : DEF_REQUEST_TIMEOUT_MS;
-    srv->drain_ms = opts->drain_ms ? opts->drain_ms : DEF_DRAIN_MS;
-    srv->max_conns = opts->max_conns ? opts->max_conns : DEF_MAX_CONNS;
-    srv->ipc_mode = opts->ipc_mode ? opts->ipc_mode : DEF_IPC_MODE;
-    srv->ipc = scheme == TP_SCHEME_IPC;
-    snprintf(srv->url, sizeof srv->url, "%s", opts->url);
+    if ((rv = srv_configure(srv, opts, scheme, err)) != BG_OK) {
+        srv_free(srv);
+        return rv;
+    }
 
     srv->slots = calloc(srv->nslots, sizeof *srv->slots);
     srv->queue = calloc(srv->nslots, sizeof *srv->queue);
@@ -628,6 +1254,11 @@ bg_tp_server_start(bg_tp_server **out, const bg_tp_server_opts *opts, bg_err *er
         snprintf(srv->url, sizeof srv->url, "tls+tcp://%s%s%s:%d", v6 ? "[" : "", u->u_hostname,
                  v6 ? "]" : "", port);
         nng_url_free(u);
+        if ((rv = tp_thread_create(&srv->guard, guard_main, srv)) != 0) {
+            bg_err_set(err, BG_EIO, "guard thread: %s", strerror(rv));
+            goto fail;
+        }
+        srv->guard_started = true;
     }
 
     pthread_mutex_lock(&srv->lock);
@@ -823,6 +1454,7 @@ server_close_all(bg_tp_server *srv, bool *stalled)
         }
     }
     srv->timer_exit = true;
+    srv->guard_exit = true;
     srv->workers_exit = true;
     pthread_cond_broadcast(&srv->timer_cond);
     pthread_cond_broadcast(&srv->work_cond);
@@ -833,6 +1465,8 @@ server_close_all(bg_tp_server *srv, bool *stalled)
 
     if (srv->timer_started)
         pthread_join(srv->timer, NULL);
+    if (srv->guard_started)
+        pthread_join(srv->guard, NULL);
 
     int64_t deadline = tp_now_ms() + WORKER_EXIT_MS;
     pthread_mutex_lock(&srv->lock);
@@ -1101,4 +1735,42 @@ bg_tp_drop(bg_tp_request *req)
 {
     if (req != NULL)
         drop(req, false);
+}
+
+int
+bg_tp_request_tag(bg_tp_request *req, const char *city, bool member, bg_err *err)
+{
+    if (req == NULL || city == NULL || strlen(city) >= sizeof(((tp_pipe *)0)->city) ||
+        city[0] == '\0')
+        return bg_err_set(err, BG_EINVAL, "tag: a request and a city code are required");
+    bg_tp_server *srv = req->srv;
+    uint32_t id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(req->msg));
+    pthread_mutex_lock(&srv->lock);
+    tp_pipe *p = req->slot != NULL ? pipe_find_locked(srv, id) : NULL;
+    int rc = BG_OK;
+    if (p == NULL) {
+        rc = bg_err_set(err, BG_ENOTFOUND, "tag: the connection is gone");
+    } else if (p->doomed || strcmp(p->city, city) == 0) {
+        /* already decided */
+    } else if (!member || p->city[0] != '\0') {
+        /* A stranger, or a connection that speaks for two cities. */
+        p->doomed = true;
+        p->doomed_at = tp_now_ms();
+        srv->st.conns_not_member++;
+        snprintf(srv->last_tag, sizeof srv->last_tag, "%s", city);
+    } else {
+        unsigned same = 0;
+        for (unsigned i = 0; i < srv->npipes; i++)
+            same += strcmp(srv->pipes[i].city, city) == 0 && !srv->pipes[i].doomed;
+        if (srv->city_conns > 0 && same >= srv->city_conns) {
+            p->doomed = true;
+            p->doomed_at = tp_now_ms();
+            srv->st.conns_city_limited++;
+            snprintf(srv->last_tag, sizeof srv->last_tag, "%s", city);
+        } else {
+            snprintf(p->city, sizeof p->city, "%s", city);
+        }
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return rc;
 }

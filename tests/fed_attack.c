@@ -11,7 +11,7 @@
  *                  --url URL --list L --purpose P --case CASE [--auth-ref HEX]
  *                  [--items N] [--query-list L] [--query-purpose P] [--timeout-ms N]
  *   fed_attack raw-garbage --host H --port P [--bytes N]
- *   fed_attack stall --host H --port P --seconds S [--conns N]
+ *   fed_attack stall --host H --port P --seconds S [--conns N] [--sources K]
  *
  * Each subcommand prints ONE machine-readable result line on stdout (details
  * go to stderr) and exits 0 if it ran, 2 on a usage or setup error:
@@ -22,7 +22,12 @@
  *   psi           answer ok <n-elements> | answer refused <code> | answer bad <what> |
  *                 timeout | transport <fail-name> | snapshot <any of these>
  *   raw-garbage   sent <n>
- *   stall         connected <n>   (flushed at once), then closed when done
+ *   stall         connected <n>   (flushed at once), then "closed <c> cut by the
+ *                 gateway" when done (c of them were closed by the gateway)
+ *
+ * stall makes up to 4096 connections (raising its own descriptor limit),
+ * from K loopback source addresses 127.0.1.1.. in turn (--sources, default:
+ * from the default address), each connect given up after 2 s.
  *
  * ping builds a signed Ping envelope (body type 16) like the daemon does,
  * optionally mutated, sends it with bg_tp_call and opens the answer with a
@@ -102,12 +107,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -193,16 +200,47 @@ tcp_connect(const char *host, const char *port)
 
 struct raw_opts {
     const char *host, *port;
-    long bytes, seconds, conns;
+    long bytes, seconds, conns, sources;
 };
+
+/* A TCP connection from 127.0.1.<src> (src 0: the default address), or -1
+ * if it was not made within 2 s (a gateway shedding connections). */
+static int
+tcp_connect_from(const char *host, const char *port, long src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    from.sin_addr.s_addr = htonl(0x7f000100u | (uint32_t)(src & 0xff));
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1 ||
+        (src > 0 && bind(fd, (struct sockaddr *)&from, sizeof from) != 0) ||
+        (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)) {
+        close(fd);
+        return -1;
+    }
+    struct pollfd p = {fd, POLLOUT, 0};
+    int e = 0;
+    socklen_t el = sizeof e;
+    if (poll(&p, 1, 2000) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0 || e != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 static int
 parse_raw(int argc, char **argv, struct raw_opts *o)
 {
     static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},  {"port", required_argument, NULL, 'p'},
-        {"bytes", required_argument, NULL, 'b'}, {"seconds", required_argument, NULL, 's'},
-        {"conns", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"bytes", required_argument, NULL, 'b'},
+        {"seconds", required_argument, NULL, 's'},
+        {"conns", required_argument, NULL, 'c'},
+        {"sources", required_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0},
     };
     int ch;
     optind = 1;
@@ -222,6 +260,9 @@ parse_raw(int argc, char **argv, struct raw_opts *o)
             break;
         case 'c':
             o->conns = atol(optarg);
+            break;
+        case 'S':
+            o->sources = atol(optarg);
             break;
         default:
             return usage();
@@ -266,6 +307,7 @@ cmd_raw_garbage(int argc, char **argv)
 
 /* Connects conns TCP sockets, never speaks TLS on them, holds them for
  * seconds (or until SIGTERM/SIGINT), then closes. */
+#define STALL_MAX 4096
 static volatile sig_atomic_t stall_stop;
 
 static void
@@ -281,14 +323,23 @@ cmd_stall(int argc, char **argv)
     struct raw_opts o = {.seconds = 30, .conns = 1};
     if (parse_raw(argc, argv, &o) != EXIT_RAN)
         return EXIT_USAGE;
-    if (o.seconds < 1 || o.seconds > 3600 || o.conns < 1 || o.conns > 64)
+    if (o.seconds < 1 || o.seconds > 3600 || o.conns < 1 || o.conns > STALL_MAX || o.sources < 0 ||
+        o.sources > 250)
         return usage();
-    int fds[64];
-    long n = 0;
-    for (; n < o.conns; n++) {
-        fds[n] = tcp_connect(o.host, o.port);
-        if (fds[n] < 0)
-            break;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    static int fds[STALL_MAX];
+    long n = 0, failed = 0;
+    while (n < o.conns && failed < 20) {
+        int fd = tcp_connect_from(o.host, o.port, o.sources > 0 ? 1 + (n + failed) % o.sources : 0);
+        if (fd < 0) {
+            failed++;
+            continue;
+        }
+        fds[n++] = fd;
     }
     printf("connected %ld\n", n);
     fflush(stdout);
@@ -308,9 +359,15 @@ cmd_stall(int argc, char **argv)
         struct timespec nap = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }
-    for (long i = 0; i < n; i++)
+    long cut = 0;
+    for (long i = 0; i < n; i++) {
+        char c;
+        struct pollfd p = {fds[i], POLLIN, 0};
+        if (poll(&p, 1, 0) == 1 && recv(fds[i], &c, 1, MSG_DONTWAIT) <= 0)
+            cut++;
         close(fds[i]);
-    printf("closed\n");
+    }
+    printf("closed %ld cut by the gateway\n", cut);
     return EXIT_RAN;
 }
 
@@ -360,8 +417,7 @@ parse_mutation(const char *s, enum mutation *m, char claimed[BG_CITY_CODE_LEN + 
         }
     }
     static const char prefix[] = "claim-sender=";
-    if (strncmp(s, prefix, sizeof prefix - 1) == 0 &&
-        bg_city_code_valid(s + sizeof prefix - 1)) {
+    if (strncmp(s, prefix, sizeof prefix - 1) == 0 && bg_city_code_valid(s + sizeof prefix - 1)) {
         *m = M_CLAIM_SENDER;
         snprintf(claimed, BG_CITY_CODE_LEN + 1, "%s", s + sizeof prefix - 1);
         return 0;

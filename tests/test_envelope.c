@@ -156,6 +156,11 @@ verifier(const char *own, bg_trust *t, size_t replay_cap, size_t max_message)
         .trust = t,
         .member_fp = roster_fp,
         .replay_capacity = replay_cap,
+        /* These tests look at the whole cache and at both ends of a
+         * symmetric window; the per-sender share and the default future
+         * skew have tests of their own. */
+        .replay_share = replay_cap,
+        .future_ms = W_MS,
         .max_message = max_message,
     };
     bg_env_verifier *v = NULL;
@@ -1096,6 +1101,88 @@ START_TEST(replay_cache_is_bounded_and_refuses_rather_than_forgets)
 }
 END_TEST
 
+START_TEST(one_sender_filling_its_share_does_not_refuse_another)
+{
+    /* Default share: a quarter of the capacity. Guangzhou dates its
+     * envelopes just inside the future skew (they live longest) and fills
+     * its share; it is refused, Foshan still gets in, and the cache is not
+     * full. */
+    bg_env_verifier_config cfg = {
+        .own_city = SZ_CODE, .trust = trust_sz, .member_fp = roster_fp, .replay_capacity = 8};
+    bg_env_verifier *v = NULL;
+    bg_err err = {0};
+    ck_assert_msg(bg_env_verifier_new(&v, &cfg, &err) == BG_OK, "%s", err.msg);
+    int64_t t0 = bg_env_now_ms();
+    int64_t ahead = t0 + BG_ENV_FUTURE_DEFAULT_MS - 1000;
+    msg g[3], f[2];
+    for (int i = 0; i < 3; i++)
+        g[i] = seal_at(&gz, SZ_CODE, true, ahead);
+    for (int i = 0; i < 2; i++)
+        f[i] = seal_at(&fs, SZ_CODE, true, t0);
+    expect_at(v, g[0].p, g[0].len, t0, BG_ENV_OK, NULL);
+    expect_at(v, g[1].p, g[1].len, t0, BG_ENV_OK, NULL);
+    bg_env_refusal ref = expect_at(v, g[2].p, g[2].len, t0, BG_ENV_REPLAY_FULL,
+                                   "replay cache share of 440100 full (2 live envelopes");
+    ck_assert(bg_env_refusal_answerable(&ref));
+    expect_at(v, f[0].p, f[0].len, t0, BG_ENV_OK, NULL);
+    expect_at(v, f[1].p, f[1].len, t0, BG_ENV_OK, NULL);
+    bg_env_stats st;
+    bg_env_verifier_stats(v, &st);
+    ck_assert_uint_eq(st.replay_share, 2);
+    ck_assert_uint_eq(st.replay_senders, 2);
+    ck_assert_uint_eq(st.replay_entries, 4);
+    ck_assert_uint_eq(st.full, 1);
+    ck_assert_uint_eq(st.share_full, 1);
+    /* Replays are still caught, and refused as replays, not as full. */
+    expect_at(v, g[0].p, g[0].len, t0 + 1000, BG_ENV_REPLAY, NULL);
+    /* Once its entries expire Guangzhou has its share back. */
+    int64_t t1 = ahead + W_MS + 1;
+    msg later = seal_at(&gz, SZ_CODE, false, t1);
+    expect_at(v, later.p, later.len, t1, BG_ENV_OK, NULL);
+    bg_env_verifier_stats(v, &st);
+    ck_assert_uint_eq(st.replay_senders, 1);
+    for (int i = 0; i < 3; i++)
+        free(g[i].p);
+    for (int i = 0; i < 2; i++)
+        free(f[i].p);
+    free(later.p);
+    bg_env_verifier_free(v);
+}
+END_TEST
+
+START_TEST(future_skew_is_tight_by_default)
+{
+    /* By default issued_at may be at most BG_ENV_FUTURE_DEFAULT_MS ahead,
+     * however wide the window into the past. */
+    bg_env_verifier_config cfg = {.own_city = SZ_CODE, .trust = trust_sz, .member_fp = roster_fp};
+    bg_env_verifier *v = NULL;
+    bg_err err = {0};
+    ck_assert_msg(bg_env_verifier_new(&v, &cfg, &err) == BG_OK, "%s", err.msg);
+    int64_t now = bg_env_now_ms();
+    msg edge = seal_at(&gz, SZ_CODE, true, now + BG_ENV_FUTURE_DEFAULT_MS);
+    msg over = seal_at(&gz, SZ_CODE, true, now + BG_ENV_FUTURE_DEFAULT_MS + 1000);
+    msg past = seal_at(&gz, SZ_CODE, true, now - W_MS);
+    expect_at(v, edge.p, edge.len, now, BG_ENV_OK, NULL);
+    expect_at(v, over.p, over.len, now, BG_ENV_FUTURE,
+              "envelope is from the future: issued 31.000 s after now, at most 30.000 s");
+    expect_at(v, past.p, past.len, now, BG_ENV_OK, NULL);
+    free(edge.p);
+    free(over.p);
+    free(past.p);
+    bg_env_verifier_free(v);
+    /* A skew beyond the window, or a share beyond the capacity: refused. */
+    cfg.future_ms = W_MS + 1;
+    ck_assert_int_eq(bg_env_verifier_new(&v, &cfg, &err), BG_EINVAL);
+    cfg.future_ms = -1;
+    ck_assert_int_eq(bg_env_verifier_new(&v, &cfg, &err), BG_EINVAL);
+    cfg.future_ms = 0;
+    cfg.replay_capacity = 8;
+    cfg.replay_share = 9;
+    ck_assert_int_eq(bg_env_verifier_new(&v, &cfg, &err), BG_EINVAL);
+    ck_assert_ptr_null(v);
+}
+END_TEST
+
 /* --- concurrency --- */
 
 #define THREADS 4
@@ -1370,6 +1457,8 @@ main(void)
     tcase_add_test(tc, answers_are_bound_to_the_request);
     tcase_add_test(tc, error_answers_follow_the_reason_table);
     tcase_add_test(tc, replay_cache_is_bounded_and_refuses_rather_than_forgets);
+    tcase_add_test(tc, one_sender_filling_its_share_does_not_refuse_another);
+    tcase_add_test(tc, future_skew_is_tight_by_default);
     tcase_add_test(tc, concurrent_opens_are_safe);
     tcase_add_test(tc, identity_loads_from_a_gateway_directory);
     tcase_add_test(tc, seal_checks_its_fields);

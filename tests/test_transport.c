@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -206,7 +207,7 @@ tls_of(const ident_t *id, const char *crl)
 
 /* --- a handler with knobs --- */
 
-enum mode { ECHO, HOLD_FIRST, DROP_ALL, ASYNC_SLOW, BLOCK_FIRST, BIG_REPLY };
+enum mode { ECHO, HOLD_FIRST, DROP_ALL, ASYNC_SLOW, BLOCK_FIRST, BIG_REPLY, HOLD_MARKED, TAG };
 
 typedef struct handler_ctx {
     enum mode mode;
@@ -223,6 +224,8 @@ typedef struct handler_ctx {
     int bad_replies; /* replies that did not get the expected status */
     pthread_t async; /* ASYNC_SLOW: the thread answering later */
     bool async_started;
+    bg_tp_request *holds[16]; /* HOLD_MARKED: requests starting "hold", kept */
+    int nholds;
 } handler_ctx;
 
 static void
@@ -309,6 +312,29 @@ handler(void *arg, bg_tp_request *req)
     size_t len = 0;
     const uint8_t *data = bg_tp_request_data(req, &len);
     switch (h->mode) {
+    case TAG:
+        /* "tag CITY member|stranger": say whose connection it is, answer. */
+        if (len > 4 && len < 64 && memcmp(data, "tag ", 4) == 0) {
+            char city[16] = "", role[16] = "";
+            char text[64];
+            memcpy(text, data, len);
+            text[len] = '\0';
+            if (sscanf(text, "tag %15s %15s", city, role) == 2)
+                expect_reply(h, bg_tp_request_tag(req, city, strcmp(role, "member") == 0, NULL),
+                             BG_OK);
+        }
+        break;
+    case HOLD_MARKED:
+        if (len >= 4 && memcmp(data, "hold", 4) == 0) {
+            pthread_mutex_lock(&h->mu);
+            if (h->nholds < 16) {
+                h->holds[h->nholds++] = req; /* answered by the test */
+                pthread_mutex_unlock(&h->mu);
+                return;
+            }
+            pthread_mutex_unlock(&h->mu);
+        }
+        break;
     case HOLD_FIRST:
         if (n == 0) {
             pthread_mutex_lock(&h->mu);
@@ -683,11 +709,66 @@ helper_handler(void *ctx, bg_tp_request *req)
     bg_tp_reply(req, data, len, NULL);
 }
 
+/* A TCP connection to our loopback port from source address src
+ * ("127.0.0.2"), made within ms; -1 if it could not be made. */
+static int
+tcp_connect_from(const char *src, int port, int ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &a.sin_addr);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        (connect(fd, (struct sockaddr *)&to, sizeof to) != 0 && errno != EINPROGRESS)) {
+        close(fd);
+        return -1;
+    }
+    struct pollfd p = {fd, POLLOUT, 0};
+    int e = 0;
+    socklen_t el = sizeof e;
+    if (poll(&p, 1, ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0 || e != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The helper "silent-flood": 300 TCP connections that never speak, 3 from
+ * each of 100 source addresses (127.0.1.x), held until stdin closes. */
+static int
+silent_flood(int port)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { /* the test lowered its own */
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    int n = 0, failed = 0;
+    for (int i = 0; i < 300 && failed < 10; i++) {
+        char src[32];
+        snprintf(src, sizeof src, "127.0.1.%d", 1 + i / 3);
+        bool ok = tcp_connect_from(src, port, T(1000)) >= 0;
+        n += ok;
+        failed = ok ? 0 : failed + 1;
+    }
+    printf("held %d\n", n);
+    fflush(stdout);
+    char c;
+    while (read(0, &c, 1) > 0)
+        ;
+    _exit(0);
+}
+
 /* The helper's side. Results go to stdout as one line; it ends with _exit,
  * never closing nng (the point is that nng may be stalled). */
 static int
 helper_main(const char *mode, const char *dir, const char *port)
 {
+    if (strcmp(mode, "silent-flood") == 0)
+        return silent_flood(atoi(port));
     char *ca_file = read_file(dir, "h-ca.pem"), *crl_file = read_file(dir, "h-crl.pem");
     char *crt = read_file(dir, "h-id.crt"), *key = read_file(dir, "h-id.key");
     if (!ca_file || !crl_file || !crt || !key)
@@ -712,6 +793,42 @@ helper_main(const char *mode, const char *dir, const char *port)
         static uint8_t big[256 * 1024];
         bg_tp_call(cli, big, sizeof big, &ans, &len, T(2000), &fail, &err);
         printf("big %s\n", bg_tp_fail_name(fail));
+        fflush(stdout);
+        _exit(0);
+    }
+    if (strncmp(mode, "tag ", 4) == 0 || strcmp(mode, "idle") == 0) {
+        /* A client that says (through the server's TAG handler) whose
+         * connection it is, or stays idle after one call; it reports the
+         * first answer, then how often its connection was cut. */
+        char url[64];
+        snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%s", port);
+        bg_tp_client_opts o = {.url = url,
+                               .tls = &t,
+                               .server_name = GZ,
+                               .recv_max = MSG_MAX,
+                               .send_max = MSG_MAX,
+                               .reconnect_min_ms = T(200),
+                               .reconnect_max_ms = T(2000)};
+        bg_tp_client *cli = NULL;
+        if (bg_tp_client_open(&cli, &o, &err) != BG_OK)
+            _exit(3);
+        const char *msg = strcmp(mode, "idle") == 0 ? "x" : mode;
+        uint8_t *ans = NULL;
+        size_t len = 0;
+        bg_tp_fail fail = BG_TP_OK;
+        int rv = bg_tp_call(cli, msg, strlen(msg), &ans, &len, T(5000), &fail, &err);
+        printf("first %s\n", rv == BG_OK ? "ok" : bg_tp_fail_name(fail));
+        fflush(stdout);
+        if (strcmp(mode, "idle") == 0) {
+            char c;
+            while (read(0, &c, 1) > 0)
+                ;
+            _exit(0);
+        }
+        usleep((useconds_t)T(1500) * 1000);
+        bg_tp_client_stats cs;
+        bg_tp_client_get_stats(cli, &cs);
+        printf("disconnects %lu\n", (unsigned long)cs.disconnects);
         fflush(stdout);
         _exit(0);
     }
@@ -995,6 +1112,15 @@ good_client_served(int port)
 {
     bg_tp_client *good = client(port, &fs, GZ, crl_pem);
     call_ok(good, T(3000));
+    bg_tp_client_close(good);
+}
+
+/* A good client is served eventually (its first dials may be cut). */
+static void
+call_eventually_ok_port(int port)
+{
+    bg_tp_client *good = client(port, &fs, GZ, crl_pem);
+    call_eventually_ok(good, T(20000));
     bg_tp_client_close(good);
 }
 
@@ -1399,6 +1525,336 @@ START_TEST(silent_tcp_client_does_not_block_others)
 }
 END_TEST
 
+/* Log lines a server writes, kept for a test to look at. */
+typedef struct {
+    pthread_mutex_t mu;
+    char lines[32][512];
+    int n;
+} log_ctx;
+
+static void
+log_keep(void *ctx, const char *line)
+{
+    log_ctx *l = ctx;
+    pthread_mutex_lock(&l->mu);
+    if (l->n < 32)
+        snprintf(l->lines[l->n++], sizeof l->lines[0], "%s", line);
+    pthread_mutex_unlock(&l->mu);
+    fprintf(stderr, "transport log: %s\n", line);
+}
+
+static int
+log_count(log_ctx *l, const char *needle)
+{
+    int c = 0;
+    pthread_mutex_lock(&l->mu);
+    for (int i = 0; i < l->n; i++)
+        c += strstr(l->lines[i], needle) != NULL;
+    pthread_mutex_unlock(&l->mu);
+    return c;
+}
+
+/* Waits (generously) until cond(stats) holds; returns the last stats. */
+static bg_tp_server_stats
+stats_until(bg_tp_server *srv, bool (*cond)(const bg_tp_server_stats *), int ms)
+{
+    bg_tp_server_stats st;
+    int64_t deadline = now_ms() + ms;
+    for (;;) {
+        bg_tp_server_get_stats(srv, &st);
+        if (cond(&st) || now_ms() > deadline)
+            return st;
+        usleep(20000);
+    }
+}
+
+static bool
+ten_silent_cut(const bg_tp_server_stats *st)
+{
+    return st->source_limited + st->hs_timeouts >= 10 && st->hs_pending == 0;
+}
+
+START_TEST(silent_connections_are_bounded_and_closed)
+{
+    /* TCP connections that never speak TLS, ten from one address: the
+     * newest beyond source_max (4) are closed at once, the others once the
+     * handshake bound passes; a client from another address is served
+     * meanwhile; each cause is logged once. */
+    handler_ctx h;
+    hctx_init(&h, ECHO);
+    log_ctx lg = {.n = 0};
+    pthread_mutex_init(&lg.mu, NULL);
+    bg_tp_tls t = tls_of(&gz, crl_pem);
+    bg_tp_server_opts o = {.url = "tls+tcp://127.0.0.1:0",
+                           .tls = &t,
+                           .handshake_ms = T(3000),
+                           .source_max = 4,
+                           .log = log_keep,
+                           .log_ctx = &lg,
+                           .log_interval_ms = T(600000)};
+    bg_tp_server *srv = server_opts(&o, &h);
+    int port = bg_tp_server_port(srv);
+    int silent[10];
+    for (int i = 0; i < 10; i++) {
+        silent[i] = tcp_connect_from("127.0.0.2", port, T(5000));
+        ck_assert_int_ge(silent[i], 0);
+    }
+    good_client_served(port);
+    for (int i = 0; i < 10; i++)
+        ck_assert_msg(closed_by_peer(silent[i], T(30000)), "silent connection %d kept open", i);
+    bg_tp_server_stats st = stats_until(srv, ten_silent_cut, T(10000));
+    ck_assert_uint_eq(st.source_limited, 6);
+    ck_assert_uint_ge(st.hs_timeouts, 4);
+    ck_assert_uint_eq(st.hs_pending, 0);
+    ck_assert_uint_gt(st.fds_open, 0);
+    good_client_served(port);
+    ck_assert_int_eq(log_count(&lg, "beyond 4 per source address (last from 127.0.0.2)"), 1);
+    ck_assert_int_eq(log_count(&lg, "did not finish the TLS handshake within"), 1);
+    for (int i = 0; i < 10; i++)
+        close(silent[i]);
+    stop_ok(srv);
+    pthread_mutex_destroy(&lg.mu);
+    hctx_fini(&h);
+}
+END_TEST
+
+static int
+fds_now(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    if (d != NULL)
+        closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+static unsigned fd_limit_for_test;
+
+static bool
+reserve_kept(const bg_tp_server_stats *st)
+{
+    return st->fd_reserve_cuts > 0 && st->fds_open <= fd_limit_for_test;
+}
+
+START_TEST(descriptor_reserve_is_kept_under_a_flood)
+{
+    /* 300 silent connections from 100 addresses (within source_max each,
+     * handshake bound far away) against a process with 200 descriptors to
+     * spare: the guard closes the oldest to keep fd_reserve free, the
+     * process can still open files, a client is served, and all is back
+     * to normal once the flood ends. */
+    handler_ctx h;
+    hctx_init(&h, ECHO);
+    bg_tp_tls t = tls_of(&gz, crl_pem);
+    bg_tp_server_opts o = {.url = "tls+tcp://127.0.0.1:0",
+                           .tls = &t,
+                           .handshake_ms = T(600000),
+                           .source_max = 4,
+                           .fd_reserve = 64};
+    bg_tp_server *srv = server_opts(&o, &h);
+    int port = bg_tp_server_port(srv);
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = (rlim_t)fds_now() + 200;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    fd_limit_for_test = (unsigned)rl.rlim_cur - 64;
+
+    helper_t hp = helper_spawn("silent-flood", port);
+    char line[128];
+    ck_assert_msg(helper_line(&hp, line, sizeof line, T(60000)), "helper: '%s'", line);
+    int held = 0;
+    ck_assert_int_eq(sscanf(line, "held %d", &held), 1);
+    ck_assert_int_gt(held, 150);
+    bg_tp_server_stats st = stats_until(srv, reserve_kept, T(20000));
+    ck_assert_msg(reserve_kept(&st), "reserve not kept: %llu of %llu open, %llu cut",
+                  (unsigned long long)st.fds_open, (unsigned long long)st.fds_limit,
+                  (unsigned long long)st.fd_reserve_cuts);
+    fprintf(stderr, "transport: flood of %d: %llu cut for the reserve, %llu pending\n", held,
+            (unsigned long long)st.fd_reserve_cuts, (unsigned long long)st.hs_pending);
+    /* The process's own work still gets descriptors. */
+    int files[32];
+    for (int i = 0; i < 32; i++) {
+        files[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        ck_assert_msg(files[i] >= 0, "open %d: %s", i, strerror(errno));
+    }
+    for (int i = 0; i < 32; i++)
+        close(files[i]);
+    call_eventually_ok_port(port);
+    helper_end(&hp);
+    good_client_served(port);
+    stop_ok(srv);
+    hctx_fini(&h);
+}
+END_TEST
+
+typedef struct {
+    bg_tp_client *cli;
+    int rv;
+    bg_tp_fail fail;
+} pipelined_call;
+
+static void *
+call_hold(void *arg)
+{
+    pipelined_call *c = arg;
+    uint8_t *ans = NULL;
+    size_t len = 0;
+    c->rv = bg_tp_call(c->cli, "hold", 4, &ans, &len, T(8000), &c->fail, NULL);
+    if (c->rv == BG_OK)
+        bg_tp_answer_free(ans);
+    return NULL;
+}
+
+static int
+holds_now(handler_ctx *h)
+{
+    pthread_mutex_lock(&h->mu);
+    int n = h->nholds;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+static bool
+four_busy(const bg_tp_server_stats *st)
+{
+    return st->pipe_busy >= 4;
+}
+
+START_TEST(one_connection_cannot_hold_every_context)
+{
+    /* Six requests at once on one connection whose answers do not come:
+     * with pipe_max 2 only two take contexts, the other four are dropped
+     * unhandled, and another peer is served meanwhile. */
+    handler_ctx h;
+    hctx_init(&h, HOLD_MARKED);
+    bg_tp_tls t = tls_of(&gz, crl_pem);
+    bg_tp_server_opts o = {.url = "tls+tcp://127.0.0.1:0",
+                           .tls = &t,
+                           .contexts = 8,
+                           .pipe_max = 2,
+                           .request_timeout_ms = T(30000)};
+    bg_tp_server *srv = server_opts(&o, &h);
+    int port = bg_tp_server_port(srv);
+    bg_tp_client *a = client(port, &sz, GZ, crl_pem);
+    call_ok(a, T(5000)); /* connected */
+    pipelined_call calls[6];
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++) {
+        calls[i] = (pipelined_call){.cli = a};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, call_hold, &calls[i]), 0);
+    }
+    bg_tp_server_stats st = stats_until(srv, four_busy, T(8000));
+    ck_assert_uint_eq(st.pipe_busy, 4);
+    ck_assert_int_eq(holds_now(&h), 2);
+    good_client_served(port);
+    pthread_mutex_lock(&h.mu);
+    for (int i = 0; i < h.nholds; i++) {
+        size_t len = 0;
+        const uint8_t *data = bg_tp_request_data(h.holds[i], &len);
+        expect_reply(&h, bg_tp_reply(h.holds[i], data, len, NULL), BG_OK);
+    }
+    pthread_mutex_unlock(&h.mu);
+    int ok = 0, timeouts = 0;
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        ok += calls[i].rv == BG_OK;
+        timeouts += calls[i].fail == BG_TP_TIMEOUT;
+    }
+    ck_assert_int_eq(ok, 2);
+    ck_assert_int_eq(timeouts, 4);
+    call_ok(a, T(5000)); /* the connection itself is fine */
+    bg_tp_client_close(a);
+    stop_ok(srv);
+    hctx_fini(&h);
+}
+END_TEST
+
+/* One call with these bytes that must be answered. */
+static void
+call_text_ok(bg_tp_client *cli, const char *text)
+{
+    uint8_t *ans = NULL;
+    size_t len = 0;
+    bg_tp_fail fail = BG_TP_FAILED;
+    bg_err err = {0};
+    ck_assert_msg(bg_tp_call(cli, text, strlen(text), &ans, &len, T(5000), &fail, &err) == BG_OK,
+                  "%s (%s)", err.msg, bg_tp_fail_name(fail));
+    bg_tp_answer_free(ans);
+}
+
+/* Runs a helper client in mode and checks its two lines. */
+static void
+tag_helper(const ident_t *id, const char *mode, int port)
+{
+    helper_material(id);
+    helper_t hp = helper_spawn(mode, port);
+    char line[128];
+    ck_assert_msg(helper_line(&hp, line, sizeof line, T(15000)), "helper: '%s'", line);
+    ck_assert_str_eq(line, "first ok"); /* the answer still reaches it */
+    ck_assert_msg(helper_line(&hp, line, sizeof line, T(15000)), "helper: '%s'", line);
+    unsigned long cuts = 0;
+    ck_assert_int_eq(sscanf(line, "disconnects %lu", &cuts), 1);
+    ck_assert_uint_ge(cuts, 1);
+    helper_end(&hp);
+}
+
+static bool
+three_open(const bg_tp_server_stats *st)
+{
+    return st->conns_open == 3;
+}
+
+START_TEST(connections_are_limited_per_city)
+{
+    /* The layer above tags connections with the sender of their signed
+     * envelopes: a non-member's is closed once its refusal is out, a city
+     * beyond its share likewise; at max_conns an idle untagged connection
+     * makes room for a newcomer, a member's tagged one never does. The
+     * clients that get cut run in processes of their own (see helpers). */
+    handler_ctx h;
+    hctx_init(&h, TAG);
+    bg_tp_tls t = tls_of(&gz, crl_pem);
+    bg_tp_server_opts o = {
+        .url = "tls+tcp://127.0.0.1:0", .tls = &t, .max_conns = 3, .city_conns = 1};
+    bg_tp_server *srv = server_opts(&o, &h);
+    int port = bg_tp_server_port(srv);
+    bg_tp_client *a = client(port, &sz, GZ, crl_pem);
+    call_text_ok(a, "tag 440300 member");
+
+    tag_helper(&fs, "tag 440600 stranger", port);
+    tag_helper(&sz, "tag 440300 member", port); /* Shenzhen's second */
+    bg_tp_server_stats st;
+    bg_tp_server_get_stats(srv, &st);
+    ck_assert_uint_ge(st.conns_not_member, 1);
+    ck_assert_uint_ge(st.conns_city_limited, 1);
+
+    helper_material(&fs);
+    helper_t idle[2];
+    char line[128];
+    for (int i = 0; i < 2; i++) {
+        idle[i] = helper_spawn("idle", port);
+        ck_assert_msg(helper_line(&idle[i], line, sizeof line, T(15000)), "helper: '%s'", line);
+        ck_assert_str_eq(line, "first ok");
+    }
+    st = stats_until(srv, three_open, T(10000));
+    ck_assert_uint_eq(st.conns_open, 3);
+    good_client_served(port); /* full: an idle untagged one makes room */
+    bg_tp_server_get_stats(srv, &st);
+    ck_assert_uint_ge(st.conns_evicted, 1);
+    call_text_ok(a, "x");
+    bg_tp_client_stats cs;
+    bg_tp_client_get_stats(a, &cs);
+    ck_assert_uint_eq(cs.disconnects, 0); /* the member kept its connection */
+    for (int i = 0; i < 2; i++)
+        helper_end(&idle[i]);
+    bg_tp_client_close(a);
+    stop_ok(srv);
+    hctx_fini(&h);
+}
+END_TEST
+
 START_TEST(silent_server_times_out_and_watchdog_recovers)
 {
     /* The peer accepts TCP and never answers the TLS handshake. The call
@@ -1792,6 +2248,10 @@ transport_suite(void)
     ADD(s, answer_above_client_limit_is_a_reset);
     ADD(s, garbage_on_tcp_port_does_not_hurt);
     ADD(s, silent_tcp_client_does_not_block_others);
+    ADD(s, silent_connections_are_bounded_and_closed);
+    ADD(s, descriptor_reserve_is_kept_under_a_flood);
+    ADD(s, one_connection_cannot_hold_every_context);
+    ADD(s, connections_are_limited_per_city);
     ADD(s, silent_server_times_out_and_watchdog_recovers);
     ADD(s, peer_down_is_unreachable_and_late_start_is_reached);
     ADD(s, stop_finishes_in_flight_requests);

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# hostile_test.sh BAYGATE FED_ATTACK WORKDIR - two real gateways (Guangzhou
+# 440100, Shenzhen 440300) on loopback; Guangzhou runs under a descriptor
+# limit of 512 while fed_attack holds 1,100 TCP connections to it from 100
+# source addresses that never start TLS (issue 16: ~1,100 such connections
+# used to exhaust a gateway under the usual 1,024 limit). The transport's
+# guard must close them (handshake bound, per-source bound, descriptor
+# reserve); meanwhile Guangzhou's local API and its peers are served, and
+# afterwards it is back to normal by itself.
+#
+# Deadlines are generous (the same script runs the ASan build); nothing
+# asserts how fast, only what happens.
+set -uo pipefail
+bg=$(realpath "$1") || exit 2
+fa=$(realpath "$2") || exit 2
+work=$3
+SUITE=hostile
+# shellcheck source=lib.sh
+source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/lib.sh" || exit 2
+rm -rf "$work" && mkdir -p "$work" || exit 2
+cd "$work" || exit 2
+
+READY_S=60
+ANSWER_MS=15000
+
+declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen)
+stall_pid=""
+cities=(440100 440300)
+cleanup() { stop_procs ${stall_pid:+"$stall_pid"} "${pid[@]}"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+run "$bg" ca init --dir CA
+for c in "${cities[@]}"; do setup_city "$c"; done
+run "$bg" ca crl --dir CA --out crl.pem
+{
+  roster_federation 1 4194304
+  roster_purpose supervision false
+  roster_members "${cities[@]}"
+  roster_permission 440100 440300 supervision "serious-dishonesty" 1000
+  roster_permission 440300 440100 supervision "serious-dishonesty" 1000
+} >roster.ini
+run "$bg" roster sign --ca CA --out roster.pb roster.ini
+for c in "${cities[@]}"; do run cp crl.pem roster.pb "gw$c/"; done
+
+# Guangzhou with 512 descriptors, Shenzhen as usual.
+(
+  ulimit -n 512
+  exec "$bg" serve --dir gw440100 2>>gw440100.log
+) &
+pid[440100]=$!
+start_gw 440300
+for c in "${cities[@]}"; do
+  if ! wait_for "$READY_S" "$bg" status --dir "gw$c"; then
+    bad "gateway $c did not come up within ${READY_S}s" "$(tail -5 "gw$c.log")"
+    echo "hostile: $pass passed, $fail failed"
+    exit 1
+  fi
+done
+ok "both gateways up (Guangzhou with ulimit -n 512)"
+
+# ping FROM TO: the daemon path, exit 0 and "ok".
+ping_ok() {
+  "$bg" ping --dir "gw$1" --peer "$2" --timeout-ms "$ANSWER_MS" >ping.out 2>&1 && grep -q " ok " ping.out
+}
+if ping_ok 440300 440100; then ok "Shenzhen pings Guangzhou"; else bad "Shenzhen pings Guangzhou" "$(cat ping.out)"; fi
+
+"$fa" stall --host 127.0.0.1 --port "${port[440100]}" --seconds 600 --conns 1100 --sources 100 \
+  >stall.out 2>&1 &
+stall_pid=$!
+if wait_for 300 grep -q "^connected" stall.out; then
+  ok "the flood: $(head -1 stall.out) (silent TCP connections to Guangzhou)"
+else
+  bad "the flood did not finish connecting" "$(cat stall.out)"
+fi
+# While the flood is held: the local API answers, peers are served.
+for i in 1 2 3; do
+  if "$bg" status --dir gw440100 >status.out 2>&1; then ok "during the flood: status $i answers"; else
+    bad "during the flood: status $i answers" "$(cat status.out)"
+  fi
+done
+if ping_ok 440300 440100; then ok "during the flood: Shenzhen pings Guangzhou"; else
+  bad "during the flood: Shenzhen pings Guangzhou" "$(cat ping.out)"
+fi
+if ping_ok 440100 440300; then ok "during the flood: Guangzhou pings Shenzhen"; else
+  bad "during the flood: Guangzhou pings Shenzhen" "$(cat ping.out)"
+fi
+open_fds() { ls "/proc/${pid[440100]}/fd" 2>/dev/null | wc -l; }
+# The handshake bound (10 s) closes every one of them: the gateway's
+# descriptors come down to what it needs by itself, the attacker still there.
+if wait_for 120 bash -c "(( \$(ls /proc/${pid[440100]}/fd | wc -l) < 128 ))"; then
+  ok "Guangzhou's descriptors back under 128 with the flood still held ($(open_fds) open)"
+else
+  bad "Guangzhou's descriptors back under 128" "$(open_fds) open"
+fi
+kill -TERM "$stall_pid"
+wait "$stall_pid" 2>/dev/null
+stall_pid=""
+cut=$(grep -o '^closed [0-9]*' stall.out | cut -d' ' -f2)
+if [[ -n "$cut" ]] && ((cut > 0)); then ok "the gateway closed $cut of the attacker's connections"; else
+  bad "the gateway closed the attacker's connections" "$(cat stall.out)"
+fi
+if ping_ok 440300 440100; then ok "afterwards: Shenzhen pings Guangzhou"; else
+  bad "afterwards: Shenzhen pings Guangzhou" "$(cat ping.out)"
+fi
+if "$bg" status --dir gw440100 >status.out 2>&1; then ok "afterwards: status answers"; else
+  bad "afterwards: status answers" "$(cat status.out)"
+fi
+if kill -0 "${pid[440100]}" 2>/dev/null; then ok "Guangzhou still running"; else bad "Guangzhou still running"; fi
+echo "hostile: $pass passed, $fail failed"
+((fail == 0))
