@@ -178,6 +178,8 @@ peers_sync(bg_gw *gw, const bg_roster *r)
         gw_peer_release(old[k]);
 }
 
+#define GW_CITY_CONNS 8 /* a gateway needs one or two; reloads briefly double them */
+
 /* ------------------------------------------------------------ dispatch */
 
 /* A request whose envelope did not open: answered with a signed refusal when the
@@ -204,6 +206,22 @@ refuse_unopened(bg_gw *gw, bg_tp_request *req, bg_env_reason why, const bg_env_r
                bg_env_reason_name(why), peer.addr, gw_quoted(err->msg, q, sizeof q));
     }
     gw_reply_or_drop(gw, NULL, req, out, out_len);
+    /* A sender proven not to be a current member (or not who it claims) must not hold
+     * a connection a member could use: the transport closes it once the refusal is
+     * out. Stale, replayed or expired-certificate requests are members' honest
+     * mistakes and keep theirs. */
+    switch (why) {
+    case BG_ENV_NOT_MEMBER:
+    case BG_ENV_PIN_MISMATCH:
+    case BG_ENV_CERT_REVOKED:
+    case BG_ENV_CERT_UNTRUSTED:
+    case BG_ENV_CERT_WRONG_CITY:
+    case BG_ENV_BAD_SIGNATURE:
+        bg_tp_request_tag(req, ref->addressable ? ref->sender : "?", false, NULL);
+        break;
+    default:
+        break;
+    }
 }
 
 /* An authenticated request of a body type nobody here serves. */
@@ -238,6 +256,8 @@ fed_handle(void *ctx, bg_tp_request *req)
         refuse_unopened(gw, req, why, &ref, &err);
         return;
     }
+    /* The connection is this member's: it counts against the city's share. */
+    bg_tp_request_tag(req, o->sender, true, NULL);
     /* Authenticated from here on: the exchange leaves evidence (evidence.h). */
     gw_ev ev;
     gw_ev_inbound(&ev, o);
@@ -474,6 +494,14 @@ load_material(bg_gw *gw, const char *dir, bg_err *err)
     return rc;
 }
 
+/* The transport's limits and refusals, counted and logged once per cause per interval. */
+static void
+tp_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    bg_log(BG_LOG_WARN, "transport.limit", "%s", line);
+}
+
 /* The two faces: the federation API (mutual TLS) and the local API (ipc). */
 static int
 start_servers(bg_gw *gw, bg_err *err)
@@ -488,6 +516,11 @@ start_servers(bg_gw *gw, bg_err *err)
         .request_timeout_ms = (int)gw->cfg.request_ms,
         .handler = fed_handle,
         .handler_ctx = gw,
+        /* No city may hold more than this many connections, so strangers and one
+         * busy member cannot lock the others out (peers/README.md). */
+        .city_conns = GW_CITY_CONNS,
+        .log = tp_log,
+        .log_ctx = gw,
     };
     int rc = bg_tp_server_start(&gw->fed, &fo, err);
     if (rc != BG_OK)
