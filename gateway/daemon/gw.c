@@ -205,23 +205,13 @@ refuse_unopened(bg_gw *gw, bg_tp_request *req, bg_env_reason why, const bg_env_r
         bg_log(BG_LOG_WARN, "request.dropped", "reason=%s addr=%s msg=\"%s\"",
                bg_env_reason_name(why), peer.addr, gw_quoted(err->msg, q, sizeof q));
     }
+    /* A sender the roster does not admit (not a member, or not the certificate it
+     * pins) must not hold a connection a member could use: tagged before the reply
+     * (which hands req back), the transport closes the connection once the refusal
+     * is out. Dropped requests stay unanswered as before: their sender is unproven. */
+    if (bg_env_refusal_answerable(ref) && (why == BG_ENV_NOT_MEMBER || why == BG_ENV_PIN_MISMATCH))
+        bg_tp_request_tag(req, ref->sender, false, NULL);
     gw_reply_or_drop(gw, NULL, req, out, out_len);
-    /* A sender proven not to be a current member (or not who it claims) must not hold
-     * a connection a member could use: the transport closes it once the refusal is
-     * out. Stale, replayed or expired-certificate requests are members' honest
-     * mistakes and keep theirs. */
-    switch (why) {
-    case BG_ENV_NOT_MEMBER:
-    case BG_ENV_PIN_MISMATCH:
-    case BG_ENV_CERT_REVOKED:
-    case BG_ENV_CERT_UNTRUSTED:
-    case BG_ENV_CERT_WRONG_CITY:
-    case BG_ENV_BAD_SIGNATURE:
-        bg_tp_request_tag(req, ref->addressable ? ref->sender : "?", false, NULL);
-        break;
-    default:
-        break;
-    }
 }
 
 /* An authenticated request of a body type nobody here serves. */
