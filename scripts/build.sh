@@ -9,6 +9,6 @@ case "$variant" in
   asan)  dir=build-asan; flags=(-DBG_SANITIZE=ON) ;;
   *) echo "build: unknown variant '$variant' (plain|asan)" >&2; exit 2 ;;
 esac
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${flags[@]}" >/dev/null
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBG_WERROR=ON "${flags[@]}" >/dev/null
 cmake --build "$dir" -j "$(nproc)" >/dev/null
 echo "build: $variant ready in $dir/"
