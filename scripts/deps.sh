@@ -18,6 +18,7 @@ packages=(
   help2man            # man pages from the commands' own --help
   bash-completion     # where completions go; the completion test uses it
   lintian man-db      # package checks in the test command
+  sqlite3             # the backup script's online copy of the store
 )
 
 missing=()
