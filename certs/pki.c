@@ -565,7 +565,7 @@ bg_pki_crl_next_update(const X509_CRL *crl, time_t *out, bg_err *err)
 int
 bg_pki_crl_seconds_left(const X509_CRL *crl, time_t now, int64_t *out, bg_err *err)
 {
-    time_t next;
+    time_t next = 0;
     int rc = bg_pki_crl_next_update(crl, &next, err);
     if (rc == BG_OK)
         *out = (int64_t)next - (int64_t)now;

@@ -142,7 +142,7 @@ static int
 stream_chunk(const struct stream *st, size_t max, size_t index, uint8_t *out, size_t cap,
              size_t *out_len, bg_err *err)
 {
-    size_t count;
+    size_t count = 0;
     if (out_len != NULL)
         *out_len = 0;
     int rc = stream_chunks(st, max, &count, err);

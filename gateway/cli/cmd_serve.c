@@ -3,8 +3,10 @@
  *
  * Signals are taken synchronously (sigtimedwait in this loop), never in a
  * handler: SIGTERM/SIGINT stop the gateway (no new requests, in-flight ones
- * finish, exit 0); SIGHUP checks CRL and roster files at once; otherwise they
- * are checked every second.
+ * finish, exit 0); SIGHUP checks CRL and roster files at once (and reopens
+ * the log file, for logrotate); otherwise they are checked every second.
+ * Under systemd (Type=notify) the service manager hears READY=1 once the
+ * gateway serves, RELOADING=1/READY=1 around a SIGHUP and STOPPING=1.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,18 +17,32 @@
 #include <time.h>
 
 #include "gateway/cli/cli.h"
+#include "gateway/cli/notify.h"
 #include "gateway/daemon/gw.h"
 #include "gateway/daemon/log.h"
 
 static void
 serve_usage(FILE *f)
 {
-    fprintf(f, "usage: baygate serve --dir GW [--log-level debug|info|warn|error]\n\n"
+    fprintf(f, "usage: baygate serve --dir GW [--log-level debug|info|warn|error]\n"
+               "                     [--log-format text|json] [--log-file FILE]\n\n"
                "Runs the city gateway of directory GW (made by 'baygate init') in the\n"
                "foreground: the federation API on its tls+tcp listen address, the local\n"
-               "API on GW's ipc socket. Log lines go to stderr. A new crl.pem or\n"
-               "roster.pb is picked up without a restart. SIGTERM or SIGINT: stop\n"
-               "accepting, finish in-flight requests, exit 0.\n");
+               "API on GW's ipc socket. Log lines go to stderr, or appended to FILE;\n"
+               "--log-format json writes one JSON object a line. A new crl.pem or\n"
+               "roster.pb is picked up without a restart. SIGHUP: check them at once and\n"
+               "reopen FILE (after logrotate moved it). SIGTERM or SIGINT: stop\n"
+               "accepting, finish in-flight requests, exit 0. Under systemd\n"
+               "(Type=notify) it reports readiness, reloads and stopping.\n");
+}
+
+/* A failed notification is logged, never fatal: the gateway serves anyway. */
+static void
+serve_notify(const char *state)
+{
+    bg_err err = {0};
+    if (bg_notify(state, &err) != BG_OK)
+        bg_log(BG_LOG_WARN, "gateway.notify_failed", "error=\"%s\"", err.msg);
 }
 
 int
@@ -35,13 +51,15 @@ bg_cmd_serve(int argc, char **argv)
     static const struct option opts[] = {
         {"dir", required_argument, NULL, 'd'},
         {"log-level", required_argument, NULL, 'l'},
+        {"log-format", required_argument, NULL, 'F'},
+        {"log-file", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *dir = NULL;
+    const char *dir = NULL, *log_file = NULL;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:l:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "d:l:F:L:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
             dir = optarg;
@@ -57,6 +75,17 @@ bg_cmd_serve(int argc, char **argv)
                 bg_log_set_level(BG_LOG_ERROR);
             else
                 return bg_cli_fail("serve", "--log-level: '%s' is not a level", optarg);
+            break;
+        case 'F':
+            if (strcmp(optarg, "text") == 0)
+                bg_log_set_format(BG_LOG_TEXT);
+            else if (strcmp(optarg, "json") == 0)
+                bg_log_set_format(BG_LOG_JSON);
+            else
+                return bg_cli_fail("serve", "--log-format: '%s' is not text or json", optarg);
+            break;
+        case 'L':
+            log_file = optarg;
             break;
         case 'h':
             serve_usage(stdout);
@@ -83,10 +112,13 @@ bg_cmd_serve(int argc, char **argv)
 
     bg_gw *gw = NULL;
     bg_err err = {0};
+    if (log_file != NULL && bg_log_open_file(log_file, &err) != BG_OK)
+        return bg_cli_fail("serve", "%s", err.msg);
     if (bg_gw_start(&gw, dir, &err) != BG_OK) {
         bg_log(BG_LOG_ERROR, "gateway.start_failed", "dir=%s error=\"%s\"", dir, err.msg);
         return bg_cli_fail("serve", "%s", err.msg);
     }
+    serve_notify("READY=1\nSTATUS=serving");
     for (;;) {
         struct timespec tick = {.tv_sec = 1};
         siginfo_t info;
@@ -98,8 +130,16 @@ bg_cmd_serve(int argc, char **argv)
         }
         if (sig < 0 && errno != EAGAIN && errno != EINTR)
             bg_log(BG_LOG_WARN, "gateway.sigwait", "error=\"%s\"", strerror(errno));
+        if (sig == SIGHUP) {
+            serve_notify("RELOADING=1");
+            if (bg_log_reopen(&err) != BG_OK)
+                bg_log(BG_LOG_ERROR, "log.reopen_failed", "error=\"%s\"", err.msg);
+        }
         bg_gw_tick(gw);
+        if (sig == SIGHUP)
+            serve_notify("READY=1\nSTATUS=serving");
     }
+    serve_notify("STOPPING=1");
     bg_gw_stop(gw);
     bg_log(BG_LOG_INFO, "gateway.stopped", "dir=%s", dir);
     return BG_EXIT_OK;

@@ -3,6 +3,11 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <nng/nng.h>
+#include <openssl/crypto.h>
+#include <protobuf-c/protobuf-c.h>
+#include <sodium.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +75,17 @@ main(int argc, char **argv)
         return BG_EXIT_OK;
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
-        printf("baygate %s\n", BAYGATE_VERSION);
+        /* The versions linked at run time, which is what a bug report needs;
+         * inih has no run-time version call, so the one built against. */
+        printf("baygate %s\n"
+               "  libsodium  %s\n"
+               "  OpenSSL    %s\n"
+               "  nng        %s\n"
+               "  protobuf-c %s\n"
+               "  SQLite     %s\n"
+               "  inih       %s (built against)\n",
+               BAYGATE_VERSION, sodium_version_string(), OpenSSL_version(OPENSSL_VERSION),
+               nng_version(), protobuf_c_version(), sqlite3_libversion(), BG_INIH_VERSION);
         return BG_EXIT_OK;
     }
     for (size_t i = 0; i < NCOMMANDS; i++)

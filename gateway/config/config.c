@@ -125,7 +125,10 @@ check_listen(const char *v, bg_err *err)
 static int
 resolve(const char *dir, const char *v, char *out, size_t outsz, bg_err *err)
 {
-    int n = v[0] == '/' ? snprintf(out, outsz, "%s", v) : snprintf(out, outsz, "%s/%s", dir, v);
+    /* Two pieces, so the compiler sees no snprintf reading the struct it writes to. */
+    int n = snprintf(out, outsz, "%s", v[0] == '/' ? "" : dir);
+    if (n >= 0 && (size_t)n < outsz)
+        n += snprintf(out + n, outsz - (size_t)n, "%s%s", v[0] == '/' ? "" : "/", v);
     if (n < 0 || (size_t)n >= outsz)
         return bg_err_set(err, BG_ELIMIT, "path longer than %zu bytes", outsz - 1);
     return BG_OK;

@@ -55,7 +55,7 @@ gw_quota_init(gw_quota *q, const char *data_dir)
             bad = true;
             break;
         }
-        snprintf(q->used[q->n].city, sizeof q->used[q->n].city, "%s", city);
+        memcpy(q->used[q->n].city, city, BG_CITY_CODE_LEN + 1); /* length checked above */
         q->used[q->n].day = day;
         q->used[q->n].used = used;
         q->n++;
