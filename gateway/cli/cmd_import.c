@@ -112,7 +112,7 @@ print_json(const char *status, const char *file, bg_store *s, const bg_import_re
            (unsigned long long)r->rows, (unsigned long long)r->inserted,
            (unsigned long long)r->updated, (unsigned long long)r->unchanged,
            (unsigned long long)r->rejected, (unsigned long long)r->duplicates,
-           (unsigned long long)r->conflicts, (unsigned long long)r->normalised);
+           (unsigned long long)r->updated, (unsigned long long)r->normalised);
     printf(",\"listed\":{");
     for (int l = 0; l < BG_LIST_COUNT; l++) {
         printf("%s", l ? "," : "");
