@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "domain/date.h"
 #include "domain/uscc.h"
 #include "gateway/record/csv.h"
 #include "gateway/record/record.h"
@@ -805,6 +806,209 @@ START_TEST(t_replace)
 }
 END_TEST
 
+/* SHA-256 of a file's bytes, as hex. */
+static void
+file_digest(const char *path, char out[65])
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        crypto_hash_sha256_update(&h, buf, n);
+    fclose(f);
+    unsigned char d[32];
+    crypto_hash_sha256_final(&h, d);
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* A dry run counts what would change (per list, per grade) and writes nothing: the store
+ * file is byte-identical, no report, no import recorded; the same file then imports for
+ * real with the same counts. */
+START_TEST(t_dry_run)
+{
+    char dir[256], base[512], next[512], db[512], rep[600], d1[65], d2[65];
+    make_dir(dir, sizeof dir);
+    path_in(base, sizeof base, dir, "base.csv");
+    path_in(next, sizeof next, dir, "next.csv");
+    path_in(db, sizeof db, dir, "credit.db");
+    write_std(base, 0, 100, 0);
+    write_std(next, 50, 100, 1); /* 50 known (regraded), 50 new; 0..49 unmentioned */
+    bg_store *s = open_store(dir);
+    bg_import_result r;
+    import_ok(s, base, NULL, &r);
+    bg_store_counts before = r.totals;
+    bg_store_close(s);
+    file_digest(db, d1);
+
+    s = open_store(dir);
+    snapshot sb, sa;
+    snap(s, &sb);
+    bg_import_opts o = {.dry_run = true,
+                        .replace = BG_IMPORT_REPLACE_LIST(BG_LIST_ABNORMAL_OPERATION)};
+    import_ok(s, next, &o, &r);
+    ck_assert(r.dry_run);
+    ck_assert_int_eq(r.import_id, 0);
+    ck_assert_uint_eq(r.inserted, 50);
+    ck_assert_uint_eq(r.updated, 40); /* 50..99 but the 10 ungraded by variant 1 */
+    /* abnormal-operation before: 0, 19, ..., 95 (6); 0, 19, 38 are not in the file. */
+    const bg_import_delta *ao = &r.lists[BG_LIST_ABNORMAL_OPERATION];
+    ck_assert_uint_eq(ao->before, 6);
+    ck_assert_uint_eq(ao->removed, 3);
+    ck_assert(r.removal_refused); /* 50 %: a real import would need confirming */
+    ck_assert_uint_gt(r.grades.changed, 0);
+    uint64_t moved = 0;
+    for (int g = 0; g < 4; g++)
+        moved += r.grade_added[g];
+    ck_assert_uint_eq(moved, r.grades.added + r.grades.changed);
+    /* The totals say what the store would hold. */
+    ck_assert_uint_eq(r.totals.enterprises, before.enterprises + 50);
+    ck_assert_uint_eq(r.totals.listed[BG_LIST_ABNORMAL_OPERATION],
+                      before.listed[BG_LIST_ABNORMAL_OPERATION] - 3 + ao->added);
+    ck_assert_str_eq(r.report_path, "");
+    snprintf(rep, sizeof rep, "%s.rejects.csv", next);
+    ck_assert(!exists(rep));
+    snap(s, &sa);
+    assert_same(&sb, &sa);
+    bg_store_close(s);
+    file_digest(db, d2);
+    ck_assert_str_eq(d1, d2);
+
+    s = open_store(dir);
+    bg_import_result real;
+    o.dry_run = false;
+    o.confirm_removal = true;
+    import_ok(s, next, &o, &real);
+    ck_assert(!real.already_imported && !real.dry_run);
+    ck_assert_uint_eq(real.updated, r.updated);
+    ck_assert_uint_eq(real.lists[BG_LIST_ABNORMAL_OPERATION].removed, 3);
+    ck_assert_mem_eq(&real.totals, &r.totals, sizeof r.totals - sizeof r.totals.imports);
+    bg_store_close(s);
+}
+END_TEST
+
+/* A replace that would remove more than the allowed share of a list is refused, saying how
+ * many, and changes nothing; a higher limit or a confirmation lets it through. */
+START_TEST(t_removal_guard)
+{
+    char dir[256], base[512], part[512];
+    make_dir(dir, sizeof dir);
+    path_in(base, sizeof base, dir, "base.csv");
+    path_in(part, sizeof part, dir, "part.csv");
+    write_std(base, 0, 1000, 0);
+    write_std(part, 0, 800, 0); /* abnormal-operation 817, 836, ..., 988 missing: 10 of 53 */
+    bg_store *s = open_store(dir);
+    bg_import_result r;
+    import_ok(s, base, NULL, &r);
+    snapshot before, after;
+    snap(s, &before);
+
+    bg_import_opts o = {.replace = BG_IMPORT_REPLACE_LIST(BG_LIST_ABNORMAL_OPERATION)};
+    bg_err err;
+    ck_assert_int_eq(import(s, part, &o, &r, &err), BG_EABORTED);
+    ck_assert(r.removal_refused);
+    ck_assert_str_eq(err.msg, "would remove 10 of 53 abnormal-operation entries (18.9 %, more "
+                              "than the 10.0 % allowed): nothing imported");
+    ck_assert_int_eq(r.import_id, 0);
+    ck_assert_str_eq(r.report_path, "");
+    snap(s, &after);
+    assert_same(&before, &after);
+
+    o.max_remove_pct = 25;
+    import_ok(s, part, &o, &r);
+    ck_assert_uint_eq(r.lists[BG_LIST_ABNORMAL_OPERATION].removed, 10);
+    ck_assert(!r.removal_refused);
+
+    /* The grades: 800 of the 800 stored would go for a file of names and empty grades. */
+    write_std(part, 0, 1, 0);
+    bg_import_opts g = {.replace = BG_IMPORT_REPLACE_GRADES};
+    ck_assert_int_eq(import(s, part, &g, &r, &err), BG_EABORTED);
+    ck_assert_msg(strstr(err.msg, "would remove 799 of 800 evaluations"), "%s", err.msg);
+    g.confirm_removal = true;
+    import_ok(s, part, &g, &r);
+    ck_assert_uint_eq(r.totals.evaluations, 1);
+    bg_store_close(s);
+}
+END_TEST
+
+/* A valid USCC in another division: prefix "91" + division + 8 digits of n + checks. */
+static void
+uscc_in(const char *division, uint64_t n, char out[19])
+{
+    make_uscc(n, out);
+    memcpy(out + 2, division, 6);
+    out[17] = bg_uscc_check_char(out);
+}
+
+/* Expired evaluations are imported but counted, with the first few named; rows of another
+ * city's divisions are counted with the city most of them belong to. The publisher's scan
+ * never hands out an expired evaluation or a lapsed list entry. */
+static int
+count_row(void *ctx, const bg_store_row *row, bg_err *err)
+{
+    (void)row;
+    (void)err;
+    (*(int *)ctx)++;
+    return BG_OK;
+}
+
+START_TEST(t_expired_and_foreign)
+{
+    char dir[256], file[512], gz[3][19];
+    make_dir(dir, sizeof dir);
+    path_in(file, sizeof file, dir, "e.csv");
+    for (int i = 0; i < 3; i++)
+        uscc_in("440106", 900 + (uint64_t)i, gz[i]);
+    char data[4096];
+    int n = snprintf(data, sizeof data,
+                     "%s"
+                     "%s,Old,A,2023-01-01,2024-12-31,,,,,,\n"
+                     "%s,Current,B,2024-06-01,2025-06-01,,,,,,\n"
+                     "%s,Last Day,C,2024-01-01,2025-01-01,,,,moved,2024-01-01,2025-01-01\n"
+                     "%s,Gz One,,,,,,,,,\n"
+                     "%s,Gz Two,,,,,,,,,\n"
+                     "%s,Gz Three,D,2020-01-01,2021-01-01,,,,,,\n",
+                     hdr(), U(1), U(2), U(3), gz[0], gz[1], gz[2]);
+    write_file(file, data, (size_t)n);
+    bg_store *s = open_store(dir);
+    int32_t today;
+    ck_assert_int_eq(bg_date_parse("2025-01-01", 10, &today, NULL), BG_OK);
+    bg_import_opts o = {.today = today};
+    bg_import_result r;
+    import_ok(s, file, &o, &r);
+    ck_assert_uint_eq(r.inserted, 6); /* warned about, not refused */
+    ck_assert_uint_eq(r.expired, 2);  /* Old and Gz Three; Last Day is valid through today */
+    ck_assert_str_eq(r.expired_uscc[0], U(1));
+    ck_assert_str_eq(r.expired_uscc[1], gz[2]);
+    ck_assert_uint_eq(r.foreign, 3);
+    ck_assert_str_eq(r.foreign_city, "440100");
+    ck_assert_uint_eq(r.foreign_city_rows, 3);
+
+    int all = 0, cur = 0, list_cur = 0;
+    int64_t last = 0;
+    bg_err err;
+    ck_assert_int_eq(bg_store_scan(s, NULL, &last, count_row, &all, &err), BG_OK);
+    ck_assert_int_eq(all, 4);
+    ck_assert_int_eq(bg_store_scan_current(s, NULL, today, &last, count_row, &cur, &err), BG_OK);
+    ck_assert_int_eq(cur, 2);
+    ck_assert_int_eq(last, 1);
+    /* The list entry stops on its expires_at day. */
+    ck_assert_int_eq(bg_store_scan_current(s, "abnormal-operation", today - 1, &last, count_row,
+                                           &list_cur, &err),
+                     BG_OK);
+    ck_assert_int_eq(list_cur, 1);
+    list_cur = 0;
+    ck_assert_int_eq(
+        bg_store_scan_current(s, "abnormal-operation", today, &last, count_row, &list_cur, &err),
+        BG_OK);
+    ck_assert_int_eq(list_cur, 0);
+    bg_store_close(s);
+}
+END_TEST
+
 /* The same bytes again are a no-op that touches nothing; --force imports them again. */
 START_TEST(t_reimport)
 {
@@ -1556,6 +1760,9 @@ import_suite(void)
     tcase_add_test(tc, t_changes);
     tcase_add_test(tc, t_absent_columns_kept);
     tcase_add_test(tc, t_replace);
+    tcase_add_test(tc, t_dry_run);
+    tcase_add_test(tc, t_removal_guard);
+    tcase_add_test(tc, t_expired_and_foreign);
     tcase_add_test(tc, t_reimport);
     tcase_add_test(tc, t_eval_serials);
     tcase_add_test(tc, t_malformed_csv);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "domain/date.h"
+#include "domain/list.h"
 #include "domain/uscc.h"
 
 struct bg_store {
@@ -549,6 +550,15 @@ done:
 
 /* ------------------------------------------------------------ PSI support */
 
+/* A list entry is current until its expires_at day; an evaluation through valid_until. */
+static bool
+current(bool list_entry, const bg_store_row *row, int32_t today)
+{
+    if (list_entry)
+        return bg_list_entry_in_force(row->date2, today);
+    return row->date2 != BG_STORE_NO_DATE && row->date2 >= today;
+}
+
 static int
 day_of(const unsigned char *text, int32_t *out)
 {
@@ -559,9 +569,10 @@ day_of(const unsigned char *text, int32_t *out)
     return bg_date_parse((const char *)text, strlen((const char *)text), out, NULL);
 }
 
-int
-bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_fn fn, void *ctx,
-              bg_err *err)
+/* With today = BG_STORE_NO_DATE every row; else only what is current on that day. */
+static int
+scan(bg_store *s, const char *list, int32_t today, int64_t *last_import, bg_store_row_fn fn,
+     void *ctx, bg_err *err)
 {
     int rc;
     /* One read transaction: the import id and the rows describe the same state. */
@@ -593,7 +604,7 @@ bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_
         if (row.uscc == NULL || day_of(sqlite3_column_text(st, 3), &row.date1) != BG_OK ||
             day_of(sqlite3_column_text(st, 4), &row.date2) != BG_OK)
             rc = bg_err_set(err, BG_EDB, "store %s: a stored row does not read back", s->path);
-        else
+        else if (today == BG_STORE_NO_DATE || current(list != NULL, &row, today))
             rc = fn(ctx, &row, err);
     }
     if (rc == BG_OK && r != SQLITE_DONE)
@@ -601,6 +612,22 @@ bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_
     sqlite3_finalize(st);
     sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     return rc;
+}
+
+int
+bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_fn fn, void *ctx,
+              bg_err *err)
+{
+    return scan(s, list, BG_STORE_NO_DATE, last_import, fn, ctx, err);
+}
+
+int
+bg_store_scan_current(bg_store *s, const char *list, int32_t today, int64_t *last_import,
+                      bg_store_row_fn fn, void *ctx, bg_err *err)
+{
+    if (today == BG_STORE_NO_DATE)
+        return bg_err_set(err, BG_EINVAL, "no day given for the current entries");
+    return scan(s, list, today, last_import, fn, ctx, err);
 }
 
 int
