@@ -1726,7 +1726,10 @@ START_TEST(t_cli)
     snprintf(cmd, sizeof cmd, "%s import --data-dir %s/d --city 440300 --quiet %s", BG_BAYGATE, dir,
              file);
     ck_assert_int_eq(run(cmd, out, sizeof out), 0);
-    ck_assert_msg(strstr(out, "inserted    100") && strstr(out, "0.0000 %"), "%s", out);
+    ck_assert_msg(strstr(out, "in this file:") && strstr(out, "new         100") &&
+                      strstr(out, "0.0000 %") && strstr(out, "store totals after:") &&
+                      strstr(out, "enterprises 100, evaluations 80"),
+                  "%s", out);
     ck_assert_int_eq(run(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "already imported") && strstr(out, "import #1") &&
                       strstr(out, "--force"),
