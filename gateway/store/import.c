@@ -413,6 +413,48 @@ replacing(const imp *im, unsigned bit)
     return (im->o->replace & bit) != 0;
 }
 
+/* The columns that must be there and the groups that go together; a replaced list needs
+ * its columns. */
+static int
+check_header(const imp *im, bg_err *err)
+{
+    const columns *c = &im->col;
+    if (c->uscc < 0)
+        return bg_err_set(err, BG_EINVAL, "header: required column 'uscc' is missing");
+    if (c->name < 0)
+        return bg_err_set(err, BG_EINVAL, "header: required column 'name' is missing");
+    int ev = (c->grade >= 0) + (c->evaluated_at >= 0) + (c->valid_until >= 0);
+    if (ev != 0 && ev != 3)
+        return bg_err_set(err, BG_EINVAL,
+                          "header: columns grade, evaluated_at and valid_until go together "
+                          "('%s' is missing)",
+                          c->grade < 0          ? "grade"
+                          : c->evaluated_at < 0 ? "evaluated_at"
+                                                : "valid_until");
+    for (int l = 0; l < BG_LIST_COUNT; l++) {
+        const char *ln = bg_list_names[l];
+        if ((c->reason[l] >= 0) != (c->listed_at[l] >= 0))
+            return bg_err_set(err, BG_EINVAL,
+                              "header: columns %s:reason and %s:listed_at go together "
+                              "('%s:%s' is missing)",
+                              ln, ln, ln, c->reason[l] < 0 ? "reason" : "listed_at");
+        if (c->expires_at[l] >= 0 && c->reason[l] < 0)
+            return bg_err_set(err, BG_EINVAL,
+                              "header: column %s:expires_at needs %s:reason and %s:listed_at", ln,
+                              ln, ln);
+        if (replacing(im, BG_IMPORT_REPLACE_LIST(l)) && c->reason[l] < 0)
+            return bg_err_set(err, BG_EINVAL,
+                              "replace %s: the file has no %s:reason and %s:listed_at columns, so "
+                              "it cannot be that list's full state",
+                              ln, ln, ln);
+    }
+    if (replacing(im, BG_IMPORT_REPLACE_GRADES) && c->grade < 0)
+        return bg_err_set(err, BG_EINVAL,
+                          "replace grades: the file has no grade, evaluated_at and valid_until "
+                          "columns, so it cannot be the grades' full state");
+    return BG_OK;
+}
+
 static int
 parse_header(imp *im, const bg_csv_field *f, size_t n, bg_err *err)
 {
@@ -461,40 +503,7 @@ parse_header(imp *im, const bg_csv_field *f, size_t n, bg_err *err)
                               (int)(f[i].len > 64 ? 64 : f[i].len), f[i].p, *slot + 1, i + 1);
         *slot = (int)i;
     }
-    if (c->uscc < 0)
-        return bg_err_set(err, BG_EINVAL, "header: required column 'uscc' is missing");
-    if (c->name < 0)
-        return bg_err_set(err, BG_EINVAL, "header: required column 'name' is missing");
-    int ev = (c->grade >= 0) + (c->evaluated_at >= 0) + (c->valid_until >= 0);
-    if (ev != 0 && ev != 3)
-        return bg_err_set(err, BG_EINVAL,
-                          "header: columns grade, evaluated_at and valid_until go together "
-                          "('%s' is missing)",
-                          c->grade < 0          ? "grade"
-                          : c->evaluated_at < 0 ? "evaluated_at"
-                                                : "valid_until");
-    for (int l = 0; l < BG_LIST_COUNT; l++) {
-        const char *ln = bg_list_names[l];
-        if ((c->reason[l] >= 0) != (c->listed_at[l] >= 0))
-            return bg_err_set(err, BG_EINVAL,
-                              "header: columns %s:reason and %s:listed_at go together "
-                              "('%s:%s' is missing)",
-                              ln, ln, ln, c->reason[l] < 0 ? "reason" : "listed_at");
-        if (c->expires_at[l] >= 0 && c->reason[l] < 0)
-            return bg_err_set(err, BG_EINVAL,
-                              "header: column %s:expires_at needs %s:reason and %s:listed_at", ln,
-                              ln, ln);
-        if (replacing(im, BG_IMPORT_REPLACE_LIST(l)) && c->reason[l] < 0)
-            return bg_err_set(err, BG_EINVAL,
-                              "replace %s: the file has no %s:reason and %s:listed_at columns, so "
-                              "it cannot be that list's full state",
-                              ln, ln, ln);
-    }
-    if (replacing(im, BG_IMPORT_REPLACE_GRADES) && c->grade < 0)
-        return bg_err_set(err, BG_EINVAL,
-                          "replace grades: the file has no grade, evaluated_at and valid_until "
-                          "columns, so it cannot be the grades' full state");
-    return BG_OK;
+    return check_header(im, err);
 }
 
 /* ---- one row ---- */
