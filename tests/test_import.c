@@ -858,7 +858,7 @@ START_TEST(t_dry_run)
     const bg_import_delta *ao = &r.lists[BG_LIST_ABNORMAL_OPERATION];
     ck_assert_uint_eq(ao->before, 6);
     ck_assert_uint_eq(ao->removed, 3);
-    ck_assert(r.removal_refused); /* 50 %: a real import would need confirming */
+    ck_assert(r.removal_over_limit); /* 50 %: a real import would need confirming */
     ck_assert_uint_gt(r.grades.changed, 0);
     uint64_t moved = 0;
     for (int g = 0; g < 4; g++)
@@ -909,7 +909,7 @@ START_TEST(t_removal_guard)
     bg_import_opts o = {.replace = BG_IMPORT_REPLACE_LIST(BG_LIST_ABNORMAL_OPERATION)};
     bg_err err;
     ck_assert_int_eq(import(s, part, &o, &r, &err), BG_EABORTED);
-    ck_assert(r.removal_refused);
+    ck_assert(r.removal_over_limit);
     ck_assert_str_eq(err.msg, "would remove 10 of 53 abnormal-operation entries (18.9 %, more "
                               "than the 10.0 % allowed): nothing imported");
     ck_assert_int_eq(r.import_id, 0);
@@ -920,7 +920,7 @@ START_TEST(t_removal_guard)
     o.max_remove_pct = 25;
     import_ok(s, part, &o, &r);
     ck_assert_uint_eq(r.lists[BG_LIST_ABNORMAL_OPERATION].removed, 10);
-    ck_assert(!r.removal_refused);
+    ck_assert(!r.removal_over_limit);
 
     /* The grades: 800 of the 800 stored would go for a file of names and empty grades. */
     write_std(part, 0, 1, 0);

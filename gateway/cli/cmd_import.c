@@ -229,7 +229,7 @@ print_json(const char *status, const char *file, bg_store *s, const bg_import_re
     printf(",\"import_id\":%lld,\"previous_import\":%lld", (long long)r->import_id,
            (long long)r->previous_import);
     json_counts(s, r);
-    printf(",\"removal_over_limit\":%s", r->removal_refused ? "true" : "false");
+    printf(",\"removal_over_limit\":%s", r->removal_over_limit ? "true" : "false");
     json_totals(s, &r->totals);
     printf(",\"error_rate\":%.9f,\"error_rate_percent\":\"%.4f\",\"meets_target\":%s,"
            "\"report\":",
@@ -552,13 +552,13 @@ report_result(const import_args *a, bg_store *s, int rc, const bg_import_result 
             print_json(r->dry_run ? "dry-run" : "imported", file, s, r, secs, w, NULL);
         } else {
             print_summary(r->dry_run ? "dry run (nothing written):" : "imported", file, s, r, secs);
-            if (r->dry_run && r->removal_refused)
+            if (r->dry_run && r->removal_over_limit)
                 printf("a real import would be refused: it removes more than --max-remove of a "
                        "list (add --yes to remove them)\n");
         }
         return BG_EXIT_OK;
     }
-    if (rc == BG_EABORTED && r->removal_refused) {
+    if (rc == BG_EABORTED && r->removal_over_limit) {
         if (a->json)
             print_json("refused", file, s, r, secs, w, err->msg);
         else

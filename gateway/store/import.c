@@ -223,7 +223,8 @@ typedef struct imp {
     bool store_was_empty;   /* no enterprises when the transaction began */
     bool totals_taken;      /* res->totals filled inside the transaction */
     bool in_tx, committed;
-    int64_t old_cache; /* the page cache before the import (0: unchanged) */
+    bool strict_aborted; /* rolled back for bad rows: the report is still put in place */
+    int64_t old_cache;   /* the page cache before the import (0: unchanged) */
     int32_t today;
     /* Accepted rows per city of another division, for the "another city's file" warning. */
     struct {
@@ -1453,7 +1454,7 @@ check_removals(imp *im, bg_err *err)
         const bg_import_delta *d = l < BG_LIST_COUNT ? &im->res->lists[l] : &im->res->grades;
         if (d->removed == 0 || (double)d->removed * 100.0 <= pct * (double)d->before)
             continue;
-        im->res->removal_refused = true;
+        im->res->removal_over_limit = true;
         if (im->o->confirm_removal || im->o->dry_run)
             continue;
         return bg_err_set(err, BG_EABORTED,
@@ -1507,8 +1508,8 @@ static int
 end_import(imp *im, bg_err *err)
 {
     bg_import_result *res = im->res;
-    bool strict_abort = im->o->mode == BG_IMPORT_STRICT && res->rejected > 0;
-    if (strict_abort || im->o->dry_run) {
+    im->strict_aborted = im->o->mode == BG_IMPORT_STRICT && res->rejected > 0 && !im->o->dry_run;
+    if (im->strict_aborted || im->o->dry_run) {
         sqlite3_exec(im->db, "ROLLBACK", NULL, NULL, NULL);
         im->in_tx = false;
         im->totals_taken = im->o->dry_run;
@@ -1584,8 +1585,7 @@ bg_import_file(bg_store *s, const char *path, const bg_import_opts *opts, bg_imp
         fclose(im.rep);
     if (im.rep_tmp[0] != '\0')
         unlink(im.rep_tmp);
-    bool strict_abort = rc == BG_EABORTED && !result->removal_refused;
-    if (!im.committed && !strict_abort)
+    if (!im.committed && !im.strict_aborted)
         result->report_path[0] = '\0';
     /* The totals describe the store as this call leaves it (a dry run: as it would be). */
     if (!im.totals_taken)

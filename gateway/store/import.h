@@ -19,7 +19,7 @@
  *     mention at all, loses its entry. A row that was rejected still counts as
  *     mentioned (nothing is removed on the strength of a bad row);
  *   - a replace that would remove more than opts.max_remove_pct of a list's
- *     stored entries is refused (BG_EABORTED, result.removal_refused) unless
+ *     stored entries is refused (BG_EABORTED, result.removal_over_limit) unless
  *     opts.confirm_removal;
  *   - a dry run does everything in the transaction and rolls it back: the
  *     counts say what would change, the store and the report are not written.
@@ -116,12 +116,12 @@ typedef struct bg_import_result {
     uint64_t foreign;
     char foreign_city[7];
     uint64_t foreign_city_rows;
-    bool dry_run;           /* nothing was written */
-    bool removal_refused;   /* a replace would remove more than max_remove_pct */
-    bg_store_counts totals; /* the store after the import (a dry run: what it would be) */
-    double error_rate;      /* rejected / rows (0 for an empty file) */
-    char report_path[4096]; /* where rejects and changes were written ("" if none) */
-    uint64_t reported;      /* lines written to the report (rejects and changes) */
+    bool dry_run;            /* nothing was written */
+    bool removal_over_limit; /* a replace would remove more than max_remove_pct */
+    bg_store_counts totals;  /* the store after the import (a dry run: what it would be) */
+    double error_rate;       /* rejected / rows (0 for an empty file) */
+    char report_path[4096];  /* where rejects and changes were written ("" if none) */
+    uint64_t reported;       /* lines written to the report (rejects and changes) */
 } bg_import_result;
 
 /*
