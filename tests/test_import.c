@@ -129,7 +129,7 @@ write_str(const char *path, const char *data)
 /*
  * Row i of the standard data: grade A..D or none by i % 5, on serious-dishonesty every
  * 97th row, on abnormal-operation every 19th. variant 1 shifts the grades (so every
- * graded row of variant 0 becomes a conflict).
+ * row graded in both variants becomes a change).
  */
 static void
 std_row(FILE *f, uint64_t i, int variant)
@@ -481,7 +481,7 @@ START_TEST(t_strict_abort)
     snapshot before, after;
     snap(s, &before);
 
-    /* 10 conflicting rows, 50 new, and two bad ones (lines 7 and 30). */
+    /* 10 known rows, 50 new, and two bad ones (lines 7 and 30). */
     FILE *f = fopen(next, "wb");
     ck_assert_ptr_nonnull(f);
     fputs(hdr(), f);

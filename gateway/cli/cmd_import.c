@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "common/json.h"
-#include "domain/date.h"
 #include "domain/list.h"
 #include "domain/uscc.h"
 #include "gateway/cli/cli.h"

@@ -6,10 +6,14 @@
  *      forced;
  *   2. BEGIN IMMEDIATE, insert the imports row (the rows written below refer
  *      to it), then stream the CSV: validate each row, look it up in the store,
- *      insert, update or leave it; bad rows, duplicates and conflicts go to a
+ *      insert, update or leave it; bad rows, duplicates and changes go to a
  *      temporary report file;
- *   3. record the counts, COMMIT (or ROLLBACK in strict mode with bad rows),
- *      and only then rename the report into place.
+ *   3. for each replaced list, remove the entries of enterprises the file does
+ *      not mention (the duplicate index knows every USCC it held); refuse if
+ *      that removes more than the allowed share;
+ *   4. record the counts and the totals, COMMIT (or ROLLBACK in strict mode
+ *      with bad rows, or for a dry run), and only then rename the report into
+ *      place.
  * Everything the store sees happens inside that one transaction, so a crash
  * or kill -9 before COMMIT returns leaves the store as it was: SQLite ignores
  * WAL frames of a transaction that never committed.
