@@ -270,7 +270,7 @@ static void
 print_totals(const bg_store *s, const bg_store_counts *t, bool dry_run)
 {
     const bg_scale *sc = bg_store_scale(s);
-    printf("store totals %s:\n", dry_run ? "it would have" : "after");
+    printf("store totals %s:\n", dry_run ? "after (dry run: what they would be)" : "after");
     printf("  enterprises %llu, evaluations %llu (", (unsigned long long)t->enterprises,
            (unsigned long long)t->evaluations);
     for (size_t g = 0; g < sc->ngrades; g++)
