@@ -134,6 +134,55 @@ expect "unknown column named" err.txt "unknown column 'colour'"
 check "empty file refused" 2 "$bg" import --data-dir store empty.csv
 expect "empty file named" err.txt "empty"
 
+# --- import semantics ---
+# A file of only uscc,name renames and keeps every grade and list entry.
+"$bg" gen --city 440300 --count 400 --seed 11 --out full.csv --quiet
+check "full import" 0 "$bg" import --data-dir sem --city 440300 --json full.csv
+cp out.txt full.json
+graded=$(sed -E 's/.*"totals":\{"enterprises":[0-9]+,"evaluations":([0-9]+).*/\1/' full.json)
+{ echo "uscc,name"; tail -n +2 full.csv | head -50 | cut -d, -f1 | sed 's/$/,Renamed Ltd/'; } >names.csv
+check "names-only import" 0 "$bg" import --data-dir sem --json names.csv
+expect "names: 50 changed" out.txt '"updated":50,'
+expect_eq "names: grades kept" "$(sed -E 's/.*"totals":\{"enterprises":[0-9]+,"evaluations":([0-9]+).*/\1/' out.txt)" "$graded"
+expect "names: nothing removed" out.txt '"removed":0,"before"'
+check "report says changed, not conflict" 1 grep -q ',conflict,' names.csv.rejects.csv
+check "report lists changes" 0 grep -q ',changed,name ' names.csv.rejects.csv
+check "gen evaluations are valid today" 0 grep -q '"expired":{"count":0,' full.json
+
+# A replace that would remove most of a list is refused, says how many and what flag.
+{ head -1 full.csv; tail -n +2 full.csv | head -40; } >part.csv
+check "dry run of a replace" 0 "$bg" import --data-dir sem --dry-run --replace abnormal-operation part.csv
+expect "dry run says so" out.txt "dry run (nothing written)"
+expect "dry run shows a removal" out.txt "a real import would be refused"
+check "a dry run records no import" 0 bash -c "\"$bg\" import --data-dir sem --json --dry-run part.csv | grep -q '\"status\":\"dry-run\"'"
+before=$(sha256sum sem/credit.db)
+check "dry run leaves the store file" 0 "$bg" import --data-dir sem --dry-run --replace all --json part.csv
+expect "dry run json" out.txt '"status":"dry-run","dry_run":true'
+expect_eq "store file unchanged" "$(sha256sum sem/credit.db)" "$before"
+check "replace refused" 1 "$bg" import --data-dir sem --replace abnormal-operation part.csv
+expect "refusal names the count" err.txt "abnormal-operation entries"
+expect "refusal names the flag" err.txt "--yes"
+check "replace confirmed" 0 "$bg" import --data-dir sem --replace abnormal-operation --yes --json part.csv
+expect "replace removed" out.txt '"removal_over_limit":true'
+check "unknown replace target" 2 "$bg" import --data-dir sem --replace blacklist part.csv
+expect "replace target named" err.txt "'blacklist'"
+
+# --dir GW: the gateway's data directory and city; warnings for a store it does not use
+# and for a file of another city's enterprises; expired evaluations warned about.
+check "init a gateway" 0 "$bg" init --city 440300 --name Shenzhen --dir gw
+check "import --dir" 0 "$bg" import --dir gw --json full.csv
+expect "import --dir uses the gateway's store" out.txt "gw/data/credit.db"
+check "import --dir, other city refused" 2 "$bg" import --dir gw --city 440100 full.csv
+check "a store the gateway does not use" 0 "$bg" import --dir gw --data-dir other --quiet full.csv
+expect "not-used warning" err.txt "will not publish this import"
+mkdir -p gw/spare
+check "a store beside the gateway's" 0 "$bg" import --data-dir gw/spare --city 440300 --quiet full.csv
+expect "beside warning" err.txt "is not the store of the gateway"
+"$bg" gen --city 440100 --count 100 --seed 12 --as-of 2020-06-30 --out old-gz.csv --quiet
+check "another city's file" 0 "$bg" import --dir gw old-gz.csv
+expect "other city warning" err.txt "registered in other cities' divisions (most: 440100 Guangzhou"
+expect "expired warning" err.txt "already past valid_until"
+
 # --- demo, small ---
 check "demo runs" 0 "$bg" demo --dir demo --count 1500
 expect "demo shows Foshan" out.txt "Foshan"

@@ -285,14 +285,17 @@ else
   bad "4. answerer's log" "$(grep psi gw440300.log | tail -3)"
 fi
 
-# 5. Shenzhen re-imports one listed enterprise without its lists: a new epoch,
-# fetched as a delta, and the enterprise no longer matches.
+# 5. Shenzhen re-imports its full file with one listed enterprise repaired (its
+# list and grade cells empty; --replace all: the file is the full state, so the
+# empty cells remove): a new epoch, fetched as a delta, and the enterprise no
+# longer matches.
 gone=$(head -1 truth.sd.440300)
 {
-  echo "uscc,name"
-  echo "$gone,已整改企业"
+  head -1 440300.csv
+  tail -n +2 440300.csv | grep -v "^$gone,"
+  echo "$gone,已整改企业,,,,,,,,,"
 } >sz-fix.csv
-run "$bg" import --data-dir gw440300/data sz-fix.csv
+run "$bg" import --data-dir gw440300/data --replace all sz-fix.csv
 if wait_for "$PUBLISH_S" published 440300 6; then
   ok "5. Shenzhen published epoch 2 after the import"
 else

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "domain/date.h"
 #include "domain/uscc.h"
 #include "gateway/record/csv.h"
 #include "gateway/record/record.h"
@@ -128,7 +129,7 @@ write_str(const char *path, const char *data)
 /*
  * Row i of the standard data: grade A..D or none by i % 5, on serious-dishonesty every
  * 97th row, on abnormal-operation every 19th. variant 1 shifts the grades (so every
- * graded row of variant 0 becomes a conflict).
+ * row graded in both variants becomes a change).
  */
 static void
 std_row(FILE *f, uint64_t i, int variant)
@@ -346,7 +347,7 @@ START_TEST(t_clean_import)
     ck_assert(!r.already_imported);
     ck_assert_uint_eq(r.rows, 1000);
     ck_assert_uint_eq(r.inserted, 1000);
-    ck_assert_uint_eq(r.updated + r.unchanged + r.rejected + r.duplicates + r.conflicts, 0);
+    ck_assert_uint_eq(r.updated + r.unchanged + r.rejected + r.duplicates, 0);
     ck_assert_uint_eq(r.graded, 800);
     ck_assert_uint_eq(r.listed[BG_LIST_SERIOUS_DISHONESTY], 11); /* 0, 97, ..., 970 */
     ck_assert_uint_eq(r.listed[BG_LIST_ABNORMAL_OPERATION], 53); /* 0, 19, ..., 988 */
@@ -480,7 +481,7 @@ START_TEST(t_strict_abort)
     snapshot before, after;
     snap(s, &before);
 
-    /* 10 conflicting rows, 50 new, and two bad ones (lines 7 and 30). */
+    /* 10 known rows, 50 new, and two bad ones (lines 7 and 30). */
     FILE *f = fopen(next, "wb");
     ck_assert_ptr_nonnull(f);
     fputs(hdr(), f);
@@ -519,7 +520,8 @@ START_TEST(t_strict_abort)
     ck_assert(!r.already_imported);
     ck_assert_uint_eq(r.rejected, 2);
     ck_assert_uint_eq(r.inserted, 49); /* 10..59 but the one replaced by line 30 */
-    ck_assert_uint_eq(r.updated, 9);   /* 0..9 but the one replaced by line 7 */
+    /* 0..9 but the one replaced by line 7, and 3 and 8 whose empty evaluation says nothing */
+    ck_assert_uint_eq(r.updated, 7);
     assert_integrity(s);
     bg_store_close(s);
 }
@@ -587,9 +589,10 @@ START_TEST(t_duplicates)
 }
 END_TEST
 
-/* Conflicts with the store: the file's row replaces what the store holds, lists absent from
- * the row are removed, and the report says what changed; identical rows are unchanged. */
-START_TEST(t_conflicts)
+/* Changes to what the store holds: the file's row updates the name and what its cells
+ * give; empty cells say nothing (without a replace mode nothing is removed); the report
+ * says what changed, with status "changed"; identical rows are unchanged. */
+START_TEST(t_changes)
 {
     char dir[256], a[512], b[512];
     make_dir(dir, sizeof dir);
@@ -624,27 +627,45 @@ START_TEST(t_conflicts)
     ck_assert_int_eq(r.import_id, 2);
     ck_assert_uint_eq(r.rows, 6);
     ck_assert_uint_eq(r.inserted, 1);
-    ck_assert_uint_eq(r.updated, 4);
-    ck_assert_uint_eq(r.conflicts, 4);
-    ck_assert_uint_eq(r.unchanged, 1);
+    ck_assert_uint_eq(r.updated, 3);
+    ck_assert_uint_eq(r.unchanged, 2); /* Two (empty cells) and Four */
     ck_assert_uint_eq(r.rejected, 0);
     ck_assert(r.error_rate == 0.0);
+    /* In this file, per list and for the grades. */
+    const bg_import_delta *sd = &r.lists[BG_LIST_SERIOUS_DISHONESTY];
+    const bg_import_delta *ao = &r.lists[BG_LIST_ABNORMAL_OPERATION];
+    ck_assert_uint_eq(sd->in_file, 1);
+    ck_assert_uint_eq(sd->added, 1);
+    ck_assert_uint_eq(sd->removed, 0);
+    ck_assert_uint_eq(sd->before, 1);
+    ck_assert_uint_eq(ao->in_file, 1);
+    ck_assert_uint_eq(ao->changed, 1);
+    ck_assert_uint_eq(r.grades.in_file, 3);
+    ck_assert_uint_eq(r.grades.added, 1);   /* Six */
+    ck_assert_uint_eq(r.grades.changed, 2); /* One B -> C, Five's dates */
+    ck_assert_uint_eq(r.grades.unchanged, 0);
+    ck_assert_uint_eq(r.grades.removed, 0);
+    ck_assert_uint_eq(r.grade_added[2], 1);   /* C */
+    ck_assert_uint_eq(r.grade_removed[1], 1); /* B */
+    ck_assert_uint_eq(r.grade_added[3], 1);   /* D */
+    /* The store after: 6 enterprises, Two still graded and listed. */
+    ck_assert_uint_eq(r.totals.enterprises, 6);
+    ck_assert_uint_eq(r.totals.evaluations, 4);
+    ck_assert_uint_eq(r.totals.listed[BG_LIST_SERIOUS_DISHONESTY], 2);
 
     rep_line lines[8];
-    ck_assert_uint_eq(read_report(r.report_path, lines, 8), 4);
-    ASSERT_REP(&lines[0], "2", U(1), "conflict", "grade B -> C; serious-dishonesty added");
-    ASSERT_REP(&lines[1], "3", U(2), "conflict", "grade A removed; serious-dishonesty removed");
-    ASSERT_REP(&lines[2], "4", U(3), "conflict",
+    ck_assert_uint_eq(read_report(r.report_path, lines, 8), 3);
+    ASSERT_REP(&lines[0], "2", U(1), "changed", "grade B -> C; serious-dishonesty added");
+    ASSERT_REP(&lines[1], "4", U(3), "changed",
                "name 'Three' -> 'Three Ltd'; abnormal-operation changed (reason)");
-    ASSERT_REP(&lines[3], "6", U(5), "conflict",
+    ASSERT_REP(&lines[2], "6", U(5), "changed",
                "evaluation dates 2024-01-01..2025-01-01 -> 2024-06-01..2025-06-01");
 
-    /* The store now says what b.csv says. */
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM list_entries WHERE uscc = '%s'", U(2));
-    ck_assert_int_eq(q_int(s, sql), 0);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM evaluations WHERE uscc = '%s'", U(2));
-    ck_assert_int_eq(q_int(s, sql), 0);
+    ck_assert_int_eq(q_int(s, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT grade FROM evaluations WHERE uscc = '%s'", U(2));
+    ck_assert_str_eq(q_text(s, sql), "A");
     snprintf(sql, sizeof sql, "SELECT grade || '|' || source FROM evaluations WHERE uscc = '%s'",
              U(1));
     ck_assert_str_eq(q_text(s, sql), "C|2");
@@ -661,10 +682,329 @@ START_TEST(t_conflicts)
     snprintf(sql, sizeof sql,
              "SELECT first_import || '|' || last_import FROM enterprises WHERE uscc = '%s'", U(4));
     ck_assert_str_eq(q_text(s, sql), "1|1"); /* unchanged rows are not rewritten */
-    ck_assert_str_eq(q_text(s, "SELECT updated || '|' || conflicts || '|' || unchanged FROM "
-                               "imports WHERE id = 2"),
-                     "4|4|1");
+    ck_assert_str_eq(q_text(s, "SELECT updated || '|' || unchanged FROM imports WHERE id = 2"),
+                     "3|2");
     assert_integrity(s);
+    bg_store_close(s);
+}
+END_TEST
+
+/* The bug this guards against: a file with only uscc,name erased every grade and list
+ * entry of the enterprises it named. Absent columns leave stored values unchanged. */
+START_TEST(t_absent_columns_kept)
+{
+    char dir[256], full[512], names[512];
+    make_dir(dir, sizeof dir);
+    path_in(full, sizeof full, dir, "full.csv");
+    path_in(names, sizeof names, dir, "names.csv");
+    write_std(full, 0, 200, 0);
+    FILE *f = fopen(names, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("uscc,name\n", f);
+    for (uint64_t i = 0; i < 200; i++)
+        fprintf(f, i % 2 ? "%s,Renamed %llu\n" : "%s,测试科技有限公司%llu号\n", U(i),
+                (unsigned long long)i);
+    fclose(f);
+    bg_store *s = open_store(dir);
+    bg_import_result r;
+    import_ok(s, full, NULL, &r);
+    bg_store_counts before;
+    bg_err err;
+    ck_assert_int_eq(bg_store_counts_get(s, &before, &err), BG_OK);
+    ck_assert_uint_eq(before.evaluations, 160);
+    ck_assert_uint_eq(before.listed[BG_LIST_SERIOUS_DISHONESTY], 3);
+    ck_assert_uint_eq(before.listed[BG_LIST_ABNORMAL_OPERATION], 11);
+    int64_t serials = q_int(s, "SELECT sum(serial) FROM evaluations");
+
+    import_ok(s, names, NULL, &r);
+    ck_assert_uint_eq(r.updated, 100); /* the renamed ones */
+    ck_assert_uint_eq(r.unchanged, 100);
+    ck_assert_uint_eq(r.grades.removed + r.lists[0].removed + r.lists[1].removed, 0);
+    bg_store_counts after;
+    ck_assert_int_eq(bg_store_counts_get(s, &after, &err), BG_OK);
+    ck_assert_uint_eq(after.evaluations, before.evaluations);
+    ck_assert_mem_eq(after.listed, before.listed, sizeof after.listed);
+    ck_assert_mem_eq(after.by_grade, before.by_grade, sizeof after.by_grade);
+    ck_assert_mem_eq(&r.totals.listed, &before.listed, sizeof before.listed);
+    /* Not even re-issued: no serial changed, none revoked. */
+    ck_assert_int_eq(q_int(s, "SELECT sum(serial) FROM evaluations"), serials);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM revoked_serials"), 0);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT name FROM enterprises WHERE uscc = '%s'", U(1));
+    ck_assert_str_eq(q_text(s, sql), "Renamed 1");
+    bg_store_close(s);
+}
+END_TEST
+
+/* A replace mode makes the file a list's full state: empty cells and enterprises the file
+ * does not mention lose that list's entry (and only that list's); a rejected row keeps its
+ * enterprise's entry; removed grades are revoked; the report lists every removal. A file
+ * without the list's columns cannot replace it. */
+START_TEST(t_replace)
+{
+    char dir[256], base[512], part[512];
+    make_dir(dir, sizeof dir);
+    path_in(base, sizeof base, dir, "base.csv");
+    path_in(part, sizeof part, dir, "part.csv");
+    write_std(base, 0, 100, 0); /* abnormal-operation: 0, 19, 38, 57, 76, 95; graded 80 */
+    bg_store *s = open_store(dir);
+    bg_import_result r;
+    import_ok(s, base, NULL, &r);
+    char data[4096];
+    /* 0 stays listed, 19 has empty cells, 38 is rejected (bad grade), 57 and 76 are not in
+     * the file (nor is 95); 1 (graded B) has an empty evaluation. */
+    int n = snprintf(data, sizeof data,
+                     "%s"
+                     "%s,N0,,,,,,,unreachable at registered address,2024-02-03,\n"
+                     "%s,N19,,,,,,,,,\n"
+                     "%s,N38,Q,2024-01-01,2025-01-01,,,,,,\n"
+                     "%s,N1,,,,,,,,,\n",
+                     hdr(), U(0), U(19), U(38), U(1));
+    write_file(part, data, (size_t)n);
+    bg_import_opts o = {.replace = BG_IMPORT_REPLACE_LIST(BG_LIST_ABNORMAL_OPERATION),
+                        .max_remove_pct = -1};
+    import_ok(s, part, &o, &r);
+    const bg_import_delta *ao = &r.lists[BG_LIST_ABNORMAL_OPERATION];
+    ck_assert_uint_eq(ao->before, 6);
+    ck_assert_uint_eq(ao->unchanged, 1);
+    ck_assert_uint_eq(ao->removed, 4); /* 19 by its empty cells, 57, 76, 95 unmentioned */
+    ck_assert_uint_eq(r.totals.listed[BG_LIST_ABNORMAL_OPERATION], 2); /* 0 and 38 */
+    ck_assert_uint_eq(r.lists[BG_LIST_SERIOUS_DISHONESTY].removed, 0);
+    ck_assert_uint_eq(r.totals.listed[BG_LIST_SERIOUS_DISHONESTY], 2);
+    ck_assert_uint_eq(r.totals.evaluations, 80); /* grades not replaced */
+    rep_line lines[8];
+    ck_assert_uint_eq(read_report(r.report_path, lines, 8), 7);
+    ASSERT_REP(&lines[1], "3", U(19), "changed",
+               "name '测试科技有限公司19号' -> 'N19'; abnormal-operation removed");
+    ck_assert_str_eq(lines[2].status, "rejected");
+    ck_assert_str_eq(lines[4].status, "removed");
+    ck_assert_str_eq(lines[4].line, "");
+    ck_assert_str_eq(lines[4].uscc, U(57));
+    ck_assert_str_eq(lines[4].reason, "abnormal-operation removed (not in the file)");
+
+    /* The grades too. Graded before: 0 (A), 1 (B), 38 (D) of the file's rows, 19 not; the
+     * empty cells of 0 and 1 remove theirs, the sweep every unmentioned one. */
+    int64_t graded_before = q_int(s, "SELECT count(*) FROM evaluations");
+    bg_import_opts g = {.replace = BG_IMPORT_REPLACE_GRADES, .force = true, .max_remove_pct = -1};
+    import_ok(s, part, &g, &r);
+    /* Kept: 38 (rejected row, so mentioned). Removed: everything else that was graded. */
+    ck_assert_uint_eq(r.grades.removed, (uint64_t)graded_before - 1);
+    ck_assert_uint_eq(r.totals.evaluations, 1);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM revoked_serials"), graded_before - 1);
+
+    /* No columns, no replace. */
+    path_in(part, sizeof part, dir, "names.csv");
+    char line[128];
+    snprintf(line, sizeof line, "uscc,name\n%s,N0\n", U(0));
+    write_str(part, line);
+    bg_import_opts bad = {.replace = BG_IMPORT_REPLACE_LIST(BG_LIST_SERIOUS_DISHONESTY)};
+    bg_err err;
+    ck_assert_int_eq(import(s, part, &bad, &r, &err), BG_EINVAL);
+    ck_assert_msg(strstr(err.msg, "replace serious-dishonesty: the file has no"), "%s", err.msg);
+    assert_integrity(s);
+    bg_store_close(s);
+}
+END_TEST
+
+/* SHA-256 of a file's bytes, as hex. */
+static void
+file_digest(const char *path, char out[65])
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        crypto_hash_sha256_update(&h, buf, n);
+    fclose(f);
+    unsigned char d[32];
+    crypto_hash_sha256_final(&h, d);
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* A dry run counts what would change (per list, per grade) and writes nothing: the store
+ * file is byte-identical, no report, no import recorded; the same file then imports for
+ * real with the same counts. */
+START_TEST(t_dry_run)
+{
+    char dir[256], base[512], next[512], db[512], rep[600], d1[65], d2[65];
+    make_dir(dir, sizeof dir);
+    path_in(base, sizeof base, dir, "base.csv");
+    path_in(next, sizeof next, dir, "next.csv");
+    path_in(db, sizeof db, dir, "credit.db");
+    write_std(base, 0, 100, 0);
+    write_std(next, 50, 100, 1); /* 50 known (regraded), 50 new; 0..49 unmentioned */
+    bg_store *s = open_store(dir);
+    bg_import_result r;
+    import_ok(s, base, NULL, &r);
+    bg_store_counts before = r.totals;
+    bg_store_close(s);
+    file_digest(db, d1);
+
+    s = open_store(dir);
+    snapshot sb, sa;
+    snap(s, &sb);
+    bg_import_opts o = {.dry_run = true,
+                        .replace = BG_IMPORT_REPLACE_LIST(BG_LIST_ABNORMAL_OPERATION)};
+    import_ok(s, next, &o, &r);
+    ck_assert(r.dry_run);
+    ck_assert_int_eq(r.import_id, 0);
+    ck_assert_uint_eq(r.inserted, 50);
+    ck_assert_uint_eq(r.updated, 40); /* 50..99 but the 10 ungraded by variant 1 */
+    /* abnormal-operation before: 0, 19, ..., 95 (6); 0, 19, 38 are not in the file. */
+    const bg_import_delta *ao = &r.lists[BG_LIST_ABNORMAL_OPERATION];
+    ck_assert_uint_eq(ao->before, 6);
+    ck_assert_uint_eq(ao->removed, 3);
+    ck_assert(r.removal_over_limit); /* 50 %: a real import would need confirming */
+    ck_assert_uint_gt(r.grades.changed, 0);
+    uint64_t moved = 0;
+    for (int g = 0; g < 4; g++)
+        moved += r.grade_added[g];
+    ck_assert_uint_eq(moved, r.grades.added + r.grades.changed);
+    /* The totals say what the store would hold. */
+    ck_assert_uint_eq(r.totals.enterprises, before.enterprises + 50);
+    ck_assert_uint_eq(r.totals.listed[BG_LIST_ABNORMAL_OPERATION],
+                      before.listed[BG_LIST_ABNORMAL_OPERATION] - 3 + ao->added);
+    ck_assert_str_eq(r.report_path, "");
+    snprintf(rep, sizeof rep, "%s.rejects.csv", next);
+    ck_assert(!exists(rep));
+    snap(s, &sa);
+    assert_same(&sb, &sa);
+    bg_store_close(s);
+    file_digest(db, d2);
+    ck_assert_str_eq(d1, d2);
+
+    s = open_store(dir);
+    bg_import_result real;
+    o.dry_run = false;
+    o.confirm_removal = true;
+    import_ok(s, next, &o, &real);
+    ck_assert(!real.already_imported && !real.dry_run);
+    ck_assert_uint_eq(real.updated, r.updated);
+    ck_assert_uint_eq(real.lists[BG_LIST_ABNORMAL_OPERATION].removed, 3);
+    ck_assert_mem_eq(&real.totals, &r.totals, sizeof r.totals - sizeof r.totals.imports);
+    bg_store_close(s);
+}
+END_TEST
+
+/* A replace that would remove more than the allowed share of a list is refused, saying how
+ * many, and changes nothing; a higher limit or a confirmation lets it through. */
+START_TEST(t_removal_guard)
+{
+    char dir[256], base[512], part[512];
+    make_dir(dir, sizeof dir);
+    path_in(base, sizeof base, dir, "base.csv");
+    path_in(part, sizeof part, dir, "part.csv");
+    write_std(base, 0, 1000, 0);
+    write_std(part, 0, 800, 0); /* abnormal-operation 817, 836, ..., 988 missing: 10 of 53 */
+    bg_store *s = open_store(dir);
+    bg_import_result r;
+    import_ok(s, base, NULL, &r);
+    snapshot before, after;
+    snap(s, &before);
+
+    bg_import_opts o = {.replace = BG_IMPORT_REPLACE_LIST(BG_LIST_ABNORMAL_OPERATION)};
+    bg_err err;
+    ck_assert_int_eq(import(s, part, &o, &r, &err), BG_EABORTED);
+    ck_assert(r.removal_over_limit);
+    ck_assert_str_eq(err.msg, "would remove 10 of 53 abnormal-operation entries (18.9 %, more "
+                              "than the 10.0 % allowed): nothing imported");
+    ck_assert_int_eq(r.import_id, 0);
+    ck_assert_str_eq(r.report_path, "");
+    snap(s, &after);
+    assert_same(&before, &after);
+
+    o.max_remove_pct = 25;
+    import_ok(s, part, &o, &r);
+    ck_assert_uint_eq(r.lists[BG_LIST_ABNORMAL_OPERATION].removed, 10);
+    ck_assert(!r.removal_over_limit);
+
+    /* The grades: 800 of the 800 stored would go for a file of names and empty grades. */
+    write_std(part, 0, 1, 0);
+    bg_import_opts g = {.replace = BG_IMPORT_REPLACE_GRADES};
+    ck_assert_int_eq(import(s, part, &g, &r, &err), BG_EABORTED);
+    ck_assert_msg(strstr(err.msg, "would remove 799 of 800 evaluations"), "%s", err.msg);
+    g.confirm_removal = true;
+    import_ok(s, part, &g, &r);
+    ck_assert_uint_eq(r.totals.evaluations, 1);
+    bg_store_close(s);
+}
+END_TEST
+
+/* A valid USCC in another division: prefix "91" + division + 8 digits of n + checks. */
+static void
+uscc_in(const char *division, uint64_t n, char out[19])
+{
+    make_uscc(n, out);
+    memcpy(out + 2, division, 6);
+    out[17] = bg_uscc_check_char(out);
+}
+
+/* Expired evaluations are imported but counted, with the first few named; rows of another
+ * city's divisions are counted with the city most of them belong to. The publisher's scan
+ * never hands out an expired evaluation or a lapsed list entry. */
+static int
+count_row(void *ctx, const bg_store_row *row, bg_err *err)
+{
+    (void)row;
+    (void)err;
+    (*(int *)ctx)++;
+    return BG_OK;
+}
+
+START_TEST(t_expired_and_foreign)
+{
+    char dir[256], file[512], gz[3][19];
+    make_dir(dir, sizeof dir);
+    path_in(file, sizeof file, dir, "e.csv");
+    for (int i = 0; i < 3; i++)
+        uscc_in("440106", 900 + (uint64_t)i, gz[i]);
+    char data[4096];
+    int n = snprintf(data, sizeof data,
+                     "%s"
+                     "%s,Old,A,2023-01-01,2024-12-31,,,,,,\n"
+                     "%s,Current,B,2024-06-01,2025-06-01,,,,,,\n"
+                     "%s,Last Day,C,2024-01-01,2025-01-01,,,,moved,2024-01-01,2025-01-01\n"
+                     "%s,Gz One,,,,,,,,,\n"
+                     "%s,Gz Two,,,,,,,,,\n"
+                     "%s,Gz Three,D,2020-01-01,2021-01-01,,,,,,\n",
+                     hdr(), U(1), U(2), U(3), gz[0], gz[1], gz[2]);
+    write_file(file, data, (size_t)n);
+    bg_store *s = open_store(dir);
+    int32_t today;
+    ck_assert_int_eq(bg_date_parse("2025-01-01", 10, &today, NULL), BG_OK);
+    bg_import_opts o = {.today = today};
+    bg_import_result r;
+    import_ok(s, file, &o, &r);
+    ck_assert_uint_eq(r.inserted, 6); /* warned about, not refused */
+    ck_assert_uint_eq(r.expired, 2);  /* Old and Gz Three; Last Day is valid through today */
+    ck_assert_str_eq(r.expired_uscc[0], U(1));
+    ck_assert_str_eq(r.expired_uscc[1], gz[2]);
+    ck_assert_uint_eq(r.foreign, 3);
+    ck_assert_str_eq(r.foreign_city, "440100");
+    ck_assert_uint_eq(r.foreign_city_rows, 3);
+
+    int all = 0, cur = 0, list_cur = 0;
+    int64_t last = 0;
+    bg_err err;
+    ck_assert_int_eq(bg_store_scan(s, NULL, &last, count_row, &all, &err), BG_OK);
+    ck_assert_int_eq(all, 4);
+    ck_assert_int_eq(bg_store_scan_current(s, NULL, today, &last, count_row, &cur, &err), BG_OK);
+    ck_assert_int_eq(cur, 2);
+    ck_assert_int_eq(last, 1);
+    /* The list entry stops on its expires_at day. */
+    ck_assert_int_eq(bg_store_scan_current(s, "abnormal-operation", today - 1, &last, count_row,
+                                           &list_cur, &err),
+                     BG_OK);
+    ck_assert_int_eq(list_cur, 1);
+    list_cur = 0;
+    ck_assert_int_eq(
+        bg_store_scan_current(s, "abnormal-operation", today, &last, count_row, &list_cur, &err),
+        BG_OK);
+    ck_assert_int_eq(list_cur, 0);
     bg_store_close(s);
 }
 END_TEST
@@ -774,24 +1114,25 @@ START_TEST(t_eval_serials)
                               "OR e.serial IN (SELECT serial FROM temp.before))"),
                      0);
     /* Graded among rows 0..9: before i % 5 < 4 (all but 4, 9), after (i + 1) % 5 < 4 (all
-     * but 3, 8): 6 regraded and 2 newly graded get import 3's serials, 2 lose theirs. */
+     * but 3, 8): 6 regraded and 2 newly graded get import 3's serials; 3 and 8, whose
+     * empty evaluation says nothing without a replace mode, keep theirs. */
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations WHERE serial >> 32 = 3"), 8);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations e JOIN temp.before b USING (uscc) "
                               "WHERE e.serial = b.serial"),
-                     n - 8);
-    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations"), n);
-    /* The 8 superseded serials (6 regraded, 2 ungraded) are revoked, and only they. */
+                     n - 6);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM evaluations"), n + 2);
+    /* The 6 superseded serials (the regraded) are revoked, and only they. */
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM revoked_serials WHERE import_id = 3 AND "
                               "serial IN (SELECT serial FROM temp.before) AND serial NOT IN "
                               "(SELECT serial FROM evaluations)"),
-                     8);
-    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM revoked_serials"), 8);
+                     6);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM revoked_serials"), 6);
     revoked_seen rv = {0};
     uint64_t number = 0;
     bg_err err;
     ck_assert_int_eq(bg_store_revoked_scan(s, &number, collect_revoked, &rv, &err), BG_OK);
     ck_assert_uint_eq(number, 3);
-    ck_assert_uint_eq(rv.n, 8);
+    ck_assert_uint_eq(rv.n, 6);
     ck_assert(rv.increasing);
     ck_assert_int_eq(q_int(s, "SELECT count(DISTINCT serial) FROM evaluations"),
                      q_int(s, "SELECT count(*) FROM evaluations"));
@@ -1231,9 +1572,9 @@ START_TEST(t_progress)
 END_TEST
 
 /*
- * kill -9 mid-import. A child process imports a 50k-row file (1000 rows conflicting with
- * the store, 49000 new) with a tiny page cache, so uncommitted pages spill into the WAL.
- * Its progress callback, at the chosen point, writes a byte to a pipe and pauses; the
+ * kill -9 mid-import. A child process imports a 50k-row file (1000 rows known to the
+ * store, 800 of them changing it, 49000 new) with a tiny page cache, so uncommitted pages spill
+ * into the WAL. Its progress callback, at the chosen point, writes a byte to a pipe and pauses; the
  * parent reads the byte (no sleeps), checks the WAL holds the child's uncommitted pages,
  * SIGKILLs it, and asserts the store is exactly as before and that the same file then
  * imports normally.
@@ -1321,7 +1662,7 @@ kill_during_import(bool at_commit)
     ck_assert_int_eq(r.import_id, 2);
     ck_assert_uint_eq(r.rows, 50000);
     ck_assert_uint_eq(r.inserted, 49000);
-    ck_assert_uint_eq(r.updated, 1000);
+    ck_assert_uint_eq(r.updated, 800); /* the 200 ungraded by variant 1 change nothing */
     bg_store_counts c;
     bg_err err;
     ck_assert_int_eq(bg_store_counts_get(s, &c, &err), BG_OK);
@@ -1385,7 +1726,10 @@ START_TEST(t_cli)
     snprintf(cmd, sizeof cmd, "%s import --data-dir %s/d --city 440300 --quiet %s", BG_BAYGATE, dir,
              file);
     ck_assert_int_eq(run(cmd, out, sizeof out), 0);
-    ck_assert_msg(strstr(out, "inserted    100") && strstr(out, "0.0000 %"), "%s", out);
+    ck_assert_msg(strstr(out, "in this file:") && strstr(out, "new         100") &&
+                      strstr(out, "0.0000 %") && strstr(out, "store totals after:") &&
+                      strstr(out, "enterprises 100, evaluations 80"),
+                  "%s", out);
     ck_assert_int_eq(run(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "already imported") && strstr(out, "import #1") &&
                       strstr(out, "--force"),
@@ -1416,7 +1760,12 @@ import_suite(void)
     tcase_add_test(tc, t_strict_abort);
     tcase_add_test(tc, t_strict_clean);
     tcase_add_test(tc, t_duplicates);
-    tcase_add_test(tc, t_conflicts);
+    tcase_add_test(tc, t_changes);
+    tcase_add_test(tc, t_absent_columns_kept);
+    tcase_add_test(tc, t_replace);
+    tcase_add_test(tc, t_dry_run);
+    tcase_add_test(tc, t_removal_guard);
+    tcase_add_test(tc, t_expired_and_foreign);
     tcase_add_test(tc, t_reimport);
     tcase_add_test(tc, t_eval_serials);
     tcase_add_test(tc, t_malformed_csv);

@@ -33,7 +33,7 @@ gen_usage(FILE *f)
                "                   [--dirty R] [--as-of YYYY-MM-DD] [--out FILE.csv] [--quiet]\n\n"
                "Writes N rows of synthetic credit data for a city (CSV, the import format):\n"
                "valid USCCs in the city's districts, Chinese enterprise names, list\n"
-               "memberships and ABCD grades. The same options always give the same bytes.\n\n"
+               "memberships and ABCD grades. Same options and --as-of, same bytes.\n\n"
                "  --city CODE        prefecture-level city code:");
     for (size_t i = 0; bg_gen_cities[i] != NULL; i++)
         fprintf(f, " %s", bg_gen_cities[i]);
@@ -44,7 +44,7 @@ gen_usage(FILE *f)
             "  --share FILE       another city's file: some rows reuse its enterprises\n"
             "  --share-rate P     fraction of rows taken from FILE (0..1; needs --share)\n"
             "  --dirty R          fraction of rows with one injected defect (0..1, default 0)\n"
-            "  --as-of DATE       reference date; all dates fall around it (default 2026-06-30)\n"
+            "  --as-of DATE       reference date; all dates fall around it (default today, UTC)\n"
             "  --out FILE         output file (default or '-': standard output)\n"
             "  -q, --quiet        no summary on standard error\n"
             "  -h, --help         show this help\n");
@@ -222,7 +222,8 @@ check_args(gen_args *g)
 int
 bg_cmd_gen(int argc, char **argv)
 {
-    gen_args g = {.opts = {.seed = 1, .as_of = bg_gen_default_as_of()}};
+    /* Today, so a generated city's evaluations are current when it is imported. */
+    gen_args g = {.opts = {.seed = 1, .as_of = bg_date_today()}};
     bool done = false;
     int rc = parse_args(argc, argv, &g, &done);
     if (done)

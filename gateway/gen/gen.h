@@ -45,7 +45,8 @@ typedef struct bg_gen_stats {
     uint64_t defects[BG_DEFECT_COUNT];
 } bg_gen_stats;
 
-/* The default reference date, 2026-06-30, so output never depends on today. */
+/* A fixed reference date, 2026-06-30, for output that never depends on today (tests,
+ * benchmarks); `baygate gen` defaults to today instead. */
 int32_t bg_gen_default_as_of(void);
 
 /* Known city codes the generator has districts for ("440100", ...), NULL-terminated. */

@@ -6,10 +6,14 @@
  *      forced;
  *   2. BEGIN IMMEDIATE, insert the imports row (the rows written below refer
  *      to it), then stream the CSV: validate each row, look it up in the store,
- *      insert, update or leave it; bad rows, duplicates and conflicts go to a
+ *      insert, update or leave it; bad rows, duplicates and changes go to a
  *      temporary report file;
- *   3. record the counts, COMMIT (or ROLLBACK in strict mode with bad rows),
- *      and only then rename the report into place.
+ *   3. for each replaced list, remove the entries of enterprises the file does
+ *      not mention (the duplicate index knows every USCC it held); refuse if
+ *      that removes more than the allowed share;
+ *   4. record the counts and the totals, COMMIT (or ROLLBACK in strict mode
+ *      with bad rows, or for a dry run), and only then rename the report into
+ *      place.
  * Everything the store sees happens inside that one transaction, so a crash
  * or kill -9 before COMMIT returns leaves the store as it was: SQLite ignores
  * WAL frames of a transaction that never committed.
@@ -37,6 +41,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "domain/date.h"
 #include "domain/uscc.h"
 #include "gateway/record/csv.h"
 #include "gateway/record/record.h"
@@ -199,6 +204,8 @@ typedef struct row {
     bool graded;
     const char *grade, *evaluated_at, *valid_until; /* dates are 10 bytes */
     size_t grade_len;
+    int grade_index;         /* in the store's scale */
+    int32_t valid_until_day; /* for the expiry warning */
     bool listed[BG_LIST_COUNT];
     const char *reason[BG_LIST_COUNT];
     size_t reason_len[BG_LIST_COUNT];
@@ -218,6 +225,16 @@ typedef struct imp {
     int64_t import_id;
     uint32_t evals_written; /* the ordinal part of the next evaluation serial */
     bool store_was_empty;   /* no enterprises when the transaction began */
+    bool totals_taken;      /* res->totals filled inside the transaction */
+    bool in_tx, committed;
+    bool strict_aborted; /* rolled back for bad rows: the report is still put in place */
+    int64_t old_cache;   /* the page cache before the import (0: unchanged) */
+    int32_t today;
+    /* Accepted rows per city of another division, for the "another city's file" warning. */
+    struct {
+        char city[7];
+        uint64_t rows;
+    } foreign[16];
     FILE *rep;
     char rep_tmp[4096 + 16];
     char rep_final[4096];
@@ -343,8 +360,8 @@ put_field(FILE *f, const char *s, size_t len)
     fputc('"', f);
 }
 
-static const char *const status_names[] = {"rejected", "duplicate", "conflict"};
-enum { R_REJECTED, R_DUPLICATE, R_CONFLICT };
+static const char *const status_names[] = {"rejected", "duplicate", "changed", "removed"};
+enum { R_REJECTED, R_DUPLICATE, R_CHANGED, R_REMOVED };
 
 static int
 report(imp *im, bg_err *err, uint64_t line, const char *uscc, size_t uscc_len, int status,
@@ -353,7 +370,10 @@ report(imp *im, bg_err *err, uint64_t line, const char *uscc, size_t uscc_len, i
     char u[REPORT_USCC_MAX * 4 + 16], w[BG_ERR_MSG_MAX * 4 + 16];
     size_t ul = printable(uscc, uscc_len, u, sizeof u, REPORT_USCC_MAX);
     size_t wl = printable(why, strlen(why), w, sizeof w, BG_ERR_MSG_MAX * 2);
-    fprintf(im->rep, "%llu,", (unsigned long long)line);
+    /* Line 0: an entry the file does not mention (a replace removed it). */
+    if (line > 0)
+        fprintf(im->rep, "%llu", (unsigned long long)line);
+    fputc(',', im->rep);
     put_field(im->rep, u, ul);
     fprintf(im->rep, ",%s,", status_names[status]);
     put_field(im->rep, w, wl);
@@ -391,6 +411,54 @@ strip_line(const char *msg)
 }
 
 /* ---- header ---- */
+
+static bool
+replacing(const imp *im, unsigned bit)
+{
+    return (im->o->replace & bit) != 0;
+}
+
+/* The columns that must be there and the groups that go together; a replaced list needs
+ * its columns. */
+static int
+check_header(const imp *im, bg_err *err)
+{
+    const columns *c = &im->col;
+    if (c->uscc < 0)
+        return bg_err_set(err, BG_EINVAL, "header: required column 'uscc' is missing");
+    if (c->name < 0)
+        return bg_err_set(err, BG_EINVAL, "header: required column 'name' is missing");
+    int ev = (c->grade >= 0) + (c->evaluated_at >= 0) + (c->valid_until >= 0);
+    if (ev != 0 && ev != 3)
+        return bg_err_set(err, BG_EINVAL,
+                          "header: columns grade, evaluated_at and valid_until go together "
+                          "('%s' is missing)",
+                          c->grade < 0          ? "grade"
+                          : c->evaluated_at < 0 ? "evaluated_at"
+                                                : "valid_until");
+    for (int l = 0; l < BG_LIST_COUNT; l++) {
+        const char *ln = bg_list_names[l];
+        if ((c->reason[l] >= 0) != (c->listed_at[l] >= 0))
+            return bg_err_set(err, BG_EINVAL,
+                              "header: columns %s:reason and %s:listed_at go together "
+                              "('%s:%s' is missing)",
+                              ln, ln, ln, c->reason[l] < 0 ? "reason" : "listed_at");
+        if (c->expires_at[l] >= 0 && c->reason[l] < 0)
+            return bg_err_set(err, BG_EINVAL,
+                              "header: column %s:expires_at needs %s:reason and %s:listed_at", ln,
+                              ln, ln);
+        if (replacing(im, BG_IMPORT_REPLACE_LIST(l)) && c->reason[l] < 0)
+            return bg_err_set(err, BG_EINVAL,
+                              "replace %s: the file has no %s:reason and %s:listed_at columns, so "
+                              "it cannot be that list's full state",
+                              ln, ln, ln);
+    }
+    if (replacing(im, BG_IMPORT_REPLACE_GRADES) && c->grade < 0)
+        return bg_err_set(err, BG_EINVAL,
+                          "replace grades: the file has no grade, evaluated_at and valid_until "
+                          "columns, so it cannot be the grades' full state");
+    return BG_OK;
+}
 
 static int
 parse_header(imp *im, const bg_csv_field *f, size_t n, bg_err *err)
@@ -440,31 +508,7 @@ parse_header(imp *im, const bg_csv_field *f, size_t n, bg_err *err)
                               (int)(f[i].len > 64 ? 64 : f[i].len), f[i].p, *slot + 1, i + 1);
         *slot = (int)i;
     }
-    if (c->uscc < 0)
-        return bg_err_set(err, BG_EINVAL, "header: required column 'uscc' is missing");
-    if (c->name < 0)
-        return bg_err_set(err, BG_EINVAL, "header: required column 'name' is missing");
-    int ev = (c->grade >= 0) + (c->evaluated_at >= 0) + (c->valid_until >= 0);
-    if (ev != 0 && ev != 3)
-        return bg_err_set(err, BG_EINVAL,
-                          "header: columns grade, evaluated_at and valid_until go together "
-                          "('%s' is missing)",
-                          c->grade < 0          ? "grade"
-                          : c->evaluated_at < 0 ? "evaluated_at"
-                                                : "valid_until");
-    for (int l = 0; l < BG_LIST_COUNT; l++) {
-        const char *ln = bg_list_names[l];
-        if ((c->reason[l] >= 0) != (c->listed_at[l] >= 0))
-            return bg_err_set(err, BG_EINVAL,
-                              "header: columns %s:reason and %s:listed_at go together "
-                              "('%s:%s' is missing)",
-                              ln, ln, ln, c->reason[l] < 0 ? "reason" : "listed_at");
-        if (c->expires_at[l] >= 0 && c->reason[l] < 0)
-            return bg_err_set(err, BG_EINVAL,
-                              "header: column %s:expires_at needs %s:reason and %s:listed_at", ln,
-                              ln, ln);
-    }
-    return BG_OK;
+    return check_header(im, err);
 }
 
 /* ---- one row ---- */
@@ -484,15 +528,10 @@ find_control(const char *s, size_t len, bool allow_breaks)
     return len;
 }
 
-/* Validates the fields after the USCC; "" in why if the row is good. */
+/* The name: not blank, bounded, no control characters. */
 static void
-validate(imp *im, const bg_csv_field *f, row *r, char *why, size_t whysz)
+validate_name(const bg_csv_field *nm, row *r, char *why, size_t whysz)
 {
-    const columns *c = &im->col;
-    bg_err e;
-    why[0] = '\0';
-
-    const bg_csv_field *nm = &f[c->name];
     size_t blank = 0;
     while (blank < nm->len && nm->p[blank] == ' ')
         blank++;
@@ -512,101 +551,125 @@ validate(imp *im, const bg_csv_field *f, row *r, char *why, size_t whysz)
     }
     r->name = nm->p;
     r->name_len = nm->len;
+}
 
+/* The evaluation: all three fields or none, a grade of the scale, dates in order. */
+static void
+validate_eval(imp *im, const bg_csv_field *f, row *r, char *why, size_t whysz)
+{
+    const columns *c = &im->col;
     r->graded = false;
-    if (c->grade >= 0) {
-        const bg_csv_field *g = &f[c->grade], *ea = &f[c->evaluated_at], *vu = &f[c->valid_until];
-        int given = (g->len > 0) + (ea->len > 0) + (vu->len > 0);
-        if (given != 0 && given != 3) {
-            say(why, whysz,
-                "evaluation: grade, evaluated_at and valid_until go together (%s empty)",
-                g->len == 0    ? "grade"
-                : ea->len == 0 ? "evaluated_at"
-                               : "valid_until");
-            return;
-        }
-        if (given == 3) {
-            if (bg_scale_index(im->scale, g->p, g->len) < 0) {
-                char sc[BG_SCALE_MAX_GRADES * (BG_GRADE_MAX + 1) + 64];
-                bg_scale_format(im->scale, sc, sizeof sc);
-                char gp[64];
-                printable(g->p, g->len, gp, sizeof gp, 32);
-                say(why, whysz, "grade: '%s' is not in the store's scale %s", gp, sc);
-                return;
-            }
-            int32_t d1, d2;
-            if (bg_date_parse(ea->p, ea->len, &d1, &e) != BG_OK) {
-                say(why, whysz, "evaluated_at: %s", e.msg);
-                return;
-            }
-            if (bg_date_parse(vu->p, vu->len, &d2, &e) != BG_OK) {
-                say(why, whysz, "valid_until: %s", e.msg);
-                return;
-            }
-            if (d2 < d1) {
-                say(why, whysz, "valid_until %.10s is before evaluated_at %.10s", vu->p, ea->p);
-                return;
-            }
-            r->graded = true;
-            r->grade = g->p;
-            r->grade_len = g->len;
-            r->evaluated_at = ea->p;
-            r->valid_until = vu->p;
-        }
+    if (c->grade < 0)
+        return;
+    const bg_csv_field *g = &f[c->grade], *ea = &f[c->evaluated_at], *vu = &f[c->valid_until];
+    int given = (g->len > 0) + (ea->len > 0) + (vu->len > 0);
+    if (given != 0 && given != 3) {
+        say(why, whysz, "evaluation: grade, evaluated_at and valid_until go together (%s empty)",
+            g->len == 0    ? "grade"
+            : ea->len == 0 ? "evaluated_at"
+                           : "valid_until");
+        return;
     }
+    if (given == 0)
+        return;
+    int gi = bg_scale_index(im->scale, g->p, g->len);
+    if (gi < 0) {
+        char sc[BG_SCALE_MAX_GRADES * (BG_GRADE_MAX + 1) + 64];
+        bg_scale_format(im->scale, sc, sizeof sc);
+        char gp[64];
+        printable(g->p, g->len, gp, sizeof gp, 32);
+        say(why, whysz, "grade: '%s' is not in the store's scale %s", gp, sc);
+        return;
+    }
+    int32_t d1, d2;
+    bg_err e;
+    if (bg_date_parse(ea->p, ea->len, &d1, &e) != BG_OK) {
+        say(why, whysz, "evaluated_at: %s", e.msg);
+        return;
+    }
+    if (bg_date_parse(vu->p, vu->len, &d2, &e) != BG_OK) {
+        say(why, whysz, "valid_until: %s", e.msg);
+        return;
+    }
+    if (d2 < d1) {
+        say(why, whysz, "valid_until %.10s is before evaluated_at %.10s", vu->p, ea->p);
+        return;
+    }
+    r->graded = true;
+    r->grade = g->p;
+    r->grade_len = g->len;
+    r->grade_index = gi;
+    r->evaluated_at = ea->p;
+    r->valid_until = vu->p;
+    r->valid_until_day = d2;
+}
 
-    for (int l = 0; l < BG_LIST_COUNT; l++) {
-        const char *ln = bg_list_names[l];
-        r->listed[l] = false;
-        r->expires_at[l] = NULL;
-        if (c->reason[l] < 0)
-            continue;
-        const bg_csv_field *rs = &f[c->reason[l]], *la = &f[c->listed_at[l]];
-        const bg_csv_field *ex = c->expires_at[l] >= 0 ? &f[c->expires_at[l]] : NULL;
-        size_t exlen = ex ? ex->len : 0;
-        if (rs->len == 0 && la->len == 0) {
-            if (exlen > 0) {
-                say(why, whysz, "%s: expires_at without reason and listed_at", ln);
-                return;
-            }
-            continue;
-        }
-        if (rs->len == 0 || la->len == 0) {
-            say(why, whysz, "%s: reason and listed_at go together (%s empty)", ln,
-                rs->len == 0 ? "reason" : "listed_at");
-            return;
-        }
-        if (rs->len > BG_REASON_MAX) {
-            say(why, whysz, "%s:reason: %zu bytes, longer than %d", ln, rs->len, BG_REASON_MAX);
-            return;
-        }
-        cc = find_control(rs->p, rs->len, true);
-        if (cc < rs->len) {
-            say(why, whysz, "%s:reason: control character 0x%02X at byte %zu", ln,
-                (unsigned)(unsigned char)rs->p[cc], cc + 1);
-            return;
-        }
-        int32_t d1, d2;
-        if (bg_date_parse(la->p, la->len, &d1, &e) != BG_OK) {
-            say(why, whysz, "%s:listed_at: %s", ln, e.msg);
-            return;
-        }
-        if (exlen > 0) {
-            if (bg_date_parse(ex->p, ex->len, &d2, &e) != BG_OK) {
-                say(why, whysz, "%s:expires_at: %s", ln, e.msg);
-                return;
-            }
-            if (d2 < d1) {
-                say(why, whysz, "%s: expires_at %.10s is before listed_at %.10s", ln, ex->p, la->p);
-                return;
-            }
-            r->expires_at[l] = ex->p;
-        }
-        r->listed[l] = true;
-        r->reason[l] = rs->p;
-        r->reason_len[l] = rs->len;
-        r->listed_at[l] = la->p;
+/* List l's fields: reason and listed_at or nothing; expires_at, if any, not before. */
+static void
+validate_list(imp *im, const bg_csv_field *f, row *r, int l, char *why, size_t whysz)
+{
+    const columns *c = &im->col;
+    const char *ln = bg_list_names[l];
+    r->listed[l] = false;
+    r->expires_at[l] = NULL;
+    if (c->reason[l] < 0)
+        return;
+    const bg_csv_field *rs = &f[c->reason[l]], *la = &f[c->listed_at[l]];
+    const bg_csv_field *ex = c->expires_at[l] >= 0 ? &f[c->expires_at[l]] : NULL;
+    size_t exlen = ex ? ex->len : 0;
+    if (rs->len == 0 && la->len == 0) {
+        if (exlen > 0)
+            say(why, whysz, "%s: expires_at without reason and listed_at", ln);
+        return;
     }
+    if (rs->len == 0 || la->len == 0) {
+        say(why, whysz, "%s: reason and listed_at go together (%s empty)", ln,
+            rs->len == 0 ? "reason" : "listed_at");
+        return;
+    }
+    if (rs->len > BG_REASON_MAX) {
+        say(why, whysz, "%s:reason: %zu bytes, longer than %d", ln, rs->len, BG_REASON_MAX);
+        return;
+    }
+    size_t cc = find_control(rs->p, rs->len, true);
+    if (cc < rs->len) {
+        say(why, whysz, "%s:reason: control character 0x%02X at byte %zu", ln,
+            (unsigned)(unsigned char)rs->p[cc], cc + 1);
+        return;
+    }
+    int32_t d1, d2;
+    bg_err e;
+    if (bg_date_parse(la->p, la->len, &d1, &e) != BG_OK) {
+        say(why, whysz, "%s:listed_at: %s", ln, e.msg);
+        return;
+    }
+    if (exlen > 0) {
+        if (bg_date_parse(ex->p, ex->len, &d2, &e) != BG_OK) {
+            say(why, whysz, "%s:expires_at: %s", ln, e.msg);
+            return;
+        }
+        if (d2 < d1) {
+            say(why, whysz, "%s: expires_at %.10s is before listed_at %.10s", ln, ex->p, la->p);
+            return;
+        }
+        r->expires_at[l] = ex->p;
+    }
+    r->listed[l] = true;
+    r->reason[l] = rs->p;
+    r->reason_len[l] = rs->len;
+    r->listed_at[l] = la->p;
+}
+
+/* Validates the fields after the USCC; "" in why if the row is good. */
+static void
+validate(imp *im, const bg_csv_field *f, row *r, char *why, size_t whysz)
+{
+    why[0] = '\0';
+    validate_name(&f[im->col.name], r, why, whysz);
+    if (why[0] == '\0')
+        validate_eval(im, f, r, why, whysz);
+    for (int l = 0; l < BG_LIST_COUNT && why[0] == '\0'; l++)
+        validate_list(im, f, r, l, why, whysz);
 }
 
 /* Appends "; part" to a change description, bounded. */
@@ -662,125 +725,237 @@ put_list(imp *im, bg_err *err, uint64_t line, const row *r, int l)
     return step_done(st) ? BG_OK : db_fail(im, err, line, "writing a list entry");
 }
 
-/*
- * A row for an enterprise the store already holds; st (Q_GET_ENT) is on its row.
- * Compare, and where the file differs make the store say what the file says.
- */
-static int
-apply_known(imp *im, bg_err *err, uint64_t line, const row *r, const bg_csv_field *raw_uscc,
-            sqlite3_stmt *st)
+/* What a row for a known enterprise changes; filled from the stored row, then applied. */
+enum { ACT_NONE, ACT_PUT, ACT_DEL };
+typedef struct change {
+    char d[BG_ERR_MSG_MAX]; /* "grade B -> C; serious-dishonesty added" */
+    bool name;
+    int eval, list[BG_LIST_COUNT]; /* ACT_* */
+    int64_t old_serial;            /* the evaluation a change supersedes (0: none) */
+} change;
+
+/* The evaluation columns 1-3 of st against the row. An empty evaluation in the row says
+ * nothing unless the grades are replaced. */
+static void
+compare_eval(imp *im, const row *r, sqlite3_stmt *st, change *ch)
 {
-    char d[BG_ERR_MSG_MAX];
-    d[0] = '\0';
-    bool name_changed = false, eval_changed = false;
-    bool list_changed[BG_LIST_COUNT] = {false};
-    int rc;
-
-    if (!col_eq(st, 0, r->name, r->name_len)) {
-        char was[96], now[96];
-        printable((const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-                  was, sizeof was, 48);
-        printable(r->name, r->name_len, now, sizeof now, 48);
-        describe(d, sizeof d, "name '%s' -> '%s'", was, now);
-        name_changed = true;
-    }
+    bg_import_delta *gd = &im->res->grades;
     bool had = sqlite3_column_type(st, 1) != SQLITE_NULL;
-    if (had && !r->graded) {
-        describe(d, sizeof d, "grade %s removed", sqlite3_column_text(st, 1));
-        eval_changed = true;
-    } else if (!had && r->graded) {
-        describe(d, sizeof d, "grade %.*s added", (int)r->grade_len, r->grade);
-        eval_changed = true;
-    } else if (had) {
-        if (!col_eq(st, 1, r->grade, r->grade_len)) {
-            describe(d, sizeof d, "grade %s -> %.*s", sqlite3_column_text(st, 1), (int)r->grade_len,
-                     r->grade);
-            eval_changed = true;
-        } else if (!col_eq(st, 2, r->evaluated_at, 10) || !col_eq(st, 3, r->valid_until, 10)) {
-            describe(d, sizeof d, "evaluation dates %s..%s -> %.10s..%.10s",
-                     sqlite3_column_text(st, 2), sqlite3_column_text(st, 3), r->evaluated_at,
-                     r->valid_until);
-            eval_changed = true;
-        }
+    const char *old = had ? (const char *)sqlite3_column_text(st, 1) : NULL;
+    int oi = had ? bg_scale_index(im->scale, old, strlen(old)) : -1;
+    if (r->graded && !had) {
+        describe(ch->d, sizeof ch->d, "grade %.*s added", (int)r->grade_len, r->grade);
+        ch->eval = ACT_PUT;
+        gd->added++;
+        im->res->grade_added[r->grade_index]++;
+    } else if (r->graded && !col_eq(st, 1, r->grade, r->grade_len)) {
+        describe(ch->d, sizeof ch->d, "grade %s -> %.*s", old, (int)r->grade_len, r->grade);
+        ch->eval = ACT_PUT;
+        gd->changed++;
+        im->res->grade_added[r->grade_index]++;
+        if (oi >= 0)
+            im->res->grade_removed[oi]++;
+    } else if (r->graded &&
+               (!col_eq(st, 2, r->evaluated_at, 10) || !col_eq(st, 3, r->valid_until, 10))) {
+        describe(ch->d, sizeof ch->d, "evaluation dates %s..%s -> %.10s..%.10s",
+                 sqlite3_column_text(st, 2), sqlite3_column_text(st, 3), r->evaluated_at,
+                 r->valid_until);
+        ch->eval = ACT_PUT;
+        gd->changed++;
+    } else if (r->graded) {
+        gd->unchanged++;
+    } else if (had && replacing(im, BG_IMPORT_REPLACE_GRADES)) {
+        describe(ch->d, sizeof ch->d, "grade %s removed", old);
+        ch->eval = ACT_DEL;
+        gd->removed++;
+        if (oi >= 0)
+            im->res->grade_removed[oi]++;
     }
-    for (int l = 0; l < BG_LIST_COUNT; l++) {
-        int c = 4 + 3 * l; /* reason (NOT NULL in the schema, so NULL = not listed) */
-        bool stored = sqlite3_column_type(st, c) != SQLITE_NULL;
-        if (stored && !r->listed[l]) {
-            describe(d, sizeof d, "%s removed", bg_list_names[l]);
-            list_changed[l] = true;
-        } else if (!stored && r->listed[l]) {
-            describe(d, sizeof d, "%s added", bg_list_names[l]);
-            list_changed[l] = true;
-        } else if (stored) {
-            bool same_reason = col_eq(st, c, r->reason[l], r->reason_len[l]);
-            bool same_listed = col_eq(st, c + 1, r->listed_at[l], 10);
-            bool same_exp = r->expires_at[l] == NULL ? sqlite3_column_type(st, c + 2) == SQLITE_NULL
-                                                     : col_eq(st, c + 2, r->expires_at[l], 10);
-            if (!same_reason || !same_listed || !same_exp) {
-                char what[48];
-                snprintf(what, sizeof what, "%s%s%s", same_reason ? "" : ", reason",
-                         same_listed ? "" : ", listed_at", same_exp ? "" : ", expires_at");
-                describe(d, sizeof d, "%s changed (%s)", bg_list_names[l], what + 2);
-                list_changed[l] = true;
-            }
-        }
-    }
-    /* The serial an evaluation change supersedes: revoked in this same transaction. */
-    int64_t old_serial = had && eval_changed ? sqlite3_column_int64(st, GET_ENT_SERIAL) : 0;
-    /* Done reading: release the statement before writing the same rows. */
-    sqlite3_reset(st);
+    if (had && ch->eval != ACT_NONE)
+        ch->old_serial = sqlite3_column_int64(st, GET_ENT_SERIAL);
+}
 
-    bool changed = name_changed || eval_changed;
-    for (int l = 0; l < BG_LIST_COUNT; l++)
-        changed = changed || list_changed[l];
-    if (!changed) {
-        im->res->unchanged++;
-        return BG_OK;
+/* List l's columns of st (reason, listed_at, expires_at at 4 + 3l) against the row. */
+static void
+compare_list(imp *im, const row *r, int l, sqlite3_stmt *st, change *ch)
+{
+    bg_import_delta *ld = &im->res->lists[l];
+    int c = 4 + 3 * l; /* reason is NOT NULL in the schema, so NULL = not listed */
+    bool stored = sqlite3_column_type(st, c) != SQLITE_NULL;
+    const char *ln = bg_list_names[l];
+    if (!r->listed[l]) {
+        if (stored && replacing(im, BG_IMPORT_REPLACE_LIST(l))) {
+            describe(ch->d, sizeof ch->d, "%s removed", ln);
+            ch->list[l] = ACT_DEL;
+            ld->removed++;
+        }
+        return;
     }
+    if (!stored) {
+        describe(ch->d, sizeof ch->d, "%s added", ln);
+        ch->list[l] = ACT_PUT;
+        ld->added++;
+        return;
+    }
+    bool same_reason = col_eq(st, c, r->reason[l], r->reason_len[l]);
+    bool same_listed = col_eq(st, c + 1, r->listed_at[l], 10);
+    bool same_exp = r->expires_at[l] == NULL ? sqlite3_column_type(st, c + 2) == SQLITE_NULL
+                                             : col_eq(st, c + 2, r->expires_at[l], 10);
+    if (same_reason && same_listed && same_exp) {
+        ld->unchanged++;
+        return;
+    }
+    char what[48];
+    snprintf(what, sizeof what, "%s%s%s", same_reason ? "" : ", reason",
+             same_listed ? "" : ", listed_at", same_exp ? "" : ", expires_at");
+    describe(ch->d, sizeof ch->d, "%s changed (%s)", ln, what + 2);
+    ch->list[l] = ACT_PUT;
+    ld->changed++;
+}
 
-    st = im->q[Q_UPD_ENT];
+static int
+revoke_serial(imp *im, bg_err *err, uint64_t line, int64_t serial)
+{
+    sqlite3_stmt *st = im->q[Q_REVOKE];
+    sqlite3_bind_int64(st, 1, serial);
+    sqlite3_bind_int64(st, 2, im->import_id);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+    return step_done(st) ? BG_OK : db_fail(im, err, line, "revoking the superseded evaluation");
+}
+
+static int
+del_eval(imp *im, bg_err *err, uint64_t line, const char *uscc)
+{
+    sqlite3_stmt *st = im->q[Q_DEL_EVAL];
+    bind_text(st, 1, uscc, BG_USCC_LEN);
+    return step_done(st) ? BG_OK : db_fail(im, err, line, "removing the evaluation");
+}
+
+static int
+del_list(imp *im, bg_err *err, uint64_t line, const char *uscc, int l)
+{
+    sqlite3_stmt *st = im->q[Q_DEL_LIST];
+    sqlite3_bind_text(st, 1, bg_list_names[l], -1, SQLITE_STATIC);
+    bind_text(st, 2, uscc, BG_USCC_LEN);
+    return step_done(st) ? BG_OK : db_fail(im, err, line, "removing a list entry");
+}
+
+/* Makes the store say what ch says; the old serial is revoked in this same transaction. */
+static int
+apply_change(imp *im, bg_err *err, uint64_t line, const row *r, const change *ch)
+{
+    sqlite3_stmt *st = im->q[Q_UPD_ENT];
     bind_text(st, 1, r->u.code, BG_USCC_LEN);
     bind_text(st, 2, r->name, r->name_len);
     sqlite3_bind_int64(st, 3, im->import_id);
     if (!step_done(st))
         return db_fail(im, err, line, "updating the enterprise");
-    if (old_serial != 0) {
-        st = im->q[Q_REVOKE];
-        sqlite3_bind_int64(st, 1, old_serial);
-        sqlite3_bind_int64(st, 2, im->import_id);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-        if (!step_done(st))
-            return db_fail(im, err, line, "revoking the superseded evaluation");
+    int rc = BG_OK;
+    if (ch->old_serial != 0)
+        rc = revoke_serial(im, err, line, ch->old_serial);
+    if (rc == BG_OK && ch->eval == ACT_PUT)
+        rc = put_eval(im, err, line, r);
+    else if (rc == BG_OK && ch->eval == ACT_DEL)
+        rc = del_eval(im, err, line, r->u.code);
+    for (int l = 0; l < BG_LIST_COUNT && rc == BG_OK; l++) {
+        if (ch->list[l] == ACT_PUT)
+            rc = put_list(im, err, line, r, l);
+        else if (ch->list[l] == ACT_DEL)
+            rc = del_list(im, err, line, r->u.code, l);
     }
-    if (eval_changed) {
-        if (r->graded) {
-            if ((rc = put_eval(im, err, line, r)) != BG_OK)
-                return rc;
-        } else {
-            st = im->q[Q_DEL_EVAL];
-            bind_text(st, 1, r->u.code, BG_USCC_LEN);
-            if (!step_done(st))
-                return db_fail(im, err, line, "removing the evaluation");
-        }
+    return rc;
+}
+
+/*
+ * A row for an enterprise the store already holds; st (Q_GET_ENT) is on its row.
+ * Compare, and where the file says something different make the store say it.
+ */
+static int
+apply_known(imp *im, bg_err *err, uint64_t line, const row *r, const bg_csv_field *raw_uscc,
+            sqlite3_stmt *st)
+{
+    change ch;
+    memset(&ch, 0, sizeof ch);
+    if (!col_eq(st, 0, r->name, r->name_len)) {
+        char was[96], now[96];
+        printable((const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                  was, sizeof was, 48);
+        printable(r->name, r->name_len, now, sizeof now, 48);
+        describe(ch.d, sizeof ch.d, "name '%s' -> '%s'", was, now);
+        ch.name = true;
+    }
+    compare_eval(im, r, st, &ch);
+    bool changed = ch.name || ch.eval != ACT_NONE;
+    for (int l = 0; l < BG_LIST_COUNT; l++) {
+        compare_list(im, r, l, st, &ch);
+        changed = changed || ch.list[l] != ACT_NONE;
+    }
+    /* Done reading: release the statement before writing the same rows. */
+    sqlite3_reset(st);
+    if (!changed) {
+        im->res->unchanged++;
+        return BG_OK;
+    }
+    int rc = apply_change(im, err, line, r, &ch);
+    if (rc != BG_OK)
+        return rc;
+    im->res->updated++;
+    return report(im, err, line, raw_uscc->p, raw_uscc->len, R_CHANGED, ch.d);
+}
+
+/* A new enterprise: the row as it stands. */
+static int
+insert_new(imp *im, bg_err *err, uint64_t line, const row *r)
+{
+    sqlite3_stmt *st = im->q[Q_INS_ENT];
+    bind_text(st, 1, r->u.code, BG_USCC_LEN);
+    bind_text(st, 2, r->name, r->name_len);
+    bind_text(st, 3, r->u.division, 6);
+    sqlite3_bind_int64(st, 4, im->import_id);
+    if (!step_done(st))
+        return db_fail(im, err, line, "inserting the enterprise");
+    if (sqlite3_changes(im->db) == 0)
+        return db_fail(im, err, line, "the enterprise appeared in the store during the import");
+    int rc;
+    if (r->graded) {
+        if ((rc = put_eval(im, err, line, r)) != BG_OK)
+            return rc;
+        im->res->grades.added++;
+        im->res->grade_added[r->grade_index]++;
     }
     for (int l = 0; l < BG_LIST_COUNT; l++) {
-        if (!list_changed[l])
+        if (!r->listed[l])
             continue;
-        if (r->listed[l]) {
-            if ((rc = put_list(im, err, line, r, l)) != BG_OK)
-                return rc;
-        } else {
-            st = im->q[Q_DEL_LIST];
-            sqlite3_bind_text(st, 1, bg_list_names[l], -1, SQLITE_STATIC);
-            bind_text(st, 2, r->u.code, BG_USCC_LEN);
-            if (!step_done(st))
-                return db_fail(im, err, line, "removing a list entry");
+        if ((rc = put_list(im, err, line, r, l)) != BG_OK)
+            return rc;
+        im->res->lists[l].added++;
+    }
+    im->res->inserted++;
+    return BG_OK;
+}
+
+/* The warnings' tallies for an accepted row: expired evaluation, another city's code. */
+static void
+tally(imp *im, const row *r)
+{
+    bg_import_result *res = im->res;
+    if (r->graded && r->valid_until_day < im->today) {
+        if (res->expired < BG_IMPORT_EXPIRED_SHOWN)
+            memcpy(res->expired_uscc[res->expired], r->u.code, BG_USCC_LEN + 1);
+        res->expired++;
+    }
+    if (strcmp(r->u.city, bg_store_city(im->s)) == 0)
+        return;
+    res->foreign++;
+    size_t n = sizeof im->foreign / sizeof im->foreign[0];
+    for (size_t i = 0; i < n; i++) {
+        if (im->foreign[i].rows == 0)
+            memcpy(im->foreign[i].city, r->u.city, 7);
+        if (strcmp(im->foreign[i].city, r->u.city) == 0) {
+            im->foreign[i].rows++;
+            return;
         }
     }
-    im->res->updated++;
-    im->res->conflicts++;
-    return report(im, err, line, raw_uscc->p, raw_uscc->len, R_CONFLICT, d);
 }
 
 /* Validates and applies one data record. Only store or report failures are returned. */
@@ -819,42 +994,129 @@ process_row(imp *im, bg_err *err, const bg_csv_field *f, size_t nf, uint64_t lin
     if (fu->len != BG_USCC_LEN || memcmp(fu->p, r.u.code, BG_USCC_LEN) != 0)
         im->res->normalised++;
     if (r.graded)
-        im->res->graded++;
+        im->res->grades.in_file++;
     for (int l = 0; l < BG_LIST_COUNT; l++)
         if (r.listed[l])
-            im->res->listed[l]++;
+            im->res->lists[l].in_file++;
+    tally(im, &r);
 
     /* A store that was empty when the import began can only know this enterprise from an
      * earlier row, and the duplicate check already turned those away: skip the lookup. */
-    int rc;
-    sqlite3_stmt *st;
     if (!im->store_was_empty) {
-        st = im->q[Q_GET_ENT];
+        sqlite3_stmt *st = im->q[Q_GET_ENT];
         bind_text(st, 1, r.u.code, BG_USCC_LEN);
-        rc = sqlite3_step(st);
+        int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
             return apply_known(im, err, line, &r, fu, st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
             return db_fail(im, err, line, "reading the enterprise");
     }
-    st = im->q[Q_INS_ENT];
-    bind_text(st, 1, r.u.code, BG_USCC_LEN);
-    bind_text(st, 2, r.name, r.name_len);
-    bind_text(st, 3, r.u.division, 6);
-    sqlite3_bind_int64(st, 4, im->import_id);
-    if (!step_done(st))
-        return db_fail(im, err, line, "inserting the enterprise");
-    if (sqlite3_changes(im->db) == 0)
-        return db_fail(im, err, line, "the enterprise appeared in the store during the import");
+    return insert_new(im, err, line, &r);
+}
 
-    if (r.graded && (rc = put_eval(im, err, line, &r)) != BG_OK)
-        return rc;
-    for (int l = 0; l < BG_LIST_COUNT; l++)
-        if (r.listed[l] && (rc = put_list(im, err, line, &r, l)) != BG_OK)
-            return rc;
-    im->res->inserted++;
-    return BG_OK;
+/* ---- replace mode: entries the file does not mention ---- */
+
+/* True if code was in the file (a row with that USCC, accepted or not). */
+static bool
+dup_seen(const dup_map *m, const char *code)
+{
+    uint64_t a = 0;
+    uint32_t b = 0;
+    for (int i = 0; i < 12; i++)
+        a = a * 31 + (uint64_t)(m->value[(unsigned char)code[i]] - 1);
+    for (int i = 12; i < 18; i++)
+        b = b * 31 + (uint32_t)(m->value[(unsigned char)code[i]] - 1);
+    for (size_t j = dup_hash(a, b, m->cap - 1); m->slots[j].line != 0; j = (j + 1) & (m->cap - 1))
+        if (m->slots[j].a == a && m->slots[j].b == b)
+            return true;
+    return false;
+}
+
+/* A stored entry the file does not mention. */
+typedef struct gone {
+    char uscc[BG_USCC_LEN + 1];
+    int64_t serial;
+    int grade;
+} gone;
+
+/*
+ * The stored entries of list l (or the evaluations, l = BG_LIST_COUNT) whose enterprise
+ * the file does not mention, read in full before anything is deleted (a statement
+ * should not walk a table it is deleting from).
+ */
+static int
+collect_gone(imp *im, int l, gone **out, size_t *n, bg_err *err)
+{
+    const char *sql = l < BG_LIST_COUNT
+                          ? "SELECT uscc, 0, NULL FROM list_entries WHERE list = ?1 ORDER BY uscc"
+                          : "SELECT uscc, serial, grade FROM evaluations ORDER BY uscc";
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(im->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(im, err, 0, "reading the entries to replace");
+    if (l < BG_LIST_COUNT)
+        sqlite3_bind_text(st, 1, bg_list_names[l], -1, SQLITE_STATIC);
+    size_t cap = 0;
+    int r, rc = BG_OK;
+    *out = NULL;
+    *n = 0;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *u = (const char *)sqlite3_column_text(st, 0);
+        if (u == NULL || strlen(u) != BG_USCC_LEN || dup_seen(&im->dups, u))
+            continue;
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            gone *g = realloc(*out, ncap * sizeof *g);
+            if (g == NULL) {
+                rc = bg_err_set(err, BG_ENOMEM, "out of memory");
+                break;
+            }
+            *out = g;
+            cap = ncap;
+        }
+        gone *g = &(*out)[(*n)++];
+        memcpy(g->uscc, u, BG_USCC_LEN + 1);
+        g->serial = sqlite3_column_int64(st, 1);
+        const char *gr = (const char *)sqlite3_column_text(st, 2);
+        g->grade = gr ? bg_scale_index(im->scale, gr, strlen(gr)) : -1;
+    }
+    if (rc == BG_OK && r != SQLITE_DONE)
+        rc = db_fail(im, err, 0, "reading the entries to replace");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* For a replaced list (or the grades): removes what the file does not mention. */
+static int
+sweep(imp *im, int l, bg_err *err)
+{
+    gone *g = NULL;
+    size_t n = 0;
+    int rc = collect_gone(im, l, &g, &n, err);
+    bool grades = l == BG_LIST_COUNT;
+    char why[96];
+    say(why, sizeof why, "%s removed (not in the file)", grades ? "grade" : bg_list_names[l]);
+    for (size_t i = 0; i < n && rc == BG_OK; i++) {
+        if (grades) {
+            rc = g[i].serial != 0 ? revoke_serial(im, err, 0, g[i].serial) : BG_OK;
+            if (rc == BG_OK)
+                rc = del_eval(im, err, 0, g[i].uscc);
+            if (rc == BG_OK && g[i].grade >= 0)
+                im->res->grade_removed[g[i].grade]++;
+        } else {
+            rc = del_list(im, err, 0, g[i].uscc, l);
+        }
+        if (rc == BG_OK)
+            rc = report(im, err, 0, g[i].uscc, BG_USCC_LEN, R_REMOVED, why);
+    }
+    if (rc == BG_OK) {
+        if (grades)
+            im->res->grades.removed += n;
+        else
+            im->res->lists[l].removed += n;
+    }
+    free(g);
+    return rc;
 }
 
 /* ---- the file ---- */
@@ -1070,11 +1332,214 @@ finish_import_row(imp *im, bg_err *err)
     sqlite3_stmt *st = im->q[Q_FIN_IMPORT];
     sqlite3_bind_int64(st, 1, im->import_id);
     sqlite3_bind_text(st, 2, now, -1, SQLITE_TRANSIENT);
-    const uint64_t v[] = {r->rows,     r->inserted,   r->updated,   r->unchanged,
-                          r->rejected, r->duplicates, r->conflicts, r->normalised};
+    /* The imports table's "conflicts" column (schema v1) holds the changed rows too. */
+    const uint64_t v[] = {r->rows,     r->inserted,   r->updated, r->unchanged,
+                          r->rejected, r->duplicates, r->updated, r->normalised};
     for (int i = 0; i < 8; i++)
         sqlite3_bind_int64(st, 3 + i, (int64_t)v[i]);
     return step_done(st) ? BG_OK : db_fail(im, err, 0, "recording the import");
+}
+
+/* The page cache for the import (restored by cache_restore). */
+static void
+cache_grow(imp *im)
+{
+    sqlite3_stmt *cs = NULL;
+    if (sqlite3_prepare_v2(im->db, "PRAGMA cache_size", -1, &cs, NULL) == SQLITE_OK &&
+        sqlite3_step(cs) == SQLITE_ROW)
+        im->old_cache = sqlite3_column_int64(cs, 0);
+    sqlite3_finalize(cs);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%lu",
+             (unsigned long)(im->o->cache_kib ? im->o->cache_kib : IMPORT_CACHE_KIB));
+    sqlite3_exec(im->db, sql, NULL, NULL, NULL);
+}
+
+static void
+cache_restore(imp *im)
+{
+    if (im->old_cache == 0)
+        return;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = %lld", (long long)im->old_cache);
+    sqlite3_exec(im->db, sql, NULL, NULL, NULL);
+}
+
+/* Before the transaction: statements, the digest (and whether it is known), the
+ * duplicate index, the report's temporary file. */
+static int
+prepare_import(imp *im, FILE *f, const char *path, const struct stat *sb, bg_err *err)
+{
+    bg_import_result *res = im->res;
+    int rc = prepare_all(im, err);
+    if (rc != BG_OK)
+        return rc;
+    progress(im, BG_IMPORT_PHASE_DIGEST, 0);
+    if ((rc = digest_file(f, path, res->digest_hex, err)) != BG_OK)
+        return rc;
+    if ((rc = find_digest(im, res->digest_hex, &res->previous_import, err)) != BG_OK)
+        return rc;
+    if (res->previous_import != 0 && !im->o->force) {
+        res->already_imported = true;
+        return BG_OK;
+    }
+    if (fseek(f, 0, SEEK_SET) != 0)
+        return bg_err_set(err, BG_EIO, "cannot rewind %s: %s", path, strerror(errno));
+    crypto_hash_sha256_init(&im->reparse);
+    if (dup_init(&im->dups) != BG_OK)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    return open_report(im, path, sb, err);
+}
+
+/* BEGIN IMMEDIATE, the digest again under the write lock, the imports row, the counts
+ * the import starts from. */
+static int
+begin_import(imp *im, const char *path, bg_err *err)
+{
+    bg_import_result *res = im->res;
+    char started[32];
+    now_iso(started);
+    if (sqlite3_exec(im->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(im, err, 0, "starting the import transaction");
+    im->in_tx = true;
+    /* A concurrent import of the same file may have won. */
+    int rc = find_digest(im, res->digest_hex, &res->previous_import, err);
+    if (rc != BG_OK)
+        return rc;
+    if (res->previous_import != 0 && !im->o->force) {
+        res->already_imported = true;
+        return BG_OK;
+    }
+    sqlite3_stmt *st = im->q[Q_INS_IMPORT];
+    sqlite3_bind_text(st, 1, res->digest_hex, 64, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, started, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, im->o->mode == BG_IMPORT_STRICT ? "strict" : "quarantine", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, im->o->force ? 1 : 0);
+    if (!step_done(st))
+        return db_fail(im, err, 0, "recording the import");
+    im->import_id = sqlite3_last_insert_rowid(im->db);
+    bg_store_counts before;
+    if ((rc = bg_store_counts_get(im->s, &before, err)) != BG_OK)
+        return rc;
+    im->store_was_empty = before.enterprises == 0;
+    for (int l = 0; l < BG_LIST_COUNT; l++)
+        res->lists[l].before = before.listed[l];
+    res->grades.before = before.evaluations;
+    return BG_OK;
+}
+
+/* The bytes the rows came from must be the bytes that were hashed. */
+static int
+check_reparse(imp *im, const char *path, bg_err *err)
+{
+    unsigned char d[crypto_hash_sha256_BYTES];
+    char again[65];
+    crypto_hash_sha256_final(&im->reparse, d);
+    hex(d, sizeof d, again);
+    if (strcmp(again, im->res->digest_hex) == 0)
+        return BG_OK;
+    return bg_err_set(err, BG_EIO,
+                      "%s changed while it was being imported (digest %.16s... then %.16s...): "
+                      "nothing imported",
+                      path, im->res->digest_hex, again);
+}
+
+/* A replace that removes more than the allowed share of a list is refused unless
+ * confirmed: a truncated or wrong file must not empty a list by accident. */
+static int
+check_removals(imp *im, bg_err *err)
+{
+    double pct = im->o->max_remove_pct == 0 ? BG_IMPORT_MAX_REMOVE_PCT : im->o->max_remove_pct;
+    if (pct < 0)
+        return BG_OK;
+    for (int l = 0; l <= BG_LIST_COUNT; l++) {
+        const bg_import_delta *d = l < BG_LIST_COUNT ? &im->res->lists[l] : &im->res->grades;
+        if (d->removed == 0 || (double)d->removed * 100.0 <= pct * (double)d->before)
+            continue;
+        im->res->removal_over_limit = true;
+        if (im->o->confirm_removal || im->o->dry_run)
+            continue;
+        return bg_err_set(err, BG_EABORTED,
+                          "would remove %llu of %llu %s%s (%.1f %%, more than the %.1f %% "
+                          "allowed): nothing imported",
+                          (unsigned long long)d->removed, (unsigned long long)d->before,
+                          l < BG_LIST_COUNT ? bg_list_names[l] : "evaluations",
+                          l < BG_LIST_COUNT ? " entries" : "",
+                          (double)d->removed * 100.0 / (double)d->before, pct);
+    }
+    return BG_OK;
+}
+
+/* After the rows: replace sweeps, the removal guard, the counts, the totals. */
+static int
+finish_rows(imp *im, const char *path, bg_err *err)
+{
+    bg_import_result *res = im->res;
+    int rc = check_reparse(im, path, err);
+    for (int l = 0; l <= BG_LIST_COUNT && rc == BG_OK; l++) {
+        unsigned bit = l < BG_LIST_COUNT ? BG_IMPORT_REPLACE_LIST(l) : BG_IMPORT_REPLACE_GRADES;
+        if (replacing(im, bit))
+            rc = sweep(im, l, err);
+    }
+    if (rc == BG_OK)
+        rc = check_removals(im, err);
+    if (rc != BG_OK)
+        return rc;
+    for (int l = 0; l < BG_LIST_COUNT; l++)
+        res->listed[l] = res->lists[l].in_file;
+    res->graded = res->grades.in_file;
+    for (size_t i = 0; i < sizeof im->foreign / sizeof im->foreign[0]; i++) {
+        if (im->foreign[i].rows > res->foreign_city_rows) {
+            res->foreign_city_rows = im->foreign[i].rows;
+            memcpy(res->foreign_city, im->foreign[i].city, 7);
+        }
+    }
+    if (res->rows > 0)
+        res->error_rate = (double)res->rejected / (double)res->rows;
+    if ((rc = finish_import_row(im, err)) != BG_OK)
+        return rc;
+    if ((rc = bg_store_counts_get(im->s, &res->totals, err)) != BG_OK)
+        return rc;
+    im->totals_taken = true;
+    return BG_OK;
+}
+
+/* Ends the transaction: ROLLBACK for a strict abort or a dry run, else COMMIT; then the
+ * report is put in place (never for a dry run, which writes nothing). */
+static int
+end_import(imp *im, bg_err *err)
+{
+    bg_import_result *res = im->res;
+    im->strict_aborted = im->o->mode == BG_IMPORT_STRICT && res->rejected > 0 && !im->o->dry_run;
+    if (im->strict_aborted || im->o->dry_run) {
+        sqlite3_exec(im->db, "ROLLBACK", NULL, NULL, NULL);
+        im->in_tx = false;
+        im->totals_taken = im->o->dry_run;
+        if (im->o->dry_run) {
+            res->dry_run = true;
+            return BG_OK; /* the temporary report is removed on the way out */
+        }
+        int rc = finish_report(im, err);
+        if (rc == BG_OK)
+            rc =
+                bg_err_set(err, BG_EABORTED, "%s (%llu bad row%s; nothing imported)", im->first_bad,
+                           (unsigned long long)res->rejected, res->rejected == 1 ? "" : "s");
+        return rc;
+    }
+    progress(im, BG_IMPORT_PHASE_COMMIT, res->rows);
+    if (sqlite3_exec(im->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(im, err, 0, "committing the import");
+    im->in_tx = false;
+    im->committed = true;
+    res->import_id = im->import_id;
+    bg_err re;
+    int rc = finish_report(im, &re);
+    if (rc != BG_OK)
+        bg_err_set(err, rc, "import #%lld committed, but %s", (long long)im->import_id, re.msg);
+    progress(im, BG_IMPORT_PHASE_DONE, res->rows);
+    return rc;
 }
 
 int
@@ -1091,6 +1556,7 @@ bg_import_file(bg_store *s, const char *path, const bg_import_opts *opts, bg_imp
     im.o = opts ? opts : &defaults;
     im.res = result;
     im.scale = bg_store_scale(s);
+    im.today = im.o->today != 0 ? im.o->today : bg_date_today();
     if (sodium_init() < 0)
         return bg_err_set(err, BG_ECRYPTO, "libsodium failed to initialise");
 
@@ -1102,145 +1568,32 @@ bg_import_file(bg_store *s, const char *path, const bg_import_opts *opts, bg_imp
         fclose(f);
         return bg_err_set(err, BG_EINVAL, "%s is not a regular file", path);
     }
-
-    char started[32];
-    now_iso(started);
-    bool in_tx = false, committed = false;
-    char cache_sql[64];
-    int64_t old_cache = 0;
-    int rc = prepare_all(&im, err);
-    if (rc != BG_OK)
-        goto out;
-
-    progress(&im, BG_IMPORT_PHASE_DIGEST, 0);
-    if ((rc = digest_file(f, path, result->digest_hex, err)) != BG_OK)
-        goto out;
-    if ((rc = find_digest(&im, result->digest_hex, &result->previous_import, err)) != BG_OK)
-        goto out;
-    if (result->previous_import != 0 && !im.o->force) {
-        result->already_imported = true;
-        goto out;
+    int rc = prepare_import(&im, f, path, &sb, err);
+    if (rc == BG_OK && !result->already_imported) {
+        cache_grow(&im);
+        rc = begin_import(&im, path, err);
     }
-    if (fseek(f, 0, SEEK_SET) != 0) {
-        rc = bg_err_set(err, BG_EIO, "cannot rewind %s: %s", path, strerror(errno));
-        goto out;
-    }
-    crypto_hash_sha256_init(&im.reparse);
-    if (dup_init(&im.dups) != BG_OK) {
-        rc = bg_err_set(err, BG_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = open_report(&im, path, &sb, err)) != BG_OK)
-        goto out;
-
-    {
-        sqlite3_stmt *cs = NULL;
-        if (sqlite3_prepare_v2(im.db, "PRAGMA cache_size", -1, &cs, NULL) == SQLITE_OK &&
-            sqlite3_step(cs) == SQLITE_ROW)
-            old_cache = sqlite3_column_int64(cs, 0);
-        sqlite3_finalize(cs);
-        snprintf(cache_sql, sizeof cache_sql, "PRAGMA cache_size = -%lu",
-                 (unsigned long)(im.o->cache_kib ? im.o->cache_kib : IMPORT_CACHE_KIB));
-        sqlite3_exec(im.db, cache_sql, NULL, NULL, NULL);
-    }
-
-    if (sqlite3_exec(im.db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = db_fail(&im, err, 0, "starting the import transaction");
-        goto out;
-    }
-    in_tx = true;
-    /* Again under the write lock: a concurrent import of the same file may have won. */
-    if ((rc = find_digest(&im, result->digest_hex, &result->previous_import, err)) != BG_OK)
-        goto out;
-    if (result->previous_import != 0 && !im.o->force) {
-        result->already_imported = true;
-        goto out;
-    }
-    {
-        sqlite3_stmt *st = im.q[Q_INS_IMPORT];
-        sqlite3_bind_text(st, 1, result->digest_hex, 64, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, started, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, im.o->mode == BG_IMPORT_STRICT ? "strict" : "quarantine", -1,
-                          SQLITE_STATIC);
-        sqlite3_bind_int(st, 5, im.o->force ? 1 : 0);
-        if (!step_done(st)) {
-            rc = db_fail(&im, err, 0, "recording the import");
-            goto out;
-        }
-        im.import_id = sqlite3_last_insert_rowid(im.db);
-        sqlite3_stmt *e = NULL;
-        if (sqlite3_prepare_v2(im.db, "SELECT EXISTS (SELECT 1 FROM enterprises)", -1, &e, NULL) !=
-                SQLITE_OK ||
-            sqlite3_step(e) != SQLITE_ROW) {
-            sqlite3_finalize(e);
-            rc = db_fail(&im, err, 0, "reading the store");
-            goto out;
-        }
-        im.store_was_empty = sqlite3_column_int(e, 0) == 0;
-        sqlite3_finalize(e);
-    }
-
-    progress(&im, BG_IMPORT_PHASE_ROWS, 0);
-    if ((rc = import_rows(&im, f, err)) != BG_OK)
-        goto out;
-    {
-        unsigned char d[crypto_hash_sha256_BYTES];
-        char again[65];
-        crypto_hash_sha256_final(&im.reparse, d);
-        hex(d, sizeof d, again);
-        if (strcmp(again, result->digest_hex) != 0) {
-            rc = bg_err_set(err, BG_EIO,
-                            "%s changed while it was being imported (digest %.16s... then "
-                            "%.16s...): nothing imported",
-                            path, result->digest_hex, again);
-            goto out;
-        }
-    }
-    if (result->rows > 0)
-        result->error_rate = (double)result->rejected / (double)result->rows;
-    if ((rc = finish_import_row(&im, err)) != BG_OK)
-        goto out;
-
-    if (im.o->mode == BG_IMPORT_STRICT && result->rejected > 0) {
-        sqlite3_exec(im.db, "ROLLBACK", NULL, NULL, NULL);
-        in_tx = false;
-        rc = finish_report(&im, err);
+    if (rc == BG_OK && !result->already_imported) {
+        progress(&im, BG_IMPORT_PHASE_ROWS, 0);
+        rc = import_rows(&im, f, err);
         if (rc == BG_OK)
-            rc = bg_err_set(err, BG_EABORTED, "%s (%llu bad row%s; nothing imported)", im.first_bad,
-                            (unsigned long long)result->rejected, result->rejected == 1 ? "" : "s");
-        goto out;
+            rc = finish_rows(&im, path, err);
+        if (rc == BG_OK)
+            rc = end_import(&im, err);
     }
 
-    progress(&im, BG_IMPORT_PHASE_COMMIT, result->rows);
-    if (sqlite3_exec(im.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = db_fail(&im, err, 0, "committing the import");
-        goto out;
-    }
-    in_tx = false;
-    committed = true;
-    result->import_id = im.import_id;
-    bg_err re;
-    rc = finish_report(&im, &re);
-    if (rc != BG_OK)
-        bg_err_set(err, rc, "import #%lld committed, but %s", (long long)im.import_id, re.msg);
-    progress(&im, BG_IMPORT_PHASE_DONE, result->rows);
-
-out:
-    if (in_tx)
+    if (im.in_tx)
         sqlite3_exec(im.db, "ROLLBACK", NULL, NULL, NULL);
-    if (old_cache != 0) {
-        snprintf(cache_sql, sizeof cache_sql, "PRAGMA cache_size = %lld", (long long)old_cache);
-        sqlite3_exec(im.db, cache_sql, NULL, NULL, NULL);
-    }
-    if (im.rep != NULL) {
+    cache_restore(&im);
+    if (im.rep != NULL)
         fclose(im.rep);
-        im.rep = NULL;
-    }
     if (im.rep_tmp[0] != '\0')
         unlink(im.rep_tmp);
-    if (!committed && rc != BG_EABORTED)
+    if (!im.committed && !im.strict_aborted)
         result->report_path[0] = '\0';
+    /* The totals describe the store as this call leaves it (a dry run: as it would be). */
+    if (!im.totals_taken)
+        bg_store_counts_get(s, &result->totals, NULL);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(im.q[i]);
     free(im.dups.slots);

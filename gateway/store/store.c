@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "domain/date.h"
+#include "domain/list.h"
 #include "domain/uscc.h"
 
 struct bg_store {
@@ -332,6 +333,69 @@ ensure_dir(const char *data_dir, bg_err *err)
     return BG_OK;
 }
 
+/*
+ * Creates the store file if it does not exist (0600 from the first byte; SQLite gives its
+ * -wal and -shm files the same mode). Refuses before creating anything when there is no
+ * city to create it for, so a forgotten --city leaves no trace. *created: we made it.
+ */
+static int
+create_file(bg_store *s, const char *data_dir, const char *city, bool *created, bg_err *err)
+{
+    struct stat st;
+    *created = false;
+    if (stat(s->path, &st) == 0)
+        return BG_OK;
+    if (city == NULL)
+        return bg_err_set(err, BG_EINVAL,
+                          "no store in %s: a city code is needed to create one (--city)", data_dir);
+    int rc = ensure_dir(data_dir, err);
+    if (rc != BG_OK)
+        return rc;
+    int fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        *created = true;
+        close(fd);
+    } else if (errno != EEXIST) {
+        return bg_err_set(err, BG_EIO, "cannot create %s: %s", s->path, strerror(errno));
+    }
+    return BG_OK;
+}
+
+/* Opens the connection, checks the schema version before anything writes (a newer store
+ * is not ours to touch), then WAL, foreign keys and synchronous=FULL. */
+static int
+open_db(bg_store *s, int64_t *version, bg_err *err)
+{
+    if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+        return bg_err_set(err, BG_EDB, "cannot open store %s: %s", s->path,
+                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 10000);
+
+    int rc = query_int(s, "PRAGMA user_version", version, err);
+    if (rc != BG_OK)
+        return rc;
+    if (*version > BG_STORE_SCHEMA_VERSION)
+        return bg_err_set(err, BG_EDB,
+                          "store %s has schema version %lld, newer than this baygate knows (%d): "
+                          "upgrade baygate",
+                          s->path, (long long)*version, BG_STORE_SCHEMA_VERSION);
+
+    sqlite3_stmt *jm = NULL;
+    bool wal = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &jm, NULL) == SQLITE_OK &&
+               sqlite3_step(jm) == SQLITE_ROW &&
+               sqlite3_stricmp((const char *)sqlite3_column_text(jm, 0), "wal") == 0;
+    sqlite3_finalize(jm);
+    if (!wal)
+        return db_err(s, err, "cannot switch to WAL journal mode");
+    return exec(s,
+                "PRAGMA foreign_keys = ON;"
+                "PRAGMA synchronous = FULL;"
+                /* The WAL of a big import is truncated back after the checkpoint. */
+                "PRAGMA journal_size_limit = 67108864;",
+                err);
+}
+
 int
 bg_store_open(bg_store **out, const char *data_dir, const char *city, const bg_scale *scale,
               bg_err *err)
@@ -350,90 +414,26 @@ bg_store_open(bg_store **out, const char *data_dir, const char *city, const bg_s
         free(s);
         return bg_err_set(err, BG_EINVAL, "data directory path is too long");
     }
-
-    /* Refuse before creating anything, so a forgotten --city leaves no trace. */
-    struct stat st;
-    bool exists = stat(s->path, &st) == 0;
-    if (!exists && city == NULL) {
-        free(s);
-        return bg_err_set(err, BG_EINVAL,
-                          "no store in %s: a city code is needed to create one (--city)", data_dir);
-    }
     bool created = false;
-    int rc = BG_OK;
-    if (!exists) {
-        rc = ensure_dir(data_dir, err);
-        if (rc != BG_OK) {
-            free(s);
-            return rc;
-        }
-        /* Create the file ourselves so it is 0600 from the first byte; SQLite gives its
-         * -wal and -shm files the same mode. */
-        int fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            created = true;
-            close(fd);
-        } else if (errno != EEXIST) {
-            rc = bg_err_set(err, BG_EIO, "cannot create %s: %s", s->path, strerror(errno));
-            free(s);
-            return rc;
-        }
+    int rc = create_file(s, data_dir, city, &created, err);
+    if (rc != BG_OK) {
+        free(s);
+        return rc;
     }
-
-    if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        rc = bg_err_set(err, BG_EDB, "cannot open store %s: %s", s->path,
-                        s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        goto fail;
-    }
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, 10000);
-
     int64_t v = 0;
-    /* Check the version before anything writes: a newer store is not ours to touch. */
-    rc = query_int(s, "PRAGMA user_version", &v, err);
-    if (rc != BG_OK)
-        goto fail;
-    if (v > BG_STORE_SCHEMA_VERSION) {
-        rc = bg_err_set(err, BG_EDB,
-                        "store %s has schema version %lld, newer than this baygate knows (%d): "
-                        "upgrade baygate",
-                        s->path, (long long)v, BG_STORE_SCHEMA_VERSION);
-        goto fail;
-    }
-
-    sqlite3_stmt *jm = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &jm, NULL) != SQLITE_OK ||
-        sqlite3_step(jm) != SQLITE_ROW ||
-        sqlite3_stricmp((const char *)sqlite3_column_text(jm, 0), "wal") != 0) {
-        sqlite3_finalize(jm);
-        rc = db_err(s, err, "cannot switch to WAL journal mode");
-        goto fail;
-    }
-    sqlite3_finalize(jm);
-    rc = exec(s,
-              "PRAGMA foreign_keys = ON;"
-              "PRAGMA synchronous = FULL;"
-              /* The WAL of a big import is truncated back after the checkpoint. */
-              "PRAGMA journal_size_limit = 67108864;",
-              err);
-    if (rc != BG_OK)
-        goto fail;
-
+    rc = open_db(s, &v, err);
     char probe[8];
-    bool ready =
-        v == BG_STORE_SCHEMA_VERSION && meta_get(s, "city", probe, sizeof probe, NULL) == BG_OK;
-    if (!ready) {
+    bool ready = rc == BG_OK && v == BG_STORE_SCHEMA_VERSION &&
+                 meta_get(s, "city", probe, sizeof probe, NULL) == BG_OK;
+    if (rc == BG_OK && !ready)
         rc = migrate(s, city, scale, err);
-        if (rc != BG_OK)
-            goto fail;
+    if (rc == BG_OK)
+        rc = load_meta(s, city, scale, err);
+    if (rc == BG_OK) {
+        *out = s;
+        return BG_OK;
     }
-    rc = load_meta(s, city, scale, err);
-    if (rc != BG_OK)
-        goto fail;
-    *out = s;
-    return BG_OK;
 
-fail:
     sqlite3_close_v2(s->db);
     if (created) {
         /* Leave no empty store behind when creation itself failed. */
@@ -549,6 +549,15 @@ done:
 
 /* ------------------------------------------------------------ PSI support */
 
+/* A list entry is current until its expires_at day; an evaluation through valid_until. */
+static bool
+current(bool list_entry, const bg_store_row *row, int32_t today)
+{
+    if (list_entry)
+        return bg_list_entry_in_force(row->date2, today);
+    return row->date2 != BG_STORE_NO_DATE && row->date2 >= today;
+}
+
 static int
 day_of(const unsigned char *text, int32_t *out)
 {
@@ -559,9 +568,10 @@ day_of(const unsigned char *text, int32_t *out)
     return bg_date_parse((const char *)text, strlen((const char *)text), out, NULL);
 }
 
-int
-bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_fn fn, void *ctx,
-              bg_err *err)
+/* With today = BG_STORE_NO_DATE every row; else only what is current on that day. */
+static int
+scan(bg_store *s, const char *list, int32_t today, int64_t *last_import, bg_store_row_fn fn,
+     void *ctx, bg_err *err)
 {
     int rc;
     /* One read transaction: the import id and the rows describe the same state. */
@@ -593,7 +603,7 @@ bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_
         if (row.uscc == NULL || day_of(sqlite3_column_text(st, 3), &row.date1) != BG_OK ||
             day_of(sqlite3_column_text(st, 4), &row.date2) != BG_OK)
             rc = bg_err_set(err, BG_EDB, "store %s: a stored row does not read back", s->path);
-        else
+        else if (today == BG_STORE_NO_DATE || current(list != NULL, &row, today))
             rc = fn(ctx, &row, err);
     }
     if (rc == BG_OK && r != SQLITE_DONE)
@@ -601,6 +611,22 @@ bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_
     sqlite3_finalize(st);
     sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     return rc;
+}
+
+int
+bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_fn fn, void *ctx,
+              bg_err *err)
+{
+    return scan(s, list, BG_STORE_NO_DATE, last_import, fn, ctx, err);
+}
+
+int
+bg_store_scan_current(bg_store *s, const char *list, int32_t today, int64_t *last_import,
+                      bg_store_row_fn fn, void *ctx, bg_err *err)
+{
+    if (today == BG_STORE_NO_DATE)
+        return bg_err_set(err, BG_EINVAL, "no day given for the current entries");
+    return scan(s, list, today, last_import, fn, ctx, err);
 }
 
 int

@@ -78,6 +78,15 @@ typedef int (*bg_store_row_fn)(void *ctx, const bg_store_row *row, bg_err *err);
 int bg_store_scan(bg_store *s, const char *list, int64_t *last_import, bg_store_row_fn fn,
                   void *ctx, bg_err *err);
 
+/*
+ * bg_store_scan of what is current on day today (days since 1970, UTC): list entries in
+ * force (no expires_at, or one after today: an entry stops on its expires_at day) and
+ * evaluations still valid (valid_until on or after today). What the gateway publishes:
+ * an expired evaluation is never handed out as current.
+ */
+int bg_store_scan_current(bg_store *s, const char *list, int32_t today, int64_t *last_import,
+                          bg_store_row_fn fn, void *ctx, bg_err *err);
+
 /* The newest committed import id (0 if none). */
 int bg_store_last_import(bg_store *s, int64_t *id, bg_err *err);
 
