@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/cli/cli.h"
 #include "common/num.h"
+#include "gateway/cli/cli.h"
 
 static const struct {
     const char *name;

@@ -357,8 +357,8 @@ publish_list(bg_pub *p, int li, bool rotate, bg_err *err)
     int32_t today = bg_date_today();
     entries e = {.graded = li == BG_LIST_COUNT, .today = today};
     int64_t import_id = 0;
-    int rc =
-        bg_store_scan(p->store, li < BG_LIST_COUNT ? list : NULL, &import_id, entries_add, &e, err);
+    int rc = bg_store_scan_current(p->store, li < BG_LIST_COUNT ? list : NULL, today, &import_id,
+                                   entries_add, &e, err);
     uint8_t *sk = sodium_malloc(BG_OPRF_SCALARBYTES);
     if (sk == NULL && rc == BG_OK)
         rc = bg_err_set(err, BG_ENOMEM, "out of memory");

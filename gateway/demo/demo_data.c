@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "domain/date.h"
 #include "domain/list.h"
 #include "gateway/cmdline/cmdline.h"
 #include "gateway/gen/gen.h"
@@ -216,7 +217,7 @@ demo_data_act(demo *d, uint64_t count, uint64_t seed, double dirty)
            "   each, defect rate %.4f%%); every row is validated, bad ones quarantined.\n",
            (unsigned long long)count, dirty * 100.0);
     bg_gen_opts base = {
-        .count = count, .seed = seed, .dirty_rate = dirty, .as_of = bg_gen_default_as_of()};
+        .count = count, .seed = seed, .dirty_rate = dirty, .as_of = bg_date_today()};
     struct city_run runs[NDEMO];
     memset(runs, 0, sizeof runs);
     for (size_t i = 0; i < NDEMO; i++)

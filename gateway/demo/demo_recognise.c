@@ -55,7 +55,7 @@ scan_evaluations(demo *d, struct pick_ctx *pc)
     int64_t last = 0;
     int rc = bg_store_open(&st, store_dir, sz->code, NULL, &err);
     if (rc == BG_OK)
-        rc = bg_store_scan(st, NULL, &last, pick_row, pc, &err);
+        rc = bg_store_scan_current(st, NULL, bg_date_today(), &last, pick_row, pc, &err);
     bg_store_close(st);
     if (rc != BG_OK)
         return bg_cli_fail("demo", "reading the %s store: %s", sz->name, err.msg);

@@ -168,7 +168,8 @@ scan_store(demo *d, const char *code, const char *list, bool in_force, demo_set 
     int64_t last = 0;
     int rc = bg_store_open(&st, store_dir, code, NULL, &err);
     if (rc == BG_OK)
-        rc = bg_store_scan(st, list, &last, in_force ? truth_list_row : truth_row, out, &err);
+        rc = bg_store_scan_current(st, list, bg_date_today(), &last,
+                                   in_force ? truth_list_row : truth_row, out, &err);
     bg_store_close(st);
     if (rc != BG_OK)
         return bg_cli_fail("demo", "reading the %s store: %s", code, err.msg);
