@@ -223,6 +223,16 @@ bg_pki_key_load_mem(const void *pem, size_t len, EVP_PKEY **out, bg_err *err)
         EVP_PKEY_free(key);
         return bg_err_set(err, BG_EINVAL, "private key is not ECDSA P-256");
     }
+    /* A damaged key file can hold a private scalar that does not match its public
+     * point: it loads, and then every signature it makes fails at the peers. */
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+    int ok = pc != NULL && EVP_PKEY_pairwise_check(pc) == 1;
+    EVP_PKEY_CTX_free(pc);
+    if (!ok) {
+        EVP_PKEY_free(key);
+        return bg_pki_ossl_fail(err, BG_ECRYPTO,
+                                "private key does not match its own public key (damaged key)");
+    }
     *out = key;
     return BG_OK;
 }

@@ -23,7 +23,8 @@ struct bg_snap_reader {
     uint64_t stream_len, received;
     uint8_t digest[DB];
     uint8_t *body;
-    size_t body_len;
+    size_t body_len; /* announced by the header */
+    size_t body_cap; /* allocated so far: grows with the bytes that came */
 };
 
 int
@@ -109,6 +110,27 @@ hdr_parse(bg_snap_reader *r, const uint8_t *p, size_t len, bg_err *err)
     return BG_OK;
 }
 
+/* The body grows as its bytes arrive (doubling, never past what the header
+ * announced): a first chunk that announces hundreds of megabytes costs nothing
+ * until a peer actually sends them. need <= body_len (checked by the caller). */
+static int
+body_reserve(bg_snap_reader *r, size_t need, bg_err *err)
+{
+    if (need <= r->body_cap)
+        return BG_OK;
+    size_t cap = r->body_cap ? r->body_cap : 64 * 1024;
+    while (cap < need)
+        cap = cap > r->body_len / 2 ? r->body_len : cap * 2;
+    if (cap > r->body_len)
+        cap = r->body_len;
+    uint8_t *b = realloc(r->body, cap);
+    if (b == NULL)
+        return bg_err_set(err, BG_ENOMEM, "chunk: out of memory for %zu bytes", cap);
+    r->body = b;
+    r->body_cap = cap;
+    return BG_OK;
+}
+
 static int
 feed(bg_snap_reader *r, const uint8_t *c, size_t len, bg_err *err)
 {
@@ -143,8 +165,6 @@ feed(bg_snap_reader *r, const uint8_t *c, size_t len, bg_err *err)
         if (count > total)
             return bg_err_set(err, BG_EPROTO, "chunk: %u chunks for %llu bytes", count,
                               (unsigned long long)total);
-        if (r->body_len > 0 && (r->body = malloc(r->body_len)) == NULL)
-            return bg_err_set(err, BG_ENOMEM, "chunk: out of memory for %zu bytes", r->body_len);
         r->chunk_count = count;
         r->stream_len = total;
         memcpy(r->digest, c + 32, DB);
@@ -164,8 +184,12 @@ feed(bg_snap_reader *r, const uint8_t *c, size_t len, bg_err *err)
         return bg_err_set(err, BG_EPROTO, "chunk %u: runs past the stream's end", index);
     /* Stream bytes [off, off + dlen); the body starts at hdr_len. */
     uint64_t from = off < r->hdr_len ? r->hdr_len : off;
-    if (off + dlen > from)
+    if (off + dlen > from) {
+        int rc = body_reserve(r, (size_t)(off + dlen - r->hdr_len), err);
+        if (rc != BG_OK)
+            return rc;
         memcpy(r->body + (from - r->hdr_len), data + (from - off), (size_t)(off + dlen - from));
+    }
     r->received = off + dlen;
     r->next_index = index + 1;
     if (r->next_index == r->chunk_count) {
@@ -191,6 +215,7 @@ bg_snap_reader_feed(bg_snap_reader *r, const uint8_t *chunk, size_t len, bg_err 
         /* A stream that failed once is refused from then on: no partial state survives. */
         free(r->body);
         r->body = NULL;
+        r->body_cap = 0;
         r->state = R_SPENT;
     }
     return rc;
@@ -272,6 +297,7 @@ bg_snap_reader_finish(bg_snap_reader *r, const uint8_t *expected_digest, bg_snap
     s->tags = r->body;
     s->sealed = s->graded && r->body ? r->body + TB * s->n : NULL;
     r->body = NULL;
+    r->body_cap = 0;
     rc = bg_snap_entries_check(s->tags, s->sealed, s->n, "snapshot entry", err);
     if (rc == BG_OK)
         rc = bg_snap_rehash(s, nthreads, err);
@@ -317,6 +343,7 @@ bg_snap_reader_finish_delta(bg_snap_reader *r, bg_snap_delta **out, bg_err *err)
     d->add_tags = r->body ? r->body + TB * d->nrem : NULL;
     d->add_sealed = d->graded && r->body ? r->body + TB * (d->nrem + d->nadd) : NULL;
     r->body = NULL;
+    r->body_cap = 0;
     if (sodium_memcmp(d->to_digest, r->digest, DB) != 0)
         rc = bg_err_set(err, BG_EPROTO, "delta: its chunks name another target digest");
     for (size_t i = 1; rc == BG_OK && i < d->nrem; i++)

@@ -7,7 +7,9 @@
  * limit and can take tens of times the wire size (each unknown field costs a
  * 24-byte record and a copy for 2 wire bytes), so without the budget a small
  * hostile message could take a large share of memory. Over budget, unpack
- * fails the same way as for malformed bytes: NULL.
+ * fails the same way as for malformed bytes: NULL. So does a message with a
+ * field numbered 0 anywhere inside (invalid protobuf that protobuf-c keeps as an
+ * unknown field; packed again, it would no longer parse).
  *
  * A message from bg_pb_unpack is freed with bg_pb_free, never with protobuf-c's
  * *_free_unpacked(m, NULL) (the blocks carry a header of the budget's).

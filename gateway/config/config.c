@@ -324,6 +324,10 @@ check_section_line(struct parse *ps, const char *line)
 /* An fgets for inih over the file's bytes, counting lines, refusing lines
  * longer than inih's buffer (which would split them in two) and stopping at
  * our first error. */
+/* The longest line bg_config_write writes (inih hands read_line INI_MAX_LINE bytes,
+ * of which a line may use all but the newline, a CR and the NUL). */
+#define CONFIG_LINE_MAX 197
+
 static char *
 read_line(char *str, int num, void *stream)
 {
@@ -336,6 +340,7 @@ read_line(char *str, int num, void *stream)
     ps->line++;
     if (n > (size_t)num - 1) {
         fail_at(ps, BG_ELIMIT, "line longer than %d bytes", num - 3);
+        _Static_assert(CONFIG_LINE_MAX <= INI_MAX_LINE - 3, "what we write, inih reads");
         return NULL;
     }
     memcpy(str, start, n);
@@ -529,6 +534,15 @@ bg_config_write(const char *path, const bg_config *cfg, bool replace, bg_err *er
             section = keys[i].section;
             rc = append(buf, cap, &off, err, "\n[%s]\n", section);
         }
+        /* Never write what bg_config_load would refuse: inih reads lines of at
+         * most CONFIG_LINE_MAX bytes, and a longer value would leave a file that
+         * 'serve' refuses at its next start. */
+        size_t line = strlen(keys[i].name) + 3 + strlen(value);
+        if (rc == BG_OK && line > CONFIG_LINE_MAX)
+            rc = bg_err_set(err, BG_ELIMIT,
+                            "%s: a value of %zu bytes makes a line longer than the %d bytes "
+                            "a configuration line may have",
+                            keys[i].name, strlen(value), CONFIG_LINE_MAX);
         if (rc == BG_OK)
             rc = append(buf, cap, &off, err, "%s = %s\n", keys[i].name, value);
     }
