@@ -208,6 +208,55 @@ else
   bad "1. table output" "$(head -5 q.out)"
 fi
 
+# 1b. One row per input line per peer, with its status, in every output mode: the CSV
+# joins back to the input by line, and the invalid ids show in each mode.
+# tsv: CSV (RFC 4180, no embedded newlines) to tab-separated fields.
+tsv() {
+  awk '{
+    sub(/\r$/, ""); out = ""; cur = ""; q = 0
+    for (i = 1; i <= length($0); i++) {
+      c = substr($0, i, 1)
+      if (q) {
+        if (c == "\"") { if (substr($0, i + 1, 1) == "\"") { cur = cur c; i++ } else q = 0 }
+        else cur = cur c
+      } else if (c == "\"") q = 1
+      else if (c == ",") { out = out cur "\t"; cur = "" }
+      else cur = cur c
+    }
+    print out cur
+  }' "$@"
+}
+n_in=$(wc -l <ask.txt)
+query --peer 440300 --list serious-dishonesty --csv
+tsv q.out >q.tsv
+awk -F'\t' '$1 == 440300 { print $15 }' q.tsv | sort -n >got.lines
+seq "$n_in" >want.lines
+expect_same "1b. CSV: one row per input line (joined by line number)" got.lines want.lines
+first=$(head -1 gz.ids)
+dup=0
+grep -qx "$first" truth.sd.440300 && dup=1
+expect_eq "1b. CSV: rows by status" \
+  "$(awk -F'\t' '$1 == 440300 { n[$14]++ } END { printf "%d %d %d", n["matched"], n["not matched"], n["invalid"] }' q.tsv)" \
+  "$(($(wc -l <truth.sd.440300) + dup)) $((n_in - 2 - $(wc -l <truth.sd.440300) - dup)) 2"
+if awk -F'\t' -v u="$first" -v n="$n_in" '$1 == 440300 && $15 == n && $17 == u { f = 1 } END { exit !f }' q.tsv &&
+  awk -F'\t' -v n="$((n_in - 1))" '$15 == n && $14 == "invalid" && $16 == "91440300MA5FXXXXXX" && $11 ~ /position 18/ { f = 1 } END { exit !f }' q.tsv; then
+  ok "1b. CSV: the lower-case line carries its canonical id; an invalid one its reason"
+else
+  bad "1b. CSV rows of the last lines" "$(tail -3 q.out)"
+fi
+query --peer 440300 --list serious-dishonesty --json
+if [[ $(grep -o '"status":"[a-z ]*"' q.out | wc -l) == "$n_in" ]] && grep -q '"line":'"$n_in"',"input":' q.out; then
+  ok "1b. JSON: one row per input line"
+else
+  bad "1b. JSON rows" "$(grep -o '"status":"[a-z ]*"' q.out | sort | uniq -c)"
+fi
+query --peer 440300 --list serious-dishonesty
+if grep -q "line $((n_in - 2)): 'not-a-code'" q.out && grep -q "line 1 .* $first  " q.out; then
+  ok "1b. table: every line's outcome, the invalid ids with their line"
+else
+  bad "1b. table rows" "$(grep -n "line" q.out | tail -4)"
+fi
+
 # 2. Grades of Guangzhou's enterprises.
 query --peer all --grades --csv
 expect_eq "2. graded query: exit" "$qrc" 0

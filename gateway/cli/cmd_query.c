@@ -15,6 +15,7 @@
 
 #include "common/file.h"
 #include "common/json.h"
+#include "domain/uscc.h"
 #include "gateway/cli/cli.h"
 #include "gateway/config/config.h"
 #include "peers/transport.h"
@@ -59,15 +60,48 @@ typedef struct idlist {
     char **ids;
     size_t *lines; /* 1-based line of each id */
     size_t n, cap;
+    /* Each id as the gateway will read it (the same bg_uscc_parse): its canonical code,
+     * or why it is invalid (malloc'd; NULL for a valid one), so that every input line
+     * gets its own row in the output. */
+    char (*code)[BG_USCC_LEN + 1];
+    char **why;
+    size_t ninvalid;
 } idlist;
 
 static void
 idlist_free(idlist *l)
 {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         free(l->ids[i]);
+        if (l->why != NULL)
+            free(l->why[i]);
+    }
     free(l->ids);
     free(l->lines);
+    free(l->code);
+    free(l->why);
+}
+
+/* Fills l->code and l->why. */
+static int
+idlist_parse(idlist *l)
+{
+    l->code = calloc(l->n ? l->n : 1, sizeof *l->code);
+    l->why = calloc(l->n ? l->n : 1, sizeof *l->why);
+    if (l->code == NULL || l->why == NULL)
+        return bg_cli_fail("query", "out of memory");
+    for (size_t i = 0; i < l->n; i++) {
+        bg_uscc u;
+        bg_err err = {0};
+        if (bg_uscc_parse(l->ids[i], strlen(l->ids[i]), &u, &err) == BG_OK) {
+            memcpy(l->code[i], u.code, sizeof l->code[i]);
+            continue;
+        }
+        l->ninvalid++;
+        if ((l->why[i] = strdup(err.msg)) == NULL)
+            return bg_cli_fail("query", "out of memory");
+    }
+    return BG_EXIT_OK;
 }
 
 static int
@@ -130,6 +164,8 @@ read_ids(const char *path, idlist *l)
         fclose(f);
     if (rc == BG_EXIT_OK && l->n == 0)
         rc = bg_cli_fail("query", "%s holds no ids", path);
+    if (rc == BG_EXIT_OK)
+        rc = idlist_parse(l);
     return rc;
 }
 
@@ -211,6 +247,136 @@ csv_field(const char *s)
     putchar('"');
 }
 
+/* What one input id came to at one peer. */
+typedef struct qrow {
+    const char *status; /* "matched", "not matched", "invalid", "error" */
+    const char *why;    /* invalid: the reason; error: the peer's error */
+    const Baygate__GradeResult *g;
+} qrow;
+
+static int
+cmp_str(const void *key, const void *elem)
+{
+    return strcmp(key, *(char *const *)elem);
+}
+
+static int
+cmp_grade(const void *key, const void *elem)
+{
+    return strcmp(key, (*(Baygate__GradeResult *const *)elem)->uscc);
+}
+
+/* The row of input i at peer p (membership and graded: matches and grades come sorted). */
+static qrow
+row_of(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids,
+       size_t i)
+{
+    qrow r = {.status = "not matched"};
+    if (ids->why[i] != NULL)
+        return (qrow){.status = "invalid", .why = ids->why[i]};
+    if (!p->ok)
+        return (qrow){.status = "error", .why = p->error};
+    const char *code = ids->code[i];
+    if (qa->mode == 2) {
+        Baygate__GradeResult *const *g =
+            bsearch(code, p->grades, p->n_grades, sizeof *p->grades, cmp_grade);
+        if (g != NULL)
+            r = (qrow){.status = "matched", .g = *g};
+    } else if (bsearch(code, p->matches, p->n_matches, sizeof *p->matches, cmp_str) != NULL) {
+        r.status = "matched";
+    }
+    return r;
+}
+
+static void
+json_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids)
+{
+    printf(",\"rows\":[");
+    for (size_t i = 0; i < ids->n; i++) {
+        qrow r = row_of(qa, p, ids, i);
+        printf("%s{\"line\":%zu,\"input\":", i ? "," : "", ids->lines[i]);
+        bg_json_cstr(stdout, ids->ids[i]);
+        printf(",\"id\":");
+        bg_json_cstr(stdout, ids->why[i] ? "" : ids->code[i]);
+        printf(",\"status\":\"%s\"", r.status);
+        if (ids->why[i] != NULL) {
+            printf(",\"reason\":");
+            bg_json_cstr(stdout, r.why);
+        }
+        printf("}");
+    }
+    printf("]");
+}
+
+static void
+json_grades(const Baygate__PeerQueryResult *p)
+{
+    printf(",\"unopened\":%llu,\"status_number\":%llu,\"grades\":[",
+           (unsigned long long)p->unopened, (unsigned long long)p->status_number);
+    for (size_t k = 0; k < p->n_grades; k++) {
+        const Baygate__GradeResult *g = p->grades[k];
+        printf("%s{\"uscc\":", k ? "," : "");
+        bg_json_cstr(stdout, g->uscc);
+        printf(",\"grade\":");
+        bg_json_cstr(stdout, g->grade);
+        printf(",\"scale\":");
+        bg_json_cstr(stdout, g->scale);
+        printf(",\"evaluated_at\":");
+        bg_json_cstr(stdout, g->evaluated_at);
+        printf(",\"valid_until\":");
+        bg_json_cstr(stdout, g->valid_until);
+        printf(",\"serial\":%llu,\"common_grade\":", (unsigned long long)g->serial);
+        bg_json_cstr(stdout, g->common_grade);
+        printf(",\"common_rank\":%u,\"attested\":%s", g->common_rank,
+               g->attested ? "true" : "false");
+        if (!g->attested) {
+            printf(",\"attestation_error\":");
+            bg_json_cstr(stdout, g->attestation_error);
+        }
+        printf("}");
+    }
+    printf("]");
+}
+
+static void
+json_peer(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids)
+{
+    printf("{\"peer\":");
+    bg_json_cstr(stdout, p->peer);
+    printf(",\"name\":");
+    bg_json_cstr(stdout, p->peer_name);
+    printf(",\"ok\":%s", p->ok ? "true" : "false");
+    if (!p->ok) {
+        printf(",\"error_code\":%u,\"error\":", p->error_code);
+        bg_json_cstr(stdout, p->error);
+    }
+    printf(",\"generation\":%llu,\"epoch\":%llu,\"list_size\":%llu,\"snapshot\":",
+           (unsigned long long)p->generation, (unsigned long long)p->epoch,
+           (unsigned long long)p->list_size);
+    bg_json_cstr(stdout, p->snapshot);
+    printf(",\"items\":%u,\"snapshot_ms\":%u,\"psi_ms\":%u,\"bytes_sent\":%llu,"
+           "\"bytes_received\":%llu",
+           p->items, p->snapshot_ms, p->psi_ms, (unsigned long long)p->bytes_sent,
+           (unsigned long long)p->bytes_received);
+    if (p->ok && qa->mode == 3)
+        printf(",\"count\":%llu", (unsigned long long)p->count);
+    if (p->ok && qa->mode != 3) {
+        printf(",\"matches\":[");
+        for (size_t k = 0; k < p->n_matches; k++) {
+            printf("%s", k ? "," : "");
+            bg_json_cstr(stdout, p->matches[k]);
+        }
+        printf("]");
+    }
+    if (p->ok && qa->mode == 2)
+        json_grades(p);
+    if (qa->mode != 3)
+        json_rows(qa, p, ids);
+    printf("}");
+}
+
+/* One object; "invalid" holds every invalid id (as read here), "rows" in each peer one
+ * entry per input line (membership and graded). */
 static void
 print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
 {
@@ -218,122 +384,131 @@ print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
     bg_json_cstr(stdout, qa->list);
     printf(",\"mode\":\"%s\",\"ids\":%zu,\"valid_ids\":%u,\"invalid_total\":%u,\"invalid\":[",
            mode_names[qa->mode <= 3 ? qa->mode : 0], ids->n, qa->valid_ids, qa->invalid_total);
-    for (size_t i = 0; i < qa->n_invalid; i++) {
-        const Baygate__InvalidId *v = qa->invalid[i];
-        printf("%s{\"line\":%zu,\"id\":", i ? "," : "",
-               v->index < ids->n ? ids->lines[v->index] : 0);
-        bg_json_cstr(stdout, v->id);
+    for (size_t i = 0, k = 0; i < ids->n; i++) {
+        if (ids->why[i] == NULL)
+            continue;
+        printf("%s{\"line\":%zu,\"id\":", k++ ? "," : "", ids->lines[i]);
+        bg_json_cstr(stdout, ids->ids[i]);
         printf(",\"reason\":");
-        bg_json_cstr(stdout, v->reason);
+        bg_json_cstr(stdout, ids->why[i]);
         printf("}");
     }
     printf("],\"peers\":[");
     for (size_t i = 0; i < qa->n_peers; i++) {
-        const Baygate__PeerQueryResult *p = qa->peers[i];
-        printf("%s{\"peer\":", i ? "," : "");
-        bg_json_cstr(stdout, p->peer);
-        printf(",\"name\":");
-        bg_json_cstr(stdout, p->peer_name);
-        printf(",\"ok\":%s", p->ok ? "true" : "false");
-        if (!p->ok) {
-            printf(",\"error_code\":%u,\"error\":", p->error_code);
-            bg_json_cstr(stdout, p->error);
-        }
-        printf(",\"generation\":%llu,\"epoch\":%llu,\"list_size\":%llu,\"snapshot\":",
-               (unsigned long long)p->generation, (unsigned long long)p->epoch,
-               (unsigned long long)p->list_size);
-        bg_json_cstr(stdout, p->snapshot);
-        printf(",\"items\":%u,\"snapshot_ms\":%u,\"psi_ms\":%u,\"bytes_sent\":%llu,"
-               "\"bytes_received\":%llu",
-               p->items, p->snapshot_ms, p->psi_ms, (unsigned long long)p->bytes_sent,
-               (unsigned long long)p->bytes_received);
-        if (p->ok && qa->mode == 3)
-            printf(",\"count\":%llu", (unsigned long long)p->count);
-        if (p->ok && qa->mode != 3) {
-            printf(",\"matches\":[");
-            for (size_t k = 0; k < p->n_matches; k++) {
-                printf("%s", k ? "," : "");
-                bg_json_cstr(stdout, p->matches[k]);
-            }
-            printf("]");
-        }
-        if (p->ok && qa->mode == 2) {
-            printf(",\"unopened\":%llu,\"status_number\":%llu,\"grades\":[",
-                   (unsigned long long)p->unopened, (unsigned long long)p->status_number);
-            for (size_t k = 0; k < p->n_grades; k++) {
-                const Baygate__GradeResult *g = p->grades[k];
-                printf("%s{\"uscc\":", k ? "," : "");
-                bg_json_cstr(stdout, g->uscc);
-                printf(",\"grade\":");
-                bg_json_cstr(stdout, g->grade);
-                printf(",\"scale\":");
-                bg_json_cstr(stdout, g->scale);
-                printf(",\"evaluated_at\":");
-                bg_json_cstr(stdout, g->evaluated_at);
-                printf(",\"valid_until\":");
-                bg_json_cstr(stdout, g->valid_until);
-                printf(",\"serial\":%llu,\"common_grade\":", (unsigned long long)g->serial);
-                bg_json_cstr(stdout, g->common_grade);
-                printf(",\"common_rank\":%u,\"attested\":%s", g->common_rank,
-                       g->attested ? "true" : "false");
-                if (!g->attested) {
-                    printf(",\"attestation_error\":");
-                    bg_json_cstr(stdout, g->attestation_error);
-                }
-                printf("}");
-            }
-            printf("]");
-        }
-        printf("}");
+        printf("%s", i ? "," : "");
+        json_peer(qa, qa->peers[i], ids);
     }
     printf("]}\n");
 }
 
+#define CSV_HEADER                                                                                 \
+    "peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error,common_grade,"     \
+    "attested,status,line,input,id,list\n"
+
+/* Columns 14..18: status, line, input (as given), id (canonical), list. */
 static void
-print_csv(const Baygate__QueryAnswer *qa)
+csv_tail(const char *status, const idlist *ids, size_t i, const char *list)
 {
-    printf("peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error,"
-           "common_grade,attested\n");
+    printf(",%s,", status);
+    if (ids != NULL) {
+        printf("%zu,", ids->lines[i]);
+        csv_field(ids->ids[i]);
+        printf(",%s", ids->why[i] ? "" : ids->code[i]);
+    } else {
+        printf(",,");
+    }
+    putchar(',');
+    csv_field(list);
+    putchar('\n');
+}
+
+static void
+csv_row(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids,
+        size_t i)
+{
+    qrow r = row_of(qa, p, ids, i);
+    const Baygate__GradeResult *g = r.g;
+    bool matched = strcmp(r.status, "matched") == 0;
+    printf("%s,%s,%llu,%s,", p->peer, p->ok ? "true" : "false", (unsigned long long)p->epoch,
+           matched ? ids->code[i] : "");
+    if (g != NULL) {
+        csv_field(g->grade);
+        putchar(',');
+        csv_field(g->scale);
+        printf(",%s,%s,%llu,,", g->evaluated_at, g->valid_until, (unsigned long long)g->serial);
+        csv_field(g->attested ? "" : g->attestation_error);
+        putchar(',');
+        csv_field(g->common_grade);
+        printf(",%s", g->attested ? "true" : "false");
+    } else {
+        printf(",,,,,,");
+        csv_field(r.why);
+        printf(",,");
+    }
+    csv_tail(r.status, ids, i, qa->list);
+}
+
+/* Membership and graded: one row per input line per peer (status matched, not matched,
+ * invalid or error); count: one row per peer, and one per invalid id per peer. */
+static void
+print_csv(const Baygate__QueryAnswer *qa, const idlist *ids, bool header)
+{
+    if (header)
+        fputs(CSV_HEADER, stdout);
     for (size_t i = 0; i < qa->n_peers; i++) {
         const Baygate__PeerQueryResult *p = qa->peers[i];
+        if (qa->mode != 3) {
+            for (size_t k = 0; k < ids->n; k++)
+                csv_row(qa, p, ids, k);
+            continue;
+        }
         if (!p->ok) {
             printf("%s,false,%llu,,,,,,,,", p->peer, (unsigned long long)p->epoch);
             csv_field(p->error);
-            printf(",,\n");
-        } else if (qa->mode == 3) {
-            printf("%s,true,%llu,,,,,,,%llu,,,\n", p->peer, (unsigned long long)p->epoch,
-                   (unsigned long long)p->count);
-        } else if ((qa->mode == 2 ? p->n_grades : p->n_matches) == 0) {
-            /* Answered, nothing matched: still one row, so every peer shows. */
-            printf("%s,true,%llu,,,,,,,,,,\n", p->peer, (unsigned long long)p->epoch);
-        } else if (qa->mode == 2) {
-            for (size_t k = 0; k < p->n_grades; k++) {
-                const Baygate__GradeResult *g = p->grades[k];
-                printf("%s,true,%llu,%s,", p->peer, (unsigned long long)p->epoch, g->uscc);
-                csv_field(g->grade);
-                putchar(',');
-                csv_field(g->scale);
-                printf(",%s,%s,%llu,,", g->evaluated_at, g->valid_until,
-                       (unsigned long long)g->serial);
-                csv_field(g->attested ? "" : g->attestation_error);
-                putchar(',');
-                csv_field(g->common_grade);
-                printf(",%s\n", g->attested ? "true" : "false");
-            }
+            printf(",,");
+            csv_tail("error", NULL, 0, qa->list);
         } else {
-            for (size_t k = 0; k < p->n_matches; k++)
-                printf("%s,true,%llu,%s,,,,,,,,,\n", p->peer, (unsigned long long)p->epoch,
-                       p->matches[k]);
+            printf("%s,true,%llu,,,,,,,%llu,,,", p->peer, (unsigned long long)p->epoch,
+                   (unsigned long long)p->count);
+            csv_tail("count", NULL, 0, qa->list);
         }
+        for (size_t k = 0; k < ids->n; k++) {
+            if (ids->why[k] == NULL)
+                continue;
+            printf("%s,%s,%llu,,,,,,,,", p->peer, p->ok ? "true" : "false",
+                   (unsigned long long)p->epoch);
+            csv_field(ids->why[k]);
+            printf(",,");
+            csv_tail("invalid", ids, k, qa->list);
+        }
+    }
+}
+
+/* Table: every valid input line's outcome at peer p (one that answered). */
+static void
+table_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids)
+{
+    for (size_t i = 0; i < ids->n; i++) {
+        qrow r = row_of(qa, p, ids, i);
+        if (ids->why[i] != NULL)
+            continue; /* listed once, below */
+        const Baygate__GradeResult *g = r.g;
+        printf("    line %-6zu %s  %s", ids->lines[i], ids->code[i], r.status);
+        if (g != NULL)
+            printf("  %-4s %-8s = %-4s common  evaluated %s  valid until %s  %s%s", g->grade,
+                   g->scale, g->common_grade[0] ? g->common_grade : "?", g->evaluated_at,
+                   g->valid_until, g->attested ? "attested" : "NOT attested: ",
+                   g->attested ? "" : g->attestation_error);
+        putchar('\n');
     }
 }
 
 static void
 print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose)
 {
-    printf("%s on %s for %s: %zu ids, %u distinct valid, %u invalid\n",
+    printf("%s on %s for %s: %zu ids, %u distinct valid, %zu invalid\n",
            mode_names[qa->mode <= 3 ? qa->mode : 0], qa->list, purpose, ids->n, qa->valid_ids,
-           qa->invalid_total);
+           ids->ninvalid);
     for (size_t i = 0; i < qa->n_peers; i++) {
         const Baygate__PeerQueryResult *p = qa->peers[i];
         if (!p->ok) {
@@ -349,31 +524,20 @@ print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpo
                p->bytes_received / 1024.0);
         if (qa->mode == 3) {
             printf("  %llu of them on %s\n", (unsigned long long)p->count, qa->list);
-        } else if (qa->mode == 2) {
+            continue;
+        }
+        if (qa->mode == 2)
             printf("  %zu graded (status list %llu):\n", p->n_grades,
                    (unsigned long long)p->status_number);
-            for (size_t k = 0; k < p->n_grades; k++) {
-                const Baygate__GradeResult *g = p->grades[k];
-                printf("    %s  %-4s %-8s = %-4s common  evaluated %s  valid until %s  %s%s\n",
-                       g->uscc, g->grade, g->scale, g->common_grade[0] ? g->common_grade : "?",
-                       g->evaluated_at, g->valid_until, g->attested ? "attested" : "NOT attested: ",
-                       g->attested ? "" : g->attestation_error);
-            }
-        } else {
+        else
             printf("  %zu on %s:\n", p->n_matches, qa->list);
-            for (size_t k = 0; k < p->n_matches; k++)
-                printf("    %s\n", p->matches[k]);
-        }
+        table_rows(qa, p, ids);
     }
-    if (qa->n_invalid > 0) {
+    if (ids->ninvalid > 0) {
         printf("\nInvalid ids (never sent):\n");
-        for (size_t i = 0; i < qa->n_invalid; i++) {
-            const Baygate__InvalidId *v = qa->invalid[i];
-            printf("  line %zu: '%s': %s\n", v->index < ids->n ? ids->lines[v->index] : 0, v->id,
-                   v->reason);
-        }
-        if (qa->invalid_total > qa->n_invalid)
-            printf("  ... and %u more\n", qa->invalid_total - (unsigned)qa->n_invalid);
+        for (size_t i = 0; i < ids->n; i++)
+            if (ids->why[i] != NULL)
+                printf("  line %zu: '%s': %s\n", ids->lines[i], ids->ids[i], ids->why[i]);
     }
 }
 
@@ -575,7 +739,7 @@ query_ask(const qargs *a, const idlist *ids)
         if (a->out == OUT_JSON)
             print_json(qa, ids);
         else if (a->out == OUT_CSV)
-            print_csv(qa);
+            print_csv(qa, ids, true);
         else
             print_table(qa, ids, a->purpose);
         rc = BG_EXIT_OK;
