@@ -328,6 +328,36 @@ if [[ $qrc == 2 ]] && grep -q "list must be" q.err; then
 else
   bad "4. unknown list" "exit $qrc: $(cat q.err q.out | head -c 400)"
 fi
+if [[ $qrc == 2 ]] && grep -q "roster lets us ask about: serious-dishonesty, abnormal-operation, grades" q.err; then
+  ok "4. unknown list: the refusal names what the roster allows"
+else
+  bad "4. unknown list names the roster's lists" "$(cat q.err | head -c 400)"
+fi
+refusals() { grep -c " psi.refused " gw440300.log; }
+n_ref=$(refusals)
+query --peer all --list serious-dishonesty --purpose supervison --csv
+if [[ $qrc == 2 ]] && grep -q "purpose 'supervison' is not in the roster (it declares: supervision, lending)" q.err &&
+  [[ $(refusals) == "$n_ref" ]]; then
+  ok "4. misspelt purpose: refused by our own gateway (exit 2) naming the roster's purposes, nothing sent"
+else
+  bad "4. misspelt purpose" "exit $qrc: $(cat q.err | head -c 400)"
+fi
+query --peer 440300 --list serious-dishonesty --json --csv
+if [[ $qrc == 2 ]] && grep -q -- "--json and --csv exclude each other" q.err && [[ ! -s q.out ]]; then
+  ok "4. --json with --csv: refused, exit 2"
+else
+  bad "4. --json --csv refused" "exit $qrc: $(head -c 200 q.err)"
+fi
+query --peer 440300 --list serious-dishonesty --list abnormal-operation --csv
+tsv q.out >q.tsv
+awk -F'\t' '$1 == 440300 && $14 == "matched" && $18 == "serious-dishonesty" { print $4 }' q.tsv | sort -u >got.two.sd
+awk -F'\t' '$1 == 440300 && $14 == "matched" && $18 == "abnormal-operation" { print $4 }' q.tsv | sort -u >got.two.ao
+if [[ $qrc == 0 ]] && [[ $(grep -c '^peer,' q.out) == 1 ]] && cmp -s got.two.sd truth.sd.440300 &&
+  cmp -s got.two.ao truth.ao.440300; then
+  ok "4. --list A --list B: both lists asked, one CSV, each equal to its ground truth"
+else
+  bad "4. two lists in one query" "exit $qrc: $(wc -l <got.two.sd) sd, $(wc -l <got.two.ao) ao"
+fi
 if grep -q "psi.refused" gw440300.log && ! grep -qF "$(head -1 gz.ids)" gw440300.log; then
   ok "4. Shenzhen logged the refusals and never an asked id"
 else

@@ -35,25 +35,30 @@ enum { OUT_TABLE, OUT_JSON, OUT_CSV };
 static void
 query_usage(FILE *f)
 {
-    fprintf(f, "usage: baygate query --dir GW --peer CITY|all --list LIST --purpose P --in FILE\n"
-               "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n"
-               "                     [--consent FILE | --auth-ref HEX] [--attest-dir DIR]\n\n"
-               "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
-               "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
-               "abnormal-operation), by private set intersection: the peers never learn\n"
-               "what was asked. --grades: their evaluations of those enterprises (the list\n"
-               "'grades'); --count: only how many are on LIST. --peer may be given several\n"
-               "times. Invalid ids are reported and never sent. Output: a table, or --json\n"
-               "(one object), or --csv (one row per match, per peer without matches, or per\n"
-               "peer for --count).\n"
-               "Purposes that need the enterprise's written authorisation (the roster says\n"
-               "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
-               "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
-               "--grades shows each grade also on the federation's common scale and whether\n"
-               "its attestation (the answering city's signed snapshot, the entry's inclusion\n"
-               "proof, its status list) verifies; --attest-dir DIR also saves them there\n"
-               "for `baygate attest verify`.\n"
-               "Exit 0 if every peer answered, 1 if some did not, 2 for usage or local errors.\n");
+    fprintf(f,
+            "usage: baygate query --dir GW --peer CITY|all --list LIST... --purpose P --in FILE\n"
+            "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n"
+            "                     [--consent FILE | --auth-ref HEX] [--attest-dir DIR]\n\n"
+            "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
+            "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
+            "abnormal-operation), by private set intersection: the peers never learn\n"
+            "what was asked. --list may be given several times: each list is asked in\n"
+            "turn. --grades: also their evaluations of those enterprises (the list\n"
+            "'grades'); --count: only how many are on LIST. --peer may be given several\n"
+            "times. A list or purpose the roster does not know is refused here (exit 2).\n"
+            "Invalid ids are reported and never sent.\n"
+            "Output: a table; or --json, one object per list, one per line; or --csv,\n"
+            "one row per input line per peer (per peer for --count) with the columns\n"
+            "status (matched, not matched, invalid, error, count), line, input, id\n"
+            "(canonical) and list, so it joins back to FILE.\n"
+            "Purposes that need the enterprise's written authorisation (the roster says\n"
+            "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
+            "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
+            "--grades shows each grade also on the federation's common scale and whether\n"
+            "its attestation (the answering city's signed snapshot, the entry's inclusion\n"
+            "proof, its status list) verifies; --attest-dir DIR also saves them there\n"
+            "for `baygate attest verify`.\n"
+            "Exit 0 if every peer answered, 1 if some did not, 2 for usage or local errors.\n");
 }
 
 typedef struct idlist {
@@ -504,8 +509,9 @@ table_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, co
 }
 
 static void
-print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose)
+print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose, bool first)
 {
+    printf("%s", first ? "" : "\n");
     printf("%s on %s for %s: %zu ids, %u distinct valid, %zu invalid\n",
            mode_names[qa->mode <= 3 ? qa->mode : 0], qa->list, purpose, ids->n, qa->valid_ids,
            ids->ninvalid);
@@ -596,8 +602,13 @@ consent_digest(const char *path, uint8_t out[crypto_hash_sha256_BYTES])
 }
 
 /* What `baygate query` was asked. */
+#define QUERY_LISTS 3 /* serious-dishonesty, abnormal-operation, grades */
+
 typedef struct qargs {
-    const char *dir, *list, *purpose, *in, *attest_dir;
+    const char *dir, *purpose, *in, *attest_dir;
+    const char *lists[QUERY_LISTS];
+    size_t nlists;
+    bool json, csv;
     uint8_t auth_ref[BG_QUERY_AUTH_REF_MAX];
     size_t auth_len;
     char *peers[64];
@@ -627,6 +638,19 @@ query_auth(qargs *a, int ch, const char *arg)
     return BG_EXIT_OK;
 }
 
+/* One more --list (each asked in turn; given twice, asked once). */
+static int
+query_add_list(qargs *a, const char *list)
+{
+    for (size_t i = 0; i < a->nlists; i++)
+        if (strcmp(a->lists[i], list) == 0)
+            return -1;
+    if (a->nlists == QUERY_LISTS)
+        return bg_cli_fail("query", "at most %d different --list", QUERY_LISTS);
+    a->lists[a->nlists++] = list;
+    return -1;
+}
+
 /* One option (getopt's ch, optarg): -1 to go on, else the exit code. */
 static int
 query_opt(qargs *a, int ch, const char *arg)
@@ -644,8 +668,7 @@ query_opt(qargs *a, int ch, const char *arg)
             return bg_cli_fail("query", "at most 64 --peer");
         return -1;
     case 'l':
-        a->list = arg;
-        return -1;
+        return query_add_list(a, arg);
     case 'u':
         a->purpose = arg;
         return -1;
@@ -659,9 +682,11 @@ query_opt(qargs *a, int ch, const char *arg)
         a->count = true;
         return -1;
     case 'j':
+        a->json = true;
         a->out = OUT_JSON;
         return -1;
     case 'v':
+        a->csv = true;
         a->out = OUT_CSV;
         return -1;
     case 't':
@@ -689,19 +714,28 @@ query_opt(qargs *a, int ch, const char *arg)
 static int
 query_args_check(qargs *a, int argc)
 {
+    if (a->json && a->csv)
+        return bg_cli_fail("query", "--json and --csv exclude each other: give one");
+    if (a->grades && a->count)
+        return bg_cli_fail("query", "--grades and --count exclude each other: give one");
     if (a->dir == NULL || (a->npeers == 0 && !a->all) || a->purpose == NULL || a->in == NULL ||
-        optind != argc || (a->grades && a->count) || (a->all && a->npeers > 0)) {
+        optind != argc || (a->all && a->npeers > 0)) {
         query_usage(stderr);
         return BG_EXIT_ERROR;
     }
-    if (a->grades && a->list == NULL)
-        a->list = "grades";
-    if (a->list == NULL) {
+    /* --grades is the list 'grades' (asked graded) besides any --list */
+    if (a->grades && query_add_list(a, "grades") != -1)
+        return BG_EXIT_ERROR;
+    if (a->nlists == 0) {
         query_usage(stderr);
         return BG_EXIT_ERROR;
     }
-    if (a->grades && strcmp(a->list, "grades") != 0)
-        return bg_cli_fail("query", "--grades asks the list 'grades'; leave out --list");
+    for (size_t i = 0; i < a->nlists; i++) {
+        if (strcmp(a->lists[i], "grades") == 0 && a->count)
+            return bg_cli_fail("query", "the list 'grades' is asked with --grades, not --count");
+        if (strcmp(a->lists[i], "grades") == 0)
+            a->grades = true;
+    }
     if (a->attest_dir != NULL && !a->grades)
         return bg_cli_fail("query", "--attest-dir goes with --grades");
     if (a->attest_dir != NULL && mkdir(a->attest_dir, 0750) != 0 && errno != EEXIST)
@@ -709,23 +743,25 @@ query_args_check(qargs *a, int argc)
     return -1;
 }
 
-/* Asks the gateway and prints its answer; the exit code. */
+/* Asks the gateway about one list and prints its answer (first: the first list asked, so
+ * the CSV header goes out once); the exit code. */
 static int
-query_ask(const qargs *a, const idlist *ids)
+query_ask_list(const qargs *a, const idlist *ids, const char *list, bool first)
 {
     Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
     Baygate__LocalQuery lq = BAYGATE__LOCAL_QUERY__INIT;
+    bool graded = strcmp(list, "grades") == 0;
     lq.n_peers = a->npeers;
     lq.peers = (char **)a->peers;
-    lq.list = (char *)a->list;
+    lq.list = (char *)list;
     lq.purpose = (char *)a->purpose;
     lq.n_ids = ids->n;
     lq.ids = ids->ids;
-    lq.mode = a->grades ? 2 : a->count ? 3 : 1;
+    lq.mode = graded ? 2 : a->count ? 3 : 1;
     lq.timeout_ms = (uint32_t)a->timeout;
     lq.authorisation_ref.data = (uint8_t *)a->auth_ref;
     lq.authorisation_ref.len = a->auth_len;
-    lq.attestations = a->attest_dir != NULL;
+    lq.attestations = graded && a->attest_dir != NULL;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
     req.query = &lq;
     Baygate__LocalAnswer *ans = ask(a->dir, &req);
@@ -739,17 +775,32 @@ query_ask(const qargs *a, const idlist *ids)
         if (a->out == OUT_JSON)
             print_json(qa, ids);
         else if (a->out == OUT_CSV)
-            print_csv(qa, ids, true);
+            print_csv(qa, ids, first);
         else
-            print_table(qa, ids, a->purpose);
+            print_table(qa, ids, a->purpose, first);
         rc = BG_EXIT_OK;
         for (size_t i = 0; i < qa->n_peers; i++)
             if (!qa->peers[i]->ok)
                 rc = BG_EXIT_FAIL;
-        if (a->attest_dir != NULL && write_attestations(a->attest_dir, qa) != BG_EXIT_OK)
+        if (lq.attestations && write_attestations(a->attest_dir, qa) != BG_EXIT_OK)
             rc = BG_EXIT_ERROR;
     }
     bg_pb_free(ans);
+    return rc;
+}
+
+/* Every list in turn (each with every peer at once); the worst exit code. A usage error
+ * (refused by our own gateway) stops before the next list. */
+static int
+query_ask(const qargs *a, const idlist *ids)
+{
+    int rc = BG_EXIT_OK;
+    for (size_t i = 0; i < a->nlists && rc != BG_EXIT_ERROR; i++) {
+        int r = query_ask_list(a, ids, a->lists[i], i == 0);
+        if (r > rc)
+            rc = r;
+    }
+    fflush(stdout);
     return rc;
 }
 
