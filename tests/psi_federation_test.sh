@@ -364,6 +364,37 @@ else
   bad "4. answerer's log" "$(grep psi gw440300.log | tail -3)"
 fi
 
+# 4b. One enterprise in every city (baygate lookup): our store for Guangzhou itself,
+# private queries for the others. Guangzhou may not ask Foshan about abnormal-operation,
+# so that one answer is missing (exit 1) and said so.
+u=$(head -1 truth.sd.440300)
+own_name=$(awk -F, -v u="$u" 'toupper($1) == u { print $2 }' 440100.csv | tr -d '"')
+read -r _ own_g _ own_v own_sd own_ao _ _ < <(awk -v u="$u" '$1 == u' 440100.cols)
+"$bg" lookup --dir gw440100 --purpose supervision --timeout-ms 20000 "$u" >l.out 2>l.err
+lrc=$?
+sz_grade=$(awk -v u="$u" '$1 == u { print $2 }' truth.gr.440300)
+sz_common=$(awk -v g="$sz_grade" 'BEGIN { print index("ABCD", g) }')
+want_own_sd=$([[ $own_sd == 1 ]] && echo "It is on serious-dishonesty since" || echo "It is not on serious-dishonesty.")
+if [[ $lrc == 1 ]] && grep -q "^440100 Guangzhou (our city): $own_name\.$" l.out &&
+  grep -qF "  $want_own_sd" l.out &&
+  grep -A3 "^440300 Shenzhen:" l.out | grep -q "^  It is on serious-dishonesty\.$" &&
+  grep -A4 "^440600 Foshan:" l.out | grep -q "Not answered about abnormal-operation: .*(107)" &&
+  { [[ -z $sz_grade ]] || grep -A4 "^440300 Shenzhen:" l.out | grep -q "Its grade is $sz_grade on scale ABCD ($sz_common on the common scale)"; }; then
+  ok "4b. lookup $u: our store's name and lists, Shenzhen's listing${sz_grade:+ and grade $sz_grade}, Foshan's refusal named, exit 1"
+else
+  bad "4b. lookup in sentences" "exit $lrc: $(cat l.out l.err | head -20)"
+fi
+[[ $own_g != - ]] && ! grep -q "Its grade is $own_g on scale ABCD" l.out && bad "4b. lookup: our own grade" "$(grep -A4 'our city' l.out)"
+"$bg" lookup --dir gw440100 --purpose supervision --json --timeout-ms 20000 "$u" >l.json 2>l.err
+if grep -q '"city":"440300","name":"Shenzhen","own":false,"lists":\[{"list":"serious-dishonesty","status":"listed"}' l.json &&
+  grep -q '"city":"440100","name":"Guangzhou","own":true,"found":true' l.json; then
+  ok "4b. lookup --json: one object, every city"
+else
+  bad "4b. lookup --json" "$(head -c 600 l.json)"
+fi
+"$bg" lookup --dir gw440100 --purpose supervision "${u:0:17}X" >l.out 2>l.err
+expect_eq "4b. lookup of an invalid USCC: exit" "$?" 2
+
 # 5. Shenzhen re-imports one listed enterprise without its lists: a new epoch,
 # fetched as a delta, and the enterprise no longer matches.
 gone=$(head -1 truth.sd.440300)

@@ -26,9 +26,16 @@ int bg_cmd_ca(int argc, char **argv);
 int bg_cmd_roster(int argc, char **argv);
 int bg_cmd_oprf(int argc, char **argv);
 int bg_cmd_query(int argc, char **argv);
+int bg_cmd_lookup(int argc, char **argv);
 int bg_cmd_rotate(int argc, char **argv);
 int bg_cmd_attest(int argc, char **argv);
 int bg_cmd_audit(int argc, char **argv);
+
+/* One request to the gateway of directory dir over its local socket; its answer (free
+ * with bg_pb_free), or NULL with the reason on stderr, named by cmd. */
+struct Baygate__LocalRequest;
+struct Baygate__LocalAnswer *bg_cli_ask(const char *cmd, const char *dir,
+                                        const struct Baygate__LocalRequest *req);
 
 /* Prints "baygate CMD: message" to stderr; returns BG_EXIT_ERROR. */
 int bg_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

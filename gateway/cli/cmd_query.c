@@ -174,35 +174,34 @@ read_ids(const char *path, idlist *l)
     return rc;
 }
 
-static Baygate__LocalAnswer *
-ask(const char *dir, const Baygate__LocalRequest *req)
+Baygate__LocalAnswer *
+bg_cli_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req)
 {
     bg_config cfg;
     bg_err err = {0};
     char path[BG_CONFIG_PATH_MAX + 32];
     if (snprintf(path, sizeof path, "%s/%s", dir, BG_CONFIG_FILE) >= (int)sizeof path) {
-        bg_cli_fail("query", "gateway directory path too long");
+        bg_cli_fail(cmd, "gateway directory path too long");
         return NULL;
     }
     if (bg_config_load(path, &cfg, &err) != BG_OK) {
-        bg_cli_fail("query", "%s", err.msg);
+        bg_cli_fail(cmd, "%s", err.msg);
         return NULL;
     }
     struct stat st;
     if (stat(cfg.local_socket, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-        bg_cli_fail("query", "the %s gateway is not running (no socket at %s)", cfg.city,
+        bg_cli_fail(cmd, "the %s gateway is not running (no socket at %s)", cfg.city,
                     cfg.local_socket);
         return NULL;
     }
     size_t len = baygate__local_request__get_packed_size(req);
     if (len > QUERY_REQUEST_MAX) {
-        bg_cli_fail("query", "request of %zu bytes is too large (at most %d)", len,
-                    QUERY_REQUEST_MAX);
+        bg_cli_fail(cmd, "request of %zu bytes is too large (at most %d)", len, QUERY_REQUEST_MAX);
         return NULL;
     }
     uint8_t *buf = malloc(len ? len : 1);
     if (buf == NULL) {
-        bg_cli_fail("query", "out of memory");
+        bg_cli_fail(cmd, "out of memory");
         return NULL;
     }
     baygate__local_request__pack(req, buf);
@@ -211,18 +210,18 @@ ask(const char *dir, const Baygate__LocalRequest *req)
         .url = cfg.local_url, .recv_max = QUERY_ANSWER_MAX, .send_max = QUERY_REQUEST_MAX};
     Baygate__LocalAnswer *ans = NULL;
     if (bg_tp_client_open(&cli, &o, &err) != BG_OK) {
-        bg_cli_fail("query", "%s", err.msg);
+        bg_cli_fail(cmd, "%s", err.msg);
     } else {
         uint8_t *out = NULL;
         size_t out_len = 0;
         bg_tp_fail fail;
         if (bg_tp_call(cli, buf, len, &out, &out_len, QUERY_TIMEOUT_MS, &fail, &err) != BG_OK) {
-            bg_cli_fail("query", "the %s gateway did not answer: %s: %s", cfg.city,
+            bg_cli_fail(cmd, "the %s gateway did not answer: %s: %s", cfg.city,
                         bg_tp_fail_name(fail), err.msg);
         } else {
             ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
             if (ans == NULL)
-                bg_cli_fail("query", "the %s gateway's answer does not parse", cfg.city);
+                bg_cli_fail(cmd, "the %s gateway's answer does not parse", cfg.city);
             bg_tp_answer_free(out);
         }
         bg_tp_client_close(cli);
@@ -764,7 +763,7 @@ query_ask_list(const qargs *a, const idlist *ids, const char *list, bool first)
     lq.attestations = graded && a->attest_dir != NULL;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
     req.query = &lq;
-    Baygate__LocalAnswer *ans = ask(a->dir, &req);
+    Baygate__LocalAnswer *ans = bg_cli_ask("query", a->dir, &req);
     if (ans == NULL)
         return BG_EXIT_ERROR;
     int rc;
@@ -856,7 +855,7 @@ bg_cmd_rotate(int argc, char **argv)
     lr.list = argv[4];
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_ROTATE;
     req.rotate = &lr;
-    Baygate__LocalAnswer *ans = ask(argv[2], &req);
+    Baygate__LocalAnswer *ans = bg_cli_ask("psi-rotate", argv[2], &req);
     if (ans == NULL)
         return BG_EXIT_ERROR;
     int rc = BG_EXIT_OK;
