@@ -482,6 +482,26 @@ else
   bad "7. Foshan restarts" "$(tail -3 gw440600.log)"
 fi
 
+# 7b. Progress on a terminal: Foshan is frozen (SIGSTOP), so a query of it takes its
+# whole 2.5 s timeout; on a terminal (script(1) gives one) a line on stderr says what
+# is being asked and for how long; never with --quiet or --json.
+kill -STOP "${pid[440600]}"
+slow() {
+  script -qec "$bg query --dir gw440100 --purpose supervision --in ask.txt --peer 440600 --list serious-dishonesty --timeout-ms 2500 $*" /dev/null >tty.out 2>&1
+}
+slow --csv
+grep -q "asking 440600 about $n_in ids on serious-dishonesty: 1 s" tty.out && p1=1 || p1=0
+slow --csv --quiet
+grep -q "asking 440600" tty.out && p2=1 || p2=0
+slow --json
+grep -q "asking 440600" tty.out && p3=1 || p3=0
+kill -CONT "${pid[440600]}"
+if ((p1 == 1 && p2 == 0 && p3 == 0)); then
+  ok "7b. progress on a terminal while a peer is slow; none with --quiet or --json"
+else
+  bad "7b. progress on a terminal" "shown: plain $p1, --quiet $p2, --json $p3"
+fi
+
 # 8. Recognition: Shenzhen's grades come with attestations that verify at
 # Guangzhou's gateway and offline; repairing one revokes the old attestation.
 query --peer 440300 --grades --csv --attest-dir att1

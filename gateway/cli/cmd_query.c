@@ -6,12 +6,15 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/file.h"
 #include "common/json.h"
@@ -35,30 +38,32 @@ enum { OUT_TABLE, OUT_JSON, OUT_CSV };
 static void
 query_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: baygate query --dir GW --peer CITY|all --list LIST... --purpose P --in FILE\n"
-            "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n"
-            "                     [--consent FILE | --auth-ref HEX] [--attest-dir DIR]\n\n"
-            "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
-            "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
-            "abnormal-operation), by private set intersection: the peers never learn\n"
-            "what was asked. --list may be given several times: each list is asked in\n"
-            "turn. --grades: also their evaluations of those enterprises (the list\n"
-            "'grades'); --count: only how many are on LIST. --peer may be given several\n"
-            "times. A list or purpose the roster does not know is refused here (exit 2).\n"
-            "Invalid ids are reported and never sent.\n"
-            "Output: a table; or --json, one object per list, one per line; or --csv,\n"
-            "one row per input line per peer (per peer for --count) with the columns\n"
-            "status (matched, not matched, invalid, error, count), line, input, id\n"
-            "(canonical) and list, so it joins back to FILE.\n"
-            "Purposes that need the enterprise's written authorisation (the roster says\n"
-            "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
-            "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
-            "--grades shows each grade also on the federation's common scale and whether\n"
-            "its attestation (the answering city's signed snapshot, the entry's inclusion\n"
-            "proof, its status list) verifies; --attest-dir DIR also saves them there\n"
-            "for `baygate attest verify`.\n"
-            "Exit 0 if every peer answered, 1 if some did not, 2 for usage or local errors.\n");
+    fprintf(
+        f, "usage: baygate query --dir GW --peer CITY|all --list LIST... --purpose P --in FILE\n"
+           "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n"
+           "                     [--consent FILE | --auth-ref HEX] [--attest-dir DIR] [--quiet]\n\n"
+           "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
+           "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
+           "abnormal-operation), by private set intersection: the peers never learn\n"
+           "what was asked. --list may be given several times: each list is asked in\n"
+           "turn. --grades: also their evaluations of those enterprises (the list\n"
+           "'grades'); --count: only how many are on LIST. --peer may be given several\n"
+           "times. A list or purpose the roster does not know is refused here (exit 2).\n"
+           "Invalid ids are reported and never sent.\n"
+           "Output: a table; or --json, one object per list, one per line; or --csv,\n"
+           "one row per input line per peer (per peer for --count) with the columns\n"
+           "status (matched, not matched, invalid, error, count), line, input, id\n"
+           "(canonical) and list, so it joins back to FILE.\n"
+           "Purposes that need the enterprise's written authorisation (the roster says\n"
+           "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
+           "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
+           "--grades shows each grade also on the federation's common scale and whether\n"
+           "its attestation (the answering city's signed snapshot, the entry's inclusion\n"
+           "proof, its status list) verifies; --attest-dir DIR also saves them there\n"
+           "for `baygate attest verify`.\n"
+           "On a terminal, a line on stderr shows what is being asked and for how long\n"
+           "(never with --json; --quiet turns it off).\n"
+           "Exit 0 if every peer answered, 1 if some did not, 2 for usage or local errors.\n");
 }
 
 typedef struct idlist {
@@ -612,7 +617,7 @@ typedef struct qargs {
     size_t auth_len;
     char *peers[64];
     size_t npeers;
-    bool all, grades, count;
+    bool all, grades, count, quiet;
     int out;
     uint64_t timeout;
 } qargs;
@@ -700,6 +705,9 @@ query_opt(qargs *a, int ch, const char *arg)
     case 'T':
         a->attest_dir = arg;
         return -1;
+    case 'q':
+        a->quiet = true;
+        return -1;
     case 'h':
         query_usage(stdout);
         return BG_EXIT_OK;
@@ -742,6 +750,72 @@ query_args_check(qargs *a, int argc)
     return -1;
 }
 
+/* Progress on a terminal: the gateway answers a query in one message, so while it works
+ * a line on stderr says what is being asked and for how long (every second, from the
+ * second second on), and is cleared when the answer comes. */
+typedef struct ticker {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool done, started;
+    char what[160];
+} ticker;
+
+static void *
+ticker_main(void *arg)
+{
+    ticker *t = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    int shown = 0;
+    pthread_mutex_lock(&t->lock);
+    for (int s = 1; !t->done; s++) {
+        until.tv_sec += 1;
+        while (!t->done && pthread_cond_timedwait(&t->wake, &t->lock, &until) == 0)
+            ;
+        if (t->done)
+            break;
+        fprintf(stderr, "\r%s: %d s", t->what, s);
+        fflush(stderr);
+        shown = 1;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (shown)
+        fputs("\r\033[K", stderr);
+    return NULL;
+}
+
+static void
+ticker_start(ticker *t, const qargs *a, const idlist *ids, const char *list)
+{
+    t->started = false;
+    if (a->quiet || a->out == OUT_JSON || !isatty(STDERR_FILENO))
+        return;
+    t->done = false;
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->wake, NULL);
+    snprintf(t->what, sizeof t->what, "asking %s about %zu ids on %s",
+             a->all           ? "every peer"
+             : a->npeers == 1 ? a->peers[0]
+                              : "the peers",
+             ids->n, list);
+    t->started = pthread_create(&t->thread, NULL, ticker_main, t) == 0;
+}
+
+static void
+ticker_stop(ticker *t)
+{
+    if (!t->started)
+        return;
+    pthread_mutex_lock(&t->lock);
+    t->done = true;
+    pthread_cond_signal(&t->wake);
+    pthread_mutex_unlock(&t->lock);
+    pthread_join(t->thread, NULL);
+    pthread_cond_destroy(&t->wake);
+    pthread_mutex_destroy(&t->lock);
+}
+
 /* Asks the gateway about one list and prints its answer (first: the first list asked, so
  * the CSV header goes out once); the exit code. */
 static int
@@ -763,7 +837,10 @@ query_ask_list(const qargs *a, const idlist *ids, const char *list, bool first)
     lq.attestations = graded && a->attest_dir != NULL;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
     req.query = &lq;
+    ticker t;
+    ticker_start(&t, a, ids, list);
     Baygate__LocalAnswer *ans = bg_cli_ask("query", a->dir, &req);
+    ticker_stop(&t);
     if (ans == NULL)
         return BG_EXIT_ERROR;
     int rc;
@@ -820,13 +897,14 @@ bg_cmd_query(int argc, char **argv)
         {"consent", required_argument, NULL, 'C'},
         {"attest-dir", required_argument, NULL, 'T'},
         {"auth-ref", required_argument, NULL, 'A'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     qargs a = {.out = OUT_TABLE};
     int ch, rc;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:C:A:T:h", opts, NULL)) != -1)
+    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:C:A:T:qh", opts, NULL)) != -1)
         if ((rc = query_opt(&a, ch, optarg)) != -1)
             return rc;
     if ((rc = query_args_check(&a, argc)) != -1)
