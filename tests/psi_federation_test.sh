@@ -454,6 +454,7 @@ for k in 1 2; do
   t0=$(date +%s%N)
   query --peer all --list serious-dishonesty --csv --timeout-ms 10000
   ms=$((($(date +%s%N) - t0) / 1000000))
+  echo "# Foshan down, try $k: the query of Shenzhen (and Foshan) took $ms ms"
   rows 440300 >got.sd3
   if [[ $qrc == 1 ]] && ((ms < 5000)) && cmp -s got.sd3 truth.sd2 &&
     grep -q '^440600,false.*440600.*refused' q.out; then
