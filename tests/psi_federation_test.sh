@@ -392,6 +392,16 @@ if grep -q '"city":"440300","name":"Shenzhen","own":false,"lists":\[{"list":"ser
 else
   bad "4b. lookup --json" "$(head -c 600 l.json)"
 fi
+"$bg" lookup --dir gw440100 --purpose lending "$u" >l.out 2>l.err
+lrc=$?
+"$bg" lookup --dir gw440100 --purpose lending --consent consent.txt --timeout-ms 20000 "$u" >l2.out 2>&1
+if [[ $lrc == 2 ]] && grep -q "written authorisation" l.err &&
+  grep -A3 "^440600 Foshan:" l2.out | grep -q "^  It is .*on serious-dishonesty\.$" &&
+  grep -A3 "^440300 Shenzhen:" l2.out | grep -q "Not answered about serious-dishonesty: .*(107)"; then
+  ok "4b. lookup for lending: refused without consent (exit 2); with --consent Foshan answers, Shenzhen refuses"
+else
+  bad "4b. lookup for lending" "exit $lrc: $(cat l.err l2.out | head -12)"
+fi
 "$bg" lookup --dir gw440100 --purpose supervision "${u:0:17}X" >l.out 2>l.err
 expect_eq "4b. lookup of an invalid USCC: exit" "$?" 2
 

@@ -37,6 +37,10 @@ struct Baygate__LocalRequest;
 struct Baygate__LocalAnswer *bg_cli_ask(const char *cmd, const char *dir,
                                         const struct Baygate__LocalRequest *req);
 
+/* The authorisation reference of a consent document: its SHA-256 (the document never
+ * leaves the city). BG_EXIT_OK, or BG_EXIT_ERROR said on stderr. */
+int bg_cli_consent_digest(const char *cmd, const char *path, uint8_t out[32]);
+
 /* Prints "baygate CMD: message" to stderr; returns BG_EXIT_ERROR. */
 int bg_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -28,19 +28,21 @@ static const char *const lookup_lists[LOOKUP_LISTS] = {"serious-dishonesty", "ab
 static void
 lookup_usage(FILE *f)
 {
-    fprintf(f, "usage: baygate lookup --dir GW --purpose P [--auth-ref HEX] [--json]\n"
-               "                      [--timeout-ms N] USCC\n\n"
+    fprintf(f, "usage: baygate lookup --dir GW --purpose P [--consent FILE | --auth-ref HEX]\n"
+               "                      [--json] [--timeout-ms N] USCC\n\n"
                "Says, for one enterprise and every city of the federation including ours,\n"
                "whether it is on each list (serious-dishonesty, abnormal-operation) and its\n"
                "grade on the issuer's and the common scale, with its validity and whether\n"
                "its attestation verifies; for our own city also its name. Our city's answer\n"
                "comes from our store; the others' by private set intersection (they never\n"
-               "learn which enterprise was asked about). --json: one object.\n"
+               "learn which enterprise was asked about). A purpose that needs the enterprise's\n"
+               "written authorisation needs --consent FILE (its SHA-256 is sent) or --auth-ref.\n"
+               "--json: one object.\n"
                "Exit 0 if every city answered every question, 1 if some did not, 2 for\n"
                "usage or local errors.\n\n"
                "EXAMPLES\n"
                "  baygate lookup --dir GZ --purpose supervision 91440300MA5FXXXXXX\n"
-               "  baygate lookup --dir GZ --purpose lending --auth-ref 5e2a... --json CODE\n");
+               "  baygate lookup --dir GZ --purpose lending --consent consent.pdf --json CODE\n");
 }
 
 typedef struct lkargs {
@@ -343,7 +345,16 @@ lookup_opt(lkargs *a, int ch, const char *arg)
         if (a->timeout < 1 || a->timeout > 600000)
             return bg_cli_fail("lookup", "--timeout-ms must be 1..600000");
         return -1;
+    case 'C':
+        if (a->auth_len != 0)
+            return bg_cli_fail("lookup", "give one of --consent and --auth-ref, once");
+        if (bg_cli_consent_digest("lookup", arg, a->auth) != BG_EXIT_OK)
+            return BG_EXIT_ERROR;
+        a->auth_len = 32;
+        return -1;
     case 'A':
+        if (a->auth_len != 0)
+            return bg_cli_fail("lookup", "give one of --consent and --auth-ref, once");
         if (sodium_hex2bin(a->auth, sizeof a->auth, arg, strlen(arg), NULL, &a->auth_len, NULL) !=
                 0 ||
             a->auth_len == 0 || strlen(arg) != 2 * a->auth_len)
@@ -362,18 +373,15 @@ int
 bg_cmd_lookup(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"purpose", required_argument, NULL, 'u'},
-        {"json", no_argument, NULL, 'j'},
-        {"timeout-ms", required_argument, NULL, 't'},
-        {"auth-ref", required_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'},      {"purpose", required_argument, NULL, 'u'},
+        {"json", no_argument, NULL, 'j'},           {"timeout-ms", required_argument, NULL, 't'},
+        {"auth-ref", required_argument, NULL, 'A'}, {"consent", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     lkargs a = {0};
     int ch, rc;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:u:jt:A:h", opts, NULL)) != -1)
+    while ((ch = getopt_long(argc, argv, "d:u:jt:A:C:h", opts, NULL)) != -1)
         if ((rc = lookup_opt(&a, ch, optarg)) != -1)
             return rc;
     if (optind + 1 != argc)

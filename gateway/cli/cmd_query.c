@@ -581,12 +581,12 @@ write_attestations(const char *dir, const Baygate__QueryAnswer *qa)
 
 /* The authorisation reference of a consent document: its SHA-256, computed here so the
  * document itself never leaves the city. */
-static int
-consent_digest(const char *path, uint8_t out[crypto_hash_sha256_BYTES])
+int
+bg_cli_consent_digest(const char *cmd, const char *path, uint8_t out[32])
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return bg_cli_fail("query", "--consent %s: %s", path, strerror(errno));
+        return bg_cli_fail(cmd, "--consent %s: %s", path, strerror(errno));
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     unsigned char buf[16384];
@@ -598,9 +598,9 @@ consent_digest(const char *path, uint8_t out[crypto_hash_sha256_BYTES])
     bool failed = ferror(f) != 0;
     fclose(f);
     if (failed)
-        return bg_cli_fail("query", "--consent %s: read error", path);
+        return bg_cli_fail(cmd, "--consent %s: read error", path);
     if (total == 0)
-        return bg_cli_fail("query", "--consent %s: the file is empty", path);
+        return bg_cli_fail(cmd, "--consent %s: the file is empty", path);
     crypto_hash_sha256_final(&st, out);
     return BG_EXIT_OK;
 }
@@ -629,7 +629,7 @@ query_auth(qargs *a, int ch, const char *arg)
     if (a->auth_len != 0)
         return bg_cli_fail("query", "give one of --consent and --auth-ref, once");
     if (ch == 'C') {
-        if (consent_digest(arg, a->auth_ref) != BG_EXIT_OK)
+        if (bg_cli_consent_digest("query", arg, a->auth_ref) != BG_EXIT_OK)
             return BG_EXIT_ERROR;
         a->auth_len = crypto_hash_sha256_BYTES;
         return BG_EXIT_OK;
