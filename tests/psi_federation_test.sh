@@ -474,6 +474,10 @@ for k in 1 2; do
   fi
 done
 
+t0=$(date +%s%N)
+query --peer 440300 --list serious-dishonesty --csv --timeout-ms 10000
+echo "# for comparison, Shenzhen alone: $((($(date +%s%N) - t0) / 1000000)) ms"
+
 # 7. Foshan restarts: Guangzhou's items asked today are still counted.
 used_of() { awk -v c=440100 '$1 == c { print $3 }' gw440600/data/quota 2>/dev/null; }
 before=$(used_of)
