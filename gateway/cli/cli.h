@@ -23,8 +23,19 @@ int bg_cmd_ca(int argc, char **argv);
 int bg_cmd_roster(int argc, char **argv);
 int bg_cmd_oprf(int argc, char **argv);
 int bg_cmd_query(int argc, char **argv);
+int bg_cmd_lookup(int argc, char **argv);
 int bg_cmd_rotate(int argc, char **argv);
 int bg_cmd_attest(int argc, char **argv);
 int bg_cmd_audit(int argc, char **argv);
+
+/* One request to the gateway of directory dir over its local socket; its answer (free
+ * with bg_pb_free), or NULL with the reason on stderr, named by cmd. */
+struct Baygate__LocalRequest;
+struct Baygate__LocalAnswer *bg_cli_ask(const char *cmd, const char *dir,
+                                        const struct Baygate__LocalRequest *req);
+
+/* The authorisation reference of a consent document: its SHA-256 (the document never
+ * leaves the city). BG_EXIT_OK, or BG_EXIT_ERROR said on stderr. */
+int bg_cli_consent_digest(const char *cmd, const char *path, uint8_t out[32]);
 
 #endif

@@ -6,15 +6,19 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/file.h"
 #include "common/json.h"
+#include "domain/uscc.h"
 #include "gateway/cli/cli.h"
 #include "gateway/config/config.h"
 #include "peers/transport.h"
@@ -34,40 +38,80 @@ enum { OUT_TABLE, OUT_JSON, OUT_CSV };
 static void
 query_usage(FILE *f)
 {
-    fprintf(f, "usage: baygate query --dir GW --peer CITY|all --list LIST --purpose P --in FILE\n"
-               "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n"
-               "                     [--consent FILE | --auth-ref HEX] [--attest-dir DIR]\n\n"
-               "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
-               "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
-               "abnormal-operation), by private set intersection: the peers never learn\n"
-               "what was asked. --grades: their evaluations of those enterprises (the list\n"
-               "'grades'); --count: only how many are on LIST. --peer may be given several\n"
-               "times. Invalid ids are reported and never sent. Output: a table, or --json\n"
-               "(one object), or --csv (one row per match, per peer without matches, or per\n"
-               "peer for --count).\n"
-               "Purposes that need the enterprise's written authorisation (the roster says\n"
-               "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
-               "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
-               "--grades shows each grade also on the federation's common scale and whether\n"
-               "its attestation (the answering city's signed snapshot, the entry's inclusion\n"
-               "proof, its status list) verifies; --attest-dir DIR also saves them there\n"
-               "for `baygate attest verify`.\n"
-               "Exit 0 if every peer answered, 1 if some did not, 2 for usage or local errors.\n");
+    fprintf(
+        f, "usage: baygate query --dir GW --peer CITY|all --list LIST... --purpose P --in FILE\n"
+           "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n"
+           "                     [--consent FILE | --auth-ref HEX] [--attest-dir DIR] [--quiet]\n\n"
+           "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
+           "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
+           "abnormal-operation), by private set intersection: the peers never learn\n"
+           "what was asked. --list may be given several times: each list is asked in\n"
+           "turn. --grades: also their evaluations of those enterprises (the list\n"
+           "'grades'); --count: only how many are on LIST. --peer may be given several\n"
+           "times. A list or purpose the roster does not know is refused here (exit 2).\n"
+           "Invalid ids are reported and never sent.\n"
+           "Output: a table; or --json, one object per list, one per line; or --csv,\n"
+           "one row per input line per peer (per peer for --count) with the columns\n"
+           "status (matched, not matched, invalid, error, count), line, input, id\n"
+           "(canonical) and list, so it joins back to FILE.\n"
+           "Purposes that need the enterprise's written authorisation (the roster says\n"
+           "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
+           "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
+           "--grades shows each grade also on the federation's common scale and whether\n"
+           "its attestation (the answering city's signed snapshot, the entry's inclusion\n"
+           "proof, its status list) verifies; --attest-dir DIR also saves them there\n"
+           "for `baygate attest verify`.\n"
+           "On a terminal, a line on stderr shows what is being asked and for how long\n"
+           "(never with --json; --quiet turns it off).\n"
+           "Exit 0 if every peer answered, 1 if some did not, 2 for usage or local errors.\n");
 }
 
 typedef struct idlist {
     char **ids;
     size_t *lines; /* 1-based line of each id */
     size_t n, cap;
+    /* Each id as the gateway will read it (the same bg_uscc_parse): its canonical code,
+     * or why it is invalid (malloc'd; NULL for a valid one), so that every input line
+     * gets its own row in the output. */
+    char (*code)[BG_USCC_LEN + 1];
+    char **why;
+    size_t ninvalid;
 } idlist;
 
 static void
 idlist_free(idlist *l)
 {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         free(l->ids[i]);
+        if (l->why != NULL)
+            free(l->why[i]);
+    }
     free(l->ids);
     free(l->lines);
+    free(l->code);
+    free(l->why);
+}
+
+/* Fills l->code and l->why. */
+static int
+idlist_parse(idlist *l)
+{
+    l->code = calloc(l->n ? l->n : 1, sizeof *l->code);
+    l->why = calloc(l->n ? l->n : 1, sizeof *l->why);
+    if (l->code == NULL || l->why == NULL)
+        return bg_cli_fail("query", "out of memory");
+    for (size_t i = 0; i < l->n; i++) {
+        bg_uscc u;
+        bg_err err = {0};
+        if (bg_uscc_parse(l->ids[i], strlen(l->ids[i]), &u, &err) == BG_OK) {
+            memcpy(l->code[i], u.code, sizeof l->code[i]);
+            continue;
+        }
+        l->ninvalid++;
+        if ((l->why[i] = strdup(err.msg)) == NULL)
+            return bg_cli_fail("query", "out of memory");
+    }
+    return BG_EXIT_OK;
 }
 
 static int
@@ -130,38 +174,39 @@ read_ids(const char *path, idlist *l)
         fclose(f);
     if (rc == BG_EXIT_OK && l->n == 0)
         rc = bg_cli_fail("query", "%s holds no ids", path);
+    if (rc == BG_EXIT_OK)
+        rc = idlist_parse(l);
     return rc;
 }
 
-static Baygate__LocalAnswer *
-ask(const char *dir, const Baygate__LocalRequest *req)
+Baygate__LocalAnswer *
+bg_cli_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req)
 {
     bg_config cfg;
     bg_err err = {0};
     char path[BG_CONFIG_PATH_MAX + 32];
     if (snprintf(path, sizeof path, "%s/%s", dir, BG_CONFIG_FILE) >= (int)sizeof path) {
-        bg_cli_fail("query", "gateway directory path too long");
+        bg_cli_fail(cmd, "gateway directory path too long");
         return NULL;
     }
     if (bg_config_load(path, &cfg, &err) != BG_OK) {
-        bg_cli_fail("query", "%s", err.msg);
+        bg_cli_fail(cmd, "%s", err.msg);
         return NULL;
     }
     struct stat st;
     if (stat(cfg.local_socket, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-        bg_cli_fail("query", "the %s gateway is not running (no socket at %s)", cfg.city,
+        bg_cli_fail(cmd, "the %s gateway is not running (no socket at %s)", cfg.city,
                     cfg.local_socket);
         return NULL;
     }
     size_t len = baygate__local_request__get_packed_size(req);
     if (len > QUERY_REQUEST_MAX) {
-        bg_cli_fail("query", "request of %zu bytes is too large (at most %d)", len,
-                    QUERY_REQUEST_MAX);
+        bg_cli_fail(cmd, "request of %zu bytes is too large (at most %d)", len, QUERY_REQUEST_MAX);
         return NULL;
     }
     uint8_t *buf = malloc(len ? len : 1);
     if (buf == NULL) {
-        bg_cli_fail("query", "out of memory");
+        bg_cli_fail(cmd, "out of memory");
         return NULL;
     }
     baygate__local_request__pack(req, buf);
@@ -170,18 +215,18 @@ ask(const char *dir, const Baygate__LocalRequest *req)
         .url = cfg.local_url, .recv_max = QUERY_ANSWER_MAX, .send_max = QUERY_REQUEST_MAX};
     Baygate__LocalAnswer *ans = NULL;
     if (bg_tp_client_open(&cli, &o, &err) != BG_OK) {
-        bg_cli_fail("query", "%s", err.msg);
+        bg_cli_fail(cmd, "%s", err.msg);
     } else {
         uint8_t *out = NULL;
         size_t out_len = 0;
         bg_tp_fail fail;
         if (bg_tp_call(cli, buf, len, &out, &out_len, QUERY_TIMEOUT_MS, &fail, &err) != BG_OK) {
-            bg_cli_fail("query", "the %s gateway did not answer: %s: %s", cfg.city,
+            bg_cli_fail(cmd, "the %s gateway did not answer: %s: %s", cfg.city,
                         bg_tp_fail_name(fail), err.msg);
         } else {
             ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
             if (ans == NULL)
-                bg_cli_fail("query", "the %s gateway's answer does not parse", cfg.city);
+                bg_cli_fail(cmd, "the %s gateway's answer does not parse", cfg.city);
             bg_tp_answer_free(out);
         }
         bg_tp_client_close(cli);
@@ -211,6 +256,136 @@ csv_field(const char *s)
     putchar('"');
 }
 
+/* What one input id came to at one peer. */
+typedef struct qrow {
+    const char *status; /* "matched", "not matched", "invalid", "error" */
+    const char *why;    /* invalid: the reason; error: the peer's error */
+    const Baygate__GradeResult *g;
+} qrow;
+
+static int
+cmp_str(const void *key, const void *elem)
+{
+    return strcmp(key, *(char *const *)elem);
+}
+
+static int
+cmp_grade(const void *key, const void *elem)
+{
+    return strcmp(key, (*(Baygate__GradeResult *const *)elem)->uscc);
+}
+
+/* The row of input i at peer p (membership and graded: matches and grades come sorted). */
+static qrow
+row_of(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids,
+       size_t i)
+{
+    qrow r = {.status = "not matched"};
+    if (ids->why[i] != NULL)
+        return (qrow){.status = "invalid", .why = ids->why[i]};
+    if (!p->ok)
+        return (qrow){.status = "error", .why = p->error};
+    const char *code = ids->code[i];
+    if (qa->mode == 2) {
+        Baygate__GradeResult *const *g =
+            bsearch(code, p->grades, p->n_grades, sizeof *p->grades, cmp_grade);
+        if (g != NULL)
+            r = (qrow){.status = "matched", .g = *g};
+    } else if (bsearch(code, p->matches, p->n_matches, sizeof *p->matches, cmp_str) != NULL) {
+        r.status = "matched";
+    }
+    return r;
+}
+
+static void
+json_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids)
+{
+    printf(",\"rows\":[");
+    for (size_t i = 0; i < ids->n; i++) {
+        qrow r = row_of(qa, p, ids, i);
+        printf("%s{\"line\":%zu,\"input\":", i ? "," : "", ids->lines[i]);
+        bg_json_cstr(stdout, ids->ids[i]);
+        printf(",\"id\":");
+        bg_json_cstr(stdout, ids->why[i] ? "" : ids->code[i]);
+        printf(",\"status\":\"%s\"", r.status);
+        if (ids->why[i] != NULL) {
+            printf(",\"reason\":");
+            bg_json_cstr(stdout, r.why);
+        }
+        printf("}");
+    }
+    printf("]");
+}
+
+static void
+json_grades(const Baygate__PeerQueryResult *p)
+{
+    printf(",\"unopened\":%llu,\"status_number\":%llu,\"grades\":[",
+           (unsigned long long)p->unopened, (unsigned long long)p->status_number);
+    for (size_t k = 0; k < p->n_grades; k++) {
+        const Baygate__GradeResult *g = p->grades[k];
+        printf("%s{\"uscc\":", k ? "," : "");
+        bg_json_cstr(stdout, g->uscc);
+        printf(",\"grade\":");
+        bg_json_cstr(stdout, g->grade);
+        printf(",\"scale\":");
+        bg_json_cstr(stdout, g->scale);
+        printf(",\"evaluated_at\":");
+        bg_json_cstr(stdout, g->evaluated_at);
+        printf(",\"valid_until\":");
+        bg_json_cstr(stdout, g->valid_until);
+        printf(",\"serial\":%llu,\"common_grade\":", (unsigned long long)g->serial);
+        bg_json_cstr(stdout, g->common_grade);
+        printf(",\"common_rank\":%u,\"attested\":%s", g->common_rank,
+               g->attested ? "true" : "false");
+        if (!g->attested) {
+            printf(",\"attestation_error\":");
+            bg_json_cstr(stdout, g->attestation_error);
+        }
+        printf("}");
+    }
+    printf("]");
+}
+
+static void
+json_peer(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids)
+{
+    printf("{\"peer\":");
+    bg_json_cstr(stdout, p->peer);
+    printf(",\"name\":");
+    bg_json_cstr(stdout, p->peer_name);
+    printf(",\"ok\":%s", p->ok ? "true" : "false");
+    if (!p->ok) {
+        printf(",\"error_code\":%u,\"error\":", p->error_code);
+        bg_json_cstr(stdout, p->error);
+    }
+    printf(",\"generation\":%llu,\"epoch\":%llu,\"list_size\":%llu,\"snapshot\":",
+           (unsigned long long)p->generation, (unsigned long long)p->epoch,
+           (unsigned long long)p->list_size);
+    bg_json_cstr(stdout, p->snapshot);
+    printf(",\"items\":%u,\"snapshot_ms\":%u,\"psi_ms\":%u,\"bytes_sent\":%llu,"
+           "\"bytes_received\":%llu",
+           p->items, p->snapshot_ms, p->psi_ms, (unsigned long long)p->bytes_sent,
+           (unsigned long long)p->bytes_received);
+    if (p->ok && qa->mode == 3)
+        printf(",\"count\":%llu", (unsigned long long)p->count);
+    if (p->ok && qa->mode != 3) {
+        printf(",\"matches\":[");
+        for (size_t k = 0; k < p->n_matches; k++) {
+            printf("%s", k ? "," : "");
+            bg_json_cstr(stdout, p->matches[k]);
+        }
+        printf("]");
+    }
+    if (p->ok && qa->mode == 2)
+        json_grades(p);
+    if (qa->mode != 3)
+        json_rows(qa, p, ids);
+    printf("}");
+}
+
+/* One object; "invalid" holds every invalid id (as read here), "rows" in each peer one
+ * entry per input line (membership and graded). */
 static void
 print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
 {
@@ -218,122 +393,132 @@ print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
     bg_json_cstr(stdout, qa->list);
     printf(",\"mode\":\"%s\",\"ids\":%zu,\"valid_ids\":%u,\"invalid_total\":%u,\"invalid\":[",
            mode_names[qa->mode <= 3 ? qa->mode : 0], ids->n, qa->valid_ids, qa->invalid_total);
-    for (size_t i = 0; i < qa->n_invalid; i++) {
-        const Baygate__InvalidId *v = qa->invalid[i];
-        printf("%s{\"line\":%zu,\"id\":", i ? "," : "",
-               v->index < ids->n ? ids->lines[v->index] : 0);
-        bg_json_cstr(stdout, v->id);
+    for (size_t i = 0, k = 0; i < ids->n; i++) {
+        if (ids->why[i] == NULL)
+            continue;
+        printf("%s{\"line\":%zu,\"id\":", k++ ? "," : "", ids->lines[i]);
+        bg_json_cstr(stdout, ids->ids[i]);
         printf(",\"reason\":");
-        bg_json_cstr(stdout, v->reason);
+        bg_json_cstr(stdout, ids->why[i]);
         printf("}");
     }
     printf("],\"peers\":[");
     for (size_t i = 0; i < qa->n_peers; i++) {
-        const Baygate__PeerQueryResult *p = qa->peers[i];
-        printf("%s{\"peer\":", i ? "," : "");
-        bg_json_cstr(stdout, p->peer);
-        printf(",\"name\":");
-        bg_json_cstr(stdout, p->peer_name);
-        printf(",\"ok\":%s", p->ok ? "true" : "false");
-        if (!p->ok) {
-            printf(",\"error_code\":%u,\"error\":", p->error_code);
-            bg_json_cstr(stdout, p->error);
-        }
-        printf(",\"generation\":%llu,\"epoch\":%llu,\"list_size\":%llu,\"snapshot\":",
-               (unsigned long long)p->generation, (unsigned long long)p->epoch,
-               (unsigned long long)p->list_size);
-        bg_json_cstr(stdout, p->snapshot);
-        printf(",\"items\":%u,\"snapshot_ms\":%u,\"psi_ms\":%u,\"bytes_sent\":%llu,"
-               "\"bytes_received\":%llu",
-               p->items, p->snapshot_ms, p->psi_ms, (unsigned long long)p->bytes_sent,
-               (unsigned long long)p->bytes_received);
-        if (p->ok && qa->mode == 3)
-            printf(",\"count\":%llu", (unsigned long long)p->count);
-        if (p->ok && qa->mode != 3) {
-            printf(",\"matches\":[");
-            for (size_t k = 0; k < p->n_matches; k++) {
-                printf("%s", k ? "," : "");
-                bg_json_cstr(stdout, p->matches[k]);
-            }
-            printf("]");
-        }
-        if (p->ok && qa->mode == 2) {
-            printf(",\"unopened\":%llu,\"status_number\":%llu,\"grades\":[",
-                   (unsigned long long)p->unopened, (unsigned long long)p->status_number);
-            for (size_t k = 0; k < p->n_grades; k++) {
-                const Baygate__GradeResult *g = p->grades[k];
-                printf("%s{\"uscc\":", k ? "," : "");
-                bg_json_cstr(stdout, g->uscc);
-                printf(",\"grade\":");
-                bg_json_cstr(stdout, g->grade);
-                printf(",\"scale\":");
-                bg_json_cstr(stdout, g->scale);
-                printf(",\"evaluated_at\":");
-                bg_json_cstr(stdout, g->evaluated_at);
-                printf(",\"valid_until\":");
-                bg_json_cstr(stdout, g->valid_until);
-                printf(",\"serial\":%llu,\"common_grade\":", (unsigned long long)g->serial);
-                bg_json_cstr(stdout, g->common_grade);
-                printf(",\"common_rank\":%u,\"attested\":%s", g->common_rank,
-                       g->attested ? "true" : "false");
-                if (!g->attested) {
-                    printf(",\"attestation_error\":");
-                    bg_json_cstr(stdout, g->attestation_error);
-                }
-                printf("}");
-            }
-            printf("]");
-        }
-        printf("}");
+        printf("%s", i ? "," : "");
+        json_peer(qa, qa->peers[i], ids);
     }
     printf("]}\n");
 }
 
+#define CSV_HEADER                                                                                 \
+    "peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error,common_grade,"     \
+    "attested,status,line,input,id,list\n"
+
+/* Columns 14..18: status, line, input (as given), id (canonical), list. */
 static void
-print_csv(const Baygate__QueryAnswer *qa)
+csv_tail(const char *status, const idlist *ids, size_t i, const char *list)
 {
-    printf("peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error,"
-           "common_grade,attested\n");
+    printf(",%s,", status);
+    if (ids != NULL) {
+        printf("%zu,", ids->lines[i]);
+        csv_field(ids->ids[i]);
+        printf(",%s", ids->why[i] ? "" : ids->code[i]);
+    } else {
+        printf(",,");
+    }
+    putchar(',');
+    csv_field(list);
+    putchar('\n');
+}
+
+static void
+csv_row(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids,
+        size_t i)
+{
+    qrow r = row_of(qa, p, ids, i);
+    const Baygate__GradeResult *g = r.g;
+    bool matched = strcmp(r.status, "matched") == 0;
+    printf("%s,%s,%llu,%s,", p->peer, p->ok ? "true" : "false", (unsigned long long)p->epoch,
+           matched ? ids->code[i] : "");
+    if (g != NULL) {
+        csv_field(g->grade);
+        putchar(',');
+        csv_field(g->scale);
+        printf(",%s,%s,%llu,,", g->evaluated_at, g->valid_until, (unsigned long long)g->serial);
+        csv_field(g->attested ? "" : g->attestation_error);
+        putchar(',');
+        csv_field(g->common_grade);
+        printf(",%s", g->attested ? "true" : "false");
+    } else {
+        printf(",,,,,,");
+        csv_field(r.why);
+        printf(",,");
+    }
+    csv_tail(r.status, ids, i, qa->list);
+}
+
+/* Membership and graded: one row per input line per peer (status matched, not matched,
+ * invalid or error); count: one row per peer, and one per invalid id per peer. */
+static void
+print_csv(const Baygate__QueryAnswer *qa, const idlist *ids, bool header)
+{
+    if (header)
+        fputs(CSV_HEADER, stdout);
     for (size_t i = 0; i < qa->n_peers; i++) {
         const Baygate__PeerQueryResult *p = qa->peers[i];
+        if (qa->mode != 3) {
+            for (size_t k = 0; k < ids->n; k++)
+                csv_row(qa, p, ids, k);
+            continue;
+        }
         if (!p->ok) {
             printf("%s,false,%llu,,,,,,,,", p->peer, (unsigned long long)p->epoch);
             csv_field(p->error);
-            printf(",,\n");
-        } else if (qa->mode == 3) {
-            printf("%s,true,%llu,,,,,,,%llu,,,\n", p->peer, (unsigned long long)p->epoch,
-                   (unsigned long long)p->count);
-        } else if ((qa->mode == 2 ? p->n_grades : p->n_matches) == 0) {
-            /* Answered, nothing matched: still one row, so every peer shows. */
-            printf("%s,true,%llu,,,,,,,,,,\n", p->peer, (unsigned long long)p->epoch);
-        } else if (qa->mode == 2) {
-            for (size_t k = 0; k < p->n_grades; k++) {
-                const Baygate__GradeResult *g = p->grades[k];
-                printf("%s,true,%llu,%s,", p->peer, (unsigned long long)p->epoch, g->uscc);
-                csv_field(g->grade);
-                putchar(',');
-                csv_field(g->scale);
-                printf(",%s,%s,%llu,,", g->evaluated_at, g->valid_until,
-                       (unsigned long long)g->serial);
-                csv_field(g->attested ? "" : g->attestation_error);
-                putchar(',');
-                csv_field(g->common_grade);
-                printf(",%s\n", g->attested ? "true" : "false");
-            }
+            printf(",,");
+            csv_tail("error", NULL, 0, qa->list);
         } else {
-            for (size_t k = 0; k < p->n_matches; k++)
-                printf("%s,true,%llu,%s,,,,,,,,,\n", p->peer, (unsigned long long)p->epoch,
-                       p->matches[k]);
+            printf("%s,true,%llu,,,,,,,%llu,,,", p->peer, (unsigned long long)p->epoch,
+                   (unsigned long long)p->count);
+            csv_tail("count", NULL, 0, qa->list);
+        }
+        for (size_t k = 0; k < ids->n; k++) {
+            if (ids->why[k] == NULL)
+                continue;
+            printf("%s,%s,%llu,,,,,,,,", p->peer, p->ok ? "true" : "false",
+                   (unsigned long long)p->epoch);
+            csv_field(ids->why[k]);
+            printf(",,");
+            csv_tail("invalid", ids, k, qa->list);
         }
     }
 }
 
+/* Table: every valid input line's outcome at peer p (one that answered). */
 static void
-print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose)
+table_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids)
 {
-    printf("%s on %s for %s: %zu ids, %u distinct valid, %u invalid\n",
+    for (size_t i = 0; i < ids->n; i++) {
+        qrow r = row_of(qa, p, ids, i);
+        if (ids->why[i] != NULL)
+            continue; /* listed once, below */
+        const Baygate__GradeResult *g = r.g;
+        printf("    line %-6zu %s  %s", ids->lines[i], ids->code[i], r.status);
+        if (g != NULL)
+            printf("  %-4s %-8s = %-4s common  evaluated %s  valid until %s  %s%s", g->grade,
+                   g->scale, g->common_grade[0] ? g->common_grade : "?", g->evaluated_at,
+                   g->valid_until, g->attested ? "attested" : "NOT attested: ",
+                   g->attested ? "" : g->attestation_error);
+        putchar('\n');
+    }
+}
+
+static void
+print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose, bool first)
+{
+    printf("%s", first ? "" : "\n");
+    printf("%s on %s for %s: %zu ids, %u distinct valid, %zu invalid\n",
            mode_names[qa->mode <= 3 ? qa->mode : 0], qa->list, purpose, ids->n, qa->valid_ids,
-           qa->invalid_total);
+           ids->ninvalid);
     for (size_t i = 0; i < qa->n_peers; i++) {
         const Baygate__PeerQueryResult *p = qa->peers[i];
         if (!p->ok) {
@@ -349,31 +534,20 @@ print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpo
                p->bytes_received / 1024.0);
         if (qa->mode == 3) {
             printf("  %llu of them on %s\n", (unsigned long long)p->count, qa->list);
-        } else if (qa->mode == 2) {
+            continue;
+        }
+        if (qa->mode == 2)
             printf("  %zu graded (status list %llu):\n", p->n_grades,
                    (unsigned long long)p->status_number);
-            for (size_t k = 0; k < p->n_grades; k++) {
-                const Baygate__GradeResult *g = p->grades[k];
-                printf("    %s  %-4s %-8s = %-4s common  evaluated %s  valid until %s  %s%s\n",
-                       g->uscc, g->grade, g->scale, g->common_grade[0] ? g->common_grade : "?",
-                       g->evaluated_at, g->valid_until, g->attested ? "attested" : "NOT attested: ",
-                       g->attested ? "" : g->attestation_error);
-            }
-        } else {
+        else
             printf("  %zu on %s:\n", p->n_matches, qa->list);
-            for (size_t k = 0; k < p->n_matches; k++)
-                printf("    %s\n", p->matches[k]);
-        }
+        table_rows(qa, p, ids);
     }
-    if (qa->n_invalid > 0) {
+    if (ids->ninvalid > 0) {
         printf("\nInvalid ids (never sent):\n");
-        for (size_t i = 0; i < qa->n_invalid; i++) {
-            const Baygate__InvalidId *v = qa->invalid[i];
-            printf("  line %zu: '%s': %s\n", v->index < ids->n ? ids->lines[v->index] : 0, v->id,
-                   v->reason);
-        }
-        if (qa->invalid_total > qa->n_invalid)
-            printf("  ... and %u more\n", qa->invalid_total - (unsigned)qa->n_invalid);
+        for (size_t i = 0; i < ids->n; i++)
+            if (ids->why[i] != NULL)
+                printf("  line %zu: '%s': %s\n", ids->lines[i], ids->ids[i], ids->why[i]);
     }
 }
 
@@ -407,12 +581,12 @@ write_attestations(const char *dir, const Baygate__QueryAnswer *qa)
 
 /* The authorisation reference of a consent document: its SHA-256, computed here so the
  * document itself never leaves the city. */
-static int
-consent_digest(const char *path, uint8_t out[crypto_hash_sha256_BYTES])
+int
+bg_cli_consent_digest(const char *cmd, const char *path, uint8_t out[32])
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return bg_cli_fail("query", "--consent %s: %s", path, strerror(errno));
+        return bg_cli_fail(cmd, "--consent %s: %s", path, strerror(errno));
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     unsigned char buf[16384];
@@ -424,21 +598,26 @@ consent_digest(const char *path, uint8_t out[crypto_hash_sha256_BYTES])
     bool failed = ferror(f) != 0;
     fclose(f);
     if (failed)
-        return bg_cli_fail("query", "--consent %s: read error", path);
+        return bg_cli_fail(cmd, "--consent %s: read error", path);
     if (total == 0)
-        return bg_cli_fail("query", "--consent %s: the file is empty", path);
+        return bg_cli_fail(cmd, "--consent %s: the file is empty", path);
     crypto_hash_sha256_final(&st, out);
     return BG_EXIT_OK;
 }
 
 /* What `baygate query` was asked. */
+#define QUERY_LISTS 3 /* serious-dishonesty, abnormal-operation, grades */
+
 typedef struct qargs {
-    const char *dir, *list, *purpose, *in, *attest_dir;
+    const char *dir, *purpose, *in, *attest_dir;
+    const char *lists[QUERY_LISTS];
+    size_t nlists;
+    bool json, csv;
     uint8_t auth_ref[BG_QUERY_AUTH_REF_MAX];
     size_t auth_len;
     char *peers[64];
     size_t npeers;
-    bool all, grades, count;
+    bool all, grades, count, quiet;
     int out;
     uint64_t timeout;
 } qargs;
@@ -450,7 +629,7 @@ query_auth(qargs *a, int ch, const char *arg)
     if (a->auth_len != 0)
         return bg_cli_fail("query", "give one of --consent and --auth-ref, once");
     if (ch == 'C') {
-        if (consent_digest(arg, a->auth_ref) != BG_EXIT_OK)
+        if (bg_cli_consent_digest("query", arg, a->auth_ref) != BG_EXIT_OK)
             return BG_EXIT_ERROR;
         a->auth_len = crypto_hash_sha256_BYTES;
         return BG_EXIT_OK;
@@ -461,6 +640,19 @@ query_auth(qargs *a, int ch, const char *arg)
         return bg_cli_fail("query", "--auth-ref must be 2 to 128 hex digits (1..%u bytes)",
                            (unsigned)BG_QUERY_AUTH_REF_MAX);
     return BG_EXIT_OK;
+}
+
+/* One more --list (each asked in turn; given twice, asked once). */
+static int
+query_add_list(qargs *a, const char *list)
+{
+    for (size_t i = 0; i < a->nlists; i++)
+        if (strcmp(a->lists[i], list) == 0)
+            return -1;
+    if (a->nlists == QUERY_LISTS)
+        return bg_cli_fail("query", "at most %d different --list", QUERY_LISTS);
+    a->lists[a->nlists++] = list;
+    return -1;
 }
 
 /* One option (getopt's ch, optarg): -1 to go on, else the exit code. */
@@ -480,8 +672,7 @@ query_opt(qargs *a, int ch, const char *arg)
             return bg_cli_fail("query", "at most 64 --peer");
         return -1;
     case 'l':
-        a->list = arg;
-        return -1;
+        return query_add_list(a, arg);
     case 'u':
         a->purpose = arg;
         return -1;
@@ -495,9 +686,11 @@ query_opt(qargs *a, int ch, const char *arg)
         a->count = true;
         return -1;
     case 'j':
+        a->json = true;
         a->out = OUT_JSON;
         return -1;
     case 'v':
+        a->csv = true;
         a->out = OUT_CSV;
         return -1;
     case 't':
@@ -512,6 +705,9 @@ query_opt(qargs *a, int ch, const char *arg)
     case 'T':
         a->attest_dir = arg;
         return -1;
+    case 'q':
+        a->quiet = true;
+        return -1;
     case 'h':
         query_usage(stdout);
         return BG_EXIT_OK;
@@ -525,19 +721,28 @@ query_opt(qargs *a, int ch, const char *arg)
 static int
 query_args_check(qargs *a, int argc)
 {
+    if (a->json && a->csv)
+        return bg_cli_fail("query", "--json and --csv exclude each other: give one");
+    if (a->grades && a->count)
+        return bg_cli_fail("query", "--grades and --count exclude each other: give one");
     if (a->dir == NULL || (a->npeers == 0 && !a->all) || a->purpose == NULL || a->in == NULL ||
-        optind != argc || (a->grades && a->count) || (a->all && a->npeers > 0)) {
+        optind != argc || (a->all && a->npeers > 0)) {
         query_usage(stderr);
         return BG_EXIT_ERROR;
     }
-    if (a->grades && a->list == NULL)
-        a->list = "grades";
-    if (a->list == NULL) {
+    /* --grades is the list 'grades' (asked graded) besides any --list */
+    if (a->grades && query_add_list(a, "grades") != -1)
+        return BG_EXIT_ERROR;
+    if (a->nlists == 0) {
         query_usage(stderr);
         return BG_EXIT_ERROR;
     }
-    if (a->grades && strcmp(a->list, "grades") != 0)
-        return bg_cli_fail("query", "--grades asks the list 'grades'; leave out --list");
+    for (size_t i = 0; i < a->nlists; i++) {
+        if (strcmp(a->lists[i], "grades") == 0 && a->count)
+            return bg_cli_fail("query", "the list 'grades' is asked with --grades, not --count");
+        if (strcmp(a->lists[i], "grades") == 0)
+            a->grades = true;
+    }
     if (a->attest_dir != NULL && !a->grades)
         return bg_cli_fail("query", "--attest-dir goes with --grades");
     if (a->attest_dir != NULL && mkdir(a->attest_dir, 0750) != 0 && errno != EEXIST)
@@ -545,26 +750,97 @@ query_args_check(qargs *a, int argc)
     return -1;
 }
 
-/* Asks the gateway and prints its answer; the exit code. */
+/* Progress on a terminal: the gateway answers a query in one message, so while it works
+ * a line on stderr says what is being asked and for how long (every second, from the
+ * second second on), and is cleared when the answer comes. */
+typedef struct ticker {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool done, started;
+    char what[160];
+} ticker;
+
+static void *
+ticker_main(void *arg)
+{
+    ticker *t = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    int shown = 0;
+    pthread_mutex_lock(&t->lock);
+    for (int s = 1; !t->done; s++) {
+        until.tv_sec += 1;
+        while (!t->done && pthread_cond_timedwait(&t->wake, &t->lock, &until) == 0)
+            ;
+        if (t->done)
+            break;
+        fprintf(stderr, "\r%s: %d s", t->what, s);
+        fflush(stderr);
+        shown = 1;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (shown)
+        fputs("\r\033[K", stderr);
+    return NULL;
+}
+
+static void
+ticker_start(ticker *t, const qargs *a, const idlist *ids, const char *list)
+{
+    t->started = false;
+    if (a->quiet || a->out == OUT_JSON || !isatty(STDERR_FILENO))
+        return;
+    t->done = false;
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->wake, NULL);
+    snprintf(t->what, sizeof t->what, "asking %s about %zu ids on %s",
+             a->all           ? "every peer"
+             : a->npeers == 1 ? a->peers[0]
+                              : "the peers",
+             ids->n, list);
+    t->started = pthread_create(&t->thread, NULL, ticker_main, t) == 0;
+}
+
+static void
+ticker_stop(ticker *t)
+{
+    if (!t->started)
+        return;
+    pthread_mutex_lock(&t->lock);
+    t->done = true;
+    pthread_cond_signal(&t->wake);
+    pthread_mutex_unlock(&t->lock);
+    pthread_join(t->thread, NULL);
+    pthread_cond_destroy(&t->wake);
+    pthread_mutex_destroy(&t->lock);
+}
+
+/* Asks the gateway about one list and prints its answer (first: the first list asked, so
+ * the CSV header goes out once); the exit code. */
 static int
-query_ask(const qargs *a, const idlist *ids)
+query_ask_list(const qargs *a, const idlist *ids, const char *list, bool first)
 {
     Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
     Baygate__LocalQuery lq = BAYGATE__LOCAL_QUERY__INIT;
+    bool graded = strcmp(list, "grades") == 0;
     lq.n_peers = a->npeers;
     lq.peers = (char **)a->peers;
-    lq.list = (char *)a->list;
+    lq.list = (char *)list;
     lq.purpose = (char *)a->purpose;
     lq.n_ids = ids->n;
     lq.ids = ids->ids;
-    lq.mode = a->grades ? 2 : a->count ? 3 : 1;
+    lq.mode = graded ? 2 : a->count ? 3 : 1;
     lq.timeout_ms = (uint32_t)a->timeout;
     lq.authorisation_ref.data = (uint8_t *)a->auth_ref;
     lq.authorisation_ref.len = a->auth_len;
-    lq.attestations = a->attest_dir != NULL;
+    lq.attestations = graded && a->attest_dir != NULL;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
     req.query = &lq;
-    Baygate__LocalAnswer *ans = ask(a->dir, &req);
+    ticker t;
+    ticker_start(&t, a, ids, list);
+    Baygate__LocalAnswer *ans = bg_cli_ask("query", a->dir, &req);
+    ticker_stop(&t);
     if (ans == NULL)
         return BG_EXIT_ERROR;
     int rc;
@@ -575,17 +851,32 @@ query_ask(const qargs *a, const idlist *ids)
         if (a->out == OUT_JSON)
             print_json(qa, ids);
         else if (a->out == OUT_CSV)
-            print_csv(qa);
+            print_csv(qa, ids, first);
         else
-            print_table(qa, ids, a->purpose);
+            print_table(qa, ids, a->purpose, first);
         rc = BG_EXIT_OK;
         for (size_t i = 0; i < qa->n_peers; i++)
             if (!qa->peers[i]->ok)
                 rc = BG_EXIT_FAIL;
-        if (a->attest_dir != NULL && write_attestations(a->attest_dir, qa) != BG_EXIT_OK)
+        if (lq.attestations && write_attestations(a->attest_dir, qa) != BG_EXIT_OK)
             rc = BG_EXIT_ERROR;
     }
     bg_pb_free(ans);
+    return rc;
+}
+
+/* Every list in turn (each with every peer at once); the worst exit code. A usage error
+ * (refused by our own gateway) stops before the next list. */
+static int
+query_ask(const qargs *a, const idlist *ids)
+{
+    int rc = BG_EXIT_OK;
+    for (size_t i = 0; i < a->nlists && rc != BG_EXIT_ERROR; i++) {
+        int r = query_ask_list(a, ids, a->lists[i], i == 0);
+        if (r > rc)
+            rc = r;
+    }
+    fflush(stdout);
     return rc;
 }
 
@@ -606,13 +897,14 @@ bg_cmd_query(int argc, char **argv)
         {"consent", required_argument, NULL, 'C'},
         {"attest-dir", required_argument, NULL, 'T'},
         {"auth-ref", required_argument, NULL, 'A'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     qargs a = {.out = OUT_TABLE};
     int ch, rc;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:C:A:T:h", opts, NULL)) != -1)
+    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:C:A:T:qh", opts, NULL)) != -1)
         if ((rc = query_opt(&a, ch, optarg)) != -1)
             return rc;
     if ((rc = query_args_check(&a, argc)) != -1)
@@ -641,7 +933,7 @@ bg_cmd_rotate(int argc, char **argv)
     lr.list = argv[4];
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_ROTATE;
     req.rotate = &lr;
-    Baygate__LocalAnswer *ans = ask(argv[2], &req);
+    Baygate__LocalAnswer *ans = bg_cli_ask("psi-rotate", argv[2], &req);
     if (ans == NULL)
         return BG_EXIT_ERROR;
     int rc = BG_EXIT_OK;

@@ -33,6 +33,7 @@ static const struct {
     {"roster", bg_cmd_roster, "sign and show the federation roster"},
     {"oprf", bg_cmd_oprf, "RFC 9497 OPRF test-vector aid (ristretto255-SHA512)"},
     {"query", bg_cmd_query, "ask peers which of our enterprises are on their lists (PSI)"},
+    {"lookup", bg_cmd_lookup, "one enterprise in every city: lists, grades, attestations"},
     {"psi-rotate", bg_cmd_rotate, "start a new OPRF key generation for one of our lists"},
     {"attest", bg_cmd_attest, "verify and show evaluation attestations and status lists"},
     {"audit", bg_cmd_audit, "the evidence log: signed heads, proofs, verify, witnesses"},

@@ -10,10 +10,17 @@
  */
 #include "gateway/daemon/core.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "gateway/daemon/codes.h"
 #include "gateway/daemon/log.h"
@@ -67,6 +74,156 @@ gw_peers_get(bg_gw *gw, gw_peer *out[BG_ROSTER_MAX_MEMBERS])
     }
     pthread_mutex_unlock(&gw->lock);
     return n;
+}
+
+/* ------------------------------------------------------------- health */
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum { PROBE_OPEN, PROBE_REFUSED, PROBE_SILENT, PROBE_UNKNOWN };
+
+/* Host and port of a "scheme://host:port" endpoint ("[v6]:port" too); false if it
+ * has no such form (ipc, say). */
+static bool
+endpoint_split(const char *ep, char host[256], char port[8])
+{
+    const char *h = strstr(ep, "://");
+    if (h == NULL || strncmp(ep, "tls+tcp", 7) != 0)
+        return false;
+    h += 3;
+    const char *colon = strrchr(h, ':');
+    if (colon == NULL || colon == h || strlen(colon + 1) == 0 || strlen(colon + 1) >= 8)
+        return false;
+    const char *hs = h, *he = colon;
+    if (*hs == '[' && he[-1] == ']') {
+        hs++;
+        he--;
+    }
+    if (he <= hs || (size_t)(he - hs) >= 256)
+        return false;
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = '\0';
+    snprintf(port, 8, "%s", colon + 1);
+    return true;
+}
+
+/* One non-blocking TCP connect to ai within ms: open, refused/unreachable or silent. */
+static int
+probe_addr(const struct addrinfo *ai, int ms)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return PROBE_UNKNOWN;
+    int res = PROBE_OPEN;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (errno != EINPROGRESS) {
+            res = PROBE_REFUSED;
+        } else {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            int e = 0;
+            socklen_t el = sizeof e;
+            if (poll(&pfd, 1, ms) <= 0)
+                res = PROBE_SILENT;
+            else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0 || e != 0)
+                res = PROBE_REFUSED;
+        }
+    }
+    close(fd);
+    return res;
+}
+
+/* Does anything accept TCP connections at p's endpoint? (DNS failures: unknown.) */
+static int
+probe_endpoint(const gw_peer *p, int ms)
+{
+    char host[256], port[8];
+    if (!endpoint_split(p->endpoint, host, port))
+        return PROBE_UNKNOWN;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
+    if (getaddrinfo(host, port, &hints, &ai) != 0)
+        return PROBE_UNKNOWN;
+    int res = PROBE_UNKNOWN;
+    for (const struct addrinfo *a = ai; a != NULL && res != PROBE_OPEN; a = a->ai_next) {
+        int r = probe_addr(a, ms);
+        if (res == PROBE_UNKNOWN || r == PROBE_OPEN || r == PROBE_SILENT)
+            res = r;
+    }
+    freeaddrinfo(ai);
+    return res;
+}
+
+/* p is down: error, backoff doubled. status_lock held. */
+static void
+note_down_locked(gw_peer *p, const char *error, bool refused)
+{
+    int64_t now = mono_ms();
+    if (p->down_fails == 0)
+        p->down_since_ms = now;
+    int64_t delay = GW_BACKOFF_MIN_MS;
+    for (uint32_t k = 0; k < p->down_fails && delay < GW_BACKOFF_MAX_MS; k++)
+        delay *= 2;
+    if (delay > GW_BACKOFF_MAX_MS)
+        delay = GW_BACKOFF_MAX_MS;
+    p->down_fails++;
+    p->down_until_ms = now + delay;
+    p->down_refused = refused;
+    snprintf(p->down_error, sizeof p->down_error, "%s", error);
+}
+
+void
+gw_peer_note(gw_peer *p, bool reached, const char *error)
+{
+    pthread_mutex_lock(&p->status_lock);
+    if (reached) {
+        if (p->down_fails > 0)
+            bg_log(BG_LOG_INFO, "peer.up", "peer=%s down_ms=%lld", p->city,
+                   (long long)(mono_ms() - p->down_since_ms));
+        p->down_fails = 0;
+        p->down_until_ms = 0;
+        p->down_error[0] = '\0';
+    } else {
+        note_down_locked(p, error, false);
+    }
+    pthread_mutex_unlock(&p->status_lock);
+}
+
+int
+gw_peer_admit(gw_peer *p, int timeout_ms, char *why, size_t n)
+{
+    bg_tp_client_stats st;
+    bg_tp_client_get_stats(p->cli, &st);
+    if (st.connected)
+        return BG_OK;
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&p->status_lock);
+    bool held = p->down_fails > 0 && now < p->down_until_ms && !p->down_refused;
+    if (held)
+        snprintf(why, n, "%s not asked: unreachable for %lld s (%s); next try in %lld s", p->city,
+                 (long long)((now - p->down_since_ms) / 1000), p->down_error,
+                 (long long)((p->down_until_ms - now + 999) / 1000));
+    pthread_mutex_unlock(&p->status_lock);
+    if (held)
+        return BG_EIO;
+    int ms = timeout_ms < GW_PROBE_MS ? timeout_ms : GW_PROBE_MS;
+    int res = probe_endpoint(p, ms);
+    if (res == PROBE_OPEN || res == PROBE_UNKNOWN)
+        return BG_OK;
+    if (res == PROBE_REFUSED)
+        snprintf(why, n, "%s at %s: connection refused or unreachable", p->city, p->endpoint);
+    else
+        snprintf(why, n, "%s at %s: no TCP answer within %d ms", p->city, p->endpoint, ms);
+    pthread_mutex_lock(&p->status_lock);
+    note_down_locked(p, why, res == PROBE_REFUSED);
+    pthread_mutex_unlock(&p->status_lock);
+    bg_log(BG_LOG_WARN, "peer.down", "peer=%s probe=%s", p->city,
+           res == PROBE_REFUSED ? "refused" : "silent");
+    return BG_EIO;
 }
 
 /* ------------------------------------------------------------- limits */

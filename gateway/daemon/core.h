@@ -30,6 +30,23 @@ gw_peer *gw_peer_get(bg_gw *gw, const char *city);
 size_t gw_peers_get(bg_gw *gw, gw_peer *out[BG_ROSTER_MAX_MEMBERS]);
 void gw_peer_release(gw_peer *p);
 
+/*
+ * Peer health, for the asking side. A call to a peer that is not connected waits in the
+ * transport until its timeout even when nothing listens there, so before a job starts:
+ * a connected peer goes ahead; a peer left out after a failure (backoff, doubling from
+ * GW_BACKOFF_MIN_MS to GW_BACKOFF_MAX_MS) is not asked until then, unless it connected
+ * meanwhile or its last failure was a refused connection (retried at no cost); any other
+ * peer gets a TCP connect to its endpoint first (at most GW_PROBE_MS): refused or
+ * unreachable fails at once, no answer fails after GW_PROBE_MS. BG_OK: ask it; BG_EIO:
+ * don't, why in why (a sentence naming the peer).
+ */
+#define GW_PROBE_MS 1000
+#define GW_BACKOFF_MIN_MS 2000
+#define GW_BACKOFF_MAX_MS 60000
+int gw_peer_admit(gw_peer *p, int timeout_ms, char *why, size_t n);
+/* The outcome of a job with p: reached (clears the backoff) or not (error: why). */
+void gw_peer_note(gw_peer *p, bool reached, const char *error);
+
 /* The federation's max_message_bytes (the roster's, or the default before one). */
 size_t gw_max_message(bg_gw *gw);
 /* Elements one PSI query (and so its answer) may carry at max_msg bytes per message:

@@ -44,6 +44,12 @@ typedef struct gw_peer {
     uint32_t latency_us;
     int64_t last_ok_ms;
     char error[300];
+    /* Health as the asking side sees it (core.h gw_peer_admit), under status_lock: a
+     * peer that could not be reached is left out until down_until_ms (backoff). */
+    int64_t down_since_ms, down_until_ms;
+    uint32_t down_fails;
+    bool down_refused; /* the last failure was a refused connection: cheap to try again */
+    char down_error[300];
 } gw_peer;
 
 /* A file we watch for replacement. */

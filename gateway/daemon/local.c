@@ -10,13 +10,18 @@
 #include <string.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #include "domain/city.h"
+#include "domain/date.h"
+#include "domain/uscc.h"
 #include "gateway/daemon/codes.h"
 #include "gateway/daemon/core.h"
 #include "gateway/daemon/log.h"
 #include "gateway/daemon/ping.h"
 #include "gateway/daemon/psi_pub.h"
 #include "gateway/daemon/psi_query.h"
+#include "gateway/store/store.h"
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
 
@@ -164,11 +169,152 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
     sa->listen = (char *)bg_tp_server_url(gw->fed);
 }
 
+/* ------------------------------------------------------------- lookup */
+
+#define LOOKUP_TEXT 256 /* bytes kept of a stored name or reason */
+
+/* Everything a lookup answer points into. */
+typedef struct lookup_buf {
+    Baygate__LookupAnswer la;
+    Baygate__LookupEntry ent[BG_LIST_COUNT];
+    Baygate__LookupEntry *entp[BG_LIST_COUNT];
+    char uscc[BG_USCC_LEN + 1], name[LOOKUP_TEXT];
+    char reason[BG_LIST_COUNT][LOOKUP_TEXT], dates[BG_LIST_COUNT][2][11];
+    char grade[BG_GRADE_MAX + 1], scale[32], eval[11], until[11], common[BG_GRADE_MAX + 1];
+} lookup_buf;
+
+static void
+col_copy(sqlite3_stmt *st, int col, char *out, size_t n)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, n, "%s", t ? (const char *)t : "");
+}
+
+/* Fills b->la from the store's rows of b->uscc (prepared statements, read only). */
+static int
+lookup_rows(sqlite3 *db, lookup_buf *b)
+{
+    Baygate__LookupAnswer *la = &b->la;
+    sqlite3_stmt *st = NULL;
+    int32_t today = bg_date_today();
+    int rc = sqlite3_prepare_v2(db, "SELECT name FROM enterprises WHERE uscc = ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_bind_text(st, 1, b->uscc, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        la->found = true;
+        col_copy(st, 0, b->name, sizeof b->name);
+        la->name = b->name;
+    }
+    sqlite3_finalize(st);
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT list, reason, listed_at, coalesce(expires_at, '') FROM "
+                            "list_entries WHERE uscc = ?1 ORDER BY list",
+                            -1, &st, NULL);
+    sqlite3_bind_text(st, 1, b->uscc, -1, SQLITE_STATIC);
+    while (rc == SQLITE_OK && la->n_entries < BG_LIST_COUNT && sqlite3_step(st) == SQLITE_ROW) {
+        size_t k = la->n_entries;
+        const unsigned char *list = sqlite3_column_text(st, 0);
+        int li = list ? bg_list_index((const char *)list, strlen((const char *)list)) : -1;
+        if (li < 0)
+            continue;
+        Baygate__LookupEntry *e = &b->ent[k];
+        baygate__lookup_entry__init(e);
+        e->list = (char *)bg_list_names[li];
+        col_copy(st, 1, b->reason[k], sizeof b->reason[k]);
+        col_copy(st, 2, b->dates[k][0], sizeof b->dates[k][0]);
+        col_copy(st, 3, b->dates[k][1], sizeof b->dates[k][1]);
+        e->reason = b->reason[k];
+        e->listed_at = b->dates[k][0];
+        e->expires_at = b->dates[k][1];
+        int32_t x = 0;
+        e->in_force =
+            b->dates[k][1][0] == '\0' || (bg_date_parse(b->dates[k][1], 10, &x, NULL) == BG_OK &&
+                                          bg_list_entry_in_force(x, today));
+        b->entp[la->n_entries++] = e;
+    }
+    sqlite3_finalize(st);
+    la->entries = b->entp;
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT grade, scale, evaluated_at, valid_until FROM evaluations "
+                            "WHERE uscc = ?1",
+                            -1, &st, NULL);
+    sqlite3_bind_text(st, 1, b->uscc, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        la->graded = true;
+        col_copy(st, 0, b->grade, sizeof b->grade);
+        col_copy(st, 1, b->scale, sizeof b->scale);
+        col_copy(st, 2, b->eval, sizeof b->eval);
+        col_copy(st, 3, b->until, sizeof b->until);
+        int32_t v = 0;
+        la->valid = bg_date_parse(b->until, strlen(b->until), &v, NULL) == BG_OK && v >= today;
+    }
+    sqlite3_finalize(st);
+    return BG_OK;
+}
+
+/* The common-scale grade of our own grade, as the roster maps it. */
+static void
+lookup_common(bg_gw *gw, lookup_buf *b)
+{
+    bg_roster *r = gw_roster_get(gw);
+    uint32_t rank = 0;
+    const bg_scale *cs = r ? bg_roster_common_scale(r) : NULL;
+    if (cs != NULL && bg_roster_common_rank(r, gw->cfg.city, b->grade, &rank, NULL) == BG_OK &&
+        rank >= 1 && rank <= cs->ngrades) {
+        b->la.common_rank = rank;
+        snprintf(b->common, sizeof b->common, "%s", cs->grades[rank - 1]);
+    }
+    bg_roster_free(r);
+}
+
+/* Lookup of one of our own enterprises: what our store holds (the peers' part is the
+ * CLI's LocalQuery per list). */
+static void
+local_lookup(bg_gw *gw, const Baygate__LocalLookup *ll, Baygate__LocalAnswer *ans, lookup_buf *b,
+             char *errbuf, size_t n)
+{
+    bg_uscc u;
+    bg_err err = {0};
+    const char *in = ll->uscc ? ll->uscc : "";
+    if (bg_uscc_parse(in, strnlen(in, BG_USCC_INPUT_MAX + 1), &u, &err) != BG_OK) {
+        ans->error_code = BG_GW_E_INVALID_IDS;
+        snprintf(errbuf, n, "not a valid USCC: %.200s", err.msg);
+        ans->error = errbuf;
+        return;
+    }
+    Baygate__LookupAnswer *la = &b->la;
+    baygate__lookup_answer__init(la);
+    memcpy(b->uscc, u.code, sizeof b->uscc);
+    la->uscc = b->uscc;
+    la->city = gw->cfg.city;
+    la->city_name = gw->cfg.name;
+    la->name = la->grade = la->scale = la->evaluated_at = la->valid_until = "";
+    bg_store *st = NULL;
+    if (bg_store_open(&st, gw->cfg.data_dir, NULL, NULL, &err) != BG_OK) {
+        ans->error_code = BG_GW_E_INTERNAL;
+        snprintf(errbuf, n, "our store: %.200s", err.msg);
+        ans->error = errbuf;
+        return;
+    }
+    lookup_rows(bg_store_db(st), b);
+    bg_store_close(st);
+    if (la->graded) {
+        lookup_common(gw, b);
+        la->grade = b->grade;
+        la->scale = b->scale;
+        la->evaluated_at = b->eval;
+        la->valid_until = b->until;
+        la->common_grade = b->common;
+    }
+    ans->result_case = BAYGATE__LOCAL_ANSWER__RESULT_LOOKUP;
+    ans->lookup = la;
+}
+
 /* Everything a local answer may point into, freed once it is packed. */
 typedef struct local_buf {
     Baygate__PingResult pr;
     char errbuf[300], namebuf[BG_PKI_NAME_MAX + 1], peer[BG_CITY_CODE_LEN + 1];
     status_buf *sb;
+    lookup_buf *lb;
 } local_buf;
 
 static void
@@ -247,6 +393,13 @@ gw_local_handle(void *ctx, bg_tp_request *req)
         local_rotate(gw, lr->rotate, &ans, &b);
     } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_STATUS && lr->status != NULL) {
         local_status_op(gw, lr->status, &ans, &b);
+    } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_LOOKUP && lr->lookup != NULL) {
+        if ((b.lb = calloc(1, sizeof *b.lb)) == NULL) {
+            ans.error_code = BG_GW_E_INTERNAL;
+            ans.error = "out of memory";
+        } else {
+            local_lookup(gw, lr->lookup, &ans, b.lb, b.errbuf, sizeof b.errbuf);
+        }
     } else {
         ans.error_code = BG_GW_E_UNKNOWN_BODY;
         ans.error = "unknown local request";
@@ -257,6 +410,7 @@ gw_local_handle(void *ctx, bg_tp_request *req)
     if (out != NULL)
         baygate__local_answer__pack(&ans, out);
     free(b.sb);
+    free(b.lb);
     if (lr != NULL)
         bg_pb_free(lr);
     gw_reply_or_drop(gw, NULL, req, out, out_len);

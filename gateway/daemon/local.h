@@ -2,7 +2,8 @@
  * local.h - the local API on ipc:// for the city's own applications and the CLI:
  * LocalRequest in, LocalAnswer out, unsigned (the socket's permissions decide).
  * Ping a peer, query peers by PSI (psi_query.h), rotate a list's key, status (with
- * every peer probed at once on request).
+ * every peer probed at once on request), look up one of our own enterprises in our
+ * store (baygate lookup).
  */
 #ifndef BG_LOCAL_H
 #define BG_LOCAL_H

@@ -105,6 +105,66 @@ local_error(uint32_t code, const char *msg, size_t *out_len)
 
 /* ---------------------------------------------------------------- check */
 
+/* The lists our roster lets us ask some peer about (with "grades" when any), into out. */
+static void
+roster_lists(const bg_roster *r, const char *self, char *out, size_t n)
+{
+    bool any[BG_LIST_COUNT] = {false};
+    for (size_t i = 0; r != NULL && i < bg_roster_permission_count(r); i++) {
+        const bg_roster_perm *pm = bg_roster_permission_at(r, i);
+        for (int l = 0; strcmp(pm->asker, self) == 0 && l < BG_LIST_COUNT; l++)
+            any[l] |= pm->lists[l];
+    }
+    size_t o = 0;
+    out[0] = '\0';
+    for (int l = 0; l < BG_LIST_COUNT; l++)
+        if (any[l] && o < n)
+            o += (size_t)snprintf(out + o, n - o, "%s, ", bg_list_names[l]);
+    if (o < n)
+        snprintf(out + o, n - o, "%s", o ? BG_LIST_GRADES : "none");
+}
+
+/* The purposes our roster declares, into out. */
+static void
+roster_purposes(const bg_roster *r, char *out, size_t n)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; r != NULL && i < bg_roster_purpose_count(r) && o < n; i++)
+        o += (size_t)snprintf(out + o, n - o, "%s%s", i ? ", " : "",
+                              bg_roster_purpose_at(r, i)->name);
+    if (o == 0)
+        snprintf(out, n, "none");
+}
+
+/* A list or purpose our roster does not know is refused here, naming what it allows,
+ * rather than sent to every peer to be refused there. NULL if both are known. */
+static const char *
+query_check_roster(bg_gw *gw, const Baygate__LocalQuery *lq, uint32_t *code, char *msg, size_t n)
+{
+    char known[200];
+    const char *why = NULL;
+    bg_roster *r = gw_roster_get(gw);
+    if (lq->list == NULL || bg_pub_list_index(lq->list) < 0) {
+        *code = BG_GW_E_UNKNOWN_LIST;
+        roster_lists(r, gw->cfg.city, known, sizeof known);
+        snprintf(msg, n,
+                 "list must be serious-dishonesty, abnormal-operation or grades, not '%.40s' "
+                 "(the roster lets us ask about: %s)",
+                 lq->list ? lq->list : "", known);
+        why = msg;
+    } else if (r != NULL && lq->purpose != NULL && lq->purpose[0] != '\0' &&
+               bg_roster_purpose_find(r, lq->purpose) == NULL) {
+        *code = BG_GW_E_NOT_ALLOWED;
+        roster_purposes(r, known, sizeof known);
+        snprintf(msg, n, "purpose '%.32s' is not in the roster (it declares: %s)", lq->purpose,
+                 known);
+        why = msg;
+    }
+    bg_roster_free(r);
+    return why;
+}
+
 /* NULL if lq may be asked, else why not (static or in msg) with *code. */
 static const char *
 query_check(bg_gw *gw, const Baygate__LocalQuery *lq, uint32_t *code, char *msg, size_t n)
@@ -113,16 +173,16 @@ query_check(bg_gw *gw, const Baygate__LocalQuery *lq, uint32_t *code, char *msg,
     *code = BG_GW_E_BAD_MODE;
     if (mode != BG_PSI_MEMBERSHIP && mode != BG_PSI_GRADED && mode != BG_PSI_COUNT)
         return "mode must be 1 (membership), 2 (graded) or 3 (count)";
-    *code = BG_GW_E_UNKNOWN_LIST;
-    if (lq->list == NULL || bg_pub_list_index(lq->list) < 0)
-        return "list must be serious-dishonesty, abnormal-operation or grades";
-    *code = BG_GW_E_BAD_MODE;
-    if (mode == BG_PSI_GRADED && strcmp(lq->list, BG_LIST_GRADES) != 0)
-        return "graded answers come from the list 'grades'";
     size_t plen = lq->purpose ? strlen(lq->purpose) : 0;
     *code = BG_GW_E_NOT_ALLOWED;
     if (plen == 0 || plen > BG_ROSTER_PURPOSE_MAX)
         return "a purpose (1..32 bytes) is required";
+    const char *why = query_check_roster(gw, lq, code, msg, n);
+    if (why != NULL)
+        return why;
+    *code = BG_GW_E_BAD_MODE;
+    if (mode == BG_PSI_GRADED && strcmp(lq->list, BG_LIST_GRADES) != 0)
+        return "graded answers come from the list 'grades'";
     *code = BG_GW_E_BAD_BODY;
     if (lq->authorisation_ref.len > BG_ENV_AUTH_REF_MAX)
         return "authorisation_ref is longer than 64 bytes";

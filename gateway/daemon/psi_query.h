@@ -14,7 +14,10 @@
  *      epoch, batch, chunk) and finished against the cached snapshot. If the
  *      peer says our epoch is stale (it published meanwhile), the snapshot is
  *      refreshed and the query run again once.
- * One peer failing (down, refusing) is reported for that peer only.
+ * One peer failing (down, refusing) is reported for that peer only. A peer that is not
+ * connected gets a TCP probe first and one found down is left out for a while (backoff,
+ * core.h gw_peer_admit), so a dead peer costs the query no request timeout.
+ * A list or purpose the roster does not know is refused before anything is sent.
  *
  * Step 1 is psi_sync.h, step 2 psi_run.h, a peer's job psi_job.h; the peers'
  * snapshots are kept in the cache (cache.h).

@@ -217,6 +217,40 @@ run_psi(pjob *j, gw_peer *p, const gw_cached *s, bool *stale)
     return rc;
 }
 
+/* One try of job j with p: sync, status list, PSI. True if it should be tried again (the
+ * peer published a new epoch meanwhile). */
+static bool
+psi_run_attempt(pjob *j, gw_peer *p, gw_cached **sp)
+{
+    int64_t t0 = mono_ms();
+    int rc = psi_sync_snapshot(j, p, sp);
+    int64_t t1 = mono_ms();
+    j->snapshot_ms += (uint32_t)(t1 - t0);
+    if (rc != BG_OK)
+        return false;
+    gw_cached *s = *sp;
+    if (j->mode == BG_PSI_GRADED && j->st == NULL && j->status_error[0] == '\0')
+        psi_attest_fetch_status(j, p); /* with the snapshot: attestations are checked against it */
+    bool stale = false;
+    rc = run_psi(j, p, s, &stale);
+    j->psi_ms += (uint32_t)(mono_ms() - t1);
+    j->generation = s->info.generation;
+    j->epoch = s->info.epoch;
+    j->list_size = s->info.count;
+    gw_cached_release(s);
+    *sp = NULL;
+    if (rc == BG_OK) {
+        j->ok = true;
+        j->code = 0;
+        j->error[0] = '\0';
+        return false;
+    }
+    if (!stale)
+        return false;
+    psi_job_clear_results(j);
+    return true;
+}
+
 void *
 psi_run_job(void *arg)
 {
@@ -227,37 +261,19 @@ psi_run_job(void *arg)
         return NULL;
     }
     snprintf(j->name, sizeof j->name, "%s", p->name);
-    gw_cached *s = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int64_t t0 = mono_ms();
-        int rc = psi_sync_snapshot(j, p, &s);
-        int64_t t1 = mono_ms();
-        j->snapshot_ms += (uint32_t)(t1 - t0);
-        if (rc != BG_OK)
-            break;
-        if (j->mode == BG_PSI_GRADED && j->st == NULL && j->status_error[0] == '\0')
-            psi_attest_fetch_status(j,
-                                    p); /* with the snapshot: attestations are checked against it */
-        bool stale = false;
-        rc = run_psi(j, p, s, &stale);
-        j->psi_ms += (uint32_t)(mono_ms() - t1);
-        j->generation = s->info.generation;
-        j->epoch = s->info.epoch;
-        j->list_size = s->info.count;
-        gw_cached_release(s);
-        s = NULL;
-        if (rc == BG_OK) {
-            j->ok = true;
-            j->code = 0;
-            j->error[0] = '\0';
-            break;
-        }
-        if (!stale)
-            break;
-        /* The peer published a new epoch meanwhile: refresh and ask again, once. */
-        psi_job_clear_results(j);
+    char why[sizeof j->error];
+    if (gw_peer_admit(p, j->timeout_ms, why, sizeof why) != BG_OK) {
+        /* down: said at once rather than after the request timeout */
+        psi_job_fail(j, BG_RT_E_TRANSPORT, "%s", why);
+        gw_peer_release(p);
+        return NULL;
     }
+    gw_cached *s = NULL;
+    for (int attempt = 0; attempt < 2 && psi_run_attempt(j, p, &s); attempt++)
+        ;
     gw_cached_release(s);
+    gw_peer_note(p, j->ok || j->code != BG_RT_E_TRANSPORT, j->error);
+
     bg_log(j->ok ? BG_LOG_INFO : BG_LOG_WARN, "psi.query_done",
            "peer=%s list=%s purpose=%s mode=%d items=%zu epoch=%llu snapshot=%s ok=%d code=%u "
            "snapshot_ms=%u psi_ms=%u sent=%llu received=%llu",
