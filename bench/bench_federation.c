@@ -48,16 +48,6 @@ now_s(void)
 }
 
 static int
-member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN])
-{
-    const bg_roster_member *m = bg_roster_member_find(ctx, city);
-    if (m == NULL)
-        return BG_ENOTFOUND;
-    memcpy(fp, m->cert_sha256, BG_SIG_FP_LEN);
-    return BG_OK;
-}
-
-static int
 open_client(bench *b, bg_tp_client **cli)
 {
     bg_tp_tls tls = {
@@ -228,7 +218,7 @@ load(bench *b, const char *dir, const char *peer)
     }
     bg_env_verifier_config vc = {.own_city = b->cfg.city,
                                  .trust = b->trust,
-                                 .member_fp = member_fp,
+                                 .member_fp = bg_roster_member_fp,
                                  .member_ctx = b->roster,
                                  .replay_capacity = 1u << 22};
     if (bg_env_verifier_new(&b->v, &vc, &err) != BG_OK) {

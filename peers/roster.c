@@ -247,3 +247,13 @@ bg_roster_permission(const bg_roster *r, const char *asker, const char *answerer
     v->min_count_batch = p->min_count_batch;
     return true;
 }
+
+int
+bg_roster_member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN])
+{
+    const bg_roster_member *m = bg_roster_member_find(ctx, city);
+    if (m == NULL)
+        return BG_ENOTFOUND;
+    memcpy(fp, m->cert_sha256, BG_SIG_FP_LEN);
+    return BG_OK;
+}

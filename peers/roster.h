@@ -198,6 +198,11 @@ size_t bg_roster_member_count(const bg_roster *r);
 const bg_roster_member *bg_roster_member_at(const bg_roster *r, size_t i);
 const bg_roster_member *bg_roster_member_find(const bg_roster *r, const char *city);
 
+/* The envelope verifier's member_fp callback over one fixed roster (ctx, a
+ * const bg_roster *): the certificate fingerprint the roster pins for city, or
+ * BG_ENOTFOUND. A gateway that swaps rosters at run time wraps its own. */
+int bg_roster_member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN]);
+
 /* Common rank (1 = best) of a member's grade g (len bytes), 0 if not in its scale. */
 uint32_t bg_roster_member_rank(const bg_roster_member *m, const char *g, size_t len);
 

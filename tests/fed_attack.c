@@ -425,17 +425,6 @@ parse_mutation(const char *s, enum mutation *m, char claimed[BG_CITY_CODE_LEN + 
     return -1;
 }
 
-/* The roster callback of our answer verifier. */
-static int
-member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN])
-{
-    const bg_roster_member *m = bg_roster_member_find(ctx, city);
-    if (m == NULL)
-        return BG_ENOTFOUND;
-    memcpy(fp, m->cert_sha256, BG_SIG_FP_LEN);
-    return BG_OK;
-}
-
 /*
  * Seals a request the way bg_env_seal does, but lets the caller lie about
  * the sender and damage the result after signing (flip_body: a bit of the
@@ -720,7 +709,7 @@ ping_setup(const struct ping_opts *o, enum mutation m, struct ping_ctx *c, bg_er
     size_t max_msg = bg_roster_max_message_bytes(c->roster);
     bg_env_verifier_config vc = {.own_city = c->id->city,
                                  .trust = c->trust,
-                                 .member_fp = member_fp,
+                                 .member_fp = bg_roster_member_fp,
                                  .member_ctx = c->roster,
                                  .max_message = max_msg};
     if ((rc = bg_env_verifier_new(&c->verifier, &vc, err)) != BG_OK)

@@ -30,17 +30,6 @@ typedef struct rogue_kit {
     size_t key_len;
 } rogue_kit;
 
-/* The roster callback for the rogue's verifier: the roster is public. */
-static int
-roster_member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN])
-{
-    const bg_roster_member *m = bg_roster_member_find(ctx, city);
-    if (m == NULL)
-        return BG_ENOTFOUND;
-    memcpy(fp, m->cert_sha256, BG_SIG_FP_LEN);
-    return BG_OK;
-}
-
 static int
 kit_pems(rogue_kit *k, const char *crl_path, bg_err *err)
 {
@@ -74,7 +63,7 @@ kit_open(rogue_kit *k, const char *gw, const char *ca, const char *crl, const ch
     if (rc == BG_OK) {
         bg_env_verifier_config vc = {.own_city = "440100",
                                      .trust = k->trust,
-                                     .member_fp = roster_member_fp,
+                                     .member_fp = bg_roster_member_fp,
                                      .member_ctx = k->roster};
         rc = bg_env_verifier_new(&k->v, &vc, err);
     }
