@@ -287,11 +287,14 @@ row_of(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const 
         return (qrow){.status = "error", .why = p->error};
     const char *code = ids->code[i];
     if (qa->mode == 2) {
+        /* bsearch may not be given a NULL array, even of no elements. */
         Baygate__GradeResult *const *g =
-            bsearch(code, p->grades, p->n_grades, sizeof *p->grades, cmp_grade);
+            p->n_grades == 0 ? NULL
+                             : bsearch(code, p->grades, p->n_grades, sizeof *p->grades, cmp_grade);
         if (g != NULL)
             r = (qrow){.status = "matched", .g = *g};
-    } else if (bsearch(code, p->matches, p->n_matches, sizeof *p->matches, cmp_str) != NULL) {
+    } else if (p->n_matches > 0 &&
+               bsearch(code, p->matches, p->n_matches, sizeof *p->matches, cmp_str) != NULL) {
         r.status = "matched";
     }
     return r;

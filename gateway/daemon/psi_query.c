@@ -257,7 +257,8 @@ query_ids(query *q)
         else
             query_invalid(q, i, id, len, err.msg);
     }
-    qsort(q->codes, nvalid, sizeof *q->codes, cmp_code);
+    if (nvalid > 1) /* qsort may not be given a NULL array, even of no elements */
+        qsort(q->codes, nvalid, sizeof *q->codes, cmp_code);
     q->nd = 0;
     for (size_t i = 0; i < nvalid; i++)
         if (q->nd == 0 || memcmp(q->codes[q->nd - 1], q->codes[i], BG_USCC_LEN) != 0)
