@@ -126,7 +126,7 @@ static uint8_t *
 status_of(const char *issuer, const struct city *c, uint64_t number, const uint64_t *serials,
           size_t n, size_t *len)
 {
-    bg_attest_revoked r[8];
+    bg_attest_revoked r[8] = {{0}}; /* n may be 0: the unused rest is never read */
     ck_assert_uint_le(n, 8);
     for (size_t i = 0; i < n; i++) {
         r[i].serial = serials[i];

@@ -949,7 +949,7 @@ START_TEST(tls_echo_round_trip)
     /* A send is counted when nng reports it done, which may be just after
      * the asker already has the answer. */
     bg_tp_server_stats st;
-    WAIT_FOR((bg_tp_server_get_stats(srv, &st), st.replied == rounds + 1), T(2000));
+    WAIT_FOR((bg_tp_server_get_stats(srv, &st), st.replied == (uint64_t)rounds + 1), T(2000));
     ck_assert_uint_eq(st.received, rounds + 1);
     ck_assert_uint_eq(st.dropped + st.expired + st.late, 0);
     ck_assert_uint_eq(st.conns_total, rounds + 1);
