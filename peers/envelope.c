@@ -263,16 +263,10 @@ bg_env_identity_load(bg_env_identity **out, const char *dir, const char *key_pat
 
 /* --- sealing --- */
 
-int
-bg_env_seal(const bg_env_identity *id, const bg_env_fields *f, bool include_cert, size_t max_len,
-            uint8_t **out, size_t *out_len, bg_env_sent *sent, bg_err *err)
+/* What bg_env_seal refuses before it touches a key. */
+static int
+seal_fields_valid(const bg_env_fields *f, size_t max_len, bg_err *err)
 {
-    if (id == NULL || f == NULL || out == NULL || out_len == NULL)
-        return bg_err_set(err, BG_EINVAL, "seal: missing argument");
-    *out = NULL;
-    *out_len = 0;
-    if (max_len == 0)
-        max_len = BG_ENV_MESSAGE_DEFAULT;
     if (!bg_city_code_valid(f->recipient))
         return bg_err_set(err, BG_EINVAL, "recipient must be a 6-digit city code");
     if (!purpose_valid(f->purpose))
@@ -292,22 +286,29 @@ bg_env_seal(const bg_env_identity *id, const bg_env_fields *f, bool include_cert
                           f->body_len, max_len);
     if (f->issued_at_ms < 0)
         return bg_err_set(err, BG_EINVAL, "issued_at must not be negative");
+    return BG_OK;
+}
 
-    uint8_t rid[BG_ENV_ID_LEN], nonce[BG_ENV_NONCE_LEN];
-    memcpy(rid, f->request_id, sizeof rid);
-    if (all_zero(rid, sizeof rid))
-        randombytes_buf(rid, sizeof rid);
-    randombytes_buf(nonce, sizeof nonce);
+/* Packs the inner Envelope: these bytes are what is signed, and what the
+ * receiver verifies exactly as received. *sent gets its ids and time. */
+static int
+seal_envelope(const bg_env_identity *id, const bg_env_fields *f, size_t max_len, uint8_t **out,
+              size_t *out_len, bg_env_sent *sent, bg_err *err)
+{
+    memcpy(sent->request_id, f->request_id, BG_ENV_ID_LEN);
+    if (all_zero(sent->request_id, BG_ENV_ID_LEN))
+        randombytes_buf(sent->request_id, BG_ENV_ID_LEN);
+    randombytes_buf(sent->nonce, BG_ENV_NONCE_LEN);
 
     Baygate__Envelope env = BAYGATE__ENVELOPE__INIT;
     env.version = BG_ENV_VERSION;
     env.sender = (char *)id->city;
     env.recipient = (char *)f->recipient;
-    env.request_id.data = rid;
-    env.request_id.len = sizeof rid;
+    env.request_id.data = sent->request_id;
+    env.request_id.len = BG_ENV_ID_LEN;
     env.issued_at_ms = f->issued_at_ms ? f->issued_at_ms : bg_env_now_ms();
-    env.nonce.data = nonce;
-    env.nonce.len = sizeof nonce;
+    env.nonce.data = sent->nonce;
+    env.nonce.len = BG_ENV_NONCE_LEN;
     env.purpose = (char *)(f->purpose ? f->purpose : "");
     env.authorisation_ref.data = (uint8_t *)f->authorisation_ref;
     env.authorisation_ref.len = f->authorisation_ref_len;
@@ -318,6 +319,7 @@ bg_env_seal(const bg_env_identity *id, const bg_env_fields *f, bool include_cert
         env.reply_to_nonce.data = (uint8_t *)f->reply_to_nonce;
         env.reply_to_nonce.len = BG_ENV_NONCE_LEN;
     }
+    sent->issued_at_ms = env.issued_at_ms;
 
     /* The inner envelope alone already too big: refuse before signing. */
     size_t env_len = baygate__envelope__get_packed_size(&env);
@@ -329,15 +331,18 @@ bg_env_seal(const bg_env_identity *id, const bg_env_fields *f, bool include_cert
     if (env_bytes == NULL)
         return bg_err_set(err, BG_ENOMEM, "out of memory");
     baygate__envelope__pack(&env, env_bytes);
+    *out = env_bytes;
+    *out_len = env_len;
+    return BG_OK;
+}
 
-    uint8_t sig[BG_SIG_MAX];
-    size_t siglen = 0;
-    int rc = bg_sig_sign(id->key, BG_SIG_CTX_ENVELOPE, env_bytes, env_len, sig, &siglen, err);
-    if (rc != BG_OK) {
-        free(env_bytes);
-        return rc;
-    }
-
+/* Wraps the envelope bytes with their signature and the signer: the whole
+ * certificate, or its fingerprint when the receiver has it cached. */
+static int
+seal_wrap(const bg_env_identity *id, uint8_t *env_bytes, size_t env_len, uint8_t *sig,
+          size_t siglen, bool include_cert, size_t max_len, uint8_t **out, size_t *out_len,
+          bg_err *err)
+{
     Baygate__SignedEnvelope se;
     baygate__signed_envelope__init(&se); /* the INIT macro trips -Wmissing-braces */
     se.envelope.data = env_bytes;
@@ -354,27 +359,47 @@ bg_env_seal(const bg_env_identity *id, const bg_env_fields *f, bool include_cert
     se.signature.data = sig;
     se.signature.len = siglen;
     size_t len = baygate__signed_envelope__get_packed_size(&se);
-    if (len > max_len) {
-        free(env_bytes);
+    if (len > max_len)
         return bg_err_set(err, BG_ELIMIT,
                           "signed envelope of %zu bytes exceeds the %zu-byte message limit", len,
                           max_len);
-    }
     uint8_t *buf = malloc(len);
-    if (buf == NULL) {
-        free(env_bytes);
+    if (buf == NULL)
         return bg_err_set(err, BG_ENOMEM, "out of memory");
-    }
     baygate__signed_envelope__pack(&se, buf);
-    free(env_bytes);
-    if (sent != NULL) {
-        memcpy(sent->request_id, rid, sizeof rid);
-        memcpy(sent->nonce, nonce, sizeof nonce);
-        sent->issued_at_ms = env.issued_at_ms;
-    }
     *out = buf;
     *out_len = len;
     return BG_OK;
+}
+
+int
+bg_env_seal(const bg_env_identity *id, const bg_env_fields *f, bool include_cert, size_t max_len,
+            uint8_t **out, size_t *out_len, bg_env_sent *sent, bg_err *err)
+{
+    if (id == NULL || f == NULL || out == NULL || out_len == NULL)
+        return bg_err_set(err, BG_EINVAL, "seal: missing argument");
+    *out = NULL;
+    *out_len = 0;
+    if (max_len == 0)
+        max_len = BG_ENV_MESSAGE_DEFAULT;
+    int rc = seal_fields_valid(f, max_len, err);
+    if (rc != BG_OK)
+        return rc;
+    bg_env_sent s;
+    uint8_t *env_bytes = NULL;
+    size_t env_len = 0;
+    if ((rc = seal_envelope(id, f, max_len, &env_bytes, &env_len, &s, err)) != BG_OK)
+        return rc;
+    uint8_t sig[BG_SIG_MAX];
+    size_t siglen = 0;
+    rc = bg_sig_sign(id->key, BG_SIG_CTX_ENVELOPE, env_bytes, env_len, sig, &siglen, err);
+    if (rc == BG_OK)
+        rc = seal_wrap(id, env_bytes, env_len, sig, siglen, include_cert, max_len, out, out_len,
+                       err);
+    free(env_bytes);
+    if (rc == BG_OK && sent != NULL)
+        *sent = s;
+    return rc;
 }
 
 /* --- the replay cache --- */
@@ -816,226 +841,280 @@ note_claims(struct open_ctx *c, const Baygate__Envelope *env)
     snprintf(c->ref->purpose, sizeof c->ref->purpose, "%s", env->purpose);
 }
 
+/* What the stages of one open learn and hand on; open_common frees it. */
+struct open_state {
+    const uint8_t *msg;
+    size_t len;
+    int64_t now_ms;
+    Baygate__SignedEnvelope *se; /* bg_pb_unpack */
+    struct opened_box *box;      /* owns env */
+    Baygate__Envelope *env;
+    bool with_cert, is_answer;
+    bg_trust_result tr;
+    EVP_PKEY *pub; /* the certificate's key, once it is trusted */
+    uint32_t city; /* the sender, as a replay key */
+    int64_t expiry;
+};
+
+/* 1. size */
 static bg_env_reason
-open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, bg_env_opened **out)
+open_size(struct open_ctx *c, struct open_state *s)
 {
-    bg_env_verifier *v = c->v;
-    char a[80], b[17], d[17];
-
-    /* 1. size */
-    if (msg == NULL || len == 0)
+    if (s->msg == NULL || s->len == 0)
         return refuse(c, BG_ENV_MALFORMED, "empty message");
-    if (len > v->max_message)
-        return refuse(c, BG_ENV_OVERSIZE, "message of %zu bytes exceeds the limit of %zu", len,
-                      v->max_message);
+    if (s->len > c->v->max_message)
+        return refuse(c, BG_ENV_OVERSIZE, "message of %zu bytes exceeds the limit of %zu", s->len,
+                      c->v->max_message);
+    return BG_ENV_OK;
+}
 
-    /* 2. the SignedEnvelope, every length bounded */
-    Baygate__SignedEnvelope *se = bg_pb_unpack(&baygate__signed_envelope__descriptor, len, msg);
+/* 2. the SignedEnvelope, every length bounded */
+static bg_env_reason
+open_signed(struct open_ctx *c, struct open_state *s)
+{
+    Baygate__SignedEnvelope *se =
+        bg_pb_unpack(&baygate__signed_envelope__descriptor, s->len, s->msg);
     if (se == NULL)
         return refuse(c, BG_ENV_MALFORMED, "not a signed envelope (does not parse in %zu bytes)",
-                      bg_pb_budget(len));
-    struct opened_box *box = NULL;
-    EVP_PKEY *pub = NULL;
-    bg_env_reason r = BG_ENV_OK;
-    if (se->envelope.len == 0) {
-        r = refuse(c, BG_ENV_MALFORMED, "signed envelope carries no envelope");
-        goto out;
-    }
-    if (se->signature.len == 0 || se->signature.len > BG_SIG_MAX) {
-        r = refuse(c, BG_ENV_MALFORMED, "signature of %zu bytes (must be 1..%d)", se->signature.len,
-                   BG_SIG_MAX);
-        goto out;
-    }
-    bool with_cert = se->signer_case == BAYGATE__SIGNED_ENVELOPE__SIGNER_CERTIFICATE_DER;
-    if (with_cert &&
-        (se->certificate_der.len == 0 || se->certificate_der.len > BG_TRUST_CERT_MAX)) {
-        r = refuse(c, BG_ENV_MALFORMED, "certificate of %zu bytes (must be 1..%d)",
-                   se->certificate_der.len, BG_TRUST_CERT_MAX);
-        goto out;
-    }
+                      bg_pb_budget(s->len));
+    s->se = se;
+    if (se->envelope.len == 0)
+        return refuse(c, BG_ENV_MALFORMED, "signed envelope carries no envelope");
+    if (se->signature.len == 0 || se->signature.len > BG_SIG_MAX)
+        return refuse(c, BG_ENV_MALFORMED, "signature of %zu bytes (must be 1..%d)",
+                      se->signature.len, BG_SIG_MAX);
+    s->with_cert = se->signer_case == BAYGATE__SIGNED_ENVELOPE__SIGNER_CERTIFICATE_DER;
+    if (s->with_cert &&
+        (se->certificate_der.len == 0 || se->certificate_der.len > BG_TRUST_CERT_MAX))
+        return refuse(c, BG_ENV_MALFORMED, "certificate of %zu bytes (must be 1..%d)",
+                      se->certificate_der.len, BG_TRUST_CERT_MAX);
     if (se->signer_case == BAYGATE__SIGNED_ENVELOPE__SIGNER_CERTIFICATE_SHA256 &&
-        se->certificate_sha256.len != BG_SIG_FP_LEN) {
-        r = refuse(c, BG_ENV_MALFORMED, "certificate fingerprint of %zu bytes (must be %d)",
-                   se->certificate_sha256.len, BG_SIG_FP_LEN);
-        goto out;
-    }
-    if (!with_cert && se->signer_case != BAYGATE__SIGNED_ENVELOPE__SIGNER_CERTIFICATE_SHA256) {
-        r = refuse(c, BG_ENV_MALFORMED, "signed envelope names no certificate");
-        goto out;
-    }
+        se->certificate_sha256.len != BG_SIG_FP_LEN)
+        return refuse(c, BG_ENV_MALFORMED, "certificate fingerprint of %zu bytes (must be %d)",
+                      se->certificate_sha256.len, BG_SIG_FP_LEN);
+    if (!s->with_cert && se->signer_case != BAYGATE__SIGNED_ENVELOPE__SIGNER_CERTIFICATE_SHA256)
+        return refuse(c, BG_ENV_MALFORMED, "signed envelope names no certificate");
+    return BG_ENV_OK;
+}
 
-    /* 3. the Envelope */
-    box = calloc(1, sizeof *box);
-    if (box == NULL) {
-        r = refuse(c, BG_ENV_INTERNAL, "out of memory");
-        goto out;
-    }
-    box->env = bg_pb_unpack(&baygate__envelope__descriptor, se->envelope.len, se->envelope.data);
-    Baygate__Envelope *env = box->env;
-    if (env == NULL) {
-        r = refuse(c, BG_ENV_MALFORMED_ENVELOPE, "envelope does not parse");
-        goto out;
-    }
-    if (env->request_id.len != BG_ENV_ID_LEN || env->nonce.len != BG_ENV_NONCE_LEN) {
-        r = refuse(c, BG_ENV_MALFORMED_ENVELOPE,
-                   "request id of %zu and nonce of %zu bytes (must be %d and %d)",
-                   env->request_id.len, env->nonce.len, BG_ENV_ID_LEN, BG_ENV_NONCE_LEN);
-        goto out;
-    }
-    if (env->reply_to_nonce.len != 0 && env->reply_to_nonce.len != BG_ENV_NONCE_LEN) {
-        r = refuse(c, BG_ENV_MALFORMED_ENVELOPE, "reply-to nonce of %zu bytes (must be 0 or %d)",
-                   env->reply_to_nonce.len, BG_ENV_NONCE_LEN);
-        goto out;
-    }
-    if (env->authorisation_ref.len > BG_ENV_AUTH_REF_MAX) {
-        r = refuse(c, BG_ENV_MALFORMED_ENVELOPE,
-                   "authorisation reference of %zu bytes (at most %d)", env->authorisation_ref.len,
-                   BG_ENV_AUTH_REF_MAX);
-        goto out;
-    }
+/* 3. the Envelope: its lengths, its kind, then its version (the claims are
+ * noted before the version so that a BAD_VERSION refusal can be answered) */
+static bg_env_reason
+open_envelope(struct open_ctx *c, struct open_state *s)
+{
+    char a[80];
+    s->box = calloc(1, sizeof *s->box);
+    if (s->box == NULL)
+        return refuse(c, BG_ENV_INTERNAL, "out of memory");
+    s->box->env =
+        bg_pb_unpack(&baygate__envelope__descriptor, s->se->envelope.len, s->se->envelope.data);
+    Baygate__Envelope *env = s->env = s->box->env;
+    if (env == NULL)
+        return refuse(c, BG_ENV_MALFORMED_ENVELOPE, "envelope does not parse");
+    if (env->request_id.len != BG_ENV_ID_LEN || env->nonce.len != BG_ENV_NONCE_LEN)
+        return refuse(c, BG_ENV_MALFORMED_ENVELOPE,
+                      "request id of %zu and nonce of %zu bytes (must be %d and %d)",
+                      env->request_id.len, env->nonce.len, BG_ENV_ID_LEN, BG_ENV_NONCE_LEN);
+    if (env->reply_to_nonce.len != 0 && env->reply_to_nonce.len != BG_ENV_NONCE_LEN)
+        return refuse(c, BG_ENV_MALFORMED_ENVELOPE, "reply-to nonce of %zu bytes (must be 0 or %d)",
+                      env->reply_to_nonce.len, BG_ENV_NONCE_LEN);
+    if (env->authorisation_ref.len > BG_ENV_AUTH_REF_MAX)
+        return refuse(c, BG_ENV_MALFORMED_ENVELOPE,
+                      "authorisation reference of %zu bytes (at most %d)",
+                      env->authorisation_ref.len, BG_ENV_AUTH_REF_MAX);
     if (!purpose_valid(env->purpose)) {
         printable(env->purpose, BG_ENV_PURPOSE_MAX, a, sizeof a);
-        r = refuse(c, BG_ENV_MALFORMED_ENVELOPE, "purpose \"%s\" is not %d printable bytes", a,
-                   BG_ENV_PURPOSE_MAX);
-        goto out;
+        return refuse(c, BG_ENV_MALFORMED_ENVELOPE, "purpose \"%s\" is not %d printable bytes", a,
+                      BG_ENV_PURPOSE_MAX);
     }
-    bool is_answer = env->reply_to_nonce.len == BG_ENV_NONCE_LEN;
-    if (is_answer != (c->expected_peer != NULL)) {
-        r = refuse(c, BG_ENV_WRONG_KIND,
-                   is_answer ? "an answer (it carries reply_to_nonce) where a request was expected"
-                             : "a request (no reply_to_nonce) where an answer was expected");
-        goto out;
-    }
+    s->is_answer = env->reply_to_nonce.len == BG_ENV_NONCE_LEN;
+    if (s->is_answer != (c->expected_peer != NULL))
+        return refuse(c, BG_ENV_WRONG_KIND,
+                      s->is_answer
+                          ? "an answer (it carries reply_to_nonce) where a request was expected"
+                          : "a request (no reply_to_nonce) where an answer was expected");
     note_claims(c, env);
-    if (env->version != BG_ENV_VERSION) {
-        r = refuse(c, BG_ENV_BAD_VERSION, "envelope version %u; this gateway speaks %d",
-                   env->version, BG_ENV_VERSION);
-        goto out;
-    }
+    if (env->version != BG_ENV_VERSION)
+        return refuse(c, BG_ENV_BAD_VERSION, "envelope version %u; this gateway speaks %d",
+                      env->version, BG_ENV_VERSION);
+    return BG_ENV_OK;
+}
 
-    /* 4. the sender (and, for answers, that it is the peer we asked) */
-    if (!bg_city_code_valid(env->sender)) {
-        printable(env->sender, 16, a, sizeof a);
-        r = refuse(c, BG_ENV_BAD_SENDER, "sender \"%s\" is not a 6-digit city code", a);
-        goto out;
+/* 4. the sender (and, for answers, that it is the peer we asked) */
+static bg_env_reason
+open_sender(struct open_ctx *c, struct open_state *s)
+{
+    char a[80];
+    if (!bg_city_code_valid(s->env->sender)) {
+        printable(s->env->sender, 16, a, sizeof a);
+        return refuse(c, BG_ENV_BAD_SENDER, "sender \"%s\" is not a 6-digit city code", a);
     }
-    if (c->expected_peer != NULL && strcmp(env->sender, c->expected_peer) != 0) {
-        r = refuse(c, BG_ENV_WRONG_PEER, "answer is from %s, the request went to %s", env->sender,
-                   c->expected_peer);
-        goto out;
-    }
+    if (c->expected_peer != NULL && strcmp(s->env->sender, c->expected_peer) != 0)
+        return refuse(c, BG_ENV_WRONG_PEER, "answer is from %s, the request went to %s",
+                      s->env->sender, c->expected_peer);
+    return BG_ENV_OK;
+}
 
-    /* 5. the certificate */
-    time_t now_s = (time_t)(now_ms / 1000);
-    bg_trust_result tr;
+/* 5. the certificate */
+static bg_env_reason
+open_cert(struct open_ctx *c, struct open_state *s)
+{
+    const Baygate__SignedEnvelope *se = s->se;
+    time_t now_s = (time_t)(s->now_ms / 1000);
     bg_err sub = {0};
-    int rc = with_cert
-                 ? bg_trust_verify_at(v->trust, se->certificate_der.data, se->certificate_der.len,
-                                      env->sender, now_s, &tr, &pub, &sub)
-                 : bg_trust_verify_cached(v->trust, se->certificate_sha256.data, env->sender, now_s,
-                                          &tr, &pub, &sub);
-    if (rc != BG_OK) {
-        r = refuse_cert(c, &tr, rc, sub.msg);
-        goto out;
-    }
+    int rc = s->with_cert ? bg_trust_verify_at(c->v->trust, se->certificate_der.data,
+                                               se->certificate_der.len, s->env->sender, now_s,
+                                               &s->tr, &s->pub, &sub)
+                          : bg_trust_verify_cached(c->v->trust, se->certificate_sha256.data,
+                                                   s->env->sender, now_s, &s->tr, &s->pub, &sub);
+    if (rc != BG_OK)
+        return refuse_cert(c, &s->tr, rc, sub.msg);
+    return BG_ENV_OK;
+}
 
-    /* 6. the roster */
+/* 6. the roster */
+static bg_env_reason
+open_roster(struct open_ctx *c, struct open_state *s)
+{
+    const char *sender = s->env->sender;
+    char b[17], d[17];
     uint8_t pin[BG_SIG_FP_LEN];
-    rc = v->member_fp(v->member_ctx, env->sender, pin);
-    if (rc == BG_ENOTFOUND) {
-        r = refuse(c, BG_ENV_NOT_MEMBER, "%s is not a member in this gateway's roster",
-                   env->sender);
-        goto out;
-    }
-    if (rc != BG_OK) {
-        r = refuse(c, BG_ENV_TRUST_UNAVAILABLE, "roster lookup for %s failed (%s)", env->sender,
-                   bg_status_name(rc));
-        goto out;
-    }
-    if (sodium_memcmp(pin, tr.fingerprint, BG_SIG_FP_LEN) != 0) {
-        short_hex(tr.fingerprint, BG_SIG_FP_LEN, b);
+    int rc = c->v->member_fp(c->v->member_ctx, sender, pin);
+    if (rc == BG_ENOTFOUND)
+        return refuse(c, BG_ENV_NOT_MEMBER, "%s is not a member in this gateway's roster", sender);
+    if (rc != BG_OK)
+        return refuse(c, BG_ENV_TRUST_UNAVAILABLE, "roster lookup for %s failed (%s)", sender,
+                      bg_status_name(rc));
+    if (sodium_memcmp(pin, s->tr.fingerprint, BG_SIG_FP_LEN) != 0) {
+        short_hex(s->tr.fingerprint, BG_SIG_FP_LEN, b);
         short_hex(pin, BG_SIG_FP_LEN, d);
-        r = refuse(c, BG_ENV_PIN_MISMATCH,
-                   "certificate %s... of %s is not the one the roster pins (%s...)", b, env->sender,
-                   d);
-        goto out;
+        return refuse(c, BG_ENV_PIN_MISMATCH,
+                      "certificate %s... of %s is not the one the roster pins (%s...)", b, sender,
+                      d);
     }
+    return BG_ENV_OK;
+}
 
-    /* 7. the recipient (and, for answers, the request answered) */
-    if (strcmp(env->recipient, v->own) != 0) {
+/* 7. the recipient (and, for answers, the request answered) */
+static bg_env_reason
+open_recipient(struct open_ctx *c, struct open_state *s)
+{
+    const Baygate__Envelope *env = s->env;
+    char a[80];
+    if (strcmp(env->recipient, c->v->own) != 0) {
         printable(env->recipient, 16, a, sizeof a);
-        r = refuse(c, BG_ENV_WRONG_RECIPIENT, "envelope is addressed to \"%s\", this gateway is %s",
-                   a, v->own);
-        goto out;
+        return refuse(c, BG_ENV_WRONG_RECIPIENT,
+                      "envelope is addressed to \"%s\", this gateway is %s", a, c->v->own);
     }
     if (c->expected_peer != NULL &&
-        sodium_memcmp(env->reply_to_nonce.data, c->request_nonce, BG_ENV_NONCE_LEN) != 0) {
-        r = refuse(c, BG_ENV_NOT_BOUND, "answer from %s does not reply to our request's nonce",
-                   env->sender);
-        goto out;
-    }
+        sodium_memcmp(env->reply_to_nonce.data, c->request_nonce, BG_ENV_NONCE_LEN) != 0)
+        return refuse(c, BG_ENV_NOT_BOUND, "answer from %s does not reply to our request's nonce",
+                      env->sender);
+    return BG_ENV_OK;
+}
 
-    /* 8. the clock window (no overflow: now and the window are bounded) */
-    int64_t issued = env->issued_at_ms;
-    if (issued < now_ms - v->window_ms) {
-        r = refuse(c, BG_ENV_STALE,
-                   "envelope is stale: issued %.3f s before now, the window is +-%lld s",
-                   (double)(now_ms - issued) / 1000.0, (long long)(v->window_ms / 1000));
-        goto out;
-    }
-    if (issued > now_ms + v->future_ms) {
-        r = refuse(c, BG_ENV_FUTURE,
-                   "envelope is from the future: issued %.3f s after now, at most %.3f s are "
-                   "allowed",
-                   (double)(issued - now_ms) / 1000.0, (double)v->future_ms / 1000.0);
-        goto out;
-    }
+/* 8. the clock window (no overflow: now and the window are bounded) */
+static bg_env_reason
+open_clock(struct open_ctx *c, struct open_state *s)
+{
+    const bg_env_verifier *v = c->v;
+    int64_t issued = s->env->issued_at_ms, now_ms = s->now_ms;
+    if (issued < now_ms - v->window_ms)
+        return refuse(c, BG_ENV_STALE,
+                      "envelope is stale: issued %.3f s before now, the window is +-%lld s",
+                      (double)(now_ms - issued) / 1000.0, (long long)(v->window_ms / 1000));
+    if (issued > now_ms + v->future_ms)
+        return refuse(c, BG_ENV_FUTURE,
+                      "envelope is from the future: issued %.3f s after now, at most %.3f s are "
+                      "allowed",
+                      (double)(issued - now_ms) / 1000.0, (double)v->future_ms / 1000.0);
+    return BG_ENV_OK;
+}
 
-    /* 9. replay: an early look, to spare the signature check */
-    uint32_t city = city_number(env->sender);
-    int64_t expiry = issued + v->window_ms;
-    bool share = false;
-    bg_env_reason rr =
-        replay_check(&v->replay, env->nonce.data, city, now_ms, expiry, false, &share);
-    if (rr != BG_ENV_OK)
-        goto replay_refused;
-
-    /* 10. the signature over the exact bytes received */
-    if (bg_sig_verify(pub, BG_SIG_CTX_ENVELOPE, se->envelope.data, se->envelope.len,
-                      se->signature.data, se->signature.len, &sub) != BG_OK) {
-        r = refuse(c, BG_ENV_BAD_SIGNATURE, "signature of %s does not verify", env->sender);
-        goto out;
-    }
-
-    /* Only now: record the nonce (and look again: a concurrent twin). */
-    rr = replay_check(&v->replay, env->nonce.data, city, now_ms, expiry, true, &share);
-replay_refused:
+/* The replay cache's verdict (OK, REPLAY or REPLAY_FULL) as a refusal. */
+static bg_env_reason
+refuse_replay(struct open_ctx *c, const struct open_state *s, bg_env_reason rr, bool share)
+{
+    char b[17];
     if (rr == BG_ENV_REPLAY) {
-        short_hex(env->nonce.data, BG_ENV_NONCE_LEN, b);
-        r = refuse(c, BG_ENV_REPLAY, "replay: nonce %s... from %s was already seen", b,
-                   env->sender);
-        goto out;
+        short_hex(s->env->nonce.data, BG_ENV_NONCE_LEN, b);
+        return refuse(c, BG_ENV_REPLAY, "replay: nonce %s... from %s was already seen", b,
+                      s->env->sender);
     }
-    if (rr == BG_ENV_REPLAY_FULL && share) {
-        r = refuse(c, BG_ENV_REPLAY_FULL,
-                   "replay cache share of %s full (%u live envelopes from it within the "
-                   "window); retry later",
-                   env->sender, (unsigned)v->replay.share);
-        goto out;
-    }
-    if (rr == BG_ENV_REPLAY_FULL) {
-        r = refuse(c, BG_ENV_REPLAY_FULL,
-                   "replay cache full (%u live envelopes within the window); retry later",
-                   (unsigned)v->replay.cap);
-        goto out;
-    }
+    if (rr == BG_ENV_REPLAY_FULL && share)
+        return refuse(c, BG_ENV_REPLAY_FULL,
+                      "replay cache share of %s full (%u live envelopes from it within the "
+                      "window); retry later",
+                      s->env->sender, (unsigned)c->v->replay.share);
+    if (rr == BG_ENV_REPLAY_FULL)
+        return refuse(c, BG_ENV_REPLAY_FULL,
+                      "replay cache full (%u live envelopes within the window); retry later",
+                      (unsigned)c->v->replay.cap);
+    return BG_ENV_OK;
+}
 
-    /* Accepted. */
-    bg_env_opened *o = &box->pub;
+/* 9. replay: an early look, to spare the signature check */
+static bg_env_reason
+open_replay(struct open_ctx *c, struct open_state *s)
+{
+    s->city = city_number(s->env->sender);
+    s->expiry = s->env->issued_at_ms + c->v->window_ms;
+    bool share = false;
+    bg_env_reason rr = replay_check(&c->v->replay, s->env->nonce.data, s->city, s->now_ms,
+                                    s->expiry, false, &share);
+    return refuse_replay(c, s, rr, share);
+}
+
+/* 10. the signature over the exact bytes received */
+static bg_env_reason
+open_signature(struct open_ctx *c, struct open_state *s)
+{
+    const Baygate__SignedEnvelope *se = s->se;
+    bg_err sub = {0};
+    if (bg_sig_verify(s->pub, BG_SIG_CTX_ENVELOPE, se->envelope.data, se->envelope.len,
+                      se->signature.data, se->signature.len, &sub) != BG_OK)
+        return refuse(c, BG_ENV_BAD_SIGNATURE, "signature of %s does not verify", s->env->sender);
+    return BG_ENV_OK;
+}
+
+/* Only after the signature: record the nonce, looking again in the same
+ * critical section, so that of two concurrent twins one wins. */
+static bg_env_reason
+open_record(struct open_ctx *c, struct open_state *s)
+{
+    bool share = false;
+    bg_env_reason rr = replay_check(&c->v->replay, s->env->nonce.data, s->city, s->now_ms,
+                                    s->expiry, true, &share);
+    return refuse_replay(c, s, rr, share);
+}
+
+typedef bg_env_reason open_stage_fn(struct open_ctx *c, struct open_state *s);
+
+/* The checks of envelope.h, in its order: the first refusal ends the open. */
+static open_stage_fn *const open_stages[] = {
+    open_size,      /* 1 */
+    open_signed,    /* 2 */
+    open_envelope,  /* 3 */
+    open_sender,    /* 4 */
+    open_cert,      /* 5 */
+    open_roster,    /* 6 */
+    open_recipient, /* 7 */
+    open_clock,     /* 8 */
+    open_replay,    /* 9 */
+    open_signature, /* 10 */
+    open_record,    /* then recorded */
+};
+
+/* Accepted: the box becomes the caller's. */
+static void
+open_accept(struct open_ctx *c, struct open_state *s, bg_env_opened **out)
+{
+    const Baygate__Envelope *env = s->env;
+    bg_env_opened *o = &s->box->pub;
     memcpy(o->sender, env->sender, sizeof o->sender);
     memcpy(o->recipient, env->recipient, sizeof o->recipient);
     memcpy(o->request_id, env->request_id.data, BG_ENV_ID_LEN);
-    o->issued_at_ms = issued;
+    o->issued_at_ms = env->issued_at_ms;
     memcpy(o->nonce, env->nonce.data, BG_ENV_NONCE_LEN);
     snprintf(o->purpose, sizeof o->purpose, "%s", env->purpose);
     o->authorisation_ref = env->authorisation_ref.len ? env->authorisation_ref.data : NULL;
@@ -1043,22 +1122,32 @@ replay_refused:
     o->body_type = env->body_type;
     o->body = env->body.len ? env->body.data : NULL;
     o->body_len = env->body.len;
-    o->is_answer = is_answer;
-    if (is_answer)
+    o->is_answer = s->is_answer;
+    if (s->is_answer)
         memcpy(o->reply_to_nonce, env->reply_to_nonce.data, BG_ENV_NONCE_LEN);
-    memcpy(o->cert_fingerprint, tr.fingerprint, BG_SIG_FP_LEN);
-    o->cert_included = with_cert;
-    crypto_hash_sha256(o->digest, msg, len);
+    memcpy(o->cert_fingerprint, s->tr.fingerprint, BG_SIG_FP_LEN);
+    o->cert_included = s->with_cert;
+    crypto_hash_sha256(o->digest, s->msg, s->len);
     *out = o;
-    box = NULL;
-    pthread_mutex_lock(&v->stats_mu);
-    v->opened++;
-    pthread_mutex_unlock(&v->stats_mu);
+    s->box = NULL;
+    pthread_mutex_lock(&c->v->stats_mu);
+    c->v->opened++;
+    pthread_mutex_unlock(&c->v->stats_mu);
     bg_err_clear(c->err);
-out:
-    EVP_PKEY_free(pub);
-    bg_env_opened_free(box ? &box->pub : NULL);
-    bg_pb_free(se);
+}
+
+static bg_env_reason
+open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, bg_env_opened **out)
+{
+    struct open_state s = {.msg = msg, .len = len, .now_ms = now_ms};
+    bg_env_reason r = BG_ENV_OK;
+    for (size_t i = 0; r == BG_ENV_OK && i < sizeof open_stages / sizeof open_stages[0]; i++)
+        r = open_stages[i](c, &s);
+    if (r == BG_ENV_OK)
+        open_accept(c, &s, out);
+    EVP_PKEY_free(s.pub);
+    bg_env_opened_free(s.box ? &s.box->pub : NULL);
+    bg_pb_free(s.se);
     return r;
 }
 
