@@ -515,6 +515,186 @@ call_start(bg_tp_client *cli, tp_call *c, nng_ctx ctx, bool send)
     return true;
 }
 
+/* The request in a message, an aio for the call and a context of its own
+ * (each call has its own REQ state, so calls run concurrently). */
+static int
+call_prepare(bg_tp_client *cli, const void *req, size_t len, nng_msg **msgp, nng_ctx *ctx,
+             tp_call *c, bg_tp_fail *fail, bg_err *err)
+{
+    nng_msg *msg = NULL;
+    int rv;
+    if ((rv = nng_msg_alloc(&msg, len)) != 0 || (rv = nng_aio_alloc(&c->aio, NULL, NULL)) != 0) {
+        if (msg != NULL)
+            nng_msg_free(msg);
+        return fail_with(cli, BG_TP_NOMEM, fail, err, BG_ENOMEM, "call: out of memory");
+    }
+    if (len > 0)
+        memcpy(nng_msg_body(msg), req, len);
+    if ((rv = nng_ctx_open(ctx, cli->sock)) != 0) {
+        nng_msg_free(msg);
+        nng_aio_free(c->aio);
+        if (rv == NNG_ECLOSED)
+            return fail_with(cli, BG_TP_CLOSED, fail, err, BG_EABORTED, "%s: client closed",
+                             cli->url);
+        return fail_with(cli, BG_TP_FAILED, fail, err, BG_EIO, "%s: context: %s", cli->url,
+                         nng_strerror(rv));
+    }
+    nng_ctx_set_ms(*ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    *msgp = msg;
+    return BG_OK;
+}
+
+/* Links the call in, so that close can cancel it and waits for it; false
+ * (and not linked) if the client is closing. */
+static bool
+call_register(bg_tp_client *cli, tp_call *c)
+{
+    pthread_mutex_lock(&cli->lock);
+    bool closing = cli->closing;
+    if (!closing) {
+        c->next = cli->calls;
+        if (cli->calls != NULL)
+            cli->calls->prev = c;
+        cli->calls = c;
+        cli->ncalls++;
+        cli->waiting++;
+        if (cli->npipes == 0)
+            pthread_cond_signal(&cli->wd_cond);
+    }
+    pthread_mutex_unlock(&cli->lock);
+    return !closing;
+}
+
+static void
+call_unregister(bg_tp_client *cli, tp_call *c)
+{
+    pthread_mutex_lock(&cli->lock);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        cli->calls = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    if (--cli->ncalls == 0)
+        pthread_cond_broadcast(&cli->done_cond);
+    pthread_mutex_unlock(&cli->lock);
+}
+
+/* A request that timed out never connected: the dialer's counters say why
+ * (nng reports a non-blocking dialer's failures nowhere else). */
+static int
+fail_unconnected(bg_tp_client *cli, int timeout_ms, bg_tp_fail *fail, bg_err *err)
+{
+    uint64_t cnt[NCOUNT];
+    pthread_mutex_lock(&cli->dial_lock);
+    bool ok = cli->have_dialer && dialer_counts(cli->dialer, cnt);
+    uint32_t id = cli->have_dialer ? (uint32_t)nng_dialer_id(cli->dialer) : 0;
+    pthread_mutex_unlock(&cli->dial_lock);
+    pthread_mutex_lock(&cli->lock);
+    if (ok && id == cli->dialer_id)
+        note_counts_locked(cli, cnt);
+    bg_tp_fail why = cli->dial_fail;
+    char msgbuf[sizeof cli->dial_msg];
+    snprintf(msgbuf, sizeof msgbuf, "%s", cli->dial_msg);
+    cli->suspect = true; /* the watchdog looks even if no call waits */
+    pthread_cond_signal(&cli->wd_cond);
+    pthread_mutex_unlock(&cli->lock);
+    if (why == BG_TP_TLS_REFUSED)
+        return fail_with(cli, why, fail, err, BG_ECRYPTO, "%s: %s", cli->url, msgbuf);
+    if (why == BG_TP_UNREACHABLE || why == BG_TP_FAILED)
+        return fail_with(cli, why, fail, err, BG_EIO, "%s: %s", cli->url, msgbuf);
+    return fail_with(cli, BG_TP_TIMEOUT, fail, err, BG_EIO,
+                     "%s: no connection within %d ms (TCP connect or TLS handshake "
+                     "did not complete: peer silent or unreachable)",
+                     cli->url, timeout_ms);
+}
+
+/* Phase 1: hand the request (msg, which this takes) to a connection. REQ
+ * waits here while there is none, so a failure here means "never
+ * connected". */
+static int
+call_send(bg_tp_client *cli, tp_call *c, nng_ctx ctx, nng_msg *msg, int timeout_ms,
+          bg_tp_fail *fail, bg_err *err)
+{
+    nng_aio_set_msg(c->aio, msg);
+    nng_aio_set_timeout(c->aio, (nng_duration)timeout_ms);
+    int rv = call_start(cli, c, ctx, true) ? nng_aio_result(c->aio) : NNG_ECANCELED;
+    pthread_mutex_lock(&cli->lock);
+    cli->waiting--;
+    bool connected = cli->npipes > 0;
+    pthread_mutex_unlock(&cli->lock);
+    if (rv == 0)
+        return BG_OK;
+    nng_msg *m = nng_aio_get_msg(c->aio);
+    if (m != NULL)
+        nng_msg_free(m); /* a failed send leaves the message with us */
+    if (rv == NNG_ECANCELED || rv == NNG_ECLOSED)
+        return fail_with(cli, BG_TP_CLOSED, fail, err, BG_EABORTED, "%s: client closed", cli->url);
+    if (rv == NNG_ETIMEDOUT && !connected)
+        return fail_unconnected(cli, timeout_ms, fail, err);
+    if (rv == NNG_ETIMEDOUT)
+        return fail_with(cli, BG_TP_TIMEOUT, fail, err, BG_EIO, "%s: request not sent within %d ms",
+                         cli->url, timeout_ms);
+    return fail_with(cli, BG_TP_FAILED, fail, err, BG_EIO, "%s: send: %s", cli->url,
+                     nng_strerror(rv));
+}
+
+/* The answer received in m, copied out for the caller. */
+static int
+call_answer(bg_tp_client *cli, nng_msg *m, uint8_t **answer, size_t *answer_len, bg_tp_fail *fail,
+            bg_err *err)
+{
+    size_t n = nng_msg_len(m);
+    if (n > cli->recv_max) {
+        /* Within the SP header allowance, so nng let it through. */
+        nng_msg_free(m);
+        return fail_with(cli, BG_TP_TOO_LARGE, fail, err, BG_ELIMIT,
+                         "%s: answer of %zu bytes exceeds our limit of %zu", cli->url, n,
+                         cli->recv_max);
+    }
+    uint8_t *buf = malloc(n > 0 ? n : 1);
+    if (buf == NULL) {
+        nng_msg_free(m);
+        return fail_with(cli, BG_TP_NOMEM, fail, err, BG_ENOMEM, "call: out of memory");
+    }
+    memcpy(buf, nng_msg_body(m), n);
+    nng_msg_free(m);
+    *answer = buf;
+    *answer_len = n;
+    pthread_mutex_lock(&cli->lock);
+    cli->st.ok++;
+    pthread_mutex_unlock(&cli->lock);
+    bg_err_clear(err);
+    return BG_OK;
+}
+
+/* Phase 2: the answer, by the deadline of the whole call. */
+static int
+call_receive(bg_tp_client *cli, tp_call *c, nng_ctx ctx, int64_t deadline, int timeout_ms,
+             uint8_t **answer, size_t *answer_len, bg_tp_fail *fail, bg_err *err)
+{
+    int64_t left = deadline - tp_now_ms();
+    nng_aio_set_timeout(c->aio, (nng_duration)(left > 0 ? left : 1));
+    int rv = call_start(cli, c, ctx, false) ? nng_aio_result(c->aio) : NNG_ECANCELED;
+    if (rv == 0)
+        return call_answer(cli, nng_aio_get_msg(c->aio), answer, answer_len, fail, err);
+    if (rv == NNG_ETIMEDOUT)
+        return fail_with(cli, BG_TP_TIMEOUT, fail, err, BG_EIO,
+                         "%s: no answer within %d ms (the request was sent)", cli->url, timeout_ms);
+    if (rv == NNG_ECONNRESET || rv == NNG_ESTATE || rv == NNG_ECONNSHUT)
+        /* With resending off, REQ fails the receive when the connection that
+         * carried the request goes away. */
+        return fail_with(cli, BG_TP_RESET, fail, err, BG_EIO,
+                         "%s: connection lost with the request outstanding (peer restarted, "
+                         "reloaded, or the answer exceeded our %zu-byte limit); it may or may "
+                         "not have been processed",
+                         cli->url, cli->recv_max);
+    if (rv == NNG_ECANCELED || rv == NNG_ECLOSED)
+        return fail_with(cli, BG_TP_CLOSED, fail, err, BG_EABORTED, "%s: client closed", cli->url);
+    return fail_with(cli, BG_TP_FAILED, fail, err, BG_EIO, "%s: receive: %s", cli->url,
+                     nng_strerror(rv));
+}
+
 int
 bg_tp_call(bg_tp_client *cli, const void *req, size_t len, uint8_t **answer, size_t *answer_len,
            int timeout_ms, bg_tp_fail *fail, bg_err *err)
@@ -540,161 +720,24 @@ bg_tp_call(bg_tp_client *cli, const void *req, size_t len, uint8_t **answer, siz
                          "request of %zu bytes exceeds the %zu the peer %s accepts: not sent", len,
                          cli->send_max, cli->url);
 
-    int64_t start = tp_now_ms(), deadline = start + timeout_ms;
+    int64_t deadline = tp_now_ms() + timeout_ms;
     nng_msg *msg = NULL;
     nng_ctx ctx;
     tp_call c = {0};
-    int rv;
-    if ((rv = nng_msg_alloc(&msg, len)) != 0 || (rv = nng_aio_alloc(&c.aio, NULL, NULL)) != 0) {
-        if (msg != NULL)
-            nng_msg_free(msg);
-        return fail_with(cli, BG_TP_NOMEM, fail, err, BG_ENOMEM, "call: out of memory");
-    }
-    if (len > 0)
-        memcpy(nng_msg_body(msg), req, len);
-    if ((rv = nng_ctx_open(&ctx, cli->sock)) != 0) {
-        nng_msg_free(msg);
-        nng_aio_free(c.aio);
-        if (rv == NNG_ECLOSED)
-            return fail_with(cli, BG_TP_CLOSED, fail, err, BG_EABORTED, "%s: client closed",
-                             cli->url);
-        return fail_with(cli, BG_TP_FAILED, fail, err, BG_EIO, "%s: context: %s", cli->url,
-                         nng_strerror(rv));
-    }
-    nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-
-    pthread_mutex_lock(&cli->lock);
-    bool closing = cli->closing;
-    if (!closing) {
-        c.next = cli->calls;
-        if (cli->calls != NULL)
-            cli->calls->prev = &c;
-        cli->calls = &c;
-        cli->ncalls++;
-        cli->waiting++;
-        if (cli->npipes == 0)
-            pthread_cond_signal(&cli->wd_cond);
-    }
-    pthread_mutex_unlock(&cli->lock);
-
-    int code = BG_OK;
-    if (closing) {
+    int code = call_prepare(cli, req, len, &msg, &ctx, &c, fail, err);
+    if (code != BG_OK)
+        return code;
+    bool registered = call_register(cli, &c);
+    if (!registered) {
         nng_msg_free(msg);
         code = fail_with(cli, BG_TP_CLOSED, fail, err, BG_EABORTED, "%s: client closed", cli->url);
-        goto done;
+    } else if ((code = call_send(cli, &c, ctx, msg, timeout_ms, fail, err)) == BG_OK) {
+        code = call_receive(cli, &c, ctx, deadline, timeout_ms, answer, answer_len, fail, err);
     }
-
-    /* Phase 1: hand the request to a connection. REQ waits here while there
-     * is none, so a failure here means "never connected". */
-    nng_aio_set_msg(c.aio, msg);
-    nng_aio_set_timeout(c.aio, (nng_duration)timeout_ms);
-    rv = call_start(cli, &c, ctx, true) ? nng_aio_result(c.aio) : NNG_ECANCELED;
-    pthread_mutex_lock(&cli->lock);
-    cli->waiting--;
-    bool connected = cli->npipes > 0;
-    pthread_mutex_unlock(&cli->lock);
-    if (rv != 0) {
-        nng_msg *m = nng_aio_get_msg(c.aio);
-        if (m != NULL)
-            nng_msg_free(m); /* a failed send leaves the message with us */
-        if (rv == NNG_ECANCELED || rv == NNG_ECLOSED) {
-            code =
-                fail_with(cli, BG_TP_CLOSED, fail, err, BG_EABORTED, "%s: client closed", cli->url);
-        } else if (rv == NNG_ETIMEDOUT && !connected) {
-            uint64_t cnt[NCOUNT];
-            pthread_mutex_lock(&cli->dial_lock);
-            bool ok = cli->have_dialer && dialer_counts(cli->dialer, cnt);
-            uint32_t id = cli->have_dialer ? (uint32_t)nng_dialer_id(cli->dialer) : 0;
-            pthread_mutex_unlock(&cli->dial_lock);
-            pthread_mutex_lock(&cli->lock);
-            if (ok && id == cli->dialer_id)
-                note_counts_locked(cli, cnt);
-            bg_tp_fail why = cli->dial_fail;
-            char msgbuf[sizeof cli->dial_msg];
-            snprintf(msgbuf, sizeof msgbuf, "%s", cli->dial_msg);
-            cli->suspect = true; /* the watchdog looks even if no call waits */
-            pthread_cond_signal(&cli->wd_cond);
-            pthread_mutex_unlock(&cli->lock);
-            if (why == BG_TP_TLS_REFUSED)
-                code = fail_with(cli, why, fail, err, BG_ECRYPTO, "%s: %s", cli->url, msgbuf);
-            else if (why == BG_TP_UNREACHABLE || why == BG_TP_FAILED)
-                code = fail_with(cli, why, fail, err, BG_EIO, "%s: %s", cli->url, msgbuf);
-            else
-                code = fail_with(cli, BG_TP_TIMEOUT, fail, err, BG_EIO,
-                                 "%s: no connection within %d ms (TCP connect or TLS handshake "
-                                 "did not complete: peer silent or unreachable)",
-                                 cli->url, timeout_ms);
-        } else if (rv == NNG_ETIMEDOUT) {
-            code = fail_with(cli, BG_TP_TIMEOUT, fail, err, BG_EIO,
-                             "%s: request not sent within %d ms", cli->url, timeout_ms);
-        } else {
-            code = fail_with(cli, BG_TP_FAILED, fail, err, BG_EIO, "%s: send: %s", cli->url,
-                             nng_strerror(rv));
-        }
-        goto done;
-    }
-
-    /* Phase 2: the answer. */
-    int64_t left = deadline - tp_now_ms();
-    nng_aio_set_timeout(c.aio, (nng_duration)(left > 0 ? left : 1));
-    rv = call_start(cli, &c, ctx, false) ? nng_aio_result(c.aio) : NNG_ECANCELED;
-    if (rv == 0 && nng_msg_len(nng_aio_get_msg(c.aio)) > cli->recv_max) {
-        /* Within the SP header allowance, so nng let it through. */
-        size_t n = nng_msg_len(nng_aio_get_msg(c.aio));
-        nng_msg_free(nng_aio_get_msg(c.aio));
-        code = fail_with(cli, BG_TP_TOO_LARGE, fail, err, BG_ELIMIT,
-                         "%s: answer of %zu bytes exceeds our limit of %zu", cli->url, n,
-                         cli->recv_max);
-    } else if (rv == 0) {
-        nng_msg *m = nng_aio_get_msg(c.aio);
-        size_t n = nng_msg_len(m);
-        uint8_t *buf = malloc(n > 0 ? n : 1);
-        if (buf == NULL) {
-            nng_msg_free(m);
-            code = fail_with(cli, BG_TP_NOMEM, fail, err, BG_ENOMEM, "call: out of memory");
-            goto done;
-        }
-        memcpy(buf, nng_msg_body(m), n);
-        nng_msg_free(m);
-        *answer = buf;
-        *answer_len = n;
-        pthread_mutex_lock(&cli->lock);
-        cli->st.ok++;
-        pthread_mutex_unlock(&cli->lock);
-        bg_err_clear(err);
-    } else if (rv == NNG_ETIMEDOUT) {
-        code = fail_with(cli, BG_TP_TIMEOUT, fail, err, BG_EIO,
-                         "%s: no answer within %d ms (the request was sent)", cli->url, timeout_ms);
-    } else if (rv == NNG_ECONNRESET || rv == NNG_ESTATE || rv == NNG_ECONNSHUT) {
-        /* With resending off, REQ fails the receive when the connection that
-         * carried the request goes away. */
-        code = fail_with(cli, BG_TP_RESET, fail, err, BG_EIO,
-                         "%s: connection lost with the request outstanding (peer restarted, "
-                         "reloaded, or the answer exceeded our %zu-byte limit); it may or may not "
-                         "have been processed",
-                         cli->url, cli->recv_max);
-    } else if (rv == NNG_ECANCELED || rv == NNG_ECLOSED) {
-        code = fail_with(cli, BG_TP_CLOSED, fail, err, BG_EABORTED, "%s: client closed", cli->url);
-    } else {
-        code = fail_with(cli, BG_TP_FAILED, fail, err, BG_EIO, "%s: receive: %s", cli->url,
-                         nng_strerror(rv));
-    }
-
-done:
     nng_ctx_close(ctx);
     nng_aio_free(c.aio);
-    if (!closing) {
-        pthread_mutex_lock(&cli->lock);
-        if (c.prev != NULL)
-            c.prev->next = c.next;
-        else
-            cli->calls = c.next;
-        if (c.next != NULL)
-            c.next->prev = c.prev;
-        if (--cli->ncalls == 0)
-            pthread_cond_broadcast(&cli->done_cond);
-        pthread_mutex_unlock(&cli->lock);
-    }
+    if (registered)
+        call_unregister(cli, &c);
     return code;
 }
 
