@@ -1125,6 +1125,164 @@ srv_configure(bg_tp_server *srv, const bg_tp_server_opts *opts, tp_scheme scheme
     return BG_OK;
 }
 
+/* The socket file (ipc) or the TLS configuration (tls+tcp) the listener
+ * will use. */
+static int
+srv_endpoint(bg_tp_server *srv, const bg_tp_server_opts *opts, bg_err *err)
+{
+    if (!srv->ipc)
+        return tp_tls_config(&srv->tls, NNG_TLS_MODE_SERVER, opts->tls, NULL, true, err);
+    const char *path = opts->url + 6;
+    if (strlen(path) >= sizeof srv->ipc_path)
+        return bg_err_set(err, BG_EINVAL, "%s: socket path longer than %zu bytes", opts->url,
+                          sizeof srv->ipc_path - 1);
+    snprintf(srv->ipc_path, sizeof srv->ipc_path, "%s", path);
+    return ipc_prepare(srv->ipc_path, err);
+}
+
+/* A configured server with its tables, before any nng object or thread
+ * exists (so a failure here is undone by srv_free alone). */
+static int
+srv_new(bg_tp_server **out, const bg_tp_server_opts *opts, tp_scheme scheme, bg_err *err)
+{
+    bg_tp_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return bg_err_set(err, BG_ENOMEM, "server: out of memory");
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_mutex_init(&srv->admin, NULL);
+    tp_cond_init(&srv->work_cond);
+    tp_cond_init(&srv->idle_cond);
+    tp_cond_init(&srv->timer_cond);
+    srv->refs = 1;
+    srv->stats_listener = (nng_listener)NNG_LISTENER_INITIALIZER;
+    int rv = srv_configure(srv, opts, scheme, err);
+    if (rv != BG_OK) {
+        srv_free(srv);
+        return rv;
+    }
+    srv->slots = calloc(srv->nslots, sizeof *srv->slots);
+    srv->queue = calloc(srv->nslots, sizeof *srv->queue);
+    srv->workers = calloc(srv->nthreads, sizeof *srv->workers);
+    srv->due = calloc(srv->nslots, sizeof *srv->due);
+    srv->pipes = calloc(srv->max_conns, sizeof *srv->pipes);
+    if (!srv->slots || !srv->queue || !srv->workers || !srv->due || !srv->pipes) {
+        srv_free(srv);
+        return bg_err_set(err, BG_ENOMEM, "server: out of memory");
+    }
+    if ((rv = srv_endpoint(srv, opts, err)) != BG_OK) {
+        srv_free(srv);
+        return rv;
+    }
+    *out = srv;
+    return BG_OK;
+}
+
+/* The REP socket and one context per slot. */
+static int
+srv_open_socket(bg_tp_server *srv, bg_err *err)
+{
+    int rv;
+    if ((rv = nng_rep0_open(&srv->sock)) != 0)
+        return tp_nng_err(err, BG_EIO, rv, "REP socket");
+    srv->sock_open = true;
+    if ((rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
+                                  srv->recv_max + TP_SP_HEADER_MAX)) != 0 ||
+        (rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, srv)) != 0 ||
+        (rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_cb, srv)) != 0)
+        return tp_nng_err(err, BG_EIO, rv, "REP socket options");
+    for (unsigned i = 0; i < srv->nslots; i++) {
+        tp_slot *s = &srv->slots[i];
+        s->srv = srv;
+        s->state = SLOT_PARKED;
+        if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0 ||
+            (rv = nng_ctx_open(&s->ctx, srv->sock)) != 0)
+            return tp_nng_err(err, BG_ENOMEM, rv, "REP context");
+    }
+    return BG_OK;
+}
+
+/* The workers and the timer. Each worker holds a reference: one stuck in a
+ * handler when the server stops frees it when it finally returns. */
+static int
+srv_start_threads(bg_tp_server *srv, bg_err *err)
+{
+    for (unsigned i = 0; i < srv->nthreads; i++) {
+        tp_worker *w = &srv->workers[i];
+        w->srv = srv;
+        pthread_mutex_lock(&srv->lock);
+        int trv = tp_thread_create(&w->thread, worker_main, w);
+        if (trv == 0) {
+            srv->refs++;
+            srv->workers_alive++;
+            srv->threads_started++;
+        }
+        pthread_mutex_unlock(&srv->lock);
+        if (trv != 0)
+            return bg_err_set(err, BG_EIO, "worker thread: %s", strerror(trv));
+    }
+    int rv = tp_thread_create(&srv->timer, timer_main, srv);
+    if (rv != 0)
+        return bg_err_set(err, BG_EIO, "timer thread: %s", strerror(rv));
+    srv->timer_started = true;
+    return BG_OK;
+}
+
+/* A tls+tcp listener that runs: the port it bound, the URL a reload must
+ * listen on again, and the guard over its unfinished handshakes. */
+static int
+srv_bound_tcp(bg_tp_server *srv, const bg_tp_server_opts *opts, bg_err *err)
+{
+    int port = 0, rv;
+    nng_url *u = NULL;
+    if ((rv = nng_listener_get_int(srv->listener, NNG_OPT_TCP_BOUND_PORT, &port)) != 0 ||
+        (rv = nng_url_parse(&u, opts->url)) != 0)
+        return tp_nng_err(err, BG_EIO, rv, "bound port");
+    srv->port = port;
+    /* Later listeners (reload) must come back on this very port. */
+    bool v6 = strchr(u->u_hostname, ':') != NULL;
+    snprintf(srv->url, sizeof srv->url, "tls+tcp://%s%s%s:%d", v6 ? "[" : "", u->u_hostname,
+             v6 ? "]" : "", port);
+    nng_url_free(u);
+    if ((rv = tp_thread_create(&srv->guard, guard_main, srv)) != 0)
+        return bg_err_set(err, BG_EIO, "guard thread: %s", strerror(rv));
+    srv->guard_started = true;
+    return BG_OK;
+}
+
+static int
+srv_listen(bg_tp_server *srv, const bg_tp_server_opts *opts, bg_err *err)
+{
+    int rv;
+    if ((rv = listener_make(srv, &srv->listener, srv->tls, err)) != BG_OK)
+        return rv;
+    srv->have_listener = true;
+    if ((rv = nng_listener_start(srv->listener, 0)) != 0)
+        return tp_nng_err(err, rv == NNG_EADDRINUSE ? BG_EEXIST : BG_EIO, rv, srv->url);
+    if (srv->ipc) {
+        /* nng chmods after bind; make sure, since the mode is the guard. */
+        struct stat st;
+        if (stat(srv->ipc_path, &st) == 0 && (st.st_mode & 07777) != srv->ipc_mode)
+            chmod(srv->ipc_path, srv->ipc_mode);
+        return BG_OK;
+    }
+    srv->stats_listener = srv->listener;
+    return srv_bound_tcp(srv, opts, err);
+}
+
+/* Every slot to receiving: from here on requests are served. */
+static void
+srv_open_slots(bg_tp_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    for (unsigned i = 0; i < srv->nslots; i++) {
+        srv->slots[i].state = SLOT_IDLE;
+        srv->nng_busy++;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    for (unsigned i = 0; i < srv->nslots; i++)
+        slot_post_recv(srv, &srv->slots[i]);
+}
+
 static void server_teardown(bg_tp_server *srv);
 
 int
@@ -1137,145 +1295,19 @@ bg_tp_server_start(bg_tp_server **out, const bg_tp_server_opts *opts, bg_err *er
     *out = NULL;
     if ((rv = check_opts(opts, &scheme, err)) != BG_OK)
         return rv;
-
-    bg_tp_server *srv = calloc(1, sizeof *srv);
-    if (srv == NULL)
-        return bg_err_set(err, BG_ENOMEM, "server: out of memory");
-    pthread_mutex_init(&srv->lock, NULL);
-    pthread_mutex_init(&srv->admin, NULL);
-    tp_cond_init(&srv->work_cond);
-    tp_cond_init(&srv->idle_cond);
-    tp_cond_init(&srv->timer_cond);
-    srv->refs = 1;
-    srv->stats_listener = (nng_listener)NNG_LISTENER_INITIALIZER;
-    if ((rv = srv_configure(srv, opts, scheme, err)) != BG_OK) {
-        srv_free(srv);
+    bg_tp_server *srv = NULL;
+    if ((rv = srv_new(&srv, opts, scheme, err)) != BG_OK)
         return rv;
-    }
-
-    srv->slots = calloc(srv->nslots, sizeof *srv->slots);
-    srv->queue = calloc(srv->nslots, sizeof *srv->queue);
-    srv->workers = calloc(srv->nthreads, sizeof *srv->workers);
-    srv->due = calloc(srv->nslots, sizeof *srv->due);
-    srv->pipes = calloc(srv->max_conns, sizeof *srv->pipes);
-    if (!srv->slots || !srv->queue || !srv->workers || !srv->due || !srv->pipes) {
-        srv_free(srv);
-        return bg_err_set(err, BG_ENOMEM, "server: out of memory");
-    }
-
-    if (srv->ipc) {
-        const char *path = opts->url + 6;
-        if (strlen(path) >= sizeof srv->ipc_path) {
-            srv_free(srv);
-            return bg_err_set(err, BG_EINVAL, "%s: socket path longer than %zu bytes", opts->url,
-                              sizeof srv->ipc_path - 1);
-        }
-        snprintf(srv->ipc_path, sizeof srv->ipc_path, "%s", path);
-        if ((rv = ipc_prepare(srv->ipc_path, err)) != BG_OK) {
-            srv_free(srv);
-            return rv;
-        }
-    } else if ((rv = tp_tls_config(&srv->tls, NNG_TLS_MODE_SERVER, opts->tls, NULL, true, err)) !=
-               BG_OK) {
-        srv_free(srv);
-        return rv;
-    }
-
-    if ((rv = nng_rep0_open(&srv->sock)) != 0) {
-        tp_nng_err(err, BG_EIO, rv, "REP socket");
-        goto fail;
-    }
-    srv->sock_open = true;
-    if ((rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
-                                  srv->recv_max + TP_SP_HEADER_MAX)) != 0 ||
-        (rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, srv)) != 0 ||
-        (rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_cb, srv)) != 0) {
-        tp_nng_err(err, BG_EIO, rv, "REP socket options");
-        goto fail;
-    }
-    for (unsigned i = 0; i < srv->nslots; i++) {
-        tp_slot *s = &srv->slots[i];
-        s->srv = srv;
-        s->state = SLOT_PARKED;
-        if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0 ||
-            (rv = nng_ctx_open(&s->ctx, srv->sock)) != 0) {
-            tp_nng_err(err, BG_ENOMEM, rv, "REP context");
-            goto fail;
-        }
-    }
     /* Threads before the listener: a request may arrive as soon as it runs. */
-    for (unsigned i = 0; i < srv->nthreads; i++) {
-        tp_worker *w = &srv->workers[i];
-        w->srv = srv;
-        pthread_mutex_lock(&srv->lock);
-        int trv = tp_thread_create(&w->thread, worker_main, w);
-        if (trv == 0) {
-            srv->refs++;
-            srv->workers_alive++;
-            srv->threads_started++;
-        }
-        pthread_mutex_unlock(&srv->lock);
-        if (trv != 0) {
-            bg_err_set(err, BG_EIO, "worker thread: %s", strerror(trv));
-            goto fail;
-        }
+    if (srv_open_socket(srv, err) != BG_OK || srv_start_threads(srv, err) != BG_OK ||
+        srv_listen(srv, opts, err) != BG_OK) {
+        rv = err != NULL ? err->code : BG_EIO;
+        server_teardown(srv);
+        return rv;
     }
-    if ((rv = tp_thread_create(&srv->timer, timer_main, srv)) != 0) {
-        bg_err_set(err, BG_EIO, "timer thread: %s", strerror(rv));
-        goto fail;
-    }
-    srv->timer_started = true;
-
-    if ((rv = listener_make(srv, &srv->listener, srv->tls, err)) != BG_OK)
-        goto fail;
-    srv->have_listener = true;
-    if ((rv = nng_listener_start(srv->listener, 0)) != 0) {
-        tp_nng_err(err, rv == NNG_EADDRINUSE ? BG_EEXIST : BG_EIO, rv, srv->url);
-        goto fail;
-    }
-    if (!srv->ipc)
-        srv->stats_listener = srv->listener;
-    if (srv->ipc) {
-        /* nng chmods after bind; make sure, since the mode is the guard. */
-        struct stat st;
-        if (stat(srv->ipc_path, &st) == 0 && (st.st_mode & 07777) != srv->ipc_mode)
-            chmod(srv->ipc_path, srv->ipc_mode);
-    } else {
-        int port = 0;
-        nng_url *u = NULL;
-        if ((rv = nng_listener_get_int(srv->listener, NNG_OPT_TCP_BOUND_PORT, &port)) != 0 ||
-            (rv = nng_url_parse(&u, opts->url)) != 0) {
-            tp_nng_err(err, BG_EIO, rv, "bound port");
-            goto fail;
-        }
-        srv->port = port;
-        /* Later listeners (reload) must come back on this very port. */
-        bool v6 = strchr(u->u_hostname, ':') != NULL;
-        snprintf(srv->url, sizeof srv->url, "tls+tcp://%s%s%s:%d", v6 ? "[" : "", u->u_hostname,
-                 v6 ? "]" : "", port);
-        nng_url_free(u);
-        if ((rv = tp_thread_create(&srv->guard, guard_main, srv)) != 0) {
-            bg_err_set(err, BG_EIO, "guard thread: %s", strerror(rv));
-            goto fail;
-        }
-        srv->guard_started = true;
-    }
-
-    pthread_mutex_lock(&srv->lock);
-    for (unsigned i = 0; i < srv->nslots; i++) {
-        srv->slots[i].state = SLOT_IDLE;
-        srv->nng_busy++;
-    }
-    pthread_mutex_unlock(&srv->lock);
-    for (unsigned i = 0; i < srv->nslots; i++)
-        slot_post_recv(srv, &srv->slots[i]);
+    srv_open_slots(srv);
     *out = srv;
     return BG_OK;
-
-fail:
-    rv = err != NULL ? err->code : BG_EIO;
-    server_teardown(srv);
-    return rv;
 }
 
 int
