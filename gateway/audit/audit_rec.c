@@ -188,6 +188,166 @@ create_file(const char *path, bg_err *err)
     return rc == BG_EEXIST ? BG_OK : rc; /* someone else made it first: fine */
 }
 
+/* With BG_AUDIT_CREATE, a writer makes a missing file (holding only the
+ * magic) before opening it. */
+static int
+rec_create_missing(const char *path, unsigned flags, bool read_only, bg_err *err)
+{
+    if (read_only || (flags & BG_AUDIT_CREATE) == 0)
+        return BG_OK;
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return BG_OK;
+    if (errno != ENOENT)
+        return bg_err_set(err, BG_EIO, "cannot stat %s: %s", path, strerror(errno));
+    return create_file(path, err);
+}
+
+/* The open file is ours (lock), a regular file, and starts with the magic;
+ * *size is its size now. */
+static int
+rec_check_file(const bg_rec_file *f, bool lock, uint64_t *size, bg_err *err)
+{
+    if (lock && flock(f->fd, LOCK_EX | LOCK_NB) != 0)
+        return errno == EWOULDBLOCK
+                   ? bg_err_set(err, BG_EEXIST, "%s is open for writing by another process",
+                                f->path)
+                   : bg_err_set(err, BG_EIO, "cannot lock %s: %s", f->path, strerror(errno));
+    struct stat st;
+    if (fstat(f->fd, &st) != 0)
+        return bg_err_set(err, BG_EIO, "cannot stat %s: %s", f->path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return bg_err_set(err, BG_EINVAL, "%s is not a regular file", f->path);
+    /* Read-only readers take the size once: a record the writer adds after
+     * this point is simply not there yet. */
+    *size = (uint64_t)st.st_size;
+    uint8_t magic[BG_AUDIT_MAGIC_LEN];
+    if (*size < BG_AUDIT_MAGIC_LEN || pread_all(f->fd, magic, sizeof magic, 0) != 0 ||
+        memcmp(magic, BG_AUDIT_MAGIC, BG_AUDIT_MAGIC_LEN) != 0)
+        return bg_err_set(err, BG_EPROTO, "%s is not a baygate audit file (bad magic)", f->path);
+    return BG_OK;
+}
+
+/* A buffered sequential stream over the records, past the magic: opening a
+ * million-leaf log reads it once. */
+static int
+rec_stream(const bg_rec_file *f, FILE **out, bg_err *err)
+{
+    int dupfd = dup(f->fd);
+    if (dupfd < 0)
+        return bg_err_set(err, BG_ENOMEM, "out of memory opening %s", f->path);
+    FILE *in = fdopen(dupfd, "rb");
+    if (in == NULL) {
+        close(dupfd);
+        return bg_err_set(err, BG_EIO, "cannot read %s: %s", f->path, strerror(errno));
+    }
+    setvbuf(in, NULL, _IOFBF, 1 << 20);
+    if (fseeko(in, BG_AUDIT_MAGIC_LEN, SEEK_SET) != 0) {
+        int rc = bg_err_set(err, BG_EIO, "cannot read %s: %s", f->path, strerror(errno));
+        fclose(in);
+        return rc;
+    }
+    *out = in;
+    return BG_OK;
+}
+
+/* Hands every good record before size to cb, in order. Stops at the first
+ * damage: *end is where it starts and *why says what it is (NULL: none). */
+static int
+rec_scan_records(const bg_rec_file *f, FILE *in, uint8_t *buf, uint64_t size, bg_rec_cb cb,
+                 void *ctx, uint64_t *end, const char **why, bg_err *err)
+{
+    uint64_t off = BG_AUDIT_MAGIC_LEN;
+    int rc;
+    *why = NULL;
+    while (off < size) {
+        uint8_t hdr[4];
+        if (size - off < 4) {
+            *why = "a partial length";
+            break;
+        }
+        if (fread(hdr, 1, 4, in) != 4)
+            return bg_err_set(err, BG_EIO, "%s changed or failed while being read", f->path);
+        uint32_t n = get_u32(hdr);
+        if (n == 0 || n > f->max) {
+            *why = "an impossible length";
+            break;
+        }
+        if (size - off < 4 + (uint64_t)n + BG_AUDIT_HASH_LEN) {
+            *why = "a partial record";
+            break;
+        }
+        if (fread(buf, 1, (size_t)n + BG_AUDIT_HASH_LEN, in) != (size_t)n + BG_AUDIT_HASH_LEN)
+            return bg_err_set(err, BG_EIO, "%s changed or failed while being read", f->path);
+        bg_audit_hash h;
+        bg_audit_hash_leaf(buf, n, h);
+        if (memcmp(h, buf + n, BG_AUDIT_HASH_LEN) != 0) {
+            *why = "a checksum mismatch";
+            break;
+        }
+        if (cb != NULL && (rc = cb(ctx, off, buf, n, h, err)) != BG_OK)
+            return rc;
+        off += 4 + (uint64_t)n + BG_AUDIT_HASH_LEN;
+    }
+    *end = off;
+    return BG_OK;
+}
+
+static int
+rec_scan(const bg_rec_file *f, uint64_t size, bg_rec_cb cb, void *ctx, uint64_t *end,
+         const char **why, bg_err *err)
+{
+    uint8_t *buf = malloc(f->max + BG_AUDIT_HASH_LEN);
+    if (buf == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory opening %s", f->path);
+    FILE *in = NULL;
+    int rc = rec_stream(f, &in, err);
+    if (rc == BG_OK) {
+        rc = rec_scan_records(f, in, buf, size, cb, ctx, end, why, err);
+        fclose(in);
+    }
+    free(buf);
+    return rc;
+}
+
+/* Damage at off (why) that no valid record follows: a writer cuts it off
+ * and reports it, a reader leaves it to the writer that may be writing it.
+ * Damage with a valid record after it is refused. */
+static int
+rec_torn_tail(const bg_rec_file *f, uint64_t off, uint64_t size, const char *why,
+              bg_audit_open_report *rep, bg_err *err)
+{
+    bool torn = true;
+    uint64_t valid_at = 0, records = 0;
+    int rc = classify_damage(f, off, size, &torn, &valid_at, &records, err);
+    if (rc != BG_OK)
+        return rc;
+    if (!torn)
+        return bg_err_set(err, BG_EPROTO,
+                          "%s: damaged record at offset %" PRIu64 " (%s) with data after it "
+                          "(offset %" PRIu64 "): not a torn tail, refusing to drop it",
+                          f->path, off, why, valid_at);
+    if (f->read_only) {
+        /* A writer may be in the middle of this record. */
+        if (rep != NULL)
+            rep->pending_bytes += size - off;
+        return BG_OK;
+    }
+    if (ftruncate(f->fd, (off_t)off) != 0 || fdatasync(f->fd) != 0)
+        return bg_err_set(err, BG_EIO, "%s: cannot cut the torn tail at offset %" PRIu64 ": %s",
+                          f->path, off, strerror(errno));
+    if (rep != NULL) {
+        rep->dropped_bytes += size - off;
+        rep->dropped_records += records;
+        size_t used = strlen(rep->detail);
+        if (used + 1 < sizeof rep->detail)
+            snprintf(rep->detail + used, sizeof rep->detail - used,
+                     "%s%s: dropped a torn tail of %" PRIu64 " bytes at offset %" PRIu64 " (%s)",
+                     used ? "; " : "", f->path, size - off, off, why);
+    }
+    return BG_OK;
+}
+
 int
 bg_rec_open(bg_rec_file *f, const char *path, unsigned flags, bool lock, size_t max, bg_rec_cb cb,
             void *ctx, bg_audit_open_report *rep, bg_err *err)
@@ -199,147 +359,25 @@ bg_rec_open(bg_rec_file *f, const char *path, unsigned flags, bool lock, size_t 
     if (strlen(path) >= sizeof f->path)
         return bg_err_set(err, BG_ELIMIT, "path %s is too long", path);
     strcpy(f->path, path);
-
-    if (!f->read_only && (flags & BG_AUDIT_CREATE) != 0) {
-        struct stat st;
-        if (stat(path, &st) != 0) {
-            if (errno != ENOENT)
-                return bg_err_set(err, BG_EIO, "cannot stat %s: %s", path, strerror(errno));
-            int rc = create_file(path, err);
-            if (rc != BG_OK)
-                return rc;
-        }
-    }
+    int rc = rec_create_missing(path, flags, f->read_only, err);
+    if (rc != BG_OK)
+        return rc;
     f->fd = open(path, (f->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
     if (f->fd < 0)
         return bg_err_set(err, errno == ENOENT ? BG_ENOTFOUND : BG_EIO, "cannot open %s: %s", path,
                           strerror(errno));
-    int rc = BG_OK;
-    uint8_t *buf = NULL;
-    FILE *in = NULL;
-    if (lock && flock(f->fd, LOCK_EX | LOCK_NB) != 0) {
-        rc = errno == EWOULDBLOCK
-                 ? bg_err_set(err, BG_EEXIST, "%s is open for writing by another process", path)
-                 : bg_err_set(err, BG_EIO, "cannot lock %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    struct stat st;
-    if (fstat(f->fd, &st) != 0) {
-        rc = bg_err_set(err, BG_EIO, "cannot stat %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = bg_err_set(err, BG_EINVAL, "%s is not a regular file", path);
-        goto fail;
-    }
-    /* Read-only readers take the size once: a record the writer adds after
-     * this point is simply not there yet. */
-    uint64_t size = (uint64_t)st.st_size;
-    uint8_t magic[BG_AUDIT_MAGIC_LEN];
-    if (size < BG_AUDIT_MAGIC_LEN || pread_all(f->fd, magic, sizeof magic, 0) != 0 ||
-        memcmp(magic, BG_AUDIT_MAGIC, BG_AUDIT_MAGIC_LEN) != 0) {
-        rc = bg_err_set(err, BG_EPROTO, "%s is not a baygate audit file (bad magic)", path);
-        goto fail;
-    }
-    buf = malloc(max + BG_AUDIT_HASH_LEN);
-    int dupfd = dup(f->fd);
-    if (buf == NULL || dupfd < 0) {
-        if (dupfd >= 0)
-            close(dupfd);
-        rc = bg_err_set(err, BG_ENOMEM, "out of memory opening %s", path);
-        goto fail;
-    }
-    /* A buffered sequential scan: opening a million-leaf log reads it once. */
-    in = fdopen(dupfd, "rb");
-    if (in == NULL) {
-        close(dupfd);
-        rc = bg_err_set(err, BG_EIO, "cannot read %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    setvbuf(in, NULL, _IOFBF, 1 << 20);
-    if (fseeko(in, BG_AUDIT_MAGIC_LEN, SEEK_SET) != 0) {
-        rc = bg_err_set(err, BG_EIO, "cannot read %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    uint64_t off = BG_AUDIT_MAGIC_LEN;
+    uint64_t size = 0, end = 0;
     const char *why = NULL;
-    while (off < size) {
-        uint8_t hdr[4];
-        if (size - off < 4) {
-            why = "a partial length";
-            break;
-        }
-        if (fread(hdr, 1, 4, in) != 4)
-            goto short_read;
-        uint32_t n = get_u32(hdr);
-        if (n == 0 || n > max) {
-            why = "an impossible length";
-            break;
-        }
-        if (size - off < 4 + (uint64_t)n + BG_AUDIT_HASH_LEN) {
-            why = "a partial record";
-            break;
-        }
-        if (fread(buf, 1, (size_t)n + BG_AUDIT_HASH_LEN, in) != (size_t)n + BG_AUDIT_HASH_LEN)
-            goto short_read;
-        bg_audit_hash h;
-        bg_audit_hash_leaf(buf, n, h);
-        if (memcmp(h, buf + n, BG_AUDIT_HASH_LEN) != 0) {
-            why = "a checksum mismatch";
-            break;
-        }
-        if (cb != NULL && (rc = cb(ctx, off, buf, n, h, err)) != BG_OK)
-            goto fail;
-        off += 4 + (uint64_t)n + BG_AUDIT_HASH_LEN;
+    if ((rc = rec_check_file(f, lock, &size, err)) == BG_OK &&
+        (rc = rec_scan(f, size, cb, ctx, &end, &why, err)) == BG_OK) {
+        f->end = end;
+        if (why != NULL)
+            rc = rec_torn_tail(f, end, size, why, rep, err);
     }
-    f->end = off;
-    if (why != NULL) {
-        bool torn = true;
-        uint64_t valid_at = 0, records = 0;
-        if ((rc = classify_damage(f, off, size, &torn, &valid_at, &records, err)) != BG_OK)
-            goto fail;
-        if (!torn) {
-            rc = bg_err_set(err, BG_EPROTO,
-                            "%s: damaged record at offset %" PRIu64 " (%s) with data after it "
-                            "(offset %" PRIu64 "): not a torn tail, refusing to drop it",
-                            path, off, why, valid_at);
-            goto fail;
-        }
-        if (f->read_only) {
-            /* A writer may be in the middle of this record. */
-            if (rep != NULL)
-                rep->pending_bytes += size - off;
-        } else {
-            if (ftruncate(f->fd, (off_t)off) != 0 || fdatasync(f->fd) != 0) {
-                rc = bg_err_set(err, BG_EIO,
-                                "%s: cannot cut the torn tail at offset %" PRIu64 ": %s", path, off,
-                                strerror(errno));
-                goto fail;
-            }
-            if (rep != NULL) {
-                rep->dropped_bytes += size - off;
-                rep->dropped_records += records;
-                size_t used = strlen(rep->detail);
-                if (used + 1 < sizeof rep->detail)
-                    snprintf(rep->detail + used, sizeof rep->detail - used,
-                             "%s%s: dropped a torn tail of %" PRIu64 " bytes at offset %" PRIu64
-                             " (%s)",
-                             used ? "; " : "", path, size - off, off, why);
-            }
-        }
+    if (rc != BG_OK) {
+        close(f->fd);
+        f->fd = -1;
     }
-    fclose(in);
-    free(buf);
-    return BG_OK;
-
-short_read:
-    rc = bg_err_set(err, BG_EIO, "%s changed or failed while being read", path);
-fail:
-    if (in != NULL)
-        fclose(in);
-    free(buf);
-    close(f->fd);
-    f->fd = -1;
     return rc;
 }
 
