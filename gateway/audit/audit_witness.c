@@ -287,6 +287,133 @@ fail:
     }
 }
 
+/* What bg_audit_witness_check is asked to cosign. */
+struct witness_req {
+    const char *peer;
+    const bg_audit_head *head;
+    const bg_audit_hash *proof;
+    size_t proof_len;
+    int64_t now_ms;
+};
+
+/* Refusals that need no state: the store is writable, the head is the
+ * peer's own and its fields are the bytes its signature covers. */
+static int
+witness_input_ok(const bg_audit_witness *w, const struct witness_req *q, bg_err *err)
+{
+    const bg_audit_head *head = q->head;
+    if (w->read_only)
+        return bg_err_set(err, BG_EINVAL, "witness store: open read-only");
+    if (!bg_audit_city_ok(q->peer))
+        return bg_err_set(err, BG_EINVAL, "witness: peer '%s' is not a 6-digit code", q->peer);
+    if (strcmp(q->peer, w->self) == 0)
+        return bg_err_set(err, BG_EINVAL, "witness: %s cannot witness its own log", q->peer);
+    if (strcmp(head->origin, q->peer) != 0)
+        return bg_err_set(err, BG_EINVAL, "witness: a head of %s presented as %s's", head->origin,
+                          q->peer);
+    if (q->proof_len > BG_AUDIT_PROOF_MAX)
+        return bg_err_set(err, BG_EINVAL, "witness: consistency proof of %zu hashes", q->proof_len);
+    bg_audit_head parsed;
+    bg_err sub = {0};
+    if (bg_audit_tree_head_parse(head->head, head->head_len, &parsed, &sub) != BG_OK ||
+        parsed.size != head->size || parsed.timestamp_ms != head->timestamp_ms ||
+        strcmp(parsed.origin, head->origin) != 0 ||
+        memcmp(parsed.root, head->root, BG_AUDIT_HASH_LEN) != 0 || head->sig_len == 0)
+        return bg_err_set(err, BG_EINVAL,
+                          "witness: the head's fields are not its signed bytes, or it is "
+                          "unsigned");
+    return BG_OK;
+}
+
+/* The head against the last one cosigned for its peer, in the order of
+ * audit.h: BG_OK if it extends it consistently, BG_OK with *again if it is
+ * that very head (a retry), else the refusal, its evidence kept. Caller
+ * holds mu. */
+static int
+witness_compare(bg_audit_witness *w, const bg_audit_head *last, const struct witness_req *q,
+                bg_audit_verdict *verdict, bool *again, bg_err *err)
+{
+    const bg_audit_head *head = q->head;
+    int rc;
+    if (head->size < last->size) {
+        *verdict = BG_AUDIT_W_SHRUNK;
+        rc = bg_err_set(err, BG_ECRYPTO,
+                        "witness: %s's log shrank: head of size %" PRIu64
+                        " after we cosigned size %" PRIu64 "; refused",
+                        q->peer, head->size, last->size);
+        record_conflict(w, head, last, q->now_ms, "shrunk", err);
+        return rc;
+    }
+    if (head->size == last->size && memcmp(head->root, last->root, BG_AUDIT_HASH_LEN) != 0) {
+        char lh[2 * BG_AUDIT_HASH_LEN + 1], nh[2 * BG_AUDIT_HASH_LEN + 1];
+        bg_audit_hash_hex(last->root, lh);
+        bg_audit_hash_hex(head->root, nh);
+        *verdict = BG_AUDIT_W_FORK;
+        rc = bg_err_set(err, BG_ECRYPTO,
+                        "witness: FORK in %s's log: two different roots at size %" PRIu64
+                        " (cosigned %.16s..., now %.16s...); refused",
+                        q->peer, head->size, lh, nh);
+        record_conflict(w, head, last, q->now_ms, "fork: same size, different root", err);
+        return rc;
+    }
+    if (head->head_len == last->head_len && memcmp(head->head, last->head, head->head_len) == 0) {
+        *again = true;
+        return BG_OK;
+    }
+    bg_err sub = {0};
+    if (bg_audit_verify_consistency(last->size, head->size, last->root, head->root, q->proof,
+                                    q->proof_len, &sub) != BG_OK) {
+        *verdict = BG_AUDIT_W_INCONSISTENT;
+        rc = bg_err_set(err, BG_ECRYPTO,
+                        "witness: %s's head of size %" PRIu64 " is not consistent with the "
+                        "head of size %" PRIu64 " we cosigned (%s): a fork or a rewritten "
+                        "history; refused",
+                        q->peer, head->size, last->size, sub.msg);
+        record_conflict(w, head, last, q->now_ms, "inconsistent with the cosigned head", err);
+        return rc;
+    }
+    return BG_OK;
+}
+
+/* Cosigns the head and keeps it with the cosignature. Room in memory first
+ * (first_sight: no peer entry yet), then disk, then memory: never cosigned but
+ * forgotten. Caller holds mu. */
+static int
+witness_cosign(bg_audit_witness *w, EVP_PKEY *key, bool first_sight, const struct witness_req *q,
+               bg_audit_cosig *out, bg_audit_verdict *verdict, bg_err *err)
+{
+    bg_audit_cosig c;
+    uint8_t hb[BG_AUDIT_SIGNED_HEAD_MAX], cb[BG_AUDIT_SIGNED_COSIG_MAX];
+    size_t hlen, clen;
+    int rc;
+    *verdict = BG_AUDIT_W_STORE;
+    if ((rc = bg_audit_cosig_make(key, w->self, q->head, q->now_ms, &c, err)) != BG_OK ||
+        (rc = bg_audit_head_encode(q->head, hb, &hlen, err)) != BG_OK ||
+        (rc = bg_audit_cosig_encode(&c, cb, &clen, err)) != BG_OK)
+        return rc;
+    c.head = *q->head; /* keep the origin's signature with it */
+    Baygate__WitnessSeen ws = BAYGATE__WITNESS_SEEN__INIT;
+    Baygate__WitnessRecord m = BAYGATE__WITNESS_RECORD__INIT;
+    ws.head.data = hb;
+    ws.head.len = hlen;
+    ws.cosignature.data = cb;
+    ws.cosignature.len = clen;
+    m.what_case = BAYGATE__WITNESS_RECORD__WHAT_SEEN;
+    m.seen = &ws;
+    if (first_sight &&
+        (rc = grow((void **)&w->peers, &w->peers_cap, w->npeers, sizeof *w->peers, err)) != BG_OK)
+        return rc;
+    if ((rc = write_record(w, &m, err)) != BG_OK)
+        return rc;
+    rc = apply_seen(w, q->head, &c, err); /* cannot fail: room was made */
+    if (rc == BG_OK) {
+        *verdict = BG_AUDIT_W_OK;
+        if (out != NULL)
+            *out = c;
+    }
+    return rc;
+}
+
 int
 bg_audit_witness_check(bg_audit_witness *w, EVP_PKEY *key, const char *peer,
                        const bg_audit_head *head, const bg_audit_hash *proof, size_t proof_len,
@@ -299,110 +426,26 @@ bg_audit_witness_check(bg_audit_witness *w, EVP_PKEY *key, const char *peer,
     if (err == NULL) /* record_conflict appends to the message */
         err = &local_e;
     *verdict = BG_AUDIT_W_BAD_INPUT;
-    if (w->read_only)
-        return bg_err_set(err, BG_EINVAL, "witness store: open read-only");
-    if (!bg_audit_city_ok(peer))
-        return bg_err_set(err, BG_EINVAL, "witness: peer '%s' is not a 6-digit code", peer);
-    if (strcmp(peer, w->self) == 0)
-        return bg_err_set(err, BG_EINVAL, "witness: %s cannot witness its own log", peer);
-    if (strcmp(head->origin, peer) != 0)
-        return bg_err_set(err, BG_EINVAL, "witness: a head of %s presented as %s's", head->origin,
-                          peer);
-    if (proof_len > BG_AUDIT_PROOF_MAX)
-        return bg_err_set(err, BG_EINVAL, "witness: consistency proof of %zu hashes", proof_len);
-    /* The head's fields must be those its signature covers. */
-    bg_audit_head parsed;
-    bg_err sub = {0};
-    if (bg_audit_tree_head_parse(head->head, head->head_len, &parsed, &sub) != BG_OK ||
-        parsed.size != head->size || parsed.timestamp_ms != head->timestamp_ms ||
-        strcmp(parsed.origin, head->origin) != 0 ||
-        memcmp(parsed.root, head->root, BG_AUDIT_HASH_LEN) != 0 || head->sig_len == 0)
-        return bg_err_set(err, BG_EINVAL,
-                          "witness: the head's fields are not its signed bytes, or it is "
-                          "unsigned");
+    const struct witness_req q = {
+        .peer = peer, .head = head, .proof = proof, .proof_len = proof_len, .now_ms = now_ms};
+    int rc = witness_input_ok(w, &q, err);
+    if (rc != BG_OK)
+        return rc;
 
     pthread_mutex_lock(&w->mu);
-    int rc = BG_OK;
     struct peer_state *p = find_peer(w, peer);
-    if (p != NULL) {
-        const bg_audit_head *last = &p->last;
-        char lh[2 * BG_AUDIT_HASH_LEN + 1], nh[2 * BG_AUDIT_HASH_LEN + 1];
-        bg_audit_hash_hex(last->root, lh);
-        bg_audit_hash_hex(head->root, nh);
-        if (head->size < last->size) {
-            *verdict = BG_AUDIT_W_SHRUNK;
-            rc = bg_err_set(err, BG_ECRYPTO,
-                            "witness: %s's log shrank: head of size %" PRIu64
-                            " after we cosigned size %" PRIu64 "; refused",
-                            peer, head->size, last->size);
-            record_conflict(w, head, last, now_ms, "shrunk", err);
-            goto out;
-        }
-        if (head->size == last->size && memcmp(head->root, last->root, BG_AUDIT_HASH_LEN) != 0) {
-            *verdict = BG_AUDIT_W_FORK;
-            rc = bg_err_set(err, BG_ECRYPTO,
-                            "witness: FORK in %s's log: two different roots at size %" PRIu64
-                            " (cosigned %.16s..., now %.16s...); refused",
-                            peer, head->size, lh, nh);
-            record_conflict(w, head, last, now_ms, "fork: same size, different root", err);
-            goto out;
-        }
-        if (head->head_len == last->head_len &&
-            memcmp(head->head, last->head, head->head_len) == 0) {
-            /* The same head again (a retry): the cosignature already made. */
-            *verdict = BG_AUDIT_W_OK;
-            if (out != NULL)
-                *out = p->last_cosig;
-            goto out;
-        }
-        if (bg_audit_verify_consistency(last->size, head->size, last->root, head->root, proof,
-                                        proof_len, &sub) != BG_OK) {
-            *verdict = BG_AUDIT_W_INCONSISTENT;
-            rc = bg_err_set(err, BG_ECRYPTO,
-                            "witness: %s's head of size %" PRIu64 " is not consistent with the "
-                            "head of size %" PRIu64 " we cosigned (%s): a fork or a rewritten "
-                            "history; refused",
-                            peer, head->size, last->size, sub.msg);
-            record_conflict(w, head, last, now_ms, "inconsistent with the cosigned head", err);
-            goto out;
-        }
+    bool again = false;
+    if (p != NULL)
+        rc = witness_compare(w, &p->last, &q, verdict, &again, err);
+    if (rc == BG_OK && again) {
+        /* The same head again (a retry): the cosignature already made. */
+        *verdict = BG_AUDIT_W_OK;
+        if (out != NULL)
+            *out = p->last_cosig;
+    } else if (rc == BG_OK) {
+        /* First sight of this peer (trust on first use) or a consistent extension. */
+        rc = witness_cosign(w, key, p == NULL, &q, out, verdict, err);
     }
-    /* First sight of this peer (trust on first use) or a consistent extension. */
-    bg_audit_cosig c;
-    uint8_t hb[BG_AUDIT_SIGNED_HEAD_MAX], cb[BG_AUDIT_SIGNED_COSIG_MAX];
-    size_t hlen, clen;
-    if ((rc = bg_audit_cosig_make(key, w->self, head, now_ms, &c, err)) != BG_OK ||
-        (rc = bg_audit_head_encode(head, hb, &hlen, err)) != BG_OK ||
-        (rc = bg_audit_cosig_encode(&c, cb, &clen, err)) != BG_OK) {
-        *verdict = BG_AUDIT_W_STORE;
-        goto out;
-    }
-    c.head = *head; /* keep the origin's signature with it */
-    Baygate__WitnessSeen ws = BAYGATE__WITNESS_SEEN__INIT;
-    Baygate__WitnessRecord m = BAYGATE__WITNESS_RECORD__INIT;
-    ws.head.data = hb;
-    ws.head.len = hlen;
-    ws.cosignature.data = cb;
-    ws.cosignature.len = clen;
-    m.what_case = BAYGATE__WITNESS_RECORD__WHAT_SEEN;
-    m.seen = &ws;
-    /* Room in memory first, then disk, then memory: never cosigned but forgotten. */
-    if (p == NULL) {
-        rc = grow((void **)&w->peers, &w->peers_cap, w->npeers, sizeof *w->peers, err);
-        if (rc != BG_OK) {
-            *verdict = BG_AUDIT_W_STORE;
-            goto out;
-        }
-    }
-    if ((rc = write_record(w, &m, err)) != BG_OK) {
-        *verdict = BG_AUDIT_W_STORE;
-        goto out;
-    }
-    rc = apply_seen(w, head, &c, err); /* cannot fail: room was made */
-    *verdict = rc == BG_OK ? BG_AUDIT_W_OK : BG_AUDIT_W_STORE;
-    if (rc == BG_OK && out != NULL)
-        *out = c;
-out:
     pthread_mutex_unlock(&w->mu);
     return rc;
 }
