@@ -169,6 +169,11 @@ expect "replace target named" err.txt "'blacklist'"
 
 # --dir GW: the gateway's data directory and city; warnings for a store it does not use
 # and for a file of another city's enterprises; expired evaluations warned about.
+# init takes only a known division: a typo in the code would become the city's identity.
+check "init refuses an unknown division" 2 "$bg" init --city 449999 --name Nowhere --dir nowhere
+expect "refusal names the code and the known ones" err.txt "init: 449999 is not a known division code (known: 440100 Guangzhou, 440300 Shenzhen,"
+expect "known list ends with Macao" err.txt "810000 Hong Kong, 820000 Macao)"
+check "refused init made nothing" 1 test -e nowhere
 check "init a gateway" 0 "$bg" init --city 440300 --name Shenzhen --dir gw
 check "import --dir" 0 "$bg" import --dir gw --json full.csv
 expect "import --dir uses the gateway's store" out.txt "gw/data/credit.db"
