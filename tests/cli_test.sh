@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# cli_test.sh BAYGATE WORKDIR - the baygate command line end to end: real
-# processes, real files, exit statuses and messages as a user sees them.
+# cli_test.sh BAYGATE WORKDIR FED_ATTACK - the baygate command line end to end:
+# real processes, real files, exit statuses and messages as a user sees them.
+# FED_ATTACK (tests/fed_attack.c) only finds free ports for the gateways.
 set -uo pipefail
-bg=$1
+bg=$(realpath "$1") || exit 2
 work=$2
+fa=$(realpath "$3") || exit 2
+SUITE=cli
+# shellcheck source=lib.sh
+source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/lib.sh" || exit 2
 rm -rf "$work" && mkdir -p "$work" || exit 2
 cd "$work" || exit 2
 
-pass=0
-fail=0
 # check NAME EXPECTED-STATUS COMMAND...: runs COMMAND, keeps stdout in out.txt
 # and stderr in err.txt, and asserts the exit status.
 check() {
@@ -187,6 +190,49 @@ expect "beside warning" err.txt "is not the store of the gateway"
 check "another city's file" 0 "$bg" import --dir gw old-gz.csv
 expect "other city warning" err.txt "registered in other cities' divisions (most: 440100 Guangzhou"
 expect "expired warning" err.txt "already past valid_until"
+
+# --- a federation of two gateway directories, for check, serve and ca list ---
+declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen)
+trap 'stop_procs ${pid[@]+"${pid[@]}"}' EXIT
+run "$bg" ca init --dir CA
+setup_city 440100
+setup_city 440300
+run "$bg" ca crl --dir CA --out crl.pem
+{
+  roster_federation 1 4194304
+  roster_purpose supervision false
+  roster_members 440100 440300
+  roster_permission 440100 440300 supervision serious-dishonesty 1000
+} >roster.ini
+run "$bg" roster sign --ca CA --out roster.pb roster.ini
+run cp crl.pem roster.pb gw440100/
+status_ok() { "$bg" status --dir "gw$1"; }
+
+# --- one serve per directory ---
+# A second serve of a directory that is serving says so, names the pid, exits 2
+# and leaves the first serving; after a kill -9 the lock is gone with the process
+# and the next serve starts.
+start_gw 440100
+first=${pid[440100]}
+wait_for 60 status_ok 440100 || setup_fail "gateway 440100 did not come up: $(tail -3 gw440100.log)"
+check "a second serve is refused" 2 "$bg" serve --dir gw440100
+expect "it says a gateway is already running, with the first's pid" err.txt \
+  "a gateway is already running in gw440100 (pid $first holds gw440100/serve.lock)"
+check "the first still answers after the second tried" 0 "$bg" status --dir gw440100
+expect "the first is still 440100's gateway" out.txt "440100 Guangzhou"
+check "the first process is alive" 0 kill -0 "$first"
+expect_eq "the lock file names the first's pid" "$(cat gw440100/serve.lock)" "$first"
+kill -KILL "$first"
+wait "$first" 2>/dev/null
+start_gw 440100
+if wait_for 60 status_ok 440100; then
+  ok "serve after a kill -9 of the first starts and answers"
+else
+  bad "serve after a kill -9 of the first starts and answers" "$(tail -3 gw440100.log)"
+fi
+expect_eq "the lock file names the new pid" "$(cat gw440100/serve.lock)" "${pid[440100]}"
+stop_procs "${pid[440100]}"
+unset 'pid[440100]'
 
 # --- demo, small ---
 check "demo runs" 0 "$bg" demo --dir demo --count 1500
