@@ -234,6 +234,32 @@ expect_eq "the lock file names the new pid" "$(cat gw440100/serve.lock)" "${pid[
 stop_procs "${pid[440100]}"
 unset 'pid[440100]'
 
+# --- ca list: who has a certificate, until when, and which are revoked ---
+# days_left CERT: whole days from now until CERT's notAfter, by openssl and date.
+days_left() {
+  local end
+  end=$(date -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s)
+  echo $(((end - $(date +%s)) / 86400))
+}
+# ca_row CITY: the ca list line of CITY's certificate, fields separated by single spaces.
+ca_row() { grep "^$1 " out.txt | tr -s ' '; }
+run "$bg" init --city 440600 --name Foshan --dir gw440600
+run "$bg" ca issue --dir CA --csr gw440600/city.csr --out gw440600/city.crt --expired
+check "ca list" 0 "$bg" ca list --dir CA
+expect "ca list has a header with days and status" out.txt "NOT-AFTER"
+expect_eq "440100: city, name, serial, not-after, days left, valid" \
+  "$(ca_row 440100 | cut -d' ' -f1-6)" \
+  "440100 Guangzhou $(openssl x509 -in gw440100/city.crt -noout -serial | cut -d= -f2) $(date -u -d "$(openssl x509 -in gw440100/city.crt -noout -enddate | cut -d= -f2)" +%Y-%m-%dT%H:%M:%SZ) $(days_left gw440100/city.crt) valid"
+expect_eq "an expired certificate counts days past as negative" "$(ca_row 440600 | cut -d' ' -f5-6)" "-1 expired"
+check "ca revoke" 0 "$bg" ca revoke --dir CA --city 440300
+check "ca list after the revocation" 0 "$bg" ca list --dir CA
+expect_eq "440300 is marked REVOKED" "$(ca_row 440300 | cut -d' ' -f6)" "REVOKED"
+expect_eq "440300 still shows its days left" "$(ca_row 440300 | cut -d' ' -f5)" "$(days_left gw440300/city.crt)"
+expect_eq "440100 is still valid" "$(ca_row 440100 | cut -d' ' -f6)" "valid"
+check "ca list --json" 0 "$bg" ca list --dir CA --json
+expect "json: name and days left" out.txt '"city":"440300","name":"Shenzhen","not_after":'
+expect "json: revoked" out.txt '"status":"revoked","revoked_at":"'
+
 # --- demo, small ---
 check "demo runs" 0 "$bg" demo --dir demo --count 1500
 expect "demo shows Foshan" out.txt "Foshan"
