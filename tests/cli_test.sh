@@ -260,6 +260,30 @@ check "ca list --json" 0 "$bg" ca list --dir CA --json
 expect "json: name and days left" out.txt '"city":"440300","name":"Shenzhen","not_after":'
 expect "json: revoked" out.txt '"status":"revoked","revoked_at":"'
 
+# --- roster show: each member's pinned certificate, its days left, the CRL's word ---
+gz_serial=$(openssl x509 -in gw440100/city.crt -noout -serial | cut -d= -f2)
+check "roster show with the CA directory" 0 "$bg" roster show --ca CA roster.pb
+expect "a pinned certificate's expiry, days left and serial come from the CA index" out.txt \
+  "($(days_left gw440100/city.crt) days left), serial $gz_serial"
+check "roster show --crl of before the revocation" 0 "$bg" roster show --ca CA --crl crl.pem roster.pb
+expect "a revocation the CRL does not carry yet is pointed out" out.txt "but not in this CRL: publish a new one"
+check "no member is marked REVOKED by that CRL" 1 grep -q "REVOKED" out.txt
+run "$bg" ca crl --dir CA --out crl-revoked.pem
+check "roster show --crl" 0 "$bg" roster show --ca CA --crl crl-revoked.pem roster.pb
+expect "the member whose certificate the CRL revokes is marked" out.txt "  440300 Shenzhen  REVOKED"
+expect "and told what that means" out.txt "by CRL #2: peers refuse this member"
+check "the other member is not marked" 1 grep -q "440100 Guangzhou  REVOKED" out.txt
+check "roster show --json --crl" 0 "$bg" roster show --json --ca CA --crl crl-revoked.pem roster.pb
+expect "json: the revoked member's certificate" out.txt '"revoked_in_index":true,"revoked":true,"revoked_at":"'
+check "a certificate file instead of the index" 0 "$bg" roster show --ca CA/ca.crt --cert gw440100/city.crt roster.pb
+expect "its days left" out.txt "($(days_left gw440100/city.crt) days left), serial $gz_serial"
+expect "the other pin is unknown" out.txt "expires      unknown"
+check "--crl needs --ca" 2 "$bg" roster show --crl crl-revoked.pem roster.pb
+run "$bg" ca init --dir ROGUE
+run "$bg" ca crl --dir ROGUE --out rogue-crl.pem
+check "a CRL the CA did not sign is refused" 1 "$bg" roster show --ca CA --crl rogue-crl.pem roster.pb
+expect "and said to be not the CA's" err.txt "CRL is not signed by the federation CA"
+
 # --- demo, small ---
 check "demo runs" 0 "$bg" demo --dir demo --count 1500
 expect "demo shows Foshan" out.txt "Foshan"
