@@ -379,14 +379,6 @@ ca_crl(const struct ca_opts *o)
     return rc;
 }
 
-/* Whole days from now to t, rounded down (negative once past). */
-static long long
-days_until(time_t t, time_t now)
-{
-    long long d = (long long)t - (long long)now;
-    return d >= 0 ? d / 86400 : -((-d + 86399) / 86400);
-}
-
 static void
 list_entry(const bg_pki_issued *e, time_t now, bool json)
 {
@@ -397,7 +389,7 @@ list_entry(const bg_pki_issued *e, time_t now, bool json)
     bg_sig_fp_hex(e->fingerprint, fp);
     const char *name = bg_city_name(e->city);
     const char *status = e->revoked_at ? "revoked" : e->not_after < now ? "expired" : "valid";
-    long long days = days_until(e->not_after, now);
+    long long days = bg_cli_days_left(e->not_after, now);
     if (json) {
         printf("{\"serial\":\"%s\",\"city\":\"%s\",\"name\":", e->serial, e->city);
         bg_json_cstr(stdout, name);

@@ -311,14 +311,6 @@ struct show {
     struct pin pins[BG_ROSTER_MAX_MEMBERS];
 };
 
-/* Whole days from now to t, rounded down (negative once past). */
-static long long
-days_until(time_t t, time_t now)
-{
-    long long d = (long long)t - (long long)now;
-    return d >= 0 ? d / 86400 : -((-d + 86399) / 86400);
-}
-
 static void
 json_pin(const struct pin *p, time_t now)
 {
@@ -330,7 +322,7 @@ json_pin(const struct pin *p, time_t now)
     bg_pki_time_format(p->not_after, t);
     printf(",\"certificate\":{\"serial\":\"%s\",\"not_after\":\"%s\",\"days_left\":%lld,"
            "\"revoked_in_index\":%s,\"revoked\":%s,\"revoked_at\":",
-           p->serial, t, days_until(p->not_after, now), p->index_revoked ? "true" : "false",
+           p->serial, t, bg_cli_days_left(p->not_after, now), p->index_revoked ? "true" : "false",
            p->crl_revoked ? "true" : "false");
     if (p->crl_revoked)
         bg_pki_time_format(p->crl_revoked_at, t);
@@ -434,9 +426,11 @@ text_pin(const struct show *sh, const struct pin *p)
         return;
     }
     bg_pki_time_format(p->not_after, t);
-    long long days = days_until(p->not_after, sh->now);
-    printf("    expires      %s (%lld day%s %s), serial %s\n", t, days < 0 ? -days : days,
-           days == 1 || days == -1 ? "" : "s", days < 0 ? "ago: EXPIRED" : "left", p->serial);
+    long long days = bg_cli_days_left(p->not_after, sh->now);
+    bool expired = p->not_after < sh->now;
+    days = days < 0 ? -days : days;
+    printf("    expires      %s (%lld day%s %s), serial %s\n", t, days, days == 1 ? "" : "s",
+           expired ? "ago: EXPIRED" : "left", p->serial);
     if (p->crl_revoked) {
         bg_pki_time_format(p->crl_revoked_at, t);
         printf("    revoked      at %s by CRL #%" PRIu64 ": peers refuse this member\n", t,
