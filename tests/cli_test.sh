@@ -237,6 +237,67 @@ expect_days() {
   fi
 }
 
+# --- check: a gateway directory, every problem at once, nothing started ---
+counted gw440100/city.crt "check on a good directory exits 0" 0 "$bg" check --dir gw440100
+cp out.txt good.txt
+check "no check fails on it" 1 grep -q '^FAIL' good.txt
+expect "one line per check: the key" good.txt "ok   key: gw440100/city.key: mode 0600"
+expect_days "the certificate, with its days left" good.txt \
+  "issued by the federation CA, not revoked (CRL #1), expires $(not_after gw440100/city.crt) (" " days left)"
+expect "the CRL, with its hours left" good.txt "signed by the CA, next update"
+check "the CRL's hours left are about a week's" 0 grep -qE 'next update .* \(16[78] hours left\)' good.txt
+expect "the roster pins our certificate" good.txt "ok   roster pin: roster pins gw440100/city.crt"
+expect "the listen address is the roster's endpoint" good.txt "ok   listen: ${url[440100]}, as the roster's endpoint"
+expect "no store yet is a warning" good.txt "warn store: no store in gw440100/data yet"
+expect "nothing serves it" good.txt "ok   serve: no gateway is serving this directory"
+check "check --json" 0 "$bg" check --dir gw440100 --json
+expect "json: one object with the verdict" out.txt '],"failed":0,"warnings":1,"ok":true}'
+expect "json: each check" out.txt '{"check":"roster pin","status":"ok","detail":"roster pins gw440100/city.crt'
+check "check left nothing behind: no store, no lock file" 1 test -e gw440100/data/credit.db -o -e gw440100/serve.lock
+
+# city.key removed, ca.crt missing and a roster of garbage: all three in one run.
+cp -a gw440100 broken
+rm broken/city.key broken/ca.crt
+printf 'this is not a signed roster' >broken/roster.pb
+check "check on a broken directory exits 1" 1 "$bg" check --dir broken
+expect "the missing key" out.txt "FAIL key: no private key at broken/city.key"
+expect "the missing CA certificate" out.txt "FAIL CA: no file broken/ca.crt"
+expect "the bad roster" out.txt "FAIL roster: broken/roster.pb: "
+expect_eq "those three and nothing else fail" "$(grep -c '^FAIL' out.txt)" "3"
+expect "what they keep from being checked is said, not failed twice" out.txt \
+  "warn key match: not checked: the key did not load"
+check "check --json on it" 1 "$bg" check --dir broken --json
+expect "json: failed 3, not ok" out.txt '"failed":3,'
+expect "json: not ok" out.txt '"ok":false}'
+
+# A key others can read: serve refuses it, and check names the mode.
+cp -a gw440100 loose
+chmod 0644 loose/city.key
+check "check on a key of mode 0644 exits 1" 1 "$bg" check --dir loose
+expect "FAIL naming the mode" out.txt "FAIL key: loose/city.key is mode 0644: group and others must have no access (chmod 600 loose/city.key)"
+expect "the key is still matched against the certificate" out.txt "ok   key match: "
+expect_eq "only the key fails" "$(grep -c '^FAIL' out.txt)" "1"
+
+# A new key and certificate the roster does not pin yet: check fails as serve does.
+run "$bg" init --city 440100 --name Guangzhou --dir new440100
+run "$bg" ca issue --dir CA --csr new440100/city.csr --out new440100/city.crt
+cp -a gw440100 unpinned
+cp new440100/city.key new440100/city.crt unpinned/
+check "check on a certificate the roster does not pin exits 1" 1 "$bg" check --dir unpinned
+expect "the pin mismatch, said plainly" out.txt "FAIL roster pin: roster serial 1 pins sha256 "
+expect "what it means for peers" out.txt "peers would refuse us with pin-mismatch"
+check "serve agrees: it refuses that directory" 2 "$bg" serve --dir unpinned
+expect "for the same reason" err.txt "pins another certificate for 440100"
+
+# Listening where the roster does not send peers: a warning, not a failure.
+cp -a gw440100 moved
+sed -i "s|^listen = .*|listen = tls+tcp://127.0.0.1:1|" moved/baygate.ini
+check "check on a listen address off the roster exits 0" 0 "$bg" check --dir moved
+expect "with a warning naming both" out.txt "warn listen: tls+tcp://127.0.0.1:1, but peers dial ${url[440100]}"
+check "check of a directory that is not one" 1 "$bg" check --dir nowhere
+expect "says so and stops" out.txt "FAIL config: cannot read nowhere/baygate.ini"
+check "check --dir is required" 2 "$bg" check
+
 # --- one serve per directory ---
 # A second serve of a directory that is serving says so, names the pid, exits 2
 # and leaves the first serving; after a kill -9 the lock is gone with the process
@@ -244,6 +305,8 @@ expect_days() {
 start_gw 440100
 first=${pid[440100]}
 wait_for 60 status_ok 440100 || setup_fail "gateway 440100 did not come up: $(tail -3 gw440100.log)"
+check "check while it serves exits 0" 0 "$bg" check --dir gw440100
+expect "and names the serving pid" out.txt "ok   serve: a gateway is serving this directory (pid $first)"
 check "a second serve is refused" 2 "$bg" serve --dir gw440100
 expect "it says a gateway is already running, with the first's pid" err.txt \
   "a gateway is already running in gw440100 (pid $first holds gw440100/serve.lock)"

@@ -30,8 +30,6 @@
 #include "gateway/daemon/gw.h"
 #include "gateway/daemon/log.h"
 
-#define SERVE_LOCK "serve.lock"
-
 static void
 serve_usage(FILE *f)
 {
@@ -48,7 +46,7 @@ serve_usage(FILE *f)
             "(Type=notify) it reports readiness, reloads and stopping.\n"
             "One gateway per directory: GW/%s holds the running one's pid, and a\n"
             "second serve of GW says so and exits 2, leaving the first alone.\n",
-            SERVE_LOCK);
+            BG_CLI_SERVE_LOCK);
 }
 
 /* A failed notification is logged, never fatal: the gateway serves anyway. */
@@ -144,7 +142,7 @@ take_lock(const char *dir, int *fd)
     char path[PATH_MAX];
     bg_err err = {0};
     long holder = 0;
-    if (bg_path_join(path, sizeof path, dir, SERVE_LOCK, &err) != BG_OK)
+    if (bg_path_join(path, sizeof path, dir, BG_CLI_SERVE_LOCK, &err) != BG_OK)
         return bg_cli_fail("serve", "%s", err.msg);
     int rc = bg_file_lock_pid(path, fd, &holder, &err);
     if (rc == BG_EEXIST && holder != 0)
