@@ -418,8 +418,9 @@ out:
     return rc;
 }
 
-int
-bg_pki_ca_open(bg_pki_ca **out, const char *dir, bg_err *err)
+/* Opens dir: certificate and index always, the key (and an exclusive lock) if with_key. */
+static int
+ca_open(bg_pki_ca **out, const char *dir, bool with_key, bg_err *err)
 {
     bg_pki_ca *ca = calloc(1, sizeof *ca);
     if (ca == NULL)
@@ -445,16 +446,19 @@ bg_pki_ca_open(bg_pki_ca **out, const char *dir, bg_err *err)
     ca->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (ca->lock_fd < 0 && (errno == EACCES || errno == EROFS))
         ca->lock_fd = open(path, O_RDONLY | O_CLOEXEC); /* a read-only CA copy */
-    if (ca->lock_fd < 0 || flock(ca->lock_fd, LOCK_EX) != 0) {
+    if (ca->lock_fd < 0 || flock(ca->lock_fd, with_key ? LOCK_EX : LOCK_SH) != 0) {
         rc = bg_err_set(err, BG_EIO, "cannot lock %s: %s", path, strerror(errno));
         goto fail;
     }
     if ((rc = bg_path_join(path, sizeof path, dir, CA_CERT, err)) ||
-        (rc = bg_pki_cert_load(path, &ca->cert, err)) ||
-        (rc = bg_path_join(path, sizeof path, dir, CA_KEY, err)) ||
-        (rc = bg_pki_key_load(path, &ca->key, err)) || (rc = index_load(ca, err)))
+        (rc = bg_pki_cert_load(path, &ca->cert, err)))
         goto fail;
-    if (!bg_sig_key_matches(ca->cert, ca->key)) {
+    if (with_key && ((rc = bg_path_join(path, sizeof path, dir, CA_KEY, err)) ||
+                     (rc = bg_pki_key_load(path, &ca->key, err))))
+        goto fail;
+    if ((rc = index_load(ca, err)))
+        goto fail;
+    if (with_key && !bg_sig_key_matches(ca->cert, ca->key)) {
         rc = bg_err_set(err, BG_EINVAL, "%s/%s does not match %s/%s", dir, CA_KEY, dir, CA_CERT);
         goto fail;
     }
@@ -463,6 +467,18 @@ bg_pki_ca_open(bg_pki_ca **out, const char *dir, bg_err *err)
 fail:
     bg_pki_ca_close(ca);
     return rc;
+}
+
+int
+bg_pki_ca_open(bg_pki_ca **out, const char *dir, bg_err *err)
+{
+    return ca_open(out, dir, true, err);
+}
+
+int
+bg_pki_ca_open_index(bg_pki_ca **out, const char *dir, bg_err *err)
+{
+    return ca_open(out, dir, false, err);
 }
 
 void

@@ -599,6 +599,33 @@ bg_pki_crl_number(const X509_CRL *crl, uint64_t *out, bg_err *err)
     return BG_OK;
 }
 
+int
+bg_pki_crl_revoked(const X509_CRL *crl, const char *serial_hex, time_t *when, bg_err *err)
+{
+    BIGNUM *bn = NULL;
+    size_t len = strlen(serial_hex);
+    if (len == 0 || len > BG_PKI_SERIAL_HEX_MAX ||
+        strspn(serial_hex, "0123456789abcdefABCDEF") != len ||
+        BN_hex2bn(&bn, serial_hex) != (int)len) {
+        BN_free(bn);
+        ERR_clear_error();
+        return bg_err_set(err, BG_EINVAL, "'%.48s' is not a hex serial number", serial_hex);
+    }
+    ASN1_INTEGER *serial = BN_to_ASN1_INTEGER(bn, NULL);
+    BN_free(bn);
+    if (serial == NULL)
+        return bg_pki_ossl_fail(err, BG_ENOMEM, "out of memory");
+    X509_REVOKED *rev = NULL;
+    int found = X509_CRL_get0_by_serial((X509_CRL *)crl, &rev, serial);
+    ASN1_INTEGER_free(serial);
+    ERR_clear_error();
+    if (found != 1 || rev == NULL)
+        return bg_err_set(err, BG_ENOTFOUND, "serial %s is not in the CRL", serial_hex);
+    if (when != NULL)
+        return bg_pki_asn1_time(X509_REVOKED_get0_revocationDate(rev), when, err);
+    return BG_OK;
+}
+
 /* --- CSRs --- */
 
 X509_EXTENSION *

@@ -17,8 +17,9 @@
  * CA directory (bg_pki_ca_*): ca.key (0600), ca.crt, index.txt (issued
  * certificates and the CRL counter; see bg_pki_issued; see ca.c for the
  * format) and ca.lock. An open
- * bg_pki_ca holds an exclusive flock on ca.lock, so concurrent operator
- * commands serialise instead of losing index updates.
+ * bg_pki_ca holds an exclusive flock on ca.lock (a shared one when opened only
+ * to read the index), so concurrent operator commands serialise instead of
+ * losing index updates.
  *
  * Every function returns BG_OK or a BG_E* code with a message in err; OpenSSL's
  * error queue text is appended where it helps, and the queue is always left
@@ -132,6 +133,12 @@ int bg_pki_crl_seconds_left(const X509_CRL *crl, time_t now, int64_t *out, bg_er
 /* The CRL number extension; BG_ENOTFOUND if absent. */
 int bg_pki_crl_number(const X509_CRL *crl, uint64_t *out, bg_err *err);
 
+/* Does crl revoke the certificate with this serial (hex, any case, as the CA
+ * index and bg_pki_cert_serial_hex write it)? BG_OK with *when (if not NULL)
+ * its revocation date; BG_ENOTFOUND if not. Check the CRL's signature first
+ * (bg_trust_new): this reads only its list. */
+int bg_pki_crl_revoked(const X509_CRL *crl, const char *serial_hex, time_t *when, bg_err *err);
+
 /* --- city side: the CSR a gateway sends to the federation operator --- */
 
 /* CSR signed by key: subject CN=city, O=name; requested extension: the DNS
@@ -174,6 +181,10 @@ int bg_pki_ca_init(const char *dir, const char *name, int days, bg_err *err);
 
 /* Opens a CA directory for issuing, revoking and CRLs, taking its lock. */
 int bg_pki_ca_open(bg_pki_ca **out, const char *dir, bg_err *err);
+/* Opens it for reading the certificate and the index only: the private key is
+ * not loaded (bg_pki_ca_key gives NULL), and the lock is shared, so any number
+ * of readers wait only for a writer. Nothing that issues or signs may be called. */
+int bg_pki_ca_open_index(bg_pki_ca **out, const char *dir, bg_err *err);
 void bg_pki_ca_close(bg_pki_ca *ca);
 
 /* The CA certificate (owned by ca). */

@@ -1,5 +1,5 @@
 /*
- * file.c - bounded file reading and crash-safe writing (see file.h).
+ * file.c - bounded file reading, crash-safe writing and pid lock files (see file.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -192,4 +192,62 @@ bg_file_write_replace(const char *path, const void *data, size_t len, mode_t mod
         return bg_err_set(err, BG_EIO, "cannot replace %s: %s", path, strerror(e));
     }
     return sync_parent(path, err);
+}
+
+/* Who holds a conflicting lock on fd's file: the kernel knows (0 if nobody does now). */
+static long
+lock_owner(int fd)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type == F_UNLCK)
+        return 0;
+    return (long)fl.l_pid;
+}
+
+int
+bg_file_lock_pid(const char *path, int *fd_out, long *holder, bg_err *err)
+{
+    *fd_out = -1;
+    if (holder != NULL)
+        *holder = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return bg_err_set(err, BG_EIO, "cannot open %s: %s", path, strerror(errno));
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &fl) != 0) {
+        int e = errno;
+        long pid = e == EACCES || e == EAGAIN ? lock_owner(fd) : 0;
+        close(fd);
+        if (e != EACCES && e != EAGAIN)
+            return bg_err_set(err, BG_EIO, "cannot lock %s: %s", path, strerror(e));
+        if (holder != NULL)
+            *holder = pid;
+        if (pid == 0)
+            return bg_err_set(err, BG_EEXIST, "%s is held by another process", path);
+        return bg_err_set(err, BG_EEXIST, "%s is held by process %ld", path, pid);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || bg_file_write_all(fd, pid, (size_t)n, 0) != 0) {
+        int e = errno;
+        close(fd); /* and the lock with it */
+        return bg_err_set(err, BG_EIO, "cannot write %s: %s", path, strerror(e));
+    }
+    *fd_out = fd;
+    return BG_OK;
+}
+
+int
+bg_file_lock_holder(const char *path, long *pid, bg_err *err)
+{
+    *pid = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return bg_err_set(err, BG_ENOTFOUND, "no %s", path);
+        return bg_err_set(err, BG_EIO, "cannot open %s: %s", path, strerror(errno));
+    }
+    *pid = lock_owner(fd);
+    close(fd);
+    return *pid != 0 ? BG_OK : bg_err_set(err, BG_ENOTFOUND, "%s is not held", path);
 }

@@ -32,6 +32,23 @@ int bg_file_write_replace(const char *path, const void *data, size_t len, mode_t
  * retrying short writes and EINTR. 0, or -1 with errno set. */
 int bg_file_write_all(int fd, const void *data, size_t len, int64_t off);
 
+/*
+ * A lock file that says who holds it: takes an exclusive fcntl lock on path
+ * (created, mode 0644, if missing) and writes this process's pid into it. The
+ * lock lasts until *fd is closed or the process ends in any way (kill -9
+ * included: the kernel drops it), so a file left behind never blocks the next
+ * taker. fcntl locks belong to the process: it must not open and close path
+ * elsewhere while it holds the lock, and a second take from the same process
+ * succeeds. BG_EEXIST if another process holds it, with *holder (if not NULL)
+ * its pid (0 if it cannot be learnt).
+ */
+int bg_file_lock_pid(const char *path, int *fd, long *holder, bg_err *err);
+
+/* The pid of the process holding bg_file_lock_pid's lock on path, asked of the
+ * kernel without taking the lock: BG_OK with *pid; BG_ENOTFOUND if nobody
+ * holds it (or there is no file). */
+int bg_file_lock_holder(const char *path, long *pid, bg_err *err);
+
 /* dir + "/" + name into out; BG_ELIMIT if it does not fit. */
 int bg_path_join(char *out, size_t outsz, const char *dir, const char *name, bg_err *err);
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "domain/city.h"
 
 const char bg_uscc_alphabet[32] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 
@@ -148,22 +149,10 @@ bg_uscc_entity_type_name(char authority, char entity_type)
     return NULL;
 }
 
-static const struct {
-    const char *code;
-    const char *name;
-} cities[] = {
-    {"440100", "Guangzhou"}, {"440300", "Shenzhen"}, {"440400", "Zhuhai"},
-    {"440600", "Foshan"},    {"440700", "Jiangmen"}, {"441200", "Zhaoqing"},
-    {"441300", "Huizhou"},   {"441900", "Dongguan"}, {"442000", "Zhongshan"},
-};
-
 const char *
 bg_uscc_city_name(const char *city6)
 {
-    for (size_t i = 0; i < sizeof cities / sizeof cities[0]; i++)
-        if (strncmp(cities[i].code, city6, 6) == 0)
-            return cities[i].name;
-    return NULL;
+    return bg_city_name(city6);
 }
 
 /* Decodes one UTF-8 code point at s[*i]; returns it, or -1 if invalid. */

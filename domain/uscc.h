@@ -59,7 +59,7 @@ char bg_uscc_org_check_char(const char *org8);
 /* Names for decoded fields; NULL when the standard assigns none. */
 const char *bg_uscc_authority_name(char authority);
 const char *bg_uscc_entity_type_name(char authority, char entity_type);
-/* Name of a prefecture-level city ("440300" -> "Shenzhen"); NULL if unknown. */
+/* Name of a prefecture-level city ("440300" -> "Shenzhen"), as bg_city_name; NULL if unknown. */
 const char *bg_uscc_city_name(const char *city6);
 
 #endif

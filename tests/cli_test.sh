@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# cli_test.sh BAYGATE WORKDIR - the baygate command line end to end: real
-# processes, real files, exit statuses and messages as a user sees them.
+# cli_test.sh BAYGATE WORKDIR FED_ATTACK - the baygate command line end to end:
+# real processes, real files, exit statuses and messages as a user sees them.
+# FED_ATTACK (tests/fed_attack.c) only finds free ports for the gateways.
 set -uo pipefail
-bg=$1
+bg=$(realpath "$1") || exit 2
 work=$2
+fa=$(realpath "$3") || exit 2
+SUITE=cli
+# shellcheck source=lib.sh
+source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/lib.sh" || exit 2
 rm -rf "$work" && mkdir -p "$work" || exit 2
 cd "$work" || exit 2
 
-pass=0
-fail=0
 # check NAME EXPECTED-STATUS COMMAND...: runs COMMAND, keeps stdout in out.txt
 # and stderr in err.txt, and asserts the exit status.
 check() {
@@ -169,6 +172,11 @@ expect "replace target named" err.txt "'blacklist'"
 
 # --dir GW: the gateway's data directory and city; warnings for a store it does not use
 # and for a file of another city's enterprises; expired evaluations warned about.
+# init takes only a known division: a typo in the code would become the city's identity.
+check "init refuses an unknown division" 2 "$bg" init --city 449999 --name Nowhere --dir nowhere
+expect "refusal names the code and the known ones" err.txt "init: 449999 is not a known division code (known: 440100 Guangzhou, 440300 Shenzhen,"
+expect "known list ends with Macao" err.txt "810000 Hong Kong, 820000 Macao)"
+check "refused init made nothing" 1 test -e nowhere
 check "init a gateway" 0 "$bg" init --city 440300 --name Shenzhen --dir gw
 check "import --dir" 0 "$bg" import --dir gw --json full.csv
 expect "import --dir uses the gateway's store" out.txt "gw/data/credit.db"
@@ -182,6 +190,190 @@ expect "beside warning" err.txt "is not the store of the gateway"
 check "another city's file" 0 "$bg" import --dir gw old-gz.csv
 expect "other city warning" err.txt "registered in other cities' divisions (most: 440100 Guangzhou"
 expect "expired warning" err.txt "already past valid_until"
+
+# --- a federation of two gateway directories, for check, serve and ca list ---
+declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen)
+trap 'stop_procs ${pid[@]+"${pid[@]}"}' EXIT
+run "$bg" ca init --dir CA
+setup_city 440100
+setup_city 440300
+run "$bg" ca crl --dir CA --out crl.pem
+{
+  roster_federation 1 4194304
+  roster_purpose supervision false
+  roster_members 440100 440300
+  roster_permission 440100 440300 supervision serious-dishonesty 1000
+} >roster.ini
+run "$bg" roster sign --ca CA --out roster.pb roster.ini
+run cp crl.pem roster.pb gw440100/
+status_ok() { "$bg" status --dir "gw$1"; }
+# days_left CERT: whole days from now until CERT's notAfter, by openssl and date;
+# not_after CERT: that notAfter as baygate prints times.
+days_left() {
+  local end
+  end=$(date -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s)
+  echo $(((end - $(date +%s)) / 86400))
+}
+not_after() { date -u -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%Y-%m-%dT%H:%M:%SZ; }
+# A fresh certificate's count of days turns in its first second, so a count the
+# test takes and the command's may differ by one. counted CERT NAME STATUS CMD...
+# runs check between two counts (db before, da after); days_is D says whether D
+# is one of them; expect_days NAME FILE PREFIX SUFFIX wants PREFIX<db|da>SUFFIX.
+counted() {
+  local cert=$1
+  shift
+  db=$(days_left "$cert")
+  check "$@"
+  da=$(days_left "$cert")
+}
+days_is() { [[ $1 == "$db" || $1 == "$da" ]]; }
+expect_days() {
+  if grep -qF -- "$3$db$4" "$2" || grep -qF -- "$3$da$4" "$2"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAIL $1: '$3$db$4' (or $da) not in $2:"
+    head -5 "$2" | sed 's/^/  /'
+  fi
+}
+
+# --- check: a gateway directory, every problem at once, nothing started ---
+counted gw440100/city.crt "check on a good directory exits 0" 0 "$bg" check --dir gw440100
+cp out.txt good.txt
+check "no check fails on it" 1 grep -q '^FAIL' good.txt
+expect "one line per check: the key" good.txt "ok   key: gw440100/city.key: mode 0600"
+expect_days "the certificate, with its days left" good.txt \
+  "issued by the federation CA, not revoked (CRL #1), expires $(not_after gw440100/city.crt) (" " days left)"
+expect "the CRL, with its hours left" good.txt "signed by the CA, next update"
+check "the CRL's hours left are about a week's" 0 grep -qE 'next update .* \(16[78] hours left\)' good.txt
+expect "the roster pins our certificate" good.txt "ok   roster pin: roster pins gw440100/city.crt"
+expect "the listen address is the roster's endpoint" good.txt "ok   listen: ${url[440100]}, as the roster's endpoint"
+expect "no store yet is a warning" good.txt "warn store: no store in gw440100/data yet"
+expect "nothing serves it" good.txt "ok   serve: no gateway is serving this directory"
+check "check --json" 0 "$bg" check --dir gw440100 --json
+expect "json: one object with the verdict" out.txt '],"failed":0,"warnings":1,"ok":true}'
+expect "json: each check" out.txt '{"check":"roster pin","status":"ok","detail":"roster pins gw440100/city.crt'
+check "check left nothing behind: no store, no lock file" 1 test -e gw440100/data/credit.db -o -e gw440100/serve.lock
+
+# city.key removed, ca.crt missing and a roster of garbage: all three in one run.
+cp -a gw440100 broken
+rm broken/city.key broken/ca.crt
+printf 'this is not a signed roster' >broken/roster.pb
+check "check on a broken directory exits 1" 1 "$bg" check --dir broken
+expect "the missing key" out.txt "FAIL key: no private key at broken/city.key"
+expect "the missing CA certificate" out.txt "FAIL CA: no file broken/ca.crt"
+expect "the bad roster" out.txt "FAIL roster: broken/roster.pb: "
+expect_eq "those three and nothing else fail" "$(grep -c '^FAIL' out.txt)" "3"
+expect "what they keep from being checked is said, not failed twice" out.txt \
+  "warn key match: not checked: the key did not load"
+check "check --json on it" 1 "$bg" check --dir broken --json
+expect "json: failed 3, not ok" out.txt '"failed":3,'
+expect "json: not ok" out.txt '"ok":false}'
+
+# A key others can read: serve refuses it, and check names the mode.
+cp -a gw440100 loose
+chmod 0644 loose/city.key
+check "check on a key of mode 0644 exits 1" 1 "$bg" check --dir loose
+expect "FAIL naming the mode" out.txt "FAIL key: loose/city.key is mode 0644: group and others must have no access (chmod 600 loose/city.key)"
+expect "the key is still matched against the certificate" out.txt "ok   key match: "
+expect_eq "only the key fails" "$(grep -c '^FAIL' out.txt)" "1"
+
+# A new key and certificate the roster does not pin yet: check fails as serve does.
+run "$bg" init --city 440100 --name Guangzhou --dir new440100
+run "$bg" ca issue --dir CA --csr new440100/city.csr --out new440100/city.crt
+cp -a gw440100 unpinned
+cp new440100/city.key new440100/city.crt unpinned/
+check "check on a certificate the roster does not pin exits 1" 1 "$bg" check --dir unpinned
+expect "the pin mismatch, said plainly" out.txt "FAIL roster pin: roster serial 1 pins sha256 "
+expect "what it means for peers" out.txt "peers would refuse us with pin-mismatch"
+check "serve agrees: it refuses that directory" 2 "$bg" serve --dir unpinned
+expect "for the same reason" err.txt "pins another certificate for 440100"
+
+# Listening where the roster does not send peers: a warning, not a failure.
+cp -a gw440100 moved
+sed -i "s|^listen = .*|listen = tls+tcp://127.0.0.1:1|" moved/baygate.ini
+check "check on a listen address off the roster exits 0" 0 "$bg" check --dir moved
+expect "with a warning naming both" out.txt "warn listen: tls+tcp://127.0.0.1:1, but peers dial ${url[440100]}"
+check "check of a directory that is not one" 1 "$bg" check --dir nowhere
+expect "says so and stops" out.txt "FAIL config: cannot read nowhere/baygate.ini"
+check "check --dir is required" 2 "$bg" check
+
+# --- one serve per directory ---
+# A second serve of a directory that is serving says so, names the pid, exits 2
+# and leaves the first serving; after a kill -9 the lock is gone with the process
+# and the next serve starts.
+start_gw 440100
+first=${pid[440100]}
+wait_for 60 status_ok 440100 || setup_fail "gateway 440100 did not come up: $(tail -3 gw440100.log)"
+check "check while it serves exits 0" 0 "$bg" check --dir gw440100
+expect "and names the serving pid" out.txt "ok   serve: a gateway is serving this directory (pid $first)"
+check "a second serve is refused" 2 "$bg" serve --dir gw440100
+expect "it says a gateway is already running, with the first's pid" err.txt \
+  "a gateway is already running in gw440100 (pid $first holds gw440100/serve.lock)"
+check "the first still answers after the second tried" 0 "$bg" status --dir gw440100
+expect "the first is still 440100's gateway" out.txt "440100 Guangzhou"
+check "the first process is alive" 0 kill -0 "$first"
+expect_eq "the lock file names the first's pid" "$(cat gw440100/serve.lock)" "$first"
+kill -KILL "$first"
+wait "$first" 2>/dev/null
+start_gw 440100
+if wait_for 60 status_ok 440100; then
+  ok "serve after a kill -9 of the first starts and answers"
+else
+  bad "serve after a kill -9 of the first starts and answers" "$(tail -3 gw440100.log)"
+fi
+expect_eq "the lock file names the new pid" "$(cat gw440100/serve.lock)" "${pid[440100]}"
+stop_procs "${pid[440100]}"
+unset 'pid[440100]'
+
+# --- ca list: who has a certificate, until when, and which are revoked ---
+# ca_row CITY: the line of CITY's first certificate in list.txt (a ca list), fields
+# separated by single spaces.
+ca_row() { grep -m1 "^$1 " list.txt | tr -s ' '; }
+run "$bg" init --city 440600 --name Foshan --dir gw440600
+run "$bg" ca issue --dir CA --csr gw440600/city.csr --out gw440600/city.crt --expired
+counted gw440100/city.crt "ca list" 0 "$bg" ca list --dir CA
+cp out.txt list.txt
+expect "ca list has a header with days and status" list.txt "NOT-AFTER"
+expect_eq "440100: city, name, serial, not-after, valid" \
+  "$(ca_row 440100 | cut -d' ' -f1-4,6)" \
+  "440100 Guangzhou $(openssl x509 -in gw440100/city.crt -noout -serial | cut -d= -f2) $(not_after gw440100/city.crt) valid"
+check "440100: days left" 0 days_is "$(ca_row 440100 | cut -d' ' -f5)"
+expect_eq "an expired certificate counts days past as negative" "$(ca_row 440600 | cut -d' ' -f5-6)" "-1 expired"
+check "ca revoke" 0 "$bg" ca revoke --dir CA --city 440300
+counted gw440300/city.crt "ca list after the revocation" 0 "$bg" ca list --dir CA
+cp out.txt list.txt
+expect_eq "440300 is marked REVOKED" "$(ca_row 440300 | cut -d' ' -f6)" "REVOKED"
+check "440300 still shows its days left" 0 days_is "$(ca_row 440300 | cut -d' ' -f5)"
+expect_eq "440100 is still valid" "$(ca_row 440100 | cut -d' ' -f6)" "valid"
+check "ca list --json" 0 "$bg" ca list --dir CA --json
+expect "json: name and days left" out.txt '"city":"440300","name":"Shenzhen","not_after":'
+expect "json: revoked" out.txt '"status":"revoked","revoked_at":"'
+
+# --- roster show: each member's pinned certificate, its days left, the CRL's word ---
+gz_serial=$(openssl x509 -in gw440100/city.crt -noout -serial | cut -d= -f2)
+counted gw440100/city.crt "roster show with the CA directory" 0 "$bg" roster show --ca CA roster.pb
+expect_days "a pinned certificate's expiry, days left and serial come from the CA index" out.txt \
+  "expires      $(not_after gw440100/city.crt) (" " days left), serial $gz_serial"
+check "roster show --crl of before the revocation" 0 "$bg" roster show --ca CA --crl crl.pem roster.pb
+expect "a revocation the CRL does not carry yet is pointed out" out.txt "but not in this CRL: publish a new one"
+check "no member is marked REVOKED by that CRL" 1 grep -q "REVOKED" out.txt
+run "$bg" ca crl --dir CA --out crl-revoked.pem
+check "roster show --crl" 0 "$bg" roster show --ca CA --crl crl-revoked.pem roster.pb
+expect "the member whose certificate the CRL revokes is marked" out.txt "  440300 Shenzhen  REVOKED"
+expect "and told what that means" out.txt "by CRL #2: peers refuse this member"
+check "the other member is not marked" 1 grep -q "440100 Guangzhou  REVOKED" out.txt
+check "roster show --json --crl" 0 "$bg" roster show --json --ca CA --crl crl-revoked.pem roster.pb
+expect "json: the revoked member's certificate" out.txt '"revoked_in_index":true,"revoked":true,"revoked_at":"'
+counted gw440100/city.crt "a certificate file instead of the index" 0 \
+  "$bg" roster show --ca CA/ca.crt --cert gw440100/city.crt roster.pb
+expect_days "its days left" out.txt "(" " days left), serial $gz_serial"
+expect "the other pin is unknown" out.txt "expires      unknown"
+check "--crl needs --ca" 2 "$bg" roster show --crl crl-revoked.pem roster.pb
+run "$bg" ca init --dir ROGUE
+run "$bg" ca crl --dir ROGUE --out rogue-crl.pem
+check "a CRL the CA did not sign is refused" 1 "$bg" roster show --ca CA --crl rogue-crl.pem roster.pb
+expect "and said to be not the CA's" err.txt "CRL is not signed by the federation CA"
 
 # --- demo, small ---
 check "demo runs" 0 "$bg" demo --dir demo --count 1500

@@ -16,6 +16,7 @@ int bg_cmd_gen(int argc, char **argv);
 int bg_cmd_import(int argc, char **argv);
 int bg_cmd_demo(int argc, char **argv);
 int bg_cmd_init(int argc, char **argv);
+int bg_cmd_check(int argc, char **argv);
 int bg_cmd_serve(int argc, char **argv);
 int bg_cmd_ping(int argc, char **argv);
 int bg_cmd_status(int argc, char **argv);
@@ -27,6 +28,10 @@ int bg_cmd_lookup(int argc, char **argv);
 int bg_cmd_rotate(int argc, char **argv);
 int bg_cmd_attest(int argc, char **argv);
 int bg_cmd_audit(int argc, char **argv);
+
+/* In a gateway directory: the lock file a serving gateway holds, with its pid in it
+ * (common/file.h, bg_file_lock_pid). */
+#define BG_CLI_SERVE_LOCK "serve.lock"
 
 /* One request to the gateway of directory dir over its local socket; its answer (free
  * with bg_pb_free), or NULL with the reason on stderr, named by cmd. */

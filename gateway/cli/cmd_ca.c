@@ -17,6 +17,7 @@
 #include "certs/pki.h"
 #include "certs/sig.h"
 #include "common/json.h"
+#include "domain/city.h"
 #include "gateway/cli/cli.h"
 
 static void
@@ -40,7 +41,10 @@ ca_usage(FILE *f)
             "'cert' copies the CA certificate, e.g. to GW/ca.crt for each gateway.\n"
             "'revoke' marks every unrevoked certificate of a city (or one serial) revoked;\n"
             "then publish a new 'crl' (v2, numbered, next update in %d days unless\n"
-            "--days/--hours) to every gateway.\n",
+            "--days/--hours) to every gateway.\n"
+            "'list' shows every certificate issued: city, name, serial, not-after, days\n"
+            "left (negative once expired), and valid, expired or REVOKED with the date\n"
+            "(as the index says: peers see a revocation with the next 'crl').\n",
             BG_PKI_CA_NAME_DEFAULT, BG_PKI_CA_DAYS_DEFAULT, BG_PKI_CITY_DAYS_DEFAULT,
             BG_PKI_CRL_DAYS_DEFAULT);
 }
@@ -375,6 +379,35 @@ ca_crl(const struct ca_opts *o)
     return rc;
 }
 
+static void
+list_entry(const bg_pki_issued *e, time_t now, bool json)
+{
+    char na[BG_PKI_TIME_LEN], ra[BG_PKI_TIME_LEN] = "-", fp[BG_SIG_FP_HEX_LEN + 1];
+    bg_pki_time_format(e->not_after, na);
+    if (e->revoked_at != 0)
+        bg_pki_time_format(e->revoked_at, ra);
+    bg_sig_fp_hex(e->fingerprint, fp);
+    const char *name = bg_city_name(e->city);
+    const char *status = e->revoked_at ? "revoked" : e->not_after < now ? "expired" : "valid";
+    long long days = bg_cli_days_left(e->not_after, now);
+    if (json) {
+        printf("{\"serial\":\"%s\",\"city\":\"%s\",\"name\":", e->serial, e->city);
+        bg_json_cstr(stdout, name);
+        printf(",\"not_after\":\"%s\",\"days_left\":%lld,\"status\":\"%s\",\"revoked_at\":", na,
+               days, status);
+        bg_json_cstr(stdout, e->revoked_at ? ra : NULL);
+        printf(",\"sha256\":\"%s\"}\n", fp);
+        return;
+    }
+    char mark[BG_PKI_TIME_LEN + 16];
+    if (e->revoked_at != 0)
+        snprintf(mark, sizeof mark, "REVOKED %s", ra);
+    else
+        snprintf(mark, sizeof mark, "%s", status);
+    printf("%-6s %-10s %-34s %-20s %6lld  %-28s %s\n", e->city, name ? name : "-", e->serial, na,
+           days, mark, fp);
+}
+
 static int
 ca_list(const struct ca_opts *o)
 {
@@ -384,29 +417,14 @@ ca_list(const struct ca_opts *o)
         return rc;
     bg_err err = {0};
     bg_pki_ca *ca = NULL;
-    if (bg_pki_ca_open(&ca, o->dir, &err) != BG_OK)
+    if (bg_pki_ca_open_index(&ca, o->dir, &err) != BG_OK)
         return fail_err(cmd, &err);
     time_t now = time(NULL);
     if (!o->json)
-        printf("%-34s %-6s %-20s %-20s %s\n", "SERIAL", "CITY", "NOT-AFTER", "REVOKED", "SHA256");
-    for (size_t i = 0; i < bg_pki_ca_count(ca); i++) {
-        const bg_pki_issued *e = bg_pki_ca_entry(ca, i);
-        char na[BG_PKI_TIME_LEN], ra[BG_PKI_TIME_LEN] = "-", fp[BG_SIG_FP_HEX_LEN + 1];
-        bg_pki_time_format(e->not_after, na);
-        if (e->revoked_at != 0)
-            bg_pki_time_format(e->revoked_at, ra);
-        bg_sig_fp_hex(e->fingerprint, fp);
-        const char *status = e->revoked_at ? "revoked" : e->not_after < now ? "expired" : "valid";
-        if (o->json) {
-            printf("{\"serial\":\"%s\",\"city\":\"%s\",\"not_after\":\"%s\",\"status\":\"%s\","
-                   "\"revoked_at\":",
-                   e->serial, e->city, na, status);
-            bg_json_cstr(stdout, e->revoked_at ? ra : NULL);
-            printf(",\"sha256\":\"%s\"}\n", fp);
-        } else {
-            printf("%-34s %-6s %-20s %-20s %s\n", e->serial, e->city, na, ra, fp);
-        }
-    }
+        printf("%-6s %-10s %-34s %-20s %6s  %-28s %s\n", "CITY", "NAME", "SERIAL", "NOT-AFTER",
+               "DAYS", "STATUS", "SHA256");
+    for (size_t i = 0; i < bg_pki_ca_count(ca); i++)
+        list_entry(bg_pki_ca_entry(ca, i), now, o->json);
     bg_pki_ca_close(ca);
     if (fflush(stdout) != 0)
         return bg_cli_fail(cmd, "writing output failed");

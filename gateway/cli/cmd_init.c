@@ -18,6 +18,7 @@
 
 #include "certs/pki.h"
 #include "certs/sig.h"
+#include "domain/city.h"
 #include "gateway/cli/cli.h"
 #include "gateway/config/config.h"
 
@@ -32,8 +33,9 @@ init_usage(FILE *f)
             "  %s  configuration (listen address, local API socket, paths, timeouts)\n"
             "  city.key     the city's private key (ECDSA P-256, mode 0600; never leaves DIR)\n"
             "  %s     the certificate request to send to the federation operator\n"
-            "CODE is the city's 6-digit division code (Guangzhou 440100, Shenzhen 440300,\n"
-            "Foshan 440600); URL defaults to %s.\n"
+            "CODE is the city's 6-digit division code, one of the Greater Bay Area's\n"
+            "(Guangzhou 440100, Shenzhen 440300, Foshan 440600, ...; a wrong one is refused\n"
+            "with the list); URL defaults to %s.\n"
             "DIR must not exist or be empty: init never overwrites anything.\n",
             BG_CONFIG_FILE, CSR_FILE, BG_CONFIG_LISTEN_DEFAULT);
 }
@@ -158,6 +160,11 @@ bg_cmd_init(int argc, char **argv)
     }
     if (!bg_city_code_valid(city))
         return bg_cli_fail("init", "--city: '%s' is not a 6-digit city code", city);
+    if (bg_city_name(city) == NULL) {
+        char known[512];
+        bg_city_known_list(known, sizeof known);
+        return bg_cli_fail("init", "%s is not a known division code (known: %s)", city, known);
+    }
     if (!bg_pki_name_valid(name))
         return bg_cli_fail("init",
                            "--name: must be 1-%d bytes of UTF-8 without control characters "

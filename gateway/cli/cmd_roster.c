@@ -5,7 +5,8 @@
  * validates it completely, signs it with the CA key and writes roster.pb
  * atomically; it refuses a serial not greater than the one already in --out,
  * so gateways (which refuse older rosters) never get one they would reject.
- * 'show' prints a signed roster, verifying it when given the CA certificate.
+ * 'show' prints a signed roster, verifying it when given the CA certificate, and
+ * what is known of each member's pinned certificate (CA index, --cert, --crl).
  * Exit status: 0 done, 1 the roster (or its source) is invalid, stale or not
  * signed by that CA, 2 usage or operational error.
  */
@@ -17,9 +18,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "certs/pki.h"
 #include "certs/sig.h"
+#include "certs/trust.h"
 #include "common/json.h"
 #include "gateway/cli/cli.h"
 #include "peers/roster.h"
@@ -29,7 +32,8 @@ static void
 roster_usage(FILE *f)
 {
     fprintf(f, "usage: baygate roster sign --ca CA --out roster.pb [--force] roster.ini\n"
-               "       baygate roster show [--ca CA/ca.crt] [--json] roster.pb\n\n"
+               "       baygate roster show [--ca CA/ca.crt|CA] [--crl crl.pem] [--cert FILE]...\n"
+               "                           [--json] roster.pb\n\n"
                "The federation roster: members (city code, name, endpoint, certificate\n"
                "fingerprint, lists offered, grade scale and its mapping to the common scale),\n"
                "purposes, and who may ask whom about what (see peers/ROSTER.md).\n"
@@ -39,11 +43,20 @@ roster_usage(FILE *f)
                "older rosters). Certificates named in roster.ini must be this CA's.\n"
                "'show' prints a signed roster; with --ca (the CA certificate, or the CA\n"
                "directory) it verifies the signature first and says so, without --ca it\n"
-               "shows the content as NOT verified. --json prints one JSON object.\n");
+               "shows the content as NOT verified. Each member's pinned certificate is\n"
+               "shown by fingerprint, and with its serial, expiry and days left when it\n"
+               "is known: from the CA directory's index (--ca CA) or a --cert FILE (any\n"
+               "number of them). --crl (checked against --ca) marks the members whose\n"
+               "pinned certificate it revokes REVOKED: peers refuse them. --json prints\n"
+               "one JSON object.\n");
 }
 
+#define ROSTER_CERTS_MAX BG_ROSTER_MAX_MEMBERS
+
 struct roster_opts {
-    const char *ca, *out, *file;
+    const char *ca, *out, *file, *crl;
+    const char *certs[ROSTER_CERTS_MAX];
+    size_t ncerts;
     bool force, json;
 };
 
@@ -51,9 +64,10 @@ static int
 parse_opts(const char *cmd, int argc, char **argv, struct roster_opts *o, const char *allowed)
 {
     static const struct option opts[] = {
-        {"ca", required_argument, NULL, 'c'}, {"out", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, 'f'},    {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0},
+        {"ca", required_argument, NULL, 'c'},  {"out", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},     {"json", no_argument, NULL, 'j'},
+        {"crl", required_argument, NULL, 'r'}, {"cert", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
     };
     int ch;
     optind = 1;
@@ -75,6 +89,16 @@ parse_opts(const char *cmd, int argc, char **argv, struct roster_opts *o, const 
         case 'j':
             o->json = true;
             name = "json";
+            break;
+        case 'r':
+            o->crl = optarg;
+            name = "crl";
+            break;
+        case 'C':
+            if (o->ncerts == ROSTER_CERTS_MAX)
+                return bg_cli_fail(cmd, "at most %d --cert files", ROSTER_CERTS_MAX);
+            o->certs[o->ncerts++] = optarg;
+            name = "cert";
             break;
         case 'h':
             roster_usage(stdout);
@@ -265,49 +289,76 @@ json_scale(const bg_scale *s)
     printf("]}");
 }
 
+/* What is known of one member's pinned certificate: from the CA index or a --cert file,
+ * and whether the --crl revokes it. */
+struct pin {
+    bool known;
+    char serial[BG_PKI_SERIAL_HEX_MAX + 1];
+    time_t not_after;
+    time_t index_revoked; /* the CA index's revocation time, 0 if none (or not from it) */
+    bool crl_revoked;
+    time_t crl_revoked_at;
+};
+
+/* What 'show' prints beside the roster itself. */
+struct show {
+    bool verified;
+    char ca_hex[BG_SIG_FP_HEX_LEN + 1];
+    bool lookup; /* certificates were given (CA index or --cert): pins say what is known */
+    bool have_crl;
+    uint64_t crl_number;
+    time_t crl_next, now;
+    struct pin pins[BG_ROSTER_MAX_MEMBERS];
+};
+
 static void
-show_json(const bg_roster *r, bool verified, const char *ca_hex)
+json_pin(const struct pin *p, time_t now)
 {
-    char t[BG_PKI_TIME_LEN], hex[BG_SIG_FP_HEX_LEN + 1];
-    uint8_t digest[32];
-    bg_pki_time_format((time_t)(bg_roster_issued_at_ms(r) / 1000), t);
-    bg_roster_digest(r, digest);
-    bg_sig_fp_hex(digest, hex);
-    printf("{\"serial\":%" PRIu64 ",\"issued_at\":\"%s\",\"issued_at_ms\":%" PRId64
-           ",\"federation\":",
-           bg_roster_serial(r), t, bg_roster_issued_at_ms(r));
-    bg_json_cstr(stdout, bg_roster_federation(r));
-    printf(",\"verified\":%s,\"ca_sha256\":\"%s\",\"roster_sha256\":\"%s\","
-           "\"max_message_bytes\":%" PRIu32 ",\"common_scale\":",
-           verified ? "true" : "false", ca_hex, hex, bg_roster_max_message_bytes(r));
-    json_scale(bg_roster_common_scale(r));
-    printf(",\"members\":[");
-    for (size_t i = 0; i < bg_roster_member_count(r); i++) {
-        const bg_roster_member *m = bg_roster_member_at(r, i);
-        bg_sig_fp_hex(m->cert_sha256, hex);
-        printf("%s{\"city\":\"%s\",\"name\":", i ? "," : "", m->city);
-        bg_json_cstr(stdout, m->name);
-        printf(",\"endpoint\":");
-        bg_json_cstr(stdout, m->endpoint);
-        printf(",\"cert_sha256\":\"%s\",\"lists\":", hex);
-        json_lists(m->lists);
-        printf(",\"scale\":");
-        json_scale(&m->scale);
-        printf(",\"grade_map\":{");
-        for (size_t g = 0; g < m->scale.ngrades; g++) {
-            if (g)
-                putchar(',');
-            bg_json_cstr(stdout, m->scale.grades[g]);
-            printf(":%" PRIu32, m->common[g]);
-        }
-        printf("}}");
+    if (!p->known) {
+        printf(",\"certificate\":null");
+        return;
     }
-    printf("],\"purposes\":[");
-    for (size_t i = 0; i < bg_roster_purpose_count(r); i++) {
-        const bg_roster_purpose *p = bg_roster_purpose_at(r, i);
-        printf("%s{\"name\":\"%s\",\"needs_authorisation\":%s}", i ? "," : "", p->name,
-               p->needs_authorisation ? "true" : "false");
+    char t[BG_PKI_TIME_LEN];
+    bg_pki_time_format(p->not_after, t);
+    printf(",\"certificate\":{\"serial\":\"%s\",\"not_after\":\"%s\",\"days_left\":%lld,"
+           "\"revoked_in_index\":%s,\"revoked\":%s,\"revoked_at\":",
+           p->serial, t, bg_cli_days_left(p->not_after, now), p->index_revoked ? "true" : "false",
+           p->crl_revoked ? "true" : "false");
+    if (p->crl_revoked)
+        bg_pki_time_format(p->crl_revoked_at, t);
+    bg_json_cstr(stdout, p->crl_revoked ? t : NULL);
+    putchar('}');
+}
+
+static void
+json_member(const bg_roster_member *m, const struct show *sh, const struct pin *p)
+{
+    char hex[BG_SIG_FP_HEX_LEN + 1];
+    bg_sig_fp_hex(m->cert_sha256, hex);
+    printf("{\"city\":\"%s\",\"name\":", m->city);
+    bg_json_cstr(stdout, m->name);
+    printf(",\"endpoint\":");
+    bg_json_cstr(stdout, m->endpoint);
+    printf(",\"cert_sha256\":\"%s\"", hex);
+    if (sh->lookup)
+        json_pin(p, sh->now);
+    printf(",\"lists\":");
+    json_lists(m->lists);
+    printf(",\"scale\":");
+    json_scale(&m->scale);
+    printf(",\"grade_map\":{");
+    for (size_t g = 0; g < m->scale.ngrades; g++) {
+        if (g)
+            putchar(',');
+        bg_json_cstr(stdout, m->scale.grades[g]);
+        printf(":%" PRIu32, m->common[g]);
     }
+    printf("}}");
+}
+
+static void
+json_permissions(const bg_roster *r)
+{
     printf("],\"permissions\":[");
     for (size_t i = 0; i < bg_roster_permission_count(r); i++) {
         const bg_roster_perm *p = bg_roster_permission_at(r, i);
@@ -324,47 +375,96 @@ show_json(const bg_roster *r, bool verified, const char *ca_hex)
         printf(",\"quota_items_per_day\":%" PRIu64 ",\"min_count_batch\":%" PRIu32 "}",
                p->quota_items_per_day, p->min_count_batch);
     }
-    printf("]}\n");
 }
 
 static void
-show_text(const bg_roster *r, bool verified, const char *ca_hex)
+show_json(const bg_roster *r, const struct show *sh)
 {
-    char t[BG_PKI_TIME_LEN], hex[BG_SIG_FP_HEX_LEN + 1], buf[512];
+    char t[BG_PKI_TIME_LEN], hex[BG_SIG_FP_HEX_LEN + 1];
     uint8_t digest[32];
     bg_pki_time_format((time_t)(bg_roster_issued_at_ms(r) / 1000), t);
     bg_roster_digest(r, digest);
     bg_sig_fp_hex(digest, hex);
-    bg_scale_format(bg_roster_common_scale(r), buf, sizeof buf);
-    printf("roster serial %" PRIu64 " of %s\n", bg_roster_serial(r), bg_roster_federation(r));
-    printf("  issued at      %s\n", t);
-    if (verified)
-        printf("  signature      verified: signed by CA sha256 %s\n", ca_hex);
-    else
-        printf("  signature      NOT VERIFIED (no --ca given); claims CA sha256 %s\n", ca_hex);
-    printf("  roster sha256  %s\n", hex);
-    printf("  max message    %" PRIu32 " bytes\n", bg_roster_max_message_bytes(r));
-    printf("  common scale   %s (rank 1 = best)\n", buf);
-    printf("members (%zu):\n", bg_roster_member_count(r));
-    for (size_t i = 0; i < bg_roster_member_count(r); i++) {
-        const bg_roster_member *m = bg_roster_member_at(r, i);
-        bg_sig_fp_hex(m->cert_sha256, hex);
-        printf("  %s %s\n", m->city, m->name);
-        printf("    endpoint     %s\n", m->endpoint);
-        printf("    certificate  sha256 %s\n", hex);
-        lists_text(m->lists, buf, sizeof buf);
-        printf("    lists        %s\n", buf);
-        bg_scale_format(&m->scale, buf, sizeof buf);
-        printf("    scale        %s ->", buf);
-        for (size_t g = 0; g < m->scale.ngrades; g++)
-            printf(" %s:%" PRIu32, m->scale.grades[g], m->common[g]);
-        printf("\n");
+    printf("{\"serial\":%" PRIu64 ",\"issued_at\":\"%s\",\"issued_at_ms\":%" PRId64
+           ",\"federation\":",
+           bg_roster_serial(r), t, bg_roster_issued_at_ms(r));
+    bg_json_cstr(stdout, bg_roster_federation(r));
+    printf(",\"verified\":%s,\"ca_sha256\":\"%s\",\"roster_sha256\":\"%s\","
+           "\"max_message_bytes\":%" PRIu32,
+           sh->verified ? "true" : "false", sh->ca_hex, hex, bg_roster_max_message_bytes(r));
+    if (sh->have_crl) {
+        bg_pki_time_format(sh->crl_next, t);
+        printf(",\"crl\":{\"number\":%" PRIu64 ",\"next_update\":\"%s\"}", sh->crl_number, t);
     }
-    printf("purposes (%zu):\n", bg_roster_purpose_count(r));
+    printf(",\"common_scale\":");
+    json_scale(bg_roster_common_scale(r));
+    printf(",\"members\":[");
+    for (size_t i = 0; i < bg_roster_member_count(r); i++) {
+        if (i)
+            putchar(',');
+        json_member(bg_roster_member_at(r, i), sh, &sh->pins[i]);
+    }
+    printf("],\"purposes\":[");
     for (size_t i = 0; i < bg_roster_purpose_count(r); i++) {
         const bg_roster_purpose *p = bg_roster_purpose_at(r, i);
-        printf("  %-32s needs authorisation: %s\n", p->name, p->needs_authorisation ? "yes" : "no");
+        printf("%s{\"name\":\"%s\",\"needs_authorisation\":%s}", i ? "," : "", p->name,
+               p->needs_authorisation ? "true" : "false");
     }
+    json_permissions(r);
+    printf("]}\n");
+}
+
+/* The lines about a member's pinned certificate beyond its fingerprint. */
+static void
+text_pin(const struct show *sh, const struct pin *p)
+{
+    char t[BG_PKI_TIME_LEN];
+    if (!sh->lookup)
+        return;
+    if (!p->known) {
+        printf("    expires      unknown: this sha256 is not in the CA index or a --cert file\n");
+        return;
+    }
+    bg_pki_time_format(p->not_after, t);
+    long long days = bg_cli_days_left(p->not_after, sh->now);
+    bool expired = p->not_after < sh->now;
+    days = days < 0 ? -days : days;
+    printf("    expires      %s (%lld day%s %s), serial %s\n", t, days, days == 1 ? "" : "s",
+           expired ? "ago: EXPIRED" : "left", p->serial);
+    if (p->crl_revoked) {
+        bg_pki_time_format(p->crl_revoked_at, t);
+        printf("    revoked      at %s by CRL #%" PRIu64 ": peers refuse this member\n", t,
+               sh->crl_number);
+    } else if (p->index_revoked != 0) {
+        bg_pki_time_format(p->index_revoked, t);
+        printf("    revoked      in the CA index at %s, %s\n", t,
+               sh->have_crl ? "but not in this CRL: publish a new one ('baygate ca crl')"
+                            : "(peers refuse it once a CRL says so; see --crl)");
+    }
+}
+
+static void
+text_member(const bg_roster_member *m, const struct show *sh, const struct pin *p)
+{
+    char hex[BG_SIG_FP_HEX_LEN + 1], buf[512];
+    bg_sig_fp_hex(m->cert_sha256, hex);
+    printf("  %s %s%s\n", m->city, m->name, p->crl_revoked ? "  REVOKED" : "");
+    printf("    endpoint     %s\n", m->endpoint);
+    printf("    certificate  sha256 %s\n", hex);
+    text_pin(sh, p);
+    lists_text(m->lists, buf, sizeof buf);
+    printf("    lists        %s\n", buf);
+    bg_scale_format(&m->scale, buf, sizeof buf);
+    printf("    scale        %s ->", buf);
+    for (size_t g = 0; g < m->scale.ngrades; g++)
+        printf(" %s:%" PRIu32, m->scale.grades[g], m->common[g]);
+    printf("\n");
+}
+
+static void
+text_permissions(const bg_roster *r)
+{
+    char buf[512];
     printf("permissions (%zu):\n", bg_roster_permission_count(r));
     for (size_t i = 0; i < bg_roster_permission_count(r); i++) {
         const bg_roster_perm *p = bg_roster_permission_at(r, i);
@@ -385,49 +485,194 @@ show_text(const bg_roster *r, bool verified, const char *ca_hex)
     }
 }
 
+static void
+show_text(const bg_roster *r, const struct show *sh)
+{
+    char t[BG_PKI_TIME_LEN], hex[BG_SIG_FP_HEX_LEN + 1], buf[512];
+    uint8_t digest[32];
+    bg_pki_time_format((time_t)(bg_roster_issued_at_ms(r) / 1000), t);
+    bg_roster_digest(r, digest);
+    bg_sig_fp_hex(digest, hex);
+    bg_scale_format(bg_roster_common_scale(r), buf, sizeof buf);
+    printf("roster serial %" PRIu64 " of %s\n", bg_roster_serial(r), bg_roster_federation(r));
+    printf("  issued at      %s\n", t);
+    if (sh->verified)
+        printf("  signature      verified: signed by CA sha256 %s\n", sh->ca_hex);
+    else
+        printf("  signature      NOT VERIFIED (no --ca given); claims CA sha256 %s\n", sh->ca_hex);
+    printf("  roster sha256  %s\n", hex);
+    printf("  max message    %" PRIu32 " bytes\n", bg_roster_max_message_bytes(r));
+    printf("  common scale   %s (rank 1 = best)\n", buf);
+    if (sh->have_crl) {
+        bg_pki_time_format(sh->crl_next, t);
+        printf("  CRL            #%" PRIu64 ", next update %s\n", sh->crl_number, t);
+    }
+    printf("members (%zu):\n", bg_roster_member_count(r));
+    for (size_t i = 0; i < bg_roster_member_count(r); i++)
+        text_member(bg_roster_member_at(r, i), sh, &sh->pins[i]);
+    printf("purposes (%zu):\n", bg_roster_purpose_count(r));
+    for (size_t i = 0; i < bg_roster_purpose_count(r); i++) {
+        const bg_roster_purpose *p = bg_roster_purpose_at(r, i);
+        printf("  %-32s needs authorisation: %s\n", p->name, p->needs_authorisation ? "yes" : "no");
+    }
+    text_permissions(r);
+}
+
+/* The certificates 'show' may match pins against, and the CA they are checked with. */
+struct sources {
+    X509 *ca;         /* --ca's certificate, or NULL */
+    bg_pki_ca *index; /* --ca as a CA directory: its index, or NULL */
+    X509 *certs[ROSTER_CERTS_MAX];
+    size_t ncerts;
+    X509_CRL *crl;
+};
+
+static void
+sources_free(struct sources *src)
+{
+    X509_free(src->ca);
+    bg_pki_ca_close(src->index);
+    for (size_t i = 0; i < src->ncerts; i++)
+        X509_free(src->certs[i]);
+    X509_CRL_free(src->crl);
+}
+
+/* --ca: a certificate file, or a directory holding ca.crt (a CA directory, whose
+ * index then says what it issued, or a gateway directory). */
+static int
+load_ca(const char *cmd, const char *ca, struct sources *src)
+{
+    char path[PATH_MAX];
+    bg_err err = {0};
+    struct stat st;
+    bool dir = stat(ca, &st) == 0 && S_ISDIR(st.st_mode);
+    int n = dir ? snprintf(path, sizeof path, "%s/index.txt", ca)
+                : snprintf(path, sizeof path, "%s", ca);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return bg_cli_fail(cmd, "--ca: path too long");
+    if (dir && access(path, F_OK) == 0) {
+        if (bg_pki_ca_open_index(&src->index, ca, &err) != BG_OK)
+            return bg_cli_fail(cmd, "--ca: %s", err.msg);
+        src->ca = X509_dup(bg_pki_ca_cert(src->index));
+        if (src->ca == NULL)
+            return bg_cli_fail(cmd, "out of memory");
+        return BG_EXIT_OK;
+    }
+    if (dir)
+        snprintf(path, sizeof path, "%s/ca.crt", ca);
+    if (bg_pki_cert_load(path, &src->ca, &err) != BG_OK)
+        return bg_cli_fail(cmd, "--ca: %s", err.msg);
+    return BG_EXIT_OK;
+}
+
+/* --cert files and --crl (its signature checked against the CA). */
+static int
+load_sources(const char *cmd, const struct roster_opts *o, struct sources *src, struct show *sh)
+{
+    bg_err err = {0};
+    int rc = o->ca != NULL ? load_ca(cmd, o->ca, src) : BG_EXIT_OK;
+    if (rc != BG_EXIT_OK)
+        return rc;
+    for (size_t i = 0; i < o->ncerts; i++, src->ncerts++)
+        if (bg_pki_cert_load(o->certs[i], &src->certs[i], &err) != BG_OK)
+            return bg_cli_fail(cmd, "--cert: %s", err.msg);
+    sh->lookup = src->index != NULL || src->ncerts > 0;
+    if (o->crl == NULL)
+        return BG_EXIT_OK;
+    if (src->ca == NULL)
+        return bg_cli_fail(cmd, "--crl needs --ca: a CRL counts only if the CA signed it");
+    if (!sh->lookup)
+        return bg_cli_fail(cmd, "--crl names serials: give the CA directory as --ca, or the "
+                                "members' certificates with --cert");
+    bg_trust *t = NULL;
+    if ((rc = bg_pki_crl_load(o->crl, &src->crl, &err)) == BG_OK &&
+        (rc = bg_trust_new(&t, src->ca, src->crl, 0, &err)) == BG_OK &&
+        (rc = bg_pki_crl_number(src->crl, &sh->crl_number, &err)) == BG_OK)
+        rc = bg_pki_crl_next_update(src->crl, &sh->crl_next, &err);
+    bg_trust_free(t);
+    if (rc != BG_OK)
+        return fail_rc(cmd, rc, &err); /* not the CA's, or malformed: 1 */
+    sh->have_crl = true;
+    return BG_EXIT_OK;
+}
+
+/* Fills p from whichever source has the certificate with fingerprint fp. */
+static void
+find_pin(const struct sources *src, const uint8_t fp[BG_SIG_FP_LEN], struct pin *p)
+{
+    for (size_t i = 0; src->index != NULL && i < bg_pki_ca_count(src->index); i++) {
+        const bg_pki_issued *e = bg_pki_ca_entry(src->index, i);
+        if (memcmp(e->fingerprint, fp, BG_SIG_FP_LEN) == 0) {
+            p->known = true;
+            memcpy(p->serial, e->serial, sizeof p->serial);
+            p->not_after = e->not_after;
+            p->index_revoked = e->revoked_at;
+            return;
+        }
+    }
+    for (size_t i = 0; i < src->ncerts; i++) {
+        uint8_t cfp[BG_SIG_FP_LEN];
+        if (bg_sig_fingerprint(src->certs[i], cfp, NULL) == BG_OK &&
+            memcmp(cfp, fp, BG_SIG_FP_LEN) == 0 &&
+            bg_pki_cert_serial_hex(src->certs[i], p->serial, NULL) == BG_OK &&
+            bg_pki_asn1_time(X509_get0_notAfter(src->certs[i]), &p->not_after, NULL) == BG_OK) {
+            p->known = true;
+            return;
+        }
+    }
+}
+
+static void
+fill_pins(const bg_roster *r, const struct sources *src, struct show *sh)
+{
+    for (size_t i = 0; i < bg_roster_member_count(r); i++) {
+        struct pin *p = &sh->pins[i];
+        find_pin(src, bg_roster_member_at(r, i)->cert_sha256, p);
+        if (p->known && src->crl != NULL &&
+            bg_pki_crl_revoked(src->crl, p->serial, &p->crl_revoked_at, NULL) == BG_OK)
+            p->crl_revoked = true;
+    }
+}
+
 static int
 roster_show(const struct roster_opts *o)
 {
     const char *cmd = "roster show";
     bg_err err = {0};
-    X509 *ca = NULL;
+    struct sources src = {0};
+    struct show *sh = calloc(1, sizeof *sh);
     bg_roster *r = NULL;
-    uint8_t *bytes = NULL;
+    uint8_t *bytes = NULL, fp[BG_SIG_FP_LEN];
     size_t len = 0;
-    int exit_code = BG_EXIT_ERROR, rc;
-    uint8_t fp[BG_SIG_FP_LEN];
-    char fp_hex[BG_SIG_FP_HEX_LEN + 1];
-
-    if (o->ca != NULL) {
-        char path[PATH_MAX];
-        struct stat st;
-        int n = stat(o->ca, &st) == 0 && S_ISDIR(st.st_mode)
-                    ? snprintf(path, sizeof path, "%s/ca.crt", o->ca)
-                    : snprintf(path, sizeof path, "%s", o->ca);
-        if (n < 0 || (size_t)n >= sizeof path)
-            return bg_cli_fail(cmd, "--ca: path too long");
-        if (bg_pki_cert_load(path, &ca, &err) != BG_OK ||
-            bg_sig_fingerprint(ca, fp, &err) != BG_OK) {
-            bg_cli_fail(cmd, "--ca: %s", err.msg);
-            goto out;
-        }
+    int exit_code, rc;
+    if (sh == NULL)
+        return bg_cli_fail(cmd, "out of memory");
+    if ((exit_code = load_sources(cmd, o, &src, sh)) != BG_EXIT_OK)
+        goto out;
+    exit_code = BG_EXIT_ERROR;
+    if (src.ca != NULL && bg_sig_fingerprint(src.ca, fp, &err) != BG_OK) {
+        bg_cli_fail(cmd, "--ca: %s", err.msg);
+        goto out;
     }
     if ((rc = bg_roster_read_file(o->file, &bytes, &len, &err)) != BG_OK) {
         exit_code = fail_rc(cmd, rc, &err);
         goto out;
     }
-    rc = ca != NULL ? bg_roster_open(bytes, len, ca, 0, NULL, &r, NULL, &err)
-                    : bg_roster_inspect(bytes, len, &r, fp, &err);
+    rc = src.ca != NULL ? bg_roster_open(bytes, len, src.ca, 0, NULL, &r, NULL, &err)
+                        : bg_roster_inspect(bytes, len, &r, fp, &err);
     if (rc != BG_OK) {
         bg_cli_fail(cmd, "%s: %s", o->file, err.msg);
         exit_code = exit_for(rc);
         goto out;
     }
-    bg_sig_fp_hex(fp, fp_hex);
+    sh->verified = src.ca != NULL;
+    sh->now = time(NULL);
+    bg_sig_fp_hex(fp, sh->ca_hex);
+    fill_pins(r, &src, sh);
     if (o->json)
-        show_json(r, ca != NULL, fp_hex);
+        show_json(r, sh);
     else
-        show_text(r, ca != NULL, fp_hex);
+        show_text(r, sh);
     if (fflush(stdout) != 0) {
         bg_cli_fail(cmd, "writing output failed");
         goto out;
@@ -436,7 +681,8 @@ roster_show(const struct roster_opts *o)
 out:
     bg_roster_free(r);
     free(bytes);
-    X509_free(ca);
+    sources_free(&src);
+    free(sh);
     return exit_code;
 }
 
@@ -453,7 +699,7 @@ bg_cmd_roster(int argc, char **argv)
         int (*run)(const struct roster_opts *);
     } subs[] = {
         {"sign", " ca out force ", roster_sign},
-        {"show", " ca json ", roster_show},
+        {"show", " ca json crl cert ", roster_show},
     };
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         if (strcmp(argv[1], subs[i].name) != 0)

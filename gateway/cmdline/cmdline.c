@@ -55,3 +55,9 @@ bg_cli_bad_option(const char *cmd, int ch, char *const *argv)
         return bg_cli_fail(cmd, "%s needs a value; see 'baygate %s --help'", argv[optind - 1], cmd);
     return bg_cli_fail(cmd, "unknown option '%s'; see 'baygate %s --help'", argv[optind - 1], cmd);
 }
+
+long long
+bg_cli_days_left(time_t t, time_t now)
+{
+    return ((long long)t - (long long)now) / 86400;
+}

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 enum { BG_EXIT_OK = 0, BG_EXIT_FAIL = 1, BG_EXIT_ERROR = 2 };
 
@@ -21,6 +22,10 @@ int bg_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(pri
  * option string) returned for a bad option: ch ':' (a value is missing) or anything
  * else (an unknown option). Returns BG_EXIT_ERROR. */
 int bg_cli_bad_option(const char *cmd, int ch, char *const *argv);
+
+/* Whole days from now until t, counted toward zero (negative once past: -1 is
+ * "a day ago"): how commands show a certificate's days left. */
+long long bg_cli_days_left(time_t t, time_t now);
 
 /* Strict number parsing for options; false (and a message) if s is not one. */
 bool bg_cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);

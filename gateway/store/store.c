@@ -361,12 +361,12 @@ create_file(bg_store *s, const char *data_dir, const char *city, bool *created, 
     return BG_OK;
 }
 
-/* Opens the connection, checks the schema version before anything writes (a newer store
- * is not ours to touch), then WAL, foreign keys and synchronous=FULL. */
+/* Opens the connection (flags: SQLITE_OPEN_READWRITE or _READONLY) and reads the schema
+ * version; a newer store is not ours to touch. */
 static int
-open_db(bg_store *s, int64_t *version, bg_err *err)
+open_conn(bg_store *s, int flags, int64_t *version, bg_err *err)
 {
-    if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+    if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK)
         return bg_err_set(err, BG_EDB, "cannot open store %s: %s", s->path,
                           s->db ? sqlite3_errmsg(s->db) : "out of memory");
     sqlite3_extended_result_codes(s->db, 1);
@@ -380,7 +380,17 @@ open_db(bg_store *s, int64_t *version, bg_err *err)
                           "store %s has schema version %lld, newer than this baygate knows (%d): "
                           "upgrade baygate",
                           s->path, (long long)*version, BG_STORE_SCHEMA_VERSION);
+    return BG_OK;
+}
 
+/* Opens the connection, checks the schema version before anything writes, then WAL,
+ * foreign keys and synchronous=FULL. */
+static int
+open_db(bg_store *s, int64_t *version, bg_err *err)
+{
+    int rc = open_conn(s, SQLITE_OPEN_READWRITE, version, err);
+    if (rc != BG_OK)
+        return rc;
     sqlite3_stmt *jm = NULL;
     bool wal = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &jm, NULL) == SQLITE_OK &&
                sqlite3_step(jm) == SQLITE_ROW &&
@@ -396,16 +406,13 @@ open_db(bg_store *s, int64_t *version, bg_err *err)
                 err);
 }
 
-int
-bg_store_open(bg_store **out, const char *data_dir, const char *city, const bg_scale *scale,
-              bg_err *err)
+/* A handle for the store in data_dir, not yet open. */
+static int
+store_new(const char *data_dir, bg_store **out, bg_err *err)
 {
     *out = NULL;
     if (data_dir == NULL || data_dir[0] == '\0')
         return bg_err_set(err, BG_EINVAL, "no data directory given");
-    if (city != NULL && !valid_city(city))
-        return bg_err_set(err, BG_EINVAL, "city '%.16s' is not a 6-digit division code", city);
-
     bg_store *s = calloc(1, sizeof *s);
     if (s == NULL)
         return bg_err_set(err, BG_ENOMEM, "out of memory");
@@ -414,8 +421,23 @@ bg_store_open(bg_store **out, const char *data_dir, const char *city, const bg_s
         free(s);
         return bg_err_set(err, BG_EINVAL, "data directory path is too long");
     }
+    *out = s;
+    return BG_OK;
+}
+
+int
+bg_store_open(bg_store **out, const char *data_dir, const char *city, const bg_scale *scale,
+              bg_err *err)
+{
+    *out = NULL;
+    if (city != NULL && !valid_city(city))
+        return bg_err_set(err, BG_EINVAL, "city '%.16s' is not a 6-digit division code", city);
+    bg_store *s = NULL;
+    int rc = store_new(data_dir, &s, err);
+    if (rc != BG_OK)
+        return rc;
     bool created = false;
-    int rc = create_file(s, data_dir, city, &created, err);
+    rc = create_file(s, data_dir, city, &created, err);
     if (rc != BG_OK) {
         free(s);
         return rc;
@@ -446,6 +468,35 @@ bg_store_open(bg_store **out, const char *data_dir, const char *city, const bg_s
     }
     free(s);
     return rc;
+}
+
+int
+bg_store_open_readonly(bg_store **out, const char *data_dir, bg_err *err)
+{
+    bg_store *s = NULL;
+    int rc = store_new(data_dir, &s, err);
+    if (rc != BG_OK)
+        return rc;
+    struct stat st;
+    if (stat(s->path, &st) != 0) {
+        rc = bg_err_set(err, errno == ENOENT ? BG_ENOTFOUND : BG_EIO, "no store at %s: %s", s->path,
+                        strerror(errno));
+        free(s);
+        return rc;
+    }
+    int64_t v = 0;
+    rc = open_conn(s, SQLITE_OPEN_READONLY, &v, err);
+    if (rc == BG_OK && v == 0)
+        rc = bg_err_set(err, BG_EDB, "store %s was never set up (schema version 0)", s->path);
+    if (rc == BG_OK)
+        rc = load_meta(s, NULL, NULL, err);
+    if (rc != BG_OK) {
+        sqlite3_close_v2(s->db);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return BG_OK;
 }
 
 void

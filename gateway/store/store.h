@@ -33,6 +33,15 @@ typedef struct sqlite3 sqlite3;
  */
 int bg_store_open(bg_store **out, const char *data_dir, const char *city, const bg_scale *scale,
                   bg_err *err);
+/*
+ * Opens the existing store in data_dir for reading only: nothing is created,
+ * migrated or written, so it is safe beside a running gateway (for checking a
+ * gateway directory). BG_ENOTFOUND if there is no store. Its schema may be
+ * older than BG_STORE_SCHEMA_VERSION (bg_store_schema_version says; the next
+ * bg_store_open migrates it), and then only city, scale and version may be read;
+ * a newer one is refused as bg_store_open refuses it.
+ */
+int bg_store_open_readonly(bg_store **out, const char *data_dir, bg_err *err);
 void bg_store_close(bg_store *s);
 
 /* The underlying connection, for modules of the store layer (import). */
