@@ -536,6 +536,354 @@ START_TEST(permission_lookup)
 }
 END_TEST
 
+/* --- permission defaults: [permission default], '*' sides, deny --- */
+
+/* A copy of r's serialised Roster with issued_at_ms set to at (malloc'd): compiling
+ * stamps the time, everything else must match byte for byte. */
+static uint8_t *
+roster_bytes_at(const bg_roster *r, int64_t at, size_t *len)
+{
+    size_t n = 0;
+    const uint8_t *b = bg_roster_bytes(r, &n);
+    Baygate__Roster *m = baygate__roster__unpack(NULL, n, b);
+    ck_assert_ptr_nonnull(m);
+    m->issued_at_ms = at;
+    *len = baygate__roster__get_packed_size(m);
+    uint8_t *out = malloc(*len);
+    ck_assert_ptr_nonnull(out);
+    baygate__roster__pack(m, out);
+    baygate__roster__free_unpacked(m, NULL);
+    return out;
+}
+
+/* The good source's members and purposes with perms in place of its permission
+ * sections; *first_line gets the line perms starts at. */
+static char *
+with_perms(const char *perms, size_t *first_line)
+{
+    const char *cut = strstr(good_template, "[permission 440300 -> 440100]");
+    ck_assert_ptr_nonnull(cut);
+    size_t head = (size_t)(cut - good_template);
+    char *base = malloc(head + 1);
+    ck_assert_ptr_nonnull(base);
+    memcpy(base, good_template, head);
+    base[head] = '\0';
+    char *text = mutate(base, NULL, perms, first_line);
+    free(base);
+    return text;
+}
+
+static bg_roster *
+parse_perms(const char *perms)
+{
+    char *text = with_perms(perms, NULL);
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    ck_assert_msg(parse_text(text, &r, &err) == BG_OK, "%s", err.msg);
+    free(text);
+    return r;
+}
+
+static const char default_all[] = "[permission default]           ; every ordered pair\n"
+                                  "purposes = supervision\n"
+                                  "lists = *                       ; what each answerer offers\n"
+                                  "quota_items_per_day = 5000\n"
+                                  "min_count_batch = 4\n";
+
+/* perm's fields, or a failed check naming the pair. */
+static void
+expect_perm(const bg_roster *r, const char *a, const char *b, uint32_t purposes, bool sd, bool ao,
+            uint64_t quota, uint32_t batch)
+{
+    const bg_roster_perm *p = bg_roster_permission_find(r, a, b);
+    ck_assert_msg(p != NULL, "no permission %s -> %s", a, b);
+    ck_assert_msg(p->purposes == purposes, "%s -> %s purposes %x", a, b, p->purposes);
+    ck_assert_msg(p->lists[BG_LIST_SERIOUS_DISHONESTY] == sd &&
+                      p->lists[BG_LIST_ABNORMAL_OPERATION] == ao,
+                  "%s -> %s lists", a, b);
+    ck_assert_uint_eq(p->quota_items_per_day, quota);
+    ck_assert_uint_eq(p->min_count_batch, batch);
+}
+
+START_TEST(defaults_expand_to_every_pair)
+{
+    bg_roster *r = parse_perms(default_all);
+    /* Three members: 3 x 2 ordered pairs, asker by asker in member order. */
+    ck_assert_uint_eq(bg_roster_permission_count(r), 6);
+    const char *order[6][2] = {{"440100", "440300"}, {"440100", "440600"}, {"440300", "440100"},
+                               {"440300", "440600"}, {"440600", "440100"}, {"440600", "440300"}};
+    for (size_t i = 0; i < 6; i++) {
+        const bg_roster_perm *p = bg_roster_permission_at(r, i);
+        ck_assert_str_eq(p->asker, order[i][0]);
+        ck_assert_str_eq(p->answerer, order[i][1]);
+    }
+    /* lists = *: each answerer's own lists (Foshan offers only serious-dishonesty). */
+    expect_perm(r, "440100", "440300", 1, true, true, 5000, 4);
+    expect_perm(r, "440300", "440100", 1, true, true, 5000, 4);
+    expect_perm(r, "440100", "440600", 1, true, false, 5000, 4);
+    expect_perm(r, "440300", "440600", 1, true, false, 5000, 4);
+    bg_roster_verdict v;
+    ck_assert(
+        !bg_roster_permission(r, "440300", "440600", "supervision", "abnormal-operation", &v));
+    ck_assert_has(v.reason, "440600 does not offer abnormal-operation");
+    ck_assert(bg_roster_permission(r, "440600", "440300", "supervision", "abnormal-operation", &v));
+    bg_roster_free(r);
+
+    /* A named list in the default: only the answerers that offer it get it. */
+    r = parse_perms("[permission * -> *]\npurposes = lending\nlists = abnormal-operation\n"
+                    "quota_items_per_day = 10\nmin_count_batch = 1\n");
+    ck_assert_uint_eq(bg_roster_permission_count(r), 4); /* nobody asks Foshan */
+    ck_assert_ptr_null(bg_roster_permission_find(r, "440100", "440600"));
+    expect_perm(r, "440600", "440100", 2, false, true, 10, 1);
+    bg_roster_free(r);
+
+    /* Nine Greater Bay Area cities, one default: the 72 ordered pairs. */
+    char *text = malloc(64 * 1024);
+    ck_assert_ptr_nonnull(text);
+    size_t n = (size_t)snprintf(text, 64 * 1024,
+                                "[federation]\nname = F\nserial = 1\nmax_message_bytes = 65536\n"
+                                "common_scale = 1,2\n[purpose supervision]\n"
+                                "needs_authorisation = false\n");
+    const char *gba[9] = {"440100", "440300", "440400", "440600", "441900",
+                          "442000", "441300", "440700", "441200"};
+    for (int i = 0; i < 9; i++)
+        n += (size_t)snprintf(text + n, 64 * 1024 - n,
+                              "[member %s]\nname = M%d\nendpoint = tls+tcp://10.0.0.1:%d\n"
+                              "fingerprint = %064x\nlists = serious-dishonesty\nscale = 1,2\n"
+                              "grade_map = 1:1, 2:2\n",
+                              gba[i], i, 7000 + i, i + 1);
+    snprintf(text + n, 64 * 1024 - n, "%s", default_all);
+    bg_err err = {0};
+    ck_assert_msg(parse_text(text, &r, &err) == BG_OK, "%s", err.msg);
+    ck_assert_uint_eq(bg_roster_permission_count(r), 72);
+    for (int a = 0; a < 9; a++)
+        for (int b = 0; b < 9; b++)
+            ck_assert(a == b ? bg_roster_permission_find(r, gba[a], gba[b]) == NULL
+                             : bg_roster_permission_find(r, gba[a], gba[b]) != NULL);
+    bg_roster_free(r);
+    free(text);
+}
+END_TEST
+
+START_TEST(defaults_overridden)
+{
+    bg_roster *r = parse_perms("[permission 440300 -> 440100]   ; this pair: its own terms\n"
+                               "purposes = supervision, lending\n"
+                               "lists = serious-dishonesty\n"
+                               "quota_items_per_day = 7\n"
+                               "min_count_batch = 16\n"
+                               "\n"
+                               "[permission * -> 440600]         ; whoever asks Foshan\n"
+                               "purposes = lending\n"
+                               "lists = *\n"
+                               "quota_items_per_day = 3\n"
+                               "min_count_batch = 1\n"
+                               "\n"
+                               "[permission 440600 -> *]         ; Foshan asks nobody\n"
+                               "deny = true\n"
+                               "\n"
+                               "[permission 440300 -> 440600]   ; nor Shenzhen Foshan\n"
+                               "deny = true\n"
+                               "\n"
+                               "[permission default]\n"
+                               "purposes = supervision\n"
+                               "lists = *\n"
+                               "quota_items_per_day = 5000\n"
+                               "min_count_batch = 4\n");
+    /* The pair section wins over the default (wherever the default stands)... */
+    expect_perm(r, "440300", "440100", 3, true, false, 7, 16);
+    /* ...[* -> 440600] over the default for an asker of Foshan... */
+    expect_perm(r, "440100", "440600", 2, true, false, 3, 1);
+    /* ...the default gives what nothing else names... */
+    expect_perm(r, "440100", "440300", 1, true, true, 5000, 4);
+    /* ...and deny forbids, in a pair section over [* -> 440600], in [440600 -> *] over
+     * the default. */
+    ck_assert_ptr_null(bg_roster_permission_find(r, "440300", "440600"));
+    ck_assert_ptr_null(bg_roster_permission_find(r, "440600", "440100"));
+    ck_assert_ptr_null(bg_roster_permission_find(r, "440600", "440300"));
+    ck_assert_uint_eq(bg_roster_permission_count(r), 3);
+    bg_roster_verdict v;
+    ck_assert(
+        !bg_roster_permission(r, "440600", "440100", "supervision", "serious-dishonesty", &v));
+    ck_assert_has(v.reason, "440600 may not ask 440100 anything");
+    bg_roster_free(r);
+
+    /* [A -> *] and [* -> B] meeting at A -> B: a deny in either one wins. No default: a
+     * pair nothing names has no permission. */
+    r = parse_perms("[permission 440300 -> *]\npurposes = supervision\nlists = *\n"
+                    "quota_items_per_day = 9\nmin_count_batch = 1\n"
+                    "[permission * -> 440600]\ndeny = true\n");
+    expect_perm(r, "440300", "440100", 1, true, true, 9, 1);
+    ck_assert_uint_eq(bg_roster_permission_count(r), 1);
+    bg_roster_free(r);
+}
+END_TEST
+
+/* A default form and the per-pair form it stands for compile to the same bytes. */
+START_TEST(defaults_equal_the_pairs_they_stand_for)
+{
+    char *a = with_perms(default_all, NULL);
+    static const char pairs[][3][8] = {
+        {"440100", "440300", "sd, ao"}, {"440100", "440600", "sd"},
+        {"440300", "440100", "sd, ao"}, {"440300", "440600", "sd"},
+        {"440600", "440100", "sd, ao"}, {"440600", "440300", "sd, ao"}};
+    char perms[4096];
+    size_t n = 0;
+    for (size_t i = 0; i < 6; i++)
+        n += (size_t)snprintf(perms + n, sizeof perms - n,
+                              "[permission %s -> %s]\npurposes = supervision\nlists = %s\n"
+                              "quota_items_per_day = 5000\nmin_count_batch = 4\n",
+                              pairs[i][0], pairs[i][1],
+                              strcmp(pairs[i][2], "sd") == 0
+                                  ? "serious-dishonesty"
+                                  : "serious-dishonesty, abnormal-operation");
+    char *b = with_perms(perms, NULL);
+    bg_roster *ra = NULL, *rb = NULL;
+    bg_err err = {0};
+    ck_assert_msg(parse_text(a, &ra, &err) == BG_OK, "%s", err.msg);
+    ck_assert_msg(parse_text(b, &rb, &err) == BG_OK, "%s", err.msg);
+    size_t la = 0, lb = 0;
+    uint8_t *ba = roster_bytes_at(ra, 1, &la), *bb = roster_bytes_at(rb, 1, &lb);
+    ck_assert_uint_eq(la, lb);
+    ck_assert_mem_eq(ba, bb, la);
+    free(ba);
+    free(bb);
+    bg_roster_free(ra);
+    bg_roster_free(rb);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* A file of pair sections (tests/data/roster_per_pair.ini) compiles to exactly the
+ * bytes it did before permission defaults existed (roster_per_pair.hex, made then). */
+START_TEST(per_pair_file_compiles_as_before)
+{
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    ck_assert_msg(bg_roster_parse_ini(BG_TEST_DATA "/roster_per_pair.ini", NULL, &r, &err) == BG_OK,
+                  "%s", err.msg);
+    ck_assert_uint_eq(bg_roster_permission_count(r), 4);
+    size_t len = 0;
+    uint8_t *got = roster_bytes_at(r, 1, &len);
+    FILE *f = fopen(BG_TEST_DATA "/roster_per_pair.hex", "r");
+    ck_assert_ptr_nonnull(f);
+    uint8_t want[4096];
+    size_t wn = 0;
+    unsigned byte;
+    while (wn < sizeof want && fscanf(f, "%2x", &byte) == 1)
+        want[wn++] = (uint8_t)byte;
+    fclose(f);
+    ck_assert_uint_gt(wn, 500);
+    ck_assert_uint_eq(len, wn);
+    ck_assert_mem_eq(got, want, wn);
+    free(got);
+    bg_roster_free(r);
+}
+END_TEST
+
+/* Broken permission sections of the new kinds, each with its message and the line (of
+ * perms, counted from 0) it must name. */
+static const struct {
+    const char *perms, *expect;
+    int line;
+} default_bad[] = {
+    {"[permission default]\npurposes = supervision\nlists = serious-dishonesty, grey\n"
+     "quota_items_per_day = 1\nmin_count_batch = 1\n",
+     "[permission default] lists: unknown list 'grey'", 2},
+    {"[permission default]\npurposes = supervision\nlists = *, serious-dishonesty\n"
+     "quota_items_per_day = 1\nmin_count_batch = 1\n",
+     "lists: '*' (every list the answerer offers) stands alone", 2},
+    {"[permission default]\npurposes = marketing\nlists = *\n"
+     "quota_items_per_day = 1\nmin_count_batch = 1\n",
+     "[permission default] purposes: purpose 'marketing' is not declared", 1},
+    {"[permission default]\npurposes =\nlists = *\nquota_items_per_day = 1\nmin_count_batch = 1\n",
+     "needs at least one purpose (deny = true forbids)", 1},
+    {"[permission default]\npurposes = supervision\nlists = *\nquota_items_per_day = 1\n",
+     "[permission default] min_count_batch is required", 0},
+    {"[permission default]\npurposes = supervision\nlists = *\nquota_items_per_day = 0\n"
+     "min_count_batch = 1\n",
+     "[permission default] quota_items_per_day: 0 is out of range", 3},
+    {"[permission * -> 440600]\npurposes = supervision\nlists = abnormal-operation\n"
+     "quota_items_per_day = 1\nmin_count_batch = 1\n",
+     "[permission * -> 440600] lists: 440600 does not offer abnormal-operation", 2},
+    {"[permission 440999 -> *]\ndeny = true\n",
+     "[permission 440999 -> *] asker 440999 is not a member", 0},
+    {"[permission 440300 -> *]\npurposes = supervision\nlists = *\nquota_items_per_day = 1\n"
+     "min_count_batch = 1\n[permission * -> 440100]\npurposes = lending\nlists = *\n"
+     "quota_items_per_day = 1\nmin_count_batch = 1\n",
+     "[permission 440300 -> *] (line ", 5},
+    {"[permission default]\ndeny = true\npurposes = supervision\n",
+     "[permission default]: deny = true forbids what the section names; it takes no other key", 1},
+    {"[permission default]\ndeny = maybe\n", "[permission default] deny: expected true or false",
+     1},
+    {"[permission default]\ndeny = true\ndeny = true\n", "deny given twice (first at line", 2},
+    {"[permission default]\ndeny = true\n[permission * -> *]\ndeny = true\n",
+     "given twice (first at line", 2},
+    {"[permission 440100 -> *]\ndeny = true\n  440300\n", "an indented line continues", 2},
+    /* A second section for a pair must not undo the first one's deny. */
+    {"[permission 440100 -> 440300]\ndeny = true\n[permission 440100 -> 440300]\n"
+     "purposes = supervision\nlists = *\nquota_items_per_day = 1\nmin_count_batch = 1\n",
+     "[permission 440100 -> 440300] appears twice (first at line", 2},
+    {"[permission 440100 -> 440100]\ndeny = true\n", "asker and answerer are the same city", 0},
+    {"[permission 440100 -> all]\ndeny = true\n", "expected two 6-digit city codes", 0},
+};
+
+/* A default that names a list no member offers is a mistake, named with its line. */
+START_TEST(default_list_nobody_offers)
+{
+    size_t first = 0;
+    char *text = with_perms("[permission default]\npurposes = supervision\n"
+                            "lists = serious-dishonesty, abnormal-operation\n"
+                            "quota_items_per_day = 1\nmin_count_batch = 1\n",
+                            &first);
+    /* Nobody offers abnormal-operation any more. */
+    char *t1 = mutate(text,
+                      "[member 440100]\nname = Guangzhou\nendpoint = tls+tcp://127.0.0.1:7501\n"
+                      "certificate = gz/city.crt       ; relative to this file\n"
+                      "lists = serious-dishonesty, abnormal-operation",
+                      "[member 440100]\nname = Guangzhou\nendpoint = tls+tcp://127.0.0.1:7501\n"
+                      "certificate = gz/city.crt       ; relative to this file\n"
+                      "lists = serious-dishonesty",
+                      NULL);
+    char *t2 =
+        mutate(t1, "certificate = sz/city.crt\nlists = serious-dishonesty, abnormal-operation",
+               "certificate = sz/city.crt\nlists = serious-dishonesty", NULL);
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    ck_assert_int_eq(parse_text(t2, &r, &err), BG_EINVAL);
+    char want[160];
+    snprintf(want, sizeof want,
+             "roster.ini:%zu: [permission default] lists: no member it applies to offers "
+             "abnormal-operation",
+             first + 2);
+    ck_assert_str_eq(err.msg, want);
+    /* With one member offering it again, it compiles. */
+    ck_assert_msg(parse_text(t1, &r, &err) == BG_OK, "%s", err.msg);
+    bg_roster_free(r);
+    free(t2);
+    free(t1);
+    free(text);
+}
+END_TEST
+
+START_TEST(defaults_refused_with_line)
+{
+    size_t first = 0;
+    char *text = with_perms(default_bad[_i].perms, &first);
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    int rc = parse_text(text, &r, &err);
+    free(text);
+    ck_assert_msg(rc != BG_OK, "case %d (%s) was accepted", _i, default_bad[_i].expect);
+    ck_assert_has(err.msg, default_bad[_i].expect);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "roster.ini:%zu: ", first + (size_t)default_bad[_i].line);
+    ck_assert_msg(strncmp(err.msg, prefix, strlen(prefix)) == 0, "case %d: '%s' is not at %s", _i,
+                  err.msg, prefix);
+}
+END_TEST
+
 /* --- signing and opening --- */
 
 START_TEST(sign_open_round_trip_equals)
@@ -1087,6 +1435,16 @@ roster_suite(void)
     tcase_add_test(ini, grade_mapping_lookup);
     tcase_add_test(ini, permission_lookup);
     suite_add_tcase(s, ini);
+
+    TCase *defaults = tcase_create("permission defaults");
+    tcase_add_test(defaults, defaults_expand_to_every_pair);
+    tcase_add_test(defaults, defaults_overridden);
+    tcase_add_test(defaults, defaults_equal_the_pairs_they_stand_for);
+    tcase_add_test(defaults, per_pair_file_compiles_as_before);
+    tcase_add_test(defaults, default_list_nobody_offers);
+    tcase_add_loop_test(defaults, defaults_refused_with_line, 0,
+                        (int)(sizeof default_bad / sizeof default_bad[0]));
+    suite_add_tcase(s, defaults);
 
     TCase *wire = tcase_create("signed");
     tcase_set_timeout(wire, 120);
