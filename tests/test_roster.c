@@ -26,6 +26,7 @@
 #include "certs/pki.h"
 #include "certs/sig.h"
 #include "peers/roster.h"
+#include "peers/roster_edit.h"
 #include "peers/roster_ini.h"
 #include "proto/roster.pb-c.h"
 
@@ -884,6 +885,167 @@ START_TEST(defaults_refused_with_line)
 }
 END_TEST
 
+/* --- editing the source: roster add-member, remove-member --- */
+
+static void write_cert(bg_pki_ca *ca, const char *city, const char *name, const char *path,
+                       uint8_t fp[BG_SIG_FP_LEN]);
+
+/* scratch/zh/city.crt: a certificate of Zhuhai 440400 from the CA, made once. */
+static void
+zhuhai_cert(void)
+{
+    if (access(at("zh/city.crt"), R_OK) == 0)
+        return;
+    bg_pki_ca *ca = NULL;
+    bg_err err = {0};
+    ck_assert_msg(bg_pki_ca_open(&ca, at("ca"), &err) == BG_OK, "%s", err.msg);
+    mkdir(at("zh"), 0700);
+    write_cert(ca, "440400", "Zhuhai", at("zh/city.crt"), NULL);
+    bg_pki_ca_close(ca);
+}
+
+static const bg_roster_new_member zhuhai = {"440400",
+                                            "Zhuhai",
+                                            "tls+tcp://127.0.0.1:7504",
+                                            "zh/city.crt",
+                                            "serious-dishonesty",
+                                            "ABCD=A,B,C,D",
+                                            "A:1, B:2, C:3, D:4"};
+
+START_TEST(edit_add_member_keeps_the_rest)
+{
+    zhuhai_cert();
+    char *text = with_perms(default_all, NULL);
+    char *out = NULL;
+    size_t n = 0;
+    uint64_t serial = 0;
+    bg_err err = {0};
+    ck_assert_msg(bg_roster_edit_add_member(text, strlen(text), &zhuhai, &out, &n, &serial, &err) ==
+                      BG_OK,
+                  "%s", err.msg);
+    ck_assert_uint_eq(serial, 4);
+    ck_assert_uint_eq(n, strlen(out));
+    /* Exactly: the serial raised and the section after the last member, nothing else. */
+    char *e1 = mutate(text, "serial = 3", "serial = 4", NULL);
+    char *want = mutate(e1, "grade_map = A:1, B:2, C:3, D:4\n\n[permission default]",
+                        "grade_map = A:1, B:2, C:3, D:4\n\n[member 440400]\nname = Zhuhai\n"
+                        "endpoint = tls+tcp://127.0.0.1:7504\ncertificate = zh/city.crt\n"
+                        "lists = serious-dishonesty\nscale = ABCD=A,B,C,D\n"
+                        "grade_map = A:1, B:2, C:3, D:4\n\n[permission default]",
+                        NULL);
+    ck_assert_str_eq(out, want);
+    /* It compiles, and the default gives Zhuhai its pairs both ways. */
+    bg_roster *r = NULL;
+    ck_assert_msg(parse_text(out, &r, &err) == BG_OK, "%s", err.msg);
+    ck_assert_uint_eq(bg_roster_member_count(r), 4);
+    ck_assert_uint_eq(bg_roster_permission_count(r), 12);
+    expect_perm(r, "440400", "440100", 1, true, true, 5000, 4);
+    expect_perm(r, "440100", "440400", 1, true, false, 5000, 4);
+    bg_roster_free(r);
+
+    /* Not twice; values that would not stand on their line are refused. */
+    char *again = NULL;
+    ck_assert_int_eq(bg_roster_edit_add_member(out, n, &zhuhai, &again, &n, &serial, &err),
+                     BG_EEXIST);
+    ck_assert_has(err.msg, "440400 is a member already ([member 440400] at line");
+    bg_roster_new_member bad = zhuhai;
+    const char *names[] = {"Zhu\nhai", " Zhuhai", "Zhuhai ; x", "#1", ""};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        bad.name = names[i];
+        ck_assert_int_eq(
+            bg_roster_edit_add_member(text, strlen(text), &bad, &again, &n, &serial, &err),
+            BG_EINVAL);
+        ck_assert_ptr_null(again);
+    }
+    bad = zhuhai;
+    bad.city = "4404";
+    ck_assert_int_eq(bg_roster_edit_add_member(text, strlen(text), &bad, &again, &n, &serial, &err),
+                     BG_EINVAL);
+    ck_assert_int_eq(
+        bg_roster_edit_add_member("[member 440100]\n", 16, &zhuhai, &again, &n, &serial, &err),
+        BG_EINVAL);
+    ck_assert_has(err.msg, "no serial in [federation]");
+    free(out);
+    free(want);
+    free(e1);
+    free(text);
+}
+END_TEST
+
+static const char perms_with_foshan[] = "[permission 440300 -> 440600]\n"
+                                        "purposes = supervision\n"
+                                        "lists = serious-dishonesty\n"
+                                        "quota_items_per_day = 1\n"
+                                        "min_count_batch = 1\n"
+                                        "\n"
+                                        "; Foshan asks nobody\n"
+                                        "[permission 440600 -> *]\n"
+                                        "deny = true\n"
+                                        "\n"
+                                        "[permission default]\n"
+                                        "purposes = supervision\n"
+                                        "lists = *\n"
+                                        "quota_items_per_day = 5000\n"
+                                        "min_count_batch = 4\n"
+                                        "[permission * -> 440600]   ; Foshan's terms\n"
+                                        "purposes = lending\n"
+                                        "lists = *\n"
+                                        "quota_items_per_day = 3\n"
+                                        "min_count_batch = 1\n";
+
+START_TEST(edit_remove_member_takes_its_sections)
+{
+    char *text = with_perms(perms_with_foshan, NULL);
+    char *out = NULL;
+    size_t n = 0, removed = 0;
+    uint64_t serial = 0;
+    bg_err err = {0};
+    ck_assert_msg(bg_roster_edit_remove_member(text, strlen(text), "440600", &out, &n, &removed,
+                                               &serial, &err) == BG_OK,
+                  "%s", err.msg);
+    ck_assert_uint_eq(removed, 4); /* its member section and every section naming it */
+    ck_assert_uint_eq(serial, 4);
+    /* Exactly those sections (and a blank line where two would meet); every other line,
+     * comments included, as it was. */
+    char *e1 = mutate(text, "serial = 3", "serial = 4", NULL);
+    char foshan[512];
+    snprintf(foshan, sizeof foshan,
+             "\n[member 440600]\nname = Foshan\nendpoint = tls+tcp://[::1]:7503\n"
+             "fingerprint = %s\nlists = serious-dishonesty\nscale = ABCD=A,B,C,D\n"
+             "grade_map = A:1, B:2, C:3, D:4\n\n[permission 440300 -> 440600]\n"
+             "purposes = supervision\nlists = serious-dishonesty\n"
+             "quota_items_per_day = 1\nmin_count_batch = 1\n",
+             fs_hex);
+    char *e2 = mutate(e1, foshan, "", NULL);
+    char *e3 = mutate(e2, "[permission 440600 -> *]\ndeny = true\n", "", NULL);
+    char *want = mutate(e3,
+                        "[permission * -> 440600]   ; Foshan's terms\npurposes = lending\n"
+                        "lists = *\nquota_items_per_day = 3\nmin_count_batch = 1\n",
+                        "", NULL);
+    ck_assert_str_eq(out, want);
+    ck_assert_ptr_null(strstr(out, "440600"));
+    bg_roster *r = NULL;
+    ck_assert_msg(parse_text(out, &r, &err) == BG_OK, "%s", err.msg);
+    ck_assert_uint_eq(bg_roster_member_count(r), 2);
+    ck_assert_uint_eq(bg_roster_permission_count(r), 2);
+    bg_roster_free(r);
+
+    char *again = NULL;
+    ck_assert_int_eq(
+        bg_roster_edit_remove_member(out, n, "440600", &again, &n, &removed, &serial, &err),
+        BG_ENOTFOUND);
+    ck_assert_has(err.msg, "440600 is not a member");
+    ck_assert_int_eq(bg_roster_edit_remove_member(out, n, "*", &again, &n, &removed, &serial, &err),
+                     BG_EINVAL);
+    free(want);
+    free(e3);
+    free(e2);
+    free(e1);
+    free(out);
+    free(text);
+}
+END_TEST
+
 /* --- signing and opening --- */
 
 START_TEST(sign_open_round_trip_equals)
@@ -1348,6 +1510,75 @@ START_TEST(cli_sign_and_show)
 }
 END_TEST
 
+/* add-member and remove-member through the binary: the file edited in place, then signed. */
+START_TEST(cli_add_and_remove_member)
+{
+    if (access(BG_BAYGATE, X_OK) != 0) {
+        fprintf(stderr, "test_roster: %s not built; CLI test skipped\n", BG_BAYGATE);
+        return;
+    }
+    zhuhai_cert();
+    const char *b = BG_BAYGATE;
+    char ini[PATH_MAX], pb[PATH_MAX], o[PATH_MAX], e[PATH_MAX], ca[PATH_MAX], zh[PATH_MAX];
+    snprintf(ini, sizeof ini, "%s", at("members.ini"));
+    snprintf(pb, sizeof pb, "%s", at("members.pb"));
+    snprintf(o, sizeof o, "%s", at("members.out"));
+    snprintf(e, sizeof e, "%s", at("members.err"));
+    snprintf(ca, sizeof ca, "%s", at("ca"));
+    snprintf(zh, sizeof zh, "%s", at("zh/city.crt"));
+    char *text = with_perms(default_all, NULL);
+    FILE *f = fopen(ini, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+
+#define ADD_ZHUHAI                                                                                 \
+    "%s roster add-member --ini %s --city 440400 --name Zhuhai "                                   \
+    "--endpoint tls+tcp://127.0.0.1:7504 --certificate %s --lists serious-dishonesty "             \
+    "--scale ABCD=A,B,C,D --grade-map 'A:1, B:2, C:3, D:4' --ca %s >%s 2>%s"
+    ck_assert_int_eq(run(ADD_ZHUHAI, b, ini, zh, ca, o, e), 0);
+    char *said = slurp(o);
+    ck_assert_has(said, "added member 440400 (Zhuhai) to ");
+    ck_assert_has(said, "serial 4; it may ask 3 members and be asked by 3");
+    ck_assert_has(said, "next: baygate roster sign --ca ");
+    /* The certificate as the source reads it: relative to the file's directory. */
+    ck_assert_has(slurp(ini), "\ncertificate = zh/city.crt\n");
+    ck_assert_int_eq(run("%s roster sign --ca %s --out %s %s >%s 2>%s", b, ca, pb, ini, o, e), 0);
+    ck_assert_has(slurp(o), "signed roster serial 4 (4 members, 2 purposes, 12 permissions)");
+    /* Again: a member already (exit 1), the file untouched. */
+    ck_assert_int_eq(run(ADD_ZHUHAI, b, ini, zh, ca, o, e), 1);
+    ck_assert_has(slurp(e), "440400 is a member already");
+    ck_assert_has(slurp(ini), "serial = 4\n");
+
+    ck_assert_int_eq(run("%s roster remove-member --ini %s --city 440400 >%s 2>%s", b, ini, o, e),
+                     0);
+    ck_assert_has(slurp(o), "removed member 440400 from ");
+    ck_assert_has(slurp(o), "(1 section), serial 5; 3 members left");
+    ck_assert_ptr_null(strstr(slurp(ini), "440400"));
+    ck_assert_int_eq(run("%s roster sign --ca %s --out %s %s >%s 2>%s", b, ca, pb, ini, o, e), 0);
+    ck_assert_int_eq(run("%s roster show %s >%s 2>%s", b, pb, o, e), 0);
+    ck_assert_has(slurp(o), "members (3):");
+    ck_assert_ptr_null(strstr(slurp(o), "440400"));
+    ck_assert_int_eq(run("%s roster remove-member --ini %s --city 440400 >%s 2>%s", b, ini, o, e),
+                     1);
+    /* An edit that would not compile leaves the file as it was (exit 1). */
+    ck_assert_int_eq(run("%s roster add-member --ini %s --city 440400 --name Zhuhai "
+                         "--endpoint tls+tcp://127.0.0.1:7501 --certificate %s --lists '' "
+                         "--scale ABCD=A,B,C,D --grade-map 'A:1, B:2, C:3, D:4' >%s 2>%s",
+                         b, ini, zh, o, e),
+                     1);
+    ck_assert_has(slurp(e), "is also the endpoint of member 440100");
+    ck_assert_has(slurp(ini), "serial = 5\n");
+    /* Usage: exit 2. */
+    ck_assert_int_eq(run("%s roster add-member --ini %s --city 440400 >%s 2>%s", b, ini, o, e), 2);
+    ck_assert_int_eq(
+        run("%s roster remove-member --ini %s --city 440100 --name X >%s 2>%s", b, ini, o, e), 2);
+    ck_assert_int_eq(run("%s roster add-member --help >%s 2>%s", b, o, e), 0);
+    ck_assert_has(slurp(o), "usage: baygate roster add-member");
+}
+END_TEST
+
 /* --- the fixture: one CA, one rogue CA, three cities --- */
 
 static void
@@ -1446,6 +1677,11 @@ roster_suite(void)
                         (int)(sizeof default_bad / sizeof default_bad[0]));
     suite_add_tcase(s, defaults);
 
+    TCase *edit = tcase_create("edit");
+    tcase_add_test(edit, edit_add_member_keeps_the_rest);
+    tcase_add_test(edit, edit_remove_member_takes_its_sections);
+    suite_add_tcase(s, edit);
+
     TCase *wire = tcase_create("signed");
     tcase_set_timeout(wire, 120);
     tcase_add_test(wire, sign_open_round_trip_equals);
@@ -1460,6 +1696,7 @@ roster_suite(void)
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 120);
     tcase_add_test(cli, cli_sign_and_show);
+    tcase_add_test(cli, cli_add_and_remove_member);
     suite_add_tcase(s, cli);
     return s;
 }
