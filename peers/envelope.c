@@ -713,6 +713,7 @@ bg_env_verifier_stats(bg_env_verifier *v, bg_env_stats *out)
 struct opened_box {
     bg_env_opened pub;      /* first: bg_env_opened_free casts back */
     Baygate__Envelope *env; /* bg_pb_unpack */
+    uint8_t *cert;          /* pub.cert_der */
 };
 
 void
@@ -723,7 +724,21 @@ bg_env_opened_free(bg_env_opened *o)
     struct opened_box *box = (struct opened_box *)o;
     if (box->env != NULL)
         bg_pb_free(box->env);
+    free(box->cert);
     free(box);
+}
+
+/* The certificate that came with the envelope, kept for the caller (cert_der). */
+static bool
+box_keep_cert(struct opened_box *box, const ProtobufCBinaryData *der)
+{
+    box->cert = malloc(der->len);
+    if (box->cert == NULL)
+        return false;
+    memcpy(box->cert, der->data, der->len);
+    box->pub.cert_der = box->cert;
+    box->pub.cert_der_len = der->len;
+    return true;
 }
 
 /* Clock values beyond this (year 5138) are a caller's bug; bounding them keeps
@@ -936,6 +951,10 @@ open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, 
                                           &tr, &pub, &sub);
     if (rc != BG_OK) {
         r = refuse_cert(c, &tr, rc, sub.msg);
+        goto out;
+    }
+    if (with_cert && !box_keep_cert(box, &se->certificate_der)) {
+        r = refuse(c, BG_ENV_INTERNAL, "out of memory");
         goto out;
     }
 
