@@ -289,6 +289,12 @@ open_wild(struct ini *ps, const char *ca, const char *cb, bool is_default)
             return NULL;
         }
     }
+    /* Each member's [A -> *] and [* -> A], and the default: more name non-members. */
+    if (ps->nwild == 2 * BG_ROSTER_MAX_MEMBERS + 1) {
+        ini_fail(ps, BG_ELIMIT, "more than %d [permission] sections with a '*'",
+                 2 * BG_ROSTER_MAX_MEMBERS + 1);
+        return NULL;
+    }
     struct ini_wild *nw = realloc(ps->wild, (ps->nwild + 1) * sizeof *nw);
     Baygate__Permission *p = malloc(sizeof *p);
     if (nw != NULL)
@@ -1018,10 +1024,11 @@ pair_check(struct ini *ps, size_t i)
                      (unsigned)ps->perm[j].line[ROSTER_K_NONE]);
             return false;
         }
-    if (it->deny && (a < 0 || b < 0 || a == b)) {
+    bool same = strcmp(p->asker, p->answerer) == 0;
+    if (it->deny && (a < 0 || b < 0 || same)) {
         ini_fail(ps, BG_EINVAL, "%s %s", lab,
-                 a == b ? "asker and answerer are the same city"
-                        : "names a city that is not a member");
+                 same ? "asker and answerer are the same city"
+                      : "names a city that is not a member");
         return false;
     }
     if (it->deny || !lists_star(ps, p, it, lab, &star))

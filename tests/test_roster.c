@@ -827,8 +827,33 @@ static const struct {
      "purposes = supervision\nlists = *\nquota_items_per_day = 1\nmin_count_batch = 1\n",
      "[permission 440100 -> 440300] appears twice (first at line", 2},
     {"[permission 440100 -> 440100]\ndeny = true\n", "asker and answerer are the same city", 0},
+    {"[permission 440999 -> 440998]\ndeny = true\n", "names a city that is not a member", 0},
     {"[permission 440100 -> all]\ndeny = true\n", "expected two 6-digit city codes", 0},
 };
+
+/* '*' sections are bounded (each member's two and the default), so a huge source of
+ * them cannot make the compiler's pairing quadratic in the file. */
+START_TEST(defaults_bounded)
+{
+    char *perms = malloc(64 * 1024);
+    ck_assert_ptr_nonnull(perms);
+    size_t n = 0;
+    for (int i = 0; i < 130; i++)
+        n += (size_t)snprintf(perms + n, 64 * 1024 - n, "[permission %06d -> *]\ndeny = true\n",
+                              441000 + i);
+    size_t first = 0;
+    char *text = with_perms(perms, &first);
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    ck_assert_int_eq(parse_text(text, &r, &err), BG_ELIMIT);
+    char want[96];
+    snprintf(want, sizeof want, "roster.ini:%zu: more than 129 [permission] sections with a '*'",
+             first + 129 * 2);
+    ck_assert_str_eq(err.msg, want);
+    free(text);
+    free(perms);
+}
+END_TEST
 
 /* A default that names a list no member offers is a mistake, named with its line. */
 START_TEST(default_list_nobody_offers)
@@ -1673,6 +1698,7 @@ roster_suite(void)
     tcase_add_test(defaults, defaults_equal_the_pairs_they_stand_for);
     tcase_add_test(defaults, per_pair_file_compiles_as_before);
     tcase_add_test(defaults, default_list_nobody_offers);
+    tcase_add_test(defaults, defaults_bounded);
     tcase_add_loop_test(defaults, defaults_refused_with_line, 0,
                         (int)(sizeof default_bad / sizeof default_bad[0]));
     suite_add_tcase(s, defaults);
