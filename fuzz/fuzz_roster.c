@@ -98,11 +98,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
+/* The fixture's source with its permission as defaults: a default, a '*' side, a deny. */
+static const char defaults_perms[] = "[permission default]\n"
+                                     "purposes = supervision\n"
+                                     "lists = *\n"
+                                     "quota_items_per_day = 1000\n"
+                                     "min_count_batch = 4\n"
+                                     "\n"
+                                     "[permission * -> 440300]\n"
+                                     "purposes = supervision, lending\n"
+                                     "lists = serious-dishonesty\n"
+                                     "quota_items_per_day = 1000000\n"
+                                     "min_count_batch = 16\n"
+                                     "\n"
+                                     "[permission 440300 -> *]\n"
+                                     "deny = true\n";
+
 int
 bg_fuzz_make_seeds(const char *dir)
 {
-    if (bg_fuzz_write_seed_mode(dir, "signed", 0, pki->roster_pb, pki->roster_pb_len) != 0)
+    if (bg_fuzz_write_seed_mode(dir, "signed", 0, pki->roster_pb, pki->roster_pb_len) != 0 ||
+        bg_fuzz_write_seed_mode(dir, "fixture.ini", 1, BG_FUZZ_ROSTER_INI,
+                                strlen(BG_FUZZ_ROSTER_INI)) != 0)
         return -1;
-    return bg_fuzz_write_seed_mode(dir, "fixture.ini", 1, BG_FUZZ_ROSTER_INI,
-                                   strlen(BG_FUZZ_ROSTER_INI));
+    const char *cut = strstr(BG_FUZZ_ROSTER_INI, "[permission");
+    size_t head = cut ? (size_t)(cut - BG_FUZZ_ROSTER_INI) : strlen(BG_FUZZ_ROSTER_INI);
+    char text[4096];
+    int n = snprintf(text, sizeof text, "%.*s%s", (int)head, BG_FUZZ_ROSTER_INI, defaults_perms);
+    if (n < 0 || (size_t)n >= sizeof text)
+        return -1;
+    return bg_fuzz_write_seed_mode(dir, "defaults.ini", 1, text, (size_t)n);
 }

@@ -738,6 +738,7 @@ bg_env_verifier_stats(bg_env_verifier *v, bg_env_stats *out)
 struct opened_box {
     bg_env_opened pub;      /* first: bg_env_opened_free casts back */
     Baygate__Envelope *env; /* bg_pb_unpack */
+    uint8_t *cert;          /* pub.cert_der */
 };
 
 void
@@ -748,7 +749,21 @@ bg_env_opened_free(bg_env_opened *o)
     struct opened_box *box = (struct opened_box *)o;
     if (box->env != NULL)
         bg_pb_free(box->env);
+    free(box->cert);
     free(box);
+}
+
+/* The certificate that came with the envelope, kept for the caller (cert_der). */
+static bool
+box_keep_cert(struct opened_box *box, const ProtobufCBinaryData *der)
+{
+    box->cert = malloc(der->len);
+    if (box->cert == NULL)
+        return false;
+    memcpy(box->cert, der->data, der->len);
+    box->pub.cert_der = box->cert;
+    box->pub.cert_der_len = der->len;
+    return true;
 }
 
 /* Clock values beyond this (year 5138) are a caller's bug; bounding them keeps
@@ -969,6 +984,8 @@ open_cert(struct open_ctx *c, struct open_state *s)
                                                    s->env->sender, now_s, &s->tr, &s->pub, &sub);
     if (rc != BG_OK)
         return refuse_cert(c, &s->tr, rc, sub.msg);
+    if (s->with_cert && !box_keep_cert(s->box, &se->certificate_der))
+        return refuse(c, BG_ENV_INTERNAL, "out of memory");
     return BG_ENV_OK;
 }
 

@@ -288,7 +288,9 @@ typedef struct bg_env_opened {
     uint8_t reply_to_nonce[BG_ENV_NONCE_LEN]; /* answers only */
     uint8_t cert_fingerprint[BG_SIG_FP_LEN];  /* of the certificate that verified */
     bool cert_included;                       /* it came with the envelope */
-    uint8_t digest[32]; /* SHA-256 of the whole message received (evidence log) */
+    const uint8_t *cert_der; /* then that certificate (DER), else NULL: one a verifier */
+    size_t cert_der_len;     /* accepted, for a caller that keeps its peers' certificates */
+    uint8_t digest[32];      /* SHA-256 of the whole message received (evidence log) */
 } bg_env_opened;
 
 void bg_env_opened_free(bg_env_opened *o);

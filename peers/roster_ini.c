@@ -6,8 +6,11 @@
  * each one (section header, key, continuation) before inih sees it, so a
  * section is opened here rather than from inih's truncated names. Values go
  * straight into the message; grade maps wait until the common scale is
- * known. Then bg_roster_build checks the message like a received one, and a
- * problem it finds is mapped back to the line of its section and key.
+ * known; permission sections with a '*' side ([permission default] too) are kept
+ * apart and expanded at the end into one Permission per ordered pair, each pointing
+ * at the lines of its section. Then bg_roster_build checks the message like a
+ * received one, and a problem it finds is mapped back to the line of its section
+ * and key.
  */
 #include "peers/roster_ini.h"
 
@@ -50,6 +53,16 @@ ini_number(const char *v, uint64_t min, uint64_t max, uint64_t *out, bg_err *err
 struct ini_item {
     uint32_t line[ROSTER_K_COUNT]; /* line[ROSTER_K_NONE]: the section header */
     char *grade_raw;               /* a member's grade_map text, resolved at the end */
+    uint32_t deny_line;            /* a permission's deny = (not a key of the wire form) */
+    bool deny;
+};
+
+/* A [permission] section with '*' on a side ([permission default] is * -> *): its
+ * keys, kept apart from the message and expanded into pairs at the end. */
+struct ini_wild {
+    Baygate__Permission *p; /* asker, answerer: a city code or "*" */
+    struct ini_item item;
+    bool is_default; /* written [permission default] */
 };
 
 struct ini {
@@ -68,6 +81,10 @@ struct ini {
     bool have_fed;
     struct ini_item fed;
     struct ini_item *purp, *mem, *perm; /* parallel to m->purposes, members, permissions */
+    struct ini_wild *wild;              /* the [permission] sections with a '*' */
+    size_t nwild;
+    Baygate__Permission *cur_perm; /* the [permission] section being read (pair or wild) */
+    struct ini_item *cur_perm_item;
 };
 
 static void ini_fail(struct ini *ps, int code, const char *fmt, ...)
@@ -99,11 +116,21 @@ ini_cur(struct ini *ps)
     case ROSTER_SEC_MEMBER:
         return &ps->mem[ps->m->n_members - 1];
     case ROSTER_SEC_PERMISSION:
-        return &ps->perm[ps->m->n_permissions - 1];
+        return ps->cur_perm_item;
     case ROSTER_SEC_NONE:
         break;
     }
     return NULL;
+}
+
+/* "[permission A -> B]", "[permission * -> B]" or "[permission default]". */
+static void
+perm_label(char *out, size_t outsz, const Baygate__Permission *p, bool is_default)
+{
+    if (is_default)
+        snprintf(out, outsz, "[permission default]");
+    else
+        bg_roster_sect_label(out, outsz, ROSTER_SEC_PERMISSION, p->asker, p->answerer);
 }
 
 static void
@@ -120,9 +147,9 @@ ini_label(const struct ini *ps, char *out, size_t outsz)
                              NULL);
         break;
     case ROSTER_SEC_PERMISSION:
-        bg_roster_sect_label(out, outsz, ROSTER_SEC_PERMISSION,
-                             m->permissions[m->n_permissions - 1]->asker,
-                             m->permissions[m->n_permissions - 1]->answerer);
+        perm_label(out, outsz, ps->cur_perm,
+                   ps->nwild > 0 && ps->cur_perm_item == &ps->wild[ps->nwild - 1].item &&
+                       ps->wild[ps->nwild - 1].is_default);
         break;
     default:
         bg_roster_sect_label(out, outsz, ps->sect, NULL, NULL);
@@ -236,30 +263,80 @@ open_member(struct ini *ps, const char *arg)
     return &ps->mem[m->n_members - 1];
 }
 
-/* arg is "ASKER -> ANSWERER". */
+/* One side of a permission header: a 6-digit code or '*', into out (NUL-terminated). */
+static bool
+perm_side(const char *s, size_t n, char out[BG_CITY_CODE_LEN + 1])
+{
+    trim(&s, &n);
+    if (!(n == 1 && s[0] == '*') && !(n == BG_CITY_CODE_LEN && bg_roster_all_digits(s, n)))
+        return false;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return true;
+}
+
+/* A section with a '*' side: kept in ps->wild, one per (asker, answerer). */
+static struct ini_item *
+open_wild(struct ini *ps, const char *ca, const char *cb, bool is_default)
+{
+    char lab[128];
+    for (size_t i = 0; i < ps->nwild; i++) {
+        const struct ini_wild *w = &ps->wild[i];
+        if (strcmp(w->p->asker, ca) == 0 && strcmp(w->p->answerer, cb) == 0) {
+            perm_label(lab, sizeof lab, w->p, w->is_default);
+            ini_fail(ps, BG_EINVAL, "%s given twice (first at line %u)", lab,
+                     (unsigned)w->item.line[ROSTER_K_NONE]);
+            return NULL;
+        }
+    }
+    /* Each member's [A -> *] and [* -> A], and the default: more name non-members. */
+    if (ps->nwild == 2 * BG_ROSTER_MAX_MEMBERS + 1) {
+        ini_fail(ps, BG_ELIMIT, "more than %d [permission] sections with a '*'",
+                 2 * BG_ROSTER_MAX_MEMBERS + 1);
+        return NULL;
+    }
+    struct ini_wild *nw = realloc(ps->wild, (ps->nwild + 1) * sizeof *nw);
+    Baygate__Permission *p = malloc(sizeof *p);
+    if (nw != NULL)
+        ps->wild = nw;
+    if (nw == NULL || p == NULL) {
+        free(p);
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    baygate__permission__init(p);
+    struct ini_wild *w = &ps->wild[ps->nwild++];
+    memset(w, 0, sizeof *w);
+    w->p = p;
+    w->is_default = is_default;
+    ps->sect = ROSTER_SEC_PERMISSION;
+    ps->cur_perm = p;
+    ps->cur_perm_item = &w->item;
+    if ((p->asker = strdup(ca)) == NULL || (p->answerer = strdup(cb)) == NULL)
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+    return &w->item;
+}
+
+/* arg is "ASKER -> ANSWERER", either side '*', or "default" (* -> *). */
 static struct ini_item *
 open_permission(struct ini *ps, const char *arg)
 {
     char sv[BG_ROSTER_SAFE_MAX];
     Baygate__Roster *m = ps->m;
+    bool is_default = strcmp(arg, "default") == 0;
     const char *arrow = strstr(arg, "->");
-    const char *a = arg, *b = arrow ? arrow + 2 : NULL;
-    size_t an = arrow ? (size_t)(arrow - arg) : 0, bn = b ? strlen(b) : 0;
-    if (arrow != NULL) {
-        trim(&a, &an);
-        trim(&b, &bn);
-    }
-    char ca[8] = "", cb[8] = "";
-    if (arrow == NULL || an != BG_CITY_CODE_LEN || bn != BG_CITY_CODE_LEN ||
-        !bg_roster_all_digits(a, an) || !bg_roster_all_digits(b, bn)) {
+    char ca[BG_CITY_CODE_LEN + 1] = "*", cb[BG_CITY_CODE_LEN + 1] = "*";
+    if (!is_default && (arrow == NULL || !perm_side(arg, (size_t)(arrow - arg), ca) ||
+                        !perm_side(arrow + 2, strlen(arrow + 2), cb))) {
         ini_fail(ps, BG_EINVAL,
                  "[permission %s]: expected two 6-digit city codes, "
-                 "[permission ASKER -> ANSWERER]",
+                 "[permission ASKER -> ANSWERER] ('*' on a side: every member; "
+                 "[permission default]: every pair)",
                  bg_roster_safe(arg, sv));
         return NULL;
     }
-    memcpy(ca, a, an);
-    memcpy(cb, b, bn);
+    if (ca[0] == '*' || cb[0] == '*')
+        return open_wild(ps, ca, cb, is_default);
     if (m->n_permissions == BG_ROSTER_MAX_PERMISSIONS) {
         ini_fail(ps, BG_ELIMIT, "more than %d permissions", BG_ROSTER_MAX_PERMISSIONS);
         return NULL;
@@ -269,9 +346,11 @@ open_permission(struct ini *ps, const char *arg)
     if (p == NULL)
         return NULL;
     ps->sect = ROSTER_SEC_PERMISSION;
+    ps->cur_perm = p;
+    ps->cur_perm_item = &ps->perm[m->n_permissions - 1];
     if ((p->asker = strdup(ca)) == NULL || (p->answerer = strdup(cb)) == NULL)
         ini_fail(ps, BG_ENOMEM, "out of memory");
-    return &ps->perm[m->n_permissions - 1];
+    return ps->cur_perm_item;
 }
 
 /* Opens the section of a "[...]" line (s points at '['). */
@@ -548,8 +627,7 @@ ini_value(struct ini *ps, const struct bg_roster_keydef *k, const char *v, const
 {
     Baygate__Roster *m = ps->m;
     Baygate__Member *mm = ps->sect == ROSTER_SEC_MEMBER ? m->members[m->n_members - 1] : NULL;
-    Baygate__Permission *pp =
-        ps->sect == ROSTER_SEC_PERMISSION ? m->permissions[m->n_permissions - 1] : NULL;
+    Baygate__Permission *pp = ps->sect == ROSTER_SEC_PERMISSION ? ps->cur_perm : NULL;
     bg_err sub = {0};
     uint64_t x = 0;
     if (!(k->flags & ROSTER_F_LIST) && v[0] == '\0') {
@@ -629,6 +707,26 @@ strip_comment(char *buf, size_t bufsz, const char *v)
         buf[--n] = '\0';
 }
 
+/* deny = true|false in a [permission] section: true forbids its pairs (and then it
+ * stands alone). Not a key of the wire form: nothing in the message records it. */
+static bool
+perm_deny(struct ini *ps, struct ini_item *item, const char *v, const char *lab)
+{
+    if (item->deny_line != 0) {
+        ini_fail(ps, BG_EINVAL, "%s deny given twice (first at line %u)", lab,
+                 (unsigned)item->deny_line);
+        return false;
+    }
+    if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+        ini_fail(ps, BG_EINVAL, "%s deny: expected true or false", lab);
+        return false;
+    }
+    item->deny_line = (uint32_t)ps->line;
+    item->deny = strcmp(v, "true") == 0;
+    ps->last_key = ROSTER_K_NONE; /* nothing continues it */
+    return true;
+}
+
 static int
 ini_on_value(void *user, const char *section, const char *name, const char *value)
 {
@@ -656,6 +754,8 @@ ini_on_value(void *user, const char *section, const char *name, const char *valu
         strip_comment(buf, sizeof buf, value);
         return ini_value(ps, k, buf, lab) ? 1 : 0;
     }
+    if (ps->sect == ROSTER_SEC_PERMISSION && strcmp(name, "deny") == 0)
+        return perm_deny(ps, item, value, lab) ? 1 : 0;
     const struct bg_roster_keydef *k = keydef_find(ps->sect, name);
     if (k == NULL) {
         ini_fail(ps, BG_EINVAL, "unknown key '%s' in %s", bg_roster_safe(name, sv), lab);
@@ -669,6 +769,34 @@ ini_on_value(void *user, const char *section, const char *name, const char *valu
     item->line[k->id] = (uint32_t)ps->line;
     ps->last_key = k->id;
     return ini_value(ps, k, value, lab) ? 1 : 0;
+}
+
+/* A [permission] section has every key, or says deny = true and nothing else. */
+static bool
+perm_check_required(struct ini *ps, const Baygate__Permission *p, const struct ini_item *it,
+                    bool is_default)
+{
+    char lab[128];
+    perm_label(lab, sizeof lab, p, is_default);
+    for (size_t k = 0; k < bg_roster_nkeydefs; k++) {
+        const struct bg_roster_keydef *kd = &bg_roster_keydefs[k];
+        if (kd->sect != ROSTER_SEC_PERMISSION)
+            continue;
+        if (it->deny && it->line[kd->id] != 0) {
+            ps->line = it->deny_line;
+            ini_fail(ps, BG_EINVAL,
+                     "%s: deny = true forbids what the section names; it takes no other key "
+                     "(%s at line %u)",
+                     lab, kd->name, (unsigned)it->line[kd->id]);
+            return false;
+        }
+        if (!it->deny && (kd->flags & ROSTER_F_REQUIRED) && it->line[kd->id] == 0) {
+            ps->line = it->line[ROSTER_K_NONE];
+            ini_fail(ps, BG_EINVAL, "%s %s is required", lab, kd->name);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Every required key present, in section order. */
@@ -689,7 +817,6 @@ ini_check_required(struct ini *ps)
         {ROSTER_SEC_FEDERATION, 1, &ps->fed},
         {ROSTER_SEC_PURPOSE, ps->m->n_purposes, ps->purp},
         {ROSTER_SEC_MEMBER, ps->m->n_members, ps->mem},
-        {ROSTER_SEC_PERMISSION, ps->m->n_permissions, ps->perm},
     };
     for (size_t s = 0; s < sizeof all / sizeof all[0]; s++) {
         for (size_t i = 0; i < all[s].n; i++) {
@@ -702,10 +829,6 @@ ini_check_required(struct ini *ps)
                 break;
             case ROSTER_SEC_MEMBER:
                 bg_roster_sect_label(lab, sizeof lab, ROSTER_SEC_MEMBER, m->members[i]->city, NULL);
-                break;
-            case ROSTER_SEC_PERMISSION:
-                bg_roster_sect_label(lab, sizeof lab, ROSTER_SEC_PERMISSION,
-                                     m->permissions[i]->asker, m->permissions[i]->answerer);
                 break;
             default:
                 bg_roster_sect_label(lab, sizeof lab, all[s].sect, NULL, NULL);
@@ -727,6 +850,12 @@ ini_check_required(struct ini *ps)
             }
         }
     }
+    for (size_t i = 0; i < ps->m->n_permissions; i++)
+        if (!perm_check_required(ps, ps->m->permissions[i], &ps->perm[i], false))
+            return false;
+    for (size_t i = 0; i < ps->nwild; i++)
+        if (!perm_check_required(ps, ps->wild[i].p, &ps->wild[i].item, ps->wild[i].is_default))
+            return false;
     return true;
 }
 
@@ -798,6 +927,389 @@ ini_grade_maps(struct ini *ps)
     return true;
 }
 
+/* --- [permission] sections with '*' expanded into one Permission per ordered pair --- */
+
+static int
+member_index(const Baygate__Roster *m, const char *city)
+{
+    for (size_t i = 0; i < m->n_members; i++)
+        if (strcmp(m->members[i]->city, city) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Does mm offer list li (by its [member] lists)? */
+static bool
+offers(const Baygate__Member *mm, int li)
+{
+    for (size_t i = 0; i < mm->n_lists; i++)
+        if (bg_list_index(mm->lists[i], strlen(mm->lists[i])) == li)
+            return true;
+    return false;
+}
+
+static void
+free_strings(char **a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(a[i]);
+    free(a);
+}
+
+/* lists = *: every list the answerer offers. '*' stands alone. */
+static bool
+lists_star(struct ini *ps, const Baygate__Permission *p, const struct ini_item *it, const char *lab,
+           bool *star)
+{
+    *star = false;
+    for (size_t i = 0; i < p->n_lists; i++) {
+        if (strcmp(p->lists[i], "*") != 0)
+            continue;
+        if (p->n_lists != 1) {
+            ps->line = it->line[ROSTER_K_PERM_LISTS];
+            ini_fail(ps, BG_EINVAL, "%s lists: '*' (every list the answerer offers) stands alone",
+                     lab);
+            return false;
+        }
+        *star = true;
+    }
+    return true;
+}
+
+/* dst's lists from src's for answerer mm: '*' gives what mm offers (in the order of
+ * the known lists); with filter, named lists mm does not offer are left out. */
+static bool
+lists_for(struct ini *ps, Baygate__Permission *dst, const Baygate__Permission *src, bool star,
+          bool filter, const Baygate__Member *mm)
+{
+    char **out = NULL;
+    size_t n = 0;
+    bool ok = true;
+    for (int li = 0; star && ok && li < BG_LIST_COUNT; li++)
+        if (offers(mm, li))
+            ok = push_string(&out, &n, bg_list_names[li], strlen(bg_list_names[li]));
+    for (size_t i = 0; !star && ok && i < src->n_lists; i++) {
+        const char *l = src->lists[i];
+        if (!filter || offers(mm, bg_list_index(l, strlen(l))))
+            ok = push_string(&out, &n, l, strlen(l));
+    }
+    if (!ok) {
+        free_strings(out, n);
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+        return false;
+    }
+    free_strings(dst->lists, dst->n_lists);
+    dst->lists = out;
+    dst->n_lists = n;
+    return true;
+}
+
+/* A [permission A -> B] section: A and B are two members, the pair is not given twice
+ * (a second section could undo a deny), and lists = * becomes B's lists. What else is
+ * wrong is the validator's to report. */
+static bool
+pair_check(struct ini *ps, size_t i)
+{
+    char lab[128];
+    Baygate__Permission *p = ps->m->permissions[i];
+    const struct ini_item *it = &ps->perm[i];
+    int a = member_index(ps->m, p->asker), b = member_index(ps->m, p->answerer);
+    bool star = false;
+    perm_label(lab, sizeof lab, p, false);
+    ps->line = it->line[ROSTER_K_NONE];
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(ps->m->permissions[j]->asker, p->asker) == 0 &&
+            strcmp(ps->m->permissions[j]->answerer, p->answerer) == 0) {
+            ini_fail(ps, BG_EINVAL, "%s appears twice (first at line %u)", lab,
+                     (unsigned)ps->perm[j].line[ROSTER_K_NONE]);
+            return false;
+        }
+    bool same = strcmp(p->asker, p->answerer) == 0;
+    if (it->deny && (a < 0 || b < 0 || same)) {
+        ini_fail(ps, BG_EINVAL, "%s %s", lab,
+                 same ? "asker and answerer are the same city"
+                      : "names a city that is not a member");
+        return false;
+    }
+    if (it->deny || !lists_star(ps, p, it, lab, &star))
+        return !ps->failed;
+    if (!star || b < 0)
+        return true;
+    if (!lists_for(ps, p, p, true, false, ps->m->members[b]))
+        return false;
+    if (p->n_lists == 0) {
+        ps->line = it->line[ROSTER_K_PERM_LISTS];
+        ini_fail(ps, BG_EINVAL, "%s lists: '*' is every list %s offers, and it offers none", lab,
+                 p->answerer);
+        return false;
+    }
+    return true;
+}
+
+/* Named list l (index li) of a section whose answerer is '*' (lab): offered by some
+ * member the section applies to, any but a fixed asker. */
+static bool
+wild_list_offered(struct ini *ps, const Baygate__Permission *p, const char *l, int li,
+                  const char *lab)
+{
+    for (size_t j = 0; j < ps->m->n_members; j++)
+        if (strcmp(ps->m->members[j]->city, p->asker) != 0 && offers(ps->m->members[j], li))
+            return true;
+    ini_fail(ps, BG_EINVAL, "%s lists: no member it applies to offers %s", lab, l);
+    return false;
+}
+
+/* The lists of a section with a '*' side: '*' (for a fixed answerer: one that offers
+ * some), or known lists, offered by the fixed answerer or by some member. */
+static bool
+wild_check_lists(struct ini *ps, const struct ini_wild *w, const Baygate__Member *b,
+                 const char *lab)
+{
+    char sv[BG_ROSTER_SAFE_MAX];
+    const Baygate__Permission *p = w->p;
+    bool star = false;
+    if (!lists_star(ps, p, &w->item, lab, &star))
+        return false;
+    ps->line = w->item.line[ROSTER_K_PERM_LISTS];
+    if (p->n_lists == 0) {
+        ini_fail(ps, BG_EINVAL, "%s lists: needs at least one list ('*': every list offered)", lab);
+        return false;
+    }
+    bool some = false;
+    for (int li = 0; star && b != NULL && li < BG_LIST_COUNT; li++)
+        some = some || offers(b, li);
+    if (star && b != NULL && !some) {
+        ini_fail(ps, BG_EINVAL, "%s lists: '*' is every list %s offers, and it offers none", lab,
+                 b->city);
+        return false;
+    }
+    for (size_t i = 0; !star && i < p->n_lists; i++) {
+        const char *l = p->lists[i];
+        int li = bg_list_index(l, strlen(l));
+        if (li < 0) {
+            ini_fail(ps, BG_EINVAL, "%s lists: unknown list '%s' (known: %s, %s)", lab,
+                     bg_roster_safe(l, sv), bg_list_names[0], bg_list_names[1]);
+            return false;
+        }
+        if (b == NULL && !wild_list_offered(ps, p, l, li, lab))
+            return false;
+        if (b != NULL && !offers(b, li)) {
+            ini_fail(ps, BG_EINVAL, "%s lists: %s does not offer %s (see its [member %s] lists)",
+                     lab, b->city, l, b->city);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A section with a '*' side, checked as itself (the pairs it makes go through the
+ * validator too): a fixed side is a member; it denies, or has purposes and lists. */
+static bool
+wild_check(struct ini *ps, const struct ini_wild *w)
+{
+    char lab[128];
+    const Baygate__Permission *p = w->p;
+    const bool any_answerer = strcmp(p->answerer, "*") == 0;
+    const char *fixed = any_answerer ? p->asker : p->answerer;
+    int fi = member_index(ps->m, fixed);
+    perm_label(lab, sizeof lab, p, w->is_default);
+    ps->line = w->item.line[ROSTER_K_NONE];
+    if (strcmp(fixed, "*") != 0 && fi < 0) {
+        ini_fail(ps, BG_EINVAL, "%s %s %s is not a member (no [member %s] section)", lab,
+                 any_answerer ? "asker" : "answerer", fixed, fixed);
+        return false;
+    }
+    if (w->item.deny)
+        return true;
+    ps->line = w->item.line[ROSTER_K_PURPOSES];
+    if (p->n_purposes == 0) {
+        ini_fail(ps, BG_EINVAL, "%s purposes: needs at least one purpose (deny = true forbids)",
+                 lab);
+        return false;
+    }
+    for (size_t i = 0; i < p->n_purposes; i++) {
+        size_t k = 0;
+        while (k < ps->m->n_purposes && strcmp(ps->m->purposes[k]->name, p->purposes[i]) != 0)
+            k++;
+        if (k == ps->m->n_purposes) {
+            char sv[BG_ROSTER_SAFE_MAX];
+            ini_fail(ps, BG_EINVAL,
+                     "%s purposes: purpose '%s' is not declared (no [purpose %s] section)", lab,
+                     bg_roster_safe(p->purposes[i], sv), sv);
+            return false;
+        }
+    }
+    return wild_check_lists(ps, w, any_answerer ? NULL : ps->m->members[fi], lab);
+}
+
+/* For the ordered pair a -> b, which has no [permission a -> b]: the '*' section that
+ * gives it, in *out (NULL: none, or it is denied). [a -> *] and [* -> b] both giving
+ * it is an error, unless one of them denies. */
+static bool
+wild_for(struct ini *ps, const char *a, const char *b, const struct ini_wild **out)
+{
+    const struct ini_wild *wa = NULL, *wb = NULL, *wd = NULL;
+    for (size_t i = 0; i < ps->nwild; i++) {
+        const struct ini_wild *w = &ps->wild[i];
+        bool any_a = strcmp(w->p->asker, "*") == 0, any_b = strcmp(w->p->answerer, "*") == 0;
+        if (any_a && any_b)
+            wd = w;
+        else if (!any_a && strcmp(w->p->asker, a) == 0)
+            wa = w;
+        else if (!any_b && strcmp(w->p->answerer, b) == 0)
+            wb = w;
+    }
+    *out = NULL;
+    if ((wa != NULL && wa->item.deny) || (wb != NULL && wb->item.deny))
+        return true;
+    if (wa != NULL && wb != NULL) {
+        uint32_t la = wa->item.line[ROSTER_K_NONE], lb = wb->item.line[ROSTER_K_NONE];
+        ps->line = la > lb ? la : lb;
+        ini_fail(ps, BG_EINVAL,
+                 "[permission %s -> *] (line %u) and [permission * -> %s] (line %u) both apply "
+                 "to %s -> %s: say which with a [permission %s -> %s] section",
+                 a, (unsigned)la, b, (unsigned)lb, a, b, a, b);
+        return false;
+    }
+    const struct ini_wild *w = wa != NULL ? wa : wb != NULL ? wb : wd;
+    if (w != NULL && !w->item.deny)
+        *out = w;
+    return true;
+}
+
+/* Appends the Permission w gives a -> b (member indices), its lines w's; *idx is its
+ * index, or -1 when no list is left for b ('*' or a named list b does not offer, with
+ * '*' as the answerer). false if memory ran out. */
+static bool
+perm_generate(struct ini *ps, const struct ini_wild *w, size_t a, size_t b, long *idx)
+{
+    Baygate__Roster *m = ps->m;
+    const Baygate__Permission *src = w->p;
+    bool star = src->n_lists == 1 && strcmp(src->lists[0], "*") == 0;
+    *idx = -1;
+    Baygate__Permission probe = BAYGATE__PERMISSION__INIT;
+    if (!lists_for(ps, &probe, src, star, true, m->members[b]))
+        return false;
+    if (probe.n_lists == 0)
+        return true;
+    size_t n = m->n_permissions;
+    Baygate__Permission *p = ini_append(ps, &baygate__permission__descriptor, &m->permissions,
+                                        &m->n_permissions, &ps->perm);
+    if (p == NULL) {
+        free_strings(probe.lists, probe.n_lists);
+        return false;
+    }
+    p->lists = probe.lists;
+    p->n_lists = probe.n_lists;
+    ps->perm[n] = w->item;
+    ps->perm[n].deny = false;
+    p->quota_items_per_day = src->quota_items_per_day;
+    p->min_count_batch = src->min_count_batch;
+    bool ok = (p->asker = strdup(m->members[a]->city)) != NULL &&
+              (p->answerer = strdup(m->members[b]->city)) != NULL;
+    for (size_t i = 0; ok && i < src->n_purposes; i++)
+        ok = push_string(&p->purposes, &p->n_purposes, src->purposes[i], strlen(src->purposes[i]));
+    if (!ok)
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+    *idx = (long)n;
+    return ok;
+}
+
+/* The permissions become those at order[0..n) (indices), in that order; the others
+ * (denied pair sections) are freed. */
+static bool
+perm_reorder(struct ini *ps, const size_t *order, size_t n)
+{
+    Baygate__Roster *m = ps->m;
+    Baygate__Permission **np = malloc((n > 0 ? n : 1) * sizeof *np);
+    struct ini_item *ni = malloc((n > 0 ? n : 1) * sizeof *ni);
+    bool *kept = calloc(m->n_permissions > 0 ? m->n_permissions : 1, sizeof *kept);
+    if (np == NULL || ni == NULL || kept == NULL) {
+        free(np);
+        free(ni);
+        free(kept);
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        np[i] = m->permissions[order[i]];
+        ni[i] = ps->perm[order[i]];
+        kept[order[i]] = true;
+    }
+    for (size_t i = 0; i < m->n_permissions; i++)
+        if (!kept[i])
+            protobuf_c_message_free_unpacked(&m->permissions[i]->base, NULL);
+    free(kept);
+    free(m->permissions);
+    free(ps->perm);
+    m->permissions = np;
+    m->n_permissions = n;
+    ps->perm = ni;
+    return true;
+}
+
+/* The first pair section of a -> b not used yet, -1 if none. */
+static long
+pair_find(const struct ini *ps, size_t npair, const bool *used, const char *a, const char *b)
+{
+    for (size_t i = 0; i < npair; i++)
+        if (!used[i] && strcmp(ps->m->permissions[i]->asker, a) == 0 &&
+            strcmp(ps->m->permissions[i]->answerer, b) == 0)
+            return (long)i;
+    return -1;
+}
+
+/*
+ * The permission sections become the Roster's one Permission per ordered pair. Without
+ * a '*' section they stay in file order (so a file of pair sections compiles as it
+ * always did), less those that deny. With one, every ordered pair of distinct members,
+ * asker by asker in member order, gets its pair section or else the '*' section that
+ * applies ([A -> *] or [* -> B], then [default]). Pair sections that name no pair of
+ * members, or a pair twice, go last: the validator names them.
+ */
+static bool
+perm_expand(struct ini *ps)
+{
+    Baygate__Roster *m = ps->m;
+    size_t npair = m->n_permissions;
+    for (size_t i = 0; i < npair; i++)
+        if (!pair_check(ps, i))
+            return false;
+    for (size_t i = 0; i < ps->nwild; i++)
+        if (!wild_check(ps, &ps->wild[i]))
+            return false;
+    size_t *order = malloc((npair + m->n_members * m->n_members + 1) * sizeof *order);
+    bool *used = calloc(npair + 1, sizeof *used);
+    bool ok = order != NULL && used != NULL;
+    if (!ok)
+        ini_fail(ps, BG_ENOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t a = 0; ok && ps->nwild > 0 && a < m->n_members; a++) {
+        for (size_t b = 0; ok && b < m->n_members; b++) {
+            const char *ca = m->members[a]->city, *cb = m->members[b]->city;
+            if (a == b)
+                continue;
+            long k = pair_find(ps, npair, used, ca, cb);
+            const struct ini_wild *w = NULL;
+            if (k >= 0) {
+                used[k] = true;
+                if (!ps->perm[k].deny)
+                    order[n++] = (size_t)k;
+            } else if ((ok = wild_for(ps, ca, cb, &w)) && w != NULL &&
+                       (ok = perm_generate(ps, w, a, b, &k)) && k >= 0) {
+                order[n++] = (size_t)k;
+            }
+        }
+    }
+    for (size_t i = 0; ok && i < npair; i++)
+        if (!used[i] && !ps->perm[i].deny)
+            order[n++] = i;
+    ok = ok && perm_reorder(ps, order, n);
+    free(order);
+    free(used);
+    return ok;
+}
+
 static uint32_t
 ini_where_line(const struct ini *ps, const struct bg_roster_where *w)
 {
@@ -840,6 +1352,9 @@ static void
 ini_free(struct ini *ps)
 {
     free(ps->fed.grade_raw);
+    for (size_t i = 0; i < ps->nwild; i++)
+        protobuf_c_message_free_unpacked(&ps->wild[i].p->base, NULL);
+    free(ps->wild);
     if (ps->m != NULL) {
         ini_free_items(ps->purp, ps->m->n_purposes);
         ini_free_items(ps->mem, ps->m->n_members);
@@ -888,8 +1403,8 @@ bg_roster_parse_ini_text(const char *text, size_t len, const char *base_dir, con
         rc = bg_err_set(err, BG_ENOMEM, "%s: the ini parser failed (%d)", name, r);
         goto out;
     }
-    if (!ps.failed && ini_check_required(&ps))
-        ini_grade_maps(&ps);
+    if (!ps.failed && ini_check_required(&ps) && ini_grade_maps(&ps))
+        perm_expand(&ps);
     if (ps.failed) {
         rc = ps.err_line ? bg_err_set(err, ps.sub.code, "%s:%zu: %s", name, ps.err_line, ps.sub.msg)
                          : bg_err_set(err, ps.sub.code, "%s: %s", name, ps.sub.msg);

@@ -394,6 +394,9 @@ START_TEST(round_trip_with_certificate_then_by_fingerprint)
     ck_assert(!o->is_answer);
     ck_assert(o->cert_included);
     ck_assert_int_eq(memcmp(o->cert_fingerprint, gz.id->fingerprint, BG_SIG_FP_LEN), 0);
+    /* ...and the certificate itself, for a gateway that keeps its peers' (revocation). */
+    ck_assert_uint_eq(o->cert_der_len, gz.id->cert_der_len);
+    ck_assert_int_eq(memcmp(o->cert_der, gz.id->cert_der, o->cert_der_len), 0);
     uint8_t digest[32];
     crypto_hash_sha256(digest, m.p, m.len);
     ck_assert_int_eq(memcmp(o->digest, digest, 32), 0);
@@ -410,6 +413,7 @@ START_TEST(round_trip_with_certificate_then_by_fingerprint)
     ck_assert_uint_lt(m2.len + 400, m.len);
     ck_assert_int_eq(bg_env_open(v_sz, m2.p, m2.len, 0, &o, NULL, &err), BG_ENV_OK);
     ck_assert(!o->cert_included);
+    ck_assert_ptr_null(o->cert_der);
     ck_assert_int_eq(memcmp(o->cert_fingerprint, gz.id->fingerprint, BG_SIG_FP_LEN), 0);
     ck_assert_int_ne(memcmp(o->nonce, m.sent.nonce, 16), 0); /* fresh nonce per seal */
     bg_env_opened_free(o);

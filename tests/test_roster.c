@@ -26,6 +26,7 @@
 #include "certs/pki.h"
 #include "certs/sig.h"
 #include "peers/roster.h"
+#include "peers/roster_edit.h"
 #include "peers/roster_ini.h"
 #include "proto/roster.pb-c.h"
 
@@ -536,6 +537,540 @@ START_TEST(permission_lookup)
 }
 END_TEST
 
+/* --- permission defaults: [permission default], '*' sides, deny --- */
+
+/* A copy of r's serialised Roster with issued_at_ms set to at (malloc'd): compiling
+ * stamps the time, everything else must match byte for byte. */
+static uint8_t *
+roster_bytes_at(const bg_roster *r, int64_t at, size_t *len)
+{
+    size_t n = 0;
+    const uint8_t *b = bg_roster_bytes(r, &n);
+    Baygate__Roster *m = baygate__roster__unpack(NULL, n, b);
+    ck_assert_ptr_nonnull(m);
+    m->issued_at_ms = at;
+    *len = baygate__roster__get_packed_size(m);
+    uint8_t *out = malloc(*len);
+    ck_assert_ptr_nonnull(out);
+    baygate__roster__pack(m, out);
+    baygate__roster__free_unpacked(m, NULL);
+    return out;
+}
+
+/* The good source's members and purposes with perms in place of its permission
+ * sections; *first_line gets the line perms starts at. */
+static char *
+with_perms(const char *perms, size_t *first_line)
+{
+    const char *cut = strstr(good_template, "[permission 440300 -> 440100]");
+    ck_assert_ptr_nonnull(cut);
+    size_t head = (size_t)(cut - good_template);
+    char *base = malloc(head + 1);
+    ck_assert_ptr_nonnull(base);
+    memcpy(base, good_template, head);
+    base[head] = '\0';
+    char *text = mutate(base, NULL, perms, first_line);
+    free(base);
+    return text;
+}
+
+static bg_roster *
+parse_perms(const char *perms)
+{
+    char *text = with_perms(perms, NULL);
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    ck_assert_msg(parse_text(text, &r, &err) == BG_OK, "%s", err.msg);
+    free(text);
+    return r;
+}
+
+static const char default_all[] = "[permission default]           ; every ordered pair\n"
+                                  "purposes = supervision\n"
+                                  "lists = *                       ; what each answerer offers\n"
+                                  "quota_items_per_day = 5000\n"
+                                  "min_count_batch = 4\n";
+
+/* perm's fields, or a failed check naming the pair. */
+static void
+expect_perm(const bg_roster *r, const char *a, const char *b, uint32_t purposes, bool sd, bool ao,
+            uint64_t quota, uint32_t batch)
+{
+    const bg_roster_perm *p = bg_roster_permission_find(r, a, b);
+    ck_assert_msg(p != NULL, "no permission %s -> %s", a, b);
+    ck_assert_msg(p->purposes == purposes, "%s -> %s purposes %x", a, b, p->purposes);
+    ck_assert_msg(p->lists[BG_LIST_SERIOUS_DISHONESTY] == sd &&
+                      p->lists[BG_LIST_ABNORMAL_OPERATION] == ao,
+                  "%s -> %s lists", a, b);
+    ck_assert_uint_eq(p->quota_items_per_day, quota);
+    ck_assert_uint_eq(p->min_count_batch, batch);
+}
+
+START_TEST(defaults_expand_to_every_pair)
+{
+    bg_roster *r = parse_perms(default_all);
+    /* Three members: 3 x 2 ordered pairs, asker by asker in member order. */
+    ck_assert_uint_eq(bg_roster_permission_count(r), 6);
+    const char *order[6][2] = {{"440100", "440300"}, {"440100", "440600"}, {"440300", "440100"},
+                               {"440300", "440600"}, {"440600", "440100"}, {"440600", "440300"}};
+    for (size_t i = 0; i < 6; i++) {
+        const bg_roster_perm *p = bg_roster_permission_at(r, i);
+        ck_assert_str_eq(p->asker, order[i][0]);
+        ck_assert_str_eq(p->answerer, order[i][1]);
+    }
+    /* lists = *: each answerer's own lists (Foshan offers only serious-dishonesty). */
+    expect_perm(r, "440100", "440300", 1, true, true, 5000, 4);
+    expect_perm(r, "440300", "440100", 1, true, true, 5000, 4);
+    expect_perm(r, "440100", "440600", 1, true, false, 5000, 4);
+    expect_perm(r, "440300", "440600", 1, true, false, 5000, 4);
+    bg_roster_verdict v;
+    ck_assert(
+        !bg_roster_permission(r, "440300", "440600", "supervision", "abnormal-operation", &v));
+    ck_assert_has(v.reason, "440600 does not offer abnormal-operation");
+    ck_assert(bg_roster_permission(r, "440600", "440300", "supervision", "abnormal-operation", &v));
+    bg_roster_free(r);
+
+    /* A named list in the default: only the answerers that offer it get it. */
+    r = parse_perms("[permission * -> *]\npurposes = lending\nlists = abnormal-operation\n"
+                    "quota_items_per_day = 10\nmin_count_batch = 1\n");
+    ck_assert_uint_eq(bg_roster_permission_count(r), 4); /* nobody asks Foshan */
+    ck_assert_ptr_null(bg_roster_permission_find(r, "440100", "440600"));
+    expect_perm(r, "440600", "440100", 2, false, true, 10, 1);
+    bg_roster_free(r);
+
+    /* Nine Greater Bay Area cities, one default: the 72 ordered pairs. */
+    char *text = malloc(64 * 1024);
+    ck_assert_ptr_nonnull(text);
+    size_t n = (size_t)snprintf(text, 64 * 1024,
+                                "[federation]\nname = F\nserial = 1\nmax_message_bytes = 65536\n"
+                                "common_scale = 1,2\n[purpose supervision]\n"
+                                "needs_authorisation = false\n");
+    const char *gba[9] = {"440100", "440300", "440400", "440600", "441900",
+                          "442000", "441300", "440700", "441200"};
+    for (int i = 0; i < 9; i++)
+        n += (size_t)snprintf(text + n, 64 * 1024 - n,
+                              "[member %s]\nname = M%d\nendpoint = tls+tcp://10.0.0.1:%d\n"
+                              "fingerprint = %064x\nlists = serious-dishonesty\nscale = 1,2\n"
+                              "grade_map = 1:1, 2:2\n",
+                              gba[i], i, 7000 + i, i + 1);
+    snprintf(text + n, 64 * 1024 - n, "%s", default_all);
+    bg_err err = {0};
+    ck_assert_msg(parse_text(text, &r, &err) == BG_OK, "%s", err.msg);
+    ck_assert_uint_eq(bg_roster_permission_count(r), 72);
+    for (int a = 0; a < 9; a++)
+        for (int b = 0; b < 9; b++)
+            ck_assert(a == b ? bg_roster_permission_find(r, gba[a], gba[b]) == NULL
+                             : bg_roster_permission_find(r, gba[a], gba[b]) != NULL);
+    bg_roster_free(r);
+    free(text);
+}
+END_TEST
+
+START_TEST(defaults_overridden)
+{
+    bg_roster *r = parse_perms("[permission 440300 -> 440100]   ; this pair: its own terms\n"
+                               "purposes = supervision, lending\n"
+                               "lists = serious-dishonesty\n"
+                               "quota_items_per_day = 7\n"
+                               "min_count_batch = 16\n"
+                               "\n"
+                               "[permission * -> 440600]         ; whoever asks Foshan\n"
+                               "purposes = lending\n"
+                               "lists = *\n"
+                               "quota_items_per_day = 3\n"
+                               "min_count_batch = 1\n"
+                               "\n"
+                               "[permission 440600 -> *]         ; Foshan asks nobody\n"
+                               "deny = true\n"
+                               "\n"
+                               "[permission 440300 -> 440600]   ; nor Shenzhen Foshan\n"
+                               "deny = true\n"
+                               "\n"
+                               "[permission default]\n"
+                               "purposes = supervision\n"
+                               "lists = *\n"
+                               "quota_items_per_day = 5000\n"
+                               "min_count_batch = 4\n");
+    /* The pair section wins over the default (wherever the default stands)... */
+    expect_perm(r, "440300", "440100", 3, true, false, 7, 16);
+    /* ...[* -> 440600] over the default for an asker of Foshan... */
+    expect_perm(r, "440100", "440600", 2, true, false, 3, 1);
+    /* ...the default gives what nothing else names... */
+    expect_perm(r, "440100", "440300", 1, true, true, 5000, 4);
+    /* ...and deny forbids, in a pair section over [* -> 440600], in [440600 -> *] over
+     * the default. */
+    ck_assert_ptr_null(bg_roster_permission_find(r, "440300", "440600"));
+    ck_assert_ptr_null(bg_roster_permission_find(r, "440600", "440100"));
+    ck_assert_ptr_null(bg_roster_permission_find(r, "440600", "440300"));
+    ck_assert_uint_eq(bg_roster_permission_count(r), 3);
+    bg_roster_verdict v;
+    ck_assert(
+        !bg_roster_permission(r, "440600", "440100", "supervision", "serious-dishonesty", &v));
+    ck_assert_has(v.reason, "440600 may not ask 440100 anything");
+    bg_roster_free(r);
+
+    /* [A -> *] and [* -> B] meeting at A -> B: a deny in either one wins. No default: a
+     * pair nothing names has no permission. */
+    r = parse_perms("[permission 440300 -> *]\npurposes = supervision\nlists = *\n"
+                    "quota_items_per_day = 9\nmin_count_batch = 1\n"
+                    "[permission * -> 440600]\ndeny = true\n");
+    expect_perm(r, "440300", "440100", 1, true, true, 9, 1);
+    ck_assert_uint_eq(bg_roster_permission_count(r), 1);
+    bg_roster_free(r);
+}
+END_TEST
+
+/* A default form and the per-pair form it stands for compile to the same bytes. */
+START_TEST(defaults_equal_the_pairs_they_stand_for)
+{
+    char *a = with_perms(default_all, NULL);
+    static const char pairs[][3][8] = {
+        {"440100", "440300", "sd, ao"}, {"440100", "440600", "sd"},
+        {"440300", "440100", "sd, ao"}, {"440300", "440600", "sd"},
+        {"440600", "440100", "sd, ao"}, {"440600", "440300", "sd, ao"}};
+    char perms[4096];
+    size_t n = 0;
+    for (size_t i = 0; i < 6; i++)
+        n += (size_t)snprintf(perms + n, sizeof perms - n,
+                              "[permission %s -> %s]\npurposes = supervision\nlists = %s\n"
+                              "quota_items_per_day = 5000\nmin_count_batch = 4\n",
+                              pairs[i][0], pairs[i][1],
+                              strcmp(pairs[i][2], "sd") == 0
+                                  ? "serious-dishonesty"
+                                  : "serious-dishonesty, abnormal-operation");
+    char *b = with_perms(perms, NULL);
+    bg_roster *ra = NULL, *rb = NULL;
+    bg_err err = {0};
+    ck_assert_msg(parse_text(a, &ra, &err) == BG_OK, "%s", err.msg);
+    ck_assert_msg(parse_text(b, &rb, &err) == BG_OK, "%s", err.msg);
+    size_t la = 0, lb = 0;
+    uint8_t *ba = roster_bytes_at(ra, 1, &la), *bb = roster_bytes_at(rb, 1, &lb);
+    ck_assert_uint_eq(la, lb);
+    ck_assert_mem_eq(ba, bb, la);
+    free(ba);
+    free(bb);
+    bg_roster_free(ra);
+    bg_roster_free(rb);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* A file of pair sections (tests/data/roster_per_pair.ini) compiles to exactly the
+ * bytes it did before permission defaults existed (roster_per_pair.hex, made then). */
+START_TEST(per_pair_file_compiles_as_before)
+{
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    ck_assert_msg(bg_roster_parse_ini(BG_TEST_DATA "/roster_per_pair.ini", NULL, &r, &err) == BG_OK,
+                  "%s", err.msg);
+    ck_assert_uint_eq(bg_roster_permission_count(r), 4);
+    size_t len = 0;
+    uint8_t *got = roster_bytes_at(r, 1, &len);
+    FILE *f = fopen(BG_TEST_DATA "/roster_per_pair.hex", "r");
+    ck_assert_ptr_nonnull(f);
+    uint8_t want[4096];
+    size_t wn = 0;
+    unsigned byte;
+    while (wn < sizeof want && fscanf(f, "%2x", &byte) == 1)
+        want[wn++] = (uint8_t)byte;
+    fclose(f);
+    ck_assert_uint_gt(wn, 500);
+    ck_assert_uint_eq(len, wn);
+    ck_assert_mem_eq(got, want, wn);
+    free(got);
+    bg_roster_free(r);
+}
+END_TEST
+
+/* Broken permission sections of the new kinds, each with its message and the line (of
+ * perms, counted from 0) it must name. */
+static const struct {
+    const char *perms, *expect;
+    int line;
+} default_bad[] = {
+    {"[permission default]\npurposes = supervision\nlists = serious-dishonesty, grey\n"
+     "quota_items_per_day = 1\nmin_count_batch = 1\n",
+     "[permission default] lists: unknown list 'grey'", 2},
+    {"[permission default]\npurposes = supervision\nlists = *, serious-dishonesty\n"
+     "quota_items_per_day = 1\nmin_count_batch = 1\n",
+     "lists: '*' (every list the answerer offers) stands alone", 2},
+    {"[permission default]\npurposes = marketing\nlists = *\n"
+     "quota_items_per_day = 1\nmin_count_batch = 1\n",
+     "[permission default] purposes: purpose 'marketing' is not declared", 1},
+    {"[permission default]\npurposes =\nlists = *\nquota_items_per_day = 1\nmin_count_batch = 1\n",
+     "needs at least one purpose (deny = true forbids)", 1},
+    {"[permission default]\npurposes = supervision\nlists = *\nquota_items_per_day = 1\n",
+     "[permission default] min_count_batch is required", 0},
+    {"[permission default]\npurposes = supervision\nlists = *\nquota_items_per_day = 0\n"
+     "min_count_batch = 1\n",
+     "[permission default] quota_items_per_day: 0 is out of range", 3},
+    {"[permission * -> 440600]\npurposes = supervision\nlists = abnormal-operation\n"
+     "quota_items_per_day = 1\nmin_count_batch = 1\n",
+     "[permission * -> 440600] lists: 440600 does not offer abnormal-operation", 2},
+    {"[permission 440999 -> *]\ndeny = true\n",
+     "[permission 440999 -> *] asker 440999 is not a member", 0},
+    {"[permission 440300 -> *]\npurposes = supervision\nlists = *\nquota_items_per_day = 1\n"
+     "min_count_batch = 1\n[permission * -> 440100]\npurposes = lending\nlists = *\n"
+     "quota_items_per_day = 1\nmin_count_batch = 1\n",
+     "[permission 440300 -> *] (line ", 5},
+    {"[permission default]\ndeny = true\npurposes = supervision\n",
+     "[permission default]: deny = true forbids what the section names; it takes no other key", 1},
+    {"[permission default]\ndeny = maybe\n", "[permission default] deny: expected true or false",
+     1},
+    {"[permission default]\ndeny = true\ndeny = true\n", "deny given twice (first at line", 2},
+    {"[permission default]\ndeny = true\n[permission * -> *]\ndeny = true\n",
+     "given twice (first at line", 2},
+    {"[permission 440100 -> *]\ndeny = true\n  440300\n", "an indented line continues", 2},
+    /* A second section for a pair must not undo the first one's deny. */
+    {"[permission 440100 -> 440300]\ndeny = true\n[permission 440100 -> 440300]\n"
+     "purposes = supervision\nlists = *\nquota_items_per_day = 1\nmin_count_batch = 1\n",
+     "[permission 440100 -> 440300] appears twice (first at line", 2},
+    {"[permission 440100 -> 440100]\ndeny = true\n", "asker and answerer are the same city", 0},
+    {"[permission 440999 -> 440998]\ndeny = true\n", "names a city that is not a member", 0},
+    {"[permission 440100 -> all]\ndeny = true\n", "expected two 6-digit city codes", 0},
+};
+
+/* '*' sections are bounded (each member's two and the default), so a huge source of
+ * them cannot make the compiler's pairing quadratic in the file. */
+START_TEST(defaults_bounded)
+{
+    char *perms = malloc(64 * 1024);
+    ck_assert_ptr_nonnull(perms);
+    size_t n = 0;
+    for (int i = 0; i < 130; i++)
+        n += (size_t)snprintf(perms + n, 64 * 1024 - n, "[permission %06d -> *]\ndeny = true\n",
+                              441000 + i);
+    size_t first = 0;
+    char *text = with_perms(perms, &first);
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    ck_assert_int_eq(parse_text(text, &r, &err), BG_ELIMIT);
+    char want[96];
+    snprintf(want, sizeof want, "roster.ini:%zu: more than 129 [permission] sections with a '*'",
+             first + 129 * 2);
+    ck_assert_str_eq(err.msg, want);
+    free(text);
+    free(perms);
+}
+END_TEST
+
+/* A default that names a list no member offers is a mistake, named with its line. */
+START_TEST(default_list_nobody_offers)
+{
+    size_t first = 0;
+    char *text = with_perms("[permission default]\npurposes = supervision\n"
+                            "lists = serious-dishonesty, abnormal-operation\n"
+                            "quota_items_per_day = 1\nmin_count_batch = 1\n",
+                            &first);
+    /* Nobody offers abnormal-operation any more. */
+    char *t1 = mutate(text,
+                      "[member 440100]\nname = Guangzhou\nendpoint = tls+tcp://127.0.0.1:7501\n"
+                      "certificate = gz/city.crt       ; relative to this file\n"
+                      "lists = serious-dishonesty, abnormal-operation",
+                      "[member 440100]\nname = Guangzhou\nendpoint = tls+tcp://127.0.0.1:7501\n"
+                      "certificate = gz/city.crt       ; relative to this file\n"
+                      "lists = serious-dishonesty",
+                      NULL);
+    char *t2 =
+        mutate(t1, "certificate = sz/city.crt\nlists = serious-dishonesty, abnormal-operation",
+               "certificate = sz/city.crt\nlists = serious-dishonesty", NULL);
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    ck_assert_int_eq(parse_text(t2, &r, &err), BG_EINVAL);
+    char want[160];
+    snprintf(want, sizeof want,
+             "roster.ini:%zu: [permission default] lists: no member it applies to offers "
+             "abnormal-operation",
+             first + 2);
+    ck_assert_str_eq(err.msg, want);
+    /* With one member offering it again, it compiles. */
+    ck_assert_msg(parse_text(t1, &r, &err) == BG_OK, "%s", err.msg);
+    bg_roster_free(r);
+    free(t2);
+    free(t1);
+    free(text);
+}
+END_TEST
+
+START_TEST(defaults_refused_with_line)
+{
+    size_t first = 0;
+    char *text = with_perms(default_bad[_i].perms, &first);
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    int rc = parse_text(text, &r, &err);
+    free(text);
+    ck_assert_msg(rc != BG_OK, "case %d (%s) was accepted", _i, default_bad[_i].expect);
+    ck_assert_has(err.msg, default_bad[_i].expect);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "roster.ini:%zu: ", first + (size_t)default_bad[_i].line);
+    ck_assert_msg(strncmp(err.msg, prefix, strlen(prefix)) == 0, "case %d: '%s' is not at %s", _i,
+                  err.msg, prefix);
+}
+END_TEST
+
+/* --- editing the source: roster add-member, remove-member --- */
+
+static void write_cert(bg_pki_ca *ca, const char *city, const char *name, const char *path,
+                       uint8_t fp[BG_SIG_FP_LEN]);
+
+/* scratch/zh/city.crt: a certificate of Zhuhai 440400 from the CA, made once. */
+static void
+zhuhai_cert(void)
+{
+    if (access(at("zh/city.crt"), R_OK) == 0)
+        return;
+    bg_pki_ca *ca = NULL;
+    bg_err err = {0};
+    ck_assert_msg(bg_pki_ca_open(&ca, at("ca"), &err) == BG_OK, "%s", err.msg);
+    mkdir(at("zh"), 0700);
+    write_cert(ca, "440400", "Zhuhai", at("zh/city.crt"), NULL);
+    bg_pki_ca_close(ca);
+}
+
+static const bg_roster_new_member zhuhai = {"440400",
+                                            "Zhuhai",
+                                            "tls+tcp://127.0.0.1:7504",
+                                            "zh/city.crt",
+                                            "serious-dishonesty",
+                                            "ABCD=A,B,C,D",
+                                            "A:1, B:2, C:3, D:4"};
+
+START_TEST(edit_add_member_keeps_the_rest)
+{
+    zhuhai_cert();
+    char *text = with_perms(default_all, NULL);
+    char *out = NULL;
+    size_t n = 0;
+    uint64_t serial = 0;
+    bg_err err = {0};
+    ck_assert_msg(bg_roster_edit_add_member(text, strlen(text), &zhuhai, &out, &n, &serial, &err) ==
+                      BG_OK,
+                  "%s", err.msg);
+    ck_assert_uint_eq(serial, 4);
+    ck_assert_uint_eq(n, strlen(out));
+    /* Exactly: the serial raised and the section after the last member, nothing else. */
+    char *e1 = mutate(text, "serial = 3", "serial = 4", NULL);
+    char *want = mutate(e1, "grade_map = A:1, B:2, C:3, D:4\n\n[permission default]",
+                        "grade_map = A:1, B:2, C:3, D:4\n\n[member 440400]\nname = Zhuhai\n"
+                        "endpoint = tls+tcp://127.0.0.1:7504\ncertificate = zh/city.crt\n"
+                        "lists = serious-dishonesty\nscale = ABCD=A,B,C,D\n"
+                        "grade_map = A:1, B:2, C:3, D:4\n\n[permission default]",
+                        NULL);
+    ck_assert_str_eq(out, want);
+    /* It compiles, and the default gives Zhuhai its pairs both ways. */
+    bg_roster *r = NULL;
+    ck_assert_msg(parse_text(out, &r, &err) == BG_OK, "%s", err.msg);
+    ck_assert_uint_eq(bg_roster_member_count(r), 4);
+    ck_assert_uint_eq(bg_roster_permission_count(r), 12);
+    expect_perm(r, "440400", "440100", 1, true, true, 5000, 4);
+    expect_perm(r, "440100", "440400", 1, true, false, 5000, 4);
+    bg_roster_free(r);
+
+    /* Not twice; values that would not stand on their line are refused. */
+    char *again = NULL;
+    ck_assert_int_eq(bg_roster_edit_add_member(out, n, &zhuhai, &again, &n, &serial, &err),
+                     BG_EEXIST);
+    ck_assert_has(err.msg, "440400 is a member already ([member 440400] at line");
+    bg_roster_new_member bad = zhuhai;
+    const char *names[] = {"Zhu\nhai", " Zhuhai", "Zhuhai ; x", "#1", ""};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        bad.name = names[i];
+        ck_assert_int_eq(
+            bg_roster_edit_add_member(text, strlen(text), &bad, &again, &n, &serial, &err),
+            BG_EINVAL);
+        ck_assert_ptr_null(again);
+    }
+    bad = zhuhai;
+    bad.city = "4404";
+    ck_assert_int_eq(bg_roster_edit_add_member(text, strlen(text), &bad, &again, &n, &serial, &err),
+                     BG_EINVAL);
+    ck_assert_int_eq(
+        bg_roster_edit_add_member("[member 440100]\n", 16, &zhuhai, &again, &n, &serial, &err),
+        BG_EINVAL);
+    ck_assert_has(err.msg, "no serial in [federation]");
+    free(out);
+    free(want);
+    free(e1);
+    free(text);
+}
+END_TEST
+
+static const char perms_with_foshan[] = "[permission 440300 -> 440600]\n"
+                                        "purposes = supervision\n"
+                                        "lists = serious-dishonesty\n"
+                                        "quota_items_per_day = 1\n"
+                                        "min_count_batch = 1\n"
+                                        "\n"
+                                        "; Foshan asks nobody\n"
+                                        "[permission 440600 -> *]\n"
+                                        "deny = true\n"
+                                        "\n"
+                                        "[permission default]\n"
+                                        "purposes = supervision\n"
+                                        "lists = *\n"
+                                        "quota_items_per_day = 5000\n"
+                                        "min_count_batch = 4\n"
+                                        "[permission * -> 440600]   ; Foshan's terms\n"
+                                        "purposes = lending\n"
+                                        "lists = *\n"
+                                        "quota_items_per_day = 3\n"
+                                        "min_count_batch = 1\n";
+
+START_TEST(edit_remove_member_takes_its_sections)
+{
+    char *text = with_perms(perms_with_foshan, NULL);
+    char *out = NULL;
+    size_t n = 0, removed = 0;
+    uint64_t serial = 0;
+    bg_err err = {0};
+    ck_assert_msg(bg_roster_edit_remove_member(text, strlen(text), "440600", &out, &n, &removed,
+                                               &serial, &err) == BG_OK,
+                  "%s", err.msg);
+    ck_assert_uint_eq(removed, 4); /* its member section and every section naming it */
+    ck_assert_uint_eq(serial, 4);
+    /* Exactly those sections (and a blank line where two would meet); every other line,
+     * comments included, as it was. */
+    char *e1 = mutate(text, "serial = 3", "serial = 4", NULL);
+    char foshan[512];
+    snprintf(foshan, sizeof foshan,
+             "\n[member 440600]\nname = Foshan\nendpoint = tls+tcp://[::1]:7503\n"
+             "fingerprint = %s\nlists = serious-dishonesty\nscale = ABCD=A,B,C,D\n"
+             "grade_map = A:1, B:2, C:3, D:4\n\n[permission 440300 -> 440600]\n"
+             "purposes = supervision\nlists = serious-dishonesty\n"
+             "quota_items_per_day = 1\nmin_count_batch = 1\n",
+             fs_hex);
+    char *e2 = mutate(e1, foshan, "", NULL);
+    char *e3 = mutate(e2, "[permission 440600 -> *]\ndeny = true\n", "", NULL);
+    char *want = mutate(e3,
+                        "[permission * -> 440600]   ; Foshan's terms\npurposes = lending\n"
+                        "lists = *\nquota_items_per_day = 3\nmin_count_batch = 1\n",
+                        "", NULL);
+    ck_assert_str_eq(out, want);
+    ck_assert_ptr_null(strstr(out, "440600"));
+    bg_roster *r = NULL;
+    ck_assert_msg(parse_text(out, &r, &err) == BG_OK, "%s", err.msg);
+    ck_assert_uint_eq(bg_roster_member_count(r), 2);
+    ck_assert_uint_eq(bg_roster_permission_count(r), 2);
+    bg_roster_free(r);
+
+    char *again = NULL;
+    ck_assert_int_eq(
+        bg_roster_edit_remove_member(out, n, "440600", &again, &n, &removed, &serial, &err),
+        BG_ENOTFOUND);
+    ck_assert_has(err.msg, "440600 is not a member");
+    ck_assert_int_eq(bg_roster_edit_remove_member(out, n, "*", &again, &n, &removed, &serial, &err),
+                     BG_EINVAL);
+    free(want);
+    free(e3);
+    free(e2);
+    free(e1);
+    free(out);
+    free(text);
+}
+END_TEST
+
 /* --- signing and opening --- */
 
 START_TEST(sign_open_round_trip_equals)
@@ -1000,6 +1535,75 @@ START_TEST(cli_sign_and_show)
 }
 END_TEST
 
+/* add-member and remove-member through the binary: the file edited in place, then signed. */
+START_TEST(cli_add_and_remove_member)
+{
+    if (access(BG_BAYGATE, X_OK) != 0) {
+        fprintf(stderr, "test_roster: %s not built; CLI test skipped\n", BG_BAYGATE);
+        return;
+    }
+    zhuhai_cert();
+    const char *b = BG_BAYGATE;
+    char ini[PATH_MAX], pb[PATH_MAX], o[PATH_MAX], e[PATH_MAX], ca[PATH_MAX], zh[PATH_MAX];
+    snprintf(ini, sizeof ini, "%s", at("members.ini"));
+    snprintf(pb, sizeof pb, "%s", at("members.pb"));
+    snprintf(o, sizeof o, "%s", at("members.out"));
+    snprintf(e, sizeof e, "%s", at("members.err"));
+    snprintf(ca, sizeof ca, "%s", at("ca"));
+    snprintf(zh, sizeof zh, "%s", at("zh/city.crt"));
+    char *text = with_perms(default_all, NULL);
+    FILE *f = fopen(ini, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+
+#define ADD_ZHUHAI                                                                                 \
+    "%s roster add-member --ini %s --city 440400 --name Zhuhai "                                   \
+    "--endpoint tls+tcp://127.0.0.1:7504 --certificate %s --lists serious-dishonesty "             \
+    "--scale ABCD=A,B,C,D --grade-map 'A:1, B:2, C:3, D:4' --ca %s >%s 2>%s"
+    ck_assert_int_eq(run(ADD_ZHUHAI, b, ini, zh, ca, o, e), 0);
+    char *said = slurp(o);
+    ck_assert_has(said, "added member 440400 (Zhuhai) to ");
+    ck_assert_has(said, "serial 4; it may ask 3 members and be asked by 3");
+    ck_assert_has(said, "next: baygate roster sign --ca ");
+    /* The certificate as the source reads it: relative to the file's directory. */
+    ck_assert_has(slurp(ini), "\ncertificate = zh/city.crt\n");
+    ck_assert_int_eq(run("%s roster sign --ca %s --out %s %s >%s 2>%s", b, ca, pb, ini, o, e), 0);
+    ck_assert_has(slurp(o), "signed roster serial 4 (4 members, 2 purposes, 12 permissions)");
+    /* Again: a member already (exit 1), the file untouched. */
+    ck_assert_int_eq(run(ADD_ZHUHAI, b, ini, zh, ca, o, e), 1);
+    ck_assert_has(slurp(e), "440400 is a member already");
+    ck_assert_has(slurp(ini), "serial = 4\n");
+
+    ck_assert_int_eq(run("%s roster remove-member --ini %s --city 440400 >%s 2>%s", b, ini, o, e),
+                     0);
+    ck_assert_has(slurp(o), "removed member 440400 from ");
+    ck_assert_has(slurp(o), "(1 section), serial 5; 3 members left");
+    ck_assert_ptr_null(strstr(slurp(ini), "440400"));
+    ck_assert_int_eq(run("%s roster sign --ca %s --out %s %s >%s 2>%s", b, ca, pb, ini, o, e), 0);
+    ck_assert_int_eq(run("%s roster show %s >%s 2>%s", b, pb, o, e), 0);
+    ck_assert_has(slurp(o), "members (3):");
+    ck_assert_ptr_null(strstr(slurp(o), "440400"));
+    ck_assert_int_eq(run("%s roster remove-member --ini %s --city 440400 >%s 2>%s", b, ini, o, e),
+                     1);
+    /* An edit that would not compile leaves the file as it was (exit 1). */
+    ck_assert_int_eq(run("%s roster add-member --ini %s --city 440400 --name Zhuhai "
+                         "--endpoint tls+tcp://127.0.0.1:7501 --certificate %s --lists '' "
+                         "--scale ABCD=A,B,C,D --grade-map 'A:1, B:2, C:3, D:4' >%s 2>%s",
+                         b, ini, zh, o, e),
+                     1);
+    ck_assert_has(slurp(e), "is also the endpoint of member 440100");
+    ck_assert_has(slurp(ini), "serial = 5\n");
+    /* Usage: exit 2. */
+    ck_assert_int_eq(run("%s roster add-member --ini %s --city 440400 >%s 2>%s", b, ini, o, e), 2);
+    ck_assert_int_eq(
+        run("%s roster remove-member --ini %s --city 440100 --name X >%s 2>%s", b, ini, o, e), 2);
+    ck_assert_int_eq(run("%s roster add-member --help >%s 2>%s", b, o, e), 0);
+    ck_assert_has(slurp(o), "usage: baygate roster add-member");
+}
+END_TEST
+
 /* --- the fixture: one CA, one rogue CA, three cities --- */
 
 static void
@@ -1088,6 +1692,22 @@ roster_suite(void)
     tcase_add_test(ini, permission_lookup);
     suite_add_tcase(s, ini);
 
+    TCase *defaults = tcase_create("permission defaults");
+    tcase_add_test(defaults, defaults_expand_to_every_pair);
+    tcase_add_test(defaults, defaults_overridden);
+    tcase_add_test(defaults, defaults_equal_the_pairs_they_stand_for);
+    tcase_add_test(defaults, per_pair_file_compiles_as_before);
+    tcase_add_test(defaults, default_list_nobody_offers);
+    tcase_add_test(defaults, defaults_bounded);
+    tcase_add_loop_test(defaults, defaults_refused_with_line, 0,
+                        (int)(sizeof default_bad / sizeof default_bad[0]));
+    suite_add_tcase(s, defaults);
+
+    TCase *edit = tcase_create("edit");
+    tcase_add_test(edit, edit_add_member_keeps_the_rest);
+    tcase_add_test(edit, edit_remove_member_takes_its_sections);
+    suite_add_tcase(s, edit);
+
     TCase *wire = tcase_create("signed");
     tcase_set_timeout(wire, 120);
     tcase_add_test(wire, sign_open_round_trip_equals);
@@ -1102,6 +1722,7 @@ roster_suite(void)
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 120);
     tcase_add_test(cli, cli_sign_and_show);
+    tcase_add_test(cli, cli_add_and_remove_member);
     suite_add_tcase(s, cli);
     return s;
 }

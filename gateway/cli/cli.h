@@ -22,6 +22,8 @@ int bg_cmd_ping(int argc, char **argv);
 int bg_cmd_status(int argc, char **argv);
 int bg_cmd_ca(int argc, char **argv);
 int bg_cmd_roster(int argc, char **argv);
+/* 'roster add-member' and 'roster remove-member' (argv[0] says which). */
+int bg_cmd_roster_member(int argc, char **argv);
 int bg_cmd_oprf(int argc, char **argv);
 int bg_cmd_query(int argc, char **argv);
 int bg_cmd_lookup(int argc, char **argv);

@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "gateway/cli/cli.h"
 #include "gateway/config/config.h"
+#include "gateway/daemon/codes.h"
 #include "peers/transport.h"
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
@@ -97,7 +98,8 @@ print_ping(const Baygate__PingResult *r, bool json)
                (unsigned long long)r->peer_roster_serial, r->latency_us / 1000.0,
                (long long)r->clock_skew_ms);
     } else {
-        printf("%s %-10s FAILED  %s\n", r->peer, r->peer_name ? r->peer_name : "", r->error);
+        printf("%s %-10s %s  %s\n", r->peer, r->peer_name ? r->peer_name : "",
+               r->error_code == BG_GW_E_REVOKED ? "REVOKED" : "FAILED", r->error);
     }
 }
 

@@ -21,6 +21,7 @@
 #include "domain/uscc.h"
 #include "gateway/cli/cli.h"
 #include "gateway/config/config.h"
+#include "gateway/daemon/codes.h"
 #include "peers/transport.h"
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
@@ -525,8 +526,9 @@ print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpo
     for (size_t i = 0; i < qa->n_peers; i++) {
         const Baygate__PeerQueryResult *p = qa->peers[i];
         if (!p->ok) {
-            printf("\n%s %-10s FAILED (%u): %s\n", p->peer, p->peer_name ? p->peer_name : "",
-                   p->error_code, p->error ? p->error : "");
+            printf("\n%s %-10s %s (%u): %s\n", p->peer, p->peer_name ? p->peer_name : "",
+                   p->error_code == BG_GW_E_REVOKED ? "REVOKED" : "FAILED", p->error_code,
+                   p->error ? p->error : "");
             continue;
         }
         printf("\n%s %-10s ok  epoch %llu (generation %llu, %s snapshot, %llu entries)\n", p->peer,

@@ -33,7 +33,9 @@ roster_usage(FILE *f)
 {
     fprintf(f, "usage: baygate roster sign --ca CA --out roster.pb [--force] roster.ini\n"
                "       baygate roster show [--ca CA/ca.crt|CA] [--crl crl.pem] [--cert FILE]...\n"
-               "                           [--json] roster.pb\n\n"
+               "                           [--json] roster.pb\n"
+               "       baygate roster add-member|remove-member --ini roster.ini --city CODE ...\n"
+               "                                     (see 'baygate roster add-member --help')\n\n"
                "The federation roster: members (city code, name, endpoint, certificate\n"
                "fingerprint, lists offered, grade scale and its mapping to the common scale),\n"
                "purposes, and who may ask whom about what (see peers/ROSTER.md).\n"
@@ -693,6 +695,8 @@ bg_cmd_roster(int argc, char **argv)
         roster_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? BG_EXIT_ERROR : BG_EXIT_OK;
     }
+    if (strcmp(argv[1], "add-member") == 0 || strcmp(argv[1], "remove-member") == 0)
+        return bg_cmd_roster_member(argc - 1, argv + 1);
     static const struct {
         const char *name;
         const char *allowed;

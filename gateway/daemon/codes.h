@@ -28,6 +28,8 @@ enum {
     BG_GW_E_BAD_ELEMENTS = 113,  /* elements not 32*n bytes or not valid group elements */
     BG_GW_E_BAD_MODE = 114,      /* mode unknown, or graded on a list without payloads */
     BG_GW_E_INVALID_IDS = 115,   /* local: no valid id to ask about */
+    BG_GW_E_REVOKED = 116,       /* local: the CRL in use revokes the certificate the roster
+                                    pins for that peer: not asked (core.h) */
 };
 
 #endif

@@ -44,6 +44,7 @@ gw_peer_release(gw_peer *p)
         return;
     bg_tp_client_close(p->cli);
     pthread_mutex_destroy(&p->status_lock);
+    free(p->cert_der);
     free(p);
 }
 
@@ -193,9 +194,104 @@ gw_peer_note(gw_peer *p, bool reached, const char *error)
     pthread_mutex_unlock(&p->status_lock);
 }
 
+/* ---------------------------------------------------------- revocation */
+
+void
+gw_peer_learn_cert(gw_peer *p, const bg_env_opened *o)
+{
+    if (o->cert_der == NULL || strcmp(o->sender, p->city) != 0)
+        return;
+    pthread_mutex_lock(&p->status_lock);
+    if (p->cert_der == NULL || memcmp(p->cert_fp, o->cert_fingerprint, BG_SIG_FP_LEN) != 0) {
+        uint8_t *der = malloc(o->cert_der_len);
+        if (der != NULL) {
+            memcpy(der, o->cert_der, o->cert_der_len);
+            free(p->cert_der);
+            p->cert_der = der;
+            p->cert_der_len = o->cert_der_len;
+            memcpy(p->cert_fp, o->cert_fingerprint, BG_SIG_FP_LEN);
+            /* Another certificate: it was just verified against the CRL in use. (The
+             * same one keeps its flag: a CRL never takes a revocation back, and an
+             * answer verified just before a reload must not clear it.) */
+            p->revoked = false;
+        }
+    }
+    pthread_mutex_unlock(&p->status_lock);
+}
+
+/* Does the CRL in use revoke the certificate of p we hold, the one the roster pins
+ * (pin, NULL if p is no member)? One it no longer pins is forgotten. A revocation
+ * sticks to its certificate: CRLs only grow (a rollback is refused), and a CRL past
+ * its next update fails every certificate alike, which is no reason to ask this one. */
+static void
+peer_check_revoked(bg_gw *gw, gw_peer *p, const uint8_t pin[BG_SIG_FP_LEN])
+{
+    uint8_t *der = NULL;
+    size_t len = 0;
+    pthread_mutex_lock(&p->status_lock);
+    if (p->cert_der != NULL && (pin == NULL || memcmp(p->cert_fp, pin, BG_SIG_FP_LEN) != 0)) {
+        free(p->cert_der);
+        p->cert_der = NULL;
+        p->revoked = false;
+    }
+    if (p->cert_der != NULL && (der = malloc(p->cert_der_len)) != NULL) {
+        memcpy(der, p->cert_der, p->cert_der_len);
+        len = p->cert_der_len;
+    }
+    pthread_mutex_unlock(&p->status_lock);
+    if (der == NULL)
+        return;
+    bg_trust_result tr = {0};
+    bg_err err = {0};
+    int rc = bg_trust_verify(gw->trust, der, len, p->city, &tr, NULL, &err);
+    free(der);
+    if (rc == BG_OK || tr.reason != BG_TRUST_REVOKED)
+        return;
+    pthread_mutex_lock(&p->status_lock);
+    bool was = p->revoked;
+    p->revoked = memcmp(p->cert_fp, tr.fingerprint, BG_SIG_FP_LEN) == 0; /* still the one */
+    if (p->revoked && !was)
+        snprintf(p->revoked_why, sizeof p->revoked_why, "%.190s", err.msg);
+    bool now = p->revoked && !was;
+    pthread_mutex_unlock(&p->status_lock);
+    if (now)
+        bg_log(BG_LOG_WARN, "peer.revoked",
+               "peer=%s reason=\"%s\" effect=\"not asked until the roster drops it or pins "
+               "another certificate\"",
+               p->city, err.msg);
+}
+
+void
+gw_peers_check_revoked(bg_gw *gw)
+{
+    gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
+    size_t n = gw_peers_get(gw, peers);
+    bg_roster *r = gw_roster_get(gw);
+    for (size_t i = 0; i < n; i++) {
+        const bg_roster_member *m = r ? bg_roster_member_find(r, peers[i]->city) : NULL;
+        peer_check_revoked(gw, peers[i], m ? m->cert_sha256 : NULL);
+        gw_peer_release(peers[i]);
+    }
+    bg_roster_free(r);
+}
+
+bool
+gw_peer_revoked(gw_peer *p, char *why, size_t n)
+{
+    pthread_mutex_lock(&p->status_lock);
+    bool revoked = p->revoked;
+    if (revoked)
+        snprintf(why, n, "%s revoked, not asked: %s, and the roster still pins it", p->city,
+                 p->revoked_why);
+    pthread_mutex_unlock(&p->status_lock);
+    return revoked;
+}
+
 int
 gw_peer_admit(gw_peer *p, int timeout_ms, char *why, size_t n)
 {
+    if (gw_peer_revoked(p, why, n))
+        return BG_ECRYPTO;
     bg_tp_client_stats st;
     bg_tp_client_get_stats(p->cli, &st);
     if (st.connected)
@@ -331,6 +427,8 @@ gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t 
             return rc; /* nothing was sent */
         if (res->answered)
             atomic_store(&p->cert_known, true);
+        if (o != NULL)
+            gw_peer_learn_cert(p, o);
         const char *reason = rc == BG_EABORTED ? res->refusal : rc == BG_OK ? "" : res->reason;
         if (rc == BG_OK && want_type != 0 && o->body_type != want_type) {
             snprintf(res->error, sizeof res->error, "%s answered with body type %u, not %u",

@@ -38,12 +38,30 @@ void gw_peer_release(gw_peer *p);
  * meanwhile or its last failure was a refused connection (retried at no cost); any other
  * peer gets a TCP connect to its endpoint first (at most GW_PROBE_MS): refused or
  * unreachable fails at once, no answer fails after GW_PROBE_MS. BG_OK: ask it; BG_EIO:
- * don't, why in why (a sentence naming the peer).
+ * don't, why in why (a sentence naming the peer); BG_ECRYPTO: don't, it is revoked
+ * (below).
  */
 #define GW_PROBE_MS 1000
 #define GW_BACKOFF_MIN_MS 2000
 #define GW_BACKOFF_MAX_MS 60000
 int gw_peer_admit(gw_peer *p, int timeout_ms, char *why, size_t n);
+
+/*
+ * Revocation, for the asking side. The roster pins a certificate by its SHA-256; the
+ * CRL names serials: the peer's own certificate, which every answer and a first request
+ * carry, joins the two. gw_peer_learn_cert keeps the one an envelope from p came with
+ * (o opened by our verifier: the one the roster pins, current under our CRL);
+ * gw_peers_check_revoked (at every CRL and roster reload) marks each peer whose kept
+ * certificate the CRL in use revokes, and forgets one the roster no longer pins. A
+ * revoked peer is not asked at all (gw_peer_admit gives BG_ECRYPTO; a ping gets
+ * gw_peer_revoked first): without this every call to it would wait out its timeout
+ * in a TLS handshake that cannot succeed. A peer never heard from since this gateway
+ * started has no kept certificate and is asked as before.
+ */
+void gw_peer_learn_cert(gw_peer *p, const bg_env_opened *o);
+void gw_peers_check_revoked(bg_gw *gw);
+/* true, and why (a sentence naming the peer), if the CRL in use revokes p's certificate. */
+bool gw_peer_revoked(gw_peer *p, char *why, size_t n);
 /* The outcome of a job with p: reached (clears the backoff) or not (error: why). */
 void gw_peer_note(gw_peer *p, bool reached, const char *error);
 

@@ -248,6 +248,12 @@ fed_handle(void *ctx, bg_tp_request *req)
     }
     /* The connection is this member's: it counts against the city's share. */
     bg_tp_request_tag(req, o->sender, true, NULL);
+    if (o->cert_der != NULL) {
+        gw_peer *p = gw_peer_get(gw, o->sender);
+        if (p != NULL)
+            gw_peer_learn_cert(p, o);
+        gw_peer_release(p);
+    }
     /* Authenticated from here on: the exchange leaves evidence (evidence.h). */
     gw_ev ev;
     gw_ev_inbound(&ev, o);
@@ -322,6 +328,7 @@ reload_crl(bg_gw *gw)
     }
     gw->crl_warned_at = 0;
     bg_log(BG_LOG_INFO, "crl.reloaded", "number=%llu", (unsigned long long)number);
+    gw_peers_check_revoked(gw);
 }
 
 /* The lists the roster says we offer. */
@@ -355,6 +362,7 @@ reload_roster(bg_gw *gw)
         gw->roster = next;
         pthread_mutex_unlock(&gw->lock);
         peers_sync(gw, next);
+        gw_peers_check_revoked(gw);
         bool offered[BG_LIST_COUNT];
         offered_lists(gw, next, offered);
         bg_pub_set_offered(gw->pub, offered);

@@ -50,6 +50,14 @@ typedef struct gw_peer {
     uint32_t down_fails;
     bool down_refused; /* the last failure was a refused connection: cheap to try again */
     char down_error[300];
+    /* The certificate the roster pins for it, as an envelope from it carried it (DER,
+     * NULL until one did), and whether the CRL in use revokes it: recomputed at every CRL
+     * and roster reload (core.h gw_peers_check_revoked), under status_lock. */
+    uint8_t *cert_der;
+    size_t cert_der_len;
+    uint8_t cert_fp[BG_SIG_FP_LEN];
+    bool revoked;
+    char revoked_why[200];
 } gw_peer;
 
 /* A file we watch for replacement. */

@@ -74,6 +74,20 @@ gw_ping_peer(bg_gw *gw, const char *city, int timeout_ms, Baygate__PingResult *r
         res->error = errbuf;
         return;
     }
+    snprintf(namebuf, namen, "%s", p->name);
+    res->peer_name = namebuf;
+    if (gw_peer_revoked(p, errbuf, errn)) {
+        /* No round trip: its TLS handshake cannot succeed and would take the timeout. */
+        res->error_code = BG_GW_E_REVOKED;
+        res->error = errbuf;
+        pthread_mutex_lock(&p->status_lock);
+        p->probed = true;
+        p->reachable = false;
+        snprintf(p->error, sizeof p->error, "%s", errbuf);
+        pthread_mutex_unlock(&p->status_lock);
+        gw_peer_release(p);
+        return;
+    }
     uint8_t body[BG_FEDPING_BODY_MAX];
     bg_env_fields f = bg_fedping_fields(city, serial, body);
     bg_env_opened *o = NULL;

@@ -262,9 +262,10 @@ psi_run_job(void *arg)
     }
     snprintf(j->name, sizeof j->name, "%s", p->name);
     char why[sizeof j->error];
-    if (gw_peer_admit(p, j->timeout_ms, why, sizeof why) != BG_OK) {
-        /* down: said at once rather than after the request timeout */
-        psi_job_fail(j, BG_RT_E_TRANSPORT, "%s", why);
+    int admit = gw_peer_admit(p, j->timeout_ms, why, sizeof why);
+    if (admit != BG_OK) {
+        /* down or revoked: said at once rather than after the request timeout */
+        psi_job_fail(j, admit == BG_ECRYPTO ? BG_GW_E_REVOKED : BG_RT_E_TRANSPORT, "%s", why);
         gw_peer_release(p);
         return NULL;
     }
