@@ -34,6 +34,7 @@
  *     SHA-256(0x00 || the L bytes)
  * so the checksum of a leaves.log record is the RFC 6962 leaf hash itself.
  * heads.log holds SignedTreeHead records, witness.log WitnessRecord records.
+ * certs/ holds the certificates heads and cosignatures were verified with (below).
  */
 #ifndef BG_AUDIT_H
 #define BG_AUDIT_H
@@ -46,6 +47,7 @@
 #include <openssl/x509.h>
 
 #include "certs/sig.h"
+#include "certs/trust.h"
 #include "common/err.h"
 
 #define BG_AUDIT_HASH_LEN 32
@@ -322,5 +324,23 @@ size_t bg_audit_witness_conflict_count(bg_audit_witness *w);
 int bg_audit_witness_conflict(bg_audit_witness *w, size_t i, bg_audit_head *refused,
                               bg_audit_head *previous, char reason[BG_AUDIT_REASON_MAX + 1],
                               bg_err *err);
+
+/* --- certificates kept beside the log (audit_certs.c) --- */
+
+/* Largest certificate kept or carried in a bundle (a city's is ~700 bytes). */
+#define BG_AUDIT_CERT_MAX BG_TRUST_CERT_MAX
+
+/* Keeps a copy of city's certificate (DER) as dir/certs/<city>-<sha256 hex>.der,
+ * written once and never replaced (a second keep of the same bytes does nothing).
+ * The daemon keeps its own (the one its heads are signed with) and each witness's,
+ * so that bundles can carry them after a rotation. */
+int bg_audit_cert_keep(const char *dir, const char *city, const uint8_t *der, size_t len,
+                       bg_err *err);
+/* Calls fn with each kept certificate of city, in name order, until it returns true
+ * (*found then true). Files whose bytes do not hash to their name are skipped; no
+ * certs/ directory is no certificate. */
+typedef bool (*bg_audit_cert_fn)(void *ctx, const uint8_t *der, size_t len);
+int bg_audit_cert_each(const char *dir, const char *city, bg_audit_cert_fn fn, void *ctx,
+                       bool *found, bg_err *err);
 
 #endif
