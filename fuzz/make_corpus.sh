@@ -100,6 +100,15 @@ mkdir -p "$out/audit"
 { printf '\x04'; le32 "$(stat -c %s "$a/leaves.log")"; cat "$a/leaves.log"
   le32 "$(stat -c %s "$a/heads.log")"; cat "$a/heads.log"; cat "$a/witness.log"; } >"$out/audit/demo-440300"
 
+# bundle: a real gateway's evidence bundle of one exchange (the demo's Shenzhen log:
+# the first request id it holds), besides the harness's own seeds below.
+rid=$("$bg" audit find --dir "$d/440300" --json | grep -o '"request_id":"[0-9a-f]*"' | head -1 | cut -d'"' -f4)
+mkdir -p "$out/bundle"
+if [[ -n $rid ]] && "$bg" audit export --dir "$d/440300" --request "$rid" --unwitnessed \
+  --out "$tmp/bundle.pb" >/dev/null 2>&1; then
+  seed bundle demo-440300 - "$tmp/bundle.pb"
+fi
+
 # bodies: hand-made protobuf bodies, one per decoder (first byte: the type).
 mkdir -p "$out/bodies"
 printf '\x00\x0a\x04ping' >"$out/bodies/ping"
@@ -123,7 +132,7 @@ g='\xe2\xf2\xae\x0a\x6a\xbc\x4e\x71\xa8\x84\xa9\x61\xc5\x00\x51\x5f\x58\xe3\x0b\
 printf "\\x00$g$g$g" >"$out/psi/answerer"
 
 # The harnesses' own seeds: real sealed envelopes, snapshot streams, audit records.
-for h in envelope snapshot roster attest audit; do
+for h in envelope snapshot roster attest audit bundle; do
   mkdir -p "$out/$h"
   "$build/fuzz/fuzz_replay_$h" --make-seeds "$out/$h" >/dev/null
 done

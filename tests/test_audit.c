@@ -33,8 +33,11 @@
 
 #include "certs/pki.h"
 #include "certs/sig.h"
+#include "certs/trust.h"
 #include "gateway/audit/audit.h"
 #include "gateway/audit/audit_int.h" /* bg_audit_datasync, to simulate a failing disk */
+#include "peers/roster.h"
+#include "peers/roster_ini.h"
 
 static char scratch[PATH_MAX];
 static EVP_PKEY *key_a, *key_b; /* the origin city's key, and someone else's */
@@ -1682,6 +1685,477 @@ START_TEST(cli_audit_commands)
 }
 END_TEST
 
+/* --- finding leaves, evidence bundles --- */
+
+/* bg_audit_find agrees with a filter applied by hand, criterion by criterion. */
+START_TEST(find_filters)
+{
+    const char *dir = fresh_dir("find");
+    bg_audit_log *log = make_log(dir, 40, -1);
+    bg_err err = {0};
+    bg_audit_event e5 = event(5, 0);
+    struct {
+        bg_audit_filter f;
+        uint64_t want;
+    } cases[6];
+    memset(cases, 0, sizeof cases);
+    cases[0].want = 40;
+    cases[1].f.has_request_id = true;
+    memcpy(cases[1].f.request_id, e5.request_id, sizeof e5.request_id);
+    cases[1].want = 1;
+    snprintf(cases[2].f.peer, sizeof cases[2].f.peer, "440100");
+    cases[2].want = 20;
+    snprintf(cases[3].f.purpose, sizeof cases[3].f.purpose, "lending");
+    snprintf(cases[3].f.peer, sizeof cases[3].f.peer, "440100"); /* lending is 440600's */
+    cases[3].want = 0;
+    cases[4].f.has_authorisation_ref = true;
+    cases[4].f.authorisation_ref_len = 32;
+    memset(cases[4].f.authorisation_ref, 0x42, 32);
+    cases[4].want = 10; /* i % 4 == 1 */
+    cases[5].f.has_since = cases[5].f.has_until = true;
+    cases[5].f.since_ms = event(10, 0).time_ms;
+    cases[5].f.until_ms = event(19, 0).time_ms;
+    cases[5].want = 10;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        uint64_t got = 0;
+        ck_assert_int_eq(bg_audit_find(log, &cases[c].f, NULL, NULL, &got, &err), BG_OK);
+        ck_assert_msg(got == cases[c].want, "case %zu: %" PRIu64 " matches, want %" PRIu64, c, got,
+                      cases[c].want);
+    }
+    bg_audit_close(log);
+}
+END_TEST
+
+/* A federation for bundles: a CA, three cities (440300 keeps the log, 440100 witnesses
+ * it, 440600 is CA-issued but not in the roster), a second certificate of 440300, and
+ * rosters: the real one, one without 440100, one pinning 440300's other certificate. */
+typedef struct bcity {
+    EVP_PKEY *key;
+    X509 *cert;
+    uint8_t *der;
+    size_t der_len;
+    uint8_t fp[BG_SIG_FP_LEN];
+} bcity;
+
+typedef struct bfix {
+    char audit[PATH_MAX];
+    bcity sz, gz, fs, sz2;
+    bg_trust *trust, *trust_revoked;
+    bg_roster *roster, *roster_no_gz, *roster_sz2;
+    bg_audit_log *log;
+    bg_audit_witness *w;
+    bg_audit_head h1, h2;
+    uint8_t rid[BG_AUDIT_REQUEST_ID_LEN];
+} bfix;
+
+static void
+bcity_make(bg_pki_ca *ca, const char *code, bcity *c)
+{
+    bg_err err = {0};
+    X509_REQ *req = NULL;
+    time_t now = time(NULL);
+    ck_assert_int_eq(bg_pki_key_generate(&c->key, &err), BG_OK);
+    ck_assert_int_eq(bg_pki_csr_make(c->key, code, code, &req, &err), BG_OK);
+    ck_assert_msg(bg_pki_ca_issue(ca, req, now - 60, now + 86400, &c->cert, &err) == BG_OK, "%s",
+                  err.msg);
+    ck_assert_int_eq(bg_sig_fingerprint(c->cert, c->fp, &err), BG_OK);
+    ck_assert_int_eq(bg_pki_cert_to_der(c->cert, &c->der, &c->der_len, &err), BG_OK);
+    X509_REQ_free(req);
+}
+
+static bg_roster *
+bfix_roster(const bcity *gz, const bcity *sz, uint64_t serial)
+{
+    char text[2048], g[BG_SIG_FP_HEX_LEN + 1], s[BG_SIG_FP_HEX_LEN + 1], gm[600] = "";
+    bg_sig_fp_hex(sz->fp, s);
+    if (gz != NULL) {
+        bg_sig_fp_hex(gz->fp, g);
+        snprintf(gm, sizeof gm,
+                 "[member 440100]\nname = Guangzhou\nendpoint = tls+tcp://127.0.0.1:7501\n"
+                 "fingerprint = %s\nlists = serious-dishonesty\nscale = ABCD=A,B,C,D\n"
+                 "grade_map = A:1, B:2, C:3, D:4\n",
+                 g);
+    }
+    snprintf(text, sizeof text,
+             "[federation]\nname = Greater Bay Area Credit Federation\nserial = %" PRIu64 "\n"
+             "max_message_bytes = 4194304\ncommon_scale = 1,2,3,4\n"
+             "[purpose supervision]\nneeds_authorisation = false\n%s"
+             "[member 440300]\nname = Shenzhen\nendpoint = tls+tcp://127.0.0.1:7502\n"
+             "fingerprint = %s\nlists = serious-dishonesty\nscale = ABCD=A,B,C,D\n"
+             "grade_map = A:1, B:2, C:3, D:4\n",
+             serial, gm, s);
+    bg_roster *r = NULL;
+    bg_err err = {0};
+    ck_assert_msg(bg_roster_parse_ini_text(text, strlen(text), scratch, "roster.ini", NULL, &r,
+                                           &err) == BG_OK,
+                  "%s", err.msg);
+    return r;
+}
+
+/* The log of 440300: 12 leaves, the exchange rid at 2, 3, 6, 7; heads at 8 (h1) and
+ * 12 (h2); 440100's cosignature of h2 received and its certificate kept. */
+static void
+bfix_log(bfix *f)
+{
+    bg_err err = {0};
+    ck_assert_int_eq(bg_audit_open(&f->log, f->audit, "440300", BG_AUDIT_CREATE, NULL, &err),
+                     BG_OK);
+    memset(f->rid, 0x7e, sizeof f->rid);
+    for (uint64_t i = 0; i < 12; i++) {
+        bg_audit_event ev = event(i, 0);
+        if (i == 2 || i == 3 || i == 6 || i == 7)
+            memcpy(ev.request_id, f->rid, sizeof f->rid);
+        ck_assert_int_eq(bg_audit_append(f->log, &ev, NULL, &err), BG_OK);
+        if (i == 7)
+            ck_assert_int_eq(bg_audit_sign_head(f->log, f->sz.key, 1760000100000LL, &f->h1, &err),
+                             BG_OK);
+    }
+    ck_assert_int_eq(bg_audit_sign_head(f->log, f->sz.key, 1760000200000LL, &f->h2, &err), BG_OK);
+    ck_assert_int_eq(bg_audit_witness_open(&f->w, f->audit, "440300", 0, NULL, &err), BG_OK);
+    bg_audit_cosig c;
+    ck_assert_int_eq(bg_audit_cosig_make(f->gz.key, "440100", &f->h2, 1760000201000LL, &c, &err),
+                     BG_OK);
+    ck_assert_int_eq(bg_audit_witness_add_received(f->w, &c, &err), BG_OK);
+    ck_assert_int_eq(bg_audit_cert_keep(f->audit, "440100", f->gz.der, f->gz.der_len, &err), BG_OK);
+}
+
+static void
+bfix_up(bfix *f)
+{
+    memset(f, 0, sizeof *f);
+    const char *root = fresh_dir("bundle");
+    bg_err err = {0};
+    bg_pki_ca *ca = NULL;
+    ck_assert_int_eq(bg_pki_ca_init(file_in(root, "ca"), NULL, 3650, &err), BG_OK);
+    ck_assert_int_eq(bg_pki_ca_open(&ca, file_in(root, "ca"), &err), BG_OK);
+    bcity_make(ca, "440300", &f->sz);
+    bcity_make(ca, "440100", &f->gz);
+    bcity_make(ca, "440600", &f->fs);
+    bcity_make(ca, "440300", &f->sz2);
+    time_t now = time(NULL);
+    X509_CRL *crl = NULL;
+    ck_assert_int_eq(bg_trust_new(&f->trust, bg_pki_ca_cert(ca), NULL, 0, &err), BG_OK);
+    ck_assert_int_eq(bg_pki_ca_revoke(ca, "440100", NULL, now - 30, NULL, &err), BG_OK);
+    ck_assert_int_eq(bg_pki_ca_crl(ca, now, 86400, &crl, &err), BG_OK);
+    ck_assert_int_eq(bg_trust_new(&f->trust_revoked, bg_pki_ca_cert(ca), crl, 0, &err), BG_OK);
+    X509_CRL_free(crl);
+    bg_pki_ca_close(ca);
+    f->roster = bfix_roster(&f->gz, &f->sz, 3);
+    f->roster_no_gz = bfix_roster(NULL, &f->sz, 4);
+    f->roster_sz2 = bfix_roster(&f->gz, &f->sz2, 5);
+    snprintf(f->audit, sizeof f->audit, "%s/audit", root);
+    bfix_log(f);
+}
+
+static void
+bcity_free(bcity *c)
+{
+    EVP_PKEY_free(c->key);
+    X509_free(c->cert);
+    OPENSSL_free(c->der);
+}
+
+static void
+bfix_down(bfix *f)
+{
+    bg_audit_witness_close(f->w);
+    bg_audit_close(f->log);
+    bg_roster_free(f->roster);
+    bg_roster_free(f->roster_no_gz);
+    bg_roster_free(f->roster_sz2);
+    bg_trust_free(f->trust);
+    bg_trust_free(f->trust_revoked);
+    bcity_free(&f->sz);
+    bcity_free(&f->gz);
+    bcity_free(&f->fs);
+    bcity_free(&f->sz2);
+}
+
+static bg_audit_bundle *
+bfix_build(bfix *f, const bcity *current, char note[BG_ERR_MSG_MAX])
+{
+    bg_audit_bundle_src src = {.log = f->log,
+                               .witness = f->w,
+                               .dir = f->audit,
+                               .cert = current ? current->der : NULL,
+                               .cert_len = current ? current->der_len : 0};
+    bg_audit_bundle *b = NULL;
+    bg_err err = {0};
+    ck_assert_msg(bg_audit_bundle_build(&src, f->rid, &b, note, &err) == BG_OK, "%s", err.msg);
+    return b;
+}
+
+/* Encoded and decoded again: what a verifier receives. */
+static bg_audit_bundle *
+roundtrip(const bg_audit_bundle *b, uint8_t **bytes, size_t *len)
+{
+    bg_err err = {0};
+    ck_assert_int_eq(bg_audit_bundle_encode(b, bytes, len, &err), BG_OK);
+    bg_audit_bundle *d = NULL;
+    ck_assert_msg(bg_audit_bundle_decode(*bytes, *len, &d, &err) == BG_OK, "%s", err.msg);
+    return d;
+}
+
+/* The bundle of one exchange: its four leaves, the first head covering them (size 8),
+ * the witness's cosignature on the later head (12) with the consistency proof; it
+ * verifies before and after encoding, encodes to the same bytes, and holds nothing but
+ * the exchange's leaves. Without the witness's kept certificate the cosignature is left
+ * out with a note; after a rotation the kept certificate of the city still signs. */
+START_TEST(bundle_build_verify)
+{
+    bfix f;
+    bfix_up(&f);
+    char note[BG_ERR_MSG_MAX];
+    bg_audit_bundle *b = bfix_build(&f, &f.sz, note);
+    ck_assert_uint_eq(b->n_leaves, 4);
+    ck_assert_uint_eq(b->leaves[0].index, 2);
+    ck_assert_uint_eq(b->leaves[3].index, 7);
+    ck_assert_uint_eq(b->head.size, 8);
+    ck_assert_uint_eq(b->n_cosigs, 1);
+    ck_assert_str_eq(b->cosigs[0].cosig.witness, "440100");
+    ck_assert_uint_eq(b->cosigs[0].cosig.head.size, 12);
+    ck_assert_uint_gt(b->cosigs[0].consistency_len, 0);
+    ck_assert_str_eq(note, "");
+    bg_audit_bundle_report rep;
+    bg_err err = {0};
+    ck_assert_msg(bg_audit_bundle_verify(b, f.trust, f.roster, time(NULL), &rep, &err) == BG_OK,
+                  "%s", err.msg);
+    ck_assert_uint_eq(rep.leaves, 4);
+    ck_assert_uint_eq(rep.witnesses, 1);
+    ck_assert_str_eq(rep.witness[0], "440100");
+    ck_assert_uint_eq(rep.witness_size[0], 12);
+    uint8_t *bytes = NULL, *again = NULL;
+    size_t len = 0, len2 = 0;
+    bg_audit_bundle *d = roundtrip(b, &bytes, &len);
+    ck_assert_msg(bg_audit_bundle_verify(d, f.trust, f.roster, time(NULL), &rep, &err) == BG_OK,
+                  "%s", err.msg);
+    ck_assert_int_eq(bg_audit_bundle_encode(d, &again, &len2, &err), BG_OK);
+    ck_assert(len2 == len && memcmp(again, bytes, len) == 0);
+    bg_audit_bundle_free(d);
+    free(bytes);
+    free(again);
+    bg_audit_bundle_free(b);
+
+    /* A rotation: city.crt is the new certificate, the heads were signed with the old. */
+    ck_assert_int_eq(bg_audit_cert_keep(f.audit, "440300", f.sz.der, f.sz.der_len, &err), BG_OK);
+    b = bfix_build(&f, &f.sz2, note);
+    ck_assert(b->cert_len == f.sz.der_len && memcmp(b->cert, f.sz.der, b->cert_len) == 0);
+    bg_audit_bundle_free(b);
+    /* No kept certificate of the witness: left out, said why. */
+    char path[PATH_MAX + 128], hex[BG_SIG_FP_HEX_LEN + 1];
+    bg_sig_fp_hex(f.gz.fp, hex);
+    snprintf(path, sizeof path, "%s/certs/440100-%s.der", f.audit, hex);
+    ck_assert_int_eq(unlink(path), 0);
+    b = bfix_build(&f, &f.sz, note);
+    ck_assert_uint_eq(b->n_cosigs, 0);
+    ck_assert_has(note, "no kept certificate of witness 440100");
+    bg_audit_bundle_free(b);
+    /* Nothing of another request; no head yet covering new leaves. */
+    bg_audit_bundle_src src = {.log = f.log, .witness = f.w, .dir = f.audit};
+    uint8_t none[BG_AUDIT_REQUEST_ID_LEN] = {0};
+    ck_assert_int_eq(bg_audit_bundle_build(&src, none, &b, note, &err), BG_ENOTFOUND);
+    ck_assert_has(err.msg, "no leaf of 440300's log carries request id");
+    bg_audit_event ev = event(12, 0);
+    memcpy(ev.request_id, f.rid, sizeof f.rid);
+    ck_assert_int_eq(bg_audit_append(f.log, &ev, NULL, &err), BG_OK);
+    ck_assert_int_eq(bg_audit_bundle_build(&src, f.rid, &b, note, &err), BG_ENOTFOUND);
+    ck_assert_has(err.msg, "no signed tree head covers leaf 12 yet");
+    bfix_down(&f);
+}
+END_TEST
+
+/* verify must fail with msg; b is freed. */
+static void
+refused(bfix *f, bg_audit_bundle *b, const bg_roster *r, bg_trust *t, const char *msg)
+{
+    bg_err err = {0};
+    ck_assert_int_eq(
+        bg_audit_bundle_verify(b, t ? t : f->trust, r ? r : f->roster, time(NULL), NULL, &err),
+        BG_ECRYPTO);
+    ck_assert_has(err.msg, msg);
+    bg_audit_bundle_free(b);
+}
+
+/* A fresh decoded copy of the good bundle (its bytes in *bytes, *len). */
+static bg_audit_bundle *
+copy_of(const uint8_t *bytes, size_t len)
+{
+    bg_audit_bundle *d = NULL;
+    bg_err err = {0};
+    ck_assert_msg(bg_audit_bundle_decode(bytes, len, &d, &err) == BG_OK, "%s", err.msg);
+    return d;
+}
+
+/* Each way of tampering with a bundle's leaves and head is refused, naming what failed:
+ * a flipped byte of a leaf (in the encoded file), a wrong or short proof, a leaf of
+ * another request, indexes out of order, a head signed by another key, another city's
+ * certificate, a certificate the roster does not pin. */
+START_TEST(bundle_tampered_leaves)
+{
+    bfix f;
+    bfix_up(&f);
+    bg_audit_bundle *b = bfix_build(&f, &f.sz, NULL), *d;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    bg_err err = {0};
+    bg_audit_bundle_free(roundtrip(b, &bytes, &len));
+
+    /* a byte of leaf 3's reason, flipped in the file: still a leaf, another hash */
+    uint8_t *t = malloc(len);
+    memcpy(t, bytes, len);
+    uint8_t *at = memmem(t, len, "ok event 3", 10);
+    ck_assert_ptr_nonnull(at);
+    at[9] = '4';
+    refused(&f, copy_of(t, len), NULL, NULL, "leaf 3 is not in the signed tree");
+    free(t);
+    d = copy_of(bytes, len);
+    d->leaves[1].proof[0][5] ^= 1;
+    refused(&f, d, NULL, NULL, "leaf 3 is not in the signed tree");
+    d = copy_of(bytes, len);
+    d->leaves[0].proof_len--;
+    refused(&f, d, NULL, NULL, "too short");
+    d = copy_of(bytes, len);
+    d->request_id[0] ^= 1;
+    refused(&f, d, NULL, NULL, "leaf 2 is of request 7e7e");
+    d = copy_of(bytes, len);
+    d->leaves[2].index = 3;
+    refused(&f, d, NULL, NULL, "indexes must increase");
+
+    /* the head signed by another key; the bundle carrying another city's certificate */
+    d = copy_of(bytes, len);
+    ck_assert_int_eq(bg_audit_head_make(key_b, "440300", d->head.size, d->head.root,
+                                        d->head.timestamp_ms, &d->head, &err),
+                     BG_OK);
+    refused(&f, d, NULL, NULL,
+            "does not verify with 440300's certificate (signed by another key?)");
+    d = copy_of(bytes, len);
+    free(d->cert);
+    d->cert = malloc(f.gz.der_len);
+    memcpy(d->cert, f.gz.der, f.gz.der_len);
+    d->cert_len = f.gz.der_len;
+    refused(&f, d, NULL, NULL, "the log's city: the certificate of 440300");
+    refused(&f, copy_of(bytes, len), f.roster_sz2, NULL, "is not the one the roster pins");
+    free(bytes);
+    bg_audit_bundle_free(b);
+    bfix_down(&f);
+}
+END_TEST
+
+/* And with its cosignatures: a witness not in the roster, a revoked witness, a wrong
+ * consistency proof, a cosignature by a non-member, by another key under the witness's
+ * name, on a smaller head, by the city itself, twice by one witness. */
+START_TEST(bundle_tampered_cosignatures)
+{
+    bfix f;
+    bfix_up(&f);
+    bg_audit_bundle *b = bfix_build(&f, &f.sz, NULL), *d;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    bg_err err = {0};
+    bg_audit_bundle_free(roundtrip(b, &bytes, &len));
+    refused(&f, copy_of(bytes, len), f.roster_no_gz, NULL,
+            "cosignature 1 (by 440100): 440100 is not a member of the roster");
+    refused(&f, copy_of(bytes, len), NULL, f.trust_revoked, "cosignature 1 (by 440100)");
+    d = copy_of(bytes, len);
+    d->cosigs[0].consistency[0][0] ^= 1;
+    refused(&f, d, NULL, NULL, "is not shown to extend the bundle's");
+    /* a second cosignature, by 440600 (CA-issued, not in the roster) */
+    bg_audit_cosig c;
+    d = copy_of(bytes, len);
+    ck_assert_int_eq(bg_audit_cosig_make(f.fs.key, "440600", &f.h1, 1760000300000LL, &c, &err),
+                     BG_OK);
+    d->cosigs[1].cosig = c;
+    d->cosigs[1].cert = malloc(f.fs.der_len);
+    memcpy(d->cosigs[1].cert, f.fs.der, f.fs.der_len);
+    d->cosigs[1].cert_len = f.fs.der_len;
+    d->n_cosigs = 2;
+    refused(&f, d, NULL, NULL, "cosignature 2 (by 440600): 440600 is not a member of the roster");
+    /* the witness's key, its name on someone else's cosignature */
+    d = copy_of(bytes, len);
+    ck_assert_int_eq(bg_audit_cosig_make(key_b, "440100", &f.h2, 1760000301000LL, &c, &err), BG_OK);
+    d->cosigs[0].cosig = c;
+    refused(&f, d, NULL, NULL, "cosignature 1 (by 440100): cosignature by 440100");
+    d = copy_of(bytes, len);
+    bg_audit_head small;
+    bg_audit_hash r;
+    ck_assert_int_eq(bg_audit_root(f.log, 4, r, &err), BG_OK);
+    ck_assert_int_eq(bg_audit_head_make(f.sz.key, "440300", 4, r, 1760000000000LL, &small, &err),
+                     BG_OK);
+    ck_assert_int_eq(bg_audit_cosig_make(f.gz.key, "440100", &small, 1760000302000LL, &c, &err),
+                     BG_OK);
+    d->cosigs[0].cosig = c;
+    refused(&f, d, NULL, NULL, "smaller than the bundle's 8");
+    d = copy_of(bytes, len);
+    ck_assert_int_eq(bg_audit_cosig_make(f.sz.key, "440300", &f.h2, 1760000303000LL, &c, &err),
+                     BG_OK);
+    d->cosigs[0].cosig = c;
+    refused(&f, d, NULL, NULL, "a city does not witness its own log");
+    d = copy_of(bytes, len);
+    d->cosigs[1] = d->cosigs[0];
+    d->cosigs[1].cert = malloc(d->cosigs[0].cert_len);
+    memcpy(d->cosigs[1].cert, d->cosigs[0].cert, d->cosigs[0].cert_len);
+    d->n_cosigs = 2;
+    refused(&f, d, NULL, NULL, "a second cosignature by 440100");
+    free(bytes);
+    bg_audit_bundle_free(b);
+    bfix_down(&f);
+}
+END_TEST
+
+/* The decoder takes outside bytes: every truncation, an unknown field, a bad version,
+ * no bytes and more than the bound refused with a message, never a crash; each byte
+ * with a bit flipped either refused or, if it decodes, refused by verify (no change
+ * goes unnoticed); no leaves is not encoded. */
+START_TEST(bundle_decoder_bounds)
+{
+    bfix f;
+    bfix_up(&f);
+    bg_audit_bundle *b = bfix_build(&f, &f.sz, NULL), *d = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    bg_err err = {0};
+    bg_audit_bundle_free(roundtrip(b, &bytes, &len));
+    /* A cut at the start of the cosignatures (the last field) leaves a bundle that still
+     * holds, with no witness: what --min-witnesses is for. */
+    for (size_t n = 0; n < len; n++) {
+        if (bg_audit_bundle_decode(bytes, n, &d, &err) == BG_OK) {
+            ck_assert(d->n_cosigs == 0 || bg_audit_bundle_verify(d, f.trust, f.roster, time(NULL),
+                                                                 NULL, &err) != BG_OK);
+            bg_audit_bundle_free(d);
+        }
+    }
+    for (size_t i = 0; i < len; i++) {
+        for (int bit = 0; bit < 8; bit += 7) {
+            bytes[i] ^= (uint8_t)(1u << bit);
+            if (bg_audit_bundle_decode(bytes, len, &d, &err) == BG_OK) {
+                ck_assert_msg(
+                    bg_audit_bundle_verify(d, f.trust, f.roster, time(NULL), NULL, &err) != BG_OK,
+                    "byte %zu bit %d changed and still verifies", i, bit);
+                bg_audit_bundle_free(d);
+            }
+            bytes[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    uint8_t *more = malloc(len + 3);
+    memcpy(more, bytes, len);
+    memcpy(more + len, "\x48\x01", 2); /* field 9, varint 1 */
+    ck_assert_int_eq(bg_audit_bundle_decode(more, len + 2, &d, &err), BG_EPROTO);
+    ck_assert_has(err.msg, "unknown fields");
+    ck_assert_int_eq(more[0], 0x08); /* version is field 1: 0x08 0x01 */
+    more[1] = 2;
+    ck_assert_int_eq(bg_audit_bundle_decode(more, len, &d, &err), BG_EPROTO);
+    ck_assert_has(err.msg, "version 2");
+    free(more);
+    ck_assert_int_eq(bg_audit_bundle_decode(bytes, 0, &d, &err), BG_EPROTO);
+    ck_assert_int_eq(bg_audit_bundle_decode(bytes, BG_AUDIT_BUNDLE_MAX + 1, &d, &err), BG_ELIMIT);
+    b->n_leaves = 0;
+    ck_assert_int_eq(bg_audit_bundle_encode(b, &more, &len, &err), BG_EINVAL);
+    free(bytes);
+    bg_audit_bundle_free(b);
+    bfix_down(&f);
+}
+END_TEST
+
 static Suite *
 audit_suite(void)
 {
@@ -1715,6 +2189,15 @@ audit_suite(void)
     tcase_add_test(heads, witness_detects_rewritten_history);
     tcase_add_test(heads, witness_refuses_shrinking_tree);
     suite_add_tcase(s, heads);
+
+    TCase *bundle = tcase_create("bundle");
+    tcase_set_timeout(bundle, 120);
+    tcase_add_test(bundle, find_filters);
+    tcase_add_test(bundle, bundle_build_verify);
+    tcase_add_test(bundle, bundle_tampered_leaves);
+    tcase_add_test(bundle, bundle_tampered_cosignatures);
+    tcase_add_test(bundle, bundle_decoder_bounds);
+    suite_add_tcase(s, bundle);
 
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 120);

@@ -34,6 +34,7 @@
  *     SHA-256(0x00 || the L bytes)
  * so the checksum of a leaves.log record is the RFC 6962 leaf hash itself.
  * heads.log holds SignedTreeHead records, witness.log WitnessRecord records.
+ * certs/ holds the certificates heads and cosignatures were verified with (below).
  */
 #ifndef BG_AUDIT_H
 #define BG_AUDIT_H
@@ -41,12 +42,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "certs/sig.h"
+#include "certs/trust.h"
 #include "common/err.h"
+#include "peers/roster.h"
 
 #define BG_AUDIT_HASH_LEN 32
 /* Longest serialised leaf (an AuditLeaf within the bounds below is < 700). */
@@ -322,5 +326,145 @@ size_t bg_audit_witness_conflict_count(bg_audit_witness *w);
 int bg_audit_witness_conflict(bg_audit_witness *w, size_t i, bg_audit_head *refused,
                               bg_audit_head *previous, char reason[BG_AUDIT_REASON_MAX + 1],
                               bg_err *err);
+
+/* --- certificates kept beside the log (audit_certs.c) --- */
+
+/* Largest certificate kept or carried in a bundle (a city's is ~700 bytes). */
+#define BG_AUDIT_CERT_MAX BG_TRUST_CERT_MAX
+
+/* Keeps a copy of city's certificate (DER) as dir/certs/<city>-<sha256 hex>.der,
+ * written once and never replaced (a second keep of the same bytes does nothing).
+ * The daemon keeps its own (the one its heads are signed with) and each witness's,
+ * so that bundles can carry them after a rotation. */
+int bg_audit_cert_keep(const char *dir, const char *city, const uint8_t *der, size_t len,
+                       bg_err *err);
+/* Calls fn with each kept certificate of city, in name order, until it returns true
+ * (*found then true). Files whose bytes do not hash to their name are skipped; no
+ * certs/ directory is no certificate. */
+typedef bool (*bg_audit_cert_fn)(void *ctx, const uint8_t *der, size_t len);
+int bg_audit_cert_each(const char *dir, const char *city, bg_audit_cert_fn fn, void *ctx,
+                       bool *found, bg_err *err);
+
+/* --- finding leaves (audit_find.c) --- */
+
+/* Which leaves bg_audit_find returns: every criterion given must hold. */
+typedef struct bg_audit_filter {
+    bool has_request_id;
+    uint8_t request_id[BG_AUDIT_REQUEST_ID_LEN];
+    char peer[7];                        /* "" for any */
+    char purpose[BG_AUDIT_TEXT_MAX + 1]; /* "" for any */
+    bool has_authorisation_ref;
+    uint8_t authorisation_ref[BG_AUDIT_REF_MAX];
+    size_t authorisation_ref_len;
+    bool has_since, has_until; /* time_ms >= since_ms, <= until_ms */
+    int64_t since_ms, until_ms;
+} bg_audit_filter;
+
+bool bg_audit_filter_match(const bg_audit_filter *f, const bg_audit_event *ev);
+
+/* Called for each matching leaf, in index order, with its bytes as stored; false stops. */
+typedef bool (*bg_audit_find_fn)(void *ctx, uint64_t index, const bg_audit_event *ev,
+                                 const uint8_t *leaf, size_t len);
+/* Reads every leaf of the log as it is when called (read-only logs too: safe while the
+ * gateway appends) and calls fn for those f matches; *matched (may be NULL) counts them.
+ * A leaf that does not read back or decode fails the search, naming its index. */
+int bg_audit_find(bg_audit_log *log, const bg_audit_filter *f, bg_audit_find_fn fn, void *ctx,
+                  uint64_t *matched, bg_err *err);
+
+/* --- evidence bundles (audit_bundle.c, audit_bundle_check.c) ---
+ *
+ * The evidence one city's log holds of one exchange (every leaf with its request id),
+ * checkable offline with the federation CA certificate and a roster alone: each leaf as
+ * stored with its inclusion proof in a signed tree head, that head, the certificate
+ * that signed it, and the witnesses' cosignatures on that head or on a later one (then
+ * with the consistency proof from the bundle's head to it), each with the witness's
+ * certificate. Encoded as an EvidenceBundle (proto/audit.proto). No enterprise
+ * identifier is in it: the leaves hold none.
+ */
+
+#define BG_AUDIT_BUNDLE_MAX (16 * 1024 * 1024) /* a serialised bundle */
+#define BG_AUDIT_BUNDLE_LEAVES 4096            /* leaves of one exchange */
+#define BG_AUDIT_BUNDLE_COSIGS 64              /* cosignatures, one per witness */
+
+typedef struct bg_audit_bundle_leaf {
+    uint64_t index;
+    uint8_t leaf[BG_AUDIT_LEAF_MAX]; /* the AuditLeaf as stored */
+    size_t len;
+    bg_audit_hash proof[BG_AUDIT_PROOF_MAX]; /* inclusion in the bundle's head */
+    size_t proof_len;
+} bg_audit_bundle_leaf;
+
+typedef struct bg_audit_bundle_cosig {
+    bg_audit_cosig cosig; /* on the bundle's head or a later head of the same log */
+    bg_audit_hash consistency[BG_AUDIT_PROOF_MAX]; /* bundle head -> cosig.head */
+    size_t consistency_len;
+    uint8_t *cert; /* the witness's certificate, DER (malloc'd) */
+    size_t cert_len;
+} bg_audit_bundle_cosig;
+
+typedef struct bg_audit_bundle {
+    char city[7]; /* whose log */
+    uint8_t request_id[BG_AUDIT_REQUEST_ID_LEN];
+    bg_audit_head head; /* signed by city */
+    uint8_t *cert;      /* the certificate that signed head, DER (malloc'd) */
+    size_t cert_len;
+    bg_audit_bundle_leaf *leaves; /* index order */
+    size_t n_leaves;
+    bg_audit_bundle_cosig *cosigs;
+    size_t n_cosigs;
+} bg_audit_bundle;
+
+void bg_audit_bundle_free(bg_audit_bundle *b);
+
+/* Where a bundle comes from: the city's log, its witness store, its audit directory
+ * (kept certificates) and its current certificate. */
+typedef struct bg_audit_bundle_src {
+    bg_audit_log *log;
+    bg_audit_witness *witness; /* NULL: no cosignatures */
+    const char *dir;
+    const uint8_t *cert; /* DER */
+    size_t cert_len;
+} bg_audit_bundle_src;
+
+/*
+ * The bundle of the exchange request_id: its leaves (BG_ENOTFOUND if none; BG_ELIMIT
+ * past BG_AUDIT_BUNDLE_LEAVES), the first signed head that covers them all (the one
+ * the most witnesses have cosigned: BG_ENOTFOUND if no head covers them yet), the
+ * certificate that verifies it (the current one or a kept one), and per witness the
+ * cosignature on the nearest head at least as large, if its certificate is kept.
+ * Cosignatures left out are said in note (may be NULL). *out: bg_audit_bundle_free.
+ */
+int bg_audit_bundle_build(const bg_audit_bundle_src *src,
+                          const uint8_t request_id[BG_AUDIT_REQUEST_ID_LEN], bg_audit_bundle **out,
+                          char note[BG_ERR_MSG_MAX], bg_err *err);
+
+/* EvidenceBundle bytes (malloc'd: free()). */
+int bg_audit_bundle_encode(const bg_audit_bundle *b, uint8_t **out, size_t *len, bg_err *err);
+/* Parses outside bytes: at most BG_AUDIT_BUNDLE_MAX, unpacked under bg_pb_unpack's
+ * budget, no unknown fields, every count and length bounded, the head and cosignatures
+ * decoded strictly. Nothing is verified: see bg_audit_bundle_verify. */
+int bg_audit_bundle_decode(const uint8_t *buf, size_t len, bg_audit_bundle **out, bg_err *err);
+
+/* What bg_audit_bundle_verify checked (filled as far as it got). */
+typedef struct bg_audit_bundle_report {
+    size_t leaves; /* verified: decoded, this city and request, proof to the head */
+    char signer_fp[BG_SIG_FP_HEX_LEN + 1];
+    size_t witnesses; /* cosignatures verified, one per witness */
+    char witness[BG_AUDIT_BUNDLE_COSIGS][7];
+    uint64_t witness_size[BG_AUDIT_BUNDLE_COSIGS]; /* the size each cosigned */
+} bg_audit_bundle_report;
+
+/*
+ * Checks b offline at now, stopping at the first failure (BG_ECRYPTO and a message
+ * naming it): the city is a roster member; its certificate chains to trust's CA (not
+ * revoked if trust has a CRL, valid at now) and is the one the roster pins; the head
+ * is of the city's log and signed with that certificate's key; every leaf decodes, is
+ * the city's, has the bundle's request id, lies in the head's tree (indexes strictly
+ * increasing) and its inclusion proof leads to the head's root; every cosignature is by
+ * a roster member other than the city (one each), with its pinned, trusted certificate,
+ * on a head of the city's log no smaller than the bundle's, and consistent with it.
+ */
+int bg_audit_bundle_verify(const bg_audit_bundle *b, bg_trust *trust, const bg_roster *roster,
+                           time_t now, bg_audit_bundle_report *rep, bg_err *err);
 
 #endif

@@ -9,6 +9,10 @@
 #ifndef BG_CLI_H
 #define BG_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "gateway/cmdline/cmdline.h"
 
 int bg_cmd_uscc(int argc, char **argv);
@@ -30,6 +34,11 @@ int bg_cmd_lookup(int argc, char **argv);
 int bg_cmd_rotate(int argc, char **argv);
 int bg_cmd_attest(int argc, char **argv);
 int bg_cmd_audit(int argc, char **argv);
+/* Parts of `baygate audit` in files of their own (argv[0] is the subcommand): find
+ * (cmd_audit_find.c), export and verify-bundle (cmd_audit_bundle.c). */
+int bg_cmd_audit_find(int argc, char **argv);
+int bg_cmd_audit_export(int argc, char **argv);
+int bg_cmd_audit_verify_bundle(int argc, char **argv);
 
 /* In a gateway directory: the lock file a serving gateway holds, with its pid in it
  * (common/file.h, bg_file_lock_pid). */
@@ -44,5 +53,21 @@ struct Baygate__LocalAnswer *bg_cli_ask(const char *cmd, const char *dir,
 /* The authorisation reference of a consent document: its SHA-256 (the document never
  * leaves the city). BG_EXIT_OK, or BG_EXIT_ERROR said on stderr. */
 int bg_cli_consent_digest(const char *cmd, const char *path, uint8_t out[32]);
+
+/* What the audit commands share (cmd_audit_find.c). */
+struct bg_config;
+struct bg_audit_log;
+struct bg_audit_event;
+/* The config of gateway directory dir and its evidence log, opened read-only (safe while
+ * the gateway serves; audit_dir gets its directory). An exit code; *log (closed by the
+ * caller) on BG_EXIT_OK. */
+int bg_cli_audit_open(const char *cmd, const char *dir, struct bg_config *cfg, char *audit_dir,
+                      size_t cap, struct bg_audit_log **log);
+/* A request id as query prints it: 32 hex digits; false said on stderr. */
+bool bg_cli_request_id(const char *cmd, const char *s, uint8_t out[16]);
+/* A leaf as one line of a table (under bg_cli_audit_leaf_header), or as a JSON object. */
+void bg_cli_audit_leaf_header(void);
+void bg_cli_audit_leaf_text(uint64_t index, const struct bg_audit_event *ev);
+void bg_cli_audit_leaf_json(uint64_t index, const struct bg_audit_event *ev);
 
 #endif

@@ -29,7 +29,12 @@ audit_usage(FILE *f)
                "       baygate audit proof --dir GW --leaf N [--size S] [--json]\n"
                "       baygate audit consistency --dir GW --from A [--to B] [--json]\n"
                "       baygate audit verify --dir GW [--json]\n"
-               "       baygate audit witness --dir GW [--json]\n\n"
+               "       baygate audit witness --dir GW [--json]\n"
+               "       baygate audit find --dir GW [--request ID] [--peer CITY] [--purpose P]\n"
+               "                          [--auth-ref HEX] [--since T] [--until T] [--json]\n"
+               "       baygate audit export --dir GW --request ID --out FILE [--unwitnessed]\n"
+               "       baygate audit verify-bundle FILE --ca CA.crt --roster roster.pb\n"
+               "                          [--crl crl.pem] [--at T] [--min-witnesses N] [--json]\n\n"
                "The gateway's evidence log: one Merkle leaf (RFC 6962) per request sent or\n"
                "received and per answer or refusal, under <data_dir>/audit.\n"
                "'head' shows the latest signed tree head (signature checked with the city\n"
@@ -43,6 +48,11 @@ audit_usage(FILE *f)
                "head: signature, city, and root equal to the leaves' root at its size.\n"
                "'witness' lists who cosigned our heads, the peers' heads we cosigned, and\n"
                "any forks we were shown.\n"
+               "'find' lists the leaves that match filters, such as the request id of one\n"
+               "exchange as `baygate query` prints it; 'export' writes that exchange's\n"
+               "evidence bundle (leaves, proofs, signed head, cosignatures, certificates)\n"
+               "and 'verify-bundle' checks one anywhere with only the CA certificate and\n"
+               "the roster (`baygate audit SUB --help` for each).\n"
                "Exit 0 ok, 1 something does not verify, 2 usage or operational error.\n");
 }
 
@@ -719,9 +729,16 @@ bg_cmd_audit(int argc, char **argv)
         return BG_EXIT_ERROR;
     }
     const char *sub = argv[1], *cmd = "audit";
+    if (strcmp(sub, "find") == 0)
+        return bg_cmd_audit_find(argc - 1, argv + 1);
+    if (strcmp(sub, "export") == 0)
+        return bg_cmd_audit_export(argc - 1, argv + 1);
+    if (strcmp(sub, "verify-bundle") == 0)
+        return bg_cmd_audit_verify_bundle(argc - 1, argv + 1);
     if (sub[0] == '-') {
         audit_usage(stderr);
-        return bg_cli_fail(cmd, "which one? head, proof, consistency, verify or witness");
+        return bg_cli_fail(cmd, "which one? head, proof, consistency, verify, witness, find, "
+                                "export or verify-bundle");
     }
     struct audit_opts o;
     bool done = false;
@@ -746,5 +763,8 @@ bg_cmd_audit(int argc, char **argv)
     if (strcmp(sub, "witness") == 0)
         return audit_witness(&o);
     audit_usage(stderr);
-    return bg_cli_fail(cmd, "no subcommand '%s' (head, proof, consistency, verify, witness)", sub);
+    return bg_cli_fail(cmd,
+                       "no subcommand '%s' (head, proof, consistency, verify, witness, find, "
+                       "export, verify-bundle)",
+                       sub);
 }

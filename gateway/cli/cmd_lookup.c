@@ -37,7 +37,9 @@ lookup_usage(FILE *f)
                "comes from our store; the others' by private set intersection (they never\n"
                "learn which enterprise was asked about). A purpose that needs the enterprise's\n"
                "written authorisation needs --consent FILE (its SHA-256 is sent) or --auth-ref.\n"
-               "--json: one object.\n"
+               "--json: one object. Each city asked shows the request id of each list's\n"
+               "exchange (hex): its leaves in both evidence logs carry it\n"
+               "(baygate audit find --request).\n"
                "Exit 0 if every city answered every question, 1 if some did not, 2 for\n"
                "usage or local errors.\n\n"
                "EXAMPLES\n"
@@ -155,6 +157,28 @@ text_own(const Baygate__LookupAnswer *la)
                la->evaluated_at, la->valid_until, la->valid ? "valid" : "EXPIRED");
 }
 
+/* The request id (hex) of the exchange behind result p, "" if nothing was sent. */
+static const char *
+request_hex(const Baygate__PeerQueryResult *p, char out[33])
+{
+    out[0] = '\0';
+    if (p != NULL && p->request_id.len == 16)
+        sodium_bin2hex(out, 33, p->request_id.data, 16);
+    return out;
+}
+
+/* One line: the request id of each list's exchange with the peer (its evidence). */
+static void
+text_requests(const Baygate__PeerQueryResult *const p[LOOKUP_LISTS])
+{
+    char rid[33];
+    printf("  Request ids:");
+    for (int l = 0; l < LOOKUP_LISTS; l++)
+        printf("%s %s %s", l ? "," : "", lookup_lists[l],
+               request_hex(p[l], rid)[0] ? rid : "(none sent)");
+    printf(".\n");
+}
+
 /* Prints peer p's answers in the three lists' results; true if all answered. */
 static bool
 text_peer(const lkres *r, const Baygate__PeerQueryResult *p0)
@@ -189,6 +213,7 @@ text_peer(const lkres *r, const Baygate__PeerQueryResult *p0)
                    g->attested ? "" : g->attestation_error);
         }
     }
+    text_requests(p);
     return all;
 }
 
@@ -275,11 +300,14 @@ json_peer(const lkres *r, const Baygate__PeerQueryResult *p0)
     for (int l = 0; l < LOOKUP_LISTS; l++) {
         const Baygate__PeerQueryResult *p = peer_in(r->q[l], p0->peer);
         bool ok = p != NULL && p->ok;
+        char rid[33];
         all &= ok;
         if (l == 2) {
-            printf("],\"grade_status\":\"%s\"", !ok           ? "error"
-                                                : p->n_grades ? "graded"
-                                                              : "not graded");
+            printf("]");
+            json_kv("grade_request_id", request_hex(p, rid), true);
+            printf(",\"grade_status\":\"%s\"", !ok           ? "error"
+                                               : p->n_grades ? "graded"
+                                                             : "not graded");
             if (!ok)
                 json_kv("grade_error", p ? p->error : "no answer", true);
             printf(",\"grade\":");
@@ -292,6 +320,7 @@ json_peer(const lkres *r, const Baygate__PeerQueryResult *p0)
         printf("%s{", l ? "," : "");
         json_kv("list", lookup_lists[l], false);
         json_kv("status", !ok ? "error" : p->n_matches ? "listed" : "not listed", true);
+        json_kv("request_id", request_hex(p, rid), true);
         if (!ok)
             json_kv("error", p ? p->error : "no answer", true);
         printf("}");

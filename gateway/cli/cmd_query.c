@@ -54,7 +54,9 @@ query_usage(FILE *f)
            "Output: a table; or --json, one object per list, one per line; or --csv,\n"
            "one row per input line per peer (per peer for --count) with the columns\n"
            "status (matched, not matched, invalid, error, count), line, input, id\n"
-           "(canonical) and list, so it joins back to FILE.\n"
+           "(canonical) and list, so it joins back to FILE, and request_id.\n"
+           "Every peer's exchange has a request id (hex, in every output): the leaves\n"
+           "both cities' evidence logs hold of it carry it (baygate audit find --request).\n"
            "Purposes that need the enterprise's written authorisation (the roster says\n"
            "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
            "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
@@ -238,6 +240,17 @@ bg_cli_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req)
 
 static const char *const mode_names[] = {"?", "membership", "graded", "count"};
 
+/* The exchange's request id in hex ("" when nothing was sent to the peer): what
+ * `baygate audit find --request` looks for in either city's evidence log. */
+static const char *
+request_hex(const Baygate__PeerQueryResult *p, char out[33])
+{
+    out[0] = '\0';
+    if (p->request_id.len == 16)
+        sodium_bin2hex(out, 33, p->request_id.data, 16);
+    return out;
+}
+
 static void
 csv_field(const char *s)
 {
@@ -358,7 +371,8 @@ json_peer(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, con
     bg_json_cstr(stdout, p->peer);
     printf(",\"name\":");
     bg_json_cstr(stdout, p->peer_name);
-    printf(",\"ok\":%s", p->ok ? "true" : "false");
+    char rid[33];
+    printf(",\"ok\":%s,\"request_id\":\"%s\"", p->ok ? "true" : "false", request_hex(p, rid));
     if (!p->ok) {
         printf(",\"error_code\":%u,\"error\":", p->error_code);
         bg_json_cstr(stdout, p->error);
@@ -416,12 +430,15 @@ print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
 
 #define CSV_HEADER                                                                                 \
     "peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error,common_grade,"     \
-    "attested,status,line,input,id,list\n"
+    "attested,status,line,input,id,list,request_id\n"
 
-/* Columns 14..18: status, line, input (as given), id (canonical), list. */
+/* Columns 14..19: status, line, input (as given), id (canonical), list, and the request id
+ * of the exchange with peer p. */
 static void
-csv_tail(const char *status, const idlist *ids, size_t i, const char *list)
+csv_tail(const char *status, const idlist *ids, size_t i, const char *list,
+         const Baygate__PeerQueryResult *p)
 {
+    char rid[33];
     printf(",%s,", status);
     if (ids != NULL) {
         printf("%zu,", ids->lines[i]);
@@ -432,7 +449,7 @@ csv_tail(const char *status, const idlist *ids, size_t i, const char *list)
     }
     putchar(',');
     csv_field(list);
-    putchar('\n');
+    printf(",%s\n", request_hex(p, rid));
 }
 
 static void
@@ -458,7 +475,7 @@ csv_row(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const
         csv_field(r.why);
         printf(",,");
     }
-    csv_tail(r.status, ids, i, qa->list);
+    csv_tail(r.status, ids, i, qa->list, p);
 }
 
 /* Membership and graded: one row per input line per peer (status matched, not matched,
@@ -479,11 +496,11 @@ print_csv(const Baygate__QueryAnswer *qa, const idlist *ids, bool header)
             printf("%s,false,%llu,,,,,,,,", p->peer, (unsigned long long)p->epoch);
             csv_field(p->error);
             printf(",,");
-            csv_tail("error", NULL, 0, qa->list);
+            csv_tail("error", NULL, 0, qa->list, p);
         } else {
             printf("%s,true,%llu,,,,,,,%llu,,,", p->peer, (unsigned long long)p->epoch,
                    (unsigned long long)p->count);
-            csv_tail("count", NULL, 0, qa->list);
+            csv_tail("count", NULL, 0, qa->list, p);
         }
         for (size_t k = 0; k < ids->n; k++) {
             if (ids->why[k] == NULL)
@@ -492,7 +509,7 @@ print_csv(const Baygate__QueryAnswer *qa, const idlist *ids, bool header)
                    (unsigned long long)p->epoch);
             csv_field(ids->why[k]);
             printf(",,");
-            csv_tail("invalid", ids, k, qa->list);
+            csv_tail("invalid", ids, k, qa->list, p);
         }
     }
 }
@@ -525,15 +542,19 @@ print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpo
            ids->ninvalid);
     for (size_t i = 0; i < qa->n_peers; i++) {
         const Baygate__PeerQueryResult *p = qa->peers[i];
+        char rid[33];
         if (!p->ok) {
             printf("\n%s %-10s %s (%u): %s\n", p->peer, p->peer_name ? p->peer_name : "",
                    p->error_code == BG_GW_E_REVOKED ? "REVOKED" : "FAILED", p->error_code,
                    p->error ? p->error : "");
+            if (request_hex(p, rid)[0])
+                printf("  request %s\n", rid);
             continue;
         }
         printf("\n%s %-10s ok  epoch %llu (generation %llu, %s snapshot, %llu entries)\n", p->peer,
                p->peer_name, (unsigned long long)p->epoch, (unsigned long long)p->generation,
                p->snapshot, (unsigned long long)p->list_size);
+        printf("  request %s\n", request_hex(p, rid));
         printf("  %u items asked; snapshot %u ms, PSI %u ms; %.1f KiB sent, %.1f KiB received\n",
                p->items, p->snapshot_ms, p->psi_ms, p->bytes_sent / 1024.0,
                p->bytes_received / 1024.0);

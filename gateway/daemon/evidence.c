@@ -219,6 +219,13 @@ gw_evidence_start(bg_gw *gw, bg_err *err)
                rep.detail);
     bg_log(BG_LOG_INFO, "audit.opened", "leaves=%llu heads=%llu dir=%s",
            (unsigned long long)rep.leaves, (unsigned long long)rep.heads, dir);
+    /* The certificate our heads are signed with, kept so that bundles of this log still
+     * carry it after a rotation has replaced city.crt. */
+    bg_err kerr = {0};
+    if (bg_audit_cert_keep(dir, gw->cfg.city, gw->id->cert_der, gw->id->cert_der_len, &kerr) !=
+        BG_OK)
+        bg_log(BG_LOG_WARN, "audit.cert_keep_failed", "city=%s error=\"%s\"", gw->cfg.city,
+               kerr.msg);
     return BG_OK;
 }
 

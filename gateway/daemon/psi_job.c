@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <sodium.h>
 
@@ -25,13 +26,15 @@ psi_job_fail(pjob *j, uint32_t code, const char *fmt, ...)
 bg_env_fields
 psi_job_fields(const pjob *j, uint32_t body_type, const uint8_t *body, size_t len)
 {
-    return (bg_env_fields){.recipient = j->city,
-                           .body_type = body_type,
-                           .body = body,
-                           .body_len = len,
-                           .purpose = j->purpose,
-                           .authorisation_ref = j->auth,
-                           .authorisation_ref_len = j->auth_len};
+    bg_env_fields f = {.recipient = j->city,
+                       .body_type = body_type,
+                       .body = body,
+                       .body_len = len,
+                       .purpose = j->purpose,
+                       .authorisation_ref = j->auth,
+                       .authorisation_ref_len = j->auth_len};
+    memcpy(f.request_id, j->request_id, sizeof f.request_id);
+    return f;
 }
 
 int
@@ -42,6 +45,8 @@ psi_job_call(pjob *j, gw_peer *p, uint32_t body_type, const uint8_t *body, size_
     gw_call_ev cev = {.list = j->list, .epoch = j->call_epoch, .items = j->call_items};
     bg_rt_result res = {0};
     int rc = gw_call(j->gw, p, &f, j->timeout_ms, want_type, &cev, out, &res);
+    if (rc != BG_EINVAL) /* EINVAL: nothing was sent, nothing logged */
+        j->asked = true;
     j->sent += res.sent_bytes;
     j->received += res.received_bytes;
     if (rc != BG_OK)

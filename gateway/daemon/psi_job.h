@@ -41,6 +41,10 @@ typedef struct pjob {
     size_t n;
     pthread_t thread;
     bool started;
+    /* One per peer exchange: every round trip of the job carries it, so the leaves
+     * both cities log of the exchange share it (baygate audit find --request). */
+    uint8_t request_id[BG_ENV_ID_LEN];
+    bool asked; /* a round trip was tried: the evidence logs hold leaves of request_id */
 
     /* results */
     bool ok;
@@ -72,7 +76,8 @@ typedef struct pjob {
 void psi_job_fail(pjob *j, uint32_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The envelope fields of a request of the job (its peer, purpose, authorisation). */
+/* The envelope fields of a request of the job (its peer, request id, purpose,
+ * authorisation). */
 bg_env_fields psi_job_fields(const pjob *j, uint32_t body_type, const uint8_t *body, size_t len);
 
 /*

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "common/json.h"
 #include "domain/city.h"
 #include "domain/date.h"
@@ -320,6 +322,7 @@ query_peers(bg_gw *gw, query *q)
         j->lens = q->lens;
         j->n = q->nd;
         j->want_attest = lq->attestations;
+        randombytes_buf(j->request_id, sizeof j->request_id);
     }
     return BG_OK;
 }
@@ -428,6 +431,10 @@ peer_result(const query *q, qpeer *qp)
     baygate__peer_query_result__init(r);
     r->peer = (char *)j->city;
     r->peer_name = (char *)j->name;
+    if (j->asked) {
+        r->request_id.data = (uint8_t *)j->request_id;
+        r->request_id.len = sizeof j->request_id;
+    }
     if (q->nd == 0) {
         r->ok = false;
         r->error_code = BG_GW_E_INVALID_IDS;

@@ -125,12 +125,21 @@ witness_deliver(bg_gw *gw, gw_peer *p, const bg_audit_cosig *cosig, uint64_t siz
     Baygate__CosignSubmit cs = BAYGATE__COSIGN_SUBMIT__INIT;
     cs.signed_cosignature.data = enc;
     cs.signed_cosignature.len = enc_len;
-    uint8_t body[BG_AUDIT_SIGNED_COSIG_MAX + 16];
-    size_t blen = baygate__cosign_submit__pack(&cs, body);
+    cs.certificate.data = gw->id->cert_der; /* for the peer's evidence bundles */
+    cs.certificate.len = gw->id->cert_der_len;
+    size_t blen = baygate__cosign_submit__get_packed_size(&cs);
+    uint8_t *body = malloc(blen);
+    if (body == NULL) {
+        bg_log(BG_LOG_ERROR, "audit.cosign_failed", "peer=%s error=\"out of memory\"", p->city);
+        return;
+    }
+    baygate__cosign_submit__pack(&cs, body);
     bg_env_opened *ack = NULL;
     bg_rt_result res = {0};
-    if (witness_call(gw, p, BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN, body, blen,
-                     BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN_ACK, &ack, &res) == BG_OK)
+    int rc = witness_call(gw, p, BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN, body, blen,
+                          BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN_ACK, &ack, &res);
+    free(body);
+    if (rc == BG_OK)
         bg_log(BG_LOG_INFO, "audit.cosigned", "peer=%s size=%llu", p->city,
                (unsigned long long)size);
     else
@@ -245,6 +254,28 @@ gw_witness_close(bg_gw *gw)
 
 /* ------------------------------------------------- answering witnesses */
 
+/* Keeps the witness's certificate that came with its cosignature, if it is the one its
+ * envelope was verified with (so as trusted as the envelope): bundles carry it. */
+static void
+witness_keep_cert(bg_gw *gw, const bg_env_opened *o, const Baygate__CosignSubmit *cs)
+{
+    uint8_t fp[BG_SIG_FP_LEN];
+    char dir[WITNESS_PATH_MAX];
+    bg_err err = {0};
+    if (cs->certificate.len == 0 || cs->certificate.len > BG_AUDIT_CERT_MAX)
+        return;
+    crypto_hash_sha256(fp, cs->certificate.data, cs->certificate.len);
+    if (sodium_memcmp(fp, o->cert_fingerprint, BG_SIG_FP_LEN) != 0) {
+        bg_log(BG_LOG_WARN, "audit.witness_cert_ignored",
+               "peer=%s reason=\"not the certificate its envelope was signed with\"", o->sender);
+        return;
+    }
+    snprintf(dir, sizeof dir, "%s/audit", gw->cfg.data_dir);
+    if (bg_audit_cert_keep(dir, o->sender, cs->certificate.data, cs->certificate.len, &err) !=
+        BG_OK)
+        bg_log(BG_LOG_WARN, "audit.cert_keep_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
+}
+
 /* Witness traffic is not evidence (evidence.h): answered and refused without an ev. */
 #define witness_refuse(gw, o, req, code, ...)                                                      \
     gw_refuse(gw, NULL, o, req, code, "audit.witness_refused", __VA_ARGS__)
@@ -332,6 +363,8 @@ gw_witness_answer_cosign(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
         pthread_mutex_unlock(&gw->witness_store_lock);
     }
     EVP_PKEY_free(key);
+    if (rc == BG_OK)
+        witness_keep_cert(gw, o, cs);
     if (cs != NULL)
         bg_pb_free(cs);
     if (rc != BG_OK) {
