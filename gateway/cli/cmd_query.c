@@ -371,8 +371,13 @@ json_peer(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, con
     bg_json_cstr(stdout, p->peer);
     printf(",\"name\":");
     bg_json_cstr(stdout, p->peer_name);
+    /* null, not "": nothing was sent to this peer, so no exchange to look up. */
     char rid[33];
-    printf(",\"ok\":%s,\"request_id\":\"%s\"", p->ok ? "true" : "false", request_hex(p, rid));
+    printf(",\"ok\":%s,\"request_id\":", p->ok ? "true" : "false");
+    if (request_hex(p, rid)[0])
+        printf("\"%s\"", rid);
+    else
+        printf("null");
     if (!p->ok) {
         printf(",\"error_code\":%u,\"error\":", p->error_code);
         bg_json_cstr(stdout, p->error);
