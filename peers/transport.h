@@ -319,6 +319,9 @@ typedef struct bg_tp_client_opts {
     int watchdog_ms;         /* a dial with no sign of life this long while calls
                                 wait (or after a call timed out unconnected) is
                                 abandoned and restarted (0: 5000) */
+    int connect_ms;          /* a call not handed to a connection within this
+                                fails then, however long its own timeout (0: it
+                                waits its whole timeout) */
 } bg_tp_client_opts;
 
 /*
@@ -395,6 +398,15 @@ typedef struct bg_tp_client_stats {
 } bg_tp_client_stats;
 
 void bg_tp_client_get_stats(bg_tp_client *cli, bg_tp_client_stats *out);
+
+/*
+ * Cancels calls in flight (they return BG_TP_CLOSED at once) and makes every
+ * later call fail the same way without waiting; returns without waiting for
+ * anything. For a quick stop: a caller blocked on a peer that does not answer
+ * is released now instead of at its timeout. The client stays usable only for
+ * bg_tp_client_get_stats and bg_tp_client_close. NULL is ignored.
+ */
+void bg_tp_client_abort(bg_tp_client *cli);
 
 /*
  * Cancels calls in flight (they return BG_TP_CLOSED), waits for them to
