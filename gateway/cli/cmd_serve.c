@@ -2,8 +2,10 @@
  * cmd_serve.c - baygate serve: run a city gateway in the foreground.
  *
  * Signals are taken synchronously (sigtimedwait in this loop), never in a
- * handler: SIGTERM/SIGINT stop the gateway (no new requests, in-flight ones
- * finish, exit 0); SIGHUP checks CRL and roster files at once (and reopens
+ * handler: SIGTERM/SIGINT stop the gateway (round trips to peers in flight
+ * aborted, so no peer that does not answer holds it up; no new requests,
+ * in-flight ones finish, exit 0; what it waited for and how long it took are
+ * logged); SIGHUP checks CRL and roster files at once (and reopens
  * the log file, for logrotate); otherwise they are checked every second.
  * Under systemd (Type=notify) the service manager hears READY=1 once the
  * gateway serves, RELOADING=1/READY=1 around a SIGHUP and STOPPING=1.
@@ -32,8 +34,27 @@ serve_usage(FILE *f)
                "--log-format json writes one JSON object a line. A new crl.pem or\n"
                "roster.pb is picked up without a restart. SIGHUP: check them at once and\n"
                "reopen FILE (after logrotate moved it). SIGTERM or SIGINT: stop\n"
-               "accepting, finish in-flight requests, exit 0. Under systemd\n"
-               "(Type=notify) it reports readiness, reloads and stopping.\n");
+               "accepting, abort calls to peers in flight (a peer that does not answer\n"
+               "never delays a stop), finish in-flight requests, exit 0; the log says\n"
+               "what it waited for and how long it took. Under systemd (Type=notify)\n"
+               "it reports readiness, reloads and stopping.\n");
+}
+
+/* SIGTERM or SIGINT: logs what the gateway was waiting for, stops it (its round trips
+ * to peers aborted first) and logs how long that took. */
+static void
+serve_stop(bg_gw *gw, const char *dir, int sig)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char busy[512];
+    bg_gw_busy(gw, busy, sizeof busy);
+    bg_log(BG_LOG_INFO, "gateway.stopping", "signal=%s waiting_for=%s",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT", busy);
+    bg_gw_stop(gw);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    bg_log(BG_LOG_INFO, "gateway.stopped", "dir=%s elapsed_ms=%lld", dir,
+           (long long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 }
 
 /* A failed notification is logged, never fatal: the gateway serves anyway. */
@@ -119,15 +140,13 @@ bg_cmd_serve(int argc, char **argv)
         return bg_cli_fail("serve", "%s", err.msg);
     }
     serve_notify("READY=1\nSTATUS=serving");
+    int sig;
     for (;;) {
         struct timespec tick = {.tv_sec = 1};
         siginfo_t info;
-        int sig = sigtimedwait(&set, &info, &tick);
-        if (sig == SIGTERM || sig == SIGINT) {
-            bg_log(BG_LOG_INFO, "gateway.stopping", "signal=%s",
-                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        sig = sigtimedwait(&set, &info, &tick);
+        if (sig == SIGTERM || sig == SIGINT)
             break;
-        }
         if (sig < 0 && errno != EAGAIN && errno != EINTR)
             bg_log(BG_LOG_WARN, "gateway.sigwait", "error=\"%s\"", strerror(errno));
         if (sig == SIGHUP) {
@@ -140,7 +159,6 @@ bg_cmd_serve(int argc, char **argv)
             serve_notify("READY=1\nSTATUS=serving");
     }
     serve_notify("STOPPING=1");
-    bg_gw_stop(gw);
-    bg_log(BG_LOG_INFO, "gateway.stopped", "dir=%s", dir);
+    serve_stop(gw, dir, sig);
     return BG_EXIT_OK;
 }

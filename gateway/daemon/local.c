@@ -367,10 +367,9 @@ local_status_op(bg_gw *gw, const Baygate__LocalStatus *st, Baygate__LocalAnswer 
     ans->status = &b->sb->sa;
 }
 
-void
-gw_local_handle(void *ctx, bg_tp_request *req)
+static void
+local_handle(bg_gw *gw, bg_tp_request *req)
 {
-    bg_gw *gw = ctx;
     size_t len = 0;
     const uint8_t *data = bg_tp_request_data(req, &len);
     Baygate__LocalRequest *lr = bg_pb_unpack(&baygate__local_request__descriptor, len, data);
@@ -414,4 +413,13 @@ gw_local_handle(void *ctx, bg_tp_request *req)
     if (lr != NULL)
         bg_pb_free(lr);
     gw_reply_or_drop(gw, NULL, req, out, out_len);
+}
+
+void
+gw_local_handle(void *ctx, bg_tp_request *req)
+{
+    bg_gw *gw = ctx;
+    atomic_fetch_add(&gw->local_busy, 1); /* what a stop would wait for */
+    local_handle(gw, req);
+    atomic_fetch_sub(&gw->local_busy, 1);
 }
