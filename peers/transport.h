@@ -298,6 +298,27 @@ void bg_tp_drop(bg_tp_request *req);
  */
 int bg_tp_request_tag(bg_tp_request *req, const char *city, bool member, bg_err *err);
 
+/* ------------------------------------------------------------ ipc probe */
+
+typedef enum bg_tp_ipc_state {
+    BG_TP_IPC_SERVING, /* a server took the connection and finished the handshake */
+    BG_TP_IPC_ABSENT,  /* no socket at the path */
+    BG_TP_IPC_STALE,   /* a socket nothing listens on: its server died without removing it */
+    BG_TP_IPC_SILENT,  /* no handshake within the time given (a server stopped, hung or
+                          overwhelmed: its backlog may be full) */
+    BG_TP_IPC_FAILED,  /* anything else: not a socket, no permission, a closed handshake */
+} bg_tp_ipc_state;
+
+/*
+ * Is a server listening on the ipc socket at path? Connects and completes the SP
+ * handshake as a REQ client would (up to timeout_ms), then leaves. Never a bare
+ * connect and close: nng 1.5.2's listener stops accepting for good once a client
+ * leaves in the middle of the handshake (nanomsg/nng#1518), so a bare probe would
+ * break the very server it looks at. err (may be NULL) says what was found, naming
+ * path.
+ */
+bg_tp_ipc_state bg_tp_ipc_probe(const char *path, int timeout_ms, bg_err *err);
+
 /* ---------------------------------------------------------------- client */
 
 typedef struct bg_tp_client bg_tp_client;
