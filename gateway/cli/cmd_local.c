@@ -1,12 +1,13 @@
 /*
  * cmd_local.c - baygate ping / baygate status: questions to the city's own
- * gateway over its local API (ipc socket in the gateway directory).
+ * gateway over its local API (ipc socket in the gateway directory); and the one
+ * way every command asks it (bg_cli_ask): a gateway that is not running (no
+ * socket, or a stale one a kill -9 left) is said at once, never waited for.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "common/json.h"
@@ -16,13 +17,64 @@
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
 
-#define LOCAL_ANSWER_MAX (1024 * 1024)
-#define LOCAL_REQUEST_MAX (64 * 1024)
+/* What a local request and its answer may weigh (a query of 2^21 ids, its matches). */
+#define LOCAL_REQUEST_MAX (64 * 1024 * 1024)
+#define LOCAL_ANSWER_MAX (256 * 1024 * 1024)
+/* A query fetches snapshots and runs PSI with every peer: minutes for big ones. */
+#define LOCAL_TIMEOUT_MS (30 * 60 * 1000)
+/* A gateway that runs takes the connection at once: one that has not within this
+ * is stopped (SIGSTOP), hung or overwhelmed, and the command says so instead of
+ * waiting out the answer's timeout. Not shorter: a client that leaves in the middle
+ * of the handshake breaks nng 1.5.2's listener for good (transport.h,
+ * bg_tp_ipc_probe), and a gateway under load may take a moment to accept. */
+#define LOCAL_CONNECT_MS 5000
 
-/* Sends req to the gateway of dir and returns its answer (free with
- * bg_pb_free), or NULL after printing why. */
+/* The one call over the local socket: req packed, sent, the answer unpacked. */
 static Baygate__LocalAnswer *
-local_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req, int timeout_ms)
+local_call(const char *cmd, const bg_config *cfg, const Baygate__LocalRequest *req, int timeout_ms)
+{
+    size_t len = baygate__local_request__get_packed_size(req);
+    if (len > LOCAL_REQUEST_MAX) {
+        bg_cli_fail(cmd, "request of %zu bytes is too large (at most %d)", len, LOCAL_REQUEST_MAX);
+        return NULL;
+    }
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        bg_cli_fail(cmd, "out of memory");
+        return NULL;
+    }
+    baygate__local_request__pack(req, buf);
+    bg_err err = {0};
+    bg_tp_client *cli = NULL;
+    bg_tp_client_opts o = {.url = cfg->local_url,
+                           .recv_max = LOCAL_ANSWER_MAX,
+                           .send_max = LOCAL_REQUEST_MAX,
+                           .connect_ms = LOCAL_CONNECT_MS};
+    Baygate__LocalAnswer *ans = NULL;
+    if (bg_tp_client_open(&cli, &o, &err) != BG_OK) {
+        bg_cli_fail(cmd, "%s", err.msg);
+    } else {
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        bg_tp_fail fail;
+        if (bg_tp_call(cli, buf, len, &out, &out_len, timeout_ms, &fail, &err) != BG_OK) {
+            bg_cli_fail(cmd, "the %s gateway did not answer: %s: %s", cfg->city,
+                        bg_tp_fail_name(fail), err.msg);
+        } else {
+            ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
+            if (ans == NULL)
+                bg_cli_fail(cmd, "the %s gateway's answer does not parse", cfg->city);
+            bg_tp_answer_free(out);
+        }
+        bg_tp_client_close(cli);
+    }
+    free(buf);
+    return ans;
+}
+
+Baygate__LocalAnswer *
+bg_cli_ask_within(const char *cmd, const char *dir, const Baygate__LocalRequest *req,
+                  int timeout_ms)
 {
     bg_config cfg;
     bg_err err = {0};
@@ -35,41 +87,35 @@ local_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req, in
         bg_cli_fail(cmd, "%s", err.msg);
         return NULL;
     }
-    struct stat st;
-    if (stat(cfg.local_socket, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-        bg_cli_fail(cmd, "the %s gateway is not running (no socket at %s)", cfg.city,
-                    cfg.local_socket);
+    /* Before nng's dialer, which would redial a dead socket for the whole timeout. */
+    switch (bg_tp_ipc_probe(cfg.local_socket, LOCAL_CONNECT_MS, &err)) {
+    case BG_TP_IPC_SERVING:
+        return local_call(cmd, &cfg, req, timeout_ms);
+    case BG_TP_IPC_ABSENT:
+        bg_cli_fail(cmd, "the %s gateway in %s is not running (%s)", cfg.city, dir, err.msg);
+        return NULL;
+    case BG_TP_IPC_STALE:
+        bg_cli_fail(cmd,
+                    "the %s gateway in %s is not running (%s; a gateway that did not stop "
+                    "cleanly left it)",
+                    cfg.city, dir, err.msg);
+        return NULL;
+    case BG_TP_IPC_SILENT:
+        bg_cli_fail(cmd,
+                    "the %s gateway in %s does not answer within %d ms (%s): stopped or "
+                    "overwhelmed?",
+                    cfg.city, dir, LOCAL_CONNECT_MS, err.msg);
+        return NULL;
+    default:
+        bg_cli_fail(cmd, "cannot reach the %s gateway in %s: %s", cfg.city, dir, err.msg);
         return NULL;
     }
-    bg_tp_client *cli = NULL;
-    bg_tp_client_opts o = {
-        .url = cfg.local_url, .recv_max = LOCAL_ANSWER_MAX, .send_max = LOCAL_REQUEST_MAX};
-    if (bg_tp_client_open(&cli, &o, &err) != BG_OK) {
-        bg_cli_fail(cmd, "%s", err.msg);
-        return NULL;
-    }
-    size_t len = baygate__local_request__get_packed_size(req);
-    uint8_t buf[1024];
-    Baygate__LocalAnswer *ans = NULL;
-    if (len > sizeof buf) {
-        bg_cli_fail(cmd, "request too large");
-    } else {
-        baygate__local_request__pack(req, buf);
-        uint8_t *out = NULL;
-        size_t out_len = 0;
-        bg_tp_fail fail;
-        if (bg_tp_call(cli, buf, len, &out, &out_len, timeout_ms, &fail, &err) != BG_OK) {
-            bg_cli_fail(cmd, "the %s gateway did not answer: %s: %s", cfg.city,
-                        bg_tp_fail_name(fail), err.msg);
-        } else {
-            ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
-            if (ans == NULL)
-                bg_cli_fail(cmd, "the %s gateway's answer does not parse", cfg.city);
-            bg_tp_answer_free(out);
-        }
-    }
-    bg_tp_client_close(cli);
-    return ans;
+}
+
+Baygate__LocalAnswer *
+bg_cli_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req)
+{
+    return bg_cli_ask_within(cmd, dir, req, LOCAL_TIMEOUT_MS);
 }
 
 static void
@@ -109,7 +155,7 @@ ask_status(const char *cmd, const char *dir, bool probe, int timeout_ms)
     st.probe_peers = probe;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_STATUS;
     req.status = &st;
-    Baygate__LocalAnswer *ans = local_ask(cmd, dir, &req, timeout_ms);
+    Baygate__LocalAnswer *ans = bg_cli_ask_within(cmd, dir, &req, timeout_ms);
     if (ans != NULL && (ans->error_code != 0 || ans->status == NULL)) {
         bg_cli_fail(cmd, "%s", ans->error ? ans->error : "no status in the answer");
         bg_pb_free(ans);
@@ -139,7 +185,7 @@ ping_one(const char *dir, char *peer, uint64_t timeout, bool json)
     lp.timeout_ms = (uint32_t)timeout;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_PING;
     req.ping = &lp;
-    Baygate__LocalAnswer *ans = local_ask("ping", dir, &req, (int)timeout + 2000);
+    Baygate__LocalAnswer *ans = bg_cli_ask_within("ping", dir, &req, (int)timeout + 2000);
     if (ans == NULL)
         return -1;
     int rc = BG_EXIT_OK;
