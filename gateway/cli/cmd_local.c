@@ -272,8 +272,134 @@ bg_cmd_ping(int argc, char **argv)
     return status;
 }
 
+/* ------------------------------------------------------------- status */
+
+/* A time in ms as "2026-12-02T06:46:40Z", or "never" for 0. */
+static const char *
+when_text(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "never");
+    return out;
+}
+
 static void
-print_status_json(const Baygate__StatusAnswer *s)
+hex_text(const ProtobufCBinaryData *b, char out[65])
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < b->len && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", b->data[i]);
+}
+
+/* How far off an expiry is, and whether status warns of it. */
+typedef struct expiry {
+    bool known, warn;
+    int64_t secs_left; /* negative: past */
+    char when[32];
+} expiry;
+
+static expiry
+expiry_of(int64_t at_ms, int64_t warn_secs, time_t now)
+{
+    expiry e = {.known = at_ms > 0};
+    when_text(at_ms, e.when);
+    e.secs_left = at_ms / 1000 - (int64_t)now;
+    e.warn = e.known && e.secs_left < warn_secs;
+    return e;
+}
+
+/* "364 days left", "41 h left", "EXPIRED 3 h ago". */
+static const char *
+left_text(const expiry *e, char out[48])
+{
+    int64_t s = e->secs_left;
+    if (!e->known)
+        snprintf(out, 48, "unknown");
+    else if (s < 0)
+        snprintf(out, 48, "EXPIRED %lld h ago", (long long)(-s / 3600));
+    else if (s < 3 * 86400)
+        snprintf(out, 48, "%lld h left", (long long)(s / 3600));
+    else
+        snprintf(out, 48, "%lld days left", (long long)(s / 86400));
+    return out;
+}
+
+static void
+json_expiry(const char *key, const char *at_key, const expiry *e, const char *warn_key,
+            unsigned warn)
+{
+    printf(",\"%s\":{\"%s\":", key, at_key);
+    if (e->known)
+        printf("\"%s\",\"days_left\":%lld,\"seconds_left\":%lld", e->when,
+               (long long)(e->secs_left >= 0 ? e->secs_left / 86400
+                                             : -((-e->secs_left + 86399) / 86400)),
+               (long long)e->secs_left);
+    else
+        printf("null");
+    printf(",\"%s\":%u,\"warning\":%s}", warn_key, warn, e->warn ? "true" : "false");
+}
+
+/* The lists we publish, our status list and the quota peers used today. */
+static void
+json_publishing(const Baygate__StatusAnswer *s)
+{
+    char t[32];
+    printf(",\"lists\":[");
+    for (size_t i = 0; i < s->n_lists; i++) {
+        const Baygate__ListStatus *l = s->lists[i];
+        printf("%s{\"list\":", i ? "," : "");
+        bg_json_cstr(stdout, l->list);
+        printf(",\"generation\":%llu,\"epoch\":%llu,\"entries\":%llu,\"published_ms\":%lld,"
+               "\"published\":\"%s\"}",
+               (unsigned long long)l->generation, (unsigned long long)l->epoch,
+               (unsigned long long)l->entries, (long long)l->published_ms,
+               when_text(l->published_ms, t));
+    }
+    printf("],\"status_list\":{\"number\":%llu,\"issued_ms\":%lld},\"quotas\":[",
+           (unsigned long long)s->status_list_number, (long long)s->status_list_issued_ms);
+    for (size_t i = 0; i < s->n_quotas; i++) {
+        printf("%s{\"peer\":", i ? "," : "");
+        bg_json_cstr(stdout, s->quotas[i]->peer);
+        printf(",\"used_today\":%llu,\"quota_per_day\":%llu}",
+               (unsigned long long)s->quotas[i]->used_today,
+               (unsigned long long)s->quotas[i]->quota_per_day);
+    }
+    printf("]");
+}
+
+static void
+json_evidence(const Baygate__EvidenceStatus *ev)
+{
+    if (ev == NULL) {
+        printf(",\"evidence\":null");
+        return;
+    }
+    char root[65], head[65], t[32];
+    hex_text(&ev->root, root);
+    hex_text(&ev->head_root, head);
+    printf(",\"evidence\":{\"size\":%llu,\"root\":\"%s\",\"head\":", (unsigned long long)ev->size,
+           root);
+    if (ev->head_size > 0 || ev->head_time_ms > 0)
+        printf("{\"size\":%llu,\"root\":\"%s\",\"time_ms\":%lld,\"time\":\"%s\"}",
+               (unsigned long long)ev->head_size, head, (long long)ev->head_time_ms,
+               when_text(ev->head_time_ms, t));
+    else
+        printf("null");
+    printf(",\"witnesses\":[");
+    for (size_t i = 0; i < ev->n_witnesses; i++) {
+        const Baygate__WitnessStatus *w = ev->witnesses[i];
+        printf("%s{\"witness\":", i ? "," : "");
+        bg_json_cstr(stdout, w->witness);
+        printf(",\"size\":%llu,\"cosigned_ms\":%lld}", (unsigned long long)w->size,
+               (long long)w->cosigned_ms);
+    }
+    printf("]}");
+}
+
+static void
+print_status_json(const Baygate__StatusAnswer *s, time_t now)
 {
     printf("{\"city\":");
     bg_json_cstr(stdout, s->city);
@@ -285,6 +411,12 @@ print_status_json(const Baygate__StatusAnswer *s)
            (unsigned long long)s->uptime_s, (unsigned long long)s->roster_serial,
            (long long)s->crl_next_update_ms);
     bg_json_cstr(stdout, s->listen);
+    expiry cert = expiry_of(s->cert_not_after_ms, (int64_t)s->cert_warn_days * 86400, now);
+    expiry crl = expiry_of(s->crl_next_update_ms, (int64_t)s->crl_warn_hours * 3600, now);
+    json_expiry("certificate", "not_after", &cert, "warn_days", s->cert_warn_days);
+    json_expiry("crl", "next_update", &crl, "warn_hours", s->crl_warn_hours);
+    json_publishing(s);
+    json_evidence(s->evidence);
     printf(",\"peers\":[");
     for (size_t i = 0; i < s->n_peers; i++) {
         const Baygate__PeerStatus *p = s->peers[i];
@@ -308,18 +440,79 @@ print_status_json(const Baygate__StatusAnswer *s)
     printf("}}\n");
 }
 
+/* The certificate and CRL lines, with a WARNING line under each that is due soon. */
 static void
-print_status_text(const Baygate__StatusAnswer *s)
+text_expiries(const Baygate__StatusAnswer *s, time_t now)
 {
-    time_t crl = (time_t)(s->crl_next_update_ms / 1000);
-    struct tm tm;
-    char when[32] = "unknown";
-    if (crl > 0 && gmtime_r(&crl, &tm) != NULL)
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    printf("%s %s (baygate %s)\n  listening  %s\n  uptime     %llu s\n"
-           "  roster     serial %llu\n  CRL        next update %s\n  peers:\n",
+    expiry cert = expiry_of(s->cert_not_after_ms, (int64_t)s->cert_warn_days * 86400, now);
+    expiry crl = expiry_of(s->crl_next_update_ms, (int64_t)s->crl_warn_hours * 3600, now);
+    char left[48];
+    printf("  certificate  expires %s (%s)\n", cert.when, left_text(&cert, left));
+    if (cert.warn)
+        printf("  WARNING      the city certificate %s (warned under %u days): have the\n"
+               "               operator issue a new one before it expires, or every peer "
+               "refuses us\n",
+               cert.secs_left < 0 ? "has expired" : "expires soon", s->cert_warn_days);
+    printf("  CRL          next update %s (%s)\n", crl.when, left_text(&crl, left));
+    if (crl.warn)
+        printf("  WARNING      the CRL %s (warned under crl_warn_hours = %u): publish a new\n"
+               "               one before it passes, or all traffic stops\n",
+               crl.secs_left < 0 ? "has expired" : "expires soon", s->crl_warn_hours);
+}
+
+/* Lists, status list, quota, evidence log and witnesses. */
+static void
+text_publishing(const Baygate__StatusAnswer *s)
+{
+    char t[32], root[65];
+    printf("  lists%s\n", s->n_lists ? ":" : "        none published (no import yet?)");
+    for (size_t i = 0; i < s->n_lists; i++) {
+        const Baygate__ListStatus *l = s->lists[i];
+        printf("    %-20s generation %llu  epoch %llu  entries %llu  published %s\n", l->list,
+               (unsigned long long)l->generation, (unsigned long long)l->epoch,
+               (unsigned long long)l->entries, when_text(l->published_ms, t));
+    }
+    if (s->status_list_number > 0)
+        printf("  status list  number %llu, issued %s\n", (unsigned long long)s->status_list_number,
+               when_text(s->status_list_issued_ms, t));
+    else
+        printf("  status list  none yet\n");
+    printf("  quota today (items each peer asked of us, of its daily quota):\n");
+    for (size_t i = 0; i < s->n_quotas; i++)
+        printf("    %s %llu of %llu\n", s->quotas[i]->peer,
+               (unsigned long long)s->quotas[i]->used_today,
+               (unsigned long long)s->quotas[i]->quota_per_day);
+    const Baygate__EvidenceStatus *ev = s->evidence;
+    if (ev == NULL)
+        return;
+    hex_text(&ev->root, root);
+    printf("  evidence     %llu leaves, root %.16s...\n", (unsigned long long)ev->size, root);
+    if (ev->head_time_ms > 0)
+        printf("               last signed head: size %llu at %s\n",
+               (unsigned long long)ev->head_size, when_text(ev->head_time_ms, t));
+    else
+        printf("               no signed head yet\n");
+    printf("  witnesses (their latest cosignature of our log):\n");
+    for (size_t i = 0; i < ev->n_witnesses; i++) {
+        const Baygate__WitnessStatus *w = ev->witnesses[i];
+        if (w->cosigned_ms > 0)
+            printf("    %s size %llu at %s\n", w->witness, (unsigned long long)w->size,
+                   when_text(w->cosigned_ms, t));
+        else
+            printf("    %s none yet\n", w->witness);
+    }
+}
+
+static void
+print_status_text(const Baygate__StatusAnswer *s, time_t now)
+{
+    printf("%s %s (baygate %s)\n  listening    %s\n  uptime       %llu s\n"
+           "  roster       serial %llu\n",
            s->city, s->name, s->version, s->listen, (unsigned long long)s->uptime_s,
-           (unsigned long long)s->roster_serial, when);
+           (unsigned long long)s->roster_serial);
+    text_expiries(s, now);
+    text_publishing(s);
+    printf("  peers:\n");
     for (size_t i = 0; i < s->n_peers; i++) {
         const Baygate__PeerStatus *p = s->peers[i];
         if (p->reachable)
@@ -338,9 +531,21 @@ static void
 status_usage(FILE *f)
 {
     fprintf(f, "usage: baygate status --dir GW [--probe] [--json]\n\n"
-               "Shows the gateway of GW: uptime, roster serial, CRL expiry, each peer and\n"
-               "whether it is reachable (--probe pings every peer now; otherwise the last\n"
-               "result), and federation requests by outcome.\n");
+               "Shows what the running gateway of GW is doing, from its local API:\n"
+               "  uptime, listen address, roster serial;\n"
+               "  the city certificate's expiry and the CRL's next update, each with the days\n"
+               "    left and a WARNING when under 30 days (certificate) or [pki]\n"
+               "    crl_warn_hours (CRL, default 72);\n"
+               "  each list it publishes: OPRF key generation, epoch, entries, when published;\n"
+               "    its status list number;\n"
+               "  items each peer asked of it today, of the roster's daily quota;\n"
+               "  the evidence log: size, root, the last signed head (size, time), and each\n"
+               "    witness's latest cosignature (tree size, time);\n"
+               "  each peer and whether it is reachable (--probe pings every peer now;\n"
+               "    otherwise the last result), and federation requests by outcome.\n"
+               "--json gives the same as one object (certificate, crl, lists, status_list,\n"
+               "quotas, evidence, peers, requests, ...). A gateway that is not running (no\n"
+               "socket, or a stale one left by a crash) is said at once: exit 2.\n");
 }
 
 int
@@ -383,10 +588,11 @@ bg_cmd_status(int argc, char **argv)
     Baygate__LocalAnswer *ans = ask_status("status", dir, probe, 30000);
     if (ans == NULL)
         return BG_EXIT_ERROR;
+    time_t now = time(NULL);
     if (json)
-        print_status_json(ans->status);
+        print_status_json(ans->status, now);
     else
-        print_status_text(ans->status);
+        print_status_text(ans->status, now);
     bg_pb_free(ans);
     return BG_EXIT_OK;
 }
