@@ -227,7 +227,8 @@ witness_row(status_buf *b, const char *city)
 }
 
 /* Our evidence log, its last signed head, and each witness's latest cosignature of ours
- * (every peer gets a row, cosigned or not). */
+ * (every peer gets a row, cosigned or not; other cities that cosigned one found on the
+ * way). */
 static void
 status_evidence(bg_gw *gw, gw_peer *const *peers, size_t n, status_buf *b)
 {
@@ -249,18 +250,22 @@ status_evidence(bg_gw *gw, gw_peer *const *peers, size_t n, status_buf *b)
         ev->head_root = (ProtobufCBinaryData){.data = b->head_root, .len = BG_AUDIT_HASH_LEN};
         ev->head_time_ms = h.timestamp_ms;
     }
+    /* Newest first (they are kept in the order they came, and a witness's sizes never
+     * shrink): the first one of a witness is its latest; done once every peer has one. */
     bg_audit_cosig c;
+    size_t missing = n;
     pthread_mutex_lock(&gw->witness_store_lock);
     size_t nr = gw->witness ? bg_audit_witness_received_count(gw->witness) : 0;
-    for (size_t i = 0; i < nr; i++) {
+    for (size_t i = nr; i-- > 0 && missing > 0;) {
         if (bg_audit_witness_received(gw->witness, i, &c, NULL) != BG_OK)
             continue;
         Baygate__WitnessStatus *w = witness_row(b, c.witness);
-        if (w != NULL && (c.head.size > w->size ||
-                          (c.head.size == w->size && c.cosigned_at_ms > w->cosigned_ms))) {
-            w->size = c.head.size;
-            w->cosigned_ms = c.cosigned_at_ms;
-        }
+        if (w == NULL || w->cosigned_ms != 0)
+            continue;
+        w->size = c.head.size;
+        w->cosigned_ms = c.cosigned_at_ms;
+        for (size_t k = 0; k < n; k++)
+            missing -= strcmp(peers[k]->city, c.witness) == 0;
     }
     pthread_mutex_unlock(&gw->witness_store_lock);
 }
