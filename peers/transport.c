@@ -1,14 +1,22 @@
 /*
  * transport.c - what server and client share: URL schemes, clocks, threads,
- * TLS configs, nng error text. The server is in transport_server.c, the
+ * TLS configs, nng error text; the ipc probe. The server is in transport_server.c, the
  * client in transport_client.c.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "peers/transport_int.h"
+
+#include <nng/protocol/reqrep0/req.h>
 
 tp_scheme
 tp_url_scheme(const char *url)
@@ -167,4 +175,89 @@ bg_tp_fail_name(bg_tp_fail fail)
         return "failed";
     }
     return "unknown";
+}
+
+/* ------------------------------------------------------------ ipc probe */
+
+/* The SP handshake on a connected fd: our 8-byte header out, the server's in, within
+ * deadline_ms. BG_TP_IPC_SERVING, _SILENT (no header in time) or _FAILED. */
+static bg_tp_ipc_state
+ipc_handshake(int fd, const char *path, int64_t deadline_ms, bg_err *err)
+{
+    /* 0 'S' 'P' 0, our protocol (big-endian), 0 0: what nng's ipc transport sends. */
+    const uint8_t hello[8] = {0, 'S', 'P', 0, NNG_REQ0_SELF >> 8, NNG_REQ0_SELF & 0xff, 0, 0};
+    uint8_t got[8];
+    size_t have = 0;
+    if (send(fd, hello, sizeof hello, MSG_NOSIGNAL) != (ssize_t)sizeof hello) {
+        bg_err_set(err, BG_EIO, "%s: handshake: %s", path, strerror(errno));
+        return BG_TP_IPC_FAILED;
+    }
+    while (have < sizeof got) {
+        int64_t left = deadline_ms - tp_now_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int n = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0) {
+            bg_err_set(err, BG_EIO, "%s: accepted, but no handshake in time", path);
+            return BG_TP_IPC_SILENT;
+        }
+        ssize_t r = n < 0 ? -1 : recv(fd, got + have, sizeof got - have, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (r <= 0) {
+            bg_err_set(err, BG_EIO, "%s: the server closed the connection during the handshake",
+                       path);
+            return BG_TP_IPC_FAILED;
+        }
+        have += (size_t)r;
+    }
+    if (got[0] != 0 || got[1] != 'S' || got[2] != 'P' || got[3] != 0) {
+        bg_err_set(err, BG_EIO, "%s: the server there does not speak nng's SP protocol", path);
+        return BG_TP_IPC_FAILED;
+    }
+    return BG_TP_IPC_SERVING;
+}
+
+bg_tp_ipc_state
+bg_tp_ipc_probe(const char *path, int timeout_ms, bg_err *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) {
+            bg_err_set(err, BG_ENOTFOUND, "no socket at %s", path);
+            return BG_TP_IPC_ABSENT;
+        }
+        bg_err_set(err, BG_EIO, "%s: %s", path, strerror(errno));
+        return BG_TP_IPC_FAILED;
+    }
+    if (!S_ISSOCK(st.st_mode) || strlen(path) >= sizeof sa.sun_path) {
+        bg_err_set(err, BG_EINVAL, "%s: not a socket, or its path is too long", path);
+        return BG_TP_IPC_FAILED;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int64_t deadline = tp_now_ms() + timeout_ms;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        bg_err_set(err, BG_EIO, "socket: %s", strerror(errno));
+        return BG_TP_IPC_FAILED;
+    }
+    bg_tp_ipc_state res = BG_TP_IPC_FAILED;
+    if (connect(fd, (const struct sockaddr *)&sa, sizeof sa) == 0) {
+        res = ipc_handshake(fd, path, deadline, err);
+    } else if (errno == ECONNREFUSED) {
+        bg_err_set(err, BG_EIO, "stale socket %s: nothing listens on it", path);
+        res = BG_TP_IPC_STALE;
+    } else if (errno == ENOENT) {
+        bg_err_set(err, BG_ENOTFOUND, "no socket at %s", path);
+        res = BG_TP_IPC_ABSENT;
+    } else if (errno == EAGAIN) {
+        bg_err_set(err, BG_EIO, "%s: the server's backlog is full", path);
+        res = BG_TP_IPC_SILENT;
+    } else {
+        bg_err_set(err, BG_EIO, "%s: %s", path, strerror(errno));
+    }
+    close(fd);
+    return res;
 }

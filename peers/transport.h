@@ -298,6 +298,27 @@ void bg_tp_drop(bg_tp_request *req);
  */
 int bg_tp_request_tag(bg_tp_request *req, const char *city, bool member, bg_err *err);
 
+/* ------------------------------------------------------------ ipc probe */
+
+typedef enum bg_tp_ipc_state {
+    BG_TP_IPC_SERVING, /* a server took the connection and finished the handshake */
+    BG_TP_IPC_ABSENT,  /* no socket at the path */
+    BG_TP_IPC_STALE,   /* a socket nothing listens on: its server died without removing it */
+    BG_TP_IPC_SILENT,  /* no handshake within the time given (a server stopped, hung or
+                          overwhelmed: its backlog may be full) */
+    BG_TP_IPC_FAILED,  /* anything else: not a socket, no permission, a closed handshake */
+} bg_tp_ipc_state;
+
+/*
+ * Is a server listening on the ipc socket at path? Connects and completes the SP
+ * handshake as a REQ client would (up to timeout_ms), then leaves. Never a bare
+ * connect and close: nng 1.5.2's listener stops accepting for good once a client
+ * leaves in the middle of the handshake (nanomsg/nng#1518), so a bare probe would
+ * break the very server it looks at. err (may be NULL) says what was found, naming
+ * path.
+ */
+bg_tp_ipc_state bg_tp_ipc_probe(const char *path, int timeout_ms, bg_err *err);
+
 /* ---------------------------------------------------------------- client */
 
 typedef struct bg_tp_client bg_tp_client;
@@ -319,6 +340,9 @@ typedef struct bg_tp_client_opts {
     int watchdog_ms;         /* a dial with no sign of life this long while calls
                                 wait (or after a call timed out unconnected) is
                                 abandoned and restarted (0: 5000) */
+    int connect_ms;          /* a call not handed to a connection within this
+                                fails then, however long its own timeout (0: it
+                                waits its whole timeout) */
 } bg_tp_client_opts;
 
 /*
@@ -395,6 +419,15 @@ typedef struct bg_tp_client_stats {
 } bg_tp_client_stats;
 
 void bg_tp_client_get_stats(bg_tp_client *cli, bg_tp_client_stats *out);
+
+/*
+ * Cancels calls in flight (they return BG_TP_CLOSED at once) and makes every
+ * later call fail the same way without waiting; returns without waiting for
+ * anything. For a quick stop: a caller blocked on a peer that does not answer
+ * is released now instead of at its timeout. The client stays usable only for
+ * bg_tp_client_get_stats and bg_tp_client_close. NULL is ignored.
+ */
+void bg_tp_client_abort(bg_tp_client *cli);
 
 /*
  * Cancels calls in flight (they return BG_TP_CLOSED), waits for them to

@@ -58,7 +58,7 @@ struct bg_tp_client {
     char server_name[256];
     bool ipc;
     size_t recv_max, send_max;
-    int reconnect_min_ms, reconnect_max_ms, watchdog_ms;
+    int reconnect_min_ms, reconnect_max_ms, watchdog_ms, connect_ms;
     nng_socket sock;
 
     /* dial_lock */
@@ -81,6 +81,7 @@ struct bg_tp_client {
     unsigned waiting; /* calls waiting to be handed to a connection */
     bool suspect;     /* a call timed out unconnected: watch even if idle */
     bool closing, wd_done, orphan;
+    bool aborted; /* bg_tp_client_abort: calls fail at once */
     tp_call *calls;
     unsigned ncalls;
     pthread_t wd;
@@ -371,8 +372,9 @@ check_opts(const bg_tp_client_opts *o, tp_scheme *scheme, bg_err *err)
         return bg_err_set(err, BG_EINVAL, "recv_max and send_max must be 1..%zu bytes",
                           BG_TP_MSG_MAX);
     if (o->reconnect_min_ms < 0 || o->reconnect_max_ms < 0 || o->watchdog_ms < 0 ||
-        o->reconnect_min_ms > BG_TP_TIMEOUT_MAX_MS || o->reconnect_max_ms > BG_TP_TIMEOUT_MAX_MS ||
-        o->watchdog_ms > BG_TP_TIMEOUT_MAX_MS)
+        o->connect_ms < 0 || o->reconnect_min_ms > BG_TP_TIMEOUT_MAX_MS ||
+        o->reconnect_max_ms > BG_TP_TIMEOUT_MAX_MS || o->watchdog_ms > BG_TP_TIMEOUT_MAX_MS ||
+        o->connect_ms > BG_TP_TIMEOUT_MAX_MS)
         return bg_err_set(err, BG_EINVAL, "client times must be 0..%d ms", BG_TP_TIMEOUT_MAX_MS);
     return BG_OK;
 }
@@ -403,6 +405,7 @@ bg_tp_client_open(bg_tp_client **out, const bg_tp_client_opts *opts, bg_err *err
     if (cli->reconnect_max_ms < cli->reconnect_min_ms)
         cli->reconnect_max_ms = cli->reconnect_min_ms;
     cli->watchdog_ms = opts->watchdog_ms ? opts->watchdog_ms : DEF_WATCHDOG_MS;
+    cli->connect_ms = opts->connect_ms;
     cli->redial_ms = cli->reconnect_min_ms;
 
     if (!cli->ipc)
@@ -494,7 +497,7 @@ static bool
 call_start(bg_tp_client *cli, tp_call *c, nng_ctx ctx, bool send)
 {
     pthread_mutex_lock(&cli->lock);
-    bool closing = cli->closing;
+    bool closing = cli->closing || cli->aborted;
     pthread_mutex_unlock(&cli->lock);
     if (closing)
         return false;
@@ -504,7 +507,7 @@ call_start(bg_tp_client *cli, tp_call *c, nng_ctx ctx, bool send)
         nng_ctx_recv(ctx, c->aio);
     pthread_mutex_lock(&cli->lock);
     c->started = true;
-    closing = cli->closing; /* close ran before `started`: it skipped us */
+    closing = cli->closing || cli->aborted; /* close or abort ran before `started`: skipped us */
     pthread_mutex_unlock(&cli->lock);
     if (closing)
         nng_aio_cancel(c->aio);
@@ -712,7 +715,10 @@ bg_tp_call(bg_tp_client *cli, const void *req, size_t len, uint8_t **answer, siz
                          BG_TP_TIMEOUT_MAX_MS);
     pthread_mutex_lock(&cli->lock);
     cli->st.calls++;
+    bool aborted = cli->aborted;
     pthread_mutex_unlock(&cli->lock);
+    if (aborted)
+        return fail_with(cli, BG_TP_CLOSED, fail, err, BG_EABORTED, "%s: calls aborted", cli->url);
     /* Before anything goes out: a receiver drops an oversize message with
      * the whole connection, and the asker would only see a reset. */
     if (len > cli->send_max)
@@ -721,6 +727,10 @@ bg_tp_call(bg_tp_client *cli, const void *req, size_t len, uint8_t **answer, siz
                          cli->send_max, cli->url);
 
     int64_t deadline = tp_now_ms() + timeout_ms;
+    /* Handing the request to a connection waits for one (REQ); connect_ms bounds that wait
+     * alone, so a peer that is gone fails fast while a slow answer keeps the whole timeout. */
+    int phase1_ms =
+        cli->connect_ms > 0 && cli->connect_ms < timeout_ms ? cli->connect_ms : timeout_ms;
     nng_msg *msg = NULL;
     nng_ctx ctx;
     tp_call c = {0};
@@ -731,7 +741,7 @@ bg_tp_call(bg_tp_client *cli, const void *req, size_t len, uint8_t **answer, siz
     if (!registered) {
         nng_msg_free(msg);
         code = fail_with(cli, BG_TP_CLOSED, fail, err, BG_EABORTED, "%s: client closed", cli->url);
-    } else if ((code = call_send(cli, &c, ctx, msg, timeout_ms, fail, err)) == BG_OK) {
+    } else if ((code = call_send(cli, &c, ctx, msg, phase1_ms, fail, err)) == BG_OK) {
         code = call_receive(cli, &c, ctx, deadline, timeout_ms, answer, answer_len, fail, err);
     }
     nng_ctx_close(ctx);
@@ -771,6 +781,19 @@ bg_tp_client_get_stats(bg_tp_client *cli, bg_tp_client_stats *out)
     pthread_mutex_lock(&cli->lock);
     *out = cli->st;
     out->connected = cli->npipes > 0;
+    pthread_mutex_unlock(&cli->lock);
+}
+
+void
+bg_tp_client_abort(bg_tp_client *cli)
+{
+    if (cli == NULL)
+        return;
+    pthread_mutex_lock(&cli->lock);
+    cli->aborted = true;
+    for (tp_call *c = cli->calls; c != NULL; c = c->next)
+        if (c->started)
+            nng_aio_cancel(c->aio); /* the call returns BG_TP_CLOSED promptly */
     pthread_mutex_unlock(&cli->lock);
 }
 

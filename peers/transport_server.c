@@ -981,6 +981,9 @@ guard_main(void *arg)
     return NULL;
 }
 
+/* How long ipc_prepare waits for a server on an existing socket to answer. */
+#define IPC_PROBE_MS 2000
+
 /* ipc: refuse to clobber what is not ours; remove a socket nobody serves. */
 static int
 ipc_prepare(const char *path, bg_err *err)
@@ -993,18 +996,15 @@ ipc_prepare(const char *path, bg_err *err)
     }
     if (!S_ISSOCK(st.st_mode))
         return bg_err_set(err, BG_EEXIST, "%s exists and is not a socket: not removing it", path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return bg_err_set(err, BG_EIO, "socket: %s", strerror(errno));
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    int rv = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    int e = errno;
-    close(fd);
-    if (rv == 0)
+    /* A handshake, not a bare connect: that would break a server still there (nng#1518). */
+    bg_err perr = {0};
+    bg_tp_ipc_state state = bg_tp_ipc_probe(path, IPC_PROBE_MS, &perr);
+    if (state == BG_TP_IPC_ABSENT)
+        return BG_OK;
+    if (state == BG_TP_IPC_SERVING || state == BG_TP_IPC_SILENT)
         return bg_err_set(err, BG_EEXIST, "%s: another process is serving on this socket", path);
-    if (e != ECONNREFUSED)
-        return bg_err_set(err, BG_EIO, "%s: %s", path, strerror(e));
+    if (state != BG_TP_IPC_STALE)
+        return bg_err_set(err, BG_EIO, "%s", perr.msg);
     if (unlink(path) != 0 && errno != ENOENT)
         return bg_err_set(err, BG_EIO, "removing stale socket %s: %s", path, strerror(errno));
     return BG_OK;

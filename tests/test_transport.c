@@ -2098,6 +2098,106 @@ START_TEST(client_close_cancels_calls_in_flight)
 }
 END_TEST
 
+START_TEST(client_abort_releases_calls_at_once)
+{
+    /* A call waiting on a peer that is not there (a stale socket: its dialer is
+     * refused and redials) returns "closed" as soon as the client is aborted, not at
+     * its timeout; later calls fail at once; close still works. */
+    const char *path = at("dead.sock");
+    make_stale_socket(path);
+    char url[PATH_MAX + 8];
+    snprintf(url, sizeof url, "ipc://%s", path);
+    bg_err err = {0};
+    bg_tp_client *cli = NULL;
+    bg_tp_client_opts co = {.url = url, .recv_max = MSG_MAX, .send_max = MSG_MAX};
+    ck_assert_msg(bg_tp_client_open(&cli, &co, &err) == BG_OK, "%s", err.msg);
+    bg_call_arg a = {cli, T(20000), -1, BG_TP_OK, 0, false};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, call_thread, &a), 0);
+    usleep(T(300) * 1000);
+    ck_assert(!a.done);
+    int64_t t0 = now_ms();
+    bg_tp_client_abort(cli);
+    pthread_join(th, NULL);
+    ck_assert_int_lt(now_ms() - t0, T(2000));
+    ck_assert_int_eq(a.rv, BG_EABORTED);
+    ck_assert_int_eq(a.fail, BG_TP_CLOSED);
+    t0 = now_ms();
+    ck_assert_int_eq(call_fails(cli, 4, T(20000), &err), BG_TP_CLOSED);
+    ck_assert_int_lt(now_ms() - t0, T(500));
+    bg_tp_client_abort(cli); /* twice is harmless */
+    bg_tp_client_close(cli);
+    bg_tp_client_abort(NULL);
+}
+END_TEST
+
+START_TEST(connect_deadline_bounds_an_unconnected_call)
+{
+    /* connect_ms: a call that finds no connection fails then, whatever its own
+     * timeout, and says why (the dial was refused). */
+    const char *path = at("dead.sock");
+    make_stale_socket(path);
+    char url[PATH_MAX + 8];
+    snprintf(url, sizeof url, "ipc://%s", path);
+    bg_err err = {0};
+    bg_tp_client *cli = NULL;
+    bg_tp_client_opts co = {
+        .url = url, .recv_max = MSG_MAX, .send_max = MSG_MAX, .connect_ms = T(300)};
+    ck_assert_msg(bg_tp_client_open(&cli, &co, &err) == BG_OK, "%s", err.msg);
+    int64_t t0 = now_ms();
+    ck_assert_int_eq(call_fails(cli, 4, T(20000), &err), BG_TP_UNREACHABLE);
+    ck_assert_int_lt(now_ms() - t0, T(3000));
+    ck_assert_ptr_nonnull(strstr(err.msg, "refused"));
+    bg_tp_client_close(cli);
+    co.connect_ms = -1;
+    ck_assert_int_eq(bg_tp_client_open(&cli, &co, &err), BG_EINVAL);
+}
+END_TEST
+
+START_TEST(ipc_probe_tells_states_and_spares_the_server)
+{
+    /* bg_tp_ipc_probe: absent, stale, serving, not a socket. Probing a live server
+     * (and a second server refused on its socket, which probes it too) leaves it
+     * accepting new clients: a bare connect and close would stop nng 1.5.2's
+     * listener for good (nng#1518), and the next new client would never be served. */
+    const char *path = at("gw.sock");
+    bg_err err = {0};
+    ck_assert_int_eq(bg_tp_ipc_probe(path, T(1000), &err), BG_TP_IPC_ABSENT);
+    make_stale_socket(path);
+    ck_assert_int_eq(bg_tp_ipc_probe(path, T(1000), &err), BG_TP_IPC_STALE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "stale socket"));
+
+    handler_ctx h;
+    hctx_init(&h, ECHO);
+    char url[PATH_MAX + 8];
+    snprintf(url, sizeof url, "ipc://%s", path);
+    bg_tp_server_opts o = {.url = url};
+    bg_tp_server *srv = server_opts(&o, &h);
+    for (int i = 0; i < 5; i++)
+        ck_assert_msg(bg_tp_ipc_probe(path, T(2000), &err) == BG_TP_IPC_SERVING, "%s", err.msg);
+    bg_tp_server *again = NULL;
+    o.handler = handler;
+    ck_assert_int_eq(bg_tp_server_start(&again, &o, &err), BG_EEXIST);
+    for (int i = 0; i < 3; i++) {
+        bg_tp_client *cli = NULL;
+        bg_tp_client_opts co = {
+            .url = url, .recv_max = MSG_MAX, .send_max = MSG_MAX, .connect_ms = T(3000)};
+        ck_assert_msg(bg_tp_client_open(&cli, &co, &err) == BG_OK, "%s", err.msg);
+        call_ok(cli, T(5000));
+        bg_tp_client_close(cli);
+    }
+    stop_ok(srv);
+    hctx_fini(&h);
+    ck_assert_int_eq(bg_tp_ipc_probe(path, T(1000), &err), BG_TP_IPC_ABSENT);
+
+    FILE *f = fopen(path, "w");
+    fputs("not a socket", f);
+    fclose(f);
+    ck_assert_int_eq(bg_tp_ipc_probe(path, T(1000), &err), BG_TP_IPC_FAILED);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(connection_limit_enforced)
 {
     /* max_conns bounds open connections: a client beyond it is closed right
@@ -2258,6 +2358,9 @@ transport_suite(void)
     ADD(s, deadline_drops_stuck_request_and_stop_is_bounded);
     ADD(s, dropped_request_times_out_at_the_asker);
     ADD(s, client_close_cancels_calls_in_flight);
+    ADD(s, client_abort_releases_calls_at_once);
+    ADD(s, connect_deadline_bounds_an_unconnected_call);
+    ADD(s, ipc_probe_tells_states_and_spares_the_server);
     ADD(s, connection_limit_enforced);
     ADD(s, options_are_checked);
     return s;

@@ -45,10 +45,17 @@ int bg_cmd_audit_verify_bundle(int argc, char **argv);
 #define BG_CLI_SERVE_LOCK "serve.lock"
 
 /* One request to the gateway of directory dir over its local socket; its answer (free
- * with bg_pb_free), or NULL with the reason on stderr, named by cmd. */
+ * with bg_pb_free), or NULL with the reason on stderr, named by cmd. A gateway that is
+ * not running (no socket, or a stale one that nothing listens on) is said at once
+ * ("the 440100 gateway in DIR is not running (...)"), and one that does not take the
+ * connection within 5 s is not waited for. bg_cli_ask waits up to 30 minutes for the
+ * answer (a query), bg_cli_ask_within up to timeout_ms. */
 struct Baygate__LocalRequest;
 struct Baygate__LocalAnswer *bg_cli_ask(const char *cmd, const char *dir,
                                         const struct Baygate__LocalRequest *req);
+struct Baygate__LocalAnswer *bg_cli_ask_within(const char *cmd, const char *dir,
+                                               const struct Baygate__LocalRequest *req,
+                                               int timeout_ms);
 
 /* The authorisation reference of a consent document: its SHA-256 (the document never
  * leaves the city). BG_EXIT_OK, or BG_EXIT_ERROR said on stderr. */

@@ -1,12 +1,13 @@
 /*
  * cmd_local.c - baygate ping / baygate status: questions to the city's own
- * gateway over its local API (ipc socket in the gateway directory).
+ * gateway over its local API (ipc socket in the gateway directory); and the one
+ * way every command asks it (bg_cli_ask): a gateway that is not running (no
+ * socket, or a stale one a kill -9 left) is said at once, never waited for.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "common/json.h"
@@ -17,13 +18,64 @@
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
 
-#define LOCAL_ANSWER_MAX (1024 * 1024)
-#define LOCAL_REQUEST_MAX (64 * 1024)
+/* What a local request and its answer may weigh (a query of 2^21 ids, its matches). */
+#define LOCAL_REQUEST_MAX (64 * 1024 * 1024)
+#define LOCAL_ANSWER_MAX (256 * 1024 * 1024)
+/* A query fetches snapshots and runs PSI with every peer: minutes for big ones. */
+#define LOCAL_TIMEOUT_MS (30 * 60 * 1000)
+/* A gateway that runs takes the connection at once: one that has not within this
+ * is stopped (SIGSTOP), hung or overwhelmed, and the command says so instead of
+ * waiting out the answer's timeout. Not shorter: a client that leaves in the middle
+ * of the handshake breaks nng 1.5.2's listener for good (transport.h,
+ * bg_tp_ipc_probe), and a gateway under load may take a moment to accept. */
+#define LOCAL_CONNECT_MS 5000
 
-/* Sends req to the gateway of dir and returns its answer (free with
- * bg_pb_free), or NULL after printing why. */
+/* The one call over the local socket: req packed, sent, the answer unpacked. */
 static Baygate__LocalAnswer *
-local_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req, int timeout_ms)
+local_call(const char *cmd, const bg_config *cfg, const Baygate__LocalRequest *req, int timeout_ms)
+{
+    size_t len = baygate__local_request__get_packed_size(req);
+    if (len > LOCAL_REQUEST_MAX) {
+        bg_cli_fail(cmd, "request of %zu bytes is too large (at most %d)", len, LOCAL_REQUEST_MAX);
+        return NULL;
+    }
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        bg_cli_fail(cmd, "out of memory");
+        return NULL;
+    }
+    baygate__local_request__pack(req, buf);
+    bg_err err = {0};
+    bg_tp_client *cli = NULL;
+    bg_tp_client_opts o = {.url = cfg->local_url,
+                           .recv_max = LOCAL_ANSWER_MAX,
+                           .send_max = LOCAL_REQUEST_MAX,
+                           .connect_ms = LOCAL_CONNECT_MS};
+    Baygate__LocalAnswer *ans = NULL;
+    if (bg_tp_client_open(&cli, &o, &err) != BG_OK) {
+        bg_cli_fail(cmd, "%s", err.msg);
+    } else {
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        bg_tp_fail fail;
+        if (bg_tp_call(cli, buf, len, &out, &out_len, timeout_ms, &fail, &err) != BG_OK) {
+            bg_cli_fail(cmd, "the %s gateway did not answer: %s: %s", cfg->city,
+                        bg_tp_fail_name(fail), err.msg);
+        } else {
+            ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
+            if (ans == NULL)
+                bg_cli_fail(cmd, "the %s gateway's answer does not parse", cfg->city);
+            bg_tp_answer_free(out);
+        }
+        bg_tp_client_close(cli);
+    }
+    free(buf);
+    return ans;
+}
+
+Baygate__LocalAnswer *
+bg_cli_ask_within(const char *cmd, const char *dir, const Baygate__LocalRequest *req,
+                  int timeout_ms)
 {
     bg_config cfg;
     bg_err err = {0};
@@ -36,41 +88,35 @@ local_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req, in
         bg_cli_fail(cmd, "%s", err.msg);
         return NULL;
     }
-    struct stat st;
-    if (stat(cfg.local_socket, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-        bg_cli_fail(cmd, "the %s gateway is not running (no socket at %s)", cfg.city,
-                    cfg.local_socket);
+    /* Before nng's dialer, which would redial a dead socket for the whole timeout. */
+    switch (bg_tp_ipc_probe(cfg.local_socket, LOCAL_CONNECT_MS, &err)) {
+    case BG_TP_IPC_SERVING:
+        return local_call(cmd, &cfg, req, timeout_ms);
+    case BG_TP_IPC_ABSENT:
+        bg_cli_fail(cmd, "the %s gateway in %s is not running (%s)", cfg.city, dir, err.msg);
+        return NULL;
+    case BG_TP_IPC_STALE:
+        bg_cli_fail(cmd,
+                    "the %s gateway in %s is not running (%s; a gateway that did not stop "
+                    "cleanly left it)",
+                    cfg.city, dir, err.msg);
+        return NULL;
+    case BG_TP_IPC_SILENT:
+        bg_cli_fail(cmd,
+                    "the %s gateway in %s does not answer within %d ms (%s): stopped or "
+                    "overwhelmed?",
+                    cfg.city, dir, LOCAL_CONNECT_MS, err.msg);
+        return NULL;
+    default:
+        bg_cli_fail(cmd, "cannot reach the %s gateway in %s: %s", cfg.city, dir, err.msg);
         return NULL;
     }
-    bg_tp_client *cli = NULL;
-    bg_tp_client_opts o = {
-        .url = cfg.local_url, .recv_max = LOCAL_ANSWER_MAX, .send_max = LOCAL_REQUEST_MAX};
-    if (bg_tp_client_open(&cli, &o, &err) != BG_OK) {
-        bg_cli_fail(cmd, "%s", err.msg);
-        return NULL;
-    }
-    size_t len = baygate__local_request__get_packed_size(req);
-    uint8_t buf[1024];
-    Baygate__LocalAnswer *ans = NULL;
-    if (len > sizeof buf) {
-        bg_cli_fail(cmd, "request too large");
-    } else {
-        baygate__local_request__pack(req, buf);
-        uint8_t *out = NULL;
-        size_t out_len = 0;
-        bg_tp_fail fail;
-        if (bg_tp_call(cli, buf, len, &out, &out_len, timeout_ms, &fail, &err) != BG_OK) {
-            bg_cli_fail(cmd, "the %s gateway did not answer: %s: %s", cfg.city,
-                        bg_tp_fail_name(fail), err.msg);
-        } else {
-            ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
-            if (ans == NULL)
-                bg_cli_fail(cmd, "the %s gateway's answer does not parse", cfg.city);
-            bg_tp_answer_free(out);
-        }
-    }
-    bg_tp_client_close(cli);
-    return ans;
+}
+
+Baygate__LocalAnswer *
+bg_cli_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req)
+{
+    return bg_cli_ask_within(cmd, dir, req, LOCAL_TIMEOUT_MS);
 }
 
 static void
@@ -111,7 +157,7 @@ ask_status(const char *cmd, const char *dir, bool probe, int timeout_ms)
     st.probe_peers = probe;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_STATUS;
     req.status = &st;
-    Baygate__LocalAnswer *ans = local_ask(cmd, dir, &req, timeout_ms);
+    Baygate__LocalAnswer *ans = bg_cli_ask_within(cmd, dir, &req, timeout_ms);
     if (ans != NULL && (ans->error_code != 0 || ans->status == NULL)) {
         bg_cli_fail(cmd, "%s", ans->error ? ans->error : "no status in the answer");
         bg_pb_free(ans);
@@ -141,7 +187,7 @@ ping_one(const char *dir, char *peer, uint64_t timeout, bool json)
     lp.timeout_ms = (uint32_t)timeout;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_PING;
     req.ping = &lp;
-    Baygate__LocalAnswer *ans = local_ask("ping", dir, &req, (int)timeout + 2000);
+    Baygate__LocalAnswer *ans = bg_cli_ask_within("ping", dir, &req, (int)timeout + 2000);
     if (ans == NULL)
         return -1;
     int rc = BG_EXIT_OK;
@@ -228,8 +274,134 @@ bg_cmd_ping(int argc, char **argv)
     return status;
 }
 
+/* ------------------------------------------------------------- status */
+
+/* A time in ms as "2026-12-02T06:46:40Z", or "never" for 0. */
+static const char *
+when_text(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "never");
+    return out;
+}
+
 static void
-print_status_json(const Baygate__StatusAnswer *s)
+hex_text(const ProtobufCBinaryData *b, char out[65])
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < b->len && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", b->data[i]);
+}
+
+/* How far off an expiry is, and whether status warns of it. */
+typedef struct expiry {
+    bool known, warn;
+    int64_t secs_left; /* negative: past */
+    char when[32];
+} expiry;
+
+static expiry
+expiry_of(int64_t at_ms, int64_t warn_secs, time_t now)
+{
+    expiry e = {.known = at_ms > 0};
+    when_text(at_ms, e.when);
+    e.secs_left = at_ms / 1000 - (int64_t)now;
+    e.warn = e.known && e.secs_left < warn_secs;
+    return e;
+}
+
+/* "364 days left", "41 h left", "EXPIRED 3 h ago". */
+static const char *
+left_text(const expiry *e, char out[48])
+{
+    int64_t s = e->secs_left;
+    if (!e->known)
+        snprintf(out, 48, "unknown");
+    else if (s < 0)
+        snprintf(out, 48, "EXPIRED %lld h ago", (long long)(-s / 3600));
+    else if (s < 3 * 86400)
+        snprintf(out, 48, "%lld h left", (long long)(s / 3600));
+    else
+        snprintf(out, 48, "%lld days left", (long long)(s / 86400));
+    return out;
+}
+
+static void
+json_expiry(const char *key, const char *at_key, const expiry *e, const char *warn_key,
+            unsigned warn)
+{
+    printf(",\"%s\":{\"%s\":", key, at_key);
+    if (e->known)
+        printf("\"%s\",\"days_left\":%lld,\"seconds_left\":%lld", e->when,
+               (long long)(e->secs_left >= 0 ? e->secs_left / 86400
+                                             : -((-e->secs_left + 86399) / 86400)),
+               (long long)e->secs_left);
+    else
+        printf("null");
+    printf(",\"%s\":%u,\"warning\":%s}", warn_key, warn, e->warn ? "true" : "false");
+}
+
+/* The lists we publish, our status list and the quota peers used today. */
+static void
+json_publishing(const Baygate__StatusAnswer *s)
+{
+    char t[32];
+    printf(",\"lists\":[");
+    for (size_t i = 0; i < s->n_lists; i++) {
+        const Baygate__ListStatus *l = s->lists[i];
+        printf("%s{\"list\":", i ? "," : "");
+        bg_json_cstr(stdout, l->list);
+        printf(",\"generation\":%llu,\"epoch\":%llu,\"entries\":%llu,\"published_ms\":%lld,"
+               "\"published\":\"%s\"}",
+               (unsigned long long)l->generation, (unsigned long long)l->epoch,
+               (unsigned long long)l->entries, (long long)l->published_ms,
+               when_text(l->published_ms, t));
+    }
+    printf("],\"status_list\":{\"number\":%llu,\"issued_ms\":%lld},\"quotas\":[",
+           (unsigned long long)s->status_list_number, (long long)s->status_list_issued_ms);
+    for (size_t i = 0; i < s->n_quotas; i++) {
+        printf("%s{\"peer\":", i ? "," : "");
+        bg_json_cstr(stdout, s->quotas[i]->peer);
+        printf(",\"used_today\":%llu,\"quota_per_day\":%llu}",
+               (unsigned long long)s->quotas[i]->used_today,
+               (unsigned long long)s->quotas[i]->quota_per_day);
+    }
+    printf("]");
+}
+
+static void
+json_evidence(const Baygate__EvidenceStatus *ev)
+{
+    if (ev == NULL) {
+        printf(",\"evidence\":null");
+        return;
+    }
+    char root[65], head[65], t[32];
+    hex_text(&ev->root, root);
+    hex_text(&ev->head_root, head);
+    printf(",\"evidence\":{\"size\":%llu,\"root\":\"%s\",\"head\":", (unsigned long long)ev->size,
+           root);
+    if (ev->head_size > 0 || ev->head_time_ms > 0)
+        printf("{\"size\":%llu,\"root\":\"%s\",\"time_ms\":%lld,\"time\":\"%s\"}",
+               (unsigned long long)ev->head_size, head, (long long)ev->head_time_ms,
+               when_text(ev->head_time_ms, t));
+    else
+        printf("null");
+    printf(",\"witnesses\":[");
+    for (size_t i = 0; i < ev->n_witnesses; i++) {
+        const Baygate__WitnessStatus *w = ev->witnesses[i];
+        printf("%s{\"witness\":", i ? "," : "");
+        bg_json_cstr(stdout, w->witness);
+        printf(",\"size\":%llu,\"cosigned_ms\":%lld}", (unsigned long long)w->size,
+               (long long)w->cosigned_ms);
+    }
+    printf("]}");
+}
+
+static void
+print_status_json(const Baygate__StatusAnswer *s, time_t now)
 {
     printf("{\"city\":");
     bg_json_cstr(stdout, s->city);
@@ -241,6 +413,12 @@ print_status_json(const Baygate__StatusAnswer *s)
            (unsigned long long)s->uptime_s, (unsigned long long)s->roster_serial,
            (long long)s->crl_next_update_ms);
     bg_json_cstr(stdout, s->listen);
+    expiry cert = expiry_of(s->cert_not_after_ms, (int64_t)s->cert_warn_days * 86400, now);
+    expiry crl = expiry_of(s->crl_next_update_ms, (int64_t)s->crl_warn_hours * 3600, now);
+    json_expiry("certificate", "not_after", &cert, "warn_days", s->cert_warn_days);
+    json_expiry("crl", "next_update", &crl, "warn_hours", s->crl_warn_hours);
+    json_publishing(s);
+    json_evidence(s->evidence);
     printf(",\"peers\":[");
     for (size_t i = 0; i < s->n_peers; i++) {
         const Baygate__PeerStatus *p = s->peers[i];
@@ -264,18 +442,79 @@ print_status_json(const Baygate__StatusAnswer *s)
     printf("}}\n");
 }
 
+/* The certificate and CRL lines, with a WARNING line under each that is due soon. */
 static void
-print_status_text(const Baygate__StatusAnswer *s)
+text_expiries(const Baygate__StatusAnswer *s, time_t now)
 {
-    time_t crl = (time_t)(s->crl_next_update_ms / 1000);
-    struct tm tm;
-    char when[32] = "unknown";
-    if (crl > 0 && gmtime_r(&crl, &tm) != NULL)
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    printf("%s %s (baygate %s)\n  listening  %s\n  uptime     %llu s\n"
-           "  roster     serial %llu\n  CRL        next update %s\n  peers:\n",
+    expiry cert = expiry_of(s->cert_not_after_ms, (int64_t)s->cert_warn_days * 86400, now);
+    expiry crl = expiry_of(s->crl_next_update_ms, (int64_t)s->crl_warn_hours * 3600, now);
+    char left[48];
+    printf("  certificate  expires %s (%s)\n", cert.when, left_text(&cert, left));
+    if (cert.warn)
+        printf("  WARNING      the city certificate %s (warned under %u days): have the\n"
+               "               operator issue a new one before it expires, or every peer "
+               "refuses us\n",
+               cert.secs_left < 0 ? "has expired" : "expires soon", s->cert_warn_days);
+    printf("  CRL          next update %s (%s)\n", crl.when, left_text(&crl, left));
+    if (crl.warn)
+        printf("  WARNING      the CRL %s (warned under crl_warn_hours = %u): publish a new\n"
+               "               one before it passes, or all traffic stops\n",
+               crl.secs_left < 0 ? "has expired" : "expires soon", s->crl_warn_hours);
+}
+
+/* Lists, status list, quota, evidence log and witnesses. */
+static void
+text_publishing(const Baygate__StatusAnswer *s)
+{
+    char t[32], root[65];
+    printf("  lists%s\n", s->n_lists ? ":" : "        none published (no import yet?)");
+    for (size_t i = 0; i < s->n_lists; i++) {
+        const Baygate__ListStatus *l = s->lists[i];
+        printf("    %-20s generation %llu  epoch %llu  entries %llu  published %s\n", l->list,
+               (unsigned long long)l->generation, (unsigned long long)l->epoch,
+               (unsigned long long)l->entries, when_text(l->published_ms, t));
+    }
+    if (s->status_list_number > 0)
+        printf("  status list  number %llu, issued %s\n", (unsigned long long)s->status_list_number,
+               when_text(s->status_list_issued_ms, t));
+    else
+        printf("  status list  none yet\n");
+    printf("  quota today (items each peer asked of us, of its daily quota):\n");
+    for (size_t i = 0; i < s->n_quotas; i++)
+        printf("    %s %llu of %llu\n", s->quotas[i]->peer,
+               (unsigned long long)s->quotas[i]->used_today,
+               (unsigned long long)s->quotas[i]->quota_per_day);
+    const Baygate__EvidenceStatus *ev = s->evidence;
+    if (ev == NULL)
+        return;
+    hex_text(&ev->root, root);
+    printf("  evidence     %llu leaves, root %.16s...\n", (unsigned long long)ev->size, root);
+    if (ev->head_time_ms > 0)
+        printf("               last signed head: size %llu at %s\n",
+               (unsigned long long)ev->head_size, when_text(ev->head_time_ms, t));
+    else
+        printf("               no signed head yet\n");
+    printf("  witnesses (their latest cosignature of our log):\n");
+    for (size_t i = 0; i < ev->n_witnesses; i++) {
+        const Baygate__WitnessStatus *w = ev->witnesses[i];
+        if (w->cosigned_ms > 0)
+            printf("    %s size %llu at %s\n", w->witness, (unsigned long long)w->size,
+                   when_text(w->cosigned_ms, t));
+        else
+            printf("    %s none yet\n", w->witness);
+    }
+}
+
+static void
+print_status_text(const Baygate__StatusAnswer *s, time_t now)
+{
+    printf("%s %s (baygate %s)\n  listening    %s\n  uptime       %llu s\n"
+           "  roster       serial %llu\n",
            s->city, s->name, s->version, s->listen, (unsigned long long)s->uptime_s,
-           (unsigned long long)s->roster_serial, when);
+           (unsigned long long)s->roster_serial);
+    text_expiries(s, now);
+    text_publishing(s);
+    printf("  peers:\n");
     for (size_t i = 0; i < s->n_peers; i++) {
         const Baygate__PeerStatus *p = s->peers[i];
         if (p->reachable)
@@ -294,9 +533,21 @@ static void
 status_usage(FILE *f)
 {
     fprintf(f, "usage: baygate status --dir GW [--probe] [--json]\n\n"
-               "Shows the gateway of GW: uptime, roster serial, CRL expiry, each peer and\n"
-               "whether it is reachable (--probe pings every peer now; otherwise the last\n"
-               "result), and federation requests by outcome.\n");
+               "Shows what the running gateway of GW is doing, from its local API:\n"
+               "  uptime, listen address, roster serial;\n"
+               "  the city certificate's expiry and the CRL's next update, each with the days\n"
+               "    left and a WARNING when under 30 days (certificate) or [pki]\n"
+               "    crl_warn_hours (CRL, default 72);\n"
+               "  each list it publishes: OPRF key generation, epoch, entries, when published;\n"
+               "    its status list number;\n"
+               "  items each peer asked of it today, of the roster's daily quota;\n"
+               "  the evidence log: size, root, the last signed head (size, time), and each\n"
+               "    witness's latest cosignature (tree size, time);\n"
+               "  each peer and whether it is reachable (--probe pings every peer now;\n"
+               "    otherwise the last result), and federation requests by outcome.\n"
+               "--json gives the same as one object (certificate, crl, lists, status_list,\n"
+               "quotas, evidence, peers, requests, ...). A gateway that is not running (no\n"
+               "socket, or a stale one left by a crash) is said at once: exit 2.\n");
 }
 
 int
@@ -339,10 +590,11 @@ bg_cmd_status(int argc, char **argv)
     Baygate__LocalAnswer *ans = ask_status("status", dir, probe, 30000);
     if (ans == NULL)
         return BG_EXIT_ERROR;
+    time_t now = time(NULL);
     if (json)
-        print_status_json(ans->status);
+        print_status_json(ans->status, now);
     else
-        print_status_text(ans->status);
+        print_status_text(ans->status, now);
     bg_pb_free(ans);
     return BG_EXIT_OK;
 }

@@ -20,17 +20,12 @@
 #include "common/json.h"
 #include "domain/uscc.h"
 #include "gateway/cli/cli.h"
-#include "gateway/config/config.h"
 #include "gateway/daemon/codes.h"
-#include "peers/transport.h"
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
 
 #define QUERY_MAX_IDS (1U << 21) /* as the gateway (psi_query.h) */
 #define QUERY_LINE_MAX 256       /* longest id line read (BG_USCC_INPUT_MAX) */
-#define QUERY_REQUEST_MAX (64 * 1024 * 1024)
-#define QUERY_ANSWER_MAX (256 * 1024 * 1024)
-#define QUERY_TIMEOUT_MS (30 * 60 * 1000)
 
 enum { OUT_TABLE, OUT_JSON, OUT_CSV };
 
@@ -180,62 +175,6 @@ read_ids(const char *path, idlist *l)
     if (rc == BG_EXIT_OK)
         rc = idlist_parse(l);
     return rc;
-}
-
-Baygate__LocalAnswer *
-bg_cli_ask(const char *cmd, const char *dir, const Baygate__LocalRequest *req)
-{
-    bg_config cfg;
-    bg_err err = {0};
-    char path[BG_CONFIG_PATH_MAX + 32];
-    if (snprintf(path, sizeof path, "%s/%s", dir, BG_CONFIG_FILE) >= (int)sizeof path) {
-        bg_cli_fail(cmd, "gateway directory path too long");
-        return NULL;
-    }
-    if (bg_config_load(path, &cfg, &err) != BG_OK) {
-        bg_cli_fail(cmd, "%s", err.msg);
-        return NULL;
-    }
-    struct stat st;
-    if (stat(cfg.local_socket, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-        bg_cli_fail(cmd, "the %s gateway is not running (no socket at %s)", cfg.city,
-                    cfg.local_socket);
-        return NULL;
-    }
-    size_t len = baygate__local_request__get_packed_size(req);
-    if (len > QUERY_REQUEST_MAX) {
-        bg_cli_fail(cmd, "request of %zu bytes is too large (at most %d)", len, QUERY_REQUEST_MAX);
-        return NULL;
-    }
-    uint8_t *buf = malloc(len ? len : 1);
-    if (buf == NULL) {
-        bg_cli_fail(cmd, "out of memory");
-        return NULL;
-    }
-    baygate__local_request__pack(req, buf);
-    bg_tp_client *cli = NULL;
-    bg_tp_client_opts o = {
-        .url = cfg.local_url, .recv_max = QUERY_ANSWER_MAX, .send_max = QUERY_REQUEST_MAX};
-    Baygate__LocalAnswer *ans = NULL;
-    if (bg_tp_client_open(&cli, &o, &err) != BG_OK) {
-        bg_cli_fail(cmd, "%s", err.msg);
-    } else {
-        uint8_t *out = NULL;
-        size_t out_len = 0;
-        bg_tp_fail fail;
-        if (bg_tp_call(cli, buf, len, &out, &out_len, QUERY_TIMEOUT_MS, &fail, &err) != BG_OK) {
-            bg_cli_fail(cmd, "the %s gateway did not answer: %s: %s", cfg.city,
-                        bg_tp_fail_name(fail), err.msg);
-        } else {
-            ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
-            if (ans == NULL)
-                bg_cli_fail(cmd, "the %s gateway's answer does not parse", cfg.city);
-            bg_tp_answer_free(out);
-        }
-        bg_tp_client_close(cli);
-    }
-    free(buf);
-    return ans;
 }
 
 static const char *const mode_names[] = {"?", "membership", "graded", "count"};

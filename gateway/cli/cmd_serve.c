@@ -2,8 +2,10 @@
  * cmd_serve.c - baygate serve: run a city gateway in the foreground.
  *
  * Signals are taken synchronously (sigtimedwait in this loop), never in a
- * handler: SIGTERM/SIGINT stop the gateway (no new requests, in-flight ones
- * finish, exit 0); SIGHUP checks CRL and roster files at once (and reopens
+ * handler: SIGTERM/SIGINT stop the gateway (round trips to peers in flight
+ * aborted, so no peer that does not answer holds it up; no new requests,
+ * in-flight ones finish, exit 0; what it waited for and how long it took are
+ * logged); SIGHUP checks CRL and roster files at once (and reopens
  * the log file, for logrotate); otherwise they are checked every second.
  * Under systemd (Type=notify) the service manager hears READY=1 once the
  * gateway serves, RELOADING=1/READY=1 around a SIGHUP and STOPPING=1.
@@ -42,11 +44,30 @@ serve_usage(FILE *f)
             "--log-format json writes one JSON object a line. A new crl.pem or\n"
             "roster.pb is picked up without a restart. SIGHUP: check them at once and\n"
             "reopen FILE (after logrotate moved it). SIGTERM or SIGINT: stop\n"
-            "accepting, finish in-flight requests, exit 0. Under systemd\n"
-            "(Type=notify) it reports readiness, reloads and stopping.\n"
+            "accepting, abort calls to peers in flight (a peer that does not answer\n"
+            "never delays a stop), finish in-flight requests, exit 0; the log says\n"
+            "what it waited for and how long it took. Under systemd (Type=notify)\n"
+            "it reports readiness, reloads and stopping.\n"
             "One gateway per directory: GW/%s holds the running one's pid, and a\n"
             "second serve of GW says so and exits 2, leaving the first alone.\n",
             BG_CLI_SERVE_LOCK);
+}
+
+/* SIGTERM or SIGINT: logs what the gateway was waiting for, stops it (its round trips
+ * to peers aborted first) and logs how long that took. */
+static void
+serve_stop(bg_gw *gw, const char *dir, int sig)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char busy[512];
+    bg_gw_busy(gw, busy, sizeof busy);
+    bg_log(BG_LOG_INFO, "gateway.stopping", "signal=%s waiting_for=%s",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT", busy);
+    bg_gw_stop(gw);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    bg_log(BG_LOG_INFO, "gateway.stopped", "dir=%s elapsed_ms=%lld", dir,
+           (long long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 }
 
 /* A failed notification is logged, never fatal: the gateway serves anyway. */
@@ -159,8 +180,8 @@ take_lock(const char *dir, int *fd)
     return BG_EXIT_OK;
 }
 
-/* Serves until SIGTERM or SIGINT: a tick a second, SIGHUP at once. */
-static void
+/* Serves until SIGTERM or SIGINT, which it returns: a tick a second, SIGHUP at once. */
+static int
 serve_loop(bg_gw *gw, const sigset_t *set)
 {
     bg_err err = {0};
@@ -168,11 +189,8 @@ serve_loop(bg_gw *gw, const sigset_t *set)
         struct timespec tick = {.tv_sec = 1};
         siginfo_t info;
         int sig = sigtimedwait(set, &info, &tick);
-        if (sig == SIGTERM || sig == SIGINT) {
-            bg_log(BG_LOG_INFO, "gateway.stopping", "signal=%s",
-                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            return;
-        }
+        if (sig == SIGTERM || sig == SIGINT)
+            return sig;
         if (sig < 0 && errno != EAGAIN && errno != EINTR)
             bg_log(BG_LOG_WARN, "gateway.sigwait", "error=\"%s\"", strerror(errno));
         if (sig == SIGHUP) {
@@ -209,10 +227,9 @@ serve(const struct serve_opts *o)
         return bg_cli_fail("serve", "%s", err.msg);
     }
     serve_notify("READY=1\nSTATUS=serving");
-    serve_loop(gw, &set);
+    int sig = serve_loop(gw, &set);
     serve_notify("STOPPING=1");
-    bg_gw_stop(gw);
-    bg_log(BG_LOG_INFO, "gateway.stopped", "dir=%s", o->dir);
+    serve_stop(gw, o->dir, sig);
     return BG_EXIT_OK;
 }
 

@@ -27,7 +27,7 @@ static const struct {
     {"import", bg_cmd_import, "validate and import a city data file into the store"},
     {"serve", bg_cmd_serve, "run a city gateway (federation API + local API)"},
     {"ping", bg_cmd_ping, "authenticated round trip to a peer gateway"},
-    {"status", bg_cmd_status, "a running gateway's peers, roster and counters"},
+    {"status", bg_cmd_status, "a running gateway: lists, quota, evidence, expiries, peers"},
     {"init", bg_cmd_init, "create a city gateway directory: config, private key, CSR"},
     {"check", bg_cmd_check, "check a gateway directory before it serves: every problem at once"},
     {"ca", bg_cmd_ca, "federation CA: init, issue, revoke, crl"},

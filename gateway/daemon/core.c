@@ -421,8 +421,10 @@ gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t 
     bool with_cert = !atomic_load(&p->cert_known);
     for (;;) {
         bg_env_opened *o = NULL;
+        atomic_fetch_add(&p->calls, 1);
         int rc = bg_rt_call(p->cli, gw->id, gw->verifier, p->endpoint, f, with_cert, max_msg,
                             timeout_ms, &o, res);
+        atomic_fetch_sub(&p->calls, 1);
         if (rc == BG_EINVAL)
             return rc; /* nothing was sent */
         if (res->answered)

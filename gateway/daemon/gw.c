@@ -109,6 +109,7 @@ peer_new(bg_gw *gw, const bg_roster *r, const bg_roster_member *m, gw_peer **out
     if (p == NULL)
         return bg_err_set(err, BG_ENOMEM, "out of memory");
     atomic_init(&p->refs, 1);
+    atomic_init(&p->calls, 0);
     atomic_init(&p->cert_known, false);
     pthread_mutex_init(&p->status_lock, NULL);
     memcpy(p->city, m->city, sizeof p->city);
@@ -574,13 +575,53 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
     return BG_OK;
 }
 
+size_t
+bg_gw_busy(bg_gw *gw, char *buf, size_t n)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
+    size_t np = gw_peers_get(gw, peers);
+    for (size_t i = 0; i < np; i++) {
+        unsigned c = atomic_load(&peers[i]->calls);
+        if (c > 0 && k < n)
+            k += (size_t)(c > 1 ? snprintf(buf + k, n - k, "%speer-call:%sx%u", k ? "," : "",
+                                           peers[i]->city, c)
+                                : snprintf(buf + k, n - k, "%speer-call:%s", k ? "," : "",
+                                           peers[i]->city));
+        gw_peer_release(peers[i]);
+    }
+    unsigned local = atomic_load(&gw->local_busy);
+    if (local > 0 && k < n)
+        k += (size_t)snprintf(buf + k, n - k, "%slocal-request:%u", k ? "," : "", local);
+    if (k == 0)
+        snprintf(buf, n, "nothing");
+    return k < n ? k : n - 1;
+}
+
+/* Every round trip to a peer ends now (BG_TP_CLOSED), and later ones at once: a stop
+ * never waits for a peer that does not answer (the witness thread, local requests
+ * and PSI jobs waiting on peers all return). */
+static void
+abort_peer_calls(bg_gw *gw)
+{
+    gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
+    size_t n = gw_peers_get(gw, peers);
+    for (size_t i = 0; i < n; i++) {
+        bg_tp_client_abort(peers[i]->cli);
+        gw_peer_release(peers[i]);
+    }
+}
+
 void
 bg_gw_stop(bg_gw *gw)
 {
     if (gw == NULL)
         return;
-    /* The witness thread calls peers: it goes first. Then stop taking requests:
-     * handlers may still use peers, keys and the evidence log. */
+    /* Peer calls are aborted first: whatever waits on a peer returns now. The witness
+     * thread calls peers: it goes next. Then stop taking requests: handlers may still
+     * use peers (failing at once), keys and the evidence log. */
+    abort_peer_calls(gw);
     gw_witness_stop(gw);
     bg_tp_server_stop(gw->local, NULL);
     bg_tp_server_stop(gw->fed, NULL);

@@ -15,13 +15,16 @@
  * clients are rebuilt with the new CRL, so a newly revoked city is cut off)
  * and warns well before the CRL's nextUpdate passes.
  *
- * bg_gw_stop stops taking requests, lets in-flight ones finish and frees.
+ * bg_gw_stop aborts every round trip to a peer in flight (so nothing waits for a
+ * peer that does not answer), stops taking requests, lets in-flight ones finish
+ * (their peer calls failed) and frees.
  *
  * The codes its answers carry are in codes.h; how its files are ordered in README.md.
  */
 #ifndef BG_GW_H
 #define BG_GW_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -34,6 +37,12 @@ int bg_gw_start(bg_gw **out, const char *dir, bg_err *err);
 
 /* Reload checks and warnings; call about once a second from one thread. */
 void bg_gw_tick(bg_gw *gw);
+
+/* What the gateway is waiting for now, for the stop's log line, comma-separated:
+ * "peer-call:440300" per peer with a round trip in flight ("peer-call:440300x2" for
+ * two), "local-request:N" for local API requests being handled; or "nothing".
+ * Returns the length written to buf (n >= 16). */
+size_t bg_gw_busy(bg_gw *gw, char *buf, size_t n);
 
 /* Stops and frees; NULL is ignored. */
 void bg_gw_stop(bg_gw *gw);

@@ -38,6 +38,7 @@ typedef struct gw_peer {
     char name[BG_PKI_NAME_MAX + 1];
     char endpoint[BG_ROSTER_ENDPOINT_MAX + 1];
     bg_tp_client *cli;
+    atomic_uint calls;      /* gw_call round trips in flight (what a stop waits for) */
     atomic_bool cert_known; /* the peer has accepted our certificate once */
     pthread_mutex_t status_lock;
     bool probed, reachable;
@@ -90,6 +91,7 @@ struct bg_gw {
     time_t crl_warned_at;
 
     atomic_uint_fast64_t answered, app_errors, refused[GW_OUTCOMES], dropped[GW_OUTCOMES];
+    atomic_uint local_busy; /* local API requests being handled */
 
     /* PSI: what we publish and answer (psi_pub, psi_answer, quota) and the peers'
      * snapshots we hold as an asker (cache). */

@@ -1,5 +1,5 @@
 /*
- * local.c - the local API: ping, query, rotate, status (see local.h).
+ * local.c - the local API: ping, query, rotate, status (see local.h), lookup.
  */
 #include "gateway/daemon/local.h"
 
@@ -15,6 +15,7 @@
 #include "domain/city.h"
 #include "domain/date.h"
 #include "domain/uscc.h"
+#include "gateway/attest/attest.h"
 #include "gateway/daemon/codes.h"
 #include "gateway/daemon/core.h"
 #include "gateway/daemon/log.h"
@@ -24,6 +25,10 @@
 #include "gateway/store/store.h"
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
+
+/* status warns when the city certificate expires in fewer days than this (there is no
+ * configuration key for it; the CRL's is [pki] crl_warn_hours). */
+#define GW_CERT_WARN_DAYS 30
 
 typedef struct probe_job {
     bg_gw *gw;
@@ -65,6 +70,16 @@ typedef struct status_buf {
     Baygate__Counter counters[2 * GW_OUTCOMES + 4];
     Baygate__Counter *counterp[2 * GW_OUTCOMES + 4];
     char counter_names[2 * GW_OUTCOMES + 4][48];
+    Baygate__ListStatus lists[BG_PUB_LISTS];
+    Baygate__ListStatus *listp[BG_PUB_LISTS];
+    Baygate__QuotaStatus quotas[BG_ROSTER_MAX_MEMBERS]; /* one permission per asker toward us */
+    Baygate__QuotaStatus *quotap[BG_ROSTER_MAX_MEMBERS];
+    char askers[BG_ROSTER_MAX_MEMBERS][BG_CITY_CODE_LEN + 1];
+    Baygate__EvidenceStatus ev;
+    bg_audit_hash root, head_root;
+    Baygate__WitnessStatus wit[BG_ROSTER_MAX_MEMBERS];
+    Baygate__WitnessStatus *witp[BG_ROSTER_MAX_MEMBERS];
+    char witnesses[BG_ROSTER_MAX_MEMBERS][BG_CITY_CODE_LEN + 1];
 } status_buf;
 
 /* Pings every peer at once: the slowest one bounds the wait. */
@@ -138,6 +153,123 @@ counters(bg_gw *gw, status_buf *b)
     return nc;
 }
 
+/* Every list we publish now: key generation, epoch, entries, when. */
+static void
+status_lists(bg_gw *gw, status_buf *b)
+{
+    Baygate__StatusAnswer *sa = &b->sa;
+    for (int i = 0; i < BG_PUB_LISTS; i++) {
+        const char *name = i < BG_LIST_COUNT ? bg_list_names[i] : BG_LIST_GRADES;
+        bg_pub_snap *ps = bg_pub_get(gw->pub, name);
+        if (ps == NULL)
+            continue;
+        Baygate__ListStatus *l = &b->lists[sa->n_lists];
+        baygate__list_status__init(l);
+        l->list = (char *)name;
+        l->generation = ps->info.generation;
+        l->epoch = ps->info.epoch;
+        l->entries = ps->info.count;
+        l->published_ms = ps->published_ms;
+        bg_pub_snap_release(ps);
+        b->listp[sa->n_lists++] = l;
+    }
+    sa->lists = b->listp;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    bg_attest_status *as = NULL;
+    if (bg_pub_status(gw->pub, &bytes, &len, NULL) == BG_OK &&
+        bg_attest_status_inspect(bytes, len, &as, NULL) == BG_OK) {
+        sa->status_list_number = bg_attest_status_number(as);
+        sa->status_list_issued_ms = bg_attest_status_issued_at(as) * 1000;
+    }
+    bg_attest_status_free(as);
+    free(bytes);
+}
+
+/* Every peer the roster lets ask us: items asked today, against its daily quota. */
+static void
+status_quotas(bg_gw *gw, const bg_roster *r, status_buf *b)
+{
+    Baygate__StatusAnswer *sa = &b->sa;
+    size_t np = r ? bg_roster_permission_count(r) : 0;
+    for (size_t i = 0; i < np && sa->n_quotas < BG_ROSTER_MAX_MEMBERS; i++) {
+        const bg_roster_perm *perm = bg_roster_permission_at(r, i);
+        if (strcmp(perm->answerer, gw->cfg.city) != 0)
+            continue;
+        size_t k = sa->n_quotas;
+        Baygate__QuotaStatus *q = &b->quotas[k];
+        baygate__quota_status__init(q);
+        memcpy(b->askers[k], perm->asker, sizeof b->askers[k]);
+        q->peer = b->askers[k];
+        q->used_today = gw_quota_used(&gw->quota, perm->asker);
+        q->quota_per_day = perm->quota_items_per_day;
+        b->quotap[sa->n_quotas++] = q;
+    }
+    sa->quotas = b->quotap;
+}
+
+/* The row of witness city in b (made, with nothing cosigned, if new); NULL when full. */
+static Baygate__WitnessStatus *
+witness_row(status_buf *b, const char *city)
+{
+    Baygate__EvidenceStatus *ev = &b->ev;
+    for (size_t i = 0; i < ev->n_witnesses; i++)
+        if (strcmp(ev->witnesses[i]->witness, city) == 0)
+            return ev->witnesses[i];
+    if (ev->n_witnesses == BG_ROSTER_MAX_MEMBERS)
+        return NULL;
+    size_t k = ev->n_witnesses++;
+    baygate__witness_status__init(&b->wit[k]);
+    snprintf(b->witnesses[k], sizeof b->witnesses[k], "%s", city);
+    b->wit[k].witness = b->witnesses[k];
+    b->witp[k] = &b->wit[k];
+    return &b->wit[k];
+}
+
+/* Our evidence log, its last signed head, and each witness's latest cosignature of ours
+ * (every peer gets a row, cosigned or not; other cities that cosigned one found on the
+ * way). */
+static void
+status_evidence(bg_gw *gw, gw_peer *const *peers, size_t n, status_buf *b)
+{
+    Baygate__EvidenceStatus *ev = &b->ev;
+    baygate__evidence_status__init(ev);
+    ev->witnesses = b->witp;
+    b->sa.evidence = ev;
+    for (size_t i = 0; i < n; i++)
+        witness_row(b, peers[i]->city);
+    if (gw->audit == NULL)
+        return;
+    ev->size = bg_audit_size(gw->audit);
+    if (bg_audit_root(gw->audit, ev->size, b->root, NULL) == BG_OK)
+        ev->root = (ProtobufCBinaryData){.data = b->root, .len = BG_AUDIT_HASH_LEN};
+    bg_audit_head h;
+    if (bg_audit_head_latest(gw->audit, &h, NULL) == BG_OK) {
+        ev->head_size = h.size;
+        memcpy(b->head_root, h.root, BG_AUDIT_HASH_LEN);
+        ev->head_root = (ProtobufCBinaryData){.data = b->head_root, .len = BG_AUDIT_HASH_LEN};
+        ev->head_time_ms = h.timestamp_ms;
+    }
+    /* Newest first (they are kept in the order they came, and a witness's sizes never
+     * shrink): the first one of a witness is its latest; done once every peer has one. */
+    bg_audit_cosig c;
+    size_t missing = n;
+    pthread_mutex_lock(&gw->witness_store_lock);
+    size_t nr = gw->witness ? bg_audit_witness_received_count(gw->witness) : 0;
+    for (size_t i = nr; i-- > 0 && missing > 0;) {
+        if (bg_audit_witness_received(gw->witness, i, &c, NULL) != BG_OK)
+            continue;
+        Baygate__WitnessStatus *w = witness_row(b, c.witness);
+        if (w == NULL || w->cosigned_ms != 0)
+            continue;
+        w->size = c.head.size;
+        w->cosigned_ms = c.cosigned_at_ms;
+        for (size_t k = 0; k < n; k++)
+            missing -= strcmp(peers[k]->city, c.witness) == 0;
+    }
+    pthread_mutex_unlock(&gw->witness_store_lock);
+}
+
 static void
 local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
 {
@@ -147,6 +279,7 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
     size_t n = gw_peers_get(gw, peers);
     if (st->probe_peers)
         probe_all(gw, peers, n, b);
+    status_evidence(gw, peers, n, b);
     for (size_t i = 0; i < n; i++) {
         b->psp[i] = peer_row(peers[i], i, b);
         gw_peer_release(peers[i]);
@@ -162,11 +295,18 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
     sa->uptime_s = (uint64_t)(time(NULL) - gw->started);
     bg_roster *r = gw_roster_get(gw);
     sa->roster_serial = r ? bg_roster_serial(r) : 0;
+    status_quotas(gw, r, b);
     bg_roster_free(r);
     time_t next = 0;
     if (bg_trust_crl_next_update(gw->trust, &next, NULL) == BG_OK)
         sa->crl_next_update_ms = (int64_t)next * 1000;
+    sa->crl_warn_hours = gw->cfg.crl_warn_hours;
+    time_t not_after = 0;
+    if (bg_pki_asn1_time(X509_get0_notAfter(gw->id->cert), &not_after, NULL) == BG_OK)
+        sa->cert_not_after_ms = (int64_t)not_after * 1000;
+    sa->cert_warn_days = GW_CERT_WARN_DAYS;
     sa->listen = (char *)bg_tp_server_url(gw->fed);
+    status_lists(gw, b);
 }
 
 /* ------------------------------------------------------------- lookup */
@@ -367,10 +507,9 @@ local_status_op(bg_gw *gw, const Baygate__LocalStatus *st, Baygate__LocalAnswer 
     ans->status = &b->sb->sa;
 }
 
-void
-gw_local_handle(void *ctx, bg_tp_request *req)
+static void
+local_handle(bg_gw *gw, bg_tp_request *req)
 {
-    bg_gw *gw = ctx;
     size_t len = 0;
     const uint8_t *data = bg_tp_request_data(req, &len);
     Baygate__LocalRequest *lr = bg_pb_unpack(&baygate__local_request__descriptor, len, data);
@@ -414,4 +553,13 @@ gw_local_handle(void *ctx, bg_tp_request *req)
     if (lr != NULL)
         bg_pb_free(lr);
     gw_reply_or_drop(gw, NULL, req, out, out_len);
+}
+
+void
+gw_local_handle(void *ctx, bg_tp_request *req)
+{
+    bg_gw *gw = ctx;
+    atomic_fetch_add(&gw->local_busy, 1); /* what a stop would wait for */
+    local_handle(gw, req);
+    atomic_fetch_sub(&gw->local_busy, 1);
 }

@@ -339,6 +339,9 @@ install(bg_pub *p, int li, bg_pub_snap *ps, int64_t import_id, int32_t today)
             bg_log(BG_LOG_WARN, "psi.delta_failed", "list=%s error=\"%s\"", ps->list, derr.msg);
     }
     bg_pub_snap_release(old);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    ps->published_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     pthread_mutex_lock(&p->lock);
     old = p->cur[li];
     p->cur[li] = ps;

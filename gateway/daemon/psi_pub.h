@@ -69,7 +69,8 @@ typedef struct bg_pub_snap {
     size_t sig_len;
     bg_snap_delta *delta; /* from the previous epoch of the same generation, or NULL */
     bg_snap_info delta_info;
-    uint8_t *sk; /* the generation's OPRF key (sodium_malloc'd, 32 bytes) */
+    uint8_t *sk;          /* the generation's OPRF key (sodium_malloc'd, 32 bytes) */
+    int64_t published_ms; /* when it was installed (wall clock) */
 } bg_pub_snap;
 
 /*

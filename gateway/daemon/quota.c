@@ -138,3 +138,16 @@ gw_quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, boo
     }
     return ok;
 }
+
+uint64_t
+gw_quota_used(gw_quota *q, const char *city)
+{
+    int64_t day = (int64_t)(time(NULL) / 86400);
+    uint64_t used = 0;
+    pthread_mutex_lock(&q->lock);
+    for (size_t i = 0; i < q->n; i++)
+        if (strcmp(q->used[i].city, city) == 0 && q->used[i].day == day)
+            used = q->used[i].used;
+    pthread_mutex_unlock(&q->lock);
+    return used;
+}

@@ -38,4 +38,7 @@ void gw_quota_destroy(gw_quota *q);
 bool gw_quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, bool charge,
                    uint64_t *used);
 
+/* The items city was charged today (0 if none), for status. */
+uint64_t gw_quota_used(gw_quota *q, const char *city);
+
 #endif
