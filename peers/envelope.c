@@ -134,6 +134,17 @@ short_hex(const uint8_t *b, size_t n, char out[17])
     sodium_bin2hex(out, 17, b, n < 8 ? n : 8);
 }
 
+/* Is fp one of the n pinned fingerprints? Every one is compared in constant time. */
+static bool
+pin_matches(const uint8_t pins[BG_ENV_PINS_MAX][BG_SIG_FP_LEN], size_t n,
+            const uint8_t fp[BG_SIG_FP_LEN])
+{
+    bool hit = false;
+    for (size_t i = 0; i < n && i < BG_ENV_PINS_MAX; i++)
+        hit |= sodium_memcmp(pins[i], fp, BG_SIG_FP_LEN) == 0;
+    return hit;
+}
+
 static bool
 purpose_valid(const char *p)
 {
@@ -940,8 +951,9 @@ open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, 
     }
 
     /* 6. the roster */
-    uint8_t pin[BG_SIG_FP_LEN];
-    rc = v->member_fp(v->member_ctx, env->sender, pin);
+    uint8_t pin[BG_ENV_PINS_MAX][BG_SIG_FP_LEN];
+    size_t npins = 0;
+    rc = v->member_fp(v->member_ctx, env->sender, pin, &npins);
     if (rc == BG_ENOTFOUND) {
         r = refuse(c, BG_ENV_NOT_MEMBER, "%s is not a member in this gateway's roster",
                    env->sender);
@@ -952,12 +964,12 @@ open_common(struct open_ctx *c, const uint8_t *msg, size_t len, int64_t now_ms, 
                    bg_status_name(rc));
         goto out;
     }
-    if (sodium_memcmp(pin, tr.fingerprint, BG_SIG_FP_LEN) != 0) {
+    if (!pin_matches(pin, npins, tr.fingerprint)) {
         short_hex(tr.fingerprint, BG_SIG_FP_LEN, b);
-        short_hex(pin, BG_SIG_FP_LEN, d);
+        short_hex(pin[0], BG_SIG_FP_LEN, d);
         r = refuse(c, BG_ENV_PIN_MISMATCH,
-                   "certificate %s... of %s is not the one the roster pins (%s...)", b, env->sender,
-                   d);
+                   "certificate %s... of %s is not the one the roster pins (%s...%s)", b,
+                   env->sender, d, npins > 1 ? " or its next" : "");
         goto out;
     }
 

@@ -289,7 +289,12 @@ show_json(const bg_roster *r, bool verified, const char *ca_hex)
         bg_json_cstr(stdout, m->name);
         printf(",\"endpoint\":");
         bg_json_cstr(stdout, m->endpoint);
-        printf(",\"cert_sha256\":\"%s\",\"lists\":", hex);
+        printf(",\"cert_sha256\":\"%s\"", hex);
+        if (m->has_next) {
+            bg_sig_fp_hex(m->next_sha256, hex);
+            printf(",\"next_cert_sha256\":\"%s\"", hex);
+        }
+        printf(",\"lists\":");
         json_lists(m->lists);
         printf(",\"scale\":");
         json_scale(&m->scale);
@@ -352,6 +357,10 @@ show_text(const bg_roster *r, bool verified, const char *ca_hex)
         printf("  %s %s\n", m->city, m->name);
         printf("    endpoint     %s\n", m->endpoint);
         printf("    certificate  sha256 %s\n", hex);
+        if (m->has_next) {
+            bg_sig_fp_hex(m->next_sha256, hex);
+            printf("    next cert    sha256 %s (rotating: both pinned)\n", hex);
+        }
         lists_text(m->lists, buf, sizeof buf);
         printf("    lists        %s\n", buf);
         bg_scale_format(&m->scale, buf, sizeof buf);

@@ -56,17 +56,17 @@ watch_changed(const char *path, gw_watch *w)
     return changed;
 }
 
+_Static_assert(BG_ROSTER_PINS_MAX == BG_ENV_PINS_MAX, "the roster pins what the envelope takes");
+
 /* The roster callback of the envelope verifier: is city a member, with which
- * pinned certificate? Thread-safe: it takes its own roster reference. */
+ * pinned certificates? Thread-safe: it takes its own roster reference. */
 static int
-member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN])
+member_fp(void *ctx, const char *city, uint8_t fp[BG_ENV_PINS_MAX][BG_SIG_FP_LEN], size_t *n)
 {
     bg_roster *r = gw_roster_get(ctx);
-    const bg_roster_member *m = r ? bg_roster_member_find(r, city) : NULL;
-    if (m != NULL)
-        memcpy(fp, m->cert_sha256, BG_SIG_FP_LEN);
+    int rc = r != NULL ? bg_roster_member_fp(r, city, fp, n) : BG_ENOTFOUND;
     bg_roster_free(r);
-    return m != NULL ? BG_OK : BG_ENOTFOUND;
+    return rc;
 }
 
 static bg_tp_tls
