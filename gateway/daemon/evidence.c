@@ -180,15 +180,22 @@ gw_ev_commit_outbound(bg_gw *gw, const bg_env_fields *f, const bg_rt_result *rt,
 /* -------------------------------------------------------- heads, start */
 
 void
-gw_evidence_tick(bg_gw *gw)
+gw_evidence_tick(bg_gw *gw, EVP_PKEY *key, bool now)
 {
     if (gw->audit == NULL)
         return;
     bg_audit_head h;
     bool did = false;
     bg_err err = {0};
-    if (bg_audit_maybe_sign(gw->audit, gw->id->key, bg_env_now_ms(), gw->cfg.head_interval_s, &h,
-                            &did, &err) != BG_OK) {
+    int rc = BG_OK;
+    if (now && bg_audit_head_count(gw->audit) > 0) {
+        rc = bg_audit_sign_head(gw->audit, key, bg_env_now_ms(), &h, &err);
+        did = rc == BG_OK;
+    } else {
+        rc = bg_audit_maybe_sign(gw->audit, key, bg_env_now_ms(), gw->cfg.head_interval_s, &h, &did,
+                                 &err);
+    }
+    if (rc != BG_OK) {
         bg_log(BG_LOG_ERROR, "audit.head_failed", "error=\"%s\"", err.msg);
         return;
     }

@@ -59,8 +59,10 @@ void gw_ev_commit_outbound(struct bg_gw *gw, const bg_env_fields *f, const bg_rt
 
 /* Opens the log (making data_dir and data_dir/audit). */
 int gw_evidence_start(struct bg_gw *gw, bg_err *err);
-/* Signs a tree head when due (from bg_gw_tick). */
-void gw_evidence_tick(struct bg_gw *gw);
+/* Signs a tree head with key when due (from bg_gw_tick); now: at once, if a head was
+ * signed before (a new key: witnesses check the latest head against the certificate
+ * our answers carry). */
+void gw_evidence_tick(struct bg_gw *gw, EVP_PKEY *key, bool now);
 /* Closes the log (after the servers and the witness stopped). */
 void gw_evidence_close(struct bg_gw *gw);
 

@@ -194,8 +194,9 @@ refuse_unopened(bg_gw *gw, bg_tp_request *req, bg_env_reason why, const bg_env_r
     uint8_t *out = NULL;
     size_t out_len = 0;
     size_t max_msg = gw_max_message(gw);
+    gw_ident *me = gw_ident_get(gw);
     if (bg_env_refusal_answerable(ref) &&
-        bg_env_seal_refusal(gw->id, ref, max_msg, &out, &out_len, NULL) == BG_OK) {
+        bg_env_seal_refusal(me->id, ref, max_msg, &out, &out_len, NULL) == BG_OK) {
         atomic_fetch_add(&gw->refused[why], 1);
         bg_log(BG_LOG_WARN, "request.refused", "reason=%s sender=%s addr=%s msg=\"%s\"",
                bg_env_reason_name(why), ref->sender, peer.addr,
@@ -205,6 +206,7 @@ refuse_unopened(bg_gw *gw, bg_tp_request *req, bg_env_reason why, const bg_env_r
         bg_log(BG_LOG_WARN, "request.dropped", "reason=%s addr=%s msg=\"%s\"",
                bg_env_reason_name(why), peer.addr, gw_quoted(err->msg, q, sizeof q));
     }
+    gw_ident_release(me);
     /* A sender the roster does not admit (not a member, or not the certificate it
      * pins) must not hold a connection a member could use: tagged before the reply
      * (which hands req back), the transport closes the connection once the refusal
@@ -223,8 +225,10 @@ refuse_unknown_body(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request 
     char msg[64];
     snprintf(msg, sizeof msg, "body type %u is not served here", o->body_type);
     atomic_fetch_add(&gw->app_errors, 1);
-    bg_env_seal_error(gw->id, o, BG_GW_E_UNKNOWN_BODY, msg, gw_max_message(gw), &out, &out_len,
+    gw_ident *me = gw_ident_get(gw);
+    bg_env_seal_error(me->id, o, BG_GW_E_UNKNOWN_BODY, msg, gw_max_message(gw), &out, &out_len,
                       NULL);
+    gw_ident_release(me);
     bg_log(BG_LOG_WARN, "request.refused", "reason=unknown_body peer=%s body_type=%u", o->sender,
            o->body_type);
     gw_ev_refused(ev, BG_GW_E_UNKNOWN_BODY, msg);
@@ -398,7 +402,9 @@ bg_gw_tick(bg_gw *gw)
     warn_crl_expiry(gw);
     /* A separate `baygate import` may have committed: the builder looks. */
     bg_pub_poke(gw->pub);
-    gw_evidence_tick(gw);
+    gw_ident *me = gw_ident_get(gw);
+    gw_evidence_tick(gw, me->id->key, false);
+    gw_ident_release(me);
 }
 
 /* ------------------------------------------------------- start, stop */
@@ -406,9 +412,10 @@ bg_gw_tick(bg_gw *gw)
 static int
 load_pem_material(bg_gw *gw, bg_err *err)
 {
-    int rc = bg_pki_key_pem(gw->id->key, &gw->key_pem, &gw->key_pem_len, err);
+    const bg_env_identity *id = gw->ident->id;
+    int rc = bg_pki_key_pem(id->key, &gw->key_pem, &gw->key_pem_len, err);
     if (rc == BG_OK)
-        rc = bg_pki_cert_pem(gw->id->cert, &gw->cert_pem, &gw->cert_pem_len, err);
+        rc = bg_pki_cert_pem(id->cert, &gw->cert_pem, &gw->cert_pem_len, err);
     if (rc == BG_OK)
         rc = bg_pki_cert_pem(gw->ca, &gw->ca_pem, &gw->ca_pem_len, err);
     X509_CRL *crl = NULL;
@@ -426,7 +433,7 @@ check_membership(bg_gw *gw, bg_err *err)
     if (me == NULL)
         return bg_err_set(err, BG_EINVAL, "roster serial %llu has no member %s",
                           (unsigned long long)bg_roster_serial(gw->roster), gw->cfg.city);
-    if (sodium_memcmp(me->cert_sha256, gw->id->fingerprint, BG_SIG_FP_LEN) != 0)
+    if (sodium_memcmp(me->cert_sha256, gw->ident->id->fingerprint, BG_SIG_FP_LEN) != 0)
         return bg_err_set(
             err, BG_EINVAL, "roster serial %llu pins another certificate for %s than %s",
             (unsigned long long)bg_roster_serial(gw->roster), gw->cfg.city, gw->cfg.cert_path);
@@ -449,6 +456,17 @@ make_verifier(bg_gw *gw, bg_err *err)
     return bg_env_verifier_new(&gw->verifier, &vc, err);
 }
 
+/* Our key and certificate (city.key, city.crt), as the identity in use. */
+static int
+load_identity(bg_gw *gw, bg_err *err)
+{
+    bg_env_identity *id = NULL;
+    int rc = bg_env_identity_load(&id, gw->cfg.dir, gw->cfg.key_path, gw->cfg.cert_path, err);
+    if (rc == BG_OK && (gw->ident = gw_ident_new(id)) == NULL)
+        rc = bg_err_set(err, BG_ENOMEM, "out of memory");
+    return rc;
+}
+
 /* The gateway directory's material: configuration, key and certificate, CA, CRL, roster. */
 static int
 load_material(bg_gw *gw, const char *dir, bg_err *err)
@@ -461,7 +479,7 @@ load_material(bg_gw *gw, const char *dir, bg_err *err)
         rc = bg_config_load(path, &gw->cfg, err);
     gw_quota_init(&gw->quota, rc == BG_OK ? gw->cfg.data_dir : NULL);
     if (rc == BG_OK)
-        rc = bg_env_identity_load(&gw->id, gw->cfg.dir, gw->cfg.key_path, gw->cfg.cert_path, err);
+        rc = load_identity(gw, err);
     if (rc == BG_OK)
         rc = bg_pki_cert_load(gw->cfg.ca_path, &gw->ca, err);
     if (rc == BG_OK && access(gw->cfg.crl_path, R_OK) != 0)
@@ -548,8 +566,8 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
         /* Publishing starts before the listener: the first snapshots build meanwhile. */
         bool offered[BG_LIST_COUNT];
         offered_lists(gw, gw->roster, offered);
-        rc = bg_pub_start(&gw->pub, gw->cfg.data_dir, gw->cfg.city, gw->id->key, gw->id->cert,
-                          offered, err);
+        rc = bg_pub_start(&gw->pub, gw->cfg.data_dir, gw->cfg.city, gw->ident->id->key,
+                          gw->ident->id->cert, offered, err);
     }
     if (rc == BG_OK)
         rc = start_servers(gw, err);
@@ -587,7 +605,8 @@ bg_gw_stop(bg_gw *gw)
     bg_roster_free(gw->roster);
     bg_trust_free(gw->trust);
     X509_free(gw->ca);
-    bg_env_identity_free(gw->id);
+    gw_ident_release(gw->ident);
+    gw_ident_release(gw->ident_prev);
     if (gw->key_pem != NULL)
         bg_pki_secret_free(gw->key_pem, gw->key_pem_len);
     OPENSSL_free(gw->cert_pem);

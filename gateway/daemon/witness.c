@@ -93,10 +93,12 @@ witness_check(bg_gw *gw, gw_peer *p, const bg_audit_head *head,
 {
     bg_err err = {0};
     bg_audit_verdict verdict = BG_AUDIT_W_OK;
+    gw_ident *me = gw_ident_get(gw);
     pthread_mutex_lock(&gw->witness_store_lock);
-    int rc = bg_audit_witness_check(gw->witness, gw->id->key, p->city, head, proof, nproof,
+    int rc = bg_audit_witness_check(gw->witness, me->id->key, p->city, head, proof, nproof,
                                     bg_env_now_ms(), cosig, &verdict, &err);
     pthread_mutex_unlock(&gw->witness_store_lock);
+    gw_ident_release(me);
     if (rc == BG_OK) {
         atomic_fetch_add(&gw->cosigned, 1);
     } else if (verdict == BG_AUDIT_W_FORK || verdict == BG_AUDIT_W_INCONSISTENT ||
