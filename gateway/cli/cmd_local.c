@@ -239,6 +239,7 @@ print_status_json(const Baygate__StatusAnswer *s)
            (unsigned long long)s->uptime_s, (unsigned long long)s->roster_serial,
            (long long)s->crl_next_update_ms);
     bg_json_cstr(stdout, s->listen);
+    printf(",\"cert_sha256\":\"%s\",\"cert_pinned\":\"%s\"", s->cert_sha256, s->cert_pinned);
     printf(",\"peers\":[");
     for (size_t i = 0; i < s->n_peers; i++) {
         const Baygate__PeerStatus *p = s->peers[i];
@@ -286,6 +287,13 @@ print_status_text(const Baygate__StatusAnswer *s)
     printf("  federation requests:\n");
     for (size_t i = 0; i < s->n_requests; i++)
         printf("    %-32s %llu\n", s->requests[i]->name, (unsigned long long)s->requests[i]->value);
+    if (s->cert_pinned[0] != '\0')
+        printf("  certificate sha256 %s (the roster pins it as %s)\n", s->cert_sha256,
+               s->cert_pinned);
+    else
+        printf("  certificate sha256 %s\n  WARNING: the roster pins it neither as current nor "
+               "as next: peers refuse this gateway (pin-mismatch)\n",
+               s->cert_sha256);
 }
 
 static void

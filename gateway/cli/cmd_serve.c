@@ -3,8 +3,9 @@
  *
  * Signals are taken synchronously (sigtimedwait in this loop), never in a
  * handler: SIGTERM/SIGINT stop the gateway (no new requests, in-flight ones
- * finish, exit 0); SIGHUP checks CRL and roster files at once (and reopens
- * the log file, for logrotate); otherwise they are checked every second.
+ * finish, exit 0); SIGHUP checks CRL and roster files at once, reads the
+ * city's key and certificate again (a rotation) and reopens the log file (for
+ * logrotate); otherwise they are checked every second.
  * Under systemd (Type=notify) the service manager hears READY=1 once the
  * gateway serves, RELOADING=1/READY=1 around a SIGHUP and STOPPING=1.
  */
@@ -29,11 +30,12 @@ serve_usage(FILE *f)
                "Runs the city gateway of directory GW (made by 'baygate init') in the\n"
                "foreground: the federation API on its tls+tcp listen address, the local\n"
                "API on GW's ipc socket. Log lines go to stderr, or appended to FILE;\n"
-               "--log-format json writes one JSON object a line. A new crl.pem or\n"
-               "roster.pb is picked up without a restart. SIGHUP: check them at once and\n"
-               "reopen FILE (after logrotate moved it). SIGTERM or SIGINT: stop\n"
-               "accepting, finish in-flight requests, exit 0. Under systemd\n"
-               "(Type=notify) it reports readiness, reloads and stopping.\n");
+               "--log-format json writes one JSON object a line. A new crl.pem, roster.pb\n"
+               "or city.crt (with its city.key: 'baygate rekey') is picked up without a\n"
+               "restart. SIGHUP: check them at once and reopen FILE (after logrotate\n"
+               "moved it). SIGTERM or SIGINT: stop accepting, finish in-flight requests,\n"
+               "exit 0. Under systemd (Type=notify) it reports readiness, reloads and\n"
+               "stopping.\n");
 }
 
 /* A failed notification is logged, never fatal: the gateway serves anyway. */
@@ -135,7 +137,7 @@ bg_cmd_serve(int argc, char **argv)
             if (bg_log_reopen(&err) != BG_OK)
                 bg_log(BG_LOG_ERROR, "log.reopen_failed", "error=\"%s\"", err.msg);
         }
-        bg_gw_tick(gw);
+        (sig == SIGHUP ? bg_gw_reload : bg_gw_tick)(gw);
         if (sig == SIGHUP)
             serve_notify("READY=1\nSTATUS=serving");
     }

@@ -87,6 +87,23 @@ gw_ident_swap(bg_gw *gw, gw_ident *next)
     gw_ident_release(gone);
 }
 
+const char *
+gw_own_pin(bg_gw *gw, uint8_t fp[BG_SIG_FP_LEN])
+{
+    gw_ident *me = gw_ident_get(gw);
+    bg_roster *r = gw_roster_get(gw);
+    memcpy(fp, me->id->fingerprint, BG_SIG_FP_LEN);
+    const bg_roster_member *m = r != NULL ? bg_roster_member_find(r, gw->cfg.city) : NULL;
+    const char *pin = "";
+    if (m != NULL && memcmp(m->cert_sha256, fp, BG_SIG_FP_LEN) == 0)
+        pin = "current";
+    else if (m != NULL && m->has_next && memcmp(m->next_sha256, fp, BG_SIG_FP_LEN) == 0)
+        pin = "next";
+    bg_roster_free(r);
+    gw_ident_release(me);
+    return pin;
+}
+
 /* ------------------------------------------------------ roster, peers */
 
 bg_roster *

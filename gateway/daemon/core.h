@@ -33,6 +33,10 @@ gw_ident *gw_ident_new(bg_env_identity *id);
 /* Makes next (taken) the identity in use; the current one becomes the previous one. */
 void gw_ident_swap(bg_gw *gw, gw_ident *next);
 
+/* How the roster in use pins our certificate: "current", "next" (a rotation), or ""
+ * (not at all: peers refuse us). fp gets our certificate's fingerprint. */
+const char *gw_own_pin(bg_gw *gw, uint8_t fp[BG_SIG_FP_LEN]);
+
 /* A reference to the roster in use (NULL only before start). */
 bg_roster *gw_roster_get(bg_gw *gw);
 /* A reference to the peer city, or NULL if it is not a peer now. */

@@ -15,8 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "certs/pki.h"
 #include "certs/trust.h"
 #include "gateway/config/config.h"
@@ -282,6 +280,143 @@ fed_handle(void *ctx, bg_tp_request *req)
 
 /* ------------------------------------------------------- reload, warn */
 
+/* New TLS configs everywhere (the listener, every peer's dialer) from the PEM material
+ * now: connections made under the old material end (peers/transport.h). new_cert: our
+ * certificate changed, so peers learn it again from our next request. */
+static void
+reload_tls(bg_gw *gw, bool new_cert)
+{
+    bg_err err = {0};
+    bg_tp_tls tls = tls_material(gw);
+    if (bg_tp_server_reload_tls(gw->fed, &tls, &err) != BG_OK)
+        bg_log(BG_LOG_ERROR, "listener.reload_failed", "error=\"%s\"", err.msg);
+    gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
+    size_t n = gw_peers_get(gw, peers);
+    for (size_t i = 0; i < n; i++) {
+        if (new_cert)
+            atomic_store(&peers[i]->cert_known, false);
+        if (bg_tp_client_reload_tls(peers[i]->cli, &tls, &err) != BG_OK)
+            bg_log(BG_LOG_ERROR, "peer.reload_failed", "peer=%s error=\"%s\"", peers[i]->city,
+                   err.msg);
+        gw_peer_release(peers[i]);
+    }
+}
+
+/* A warning (at start, after every reload) when the roster pins neither our current
+ * certificate nor our next one: peers refuse us until a roster does. */
+static void
+warn_unpinned(bg_gw *gw, const char *after)
+{
+    uint8_t fp[BG_SIG_FP_LEN];
+    char hex[BG_SIG_FP_HEX_LEN + 1];
+    if (gw_own_pin(gw, fp)[0] != '\0')
+        return;
+    bg_sig_fp_hex(fp, hex);
+    bg_roster *r = gw_roster_get(gw);
+    bg_log(BG_LOG_WARN, "identity.not_pinned",
+           "after=%s cert_sha256=%s roster=%llu effect=\"peers refuse this gateway "
+           "(pin-mismatch) until a roster pins this certificate as current or next\"",
+           after, hex, (unsigned long long)bg_roster_serial(r));
+    bg_roster_free(r);
+}
+
+/* city.key and city.crt as they are now, checked: they match, the certificate is this
+ * city's, chains to the federation CA, is not revoked and is valid now. */
+static int
+identity_read(bg_gw *gw, bg_env_identity **out, bg_err *err)
+{
+    bg_env_identity *id = NULL;
+    bg_trust_result tr;
+    bg_err sub = {0};
+    int rc = bg_env_identity_load(&id, NULL, gw->cfg.key_path, gw->cfg.cert_path, err);
+    if (rc == BG_OK && strcmp(id->city, gw->cfg.city) != 0)
+        rc = bg_err_set(err, BG_EINVAL, "%s is a certificate of %s; this gateway is %s",
+                        gw->cfg.cert_path, id->city, gw->cfg.city);
+    if (rc == BG_OK && bg_trust_verify(gw->trust, id->cert_der, id->cert_der_len, gw->cfg.city, &tr,
+                                       NULL, &sub) != BG_OK)
+        rc = bg_err_set(err, BG_ECRYPTO, "%s: %s", gw->cfg.cert_path, sub.msg);
+    if (rc != BG_OK) {
+        bg_env_identity_free(id);
+        id = NULL;
+    }
+    *out = id;
+    return rc;
+}
+
+/* Makes id (taken) our identity: for sealing, in every TLS config, for what we publish
+ * and for the next tree head. Nothing changes if it cannot be made. */
+static int
+identity_install(bg_gw *gw, bg_env_identity *id, bg_err *err)
+{
+    char *key_pem = NULL, *cert_pem = NULL;
+    size_t key_len = 0, cert_len = 0;
+    int rc = bg_pki_key_pem(id->key, &key_pem, &key_len, err);
+    if (rc == BG_OK)
+        rc = bg_pki_cert_pem(id->cert, &cert_pem, &cert_len, err);
+    gw_ident *next = NULL;
+    if (rc == BG_OK && (next = gw_ident_new(id)) == NULL)
+        rc = bg_err_set(err, BG_ENOMEM, "out of memory");
+    if (rc != BG_OK) {
+        if (key_pem != NULL)
+            bg_pki_secret_free(key_pem, key_len);
+        OPENSSL_free(cert_pem);
+        if (next == NULL)
+            bg_env_identity_free(id);
+        return rc;
+    }
+    /* Sealing first, publications after: an answer carrying a publication is sealed
+     * under the identity that signed it, the previous one until the builder re-signs. */
+    gw_ident_swap(gw, next);
+    bg_err sub = {0};
+    if (bg_pub_set_identity(gw->pub, id->key, id->cert, &sub) != BG_OK)
+        bg_log(BG_LOG_ERROR, "psi.resign_failed", "error=\"%s\"", sub.msg);
+    bg_pki_secret_free(gw->key_pem, gw->key_pem_len);
+    OPENSSL_free(gw->cert_pem);
+    gw->key_pem = key_pem;
+    gw->key_pem_len = key_len;
+    gw->cert_pem = cert_pem;
+    gw->cert_pem_len = cert_len;
+    reload_tls(gw, true);
+    gw_evidence_tick(gw, id->key, true); /* witnesses check our latest head under it */
+    return BG_OK;
+}
+
+/* city.crt changed, or SIGHUP: a new pair that checks out becomes our identity; a bad
+ * one is refused and logged, the one in use kept. The same certificate again: nothing. */
+static void
+reload_identity(bg_gw *gw)
+{
+    bg_env_identity *id = NULL;
+    bg_err err = {0};
+    gw_ident *cur = gw_ident_get(gw);
+    char was[BG_SIG_FP_HEX_LEN + 1], now[BG_SIG_FP_HEX_LEN + 1], until[BG_PKI_TIME_LEN] = "?";
+    bg_sig_fp_hex(cur->id->fingerprint, was);
+    int rc = identity_read(gw, &id, &err);
+    bool same = rc == BG_OK && memcmp(id->fingerprint, cur->id->fingerprint, BG_SIG_FP_LEN) == 0;
+    gw_ident_release(cur);
+    if (same) {
+        bg_env_identity_free(id);
+        return;
+    }
+    if (rc == BG_OK) {
+        bg_sig_fp_hex(id->fingerprint, now);
+        time_t na = 0;
+        if (bg_pki_asn1_time(X509_get0_notAfter(id->cert), &na, NULL) == BG_OK)
+            bg_pki_time_format(na, until);
+        rc = identity_install(gw, id, &err);
+    }
+    if (rc != BG_OK) {
+        bg_log(BG_LOG_ERROR, "identity.refused",
+               "cert=%s key=%s error=\"%s\" in_use=%s effect=\"keeping the certificate in "
+               "use; a restart would fail until the pair is fixed\"",
+               gw->cfg.cert_path, gw->cfg.key_path, err.msg, was);
+        return;
+    }
+    bg_log(BG_LOG_INFO, "identity.reloaded", "cert_sha256=%s previous=%s not_after=%s", now, was,
+           until);
+    warn_unpinned(gw, "identity");
+}
+
 static void
 reload_crl(bg_gw *gw)
 {
@@ -311,19 +446,8 @@ reload_crl(bg_gw *gw)
     OPENSSL_free(gw->crl_pem);
     gw->crl_pem = pem;
     gw->crl_pem_len = pem_len;
-
-    /* New TLS configs everywhere: connections made under the old CRL end. */
-    bg_tp_tls tls = tls_material(gw);
-    if (bg_tp_server_reload_tls(gw->fed, &tls, &err) != BG_OK)
-        bg_log(BG_LOG_ERROR, "listener.reload_failed", "error=\"%s\"", err.msg);
-    gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
-    size_t n = gw_peers_get(gw, peers);
-    for (size_t i = 0; i < n; i++) {
-        if (bg_tp_client_reload_tls(peers[i]->cli, &tls, &err) != BG_OK)
-            bg_log(BG_LOG_ERROR, "peer.reload_failed", "peer=%s error=\"%s\"", peers[i]->city,
-                   err.msg);
-        gw_peer_release(peers[i]);
-    }
+    /* Connections made under the old CRL end. */
+    reload_tls(gw, false);
     gw->crl_warned_at = 0;
     bg_log(BG_LOG_INFO, "crl.reloaded", "number=%llu", (unsigned long long)number);
 }
@@ -366,6 +490,7 @@ reload_roster(bg_gw *gw)
                (unsigned long long)bg_roster_serial(next),
                (unsigned long long)bg_roster_serial(cur), bg_roster_member_count(next));
         bg_roster_free(cur); /* the table's reference */
+        warn_unpinned(gw, "roster");
     }
     bg_roster_free(cur);
 }
@@ -392,19 +517,34 @@ warn_crl_expiry(bg_gw *gw)
                (long long)left);
 }
 
-void
-bg_gw_tick(bg_gw *gw)
+/* The CRL (trust) first, then the roster (pins), then our own certificate. */
+static void
+tick(bg_gw *gw, bool hup)
 {
     if (watch_changed(gw->cfg.crl_path, &gw->crl_watch))
         reload_crl(gw);
     if (watch_changed(gw->cfg.roster_path, &gw->roster_watch))
         reload_roster(gw);
+    if (watch_changed(gw->cfg.cert_path, &gw->cert_watch) || hup)
+        reload_identity(gw);
     warn_crl_expiry(gw);
     /* A separate `baygate import` may have committed: the builder looks. */
     bg_pub_poke(gw->pub);
     gw_ident *me = gw_ident_get(gw);
     gw_evidence_tick(gw, me->id->key, false);
     gw_ident_release(me);
+}
+
+void
+bg_gw_tick(bg_gw *gw)
+{
+    tick(gw, false);
+}
+
+void
+bg_gw_reload(bg_gw *gw)
+{
+    tick(gw, true);
 }
 
 /* ------------------------------------------------------- start, stop */
@@ -425,7 +565,8 @@ load_pem_material(bg_gw *gw, bg_err *err)
     return rc;
 }
 
-/* The roster must list us with the certificate we hold. */
+/* The roster must list us. That it pins the certificate we hold (as current or next)
+ * is warned about once we run (warn_unpinned): a later roster may fix it. */
 static int
 check_membership(bg_gw *gw, bg_err *err)
 {
@@ -433,10 +574,6 @@ check_membership(bg_gw *gw, bg_err *err)
     if (me == NULL)
         return bg_err_set(err, BG_EINVAL, "roster serial %llu has no member %s",
                           (unsigned long long)bg_roster_serial(gw->roster), gw->cfg.city);
-    if (sodium_memcmp(me->cert_sha256, gw->ident->id->fingerprint, BG_SIG_FP_LEN) != 0)
-        return bg_err_set(
-            err, BG_EINVAL, "roster serial %llu pins another certificate for %s than %s",
-            (unsigned long long)bg_roster_serial(gw->roster), gw->cfg.city, gw->cfg.cert_path);
     return BG_OK;
 }
 
@@ -499,6 +636,7 @@ load_material(bg_gw *gw, const char *dir, bg_err *err)
         rc = load_pem_material(gw, err);
     watch_changed(gw->cfg.crl_path, &gw->crl_watch);
     watch_changed(gw->cfg.roster_path, &gw->roster_watch);
+    watch_changed(gw->cfg.cert_path, &gw->cert_watch);
     return rc;
 }
 
@@ -580,6 +718,7 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
            gw->cfg.city, gw->cfg.name, bg_tp_server_url(gw->fed), gw->cfg.local_url,
            (unsigned long long)bg_roster_serial(gw->roster), gw->npeers);
     warn_crl_expiry(gw);
+    warn_unpinned(gw, "start");
     *out = gw;
     return BG_OK;
 }

@@ -88,7 +88,7 @@ struct bg_gw {
     gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
     size_t npeers;
 
-    gw_watch crl_watch, roster_watch;
+    gw_watch crl_watch, roster_watch, cert_watch;
     time_t crl_warned_at;
 
     atomic_uint_fast64_t answered, app_errors, refused[GW_OUTCOMES], dropped[GW_OUTCOMES];

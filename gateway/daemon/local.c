@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -65,6 +66,7 @@ typedef struct status_buf {
     Baygate__Counter counters[2 * GW_OUTCOMES + 4];
     Baygate__Counter *counterp[2 * GW_OUTCOMES + 4];
     char counter_names[2 * GW_OUTCOMES + 4][48];
+    char cert_hex[BG_SIG_FP_HEX_LEN + 1];
 } status_buf;
 
 /* Pings every peer at once: the slowest one bounds the wait. */
@@ -138,6 +140,17 @@ counters(bg_gw *gw, status_buf *b)
     return nc;
 }
 
+/* Our certificate in use and how the roster pins it; our process (a reload signal). */
+static void
+own_cert(bg_gw *gw, status_buf *b)
+{
+    uint8_t fp[BG_SIG_FP_LEN];
+    b->sa.cert_pinned = (char *)gw_own_pin(gw, fp);
+    bg_sig_fp_hex(fp, b->cert_hex);
+    b->sa.cert_sha256 = b->cert_hex;
+    b->sa.pid = (uint32_t)getpid();
+}
+
 static void
 local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
 {
@@ -167,6 +180,7 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
     if (bg_trust_crl_next_update(gw->trust, &next, NULL) == BG_OK)
         sa->crl_next_update_ms = (int64_t)next * 1000;
     sa->listen = (char *)bg_tp_server_url(gw->fed);
+    own_cert(gw, b);
 }
 
 /* ------------------------------------------------------------- lookup */
