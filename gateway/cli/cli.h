@@ -9,6 +9,9 @@
 #ifndef BG_CLI_H
 #define BG_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "gateway/cmdline/cmdline.h"
 
 int bg_cmd_uscc(int argc, char **argv);
@@ -27,6 +30,12 @@ int bg_cmd_lookup(int argc, char **argv);
 int bg_cmd_rotate(int argc, char **argv);
 int bg_cmd_attest(int argc, char **argv);
 int bg_cmd_audit(int argc, char **argv);
+int bg_cmd_rekey(int argc, char **argv);
+
+/* The files of a certificate rotation (cmd_rekey.c) beside path: tag before its
+ * extension ("city.key", "next" -> "city.next.key"), the extension replaced by ext if
+ * not NULL; tag NULL: none. false if it does not fit in n bytes. */
+bool bg_cli_rekey_path(char *out, size_t n, const char *path, const char *tag, const char *ext);
 
 /* One request to the gateway of directory dir over its local socket; its answer (free
  * with bg_pb_free), or NULL with the reason on stderr, named by cmd. */

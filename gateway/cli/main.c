@@ -29,6 +29,7 @@ static const struct {
     {"ping", bg_cmd_ping, "authenticated round trip to a peer gateway"},
     {"status", bg_cmd_status, "a running gateway's peers, roster and counters"},
     {"init", bg_cmd_init, "create a city gateway directory: config, private key, CSR"},
+    {"rekey", bg_cmd_rekey, "rotate the city's key and certificate without an outage"},
     {"ca", bg_cmd_ca, "federation CA: init, issue, revoke, crl"},
     {"roster", bg_cmd_roster, "sign and show the federation roster"},
     {"oprf", bg_cmd_oprf, "RFC 9497 OPRF test-vector aid (ristretto255-SHA512)"},
