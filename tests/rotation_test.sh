@@ -329,6 +329,15 @@ else
 fi
 expect_in "8. ... warning at start" gw440300.log "identity.not_pinned after=start"
 
+# Stopped first: leaks are reported when a process exits.
+for c in "${cities[@]}"; do kill -TERM "${pid[$c]}"; done
+for c in "${cities[@]}"; do wait "${pid[$c]}"; done
+pid=()
+if grep -lE "AddressSanitizer|LeakSanitizer|runtime error:" ./*.out; then
+  bad "sanitizers: the commands' output is clean" "$(grep -m3 -hE "AddressSanitizer|LeakSanitizer|runtime error:" ./*.out)"
+else
+  ok "sanitizers: the commands' output is clean"
+fi
 for c in "${cities[@]}"; do
   if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "gw$c.log"; then
     bad "sanitizers: gw$c.log is clean" "$(grep -m3 -E "AddressSanitizer|LeakSanitizer|runtime error:" "gw$c.log")"
