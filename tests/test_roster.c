@@ -1125,10 +1125,30 @@ START_TEST(cli_sign_and_show)
                          at("bad.ini"), o, e),
                      1);
     ck_assert_has(slurp(e), "bad.ini:3: [federation] serial: 'x' is not a number");
-    /* A rotation: show prints both pinned certificates. */
-    text = mutate(good_template, "certificate = gz/city.crt       ; relative to this file\n",
-                  "certificate = gz/city.crt\nnext_certificate = gz/city.next.crt\n", NULL);
-    f = fopen(at("rot.ini"), "w");
+    /* Usage: exit 2; --help: exit 0. */
+    ck_assert_int_eq(run("%s roster >%s 2>%s", b, o, e), 2);
+    ck_assert_int_eq(run("%s roster sign --ca %s %s >%s 2>%s", b, at("ca"), ini, o, e), 2);
+    ck_assert_int_eq(run("%s roster show --force %s >%s 2>%s", b, out, o, e), 2);
+    ck_assert_int_eq(run("%s roster show %s >%s 2>%s", b, at("missing.pb"), o, e), 2);
+    ck_assert_int_eq(run("%s roster sign --help >%s 2>%s", b, o, e), 0);
+    ck_assert_has(slurp(o), "usage: baygate roster sign");
+    ck_assert_int_eq(run("%s roster show --help >%s 2>%s", b, o, e), 0);
+    ck_assert_int_eq(run("%s help roster >%s 2>%s", b, o, e), 0);
+}
+END_TEST
+
+/* A rotation: show prints both of a member's pinned certificates. */
+START_TEST(cli_show_prints_both_pins)
+{
+    if (access(BG_BAYGATE, X_OK) != 0)
+        return; /* cli_sign_and_show says so */
+    const char *b = BG_BAYGATE;
+    char o[PATH_MAX], e[PATH_MAX];
+    snprintf(o, sizeof o, "%s", at("rot.out"));
+    snprintf(e, sizeof e, "%s", at("rot.err"));
+    char *text = mutate(good_template, "certificate = gz/city.crt       ; relative to this file\n",
+                        "certificate = gz/city.crt\nnext_certificate = gz/city.next.crt\n", NULL);
+    FILE *f = fopen(at("rot.ini"), "w");
     ck_assert_ptr_nonnull(f);
     fputs(text, f);
     fclose(f);
@@ -1145,15 +1165,6 @@ START_TEST(cli_sign_and_show)
     snprintf(want, sizeof want, "\"cert_sha256\":\"%s\",\"next_cert_sha256\":\"%s\"", gz_hex,
              next_hex);
     ck_assert_has(slurp(o), want);
-    /* Usage: exit 2; --help: exit 0. */
-    ck_assert_int_eq(run("%s roster >%s 2>%s", b, o, e), 2);
-    ck_assert_int_eq(run("%s roster sign --ca %s %s >%s 2>%s", b, at("ca"), ini, o, e), 2);
-    ck_assert_int_eq(run("%s roster show --force %s >%s 2>%s", b, out, o, e), 2);
-    ck_assert_int_eq(run("%s roster show %s >%s 2>%s", b, at("missing.pb"), o, e), 2);
-    ck_assert_int_eq(run("%s roster sign --help >%s 2>%s", b, o, e), 0);
-    ck_assert_has(slurp(o), "usage: baygate roster sign");
-    ck_assert_int_eq(run("%s roster show --help >%s 2>%s", b, o, e), 0);
-    ck_assert_int_eq(run("%s help roster >%s 2>%s", b, o, e), 0);
 }
 END_TEST
 
@@ -1262,6 +1273,7 @@ roster_suite(void)
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 120);
     tcase_add_test(cli, cli_sign_and_show);
+    tcase_add_test(cli, cli_show_prints_both_pins);
     suite_add_tcase(s, cli);
     return s;
 }
