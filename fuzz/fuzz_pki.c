@@ -103,12 +103,8 @@ bg_fuzz_pki_get(void)
 }
 
 int
-bg_fuzz_member_fp(void *ctx, const char *city, uint8_t fp_out[BG_SIG_FP_LEN])
+bg_fuzz_member_fp(void *ctx, const char *city, uint8_t fp_out[][BG_SIG_FP_LEN], size_t *n)
 {
     (void)ctx;
-    const bg_roster_member *m = bg_roster_member_find(pki.roster, city);
-    if (m == NULL)
-        return BG_ENOTFOUND;
-    memcpy(fp_out, m->cert_sha256, BG_SIG_FP_LEN);
-    return BG_OK;
+    return bg_roster_member_fp(pki.roster, city, fp_out, n);
 }

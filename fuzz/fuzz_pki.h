@@ -52,6 +52,6 @@ extern const char BG_FUZZ_ROSTER_INI[];
 const bg_fuzz_pki *bg_fuzz_pki_get(void);
 
 /* The roster callback of an envelope verifier: the fixture roster's pins. */
-int bg_fuzz_member_fp(void *ctx, const char *city, uint8_t fp_out[BG_SIG_FP_LEN]);
+int bg_fuzz_member_fp(void *ctx, const char *city, uint8_t fp_out[][BG_SIG_FP_LEN], size_t *n);
 
 #endif

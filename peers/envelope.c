@@ -134,6 +134,17 @@ short_hex(const uint8_t *b, size_t n, char out[17])
     sodium_bin2hex(out, 17, b, n < 8 ? n : 8);
 }
 
+/* Is fp one of the n pinned fingerprints? Every one is compared in constant time. */
+static bool
+pin_matches(const uint8_t pins[BG_ENV_PINS_MAX][BG_SIG_FP_LEN], size_t n,
+            const uint8_t fp[BG_SIG_FP_LEN])
+{
+    bool hit = false;
+    for (size_t i = 0; i < n && i < BG_ENV_PINS_MAX; i++)
+        hit |= sodium_memcmp(pins[i], fp, BG_SIG_FP_LEN) == 0;
+    return hit;
+}
+
 static bool
 purpose_valid(const char *p)
 {
@@ -989,25 +1000,26 @@ open_cert(struct open_ctx *c, struct open_state *s)
     return BG_ENV_OK;
 }
 
-/* 6. the roster */
+/* 6. the roster: the certificate is one it pins (current, or next during a rotation) */
 static bg_env_reason
 open_roster(struct open_ctx *c, struct open_state *s)
 {
     const char *sender = s->env->sender;
     char b[17], d[17];
-    uint8_t pin[BG_SIG_FP_LEN];
-    int rc = c->v->member_fp(c->v->member_ctx, sender, pin);
+    uint8_t pin[BG_ENV_PINS_MAX][BG_SIG_FP_LEN];
+    size_t npins = 0;
+    int rc = c->v->member_fp(c->v->member_ctx, sender, pin, &npins);
     if (rc == BG_ENOTFOUND)
         return refuse(c, BG_ENV_NOT_MEMBER, "%s is not a member in this gateway's roster", sender);
     if (rc != BG_OK)
         return refuse(c, BG_ENV_TRUST_UNAVAILABLE, "roster lookup for %s failed (%s)", sender,
                       bg_status_name(rc));
-    if (sodium_memcmp(pin, s->tr.fingerprint, BG_SIG_FP_LEN) != 0) {
+    if (!pin_matches(pin, npins, s->tr.fingerprint)) {
         short_hex(s->tr.fingerprint, BG_SIG_FP_LEN, b);
-        short_hex(pin, BG_SIG_FP_LEN, d);
+        short_hex(pin[0], BG_SIG_FP_LEN, d);
         return refuse(c, BG_ENV_PIN_MISMATCH,
-                      "certificate %s... of %s is not the one the roster pins (%s...)", b, sender,
-                      d);
+                      "certificate %s... of %s is not the one the roster pins (%s...%s)", b, sender,
+                      d, npins > 1 ? " or its next" : "");
     }
     return BG_ENV_OK;
 }

@@ -26,8 +26,9 @@
  *      cache, else UNKNOWN_CERTIFICATE: resend with the certificate.
  *      (CERT_UNTRUSTED, CERT_REVOKED, CERT_EXPIRED, CERT_NOT_YET_VALID,
  *      CERT_WRONG_CITY, TRUST_UNAVAILABLE, UNKNOWN_CERTIFICATE)
- *   6. sender is in the roster and the certificate's fingerprint is the one
- *      the roster pins                                (NOT_MEMBER, PIN_MISMATCH)
+ *   6. sender is in the roster and the certificate's fingerprint is one the
+ *      roster pins (current, or next during a rotation)
+ *                                                     (NOT_MEMBER, PIN_MISMATCH)
  *   7. recipient == own city                                   (WRONG_RECIPIENT)
  *      [answers: reply_to_nonce == our request's nonce]        (NOT_BOUND)
  *   8. now - window <= issued_at <= now + future skew          (STALE, FUTURE)
@@ -231,10 +232,14 @@ int bg_env_seal(const bg_env_identity *id, const bg_env_fields *f, bool include_
 
 /* --- opening --- */
 
-/* The roster: BG_OK and the pinned certificate fingerprint if city is a
- * member, BG_ENOTFOUND if not; anything else is a roster failure
- * (TRUST_UNAVAILABLE). Called from the threads that open envelopes. */
-typedef int (*bg_env_member_fp_fn)(void *ctx, const char *city, uint8_t fp_out[BG_SIG_FP_LEN]);
+/* The roster: BG_OK and the pinned certificate fingerprints if city is a
+ * member (its current certificate and, during a rotation, the next one: *n_out
+ * of them, 1..BG_ENV_PINS_MAX; an envelope under either is accepted),
+ * BG_ENOTFOUND if not; anything else is a roster failure (TRUST_UNAVAILABLE).
+ * Called from the threads that open envelopes. */
+#define BG_ENV_PINS_MAX 2
+typedef int (*bg_env_member_fp_fn)(void *ctx, const char *city,
+                                   uint8_t fp_out[BG_ENV_PINS_MAX][BG_SIG_FP_LEN], size_t *n_out);
 
 typedef struct bg_env_verifier_config {
     const char *own_city;          /* 6-digit code: envelopes must be addressed to it */

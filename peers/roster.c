@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "peers/roster_int.h"
 
 const char *
@@ -248,12 +250,31 @@ bg_roster_permission(const bg_roster *r, const char *asker, const char *answerer
     return true;
 }
 
+size_t
+bg_roster_member_pins(const bg_roster_member *m, uint8_t fp[][BG_SIG_FP_LEN])
+{
+    memcpy(fp[0], m->cert_sha256, BG_SIG_FP_LEN);
+    if (!m->has_next)
+        return 1;
+    memcpy(fp[1], m->next_sha256, BG_SIG_FP_LEN);
+    return 2;
+}
+
+bool
+bg_roster_member_pinned(const bg_roster_member *m, const uint8_t fp[BG_SIG_FP_LEN])
+{
+    /* Both compared, whatever the first says. */
+    bool cur = CRYPTO_memcmp(m->cert_sha256, fp, BG_SIG_FP_LEN) == 0;
+    bool next = CRYPTO_memcmp(m->next_sha256, fp, BG_SIG_FP_LEN) == 0 && m->has_next;
+    return cur || next;
+}
+
 int
-bg_roster_member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN])
+bg_roster_member_fp(void *ctx, const char *city, uint8_t fp[][BG_SIG_FP_LEN], size_t *n)
 {
     const bg_roster_member *m = bg_roster_member_find(ctx, city);
     if (m == NULL)
         return BG_ENOTFOUND;
-    memcpy(fp, m->cert_sha256, BG_SIG_FP_LEN);
+    *n = bg_roster_member_pins(m, fp);
     return BG_OK;
 }

@@ -29,6 +29,8 @@
  *   endpoint = tls+tcp://127.0.0.1:7501 ; tls+tcp://HOST:PORT (HOST may be [IPv6])
  *   certificate = gz/city.crt           ; PEM, relative to the ini; its CN must be the code
  *   fingerprint = <64 hex>              ; ... or the SHA-256 of the DER (exactly one of both)
+ *   next_certificate = gz/city.next.crt ; optional, during a rotation: the certificate
+ *   next_fingerprint = <64 hex>         ; it switches to (at most one of both), pinned too
  *   lists = serious-dishonesty, abnormal-operation    ; lists offered (may be empty)
  *   scale = ABCD=A,B,C,D                ; the member's own grade scale, best first
  *   grade_map = A:1, B:2, C:3, D:4      ; every grade -> a common rank (1 = best) or
@@ -45,7 +47,8 @@
  * a value. Lines are at most 198 bytes (inih's buffer); a list (lists,
  * purposes, grade_map) may go on over indented continuation lines. Order of
  * sections does not matter. Limits: 64 members, 16 purposes, a permission per
- * ordered pair of members. No two members share an endpoint or a certificate.
+ * ordered pair of members. No two members share an endpoint or a certificate
+ * (current or next), and a member's next certificate is not its current one.
  *
  * The signed form (proto/roster.proto) is a SignedRoster: the serialised
  * Roster bytes, an ECDSA P-256 signature over exactly those bytes under the
@@ -99,6 +102,8 @@ typedef struct bg_roster_member {
     char name[BG_PKI_NAME_MAX + 1];
     char endpoint[BG_ROSTER_ENDPOINT_MAX + 1];
     uint8_t cert_sha256[BG_SIG_FP_LEN];   /* SHA-256 of its certificate's DER */
+    bool has_next;                        /* a rotation: next_sha256 is pinned too */
+    uint8_t next_sha256[BG_SIG_FP_LEN];   /* the certificate it rotates to */
     bool lists[BG_LIST_COUNT];            /* offered, by bg_list_index */
     bg_scale scale;                       /* its own grades, best first */
     uint32_t common[BG_SCALE_MAX_GRADES]; /* grade index -> common rank, 1 = best */
@@ -198,10 +203,18 @@ size_t bg_roster_member_count(const bg_roster *r);
 const bg_roster_member *bg_roster_member_at(const bg_roster *r, size_t i);
 const bg_roster_member *bg_roster_member_find(const bg_roster *r, const char *city);
 
+/* The certificate fingerprints m pins, current first, the next one during a rotation:
+ * fp has room for BG_ROSTER_PINS_MAX; returns how many (1 or 2). */
+#define BG_ROSTER_PINS_MAX 2
+size_t bg_roster_member_pins(const bg_roster_member *m, uint8_t fp[][BG_SIG_FP_LEN]);
+/* Does m pin fp (its current or its next certificate)? Constant time in fp. */
+bool bg_roster_member_pinned(const bg_roster_member *m, const uint8_t fp[BG_SIG_FP_LEN]);
+
 /* The envelope verifier's member_fp callback over one fixed roster (ctx, a
- * const bg_roster *): the certificate fingerprint the roster pins for city, or
- * BG_ENOTFOUND. A gateway that swaps rosters at run time wraps its own. */
-int bg_roster_member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN]);
+ * const bg_roster *): the certificate fingerprints the roster pins for city
+ * (bg_roster_member_pins), or BG_ENOTFOUND. A gateway that swaps rosters at
+ * run time wraps its own. */
+int bg_roster_member_fp(void *ctx, const char *city, uint8_t fp[][BG_SIG_FP_LEN], size_t *n);
 
 /* Common rank (1 = best) of a member's grade g (len bytes), 0 if not in its scale. */
 uint32_t bg_roster_member_rank(const bg_roster_member *m, const char *g, size_t len);

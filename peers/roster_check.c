@@ -30,6 +30,8 @@ const struct bg_roster_keydef bg_roster_keydefs[] = {
     {ROSTER_SEC_MEMBER, "endpoint", ROSTER_K_ENDPOINT, ROSTER_F_REQUIRED},
     {ROSTER_SEC_MEMBER, "certificate", ROSTER_K_CERTIFICATE, 0},
     {ROSTER_SEC_MEMBER, "fingerprint", ROSTER_K_FINGERPRINT, 0},
+    {ROSTER_SEC_MEMBER, "next_certificate", ROSTER_K_NEXT_CERTIFICATE, 0},
+    {ROSTER_SEC_MEMBER, "next_fingerprint", ROSTER_K_NEXT_FINGERPRINT, 0},
     {ROSTER_SEC_MEMBER, "lists", ROSTER_K_MEM_LISTS, ROSTER_F_REQUIRED | ROSTER_F_LIST},
     {ROSTER_SEC_MEMBER, "scale", ROSTER_K_SCALE, ROSTER_F_REQUIRED},
     {ROSTER_SEC_MEMBER, "grade_map", ROSTER_K_GRADE_MAP, ROSTER_F_REQUIRED | ROSTER_F_LIST},
@@ -300,6 +302,49 @@ build_grade_map(const Baygate__Member *mm, bg_roster_member *rm, const bg_scale 
     return BG_OK;
 }
 
+/* Is fp one of the certificates m pins? */
+static bool
+pinned_by(const bg_roster_member *m, const uint8_t fp[BG_SIG_FP_LEN])
+{
+    return memcmp(m->cert_sha256, fp, BG_SIG_FP_LEN) == 0 ||
+           (m->has_next && memcmp(m->next_sha256, fp, BG_SIG_FP_LEN) == 0);
+}
+
+/* Member i's pinned certificates: the current one and, during a rotation, the next
+ * (not the current one). No certificate is pinned by two members. */
+static int
+build_pins(const Baygate__Member *mm, bg_roster *r, size_t i, const char *lab,
+           struct bg_roster_where *w, bg_err *err)
+{
+    bg_roster_member *rm = &r->members[i];
+    if (mm->cert_sha256.len != BG_SIG_FP_LEN)
+        return fail_where(w, ROSTER_SEC_MEMBER, i, ROSTER_K_FINGERPRINT, lab, err, BG_EINVAL,
+                          "the certificate fingerprint is %zu bytes, not a SHA-256 (%d)",
+                          mm->cert_sha256.len, BG_SIG_FP_LEN);
+    memcpy(rm->cert_sha256, mm->cert_sha256.data, BG_SIG_FP_LEN);
+    if (mm->next_cert_sha256.len != 0 && mm->next_cert_sha256.len != BG_SIG_FP_LEN)
+        return fail_where(w, ROSTER_SEC_MEMBER, i, ROSTER_K_NEXT_FINGERPRINT, lab, err, BG_EINVAL,
+                          "the next certificate fingerprint is %zu bytes, not a SHA-256 (%d)",
+                          mm->next_cert_sha256.len, BG_SIG_FP_LEN);
+    rm->has_next = mm->next_cert_sha256.len == BG_SIG_FP_LEN;
+    if (rm->has_next) {
+        memcpy(rm->next_sha256, mm->next_cert_sha256.data, BG_SIG_FP_LEN);
+        if (memcmp(rm->next_sha256, rm->cert_sha256, BG_SIG_FP_LEN) == 0)
+            return fail_where(w, ROSTER_SEC_MEMBER, i, ROSTER_K_NEXT_FINGERPRINT, lab, err,
+                              BG_EINVAL, "the next certificate is the current one");
+    }
+    for (size_t j = 0; j < i; j++) {
+        if (pinned_by(&r->members[j], rm->cert_sha256))
+            return fail_where(w, ROSTER_SEC_MEMBER, i, ROSTER_K_FINGERPRINT, lab, err, BG_EINVAL,
+                              "same certificate as member %s", r->members[j].city);
+        if (rm->has_next && pinned_by(&r->members[j], rm->next_sha256))
+            return fail_where(w, ROSTER_SEC_MEMBER, i, ROSTER_K_NEXT_FINGERPRINT, lab, err,
+                              BG_EINVAL, "next certificate is also pinned by member %s",
+                              r->members[j].city);
+    }
+    return BG_OK;
+}
+
 static int
 build_members(const Baygate__Roster *m, bg_roster *r, struct bg_roster_where *w, bg_err *err)
 {
@@ -332,17 +377,11 @@ build_members(const Baygate__Roster *m, bg_roster *r, struct bg_roster_where *w,
                                   "%s is also the endpoint of member %s", mm->endpoint,
                                   r->members[j].city);
         strcpy(rm->endpoint, mm->endpoint);
-        if (mm->cert_sha256.len != BG_SIG_FP_LEN)
-            return fail_where(w, ROSTER_SEC_MEMBER, i, ROSTER_K_FINGERPRINT, lab, err, BG_EINVAL,
-                              "the certificate fingerprint is %zu bytes, not a SHA-256 (%d)",
-                              mm->cert_sha256.len, BG_SIG_FP_LEN);
-        memcpy(rm->cert_sha256, mm->cert_sha256.data, BG_SIG_FP_LEN);
-        for (size_t j = 0; j < i; j++)
-            if (memcmp(r->members[j].cert_sha256, rm->cert_sha256, BG_SIG_FP_LEN) == 0)
-                return fail_where(w, ROSTER_SEC_MEMBER, i, ROSTER_K_FINGERPRINT, lab, err,
-                                  BG_EINVAL, "same certificate as member %s", r->members[j].city);
-        int rc = build_lists(mm->lists, mm->n_lists, rm->lists, ROSTER_SEC_MEMBER, i,
-                             ROSTER_K_MEM_LISTS, lab, w, err);
+        int rc = build_pins(mm, r, i, lab, w, err);
+        if (rc != BG_OK)
+            return rc;
+        rc = build_lists(mm->lists, mm->n_lists, rm->lists, ROSTER_SEC_MEMBER, i,
+                         ROSTER_K_MEM_LISTS, lab, w, err);
         if (rc != BG_OK)
             return rc;
         if (!name_fits(mm->scale, 512) || bg_scale_parse(mm->scale, &rm->scale, &sub) != BG_OK)

@@ -547,33 +547,33 @@ add_grade_raw(struct ini *ps, struct ini_item *item, const char *v)
     return true;
 }
 
-/* certificate = PATH: the SHA-256 of the DER of a PEM certificate of this
- * member's city (and of the CA, if one is given). */
+/* certificate = PATH (or next_certificate): the SHA-256 of the DER of a PEM
+ * certificate of this member's city (and of the CA, if one is given). */
 static bool
-member_certificate(struct ini *ps, Baygate__Member *mm, const char *v, const char *lab,
-                   uint8_t fp[BG_SIG_FP_LEN])
+member_certificate(struct ini *ps, Baygate__Member *mm, const char *key, const char *v,
+                   const char *lab, uint8_t fp[BG_SIG_FP_LEN])
 {
     char path[PATH_MAX];
     bg_err sub = {0};
     int n = v[0] == '/' ? snprintf(path, sizeof path, "%s", v)
                         : snprintf(path, sizeof path, "%s/%s", ps->base_dir, v);
     if (n < 0 || (size_t)n >= sizeof path) {
-        ini_fail(ps, BG_ELIMIT, "%s certificate: path too long", lab);
+        ini_fail(ps, BG_ELIMIT, "%s %s: path too long", lab, key);
         return false;
     }
     X509 *x = NULL;
     char city[BG_CITY_CODE_LEN + 1];
     bool ok = false;
     if (bg_pki_cert_load(path, &x, &sub) != BG_OK || bg_pki_cert_city(x, city, &sub) != BG_OK) {
-        ini_fail(ps, sub.code, "%s certificate: %s", lab, sub.msg);
+        ini_fail(ps, sub.code, "%s %s: %s", lab, key, sub.msg);
     } else if (strcmp(city, mm->city) != 0) {
-        ini_fail(ps, BG_EINVAL, "%s certificate: %s is a certificate of %s, not of %s", lab, v,
-                 city, mm->city);
+        ini_fail(ps, BG_EINVAL, "%s %s: %s is a certificate of %s, not of %s", lab, key, v, city,
+                 mm->city);
     } else if (ps->ca != NULL && X509_verify(x, X509_get0_pubkey(ps->ca)) != 1) {
         ERR_clear_error();
-        ini_fail(ps, BG_EINVAL, "%s certificate: %s was not issued by this federation CA", lab, v);
+        ini_fail(ps, BG_EINVAL, "%s %s: %s was not issued by this federation CA", lab, key, v);
     } else if (bg_sig_fingerprint(x, fp, &sub) != BG_OK) {
-        ini_fail(ps, sub.code, "%s certificate: %s", lab, sub.msg);
+        ini_fail(ps, sub.code, "%s %s: %s", lab, key, sub.msg);
     } else {
         ok = true;
     }
@@ -591,17 +591,22 @@ set_string(struct ini *ps, char **field, const char *v)
     return true;
 }
 
-/* certificate = PATH or fingerprint = HEX (exactly one of them): the
- * member's pinned SHA-256. */
+/* certificate = PATH or fingerprint = HEX (exactly one of them): the member's
+ * pinned SHA-256; next_certificate or next_fingerprint (at most one): the one it
+ * rotates to, pinned too. */
 static bool
 member_fingerprint(struct ini *ps, const struct bg_roster_keydef *k, Baygate__Member *mm,
                    const char *v, const char *lab)
 {
     struct ini_item *item = ini_cur(ps);
+    bool next = k->id == ROSTER_K_NEXT_CERTIFICATE || k->id == ROSTER_K_NEXT_FINGERPRINT;
+    bool is_cert = k->id == ROSTER_K_CERTIFICATE || k->id == ROSTER_K_NEXT_CERTIFICATE;
     enum bg_roster_key other =
-        k->id == ROSTER_K_CERTIFICATE ? ROSTER_K_FINGERPRINT : ROSTER_K_CERTIFICATE;
+        next ? (is_cert ? ROSTER_K_NEXT_FINGERPRINT : ROSTER_K_NEXT_CERTIFICATE)
+             : (is_cert ? ROSTER_K_FINGERPRINT : ROSTER_K_CERTIFICATE);
     if (item->line[other] != 0) {
-        ini_fail(ps, BG_EINVAL, "%s: give certificate or fingerprint, not both", lab);
+        ini_fail(ps, BG_EINVAL, "%s: give %scertificate or %sfingerprint, not both", lab,
+                 next ? "next_" : "", next ? "next_" : "");
         return false;
     }
     uint8_t *fp = malloc(BG_SIG_FP_LEN);
@@ -609,10 +614,11 @@ member_fingerprint(struct ini *ps, const struct bg_roster_keydef *k, Baygate__Me
         ini_fail(ps, BG_ENOMEM, "out of memory");
         return false;
     }
-    mm->cert_sha256.data = fp;
-    mm->cert_sha256.len = BG_SIG_FP_LEN;
-    if (k->id == ROSTER_K_CERTIFICATE)
-        return member_certificate(ps, mm, v, lab, fp);
+    ProtobufCBinaryData *field = next ? &mm->next_cert_sha256 : &mm->cert_sha256;
+    field->data = fp;
+    field->len = BG_SIG_FP_LEN;
+    if (is_cert)
+        return member_certificate(ps, mm, k->name, v, lab, fp);
     if (!bg_sig_fp_parse(v, fp)) {
         ini_fail(ps, BG_EINVAL, "%s %s: expected the certificate's SHA-256 as %d hex digits", lab,
                  k->name, BG_SIG_FP_HEX_LEN);
@@ -664,6 +670,8 @@ ini_value(struct ini *ps, const struct bg_roster_keydef *k, const char *v, const
         return set_string(ps, &mm->scale, v);
     case ROSTER_K_CERTIFICATE:
     case ROSTER_K_FINGERPRINT:
+    case ROSTER_K_NEXT_CERTIFICATE:
+    case ROSTER_K_NEXT_FINGERPRINT:
         return member_fingerprint(ps, k, mm, v, lab);
     case ROSTER_K_MEM_LISTS:
         return split_list(ps, v, lab, k->name, &mm->lists, &mm->n_lists);
@@ -1335,6 +1343,8 @@ ini_where_line(const struct ini *ps, const struct bg_roster_where *w)
     uint32_t line = it->line[w->key];
     if (line == 0 && w->key == ROSTER_K_FINGERPRINT)
         line = it->line[ROSTER_K_CERTIFICATE];
+    if (line == 0 && w->key == ROSTER_K_NEXT_FINGERPRINT)
+        line = it->line[ROSTER_K_NEXT_CERTIFICATE];
     return line != 0 ? line : it->line[ROSTER_K_NONE];
 }
 

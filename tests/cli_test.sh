@@ -278,16 +278,16 @@ expect "FAIL naming the mode" out.txt "FAIL key: loose/city.key is mode 0644: gr
 expect "the key is still matched against the certificate" out.txt "ok   key match: "
 expect_eq "only the key fails" "$(grep -c '^FAIL' out.txt)" "1"
 
-# A new key and certificate the roster does not pin yet: check fails as serve does.
+# A new key and certificate the roster does not pin yet: check fails (serve starts
+# and warns, identity.not_pinned, so a later roster fixes it without a restart: the
+# rotation test shows that), since peers refuse every request of ours.
 run "$bg" init --city 440100 --name Guangzhou --dir new440100
 run "$bg" ca issue --dir CA --csr new440100/city.csr --out new440100/city.crt
 cp -a gw440100 unpinned
 cp new440100/city.key new440100/city.crt unpinned/
 check "check on a certificate the roster does not pin exits 1" 1 "$bg" check --dir unpinned
 expect "the pin mismatch, said plainly" out.txt "FAIL roster pin: roster serial 1 pins sha256 "
-expect "what it means for peers" out.txt "peers would refuse us with pin-mismatch"
-check "serve agrees: it refuses that directory" 2 "$bg" serve --dir unpinned
-expect "for the same reason" err.txt "pins another certificate for 440100"
+expect "what it means for peers" out.txt "peers refuse us with pin-mismatch"
 
 # Listening where the roster does not send peers: a warning, not a failure.
 cp -a gw440100 moved

@@ -58,16 +58,21 @@ typedef struct pin {
     char city[BG_CITY_CODE_LEN + 1];
     uint8_t fp[BG_SIG_FP_LEN];
     bool present;
+    bool has_next; /* a rotation: next is pinned too */
+    uint8_t next[BG_SIG_FP_LEN];
 } pin;
 static pin roster[4];
 
 static int
-roster_fp(void *ctx, const char *c, uint8_t fp_out[BG_SIG_FP_LEN])
+roster_fp(void *ctx, const char *c, uint8_t fp_out[BG_ENV_PINS_MAX][BG_SIG_FP_LEN], size_t *n)
 {
     (void)ctx;
     for (size_t i = 0; i < sizeof roster / sizeof roster[0]; i++)
         if (roster[i].present && strcmp(roster[i].city, c) == 0) {
-            memcpy(fp_out, roster[i].fp, BG_SIG_FP_LEN);
+            memcpy(fp_out[0], roster[i].fp, BG_SIG_FP_LEN);
+            if (roster[i].has_next)
+                memcpy(fp_out[1], roster[i].next, BG_SIG_FP_LEN);
+            *n = roster[i].has_next ? 2 : 1;
             return BG_OK;
         }
     return BG_ENOTFOUND;
@@ -585,6 +590,39 @@ START_TEST(certificate_other_than_the_roster_pin_is_refused)
     free(m.p);
     free(m2.p);
     city_free(&renewed);
+}
+END_TEST
+
+START_TEST(both_certificates_are_accepted_while_a_rotation_pins_them)
+{
+    /* Guangzhou rotates: the roster pins its current and its next certificate. */
+    time_t now = time(NULL);
+    city next = {GZ_CODE, "Guangzhou", NULL, NULL, NULL};
+    city_make(&next, ca, now - 60, now + 86400);
+    pin *p = roster_entry(GZ_CODE);
+    memcpy(p->next, next.id->fingerprint, BG_SIG_FP_LEN);
+    p->has_next = true;
+    msg a = seal(&gz, SZ_CODE, true), b = seal(&next, SZ_CODE, true);
+    expect(v_sz, a, BG_ENV_OK, NULL);
+    expect(v_sz, b, BG_ENV_OK, NULL);
+    /* A third certificate of Guangzhou is neither: refused, naming both pins. */
+    city other = {GZ_CODE, "Guangzhou", NULL, NULL, NULL};
+    city_make(&other, ca, now - 60, now + 86400);
+    msg c = seal(&other, SZ_CODE, true);
+    expect(v_sz, c, BG_ENV_PIN_MISMATCH, "or its next");
+    /* The rotation done: only the new certificate is pinned, the old one refused. */
+    memcpy(p->fp, next.id->fingerprint, BG_SIG_FP_LEN);
+    p->has_next = false;
+    msg d = seal(&gz, SZ_CODE, true), e = seal(&next, SZ_CODE, false);
+    expect(v_sz, d, BG_ENV_PIN_MISMATCH, "is not the one the roster pins");
+    expect(v_sz, e, BG_ENV_OK, NULL);
+    free(a.p);
+    free(b.p);
+    free(c.p);
+    free(d.p);
+    free(e.p);
+    city_free(&next);
+    city_free(&other);
 }
 END_TEST
 
@@ -1449,6 +1487,7 @@ main(void)
     tcase_add_test(tc, claimed_sender_other_than_the_certificate_is_refused);
     tcase_add_test(tc, city_not_in_the_roster_is_refused);
     tcase_add_test(tc, certificate_other_than_the_roster_pin_is_refused);
+    tcase_add_test(tc, both_certificates_are_accepted_while_a_rotation_pins_them);
     tcase_add_test(tc, wrong_recipient_is_refused);
     tcase_add_test(tc, stale_and_future_envelopes_are_refused);
     tcase_add_test(tc, replayed_envelope_is_refused);

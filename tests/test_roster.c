@@ -34,7 +34,7 @@ static char scratch[PATH_MAX];
 static EVP_PKEY *ca_key, *rogue_key;
 static X509 *ca_cert, *rogue_cert;
 static char fs_hex[BG_SIG_FP_HEX_LEN + 1], gz_hex[BG_SIG_FP_HEX_LEN + 1];
-static uint8_t gz_fp[BG_SIG_FP_LEN];
+static uint8_t gz_fp[BG_SIG_FP_LEN], gz_next_fp[BG_SIG_FP_LEN];
 
 /* The good roster source; @FS@ and @GZ@ become Foshan's and Guangzhou's
  * certificate fingerprints. Shenzhen's grade_map goes on over an indented
@@ -343,6 +343,30 @@ static const struct bad_case {
      "give certificate or fingerprint, not both", 1},
     {"fingerprint = ", "fingerprint = zz", "as 64 hex digits", 0},
     {"fingerprint = @FS@", "fingerprint = @GZ@", "same certificate as member 440100", 0},
+    /* The next certificate of a rotation. */
+    {"certificate = gz/city.crt       ; relative to this file\n",
+     "certificate = gz/city.crt\nnext_fingerprint = @GZ@\n",
+     "[member 440100] next_fingerprint: the next certificate is the current one", 1},
+    {"fingerprint = @FS@\n", "fingerprint = @FS@\nnext_fingerprint = @GZ@\n",
+     "[member 440600] next_fingerprint: next certificate is also pinned by member 440100", 1},
+    {"certificate = gz/city.crt       ; relative to this file\n",
+     "certificate = gz/city.crt\nnext_fingerprint = @FS@\n",
+     "[member 440600] fingerprint: same certificate as member 440100", -1},
+    {"certificate = sz/city.crt\n",
+     "certificate = sz/city.crt\nnext_certificate = gz/city.next.crt\n",
+     "next_certificate: gz/city.next.crt is a certificate of 440100, not of 440300", 1},
+    {"certificate = gz/city.crt       ; relative to this file\n",
+     "certificate = gz/city.crt\nnext_certificate = rogue-gz.crt\n",
+     "next_certificate: rogue-gz.crt was not issued by this federation CA", 1},
+    {"fingerprint = @FS@\n", "fingerprint = @FS@\nnext_fingerprint = zz\n",
+     "next_fingerprint: expected the certificate's SHA-256 as 64 hex digits", 1},
+    {"certificate = gz/city.crt       ; relative to this file\n",
+     "certificate = gz/city.crt\nnext_certificate = gz/city.next.crt\nnext_fingerprint = @FS@\n",
+     "give next_certificate or next_fingerprint, not both", 2},
+    {"certificate = gz/city.crt       ; relative to this file\n",
+     "certificate = gz/city.crt\nnext_certificate = gz/city.next.crt\n"
+     "next_certificate = gz/city.next.crt\n",
+     "[member 440100] next_certificate given twice", 2},
     {"name = Shenzhen\n", "name = Shenzhen\n  City\n", "an indented line continues", 1},
     {"; Greater", "orphan = 1\n; Greater", "key 'orphan' outside any section", 0},
     {"name = Shenzhen\n", "name = Shenzhen\njust words\n", "expected 'key = value'", 1},
@@ -1071,6 +1095,119 @@ START_TEST(edit_remove_member_takes_its_sections)
 }
 END_TEST
 
+/* Guangzhou rotating: its current and its next certificate are pinned. */
+static bg_roster *
+parse_rotating(void)
+{
+    return parse_variant("certificate = gz/city.crt       ; relative to this file\n",
+                         "certificate = gz/city.crt\nnext_certificate = gz/city.next.crt\n");
+}
+
+START_TEST(next_certificate_is_pinned_too)
+{
+    bg_roster *r = parse_rotating();
+    const bg_roster_member *gz = bg_roster_member_find(r, "440100");
+    const bg_roster_member *fs = bg_roster_member_find(r, "440600");
+    ck_assert(gz->has_next);
+    ck_assert_mem_eq(gz->cert_sha256, gz_fp, BG_SIG_FP_LEN);
+    ck_assert_mem_eq(gz->next_sha256, gz_next_fp, BG_SIG_FP_LEN);
+    ck_assert(!fs->has_next);
+    /* Either of Guangzhou's is pinned; another member's is not. */
+    ck_assert(bg_roster_member_pinned(gz, gz_fp));
+    ck_assert(bg_roster_member_pinned(gz, gz_next_fp));
+    ck_assert(!bg_roster_member_pinned(gz, fs->cert_sha256));
+    ck_assert(!bg_roster_member_pinned(fs, gz_next_fp));
+    /* A member without a next pins nothing else, even all zeroes. */
+    uint8_t zero[BG_SIG_FP_LEN] = {0};
+    ck_assert(!bg_roster_member_pinned(fs, zero));
+
+    /* The envelope verifier's callback: both, current first; one for the others. */
+    uint8_t pins[BG_ROSTER_PINS_MAX][BG_SIG_FP_LEN];
+    size_t n = 0;
+    ck_assert_int_eq(bg_roster_member_fp(r, "440100", pins, &n), BG_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_mem_eq(pins[0], gz_fp, BG_SIG_FP_LEN);
+    ck_assert_mem_eq(pins[1], gz_next_fp, BG_SIG_FP_LEN);
+    ck_assert_int_eq(bg_roster_member_fp(r, "440600", pins, &n), BG_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(bg_roster_member_fp(r, "440999", pins, &n), BG_ENOTFOUND);
+
+    /* Signed and opened, the next pin is still there. */
+    size_t len = 0;
+    uint8_t *b = sign(r, &len);
+    bg_roster *o = NULL;
+    bg_err err = {0};
+    ck_assert_msg(open_bytes(b, len, &o, &err) == BG_OK, "%s", err.msg);
+    const bg_roster_member *ogz = bg_roster_member_find(o, "440100");
+    ck_assert(ogz->has_next);
+    ck_assert_mem_eq(ogz->next_sha256, gz_next_fp, BG_SIG_FP_LEN);
+    free(b);
+    bg_roster_free(o);
+    bg_roster_free(r);
+
+    /* next_fingerprint = HEX pins the same. */
+    char hex[BG_SIG_FP_HEX_LEN + 1], line[160];
+    bg_sig_fp_hex(gz_next_fp, hex);
+    snprintf(line, sizeof line, "certificate = gz/city.crt\nnext_fingerprint = %s\n", hex);
+    r = parse_variant("certificate = gz/city.crt       ; relative to this file\n", line);
+    ck_assert_mem_eq(bg_roster_member_find(r, "440100")->next_sha256, gz_next_fp, BG_SIG_FP_LEN);
+    bg_roster_free(r);
+    /* The rotation done: the new certificate current, nothing next. */
+    r = parse_variant("certificate = gz/city.crt       ; relative to this file\n",
+                      "certificate = gz/city.next.crt\n");
+    ck_assert_mem_eq(bg_roster_member_find(r, "440100")->cert_sha256, gz_next_fp, BG_SIG_FP_LEN);
+    ck_assert(!bg_roster_member_find(r, "440100")->has_next);
+    bg_roster_free(r);
+}
+END_TEST
+
+/* A roster signed without the next field (as every roster before rotations was) opens,
+ * and a signed one whose next field is not a SHA-256 is refused like the INI's. */
+START_TEST(next_pin_on_the_wire)
+{
+    bg_roster *r = parse_good();
+    size_t len = 0;
+    const uint8_t *bytes = bg_roster_bytes(r, &len);
+    Baygate__Roster *m = baygate__roster__unpack(NULL, len, bytes);
+    ck_assert_ptr_nonnull(m);
+    for (size_t i = 0; i < m->n_members; i++)
+        ck_assert_uint_eq(m->members[i]->next_cert_sha256.len, 0);
+    uint8_t bad[5] = {1, 2, 3, 4, 5};
+    m->members[1]->next_cert_sha256.data = bad;
+    m->members[1]->next_cert_sha256.len = sizeof bad;
+    size_t mlen = baygate__roster__get_packed_size(m);
+    uint8_t *mb = malloc(mlen), sig[BG_SIG_MAX], fp[BG_SIG_FP_LEN];
+    ck_assert_ptr_nonnull(mb);
+    baygate__roster__pack(m, mb);
+    m->members[1]->next_cert_sha256.data = NULL; /* not the unpacker's to free */
+    m->members[1]->next_cert_sha256.len = 0;
+    baygate__roster__free_unpacked(m, NULL);
+    size_t siglen = 0;
+    ck_assert_int_eq(bg_sig_sign(ca_key, BG_SIG_CTX_ROSTER, mb, mlen, sig, &siglen, NULL), BG_OK);
+    ck_assert_int_eq(bg_sig_fingerprint(ca_cert, fp, NULL), BG_OK);
+    Baygate__SignedRoster sr = BAYGATE__SIGNED_ROSTER__INIT;
+    sr.roster.data = mb;
+    sr.roster.len = mlen;
+    sr.signature.data = sig;
+    sr.signature.len = siglen;
+    sr.ca_cert_sha256.data = fp;
+    sr.ca_cert_sha256.len = sizeof fp;
+    size_t wlen = baygate__signed_roster__get_packed_size(&sr);
+    uint8_t *wire = malloc(wlen);
+    ck_assert_ptr_nonnull(wire);
+    baygate__signed_roster__pack(&sr, wire);
+    bg_roster *o = NULL;
+    bg_err err = {0};
+    ck_assert_int_eq(open_bytes(wire, wlen, &o, &err), BG_EINVAL);
+    ck_assert_has(err.msg, "[member 440300]");
+    ck_assert_has(err.msg, "next certificate fingerprint is 5 bytes");
+    ck_assert_ptr_null(o);
+    free(wire);
+    free(mb);
+    bg_roster_free(r);
+}
+END_TEST
+
 /* --- signing and opening --- */
 
 START_TEST(sign_open_round_trip_equals)
@@ -1604,6 +1741,37 @@ START_TEST(cli_add_and_remove_member)
 }
 END_TEST
 
+/* A rotation: show prints both of a member's pinned certificates. */
+START_TEST(cli_show_prints_both_pins)
+{
+    if (access(BG_BAYGATE, X_OK) != 0)
+        return; /* cli_sign_and_show says so */
+    const char *b = BG_BAYGATE;
+    char o[PATH_MAX], e[PATH_MAX];
+    snprintf(o, sizeof o, "%s", at("rot.out"));
+    snprintf(e, sizeof e, "%s", at("rot.err"));
+    char *text = mutate(good_template, "certificate = gz/city.crt       ; relative to this file\n",
+                        "certificate = gz/city.crt\nnext_certificate = gz/city.next.crt\n", NULL);
+    FILE *f = fopen(at("rot.ini"), "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    ck_assert_int_eq(run("%s roster sign --ca %s --out %s %s >%s 2>%s", b, at("ca"), at("rot.pb"),
+                         at("rot.ini"), o, e),
+                     0);
+    char next_hex[BG_SIG_FP_HEX_LEN + 1], want[256];
+    bg_sig_fp_hex(gz_next_fp, next_hex);
+    ck_assert_int_eq(run("%s roster show %s >%s 2>%s", b, at("rot.pb"), o, e), 0);
+    snprintf(want, sizeof want, "next cert    sha256 %s", next_hex);
+    ck_assert_has(slurp(o), want);
+    ck_assert_int_eq(run("%s roster show --json %s >%s 2>%s", b, at("rot.pb"), o, e), 0);
+    snprintf(want, sizeof want, "\"cert_sha256\":\"%s\",\"next_cert_sha256\":\"%s\"", gz_hex,
+             next_hex);
+    ck_assert_has(slurp(o), want);
+}
+END_TEST
+
 /* --- the fixture: one CA, one rogue CA, three cities --- */
 
 static void
@@ -1659,6 +1827,7 @@ fixture_up(void)
     mkdir(at("sz"), 0700);
     mkdir(at("fs"), 0700);
     write_cert(ca, "440100", "Guangzhou", at("gz/city.crt"), gz_fp);
+    write_cert(ca, "440100", "Guangzhou", at("gz/city.next.crt"), gz_next_fp);
     write_cert(ca, "440300", "Shenzhen", at("sz/city.crt"), NULL);
     write_cert(ca, "440600", "Foshan", at("fs/city.crt"), fp);
     write_cert(rogue, "440100", "Guangzhou", at("rogue-gz.crt"), NULL);
@@ -1690,6 +1859,7 @@ roster_suite(void)
     tcase_add_test(ini, ini_counts_are_bounded);
     tcase_add_test(ini, grade_mapping_lookup);
     tcase_add_test(ini, permission_lookup);
+    tcase_add_test(ini, next_certificate_is_pinned_too);
     suite_add_tcase(s, ini);
 
     TCase *defaults = tcase_create("permission defaults");
@@ -1717,11 +1887,13 @@ roster_suite(void)
     tcase_add_test(wire, serials_never_go_back);
     tcase_add_test(wire, truncated_and_garbage_refused);
     tcase_add_test(wire, huge_lengths_refused);
+    tcase_add_test(wire, next_pin_on_the_wire);
     suite_add_tcase(s, wire);
 
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 120);
     tcase_add_test(cli, cli_sign_and_show);
+    tcase_add_test(cli, cli_show_prints_both_pins);
     tcase_add_test(cli, cli_add_and_remove_member);
     suite_add_tcase(s, cli);
     return s;

@@ -8,7 +8,6 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +124,7 @@ bg_attest_issuer_key(bg_trust *trust, const bg_roster_member *m, const char *cit
             reason, as_status && r != BG_ATTEST_INTERNAL ? BG_ATTEST_STATUS_CERT : r, err,
             r == BG_ATTEST_INTERNAL ? rc : BG_ECRYPTO, "%s of %s: %s", what, city, terr.msg);
     }
-    if (sodium_memcmp(res.fingerprint, m->cert_sha256, BG_SIG_FP_LEN) != 0) {
+    if (!bg_roster_member_pinned(m, res.fingerprint)) {
         EVP_PKEY_free(*key);
         *key = NULL;
         char have[BG_SIG_FP_HEX_LEN + 1], pinned[BG_SIG_FP_HEX_LEN + 1];

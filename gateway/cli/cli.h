@@ -43,6 +43,12 @@ int bg_cmd_audit_verify_bundle(int argc, char **argv);
 /* In a gateway directory: the lock file a serving gateway holds, with its pid in it
  * (common/file.h, bg_file_lock_pid). */
 #define BG_CLI_SERVE_LOCK "serve.lock"
+int bg_cmd_rekey(int argc, char **argv);
+
+/* The files of a certificate rotation (cmd_rekey.c) beside path: tag before its
+ * extension ("city.key", "next" -> "city.next.key"), the extension replaced by ext if
+ * not NULL; tag NULL: none. false if it does not fit in n bytes. */
+bool bg_cli_rekey_path(char *out, size_t n, const char *path, const char *tag, const char *ext);
 
 /* One request to the gateway of directory dir over its local socket; its answer (free
  * with bg_pb_free), or NULL with the reason on stderr, named by cmd. A gateway that is

@@ -4,7 +4,8 @@
  * Everything here opens the log read-only, so it is safe while the gateway
  * runs and appends: a record being written is "not yet written", never
  * repaired. Signatures are checked with the city certificate named in
- * baygate.ini ([pki] cert, GW/city.crt by default).
+ * baygate.ini ([pki] cert, GW/city.crt by default), or the one it replaced in a
+ * rotation (city.prev.crt) for the heads signed before.
  * Exit status: 0 fine, 1 something does not verify (a proof, a signature, a
  * damaged log), 2 usage or operational error.
  */
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "certs/pki.h"
 #include "common/json.h"
@@ -62,13 +64,21 @@ struct audit_opts {
     bool has_leaf, has_size, has_from, has_to, json;
 };
 
-/* The gateway's config, audit directory and (if it loads) its certificate. */
+/* The gateway's config, audit directory and (if it loads) its certificate, and the one
+ * before its last rotation (city.prev.crt, 'baygate rekey'), which signed older heads. */
 struct gw {
     bg_config cfg;
     char audit_dir[BG_CONFIG_PATH_MAX + 8];
-    X509 *cert;
+    X509 *cert, *prev;
     char cert_err[BG_ERR_MSG_MAX];
 };
+
+static void
+gw_free(struct gw *g)
+{
+    X509_free(g->cert);
+    X509_free(g->prev);
+}
 
 static int
 gw_load(const char *cmd, const char *dir, struct gw *g)
@@ -87,6 +97,10 @@ gw_load(const char *cmd, const char *dir, struct gw *g)
         g->cert = NULL;
         snprintf(g->cert_err, sizeof g->cert_err, "%s", err.msg);
     }
+    char prev[BG_CONFIG_PATH_MAX + 16];
+    if (bg_cli_rekey_path(prev, sizeof prev, g->cfg.cert_path, "prev", NULL) &&
+        access(prev, R_OK) == 0 && bg_pki_cert_load(prev, &g->prev, &err) != BG_OK)
+        g->prev = NULL;
     return BG_EXIT_OK;
 }
 
@@ -130,7 +144,7 @@ with_log(const char *cmd, const struct audit_opts *o, log_fn fn)
     if (ex == BG_EXIT_OK)
         ex = fn(cmd, o, &g, log);
     bg_audit_close(log);
-    X509_free(g.cert);
+    gw_free(&g);
     return ex;
 }
 
@@ -149,7 +163,8 @@ head_sig_ok(const struct gw *g, const bg_audit_head *h, char *why, size_t whylen
         snprintf(why, whylen, "cannot check: %.400s", g->cert_err);
         return false;
     }
-    if (bg_audit_head_verify(h, NULL, g->cert, &err) != BG_OK) {
+    if (bg_audit_head_verify(h, NULL, g->cert, &err) != BG_OK &&
+        (g->prev == NULL || bg_audit_head_verify(h, NULL, g->prev, NULL) != BG_OK)) {
         snprintf(why, whylen, "%s", err.msg);
         return false;
     }
@@ -505,7 +520,7 @@ audit_verify(const struct audit_opts *o)
     /* Opening reads every record, checks each record's hash and rebuilds the
      * whole tree from the leaf hashes it recomputed. */
     if ((ex = log_open(cmd, &g, &log, &rep)) != BG_EXIT_OK) {
-        X509_free(g.cert);
+        gw_free(&g);
         return ex;
     }
     uint64_t n = bg_audit_size(log);
@@ -534,7 +549,7 @@ audit_verify(const struct audit_opts *o)
         printf("ok: every leaf hash recomputed, root %s, every signed head verified\n", rhex);
     }
     bg_audit_close(log);
-    X509_free(g.cert);
+    gw_free(&g);
     return problems ? BG_EXIT_FAIL : BG_EXIT_OK;
 }
 
@@ -638,7 +653,7 @@ audit_witness(const struct audit_opts *o)
     int ex = gw_load(cmd, o->dir, &g);
     if (ex != BG_EXIT_OK)
         return ex;
-    X509_free(g.cert); /* cosignatures were verified on receipt, with the peers' certificates */
+    gw_free(&g); /* cosignatures were verified on receipt, with the peers' certificates */
     bg_audit_witness *w = NULL;
     bg_err err = {0};
     int rc = bg_audit_witness_open(&w, g.audit_dir, g.cfg.city, BG_AUDIT_READ_ONLY, NULL, &err);

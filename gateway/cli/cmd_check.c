@@ -61,8 +61,8 @@ check_usage(FILE *f)
         "                 left; warn under [pki] crl_warn_hours)\n"
         "  roster         roster.pb opens with the CA\n"
         "  roster member  it lists this city\n"
-        "  roster pin     it pins this city.crt (else serve refuses to start, and\n"
-        "                 peers would refuse us with pin-mismatch)\n"
+        "  roster pin     it pins this city.crt, as current or next certificate (else\n"
+        "                 peers refuse us with pin-mismatch)\n"
         "  listen         [federation] listen agrees with the roster's endpoint (warn)\n"
         "  store          the credit store opens, its schema is current, its city ours\n"
         "  evidence log   DATA/audit opens (read-only)\n"
@@ -482,12 +482,17 @@ check_member(struct chk *c)
         say(c, LV_WARN, "roster pin", "not checked: the certificate did not load (pin %s)", pin);
     else if (memcmp(fp, m->cert_sha256, BG_SIG_FP_LEN) == 0)
         say(c, LV_OK, "roster pin", "roster pins %s (sha256 %s)", c->cfg.cert_path, pin);
-    else {
+    else if (bg_roster_member_pinned(m, fp)) {
+        bg_sig_fp_hex(fp, ours);
+        say(c, LV_OK, "roster pin",
+            "roster pins %s (sha256 %s) as this city's next certificate (a rotation)",
+            c->cfg.cert_path, ours);
+    } else {
         bg_sig_fp_hex(fp, ours);
         say(c, LV_FAIL, "roster pin",
             "roster serial %" PRIu64 " pins sha256 %s for %s, but %s is sha256 %s: serve "
-            "refuses to start, and peers would refuse us with pin-mismatch; the operator "
-            "signs a roster that pins this certificate",
+            "starts and warns (identity.not_pinned), but peers refuse us with pin-mismatch; "
+            "the operator signs a roster that pins this certificate",
             serial, pin, c->cfg.city, c->cfg.cert_path, ours);
     }
     check_listen(c, m);

@@ -419,6 +419,7 @@ print_status_json(const Baygate__StatusAnswer *s, time_t now)
     json_expiry("crl", "next_update", &crl, "warn_hours", s->crl_warn_hours);
     json_publishing(s);
     json_evidence(s->evidence);
+    printf(",\"cert_sha256\":\"%s\",\"cert_pinned\":\"%s\"", s->cert_sha256, s->cert_pinned);
     printf(",\"peers\":[");
     for (size_t i = 0; i < s->n_peers; i++) {
         const Baygate__PeerStatus *p = s->peers[i];
@@ -527,6 +528,13 @@ print_status_text(const Baygate__StatusAnswer *s, time_t now)
     printf("  federation requests:\n");
     for (size_t i = 0; i < s->n_requests; i++)
         printf("    %-32s %llu\n", s->requests[i]->name, (unsigned long long)s->requests[i]->value);
+    if (s->cert_pinned[0] != '\0')
+        printf("  certificate sha256 %s (the roster pins it as %s)\n", s->cert_sha256,
+               s->cert_pinned);
+    else
+        printf("  certificate sha256 %s\n  WARNING: the roster pins it neither as current nor "
+               "as next: peers refuse this gateway (pin-mismatch)\n",
+               s->cert_sha256);
 }
 
 static void

@@ -342,6 +342,10 @@ json_member(const bg_roster_member *m, const struct show *sh, const struct pin *
     printf(",\"endpoint\":");
     bg_json_cstr(stdout, m->endpoint);
     printf(",\"cert_sha256\":\"%s\"", hex);
+    if (m->has_next) {
+        bg_sig_fp_hex(m->next_sha256, hex);
+        printf(",\"next_cert_sha256\":\"%s\"", hex);
+    }
     if (sh->lookup)
         json_pin(p, sh->now);
     printf(",\"lists\":");
@@ -454,6 +458,10 @@ text_member(const bg_roster_member *m, const struct show *sh, const struct pin *
     printf("    endpoint     %s\n", m->endpoint);
     printf("    certificate  sha256 %s\n", hex);
     text_pin(sh, p);
+    if (m->has_next) {
+        bg_sig_fp_hex(m->next_sha256, hex);
+        printf("    next cert    sha256 %s (rotating: both pinned)\n", hex);
+    }
     lists_text(m->lists, buf, sizeof buf);
     printf("    lists        %s\n", buf);
     bg_scale_format(&m->scale, buf, sizeof buf);

@@ -5,8 +5,9 @@
  * handler: SIGTERM/SIGINT stop the gateway (round trips to peers in flight
  * aborted, so no peer that does not answer holds it up; no new requests,
  * in-flight ones finish, exit 0; what it waited for and how long it took are
- * logged); SIGHUP checks CRL and roster files at once (and reopens
- * the log file, for logrotate); otherwise they are checked every second.
+ * logged); SIGHUP checks CRL and roster files at once, reads the city's key
+ * and certificate again (a rotation) and reopens the log file (for
+ * logrotate); otherwise they are checked every second.
  * Under systemd (Type=notify) the service manager hears READY=1 once the
  * gateway serves, RELOADING=1/READY=1 around a SIGHUP and STOPPING=1.
  *
@@ -41,9 +42,10 @@ serve_usage(FILE *f)
             "Runs the city gateway of directory GW (made by 'baygate init') in the\n"
             "foreground: the federation API on its tls+tcp listen address, the local\n"
             "API on GW's ipc socket. Log lines go to stderr, or appended to FILE;\n"
-            "--log-format json writes one JSON object a line. A new crl.pem or\n"
-            "roster.pb is picked up without a restart. SIGHUP: check them at once and\n"
-            "reopen FILE (after logrotate moved it). SIGTERM or SIGINT: stop\n"
+            "--log-format json writes one JSON object a line. A new crl.pem, roster.pb\n"
+            "or city.crt (with its city.key: 'baygate rekey') is picked up without a\n"
+            "restart. SIGHUP: check them at once and reopen FILE (after logrotate\n"
+            "moved it). SIGTERM or SIGINT: stop\n"
             "accepting, abort calls to peers in flight (a peer that does not answer\n"
             "never delays a stop), finish in-flight requests, exit 0; the log says\n"
             "what it waited for and how long it took. Under systemd (Type=notify)\n"
@@ -198,7 +200,7 @@ serve_loop(bg_gw *gw, const sigset_t *set)
             if (bg_log_reopen(&err) != BG_OK)
                 bg_log(BG_LOG_ERROR, "log.reopen_failed", "error=\"%s\"", err.msg);
         }
-        bg_gw_tick(gw);
+        (sig == SIGHUP ? bg_gw_reload : bg_gw_tick)(gw);
         if (sig == SIGHUP)
             serve_notify("READY=1\nSTATUS=serving");
     }

@@ -30,6 +30,7 @@ static const struct {
     {"status", bg_cmd_status, "a running gateway: lists, quota, evidence, expiries, peers"},
     {"init", bg_cmd_init, "create a city gateway directory: config, private key, CSR"},
     {"check", bg_cmd_check, "check a gateway directory before it serves: every problem at once"},
+    {"rekey", bg_cmd_rekey, "rotate the city's key and certificate without an outage"},
     {"ca", bg_cmd_ca, "federation CA: init, issue, revoke, crl"},
     {"roster", bg_cmd_roster, "sign and show the federation roster"},
     {"oprf", bg_cmd_oprf, "RFC 9497 OPRF test-vector aid (ristretto255-SHA512)"},

@@ -18,9 +18,28 @@ void
 gw_cached_release(gw_cached *c)
 {
     if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
-        bg_snap_free(c->snap);
+        if (c->base != NULL)
+            gw_cached_release(c->base);
+        else
+            bg_snap_free(c->snap);
         free(c);
     }
+}
+
+gw_cached *
+gw_cached_resigned(gw_cached *s, const uint8_t *sig, size_t sig_len)
+{
+    gw_cached *c = sig_len <= sizeof s->sig ? calloc(1, sizeof *c) : NULL;
+    if (c == NULL)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    c->base = s->base != NULL ? s->base : s;
+    atomic_fetch_add(&c->base->refs, 1);
+    c->snap = s->snap;
+    c->info = s->info;
+    memcpy(c->sig, sig, sig_len);
+    c->sig_len = sig_len;
+    return c;
 }
 
 void

@@ -27,6 +27,7 @@ typedef struct gw_cached {
     bg_snap_info info;
     uint8_t sig[BG_SIG_MAX];
     size_t sig_len;
+    struct gw_cached *base; /* the same snapshot signed again: snap is base's */
 } gw_cached;
 
 typedef struct gw_cache {
@@ -53,6 +54,9 @@ gw_cached *gw_cache_get(gw_cache *c, const char *city, const char *list);
 void gw_cache_put(gw_cache *c, const char *city, const char *list, gw_cached *s);
 /* Drops a reference; the last one frees. NULL is ignored. */
 void gw_cached_release(gw_cached *s);
+/* s with another signature over the same digest (the peer rotated its certificate and
+ * signed its publication again), sharing s's snapshot; NULL if out of memory. */
+gw_cached *gw_cached_resigned(gw_cached *s, const uint8_t *sig, size_t sig_len);
 
 /* The newest status list number seen from city (0: none), and raising it. */
 uint64_t gw_cache_status_seen(gw_cache *c, const char *city);

@@ -26,6 +26,84 @@
 #include "gateway/daemon/log.h"
 #include "mpc/psi.h"
 
+/* ------------------------------------------------------------ identity */
+
+gw_ident *
+gw_ident_new(bg_env_identity *id)
+{
+    gw_ident *me = calloc(1, sizeof *me);
+    if (me == NULL) {
+        bg_env_identity_free(id);
+        return NULL;
+    }
+    atomic_init(&me->refs, 1);
+    me->id = id;
+    return me;
+}
+
+void
+gw_ident_release(gw_ident *me)
+{
+    if (me == NULL || atomic_fetch_sub(&me->refs, 1) != 1)
+        return;
+    bg_env_identity_free(me->id);
+    free(me);
+}
+
+gw_ident *
+gw_ident_get(bg_gw *gw)
+{
+    pthread_mutex_lock(&gw->lock);
+    gw_ident *me = gw->ident;
+    if (me != NULL)
+        atomic_fetch_add(&me->refs, 1);
+    pthread_mutex_unlock(&gw->lock);
+    return me;
+}
+
+gw_ident *
+gw_ident_get_fp(bg_gw *gw, const uint8_t fp[BG_SIG_FP_LEN])
+{
+    pthread_mutex_lock(&gw->lock);
+    gw_ident *me = gw->ident;
+    if (me != NULL && gw->ident_prev != NULL &&
+        memcmp(me->id->fingerprint, fp, BG_SIG_FP_LEN) != 0 &&
+        memcmp(gw->ident_prev->id->fingerprint, fp, BG_SIG_FP_LEN) == 0)
+        me = gw->ident_prev;
+    if (me != NULL)
+        atomic_fetch_add(&me->refs, 1);
+    pthread_mutex_unlock(&gw->lock);
+    return me;
+}
+
+void
+gw_ident_swap(bg_gw *gw, gw_ident *next)
+{
+    pthread_mutex_lock(&gw->lock);
+    gw_ident *gone = gw->ident_prev;
+    gw->ident_prev = gw->ident;
+    gw->ident = next;
+    pthread_mutex_unlock(&gw->lock);
+    gw_ident_release(gone);
+}
+
+const char *
+gw_own_pin(bg_gw *gw, uint8_t fp[BG_SIG_FP_LEN])
+{
+    gw_ident *me = gw_ident_get(gw);
+    bg_roster *r = gw_roster_get(gw);
+    memcpy(fp, me->id->fingerprint, BG_SIG_FP_LEN);
+    const bg_roster_member *m = r != NULL ? bg_roster_member_find(r, gw->cfg.city) : NULL;
+    const char *pin = "";
+    if (m != NULL && memcmp(m->cert_sha256, fp, BG_SIG_FP_LEN) == 0)
+        pin = "current";
+    else if (m != NULL && m->has_next && memcmp(m->next_sha256, fp, BG_SIG_FP_LEN) == 0)
+        pin = "next";
+    bg_roster_free(r);
+    gw_ident_release(me);
+    return pin;
+}
+
 /* ------------------------------------------------------ roster, peers */
 
 bg_roster *
@@ -373,18 +451,27 @@ gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_
 }
 
 void
-gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
-          const uint8_t *body, size_t len)
+gw_answer_as(bg_gw *gw, const gw_ident *me, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
+             uint32_t body_type, const uint8_t *body, size_t len)
 {
     uint8_t *out = NULL;
     size_t out_len = 0;
     bg_err err = {0};
-    if (bg_env_seal_answer(gw->id, o, body_type, body, len, true, gw_max_message(gw), &out,
+    if (bg_env_seal_answer(me->id, o, body_type, body, len, true, gw_max_message(gw), &out,
                            &out_len, &err) == BG_OK)
         atomic_fetch_add(&gw->answered, 1);
     else
         bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
     gw_reply_or_drop(gw, ev, req, out, out_len);
+}
+
+void
+gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
+          const uint8_t *body, size_t len)
+{
+    gw_ident *me = gw_ident_get(gw);
+    gw_answer_as(gw, me, ev, o, req, body_type, body, len);
+    gw_ident_release(me);
 }
 
 void
@@ -400,8 +487,10 @@ gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint
     size_t out_len = 0;
     atomic_fetch_add(&gw->app_errors, 1);
     bg_err err = {0};
-    if (bg_env_seal_error(gw->id, o, code, msg, gw_max_message(gw), &out, &out_len, &err) != BG_OK)
+    gw_ident *me = gw_ident_get(gw);
+    if (bg_env_seal_error(me->id, o, code, msg, gw_max_message(gw), &out, &out_len, &err) != BG_OK)
         bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
+    gw_ident_release(me);
     char safe[BG_ENV_ERROR_MSG_MAX + 1];
     bg_log(BG_LOG_WARN, event, "peer=%s purpose=%s code=%u reason=%s", o->sender,
            o->purpose[0] ? o->purpose : "-", code,
@@ -421,10 +510,12 @@ gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t 
     bool with_cert = !atomic_load(&p->cert_known);
     for (;;) {
         bg_env_opened *o = NULL;
+        gw_ident *me = gw_ident_get(gw);
         atomic_fetch_add(&p->calls, 1);
-        int rc = bg_rt_call(p->cli, gw->id, gw->verifier, p->endpoint, f, with_cert, max_msg,
+        int rc = bg_rt_call(p->cli, me->id, gw->verifier, p->endpoint, f, with_cert, max_msg,
                             timeout_ms, &o, res);
         atomic_fetch_sub(&p->calls, 1);
+        gw_ident_release(me);
         if (rc == BG_EINVAL)
             return rc; /* nothing was sent */
         if (res->answered)

@@ -1,7 +1,7 @@
 /*
  * core.h - the daemon's shared services on its state (gw_int.h), used by every
- * handler and by the asking side: the roster and the peer table (references, never
- * held across I/O), the federation's message limits, answering and refusing a
+ * handler and by the asking side: our signing identity, the roster and the peer table
+ * (references, never held across I/O), the federation's message limits, answering and refusing a
  * federation request (sealed, written to the evidence log first), and the one signed
  * round trip to a peer (gw_call, over roundtrip.h).
  */
@@ -21,6 +21,21 @@
 /* Bytes of a reply that are not the payload: envelope, certificate, signature,
  * protobuf framing (a certificate is ~1 KiB; generous on purpose). */
 #define GW_PSI_OVERHEAD 8192
+
+/* A reference to our signing identity now. */
+gw_ident *gw_ident_get(bg_gw *gw);
+/* The identity whose certificate has fingerprint fp, the current or the previous one;
+ * the current one if neither is. */
+gw_ident *gw_ident_get_fp(bg_gw *gw, const uint8_t fp[BG_SIG_FP_LEN]);
+void gw_ident_release(gw_ident *me);
+/* A new reference-counted identity holding id (taken, even on failure); NULL: no memory. */
+gw_ident *gw_ident_new(bg_env_identity *id);
+/* Makes next (taken) the identity in use; the current one becomes the previous one. */
+void gw_ident_swap(bg_gw *gw, gw_ident *next);
+
+/* How the roster in use pins our certificate: "current", "next" (a rotation), or ""
+ * (not at all: peers refuse us). fp gets our certificate's fingerprint. */
+const char *gw_own_pin(bg_gw *gw, uint8_t fp[BG_SIG_FP_LEN]);
 
 /* A reference to the roster in use (NULL only before start). */
 bg_roster *gw_roster_get(bg_gw *gw);
@@ -84,6 +99,9 @@ void gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, 
  * reason, noted in ev). Both go through gw_reply_or_drop; ev may be NULL. */
 void gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
                const uint8_t *body, size_t len);
+/* gw_answer sealed by identity me (the one that signed what the body carries). */
+void gw_answer_as(bg_gw *gw, const gw_ident *me, gw_ev *ev, const bg_env_opened *o,
+                  bg_tp_request *req, uint32_t body_type, const uint8_t *body, size_t len);
 void gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t code,
                const char *event, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 

@@ -180,15 +180,22 @@ gw_ev_commit_outbound(bg_gw *gw, const bg_env_fields *f, const bg_rt_result *rt,
 /* -------------------------------------------------------- heads, start */
 
 void
-gw_evidence_tick(bg_gw *gw)
+gw_evidence_tick(bg_gw *gw, EVP_PKEY *key, bool now)
 {
     if (gw->audit == NULL)
         return;
     bg_audit_head h;
     bool did = false;
     bg_err err = {0};
-    if (bg_audit_maybe_sign(gw->audit, gw->id->key, bg_env_now_ms(), gw->cfg.head_interval_s, &h,
-                            &did, &err) != BG_OK) {
+    int rc = BG_OK;
+    if (now && bg_audit_head_count(gw->audit) > 0) {
+        rc = bg_audit_sign_head(gw->audit, key, bg_env_now_ms(), &h, &err);
+        did = rc == BG_OK;
+    } else {
+        rc = bg_audit_maybe_sign(gw->audit, key, bg_env_now_ms(), gw->cfg.head_interval_s, &h, &did,
+                                 &err);
+    }
+    if (rc != BG_OK) {
         bg_log(BG_LOG_ERROR, "audit.head_failed", "error=\"%s\"", err.msg);
         return;
     }
@@ -200,8 +207,20 @@ gw_evidence_tick(bg_gw *gw)
     }
 }
 
+void
+gw_evidence_keep_cert(bg_gw *gw, const bg_env_identity *id)
+{
+    char dir[EV_PATH_MAX];
+    bg_err err = {0};
+    if (snprintf(dir, sizeof dir, "%s/audit", gw->cfg.data_dir) >= (int)sizeof dir)
+        bg_err_set(&err, BG_ELIMIT, "data directory path too long");
+    else if (bg_audit_cert_keep(dir, gw->cfg.city, id->cert_der, id->cert_der_len, &err) == BG_OK)
+        return;
+    bg_log(BG_LOG_WARN, "audit.cert_keep_failed", "city=%s error=\"%s\"", gw->cfg.city, err.msg);
+}
+
 int
-gw_evidence_start(bg_gw *gw, bg_err *err)
+gw_evidence_start(bg_gw *gw, const bg_env_identity *id, bg_err *err)
 {
     char dir[EV_PATH_MAX];
     if (snprintf(dir, sizeof dir, "%s/audit", gw->cfg.data_dir) >= (int)sizeof dir)
@@ -219,13 +238,7 @@ gw_evidence_start(bg_gw *gw, bg_err *err)
                rep.detail);
     bg_log(BG_LOG_INFO, "audit.opened", "leaves=%llu heads=%llu dir=%s",
            (unsigned long long)rep.leaves, (unsigned long long)rep.heads, dir);
-    /* The certificate our heads are signed with, kept so that bundles of this log still
-     * carry it after a rotation has replaced city.crt. */
-    bg_err kerr = {0};
-    if (bg_audit_cert_keep(dir, gw->cfg.city, gw->id->cert_der, gw->id->cert_der_len, &kerr) !=
-        BG_OK)
-        bg_log(BG_LOG_WARN, "audit.cert_keep_failed", "city=%s error=\"%s\"", gw->cfg.city,
-               kerr.msg);
+    gw_evidence_keep_cert(gw, id);
     return BG_OK;
 }
 

@@ -57,10 +57,16 @@ typedef struct gw_call_ev {
 void gw_ev_commit_outbound(struct bg_gw *gw, const bg_env_fields *f, const bg_rt_result *rt,
                            const char *reason, const gw_call_ev *cev);
 
-/* Opens the log (making data_dir and data_dir/audit). */
-int gw_evidence_start(struct bg_gw *gw, bg_err *err);
-/* Signs a tree head when due (from bg_gw_tick). */
-void gw_evidence_tick(struct bg_gw *gw);
+/* Opens the log (making data_dir and data_dir/audit) and keeps the certificate of id,
+ * the identity its heads will be signed with. */
+int gw_evidence_start(struct bg_gw *gw, const bg_env_identity *id, bg_err *err);
+/* Keeps id's certificate beside the log (a rotation: bundles of heads signed with it
+ * must still carry it once city.crt is another). A failure is logged, never fatal. */
+void gw_evidence_keep_cert(struct bg_gw *gw, const bg_env_identity *id);
+/* Signs a tree head with key when due (from bg_gw_tick); now: at once, if a head was
+ * signed before (a new key: witnesses check the latest head against the certificate
+ * our answers carry). */
+void gw_evidence_tick(struct bg_gw *gw, EVP_PKEY *key, bool now);
 /* Closes the log (after the servers and the witness stopped). */
 void gw_evidence_close(struct bg_gw *gw);
 

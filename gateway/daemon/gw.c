@@ -15,8 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "certs/pki.h"
 #include "certs/trust.h"
 #include "gateway/config/config.h"
@@ -56,17 +54,17 @@ watch_changed(const char *path, gw_watch *w)
     return changed;
 }
 
+_Static_assert(BG_ROSTER_PINS_MAX == BG_ENV_PINS_MAX, "the roster pins what the envelope takes");
+
 /* The roster callback of the envelope verifier: is city a member, with which
- * pinned certificate? Thread-safe: it takes its own roster reference. */
+ * pinned certificates? Thread-safe: it takes its own roster reference. */
 static int
-member_fp(void *ctx, const char *city, uint8_t fp[BG_SIG_FP_LEN])
+member_fp(void *ctx, const char *city, uint8_t fp[BG_ENV_PINS_MAX][BG_SIG_FP_LEN], size_t *n)
 {
     bg_roster *r = gw_roster_get(ctx);
-    const bg_roster_member *m = r ? bg_roster_member_find(r, city) : NULL;
-    if (m != NULL)
-        memcpy(fp, m->cert_sha256, BG_SIG_FP_LEN);
+    int rc = r != NULL ? bg_roster_member_fp(r, city, fp, n) : BG_ENOTFOUND;
     bg_roster_free(r);
-    return m != NULL ? BG_OK : BG_ENOTFOUND;
+    return rc;
 }
 
 static bg_tp_tls
@@ -195,8 +193,9 @@ refuse_unopened(bg_gw *gw, bg_tp_request *req, bg_env_reason why, const bg_env_r
     uint8_t *out = NULL;
     size_t out_len = 0;
     size_t max_msg = gw_max_message(gw);
+    gw_ident *me = gw_ident_get(gw);
     if (bg_env_refusal_answerable(ref) &&
-        bg_env_seal_refusal(gw->id, ref, max_msg, &out, &out_len, NULL) == BG_OK) {
+        bg_env_seal_refusal(me->id, ref, max_msg, &out, &out_len, NULL) == BG_OK) {
         atomic_fetch_add(&gw->refused[why], 1);
         bg_log(BG_LOG_WARN, "request.refused", "reason=%s sender=%s addr=%s msg=\"%s\"",
                bg_env_reason_name(why), ref->sender, peer.addr,
@@ -206,6 +205,7 @@ refuse_unopened(bg_gw *gw, bg_tp_request *req, bg_env_reason why, const bg_env_r
         bg_log(BG_LOG_WARN, "request.dropped", "reason=%s addr=%s msg=\"%s\"",
                bg_env_reason_name(why), peer.addr, gw_quoted(err->msg, q, sizeof q));
     }
+    gw_ident_release(me);
     /* A sender the roster does not admit (not a member, or not the certificate it
      * pins) must not hold a connection a member could use: tagged before the reply
      * (which hands req back), the transport closes the connection once the refusal
@@ -224,8 +224,10 @@ refuse_unknown_body(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request 
     char msg[64];
     snprintf(msg, sizeof msg, "body type %u is not served here", o->body_type);
     atomic_fetch_add(&gw->app_errors, 1);
-    bg_env_seal_error(gw->id, o, BG_GW_E_UNKNOWN_BODY, msg, gw_max_message(gw), &out, &out_len,
+    gw_ident *me = gw_ident_get(gw);
+    bg_env_seal_error(me->id, o, BG_GW_E_UNKNOWN_BODY, msg, gw_max_message(gw), &out, &out_len,
                       NULL);
+    gw_ident_release(me);
     bg_log(BG_LOG_WARN, "request.refused", "reason=unknown_body peer=%s body_type=%u", o->sender,
            o->body_type);
     gw_ev_refused(ev, BG_GW_E_UNKNOWN_BODY, msg);
@@ -285,6 +287,144 @@ fed_handle(void *ctx, bg_tp_request *req)
 
 /* ------------------------------------------------------- reload, warn */
 
+/* New TLS configs everywhere (the listener, every peer's dialer) from the PEM material
+ * now: connections made under the old material end (peers/transport.h). new_cert: our
+ * certificate changed, so peers learn it again from our next request. */
+static void
+reload_tls(bg_gw *gw, bool new_cert)
+{
+    bg_err err = {0};
+    bg_tp_tls tls = tls_material(gw);
+    if (bg_tp_server_reload_tls(gw->fed, &tls, &err) != BG_OK)
+        bg_log(BG_LOG_ERROR, "listener.reload_failed", "error=\"%s\"", err.msg);
+    gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
+    size_t n = gw_peers_get(gw, peers);
+    for (size_t i = 0; i < n; i++) {
+        if (new_cert)
+            atomic_store(&peers[i]->cert_known, false);
+        if (bg_tp_client_reload_tls(peers[i]->cli, &tls, &err) != BG_OK)
+            bg_log(BG_LOG_ERROR, "peer.reload_failed", "peer=%s error=\"%s\"", peers[i]->city,
+                   err.msg);
+        gw_peer_release(peers[i]);
+    }
+}
+
+/* A warning (at start, after every reload) when the roster pins neither our current
+ * certificate nor our next one: peers refuse us until a roster does. */
+static void
+warn_unpinned(bg_gw *gw, const char *after)
+{
+    uint8_t fp[BG_SIG_FP_LEN];
+    char hex[BG_SIG_FP_HEX_LEN + 1];
+    if (gw_own_pin(gw, fp)[0] != '\0')
+        return;
+    bg_sig_fp_hex(fp, hex);
+    bg_roster *r = gw_roster_get(gw);
+    bg_log(BG_LOG_WARN, "identity.not_pinned",
+           "after=%s cert_sha256=%s roster=%llu effect=\"peers refuse this gateway "
+           "(pin-mismatch) until a roster pins this certificate as current or next\"",
+           after, hex, (unsigned long long)bg_roster_serial(r));
+    bg_roster_free(r);
+}
+
+/* city.key and city.crt as they are now, checked: they match, the certificate is this
+ * city's, chains to the federation CA, is not revoked and is valid now. */
+static int
+identity_read(bg_gw *gw, bg_env_identity **out, bg_err *err)
+{
+    bg_env_identity *id = NULL;
+    bg_trust_result tr;
+    bg_err sub = {0};
+    int rc = bg_env_identity_load(&id, NULL, gw->cfg.key_path, gw->cfg.cert_path, err);
+    if (rc == BG_OK && strcmp(id->city, gw->cfg.city) != 0)
+        rc = bg_err_set(err, BG_EINVAL, "%s is a certificate of %s; this gateway is %s",
+                        gw->cfg.cert_path, id->city, gw->cfg.city);
+    if (rc == BG_OK && bg_trust_verify(gw->trust, id->cert_der, id->cert_der_len, gw->cfg.city, &tr,
+                                       NULL, &sub) != BG_OK)
+        rc = bg_err_set(err, BG_ECRYPTO, "%s: %s", gw->cfg.cert_path, sub.msg);
+    if (rc != BG_OK) {
+        bg_env_identity_free(id);
+        id = NULL;
+    }
+    *out = id;
+    return rc;
+}
+
+/* Makes id (taken) our identity: for sealing, in every TLS config, for what we publish
+ * and for the next tree head. Nothing changes if it cannot be made. */
+static int
+identity_install(bg_gw *gw, bg_env_identity *id, bg_err *err)
+{
+    char *key_pem = NULL, *cert_pem = NULL;
+    size_t key_len = 0, cert_len = 0;
+    int rc = bg_pki_key_pem(id->key, &key_pem, &key_len, err);
+    if (rc == BG_OK)
+        rc = bg_pki_cert_pem(id->cert, &cert_pem, &cert_len, err);
+    gw_ident *next = NULL;
+    if (rc == BG_OK && (next = gw_ident_new(id)) == NULL)
+        rc = bg_err_set(err, BG_ENOMEM, "out of memory");
+    if (rc != BG_OK) {
+        if (key_pem != NULL)
+            bg_pki_secret_free(key_pem, key_len);
+        OPENSSL_free(cert_pem);
+        if (next == NULL)
+            bg_env_identity_free(id);
+        return rc;
+    }
+    /* Sealing first, publications after: an answer carrying a publication is sealed
+     * under the identity that signed it, the previous one until the builder re-signs. */
+    gw_ident_swap(gw, next);
+    bg_err sub = {0};
+    if (bg_pub_set_identity(gw->pub, id->key, id->cert, &sub) != BG_OK)
+        bg_log(BG_LOG_ERROR, "psi.resign_failed", "error=\"%s\"", sub.msg);
+    bg_pki_secret_free(gw->key_pem, gw->key_pem_len);
+    OPENSSL_free(gw->cert_pem);
+    gw->key_pem = key_pem;
+    gw->key_pem_len = key_len;
+    gw->cert_pem = cert_pem;
+    gw->cert_pem_len = cert_len;
+    reload_tls(gw, true);
+    gw_evidence_keep_cert(gw, id);
+    gw_evidence_tick(gw, id->key, true); /* witnesses check our latest head under it */
+    return BG_OK;
+}
+
+/* city.crt changed, or SIGHUP: a new pair that checks out becomes our identity; a bad
+ * one is refused and logged, the one in use kept. The same certificate again: nothing. */
+static void
+reload_identity(bg_gw *gw)
+{
+    bg_env_identity *id = NULL;
+    bg_err err = {0};
+    gw_ident *cur = gw_ident_get(gw);
+    char was[BG_SIG_FP_HEX_LEN + 1], now[BG_SIG_FP_HEX_LEN + 1], until[BG_PKI_TIME_LEN] = "?";
+    bg_sig_fp_hex(cur->id->fingerprint, was);
+    int rc = identity_read(gw, &id, &err);
+    bool same = rc == BG_OK && memcmp(id->fingerprint, cur->id->fingerprint, BG_SIG_FP_LEN) == 0;
+    gw_ident_release(cur);
+    if (same) {
+        bg_env_identity_free(id);
+        return;
+    }
+    if (rc == BG_OK) {
+        bg_sig_fp_hex(id->fingerprint, now);
+        time_t na = 0;
+        if (bg_pki_asn1_time(X509_get0_notAfter(id->cert), &na, NULL) == BG_OK)
+            bg_pki_time_format(na, until);
+        rc = identity_install(gw, id, &err);
+    }
+    if (rc != BG_OK) {
+        bg_log(BG_LOG_ERROR, "identity.refused",
+               "cert=%s key=%s error=\"%s\" in_use=%s effect=\"keeping the certificate in "
+               "use; a restart would fail until the pair is fixed\"",
+               gw->cfg.cert_path, gw->cfg.key_path, err.msg, was);
+        return;
+    }
+    bg_log(BG_LOG_INFO, "identity.reloaded", "cert_sha256=%s previous=%s not_after=%s", now, was,
+           until);
+    warn_unpinned(gw, "identity");
+}
+
 static void
 reload_crl(bg_gw *gw)
 {
@@ -314,19 +454,8 @@ reload_crl(bg_gw *gw)
     OPENSSL_free(gw->crl_pem);
     gw->crl_pem = pem;
     gw->crl_pem_len = pem_len;
-
-    /* New TLS configs everywhere: connections made under the old CRL end. */
-    bg_tp_tls tls = tls_material(gw);
-    if (bg_tp_server_reload_tls(gw->fed, &tls, &err) != BG_OK)
-        bg_log(BG_LOG_ERROR, "listener.reload_failed", "error=\"%s\"", err.msg);
-    gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
-    size_t n = gw_peers_get(gw, peers);
-    for (size_t i = 0; i < n; i++) {
-        if (bg_tp_client_reload_tls(peers[i]->cli, &tls, &err) != BG_OK)
-            bg_log(BG_LOG_ERROR, "peer.reload_failed", "peer=%s error=\"%s\"", peers[i]->city,
-                   err.msg);
-        gw_peer_release(peers[i]);
-    }
+    /* Connections made under the old CRL end. */
+    reload_tls(gw, false);
     gw->crl_warned_at = 0;
     bg_log(BG_LOG_INFO, "crl.reloaded", "number=%llu", (unsigned long long)number);
     gw_peers_check_revoked(gw);
@@ -371,6 +500,7 @@ reload_roster(bg_gw *gw)
                (unsigned long long)bg_roster_serial(next),
                (unsigned long long)bg_roster_serial(cur), bg_roster_member_count(next));
         bg_roster_free(cur); /* the table's reference */
+        warn_unpinned(gw, "roster");
     }
     bg_roster_free(cur);
 }
@@ -397,17 +527,34 @@ warn_crl_expiry(bg_gw *gw)
                (long long)left);
 }
 
-void
-bg_gw_tick(bg_gw *gw)
+/* The CRL (trust) first, then the roster (pins), then our own certificate. */
+static void
+tick(bg_gw *gw, bool hup)
 {
     if (watch_changed(gw->cfg.crl_path, &gw->crl_watch))
         reload_crl(gw);
     if (watch_changed(gw->cfg.roster_path, &gw->roster_watch))
         reload_roster(gw);
+    if (watch_changed(gw->cfg.cert_path, &gw->cert_watch) || hup)
+        reload_identity(gw);
     warn_crl_expiry(gw);
     /* A separate `baygate import` may have committed: the builder looks. */
     bg_pub_poke(gw->pub);
-    gw_evidence_tick(gw);
+    gw_ident *me = gw_ident_get(gw);
+    gw_evidence_tick(gw, me->id->key, false);
+    gw_ident_release(me);
+}
+
+void
+bg_gw_tick(bg_gw *gw)
+{
+    tick(gw, false);
+}
+
+void
+bg_gw_reload(bg_gw *gw)
+{
+    tick(gw, true);
 }
 
 /* ------------------------------------------------------- start, stop */
@@ -415,9 +562,10 @@ bg_gw_tick(bg_gw *gw)
 static int
 load_pem_material(bg_gw *gw, bg_err *err)
 {
-    int rc = bg_pki_key_pem(gw->id->key, &gw->key_pem, &gw->key_pem_len, err);
+    const bg_env_identity *id = gw->ident->id;
+    int rc = bg_pki_key_pem(id->key, &gw->key_pem, &gw->key_pem_len, err);
     if (rc == BG_OK)
-        rc = bg_pki_cert_pem(gw->id->cert, &gw->cert_pem, &gw->cert_pem_len, err);
+        rc = bg_pki_cert_pem(id->cert, &gw->cert_pem, &gw->cert_pem_len, err);
     if (rc == BG_OK)
         rc = bg_pki_cert_pem(gw->ca, &gw->ca_pem, &gw->ca_pem_len, err);
     X509_CRL *crl = NULL;
@@ -427,7 +575,8 @@ load_pem_material(bg_gw *gw, bg_err *err)
     return rc;
 }
 
-/* The roster must list us with the certificate we hold. */
+/* The roster must list us. That it pins the certificate we hold (as current or next)
+ * is warned about once we run (warn_unpinned): a later roster may fix it. */
 static int
 check_membership(bg_gw *gw, bg_err *err)
 {
@@ -435,10 +584,6 @@ check_membership(bg_gw *gw, bg_err *err)
     if (me == NULL)
         return bg_err_set(err, BG_EINVAL, "roster serial %llu has no member %s",
                           (unsigned long long)bg_roster_serial(gw->roster), gw->cfg.city);
-    if (sodium_memcmp(me->cert_sha256, gw->id->fingerprint, BG_SIG_FP_LEN) != 0)
-        return bg_err_set(
-            err, BG_EINVAL, "roster serial %llu pins another certificate for %s than %s",
-            (unsigned long long)bg_roster_serial(gw->roster), gw->cfg.city, gw->cfg.cert_path);
     return BG_OK;
 }
 
@@ -458,6 +603,17 @@ make_verifier(bg_gw *gw, bg_err *err)
     return bg_env_verifier_new(&gw->verifier, &vc, err);
 }
 
+/* Our key and certificate (city.key, city.crt), as the identity in use. */
+static int
+load_identity(bg_gw *gw, bg_err *err)
+{
+    bg_env_identity *id = NULL;
+    int rc = bg_env_identity_load(&id, gw->cfg.dir, gw->cfg.key_path, gw->cfg.cert_path, err);
+    if (rc == BG_OK && (gw->ident = gw_ident_new(id)) == NULL)
+        rc = bg_err_set(err, BG_ENOMEM, "out of memory");
+    return rc;
+}
+
 /* The gateway directory's material: configuration, key and certificate, CA, CRL, roster. */
 static int
 load_material(bg_gw *gw, const char *dir, bg_err *err)
@@ -470,7 +626,7 @@ load_material(bg_gw *gw, const char *dir, bg_err *err)
         rc = bg_config_load(path, &gw->cfg, err);
     gw_quota_init(&gw->quota, rc == BG_OK ? gw->cfg.data_dir : NULL);
     if (rc == BG_OK)
-        rc = bg_env_identity_load(&gw->id, gw->cfg.dir, gw->cfg.key_path, gw->cfg.cert_path, err);
+        rc = load_identity(gw, err);
     if (rc == BG_OK)
         rc = bg_pki_cert_load(gw->cfg.ca_path, &gw->ca, err);
     if (rc == BG_OK && access(gw->cfg.crl_path, R_OK) != 0)
@@ -490,6 +646,7 @@ load_material(bg_gw *gw, const char *dir, bg_err *err)
         rc = load_pem_material(gw, err);
     watch_changed(gw->cfg.crl_path, &gw->crl_watch);
     watch_changed(gw->cfg.roster_path, &gw->roster_watch);
+    watch_changed(gw->cfg.cert_path, &gw->cert_watch);
     return rc;
 }
 
@@ -550,15 +707,15 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
 
     int rc = load_material(gw, dir, err);
     if (rc == BG_OK)
-        rc = gw_evidence_start(gw, err);
+        rc = gw_evidence_start(gw, gw->ident->id, err);
     if (rc == BG_OK)
         rc = gw_witness_start(gw, err);
     if (rc == BG_OK) {
         /* Publishing starts before the listener: the first snapshots build meanwhile. */
         bool offered[BG_LIST_COUNT];
         offered_lists(gw, gw->roster, offered);
-        rc = bg_pub_start(&gw->pub, gw->cfg.data_dir, gw->cfg.city, gw->id->key, gw->id->cert,
-                          offered, err);
+        rc = bg_pub_start(&gw->pub, gw->cfg.data_dir, gw->cfg.city, gw->ident->id->key,
+                          gw->ident->id->cert, offered, err);
     }
     if (rc == BG_OK)
         rc = start_servers(gw, err);
@@ -571,6 +728,7 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
            gw->cfg.city, gw->cfg.name, bg_tp_server_url(gw->fed), gw->cfg.local_url,
            (unsigned long long)bg_roster_serial(gw->roster), gw->npeers);
     warn_crl_expiry(gw);
+    warn_unpinned(gw, "start");
     *out = gw;
     return BG_OK;
 }
@@ -636,7 +794,8 @@ bg_gw_stop(bg_gw *gw)
     bg_roster_free(gw->roster);
     bg_trust_free(gw->trust);
     X509_free(gw->ca);
-    bg_env_identity_free(gw->id);
+    gw_ident_release(gw->ident);
+    gw_ident_release(gw->ident_prev);
     if (gw->key_pem != NULL)
         bg_pki_secret_free(gw->key_pem, gw->key_pem_len);
     OPENSSL_free(gw->cert_pem);

@@ -13,7 +13,11 @@
  * bg_gw_tick, called about once a second by the owner's loop, picks up a new
  * CRL or roster file without a restart (the TLS listener and the peer
  * clients are rebuilt with the new CRL, so a newly revoked city is cut off)
- * and warns well before the CRL's nextUpdate passes.
+ * and warns well before the CRL's nextUpdate passes. A new city.crt (with its
+ * city.key) is checked and, if it is good, becomes the identity we sign and
+ * connect with, without a restart (a certificate rotation, docs/OPERATIONS.md);
+ * a bad one is refused and the old one kept. It warns when the roster pins
+ * neither our current nor our next certificate.
  *
  * bg_gw_stop aborts every round trip to a peer in flight (so nothing waits for a
  * peer that does not answer), stops taking requests, lets in-flight ones finish
@@ -43,6 +47,10 @@ void bg_gw_tick(bg_gw *gw);
  * two), "local-request:N" for local API requests being handled; or "nothing".
  * Returns the length written to buf (n >= 16). */
 size_t bg_gw_busy(bg_gw *gw, char *buf, size_t n);
+
+/* The same at once, with city.key and city.crt read again even if city.crt looks
+ * unchanged (SIGHUP); from the thread that ticks. */
+void bg_gw_reload(bg_gw *gw);
 
 /* Stops and frees; NULL is ignored. */
 void bg_gw_stop(bg_gw *gw);

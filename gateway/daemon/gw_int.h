@@ -61,6 +61,14 @@ typedef struct gw_peer {
     char revoked_why[200];
 } gw_peer;
 
+/* Our signing identity (key, certificate, fingerprint). Reference counted: a
+ * certificate rotation swaps it while handlers still seal with the one they took
+ * (core.h gw_ident_get). */
+typedef struct gw_ident {
+    atomic_int refs;
+    bg_env_identity *id;
+} gw_ident;
+
 /* A file we watch for replacement. */
 typedef struct gw_watch {
     dev_t dev;
@@ -71,7 +79,9 @@ typedef struct gw_watch {
 
 struct bg_gw {
     bg_config cfg;
-    bg_env_identity *id;
+    /* Under lock: the identity in use and the one before the last rotation, which
+     * still answers for what it signed (publications made before the switch). */
+    gw_ident *ident, *ident_prev;
     X509 *ca;
     bg_trust *trust;
     bg_env_verifier *verifier;
@@ -82,12 +92,12 @@ struct bg_gw {
     char *key_pem, *cert_pem, *ca_pem, *crl_pem;
     size_t key_pem_len, cert_pem_len, ca_pem_len, crl_pem_len;
 
-    pthread_mutex_t lock; /* roster pointer and peer table */
+    pthread_mutex_t lock; /* roster pointer, peer table, identities */
     bg_roster *roster;
     gw_peer *peers[BG_ROSTER_MAX_MEMBERS];
     size_t npeers;
 
-    gw_watch crl_watch, roster_watch;
+    gw_watch crl_watch, roster_watch, cert_watch;
     time_t crl_warned_at;
 
     atomic_uint_fast64_t answered, app_errors, refused[GW_OUTCOMES], dropped[GW_OUTCOMES];

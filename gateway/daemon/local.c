@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -80,6 +81,7 @@ typedef struct status_buf {
     Baygate__WitnessStatus wit[BG_ROSTER_MAX_MEMBERS];
     Baygate__WitnessStatus *witp[BG_ROSTER_MAX_MEMBERS];
     char witnesses[BG_ROSTER_MAX_MEMBERS][BG_CITY_CODE_LEN + 1];
+    char cert_hex[BG_SIG_FP_HEX_LEN + 1];
 } status_buf;
 
 /* Pings every peer at once: the slowest one bounds the wait. */
@@ -270,6 +272,17 @@ status_evidence(bg_gw *gw, gw_peer *const *peers, size_t n, status_buf *b)
     pthread_mutex_unlock(&gw->witness_store_lock);
 }
 
+/* Our certificate in use and how the roster pins it; our process (a reload signal). */
+static void
+own_cert(bg_gw *gw, status_buf *b)
+{
+    uint8_t fp[BG_SIG_FP_LEN];
+    b->sa.cert_pinned = (char *)gw_own_pin(gw, fp);
+    bg_sig_fp_hex(fp, b->cert_hex);
+    b->sa.cert_sha256 = b->cert_hex;
+    b->sa.pid = (uint32_t)getpid();
+}
+
 static void
 local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
 {
@@ -301,12 +314,15 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
     if (bg_trust_crl_next_update(gw->trust, &next, NULL) == BG_OK)
         sa->crl_next_update_ms = (int64_t)next * 1000;
     sa->crl_warn_hours = gw->cfg.crl_warn_hours;
+    gw_ident *me = gw_ident_get(gw); /* a rotation may swap it meanwhile */
     time_t not_after = 0;
-    if (bg_pki_asn1_time(X509_get0_notAfter(gw->id->cert), &not_after, NULL) == BG_OK)
+    if (bg_pki_asn1_time(X509_get0_notAfter(me->id->cert), &not_after, NULL) == BG_OK)
         sa->cert_not_after_ms = (int64_t)not_after * 1000;
+    gw_ident_release(me);
     sa->cert_warn_days = GW_CERT_WARN_DAYS;
     sa->listen = (char *)bg_tp_server_url(gw->fed);
     status_lists(gw, b);
+    own_cert(gw, b);
 }
 
 /* ------------------------------------------------------------- lookup */

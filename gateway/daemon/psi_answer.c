@@ -169,7 +169,12 @@ snap_reply(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, con
                (unsigned long long)ps->info.generation, (unsigned long long)ps->info.epoch, kind,
                count, ps->info.count);
     gw_ev_note(ev, ps->list, ps->info.epoch, 0, 0);
-    gw_answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, body, len);
+    /* Under the certificate whose key signed the digest (the asker checks the signature
+     * with the one the answer carries): right after a rotation, until the publication
+     * is signed again, that is the previous one. */
+    gw_ident *me = gw_ident_get_fp(gw, ps->signer);
+    gw_answer_as(gw, me, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_CHUNK, body, len);
+    gw_ident_release(me);
     free(body);
 }
 

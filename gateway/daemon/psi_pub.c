@@ -37,11 +37,13 @@ _Static_assert(BG_SNAP_SCALE_MAX + 1 == sizeof(((bg_scale *)0)->name),
 struct bg_pub {
     char data_dir[PUB_PATH_MAX];
     char city[7];
-    EVP_PKEY *key;
-    X509 *cert;
 
-    pthread_mutex_t lock; /* cur[], offered, rotate, poked, stop, status */
-    uint8_t *status;      /* the signed status list (malloc'd) */
+    pthread_mutex_t lock; /* key, cur[], offered, rotate, poked, stop, status */
+    EVP_PKEY *key;        /* signs now (a reference), with its certificate */
+    X509 *cert;
+    uint8_t fp[BG_SIG_FP_LEN]; /* the certificate's */
+    bool resign;               /* the key changed: sign what is published again */
+    uint8_t *status;           /* the signed status list (malloc'd) */
     size_t status_len;
     pthread_cond_t wake, built;
     bg_pub_snap *cur[BG_PUB_LISTS];
@@ -79,6 +81,13 @@ pub_snap_free(bg_pub_snap *s)
 {
     if (s == NULL)
         return;
+    if (s->base != NULL) { /* a re-signed copy: the snapshot is base's */
+        bg_pub_snap *b = s->base;
+        free(s);
+        if (atomic_fetch_sub(&b->refs, 1) == 1)
+            pub_snap_free(b);
+        return;
+    }
     bg_snap_free(s->snap);
     bg_snap_delta_free(s->delta);
     if (s->sk != NULL)
@@ -352,6 +361,34 @@ install(bg_pub *p, int li, bg_pub_snap *ps, int64_t import_id, int32_t today)
     bg_pub_snap_release(old);
 }
 
+/* The key that signs now and its certificate (references for the caller to free),
+ * with the certificate's fingerprint. */
+static void
+signer_get(bg_pub *p, EVP_PKEY **key, X509 **cert, uint8_t fp[BG_SIG_FP_LEN])
+{
+    pthread_mutex_lock(&p->lock);
+    EVP_PKEY_up_ref(p->key);
+    *key = p->key;
+    X509_up_ref(p->cert);
+    *cert = p->cert;
+    memcpy(fp, p->fp, BG_SIG_FP_LEN);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Signs ps's digest with the key of now, noting whose it is. */
+static int
+sign_digest(bg_pub *p, bg_pub_snap *ps, bg_err *err)
+{
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    signer_get(p, &key, &cert, ps->signer);
+    int rc = bg_sig_sign(key, BG_SIG_CTX_SNAPSHOT, ps->info.digest, BG_SNAP_DIGESTBYTES, ps->sig,
+                         &ps->sig_len, err);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    return rc;
+}
+
 /* Builds and installs list li. */
 static int
 publish_list(bg_pub *p, int li, bool rotate, bg_err *err)
@@ -389,8 +426,7 @@ publish_list(bg_pub *p, int li, bool rotate, bg_err *err)
         bg_snap_get_info(ps->snap, &ps->info);
         ps->sk = sk;
         sk = NULL;
-        rc = bg_sig_sign(p->key, BG_SIG_CTX_SNAPSHOT, ps->info.digest, BG_SNAP_DIGESTBYTES, ps->sig,
-                         &ps->sig_len, err);
+        rc = sign_digest(p, ps, err);
     }
     if (rc == BG_OK) {
         install(p, li, ps, import_id, today);
@@ -443,10 +479,16 @@ publish_status(bg_pub *p, bg_err *err)
     uint64_t number = 0;
     uint8_t *bytes = NULL;
     size_t len = 0;
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    uint8_t fp[BG_SIG_FP_LEN];
+    signer_get(p, &key, &cert, fp);
     int rc = bg_store_revoked_scan(p->store, &number, revoked_add, &acc, err);
     if (rc == BG_OK)
-        rc = bg_attest_status_sign(p->city, number, (int64_t)time(NULL), acc.e, acc.n, p->key,
-                                   p->cert, &bytes, &len, err);
+        rc = bg_attest_status_sign(p->city, number, (int64_t)time(NULL), acc.e, acc.n, key, cert,
+                                   &bytes, &len, err);
+    EVP_PKEY_free(key);
+    X509_free(cert);
     free(acc.e);
     if (rc != BG_OK)
         return rc;
@@ -539,6 +581,74 @@ check_store(bg_pub *p)
     }
 }
 
+/* ps again (its snapshot shared), signed with the key of now. */
+static int
+resigned(bg_pub *p, bg_pub_snap *ps, bg_pub_snap **out, bg_err *err)
+{
+    bg_pub_snap *c = malloc(sizeof *c);
+    if (c == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    memcpy(c, ps, sizeof *c);
+    atomic_init(&c->refs, 1);
+    c->base = ps->base != NULL ? ps->base : ps;
+    atomic_fetch_add(&c->base->refs, 1);
+    int rc = sign_digest(p, c, err);
+    if (rc != BG_OK)
+        pub_snap_free(c);
+    *out = rc == BG_OK ? c : NULL;
+    return rc;
+}
+
+/* Re-signs list li's publication if an older key signed it; true if it did. */
+static bool
+resign_list(bg_pub *p, int li)
+{
+    pthread_mutex_lock(&p->lock);
+    bg_pub_snap *old = p->cur[li], *c = NULL;
+    bool stale = old != NULL && memcmp(old->signer, p->fp, BG_SIG_FP_LEN) != 0;
+    if (stale)
+        atomic_fetch_add(&old->refs, 1);
+    pthread_mutex_unlock(&p->lock);
+    if (!stale)
+        return false;
+    bg_err err = {0};
+    if (resigned(p, old, &c, &err) != BG_OK)
+        bg_log(BG_LOG_ERROR, "psi.resign_failed", "list=%s error=\"%s\"", old->list, err.msg);
+    bool done = false;
+    pthread_mutex_lock(&p->lock);
+    if (c != NULL && p->cur[li] == old) { /* else the builder published anew meanwhile */
+        p->cur[li] = c;
+        done = true;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (done)
+        bg_pub_snap_release(old); /* the table's reference */
+    else
+        bg_pub_snap_release(c);
+    bg_pub_snap_release(old);
+    return done;
+}
+
+/* After a rotation: what is published and the status list, signed with the new key
+ * (same epochs, so askers' caches stay good). Builder thread only. */
+static void
+resign_all(bg_pub *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool want = p->resign;
+    p->resign = false;
+    pthread_mutex_unlock(&p->lock);
+    if (!want)
+        return;
+    size_t n = 0;
+    for (int i = 0; i < BG_PUB_LISTS; i++)
+        n += resign_list(p, i);
+    bg_err err = {0};
+    if (p->store != NULL && publish_status(p, &err) != BG_OK)
+        bg_log(BG_LOG_ERROR, "attest.status_failed", "error=\"%s\"", err.msg);
+    bg_log(BG_LOG_INFO, "psi.resigned", "lists=%zu", n);
+}
+
 static void *
 builder(void *arg)
 {
@@ -548,6 +658,7 @@ builder(void *arg)
         p->poked = false;
         pthread_mutex_unlock(&p->lock);
         check_store(p);
+        resign_all(p);
         pthread_mutex_lock(&p->lock);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -574,7 +685,14 @@ bg_pub_start(bg_pub **out, const char *data_dir, const char *city, EVP_PKEY *key
         return bg_err_set(err, BG_EINVAL, "data directory path too long");
     }
     snprintf(p->city, sizeof p->city, "%s", city);
+    int rc = bg_sig_fingerprint(cert, p->fp, err);
+    if (rc != BG_OK) {
+        free(p);
+        return rc;
+    }
+    EVP_PKEY_up_ref(key);
     p->key = key;
+    X509_up_ref(cert);
     p->cert = cert;
     memcpy(p->offered, offered, sizeof p->offered);
     pthread_mutex_init(&p->lock, NULL);
@@ -610,6 +728,30 @@ bg_pub_set_offered(bg_pub *p, const bool offered[BG_LIST_COUNT])
     p->poked = true;
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->lock);
+}
+
+int
+bg_pub_set_identity(bg_pub *p, EVP_PKEY *key, X509 *cert, bg_err *err)
+{
+    uint8_t fp[BG_SIG_FP_LEN];
+    int rc = bg_sig_fingerprint(cert, fp, err);
+    if (rc != BG_OK)
+        return rc;
+    EVP_PKEY_up_ref(key);
+    X509_up_ref(cert);
+    pthread_mutex_lock(&p->lock);
+    EVP_PKEY *old_key = p->key;
+    X509 *old_cert = p->cert;
+    p->key = key;
+    p->cert = cert;
+    memcpy(p->fp, fp, BG_SIG_FP_LEN);
+    p->resign = true;
+    p->poked = true;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    EVP_PKEY_free(old_key);
+    X509_free(old_cert);
+    return BG_OK;
 }
 
 int
@@ -667,6 +809,8 @@ bg_pub_stop(bg_pub *p)
     for (int i = 0; i < BG_PUB_LISTS; i++)
         bg_pub_snap_release(p->cur[i]);
     bg_store_close(p->store);
+    EVP_PKEY_free(p->key);
+    X509_free(p->cert);
     free(p->status);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->built);

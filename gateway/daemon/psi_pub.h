@@ -67,18 +67,20 @@ typedef struct bg_pub_snap {
     bg_snap_info info;
     uint8_t sig[BG_SIG_MAX]; /* the city's signature over info.digest */
     size_t sig_len;
-    bg_snap_delta *delta; /* from the previous epoch of the same generation, or NULL */
+    uint8_t signer[BG_SIG_FP_LEN]; /* fingerprint of the certificate whose key made sig */
+    bg_snap_delta *delta;          /* from the previous epoch of the same generation, or NULL */
     bg_snap_info delta_info;
-    uint8_t *sk;          /* the generation's OPRF key (sodium_malloc'd, 32 bytes) */
-    int64_t published_ms; /* when it was installed (wall clock) */
+    uint8_t *sk;              /* the generation's OPRF key (sodium_malloc'd, 32 bytes) */
+    int64_t published_ms;     /* when it was installed (wall clock) */
+    struct bg_pub_snap *base; /* re-signed under a new key: snap, delta and sk are base's */
 } bg_pub_snap;
 
 /*
  * Starts the builder for the store in data_dir of city (the store may not
  * exist yet: then nothing is published until an import creates it). key
- * signs digests and status lists, cert goes with the status lists (both
- * borrowed: they must outlive the publisher). offered: the lists
- * the roster says this city offers (bg_pub_set_offered changes them).
+ * signs digests and status lists, cert goes with the status lists (the
+ * publisher takes its own references). offered: the lists the roster says
+ * this city offers (bg_pub_set_offered changes them).
  */
 int bg_pub_start(bg_pub **out, const char *data_dir, const char *city, EVP_PKEY *key, X509 *cert,
                  const bool offered[BG_LIST_COUNT], bg_err *err);
@@ -95,6 +97,14 @@ void bg_pub_poke(bg_pub *p);
 
 /* The roster changed: lists offered from now on (a withdrawn list stops being served). */
 void bg_pub_set_offered(bg_pub *p, const bool offered[BG_LIST_COUNT]);
+
+/*
+ * The city's certificate was rotated: key and cert (references taken) sign from now
+ * on. The builder re-signs what is published (same epochs: askers' caches stay good)
+ * and the status list; until then a publication says, in signer, which certificate
+ * signed it, so an answer carrying it can go out under that certificate.
+ */
+int bg_pub_set_identity(bg_pub *p, EVP_PKEY *key, X509 *cert, bg_err *err);
 
 /* Asks for a new key generation of list (a list name or "grades"), built in the
  * background; the new generation's first epoch replaces the current one. */

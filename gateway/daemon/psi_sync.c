@@ -24,6 +24,7 @@ typedef struct sync_state {
     uint8_t digest[BG_SNAP_DIGESTBYTES];
     uint8_t sig[BG_SIG_MAX];
     size_t sig_len;
+    bool resigned; /* we are current, but the peer signed the digest again */
     bg_snap_reader *rd;
 } sync_state;
 
@@ -91,6 +92,24 @@ sync_ask(pjob *j, gw_peer *p, const sync_state *st, size_t idx, bg_env_opened **
     return BG_OK;
 }
 
+/* We are current: if the peer signed the digest again (it rotated its certificate), the
+ * new signature, checked like a new one, is what attestations must carry from now on. */
+static int
+sync_resigned(pjob *j, sync_state *st, const bg_env_opened *o, const Baygate__SnapshotChunk *sc)
+{
+    const ProtobufCBinaryData *sig = &sc->digest_signature;
+    if (sig->len == 0 || sig->len > sizeof st->sig ||
+        (sig->len == st->cur->sig_len && sodium_memcmp(sig->data, st->cur->sig, sig->len) == 0))
+        return BG_OK;
+    int rc = verify_digest(j, o, st->digest, sig->data, sig->len);
+    if (rc == BG_OK) {
+        st->sig_len = sig->len;
+        memcpy(st->sig, sig->data, sig->len);
+        st->resigned = true;
+    }
+    return rc;
+}
+
 /* Chunk 0: what the peer will send (nothing, a delta, the full snapshot) and its
  * signed digest; a reader for the stream unless we are current. */
 static int
@@ -109,7 +128,7 @@ sync_first(pjob *j, sync_state *st, const bg_env_opened *o, const Baygate__Snaps
             psi_job_fail(j, BG_GW_E_BAD_ANSWER, "%s says we are current, but we are not", j->city);
             return BG_EPROTO;
         }
-        return BG_OK;
+        return sync_resigned(j, st, o, sc);
     }
     if (st->is_delta && cur == NULL) {
         psi_job_fail(j, BG_GW_E_BAD_ANSWER, "%s sent a delta to a snapshot we do not hold",
@@ -205,6 +224,12 @@ psi_sync_snapshot(pjob *j, gw_peer *p, gw_cached **out)
     int rc = sync_fetch(j, p, &st);
     if (rc == BG_OK && st.count == 0) {
         j->snapshot_kind = "cached";
+        gw_cached *nc = st.resigned ? gw_cached_resigned(st.cur, st.sig, st.sig_len) : NULL;
+        if (nc != NULL) {
+            gw_cache_put(&j->gw->cache, j->city, j->list, nc);
+            gw_cached_release(st.cur);
+            st.cur = nc;
+        }
         *out = st.cur; /* our reference becomes the caller's */
         return BG_OK;
     }

@@ -31,6 +31,25 @@ rt_fail(bg_rt_result *res, uint32_t code, const char *reason, int rc, const char
     return rc;
 }
 
+/* Least time left for sending a request again after a reset. */
+#define RT_RESEND_MIN_MS 100
+
+/* Sends env and waits for the answer. A connection reset with time left (the peer
+ * rebuilt its listener for a new CRL or certificate, closing every connection) sends
+ * the same bytes once more: a request the peer had not taken yet is then answered, and
+ * one it had is refused by its replay cache, so nothing is carried out twice. */
+static int
+rt_send(bg_tp_client *cli, const uint8_t *env, size_t len, uint8_t **ans, size_t *ans_len,
+        int timeout_ms, bg_tp_fail *tf, bg_err *err)
+{
+    int64_t t0 = mono_us();
+    int rc = bg_tp_call(cli, env, len, ans, ans_len, timeout_ms, tf, err);
+    int left = timeout_ms - (int)((mono_us() - t0) / 1000);
+    if (rc != BG_OK && *tf == BG_TP_RESET && left >= RT_RESEND_MIN_MS)
+        rc = bg_tp_call(cli, env, len, ans, ans_len, left, tf, err);
+    return rc;
+}
+
 /* A verified answer: an error body becomes the peer's refusal, anything else is *out. */
 static int
 rt_read(bg_env_opened *o, const char *peer, bg_env_opened **out, bg_rt_result *res)
@@ -69,7 +88,7 @@ bg_rt_call(bg_tp_client *cli, const bg_env_identity *id, bg_env_verifier *v, con
     crypto_hash_sha256(res->request_digest, env, env_len);
     bg_tp_fail tf = BG_TP_OK;
     int64_t t0 = mono_us();
-    int rc = bg_tp_call(cli, env, env_len, &ans, &ans_len, timeout_ms, &tf, &err);
+    int rc = rt_send(cli, env, env_len, &ans, &ans_len, timeout_ms, &tf, &err);
     res->latency_us = (uint32_t)(mono_us() - t0);
     free(env);
     if (rc != BG_OK)

@@ -38,7 +38,9 @@ typedef struct bg_rt_result {
  * Sends f to f->recipient at endpoint over cli. BG_OK: *out is the opened answer (any
  * body type but an error; the caller frees it). Otherwise *out is NULL and res says
  * why: BG_EABORTED the peer refused (res->code, res->refusal), BG_EIO transport,
- * BG_EPROTO the answer failed to open, BG_EINVAL sealing.
+ * BG_EPROTO the answer failed to open, BG_EINVAL sealing. A connection reset before
+ * the answer (the peer reloading its TLS listener) sends the same sealed bytes once
+ * more within timeout_ms: the peer's replay cache keeps it from being handled twice.
  */
 int bg_rt_call(bg_tp_client *cli, const bg_env_identity *id, bg_env_verifier *v,
                const char *endpoint, const bg_env_fields *f, bool with_cert, size_t max_msg,

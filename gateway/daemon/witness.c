@@ -93,10 +93,12 @@ witness_check(bg_gw *gw, gw_peer *p, const bg_audit_head *head,
 {
     bg_err err = {0};
     bg_audit_verdict verdict = BG_AUDIT_W_OK;
+    gw_ident *me = gw_ident_get(gw);
     pthread_mutex_lock(&gw->witness_store_lock);
-    int rc = bg_audit_witness_check(gw->witness, gw->id->key, p->city, head, proof, nproof,
+    int rc = bg_audit_witness_check(gw->witness, me->id->key, p->city, head, proof, nproof,
                                     bg_env_now_ms(), cosig, &verdict, &err);
     pthread_mutex_unlock(&gw->witness_store_lock);
+    gw_ident_release(me);
     if (rc == BG_OK) {
         atomic_fetch_add(&gw->cosigned, 1);
     } else if (verdict == BG_AUDIT_W_FORK || verdict == BG_AUDIT_W_INCONSISTENT ||
@@ -125,15 +127,18 @@ witness_deliver(bg_gw *gw, gw_peer *p, const bg_audit_cosig *cosig, uint64_t siz
     Baygate__CosignSubmit cs = BAYGATE__COSIGN_SUBMIT__INIT;
     cs.signed_cosignature.data = enc;
     cs.signed_cosignature.len = enc_len;
-    cs.certificate.data = gw->id->cert_der; /* for the peer's evidence bundles */
-    cs.certificate.len = gw->id->cert_der_len;
+    gw_ident *me = gw_ident_get(gw); /* the one the envelope below is sealed with */
+    cs.certificate.data = me->id->cert_der; /* for the peer's evidence bundles */
+    cs.certificate.len = me->id->cert_der_len;
     size_t blen = baygate__cosign_submit__get_packed_size(&cs);
     uint8_t *body = malloc(blen);
+    if (body != NULL)
+        baygate__cosign_submit__pack(&cs, body);
+    gw_ident_release(me);
     if (body == NULL) {
         bg_log(BG_LOG_ERROR, "audit.cosign_failed", "peer=%s error=\"out of memory\"", p->city);
         return;
     }
-    baygate__cosign_submit__pack(&cs, body);
     bg_env_opened *ack = NULL;
     bg_rt_result res = {0};
     int rc = witness_call(gw, p, BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN, body, blen,
