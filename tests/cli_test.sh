@@ -55,6 +55,44 @@ check "unknown command is an error" 2 "$bg" frobnicate
 expect "unknown command is named" err.txt "'frobnicate' is not a command"
 check "uscc --help" 0 "$bg" uscc --help
 
+# --- the conventions every command keeps ---
+# Every command `baygate help` lists, and every subcommand its usage names: --help
+# goes to stdout, exits 0 and has the sections help2man turns into man page sections.
+cmds=$("$bg" help | awk '/^commands:/ { on = 1; next } on && /^$/ { exit } on && /^  [a-z]/ { print $1 }')
+n_help=0
+for c in "" $cmds; do
+  subs=""
+  [[ -n $c && $c != help ]] &&
+    subs=$("$bg" "$c" --help 2>/dev/null | grep -oE "^(usage:)? +baygate $c [a-z][a-z-]*" | awk '{ print $NF }' | sort -u)
+  for s in "" $subs; do
+    # shellcheck disable=SC2086 # empty words vanish on purpose
+    "$bg" $c $s --help >out.txt 2>err.txt
+    rc=$?
+    if [[ $rc == 0 && ! -s err.txt ]] && grep -q '^usage:' out.txt && grep -qx EXAMPLES out.txt &&
+      grep -qx 'EXIT STATUS' out.txt; then
+      n_help=$((n_help + 1))
+    else
+      fail=$((fail + 1))
+      echo "FAIL 'baygate $c $s --help': exit $rc, stderr $(wc -c <err.txt) bytes; usage/EXAMPLES/EXIT STATUS: $(grep -c '^usage:\|^EXAMPLES$\|^EXIT STATUS$' out.txt)"
+    fi
+  done
+done
+((n_help >= 30)) && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL only $n_help --help texts"; }
+check "a misspelt command" 2 "$bg" qurey
+expect_eq "a misspelt command: did you mean" "$(cat err.txt)" $'baygate: \'qurey\' is not a command; did you mean \'query\'?\nsee \'baygate help\''
+check "a misspelt subcommand" 2 "$bg" ca isue --dir CA
+expect "a misspelt subcommand: did you mean" err.txt "baygate ca: no subcommand 'isue'; did you mean 'issue'?"
+check "a misspelt option" 2 "$bg" query --dir GW --peers all --purpose p --in x --list serious-dishonesty
+expect_eq "a misspelt option: did you mean" "$(head -1 err.txt)" "baygate query: unknown option '--peers'; did you mean '--peer'?"
+check "a far-off option" 2 "$bg" gen --frobnicate
+expect_eq "a far-off option: no guess" "$(head -1 err.txt)" "baygate gen: unknown option '--frobnicate'"
+check "a missing required option" 2 "$bg" query --dir GW --peer all --list serious-dishonesty --in ids.txt
+expect_eq "a missing required option: said first, then the hint" "$(cat err.txt)" $'baygate query: --purpose is required\nsee \'baygate query --help\''
+check "a missing value" 2 "$bg" status --dir
+expect_eq "a missing value: said first" "$(head -1 err.txt)" "baygate status: --dir needs a value"
+check "psi-rotate without --list" 2 "$bg" psi-rotate --dir GW
+expect_eq "psi-rotate without --list: said" "$(head -1 err.txt)" "baygate psi-rotate: --list is required"
+
 # --- uscc check ---
 check "valid codes exit 0" 0 "$bg" uscc check 914403001922038216 " ９１４４０３００７０８４６１１３６ｔ "
 expect_eq "canonical output" "$(cat out.txt)" $'OK 914403001922038216\nOK 91440300708461136T'

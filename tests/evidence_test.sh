@@ -75,7 +75,7 @@ query() {
 query --csv
 expect_eq "1. query --csv: exit" "$?" 0
 hex32='^[0-9a-f]{32}$'
-if [[ $(head -1 q.out) == *",list,request_id" ]]; then
+if [[ $(head -1 q.out) == *",list,grade_status,request_id" ]]; then
   ok "1. the CSV header ends with request_id"
 else
   bad "1. CSV header" "$(head -1 q.out)"

@@ -531,7 +531,15 @@ awk -v t="$today" '$4 >= t { print $1 }' truth.gr2.440300 | sort >want.attested
 expect_same "8. exactly the grades still valid are attested" got.attested want.attested
 bad_map=$(awk -F, '$1 == 440300 && $4 != "" && $12 != index("ABCD", $5)' q.out | wc -l)
 expect_eq "8. every common grade follows the roster's grade_map (A:1 .. D:4)" "$bad_map" 0
+# Each graded row has its grade status, never a bare grade: the CSV's last column.
+expect_eq "8. the CSV's last columns are grade_status, request_id" \
+  "$(head -1 q.out | awk -F, '{ print $(NF - 1), $NF }')" "grade_status request_id"
+awk -F, 'NR > 1 && $1 == 440300 && $5 != "" { print $(NF - 1) }' q.out | sort | uniq -c | awk '{ print $2 }' >got.gstatus
+expect_eq "8. every graded row says attested (all of Shenzhen's are current)" "$(paste -sd' ' got.gstatus)" attested
+bare=$(awk -F, 'NR > 1 && ($5 != "") != ($(NF - 1) != "")' q.out | wc -l)
+expect_eq "8. no grade without a grade status, no status without a grade" "$bare" 0
 u=$(head -1 got.attested)
+v=$(sed -n 2p got.attested)
 "$bg" attest verify "att1/440300-$u.att" --ca CA --roster roster.pb --status att1/440300.status \
   >v.out 2>&1
 if [[ $? == 0 ]] && grep -q "^OK: 440300 (Shenzhen) evaluated $u: grade" v.out; then
@@ -555,6 +563,8 @@ new_grade=A
 {
   echo "uscc,name,grade,evaluated_at,valid_until"
   echo "$u,整改后重新评价企业,$new_grade,$today,$(date -u -d '+1 year' +%F)"
+  # and v's evaluation now ended yesterday: never published as current
+  echo "$v,评价已过期企业,B,$(date -u -d '-2 years' +%F),$(date -u -d '-1 day' +%F)"
 } >sz-regrade.csv
 statuses() { grep -c " attest.status_published " gw440300.log; }
 n_status=$(statuses)
@@ -579,6 +589,22 @@ for asker in 440100 440600; do
     bad "8. the old attestation is revoked at $asker" "$(cat v.out)"
   fi
 done
+
+# An evaluation past its valid_until at the answering city is not published: the
+# asker shows v as not matched, with no grade and no grade status.
+echo "$v" >one.txt
+"$bg" query --dir gw440100 --peer 440300 --grades --purpose supervision --in one.txt --csv >q2.out 2>&1
+expect_eq "8. an expired evaluation is not shown as current (status, grade, grade_status)" \
+  "$(awk -F, -v v="$v" '$16 == v { print $14 "|" $5 "|" $(NF - 1) }' q2.out)" "not matched||"
+# The table puts each grade's standing before it.
+printf '%s\n%s\n' "$u" "$v" >two.txt
+"$bg" query --dir gw440100 --peer 440300 --grades --purpose supervision --in two.txt >q2.out 2>&1
+if grep -q "1 graded (status list [0-9]*): 1 attested, 0 unattested, 0 expired" q2.out &&
+  grep -Eq "$u  matched  attested +$new_grade " q2.out && grep -q "$v  not matched$" q2.out; then
+  ok "8. the table says each grade's standing: $(grep "$u" q2.out | cut -c1-70)"
+else
+  bad "8. the table says each grade's standing" "$(cat q2.out)"
+fi
 
 # 9. Evidence: every gateway's log verifies, holds no identifier, and records
 # the lending query's authorisation reference on both sides.

@@ -44,7 +44,17 @@ attest_usage(FILE *f)
             "the issuer's signed status list (--status; --min-status: the lowest list number\n"
             "accepted). It prints 'OK: ...' or 'FAIL: <reason>' (exit 1). --at checks as of\n"
             "a day (UTC midnight) instead of now. --ca may be the CA directory.\n"
-            "'show' and 'status-show' print a file's fields without verifying them.\n");
+            "'show' and 'status-show' print a file's fields without verifying them.\n"
+            "\n"
+            "EXAMPLES\n"
+            "  baygate attest verify 440300-CODE.att --ca ca.crt --roster roster.pb --status "
+            "440300.status\n"
+            "  baygate attest show --json 440300-CODE.att\n"
+            "\n"
+            "EXIT STATUS\n"
+            "  0  verified (verify), or shown (show, status-show)\n"
+            "  1  refused (the reason after FAIL:) or malformed\n"
+            "  2  usage error or a file that cannot be read\n");
 }
 
 struct attest_opts {
@@ -69,7 +79,7 @@ parse_opts(const char *cmd, int argc, char **argv, struct attest_opts *o, bool v
     };
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             o->ca = optarg;
@@ -97,16 +107,13 @@ parse_opts(const char *cmd, int argc, char **argv, struct attest_opts *o, bool v
             attest_usage(stdout);
             return -1;
         default:
-            attest_usage(stderr);
-            return BG_EXIT_ERROR;
+            return bg_cli_bad_option(cmd, ch, argv, opts);
         }
         if (!verify && ch != 'j')
             return bg_cli_fail(cmd, "only --json applies here");
     }
-    if (optind + 1 != argc) {
-        attest_usage(stderr);
-        return bg_cli_fail(cmd, "give exactly one file");
-    }
+    if (optind + 1 != argc)
+        return bg_cli_usage_error(cmd, "give exactly one file");
     o->file = argv[optind];
     return BG_EXIT_OK;
 }
@@ -347,17 +354,18 @@ attest_status_show(const struct attest_opts *o)
 int
 bg_cmd_attest(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        attest_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? BG_EXIT_ERROR : BG_EXIT_OK;
+    static const char *const names[] = {"verify", "show", "status-show"};
+    if (argc < 2)
+        return bg_cli_usage_error("attest", "which one? verify, show or status-show");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        attest_usage(stdout);
+        return BG_EXIT_OK;
     }
     const char *sub = argv[1];
     struct attest_opts o = {0};
     bool verify = strcmp(sub, "verify") == 0;
-    if (!verify && strcmp(sub, "show") != 0 && strcmp(sub, "status-show") != 0) {
-        attest_usage(stderr);
-        return bg_cli_fail("attest", "no subcommand '%s'", sub);
-    }
+    if (!verify && strcmp(sub, "show") != 0 && strcmp(sub, "status-show") != 0)
+        return bg_cli_unknown("attest", sub, names, sizeof names / sizeof names[0]);
     char cmd[32];
     snprintf(cmd, sizeof cmd, "attest %s", sub);
     int rc = parse_opts(cmd, argc - 1, argv + 1, &o, verify);

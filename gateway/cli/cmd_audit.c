@@ -55,7 +55,17 @@ audit_usage(FILE *f)
                "evidence bundle (leaves, proofs, signed head, cosignatures, certificates)\n"
                "and 'verify-bundle' checks one anywhere with only the CA certificate and\n"
                "the roster (`baygate audit SUB --help` for each).\n"
-               "Exit 0 ok, 1 something does not verify, 2 usage or operational error.\n");
+
+               "\n"
+               "EXAMPLES\n"
+               "  baygate audit head --dir GZ\n"
+               "  baygate audit verify --dir GZ --json\n"
+               "  baygate audit proof --dir SZ --leaf 42 --size 96\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  ok\n"
+               "  1  something does not verify\n"
+               "  2  usage or operational error\n");
 }
 
 struct audit_opts {
@@ -691,7 +701,7 @@ parse_opts(int argc, char **argv, struct audit_opts *o, bool *done)
     memset(o, 0, sizeof *o);
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         uint64_t *num = ch == 'l' ? &o->leaf : ch == 's' ? &o->size : ch == 'f' ? &o->from : &o->to;
         bool *has = ch == 'l'   ? &o->has_leaf
                     : ch == 's' ? &o->has_size
@@ -720,14 +730,13 @@ parse_opts(int argc, char **argv, struct audit_opts *o, bool *done)
             audit_usage(stdout);
             return BG_EXIT_OK;
         default:
-            audit_usage(stderr);
-            return BG_EXIT_ERROR;
+            return bg_cli_bad_option(cmd, ch, argv, opts);
         }
     }
     if (optind != argc)
-        return bg_cli_fail(cmd, "unexpected argument '%s'", argv[optind]);
+        return bg_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (o->dir == NULL)
-        return bg_cli_fail(cmd, "--dir GW is required");
+        return bg_cli_usage_error(cmd, "--dir GW is required");
     *done = false;
     return BG_EXIT_OK;
 }
@@ -739,10 +748,11 @@ bg_cmd_audit(int argc, char **argv)
         audit_usage(stdout);
         return BG_EXIT_OK;
     }
-    if (argc < 2) {
-        audit_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
+    static const char *const names[] = {"head",    "proof", "consistency", "verify",
+                                        "witness", "find",  "export",      "verify-bundle"};
+    if (argc < 2 || argv[1][0] == '-')
+        return bg_cli_usage_error("audit", "which one? head, proof, consistency, verify, "
+                                           "witness, find, export or verify-bundle");
     const char *sub = argv[1], *cmd = "audit";
     if (strcmp(sub, "find") == 0)
         return bg_cmd_audit_find(argc - 1, argv + 1);
@@ -750,11 +760,11 @@ bg_cmd_audit(int argc, char **argv)
         return bg_cmd_audit_export(argc - 1, argv + 1);
     if (strcmp(sub, "verify-bundle") == 0)
         return bg_cmd_audit_verify_bundle(argc - 1, argv + 1);
-    if (sub[0] == '-') {
-        audit_usage(stderr);
-        return bg_cli_fail(cmd, "which one? head, proof, consistency, verify, witness, find, "
-                                "export or verify-bundle");
-    }
+    size_t k = 0, n = sizeof names / sizeof names[0];
+    while (k < n && strcmp(sub, names[k]) != 0)
+        k++;
+    if (k == n)
+        return bg_cli_unknown(cmd, sub, names, n);
     struct audit_opts o;
     bool done = false;
     int ex = parse_opts(argc - 1, argv + 1, &o, &done);
@@ -769,17 +779,13 @@ bg_cmd_audit(int argc, char **argv)
         return with_log("audit head", &o, audit_head);
     if (proofish)
         return o.has_leaf ? with_log("audit proof", &o, audit_proof)
-                          : bg_cli_fail("audit proof", "--leaf N is required");
+                          : bg_cli_usage_error("audit proof", "--leaf N is required");
     if (cons)
         return o.has_from ? with_log("audit consistency", &o, audit_consistency)
-                          : bg_cli_fail("audit consistency", "--from A is required");
+                          : bg_cli_usage_error("audit consistency", "--from A is required");
     if (strcmp(sub, "verify") == 0)
         return audit_verify(&o);
     if (strcmp(sub, "witness") == 0)
         return audit_witness(&o);
-    audit_usage(stderr);
-    return bg_cli_fail(cmd,
-                       "no subcommand '%s' (head, proof, consistency, verify, witness, find, "
-                       "export, verify-bundle)",
-                       sub);
+    return bg_cli_unknown(cmd, sub, names, n);
 }

@@ -41,27 +41,44 @@ export_usage(FILE *f)
                "Until a witness has cosigned a head that covers the leaves (every [audit]\n"
                "witness_interval_s) the bundle is refused (exit 1), unless --unwitnessed.\n"
                "Read-only: safe while the gateway serves.\n"
-               "Exit 0 written, 1 nothing to write (no leaf with ID, no signed head or no\n"
-               "witness yet), 2 usage or operational error.\n");
+
+               "\n"
+               "EXAMPLES\n"
+               "  baygate audit export --dir GZ --request 0123456789abcdef0123456789abcdef --out "
+               "bundle.pb\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  written\n"
+               "  1  nothing to write (no leaf with ID, no signed head or no witness yet)\n"
+               "  2  usage or operational error\n");
 }
 
 static void
 verify_usage(FILE *f)
 {
-    fprintf(f, "usage: baygate audit verify-bundle FILE --ca CA.crt --roster roster.pb\n"
-               "                                   [--crl crl.pem] [--at T] [--min-witnesses N]\n"
-               "                                   [--json]\n\n"
-               "Checks an evidence bundle offline with the federation CA certificate and a\n"
-               "signed roster alone: the city that kept the log is a member and its\n"
-               "certificate (carried in the bundle) chains to the CA, is not revoked (with\n"
-               "--crl) and is the one the roster pins; the tree head is signed with it;\n"
-               "every leaf decodes, has the bundle's request id and its inclusion proof\n"
-               "leads to the head's root; every cosignature is by another member, with its\n"
-               "pinned certificate, on that head or on a later one shown consistent with it;\n"
-               "and at least N witnesses (default 1) cosigned. Certificates are checked as\n"
-               "of T (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ; default now): give the roster and\n"
-               "CRL of that time too. Prints what it verified, or FAIL: and the first thing\n"
-               "that does not hold. Exit 0 verified, 1 not, 2 usage or unreadable files.\n");
+    fprintf(f,
+            "usage: baygate audit verify-bundle FILE --ca CA.crt --roster roster.pb\n"
+            "                                   [--crl crl.pem] [--at T] [--min-witnesses N]\n"
+            "                                   [--json]\n\n"
+            "Checks an evidence bundle offline with the federation CA certificate and a\n"
+            "signed roster alone: the city that kept the log is a member and its\n"
+            "certificate (carried in the bundle) chains to the CA, is not revoked (with\n"
+            "--crl) and is the one the roster pins; the tree head is signed with it;\n"
+            "every leaf decodes, has the bundle's request id and its inclusion proof\n"
+            "leads to the head's root; every cosignature is by another member, with its\n"
+            "pinned certificate, on that head or on a later one shown consistent with it;\n"
+            "and at least N witnesses (default 1) cosigned. Certificates are checked as\n"
+            "of T (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ; default now): give the roster and\n"
+            "CRL of that time too. Prints what it verified, or FAIL: and the first thing\n"
+            "that does not hold.\n"
+            "\n"
+            "EXAMPLES\n"
+            "  baygate audit verify-bundle bundle.pb --ca ca.crt --roster roster.pb --crl crl.pem\n"
+            "\n"
+            "EXIT STATUS\n"
+            "  0  verified\n"
+            "  1  does not verify\n"
+            "  2  usage error or unreadable files\n");
 }
 
 /* The CA, its trust (with the CRL if given) and the roster it signed. */
@@ -245,12 +262,13 @@ bg_cmd_audit_export(int argc, char **argv)
             export_usage(stdout);
             return BG_EXIT_OK;
         } else
-            return bg_cli_bad_option("audit export", ch, argv);
+            return bg_cli_bad_option("audit export", ch, argv, opts);
     }
     if (optind != argc)
-        return bg_cli_fail("audit export", "unexpected argument '%s'", argv[optind]);
+        return bg_cli_usage_error("audit export", "unexpected argument '%s'", argv[optind]);
     if (o.dir == NULL || !o.has_request || o.out == NULL)
-        return bg_cli_fail("audit export", "--dir GW, --request ID and --out FILE are required");
+        return bg_cli_usage_error("audit export",
+                                  "--dir GW, --request ID and --out FILE are required");
     return export_run(&o);
 }
 
@@ -404,12 +422,12 @@ bg_cmd_audit_verify_bundle(int argc, char **argv)
             verify_usage(stdout);
             return BG_EXIT_OK;
         } else if (ch != 'm')
-            return bg_cli_bad_option(cmd, ch, argv);
+            return bg_cli_bad_option(cmd, ch, argv, opts);
     }
     if (optind + 1 != argc)
-        return bg_cli_fail(cmd, "give one bundle FILE (see --help)");
+        return bg_cli_usage_error(cmd, "give one bundle FILE");
     o.file = argv[optind];
     if (o.ca == NULL || o.roster == NULL)
-        return bg_cli_fail(cmd, "--ca CA.crt and --roster roster.pb are required");
+        return bg_cli_usage_error(cmd, "--ca CA.crt and --roster roster.pb are required");
     return verify_run(&o);
 }

@@ -29,8 +29,16 @@ find_usage(FILE *f)
                "(T is YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix seconds; --until with a date\n"
                "alone takes the whole day). Each leaf: index, time, kind, peer, purpose,\n"
                "list, outcome, request id. Read-only: safe while the gateway serves.\n"
-               "Exit 0 (also when nothing matches), 1 the log is damaged, 2 usage or\n"
-               "operational error.\n");
+
+               "\n"
+               "EXAMPLES\n"
+               "  baygate audit find --dir GZ --request 0123456789abcdef0123456789abcdef\n"
+               "  baygate audit find --dir GZ --peer 440300 --since 2025-01-01 --json\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  done (also when nothing matches)\n"
+               "  1  the log is damaged\n"
+               "  2  usage or operational error\n");
 }
 
 int
@@ -143,7 +151,7 @@ struct find_opts {
 
 /* One option (getopt's ch): -1 to go on, else the exit code. */
 static int
-find_opt(struct find_opts *o, int ch, const char *arg, char *const *argv)
+find_opt(struct find_opts *o, int ch, const char *arg)
 {
     bg_audit_filter *f = &o->f;
     size_t n = 0;
@@ -181,11 +189,9 @@ find_opt(struct find_opts *o, int ch, const char *arg, char *const *argv)
     case 'j':
         o->json = true;
         return -1;
-    case 'h':
+    default: /* 'h' */
         find_usage(stdout);
         return BG_EXIT_OK;
-    default:
-        return bg_cli_bad_option("audit find", ch, argv);
     }
 }
 
@@ -253,13 +259,16 @@ bg_cmd_audit_find(int argc, char **argv)
     int ch, rc;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-        if ((rc = find_opt(&o, ch, optarg, argv)) != -1)
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (ch == '?' || ch == ':')
+            return bg_cli_bad_option("audit find", ch, argv, opts);
+        if ((rc = find_opt(&o, ch, optarg)) != -1)
             return rc;
+    }
     if (optind != argc)
-        return bg_cli_fail("audit find", "unexpected argument '%s'", argv[optind]);
+        return bg_cli_usage_error("audit find", "unexpected argument '%s'", argv[optind]);
     if (o.dir == NULL)
-        return bg_cli_fail("audit find", "--dir GW is required");
+        return bg_cli_usage_error("audit find", "--dir GW is required");
     if (o.f.has_since && o.f.has_until && o.f.since_ms > o.f.until_ms)
         return bg_cli_fail("audit find", "--since is after --until");
     return find_run(&o);

@@ -44,7 +44,16 @@ ca_usage(FILE *f)
             "--days/--hours) to every gateway.\n"
             "'list' shows every certificate issued: city, name, serial, not-after, days\n"
             "left (negative once expired), and valid, expired or REVOKED with the date\n"
-            "(as the index says: peers see a revocation with the next 'crl').\n",
+            "(as the index says: peers see a revocation with the next 'crl').\n"
+            "\n"
+            "EXAMPLES\n"
+            "  baygate ca init --dir CA --name \"Greater Bay Area Credit Federation\"\n"
+            "  baygate ca issue --dir CA --csr GZ/city.csr --out GZ/city.crt\n"
+            "  baygate ca revoke --dir CA --city 440600 && baygate ca crl --dir CA --out crl.pem\n"
+            "\n"
+            "EXIT STATUS\n"
+            "  0  done\n"
+            "  2  usage or operational error\n",
             BG_PKI_CA_NAME_DEFAULT, BG_PKI_CA_DAYS_DEFAULT, BG_PKI_CITY_DAYS_DEFAULT,
             BG_PKI_CRL_DAYS_DEFAULT);
 }
@@ -76,7 +85,7 @@ parse_opts(const char *cmd, int argc, char **argv, struct ca_opts *o)
     };
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
             o->dir = optarg;
@@ -122,16 +131,13 @@ parse_opts(const char *cmd, int argc, char **argv, struct ca_opts *o)
             ca_usage(stdout);
             return -1;
         default:
-            ca_usage(stderr);
-            return BG_EXIT_ERROR;
+            return bg_cli_bad_option(cmd, ch, argv, opts);
         }
     }
-    if (optind < argc) {
-        ca_usage(stderr);
-        return bg_cli_fail(cmd, "unexpected argument '%s'", argv[optind]);
-    }
+    if (optind < argc)
+        return bg_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (o->dir == NULL)
-        return bg_cli_fail(cmd, "--dir CA is required");
+        return bg_cli_usage_error(cmd, "--dir CA is required");
     return BG_EXIT_OK;
 }
 
@@ -434,9 +440,12 @@ ca_list(const struct ca_opts *o)
 int
 bg_cmd_ca(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        ca_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? BG_EXIT_ERROR : BG_EXIT_OK;
+    static const char *const names[] = {"init", "issue", "cert", "revoke", "crl", "list"};
+    if (argc < 2)
+        return bg_cli_usage_error("ca", "which one? init, issue, cert, revoke, crl or list");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        ca_usage(stdout);
+        return BG_EXIT_OK;
     }
     static const struct {
         const char *name;
@@ -458,6 +467,5 @@ bg_cmd_ca(int argc, char **argv)
             return rc;
         return subs[i].run(&o);
     }
-    ca_usage(stderr);
-    return bg_cli_fail("ca", "no subcommand '%s'", argv[1]);
+    return bg_cli_unknown("ca", argv[1], names, sizeof names / sizeof names[0]);
 }

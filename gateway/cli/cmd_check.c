@@ -69,7 +69,16 @@ check_usage(FILE *f)
         "  serve          whether a gateway serves GW now, and its pid\n"
         "Nothing is written: it is safe while GW serves. --json prints one object:\n"
         "{\"dir\",\"checks\":[{\"check\",\"status\",\"detail\"}],\"failed\",\"warnings\",\"ok\"}.\n"
-        "Exit 0 if no check failed (warnings allowed), 1 if one did, 2 usage.\n",
+
+        "\n"
+        "EXAMPLES\n"
+        "  baygate check --dir GZ\n"
+        "  baygate check --dir GZ --json\n"
+        "\n"
+        "EXIT STATUS\n"
+        "  0  no check failed (warnings allowed)\n"
+        "  1  a check failed\n"
+        "  2  usage error\n",
         BG_CONFIG_FILE, CHECK_CERT_WARN_DAYS);
 }
 
@@ -614,15 +623,13 @@ bg_cmd_check(int argc, char **argv)
             check_usage(stdout);
             return BG_EXIT_OK;
         default:
-            return bg_cli_bad_option("check", ch, argv);
+            return bg_cli_bad_option("check", ch, argv, opts);
         }
     }
     if (optind < argc)
-        return bg_cli_fail("check", "unexpected argument '%s'", argv[optind]);
-    if (c.dir == NULL) {
-        check_usage(stderr);
-        return bg_cli_fail("check", "--dir GW is required");
-    }
+        return bg_cli_usage_error("check", "unexpected argument '%s'", argv[optind]);
+    if (c.dir == NULL)
+        return bg_cli_usage_error("check", "--dir GW is required");
     if (c.json) {
         printf("{\"dir\":");
         bg_json_cstr(stdout, c.dir);

@@ -20,7 +20,16 @@ demo_usage(FILE *f)
                "attestations, a repair that revokes the old attestation, an evidence-log\n"
                "proof verified against another city's cosigned root, a rogue being refused,\n"
                "and shuts everything down. Every answer is checked; the last line is the\n"
-               "verdict (exit 0 only if every check passed).\n");
+               "verdict.\n"
+               "\n"
+               "EXAMPLES\n"
+               "  baygate demo\n"
+               "  baygate demo --dir /tmp/tour --count 5000\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  every check passed\n"
+               "  1  a check failed\n"
+               "  2  usage or operational error\n");
 }
 
 int
@@ -34,7 +43,7 @@ bg_cmd_demo(int argc, char **argv)
     bg_demo_opts o = {.dir = "baygate-demo", .count = 20000, .seed = 2021, .dirty = 0.0005};
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:n:s:r:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":d:n:s:r:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
             o.dir = optarg;
@@ -55,13 +64,10 @@ bg_cmd_demo(int argc, char **argv)
             demo_usage(stdout);
             return BG_EXIT_OK;
         default:
-            demo_usage(stderr);
-            return BG_EXIT_ERROR;
+            return bg_cli_bad_option("demo", ch, argv, opts);
         }
     }
-    if (optind != argc) {
-        demo_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
+    if (optind != argc)
+        return bg_cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
     return bg_demo_run(&o);
 }

@@ -37,17 +37,26 @@ gen_usage(FILE *f)
                "  --city CODE        prefecture-level city code:");
     for (size_t i = 0; bg_gen_cities[i] != NULL; i++)
         fprintf(f, " %s", bg_gen_cities[i]);
-    fprintf(f,
-            "\n"
-            "  --count N          rows to write\n"
-            "  --seed S           random seed (default 1)\n"
-            "  --share FILE       another city's file: some rows reuse its enterprises\n"
-            "  --share-rate P     fraction of rows taken from FILE (0..1; needs --share)\n"
-            "  --dirty R          fraction of rows with one injected defect (0..1, default 0)\n"
-            "  --as-of DATE       reference date; all dates fall around it (default today, UTC)\n"
-            "  --out FILE         output file (default or '-': standard output)\n"
-            "  -q, --quiet        no summary on standard error\n"
-            "  -h, --help         show this help\n");
+    fprintf(
+        f,
+        "\n"
+        "  --count N          rows to write\n"
+        "  --seed S           random seed (default 1)\n"
+        "  --share FILE       another city's file: some rows reuse its enterprises\n"
+        "  --share-rate P     fraction of rows taken from FILE (0..1; needs --share)\n"
+        "  --dirty R          fraction of rows with one injected defect (0..1, default 0)\n"
+        "  --as-of DATE       reference date; all dates fall around it (default today, UTC)\n"
+        "  --out FILE         output file (default or '-': standard output)\n"
+        "  -q, --quiet        no summary on standard error\n"
+        "  -h, --help         show this help\n"
+        "\n"
+        "EXAMPLES\n"
+        "  baygate gen --city 440300 --count 20000 --seed 7 --out sz.csv\n"
+        "  baygate gen --city 440100 --count 20000 --share sz.csv --share-rate 0.1 --out gz.csv\n"
+        "\n"
+        "EXIT STATUS\n"
+        "  0  written\n"
+        "  2  usage or operational error\n");
 }
 
 static void
@@ -183,11 +192,11 @@ parse_args(int argc, char **argv, gen_args *g, bool *done)
             gen_usage(stdout);
             return BG_EXIT_OK;
         default:
-            return bg_cli_bad_option("gen", c, argv);
+            return bg_cli_bad_option("gen", c, argv, longopts);
         }
     }
     if (optind < argc)
-        return bg_cli_fail("gen", "unexpected argument '%s'", argv[optind]);
+        return bg_cli_usage_error("gen", "unexpected argument '%s'", argv[optind]);
     *done = false;
     return BG_EXIT_OK;
 }
@@ -197,9 +206,9 @@ static int
 check_args(gen_args *g)
 {
     if (g->city == NULL)
-        return bg_cli_fail("gen", "--city is required; see 'baygate gen --help'");
+        return bg_cli_usage_error("gen", "--city is required");
     if (!g->have_count)
-        return bg_cli_fail("gen", "--count is required; see 'baygate gen --help'");
+        return bg_cli_usage_error("gen", "--count is required");
     if (g->opts.share_path != NULL && !g->have_rate)
         return bg_cli_fail("gen", "--share needs --share-rate");
     if (g->have_rate && g->opts.share_path == NULL)

@@ -63,12 +63,14 @@ usage(FILE *f)
             "gateway never publishes them as current). Bad rows are quarantined to the\n"
             "report and the rest imported (exit 0), unless --strict.\n"
             "\n"
-            "Exit status: 0 imported, already imported or dry run; 1 strict import aborted or\n"
-            "removal refused; 2 usage or operational error.\n"
-            "\n"
-            "examples:\n"
+            "EXAMPLES\n"
             "  baygate import --dir GZ credit.csv\n"
-            "  baygate import --dir GZ --dry-run --replace serious-dishonesty full-list.csv\n");
+            "  baygate import --dir GZ --dry-run --replace serious-dishonesty full-list.csv\n"
+            "\n"
+            "EXIT STATUS\n"
+            "  0  imported, already imported or dry run\n"
+            "  1  strict import aborted or removal refused\n"
+            "  2  usage or operational error\n");
 }
 
 typedef struct progress_ctx {
@@ -341,7 +343,7 @@ parse_replace(const char *v, unsigned *bits)
 }
 
 static int
-parse_option(int ch, import_args *a, char **argv)
+parse_option(int ch, import_args *a)
 {
     switch (ch) {
     case 'D':
@@ -394,7 +396,7 @@ parse_option(int ch, import_args *a, char **argv)
         break;
     }
     default:
-        return bg_cli_bad_option(CMD, ch, argv);
+        return BG_EXIT_ERROR;
     }
     return BG_EXIT_OK;
 }
@@ -430,15 +432,17 @@ parse_args(int argc, char **argv, import_args *a, bool *done)
             usage(stdout);
             return BG_EXIT_OK;
         }
-        if (parse_option(ch, a, argv) != BG_EXIT_OK)
+        if (ch == '?' || ch == ':')
+            return bg_cli_bad_option(CMD, ch, argv, longopts);
+        if (parse_option(ch, a) != BG_EXIT_OK)
             return BG_EXIT_ERROR;
     }
     if (optind != argc - 1)
-        return bg_cli_fail(CMD, "%s; see 'baygate import --help'",
-                           optind >= argc ? "no input file given" : "give exactly one input file");
+        return bg_cli_usage_error(
+            CMD, "%s", optind >= argc ? "no input file given" : "give exactly one input file");
     a->file = argv[optind];
     if (a->data_dir == NULL && a->gw_dir == NULL)
-        return bg_cli_fail(CMD, "--dir GW or --data-dir DIR is required");
+        return bg_cli_usage_error(CMD, "--dir GW or --data-dir DIR is required");
     *done = false;
     return BG_EXIT_OK;
 }

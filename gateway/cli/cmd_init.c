@@ -27,17 +27,25 @@
 static void
 init_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: baygate init --city CODE --name NAME --dir DIR [--listen URL]\n\n"
-            "Creates a city gateway directory DIR (mode 0700) holding:\n"
-            "  %s  configuration (listen address, local API socket, paths, timeouts)\n"
-            "  city.key     the city's private key (ECDSA P-256, mode 0600; never leaves DIR)\n"
-            "  %s     the certificate request to send to the federation operator\n"
-            "CODE is the city's 6-digit division code, one of the Greater Bay Area's\n"
-            "(Guangzhou 440100, Shenzhen 440300, Foshan 440600, ...; a wrong one is refused\n"
-            "with the list); URL defaults to %s.\n"
-            "DIR must not exist or be empty: init never overwrites anything.\n",
-            BG_CONFIG_FILE, CSR_FILE, BG_CONFIG_LISTEN_DEFAULT);
+    fprintf(
+        f,
+        "usage: baygate init --city CODE --name NAME --dir DIR [--listen URL]\n\n"
+        "Creates a city gateway directory DIR (mode 0700) holding:\n"
+        "  %s  configuration (listen address, local API socket, paths, timeouts)\n"
+        "  city.key     the city's private key (ECDSA P-256, mode 0600; never leaves DIR)\n"
+        "  %s     the certificate request to send to the federation operator\n"
+        "CODE is the city's 6-digit division code, one of the Greater Bay Area's\n"
+        "(Guangzhou 440100, Shenzhen 440300, Foshan 440600, ...; a wrong one is refused\n"
+        "with the list); URL defaults to %s.\n"
+        "DIR must not exist or be empty: init never overwrites anything.\n"
+        "\n"
+        "EXAMPLES\n"
+        "  baygate init --city 440100 --name Guangzhou --dir GZ --listen tls+tcp://0.0.0.0:7501\n"
+        "\n"
+        "EXIT STATUS\n"
+        "  0  created\n"
+        "  2  usage or operational error (DIR not empty, unknown city code)\n",
+        BG_CONFIG_FILE, CSR_FILE, BG_CONFIG_LISTEN_DEFAULT);
 }
 
 /* Makes dir (0700), or accepts an existing empty directory. */
@@ -128,7 +136,7 @@ bg_cmd_init(int argc, char **argv)
     const char *city = NULL, *name = NULL, *dir = NULL, *listen = NULL;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             city = optarg;
@@ -146,18 +154,13 @@ bg_cmd_init(int argc, char **argv)
             init_usage(stdout);
             return BG_EXIT_OK;
         default:
-            init_usage(stderr);
-            return BG_EXIT_ERROR;
+            return bg_cli_bad_option("init", ch, argv, opts);
         }
     }
-    if (optind < argc) {
-        init_usage(stderr);
-        return bg_cli_fail("init", "unexpected argument '%s'", argv[optind]);
-    }
-    if (city == NULL || name == NULL || dir == NULL) {
-        init_usage(stderr);
-        return bg_cli_fail("init", "--city, --name and --dir are required");
-    }
+    if (optind < argc)
+        return bg_cli_usage_error("init", "unexpected argument '%s'", argv[optind]);
+    if (city == NULL || name == NULL || dir == NULL)
+        return bg_cli_usage_error("init", "--city, --name and --dir are required");
     if (!bg_city_code_valid(city))
         return bg_cli_fail("init", "--city: '%s' is not a 6-digit city code", city);
     if (bg_city_name(city) == NULL) {

@@ -173,7 +173,16 @@ ping_usage(FILE *f)
                "Asks the gateway of GW to make an authenticated round trip (signed\n"
                "envelopes over mutual TLS) to a peer, or to every peer in the roster.\n"
                "Prints the peer's identity, its roster serial and the latency, or the\n"
-               "check that failed. Exit 0 iff every peer answered.\n");
+               "check that failed.\n"
+               "\n"
+               "EXAMPLES\n"
+               "  baygate ping --dir GZ --peer 440300\n"
+               "  baygate ping --dir GZ --peer all --json\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  every peer answered\n"
+               "  1  some peer did not\n"
+               "  2  usage error, or the gateway is not running\n");
 }
 
 /* One ping through the gateway, printed: BG_EXIT_OK, BG_EXIT_FAIL (the peer did not
@@ -219,7 +228,7 @@ bg_cmd_ping(int argc, char **argv)
     bool json = false;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:p:t:jh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":d:p:t:jh", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
             dir = optarg;
@@ -240,14 +249,13 @@ bg_cmd_ping(int argc, char **argv)
             ping_usage(stdout);
             return BG_EXIT_OK;
         default:
-            ping_usage(stderr);
-            return BG_EXIT_ERROR;
+            return bg_cli_bad_option("ping", ch, argv, opts);
         }
     }
-    if (dir == NULL || peer == NULL || optind != argc) {
-        ping_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
+    if (optind != argc)
+        return bg_cli_usage_error("ping", "unexpected argument '%s'", argv[optind]);
+    if (dir == NULL || peer == NULL)
+        return bg_cli_usage_error("ping", "%s is required", dir == NULL ? "--dir GW" : "--peer");
 
     /* "all": the peers the gateway knows from its roster. */
     char peers[64][8];
@@ -555,7 +563,15 @@ status_usage(FILE *f)
                "    otherwise the last result), and federation requests by outcome.\n"
                "--json gives the same as one object (certificate, crl, lists, status_list,\n"
                "quotas, evidence, peers, requests, ...). A gateway that is not running (no\n"
-               "socket, or a stale one left by a crash) is said at once: exit 2.\n");
+
+               "\n"
+               "EXAMPLES\n"
+               "  baygate status --dir GZ\n"
+               "  baygate status --dir GZ --probe --json\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  shown\n"
+               "  2  usage error, or the gateway is not running\n");
 }
 
 int
@@ -572,7 +588,7 @@ bg_cmd_status(int argc, char **argv)
     bool json = false, probe = false;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:pjh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":d:pjh", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
             dir = optarg;
@@ -587,14 +603,13 @@ bg_cmd_status(int argc, char **argv)
             status_usage(stdout);
             return BG_EXIT_OK;
         default:
-            status_usage(stderr);
-            return BG_EXIT_ERROR;
+            return bg_cli_bad_option("status", ch, argv, opts);
         }
     }
-    if (dir == NULL || optind != argc) {
-        status_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
+    if (optind != argc)
+        return bg_cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
+    if (dir == NULL)
+        return bg_cli_usage_error("status", "--dir GW is required");
     Baygate__LocalAnswer *ans = ask_status("status", dir, probe, 30000);
     if (ans == NULL)
         return BG_EXIT_ERROR;

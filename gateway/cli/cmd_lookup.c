@@ -40,11 +40,15 @@ lookup_usage(FILE *f)
                "--json: one object. Each city asked shows the request id of each list's\n"
                "exchange (hex): its leaves in both evidence logs carry it\n"
                "(baygate audit find --request).\n"
-               "Exit 0 if every city answered every question, 1 if some did not, 2 for\n"
-               "usage or local errors.\n\n"
+               "\n"
                "EXAMPLES\n"
                "  baygate lookup --dir GZ --purpose supervision 91440300MA5FXXXXXX\n"
-               "  baygate lookup --dir GZ --purpose lending --consent consent.pdf --json CODE\n");
+               "  baygate lookup --dir GZ --purpose lending --consent consent.pdf --json CODE\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  every city answered every question\n"
+               "  1  some did not\n"
+               "  2  usage or local error\n");
 }
 
 typedef struct lkargs {
@@ -389,12 +393,9 @@ lookup_opt(lkargs *a, int ch, const char *arg)
             a->auth_len == 0 || strlen(arg) != 2 * a->auth_len)
             return bg_cli_fail("lookup", "--auth-ref must be 2 to 128 hex digits");
         return -1;
-    case 'h':
+    default: /* 'h' */
         lookup_usage(stdout);
         return BG_EXIT_OK;
-    default:
-        lookup_usage(stderr);
-        return BG_EXIT_ERROR;
     }
 }
 
@@ -410,13 +411,17 @@ bg_cmd_lookup(int argc, char **argv)
     lkargs a = {0};
     int ch, rc;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:u:jt:A:C:h", opts, NULL)) != -1)
+    while ((ch = getopt_long(argc, argv, ":d:u:jt:A:C:h", opts, NULL)) != -1) {
+        if (ch == '?' || ch == ':')
+            return bg_cli_bad_option("lookup", ch, argv, opts);
         if ((rc = lookup_opt(&a, ch, optarg)) != -1)
             return rc;
+    }
     if (optind + 1 != argc)
-        return bg_cli_fail("lookup", "give one USCC (see baygate lookup --help)");
+        return bg_cli_usage_error("lookup", "give one USCC");
     if (a.dir == NULL || a.purpose == NULL)
-        return bg_cli_fail("lookup", "--dir and --purpose are required");
+        return bg_cli_usage_error("lookup", "%s is required",
+                                  a.dir == NULL ? "--dir GW" : "--purpose");
     lkres r = {.own = NULL};
     bg_uscc u;
     bg_err err = {0};

@@ -27,7 +27,14 @@ oprf_usage(FILE *f)
                "  --blind HEX   32-byte scalar, likewise\n"
                "  --input HEX   the input bytes (0 to 65535 bytes; '' is the empty input)\n\n"
                "For test vectors and debugging only: a key on a command line is visible\n"
-               "to other users of this machine. Exit status 0, or 2 on a usage error.\n");
+               "to other users of this machine.\n"
+               "\n"
+               "EXAMPLES\n"
+               "  baygate oprf --key HEX --blind HEX --input 00\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  computed\n"
+               "  2  usage error\n");
 }
 
 static int
@@ -159,17 +166,17 @@ bg_cmd_oprf(int argc, char **argv)
             oprf_usage(stdout);
             return BG_EXIT_OK;
         default:
-            return bg_cli_bad_option("oprf", c, argv);
+            return bg_cli_bad_option("oprf", c, argv, longopts);
         }
     }
     if (optind < argc)
         return bg_cli_fail("oprf", "unexpected argument '%s'", argv[optind]);
     if (key == NULL)
-        return bg_cli_fail("oprf", "--key is required; see 'baygate oprf --help'");
+        return bg_cli_usage_error("oprf", "--key is required");
     if (blind == NULL)
-        return bg_cli_fail("oprf", "--blind is required; see 'baygate oprf --help'");
+        return bg_cli_usage_error("oprf", "--blind is required");
     if (input == NULL)
-        return bg_cli_fail("oprf", "--input is required; see 'baygate oprf --help'");
+        return bg_cli_usage_error("oprf", "--input is required");
     bg_err err = {0};
     if (bg_oprf_init(&err) != BG_OK)
         return bg_cli_fail("oprf", "%s", err.msg);

@@ -35,33 +35,50 @@ static void
 query_usage(FILE *f)
 {
     fprintf(
-        f, "usage: baygate query --dir GW --peer CITY|all --list LIST... --purpose P --in FILE\n"
-           "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n"
-           "                     [--consent FILE | --auth-ref HEX] [--attest-dir DIR] [--quiet]\n\n"
-           "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
-           "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
-           "abnormal-operation), by private set intersection: the peers never learn\n"
-           "what was asked. --list may be given several times: each list is asked in\n"
-           "turn. --grades: also their evaluations of those enterprises (the list\n"
-           "'grades'); --count: only how many are on LIST. --peer may be given several\n"
-           "times. A list or purpose the roster does not know is refused here (exit 2).\n"
-           "Invalid ids are reported and never sent.\n"
-           "Output: a table; or --json, one object per list, one per line; or --csv,\n"
-           "one row per input line per peer (per peer for --count) with the columns\n"
-           "status (matched, not matched, invalid, error, count), line, input, id\n"
-           "(canonical) and list, so it joins back to FILE, and request_id.\n"
-           "Every peer's exchange has a request id (hex, in every output): the leaves\n"
-           "both cities' evidence logs hold of it carry it (baygate audit find --request).\n"
-           "Purposes that need the enterprise's written authorisation (the roster says\n"
-           "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
-           "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
-           "--grades shows each grade also on the federation's common scale and whether\n"
-           "its attestation (the answering city's signed snapshot, the entry's inclusion\n"
-           "proof, its status list) verifies; --attest-dir DIR also saves them there\n"
-           "for `baygate attest verify`.\n"
-           "On a terminal, a line on stderr shows what is being asked and for how long\n"
-           "(never with --json; --quiet turns it off).\n"
-           "Exit 0 if every peer answered, 1 if some did not, 2 for usage or local errors.\n");
+        f,
+        "usage: baygate query --dir GW --peer CITY|all --list LIST... --purpose P --in FILE\n"
+        "                     [--grades | --count] [--json | --csv] [--timeout-ms N]\n"
+        "                     [--consent FILE | --auth-ref HEX] [--attest-dir DIR] [--quiet]\n\n"
+        "Asks peers which of the enterprises in FILE (one USCC per line, '-' for\n"
+        "stdin; blank lines skipped) are on their LIST (serious-dishonesty,\n"
+        "abnormal-operation), by private set intersection: the peers never learn\n"
+        "what was asked. --list may be given several times: each list is asked in\n"
+        "turn. --grades: also their evaluations of those enterprises (the list\n"
+        "'grades'); --count: only how many are on LIST. --peer may be given several\n"
+        "times. A list or purpose the roster does not know is refused here (exit 2).\n"
+        "Invalid ids are reported and never sent.\n"
+        "Output: a table; or --json, one object per list, one per line; or --csv,\n"
+        "one row per input line per peer (per peer for --count) with the columns\n"
+        "status (matched, not matched, invalid, error, count), line, input, id\n"
+        "(canonical) and list, so it joins back to FILE, grade_status and request_id.\n"
+        "Every peer's exchange has a request id (hex, in every output): the leaves\n"
+        "both cities' evidence logs hold of it carry it (baygate audit find --request).\n"
+        "Purposes that need the enterprise's written authorisation (the roster says\n"
+        "which) need --consent FILE (its SHA-256 is sent as the authorisation\n"
+        "reference; the document itself stays here) or --auth-ref HEX (1..64 bytes).\n"
+        "--grades shows each grade also on the federation's common scale and whether\n"
+        "its attestation (the answering city's signed snapshot, the entry's inclusion\n"
+        "proof, its status list) verifies; --attest-dir DIR also saves them there\n"
+        "for `baygate attest verify`. Each graded row has a grade status, never a bare\n"
+        "grade: attested; unattested (the attestation did not verify; the reason is\n"
+        "given); or expired (its valid_until has passed). The CSV has it in the\n"
+        "column grade_status (before request_id, the last); --json as \"grade_status\" in each\n"
+        "row and \"status\" in each grade.\n"
+        "On a terminal, a line on stderr shows what is being asked and for how long\n"
+        "(never with --json; --quiet turns it off).\n"
+
+        "\n"
+        "EXAMPLES\n"
+        "  baygate query --dir GZ --peer all --list serious-dishonesty --purpose supervision --in "
+        "ids.txt\n"
+        "  baygate query --dir GZ --peer 440300 --grades --purpose supervision --in ids.txt --csv\n"
+        "  baygate query --dir GZ --peer 440300 --list abnormal-operation --count --purpose "
+        "supervision --in ids.txt\n"
+        "\n"
+        "EXIT STATUS\n"
+        "  0  every peer answered\n"
+        "  1  some peer did not\n"
+        "  2  usage or local error\n");
 }
 
 typedef struct idlist {
@@ -253,6 +270,16 @@ row_of(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const 
     return r;
 }
 
+/* A graded row's standing: "attested", "expired" (valid_until has passed) or
+ * "unattested" (attestation_error says why). */
+static const char *
+grade_status(const Baygate__GradeResult *g)
+{
+    if (g->attestation_status != NULL && g->attestation_status[0] != '\0')
+        return g->attestation_status;
+    return g->attested ? "attested" : "unattested";
+}
+
 static void
 json_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids)
 {
@@ -264,6 +291,8 @@ json_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, con
         printf(",\"id\":");
         bg_json_cstr(stdout, ids->why[i] ? "" : ids->code[i]);
         printf(",\"status\":\"%s\"", r.status);
+        if (r.g != NULL)
+            printf(",\"grade_status\":\"%s\"", grade_status(r.g));
         if (ids->why[i] != NULL) {
             printf(",\"reason\":");
             bg_json_cstr(stdout, r.why);
@@ -292,8 +321,8 @@ json_grades(const Baygate__PeerQueryResult *p)
         bg_json_cstr(stdout, g->valid_until);
         printf(",\"serial\":%llu,\"common_grade\":", (unsigned long long)g->serial);
         bg_json_cstr(stdout, g->common_grade);
-        printf(",\"common_rank\":%u,\"attested\":%s", g->common_rank,
-               g->attested ? "true" : "false");
+        printf(",\"common_rank\":%u,\"attested\":%s,\"status\":\"%s\"", g->common_rank,
+               g->attested ? "true" : "false", grade_status(g));
         if (!g->attested) {
             printf(",\"attestation_error\":");
             bg_json_cstr(stdout, g->attestation_error);
@@ -374,13 +403,13 @@ print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
 
 #define CSV_HEADER                                                                                 \
     "peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error,common_grade,"     \
-    "attested,status,line,input,id,list,request_id\n"
+    "attested,status,line,input,id,list,grade_status,request_id\n"
 
-/* Columns 14..19: status, line, input (as given), id (canonical), list, and the request id
- * of the exchange with peer p. */
+/* Columns 14..20: status, line, input (as given), id (canonical), list, for a graded row
+ * g its grade_status, and (last) the request id of the exchange with peer p. */
 static void
 csv_tail(const char *status, const idlist *ids, size_t i, const char *list,
-         const Baygate__PeerQueryResult *p)
+         const Baygate__PeerQueryResult *p, const Baygate__GradeResult *g)
 {
     char rid[33];
     printf(",%s,", status);
@@ -393,7 +422,7 @@ csv_tail(const char *status, const idlist *ids, size_t i, const char *list,
     }
     putchar(',');
     csv_field(list);
-    printf(",%s\n", request_hex(p, rid));
+    printf(",%s,%s\n", g != NULL ? grade_status(g) : "", request_hex(p, rid));
 }
 
 static void
@@ -419,7 +448,7 @@ csv_row(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const
         csv_field(r.why);
         printf(",,");
     }
-    csv_tail(r.status, ids, i, qa->list, p);
+    csv_tail(r.status, ids, i, qa->list, p, g);
 }
 
 /* Membership and graded: one row per input line per peer (status matched, not matched,
@@ -440,11 +469,11 @@ print_csv(const Baygate__QueryAnswer *qa, const idlist *ids, bool header)
             printf("%s,false,%llu,,,,,,,,", p->peer, (unsigned long long)p->epoch);
             csv_field(p->error);
             printf(",,");
-            csv_tail("error", NULL, 0, qa->list, p);
+            csv_tail("error", NULL, 0, qa->list, p, NULL);
         } else {
             printf("%s,true,%llu,,,,,,,%llu,,,", p->peer, (unsigned long long)p->epoch,
                    (unsigned long long)p->count);
-            csv_tail("count", NULL, 0, qa->list, p);
+            csv_tail("count", NULL, 0, qa->list, p, NULL);
         }
         for (size_t k = 0; k < ids->n; k++) {
             if (ids->why[k] == NULL)
@@ -453,9 +482,22 @@ print_csv(const Baygate__QueryAnswer *qa, const idlist *ids, bool header)
                    (unsigned long long)p->epoch);
             csv_field(ids->why[k]);
             printf(",,");
-            csv_tail("invalid", ids, k, qa->list, p);
+            csv_tail("invalid", ids, k, qa->list, p, NULL);
         }
     }
+}
+
+/* Table: how many of peer p's graded rows are attested, unattested, expired. */
+static void
+table_graded(const Baygate__PeerQueryResult *p)
+{
+    size_t n[3] = {0};
+    for (size_t k = 0; k < p->n_grades; k++) {
+        const char *s = grade_status(p->grades[k]);
+        n[strcmp(s, "attested") == 0 ? 0 : strcmp(s, "expired") == 0 ? 2 : 1]++;
+    }
+    printf("  %zu graded (status list %llu): %zu attested, %zu unattested, %zu expired:\n",
+           p->n_grades, (unsigned long long)p->status_number, n[0], n[1], n[2]);
 }
 
 /* Table: every valid input line's outcome at peer p (one that answered). */
@@ -468,11 +510,12 @@ table_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, co
             continue; /* listed once, below */
         const Baygate__GradeResult *g = r.g;
         printf("    line %-6zu %s  %s", ids->lines[i], ids->code[i], r.status);
+        /* the standing first: a grade is never shown without it */
         if (g != NULL)
-            printf("  %-4s %-8s = %-4s common  evaluated %s  valid until %s  %s%s", g->grade,
-                   g->scale, g->common_grade[0] ? g->common_grade : "?", g->evaluated_at,
-                   g->valid_until, g->attested ? "attested" : "NOT attested: ",
-                   g->attested ? "" : g->attestation_error);
+            printf("  %-10s %-4s %-8s = %-4s common  evaluated %s  valid until %s%s%s",
+                   grade_status(g), g->grade, g->scale, g->common_grade[0] ? g->common_grade : "?",
+                   g->evaluated_at, g->valid_until,
+                   g->attested ? "" : "  NOT attested: ", g->attested ? "" : g->attestation_error);
         putchar('\n');
     }
 }
@@ -507,8 +550,7 @@ print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpo
             continue;
         }
         if (qa->mode == 2)
-            printf("  %zu graded (status list %llu):\n", p->n_grades,
-                   (unsigned long long)p->status_number);
+            table_graded(p);
         else
             printf("  %zu on %s:\n", p->n_matches, qa->list);
         table_rows(qa, p, ids);
@@ -678,35 +720,35 @@ query_opt(qargs *a, int ch, const char *arg)
     case 'q':
         a->quiet = true;
         return -1;
-    case 'h':
+    default: /* 'h' */
         query_usage(stdout);
         return BG_EXIT_OK;
-    default:
-        query_usage(stderr);
-        return BG_EXIT_ERROR;
     }
 }
 
 /* The options together: -1 if they make a query, else the exit code. */
 static int
-query_args_check(qargs *a, int argc)
+query_args_check(qargs *a, int argc, char **argv)
 {
     if (a->json && a->csv)
         return bg_cli_fail("query", "--json and --csv exclude each other: give one");
     if (a->grades && a->count)
         return bg_cli_fail("query", "--grades and --count exclude each other: give one");
-    if (a->dir == NULL || (a->npeers == 0 && !a->all) || a->purpose == NULL || a->in == NULL ||
-        optind != argc || (a->all && a->npeers > 0)) {
-        query_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
+    if (optind != argc)
+        return bg_cli_usage_error("query", "unexpected argument '%s'", argv[optind]);
+    const char *missing = a->dir == NULL                 ? "--dir GW"
+                          : a->npeers == 0 && !a->all    ? "--peer"
+                          : a->purpose == NULL           ? "--purpose"
+                          : a->in == NULL                ? "--in"
+                          : a->nlists == 0 && !a->grades ? "--list (or --grades)"
+                                                         : NULL;
+    if (missing != NULL)
+        return bg_cli_usage_error("query", "%s is required", missing);
+    if (a->all && a->npeers > 0)
+        return bg_cli_usage_error("query", "--peer all and named peers exclude each other");
     /* --grades is the list 'grades' (asked graded) besides any --list */
     if (a->grades && query_add_list(a, "grades") != -1)
         return BG_EXIT_ERROR;
-    if (a->nlists == 0) {
-        query_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
     for (size_t i = 0; i < a->nlists; i++) {
         if (strcmp(a->lists[i], "grades") == 0 && a->count)
             return bg_cli_fail("query", "the list 'grades' is asked with --grades, not --count");
@@ -874,10 +916,13 @@ bg_cmd_query(int argc, char **argv)
     qargs a = {.out = OUT_TABLE};
     int ch, rc;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:p:l:u:i:gcjvt:C:A:T:qh", opts, NULL)) != -1)
+    while ((ch = getopt_long(argc, argv, ":d:p:l:u:i:gcjvt:C:A:T:qh", opts, NULL)) != -1) {
+        if (ch == '?' || ch == ':')
+            return bg_cli_bad_option("query", ch, argv, opts);
         if ((rc = query_opt(&a, ch, optarg)) != -1)
             return rc;
-    if ((rc = query_args_check(&a, argc)) != -1)
+    }
+    if ((rc = query_args_check(&a, argc, argv)) != -1)
         return rc;
     idlist ids = {0};
     rc = read_ids(a.in, &ids);
@@ -887,30 +932,61 @@ bg_cmd_query(int argc, char **argv)
     return rc;
 }
 
+static void
+rotate_usage(void)
+{
+    printf("usage: baygate psi-rotate --dir GW --list LIST\n\n"
+           "Starts a new OPRF key generation for LIST (a list the city\n"
+           "offers, or 'grades'); the gateway publishes the next epoch under\n"
+           "it, and peers fetch the new snapshot in full.\n\n"
+           "EXAMPLES\n"
+           "  baygate psi-rotate --dir GZ --list serious-dishonesty\n"
+           "  baygate psi-rotate --dir GZ --list grades\n\n"
+           "EXIT STATUS\n"
+           "  0  the gateway took the request\n"
+           "  2  usage error, the gateway is not running or refused it\n");
+}
+
 /* baygate psi-rotate: a new OPRF key generation for one of the city's lists. */
 int
 bg_cmd_rotate(int argc, char **argv)
 {
-    if (argc != 5 || strcmp(argv[1], "--dir") != 0 || strcmp(argv[3], "--list") != 0) {
-        fprintf(stderr, "usage: baygate psi-rotate --dir GW --list LIST\n\n"
-                        "Starts a new OPRF key generation for LIST (a list the city\n"
-                        "offers, or 'grades'); the gateway publishes the next epoch under\n"
-                        "it, and peers fetch the new snapshot in full.\n");
-        return BG_EXIT_ERROR;
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"list", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL, *list = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (ch == 'h') {
+            rotate_usage();
+            return BG_EXIT_OK;
+        }
+        if (ch != 'd' && ch != 'l')
+            return bg_cli_bad_option("psi-rotate", ch, argv, opts);
+        *(ch == 'd' ? &dir : &list) = optarg;
     }
+    if (optind != argc)
+        return bg_cli_usage_error("psi-rotate", "unexpected argument '%s'", argv[optind]);
+    if (dir == NULL || list == NULL)
+        return bg_cli_usage_error("psi-rotate", "%s is required",
+                                  dir == NULL ? "--dir GW" : "--list");
     Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
     Baygate__LocalRotate lr = BAYGATE__LOCAL_ROTATE__INIT;
-    lr.list = argv[4];
+    lr.list = (char *)list;
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_ROTATE;
     req.rotate = &lr;
-    Baygate__LocalAnswer *ans = bg_cli_ask("psi-rotate", argv[2], &req);
+    Baygate__LocalAnswer *ans = bg_cli_ask("psi-rotate", dir, &req);
     if (ans == NULL)
         return BG_EXIT_ERROR;
     int rc = BG_EXIT_OK;
     if (ans->error_code != 0)
         rc = bg_cli_fail("psi-rotate", "%s", ans->error ? ans->error : "refused");
     else
-        printf("rotation of %s requested; see the gateway log for the new generation\n", argv[4]);
+        printf("rotation of %s requested; see the gateway log for the new generation\n", list);
     bg_pb_free(ans);
     return rc;
 }

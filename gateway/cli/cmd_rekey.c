@@ -65,8 +65,16 @@ rekey_usage(FILE *f)
                "GW pins it; --force skips only the roster check), keeps the current files\n"
                "as city.prev.key, .crt and .csr, makes next the current ones, tells the\n"
                "running gateway to reload (SIGHUP) and waits until it uses the new\n"
-               "certificate. Exit status: 0 done, 1 refused or the gateway did not take it,\n"
-               "2 usage or operational error.\n");
+               "certificate.\n"
+               "\n"
+               "EXAMPLES\n"
+               "  baygate rekey --dir GZ\n"
+               "  baygate rekey --dir GZ --activate\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  done\n"
+               "  1  refused, or the gateway did not take the new certificate\n"
+               "  2  usage or operational error\n");
 }
 
 /* The files of a rotation. */
@@ -432,13 +440,13 @@ bg_cmd_rekey(int argc, char **argv)
             rekey_usage(stdout);
             return BG_EXIT_OK;
         default:
-            return bg_cli_bad_option("rekey", ch, argv);
+            return bg_cli_bad_option("rekey", ch, argv, opts);
         }
     }
-    if (dir == NULL || optind != argc) {
-        rekey_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
+    if (optind != argc)
+        return bg_cli_usage_error("rekey", "unexpected argument '%s'", argv[optind]);
+    if (dir == NULL)
+        return bg_cli_usage_error("rekey", "--dir GW is required");
     bg_config cfg;
     bg_err err = {0};
     char path[BG_CONFIG_PATH_MAX + 32];

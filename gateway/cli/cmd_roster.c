@@ -50,7 +50,16 @@ roster_usage(FILE *f)
                "is known: from the CA directory's index (--ca CA) or a --cert FILE (any\n"
                "number of them). --crl (checked against --ca) marks the members whose\n"
                "pinned certificate it revokes REVOKED: peers refuse them. --json prints\n"
-               "one JSON object.\n");
+               "one JSON object.\n"
+               "\n"
+               "EXAMPLES\n"
+               "  baygate roster sign --ca CA --out roster.pb roster.ini\n"
+               "  baygate roster show --ca CA --crl crl.pem roster.pb\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  signed, or shown (verified with --ca)\n"
+               "  1  the signature does not verify\n"
+               "  2  usage or operational error\n");
 }
 
 #define ROSTER_CERTS_MAX BG_ROSTER_MAX_MEMBERS
@@ -73,7 +82,7 @@ parse_opts(const char *cmd, int argc, char **argv, struct roster_opts *o, const 
     };
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         const char *name = NULL;
         switch (ch) {
         case 'c':
@@ -106,19 +115,16 @@ parse_opts(const char *cmd, int argc, char **argv, struct roster_opts *o, const 
             roster_usage(stdout);
             return -1;
         default:
-            roster_usage(stderr);
-            return BG_EXIT_ERROR;
+            return bg_cli_bad_option(cmd, ch, argv, opts);
         }
         char key[16];
         snprintf(key, sizeof key, " %s ", name);
         if (strstr(allowed, key) == NULL)
             return bg_cli_fail(cmd, "--%s does not apply here", name);
     }
-    if (optind + 1 != argc) {
-        roster_usage(stderr);
-        return bg_cli_fail(
+    if (optind + 1 != argc)
+        return bg_cli_usage_error(
             cmd, "%s", optind >= argc ? "which file? give exactly one" : "give exactly one file");
-    }
     o->file = argv[optind];
     return BG_EXIT_OK;
 }
@@ -699,9 +705,12 @@ out:
 int
 bg_cmd_roster(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        roster_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? BG_EXIT_ERROR : BG_EXIT_OK;
+    static const char *const names[] = {"sign", "show", "add-member", "remove-member"};
+    if (argc < 2)
+        return bg_cli_usage_error("roster", "which one? sign, show, add-member or remove-member");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        roster_usage(stdout);
+        return BG_EXIT_OK;
     }
     if (strcmp(argv[1], "add-member") == 0 || strcmp(argv[1], "remove-member") == 0)
         return bg_cmd_roster_member(argc - 1, argv + 1);
@@ -726,6 +735,5 @@ bg_cmd_roster(int argc, char **argv)
             return rc;
         return subs[i].run(&o);
     }
-    roster_usage(stderr);
-    return bg_cli_fail("roster", "no subcommand '%s'", argv[1]);
+    return bg_cli_unknown("roster", argv[1], names, sizeof names / sizeof names[0]);
 }

@@ -37,7 +37,15 @@ member_usage(FILE *f)
                "city's certificate, written relative to the roster source). 'remove-member'\n"
                "takes out the city's [member] section and every [permission] section naming\n"
                "it. The result is compiled as 'roster sign' would (with --ca, the certificate\n"
-               "must be that CA's) before it replaces the file; then sign and distribute it.\n");
+               "must be that CA's) before it replaces the file; then sign and distribute it.\n"
+               "\n"
+               "EXAMPLES\n"
+               "  baygate roster remove-member --ini roster.ini --city 440600 --ca CA\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  edited\n"
+               "  1  the city is (not) a member already\n"
+               "  2  usage or operational error\n");
 }
 
 struct member_opts {
@@ -74,7 +82,7 @@ member_parse(const char *cmd, bool add, int argc, char **argv, struct member_opt
             return -1;
         }
         if (ch < 0 || ch >= 128 || slot[ch] == NULL)
-            return bg_cli_bad_option(cmd, ch, argv);
+            return bg_cli_bad_option(cmd, ch, argv, opts);
         if (!add && ch != 'i' && ch != 'a' && ch != 'c') {
             const struct option *op = opts;
             while (op->val != ch)
@@ -84,13 +92,13 @@ member_parse(const char *cmd, bool add, int argc, char **argv, struct member_opt
         *slot[ch] = optarg;
     }
     if (optind != argc)
-        return bg_cli_fail(cmd, "unexpected argument '%s'", argv[optind]);
+        return bg_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (o->ini == NULL || nm->city == NULL)
-        return bg_cli_fail(cmd, "--ini FILE and --city CODE are required");
+        return bg_cli_usage_error(cmd, "--ini FILE and --city CODE are required");
     if (add && (nm->name == NULL || nm->endpoint == NULL || nm->certificate == NULL ||
                 nm->lists == NULL || nm->scale == NULL || nm->grade_map == NULL))
-        return bg_cli_fail(cmd, "--name, --endpoint, --certificate, --lists, --scale and "
-                                "--grade-map are required");
+        return bg_cli_usage_error(cmd, "--name, --endpoint, --certificate, --lists, --scale and "
+                                       "--grade-map are required");
     return BG_EXIT_OK;
 }
 

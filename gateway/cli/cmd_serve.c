@@ -51,7 +51,15 @@ serve_usage(FILE *f)
             "what it waited for and how long it took. Under systemd (Type=notify)\n"
             "it reports readiness, reloads and stopping.\n"
             "One gateway per directory: GW/%s holds the running one's pid, and a\n"
-            "second serve of GW says so and exits 2, leaving the first alone.\n",
+            "second serve of GW says so and exits 2, leaving the first alone.\n"
+            "\n"
+            "EXAMPLES\n"
+            "  baygate serve --dir GZ\n"
+            "  baygate serve --dir GZ --log-format json --log-file /var/log/baygate/gz.log\n"
+            "\n"
+            "EXIT STATUS\n"
+            "  0  stopped cleanly (SIGTERM, SIGINT)\n"
+            "  2  usage error, or it could not start (the log says why)\n",
             BG_CLI_SERVE_LOCK);
 }
 
@@ -119,7 +127,7 @@ parse_opts(int argc, char **argv, struct serve_opts *o)
     };
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:l:F:L:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":d:l:F:L:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
             o->dir = optarg;
@@ -143,14 +151,13 @@ parse_opts(int argc, char **argv, struct serve_opts *o)
             serve_usage(stdout);
             return -1;
         default:
-            serve_usage(stderr);
-            return BG_EXIT_ERROR;
+            return bg_cli_bad_option("serve", ch, argv, opts);
         }
     }
-    if (o->dir == NULL || optind != argc) {
-        serve_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
+    if (optind != argc)
+        return bg_cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    if (o->dir == NULL)
+        return bg_cli_usage_error("serve", "--dir GW is required");
     return BG_EXIT_OK;
 }
 

@@ -21,7 +21,16 @@ uscc_usage(FILE *f)
                "Normalises (trim, full-width to half-width, upper case) and validates\n"
                "Unified Social Credit Codes (GB 32100-2015). One line per input:\n"
                "'OK <code>' or 'ERR <input>: <reason>'; --json prints one object per\n"
-               "line with the decoded fields. Exit status 0 iff every code is valid.\n");
+               "line with the decoded fields.\n"
+               "\n"
+               "EXAMPLES\n"
+               "  baygate uscc check 91440300MA5FXXXXXX\n"
+               "  baygate uscc check --json --file codes.txt\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  every code is valid\n"
+               "  1  some code is not\n"
+               "  2  usage error, or the file cannot be read\n");
 }
 
 /* Echoes untrusted input for a terminal: control bytes and invalid UTF-8 as \xNN. */
@@ -142,16 +151,17 @@ bg_cmd_uscc(int argc, char **argv)
         uscc_usage(stdout);
         return BG_EXIT_OK;
     }
-    if (argc < 2 || strcmp(argv[1], "check") != 0) {
-        uscc_usage(stderr);
-        return BG_EXIT_ERROR;
-    }
+    static const char *const subs[] = {"check"};
+    if (argc < 2)
+        return bg_cli_usage_error("uscc", "which one? check");
+    if (strcmp(argv[1], "check") != 0)
+        return bg_cli_unknown("uscc", argv[1], subs, 1);
     argc--, argv++;
     bool json = false;
     const char *file = NULL;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "jf:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":jf:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'j':
             json = true;
@@ -163,14 +173,11 @@ bg_cmd_uscc(int argc, char **argv)
             uscc_usage(stdout);
             return BG_EXIT_OK;
         default:
-            uscc_usage(stderr);
-            return BG_EXIT_ERROR;
+            return bg_cli_bad_option("uscc check", ch, argv, opts);
         }
     }
-    if ((file == NULL) == (optind >= argc)) {
-        uscc_usage(stderr);
-        return bg_cli_fail("uscc check", "give codes or --file, not both or neither");
-    }
+    if ((file == NULL) == (optind >= argc))
+        return bg_cli_usage_error("uscc check", "give codes or --file, not both or neither");
 
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);

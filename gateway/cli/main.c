@@ -52,27 +52,50 @@ usage(FILE *f)
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "  %-8s %s\n", "help", "show this list, or 'help CMD' for one command");
-    fprintf(f, "\n'baygate CMD --help' shows a command's options.\n");
+    fprintf(f,
+            "\n'baygate CMD --help' shows a command's options.\n\n"
+            "EXAMPLES\n"
+            "  baygate help query\n"
+            "  baygate init --city 440100 --name Guangzhou --dir GZ\n"
+            "  baygate query --dir GZ --peer all --list serious-dishonesty --purpose supervision "
+            "--in ids.txt\n\n"
+            "EXIT STATUS\n"
+            "  0  success (every command: all answered, all valid)\n"
+            "  1  the command ran and found a failure (a peer that did not answer, an\n"
+            "     invalid code, rejected rows, a check or verification that failed)\n"
+            "  2  usage error (said on the first line of stderr) or operational error\n");
+}
+
+/* An unknown command: said, with the nearest command if one is close. */
+static int
+unknown_command(const char *name)
+{
+    const char *names[NCOMMANDS + 1];
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        names[i] = commands[i].name;
+    names[NCOMMANDS] = "help";
+    return bg_cli_unknown(NULL, name, names, NCOMMANDS + 1);
 }
 
 int
 main(int argc, char **argv)
 {
     if (argc < 2) {
+        fprintf(stderr, "baygate: which command? (see below)\n\n");
         usage(stderr);
         return BG_EXIT_ERROR;
     }
     const char *name = argv[1];
     if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
-        if (argc >= 3 && strcmp(name, "help") == 0) {
+        bool self = argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+        if (argc >= 3 && strcmp(name, "help") == 0 && !self) {
             for (size_t i = 0; i < NCOMMANDS; i++) {
                 if (strcmp(argv[2], commands[i].name) == 0) {
                     char *help_argv[] = {argv[2], "--help", NULL};
                     return commands[i].run(2, help_argv);
                 }
             }
-            fprintf(stderr, "baygate: no command '%s'\n", argv[2]);
-            return BG_EXIT_ERROR;
+            return unknown_command(argv[2]);
         }
         usage(stdout);
         return BG_EXIT_OK;
@@ -94,6 +117,5 @@ main(int argc, char **argv)
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (strcmp(name, commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "baygate: '%s' is not a command; see 'baygate help'\n", name);
-    return BG_EXIT_ERROR;
+    return unknown_command(name);
 }

@@ -118,6 +118,7 @@ psi_attest_one(pjob *j, const bg_psi_query *q, const gw_cached *s, bg_snap_prove
         }
     }
     a->ok = rc == BG_OK;
+    a->expired = !a->ok && why == BG_ATTEST_EXPIRED;
     if (!a->ok)
         snprintf(a->why, sizeof a->why, "%.230s", err.msg);
     if (j->want_attest && bg_attest_encode(at, &a->bytes, &a->len, &err) != BG_OK)

@@ -24,6 +24,7 @@ typedef struct pattest {
     char common[BG_GRADE_MAX + 1];
     uint32_t rank;
     bool ok;
+    bool expired;   /* it does not verify because valid_until has passed */
     char why[240];  /* why it does not verify ("" when ok) */
     uint8_t *bytes; /* the encoded attestation, when asked for */
     size_t len;

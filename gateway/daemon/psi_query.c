@@ -377,6 +377,7 @@ grade_row(qpeer *qp, size_t w, size_t k, char *code)
     g->common_rank = a->rank;
     g->attested = a->ok;
     g->attestation_error = a->why;
+    g->attestation_status = a->ok ? "attested" : a->expired ? "expired" : "unattested";
     g->attestation.data = a->bytes;
     g->attestation.len = a->len;
     qp->gradep[w] = g;

@@ -8,7 +8,7 @@ _baygate() {
 
     if ((cword == 1)); then
         local cmds
-        cmds=$(baygate help 2>/dev/null | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }')
+        cmds=$(baygate help 2>/dev/null | awk '/^commands:/ { on = 1; next } on && /^$/ { exit } on && /^  [a-z]/ { print $1 }')
         COMPREPLY=($(compgen -W "$cmds --help --version" -- "$cur"))
         return
     fi
@@ -16,7 +16,7 @@ _baygate() {
     local cmd=${words[1]}
     [[ $cmd == help ]] && {
         ((cword == 2)) && COMPREPLY=($(compgen -W "$(baygate help 2>/dev/null |
-            awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }')" -- "$cur"))
+            awk '/^commands:/ { on = 1; next } on && /^$/ { exit } on && /^  [a-z]/ { print $1 }')" -- "$cur"))
         return
     }
 

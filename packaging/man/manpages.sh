@@ -17,15 +17,19 @@ h2m() { # name description include-file program
         --output="$out/$1.1" "$4"
 }
 
-"$bin" help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/' |
+"$bin" help | awk '/^commands:/ { on = 1; next } on && /^$/ { exit } on && /^  [a-z]/' |
     sed 's/^  //' | grep -v '^help ' >"$tmp/commands"
 
+# The help text's EXAMPLES and EXIT STATUS headings become help2man's sections
+# of those names (a line "*NAME*"), and each example a "$ " line (verbatim).
+sections='/^EXAMPLES$/,/^$/s/^  baygate/  $ baygate/; s/^\(EXAMPLES\|EXIT STATUS\)$/*\1*/'
 see_also=""
 while read -r cmd summary; do
     # A wrapper named baygate-CMD gives the page its own title and NAME line.
     # It takes the help text from stdout or stderr, whatever the exit status,
     # so that one command's help going to the wrong stream cannot lose its page.
-    printf '#!/bin/sh\n"%s" %s "$@" 2>&1\nexit 0\n' "$bin" "$cmd" >"$tmp/baygate-$cmd"
+    printf '#!/bin/sh\n"%s" %s "$@" 2>&1 | sed "%s"\nexit 0\n' "$bin" "$cmd" "$sections" \
+        >"$tmp/baygate-$cmd"
     chmod +x "$tmp/baygate-$cmd"
     printf '[SEE ALSO]\n.BR baygate (1)\n' >"$tmp/$cmd.h2m"
     h2m "baygate-$cmd" "$summary" "$tmp/$cmd.h2m" "$tmp/baygate-$cmd"
@@ -44,4 +48,6 @@ options for every baygate@ service instance
 [SEE ALSO]
 $see_also
 EOT
-h2m baygate "privacy-preserving credit exchange gateway" "$tmp/baygate.h2m" "$bin"
+printf '#!/bin/sh\n"%s" "$@" 2>&1 | sed "%s"\nexit 0\n' "$bin" "$sections" >"$tmp/baygate"
+chmod +x "$tmp/baygate"
+h2m baygate "privacy-preserving credit exchange gateway" "$tmp/baygate.h2m" "$tmp/baygate"
