@@ -1511,6 +1511,16 @@ START_TEST(witness_detects_rewritten_history)
     ck_assert_int_eq(bg_audit_witness_add_received(w, &theirs, &err), BG_OK);
     ck_assert_int_eq(bg_audit_witness_add_received(w, &theirs, &err), BG_OK);
     ck_assert_int_eq(bg_audit_witness_add_received(w, &c10, &err), BG_EINVAL); /* not ours */
+    /* The same witness's cosignature of the same head, made at another time: refused, not
+     * stored (a member could otherwise mint any number of them). */
+    size_t held = bg_audit_witness_received_count(w);
+    for (int i = 1; i <= 3; i++) {
+        bg_audit_cosig dup;
+        ck_assert_int_eq(bg_audit_cosig_make(key_b, "440600", &ours, t + i, &dup, &err), BG_OK);
+        ck_assert_int_eq(bg_audit_witness_add_received(w, &dup, &err), BG_EEXIST);
+        ck_assert_has(err.msg, "already");
+    }
+    ck_assert_uint_eq(bg_audit_witness_received_count(w), held);
     bg_audit_witness_close(w);
 
     /* Everything is still there after reopening. */

@@ -445,6 +445,8 @@ gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_
         bg_tp_drop(req);
         return;
     }
+    if (ev != NULL && ev->rate_kind >= 0)
+        gw_rate_charge(&gw->rate, ev->e.peer, (gw_rate_kind)ev->rate_kind, len, bg_env_now_ms());
     if (bg_tp_reply(req, bytes, len, &err) != BG_OK)
         bg_log(BG_LOG_WARN, "answer.not_sent", "error=\"%s\"", err.msg);
     free(bytes);
@@ -492,9 +494,10 @@ gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint
         bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
     gw_ident_release(me);
     char safe[BG_ENV_ERROR_MSG_MAX + 1];
-    bg_log(BG_LOG_WARN, event, "peer=%s purpose=%s code=%u reason=%s", o->sender,
-           o->purpose[0] ? o->purpose : "-", code,
-           bg_log_safe(msg, strlen(msg), safe, sizeof safe));
+    if (event != NULL)
+        bg_log(BG_LOG_WARN, event, "peer=%s purpose=%s code=%u reason=%s", o->sender,
+               o->purpose[0] ? o->purpose : "-", code,
+               bg_log_safe(msg, strlen(msg), safe, sizeof safe));
     gw_ev_refused(ev, code, msg);
     gw_reply_or_drop(gw, ev, req, out, out_len);
 }

@@ -96,7 +96,8 @@ void gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, 
 
 /* Answers request o with a signed body (counted as answered), or refuses it with a typed
  * ErrorAnswer (code, printf message; counted, logged as event with peer, purpose, code and
- * reason, noted in ev). Both go through gw_reply_or_drop; ev may be NULL. */
+ * reason, noted in ev; event NULL: not logged, the caller logs). Both go through
+ * gw_reply_or_drop; ev may be NULL. */
 void gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
                const uint8_t *body, size_t len);
 /* gw_answer sealed by identity me (the one that signed what the body carries). */

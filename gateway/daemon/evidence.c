@@ -88,6 +88,7 @@ void
 gw_ev_inbound(gw_ev *ev, const bg_env_opened *o)
 {
     memset(ev, 0, sizeof *ev);
+    ev->rate_kind = -1;
     ev_request(&ev->e, o->sender, o->request_id, o->digest, o->purpose, o->authorisation_ref,
                o->authorisation_ref_len);
 }

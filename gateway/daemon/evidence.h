@@ -30,6 +30,7 @@ struct bg_gw;
 /* One inbound exchange's evidence, filled while the request is handled. */
 typedef struct gw_ev {
     bg_audit_event e;
+    int rate_kind; /* the request's gw_rate_kind (rate.h), charged the answer's bytes; -1 */
 } gw_ev;
 
 /* Seeds ev from the opened request: peer, request id and digest, purpose, reference. */
