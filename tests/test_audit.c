@@ -2166,6 +2166,27 @@ START_TEST(bundle_decoder_bounds)
 }
 END_TEST
 
+/* An answer logged, then not handed to the transport: its own leaf kind, inbound. */
+START_TEST(leaf_answer_not_sent)
+{
+    bg_audit_event ev = event(4, 0);
+    ev.kind = BG_AUDIT_ANSWER_NOT_SENT;
+    ev.has_answer_digest = false;
+    ev.outcome = 103;
+    uint8_t leaf[BG_AUDIT_LEAF_MAX];
+    size_t len = 0;
+    bg_err err = {0};
+    ck_assert_int_eq(bg_audit_leaf_encode(&ev, "440100", leaf, &len, &err), BG_OK);
+    bg_audit_event back;
+    ck_assert_int_eq(bg_audit_leaf_decode(leaf, len, &back, &err), BG_OK);
+    ck_assert_int_eq(back.kind, BG_AUDIT_ANSWER_NOT_SENT);
+    ck_assert_int_eq(back.direction, BG_AUDIT_INBOUND);
+    ck_assert_str_eq(bg_audit_kind_name(BG_AUDIT_ANSWER_NOT_SENT), "answer-not-sent");
+    ev.kind = BG_AUDIT_ANSWER_NOT_SENT + 1;
+    ck_assert_int_eq(bg_audit_leaf_encode(&ev, "440100", leaf, &len, &err), BG_EINVAL);
+}
+END_TEST
+
 static Suite *
 audit_suite(void)
 {
@@ -2173,6 +2194,7 @@ audit_suite(void)
     TCase *hash = tcase_create("hash");
     tcase_set_timeout(hash, 120);
     tcase_add_test(hash, hash_known_answers);
+    tcase_add_test(hash, leaf_answer_not_sent);
     tcase_add_test(hash, log_roots_match_reference);
     tcase_add_test(hash, inclusion_proofs_every_size);
     tcase_add_test(hash, consistency_proofs_every_size);

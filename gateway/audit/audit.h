@@ -85,6 +85,8 @@ typedef enum bg_audit_kind {
     BG_AUDIT_REQUEST_RECEIVED = 4, /* a peer asked us */
     BG_AUDIT_REQUEST_ANSWERED = 5, /* we answered */
     BG_AUDIT_REQUEST_REFUSED = 6,  /* we refused */
+    BG_AUDIT_ANSWER_NOT_SENT = 7,  /* the answer (or refusal) logged before it could not be
+                                      handed to the transport: it never left */
 } bg_audit_kind;
 
 typedef enum bg_audit_direction {

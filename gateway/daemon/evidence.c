@@ -148,6 +148,22 @@ gw_ev_commit_inbound(bg_gw *gw, gw_ev *ev, const uint8_t *bytes, size_t len)
     return append_pair(gw, pair, "inbound");
 }
 
+void
+gw_ev_commit_not_sent(bg_gw *gw, const gw_ev *ev, const char *why)
+{
+    bg_audit_event e = ev->e;
+    e.kind = BG_AUDIT_ANSWER_NOT_SENT;
+    e.has_answer_digest = false;
+    e.outcome = BG_GW_E_TRANSPORT;
+    copy_reason(e.reason, why);
+    bg_err err = {0};
+    if (gw->audit != NULL && bg_audit_append_batch(gw->audit, &e, 1, NULL, &err) == BG_OK)
+        return;
+    atomic_fetch_add(&gw->evidence_failed, 1);
+    bg_log(BG_LOG_ERROR, "audit.append_failed", "what=not-sent peer=%s error=\"%s\"", e.peer,
+           gw->audit != NULL ? err.msg : "no evidence log");
+}
+
 /* ----------------------------------------------------------- outbound */
 
 void
