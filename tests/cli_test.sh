@@ -229,6 +229,38 @@ check "another city's file" 0 "$bg" import --dir gw old-gz.csv
 expect "other city warning" err.txt "registered in other cities' divisions (most: 440100 Guangzhou"
 expect "expired warning" err.txt "already past valid_until"
 
+# --- bounds on query's ids file (read before any gateway is asked) ---
+printf '914403001922038216\nab\0cd\n' >ids-nul.txt
+check "a NUL in the ids file is refused" 2 "$bg" query --dir gw --peer 440100 \
+  --list serious-dishonesty --purpose supervision --in ids-nul.txt
+expect "naming its line" err.txt "ids-nul.txt:2: a NUL byte"
+{ echo 914403001922038216; printf 'x%.0s' {1..300}; echo; } >ids-long.txt
+check "an over-long line is refused" 2 "$bg" query --dir gw --peer 440100 \
+  --list serious-dishonesty --purpose supervision --in ids-long.txt
+expect "naming its line" err.txt "ids-long.txt:2: line longer than 256 bytes"
+check "a stream without newlines is refused at once" 2 bash -c "head -c 100000000 /dev/zero | \
+  tr '\\0' 9 | '$bg' query --dir gw --peer 440100 --list serious-dishonesty \
+  --purpose supervision --in -"
+expect "as an over-long line" err.txt "-:1: line longer than 256 bytes"
+yes 914403001922038216 | head -n 2097153 >ids-many.txt
+check "more ids than a query takes are refused" 2 "$bg" query --dir gw --peer 440100 \
+  --list serious-dishonesty --purpose supervision --in ids-many.txt
+expect "naming the line past the maximum" err.txt "ids-many.txt:2097153: more than 2097152 ids"
+rm -f ids-many.txt
+
+# --- an import killed with nothing to report leaves no report behind ---
+"$bg" gen --city 440300 --count 300000 --seed 5 --out clean.csv --quiet
+run "$bg" init --city 440300 --name Shenzhen --dir gwkill
+"$bg" import --dir gwkill --quiet clean.csv >/dev/null 2>&1 &
+kill_pid=$!
+wait_for 10 test -e gwkill/data/credit.db
+sleep 0.5
+kill -9 "$kill_pid" 2>/dev/null
+wait "$kill_pid" 2>/dev/null
+left=$(ls clean.csv.rejects.csv* 2>/dev/null)
+expect_eq "a killed clean import leaves no rejects file (nor its temporary)" "$left" ""
+rm -f clean.csv
+
 # --- a federation of two gateway directories, for check, serve and ca list ---
 declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen)
 trap 'stop_procs ${pid[@]+"${pid[@]}"}' EXIT

@@ -12,6 +12,8 @@
  *                  [--items N] [--query-list L] [--query-purpose P] [--timeout-ms N]
  *   fed_attack raw-garbage --host H --port P [--bytes N]
  *   fed_attack stall --host H --port P --seconds S [--conns N] [--sources K]
+ *   fed_attack flood --key K --cert C --ca CA --crl CRL --roster R --from CITY --to CITY
+ *                    --url URL [--conns N] [--seconds S]
  *
  * Each subcommand prints ONE machine-readable result line on stdout (details
  * go to stderr) and exits 0 if it ran, 2 on a usage or setup error:
@@ -24,10 +26,15 @@
  *   raw-garbage   sent <n>
  *   stall         connected <n>   (flushed at once), then "closed <c> cut by the
  *                 gateway" when done (c of them were closed by the gateway)
+ *   flood         flood sent <n> ok <a> rate-limited <r> other <o>
  *
  * stall makes up to 4096 connections (raising its own descriptor limit),
  * from K loopback source addresses 127.0.1.1.. in turn (--sources, default:
  * from the default address), each connect given up after 2 s.
+ *
+ * flood sends good pings (each sealed afresh) as fast as the answers come, round robin
+ * over --conns connections (at most 16), for --seconds, and counts the answers: ok,
+ * refused with the gateway's rate code (117), anything else.
  *
  * ping builds a signed Ping envelope (body type 16) like the daemon does,
  * optionally mutated, sends it with bg_tp_call and opens the answer with a
@@ -149,7 +156,9 @@ usage(void)
             "                      [--auth-ref HEX] [--items N] [--query-list L]\n"
             "                      [--query-purpose P] [--timeout-ms N]\n"
             "       fed_attack raw-garbage --host H --port P [--bytes N]\n"
-            "       fed_attack stall --host H --port P --seconds S [--conns N]\n");
+            "       fed_attack stall --host H --port P --seconds S [--conns N]\n"
+            "       fed_attack flood --key K --cert C --ca CA --crl CRL --roster R --from CITY\n"
+            "                        --to CITY --url URL [--conns N] [--seconds S]\n");
     return EXIT_USAGE;
 }
 
@@ -693,6 +702,25 @@ ping_free(struct ping_ctx *c)
     OPENSSL_free(c->crl_pem);
 }
 
+/* One more client (its own connection) with c's material, as o says. */
+static int
+open_client(const struct ping_opts *o, const struct ping_ctx *c, size_t send_max,
+            bg_tp_client **out, bg_err *err)
+{
+    bg_tp_tls tls = {.cert_pem = o->no_client_cert ? NULL : c->cert_pem,
+                     .key_pem = o->no_client_cert ? NULL : c->key_pem,
+                     .ca_pem = c->ca_pem,
+                     .crl_pem = c->crl_pem};
+    bg_tp_client_opts co = {
+        .url = o->url,
+        .tls = &tls,
+        .server_name = o->server_name != NULL ? o->server_name : o->to,
+        .recv_max = bg_roster_max_message_bytes(c->roster),
+        .send_max = send_max,
+    };
+    return bg_tp_client_open(out, &co, err);
+}
+
 static int
 ping_setup(const struct ping_opts *o, enum mutation m, struct ping_ctx *c, bg_err *err)
 {
@@ -726,19 +754,8 @@ ping_setup(const struct ping_opts *o, enum mutation m, struct ping_ctx *c, bg_er
     if (rc != BG_OK)
         return rc;
 
-    bg_tp_tls tls = {.cert_pem = o->no_client_cert ? NULL : c->cert_pem,
-                     .key_pem = o->no_client_cert ? NULL : c->key_pem,
-                     .ca_pem = c->ca_pem,
-                     .crl_pem = c->crl_pem};
-    bg_tp_client_opts co = {
-        .url = o->url,
-        .tls = &tls,
-        .server_name = o->server_name != NULL ? o->server_name : o->to,
-        .recv_max = max_msg,
-        /* oversize: allowed to send what the peer will not take. */
-        .send_max = m == M_OVERSIZE ? 2 * max_msg : max_msg,
-    };
-    return bg_tp_client_open(&c->cli, &co, err);
+    /* oversize: allowed to send what the peer will not take. */
+    return open_client(o, c, m == M_OVERSIZE ? 2 * max_msg : max_msg, &c->cli, err);
 }
 
 static int
@@ -1475,6 +1492,107 @@ cmd_psi(int argc, char **argv)
     return EXIT_RAN;
 }
 
+/* --------------------------------------------------------------- flood */
+
+#define FLOOD_CONNS_MAX 16
+
+static int
+parse_flood(int argc, char **argv, struct ping_opts *o, int *conns, int *seconds)
+{
+    static const struct option opts[] = {
+        CONN_OPTIONS,
+        {"conns", required_argument, NULL, 'N'},
+        {"seconds", required_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'N')
+            *conns = atoi(optarg);
+        else if (ch == 'S')
+            *seconds = atoi(optarg);
+        else if (!conn_opt(ch, o))
+            return usage();
+    }
+    if (optind != argc || !conn_opts_ok(o) || *conns < 1 || *conns > FLOOD_CONNS_MAX ||
+        *seconds < 1 || *seconds > 600)
+        return usage();
+    return EXIT_RAN;
+}
+
+/* One fresh good ping on cli; its outcome line in line. */
+static void
+flood_one(struct ping_ctx *c, bg_tp_client *cli, const struct ping_opts *o, char *line, size_t n)
+{
+    Baygate__Ping ping = BAYGATE__PING__INIT;
+    ping.roster_serial = bg_roster_serial(c->roster);
+    uint8_t body[32];
+    size_t body_len = baygate__ping__pack(&ping, body);
+    bg_env_fields f = {.recipient = o->to,
+                       .body_type = BAYGATE__APP_BODY__APP_BODY_PING,
+                       .body = body,
+                       .body_len = body_len,
+                       .purpose = "ping"};
+    uint8_t *msg = NULL;
+    size_t len = 0;
+    bg_env_sent sent;
+    bg_err err = {0};
+    if (bg_env_seal(c->id, &f, true, bg_roster_max_message_bytes(c->roster), &msg, &len, &sent,
+                    &err) != BG_OK) {
+        snprintf(line, n, "seal-failed");
+        return;
+    }
+    call_once(cli, c->verifier, o->to, msg, len, &sent, o->timeout_ms, line, n);
+    free(msg);
+}
+
+/* Pings as fast as answers come, round robin over --conns connections, for --seconds. */
+static int
+cmd_flood(int argc, char **argv)
+{
+    struct ping_opts o = {.mutate = "none", .timeout_ms = 5000};
+    int conns = 4, seconds = 5;
+    if (parse_flood(argc, argv, &o, &conns, &seconds) != EXIT_RAN)
+        return EXIT_USAGE;
+    struct ping_ctx c = {0};
+    bg_tp_client *cli[FLOOD_CONNS_MAX] = {0};
+    bg_err err = {0};
+    int rc = ping_setup(&o, M_NONE, &c, &err);
+    cli[0] = c.cli;
+    for (int i = 1; i < conns && rc == BG_OK; i++)
+        rc = open_client(&o, &c, bg_roster_max_message_bytes(c.roster), &cli[i], &err);
+    if (rc != BG_OK) {
+        for (int i = 1; i < conns; i++)
+            bg_tp_client_close(cli[i]);
+        ping_free(&c);
+        return setup_fail("setup", &err);
+    }
+    uint64_t sent = 0, ok = 0, limited = 0, other = 0;
+    char expect_limited[48];
+    /* 117: BG_GW_E_RATE (gateway/daemon/codes.h) */
+    snprintf(expect_limited, sizeof expect_limited, "answer refused gateway %u", 117u);
+    int64_t until = bg_env_now_ms() + (int64_t)seconds * 1000;
+    while (bg_env_now_ms() < until) {
+        char line[160];
+        flood_one(&c, cli[sent % (uint64_t)conns], &o, line, sizeof line);
+        sent++;
+        if (strcmp(line, "answer ok") == 0)
+            ok++;
+        else if (strcmp(line, expect_limited) == 0)
+            limited++;
+        else if (other++ == 0)
+            fprintf(stderr, "fed_attack: flood: first other outcome: %s\n", line);
+    }
+    printf("flood sent %llu ok %llu rate-limited %llu other %llu\n", (unsigned long long)sent,
+           (unsigned long long)ok, (unsigned long long)limited, (unsigned long long)other);
+    fflush(stdout);
+    for (int i = 1; i < conns; i++)
+        bg_tp_client_close(cli[i]);
+    ping_free(&c);
+    return EXIT_RAN;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1492,6 +1610,8 @@ main(int argc, char **argv)
         return cmd_psi(argc - 1, argv + 1);
     if (strcmp(cmd, "raw-garbage") == 0)
         return cmd_raw_garbage(argc - 1, argv + 1);
+    if (strcmp(cmd, "flood") == 0)
+        return cmd_flood(argc - 1, argv + 1);
     if (strcmp(cmd, "stall") == 0)
         return cmd_stall(argc - 1, argv + 1);
     return usage();

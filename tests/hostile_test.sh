@@ -8,6 +8,11 @@
 # reserve); meanwhile Guangzhou's local API and its peers are served, and
 # afterwards it is back to normal by itself.
 #
+# Then a member (Foshan 440600, in the roster, its gateway not needed) floods
+# Guangzhou with good pings over 8 connections (issue 16: cheap requests were
+# unlimited): Shenzhen's pings keep being answered, Foshan is refused with the
+# rate code (117) and Guangzhou's status counts it.
+#
 # Deadlines are generous (the same script runs the ASan build); nothing
 # asserts how fast, only what happens.
 set -uo pipefail
@@ -23,7 +28,7 @@ cd "$work" || exit 2
 READY_S=60
 ANSWER_MS=15000
 
-declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen)
+declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen [440600]=Foshan)
 stall_pid=""
 cities=(440100 440300)
 cleanup() { stop_procs ${stall_pid:+"$stall_pid"} "${pid[@]}"; }
@@ -31,12 +36,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 run "$bg" ca init --dir CA
-for c in "${cities[@]}"; do setup_city "$c"; done
+for c in "${cities[@]}" 440600; do setup_city "$c"; done
 run "$bg" ca crl --dir CA --out crl.pem
 {
   roster_federation 1 4194304
   roster_purpose supervision false
-  roster_members "${cities[@]}"
+  roster_members "${cities[@]}" 440600
   roster_permission 440100 440300 supervision "serious-dishonesty" 1000
   roster_permission 440300 440100 supervision "serious-dishonesty" 1000
 } >roster.ini
@@ -107,5 +112,34 @@ if "$bg" status --dir gw440100 >status.out 2>&1; then ok "afterwards: status ans
   bad "afterwards: status answers" "$(cat status.out)"
 fi
 if kill -0 "${pid[440100]}" 2>/dev/null; then ok "Guangzhou still running"; else bad "Guangzhou still running"; fi
+
+# A member's flood of pings: refused by rate, others still answered.
+fa_call flood gw440600 440600 440100 --conns 8 --seconds 8 >flood.out &
+flood_pid=$!
+sleep 1
+for i in 1 2 3; do
+  if ping_ok 440300 440100; then ok "during Foshan's ping flood: Shenzhen's ping $i answered"; else
+    bad "during Foshan's ping flood: Shenzhen's ping $i answered" "$(cat ping.out)"
+  fi
+done
+wait "$flood_pid"
+read -r _ _ sent _ answered _ limited _ other <flood.out
+if [[ "${limited:-0}" =~ ^[0-9]+$ ]] && ((limited > 0 && answered > 0 && other == 0)); then
+  ok "Foshan's flood: $sent pings, $answered answered, $limited refused by rate (117)"
+else
+  bad "Foshan's flood is refused by rate" "$(cat flood.out) $(tail -3 attack.log)"
+fi
+if "$bg" status --dir gw440100 >status.out 2>&1 && grep -q 'rate-limited:ping' status.out; then
+  ok "Guangzhou's status counts rate-limited:ping"
+else
+  bad "Guangzhou's status counts rate-limited:ping" "$(cat status.out)"
+fi
+n=$(grep -c 'request.rate_limited' gw440100.log)
+if ((n >= 1 && n <= 3)); then ok "the refusals logged $n time(s), not once per ping"; else
+  bad "the refusals logged once per interval" "$n lines"
+fi
+if ping_ok 440300 440100; then ok "after the flood: Shenzhen pings Guangzhou"; else
+  bad "after the flood: Shenzhen pings Guangzhou" "$(cat ping.out)"
+fi
 echo "hostile: $pass passed, $fail failed"
 ((fail == 0))

@@ -1511,6 +1511,16 @@ START_TEST(witness_detects_rewritten_history)
     ck_assert_int_eq(bg_audit_witness_add_received(w, &theirs, &err), BG_OK);
     ck_assert_int_eq(bg_audit_witness_add_received(w, &theirs, &err), BG_OK);
     ck_assert_int_eq(bg_audit_witness_add_received(w, &c10, &err), BG_EINVAL); /* not ours */
+    /* The same witness's cosignature of the same head, made at another time: refused, not
+     * stored (a member could otherwise mint any number of them). */
+    size_t held = bg_audit_witness_received_count(w);
+    for (int i = 1; i <= 3; i++) {
+        bg_audit_cosig dup;
+        ck_assert_int_eq(bg_audit_cosig_make(key_b, "440600", &ours, t + i, &dup, &err), BG_OK);
+        ck_assert_int_eq(bg_audit_witness_add_received(w, &dup, &err), BG_EEXIST);
+        ck_assert_has(err.msg, "already");
+    }
+    ck_assert_uint_eq(bg_audit_witness_received_count(w), held);
     bg_audit_witness_close(w);
 
     /* Everything is still there after reopening. */
@@ -2156,6 +2166,27 @@ START_TEST(bundle_decoder_bounds)
 }
 END_TEST
 
+/* An answer logged, then not handed to the transport: its own leaf kind, inbound. */
+START_TEST(leaf_answer_not_sent)
+{
+    bg_audit_event ev = event(4, 0);
+    ev.kind = BG_AUDIT_ANSWER_NOT_SENT;
+    ev.has_answer_digest = false;
+    ev.outcome = 103;
+    uint8_t leaf[BG_AUDIT_LEAF_MAX];
+    size_t len = 0;
+    bg_err err = {0};
+    ck_assert_int_eq(bg_audit_leaf_encode(&ev, "440100", leaf, &len, &err), BG_OK);
+    bg_audit_event back;
+    ck_assert_int_eq(bg_audit_leaf_decode(leaf, len, &back, &err), BG_OK);
+    ck_assert_int_eq(back.kind, BG_AUDIT_ANSWER_NOT_SENT);
+    ck_assert_int_eq(back.direction, BG_AUDIT_INBOUND);
+    ck_assert_str_eq(bg_audit_kind_name(BG_AUDIT_ANSWER_NOT_SENT), "answer-not-sent");
+    ev.kind = BG_AUDIT_ANSWER_NOT_SENT + 1;
+    ck_assert_int_eq(bg_audit_leaf_encode(&ev, "440100", leaf, &len, &err), BG_EINVAL);
+}
+END_TEST
+
 static Suite *
 audit_suite(void)
 {
@@ -2163,6 +2194,7 @@ audit_suite(void)
     TCase *hash = tcase_create("hash");
     tcase_set_timeout(hash, 120);
     tcase_add_test(hash, hash_known_answers);
+    tcase_add_test(hash, leaf_answer_not_sent);
     tcase_add_test(hash, log_roots_match_reference);
     tcase_add_test(hash, inclusion_proofs_every_size);
     tcase_add_test(hash, consistency_proofs_every_size);

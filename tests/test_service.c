@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "gateway/cli/notify.h"
+#include "gateway/daemon/local.h"
 #include "gateway/daemon/log.h"
 
 static char scratch[PATH_MAX];
@@ -168,6 +169,18 @@ START_TEST(notify_abstract_socket)
 }
 END_TEST
 
+/* The local API's caller check (SO_PEERCRED's uid): the gateway's own user and root. */
+START_TEST(local_uid_allowed)
+{
+    ck_assert(gw_local_uid_allowed(1000, 1000));
+    ck_assert(gw_local_uid_allowed(0, 1000));
+    ck_assert(!gw_local_uid_allowed(1001, 1000));
+    ck_assert(!gw_local_uid_allowed(65534, 1000));
+    ck_assert(gw_local_uid_allowed(0, 0));
+    ck_assert(!gw_local_uid_allowed(1000, 0));
+}
+END_TEST
+
 static Suite *
 service_suite(void)
 {
@@ -179,6 +192,7 @@ service_suite(void)
     tcase_add_test(tc, log_file_refused);
     tcase_add_test(tc, notify_datagrams);
     tcase_add_test(tc, notify_abstract_socket);
+    tcase_add_test(tc, local_uid_allowed);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -85,6 +85,8 @@ typedef enum bg_audit_kind {
     BG_AUDIT_REQUEST_RECEIVED = 4, /* a peer asked us */
     BG_AUDIT_REQUEST_ANSWERED = 5, /* we answered */
     BG_AUDIT_REQUEST_REFUSED = 6,  /* we refused */
+    BG_AUDIT_ANSWER_NOT_SENT = 7,  /* the answer (or refusal) logged before it could not be
+                                      handed to the transport: it never left */
 } bg_audit_kind;
 
 typedef enum bg_audit_direction {
@@ -306,7 +308,9 @@ int bg_audit_witness_last(bg_audit_witness *w, const char *peer, bg_audit_head *
 
 /* Records a cosignature a peer made on one of our heads. The caller has
  * verified it (bg_audit_cosig_verify with the witness's certificate); this
- * checks it is about our city and stores it. A repeat is not stored twice. */
+ * checks it is about our city and stores it. A repeat is not stored twice; another
+ * cosignature by the same witness of a head of the same size (another time, say) is
+ * BG_EEXIST and not stored: at most one per witness and tree size. */
 int bg_audit_witness_add_received(bg_audit_witness *w, const bg_audit_cosig *c, bg_err *err);
 
 /* What the store holds, for reports. */

@@ -76,6 +76,8 @@ bg_audit_kind_name(int kind)
         return "request-answered";
     case BG_AUDIT_REQUEST_REFUSED:
         return "request-refused";
+    case BG_AUDIT_ANSWER_NOT_SENT:
+        return "answer-not-sent";
     default:
         return "?";
     }
@@ -91,7 +93,7 @@ int
 bg_audit_leaf_encode(const bg_audit_event *ev, const char *city, uint8_t out[BG_AUDIT_LEAF_MAX],
                      size_t *len, bg_err *err)
 {
-    if (ev->kind < BG_AUDIT_REQUEST_SENT || ev->kind > BG_AUDIT_REQUEST_REFUSED)
+    if (ev->kind < BG_AUDIT_REQUEST_SENT || ev->kind > BG_AUDIT_ANSWER_NOT_SENT)
         return bg_err_set(err, BG_EINVAL, "audit event: unknown kind %d", (int)ev->kind);
     if (!bg_audit_city_ok(city))
         return bg_err_set(err, BG_EINVAL, "audit event: city is not a 6-digit code");
@@ -176,7 +178,7 @@ bg_audit_leaf_decode(const uint8_t *leaf, size_t len, bg_audit_event *ev, bg_err
         goto out;
     }
     int kind = (int)m->kind;
-    if (m->version != 1 || kind < BG_AUDIT_REQUEST_SENT || kind > BG_AUDIT_REQUEST_REFUSED ||
+    if (m->version != 1 || kind < BG_AUDIT_REQUEST_SENT || kind > BG_AUDIT_ANSWER_NOT_SENT ||
         (int)m->direction != (int)direction_of(kind)) {
         rc = bg_err_set(err, BG_EPROTO, "audit leaf: bad version, kind or direction");
         goto out;
@@ -472,7 +474,8 @@ bg_audit_cosig_decode(const uint8_t *buf, size_t len, bg_audit_cosig *c, bg_err 
 {
     if (len == 0 || len > BG_AUDIT_SIGNED_COSIG_MAX)
         return bg_err_set(err, BG_EPROTO, "signed cosignature: %zu bytes is out of bounds", len);
-    Baygate__SignedCosignature *m = bg_pb_unpack(&baygate__signed_cosignature__descriptor, len, buf);
+    Baygate__SignedCosignature *m =
+        bg_pb_unpack(&baygate__signed_cosignature__descriptor, len, buf);
     if (m == NULL)
         return bg_err_set(err, BG_EPROTO, "signed cosignature: does not parse");
     int rc = BG_OK;

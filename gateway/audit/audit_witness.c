@@ -490,6 +490,13 @@ bg_audit_witness_add_received(bg_audit_witness *w, const bg_audit_cosig *c, bg_e
             pthread_mutex_unlock(&w->mu);
             return BG_OK;
         }
+        if (strcmp(r->witness, stored.witness) == 0 && r->head.size == stored.head.size) {
+            pthread_mutex_unlock(&w->mu);
+            return bg_err_set(err, BG_EEXIST,
+                              "witness: %s already cosigned our head of size %llu (one kept "
+                              "per witness and size)",
+                              stored.witness, (unsigned long long)stored.head.size);
+        }
     }
     Baygate__WitnessRecord m = BAYGATE__WITNESS_RECORD__INIT;
     m.what_case = BAYGATE__WITNESS_RECORD__WHAT_RECEIVED;

@@ -46,7 +46,9 @@ query_usage(FILE *f)
         "turn. --grades: also their evaluations of those enterprises (the list\n"
         "'grades'); --count: only how many are on LIST. --peer may be given several\n"
         "times. A list or purpose the roster does not know is refused here (exit 2).\n"
-        "Invalid ids are reported and never sent.\n"
+        "Invalid ids are reported and never sent. FILE holds at most 2097152 ids,\n"
+        "lines of at most 256 bytes and no NUL byte: anything else is refused,\n"
+        "naming the line, before any peer is asked.\n"
         "Output: a table; or --json, one object per list, one per line; or --csv,\n"
         "one row per input line per peer (per peer for --count) with the columns\n"
         "status (matched, not matched, invalid, error, count), line, input, id\n"
@@ -129,49 +131,79 @@ idlist_parse(idlist *l)
     return BG_EXIT_OK;
 }
 
+/* One line of f into buf, its newline dropped: at most QUERY_LINE_MAX bytes, never a NUL
+ * (a NUL would cut the id silently). *more: a line was read (false at the end). Anything
+ * else is an error naming path and the line. Bounded: a file without newlines costs no
+ * more than the buffer. */
+static int
+read_line(FILE *f, const char *path, size_t lineno, char buf[QUERY_LINE_MAX + 1], size_t *len,
+          bool *more)
+{
+    size_t n = 0;
+    int c;
+    while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+        if (c == '\0')
+            return bg_cli_fail("query", "%s:%zu: a NUL byte: ids are text, one a line", path,
+                               lineno);
+        if (n == QUERY_LINE_MAX)
+            return bg_cli_fail("query", "%s:%zu: line longer than %u bytes", path, lineno,
+                               QUERY_LINE_MAX);
+        buf[n++] = (char)c;
+    }
+    if (c == EOF && ferror(f))
+        return bg_cli_fail("query", "%s:%zu: reading failed", path, lineno);
+    buf[n] = '\0';
+    *len = n;
+    *more = c != EOF || n > 0;
+    return BG_EXIT_OK;
+}
+
+/* Room for one more id in l. */
+static int
+idlist_grow(idlist *l)
+{
+    if (l->n < l->cap)
+        return BG_EXIT_OK;
+    size_t nc = l->cap ? l->cap * 2 : 1024;
+    char **ids = realloc(l->ids, nc * sizeof *ids);
+    if (ids == NULL)
+        return bg_cli_fail("query", "out of memory");
+    l->ids = ids;
+    size_t *lines = realloc(l->lines, nc * sizeof *lines);
+    if (lines == NULL)
+        return bg_cli_fail("query", "out of memory");
+    l->lines = lines;
+    l->cap = nc;
+    return BG_EXIT_OK;
+}
+
 static int
 read_ids(const char *path, idlist *l)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (f == NULL)
         return bg_cli_fail("query", "cannot open %s: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0, lineno = 0;
-    ssize_t got;
+    char line[QUERY_LINE_MAX + 1];
+    size_t lineno = 0, len = 0;
+    bool more = true;
     int rc = BG_EXIT_OK;
-    while ((got = getline(&line, &cap, f)) >= 0) {
+    while (rc == BG_EXIT_OK) {
         lineno++;
-        size_t len = (size_t)got;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        if ((rc = read_line(f, path, lineno, line, &len, &more)) != BG_EXIT_OK || !more)
+            break;
+        while (len > 0 && line[len - 1] == '\r')
             len--;
         size_t k = 0;
         while (k < len && (line[k] == ' ' || line[k] == '\t'))
             k++;
         if (k == len)
             continue; /* blank */
-        if (len > QUERY_LINE_MAX) {
-            len = QUERY_LINE_MAX; /* the gateway reports it invalid */
-        }
         if (l->n == QUERY_MAX_IDS) {
-            rc = bg_cli_fail("query", "%s: more than %u ids", path, QUERY_MAX_IDS);
+            rc = bg_cli_fail("query", "%s:%zu: more than %u ids", path, lineno, QUERY_MAX_IDS);
             break;
         }
-        if (l->n == l->cap) {
-            size_t nc = l->cap ? l->cap * 2 : 1024;
-            char **ids = realloc(l->ids, nc * sizeof *ids);
-            if (ids == NULL) {
-                rc = bg_cli_fail("query", "out of memory");
-                break;
-            }
-            l->ids = ids;
-            size_t *lines = realloc(l->lines, nc * sizeof *lines);
-            if (lines == NULL) {
-                rc = bg_cli_fail("query", "out of memory");
-                break;
-            }
-            l->lines = lines;
-            l->cap = nc;
-        }
+        if ((rc = idlist_grow(l)) != BG_EXIT_OK)
+            break;
         char *id = malloc(len + 1);
         if (id == NULL) {
             rc = bg_cli_fail("query", "out of memory");
@@ -182,9 +214,6 @@ read_ids(const char *path, idlist *l)
         l->ids[l->n] = id;
         l->lines[l->n++] = lineno;
     }
-    free(line);
-    if (rc == BG_EXIT_OK && ferror(f))
-        rc = bg_cli_fail("query", "reading %s failed", path);
     if (f != stdin)
         fclose(f);
     if (rc == BG_EXIT_OK && l->n == 0)

@@ -30,6 +30,12 @@ enum {
     BG_GW_E_INVALID_IDS = 115,   /* local: no valid id to ask about */
     BG_GW_E_REVOKED = 116,       /* local: the CRL in use revokes the certificate the roster
                                     pins for that peer: not asked (core.h) */
+    BG_GW_E_RATE = 117,          /* the asker's requests (or answer bytes) of this kind
+                                    are over their rate (rate.h): ask again later */
+    BG_GW_E_COSIG_HELD = 118,    /* witness: a cosignature by that witness of our head of
+                                    that size is held already (one per witness and size) */
+    BG_GW_E_NOT_OWNER = 119,     /* local: the caller's uid is neither the gateway's nor
+                                    root's (local.h) */
 };
 
 #endif

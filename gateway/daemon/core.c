@@ -433,7 +433,7 @@ gw_quoted(const char *s, char *buf, size_t n)
 
 /* ------------------------------------------------ answering, refusing */
 
-void
+bool
 gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_t len)
 {
     bg_err err = {0};
@@ -443,14 +443,21 @@ gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_
     }
     if (bytes == NULL) {
         bg_tp_drop(req);
-        return;
+        return false;
     }
-    if (bg_tp_reply(req, bytes, len, &err) != BG_OK)
+    if (ev != NULL && ev->rate_kind >= 0)
+        gw_rate_charge(&gw->rate, ev->e.peer, (gw_rate_kind)ev->rate_kind, len, bg_env_now_ms());
+    bool sent = bg_tp_reply(req, bytes, len, &err) == BG_OK;
+    if (!sent) {
         bg_log(BG_LOG_WARN, "answer.not_sent", "error=\"%s\"", err.msg);
+        if (ev != NULL) /* its leaves say answered: one more says it never left */
+            gw_ev_commit_not_sent(gw, ev, err.msg);
+    }
     free(bytes);
+    return sent;
 }
 
-void
+bool
 gw_answer_as(bg_gw *gw, const gw_ident *me, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
              uint32_t body_type, const uint8_t *body, size_t len)
 {
@@ -462,16 +469,17 @@ gw_answer_as(bg_gw *gw, const gw_ident *me, gw_ev *ev, const bg_env_opened *o, b
         atomic_fetch_add(&gw->answered, 1);
     else
         bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
-    gw_reply_or_drop(gw, ev, req, out, out_len);
+    return gw_reply_or_drop(gw, ev, req, out, out_len);
 }
 
-void
+bool
 gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
           const uint8_t *body, size_t len)
 {
     gw_ident *me = gw_ident_get(gw);
-    gw_answer_as(gw, me, ev, o, req, body_type, body, len);
+    bool sent = gw_answer_as(gw, me, ev, o, req, body_type, body, len);
     gw_ident_release(me);
+    return sent;
 }
 
 void
@@ -492,9 +500,10 @@ gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint
         bg_log(BG_LOG_ERROR, "answer.seal_failed", "peer=%s error=\"%s\"", o->sender, err.msg);
     gw_ident_release(me);
     char safe[BG_ENV_ERROR_MSG_MAX + 1];
-    bg_log(BG_LOG_WARN, event, "peer=%s purpose=%s code=%u reason=%s", o->sender,
-           o->purpose[0] ? o->purpose : "-", code,
-           bg_log_safe(msg, strlen(msg), safe, sizeof safe));
+    if (event != NULL)
+        bg_log(BG_LOG_WARN, event, "peer=%s purpose=%s code=%u reason=%s", o->sender,
+               o->purpose[0] ? o->purpose : "-", code,
+               bg_log_safe(msg, strlen(msg), safe, sizeof safe));
     gw_ev_refused(ev, code, msg);
     gw_reply_or_drop(gw, ev, req, out, out_len);
 }

@@ -91,16 +91,18 @@ const char *gw_quoted(const char *s, char *buf, size_t n);
 
 /* Sends bytes (freed) as the answer, or drops req when bytes is NULL. With ev (an
  * authenticated request), the exchange goes to the evidence log first; if it cannot,
- * the answer is dropped. */
-void gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_t len);
+ * the answer is dropped; if the transport then does not take it (expired, too big), an
+ * "answer-not-sent" leaf follows. true: handed to the transport. */
+bool gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_t len);
 
 /* Answers request o with a signed body (counted as answered), or refuses it with a typed
  * ErrorAnswer (code, printf message; counted, logged as event with peer, purpose, code and
- * reason, noted in ev). Both go through gw_reply_or_drop; ev may be NULL. */
-void gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
+ * reason, noted in ev; gw_answer: true if handed to the transport; event NULL: not logged, the
+ * caller logs). Both go through gw_reply_or_drop; ev may be NULL. */
+bool gw_answer(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t body_type,
                const uint8_t *body, size_t len);
 /* gw_answer sealed by identity me (the one that signed what the body carries). */
-void gw_answer_as(bg_gw *gw, const gw_ident *me, gw_ev *ev, const bg_env_opened *o,
+bool gw_answer_as(bg_gw *gw, const gw_ident *me, gw_ev *ev, const bg_env_opened *o,
                   bg_tp_request *req, uint32_t body_type, const uint8_t *body, size_t len);
 void gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint32_t code,
                const char *event, const char *fmt, ...) __attribute__((format(printf, 7, 8)));

@@ -88,6 +88,7 @@ void
 gw_ev_inbound(gw_ev *ev, const bg_env_opened *o)
 {
     memset(ev, 0, sizeof *ev);
+    ev->rate_kind = -1;
     ev_request(&ev->e, o->sender, o->request_id, o->digest, o->purpose, o->authorisation_ref,
                o->authorisation_ref_len);
 }
@@ -145,6 +146,22 @@ gw_ev_commit_inbound(bg_gw *gw, gw_ev *ev, const uint8_t *bytes, size_t len)
     if (bytes != NULL)
         crypto_hash_sha256(pair[1].answer_digest, bytes, len);
     return append_pair(gw, pair, "inbound");
+}
+
+void
+gw_ev_commit_not_sent(bg_gw *gw, const gw_ev *ev, const char *why)
+{
+    bg_audit_event e = ev->e;
+    e.kind = BG_AUDIT_ANSWER_NOT_SENT;
+    e.has_answer_digest = false;
+    e.outcome = BG_GW_E_TRANSPORT;
+    copy_reason(e.reason, why);
+    bg_err err = {0};
+    if (gw->audit != NULL && bg_audit_append_batch(gw->audit, &e, 1, NULL, &err) == BG_OK)
+        return;
+    atomic_fetch_add(&gw->evidence_failed, 1);
+    bg_log(BG_LOG_ERROR, "audit.append_failed", "what=not-sent peer=%s error=\"%s\"", e.peer,
+           gw->audit != NULL ? err.msg : "no evidence log");
 }
 
 /* ----------------------------------------------------------- outbound */

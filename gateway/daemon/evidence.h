@@ -30,6 +30,7 @@ struct bg_gw;
 /* One inbound exchange's evidence, filled while the request is handled. */
 typedef struct gw_ev {
     bg_audit_event e;
+    int rate_kind; /* the request's gw_rate_kind (rate.h), charged the answer's bytes; -1 */
 } gw_ev;
 
 /* Seeds ev from the opened request: peer, request id and digest, purpose, reference. */
@@ -44,6 +45,10 @@ void gw_ev_refused(gw_ev *ev, uint32_t code, const char *reason);
  * could not be written: the caller must then not send the answer.
  */
 bool gw_ev_commit_inbound(struct bg_gw *gw, gw_ev *ev, const uint8_t *bytes, size_t len);
+
+/* Appends an "answer-not-sent" leaf for ev's exchange (its two leaves already written):
+ * the answer could not be handed to the transport (why: a short reason). */
+void gw_ev_commit_not_sent(struct bg_gw *gw, const gw_ev *ev, const char *why);
 
 /* An outbound round trip's evidence (gw_call logs it when given one). */
 typedef struct gw_call_ev {

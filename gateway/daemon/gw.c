@@ -24,6 +24,7 @@
 #include "gateway/daemon/local.h"
 #include "gateway/daemon/log.h"
 #include "gateway/daemon/ping.h"
+#include "gateway/daemon/policy.h"
 #include "gateway/daemon/psi_answer.h"
 #include "gateway/daemon/psi_pub.h"
 #include "gateway/daemon/witness.h"
@@ -234,6 +235,27 @@ refuse_unknown_body(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request 
     gw_reply_or_drop(gw, ev, req, out, out_len);
 }
 
+/* The rate kind of a body type; GW_RATE_KINDS: none (refused as unknown anyway). */
+static gw_rate_kind
+rate_kind(uint32_t body_type)
+{
+    switch (body_type) {
+    case BAYGATE__APP_BODY__APP_BODY_PING:
+        return GW_RATE_PING;
+    case BAYGATE__PSI_BODY__PSI_BODY_SNAPSHOT_REQUEST:
+        return GW_RATE_SNAPSHOT;
+    case BAYGATE__PSI_BODY__PSI_BODY_QUERY:
+        return GW_RATE_PSI;
+    case BAYGATE__PSI_BODY__PSI_BODY_STATUS_REQUEST:
+        return GW_RATE_STATUS;
+    case BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_REQUEST:
+    case BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN:
+        return GW_RATE_WITNESS;
+    default:
+        return GW_RATE_KINDS;
+    }
+}
+
 /* The federation server's request handler. */
 static void
 fed_handle(void *ctx, bg_tp_request *req)
@@ -257,9 +279,16 @@ fed_handle(void *ctx, bg_tp_request *req)
             gw_peer_learn_cert(p, o);
         gw_peer_release(p);
     }
+    /* Every kind of request has its rate per sender (rate.h), checked before any work. */
+    gw_rate_kind kind = rate_kind(o->body_type);
+    if (kind != GW_RATE_KINDS && !gw_policy_rate(gw, o, req, kind)) {
+        bg_env_opened_free(o);
+        return;
+    }
     /* Authenticated from here on: the exchange leaves evidence (evidence.h). */
     gw_ev ev;
     gw_ev_inbound(&ev, o);
+    ev.rate_kind = kind != GW_RATE_KINDS ? (int)kind : -1;
     switch (o->body_type) {
     case BAYGATE__APP_BODY__APP_BODY_PING:
         gw_ping_answer(gw, &ev, o, req);
@@ -702,6 +731,7 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
     if (gw == NULL)
         return bg_err_set(err, BG_ENOMEM, "out of memory");
     pthread_mutex_init(&gw->lock, NULL);
+    gw_rate_init(&gw->rate);
     gw_cache_init(&gw->cache);
     gw->started = time(NULL);
 
@@ -805,6 +835,7 @@ bg_gw_stop(bg_gw *gw)
     gw_evidence_close(gw);
     gw_cache_destroy(&gw->cache);
     gw_quota_destroy(&gw->quota);
+    gw_rate_destroy(&gw->rate);
     pthread_mutex_destroy(&gw->lock);
     free(gw);
 }

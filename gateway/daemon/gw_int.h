@@ -24,6 +24,7 @@
 #include "gateway/daemon/cache.h"
 #include "gateway/daemon/psi_pub.h"
 #include "gateway/daemon/quota.h"
+#include "gateway/daemon/rate.h"
 #include "peers/envelope.h"
 #include "peers/roster.h"
 #include "peers/transport.h"
@@ -101,12 +102,14 @@ struct bg_gw {
     time_t crl_warned_at;
 
     atomic_uint_fast64_t answered, app_errors, refused[GW_OUTCOMES], dropped[GW_OUTCOMES];
-    atomic_uint local_busy; /* local API requests being handled */
+    atomic_uint local_busy;             /* local API requests being handled */
+    atomic_uint_fast64_t local_refused; /* local API callers of another uid */
 
     /* PSI: what we publish and answer (psi_pub, psi_answer, quota) and the peers'
      * snapshots we hold as an asker (cache). */
     bg_pub *pub;
     gw_quota quota;
+    gw_rate rate; /* requests and answer bytes per (peer, kind) */
     gw_cache cache;
 
     /* The evidence log (evidence.c) and witnessing (witness.c). */
@@ -117,7 +120,7 @@ struct bg_gw {
     pthread_mutex_t witness_lock;       /* the thread's sleep and stop flag */
     pthread_mutex_t witness_store_lock; /* the witness store (checks, received cosigs) */
     pthread_cond_t witness_wake;
-    atomic_uint_fast64_t evidence_failed, forks_detected, cosigned, cosigs_received;
+    atomic_uint_fast64_t evidence_failed, forks_detected, cosigned, cosigs_received, cosigs_refused;
 };
 
 #endif

@@ -68,9 +68,9 @@ typedef struct status_buf {
     char names[BG_ROSTER_MAX_MEMBERS][BG_PKI_NAME_MAX + 1];
     char endpoints[BG_ROSTER_MAX_MEMBERS][BG_ROSTER_ENDPOINT_MAX + 1];
     char cities[BG_ROSTER_MAX_MEMBERS][BG_CITY_CODE_LEN + 1];
-    Baygate__Counter counters[2 * GW_OUTCOMES + 4];
-    Baygate__Counter *counterp[2 * GW_OUTCOMES + 4];
-    char counter_names[2 * GW_OUTCOMES + 4][48];
+    Baygate__Counter counters[2 * GW_OUTCOMES + GW_RATE_KINDS + 6];
+    Baygate__Counter *counterp[2 * GW_OUTCOMES + GW_RATE_KINDS + 6];
+    char counter_names[2 * GW_OUTCOMES + GW_RATE_KINDS + 6][48];
     Baygate__ListStatus lists[BG_PUB_LISTS];
     Baygate__ListStatus *listp[BG_PUB_LISTS];
     Baygate__QuotaStatus quotas[BG_ROSTER_MAX_MEMBERS]; /* one permission per asker toward us */
@@ -140,6 +140,25 @@ counters(bg_gw *gw, status_buf *b)
     nc++;
     add_counter(&b->counters[nc], &b->counterp[nc], "connections-lost", ts.conns_lost);
     nc++;
+    uint64_t lr = atomic_load(&gw->local_refused);
+    if (lr != 0) {
+        add_counter(&b->counters[nc], &b->counterp[nc], "local-refused", lr);
+        nc++;
+    }
+    uint64_t cr = atomic_load(&gw->cosigs_refused);
+    if (cr != 0) {
+        add_counter(&b->counters[nc], &b->counterp[nc], "cosign-refused", cr);
+        nc++;
+    }
+    for (int k = 0; k < GW_RATE_KINDS; k++) {
+        uint64_t v = gw_rate_refused(&gw->rate, (gw_rate_kind)k);
+        if (v == 0)
+            continue;
+        snprintf(b->counter_names[nc], sizeof b->counter_names[nc], "rate-limited:%s",
+                 gw_rate_kind_name((gw_rate_kind)k));
+        add_counter(&b->counters[nc], &b->counterp[nc], b->counter_names[nc], v);
+        nc++;
+    }
     for (int r = 1; r < GW_OUTCOMES; r++) {
         static const char *const kinds[2] = {"refused", "dropped"};
         uint64_t v[2] = {atomic_load(&gw->refused[r]), atomic_load(&gw->dropped[r])};
@@ -523,9 +542,49 @@ local_status_op(bg_gw *gw, const Baygate__LocalStatus *st, Baygate__LocalAnswer 
     ans->status = &b->sb->sa;
 }
 
+bool
+gw_local_uid_allowed(uid_t uid, uid_t self)
+{
+    return uid == 0 || uid == self;
+}
+
+#define LOCAL_REFUSED_LOG_EVERY_S 10
+
+/* The caller may use the local API (local.h); else it is refused, logged at most once
+ * per LOCAL_REFUSED_LOG_EVERY_S, and req is gone. */
+static bool
+local_caller_allowed(bg_gw *gw, bg_tp_request *req)
+{
+    static _Atomic int64_t logged_at;
+    bg_tp_peer peer = {.addr = "?"};
+    bg_err err = {0};
+    bool known = bg_tp_request_peer(req, &peer, &err) == BG_OK && peer.local;
+    if (known && gw_local_uid_allowed(peer.uid, geteuid()))
+        return true;
+    atomic_fetch_add(&gw->local_refused, 1);
+    int64_t now = (int64_t)time(NULL), at = atomic_load(&logged_at);
+    if (now - at >= LOCAL_REFUSED_LOG_EVERY_S &&
+        atomic_compare_exchange_strong(&logged_at, &at, now))
+        bg_log(BG_LOG_WARN, "local.refused", "uid=%lld gid=%lld pid=%lld refused=%llu",
+               known ? (long long)peer.uid : -1LL, known ? (long long)peer.gid : -1LL,
+               known ? (long long)peer.pid : -1LL,
+               (unsigned long long)atomic_load(&gw->local_refused));
+    Baygate__LocalAnswer ans = BAYGATE__LOCAL_ANSWER__INIT;
+    ans.error_code = BG_GW_E_NOT_OWNER;
+    ans.error = "only the gateway's own user (or root) may use its local API";
+    size_t out_len = baygate__local_answer__get_packed_size(&ans);
+    uint8_t *out = malloc(out_len ? out_len : 1);
+    if (out != NULL)
+        baygate__local_answer__pack(&ans, out);
+    gw_reply_or_drop(gw, NULL, req, out, out_len);
+    return false;
+}
+
 static void
 local_handle(bg_gw *gw, bg_tp_request *req)
 {
+    if (!local_caller_allowed(gw, req))
+        return;
     size_t len = 0;
     const uint8_t *data = bg_tp_request_data(req, &len);
     Baygate__LocalRequest *lr = bg_pb_unpack(&baygate__local_request__descriptor, len, data);

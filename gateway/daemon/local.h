@@ -1,12 +1,18 @@
 /*
  * local.h - the local API on ipc:// for the city's own applications and the CLI:
- * LocalRequest in, LocalAnswer out, unsigned (the socket's permissions decide).
+ * LocalRequest in, LocalAnswer out, unsigned: the socket's permissions let in, and the
+ * caller's uid (the kernel's, SO_PEERCRED, as the transport reads it) must be the
+ * gateway's own or root's (gw_local_uid_allowed): another member of the directory's group
+ * is refused (BG_GW_E_NOT_OWNER) and logged.
  * Ping a peer, query peers by PSI (psi_query.h), rotate a list's key, status (with
  * every peer probed at once on request), look up one of our own enterprises in our
  * store (baygate lookup).
  */
 #ifndef BG_LOCAL_H
 #define BG_LOCAL_H
+
+#include <stdbool.h>
+#include <sys/types.h>
 
 #include "peers/transport.h"
 
@@ -16,6 +22,9 @@
 #define GW_LOCAL_REPLY_MAX (256 * 1024 * 1024)
 /* A query fetches snapshots and runs PSI with every peer: minutes for big ones. */
 #define GW_LOCAL_TIMEOUT_MS (30 * 60 * 1000)
+
+/* May a caller of uid use the local API of a gateway running as self? Root and self. */
+bool gw_local_uid_allowed(uid_t uid, uid_t self);
 
 /* The local server's request handler; ctx is the bg_gw. */
 void gw_local_handle(void *ctx, bg_tp_request *req);

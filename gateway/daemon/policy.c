@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "domain/list.h"
+#include "gateway/daemon/codes.h"
 #include "gateway/daemon/core.h"
+#include "gateway/daemon/log.h"
 #include "gateway/daemon/quota.h"
 
 bool
@@ -54,4 +56,21 @@ gw_policy_needs_authorisation(bg_gw *gw, const char *purpose)
     bool needs = p != NULL && p->needs_authorisation;
     bg_roster_free(r);
     return needs;
+}
+
+bool
+gw_policy_rate(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req, gw_rate_kind kind)
+{
+    gw_rate_verdict v = gw_rate_take(&gw->rate, o->sender, kind, bg_env_now_ms());
+    if (v.ok)
+        return true;
+    if (v.log)
+        bg_log(BG_LOG_WARN, "request.rate_limited",
+               "peer=%s kind=%s limit_per_s=%u burst=%u refused_unlogged=%llu", o->sender,
+               gw_rate_kind_name(kind), v.per_s, v.burst, (unsigned long long)v.unlogged);
+    gw_refuse(gw, NULL, o, req, BG_GW_E_RATE, NULL,
+              "too many %s requests from %s (or answer bytes): at most %u/s, burst %u; "
+              "ask again later",
+              gw_rate_kind_name(kind), o->sender, v.per_s, v.burst);
+    return false;
 }

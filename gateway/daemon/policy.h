@@ -14,9 +14,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gateway/daemon/rate.h"
+#include "peers/envelope.h"
 #include "peers/roster.h"
+#include "peers/transport.h"
 
 struct bg_gw;
+
+/* Answering, before anything else of an authenticated request: the rate of kind for its
+ * sender (rate.h). true: go ahead. false: req is answered with a BG_GW_E_RATE refusal
+ * (counted, logged at most once per GW_RATE_LOG_EVERY_MS per sender and kind, no
+ * evidence leaves: a flood must not cost two synced leaves a request) and is gone. */
+bool gw_policy_rate(struct bg_gw *gw, const bg_env_opened *o, bg_tp_request *req,
+                    gw_rate_kind kind);
 
 /* Answering: may asker ask us about list for purpose (has_auth: the request carries an
  * authorisation reference)? v gets the permission (quota, minimum count batch) or,

@@ -330,7 +330,9 @@ query_reply(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
            modes[q->mode], q->chunk_index + 1, q->chunk_count, n, q->batch_items,
            (unsigned long long)used);
     gw_ev_note(ev, q->list, q->epoch, (uint32_t)n, (uint32_t)n);
-    gw_answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_ANSWER, body, blen);
+    /* An answer that never left costs the asker nothing (its evidence says not sent). */
+    if (!gw_answer(gw, ev, o, req, BAYGATE__PSI_BODY__PSI_BODY_ANSWER, body, blen))
+        gw_quota_refund(&gw->quota, o->sender, n);
     free(body);
 }
 

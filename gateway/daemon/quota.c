@@ -139,6 +139,28 @@ gw_quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, boo
     return ok;
 }
 
+void
+gw_quota_refund(gw_quota *q, const char *city, uint64_t items)
+{
+    int64_t day = (int64_t)(time(NULL) / 86400);
+    char buf[QUOTA_FILE_MAX];
+    size_t len = 0;
+    uint64_t v = 0;
+    pthread_mutex_lock(&q->lock);
+    for (size_t i = 0; i < q->n; i++) {
+        if (strcmp(q->used[i].city, city) != 0 || q->used[i].day != day)
+            continue;
+        q->used[i].used -= items < q->used[i].used ? items : q->used[i].used;
+        v = ++q->version;
+        for (size_t k = 0; k < q->n; k++)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s %lld %llu\n", q->used[k].city,
+                                    (long long)q->used[k].day, (unsigned long long)q->used[k].used);
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (v != 0 && q->path[0] != '\0')
+        quota_persist(q, v, buf, len);
+}
+
 uint64_t
 gw_quota_used(gw_quota *q, const char *city)
 {

@@ -38,6 +38,10 @@ void gw_quota_destroy(gw_quota *q);
 bool gw_quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, bool charge,
                    uint64_t *used);
 
+/* Gives back items charged to city today for an answer that never left (saved like a
+ * charge; a failure to save is logged, the memory count given back anyway). */
+void gw_quota_refund(gw_quota *q, const char *city, uint64_t items);
+
 /* The items city was charged today (0 if none), for status. */
 uint64_t gw_quota_used(gw_quota *q, const char *city);
 

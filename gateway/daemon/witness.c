@@ -127,7 +127,7 @@ witness_deliver(bg_gw *gw, gw_peer *p, const bg_audit_cosig *cosig, uint64_t siz
     Baygate__CosignSubmit cs = BAYGATE__COSIGN_SUBMIT__INIT;
     cs.signed_cosignature.data = enc;
     cs.signed_cosignature.len = enc_len;
-    gw_ident *me = gw_ident_get(gw); /* the one the envelope below is sealed with */
+    gw_ident *me = gw_ident_get(gw);        /* the one the envelope below is sealed with */
     cs.certificate.data = me->id->cert_der; /* for the peer's evidence bundles */
     cs.certificate.len = me->id->cert_der_len;
     size_t blen = baygate__cosign_submit__get_packed_size(&cs);
@@ -335,6 +335,27 @@ gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     gw_answer(gw, NULL, o, req, BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_ANSWER, body, blen);
 }
 
+/* Did we sign a head of our tree at size (heads are signed in increasing size)? */
+static bool
+head_signed(bg_gw *gw, uint64_t size)
+{
+    size_t lo = 0, hi = bg_audit_head_count(gw->audit);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        bg_audit_head h;
+        bg_err err = {0};
+        if (bg_audit_head_get(gw->audit, mid, &h, &err) != BG_OK)
+            return false;
+        if (h.size == size)
+            return true;
+        if (h.size < size)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
 void
 gw_witness_answer_cosign(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
 {
@@ -359,6 +380,10 @@ gw_witness_answer_cosign(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
                         sodium_memcmp(root, c.head.root, BG_AUDIT_HASH_LEN) != 0))
         rc = bg_err_set(&err, BG_EPROTO, "the cosigned head (size %llu) is not one of our tree",
                         (unsigned long long)c.head.size);
+    /* Only heads we signed: otherwise every size of the tree would be a head to cosign. */
+    if (rc == BG_OK && !head_signed(gw, c.head.size))
+        rc = bg_err_set(&err, BG_EPROTO, "we signed no head of size %llu",
+                        (unsigned long long)c.head.size);
     size_t before = 0, after = 0;
     if (rc == BG_OK) {
         pthread_mutex_lock(&gw->witness_store_lock);
@@ -373,7 +398,9 @@ gw_witness_answer_cosign(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     if (cs != NULL)
         bg_pb_free(cs);
     if (rc != BG_OK) {
-        witness_refuse(gw, o, req, BG_GW_E_BAD_BODY, "cosignature refused: %.200s", err.msg);
+        atomic_fetch_add(&gw->cosigs_refused, 1);
+        witness_refuse(gw, o, req, rc == BG_EEXIST ? BG_GW_E_COSIG_HELD : BG_GW_E_BAD_BODY,
+                       "cosignature refused: %.200s", err.msg);
         return;
     }
     if (after > before)

@@ -363,10 +363,15 @@ put_field(FILE *f, const char *s, size_t len)
 static const char *const status_names[] = {"rejected", "duplicate", "changed", "removed"};
 enum { R_REJECTED, R_DUPLICATE, R_CHANGED, R_REMOVED };
 
+static int report_create(imp *im, bg_err *err);
+
 static int
 report(imp *im, bg_err *err, uint64_t line, const char *uscc, size_t uscc_len, int status,
        const char *why)
 {
+    int rc = im->rep == NULL ? report_create(im, err) : BG_OK;
+    if (rc != BG_OK)
+        return rc;
     char u[REPORT_USCC_MAX * 4 + 16], w[BG_ERR_MSG_MAX * 4 + 16];
     size_t ul = printable(uscc, uscc_len, u, sizeof u, REPORT_USCC_MAX);
     size_t wl = printable(why, strlen(why), w, sizeof w, BG_ERR_MSG_MAX * 2);
@@ -1182,19 +1187,10 @@ find_digest(imp *im, const char *digest, int64_t *id, bg_err *err)
     return BG_OK;
 }
 
+/* The report's temporary file, with its header (at the first row to report). */
 static int
-open_report(imp *im, const char *path, const struct stat *input, bg_err *err)
+report_create(imp *im, bg_err *err)
 {
-    const char *rp = im->o->report_path;
-    int n = rp ? snprintf(im->rep_final, sizeof im->rep_final, "%s", rp)
-               : snprintf(im->rep_final, sizeof im->rep_final, "%s.rejects.csv", path);
-    if (n < 0 || (size_t)n >= sizeof im->rep_final)
-        return bg_err_set(err, BG_EINVAL, "report path is too long");
-    /* The report is renamed into place: never over the data file itself. */
-    struct stat rs;
-    if (strcmp(im->rep_final, path) == 0 ||
-        (stat(im->rep_final, &rs) == 0 && rs.st_dev == input->st_dev && rs.st_ino == input->st_ino))
-        return bg_err_set(err, BG_EINVAL, "report %s is the input file", im->rep_final);
     snprintf(im->rep_tmp, sizeof im->rep_tmp, "%s.tmp-XXXXXX", im->rep_final);
     /* mkstemp: 0600, and a name nobody else can have planted. */
     int fd = mkstemp(im->rep_tmp);
@@ -1214,12 +1210,41 @@ open_report(imp *im, const char *path, const struct stat *input, bg_err *err)
     return BG_OK;
 }
 
+/* Where the report will go, checked; the file itself is made at its first row
+ * (report_create; a probe now): an import with nothing to report, even one killed,
+ * leaves none. */
+static int
+open_report(imp *im, const char *path, const struct stat *input, bg_err *err)
+{
+    const char *rp = im->o->report_path;
+    int n = rp ? snprintf(im->rep_final, sizeof im->rep_final, "%s", rp)
+               : snprintf(im->rep_final, sizeof im->rep_final, "%s.rejects.csv", path);
+    if (n < 0 || (size_t)n >= sizeof im->rep_final)
+        return bg_err_set(err, BG_EINVAL, "report path is too long");
+    /* The report is renamed into place: never over the data file itself. */
+    struct stat rs;
+    if (strcmp(im->rep_final, path) == 0 ||
+        (stat(im->rep_final, &rs) == 0 && rs.st_dev == input->st_dev && rs.st_ino == input->st_ino))
+        return bg_err_set(err, BG_EINVAL, "report %s is the input file", im->rep_final);
+    /* Can it be made there? Found out before the store is touched: made, removed at once. */
+    int rc = report_create(im, err);
+    if (rc == BG_OK) {
+        fclose(im->rep);
+        im->rep = NULL;
+        unlink(im->rep_tmp);
+        im->rep_tmp[0] = '\0';
+    }
+    return rc;
+}
+
 /* Puts the report in place (or removes it if it has no rows). Call after COMMIT/ROLLBACK. */
 static int
 finish_report(imp *im, bg_err *err)
 {
     FILE *f = im->rep;
     im->rep = NULL;
+    if (f == NULL)
+        return BG_OK; /* nothing reported: no file was made */
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     int e = errno;
     ok = fclose(f) == 0 && ok;
