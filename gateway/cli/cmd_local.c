@@ -239,6 +239,8 @@ print_status_json(const Baygate__StatusAnswer *s)
            (unsigned long long)s->uptime_s, (unsigned long long)s->roster_serial,
            (long long)s->crl_next_update_ms);
     bg_json_cstr(stdout, s->listen);
+    printf(",\"standing\":");
+    bg_json_cstr(stdout, s->standing);
     printf(",\"peers\":[");
     for (size_t i = 0; i < s->n_peers; i++) {
         const Baygate__PeerStatus *p = s->peers[i];
@@ -271,9 +273,13 @@ print_status_text(const Baygate__StatusAnswer *s)
     if (crl > 0 && gmtime_r(&crl, &tm) != NULL)
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     printf("%s %s (baygate %s)\n  listening  %s\n  uptime     %llu s\n"
-           "  roster     serial %llu\n  CRL        next update %s\n  peers:\n",
+           "  roster     serial %llu\n  CRL        next update %s\n  standing   %s%s\n"
+           "  peers:\n",
            s->city, s->name, s->version, s->listen, (unsigned long long)s->uptime_s,
-           (unsigned long long)s->roster_serial, when);
+           (unsigned long long)s->roster_serial, when, s->standing[0] ? s->standing : "unknown",
+           s->standing[0] == '\0' || strcmp(s->standing, "ok") == 0
+               ? ""
+               : " (NOT in good standing: see the gateway's log)");
     for (size_t i = 0; i < s->n_peers; i++) {
         const Baygate__PeerStatus *p = s->peers[i];
         if (p->reachable)

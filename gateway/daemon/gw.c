@@ -28,6 +28,7 @@
 #include "gateway/daemon/ping.h"
 #include "gateway/daemon/psi_answer.h"
 #include "gateway/daemon/psi_pub.h"
+#include "gateway/daemon/standing.h"
 #include "gateway/daemon/witness.h"
 #include "peers/envelope.h"
 #include "peers/roster.h"
@@ -322,6 +323,7 @@ reload_crl(bg_gw *gw)
     }
     gw->crl_warned_at = 0;
     bg_log(BG_LOG_INFO, "crl.reloaded", "number=%llu", (unsigned long long)number);
+    gw_standing_check(gw, "crl");
 }
 
 /* The lists the roster says we offer. */
@@ -361,6 +363,7 @@ reload_roster(bg_gw *gw)
         bg_log(BG_LOG_INFO, "roster.reloaded", "serial=%llu previous=%llu members=%zu",
                (unsigned long long)bg_roster_serial(next),
                (unsigned long long)bg_roster_serial(cur), bg_roster_member_count(next));
+        gw_standing_check(gw, "roster");
         bg_roster_free(cur); /* the table's reference */
     }
     bg_roster_free(cur);
@@ -396,6 +399,7 @@ bg_gw_tick(bg_gw *gw)
     if (watch_changed(gw->cfg.roster_path, &gw->roster_watch))
         reload_roster(gw);
     warn_crl_expiry(gw);
+    gw_standing_tick(gw);
     /* A separate `baygate import` may have committed: the builder looks. */
     bg_pub_poke(gw->pub);
     gw_evidence_tick(gw);
@@ -562,6 +566,7 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
            gw->cfg.city, gw->cfg.name, bg_tp_server_url(gw->fed), gw->cfg.local_url,
            (unsigned long long)bg_roster_serial(gw->roster), gw->npeers);
     warn_crl_expiry(gw);
+    gw_standing_check(gw, "start");
     *out = gw;
     return BG_OK;
 }

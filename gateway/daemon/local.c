@@ -21,6 +21,7 @@
 #include "gateway/daemon/ping.h"
 #include "gateway/daemon/psi_pub.h"
 #include "gateway/daemon/psi_query.h"
+#include "gateway/daemon/standing.h"
 #include "gateway/store/store.h"
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
@@ -167,6 +168,7 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
     if (bg_trust_crl_next_update(gw->trust, &next, NULL) == BG_OK)
         sa->crl_next_update_ms = (int64_t)next * 1000;
     sa->listen = (char *)bg_tp_server_url(gw->fed);
+    sa->standing = (char *)gw_standing_name(gw);
 }
 
 /* ------------------------------------------------------------- lookup */
