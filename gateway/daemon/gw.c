@@ -28,6 +28,7 @@
 #include "gateway/daemon/ping.h"
 #include "gateway/daemon/psi_answer.h"
 #include "gateway/daemon/psi_pub.h"
+#include "gateway/daemon/relay.h"
 #include "gateway/daemon/standing.h"
 #include "gateway/daemon/witness.h"
 #include "peers/envelope.h"
@@ -35,6 +36,7 @@
 #include "peers/transport.h"
 #include "proto/api.pb-c.h"
 #include "proto/psi.pb-c.h"
+#include "proto/relay.pb-c.h"
 #include "proto/witness.pb-c.h"
 
 #define GW_CRL_WARN_EVERY_S 600
@@ -271,6 +273,9 @@ fed_handle(void *ctx, bg_tp_request *req)
     case BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN:
         gw_witness_answer_cosign(gw, o, req);
         break;
+    case BAYGATE__RELAY_BODY__RELAY_BODY_OFFER:
+        gw_relay_answer(gw, o, req);
+        break;
     default:
         refuse_unknown_body(gw, &ev, o, req);
     }
@@ -289,6 +294,8 @@ reload_crl(bg_gw *gw)
                err.msg);
         return;
     }
+    /* Handed to every peer before it cuts anyone off (relay.h). */
+    gw_relay_crl_new(gw, crl);
     /* The trust store refuses a CRL that is not the CA's or rolls back. */
     if (bg_trust_set_crl(gw->trust, crl, &err) != BG_OK) {
         bg_log(BG_LOG_ERROR, "crl.refused", "path=%s error=\"%s\"", gw->cfg.crl_path, err.msg);
@@ -353,6 +360,7 @@ reload_roster(bg_gw *gw)
             bg_log(BG_LOG_WARN, "roster.max_message_changed",
                    "old=%u new=%u effect=\"takes effect at the next restart\"",
                    bg_roster_max_message_bytes(cur), bg_roster_max_message_bytes(next));
+        gw_relay_roster_new(gw, next); /* to every peer before it is ours (relay.h) */
         pthread_mutex_lock(&gw->lock);
         gw->roster = next;
         pthread_mutex_unlock(&gw->lock);
@@ -548,6 +556,8 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
         rc = gw_evidence_start(gw, err);
     if (rc == BG_OK)
         rc = gw_witness_start(gw, err);
+    if (rc == BG_OK)
+        rc = gw_relay_start(gw, err);
     if (rc == BG_OK) {
         /* Publishing starts before the listener: the first snapshots build meanwhile. */
         bool offered[BG_LIST_COUNT];
@@ -579,6 +589,7 @@ bg_gw_stop(bg_gw *gw)
     /* The witness thread calls peers: it goes first. Then stop taking requests:
      * handlers may still use peers, keys and the evidence log. */
     gw_witness_stop(gw);
+    gw_relay_stop(gw);
     bg_tp_server_stop(gw->local, NULL);
     bg_tp_server_stop(gw->fed, NULL);
     bg_pub_stop(gw->pub);
@@ -599,6 +610,7 @@ bg_gw_stop(bg_gw *gw)
     OPENSSL_free(gw->ca_pem);
     OPENSSL_free(gw->crl_pem);
     gw_witness_close(gw);
+    gw_relay_close(gw);
     gw_evidence_close(gw);
     gw_cache_destroy(&gw->cache);
     gw_quota_destroy(&gw->quota);
