@@ -298,5 +298,10 @@ for c in "${cities[@]}"; do
     ok "sanitizers: gw$c.log is clean"
   fi
 done
+if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" attack.log; then
+  bad "sanitizers: fed_attack is clean" "$(grep -m3 -E "AddressSanitizer|LeakSanitizer|runtime error:" attack.log)"
+else
+  ok "sanitizers: fed_attack is clean"
+fi
 echo "relay: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]
