@@ -477,7 +477,8 @@ relay_main(void *arg)
             offer_to(gw, peers[i], (int)gw->cfg.request_ms);
             gw_peer_release(peers[i]);
         }
-        wait_ms = (int64_t)gw->cfg.relay_interval_s * 1000;
+        /* No peers yet (the gateway still starting): look again soon. */
+        wait_ms = n > 0 ? (int64_t)gw->cfg.relay_interval_s * 1000 : GW_RELAY_FIRST_MS;
         pthread_mutex_lock(&rl->wake_lock);
     }
     pthread_mutex_unlock(&rl->wake_lock);

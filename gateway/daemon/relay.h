@@ -37,7 +37,8 @@
 
 /* Longest a push before use holds a reload (and a revocation's effect here). */
 #define GW_RELAY_PUSH_MS 3000
-/* The first offer round, this long after start (peers may be starting too). */
+/* The first offer round, this long after start (peers may be starting too), and the
+ * next while the peer table is still empty. */
 #define GW_RELAY_FIRST_MS 1000
 
 /* Holds what gw has loaded (roster.pb's bytes, the CRL) and starts the relay thread. */
