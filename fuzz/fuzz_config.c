@@ -36,7 +36,8 @@ assert_same(const bg_config *a, const bg_config *b)
 {
     bg_fuzz_assert(strcmp(a->city, b->city) == 0 && strcmp(a->name, b->name) == 0);
     bg_fuzz_assert(strcmp(a->listen, b->listen) == 0);
-    bg_fuzz_assert(a->recv_max_bytes == b->recv_max_bytes);
+    bg_fuzz_assert(a->recv_max_bytes == b->recv_max_bytes &&
+                   a->relay_interval_s == b->relay_interval_s);
     bg_fuzz_assert(strcmp(a->local_socket, b->local_socket) == 0);
     bg_fuzz_assert(strcmp(a->data_dir, b->data_dir) == 0);
     bg_fuzz_assert(strcmp(a->key_path, b->key_path) == 0);

@@ -132,7 +132,7 @@ g='\xe2\xf2\xae\x0a\x6a\xbc\x4e\x71\xa8\x84\xa9\x61\xc5\x00\x51\x5f\x58\xe3\x0b\
 printf "\\x00$g$g$g" >"$out/psi/answerer"
 
 # The harnesses' own seeds: real sealed envelopes, snapshot streams, audit records.
-for h in envelope snapshot roster attest audit bundle; do
+for h in envelope snapshot roster attest audit bundle relay; do
   mkdir -p "$out/$h"
   "$build/fuzz/fuzz_replay_$h" --make-seeds "$out/$h" >/dev/null
 done

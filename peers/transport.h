@@ -230,6 +230,9 @@ typedef struct bg_tp_server_stats {
     uint64_t conns_refused;      /* closed for exceeding max_conns or unverified TLS */
     uint64_t conns_lost;         /* connections closed (by peers, oversize, reloads) */
     uint64_t handshake_errs;     /* failed accepts: TLS refused, garbage, ... (nng stats) */
+    uint64_t handshake_auth;     /* of which authentication failures: a certificate refused,
+                                    the client's by us or ours by the client (nng says
+                                    neither which nor from what address) */
     uint64_t hs_pending;         /* unfinished handshakes at the guard's last look */
     uint64_t hs_timeouts;        /* closed: handshake not finished within handshake_ms */
     uint64_t source_limited;     /* closed: over source_max unfinished from one address */

@@ -206,8 +206,9 @@ struct bg_tp_server {
     unsigned nretired;
 
     bg_tp_server_stats st;
-    uint64_t handshake_base;     /* lock: handshake errors counted by closed listeners */
-    nng_listener stats_listener; /* lock: the listener whose counters to add (id 0: none) */
+    uint64_t handshake_base;      /* lock: handshake errors counted by closed listeners */
+    uint64_t handshake_auth_base; /* lock: of which authentication failures */
+    nng_listener stats_listener;  /* lock: the listener whose counters to add (id 0: none) */
 };
 
 static void
@@ -480,18 +481,22 @@ timer_main(void *arg)
     return NULL;
 }
 
-/* Sum of a listener's handshake/accept failures in nng's statistics. */
+/* Sum of a listener's handshake/accept failures in nng's statistics; *auth gets the
+ * authentication failures among them (names[0]). */
 static uint64_t
-listener_errors(nng_listener l)
+listener_errors(nng_listener l, uint64_t *auth)
 {
     static const char *names[] = {"auth", "other", "proto", "timeout", "disconnect", "oom"};
     nng_stat *all = NULL;
     uint64_t sum = 0;
+    *auth = 0;
     if (nng_stats_get(&all) != 0)
         return 0;
     nng_stat *ls = tp_stat_scope(all, "listener", nng_listener_id(l));
     for (size_t i = 0; ls != NULL && i < sizeof names / sizeof names[0]; i++)
         sum += tp_stat_value(ls, names[i]);
+    if (ls != NULL)
+        *auth = tp_stat_value(ls, names[0]);
     nng_stats_free(all);
     return sum;
 }
@@ -1517,9 +1522,10 @@ bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err)
         goto out;
     }
     if (srv->have_listener) {
-        uint64_t e = listener_errors(srv->listener);
+        uint64_t auth = 0, e = listener_errors(srv->listener, &auth);
         pthread_mutex_lock(&srv->lock);
         srv->handshake_base += e;
+        srv->handshake_auth_base += auth;
         srv->stats_listener = (nng_listener)NNG_LISTENER_INITIALIZER;
         pthread_mutex_unlock(&srv->lock);
         /* Also closes every connection it accepted (nng 1.5.2): nothing
@@ -1728,12 +1734,13 @@ bg_tp_server_get_stats(bg_tp_server *srv, bg_tp_server_stats *out)
     *out = srv->st;
     out->conns_open = srv->npipes;
     out->in_flight = srv->in_flight;
-    uint64_t hs = srv->handshake_base;
+    uint64_t hs = srv->handshake_base, auth = srv->handshake_auth_base, now_auth = 0;
     nng_listener l = srv->stats_listener;
     pthread_mutex_unlock(&srv->lock);
     if (nng_listener_id(l) > 0)
-        hs += listener_errors(l);
+        hs += listener_errors(l, &now_auth);
     out->handshake_errs = hs;
+    out->handshake_auth = auth + now_auth;
 }
 
 /* --- requests --- */

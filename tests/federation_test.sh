@@ -294,7 +294,18 @@ if grep -qE "^440600 Foshan +REVOKED +440600 revoked, not asked" ping.out; then
 else
   bad "4. Guangzhou's ping of revoked Foshan says REVOKED" "$(cat ping.out)"
 fi
-good_ping 440600 440300
+# Guangzhou hands the CRL on (relay_test.sh): Shenzhen takes it and cuts Foshan too.
+if wait_for "$EVENT_S" cmp -s crl2.pem gw440300/crl.pem; then
+  ok "4. the new CRL reached Shenzhen through Guangzhou"
+else
+  bad "4. the new CRL reached Shenzhen through Guangzhou" "$(grep -F crl. gw440300.log | tail -3)"
+fi
+no_ping_600_300() { ! "$bg" ping --dir gw440300 --peer 440600 --timeout-ms "$SILENT_MS" >/dev/null 2>&1; }
+if wait_for "$EVENT_S" no_ping_600_300; then
+  ok "4. ... and Shenzhen no longer talks to Foshan"
+else
+  bad "4. ... and Shenzhen no longer talks to Foshan"
+fi
 good_ping 440100 440300
 
 # 16. Roster hot reload on Shenzhen: serial 2 taken, serial 1 afterwards refused.

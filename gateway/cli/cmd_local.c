@@ -428,6 +428,8 @@ print_status_json(const Baygate__StatusAnswer *s, time_t now)
     json_publishing(s);
     json_evidence(s->evidence);
     printf(",\"cert_sha256\":\"%s\",\"cert_pinned\":\"%s\"", s->cert_sha256, s->cert_pinned);
+    printf(",\"standing\":");
+    bg_json_cstr(stdout, s->standing);
     printf(",\"peers\":[");
     for (size_t i = 0; i < s->n_peers; i++) {
         const Baygate__PeerStatus *p = s->peers[i];
@@ -518,9 +520,12 @@ static void
 print_status_text(const Baygate__StatusAnswer *s, time_t now)
 {
     printf("%s %s (baygate %s)\n  listening    %s\n  uptime       %llu s\n"
-           "  roster       serial %llu\n",
+           "  roster       serial %llu\n  standing     %s%s\n",
            s->city, s->name, s->version, s->listen, (unsigned long long)s->uptime_s,
-           (unsigned long long)s->roster_serial);
+           (unsigned long long)s->roster_serial, s->standing[0] ? s->standing : "unknown",
+           s->standing[0] == '\0' || strcmp(s->standing, "ok") == 0
+               ? ""
+               : " (NOT in good standing: see the gateway's log)");
     text_expiries(s, now);
     text_publishing(s);
     printf("  peers:\n");

@@ -46,6 +46,7 @@ static const struct key keys[] = {
     {"city", "name", K_NAME, FIELD(name), 0, 0, NULL},
     {"federation", "listen", K_LISTEN, FIELD(listen), 0, 0, BG_CONFIG_LISTEN_DEFAULT},
     {"federation", "recv_max_bytes", K_U64, FIELD(recv_max_bytes), 1024, 1u << 30, "4194304"},
+    {"federation", "relay_interval_s", K_U32, FIELD(relay_interval_s), 1, 86400, "60"},
     {"local", "socket", K_IPC, FIELD(local_socket), 0, 0, "local.ipc"},
     {"store", "data_dir", K_PATH, FIELD(data_dir), 0, 0, "data"},
     {"pki", "key", K_PATH, FIELD(key_path), 0, 0, "city.key"},

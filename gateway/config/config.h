@@ -11,6 +11,7 @@
  *
  *     [city]       code = 440100           name = Guangzhou
  *     [federation] listen = tls+tcp://127.0.0.1:7440   recv_max_bytes = 4194304
+ *                  relay_interval_s = 60   (offer our roster serial and CRL number to peers)
  *     [local]      socket = local.ipc      (the local API: ipc://<dir>/local.ipc)
  *     [store]      data_dir = data
  *     [pki]        key = city.key  cert = city.crt  ca = ca.crt  crl = crl.pem
@@ -46,6 +47,7 @@ typedef struct bg_config {
     char name[BG_CONFIG_NAME_MAX + 1];      /* [city] name */
     char listen[BG_CONFIG_URL_MAX];         /* [federation] listen: tls+tcp://host:port */
     uint64_t recv_max_bytes;                /* [federation]: NNG_OPT_RECVMAXSZ for every socket */
+    uint32_t relay_interval_s;              /* [federation]: relay offer rounds (daemon/relay.h) */
     char local_socket[BG_CONFIG_PATH_MAX];  /* [local] socket: absolute path */
     char local_url[BG_CONFIG_PATH_MAX + 8]; /* "ipc://" + local_socket (derived) */
     char data_dir[BG_CONFIG_PATH_MAX];      /* [store] data_dir */

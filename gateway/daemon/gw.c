@@ -27,12 +27,15 @@
 #include "gateway/daemon/policy.h"
 #include "gateway/daemon/psi_answer.h"
 #include "gateway/daemon/psi_pub.h"
+#include "gateway/daemon/relay.h"
+#include "gateway/daemon/standing.h"
 #include "gateway/daemon/witness.h"
 #include "peers/envelope.h"
 #include "peers/roster.h"
 #include "peers/transport.h"
 #include "proto/api.pb-c.h"
 #include "proto/psi.pb-c.h"
+#include "proto/relay.pb-c.h"
 #include "proto/witness.pb-c.h"
 
 #define GW_CRL_WARN_EVERY_S 600
@@ -308,6 +311,9 @@ fed_handle(void *ctx, bg_tp_request *req)
     case BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN:
         gw_witness_answer_cosign(gw, o, req);
         break;
+    case BAYGATE__RELAY_BODY__RELAY_BODY_OFFER:
+        gw_relay_answer(gw, o, req);
+        break;
     default:
         refuse_unknown_body(gw, &ev, o, req);
     }
@@ -452,6 +458,7 @@ reload_identity(bg_gw *gw)
     bg_log(BG_LOG_INFO, "identity.reloaded", "cert_sha256=%s previous=%s not_after=%s", now, was,
            until);
     warn_unpinned(gw, "identity");
+    gw_standing_check(gw, "identity");
 }
 
 static void
@@ -464,6 +471,8 @@ reload_crl(bg_gw *gw)
                err.msg);
         return;
     }
+    /* Handed to every peer before it cuts anyone off (relay.h). */
+    gw_relay_crl_new(gw, crl);
     /* The trust store refuses a CRL that is not the CA's or rolls back. */
     if (bg_trust_set_crl(gw->trust, crl, &err) != BG_OK) {
         bg_log(BG_LOG_ERROR, "crl.refused", "path=%s error=\"%s\"", gw->cfg.crl_path, err.msg);
@@ -488,6 +497,7 @@ reload_crl(bg_gw *gw)
     gw->crl_warned_at = 0;
     bg_log(BG_LOG_INFO, "crl.reloaded", "number=%llu", (unsigned long long)number);
     gw_peers_check_revoked(gw);
+    gw_standing_check(gw, "crl");
 }
 
 /* The lists the roster says we offer. */
@@ -517,6 +527,7 @@ reload_roster(bg_gw *gw)
             bg_log(BG_LOG_WARN, "roster.max_message_changed",
                    "old=%u new=%u effect=\"takes effect at the next restart\"",
                    bg_roster_max_message_bytes(cur), bg_roster_max_message_bytes(next));
+        gw_relay_roster_new(gw, next); /* to every peer before it is ours (relay.h) */
         pthread_mutex_lock(&gw->lock);
         gw->roster = next;
         pthread_mutex_unlock(&gw->lock);
@@ -528,6 +539,7 @@ reload_roster(bg_gw *gw)
         bg_log(BG_LOG_INFO, "roster.reloaded", "serial=%llu previous=%llu members=%zu",
                (unsigned long long)bg_roster_serial(next),
                (unsigned long long)bg_roster_serial(cur), bg_roster_member_count(next));
+        gw_standing_check(gw, "roster");
         bg_roster_free(cur); /* the table's reference */
         warn_unpinned(gw, "roster");
     }
@@ -567,6 +579,7 @@ tick(bg_gw *gw, bool hup)
     if (watch_changed(gw->cfg.cert_path, &gw->cert_watch) || hup)
         reload_identity(gw);
     warn_crl_expiry(gw);
+    gw_standing_tick(gw);
     /* A separate `baygate import` may have committed: the builder looks. */
     bg_pub_poke(gw->pub);
     gw_ident *me = gw_ident_get(gw);
@@ -740,6 +753,8 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
         rc = gw_evidence_start(gw, gw->ident->id, err);
     if (rc == BG_OK)
         rc = gw_witness_start(gw, err);
+    if (rc == BG_OK)
+        rc = gw_relay_start(gw, err);
     if (rc == BG_OK) {
         /* Publishing starts before the listener: the first snapshots build meanwhile. */
         bool offered[BG_LIST_COUNT];
@@ -759,6 +774,7 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
            (unsigned long long)bg_roster_serial(gw->roster), gw->npeers);
     warn_crl_expiry(gw);
     warn_unpinned(gw, "start");
+    gw_standing_check(gw, "start");
     *out = gw;
     return BG_OK;
 }
@@ -811,6 +827,7 @@ bg_gw_stop(bg_gw *gw)
      * use peers (failing at once), keys and the evidence log. */
     abort_peer_calls(gw);
     gw_witness_stop(gw);
+    gw_relay_stop(gw);
     bg_tp_server_stop(gw->local, NULL);
     bg_tp_server_stop(gw->fed, NULL);
     bg_pub_stop(gw->pub);
@@ -832,6 +849,7 @@ bg_gw_stop(bg_gw *gw)
     OPENSSL_free(gw->ca_pem);
     OPENSSL_free(gw->crl_pem);
     gw_witness_close(gw);
+    gw_relay_close(gw);
     gw_evidence_close(gw);
     gw_cache_destroy(&gw->cache);
     gw_quota_destroy(&gw->quota);

@@ -121,6 +121,14 @@ struct bg_gw {
     pthread_mutex_t witness_store_lock; /* the witness store (checks, received cosigs) */
     pthread_cond_t witness_wake;
     atomic_uint_fast64_t evidence_failed, forks_detected, cosigned, cosigs_received, cosigs_refused;
+
+    /* Our own standing (standing.c): a gw_standing value, and the failed handshakes at
+     * our listener already logged (tick thread only). The relay of the roster and the
+     * CRL to and from peers (relay.c). */
+    atomic_int standing;
+    uint64_t hs_failed_logged, hs_auth_logged;
+    time_t hs_failed_looked_at;
+    struct gw_relay *relay;
 };
 
 #endif

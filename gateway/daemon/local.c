@@ -23,6 +23,7 @@
 #include "gateway/daemon/ping.h"
 #include "gateway/daemon/psi_pub.h"
 #include "gateway/daemon/psi_query.h"
+#include "gateway/daemon/standing.h"
 #include "gateway/store/store.h"
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
@@ -342,6 +343,7 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
     sa->listen = (char *)bg_tp_server_url(gw->fed);
     status_lists(gw, b);
     own_cert(gw, b);
+    sa->standing = (char *)gw_standing_name(gw);
 }
 
 /* ------------------------------------------------------------- lookup */
