@@ -219,31 +219,29 @@ ipc_handshake(int fd, const char *path, int64_t deadline_ms, bg_err *err)
     return BG_TP_IPC_SERVING;
 }
 
-int
-tp_ipc_open(const char *path, int timeout_ms, bg_tp_ipc_state *state, bg_err *err)
+bg_tp_ipc_state
+bg_tp_ipc_probe(const char *path, int timeout_ms, bg_err *err)
 {
-    *state = BG_TP_IPC_FAILED;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct stat st;
     if (lstat(path, &st) != 0) {
         if (errno == ENOENT) {
             bg_err_set(err, BG_ENOTFOUND, "no socket at %s", path);
-            *state = BG_TP_IPC_ABSENT;
-            return -1;
+            return BG_TP_IPC_ABSENT;
         }
         bg_err_set(err, BG_EIO, "%s: %s", path, strerror(errno));
-        return -1;
+        return BG_TP_IPC_FAILED;
     }
     if (!S_ISSOCK(st.st_mode) || strlen(path) >= sizeof sa.sun_path) {
         bg_err_set(err, BG_EINVAL, "%s: not a socket, or its path is too long", path);
-        return -1;
+        return BG_TP_IPC_FAILED;
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
     int64_t deadline = tp_now_ms() + timeout_ms;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         bg_err_set(err, BG_EIO, "socket: %s", strerror(errno));
-        return -1;
+        return BG_TP_IPC_FAILED;
     }
     bg_tp_ipc_state res = BG_TP_IPC_FAILED;
     if (connect(fd, (const struct sockaddr *)&sa, sizeof sa) == 0) {
@@ -260,19 +258,6 @@ tp_ipc_open(const char *path, int timeout_ms, bg_tp_ipc_state *state, bg_err *er
     } else {
         bg_err_set(err, BG_EIO, "%s: %s", path, strerror(errno));
     }
-    *state = res;
-    if (res == BG_TP_IPC_SERVING)
-        return fd;
     close(fd);
-    return -1;
-}
-
-bg_tp_ipc_state
-bg_tp_ipc_probe(const char *path, int timeout_ms, bg_err *err)
-{
-    bg_tp_ipc_state state;
-    int fd = tp_ipc_open(path, timeout_ms, &state, err);
-    if (fd >= 0)
-        close(fd);
-    return state;
+    return res;
 }

@@ -48,10 +48,6 @@ int tp_tls_config(nng_tls_config **out, nng_tls_mode mode, const bg_tp_tls *tls,
  * whatever the id (nanomsg/nng#1577). */
 nng_stat *tp_stat_scope(nng_stat *all, const char *kind, int id);
 
-/* bg_tp_ipc_probe's connection kept: the descriptor (the caller closes it) once the SP
- * handshake is done (*state BG_TP_IPC_SERVING), else -1 and *state says what was found. */
-int tp_ipc_open(const char *path, int timeout_ms, bg_tp_ipc_state *state, bg_err *err);
-
 /* The value of the counter called name directly inside scope (0 if none). */
 uint64_t tp_stat_value(nng_stat *scope, const char *name);
 

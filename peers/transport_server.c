@@ -59,11 +59,9 @@
 #define CLOSE_WAIT_MS 5000
 /* The guard (unfinished handshakes, descriptors): how often it looks. */
 #define GUARD_PERIOD_MS 100
-/* ipc: how often the guard looks whether nng still accepts (ipc_watch), how long its
- * own connection waits to be admitted, and how many stopped listeners it keeps for
- * the connections they hold. */
+/* ipc: how often the guard looks whether nng still accepts (ipc_watch), and how many
+ * stopped listeners it keeps for the connections they hold. */
 #define IPC_WATCH_MS 250
-#define IPC_WATCH_PROBE_MS 1000
 #define IPC_RETIRED 8
 #define DEF_HANDSHAKE_MS 10000
 #define DEF_SOURCE_MAX 16
@@ -1030,45 +1028,13 @@ ipc_revive(bg_tp_server *srv)
     }
 }
 
-/* Does the listener still hand connections to the socket? A connection of our own,
- * its handshake done (which happens below the listener, so it proves nothing), is
- * held until the server sees one more connection, for at most IPC_WATCH_PROBE_MS. */
-static uint64_t
-pipes_seen_locked(const bg_tp_server *srv)
-{
-    /* Admitted or refused, a connection nng handed over: it is accepting. */
-    return srv->st.conns_total + srv->st.conns_refused + srv->st.mem_refused +
-           srv->st.fd_reserve_cuts;
-}
-
-static bool
-ipc_accepting(bg_tp_server *srv)
-{
-    pthread_mutex_lock(&srv->lock);
-    uint64_t before = pipes_seen_locked(srv);
-    pthread_mutex_unlock(&srv->lock);
-    bg_tp_ipc_state state;
-    int fd = tp_ipc_open(srv->ipc_path, IPC_WATCH_PROBE_MS, &state, NULL);
-    if (fd < 0)
-        return state == BG_TP_IPC_SERVING;
-    int64_t deadline = tp_now_ms() + IPC_WATCH_PROBE_MS;
-    bool admitted = false;
-    while (!admitted && tp_now_ms() < deadline) {
-        nng_msleep(5);
-        pthread_mutex_lock(&srv->lock);
-        admitted = pipes_seen_locked(srv) != before;
-        pthread_mutex_unlock(&srv->lock);
-    }
-    close(fd);
-    return admitted;
-}
-
 /* ipc has no handshakes to bound, but nng 1.5.2 stops an ipc listener for good when a
  * client leaves in the middle of the SP handshake (nanomsg/nng#1518, fixed after
- * 1.5.2): the local API would take no new client until a restart. nng counts that
- * failure among the listener's "other" errors, with others that do not stop it (a
- * client that leaves right after its handshake): when that counter moves, the server
- * checks with a connection of its own and listens anew if it is not admitted. Never
+ * 1.5.2): the local API would take no new client until a restart. Such a listener
+ * still completes handshakes (they happen below it), so no probe of our own socket
+ * can tell; what does tell is its "other" error counter, which is where nng counts
+ * that failure (and otherwise only rare system errors). When it moves, the server
+ * listens anew: at worst a listener too many, kept until the socket closes. Never
  * waits for the admin lock: a stop holding it joins this thread. */
 static void
 ipc_watch(bg_tp_server *srv)
@@ -1077,13 +1043,8 @@ ipc_watch(bg_tp_server *srv)
     if (now < srv->ipc_next_ms || pthread_mutex_trylock(&srv->admin) != 0)
         return;
     srv->ipc_next_ms = now + IPC_WATCH_MS;
-    uint64_t other = srv->have_listener ? listener_other(srv->listener) : 0;
-    if (srv->have_listener && other != srv->ipc_other_seen) {
-        if (ipc_accepting(srv))
-            srv->ipc_other_seen = other;
-        else
-            ipc_revive(srv);
-    }
+    if (srv->have_listener && listener_other(srv->listener) != srv->ipc_other_seen)
+        ipc_revive(srv);
     pthread_mutex_unlock(&srv->admin);
 }
 
