@@ -59,10 +59,6 @@
 #define CLOSE_WAIT_MS 5000
 /* The guard (unfinished handshakes, descriptors): how often it looks. */
 #define GUARD_PERIOD_MS 100
-/* ipc: how often the guard looks whether nng still accepts (ipc_watch), and how many
- * stopped listeners it keeps for the connections they hold. */
-#define IPC_WATCH_MS 250
-#define IPC_RETIRED 8
 #define DEF_HANDSHAKE_MS 10000
 #define DEF_SOURCE_MAX 16
 #define DEF_FD_RESERVE 128
@@ -178,7 +174,7 @@ struct bg_tp_server {
     tp_pipe *pipes; /* admitted connections, at most max_conns */
     unsigned npipes;
 
-    /* guard thread: tls, the handshakes (below); ipc, the listener watch (ipc_watch) */
+    /* guard (tls only) */
     int handshake_ms, log_interval_ms;
     unsigned source_max, fd_reserve;
     size_t mem_budget, conn_cost;
@@ -196,12 +192,6 @@ struct bg_tp_server {
     unsigned npend, pend_cap, nprev, prev_cap;
     uint64_t logged[NCAUSES];   /* guard thread only: counts already logged */
     int64_t logged_at[NCAUSES]; /* guard thread only */
-
-    /* ipc watch (guard thread only, listener under admin): see ipc_watch */
-    uint64_t ipc_other_seen;           /* the listener's "other" errors known (0: new one) */
-    int64_t ipc_next_ms;               /* when to look next */
-    nng_listener retired[IPC_RETIRED]; /* listeners nng stopped, kept for their pipes */
-    unsigned nretired;
 
     bg_tp_server_stats st;
     uint64_t handshake_base;      /* lock: handshake errors counted by closed listeners */
@@ -975,79 +965,6 @@ guard_pass(bg_tp_server *srv, char *src, size_t srclen)
     guard_log(srv, now, src);
 }
 
-static int listener_make(bg_tp_server *srv, nng_listener *out, nng_tls_config *tls, bg_err *err);
-
-/* The listener's "other" accept errors (nng stats): nng 1.5.2 counts there the
- * failure that stops an ipc listener for good (nng#1518). */
-static uint64_t
-listener_other(nng_listener l)
-{
-    nng_stat *all = NULL;
-    if (nng_stats_get(&all) != 0)
-        return 0;
-    nng_stat *ls = tp_stat_scope(all, "listener", nng_listener_id(l));
-    uint64_t n = ls != NULL ? tp_stat_value(ls, "other") : 0;
-    nng_stats_free(all);
-    return n;
-}
-
-/* A new listener on our ipc path in place of one nng stopped. The old one is kept
- * (closing it would close the connections it accepted, which still work); the path
- * is unlinked first so that the new one can bind it. Admin lock held. */
-static void
-ipc_revive(bg_tp_server *srv)
-{
-    bg_err err = {0};
-    nng_listener nl;
-    if (listener_make(srv, &nl, NULL, &err) != BG_OK)
-        return;
-    unlink(srv->ipc_path);
-    int rv = nng_listener_start(nl, 0);
-    if (rv != 0) {
-        nng_listener_close(nl);
-        return;
-    }
-    chmod(srv->ipc_path, srv->ipc_mode);
-    if (srv->nretired == IPC_RETIRED) { /* the oldest goes, with what it still holds */
-        nng_listener_close(srv->retired[0]);
-        memmove(srv->retired, srv->retired + 1, (IPC_RETIRED - 1) * sizeof srv->retired[0]);
-        srv->nretired--;
-    }
-    srv->retired[srv->nretired++] = srv->listener;
-    srv->listener = nl;
-    srv->ipc_other_seen = 0;
-    pthread_mutex_lock(&srv->lock);
-    srv->st.listener_revivals++;
-    pthread_mutex_unlock(&srv->lock);
-    if (srv->log != NULL) {
-        char line[BG_TP_URL_MAX + 160];
-        snprintf(line, sizeof line,
-                 "%s: nng stopped accepting (a client left during the handshake): listening anew",
-                 srv->url);
-        srv->log(srv->log_ctx, line);
-    }
-}
-
-/* ipc has no handshakes to bound, but nng 1.5.2 stops an ipc listener for good when a
- * client leaves in the middle of the SP handshake (nanomsg/nng#1518, fixed after
- * 1.5.2): the local API would take no new client until a restart. Such a listener
- * still completes handshakes (they happen below it), so no probe of our own socket
- * can tell; what does tell is its "other" error counter, which is where nng counts
- * that failure (and otherwise only rare system errors). When it moves, the server
- * listens anew: at worst a listener too many, kept until the socket closes. Never
- * waits for the admin lock: a stop holding it joins this thread. */
-static void
-ipc_watch(bg_tp_server *srv)
-{
-    int64_t now = tp_now_ms();
-    if (now < srv->ipc_next_ms || pthread_mutex_trylock(&srv->admin) != 0)
-        return;
-    srv->ipc_next_ms = now + IPC_WATCH_MS;
-    if (srv->have_listener && listener_other(srv->listener) != srv->ipc_other_seen)
-        ipc_revive(srv);
-    pthread_mutex_unlock(&srv->admin);
-}
-
 static void *
 guard_main(void *arg)
 {
@@ -1059,10 +976,7 @@ guard_main(void *arg)
     pthread_mutex_lock(&srv->lock);
     while (!srv->guard_exit) {
         pthread_mutex_unlock(&srv->lock);
-        if (srv->ipc)
-            ipc_watch(srv);
-        else
-            guard_pass(srv, src, sizeof src);
+        guard_pass(srv, src, sizeof src);
         pthread_mutex_lock(&srv->lock);
         int64_t next = tp_now_ms() + GUARD_PERIOD_MS;
         while (!srv->guard_exit && tp_cond_wait_until(&srv->timer_cond, &srv->lock, next) == 0)
@@ -1354,9 +1268,6 @@ srv_listen(bg_tp_server *srv, const bg_tp_server_opts *opts, bg_err *err)
         struct stat st;
         if (stat(srv->ipc_path, &st) == 0 && (st.st_mode & 07777) != srv->ipc_mode)
             chmod(srv->ipc_path, srv->ipc_mode);
-        if ((rv = tp_thread_create(&srv->guard, guard_main, srv)) != 0)
-            return bg_err_set(err, BG_EIO, "ipc watch thread: %s", strerror(rv));
-        srv->guard_started = true;
         return BG_OK;
     }
     srv->stats_listener = srv->listener;
