@@ -340,10 +340,12 @@ rec_torn_tail(const bg_rec_file *f, uint64_t off, uint64_t size, const char *why
         rep->dropped_bytes += size - off;
         rep->dropped_records += records;
         size_t used = strlen(rep->detail);
-        if (used + 1 < sizeof rep->detail)
+        /* A summary: a long path is cut short, and that is all right. */
+        if (used + 1 < sizeof rep->detail &&
             snprintf(rep->detail + used, sizeof rep->detail - used,
                      "%s%s: dropped a torn tail of %" PRIu64 " bytes at offset %" PRIu64 " (%s)",
-                     used ? "; " : "", f->path, size - off, off, why);
+                     used ? "; " : "", f->path, size - off, off, why) < 0)
+            rep->detail[used] = '\0';
     }
     return BG_OK;
 }
