@@ -510,6 +510,20 @@ gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, uint
 
 /* ------------------------------------------------------------- asking */
 
+/* A signed answer came back: the peer is reachable, whatever the call was for (status
+ * would otherwise say "not probed yet" of a peer we witness and query every minute). */
+static void
+peer_answered(gw_peer *p, uint32_t latency_us)
+{
+    pthread_mutex_lock(&p->status_lock);
+    p->probed = true;
+    p->reachable = true;
+    p->latency_us = latency_us;
+    p->last_ok_ms = bg_env_now_ms();
+    p->error[0] = '\0';
+    pthread_mutex_unlock(&p->status_lock);
+}
+
 int
 gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t want_type,
         const gw_call_ev *cev, bg_env_opened **out, bg_rt_result *res)
@@ -527,8 +541,10 @@ gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t 
         gw_ident_release(me);
         if (rc == BG_EINVAL)
             return rc; /* nothing was sent */
-        if (res->answered)
+        if (res->answered) {
             atomic_store(&p->cert_known, true);
+            peer_answered(p, res->latency_us);
+        }
         if (o != NULL)
             gw_peer_learn_cert(p, o);
         const char *reason = rc == BG_EABORTED ? res->refusal : rc == BG_OK ? "" : res->reason;
