@@ -16,6 +16,8 @@
 
 #include "peers/transport_int.h"
 
+#include "common/clock.h"
+
 #include <nng/protocol/reqrep0/req.h>
 
 tp_scheme
@@ -33,9 +35,7 @@ tp_url_scheme(const char *url)
 int64_t
 tp_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return bg_clock_ms();
 }
 
 int

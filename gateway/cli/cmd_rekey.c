@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "certs/pki.h"
 #include "certs/sig.h"
 #include "certs/trust.h"
@@ -353,8 +354,7 @@ tell_gateway(const bg_config *cfg, const char *hex)
         printf("could not signal the gateway (pid %d: %s); it looks at %s every second,\n"
                "or reload it yourself: systemctl reload baygate@NAME (or kill -HUP)\n",
                (int)pid, pid > 0 ? strerror(errno) : "not given", cfg->cert_path);
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = bg_clock_ms();
     for (;;) {
         ans = ask_status(cfg);
         bool done = ans != NULL && strcmp(ans->status->cert_sha256, hex) == 0;
@@ -365,9 +365,7 @@ tell_gateway(const bg_config *cfg, const char *hex)
                    pinned ? "" : "\nWARNING: its roster does not pin it: peers refuse it");
             return BG_EXIT_OK;
         }
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > REKEY_WAIT_MS)
+        if (bg_clock_ms() - t0 > REKEY_WAIT_MS)
             break;
         nanosleep(&(struct timespec){.tv_nsec = 200 * 1000000L}, NULL);
     }

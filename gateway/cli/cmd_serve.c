@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/file.h"
 #include "gateway/cli/cli.h"
 #include "gateway/cli/notify.h"
@@ -68,16 +69,14 @@ serve_usage(FILE *f)
 static void
 serve_stop(bg_gw *gw, const char *dir, int sig)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = bg_clock_ms();
     char busy[512];
     bg_gw_busy(gw, busy, sizeof busy);
     bg_log(BG_LOG_INFO, "gateway.stopping", "signal=%s waiting_for=%s",
            sig == SIGTERM ? "SIGTERM" : "SIGINT", busy);
     bg_gw_stop(gw);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     bg_log(BG_LOG_INFO, "gateway.stopped", "dir=%s elapsed_ms=%lld", dir,
-           (long long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+           (long long)(bg_clock_ms() - t0));
 }
 
 /* A failed notification is logged, never fatal: the gateway serves anyway. */

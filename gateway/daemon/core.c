@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "gateway/daemon/codes.h"
 #include "gateway/daemon/log.h"
 #include "mpc/psi.h"
@@ -157,14 +158,6 @@ gw_peers_get(bg_gw *gw, gw_peer *out[BG_ROSTER_MAX_MEMBERS])
 
 /* ------------------------------------------------------------- health */
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 enum { PROBE_OPEN, PROBE_REFUSED, PROBE_SILENT, PROBE_UNKNOWN };
 
 /* Host and port of a "scheme://host:port" endpoint ("[v6]:port" too); false if it
@@ -241,7 +234,7 @@ probe_endpoint(const gw_peer *p, int ms)
 static void
 note_down_locked(gw_peer *p, const char *error, bool refused)
 {
-    int64_t now = mono_ms();
+    int64_t now = bg_clock_ms();
     if (p->down_fails == 0)
         p->down_since_ms = now;
     int64_t delay = GW_BACKOFF_MIN_MS;
@@ -262,7 +255,7 @@ gw_peer_note(gw_peer *p, bool reached, const char *error)
     if (reached) {
         if (p->down_fails > 0)
             bg_log(BG_LOG_INFO, "peer.up", "peer=%s down_ms=%lld", p->city,
-                   (long long)(mono_ms() - p->down_since_ms));
+                   (long long)(bg_clock_ms() - p->down_since_ms));
         p->down_fails = 0;
         p->down_until_ms = 0;
         p->down_error[0] = '\0';
@@ -374,7 +367,7 @@ gw_peer_admit(gw_peer *p, int timeout_ms, char *why, size_t n)
     bg_tp_client_get_stats(p->cli, &st);
     if (st.connected)
         return BG_OK;
-    int64_t now = mono_ms();
+    int64_t now = bg_clock_ms();
     pthread_mutex_lock(&p->status_lock);
     bool held = p->down_fails > 0 && now < p->down_until_ms && !p->down_refused;
     if (held)

@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "common/clock.h"
 #include "gateway/daemon/codes.h"
 #include "gateway/daemon/core.h"
 #include "gateway/daemon/log.h"
@@ -18,14 +19,6 @@
 #include "mpc/psi.h"
 #include "proto/pb.h"
 #include "proto/psi.pb-c.h"
-
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Elements per PSI message at the federation's max_message_bytes (*max_msg gets it). */
 static size_t
@@ -222,9 +215,9 @@ run_psi(pjob *j, gw_peer *p, const gw_cached *s, bool *stale)
 static bool
 psi_run_attempt(pjob *j, gw_peer *p, gw_cached **sp)
 {
-    int64_t t0 = mono_ms();
+    int64_t t0 = bg_clock_ms();
     int rc = psi_sync_snapshot(j, p, sp);
-    int64_t t1 = mono_ms();
+    int64_t t1 = bg_clock_ms();
     j->snapshot_ms += (uint32_t)(t1 - t0);
     if (rc != BG_OK)
         return false;
@@ -233,7 +226,7 @@ psi_run_attempt(pjob *j, gw_peer *p, gw_cached **sp)
         psi_attest_fetch_status(j, p); /* with the snapshot: attestations are checked against it */
     bool stale = false;
     rc = run_psi(j, p, s, &stale);
-    j->psi_ms += (uint32_t)(mono_ms() - t1);
+    j->psi_ms += (uint32_t)(bg_clock_ms() - t1);
     j->generation = s->info.generation;
     j->epoch = s->info.epoch;
     j->list_size = s->info.count;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/file.h"
 #include "common/pool.h"
 #include "gateway/daemon/artefact.h"
@@ -194,14 +195,6 @@ take(bg_gw *gw, const char *from, const Baygate__Artefacts *a, char *rwhy, char 
 
 /* ---------------------------------------------------------------- asking */
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One offer (body) to p within timeout_ms, p admitted first (core.h: a peer known to be
  * down is not waited for). What p's answer carries is taken; p's numbers come back in
  * their. BG_OK, or the failure with res->error. */
@@ -209,10 +202,10 @@ static int
 exchange(bg_gw *gw, gw_peer *p, const uint8_t *body, size_t len, int timeout_ms, uint64_t their[2],
          bg_rt_result *res)
 {
-    int64_t t0 = mono_ms();
+    int64_t t0 = bg_clock_ms();
     if (gw_peer_admit(p, timeout_ms, res->error, sizeof res->error) != BG_OK)
         return BG_EIO;
-    int left = timeout_ms - (int)(mono_ms() - t0);
+    int left = timeout_ms - (int)(bg_clock_ms() - t0);
     bg_env_fields f = {.recipient = p->city,
                        .body_type = BAYGATE__RELAY_BODY__RELAY_BODY_OFFER,
                        .body = body,

@@ -11,13 +11,7 @@
 
 #include <sodium.h>
 
-static int64_t
-mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+#include "common/clock.h"
 
 static int __attribute__((format(printf, 5, 6)))
 rt_fail(bg_rt_result *res, uint32_t code, const char *reason, int rc, const char *fmt, ...)
@@ -42,9 +36,9 @@ static int
 rt_send(bg_tp_client *cli, const uint8_t *env, size_t len, uint8_t **ans, size_t *ans_len,
         int timeout_ms, bg_tp_fail *tf, bg_err *err)
 {
-    int64_t t0 = mono_us();
+    int64_t t0 = bg_clock_us();
     int rc = bg_tp_call(cli, env, len, ans, ans_len, timeout_ms, tf, err);
-    int left = timeout_ms - (int)((mono_us() - t0) / 1000);
+    int left = timeout_ms - (int)((bg_clock_us() - t0) / 1000);
     if (rc != BG_OK && *tf == BG_TP_RESET && left >= RT_RESEND_MIN_MS)
         rc = bg_tp_call(cli, env, len, ans, ans_len, left, tf, err);
     return rc;
@@ -87,9 +81,9 @@ bg_rt_call(bg_tp_client *cli, const bg_env_identity *id, bg_env_verifier *v, con
                        err.msg);
     crypto_hash_sha256(res->request_digest, env, env_len);
     bg_tp_fail tf = BG_TP_OK;
-    int64_t t0 = mono_us();
+    int64_t t0 = bg_clock_us();
     int rc = rt_send(cli, env, env_len, &ans, &ans_len, timeout_ms, &tf, &err);
-    res->latency_us = (uint32_t)(mono_us() - t0);
+    res->latency_us = (uint32_t)(bg_clock_us() - t0);
     free(env);
     if (rc != BG_OK)
         return rt_fail(res, BG_RT_E_TRANSPORT, bg_tp_fail_name(tf), BG_EIO, "%s at %s: %s: %s",
