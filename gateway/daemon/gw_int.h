@@ -98,6 +98,9 @@ struct bg_gw {
     pthread_mutex_t witness_store_lock; /* the witness store (checks, received cosigs) */
     pthread_cond_t witness_wake;
     atomic_uint_fast64_t evidence_failed, forks_detected, cosigned, cosigs_received;
+    /* Our latest loss statement (witnessed.c, at start; NULL if none): sent to
+     * witnesses with our heads. Set before the servers start, only read after. */
+    bg_audit_loss *loss;
 };
 
 #endif
