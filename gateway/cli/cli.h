@@ -27,6 +27,8 @@ int bg_cmd_lookup(int argc, char **argv);
 int bg_cmd_rotate(int argc, char **argv);
 int bg_cmd_attest(int argc, char **argv);
 int bg_cmd_audit(int argc, char **argv);
+int bg_cmd_backup(int argc, char **argv);
+int bg_cmd_restore(int argc, char **argv);
 
 /* One request to the gateway of directory dir over its local socket; its answer (free
  * with bg_pb_free), or NULL with the reason on stderr, named by cmd. */
