@@ -263,7 +263,8 @@ bg_backup_manifest_parse(const char *text, size_t len, bg_backup_manifest *m, bg
         else
             rc = bg_err_set(&sub, BG_EPROTO, "unknown line");
         if (rc != BG_OK)
-            rc = bg_err_set(err, rc, "backup manifest line %u: %s", lineno, sub.msg);
+            rc = bg_err_set(err, rc == BG_ENOMEM ? rc : BG_EPROTO, "backup manifest line %u: %s",
+                            lineno, sub.msg);
     }
     free(buf);
     if (rc == BG_OK && (!ended || (seen & 0xf) != 0xf))
