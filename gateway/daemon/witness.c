@@ -342,8 +342,12 @@ static void
 note_behind(bg_gw *gw, const char *peer, uint64_t from)
 {
     uint64_t size = bg_audit_size(gw->audit);
-    if (from <= size || (gw->loss != NULL && from <= bg_audit_loss_lost_to(gw->loss)))
+    if (from <= size)
         return;
+    /* A witness still on a head our loss statement gives up: it takes the statement. */
+    for (size_t i = 0; gw->loss != NULL && i < gw->loss->nsuperseded; i++)
+        if (gw->loss->superseded[i].size == from)
+            return;
     bg_log(BG_LOG_ERROR, "audit.behind_witness",
            "peer=%s their_size=%llu our_size=%llu missing=%llu..%llu effect=\"it sees a "
            "shrunk log (a fork); restart to check every witness, then restore or accept the "

@@ -81,7 +81,6 @@ ask_peer(bg_gw *gw, gw_peer *p, bg_audit_held *h, bool *has)
     char why[400];
     *has = false;
     if (gw_peer_admit(p, (int)gw->cfg.request_ms, why, sizeof why) != BG_OK) {
-        gw_peer_note(p, false, why);
         bg_log(BG_LOG_WARN, "audit.witness_unchecked", "peer=%s error=\"%s\"", p->city, why);
         return BG_EIO;
     }
@@ -97,7 +96,8 @@ ask_peer(bg_gw *gw, gw_peer *p, bg_audit_held *h, bool *has)
     bg_rt_result res = {0};
     int rc = gw_call(gw, p, &f, (int)gw->cfg.request_ms,
                      BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGNED_ANSWER, NULL, &o, &res);
-    gw_peer_note(p, rc == BG_OK, res.error);
+    if (rc == BG_OK)
+        gw_peer_note(p, true, NULL);
     if (rc != BG_OK) {
         bg_log(BG_LOG_WARN, "audit.witness_unchecked", "peer=%s error=\"%s\"", p->city, res.error);
         return BG_EIO;
