@@ -61,9 +61,14 @@ load(struct make *mk, const char *gw_dir, bg_err *err)
                               "%s is outside the gateway directory %s: a backup would not hold "
                               "it (keep a gateway's files in its directory)",
                               named[i], mk->gw);
-    if (mkdir(mk->cfg.data_dir, 0700) != 0 && errno != EEXIST)
-        return bg_err_set(err, BG_EIO, "cannot make %s: %s", mk->cfg.data_dir, strerror(errno));
-    if (!inside(mk, mk->cfg.data_dir, mk->data_rel, sizeof mk->data_rel) || mk->data_rel[0] == 0)
+    struct stat st;
+    size_t dl = strlen(mk->cfg.dir);
+    if (stat(mk->cfg.data_dir, &st) != 0 && errno == ENOENT &&
+        strncmp(mk->cfg.data_dir, mk->cfg.dir, dl) == 0 && mk->cfg.data_dir[dl] == '/') {
+        /* Never run: nothing in it to back up, and nothing written into GW. */
+        snprintf(mk->data_rel, sizeof mk->data_rel, "%s", mk->cfg.data_dir + dl + 1);
+    } else if (!inside(mk, mk->cfg.data_dir, mk->data_rel, sizeof mk->data_rel) ||
+               mk->data_rel[0] == 0)
         return bg_err_set(err, BG_EINVAL,
                           "[store] data_dir %s is not inside the gateway directory %s",
                           mk->cfg.data_dir, mk->gw);

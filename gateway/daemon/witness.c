@@ -118,10 +118,11 @@ witness_read_head(bg_gw *gw, gw_peer *p, const bg_env_opened *o, head_ans *a)
         key = sender_key(gw, o, &err);
         rc = key == NULL ? BG_ECRYPTO : bg_audit_head_verify(&a->head, key, NULL, &err);
     }
-    if (rc == BG_OK) {
-        stage = "loss-statement";
-        rc = read_loss(ha, key, a, &err);
-    }
+    /* A statement that does not check out is left aside, not the head with it: the
+     * head is then checked as if there were none. */
+    if (rc == BG_OK && read_loss(ha, key, a, &err) != BG_OK)
+        bg_log(BG_LOG_WARN, "audit.loss_statement_refused", "peer=%s error=\"%s\"", p->city,
+               err.msg);
     if (rc != BG_OK && rc != BG_ENOTFOUND)
         bg_log(BG_LOG_WARN, "audit.head_refused", "peer=%s stage=%s error=\"%s\"", p->city, stage,
                err.msg);
