@@ -178,7 +178,9 @@ if up $GZ && grew $GZ audit.witnesses_checked 0 "behind=0"; then
 else
   bad "a. restored gateway serves" "$(tail -5 gw$GZ.log)"
 fi
-ask 440300 $GZ after.csv
+wait_for "$READY_S" published $GZ || bad "a. the restored gateway publishes its lists" "$(tail -3 gw$GZ.log)"
+# (Shenzhen's first call may meet the connection the killed gateway left: asked again.)
+wait_for "$READY_S" ask 440300 $GZ after.csv
 if [[ -s before.csv ]] && cmp -s <(matches before.csv) <(matches after.csv); then
   ok "a. the restored store answers Shenzhen as before ($(matches after.csv | wc -l) matches)"
 else
