@@ -43,6 +43,7 @@
 #define BG_SIG_CTX_TREE_HEAD "baygate/tree-head/v1"
 #define BG_SIG_CTX_COSIGN "baygate/cosignature/v1"
 #define BG_SIG_CTX_STATUS "baygate/status-list/v1"
+#define BG_SIG_CTX_LOSS "baygate/loss-statement/v1"
 
 /* A SHA-256 certificate fingerprint and its lower-case hex form. */
 #define BG_SIG_FP_LEN 32

@@ -13,13 +13,13 @@ packages=(
   check libsubunit-dev                    # unit tests (Check links subunit)
   libsqlite3-dev      # the embedded credit store
   libinih-dev         # INI configuration
+  zlib1g-dev          # gzip for the archives of 'baygate backup'
   clang               # the build matrix builds with gcc and clang
   libclang-rt-14-dev  # fuzzing: libFuzzer (scripts/fuzz.sh)
   debhelper           # the Debian package (debian/; provides dh-sequence-installsysusers)
   help2man            # man pages from the commands' own --help
   bash-completion     # where completions go; the completion test uses it
   lintian man-db      # package checks in the test command
-  sqlite3             # the backup script's online copy of the store
 )
 
 missing=()

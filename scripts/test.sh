@@ -113,16 +113,17 @@ unit_check() { # systemd-analyze on the installed units (templates as instance "
   rm -rf "$d"
   return $rc
 }
-backup_check() { # the backup script on a gateway with a store: a restorable archive
+backup_check() { # the backup script on a gateway with a store: an archive 'restore' takes back
   local d rc=0
   d=$(mktemp -d)
   /usr/bin/baygate init --city 440100 --name Guangzhou --dir "$d/gz" >/dev/null &&
     /usr/bin/baygate gen --city 440100 --count 50 --seed 1 --out "$d/gz.csv" --quiet &&
     /usr/bin/baygate import --data-dir "$d/gz/data" --city 440100 "$d/gz.csv" >/dev/null &&
     /usr/libexec/baygate/backup "$d/gz" "$d/backups" &&
-    mkdir "$d/restore" && tar -C "$d/restore" -xzf "$d"/backups/gz-*.tar.gz &&
-    [[ $(sqlite3 "$d/restore/gz/data/credit.db" 'pragma integrity_check') == ok ]] &&
-    cmp -s "$d/gz/city.key" "$d/restore/gz/city.key" || rc=1
+    [[ $(stat -c %a "$d"/backups/gz-*.tar.gz) == 600 ]] &&
+    /usr/bin/baygate restore --from "$d"/backups/gz-*.tar.gz --dir "$d/restore" >/dev/null &&
+    [[ $(stat -c %a "$d/restore/city.key") == 600 ]] &&
+    cmp -s "$d/gz/city.key" "$d/restore/city.key" || rc=1
   rm -rf "$d"
   return $rc
 }

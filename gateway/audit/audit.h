@@ -33,8 +33,10 @@
  *     u32 big-endian length L (1..BG_AUDIT_RECORD_MAX) || L bytes || 32-byte
  *     SHA-256(0x00 || the L bytes)
  * so the checksum of a leaves.log record is the RFC 6962 leaf hash itself.
- * heads.log holds SignedTreeHead records, witness.log WitnessRecord records.
- * certs/ holds the certificates heads and cosignatures were verified with (below).
+ * heads.log holds SignedTreeHead records, witness.log WitnessRecord records,
+ * losses.log (only after `baygate restore --accept-loss`) SignedLossStatement
+ * records. certs/ holds the certificates heads and cosignatures were verified with
+ * (below).
  */
 #ifndef BG_AUDIT_H
 #define BG_AUDIT_H
@@ -248,6 +250,104 @@ int bg_audit_head_get(bg_audit_log *log, size_t i, bg_audit_head *out, bg_err *e
 /* The newest stored head; BG_ENOTFOUND if none. */
 int bg_audit_head_latest(bg_audit_log *log, bg_audit_head *out, bg_err *err);
 
+/* --- loss statements (a restored log that gave up witnessed heads) --- */
+
+/* Most heads one statement gives up (one per witness that held one). */
+#define BG_AUDIT_LOSS_HEADS_MAX 16
+#define BG_AUDIT_LOSS_BYTES_MAX 2400
+#define BG_AUDIT_SIGNED_LOSS_MAX 2560
+
+/*
+ * "This log was restored from a copy of its first base_size leaves (root base_root);
+ * the heads in superseded, which witnesses cosigned, are no longer part of it."
+ * Signed by the log's city. A witness whose last cosigned head of origin is one of
+ * superseded (byte for byte) takes a new head that extends the base as an
+ * acknowledged loss (bg_audit_witness_loss); nothing else changes what a fork is.
+ */
+typedef struct bg_audit_loss {
+    char origin[7];
+    uint64_t base_size;
+    bg_audit_hash base_root;
+    int64_t timestamp_ms;
+    size_t nsuperseded;
+    bg_audit_head superseded[BG_AUDIT_LOSS_HEADS_MAX]; /* fields and signed bytes; sig_len 0 */
+    uint8_t body[BG_AUDIT_LOSS_BYTES_MAX];             /* the serialised LossStatement */
+    size_t body_len;
+    uint8_t sig[BG_SIG_MAX];
+    size_t sig_len;
+} bg_audit_loss;
+
+/* Builds and signs a statement that the log of origin continues from the base
+ * {base_size, base_root} and gives up heads[0..n) (1..BG_AUDIT_LOSS_HEADS_MAX signed
+ * heads of origin: the ones witnesses hold that the log no longer contains). */
+int bg_audit_loss_make(EVP_PKEY *key, const char *origin, uint64_t base_size,
+                       const bg_audit_hash base_root, const bg_audit_head *heads, size_t n,
+                       int64_t now_ms, bg_audit_loss *out, bg_err *err);
+/* The SignedLossStatement encoding; decode is strict (bounds, no unknown fields,
+ * canonical, every superseded head of origin) and does not check the signature. */
+int bg_audit_loss_encode(const bg_audit_loss *l, uint8_t out[BG_AUDIT_SIGNED_LOSS_MAX], size_t *len,
+                         bg_err *err);
+int bg_audit_loss_decode(const uint8_t *buf, size_t len, bg_audit_loss *l, bg_err *err);
+/* BG_OK iff l is signed under BG_SIG_CTX_LOSS by key or cert's key. */
+int bg_audit_loss_verify(const bg_audit_loss *l, EVP_PKEY *key, X509 *cert, bg_err *err);
+/* Whether l gives up head (the same signed TreeHead bytes). */
+bool bg_audit_loss_covers(const bg_audit_loss *l, const bg_audit_head *head);
+/* The highest size among the heads l gives up: leaves base_size..that-1 were lost. */
+uint64_t bg_audit_loss_lost_to(const bg_audit_loss *l);
+
+/* Appends l to dir's losses.log (made if missing), synced. Only the log's owner,
+ * never while another process appends to it. */
+int bg_audit_loss_append(const char *dir, const bg_audit_loss *l, bg_err *err);
+/* The newest statement in dir's losses.log, checked to be city's; BG_ENOTFOUND if
+ * there is none. *count (may be NULL) gets how many the file holds. */
+int bg_audit_loss_latest(const char *dir, const char *city, bg_audit_loss *out, size_t *count,
+                         bg_err *err);
+
+/*
+ * Heads that witnesses hold beyond a log, as a small text file for the operator and
+ * the next start: what a refused start found (the gateway writes it) and what the
+ * operator accepts to lose (`baygate restore --accept-loss` copies it). One line per
+ * witness, "held WITNESS SIZE TIMESTAMP_MS SIGNED_HEAD_HEX"; '#' lines are comments.
+ */
+#define BG_AUDIT_BEHIND_FILE "behind.txt"      /* in the audit directory */
+#define BG_AUDIT_ACCEPT_FILE "accept-loss.txt" /* in the audit directory */
+
+typedef struct bg_audit_held {
+    char witness[7];
+    bg_audit_head head; /* signed by the log's city */
+} bg_audit_held;
+#define BG_AUDIT_HELD_MAX 64
+
+/* Writes path atomically (mode 0640): comment (may be NULL; one '#' line per line)
+ * then the n heads. */
+int bg_audit_held_write(const char *path, const char *comment, const bg_audit_held *h, size_t n,
+                        bg_err *err);
+/* Reads path strictly (every line a comment or a well-formed head of city); *n gets
+ * how many (at most cap). BG_ENOTFOUND if there is no such file. */
+int bg_audit_held_read(const char *path, const char *city, bg_audit_held *h, size_t cap, size_t *n,
+                       bg_err *err);
+
+/* --- a consistent copy of a live log (backups) --- */
+
+typedef struct bg_audit_copy_report {
+    uint64_t leaves, heads; /* what the copy holds */
+    bool has_head;          /* latest: the newest head in the copy */
+    bg_audit_head latest;
+    uint64_t bytes;                   /* of all copied files */
+    uint64_t witness_records, losses; /* records of witness.log and losses.log copied */
+} bg_audit_copy_report;
+
+/*
+ * Copies the audit directory src (possibly in use by a running gateway) to dst
+ * (made, mode 0750; must not hold a log): heads.log first, then leaves.log, then
+ * witness.log and losses.log, each up to its last complete record, so every head in
+ * the copy is covered by the copied leaves (heads are signed only over synced
+ * leaves). Then checks the copy: every head's root equals the copied leaves' root at
+ * its size. Files are synced. rep may be NULL.
+ */
+int bg_audit_copy(const char *src, const char *dst, const char *city, bg_audit_copy_report *rep,
+                  bg_err *err);
+
 /* --- witnessing --- */
 
 typedef struct bg_audit_cosig {
@@ -303,6 +403,24 @@ int bg_audit_witness_check(bg_audit_witness *w, EVP_PKEY *key, const char *peer,
                            int64_t now_ms, bg_audit_cosig *out, bg_audit_verdict *verdict,
                            bg_err *err);
 
+/*
+ * A peer's new head that does not extend the last head of peer we cosigned, with the
+ * peer's loss statement (both ALREADY VERIFIED by the caller against peer's
+ * certificate) and the consistency proof from the statement's base to the head.
+ * BG_ENOTFOUND (nothing recorded, verdict BG_AUDIT_W_OK): the statement does not give
+ * up the head we hold (or we hold none), so it says nothing to us: use
+ * bg_audit_witness_check. Otherwise checks that head extends the base (else
+ * BG_ECRYPTO, verdict BG_AUDIT_W_INCONSISTENT, kept as a conflict) and records the
+ * head, the statement and the head it replaces (an acknowledged loss), cosigns the
+ * head by key at now_ms into out; from then on heads must extend this one.
+ */
+int bg_audit_witness_loss(bg_audit_witness *w, EVP_PKEY *key, const char *peer,
+                          const bg_audit_loss *loss, const bg_audit_head *head,
+                          const bg_audit_hash *proof, size_t proof_len, int64_t now_ms,
+                          bg_audit_cosig *out, bg_audit_verdict *verdict, bg_err *err);
+/* How many acknowledged losses the store holds (of every peer). */
+size_t bg_audit_witness_loss_count(bg_audit_witness *w);
+
 /* The last head of peer this store cosigned; BG_ENOTFOUND if none yet. */
 int bg_audit_witness_last(bg_audit_witness *w, const char *peer, bg_audit_head *head, bg_err *err);
 
@@ -320,6 +438,7 @@ typedef struct bg_audit_peer_info {
     uint64_t cosigned;        /* how many of its heads we cosigned */
     int64_t last_cosigned_ms; /* when we cosigned the last */
     uint64_t conflicts;       /* forks / inconsistencies recorded */
+    uint64_t losses;          /* acknowledged losses (heads it gave up by a statement) */
 } bg_audit_peer_info;
 size_t bg_audit_witness_peer_count(bg_audit_witness *w);
 int bg_audit_witness_peer(bg_audit_witness *w, size_t i, bg_audit_peer_info *out, bg_err *err);

@@ -19,6 +19,7 @@
 #define BG_AUDIT_LEAVES_FILE "leaves.log"
 #define BG_AUDIT_HEADS_FILE "heads.log"
 #define BG_AUDIT_WITNESS_FILE "witness.log"
+#define BG_AUDIT_LOSSES_FILE "losses.log"
 
 /* One open record file. */
 typedef struct bg_rec_file {

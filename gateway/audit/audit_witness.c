@@ -24,7 +24,7 @@ struct peer_state {
     char city[7];
     bg_audit_head last;
     bg_audit_cosig last_cosig;
-    uint64_t cosigned, conflicts;
+    uint64_t cosigned, conflicts, losses;
 };
 
 struct conflict {
@@ -43,6 +43,7 @@ struct bg_audit_witness {
     size_t nreceived, received_cap;
     struct conflict *conflicts;
     size_t nconflicts, conflicts_cap;
+    size_t nlosses; /* acknowledged losses (WitnessLoss records) */
 };
 
 /* Grows *arr (of *cap elements of size sz) to hold one more than n. */
@@ -125,6 +126,8 @@ apply_received(bg_audit_witness *w, const bg_audit_cosig *c, bg_err *err)
     return BG_OK;
 }
 
+static int on_loss_record(bg_audit_witness *w, const Baygate__WitnessLoss *wl, bg_err *err);
+
 static int
 on_record(void *ctx, uint64_t off, const uint8_t *data, size_t len, const bg_audit_hash sum,
           bg_err *err)
@@ -162,6 +165,8 @@ on_record(void *ctx, uint64_t off, const uint8_t *data, size_t len, const bg_aud
                  (rc = bg_audit_head_decode(m->conflict->previous.data, m->conflict->previous.len,
                                             &prev, &sub)) == BG_OK)
             rc = apply_conflict(w, &h, &prev, m->conflict->reason, &sub);
+    } else if (m->what_case == BAYGATE__WITNESS_RECORD__WHAT_LOSS && m->loss != NULL) {
+        rc = on_loss_record(w, m->loss, &sub);
     } else {
         rc = bg_err_set(&sub, BG_EPROTO, "empty record");
     }
@@ -542,6 +547,7 @@ bg_audit_witness_peer(bg_audit_witness *w, size_t i, bg_audit_peer_info *out, bg
         out->cosigned = p->cosigned;
         out->last_cosigned_ms = p->last_cosig.cosigned_at_ms;
         out->conflicts = p->conflicts;
+        out->losses = p->losses;
     }
     pthread_mutex_unlock(&w->mu);
     return rc;
@@ -591,4 +597,153 @@ bg_audit_witness_conflict(bg_audit_witness *w, size_t i, bg_audit_head *refused,
     }
     pthread_mutex_unlock(&w->mu);
     return rc;
+}
+
+/* --- acknowledged losses --- */
+
+/* Replays a WitnessLoss record: the new head becomes the peer's last. */
+static int
+on_loss_record(bg_audit_witness *w, const Baygate__WitnessLoss *wl, bg_err *err)
+{
+    bg_audit_head h, prev;
+    bg_audit_cosig c;
+    bg_audit_loss *l = malloc(sizeof *l);
+    if (l == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    int rc = bg_audit_head_decode(wl->head.data, wl->head.len, &h, err);
+    if (rc == BG_OK)
+        rc = bg_audit_head_decode(wl->previous.data, wl->previous.len, &prev, err);
+    if (rc == BG_OK)
+        rc = bg_audit_cosig_decode(wl->cosignature.data, wl->cosignature.len, &c, err);
+    if (rc == BG_OK)
+        rc = bg_audit_loss_decode(wl->statement.data, wl->statement.len, l, err);
+    if (rc == BG_OK && (strcmp(c.witness, w->self) != 0 || c.head.head_len != h.head_len ||
+                        memcmp(c.head.head, h.head, h.head_len) != 0 ||
+                        strcmp(l->origin, h.origin) != 0 || !bg_audit_loss_covers(l, &prev)))
+        rc = bg_err_set(err, BG_EPROTO, "loss record: cosignature, head and statement disagree");
+    free(l);
+    if (rc == BG_OK)
+        rc = apply_seen(w, &h, &c, err);
+    if (rc == BG_OK) {
+        find_peer(w, h.origin)->losses++;
+        w->nlosses++;
+    }
+    return rc;
+}
+
+/* The head's fields must be its signed bytes, and it must be signed. */
+static int
+loss_head_ok(const bg_audit_head *head, bg_err *err)
+{
+    bg_audit_head parsed;
+    bg_err sub = {0};
+    if (bg_audit_tree_head_parse(head->head, head->head_len, &parsed, &sub) != BG_OK ||
+        parsed.size != head->size || parsed.timestamp_ms != head->timestamp_ms ||
+        strcmp(parsed.origin, head->origin) != 0 ||
+        memcmp(parsed.root, head->root, BG_AUDIT_HASH_LEN) != 0 || head->sig_len == 0)
+        return bg_err_set(err, BG_EINVAL,
+                          "witness: the head's fields are not its signed bytes, or it is unsigned");
+    return BG_OK;
+}
+
+/* Writes the WitnessLoss record of an accepted loss and applies it. Caller holds mu;
+ * room for the peer exists. */
+static int
+record_loss(bg_audit_witness *w, struct peer_state *p, const bg_audit_loss *loss,
+            const bg_audit_head *head, const bg_audit_cosig *c, bg_err *err)
+{
+    uint8_t hb[BG_AUDIT_SIGNED_HEAD_MAX], pb[BG_AUDIT_SIGNED_HEAD_MAX];
+    uint8_t cb[BG_AUDIT_SIGNED_COSIG_MAX], lb[BG_AUDIT_SIGNED_LOSS_MAX];
+    size_t hlen, plen, clen, llen;
+    int rc;
+    if ((rc = bg_audit_head_encode(head, hb, &hlen, err)) != BG_OK ||
+        (rc = bg_audit_head_encode(&p->last, pb, &plen, err)) != BG_OK ||
+        (rc = bg_audit_cosig_encode(c, cb, &clen, err)) != BG_OK ||
+        (rc = bg_audit_loss_encode(loss, lb, &llen, err)) != BG_OK)
+        return rc;
+    Baygate__WitnessLoss wl = BAYGATE__WITNESS_LOSS__INIT;
+    wl.head = (ProtobufCBinaryData){.data = hb, .len = hlen};
+    wl.previous = (ProtobufCBinaryData){.data = pb, .len = plen};
+    wl.cosignature = (ProtobufCBinaryData){.data = cb, .len = clen};
+    wl.statement = (ProtobufCBinaryData){.data = lb, .len = llen};
+    Baygate__WitnessRecord m = BAYGATE__WITNESS_RECORD__INIT;
+    m.what_case = BAYGATE__WITNESS_RECORD__WHAT_LOSS;
+    m.loss = &wl;
+    if ((rc = write_record(w, &m, err)) != BG_OK)
+        return rc;
+    p->last = *head;
+    p->last_cosig = *c;
+    p->cosigned++;
+    p->losses++;
+    w->nlosses++;
+    return BG_OK;
+}
+
+int
+bg_audit_witness_loss(bg_audit_witness *w, EVP_PKEY *key, const char *peer,
+                      const bg_audit_loss *loss, const bg_audit_head *head,
+                      const bg_audit_hash *proof, size_t proof_len, int64_t now_ms,
+                      bg_audit_cosig *out, bg_audit_verdict *verdict, bg_err *err)
+{
+    bg_audit_verdict local_v;
+    bg_err local_e = {0};
+    if (verdict == NULL)
+        verdict = &local_v;
+    if (err == NULL) /* record_conflict appends to the message */
+        err = &local_e;
+    *verdict = BG_AUDIT_W_BAD_INPUT;
+    if (w->read_only)
+        return bg_err_set(err, BG_EINVAL, "witness store: open read-only");
+    if (!bg_audit_city_ok(peer) || strcmp(peer, w->self) == 0 || strcmp(head->origin, peer) != 0 ||
+        strcmp(loss->origin, peer) != 0)
+        return bg_err_set(err, BG_EINVAL, "witness: a head or loss statement not of peer %s", peer);
+    if (proof_len > BG_AUDIT_PROOF_MAX)
+        return bg_err_set(err, BG_EINVAL, "witness: consistency proof of %zu hashes", proof_len);
+    int rc = loss_head_ok(head, err);
+    if (rc != BG_OK)
+        return rc;
+    pthread_mutex_lock(&w->mu);
+    struct peer_state *p = find_peer(w, peer);
+    if (p == NULL || !bg_audit_loss_covers(loss, &p->last)) {
+        *verdict = BG_AUDIT_W_OK;
+        rc = bg_err_set(err, BG_ENOTFOUND,
+                        "witness: %s's loss statement does not give up the head we cosigned", peer);
+        goto out;
+    }
+    bg_err sub = {0};
+    if (head->size < loss->base_size ||
+        bg_audit_verify_consistency(loss->base_size, head->size, loss->base_root, head->root, proof,
+                                    proof_len, &sub) != BG_OK) {
+        *verdict = BG_AUDIT_W_INCONSISTENT;
+        rc = bg_err_set(err, BG_ECRYPTO,
+                        "witness: %s's head of size %" PRIu64 " does not extend the base (size "
+                        "%" PRIu64 ") of its loss statement (%s); refused",
+                        peer, head->size, loss->base_size,
+                        head->size < loss->base_size ? "smaller" : sub.msg);
+        record_conflict(w, head, &p->last, now_ms, "inconsistent with its loss statement's base",
+                        err);
+        goto out;
+    }
+    bg_audit_cosig c;
+    if ((rc = bg_audit_cosig_make(key, w->self, head, now_ms, &c, err)) != BG_OK) {
+        *verdict = BG_AUDIT_W_STORE;
+        goto out;
+    }
+    c.head = *head; /* keep the origin's signature with it */
+    if ((rc = record_loss(w, p, loss, head, &c, err)) != BG_OK) {
+        *verdict = BG_AUDIT_W_STORE;
+        goto out;
+    }
+    *verdict = BG_AUDIT_W_OK;
+    if (out != NULL)
+        *out = c;
+out:
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+size_t
+bg_audit_witness_loss_count(bg_audit_witness *w)
+{
+    return count_locked(w, &w->nlosses);
 }

@@ -49,6 +49,8 @@ int bg_cmd_rekey(int argc, char **argv);
  * extension ("city.key", "next" -> "city.next.key"), the extension replaced by ext if
  * not NULL; tag NULL: none. false if it does not fit in n bytes. */
 bool bg_cli_rekey_path(char *out, size_t n, const char *path, const char *tag, const char *ext);
+int bg_cmd_backup(int argc, char **argv);
+int bg_cmd_restore(int argc, char **argv);
 
 /* One request to the gateway of directory dir over its local socket; its answer (free
  * with bg_pb_free), or NULL with the reason on stderr, named by cmd. A gateway that is

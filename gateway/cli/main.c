@@ -39,6 +39,8 @@ static const struct {
     {"psi-rotate", bg_cmd_rotate, "start a new OPRF key generation for one of our lists"},
     {"attest", bg_cmd_attest, "verify and show evaluation attestations and status lists"},
     {"audit", bg_cmd_audit, "the evidence log: signed heads, proofs, verify, witnesses"},
+    {"backup", bg_cmd_backup, "a consistent copy of a running gateway's directory"},
+    {"restore", bg_cmd_restore, "unpack a backup; accept evidence a restore lost"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -30,6 +30,7 @@
 #include "gateway/daemon/relay.h"
 #include "gateway/daemon/standing.h"
 #include "gateway/daemon/witness.h"
+#include "gateway/daemon/witnessed.h"
 #include "peers/envelope.h"
 #include "peers/roster.h"
 #include "peers/transport.h"
@@ -253,6 +254,7 @@ rate_kind(uint32_t body_type)
         return GW_RATE_STATUS;
     case BAYGATE__WITNESS_BODY__WITNESS_BODY_HEAD_REQUEST:
     case BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGN:
+    case BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGNED_REQUEST:
         return GW_RATE_WITNESS;
     default:
         return GW_RATE_KINDS;
@@ -313,6 +315,9 @@ fed_handle(void *ctx, bg_tp_request *req)
         break;
     case BAYGATE__RELAY_BODY__RELAY_BODY_OFFER:
         gw_relay_answer(gw, o, req);
+        break;
+    case BAYGATE__WITNESS_BODY__WITNESS_BODY_COSIGNED_REQUEST:
+        gw_witnessed_answer(gw, o, req);
         break;
     default:
         refuse_unknown_body(gw, &ev, o, req);
@@ -762,13 +767,17 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
         rc = bg_pub_start(&gw->pub, gw->cfg.data_dir, gw->cfg.city, gw->ident->id->key,
                           gw->ident->id->cert, offered, err);
     }
+    /* Before we answer anyone: is our evidence log behind what witnesses hold? */
+    if (rc == BG_OK) {
+        peers_sync(gw, gw->roster);
+        rc = gw_witnessed_check(gw, err);
+    }
     if (rc == BG_OK)
         rc = start_servers(gw, err);
     if (rc != BG_OK) {
         bg_gw_stop(gw);
         return rc;
     }
-    peers_sync(gw, gw->roster);
     bg_log(BG_LOG_INFO, "gateway.ready", "city=%s name=%s listen=%s local=%s roster=%llu peers=%zu",
            gw->cfg.city, gw->cfg.name, bg_tp_server_url(gw->fed), gw->cfg.local_url,
            (unsigned long long)bg_roster_serial(gw->roster), gw->npeers);
@@ -850,6 +859,7 @@ bg_gw_stop(bg_gw *gw)
     OPENSSL_free(gw->crl_pem);
     gw_witness_close(gw);
     gw_relay_close(gw);
+    gw_witnessed_close(gw);
     gw_evidence_close(gw);
     gw_cache_destroy(&gw->cache);
     gw_quota_destroy(&gw->quota);

@@ -129,6 +129,9 @@ struct bg_gw {
     uint64_t hs_failed_logged, hs_auth_logged;
     time_t hs_failed_looked_at;
     struct gw_relay *relay;
+    /* Our latest loss statement (witnessed.c, at start; NULL if none): sent to
+     * witnesses with our heads. Set before the servers start, only read after. */
+    bg_audit_loss *loss;
 };
 
 #endif

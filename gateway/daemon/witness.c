@@ -47,42 +47,128 @@ witness_call(bg_gw *gw, gw_peer *p, uint32_t body_type, const uint8_t *body, siz
     return gw_call(gw, p, &f, (int)gw->cfg.request_ms, want_type, NULL, out, res);
 }
 
-/* Reads p's head answer o: the signed head, checked against the certificate o came
- * with, and the consistency proof. BG_ENOTFOUND: p has no head yet; else logged. */
+/* A peer's HeadAnswer, checked: its head with the proof from the size we asked, and
+ * its loss statement (NULL: none) with the proof from the statement's base. */
+typedef struct head_ans {
+    bg_audit_head head;
+    bg_audit_hash proof[BG_AUDIT_PROOF_MAX];
+    size_t nproof;
+    bg_audit_loss *loss;
+    bg_audit_hash lproof[BG_AUDIT_PROOF_MAX];
+    size_t nlproof;
+} head_ans;
+
+/* n proof hashes from the wire into out. */
 static int
-witness_read_head(bg_gw *gw, gw_peer *p, const bg_env_opened *o, bg_audit_head *head,
-                  bg_audit_hash proof[BG_AUDIT_PROOF_MAX], size_t *nproof)
+read_proof(const ProtobufCBinaryData *items, size_t n, bg_audit_hash out[BG_AUDIT_PROOF_MAX],
+           size_t *nout, bg_err *err)
+{
+    *nout = 0;
+    if (n > BG_AUDIT_PROOF_MAX)
+        return bg_err_set(err, BG_EPROTO, "consistency proof of %zu hashes", n);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].len != BG_AUDIT_HASH_LEN)
+            return bg_err_set(err, BG_EPROTO, "proof hash %zu is %zu bytes", i, items[i].len);
+        memcpy(out[(*nout)++], items[i].data, BG_AUDIT_HASH_LEN);
+    }
+    return BG_OK;
+}
+
+/* The answer's loss statement (if any), signed with key, and its proof into a. */
+static int
+read_loss(const Baygate__HeadAnswer *ha, EVP_PKEY *key, head_ans *a, bg_err *err)
+{
+    if (ha->loss_statement.len == 0)
+        return BG_OK;
+    a->loss = malloc(sizeof *a->loss);
+    if (a->loss == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    int rc = bg_audit_loss_decode(ha->loss_statement.data, ha->loss_statement.len, a->loss, err);
+    if (rc == BG_OK)
+        rc = bg_audit_loss_verify(a->loss, key, NULL, err);
+    if (rc == BG_OK)
+        rc = read_proof(ha->loss_consistency, ha->n_loss_consistency, a->lproof, &a->nlproof, err);
+    if (rc != BG_OK) {
+        free(a->loss);
+        a->loss = NULL;
+    }
+    return rc;
+}
+
+/* Reads p's head answer o into a: the signed head (and loss statement), checked against
+ * the certificate o came with, and the proofs. BG_ENOTFOUND: p has no head yet; else
+ * logged. On BG_OK the caller frees a->loss. */
+static int
+witness_read_head(bg_gw *gw, gw_peer *p, const bg_env_opened *o, head_ans *a)
 {
     bg_err err = {0};
     Baygate__HeadAnswer *ha = bg_pb_unpack(&baygate__head_answer__descriptor, o->body_len, o->body);
     EVP_PKEY *key = NULL;
     const char *stage = "answer";
-    *nproof = 0;
+    memset(a, 0, sizeof *a);
     int rc = ha == NULL ? bg_err_set(&err, BG_EPROTO, "head answer does not parse") : BG_OK;
     if (rc == BG_OK && ha->signed_head.len == 0)
         rc = BG_ENOTFOUND;
-    if (rc == BG_OK && ha->n_consistency > BG_AUDIT_PROOF_MAX)
-        rc = bg_err_set(&err, BG_EPROTO, "consistency proof of %zu hashes", ha->n_consistency);
-    for (size_t i = 0; rc == BG_OK && i < ha->n_consistency; i++) {
-        if (ha->consistency[i].len != BG_AUDIT_HASH_LEN)
-            rc = bg_err_set(&err, BG_EPROTO, "proof hash %zu is %zu bytes", i,
-                            ha->consistency[i].len);
-        else
-            memcpy(proof[(*nproof)++], ha->consistency[i].data, BG_AUDIT_HASH_LEN);
-    }
     if (rc == BG_OK)
-        rc = bg_audit_head_decode(ha->signed_head.data, ha->signed_head.len, head, &err);
+        rc = read_proof(ha->consistency, ha->n_consistency, a->proof, &a->nproof, &err);
+    if (rc == BG_OK)
+        rc = bg_audit_head_decode(ha->signed_head.data, ha->signed_head.len, &a->head, &err);
     if (rc == BG_OK) {
         stage = "signature";
         key = sender_key(gw, o, &err);
-        rc = key == NULL ? BG_ECRYPTO : bg_audit_head_verify(head, key, NULL, &err);
+        rc = key == NULL ? BG_ECRYPTO : bg_audit_head_verify(&a->head, key, NULL, &err);
     }
+    /* A statement that does not check out is left aside, not the head with it: the
+     * head is then checked as if there were none. */
+    if (rc == BG_OK && read_loss(ha, key, a, &err) != BG_OK)
+        bg_log(BG_LOG_WARN, "audit.loss_statement_refused", "peer=%s error=\"%s\"", p->city,
+               err.msg);
     if (rc != BG_OK && rc != BG_ENOTFOUND)
         bg_log(BG_LOG_WARN, "audit.head_refused", "peer=%s stage=%s error=\"%s\"", p->city, stage,
                err.msg);
     EVP_PKEY_free(key);
     if (ha != NULL)
         bg_pb_free(ha);
+    return rc;
+}
+
+/* A head that does not extend the one we cosigned, with p's loss statement: an
+ * acknowledged loss when the statement gives up our head (cosigned), BG_ENOTFOUND when
+ * it says nothing about it (check the head as usual), a fork when it does not hold. */
+static int
+witness_check_loss(bg_gw *gw, gw_peer *p, const head_ans *a, bg_audit_cosig *cosig)
+{
+    bg_err err = {0};
+    bg_audit_verdict verdict = BG_AUDIT_W_OK;
+    bg_audit_head before;
+    pthread_mutex_lock(&gw->witness_store_lock);
+    gw_ident *me = gw_ident_get(gw);
+    bool had = bg_audit_witness_last(gw->witness, p->city, &before, NULL) == BG_OK;
+    int rc = bg_audit_witness_loss(gw->witness, me->id->key, p->city, a->loss, &a->head, a->lproof,
+                                   a->nlproof, bg_env_now_ms(), cosig, &verdict, &err);
+    pthread_mutex_unlock(&gw->witness_store_lock);
+    gw_ident_release(me);
+    if (rc == BG_ENOTFOUND)
+        return rc;
+    if (rc == BG_OK) {
+        atomic_fetch_add(&gw->cosigned, 1);
+        uint64_t base = a->loss->base_size, prev = had ? before.size : 0;
+        char lost[48] = "none";
+        if (prev > base)
+            snprintf(lost, sizeof lost, "%llu..%llu", (unsigned long long)base,
+                     (unsigned long long)prev - 1);
+        bg_log(BG_LOG_WARN, "audit.loss_acknowledged",
+               "peer=%s previous_size=%llu base=%llu lost=%s size=%llu", p->city,
+               (unsigned long long)prev, (unsigned long long)base, lost,
+               (unsigned long long)a->head.size);
+    } else if (verdict == BG_AUDIT_W_INCONSISTENT) {
+        atomic_fetch_add(&gw->forks_detected, 1);
+        bg_log(BG_LOG_ERROR, "audit.fork_detected", "peer=%s verdict=%s size=%llu error=\"%s\"",
+               p->city, bg_audit_verdict_name(verdict), (unsigned long long)a->head.size, err.msg);
+    } else {
+        bg_log(BG_LOG_WARN, "audit.head_refused", "peer=%s verdict=%s error=\"%s\"", p->city,
+               bg_audit_verdict_name(verdict), err.msg);
+    }
     return rc;
 }
 
@@ -176,13 +262,17 @@ witness_peer(bg_gw *gw, gw_peer *p)
                res.error);
         return;
     }
-    bg_audit_head head;
-    bg_audit_hash proof[BG_AUDIT_PROOF_MAX];
-    size_t nproof = 0;
+    head_ans a;
     bg_audit_cosig cosig;
-    if (witness_read_head(gw, p, o, &head, proof, &nproof) == BG_OK &&
-        witness_check(gw, p, &head, proof, nproof, &cosig) == BG_OK)
-        witness_deliver(gw, p, &cosig, head.size);
+    if (witness_read_head(gw, p, o, &a) == BG_OK) {
+        /* A loss statement first: it is about the head we hold, whatever the new one is. */
+        int rc = a.loss != NULL ? witness_check_loss(gw, p, &a, &cosig) : BG_ENOTFOUND;
+        if (rc == BG_ENOTFOUND)
+            rc = witness_check(gw, p, &a.head, a.proof, a.nproof, &cosig);
+        if (rc == BG_OK)
+            witness_deliver(gw, p, &cosig, a.head.size);
+        free(a.loss);
+    }
     bg_env_opened_free(o);
 }
 
@@ -285,6 +375,55 @@ witness_keep_cert(bg_gw *gw, const bg_env_opened *o, const Baygate__CosignSubmit
 #define witness_refuse(gw, o, req, code, ...)                                                      \
     gw_refuse(gw, NULL, o, req, code, "audit.witness_refused", __VA_ARGS__)
 
+/* A witness that asks from beyond our log cosigned more than we hold: say so (the start
+ * check, witnessed.h, missed it: the witness was not reachable then). */
+static void
+note_behind(bg_gw *gw, const char *peer, uint64_t from)
+{
+    uint64_t size = bg_audit_size(gw->audit);
+    if (from <= size)
+        return;
+    /* A witness still on a head our loss statement gives up: it takes the statement. */
+    for (size_t i = 0; gw->loss != NULL && i < gw->loss->nsuperseded; i++)
+        if (gw->loss->superseded[i].size == from)
+            return;
+    bg_log(BG_LOG_ERROR, "audit.behind_witness",
+           "peer=%s their_size=%llu our_size=%llu missing=%llu..%llu effect=\"it sees a "
+           "shrunk log (a fork); restart to check every witness, then restore or accept the "
+           "loss\"",
+           peer, (unsigned long long)from, (unsigned long long)size, (unsigned long long)size,
+           (unsigned long long)from - 1);
+}
+
+/* Our loss statement (if any) into ha, with the proof from its base to head, for a
+ * witness that asked from beyond the base (one whose last head may be one it gives up).
+ * enc and proof are the caller's room for them. */
+static int
+attach_loss(bg_gw *gw, uint64_t from, const bg_audit_head *head, Baygate__HeadAnswer *ha,
+            uint8_t enc[BG_AUDIT_SIGNED_LOSS_MAX], bg_audit_hash proof[BG_AUDIT_PROOF_MAX],
+            ProtobufCBinaryData items[BG_AUDIT_PROOF_MAX], bg_err *err)
+{
+    const bg_audit_loss *l = gw->loss;
+    if (l == NULL || from <= l->base_size || head->size < l->base_size)
+        return BG_OK;
+    size_t len = 0, n = 0;
+    int rc = bg_audit_loss_encode(l, enc, &len, err);
+    if (rc == BG_OK)
+        rc = bg_audit_consistency_proof(gw->audit, l->base_size, head->size, proof, &n, err);
+    if (rc != BG_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        items[i] = (ProtobufCBinaryData){.data = proof[i], .len = BG_AUDIT_HASH_LEN};
+    ha->loss_statement = (ProtobufCBinaryData){.data = enc, .len = len};
+    ha->n_loss_consistency = n;
+    ha->loss_consistency = items;
+    return BG_OK;
+}
+
+#define HEAD_ANSWER_MAX                                                                            \
+    (BG_AUDIT_SIGNED_HEAD_MAX + BG_AUDIT_SIGNED_LOSS_MAX +                                         \
+     2 * BG_AUDIT_PROOF_MAX * (BG_AUDIT_HASH_LEN + 2) + 32)
+
 void
 gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
 {
@@ -296,13 +435,14 @@ gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     }
     uint64_t from = hr->from_size;
     bg_pb_free(hr);
+    note_behind(gw, o->sender, from);
     bg_audit_head head;
     bg_err err = {0};
     Baygate__HeadAnswer ha = BAYGATE__HEAD_ANSWER__INIT;
-    uint8_t enc[BG_AUDIT_SIGNED_HEAD_MAX];
+    uint8_t enc[BG_AUDIT_SIGNED_HEAD_MAX], lenc[BG_AUDIT_SIGNED_LOSS_MAX];
     size_t enc_len = 0;
-    bg_audit_hash proof[BG_AUDIT_PROOF_MAX];
-    ProtobufCBinaryData items[BG_AUDIT_PROOF_MAX];
+    bg_audit_hash proof[BG_AUDIT_PROOF_MAX], lproof[BG_AUDIT_PROOF_MAX];
+    ProtobufCBinaryData items[BG_AUDIT_PROOF_MAX], litems[BG_AUDIT_PROOF_MAX];
     size_t nproof = 0;
     int rc = bg_audit_head_latest(gw->audit, &head, &err);
     if (rc == BG_ENOTFOUND) {
@@ -313,6 +453,8 @@ gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
         rc = bg_audit_head_encode(&head, enc, &enc_len, &err);
     if (rc == BG_OK && from > 0 && from < head.size)
         rc = bg_audit_consistency_proof(gw->audit, from, head.size, proof, &nproof, &err);
+    if (rc == BG_OK)
+        rc = attach_loss(gw, from, &head, &ha, lenc, lproof, litems, &err);
     if (rc != BG_OK) {
         witness_refuse(gw, o, req, BG_GW_E_INTERNAL, "no head to give: %.200s", err.msg);
         return;
@@ -325,7 +467,7 @@ gw_witness_answer_head(bg_gw *gw, const bg_env_opened *o, bg_tp_request *req)
     ha.signed_head.len = enc_len;
     ha.n_consistency = nproof;
     ha.consistency = items;
-    uint8_t body[BG_AUDIT_SIGNED_HEAD_MAX + BG_AUDIT_PROOF_MAX * (BG_AUDIT_HASH_LEN + 2) + 16];
+    uint8_t body[HEAD_ANSWER_MAX];
     size_t blen = baygate__head_answer__get_packed_size(&ha);
     if (blen > sizeof body) {
         witness_refuse(gw, o, req, BG_GW_E_INTERNAL, "head answer too large");

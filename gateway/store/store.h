@@ -63,6 +63,14 @@ typedef struct bg_store_counts {
 
 int bg_store_counts_get(bg_store *s, bg_store_counts *out, bg_err *err);
 
+/*
+ * A consistent copy of the store file db_path (which a gateway and imports may be
+ * using) into the new file dst_path (mode 0600): SQLite's online backup, in one read
+ * transaction, then a quick_check of the copy; *enterprises (may be NULL) gets how
+ * many it holds. The copy has no WAL beside it.
+ */
+int bg_store_copy(const char *db_path, const char *dst_path, uint64_t *enterprises, bg_err *err);
+
 /* --- for the gateway's PSI publisher --- */
 
 #define BG_STORE_NO_DATE INT32_MIN
