@@ -8,6 +8,10 @@
 #ifndef BG_LOCAL_H
 #define BG_LOCAL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/daemon/gw.h"
 #include "peers/transport.h"
 
 /* A query carries up to GW_QUERY_MAX_IDS (2^21) ids of up to ~20 bytes each as
@@ -16,6 +20,10 @@
 #define GW_LOCAL_REPLY_MAX (256 * 1024 * 1024)
 /* A query fetches snapshots and runs PSI with every peer: minutes for big ones. */
 #define GW_LOCAL_TIMEOUT_MS (30 * 60 * 1000)
+
+/* One packed LocalRequest answered: the packed LocalAnswer (malloc'd, *out_len bytes;
+ * NULL when out of memory). The same for every face: the ipc socket and in-process. */
+uint8_t *gw_local_answer(bg_gw *gw, const uint8_t *data, size_t len, size_t *out_len);
 
 /* The local server's request handler; ctx is the bg_gw. */
 void gw_local_handle(void *ctx, bg_tp_request *req);
