@@ -39,6 +39,7 @@ static const struct {
     {"psi-rotate", bg_cmd_rotate, "start a new OPRF key generation for one of our lists"},
     {"attest", bg_cmd_attest, "verify and show evaluation attestations and status lists"},
     {"audit", bg_cmd_audit, "the evidence log: signed heads, proofs, verify, witnesses"},
+    {"apikey", bg_cmd_apikey, "keys of the applications that call the HTTP API"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,113 @@
+/*
+ * api_openapi.c - the OpenAPI document (api_openapi.h), kept as one JSON text.
+ */
+#include "gateway/api/api_openapi.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/api/api_resp.h"
+
+#define PROBLEM_REF "{\"$ref\":\"#/components/responses/Problem\"}"
+
+const char api_openapi_text[] =
+    "{\"openapi\":\"3.0.3\","
+    "\"info\":{\"title\":\"baygate gateway API\",\"version\":\"1\","
+    "\"description\":\"A city gateway's HTTP API for its own applications: status, one "
+    "enterprise across every city of the federation (asked privately), metrics. Errors are "
+    "RFC 9457 problems.\"},"
+    "\"security\":[{\"bearer\":[]}],"
+    "\"paths\":{"
+    "\"/v1/status\":{\"get\":{\"operationId\":\"getStatus\",\"summary\":\"The gateway's "
+    "status: lists and epochs, peers and health, roster, certificate and CRL expiry, quotas, "
+    "evidence log, request counters\",\"responses\":{"
+    "\"200\":{\"description\":\"Status (as baygate status --json)\",\"content\":{"
+    "\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Status\"}}}},"
+    "\"401\":" PROBLEM_REF ",\"503\":" PROBLEM_REF "}}},"
+    "\"/v1/enterprises/{uscc}\":{\"get\":{\"operationId\":\"lookupEnterprise\",\"summary\":"
+    "\"One enterprise in every city, ours included: lists, grades on both scales, validity, "
+    "attestation\",\"parameters\":["
+    "{\"name\":\"uscc\",\"in\":\"path\",\"required\":true,\"description\":\"Unified social "
+    "credit code (GB 32100-2015), 18 characters\",\"schema\":{\"type\":\"string\","
+    "\"maxLength\":64}},"
+    "{\"name\":\"purpose\",\"in\":\"query\",\"required\":true,\"description\":\"A roster "
+    "purpose within the key's scope\",\"schema\":{\"type\":\"string\"}},"
+    "{\"name\":\"auth_ref\",\"in\":\"query\",\"required\":false,\"description\":\"The "
+    "authorisation reference (hex) a purpose that needs written authorisation requires\","
+    "\"schema\":{\"type\":\"string\",\"pattern\":\"^([0-9a-fA-F]{2}){1,64}$\"}}],"
+    "\"responses\":{\"200\":{\"description\":\"The enterprise in every city (as baygate "
+    "lookup --json)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":"
+    "\"#/components/schemas/Lookup\"}}}},"
+    "\"400\":" PROBLEM_REF ",\"401\":" PROBLEM_REF ",\"403\":" PROBLEM_REF ",\"429\":" PROBLEM_REF
+    ",\"502\":" PROBLEM_REF "}}},"
+    "\"/v1/openapi.json\":{\"get\":{\"operationId\":\"getOpenApi\",\"summary\":\"This "
+    "document\",\"security\":[],\"responses\":{\"200\":{\"description\":\"The OpenAPI "
+    "document\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}}}},"
+    "\"/metrics\":{\"get\":{\"operationId\":\"getMetrics\",\"summary\":\"Prometheus text "
+    "format metrics\",\"responses\":{\"200\":{\"description\":\"Metrics\",\"content\":{"
+    "\"text/plain\":{\"schema\":{\"type\":\"string\"}}}},\"401\":" PROBLEM_REF "}}}},"
+    "\"components\":{"
+    "\"securitySchemes\":{\"bearer\":{\"type\":\"http\",\"scheme\":\"bearer\","
+    "\"description\":\"An API key from baygate apikey create\"}},"
+    "\"responses\":{\"Problem\":{\"description\":\"An RFC 9457 problem\",\"content\":{"
+    "\"application/problem+json\":{\"schema\":{\"$ref\":\"#/components/schemas/Problem\"}}}}},"
+    "\"schemas\":{"
+    "\"Problem\":{\"type\":\"object\",\"required\":[\"type\",\"title\",\"status\","
+    "\"detail\"],\"properties\":{\"type\":{\"type\":\"string\",\"format\":\"uri\"},"
+    "\"title\":{\"type\":\"string\"},\"status\":{\"type\":\"integer\"},\"detail\":{"
+    "\"type\":\"string\"}}},"
+    "\"Expiry\":{\"type\":\"object\",\"properties\":{\"days_left\":{\"type\":\"integer\"},"
+    "\"seconds_left\":{\"type\":\"integer\"},\"warning\":{\"type\":\"boolean\"}}},"
+    "\"Status\":{\"type\":\"object\",\"required\":[\"city\",\"roster_serial\",\"peers\","
+    "\"lists\"],\"properties\":{\"city\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
+    "\"version\":{\"type\":\"string\"},\"uptime_s\":{\"type\":\"integer\"},"
+    "\"roster_serial\":{\"type\":\"integer\"},\"crl_next_update_ms\":{\"type\":\"integer\"},"
+    "\"listen\":{\"type\":\"string\"},"
+    "\"certificate\":{\"$ref\":\"#/components/schemas/Expiry\"},"
+    "\"crl\":{\"$ref\":\"#/components/schemas/Expiry\"},"
+    "\"lists\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+    "\"list\":{\"type\":\"string\"},\"generation\":{\"type\":\"integer\"},\"epoch\":{"
+    "\"type\":\"integer\"},\"entries\":{\"type\":\"integer\"},\"published_ms\":{"
+    "\"type\":\"integer\"}}}},"
+    "\"status_list\":{\"type\":\"object\"},"
+    "\"quotas\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+    "\"peer\":{\"type\":\"string\"},\"used_today\":{\"type\":\"integer\"},"
+    "\"quota_per_day\":{\"type\":\"integer\"}}}},"
+    "\"evidence\":{\"type\":\"object\",\"nullable\":true},"
+    "\"cert_sha256\":{\"type\":\"string\"},\"cert_pinned\":{\"type\":\"string\"},"
+    "\"peers\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+    "\"city\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},\"endpoint\":{"
+    "\"type\":\"string\"},\"reachable\":{\"type\":\"boolean\"},\"latency_us\":{"
+    "\"type\":\"integer\"},\"last_ok_ms\":{\"type\":\"integer\"},\"error\":{"
+    "\"type\":\"string\"}}}},"
+    "\"requests\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}}}},"
+    "\"Grade\":{\"type\":\"object\",\"nullable\":true,\"properties\":{\"grade\":{"
+    "\"type\":\"string\"},\"scale\":{\"type\":\"string\"},\"common_grade\":{\"type\":"
+    "\"string\"},\"common_rank\":{\"type\":\"integer\"},\"evaluated_at\":{\"type\":"
+    "\"string\"},\"valid_until\":{\"type\":\"string\"},\"valid\":{\"type\":\"boolean\"},"
+    "\"attested\":{\"type\":\"boolean\",\"nullable\":true},\"attestation_error\":{"
+    "\"type\":\"string\"}}},"
+    "\"City\":{\"type\":\"object\",\"required\":[\"city\",\"own\",\"lists\"],"
+    "\"properties\":{\"city\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
+    "\"own\":{\"type\":\"boolean\"},\"found\":{\"type\":\"boolean\"},\"enterprise_name\":{"
+    "\"type\":\"string\"},\"lists\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+    "\"properties\":{\"list\":{\"type\":\"string\"},\"status\":{\"type\":\"string\","
+    "\"enum\":[\"listed\",\"not listed\",\"error\"]},\"request_id\":{\"type\":\"string\"},"
+    "\"error\":{\"type\":\"string\"},\"listed_at\":{\"type\":\"string\"},\"expires_at\":{"
+    "\"type\":\"string\"},\"reason\":{\"type\":\"string\"},\"in_force\":{\"type\":"
+    "\"boolean\"}}}},\"grade_status\":{\"type\":\"string\",\"enum\":[\"graded\","
+    "\"not graded\",\"error\"]},\"grade_request_id\":{\"type\":\"string\"},\"grade_error\":{"
+    "\"type\":\"string\"},\"grade\":{\"$ref\":\"#/components/schemas/Grade\"}}},"
+    "\"Lookup\":{\"type\":\"object\",\"required\":[\"uscc\",\"purpose\",\"cities\"],"
+    "\"properties\":{\"uscc\":{\"type\":\"string\"},\"purpose\":{\"type\":\"string\"},"
+    "\"cities\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/City\"}}}}"
+    "}}}\n";
+
+void
+api_openapi(api_resp *r)
+{
+    FILE *f = api_body_open(r);
+    if (f != NULL)
+        fputs(api_openapi_text, f);
+    api_body_close(r, f, 200, API_JSON);
+}
