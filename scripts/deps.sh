@@ -20,7 +20,13 @@ packages=(
   help2man            # man pages from the commands' own --help
   bash-completion     # where completions go; the completion test uses it
   lintian man-db      # package checks in the test command
+  libmicrohttpd-dev   # the HTTP API's server (thread pool, connection limits)
+  curl                # tests: the HTTP API's client
+  prometheus          # tests only: promtool check metrics
 )
+# tests only: node and npm validate the OpenAPI document (tests/openapi/, pinned by its
+# lockfile); a node that brings its own npm is kept.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do

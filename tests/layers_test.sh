@@ -24,7 +24,7 @@ declare -A rank=(
   [gateway/record]=5 [gateway/config]=5 [gateway/audit]=5 [gateway/attest]=5
   [gateway/store]=6 [gateway/gen]=6
   [gateway/daemon]=7 [gateway/backup]=7
-  [gateway/cmdline]=8
+  [gateway/cmdline]=8 [gateway/api]=8
   [gateway/demo]=9
   [gateway/cli]=10
 )

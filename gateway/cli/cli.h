@@ -44,6 +44,8 @@ int bg_cmd_audit_verify_bundle(int argc, char **argv);
  * (common/file.h, bg_file_lock_pid). */
 #define BG_CLI_SERVE_LOCK "serve.lock"
 int bg_cmd_rekey(int argc, char **argv);
+/* The HTTP API's application keys (cmd_apikey.c). */
+int bg_cmd_apikey(int argc, char **argv);
 
 /* The files of a certificate rotation (cmd_rekey.c) beside path: tag before its
  * extension ("city.key", "next" -> "city.next.key"), the extension replaced by ext if

@@ -28,6 +28,7 @@
 
 #include "common/clock.h"
 #include "common/file.h"
+#include "gateway/api/api.h"
 #include "gateway/cli/cli.h"
 #include "gateway/cli/notify.h"
 #include "gateway/config/config.h"
@@ -234,9 +235,16 @@ serve(const struct serve_opts *o)
         bg_log(BG_LOG_ERROR, "gateway.start_failed", "dir=%s error=\"%s\"", o->dir, err.msg);
         return bg_cli_fail("serve", "%s", err.msg);
     }
+    bg_api *api = NULL;
+    if (bg_api_start(&api, gw, o->dir, &err) != BG_OK) {
+        bg_log(BG_LOG_ERROR, "api.start_failed", "dir=%s error=\"%s\"", o->dir, err.msg);
+        bg_gw_stop(gw);
+        return bg_cli_fail("serve", "%s", err.msg);
+    }
     serve_notify("READY=1\nSTATUS=serving");
     int sig = serve_loop(gw, &set);
     serve_notify("STOPPING=1");
+    bg_api_stop(api); /* its calls into the gateway finish first */
     serve_stop(gw, o->dir, sig);
     return BG_EXIT_OK;
 }

@@ -41,6 +41,7 @@ static const struct {
     {"audit", bg_cmd_audit, "the evidence log: signed heads, proofs, verify, witnesses"},
     {"backup", bg_cmd_backup, "a consistent copy of a running gateway's directory"},
     {"restore", bg_cmd_restore, "unpack a backup; accept evidence a restore lost"},
+    {"apikey", bg_cmd_apikey, "keys of the applications that call the HTTP API"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

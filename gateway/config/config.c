@@ -7,6 +7,7 @@
  */
 #include "gateway/config/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,14 +30,14 @@
 /* A gateway's config is a few hundred bytes; anything far larger is not one. */
 #define CONFIG_FILE_MAX (64 * 1024)
 
-enum kind { K_CITY, K_NAME, K_LISTEN, K_PATH, K_IPC, K_U32, K_U64 };
+enum kind { K_CITY, K_NAME, K_LISTEN, K_PATH, K_IPC, K_U32, K_U64, K_HOSTPORT };
 
 struct key {
     const char *section, *name;
     enum kind kind;
     size_t off, size;
     uint64_t min, max;
-    const char *def; /* NULL: required */
+    const char *def; /* NULL: required; "": optional, off when absent (never written empty) */
 };
 
 #define FIELD(f) offsetof(bg_config, f), sizeof(((bg_config *)0)->f)
@@ -60,6 +61,7 @@ static const struct key keys[] = {
     {"timeouts", "handshake_ms", K_U32, FIELD(handshake_ms), 100, 600000, "5000"},
     {"audit", "head_interval_s", K_U32, FIELD(head_interval_s), 1, 86400, "60"},
     {"audit", "witness_interval_s", K_U32, FIELD(witness_interval_s), 1, 86400, "300"},
+    {"api", "listen", K_HOSTPORT, FIELD(api_listen), 0, 0, ""},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -122,6 +124,23 @@ check_listen(const char *v, bg_err *err)
     return BG_OK;
 }
 
+/* HOST:PORT (the HTTP API): a host name or IPv4 address, or [IPv6], and a port 1-65535. */
+static int
+check_hostport(const char *v, bg_err *err)
+{
+    const char *colon = strrchr(v, ':');
+    uint64_t port = 0;
+    if (colon == NULL || colon == v || bg_num_u64(colon + 1, 1, 65535, &port, NULL) != BG_OK)
+        return bg_err_set(err, BG_EINVAL, "'%s' needs a host and a port 1-65535 (HOST:PORT)", v);
+    bool v6 = v[0] == '[';
+    if (v6 && colon[-1] != ']')
+        return bg_err_set(err, BG_EINVAL, "'%s': an IPv6 host goes in brackets, [::1]:8080", v);
+    for (const char *c = v + v6; c < colon - v6; c++)
+        if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && !(v6 && *c == ':'))
+            return bg_err_set(err, BG_EINVAL, "'%s': the host holds '%c'", v, *c);
+    return BG_OK;
+}
+
 /* v made absolute against dir, into out. */
 static int
 resolve(const char *dir, const char *v, char *out, size_t outsz, bg_err *err)
@@ -154,6 +173,10 @@ set_value(bg_config *cfg, const struct key *k, const char *v, bg_err *err)
         break;
     case K_LISTEN:
         if ((rc = check_listen(v, err)) != BG_OK)
+            return rc;
+        break;
+    case K_HOSTPORT:
+        if ((rc = check_hostport(v, err)) != BG_OK)
             return rc;
         break;
     case K_PATH:
@@ -247,7 +270,7 @@ static int
 apply_defaults(bg_config *cfg, bg_err *err)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        if (keys[i].def == NULL)
+        if (keys[i].def == NULL || keys[i].def[0] == '\0')
             continue;
         int rc = bg_config_set(cfg, keys[i].section, keys[i].name, keys[i].def, err);
         if (rc != BG_OK)
@@ -530,6 +553,9 @@ bg_config_write(const char *path, const bg_config *cfg, bool replace, bg_err *er
     const char *section = "";
     for (size_t i = 0; i < NKEYS && rc == BG_OK; i++) {
         char value[BG_CONFIG_PATH_MAX + 8];
+        if (keys[i].def != NULL && keys[i].def[0] == '\0' &&
+            ((const char *)cfg + keys[i].off)[0] == '\0')
+            continue; /* an optional key that is off: absent */
         rc = format_value(cfg, &keys[i], dir, value, sizeof value, err);
         if (rc == BG_OK && strcmp(section, keys[i].section) != 0) {
             section = keys[i].section;

@@ -19,6 +19,7 @@
  *     [timeouts]   dial_ms = 5000  request_ms = 10000  handshake_ms = 5000
  *     [audit]      head_interval_s = 60      (sign a tree head at most this often)
  *                  witness_interval_s = 300  (fetch, check and cosign peers' heads)
+ *     [api]        listen = 127.0.0.1:8080   (the HTTP API; off when absent)
  *
  * [city] code and name are required; everything else has the default shown.
  * bg_config_write replaces the file atomically (temp, fsync, rename).
@@ -59,6 +60,7 @@ typedef struct bg_config {
     uint32_t crl_warn_hours;                /* [pki]: warn when the CRL expires sooner */
     uint32_t dial_ms, request_ms, handshake_ms;   /* [timeouts] */
     uint32_t head_interval_s, witness_interval_s; /* [audit] */
+    char api_listen[BG_CONFIG_URL_MAX];           /* [api] listen: HOST:PORT, "" = off */
 } bg_config;
 
 /*

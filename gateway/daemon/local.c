@@ -582,13 +582,9 @@ local_caller_allowed(bg_gw *gw, bg_tp_request *req)
     return false;
 }
 
-static void
-local_handle(bg_gw *gw, bg_tp_request *req)
+uint8_t *
+gw_local_answer(bg_gw *gw, const uint8_t *data, size_t len, size_t *out_len)
 {
-    if (!local_caller_allowed(gw, req))
-        return;
-    size_t len = 0;
-    const uint8_t *data = bg_tp_request_data(req, &len);
     Baygate__LocalRequest *lr = bg_pb_unpack(&baygate__local_request__descriptor, len, data);
     Baygate__LocalAnswer ans = BAYGATE__LOCAL_ANSWER__INIT;
     local_buf b = {.sb = NULL};
@@ -600,11 +596,9 @@ local_handle(bg_gw *gw, bg_tp_request *req)
         local_ping(gw, lr->ping, &ans, &b);
     } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_QUERY && lr->query != NULL) {
         /* Packed by the query module itself: its answer owns many buffers. */
-        size_t qlen = 0;
-        uint8_t *qout = psi_local_query(gw, lr->query, &qlen);
+        uint8_t *qout = psi_local_query(gw, lr->query, out_len);
         bg_pb_free(lr);
-        gw_reply_or_drop(gw, NULL, req, qout, qlen);
-        return;
+        return qout;
     } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_ROTATE && lr->rotate != NULL) {
         local_rotate(gw, lr->rotate, &ans, &b);
     } else if (lr->op_case == BAYGATE__LOCAL_REQUEST__OP_STATUS && lr->status != NULL) {
@@ -621,15 +615,15 @@ local_handle(bg_gw *gw, bg_tp_request *req)
         ans.error = "unknown local request";
     }
 
-    size_t out_len = baygate__local_answer__get_packed_size(&ans);
-    uint8_t *out = malloc(out_len ? out_len : 1);
+    *out_len = baygate__local_answer__get_packed_size(&ans);
+    uint8_t *out = malloc(*out_len ? *out_len : 1);
     if (out != NULL)
         baygate__local_answer__pack(&ans, out);
     free(b.sb);
     free(b.lb);
     if (lr != NULL)
         bg_pb_free(lr);
-    gw_reply_or_drop(gw, NULL, req, out, out_len);
+    return out;
 }
 
 void
@@ -637,6 +631,11 @@ gw_local_handle(void *ctx, bg_tp_request *req)
 {
     bg_gw *gw = ctx;
     atomic_fetch_add(&gw->local_busy, 1); /* what a stop would wait for */
-    local_handle(gw, req);
+    if (local_caller_allowed(gw, req)) {
+        size_t len = 0, out_len = 0;
+        const uint8_t *data = bg_tp_request_data(req, &len);
+        uint8_t *out = gw_local_answer(gw, data, len, &out_len);
+        gw_reply_or_drop(gw, NULL, req, out, out_len);
+    }
     atomic_fetch_sub(&gw->local_busy, 1);
 }

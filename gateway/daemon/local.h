@@ -12,8 +12,11 @@
 #define BG_LOCAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
+#include "gateway/daemon/gw.h"
 #include "peers/transport.h"
 
 /* A query carries up to GW_QUERY_MAX_IDS (2^21) ids of up to ~20 bytes each as
@@ -25,6 +28,9 @@
 
 /* May a caller of uid use the local API of a gateway running as self? Root and self. */
 bool gw_local_uid_allowed(uid_t uid, uid_t self);
+/* One packed LocalRequest answered: the packed LocalAnswer (malloc'd, *out_len bytes;
+ * NULL when out of memory). The same for every face: the ipc socket and in-process. */
+uint8_t *gw_local_answer(bg_gw *gw, const uint8_t *data, size_t len, size_t *out_len);
 
 /* The local server's request handler; ctx is the bg_gw. */
 void gw_local_handle(void *ctx, bg_tp_request *req);

@@ -1,0 +1,40 @@
+/*
+ * api.h - the gateway's HTTP/JSON API, served inside the gateway process.
+ *
+ * Contract: bg_api_start reads [api] listen (HOST:PORT) from the gateway directory's
+ * baygate.ini; absent, the API is off (*out = NULL, BG_OK). Otherwise it serves, on a
+ * pool of BG_API_THREADS threads with at most BG_API_MAX_CONNS connections (BG_API_PER_IP
+ * from one address), each closed after BG_API_IDLE_S seconds without progress, so a
+ * slow client holds one connection, never the server:
+ *   GET /v1/status                          the local status answer, as status --json
+ *   GET /v1/enterprises/{uscc}?purpose=P[&auth_ref=HEX]   one enterprise, every city
+ *   GET /v1/openapi.json                    the OpenAPI 3 document of these (no key)
+ *   GET /metrics                            Prometheus text format
+ * Every call but the document needs "Authorization: Bearer KEY", a key made by
+ * `baygate apikey create` (api_keys.h); a lookup's purpose must be one of the key's.
+ * Errors are application/problem+json (RFC 9457). Request headers beyond
+ * BG_API_HEADER_MAX bytes get 431, bodies beyond BG_API_BODY_MAX 413 (v1 takes none).
+ * Each call is logged (api.request) with its application's name and route, never its
+ * key nor the enterprise asked about.
+ *
+ * bg_api_stop finishes the calls in flight and frees; call it before bg_gw_stop.
+ */
+#ifndef BG_API_H
+#define BG_API_H
+
+#include "common/err.h"
+#include "gateway/daemon/gw.h"
+
+#define BG_API_THREADS 4
+#define BG_API_MAX_CONNS 64
+#define BG_API_PER_IP 32
+#define BG_API_IDLE_S 10
+#define BG_API_HEADER_MAX 8192
+#define BG_API_BODY_MAX 65536
+
+typedef struct bg_api bg_api;
+
+int bg_api_start(bg_api **out, bg_gw *gw, const char *dir, bg_err *err);
+void bg_api_stop(bg_api *api);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * api_int.h - what the HTTP API's files share (data only): the server, a request as
+ * routed, a response. Files by height: api_keys, api_resp, api_local (0); api_openapi,
+ * api_metrics, api_res (1); api_route (2); api_server (3).
+ */
+#ifndef BG_API_INT_H
+#define BG_API_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "gateway/api/api.h"
+#include "gateway/api/api_keys.h"
+#include "gateway/daemon/gw.h"
+
+typedef enum {
+    API_R_NONE,
+    API_R_STATUS,
+    API_R_LOOKUP,
+    API_R_OPENAPI,
+    API_R_METRICS,
+    API_R_COUNT
+} api_route_id;
+
+#define API_SEG_MAX 64   /* the {uscc} path segment kept (longer is refused as too long) */
+#define API_APPS_MAX 256 /* applications counted by name in the metrics (then "other") */
+#define API_LAT_BUCKETS 12
+
+/* One request as the router sees it. */
+typedef struct api_req {
+    const char *method, *path;
+    const char *authorization; /* the header, or NULL */
+    const char *purpose, *auth_ref;
+    api_route_id route;
+    char seg[API_SEG_MAX + 2];        /* the {uscc} segment, raw; API_SEG_MAX + 1 bytes: too long */
+    char app[BG_APIKEY_NAME_MAX + 1]; /* who asked, once authenticated ("" before) */
+} api_req;
+
+/* One response: status, a static content type, a malloc'd body. */
+typedef struct api_resp {
+    unsigned status;
+    const char *ctype;
+    char *body;
+    size_t len;
+    bool challenge; /* WWW-Authenticate: Bearer */
+    bool allow_get; /* Allow: GET (405) */
+} api_resp;
+
+/* Requests by application, route and status; latency by route. */
+typedef struct api_count {
+    char app[BG_APIKEY_NAME_MAX + 1];
+    api_route_id route;
+    unsigned status;
+    uint64_t n;
+} api_count;
+
+typedef struct api_usage {
+    char app[BG_APIKEY_NAME_MAX + 1];
+    int32_t day;
+    uint64_t used;
+} api_usage;
+
+struct bg_api {
+    bg_gw *gw;
+    void *daemon; /* struct MHD_Daemon */
+    char keys_path[1024];
+    pthread_mutex_t lock; /* everything below */
+    bg_apikeys keys;
+    ino_t keys_ino;
+    struct timespec keys_mtime;
+    off_t keys_size;
+    bool keys_loaded;
+    api_count counts[API_APPS_MAX];
+    size_t ncounts;
+    uint64_t lat[API_R_COUNT][API_LAT_BUCKETS + 1]; /* cumulative at render time */
+    double lat_sum[API_R_COUNT];
+    uint64_t lat_n[API_R_COUNT];
+    api_usage usage[API_APPS_MAX];
+    size_t nusage;
+    uint64_t refused_conns; /* connections over the limits */
+};
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * api_resp.c - JSON bodies and RFC 9457 problems (api_resp.h).
+ */
+#include "gateway/api/api_resp.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+
+/* Fixed, so a response exists even when memory does not. */
+static const char oom_problem[] =
+    "{\"type\":\"urn:baygate:problem:internal\",\"title\":\"Internal error\",\"status\":500,"
+    "\"detail\":\"out of memory\"}";
+
+static void
+oom(api_resp *r)
+{
+    free(r->body);
+    r->body = strdup(oom_problem);
+    r->len = r->body ? strlen(r->body) : 0;
+    r->status = 500;
+    r->ctype = API_PROBLEM;
+}
+
+FILE *
+api_body_open(api_resp *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+    FILE *f = open_memstream(&r->body, &r->len);
+    if (f == NULL)
+        oom(r);
+    return f;
+}
+
+void
+api_body_close(api_resp *r, FILE *f, unsigned status, const char *ctype)
+{
+    if (f == NULL)
+        return; /* api_body_open made the 500 */
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0 || bad || r->body == NULL) {
+        oom(r);
+        return;
+    }
+    r->status = status;
+    r->ctype = ctype;
+}
+
+void
+api_json_kv(FILE *f, const char *k, const char *v, bool comma)
+{
+    fprintf(f, "%s\"%s\":", comma ? "," : "", k);
+    bg_json_cstr(f, v ? v : "");
+}
+
+void
+api_problem(api_resp *r, unsigned status, const char *kind, const char *title, const char *fmt, ...)
+{
+    char detail[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    FILE *f = api_body_open(r);
+    if (f == NULL)
+        return;
+    fprintf(f, "{\"type\":\"urn:baygate:problem:%s\"", kind);
+    api_json_kv(f, "title", title, true);
+    fprintf(f, ",\"status\":%u", status);
+    api_json_kv(f, "detail", detail, true);
+    fprintf(f, "}");
+    api_body_close(r, f, status, API_PROBLEM);
+}

@@ -1,0 +1,30 @@
+/*
+ * api_resp.h - HTTP API responses: JSON bodies written with common/json's safe strings,
+ * and RFC 9457 problems (application/problem+json: type, title, status, detail).
+ */
+#ifndef BG_API_RESP_H
+#define BG_API_RESP_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "gateway/api/api_int.h"
+
+#define API_JSON "application/json"
+#define API_PROBLEM "application/problem+json"
+
+/* A stream writing into r's body; NULL when out of memory. */
+FILE *api_body_open(api_resp *r);
+
+/* Ends the stream: r gets the body, status and ctype (a 500 problem if writing failed). */
+void api_body_close(api_resp *r, FILE *f, unsigned status, const char *ctype);
+
+/* ,"k":"v" (without the comma when first); NULL writes "". */
+void api_json_kv(FILE *f, const char *k, const char *v, bool comma);
+
+/* r becomes a problem: type "urn:baygate:problem:<kind>", title, status and the
+ * detail naming what was wrong. */
+void api_problem(api_resp *r, unsigned status, const char *kind, const char *title, const char *fmt,
+                 ...) __attribute__((format(printf, 5, 6)));
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * api_server.c - the HTTP server (api.h): libmicrohttpd on a small thread pool with
+ * connection limits, idle timeouts and header and body caps; each request routed,
+ * answered, counted and logged.
+ */
+#include "gateway/api/api.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "common/file.h"
+#include "gateway/api/api_int.h"
+#include "gateway/api/api_metrics.h"
+#include "gateway/api/api_resp.h"
+#include "gateway/api/api_route.h"
+#include "gateway/config/config.h"
+#include "gateway/daemon/log.h"
+
+/* What one request keeps between the calls MHD makes for it. */
+typedef struct api_conn {
+    struct timespec t0;
+    size_t body;
+    bool too_big;
+} api_conn;
+
+static double
+since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static const char *
+route_text(api_route_id r)
+{
+    static const char *const names[API_R_COUNT] = {"-", "/v1/status", "/v1/enterprises/{uscc}",
+                                                   "/v1/openapi.json", "/metrics"};
+    return names[r < API_R_COUNT ? r : API_R_NONE];
+}
+
+static enum MHD_Result
+send_resp(struct MHD_Connection *c, api_resp *r)
+{
+    struct MHD_Response *m =
+        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    if (m == NULL) {
+        free(r->body);
+        return MHD_NO;
+    }
+    r->body = NULL; /* the response owns it */
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype ? r->ctype : API_JSON);
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (r->challenge)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"baygate\"");
+    if (r->allow_get)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result rc = MHD_queue_response(c, r->status, m);
+    MHD_destroy_response(m);
+    return rc;
+}
+
+/* The request's answer, counted and logged (its application and route, never its key
+ * nor an enterprise id). */
+static enum MHD_Result
+answer(bg_api *api, struct MHD_Connection *c, const char *method, const char *url, api_conn *st)
+{
+    api_req rq = {.method = method, .path = url};
+    api_resp r = {.status = 500};
+    unsigned early = api_route_parse(method, url, &rq);
+    if (st->too_big)
+        api_problem(&r, 413, "too-large", "Request body too large",
+                    "bodies are limited to %d bytes (this API takes none)", BG_API_BODY_MAX);
+    else if (early == 405) {
+        api_problem(&r, 405, "method-not-allowed", "Method not allowed", "use GET");
+        r.allow_get = true;
+    } else if (early != 0)
+        api_problem(&r, 404, "not-found", "No such resource", "see /v1/openapi.json");
+    else {
+        rq.authorization =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        rq.purpose = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "purpose");
+        rq.auth_ref = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "auth_ref");
+        api_dispatch(api, &rq, &r);
+    }
+    double secs = since(&st->t0);
+    api_metrics_note(api, rq.app, rq.route, r.status, secs);
+    char m[24];
+    bg_log(r.status >= 500 ? BG_LOG_WARN : BG_LOG_INFO, "api.request",
+           "app=%s method=%s route=%s status=%u ms=%.1f", rq.app[0] ? rq.app : "-",
+           bg_log_safe(method, strlen(method), m, sizeof m), route_text(rq.route), r.status,
+           secs * 1000);
+    return send_resp(c, &r);
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+           const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    (void)upload;
+    api_conn *st = *con_cls;
+    if (st == NULL) { /* headers read; the body, if any, comes next */
+        if ((st = calloc(1, sizeof *st)) == NULL)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &st->t0);
+        *con_cls = st;
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl != NULL && strtoull(cl, NULL, 10) > BG_API_BODY_MAX) {
+            st->too_big = true; /* answered at once, the body never read */
+            return answer(cls, c, method, url, st);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size != 0) {
+        st->body += *upload_size;
+        *upload_size = 0; /* discarded: v1 takes no body */
+        if (st->body > BG_API_BODY_MAX && !st->too_big) {
+            st->too_big = true;
+            return answer(cls, c, method, url, st);
+        }
+        return MHD_YES;
+    }
+    if (st->too_big)
+        return MHD_YES; /* answered already */
+    return answer(cls, c, method, url, st);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    free(*con_cls);
+    *con_cls = NULL;
+}
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[300], safe[300];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    bg_log(BG_LOG_WARN, "api.http", "message=\"%s\"",
+           bg_log_safe(msg, strlen(msg), safe, sizeof safe));
+}
+
+/* HOST:PORT ([v6]:PORT) resolved, numerically when it can be; into *ss. */
+static int
+resolve_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, bg_err *err)
+{
+    char host[BG_CONFIG_URL_MAX];
+    snprintf(host, sizeof host, "%s", listen);
+    char *colon = strrchr(host, ':');
+    if (colon == NULL)
+        return bg_err_set(err, BG_EINVAL, "[api] listen '%s' is not HOST:PORT", listen);
+    *colon = '\0';
+    const char *port = colon + 1;
+    char *h = host;
+    if (h[0] == '[' && colon[-1] == ']') {
+        h++;
+        colon[-1] = '\0';
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
+    int rc = getaddrinfo(h, port, &hints, &ai);
+    if (rc != 0)
+        return bg_err_set(err, BG_EINVAL, "[api] listen '%s': %s", listen, gai_strerror(rc));
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return BG_OK;
+}
+
+static struct MHD_Daemon *
+start_mhd(bg_api *api, const struct sockaddr_storage *ss)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (ss->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)BG_API_THREADS,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)BG_API_MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)BG_API_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)BG_API_IDLE_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(2 * BG_API_HEADER_MAX),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+}
+
+int
+bg_api_start(bg_api **out, bg_gw *gw, const char *dir, bg_err *err)
+{
+    *out = NULL;
+    char ini[BG_CONFIG_PATH_MAX + 16];
+    bg_config cfg;
+    int rc = bg_path_join(ini, sizeof ini, dir, BG_CONFIG_FILE, err);
+    if (rc != BG_OK || (rc = bg_config_load(ini, &cfg, err)) != BG_OK)
+        return rc;
+    if (cfg.api_listen[0] == '\0')
+        return BG_OK; /* off */
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    if ((rc = resolve_listen(cfg.api_listen, &ss, &sl, err)) != BG_OK)
+        return rc;
+    bg_api *api = calloc(1, sizeof *api);
+    if (api == NULL)
+        return bg_err_set(err, BG_ENOMEM, "out of memory");
+    api->gw = gw;
+    pthread_mutex_init(&api->lock, NULL);
+    if ((rc = bg_path_join(api->keys_path, sizeof api->keys_path, cfg.data_dir, BG_APIKEYS_FILE,
+                           err)) != BG_OK) {
+        bg_api_stop(api);
+        return rc;
+    }
+    if ((api->daemon = start_mhd(api, &ss)) == NULL) {
+        bg_api_stop(api);
+        return bg_err_set(err, BG_EIO, "the HTTP API cannot listen on %s (in use, or not ours?)",
+                          cfg.api_listen);
+    }
+    bg_log(BG_LOG_INFO, "api.listening", "listen=%s threads=%d max_connections=%d idle_s=%d",
+           cfg.api_listen, BG_API_THREADS, BG_API_MAX_CONNS, BG_API_IDLE_S);
+    *out = api;
+    return BG_OK;
+}
+
+void
+bg_api_stop(bg_api *api)
+{
+    if (api == NULL)
+        return;
+    if (api->daemon != NULL)
+        MHD_stop_daemon(api->daemon);
+    bg_apikeys_free(&api->keys);
+    pthread_mutex_destroy(&api->lock);
+    free(api);
+}

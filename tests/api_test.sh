@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# api_test.sh BAYGATE FED_ATTACK WORKDIR SRCDIR - the HTTP API of a real gateway, with
+# two gateways (Guangzhou 440100, Shenzhen 440300) on loopback; Guangzhou serves the API:
+#  - /v1/status: the same fields and values as `baygate status --json`;
+#  - /v1/enterprises/{uscc}: an enterprise listed at the peer is said to be listed there;
+#    our own city from our store;
+#  - 401 without a key and with a revoked one, 403 for a purpose outside the key's;
+#  - problem+json for an invalid USCC, naming the position;
+#  - /metrics passes `promtool check metrics`;
+#  - /v1/openapi.json validates with a standard OpenAPI validator (npm, tests/openapi/);
+#  - a client trickling its request does not stop another from being served;
+#  - a huge header gets 431 and a huge body 413, and the gateway keeps serving;
+#  - the log names the application, never its key nor the enterprise.
+set -uo pipefail
+export LC_ALL=C
+bg=$(realpath "$1") || exit 2
+fa=$(realpath "$2") || exit 2
+work=$3
+src=$(realpath "$4") || exit 2
+SUITE=api
+# shellcheck source=lib.sh
+source "$src/tests/lib.sh" || exit 2
+rm -rf "$work" && mkdir -p "$work" || exit 2
+cd "$work" || exit 2
+
+READY_S=60
+declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen)
+cities=(440100 440300)
+cleanup() { stop_procs "${pid[@]}"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------- set-up
+run "$bg" ca init --dir CA
+for c in "${cities[@]}"; do setup_city "$c"; done
+api_port=$("$fa" freeport) || setup_fail freeport
+printf '\n[api]\nlisten = 127.0.0.1:%s\n' "$api_port" >>gw440100/baygate.ini
+run "$bg" ca crl --dir CA --out crl.pem
+{
+  roster_federation 1 4194304
+  roster_purpose supervision false
+  roster_purpose lending true
+  roster_members "${cities[@]}"
+  roster_permission 440100 440300 "supervision, lending" "serious-dishonesty, abnormal-operation" 5000
+  roster_permission 440300 440100 "supervision, lending" "serious-dishonesty, abnormal-operation" 5000
+} >roster.ini
+run "$bg" roster sign --ca CA --out roster.pb roster.ini
+for c in "${cities[@]}"; do run cp crl.pem roster.pb "gw$c/"; done
+run "$bg" check --dir gw440100 # [api] listen is a known key
+
+# Both cities hold the same 20 enterprises; Shenzhen lists the first 3 as seriously
+# dishonest, Guangzhou grades the first 5.
+run "$bg" gen --city 440100 --count 20 --seed 7 --dirty 0 --out base.csv --quiet
+tail -n +2 base.csv | cut -d, -f1 >ids.txt
+since=$(date -u -d '-30 days' +%F)
+until=$(date -u -d '+300 days' +%F)
+hdr="uscc,name,grade,evaluated_at,valid_until,serious-dishonesty:reason,serious-dishonesty:listed_at"
+{ echo "$hdr"; awk -v s="$since" -v u="$until" '{ g = NR <= 5 ? "A," s "," u : ",,"
+    print $1 ",Enterprise " NR "," g ",," }' ids.txt; } >gz.csv
+{ echo "$hdr"; awk -v s="$since" '{ l = NR <= 3 ? "court ruling," s : ","
+    print $1 ",Enterprise " NR ",,,," l }' ids.txt; } >sz.csv
+run "$bg" import --dir gw440100 --strict gz.csv
+run "$bg" import --dir gw440300 --strict sz.csv
+listed=$(sed -n 1p ids.txt)
+clean=$(sed -n 10p ids.txt)
+
+for c in "${cities[@]}"; do start_gw "$c"; done
+for c in "${cities[@]}"; do
+  wait_for "$READY_S" "$bg" status --dir "gw$c" || setup_fail "gateway $c did not come up: $(tail -5 "gw$c.log")"
+done
+published() { (($(grep -c " psi.published " "gw$1.log") >= 3)); }
+for c in "${cities[@]}"; do
+  wait_for "$READY_S" published "$c" || setup_fail "$c did not publish: $(tail -5 "gw$c.log")"
+done
+
+base="http://127.0.0.1:$api_port"
+key=$("$bg" apikey create --dir gw440100 --name lender-a --purposes supervision 2>>setup.log) ||
+  setup_fail "apikey create"
+old=$("$bg" apikey create --dir gw440100 --name old-app --purposes supervision 2>>setup.log) ||
+  setup_fail "apikey create (old-app)"
+# get PATH [KEY] [curl options]: body into out.body, status code printed.
+get() {
+  local p=$1 k=${2:-}
+  shift 2 2>/dev/null || shift
+  local auth=()
+  [[ -n $k ]] && auth=(-H "Authorization: Bearer $k")
+  curl -s -o out.body -w '%{http_code} %{content_type}' --max-time 30 "${auth[@]}" "$@" "$base$p"
+}
+
+# ------------------------------------------------------------- keys
+expect_eq "0. apikey create prints one key" "$(grep -cE '^bgk_[0-9a-f]{64}$' <<<"$key")" 1
+if grep -q "$key" gw440100/data/apikeys; then bad "0. the key file holds no key" "key found"; else
+  ok "0. the key file holds the hash only"; fi
+expect_eq "0. the key file is 0600" "$(stat -c %a gw440100/data/apikeys)" 600
+"$bg" apikey list --dir gw440100 >list.txt 2>&1
+expect_eq "0. apikey list shows both applications" "$(grep -cE '^(lender-a|old-app) ' list.txt)" 2
+
+# ------------------------------------------------------------- status
+r=$(get /v1/status "$key")
+expect_eq "1. GET /v1/status" "$r" "200 application/json"
+cp out.body api_status.json
+"$bg" status --dir gw440100 --json >cli_status.json
+# The same keys, and the same values for the fields that do not move from second to second.
+keys_of() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1]));
+  const walk=(v,p)=>{ if (v&&typeof v==="object"&&!Array.isArray(v)) for (const k of Object.keys(v)) { console.log(p+k); walk(v[k],p+k+"."); } };
+  walk(o,"");' "$1" | sort; }
+expect_eq "1. status: the same fields as status --json" "$(diff <(keys_of api_status.json) <(keys_of cli_status.json) && echo same)" same
+stable() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1]));
+  console.log(JSON.stringify([o.city,o.name,o.roster_serial,o.crl_next_update_ms,o.certificate.not_after,
+    o.cert_sha256,o.lists.map(l=>[l.list,l.epoch,l.entries]),o.peers.map(p=>[p.city,p.endpoint])]));' "$1"; }
+expect_eq "1. status: the same values" "$(stable api_status.json)" "$(stable cli_status.json)"
+
+# ------------------------------------------------------------- lookup
+r=$(get "/v1/enterprises/$listed?purpose=supervision" "$key")
+expect_eq "2. GET /v1/enterprises/{listed}" "$r" "200 application/json"
+cp out.body lookup.json
+peer_sd() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1]));
+  const c=o.cities.find(c=>c.city===process.argv[2]); console.log(c.lists.find(l=>l.list==="serious-dishonesty").status);' "$1" "$2"; }
+expect_eq "2. Shenzhen lists it (asked privately)" "$(peer_sd lookup.json 440300)" listed
+expect_eq "2. Guangzhou (our store) does not" "$(peer_sd lookup.json 440100)" "not listed"
+expect_eq "2. our grade from our store" "$(node -e 'const o=JSON.parse(require("fs").readFileSync("lookup.json"));console.log(o.cities[0].grade.grade)')" A
+"$bg" lookup --dir gw440100 --purpose supervision --json "$listed" >cli_lookup.json
+strip() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1]));
+  for (const c of o.cities) { delete c.grade_request_id; for (const l of c.lists) delete l.request_id; }
+  console.log(JSON.stringify(o));' "$1"; }
+expect_eq "2. the same answer as baygate lookup --json (request ids aside)" "$(strip lookup.json)" "$(strip cli_lookup.json)"
+get "/v1/enterprises/$clean?purpose=supervision" "$key" >/dev/null
+expect_eq "2. an enterprise not listed there is not" "$(peer_sd out.body 440300)" "not listed"
+
+# ------------------------------------------------------------- auth
+r=$(get "/v1/status")
+expect_eq "3. no key: 401 problem" "$r" "401 application/problem+json"
+r=$(get "/v1/status" "bgk_$(printf '0%.0s' $(seq 64))")
+expect_eq "3. an unknown key: 401" "${r%% *}" 401
+run "$bg" apikey revoke --dir gw440100 --name old-app
+r=$(get "/v1/status" "$old")
+expect_eq "3. a revoked key: 401" "${r%% *}" 401
+expect_in() { if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1" "'$3' not in $2: $(head -c 400 "$2")"; fi; }
+expect_in "3. ... saying it was revoked" out.body '"detail":"the key was revoked"'
+r=$(get "/v1/enterprises/$listed?purpose=lending" "$key")
+expect_eq "3. a purpose outside the key's: 403 problem" "$r" "403 application/problem+json"
+expect_in "3. ... naming the purposes it has" out.body "may ask for supervision, not for 'lending'"
+r=$(get "/v1/enterprises/$listed" "$key")
+expect_eq "3. no purpose: 400" "${r%% *}" 400
+
+# ------------------------------------------------------------- problems
+bad_code="${listed:0:17}$( [[ ${listed:17:1} == 0 ]] && echo 1 || echo 0)"
+r=$(get "/v1/enterprises/$bad_code?purpose=supervision" "$key")
+expect_eq "4. a bad check character: 400 problem" "$r" "400 application/problem+json"
+want=$("$bg" uscc check "$bad_code" 2>&1 | sed 's/^ERR [^:]*: //')
+expect_in "4. ... the detail says what uscc check says ($want)" out.body "$want"
+node -e 'const o=JSON.parse(require("fs").readFileSync("out.body"));
+  process.exit(o.type&&o.title&&o.status===400&&o.detail?0:1)' && ok "4. type, title, status, detail" ||
+  bad "4. type, title, status, detail" "$(cat out.body)"
+r=$(get "/v1/nothing" "$key")
+expect_eq "4. an unknown path: 404 problem" "$r" "404 application/problem+json"
+r=$(get "/v1/status" "$key" -X DELETE)
+expect_eq "4. another method: 405" "${r%% *}" 405
+
+# ------------------------------------------------------------- metrics, openapi
+r=$(get /metrics "$key")
+expect_eq "5. GET /metrics" "${r%% *}" 200
+if promtool check metrics <out.body >promtool.out 2>&1; then ok "5. promtool check metrics"; else
+  bad "5. promtool check metrics" "$(head -20 promtool.out)"; fi
+for m in baygate_federation_answered_total baygate_snapshot_entries baygate_evidence_leaves \
+  baygate_certificate_expiry_seconds baygate_crl_expiry_seconds baygate_api_requests_total \
+  baygate_api_request_duration_seconds_bucket baygate_peer_up; do
+  expect_in "5. metrics has $m" out.body "$m"
+done
+expect_in "5. requests counted per application" out.body 'baygate_api_requests_total{app="lender-a",route="enterprise",code="200"}'
+r=$(get /v1/openapi.json)
+expect_eq "6. GET /v1/openapi.json (no key)" "$r" "200 application/json"
+cp out.body openapi.json
+# The validator, as tests/openapi/package-lock.json pins it, installed once beside the
+# test's directory (never into the source tree).
+tools=$work/../openapi-tools
+if [[ ! -d $tools/node_modules/@apidevtools/swagger-parser ]]; then
+  mkdir -p "$tools" && cp "$src/tests/openapi/package.json" "$src/tests/openapi/package-lock.json" \
+    "$src/tests/openapi/validate.js" "$tools/" &&
+    (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error) >npm.log 2>&1 ||
+    bad "6. the validator installs (npm ci)" "$(tail -5 npm.log)"
+fi
+cp "$src/tests/openapi/validate.js" "$tools/" 2>/dev/null
+if (cd "$tools" && node validate.js "$work/openapi.json") >validate.out 2>&1; then
+  ok "6. the OpenAPI document validates"; else bad "6. the OpenAPI document validates" "$(head -20 validate.out)"; fi
+
+# ------------------------------------------------------------- hostile clients
+# A slow client: its request trickles a byte a second; another is served meanwhile.
+( exec 3<>/dev/tcp/127.0.0.1/"$api_port"
+  for ch in G E T ' ' / v 1 / s t a t; do printf '%s' "$ch" >&3; sleep 1; done
+  exec 3>&- ) &
+slow=$!
+sleep 1
+t0=$(date +%s%N)
+r=$(get /v1/openapi.json)
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect_eq "7. served while a client trickles" "${r%% *}" 200
+if ((ms < 2000)); then ok "7. ... in ${ms} ms"; else bad "7. ... at once" "${ms} ms"; fi
+kill "$slow" 2>/dev/null
+wait "$slow" 2>/dev/null
+big=$(head -c 65536 /dev/zero | tr '\0' a)
+r=$(get /v1/status "$key" -H "X-Big: $big")
+expect_eq "7. a 64 KiB header: 431" "${r%% *}" 431
+r=$(head -c 1048576 /dev/zero | curl -s -o /dev/null -w '%{http_code}' --max-time 30 -X POST \
+  --data-binary @- -H 'Content-Type: application/octet-stream' "$base/v1/status")
+expect_eq "7. a 1 MiB body: 413" "$r" 413
+r=$(get /v1/status "$key")
+expect_eq "7. the gateway keeps serving" "${r%% *}" 200
+
+# ------------------------------------------------------------- the log
+expect_in "8. the log names the application" gw440100.log 'app=lender-a'
+if grep -qF -e "$key" -e "$listed" gw440100.log; then bad "8. the log holds no key, no enterprise id" "found"; else
+  ok "8. the log holds no key, no enterprise id"; fi
+
+echo "$SUITE: $pass passed, $fail failed"
+((fail == 0))
