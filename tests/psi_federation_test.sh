@@ -681,6 +681,49 @@ else
   bad "10. conflict kept" "$("$bg" audit witness --dir gw440100 | tail -3)"
 fi
 
+# 11. Guangzhou keeps its peers' verified snapshots on disk: after a restart it
+# asks with what it holds and is told it is current, instead of fetching again; a
+# kept snapshot damaged on disk is refused by the same checks and fetched again.
+restart_gz() {
+  kill -TERM "${pid[440100]}"
+  wait "${pid[440100]}" 2>/dev/null
+  start_gw 440100
+  wait_for "$READY_S" "$bg" status --dir gw440100
+}
+kept=gw440100/data/snapshots/440300-serious-dishonesty
+query --peer 440300 --list serious-dishonesty --csv
+rows 440300 >got.before.440300
+query --peer 440300 --list serious-dishonesty --json
+if [[ -s $kept.snap && -s $kept.sig && $(stat -c %a "$kept.snap") == 600 ]]; then
+  ok "11. Shenzhen's snapshot is kept on disk ($(stat -c %s "$kept.snap") bytes, mode 600)"
+else
+  bad "11. snapshot kept on disk" "$(ls -l gw440100/data/snapshots 2>&1 | head -5)"
+fi
+restart_gz
+query --peer 440300 --list serious-dishonesty --json
+if [[ $qrc == 0 ]] && grep -q '"snapshot":"cached"' q.out &&
+  grep -q 'psi.snapshot_restored peer=440300 list=serious-dishonesty' gw440100.log; then
+  ok "11. after a restart the kept snapshot is used: $(grep -o 'psi.snapshot_restored peer=440300 [^"]*' gw440100.log | tail -1)"
+else
+  bad "11. kept snapshot used after a restart" "exit $qrc $(head -c 300 q.out) $(grep -c snapshot_restored gw440100.log)"
+fi
+query --peer 440300 --list serious-dishonesty --csv
+rows 440300 >got.kept.440300
+expect_same "11. answers from the kept snapshot equal those before the restart" got.kept.440300 got.before.440300
+size=$(stat -c %s "$kept.snap")
+printf '\xff' | dd of="$kept.snap" bs=1 seek=$((size - 40)) conv=notrunc 2>/dev/null
+restart_gz
+query --peer 440300 --list serious-dishonesty --json
+if [[ $qrc == 0 ]] && grep -q '"snapshot":"full"' q.out &&
+  grep -q 'psi.snapshot_discarded peer=440300 list=serious-dishonesty' gw440100.log; then
+  ok "11. a kept snapshot changed on disk is refused and fetched again: $(grep -o 'psi.snapshot_discarded peer=440300 [^"]*"[^"]*' gw440100.log | tail -1 | cut -c1-120)"
+else
+  bad "11. damaged kept snapshot refused" "exit $qrc $(head -c 300 q.out) $(grep snapshot_ gw440100.log | tail -2)"
+fi
+query --peer 440300 --list serious-dishonesty --csv
+rows 440300 >got.refetched.440300
+expect_same "11. answers after the fetch again equal those before" got.refetched.440300 got.before.440300
+
 echo "# total: $((SECONDS - t_start)) s"
 echo "psi_federation: $pass passed, $fail failed"
 ((fail == 0))

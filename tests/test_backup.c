@@ -470,6 +470,13 @@ make_gateway(const char *gw)
     FILE *f = fopen(p, "w");
     fputs("x", f);
     fclose(f);
+    /* a peer's snapshot kept as a cache */
+    snprintf(p, sizeof p, "%s/snapshots", cfg.data_dir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/snapshots/440300-grades.snap", cfg.data_dir);
+    f = fopen(p, "w");
+    fputs("x", f);
+    fclose(f);
 }
 
 START_TEST(gateway_backed_up_and_restored)
@@ -488,6 +495,8 @@ START_TEST(gateway_backed_up_and_restored)
     ck_assert(m.has_store && m.has_log && m.has_head);
     ck_assert_uint_eq(m.log_leaves, 7);
     ck_assert_ptr_null(bg_backup_manifest_find(&m, "data/quota.tmp.0123456789ab"));
+    ck_assert_ptr_null(bg_backup_manifest_find(&m, "data/snapshots"));
+    ck_assert_ptr_null(bg_backup_manifest_find(&m, "data/snapshots/440300-grades.snap"));
     ck_assert_ptr_nonnull(bg_backup_manifest_find(&m, "data/audit/leaves.log"));
     ck_assert_uint_eq(bg_backup_manifest_find(&m, "city.key")->mode, 0600);
     bg_backup_manifest_free(&m);

@@ -81,7 +81,8 @@ load(struct make *mk, const char *gw_dir, bg_err *err)
 }
 
 /* Not part of a backup: temp files of atomic writes, the store's journals (the store
- * is copied whole), a restore's notes, the manifest's own name at the top. */
+ * is copied whole), a restore's notes, the manifest's own name at the top, and the
+ * peers' snapshots kept as a cache (hundreds of MiB, fetched again when missing). */
 static bool
 left_out(const struct make *mk, const char *rel, const char *name)
 {
@@ -90,6 +91,10 @@ left_out(const struct make *mk, const char *rel, const char *name)
         return true;
     size_t n = strlen(mk->db_rel);
     if (strncmp(rel, mk->db_rel, n) == 0 && rel[n] == '-')
+        return true;
+    n = strlen(mk->data_rel);
+    if (strncmp(rel, mk->data_rel, n) == 0 && rel[n] == '/' &&
+        strcmp(rel + n + 1, BG_CONFIG_SNAPSHOTS_DIR) == 0)
         return true;
     return strcmp(rel, BG_BACKUP_MANIFEST) == 0 || strcmp(name, BG_AUDIT_BEHIND_FILE) == 0 ||
            strcmp(name, BG_AUDIT_ACCEPT_FILE) == 0;

@@ -34,6 +34,9 @@
 
 #define BG_CONFIG_FILE "baygate.ini"
 #define BG_CONFIG_PATH_MAX 1024
+/* In the data directory: the peers' snapshots the asking side keeps across restarts
+ * (gateway/daemon/snapdisk.h), a cache that backups leave out. */
+#define BG_CONFIG_SNAPSHOTS_DIR "snapshots"
 #define BG_CONFIG_NAME_MAX 64
 #define BG_CONFIG_URL_MAX 256
 /* sun_path holds 108 bytes with the NUL: longer socket paths cannot work. */

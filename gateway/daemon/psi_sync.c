@@ -11,7 +11,11 @@
 #include <sodium.h>
 
 #include "certs/sig.h"
+#include "common/clock.h"
 #include "gateway/daemon/codes.h"
+#include "gateway/daemon/core.h"
+#include "gateway/daemon/log.h"
+#include "gateway/daemon/snapdisk.h"
 #include "proto/pb.h"
 #include "proto/psi.pb-c.h"
 
@@ -26,6 +30,8 @@ typedef struct sync_state {
     size_t sig_len;
     bool resigned; /* we are current, but the peer signed the digest again */
     bg_snap_reader *rd;
+    uint8_t cert[BG_TRUST_CERT_MAX]; /* the certificate of chunk 0's answer, kept on disk */
+    size_t cert_len;
 } sync_state;
 
 /* The peer's signature over digest, with the certificate its answer was verified with. */
@@ -121,6 +127,11 @@ sync_first(pjob *j, sync_state *st, const bg_env_opened *o, const Baygate__Snaps
     st->count = sc->chunk_count;
     memcpy(st->digest, sc->digest.data, sizeof st->digest);
     const gw_cached *cur = st->cur;
+    st->cert_len = 0;
+    if (o->cert_der != NULL && o->cert_der_len <= sizeof st->cert) {
+        memcpy(st->cert, o->cert_der, o->cert_der_len);
+        st->cert_len = o->cert_der_len;
+    }
     if (st->count == 0) {
         /* We are current: the answer must say so about what we hold. */
         if (cur == NULL || st->gen != cur->info.generation || st->epoch != cur->info.epoch ||
@@ -210,10 +221,39 @@ sync_finish(pjob *j, sync_state *st, gw_cached **out)
         nc->sig_len = st->sig_len;
         gw_cache_put(&j->gw->cache, j->city, j->list, nc);
         j->snapshot_kind = st->is_delta ? "delta" : "full";
+        if (gw_snapdisk_save(j->gw->cfg.data_dir, j->city, nc, st->cert, st->cert_len, &err) !=
+            BG_OK)
+            bg_log(BG_LOG_WARN, "psi.snapshot_not_kept", "peer=%s list=%s error=\"%s\"", j->city,
+                   j->list, err.msg);
     }
     bg_snap_free(snap);
     *out = nc;
     return rc;
+}
+
+/* What we held of (j->city, j->list) before a restart, checked (snapdisk.h) and
+ * cached; NULL if nothing usable is kept. */
+static gw_cached *
+sync_restore(pjob *j)
+{
+    bg_gw *gw = j->gw;
+    bg_roster *r = gw_roster_get(gw);
+    gw_cached *c = NULL;
+    bg_err err = {0};
+    int64_t t0 = bg_clock_ms();
+    int rc = gw_snapdisk_load(gw->cfg.data_dir, j->city, j->list, gw->trust, r, &c, &err);
+    bg_roster_free(r);
+    if (rc == BG_OK) {
+        bg_log(BG_LOG_INFO, "psi.snapshot_restored",
+               "peer=%s list=%s generation=%llu epoch=%llu entries=%zu ms=%lld", j->city, j->list,
+               (unsigned long long)c->info.generation, (unsigned long long)c->info.epoch,
+               c->info.count, (long long)(bg_clock_ms() - t0));
+        gw_cache_put(&gw->cache, j->city, j->list, c);
+    } else if (rc != BG_ENOTFOUND) {
+        bg_log(BG_LOG_WARN, "psi.snapshot_discarded", "peer=%s list=%s error=\"%s\"", j->city,
+               j->list, err.msg);
+    }
+    return c;
 }
 
 int
@@ -221,6 +261,8 @@ psi_sync_snapshot(pjob *j, gw_peer *p, gw_cached **out)
 {
     *out = NULL;
     sync_state st = {.cur = gw_cache_get(&j->gw->cache, j->city, j->list)};
+    if (st.cur == NULL)
+        st.cur = sync_restore(j);
     int rc = sync_fetch(j, p, &st);
     if (rc == BG_OK && st.count == 0) {
         j->snapshot_kind = "cached";
@@ -229,6 +271,11 @@ psi_sync_snapshot(pjob *j, gw_peer *p, gw_cached **out)
             gw_cache_put(&j->gw->cache, j->city, j->list, nc);
             gw_cached_release(st.cur);
             st.cur = nc;
+            bg_err err = {0};
+            if (gw_snapdisk_save_sig(j->gw->cfg.data_dir, j->city, j->list, st.sig, st.sig_len,
+                                     st.cert, st.cert_len, &err) != BG_OK)
+                bg_log(BG_LOG_WARN, "psi.snapshot_not_kept", "peer=%s list=%s error=\"%s\"",
+                       j->city, j->list, err.msg);
         }
         *out = st.cur; /* our reference becomes the caller's */
         return BG_OK;
