@@ -384,6 +384,15 @@ if [[ $lrc == 1 ]] && grep -q "^440100 Guangzhou (our city): $own_name\.$" l.out
 else
   bad "4b. lookup in sentences" "exit $lrc: $(cat l.out l.err | head -20)"
 fi
+if [[ -n $sz_grade ]]; then
+  # a grade is never shown without its standing, in the query table's words
+  gl=$(grep -A4 "^440300 Shenzhen:" l.out | grep "Its grade is")
+  if grep -qE ': (current and attested|expired, so not a current evaluation|unattested(: .+)?)\.$' <<<"$gl"; then
+    ok "4b. lookup: Shenzhen's grade with its standing: ${gl##*: }"
+  else
+    bad "4b. lookup: the grade's standing" "$gl"
+  fi
+fi
 [[ $own_g != - ]] && ! grep -q "Its grade is $own_g on scale ABCD" l.out && bad "4b. lookup: our own grade" "$(grep -A4 'our city' l.out)"
 "$bg" lookup --dir gw440100 --purpose supervision --json --timeout-ms 20000 "$u" >l.json 2>l.err
 if grep -q '"city":"440300","name":"Shenzhen","own":false,"lists":\[{"list":"serious-dishonesty","status":"listed",' l.json &&

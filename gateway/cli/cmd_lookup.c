@@ -208,13 +208,23 @@ text_peer(const lkres *r, const Baygate__PeerQueryResult *p0)
             printf("  It has no evaluation there.\n");
         } else {
             const Baygate__GradeResult *g = p[l]->grades[0];
+            /* The same three words as the query table's grade_status column. */
+            const char *st = g->attestation_status != NULL && g->attestation_status[0]
+                                 ? g->attestation_status
+                             : g->attested ? "attested"
+                                           : "unattested";
+            bool expired = strcmp(st, "expired") == 0 || !still_valid(g->valid_until);
             printf("  Its grade is %s on scale %s (%s on the common scale), evaluated %s, valid "
-                   "until %s: %s; %s%s.\n",
+                   "until %s: %s%s%s.\n",
                    g->grade, g->scale, g->common_grade[0] ? g->common_grade : "not mapped",
                    g->evaluated_at, g->valid_until,
-                   still_valid(g->valid_until) ? "valid" : "EXPIRED",
-                   g->attested ? "attested" : "NOT attested: ",
-                   g->attested ? "" : g->attestation_error);
+                   expired                       ? "expired, so not a current evaluation"
+                   : strcmp(st, "attested") == 0 ? "current and attested"
+                                                 : "unattested",
+                   !expired && strcmp(st, "attested") != 0 && g->attestation_error ? ": " : "",
+                   !expired && strcmp(st, "attested") != 0 && g->attestation_error
+                       ? g->attestation_error
+                       : "");
         }
     }
     text_requests(p);

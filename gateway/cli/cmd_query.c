@@ -544,7 +544,7 @@ table_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, co
             printf("  %-10s %-4s %-8s = %-4s common  evaluated %s  valid until %s%s%s",
                    grade_status(g), g->grade, g->scale, g->common_grade[0] ? g->common_grade : "?",
                    g->evaluated_at, g->valid_until,
-                   g->attested ? "" : "  NOT attested: ", g->attested ? "" : g->attestation_error);
+                   g->attested ? "" : "  why: ", g->attested ? "" : g->attestation_error);
         putchar('\n');
     }
 }

@@ -129,7 +129,7 @@ check_grades(demo *d, const char *out, const struct pick_ctx *pc, const bg_scale
             printf("     %s  no answer%s%s   WRONG\n", p->uscc, r.error[0] ? ": " : "", r.error);
         else
             printf("     %s  grade %-3s (Shenzhen's scale %s) = common %s  %s   %s\n", p->uscc,
-                   r.grade, r.scale, r.common, r.attested ? "attested" : "NOT attested",
+                   r.grade, r.scale, r.common, r.attested ? "attested" : "unattested",
                    right ? "ok" : "WRONG");
         if (r.found && !right)
             printf("       expected grade %s (Shenzhen's store) = common %s (the roster), "

@@ -46,7 +46,7 @@ ask_again(demo *d, size_t asker, const char *ids, const char *new_grade, unsigne
                           r.attested && r.serial != rec->serial);
     if (r.found)
         printf("     sees grade %s (scale %s) = common %s, %s, serial %llu (was %llu)   %s\n",
-               r.grade, r.scale, r.common, r.attested ? "attested" : "NOT attested",
+               r.grade, r.scale, r.common, r.attested ? "attested" : "unattested",
                (unsigned long long)r.serial, (unsigned long long)rec->serial,
                right ? "ok" : "WRONG");
     else
