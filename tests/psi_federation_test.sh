@@ -522,6 +522,25 @@ slow --csv --quiet
 grep -q "asking 440600" tty.out && p2=1 || p2=0
 slow --json
 grep -q "asking 440600" tty.out && p3=1 || p3=0
+# Each peer's part of a table is printed as its answer comes: Shenzhen's while the
+# query still waits on the frozen Foshan; the header once, Foshan's failure after.
+"$bg" query --dir gw440100 --purpose supervision --in ask.txt --peer all \
+  --list serious-dishonesty --timeout-ms 6000 >stream.out 2>stream.err &
+qpid=$!
+sz_shown() { grep -q '^440300 Shenzhen   ok' stream.out; }
+if wait_for 30 sz_shown && kill -0 "$qpid" 2>/dev/null && ! grep -q '^440600' stream.out; then
+  ok "7b. Shenzhen's answer is printed while Foshan's is still awaited"
+else
+  bad "7b. answers as they arrive" "running: $(kill -0 "$qpid" 2>/dev/null && echo yes || echo no): $(head -5 stream.out)"
+fi
+wait "$qpid"
+qrc=$?
+if [[ $qrc == 1 ]] && [[ $(grep -c '^membership on serious-dishonesty' stream.out) == 1 ]] &&
+  grep -q '^440600 Foshan     FAILED' stream.out && grep -q '^Invalid ids' stream.out; then
+  ok "7b. then Foshan's failure; one header, one list of invalid ids, exit 1"
+else
+  bad "7b. the streamed table" "exit $qrc: $(grep -v '^    line' stream.out | head -12)"
+fi
 kill -CONT "${pid[440600]}"
 if ((p1 == 1 && p2 == 0 && p3 == 0)); then
   ok "7b. progress on a terminal while a peer is slow; none with --quiet or --json"

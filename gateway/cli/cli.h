@@ -67,6 +67,11 @@ struct Baygate__LocalAnswer *bg_cli_ask_within(const char *cmd, const char *dir,
                                                const struct Baygate__LocalRequest *req,
                                                int timeout_ms);
 
+/* The gateway's status (LocalStatus, peers probed first if probe) within timeout_ms:
+ * an answer with a status (free with bg_pb_free), or NULL said on stderr. */
+struct Baygate__LocalAnswer *bg_cli_ask_status(const char *cmd, const char *dir, bool probe,
+                                               int timeout_ms);
+
 /* The authorisation reference of a consent document: its SHA-256 (the document never
  * leaves the city). BG_EXIT_OK, or BG_EXIT_ERROR said on stderr. */
 int bg_cli_consent_digest(const char *cmd, const char *path, uint8_t out[32]);

@@ -149,8 +149,8 @@ print_ping(const Baygate__PingResult *r, bool json)
     }
 }
 
-static Baygate__LocalAnswer *
-ask_status(const char *cmd, const char *dir, bool probe, int timeout_ms)
+Baygate__LocalAnswer *
+bg_cli_ask_status(const char *cmd, const char *dir, bool probe, int timeout_ms)
 {
     Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
     Baygate__LocalStatus st = BAYGATE__LOCAL_STATUS__INIT;
@@ -261,7 +261,7 @@ bg_cmd_ping(int argc, char **argv)
     char peers[64][8];
     size_t npeers = 0;
     if (strcmp(peer, "all") == 0) {
-        Baygate__LocalAnswer *st = ask_status("ping", dir, false, (int)timeout);
+        Baygate__LocalAnswer *st = bg_cli_ask_status("ping", dir, false, (int)timeout);
         if (st == NULL)
             return BG_EXIT_ERROR;
         for (size_t i = 0; i < st->status->n_peers && npeers < 64; i++)
@@ -615,7 +615,7 @@ bg_cmd_status(int argc, char **argv)
         return bg_cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
     if (dir == NULL)
         return bg_cli_usage_error("status", "--dir GW is required");
-    Baygate__LocalAnswer *ans = ask_status("status", dir, probe, 30000);
+    Baygate__LocalAnswer *ans = bg_cli_ask_status("status", dir, probe, 30000);
     if (ans == NULL)
         return BG_EXIT_ERROR;
     time_t now = time(NULL);

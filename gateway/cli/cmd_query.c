@@ -21,6 +21,7 @@
 #include "domain/uscc.h"
 #include "gateway/cli/cli.h"
 #include "gateway/daemon/codes.h"
+#include "peers/roster.h"
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
 
@@ -66,6 +67,10 @@ query_usage(FILE *f)
         "given); or expired (its valid_until has passed). The CSV has it in the\n"
         "column grade_status (before request_id, the last); --json as \"grade_status\" in each\n"
         "row and \"status\" in each grade.\n"
+        "With several peers, the table and the CSV give each peer's part as soon as\n"
+        "its answer comes (a peer that is slow or down holds up only its own lines),\n"
+        "so their order is the order of the answers; --json waits for every peer and\n"
+        "gives one object per list.\n"
         "On a terminal, a line on stderr shows what is being asked and for how long\n"
         "(never with --json; --quiet turns it off).\n"
 
@@ -550,12 +555,29 @@ table_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, co
 }
 
 static void
-print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose, bool first)
+table_head(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose, bool first)
 {
     printf("%s", first ? "" : "\n");
     printf("%s on %s for %s: %zu ids, %u distinct valid, %zu invalid\n",
            mode_names[qa->mode <= 3 ? qa->mode : 0], qa->list, purpose, ids->n, qa->valid_ids,
            ids->ninvalid);
+}
+
+static void
+table_tail(const idlist *ids)
+{
+    if (ids->ninvalid > 0) {
+        printf("\nInvalid ids (never sent):\n");
+        for (size_t i = 0; i < ids->n; i++)
+            if (ids->why[i] != NULL)
+                printf("  line %zu: '%s': %s\n", ids->lines[i], ids->ids[i], ids->why[i]);
+    }
+}
+
+/* The table's part for every peer of qa. */
+static void
+table_peers(const Baygate__QueryAnswer *qa, const idlist *ids)
+{
     for (size_t i = 0; i < qa->n_peers; i++) {
         const Baygate__PeerQueryResult *p = qa->peers[i];
         char rid[33];
@@ -584,12 +606,14 @@ print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpo
             printf("  %zu on %s:\n", p->n_matches, qa->list);
         table_rows(qa, p, ids);
     }
-    if (ids->ninvalid > 0) {
-        printf("\nInvalid ids (never sent):\n");
-        for (size_t i = 0; i < ids->n; i++)
-            if (ids->why[i] != NULL)
-                printf("  line %zu: '%s': %s\n", ids->lines[i], ids->ids[i], ids->why[i]);
-    }
+}
+
+static void
+print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose, bool first)
+{
+    table_head(qa, ids, purpose, first);
+    table_peers(qa, ids);
+    table_tail(ids);
 }
 
 /* --attest-dir: DIR/<peer>.status and DIR/<peer>-<uscc>.att, for `baygate attest verify`
@@ -857,25 +881,169 @@ ticker_stop(ticker *t)
     pthread_mutex_destroy(&t->lock);
 }
 
+/* The local Query of list for the peers given (n 0: every peer). */
+static void
+query_request(const qargs *a, const idlist *ids, const char *list, char **peers, size_t n,
+              Baygate__LocalQuery *lq)
+{
+    bool graded = strcmp(list, "grades") == 0;
+    baygate__local_query__init(lq);
+    lq->n_peers = n;
+    lq->peers = peers;
+    lq->list = (char *)list;
+    lq->purpose = (char *)a->purpose;
+    lq->n_ids = ids->n;
+    lq->ids = ids->ids;
+    lq->mode = graded ? 2 : a->count ? 3 : 1;
+    lq->timeout_ms = (uint32_t)a->timeout;
+    lq->authorisation_ref.data = (uint8_t *)a->auth_ref;
+    lq->authorisation_ref.len = a->auth_len;
+    lq->attestations = graded && a->attest_dir != NULL;
+}
+
+/*
+ * Table and CSV output of a query of several peers: one request per peer, at most
+ * QUERY_STREAMS in flight, and each peer's part printed as soon as its answer comes,
+ * so a slow or unreachable peer holds up only its own lines (a program that wants one
+ * document asks for --json). The gateway answers a few local requests at once: more
+ * in flight would only queue there and keep status requests waiting.
+ */
+#define QUERY_STREAMS 3
+
+typedef struct qstream {
+    pthread_mutex_t lock;
+    const qargs *a;
+    const idlist *ids;
+    const char *list;
+    char (*cities)[BG_CITY_CODE_LEN + 1];
+    size_t n, next;
+    bool first, head_done;
+    const ticker *t;
+    char error[300]; /* a refusal of the request itself (same for every peer): said once */
+    int rc;
+} qstream;
+
+/* One answer's part, under the lock. */
+static void
+stream_print(qstream *s, const Baygate__LocalAnswer *ans, const char *city)
+{
+    if (s->t->started)
+        fputs("\r\033[K", stderr); /* the ticker's line, rewritten at its next second */
+    if (ans == NULL) {
+        s->rc = BG_EXIT_ERROR;
+        return;
+    }
+    if (ans->error_code != 0 || ans->query == NULL || ans->query->n_peers != 1) {
+        const char *why = ans->error ? ans->error : "no result in the answer";
+        if (strcmp(s->error, why) != 0) {
+            snprintf(s->error, sizeof s->error, "%s", why);
+            bg_cli_fail("query", "%s: %s", city, why);
+        }
+        s->rc = BG_EXIT_ERROR;
+        return;
+    }
+    const Baygate__QueryAnswer *qa = ans->query;
+    if (s->a->out == OUT_CSV) {
+        print_csv(qa, s->ids, s->first && !s->head_done);
+    } else {
+        if (!s->head_done)
+            table_head(qa, s->ids, s->a->purpose, s->first);
+        table_peers(qa, s->ids);
+    }
+    s->head_done = true;
+    fflush(stdout);
+    if (!qa->peers[0]->ok && s->rc < BG_EXIT_FAIL)
+        s->rc = BG_EXIT_FAIL;
+    if (qa->n_peers && s->a->attest_dir != NULL && strcmp(s->list, "grades") == 0 &&
+        write_attestations(s->a->attest_dir, qa) != BG_EXIT_OK)
+        s->rc = BG_EXIT_ERROR;
+}
+
+static void *
+stream_main(void *arg)
+{
+    qstream *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        size_t i = s->next++;
+        bool stop = s->rc == BG_EXIT_ERROR && s->error[0];
+        pthread_mutex_unlock(&s->lock);
+        if (i >= s->n || stop)
+            return NULL;
+        char *peer = s->cities[i];
+        Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
+        Baygate__LocalQuery lq;
+        query_request(s->a, s->ids, s->list, &peer, 1, &lq);
+        req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
+        req.query = &lq;
+        Baygate__LocalAnswer *ans = bg_cli_ask("query", s->a->dir, &req);
+        pthread_mutex_lock(&s->lock);
+        stream_print(s, ans, peer);
+        pthread_mutex_unlock(&s->lock);
+        if (ans != NULL)
+            bg_pb_free(ans);
+    }
+}
+
+/* The peers to ask: those given, or every peer of the gateway's roster. */
+static int
+stream_peers(const qargs *a, char (*cities)[BG_CITY_CODE_LEN + 1], size_t *n)
+{
+    *n = 0;
+    if (!a->all) {
+        for (size_t i = 0; i < a->npeers; i++)
+            snprintf(cities[(*n)++], BG_CITY_CODE_LEN + 1, "%.6s", a->peers[i]);
+        return BG_EXIT_OK;
+    }
+    Baygate__LocalAnswer *st = bg_cli_ask_status("query", a->dir, false, 30000);
+    if (st == NULL)
+        return BG_EXIT_ERROR;
+    for (size_t i = 0; i < st->status->n_peers && *n < BG_ROSTER_MAX_MEMBERS; i++)
+        snprintf(cities[(*n)++], BG_CITY_CODE_LEN + 1, "%.6s", st->status->peers[i]->city);
+    bg_pb_free(st);
+    return BG_EXIT_OK;
+}
+
+static int
+query_stream_list(const qargs *a, const idlist *ids, const char *list, bool first)
+{
+    char cities[BG_ROSTER_MAX_MEMBERS][BG_CITY_CODE_LEN + 1];
+    qstream s = {.a = a, .ids = ids, .list = list, .cities = cities, .first = first};
+    int rc = stream_peers(a, cities, &s.n);
+    if (rc != BG_EXIT_OK)
+        return rc;
+    if (s.n == 0)
+        return bg_cli_fail("query", "the roster names no peer to ask");
+    ticker t;
+    s.t = &t;
+    ticker_start(&t, a, ids, list);
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_t th[QUERY_STREAMS];
+    size_t nth = 0;
+    for (; nth < QUERY_STREAMS && nth < s.n; nth++)
+        if (pthread_create(&th[nth], NULL, stream_main, &s) != 0)
+            break;
+    if (nth == 0)
+        stream_main(&s);
+    for (size_t i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&s.lock);
+    ticker_stop(&t);
+    if (s.head_done && a->out == OUT_TABLE)
+        table_tail(ids);
+    return s.rc;
+}
+
 /* Asks the gateway about one list and prints its answer (first: the first list asked, so
  * the CSV header goes out once); the exit code. */
 static int
 query_ask_list(const qargs *a, const idlist *ids, const char *list, bool first)
 {
+    if (a->out != OUT_JSON && (a->all || a->npeers > 1))
+        return query_stream_list(a, ids, list, first);
     Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
-    Baygate__LocalQuery lq = BAYGATE__LOCAL_QUERY__INIT;
-    bool graded = strcmp(list, "grades") == 0;
-    lq.n_peers = a->npeers;
-    lq.peers = (char **)a->peers;
-    lq.list = (char *)list;
-    lq.purpose = (char *)a->purpose;
-    lq.n_ids = ids->n;
-    lq.ids = ids->ids;
-    lq.mode = graded ? 2 : a->count ? 3 : 1;
-    lq.timeout_ms = (uint32_t)a->timeout;
-    lq.authorisation_ref.data = (uint8_t *)a->auth_ref;
-    lq.authorisation_ref.len = a->auth_len;
-    lq.attestations = graded && a->attest_dir != NULL;
+    Baygate__LocalQuery lq;
+    query_request(a, ids, list, (char **)a->peers, a->npeers, &lq);
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
     req.query = &lq;
     ticker t;
