@@ -179,6 +179,19 @@ else
   bad "a. restored gateway serves" "$(tail -5 gw$GZ.log)"
 fi
 wait_for "$READY_S" published $GZ || bad "a. the restored gateway publishes its lists" "$(tail -3 gw$GZ.log)"
+# Backup a's latest head is older than its leaves (heads every 600 s, queries during
+# the backup); a witness may have cosigned a later head of those same leaves, so the
+# restored gateway signs one over every leaf before it serves (else the witness would
+# see its older head as a shrink).
+a_leaves=$(grep -o 'evidence log: [0-9]* leaves' restore.out | grep -o '[0-9]*')
+a_head=$(grep -o 'latest head size [0-9]*' restore.out | grep -o '[0-9]*$')
+first_head=$(grep -F ' audit.head_signed ' gw$GZ.log | head -1 | grep -o 'size=[0-9]*')
+if ((a_head < a_leaves)) && [[ $first_head == "size=$a_leaves" ]] &&
+  (($(grep -n -F ' audit.head_signed ' gw$GZ.log | head -1 | cut -d: -f1) < $(grep -n -F ' gateway.ready ' gw$GZ.log | head -1 | cut -d: -f1))); then
+  ok "a. backup a's latest head covers $a_head of its $a_leaves leaves: the restored gateway signs one of all $a_leaves before it serves"
+else
+  bad "a. a head over every restored leaf before serving" "backup head $a_head, leaves $a_leaves, first signed $first_head: $(grep -E 'head_signed|gateway.ready' gw$GZ.log | head -3)"
+fi
 # (Shenzhen's first call may meet the connection the killed gateway left: asked again.)
 wait_for "$READY_S" ask 440300 $GZ after.csv
 if [[ -s before.csv ]] && cmp -s <(matches before.csv) <(matches after.csv); then

@@ -16,6 +16,7 @@
 
 #include "gateway/daemon/codes.h"
 #include "gateway/daemon/core.h"
+#include "gateway/daemon/evidence.h"
 #include "gateway/daemon/log.h"
 #include "proto/pb.h"
 #include "proto/witness.pb-c.h"
@@ -247,6 +248,25 @@ settle(bg_gw *gw)
         unlink(path);
 }
 
+/* A head of every leaf we hold, if our latest is older: a restore brings back the leaves
+ * a witness cosigned, but maybe not the last heads over them (heads.log's copy is taken
+ * first), and a witness that cosigned a later head of the same leaves would take our
+ * older latest head for a shrink (a false fork). Before the servers start, so no witness
+ * asks for a head in between. */
+static void
+sign_current(bg_gw *gw)
+{
+    bg_audit_head latest;
+    uint64_t size = bg_audit_size(gw->audit);
+    if (size == 0 ||
+        (bg_audit_head_latest(gw->audit, &latest, NULL) == BG_OK && latest.size >= size))
+        return;
+    /* One that cannot be signed is logged (audit.head_failed) and tried again by the tick. */
+    gw_ident *me = gw_ident_get(gw);
+    gw_evidence_tick(gw, me->id->key, true);
+    gw_ident_release(me);
+}
+
 /* The distinct heads of behind, for the statement. */
 static size_t
 distinct(const bg_audit_held *behind, size_t nb, bg_audit_head out[BG_AUDIT_LOSS_HEADS_MAX])
@@ -335,6 +355,7 @@ gw_witnessed_check(bg_gw *gw, bg_err *err)
            (unsigned long long)bg_audit_size(gw->audit));
     if (nb == 0) {
         settle(gw);
+        sign_current(gw);
         return BG_OK;
     }
     if (consented(gw, behind, nb))
