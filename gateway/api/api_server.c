@@ -144,7 +144,8 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-static void
+/* libmicrohttpd's own messages; fmt is its printf format (said so for -Wformat-nonliteral). */
+__attribute__((format(printf, 2, 0))) static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;

@@ -249,7 +249,7 @@ bg_audit_loss_append(const char *dir, const bg_audit_loss *l, bg_err *err)
     if (rc != BG_OK)
         return rc;
     uint8_t enc[BG_AUDIT_SIGNED_LOSS_MAX], framed[BG_AUDIT_SIGNED_LOSS_MAX + BG_AUDIT_REC_OVERHEAD];
-    size_t len;
+    size_t len = 0;
     if ((rc = bg_audit_loss_encode(l, enc, &len, err)) != BG_OK)
         return rc;
     bg_rec_file f;
