@@ -59,6 +59,11 @@
 #define CLOSE_WAIT_MS 5000
 /* The guard (unfinished handshakes, descriptors): how often it looks. */
 #define GUARD_PERIOD_MS 100
+/* ipc: how often the guard looks whether nng still accepts (ipc_watch), and how many
+ * stopped listeners it keeps for the connections they hold. */
+#define IPC_WATCH_MS 250
+#define IPC_RETIRED 8
+#define IPC_FAIL_LOG_MS 10000
 #define DEF_HANDSHAKE_MS 10000
 #define DEF_SOURCE_MAX 16
 #define DEF_FD_RESERVE 128
@@ -174,7 +179,7 @@ struct bg_tp_server {
     tp_pipe *pipes; /* admitted connections, at most max_conns */
     unsigned npipes;
 
-    /* guard (tls only) */
+    /* guard thread: tls, the handshakes (below); ipc, the listener watch (ipc_watch) */
     int handshake_ms, log_interval_ms;
     unsigned source_max, fd_reserve;
     size_t mem_budget, conn_cost;
@@ -192,6 +197,16 @@ struct bg_tp_server {
     unsigned npend, pend_cap, nprev, prev_cap;
     uint64_t logged[NCAUSES];   /* guard thread only: counts already logged */
     int64_t logged_at[NCAUSES]; /* guard thread only */
+
+    /* ipc watch (guard thread only, listener under admin): see ipc_watch */
+    uint64_t ipc_other_seen;           /* the listener's "other" errors known (0: new one) */
+    int64_t ipc_next_ms;               /* when to look next */
+    nng_listener retired[IPC_RETIRED]; /* revived listeners nng stopped, kept for their pipes */
+    unsigned nretired;
+    nng_listener ipc_first; /* the first listener, once stopped: bound to our path itself */
+    bool ipc_first_kept;
+    uint64_t ipc_gen;           /* revivals tried: names the temporary binds */
+    int64_t ipc_fail_logged_ms; /* the last failed revival logged */
 
     bg_tp_server_stats st;
     uint64_t handshake_base;      /* lock: handshake errors counted by closed listeners */
@@ -965,6 +980,129 @@ guard_pass(bg_tp_server *srv, char *src, size_t srclen)
     guard_log(srv, now, src);
 }
 
+static int listener_make(bg_tp_server *srv, const char *url, nng_listener *out, nng_tls_config *tls,
+                         bg_err *err);
+
+/* The listener's "other" accept errors (nng stats): nng 1.5.2 counts there the
+ * failure that stops an ipc listener for good (nng#1518). */
+static uint64_t
+listener_other(nng_listener l)
+{
+    nng_stat *all = NULL;
+    if (nng_stats_get(&all) != 0)
+        return 0;
+    nng_stat *ls = tp_stat_scope(all, "listener", nng_listener_id(l));
+    uint64_t n = ls != NULL ? tp_stat_value(ls, "other") : 0;
+    nng_stats_free(all);
+    return n;
+}
+
+/* A revival that failed, logged at most every IPC_FAIL_LOG_MS (it is tried again at
+ * every look until it works). Admin lock held. */
+static void
+ipc_revive_failed(bg_tp_server *srv, const char *why)
+{
+    int64_t now = tp_now_ms();
+    if (srv->log == NULL || now - srv->ipc_fail_logged_ms < IPC_FAIL_LOG_MS)
+        return;
+    srv->ipc_fail_logged_ms = now;
+    char line[BG_TP_URL_MAX + 300];
+    snprintf(line, sizeof line,
+             "%s: nng stopped accepting (a client left during the handshake) and listening "
+             "anew failed (%s): trying again",
+             srv->url, why);
+    srv->log(srv->log_ctx, line);
+}
+
+/*
+ * A new listener in place of one nng stopped (ipc_watch), with no moment without a
+ * socket at our path and nothing unlinked that a listener still serves: the new one
+ * binds a temporary name beside the path and is renamed over it, so a failure at any
+ * step (out of descriptors, say) leaves the path as it was, to be tried again at the
+ * next look. The stopped listener is kept (closing it would close the connections it
+ * accepted, which still work). nng unlinks a listener's bind name when it closes: the
+ * first listener's is our path, so it is kept until the socket closes; a revived
+ * one's is a temporary name gone since the rename, so the oldest of those may be
+ * closed to make room. Admin lock held.
+ */
+static void
+ipc_revive(bg_tp_server *srv)
+{
+    char tmp[sizeof srv->ipc_path], url[sizeof srv->ipc_path + 8];
+    const char *slash = strrchr(srv->ipc_path, '/');
+    int dl = slash != NULL ? (int)(slash - srv->ipc_path) + 1 : 0;
+    int k = snprintf(tmp, sizeof tmp, "%.*s.ipc-%llu", dl, srv->ipc_path,
+                     (unsigned long long)++srv->ipc_gen);
+    if (k < 0 || (size_t)k >= sizeof tmp) {
+        ipc_revive_failed(srv, "no room for a temporary name beside the path");
+        return;
+    }
+    snprintf(url, sizeof url, "ipc://%s", tmp);
+    (void)unlink(tmp); /* left by a crash in the middle of a revival */
+    nng_listener nl;
+    bg_err err = {0};
+    if (listener_make(srv, url, &nl, NULL, &err) != BG_OK) {
+        ipc_revive_failed(srv, err.msg);
+        return;
+    }
+    int rv = nng_listener_start(nl, 0);
+    if (rv != 0) {
+        nng_listener_close(nl);
+        ipc_revive_failed(srv, nng_strerror(rv));
+        return;
+    }
+    if (chmod(tmp, srv->ipc_mode) != 0 || rename(tmp, srv->ipc_path) != 0) {
+        char why[160];
+        snprintf(why, sizeof why, "%s: %s", tmp, strerror(errno));
+        nng_listener_close(nl); /* and nng unlinks tmp */
+        ipc_revive_failed(srv, why);
+        return;
+    }
+    if (!srv->ipc_first_kept) {
+        srv->ipc_first = srv->listener;
+        srv->ipc_first_kept = true;
+    } else {
+        if (srv->nretired == IPC_RETIRED) { /* the oldest goes, with what it still holds */
+            nng_listener_close(srv->retired[0]);
+            memmove(srv->retired, srv->retired + 1, (IPC_RETIRED - 1) * sizeof srv->retired[0]);
+            srv->nretired--;
+        }
+        srv->retired[srv->nretired++] = srv->listener;
+    }
+    srv->listener = nl;
+    srv->ipc_other_seen = 0;
+    pthread_mutex_lock(&srv->lock);
+    srv->st.listener_revivals++;
+    pthread_mutex_unlock(&srv->lock);
+    if (srv->log != NULL) {
+        char line[BG_TP_URL_MAX + 160];
+        snprintf(line, sizeof line,
+                 "%s: nng stopped accepting (a client left during the handshake): listening anew",
+                 srv->url);
+        srv->log(srv->log_ctx, line);
+    }
+}
+
+/* ipc has no handshakes to bound, but nng 1.5.2 stops an ipc listener for good when a
+ * client leaves in the middle of the SP handshake (nanomsg/nng#1518, fixed after
+ * 1.5.2): the local API would take no new client until a restart. Such a listener
+ * still completes handshakes (they happen below it), so no probe of our own socket
+ * can tell; what does tell is its "other" error counter, which is where nng counts
+ * that failure (and otherwise only rare system errors). When it moves, the server
+ * listens anew: at worst a listener too many, kept until the socket closes. Never
+ * waits for the admin lock: a stop holding it joins this thread. */
+static void
+ipc_watch(bg_tp_server *srv)
+{
+    int64_t now = tp_now_ms();
+    if (now < srv->ipc_next_ms || pthread_mutex_trylock(&srv->admin) != 0)
+        return;
+    srv->ipc_next_ms = now + IPC_WATCH_MS;
+    if (srv->have_listener && listener_other(srv->listener) != srv->ipc_other_seen)
+        ipc_revive(srv);
+    pthread_mutex_unlock(&srv->admin);
+}
+
 static void *
 guard_main(void *arg)
 {
@@ -976,7 +1114,10 @@ guard_main(void *arg)
     pthread_mutex_lock(&srv->lock);
     while (!srv->guard_exit) {
         pthread_mutex_unlock(&srv->lock);
-        guard_pass(srv, src, sizeof src);
+        if (srv->ipc)
+            ipc_watch(srv);
+        else
+            guard_pass(srv, src, sizeof src);
         pthread_mutex_lock(&srv->lock);
         int64_t next = tp_now_ms() + GUARD_PERIOD_MS;
         while (!srv->guard_exit && tp_cond_wait_until(&srv->timer_cond, &srv->lock, next) == 0)
@@ -1017,12 +1158,13 @@ ipc_prepare(const char *path, bg_err *err)
 
 /* Creates (not starts) a listener on srv->url with the current options. */
 static int
-listener_make(bg_tp_server *srv, nng_listener *out, nng_tls_config *tls, bg_err *err)
+listener_make(bg_tp_server *srv, const char *url, nng_listener *out, nng_tls_config *tls,
+              bg_err *err)
 {
     nng_listener l;
-    int rv = nng_listener_create(&l, srv->sock, srv->url);
+    int rv = nng_listener_create(&l, srv->sock, url);
     if (rv != 0)
-        return tp_nng_err(err, rv == NNG_EADDRINVAL ? BG_EINVAL : BG_EIO, rv, srv->url);
+        return tp_nng_err(err, rv == NNG_EADDRINVAL ? BG_EINVAL : BG_EIO, rv, url);
     if ((rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, srv->recv_max + TP_SP_HEADER_MAX)) != 0)
         goto fail;
     if (srv->ipc) {
@@ -1258,7 +1400,7 @@ static int
 srv_listen(bg_tp_server *srv, const bg_tp_server_opts *opts, bg_err *err)
 {
     int rv;
-    if ((rv = listener_make(srv, &srv->listener, srv->tls, err)) != BG_OK)
+    if ((rv = listener_make(srv, srv->url, &srv->listener, srv->tls, err)) != BG_OK)
         return rv;
     srv->have_listener = true;
     if ((rv = nng_listener_start(srv->listener, 0)) != 0)
@@ -1268,6 +1410,9 @@ srv_listen(bg_tp_server *srv, const bg_tp_server_opts *opts, bg_err *err)
         struct stat st;
         if (stat(srv->ipc_path, &st) == 0 && (st.st_mode & 07777) != srv->ipc_mode)
             chmod(srv->ipc_path, srv->ipc_mode);
+        if ((rv = tp_thread_create(&srv->guard, guard_main, srv)) != 0)
+            return bg_err_set(err, BG_EIO, "ipc watch thread: %s", strerror(rv));
+        srv->guard_started = true;
         return BG_OK;
     }
     srv->stats_listener = srv->listener;
@@ -1389,7 +1534,7 @@ bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err)
     pause_and_drain(srv);
 
     nng_listener nl;
-    if ((rv = listener_make(srv, &nl, cfg, err)) != BG_OK) {
+    if ((rv = listener_make(srv, srv->url, &nl, cfg, err)) != BG_OK) {
         nng_tls_config_free(cfg);
         goto out;
     }

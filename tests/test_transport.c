@@ -2198,6 +2198,70 @@ START_TEST(ipc_probe_tells_states_and_spares_the_server)
 }
 END_TEST
 
+/* A bare connect and close, as a program killed in the middle of its connect does. */
+static void
+bare_ipc_connect(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(fd);
+}
+
+START_TEST(ipc_listener_revived_after_a_client_leaves_mid_handshake)
+{
+    /* nng 1.5.2 stops an ipc listener for good when a client closes during the SP
+     * handshake (nng#1518): the gateway's local API would take no new client until a
+     * restart. The server notices (the listener's error counter moved) and listens
+     * anew on the same path: a client that comes after is served, and one connected
+     * before keeps being served. (One that connects in the quarter second before the
+     * server notices lands on the stopped listener and waits out its own timeout.) */
+    const char *path = at("revive.sock");
+    handler_ctx h;
+    hctx_init(&h, ECHO);
+    char url[PATH_MAX + 8];
+    snprintf(url, sizeof url, "ipc://%s", path);
+    bg_tp_server_opts o = {.url = url};
+    bg_tp_server *srv = server_opts(&o, &h);
+    bg_err err = {0};
+    bg_tp_client *before = NULL;
+    bg_tp_client_opts co = {.url = url, .recv_max = MSG_MAX, .send_max = MSG_MAX};
+    ck_assert_msg(bg_tp_client_open(&before, &co, &err) == BG_OK, "%s", err.msg);
+    call_ok(before, T(5000));
+    bg_tp_server_stats st;
+    /* More rounds than stopped listeners kept: closing the oldest (each bound to a
+     * temporary name, renamed over the path) must never take the path with it. */
+    for (uint64_t round = 1; round <= 12; round++) {
+        bare_ipc_connect(path);
+        WAIT_FOR((bg_tp_server_get_stats(srv, &st), st.listener_revivals == round), T(5000));
+        ck_assert_uint_eq(st.listener_revivals, round);
+        bg_tp_client *cli = NULL;
+        ck_assert_msg(bg_tp_client_open(&cli, &co, &err) == BG_OK, "%s", err.msg);
+        call_ok(cli, T(5000));
+        bg_tp_client_close(cli);
+    }
+    call_ok(before, T(5000));
+    struct stat sst;
+    ck_assert_int_eq(stat(path, &sst), 0);
+    ck_assert_uint_eq(sst.st_mode & 0777, 0660); /* the mode the server was given */
+    bg_tp_client_close(before);
+    stop_ok(srv);
+    hctx_fini(&h);
+    /* Nothing left behind: not the socket, not a temporary name. */
+    ck_assert_int_ne(stat(path, &sst), 0);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    *strrchr(dir, '/') = '\0';
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        ck_assert_msg(strncmp(e->d_name, ".ipc-", 5) != 0, "left behind: %s", e->d_name);
+    closedir(d);
+}
+END_TEST
+
 START_TEST(connection_limit_enforced)
 {
     /* max_conns bounds open connections: a client beyond it is closed right
@@ -2361,6 +2425,7 @@ transport_suite(void)
     ADD(s, client_abort_releases_calls_at_once);
     ADD(s, connect_deadline_bounds_an_unconnected_call);
     ADD(s, ipc_probe_tells_states_and_spares_the_server);
+    ADD(s, ipc_listener_revived_after_a_client_leaves_mid_handshake);
     ADD(s, connection_limit_enforced);
     ADD(s, options_are_checked);
     return s;
