@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/json.h"
+#include "gateway/api/api_json.h"
 
 /* Fixed, so a response exists even when memory does not. */
 static const char oom_problem[] =
@@ -51,13 +51,6 @@ api_body_close(api_resp *r, FILE *f, unsigned status, const char *ctype)
 }
 
 void
-api_json_kv(FILE *f, const char *k, const char *v, bool comma)
-{
-    fprintf(f, "%s\"%s\":", comma ? "," : "", k);
-    bg_json_cstr(f, v ? v : "");
-}
-
-void
 api_problem(api_resp *r, unsigned status, const char *kind, const char *title, const char *fmt, ...)
 {
     char detail[600];
@@ -69,9 +62,9 @@ api_problem(api_resp *r, unsigned status, const char *kind, const char *title, c
     if (f == NULL)
         return;
     fprintf(f, "{\"type\":\"urn:baygate:problem:%s\"", kind);
-    api_json_kv(f, "title", title, true);
+    bg_api_json_kv(f, "title", title, true);
     fprintf(f, ",\"status\":%u", status);
-    api_json_kv(f, "detail", detail, true);
+    bg_api_json_kv(f, "detail", detail, true);
     fprintf(f, "}");
     api_body_close(r, f, status, API_PROBLEM);
 }

@@ -19,9 +19,6 @@ FILE *api_body_open(api_resp *r);
 /* Ends the stream: r gets the body, status and ctype (a 500 problem if writing failed). */
 void api_body_close(api_resp *r, FILE *f, unsigned status, const char *ctype);
 
-/* ,"k":"v" (without the comma when first); NULL writes "". */
-void api_json_kv(FILE *f, const char *k, const char *v, bool comma);
-
 /* r becomes a problem: type "urn:baygate:problem:<kind>", title, status and the
  * detail naming what was wrong. */
 void api_problem(api_resp *r, unsigned status, const char *kind, const char *title, const char *fmt,

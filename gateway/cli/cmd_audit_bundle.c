@@ -21,6 +21,7 @@
 #include "certs/pki.h"
 #include "common/file.h"
 #include "common/json.h"
+#include "gateway/api/api_json.h"
 #include "gateway/audit/audit.h"
 #include "gateway/cli/cli.h"
 #include "gateway/config/config.h"
@@ -323,7 +324,7 @@ verified_json(const bg_audit_bundle *b, const bg_audit_bundle_report *rep, const
         if (bg_audit_leaf_decode(b->leaves[i].leaf, b->leaves[i].len, &ev, NULL) != BG_OK)
             continue;
         printf("%s", i ? "," : "");
-        bg_cli_audit_leaf_json(b->leaves[i].index, &ev);
+        bg_api_json_leaf(stdout, b->leaves[i].index, &ev);
     }
     printf("],\"witnesses\":[");
     for (size_t i = 0; i < rep->witnesses; i++)

@@ -14,6 +14,7 @@
 
 #include "certs/pki.h"
 #include "common/json.h"
+#include "gateway/api/api_json.h"
 #include "gateway/audit/audit.h"
 #include "gateway/cli/cli.h"
 #include "gateway/config/config.h"
@@ -89,27 +90,6 @@ bg_cli_audit_leaf_text(uint64_t index, const bg_audit_event *ev)
     printf("%8" PRIu64 "  %s  %-16s  %s  %-12s  %-18s  %-7s  %s\n", index, ts,
            bg_audit_kind_name(ev->kind), ev->peer, ev->purpose[0] ? ev->purpose : "-",
            ev->list[0] ? ev->list : "-", out, rid);
-}
-
-void
-bg_cli_audit_leaf_json(uint64_t index, const bg_audit_event *ev)
-{
-    char ts[BG_PKI_TIME_LEN], rid[2 * BG_AUDIT_REQUEST_ID_LEN + 1], ref[2 * BG_AUDIT_REF_MAX + 1];
-    bg_pki_time_format((time_t)(ev->time_ms / 1000), ts);
-    sodium_bin2hex(rid, sizeof rid, ev->request_id, BG_AUDIT_REQUEST_ID_LEN);
-    sodium_bin2hex(ref, sizeof ref, ev->authorisation_ref, ev->authorisation_ref_len);
-    printf("{\"index\":%" PRIu64 ",\"time_ms\":%" PRId64
-           ",\"time\":\"%s\",\"kind\":\"%s\",\"direction\":\"%s\",\"peer\":\"%s\",\"purpose\":",
-           index, ev->time_ms, ts, bg_audit_kind_name(ev->kind),
-           ev->direction == BG_AUDIT_OUTBOUND ? "outbound" : "inbound", ev->peer);
-    bg_json_cstr(stdout, ev->purpose);
-    printf(",\"list\":");
-    bg_json_cstr(stdout, ev->list);
-    printf(",\"epoch\":%" PRIu64 ",\"items_asked\":%u,\"items_answered\":%u,\"outcome\":%u,"
-           "\"reason\":",
-           ev->epoch, ev->items_asked, ev->items_answered, ev->outcome);
-    bg_json_cstr(stdout, ev->reason);
-    printf(",\"request_id\":\"%s\",\"authorisation_ref\":\"%s\"}", rid, ref);
 }
 
 void
@@ -207,7 +187,7 @@ print_match(void *ctx, uint64_t index, const bg_audit_event *ev, const uint8_t *
     find_out *fo = ctx;
     if (fo->json) {
         printf("%s", fo->shown ? "," : "");
-        bg_cli_audit_leaf_json(index, ev);
+        bg_api_json_leaf(stdout, index, ev);
     } else {
         if (fo->shown == 0)
             bg_cli_audit_leaf_header();
