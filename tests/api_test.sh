@@ -10,7 +10,9 @@
 #  - /v1/openapi.json validates with a standard OpenAPI validator (npm, tests/openapi/);
 #  - a client trickling its request does not stop another from being served;
 #  - a huge header gets 431 and a huge body 413, and the gateway keeps serving;
-#  - the log names the application, never its key nor the enterprise.
+#  - the log names the application, never its key nor the enterprise;
+#  - /healthz and /readyz answer without a key; readyz names each check, and turns 503
+#    naming our standing once our certificate is revoked (the last section).
 set -uo pipefail
 export LC_ALL=C
 bg=$(realpath "$1") || exit 2
@@ -211,6 +213,24 @@ expect_eq "7. the gateway keeps serving" "${r%% *}" 200
 expect_in "8. the log names the application" gw440100.log 'app=lender-a'
 if grep -qF -e "$key" -e "$listed" gw440100.log; then bad "8. the log holds no key, no enterprise id" "found"; else
   ok "8. the log holds no key, no enterprise id"; fi
+
+# ------------------------------------------------------------- probes
+# field FILE EXPR: a value of the JSON in FILE (o is the object).
+field() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1]));
+  const v=eval(process.argv[2]); console.log(typeof v==="object"?JSON.stringify(v):v);' "$1" "$2"; }
+r=$(get /healthz)
+expect_eq "9. GET /healthz (no key)" "$r" "200 application/json"
+expect_eq "9. ... says ok" "$(field out.body o.status)" ok
+r=$(get /readyz)
+expect_eq "9. GET /readyz (no key): ready" "$r" "200 application/json"
+cp out.body readyz.json
+expect_eq "9. ... every check named and ok" \
+  "$(field readyz.json 'o.ready+" "+o.checks.map(c=>c.check+"="+c.ok).join(",")')" \
+  "true gateway=true,standing=true,lists=true,evidence=true"
+expect_eq "9. ... lists: what status publishes" "$(field readyz.json 'o.checks.find(c=>c.check==="lists").detail')" \
+  "$(field api_status.json 'o.lists.length') lists published"
+r=$(get /readyz "" -X POST)
+expect_eq "9. readyz takes GET only" "${r%% *}" 405
 
 echo "$SUITE: $pass passed, $fail failed"
 ((fail == 0))

@@ -50,6 +50,28 @@ api_body_close(api_resp *r, FILE *f, unsigned status, const char *ctype)
     r->ctype = ctype;
 }
 
+FILE *
+api_problem_open(api_resp *r, unsigned status, const char *kind, const char *title,
+                 const char *detail)
+{
+    FILE *f = api_body_open(r);
+    if (f == NULL)
+        return NULL;
+    fprintf(f, "{\"type\":\"urn:baygate:problem:%s\"", kind);
+    bg_api_json_kv(f, "title", title, true);
+    fprintf(f, ",\"status\":%u", status);
+    bg_api_json_kv(f, "detail", detail, true);
+    return f;
+}
+
+void
+api_problem_close(api_resp *r, FILE *f, unsigned status)
+{
+    if (f != NULL)
+        fprintf(f, "}");
+    api_body_close(r, f, status, API_PROBLEM);
+}
+
 void
 api_problem(api_resp *r, unsigned status, const char *kind, const char *title, const char *fmt, ...)
 {
@@ -58,13 +80,5 @@ api_problem(api_resp *r, unsigned status, const char *kind, const char *title, c
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    FILE *f = api_body_open(r);
-    if (f == NULL)
-        return;
-    fprintf(f, "{\"type\":\"urn:baygate:problem:%s\"", kind);
-    bg_api_json_kv(f, "title", title, true);
-    fprintf(f, ",\"status\":%u", status);
-    bg_api_json_kv(f, "detail", detail, true);
-    fprintf(f, "}");
-    api_body_close(r, f, status, API_PROBLEM);
+    api_problem_close(r, api_problem_open(r, status, kind, title, detail), status);
 }

@@ -24,4 +24,10 @@ void api_body_close(api_resp *r, FILE *f, unsigned status, const char *ctype);
 void api_problem(api_resp *r, unsigned status, const char *kind, const char *title, const char *fmt,
                  ...) __attribute__((format(printf, 5, 6)));
 
+/* The same with members of its own to add (",\"k\":v" each) before api_problem_close;
+ * NULL when out of memory (r is then the 500). */
+FILE *api_problem_open(api_resp *r, unsigned status, const char *kind, const char *title,
+                       const char *detail);
+void api_problem_close(api_resp *r, FILE *f, unsigned status);
+
 #endif

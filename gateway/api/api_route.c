@@ -29,6 +29,10 @@ api_route_parse(const char *method, const char *path, api_req *rq)
         rq->route = API_R_OPENAPI;
     else if (strcmp(path, "/metrics") == 0)
         rq->route = API_R_METRICS;
+    else if (strcmp(path, "/healthz") == 0)
+        rq->route = API_R_HEALTHZ;
+    else if (strcmp(path, "/readyz") == 0)
+        rq->route = API_R_READYZ;
     else if (strncmp(path, ENTERPRISES, sizeof ENTERPRISES - 1) == 0) {
         const char *s = path + sizeof ENTERPRISES - 1;
         size_t n = strnlen(s, API_SEG_MAX + 1);
@@ -162,6 +166,11 @@ api_dispatch(bg_api *api, api_req *rq, api_resp *r)
 {
     if (rq->route == API_R_OPENAPI) {
         api_openapi(r);
+        return;
+    }
+    /* Probes carry no key: they say nothing an application could not see from outside. */
+    if (rq->route == API_R_HEALTHZ || rq->route == API_R_READYZ) {
+        (rq->route == API_R_HEALTHZ ? api_res_healthz : api_res_readyz)(api, rq, r);
         return;
     }
     bg_apikey k;

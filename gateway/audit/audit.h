@@ -54,6 +54,12 @@
 #include "common/err.h"
 #include "peers/roster.h"
 
+/* The files of an audit directory (the layout above). */
+#define BG_AUDIT_LEAVES_FILE "leaves.log"
+#define BG_AUDIT_HEADS_FILE "heads.log"
+#define BG_AUDIT_WITNESS_FILE "witness.log"
+#define BG_AUDIT_LOSSES_FILE "losses.log"
+
 #define BG_AUDIT_HASH_LEN 32
 /* Longest serialised leaf (an AuditLeaf within the bounds below is < 700). */
 #define BG_AUDIT_LEAF_MAX 1024
