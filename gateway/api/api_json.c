@@ -334,16 +334,30 @@ bg_api_json_lookup(FILE *f, const bg_api_lookup *l)
 /* ------------------------------------------------------------- evidence */
 
 void
-bg_api_json_leaf(FILE *f, uint64_t index, const bg_audit_event *ev)
+bg_api_json_find_open(FILE *f, const char *city, uint64_t log_size)
+{
+    fprintf(f, "{");
+    bg_api_json_kv(f, "city", city, false);
+    fprintf(f, ",\"log_size\":%" PRIu64 ",\"leaves\":[", log_size);
+}
+
+void
+bg_api_json_find_close(FILE *f, uint64_t matched, bool ok)
+{
+    fprintf(f, "],\"matches\":%" PRIu64 ",\"ok\":%s}\n", matched, ok ? "true" : "false");
+}
+
+void
+bg_api_json_leaf(FILE *f, uint64_t index, const bg_audit_event *ev, bool first)
 {
     char ts[BG_PKI_TIME_LEN], rid[2 * BG_AUDIT_REQUEST_ID_LEN + 1], ref[2 * BG_AUDIT_REF_MAX + 1];
     bg_pki_time_format((time_t)(ev->time_ms / 1000), ts);
     sodium_bin2hex(rid, sizeof rid, ev->request_id, BG_AUDIT_REQUEST_ID_LEN);
     sodium_bin2hex(ref, sizeof ref, ev->authorisation_ref, ev->authorisation_ref_len);
     fprintf(f,
-            "{\"index\":%" PRIu64 ",\"time_ms\":%" PRId64
+            "%s{\"index\":%" PRIu64 ",\"time_ms\":%" PRId64
             ",\"time\":\"%s\",\"kind\":\"%s\",\"direction\":\"%s\",\"peer\":",
-            index, ev->time_ms, ts, bg_audit_kind_name(ev->kind),
+            first ? "" : ",", index, ev->time_ms, ts, bg_audit_kind_name(ev->kind),
             ev->direction == BG_AUDIT_OUTBOUND ? "outbound" : "inbound");
     bg_json_cstr(f, ev->peer);
     bg_api_json_kv(f, "purpose", ev->purpose, true);

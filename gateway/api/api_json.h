@@ -63,7 +63,11 @@ void bg_api_json_status(FILE *f, const Baygate__StatusAnswer *s, time_t now);
 /* The lookup object, with a newline; true if every city answered every list. */
 bool bg_api_json_lookup(FILE *f, const bg_api_lookup *l);
 
-/* One leaf of an evidence log as an object (no newline). */
-void bg_api_json_leaf(FILE *f, uint64_t index, const bg_audit_event *ev);
+/* A search of city's evidence log of log_size leaves: the opening, the matching
+ * leaves one by one (first: the first), and the closing with the count matched and
+ * whether the search read every leaf, with a newline. */
+void bg_api_json_find_open(FILE *f, const char *city, uint64_t log_size);
+void bg_api_json_leaf(FILE *f, uint64_t index, const bg_audit_event *ev, bool first);
+void bg_api_json_find_close(FILE *f, uint64_t matched, bool ok);
 
 #endif

@@ -3,8 +3,9 @@
  *
  * api_route_parse maps a method and a path to a route (pure: no I/O; fuzzed). Paths
  * are matched exactly ("/v1/status", "/v1/enterprises/{uscc}", "/v1/openapi.json",
- * "/metrics", "/healthz", "/readyz"); the {uscc} segment is kept raw (at most
- * API_SEG_MAX bytes, one more marks it too long) for the resource to validate. HEAD is
+ * "/metrics", "/healthz", "/readyz", "/v1/evidence/head", "/v1/evidence",
+ * "/v1/evidence/{request_id}/bundle"); the {uscc} or {request_id} segment is kept raw
+ * (at most API_SEG_MAX bytes, one more marks it too long) for the resource to validate. HEAD is
  * GET without the body.
  *
  * api_dispatch answers a routed request: the document and the two probes at once (no
