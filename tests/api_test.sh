@@ -89,6 +89,9 @@ key=$("$bg" apikey create --dir gw440100 --name lender-a --purposes supervision 
   setup_fail "apikey create"
 old=$("$bg" apikey create --dir gw440100 --name old-app --purposes supervision 2>>setup.log) ||
   setup_fail "apikey create (old-app)"
+# field FILE EXPR: a value of the JSON in FILE (o is the object).
+field() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1]));
+  const v=eval(process.argv[2]); console.log(typeof v==="object"?JSON.stringify(v):v);' "$@"; }
 # get PATH [KEY] [curl options]: body into out.body, status code printed.
 get() {
   local p=$1 k=${2:-}
@@ -192,6 +195,10 @@ if [[ ! -d $tools/node_modules/@apidevtools/swagger-parser ]]; then
     bad "6. the validator installs (npm ci)" "$(tail -5 npm.log)"
 fi
 cp "$src/tests/openapi/validate.js" "$tools/" 2>/dev/null
+for p in /v1/status "/v1/enterprises/{uscc}" /metrics /healthz /readyz /v1/evidence/head /v1/evidence \
+  "/v1/evidence/{request_id}/bundle"; do
+  expect_eq "6. the document describes $p" "$(field openapi.json 'p=process.argv[3], o.paths[p]&&o.paths[p].get?"yes":"no"' "$p")" yes
+done
 if (cd "$tools" && node validate.js "$work/openapi.json") >validate.out 2>&1; then
   ok "6. the OpenAPI document validates"; else bad "6. the OpenAPI document validates" "$(head -20 validate.out)"; fi
 
@@ -224,9 +231,6 @@ if grep -qF -e "$key" -e "$listed" gw440100.log; then bad "8. the log holds no k
   ok "8. the log holds no key, no enterprise id"; fi
 
 # ------------------------------------------------------------- probes
-# field FILE EXPR: a value of the JSON in FILE (o is the object).
-field() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1]));
-  const v=eval(process.argv[2]); console.log(typeof v==="object"?JSON.stringify(v):v);' "$@"; }
 r=$(get /healthz)
 expect_eq "9. GET /healthz (no key)" "$r" "200 application/json"
 expect_eq "9. ... says ok" "$(field out.body o.status)" ok
