@@ -1,7 +1,8 @@
 /*
  * api_int.h - what the HTTP API's files share (data only): the server, a request as
- * routed, a response. Files by height: api_keys, api_resp, api_local (0); api_openapi,
- * api_metrics, api_res (1); api_route (2); api_server (3).
+ * routed, a response. Files by height: api_keys, api_json, api_local (0); api_resp (1);
+ * api_openapi, api_metrics, api_res_* (2); api_route (3); api_server (4). api_json is
+ * the one file the CLI calls into.
  */
 #ifndef BG_API_INT_H
 #define BG_API_INT_H
