@@ -1,8 +1,9 @@
 /*
  * api_res_lookup.c - GET /v1/enterprises/{uscc}: one enterprise in every city, ours
- * included, written by the one lookup writer `baygate lookup --json` uses (api_json.h). Our city
- * from our store (the local Lookup), every peer by private set intersection (one local Query per
- * list, the peers asked at once): the peers never learn which enterprise it is.
+ * included, written by the lookup writer `baygate lookup --json` uses too (api_json.h).
+ * Our city from our store (the local Lookup), every peer by private set intersection
+ * (one local Query per list, the peers asked at once): the peers never learn which
+ * enterprise it is.
  */
 #include <sodium.h>
 #include <stdlib.h>
