@@ -502,8 +502,8 @@ typedef enum bg_audit_crit {
 } bg_audit_crit;
 
 /* Sets criterion c of f from text s; BG_EINVAL with err saying what name (the
- * option or parameter as the caller calls it) must be. Since after until is refused
- * once both are set. */
+ * option or parameter as the caller calls it) must be, f unchanged. Since after until
+ * is refused once both are set. */
 int bg_audit_filter_set(bg_audit_filter *f, bg_audit_crit c, const char *name, const char *s,
                         bg_err *err);
 

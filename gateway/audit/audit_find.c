@@ -61,9 +61,9 @@ time_in(const char *name, const char *s, bool until, int64_t *ms, bg_err *err)
     return BG_OK;
 }
 
-int
-bg_audit_filter_set(bg_audit_filter *f, bg_audit_crit c, const char *name, const char *s,
-                    bg_err *err)
+/* bg_audit_filter_set on f itself, which may be half-set when it fails. */
+static int
+filter_set(bg_audit_filter *f, bg_audit_crit c, const char *name, const char *s, bg_err *err)
 {
     size_t n = 0;
     int rc = BG_OK;
@@ -130,5 +130,16 @@ bg_audit_find(bg_audit_log *log, const bg_audit_filter *f, bg_audit_find_fn fn, 
     }
     if (matched != NULL)
         *matched = hits;
+    return rc;
+}
+
+int
+bg_audit_filter_set(bg_audit_filter *f, bg_audit_crit c, const char *name, const char *s,
+                    bg_err *err)
+{
+    bg_audit_filter g = *f; /* f changes only when s is good */
+    int rc = filter_set(&g, c, name, s, err);
+    if (rc == BG_OK)
+        *f = g;
     return rc;
 }
