@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "gateway/api/api_json.h"
@@ -22,6 +23,7 @@
 
 #define RD_CHECKS 4
 #define RD_DETAIL 200
+#define RD_FREE_MIN (1024 * 1024) /* bytes: less, and the next appends may fail */
 
 typedef struct rd_check {
     const char *name;
@@ -66,12 +68,14 @@ check_lists(const Baygate__StatusAnswer *s, rd_check *c)
         }
 }
 
-/* The log open in the gateway, and its directory and files writable by us (the
- * gateway's own process): a full or read-only disk stops answers. */
+/* The log open in the gateway, its directory and files writable by us (the gateway's
+ * own process) on a file system mounted read-write with room left: otherwise answers
+ * stop. Modes alone would not do: root may write whatever they say. */
 static void
 check_evidence(const bg_api *api, const Baygate__StatusAnswer *s, rd_check *c)
 {
     static const char *const files[] = {"", "/" BG_AUDIT_LEAVES_FILE, "/" BG_AUDIT_HEADS_FILE};
+    struct statvfs fs;
     c->name = "evidence";
     c->ok = s->evidence != NULL;
     snprintf(c->detail, RD_DETAIL, "%s", c->ok ? "writable" : "the evidence log is not open");
@@ -82,6 +86,16 @@ check_evidence(const bg_api *api, const Baygate__StatusAnswer *s, rd_check *c)
             c->ok = false;
             snprintf(c->detail, RD_DETAIL, "the evidence log's %s is not writable",
                      i == 0 ? "directory" : files[i] + 1);
+        }
+    }
+    if (c->ok && statvfs(api->audit_dir, &fs) == 0) {
+        if (fs.f_flag & ST_RDONLY) {
+            c->ok = false;
+            snprintf(c->detail, RD_DETAIL, "the evidence log's file system is read-only");
+        } else if ((unsigned long long)fs.f_bavail * fs.f_frsize < RD_FREE_MIN) {
+            c->ok = false;
+            snprintf(c->detail, RD_DETAIL, "the evidence log's disk is full (%llu bytes left)",
+                     (unsigned long long)fs.f_bavail * fs.f_frsize);
         }
     }
 }
