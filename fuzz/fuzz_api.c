@@ -2,8 +2,9 @@
  * fuzz_api.c - the HTTP API's own parsing of outside bytes (gateway/api/): the route
  * of a method and path (api_route_parse) and a bearer key matched against the key
  * table (bg_apikeys_match). The HTTP syntax itself is libmicrohttpd's.
- * Input: METHOD '\n' PATH '\n' KEY. Invariants: a routed lookup keeps its {uscc}
- * segment (at most API_SEG_MAX + 1 bytes, no '/'); only the one key made here matches.
+ * Input: METHOD '\n' PATH '\n' KEY. Invariants: a routed lookup or bundle keeps its
+ * {uscc} or {request_id} segment (at most API_SEG_MAX + 1 bytes, no '/'); only the one key made
+ * here matches.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     api_req rq = {.route = API_R_NONE};
     unsigned st = api_route_parse(s, path ? path : "", &rq);
     bg_fuzz_assert(st == 0 || st == 404 || st == 405);
-    if (rq.route == API_R_LOOKUP) {
+    if (rq.route == API_R_LOOKUP || rq.route == API_R_EV_BUNDLE) {
         bg_fuzz_assert(strlen(rq.seg) <= API_SEG_MAX + 1 && strchr(rq.seg, '/') == NULL);
         bg_fuzz_assert(rq.seg[0] != '\0');
     }

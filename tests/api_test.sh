@@ -10,7 +10,13 @@
 #  - /v1/openapi.json validates with a standard OpenAPI validator (npm, tests/openapi/);
 #  - a client trickling its request does not stop another from being served;
 #  - a huge header gets 431 and a huge body 413, and the gateway keeps serving;
-#  - the log names the application, never its key nor the enterprise.
+#  - the log names the application, never its key nor the enterprise;
+#  - /healthz and /readyz answer without a key; readyz names each check, and turns 503
+#    naming our standing once our certificate is revoked (the last section);
+#  - /v1/evidence/head: our signed head and the witness's cosignature; /v1/evidence: the
+#    leaves `audit find --json` finds, 400 naming a malformed parameter; the bundle of
+#    a lookup's exchange: the bytes `audit export` writes, verifying offline; 404 for an
+#    unknown request id.
 set -uo pipefail
 export LC_ALL=C
 bg=$(realpath "$1") || exit 2
@@ -32,7 +38,12 @@ trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------- set-up
 run "$bg" ca init --dir CA
-for c in "${cities[@]}"; do setup_city "$c"; done
+for c in "${cities[@]}"; do
+  setup_city "$c"
+  # Heads and witness rounds every second, so that an exchange is soon witnessed.
+  sed -i 's/^head_interval_s = .*/head_interval_s = 1/; s/^witness_interval_s = .*/witness_interval_s = 1/' \
+    "gw$c/baygate.ini"
+done
 api_port=$("$fa" freeport) || setup_fail freeport
 printf '\n[api]\nlisten = 127.0.0.1:%s\n' "$api_port" >>gw440100/baygate.ini
 run "$bg" ca crl --dir CA --out crl.pem
@@ -78,6 +89,9 @@ key=$("$bg" apikey create --dir gw440100 --name lender-a --purposes supervision 
   setup_fail "apikey create"
 old=$("$bg" apikey create --dir gw440100 --name old-app --purposes supervision 2>>setup.log) ||
   setup_fail "apikey create (old-app)"
+# field FILE EXPR: a value of the JSON in FILE (o is the object).
+field() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1]));
+  const v=eval(process.argv[2]); console.log(typeof v==="object"?JSON.stringify(v):v);' "$@"; }
 # get PATH [KEY] [curl options]: body into out.body, status code printed.
 get() {
   local p=$1 k=${2:-}
@@ -181,6 +195,10 @@ if [[ ! -d $tools/node_modules/@apidevtools/swagger-parser ]]; then
     bad "6. the validator installs (npm ci)" "$(tail -5 npm.log)"
 fi
 cp "$src/tests/openapi/validate.js" "$tools/" 2>/dev/null
+for p in /v1/status "/v1/enterprises/{uscc}" /metrics /healthz /readyz /v1/evidence/head /v1/evidence \
+  "/v1/evidence/{request_id}/bundle"; do
+  expect_eq "6. the document describes $p" "$(field openapi.json 'p=process.argv[3], o.paths[p]&&o.paths[p].get?"yes":"no"' "$p")" yes
+done
 if (cd "$tools" && node validate.js "$work/openapi.json") >validate.out 2>&1; then
   ok "6. the OpenAPI document validates"; else bad "6. the OpenAPI document validates" "$(head -20 validate.out)"; fi
 
@@ -211,6 +229,102 @@ expect_eq "7. the gateway keeps serving" "${r%% *}" 200
 expect_in "8. the log names the application" gw440100.log 'app=lender-a'
 if grep -qF -e "$key" -e "$listed" gw440100.log; then bad "8. the log holds no key, no enterprise id" "found"; else
   ok "8. the log holds no key, no enterprise id"; fi
+
+# ------------------------------------------------------------- probes
+r=$(get /healthz)
+expect_eq "9. GET /healthz (no key)" "$r" "200 application/json"
+expect_eq "9. ... says ok" "$(field out.body o.status)" ok
+r=$(get /readyz)
+expect_eq "9. GET /readyz (no key): ready" "$r" "200 application/json"
+cp out.body readyz.json
+expect_eq "9. ... every check named and ok" \
+  "$(field readyz.json 'o.ready+" "+o.checks.map(c=>c.check+"="+c.ok).join(",")')" \
+  "true gateway=true,standing=true,lists=true,evidence=true"
+expect_eq "9. ... lists: what status publishes" "$(field readyz.json 'o.checks.find(c=>c.check==="lists").detail')" \
+  "$(field api_status.json 'o.lists.length') lists published"
+r=$(get /readyz "" -X POST)
+expect_eq "9. readyz takes GET only" "${r%% *}" 405
+
+# ------------------------------------------------------------- evidence head
+r=$(get /v1/evidence/head)
+expect_eq "10. evidence head without a key: 401" "${r%% *}" 401
+# covered: a signed head exists and Shenzhen, our witness, has cosigned it.
+covered() { get /v1/evidence/head "$key" >/dev/null &&
+  [[ $(field out.body 'o.head!==null&&o.witnesses.some(w=>w.witness==="440300"&&w.covers_head)') == true ]]; }
+if wait_for "$READY_S" covered; then ok "10. a signed head, cosigned by witness 440300"; else
+  bad "10. a signed head, cosigned by witness 440300" "$(cat out.body)"; fi
+cp out.body head.json
+expect_eq "10. head: size within the log, a 32-byte root, a time" \
+  "$(field head.json 'o.city+" "+(o.head.size<=o.log_size)+" "+/^[0-9a-f]{64}$/.test(o.head.root)+" "+(o.head.time_ms>0)')" \
+  "440100 true true true"
+expect_eq "10. the witness's cosignature: its size and when" \
+  "$(field head.json 'const w=o.witnesses.find(w=>w.witness==="440300"); (w.size>=o.head.size)+" "+(w.cosigned_ms>0)+" "+w.behind')" \
+  "true true 0"
+
+# ------------------------------------------------------------- evidence find
+rid=$(field lookup.json 'o.cities.find(c=>c.city==="440300").lists[0].request_id')
+expect_eq "11. the lookup's exchange has a request id" "$(grep -cE '^[0-9a-f]{32}$' <<<"$rid")" 1
+r=$(get "/v1/evidence?request=$rid" "$key")
+expect_eq "11. GET /v1/evidence?request=ID" "$r" "200 application/json"
+cp out.body find.json
+"$bg" audit find --dir gw440100 --request "$rid" --json >cli_find.json 2>&1
+# Each round trip of the exchange (the snapshot, then the query) leaves two leaves.
+expect_eq "11. ... its round trips' leaves, sent and received, and only its" \
+  "$(field find.json 'o.matches>=2&&o.matches%2===0&&o.leaves.length===o.matches&&o.leaves.every((l,i)=>l.request_id===process.argv[3]&&l.kind===(i%2?"answer-received":"request-sent"))' "$rid")" true
+n=$(field find.json o.matches)
+leaves() { field "$1" 'JSON.stringify([o.city,o.matches,o.ok,o.leaves])'; }
+if [[ "$(leaves find.json)" == "$(leaves cli_find.json)" ]]; then ok "11. ... the same leaves as audit find --json"; else
+  bad "11. ... the same leaves as audit find --json" "$(leaves find.json | head -c 300) vs $(leaves cli_find.json | head -c 300)"; fi
+get "/v1/evidence?request=$rid&peer=440300&purpose=supervision" "$key" >/dev/null
+expect_eq "11. peer and purpose filters keep them" "$(field out.body o.matches)" "$n"
+get "/v1/evidence?request=$rid&peer=440600" "$key" >/dev/null
+expect_eq "11. another peer: none" "$(field out.body o.matches)" 0
+get "/v1/evidence?request=$rid&since=$(date -u -d '+1 day' +%F)" "$key" >/dev/null
+expect_eq "11. since tomorrow: none" "$(field out.body o.matches)" 0
+get "/v1/evidence?request=$rid&since=$(date -u -d '-1 day' +%s)&until=$(date -u +%F)" "$key" >/dev/null
+expect_eq "11. since yesterday (Unix seconds) until today (a date): all" "$(field out.body o.matches)" "$n"
+for p in "request=nothex" "peer=44" "purpose=" "auth_ref=abc" "since=yesterday" "until=2026-13-01"; do
+  r=$(get "/v1/evidence?$p" "$key")
+  expect_eq "11. $p: 400 problem" "$r" "400 application/problem+json"
+  expect_in "11. ... naming ${p%%=*}" out.body "\"detail\":\"${p%%=*}"
+done
+r=$(get "/v1/evidence?since=2026-02-01&until=2026-01-01" "$key")
+expect_eq "11. since after until: 400" "${r%% *}" 400
+
+# ------------------------------------------------------------- evidence bundle
+r=$(get "/v1/evidence/$rid/bundle")
+expect_eq "12. bundle without a key: 401" "${r%% *}" 401
+bundled() { [[ $(get "/v1/evidence/$rid/bundle" "$key") == "200 application/octet-stream" ]]; }
+if wait_for "$READY_S" bundled; then ok "12. GET /v1/evidence/{id}/bundle: witnessed, octet-stream"; else
+  bad "12. GET /v1/evidence/{id}/bundle" "$(head -c 400 out.body)"; fi
+cp out.body api_bundle.pb
+"$bg" audit export --dir gw440100 --request "$rid" --out cli_bundle.pb >export.out 2>&1
+if cmp -s api_bundle.pb cli_bundle.pb; then ok "12. the same bytes as audit export ($(stat -c %s api_bundle.pb) bytes)"; else
+  bad "12. the same bytes as audit export" "$(stat -c %s api_bundle.pb cli_bundle.pb | tr '\n' ' ') $(cat export.out)"; fi
+if "$bg" audit verify-bundle api_bundle.pb --ca CA/ca.crt --roster roster.pb --crl crl.pem >verify.out 2>&1; then
+  ok "12. it verifies offline (verify-bundle)"; else bad "12. it verifies offline" "$(cat verify.out)"; fi
+r=$(get "/v1/evidence/$(printf '0%.0s' $(seq 32))/bundle" "$key")
+expect_eq "12. an unknown request id: 404 problem" "$r" "404 application/problem+json"
+r=$(get "/v1/evidence/nothex/bundle" "$key")
+expect_eq "12. a malformed request id: 400 problem" "$r" "400 application/problem+json"
+expect_in "12. ... naming request_id" out.body '"detail":"request_id'
+r=$(get "/v1/evidence/$rid/other" "$key")
+expect_eq "12. another resource under it: 404" "${r%% *}" 404
+
+# ------------------------------------------------------------- not ready
+# Our certificate revoked: peers refuse us, so readyz says so (and healthz does not).
+run "$bg" ca revoke --dir CA --city 440100
+run "$bg" ca crl --dir CA --out crl2.pem
+cp crl2.pem gw440100/crl.pem.tmp && mv -f gw440100/crl.pem.tmp gw440100/crl.pem
+not_ready() { [[ $(get /readyz) == "503 application/problem+json" ]]; }
+if wait_for "$READY_S" not_ready; then ok "13. revoked: readyz 503 problem"; else
+  bad "13. revoked: readyz 503 problem" "$(cat out.body)"; fi
+expect_eq "13. ... the standing check fails, the others hold" \
+  "$(field out.body 'o.ready+" "+o.checks.map(c=>c.check+"="+c.ok).join(",")')" \
+  "false gateway=true,standing=false,lists=true,evidence=true"
+expect_in "13. ... the detail names our standing" out.body "our standing is 'revoked'"
+r=$(get /healthz)
+expect_eq "13. healthz still 200" "${r%% *}" 200
 
 echo "$SUITE: $pass passed, $fail failed"
 ((fail == 0))

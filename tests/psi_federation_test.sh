@@ -401,6 +401,13 @@ if grep -q '"city":"440300","name":"Shenzhen","own":false,"lists":\[{"list":"ser
 else
   bad "4b. lookup --json" "$(head -c 600 l.json)"
 fi
+if [[ -n $sz_grade ]]; then
+  if grep -qE '"grade":\{"grade":"'"$sz_grade"'"[^}]*"status":"(attested|unattested|expired)"\}' l.json; then
+    ok "4b. lookup --json: Shenzhen's grade carries its status"
+  else
+    bad "4b. lookup --json: the grade's status" "$(grep -o '"grade":{[^}]*}' l.json | head -3)"
+  fi
+fi
 "$bg" lookup --dir gw440100 --purpose lending "$u" >l.out 2>l.err
 lrc=$?
 "$bg" lookup --dir gw440100 --purpose lending --consent consent.txt --timeout-ms 20000 "$u" >l2.out 2>&1

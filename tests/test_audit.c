@@ -1736,6 +1736,53 @@ START_TEST(find_filters)
 }
 END_TEST
 
+/* Criteria as text: each sets its field; a bad one is refused naming the caller's name
+ * for it and leaves the filter as it was; a date as until takes the whole day. */
+START_TEST(filter_from_text)
+{
+    bg_audit_filter f;
+    memset(&f, 0, sizeof f);
+    bg_err err = {0};
+    ck_assert_int_eq(bg_audit_filter_set(&f, BG_AUDIT_CRIT_REQUEST, "request",
+                                         "00112233445566778899aabbccddeeff", &err),
+                     BG_OK);
+    ck_assert(f.has_request_id && f.request_id[1] == 0x11 && f.request_id[15] == 0xff);
+    ck_assert_int_eq(bg_audit_filter_set(&f, BG_AUDIT_CRIT_PEER, "peer", "440300", &err), BG_OK);
+    ck_assert_str_eq(f.peer, "440300");
+    ck_assert_int_eq(bg_audit_filter_set(&f, BG_AUDIT_CRIT_AUTH_REF, "auth_ref", "abCD", &err),
+                     BG_OK);
+    ck_assert(f.has_authorisation_ref && f.authorisation_ref_len == 2);
+    ck_assert_int_eq(bg_audit_filter_set(&f, BG_AUDIT_CRIT_SINCE, "since", "86400", &err), BG_OK);
+    ck_assert(f.has_since && f.since_ms == 86400000);
+    ck_assert_int_eq(bg_audit_filter_set(&f, BG_AUDIT_CRIT_UNTIL, "until", "1970-01-02", &err),
+                     BG_OK);
+    ck_assert(f.has_until && f.until_ms == 2 * 86400000LL - 1);
+    static const struct {
+        bg_audit_crit c;
+        const char *name, *s;
+    } bad[] = {
+        {BG_AUDIT_CRIT_REQUEST, "request", "ffeeddccbbaa99887766554433221"},
+        {BG_AUDIT_CRIT_REQUEST, "--request", "ffeeddccbbaa998877665544332211fg"},
+        {BG_AUDIT_CRIT_PEER, "peer", "44030"},
+        {BG_AUDIT_CRIT_PEER, "peer", "44030x"},
+        {BG_AUDIT_CRIT_PURPOSE, "purpose", ""},
+        {BG_AUDIT_CRIT_AUTH_REF, "auth_ref", "123"},
+        {BG_AUDIT_CRIT_AUTH_REF, "auth_ref", ""},
+        {BG_AUDIT_CRIT_SINCE, "since", "yesterday"},
+        {BG_AUDIT_CRIT_SINCE, "since", "99999999999999999999"},
+        {BG_AUDIT_CRIT_UNTIL, "until", "1970-01-01T00:00:00Z"}, /* before since */
+    };
+    bg_audit_filter before = f;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        bg_audit_filter g = before;
+        ck_assert_int_eq(bg_audit_filter_set(&g, bad[i].c, bad[i].name, bad[i].s, &err), BG_EINVAL);
+        ck_assert_msg(strncmp(err.msg, bad[i].name, strlen(bad[i].name)) == 0,
+                      "'%s' does not name %s", err.msg, bad[i].name);
+        ck_assert_msg(memcmp(&g, &before, sizeof g) == 0, "case %zu changed the filter", i);
+    }
+}
+END_TEST
+
 /* A federation for bundles: a CA, three cities (440300 keeps the log, 440100 witnesses
  * it, 440600 is CA-issued but not in the roster), a second certificate of 440300, and
  * rosters: the real one, one without 440100, one pinning 440300's other certificate. */
@@ -2225,6 +2272,7 @@ audit_suite(void)
     TCase *bundle = tcase_create("bundle");
     tcase_set_timeout(bundle, 120);
     tcase_add_test(bundle, find_filters);
+    tcase_add_test(bundle, filter_from_text);
     tcase_add_test(bundle, bundle_build_verify);
     tcase_add_test(bundle, bundle_tampered_leaves);
     tcase_add_test(bundle, bundle_tampered_cosignatures);

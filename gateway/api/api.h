@@ -10,7 +10,11 @@
  *   GET /v1/enterprises/{uscc}?purpose=P[&auth_ref=HEX]   one enterprise, every city
  *   GET /v1/openapi.json                    the OpenAPI 3 document of these (no key)
  *   GET /metrics                            Prometheus text format
- * Every call but the document needs "Authorization: Bearer KEY", a key made by
+ *   GET /healthz, GET /readyz               liveness, readiness (no key)
+ *   GET /v1/evidence/head                   our signed tree head, witnesses' cosignatures
+ *   GET /v1/evidence?request=&peer=&purpose=&auth_ref=&since=&until=   leaves found
+ *   GET /v1/evidence/{request_id}/bundle    one exchange's evidence bundle (bytes)
+ * Every call but the document and the probes needs "Authorization: Bearer KEY", a key made by
  * `baygate apikey create` (api_keys.h); a lookup's purpose must be one of the key's.
  * Errors are application/problem+json (RFC 9457). Request headers beyond
  * BG_API_HEADER_MAX bytes get 431, bodies beyond BG_API_BODY_MAX 413 (v1 takes none).
@@ -31,6 +35,7 @@
 #define BG_API_IDLE_S 10
 #define BG_API_HEADER_MAX 8192
 #define BG_API_BODY_MAX 65536
+#define BG_API_FIND_MAX 10000 /* leaves one evidence search writes (all are counted) */
 
 typedef struct bg_api bg_api;
 

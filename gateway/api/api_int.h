@@ -1,7 +1,8 @@
 /*
  * api_int.h - what the HTTP API's files share (data only): the server, a request as
- * routed, a response. Files by height: api_keys, api_resp, api_local (0); api_openapi,
- * api_metrics, api_res (1); api_route (2); api_server (3).
+ * routed, a response. Files by height: api_keys, api_json, api_local (0); api_resp (1);
+ * api_openapi, api_metrics, api_res_* (2); api_route (3); api_server (4). api_json is
+ * the one file the CLI calls into.
  */
 #ifndef BG_API_INT_H
 #define BG_API_INT_H
@@ -15,6 +16,7 @@
 
 #include "gateway/api/api.h"
 #include "gateway/api/api_keys.h"
+#include "gateway/config/config.h"
 #include "gateway/daemon/gw.h"
 
 typedef enum {
@@ -23,6 +25,11 @@ typedef enum {
     API_R_LOOKUP,
     API_R_OPENAPI,
     API_R_METRICS,
+    API_R_HEALTHZ,
+    API_R_READYZ,
+    API_R_EV_HEAD,
+    API_R_EV_FIND,
+    API_R_EV_BUNDLE,
     API_R_COUNT
 } api_route_id;
 
@@ -35,8 +42,9 @@ typedef struct api_req {
     const char *method, *path;
     const char *authorization; /* the header, or NULL */
     const char *purpose, *auth_ref;
+    const char *request, *peer, *since, *until, *unwitnessed; /* evidence queries */
     api_route_id route;
-    char seg[API_SEG_MAX + 2];        /* the {uscc} segment, raw; API_SEG_MAX + 1 bytes: too long */
+    char seg[API_SEG_MAX + 2]; /* {uscc} or {request_id}, raw; API_SEG_MAX + 1 bytes: too long */
     char app[BG_APIKEY_NAME_MAX + 1]; /* who asked, once authenticated ("" before) */
 } api_req;
 
@@ -68,6 +76,9 @@ struct bg_api {
     bg_gw *gw;
     void *daemon; /* struct MHD_Daemon */
     char keys_path[1024];
+    char audit_dir[BG_CONFIG_PATH_MAX + 8]; /* the evidence log, read-only from here */
+    char cert_path[BG_CONFIG_PATH_MAX];     /* city.crt, read when a bundle needs it */
+    char city[7];
     pthread_mutex_t lock; /* everything below */
     bg_apikeys keys;
     ino_t keys_ino;

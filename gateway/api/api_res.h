@@ -1,7 +1,7 @@
 /*
- * api_res.h - the HTTP API's resources: status and one enterprise across every city.
- * Both ask the daemon's local API in-process (api_local.h): the same answers the CLI
- * gets, written as the same JSON as `baygate status --json` and `baygate lookup --json`.
+ * api_res.h - the HTTP API's resources: status, one enterprise across every city,
+ * liveness and readiness, and evidence. They ask the daemon's local API in-process (api_local.h):
+ * the same answers the CLI gets, written by the same JSON writers (api_json.h).
  */
 #ifndef BG_API_RES_H
 #define BG_API_RES_H
@@ -13,5 +13,26 @@ void api_res_status(bg_api *api, const api_req *rq, api_resp *r);
 
 /* GET /v1/enterprises/{uscc}?purpose=P[&auth_ref=HEX]; rq->app is who asks. */
 void api_res_lookup(bg_api *api, const api_req *rq, api_resp *r);
+
+/* GET /healthz: 200 whenever the server answers. No key. */
+void api_res_healthz(bg_api *api, const api_req *rq, api_resp *r);
+
+/* GET /readyz: 200 when the gateway can answer (it answers, standing ok, lists
+ * published, evidence log writable), else a 503 problem naming every check failed;
+ * both with "checks": [{check, ok, detail}]. No key. */
+void api_res_readyz(bg_api *api, const api_req *rq, api_resp *r);
+
+/* GET /v1/evidence/head: our latest signed tree head and each witness's latest
+ * cosignature of our log. */
+void api_res_evidence_head(bg_api *api, const api_req *rq, api_resp *r);
+
+/* GET /v1/evidence?request=&peer=&purpose=&auth_ref=&since=&until=: the matching leaves
+ * (at most BG_API_FIND_MAX written, all counted), as `audit find --json`. */
+void api_res_evidence_find(bg_api *api, const api_req *rq, api_resp *r);
+
+/* GET /v1/evidence/{request_id}/bundle[?unwitnessed=true]: the exchange's evidence
+ * bundle (application/octet-stream), as `audit export` writes it; 404 for a request id
+ * the log does not hold, 409 before a head (or a witness) covers it. */
+void api_res_evidence_bundle(bg_api *api, const api_req *rq, api_resp *r);
 
 #endif

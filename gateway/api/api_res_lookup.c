@@ -1,15 +1,16 @@
 /*
  * api_res_lookup.c - GET /v1/enterprises/{uscc}: one enterprise in every city, ours
- * included, as `baygate lookup --json` gives it. Our city from our store (the local
- * Lookup), every peer by private set intersection (one local Query per list, the peers
- * asked at once): the peers never learn which enterprise it is.
+ * included, written by the lookup writer `baygate lookup --json` uses too (api_json.h).
+ * Our city from our store (the local Lookup), every peer by private set intersection
+ * (one local Query per list, the peers asked at once): the peers never learn which
+ * enterprise it is.
  */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain/date.h"
 #include "domain/uscc.h"
+#include "gateway/api/api_json.h"
 #include "gateway/api/api_local.h"
 #include "gateway/api/api_res.h"
 #include "gateway/api/api_resp.h"
@@ -17,11 +18,8 @@
 #include "gateway/daemon/log.h"
 #include "proto/pb.h"
 
-#define LK_LISTS 3
+#define LK_LISTS BG_API_LOOKUP_LISTS
 #define LK_AUTH_MAX 64U
-
-static const char *const lk_lists[LK_LISTS] = {"serious-dishonesty", "abnormal-operation",
-                                               "grades"};
 
 typedef struct lk {
     char code[BG_USCC_LEN + 1];
@@ -38,139 +36,6 @@ lk_free(lk *l)
     for (int i = 0; i < LK_LISTS; i++)
         bg_pb_free(l->q[i]);
     sodium_memzero(l->code, sizeof l->code);
-}
-
-static const Baygate__PeerQueryResult *
-peer_in(const Baygate__LocalAnswer *a, const char *city)
-{
-    for (size_t i = 0; a != NULL && a->query != NULL && i < a->query->n_peers; i++)
-        if (strcmp(a->query->peers[i]->peer, city) == 0)
-            return a->query->peers[i];
-    return NULL;
-}
-
-static bool
-still_valid(const char *until)
-{
-    int32_t d = 0;
-    return until != NULL && bg_date_parse(until, strlen(until), &d, NULL) == BG_OK &&
-           d >= bg_date_today();
-}
-
-static const char *
-request_hex(const Baygate__PeerQueryResult *p, char out[33])
-{
-    out[0] = '\0';
-    if (p != NULL && p->request_id.len == 16)
-        sodium_bin2hex(out, 33, p->request_id.data, 16);
-    return out;
-}
-
-static void
-json_grade_fields(FILE *f, const char *grade, const char *scale, const char *common, uint32_t rank,
-                  const char *eval, const char *until)
-{
-    api_json_kv(f, "grade", grade, false);
-    api_json_kv(f, "scale", scale, true);
-    api_json_kv(f, "common_grade", common, true);
-    fprintf(f, ",\"common_rank\":%u", rank);
-    api_json_kv(f, "evaluated_at", eval, true);
-    api_json_kv(f, "valid_until", until, true);
-}
-
-static void
-json_own(FILE *f, const Baygate__LookupAnswer *la)
-{
-    fprintf(f, "{");
-    api_json_kv(f, "city", la->city, false);
-    api_json_kv(f, "name", la->city_name, true);
-    fprintf(f, ",\"own\":true,\"found\":%s", la->found ? "true" : "false");
-    api_json_kv(f, "enterprise_name", la->name, true);
-    fprintf(f, ",\"lists\":[");
-    for (int l = 0; l < 2; l++) {
-        const Baygate__LookupEntry *e = NULL;
-        for (size_t k = 0; k < la->n_entries; k++)
-            if (strcmp(la->entries[k]->list, lk_lists[l]) == 0)
-                e = la->entries[k];
-        fprintf(f, "%s{", l ? "," : "");
-        api_json_kv(f, "list", lk_lists[l], false);
-        api_json_kv(f, "status", e ? "listed" : "not listed", true);
-        if (e != NULL) {
-            api_json_kv(f, "listed_at", e->listed_at, true);
-            api_json_kv(f, "expires_at", e->expires_at, true);
-            api_json_kv(f, "reason", e->reason, true);
-            fprintf(f, ",\"in_force\":%s", e->in_force ? "true" : "false");
-        }
-        fprintf(f, "}");
-    }
-    fprintf(f, "],\"grade\":");
-    if (!la->graded) {
-        fprintf(f, "null}");
-        return;
-    }
-    fprintf(f, "{");
-    json_grade_fields(f, la->grade, la->scale, la->common_grade, la->common_rank, la->evaluated_at,
-                      la->valid_until);
-    fprintf(f, ",\"valid\":%s,\"attested\":null}}", la->valid ? "true" : "false");
-}
-
-static void
-json_grade(FILE *f, const Baygate__PeerQueryResult *p)
-{
-    if (p->n_grades == 0) {
-        fprintf(f, "null");
-        return;
-    }
-    const Baygate__GradeResult *g = p->grades[0];
-    fprintf(f, "{");
-    json_grade_fields(f, g->grade, g->scale, g->common_grade, g->common_rank, g->evaluated_at,
-                      g->valid_until);
-    fprintf(f, ",\"valid\":%s,\"attested\":%s", still_valid(g->valid_until) ? "true" : "false",
-            g->attested ? "true" : "false");
-    if (!g->attested)
-        api_json_kv(f, "attestation_error", g->attestation_error, true);
-    fprintf(f, "}");
-}
-
-/* The grade part of a peer's object (after its lists). */
-static void
-json_peer_grade(FILE *f, const Baygate__PeerQueryResult *p)
-{
-    bool ok = p != NULL && p->ok;
-    char rid[33];
-    api_json_kv(f, "grade_request_id", request_hex(p, rid), true);
-    fprintf(f, ",\"grade_status\":\"%s\"", !ok ? "error" : p->n_grades ? "graded" : "not graded");
-    if (!ok)
-        api_json_kv(f, "grade_error", p ? p->error : "no answer", true);
-    fprintf(f, ",\"grade\":");
-    if (ok)
-        json_grade(f, p);
-    else
-        fprintf(f, "null");
-}
-
-static void
-json_peer(FILE *f, const lk *l, const Baygate__PeerQueryResult *p0)
-{
-    fprintf(f, ",{");
-    api_json_kv(f, "city", p0->peer, false);
-    api_json_kv(f, "name", p0->peer_name, true);
-    fprintf(f, ",\"own\":false,\"lists\":[");
-    for (int i = 0; i < 2; i++) {
-        const Baygate__PeerQueryResult *p = peer_in(l->q[i], p0->peer);
-        bool ok = p != NULL && p->ok;
-        char rid[33];
-        fprintf(f, "%s{", i ? "," : "");
-        api_json_kv(f, "list", lk_lists[i], false);
-        api_json_kv(f, "status", !ok ? "error" : p->n_matches ? "listed" : "not listed", true);
-        api_json_kv(f, "request_id", request_hex(p, rid), true);
-        if (!ok)
-            api_json_kv(f, "error", p ? p->error : "no answer", true);
-        fprintf(f, "}");
-    }
-    fprintf(f, "]");
-    json_peer_grade(f, peer_in(l->q[2], p0->peer));
-    fprintf(f, "}");
 }
 
 /* A refusal of the gateway's as a problem; true if there was one. */
@@ -209,7 +74,7 @@ lk_ask(bg_gw *gw, lk *l, api_resp *r)
     char *ids[1] = {l->code};
     for (int i = 0; i < LK_LISTS; i++) {
         Baygate__LocalQuery lq = BAYGATE__LOCAL_QUERY__INIT;
-        lq.list = (char *)lk_lists[i];
+        lq.list = (char *)bg_api_lookup_lists[i];
         lq.purpose = (char *)l->purpose;
         lq.n_ids = 1;
         lq.ids = ids;
@@ -260,21 +125,15 @@ api_res_lookup(bg_api *api, const api_req *rq, api_resp *r)
 {
     lk l = {.own = NULL};
     if (lk_params(rq, &l, r) && lk_ask(api->gw, &l, r)) {
-        const Baygate__QueryAnswer *q0 = l.q[0]->query;
+        bg_api_lookup out = {.uscc = l.code, .purpose = l.purpose, .own = l.own->lookup};
+        for (int i = 0; i < LK_LISTS; i++)
+            out.q[i] = l.q[i];
         FILE *f = api_body_open(r);
-        if (f != NULL) {
-            fprintf(f, "{");
-            api_json_kv(f, "uscc", l.code, false);
-            api_json_kv(f, "purpose", l.purpose, true);
-            fprintf(f, ",\"cities\":[");
-            json_own(f, l.own->lookup);
-            for (size_t i = 0; i < q0->n_peers; i++)
-                json_peer(f, &l, q0->peers[i]);
-            fprintf(f, "]}\n");
-        }
+        if (f != NULL)
+            bg_api_json_lookup(f, &out);
         api_body_close(r, f, 200, API_JSON);
         bg_log(BG_LOG_INFO, "api.lookup", "app=%s purpose=%s cities=%zu", rq->app, l.purpose,
-               q0->n_peers + 1);
+               l.q[0]->query->n_peers + 1);
     }
     sodium_memzero(l.auth, sizeof l.auth);
     lk_free(&l);

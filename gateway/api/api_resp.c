@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/json.h"
+#include "gateway/api/api_json.h"
 
 /* Fixed, so a response exists even when memory does not. */
 static const char oom_problem[] =
@@ -50,11 +50,26 @@ api_body_close(api_resp *r, FILE *f, unsigned status, const char *ctype)
     r->ctype = ctype;
 }
 
-void
-api_json_kv(FILE *f, const char *k, const char *v, bool comma)
+FILE *
+api_problem_open(api_resp *r, unsigned status, const char *kind, const char *title,
+                 const char *detail)
 {
-    fprintf(f, "%s\"%s\":", comma ? "," : "", k);
-    bg_json_cstr(f, v ? v : "");
+    FILE *f = api_body_open(r);
+    if (f == NULL)
+        return NULL;
+    fprintf(f, "{\"type\":\"urn:baygate:problem:%s\"", kind);
+    bg_api_json_kv(f, "title", title, true);
+    fprintf(f, ",\"status\":%u", status);
+    bg_api_json_kv(f, "detail", detail, true);
+    return f;
+}
+
+void
+api_problem_close(api_resp *r, FILE *f, unsigned status)
+{
+    if (f != NULL)
+        fprintf(f, "}");
+    api_body_close(r, f, status, API_PROBLEM);
 }
 
 void
@@ -65,13 +80,5 @@ api_problem(api_resp *r, unsigned status, const char *kind, const char *title, c
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    FILE *f = api_body_open(r);
-    if (f == NULL)
-        return;
-    fprintf(f, "{\"type\":\"urn:baygate:problem:%s\"", kind);
-    api_json_kv(f, "title", title, true);
-    fprintf(f, ",\"status\":%u", status);
-    api_json_kv(f, "detail", detail, true);
-    fprintf(f, "}");
-    api_body_close(r, f, status, API_PROBLEM);
+    api_problem_close(r, api_problem_open(r, status, kind, title, detail), status);
 }

@@ -19,12 +19,15 @@ FILE *api_body_open(api_resp *r);
 /* Ends the stream: r gets the body, status and ctype (a 500 problem if writing failed). */
 void api_body_close(api_resp *r, FILE *f, unsigned status, const char *ctype);
 
-/* ,"k":"v" (without the comma when first); NULL writes "". */
-void api_json_kv(FILE *f, const char *k, const char *v, bool comma);
-
 /* r becomes a problem: type "urn:baygate:problem:<kind>", title, status and the
  * detail naming what was wrong. */
 void api_problem(api_resp *r, unsigned status, const char *kind, const char *title, const char *fmt,
                  ...) __attribute__((format(printf, 5, 6)));
+
+/* The same with members of its own to add (",\"k\":v" each) before api_problem_close;
+ * NULL when out of memory (r is then the 500). */
+FILE *api_problem_open(api_resp *r, unsigned status, const char *kind, const char *title,
+                       const char *detail);
+void api_problem_close(api_resp *r, FILE *f, unsigned status);
 
 #endif

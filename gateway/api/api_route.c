@@ -15,6 +15,30 @@
 #include "gateway/daemon/log.h"
 
 #define ENTERPRISES "/v1/enterprises/"
+#define EVIDENCE "/v1/evidence/"
+#define BUNDLE "/bundle"
+
+/* The segment of path after prefix, up to end (NULL: the rest), into rq->seg; false
+ * if it is empty or holds a '/'. */
+static bool
+segment(const char *path, size_t prefix, const char *end, api_req *rq)
+{
+    const char *s = path + prefix;
+    size_t n = strlen(s);
+    if (end != NULL) {
+        size_t e = strlen(end);
+        if (n < e || strcmp(s + n - e, end) != 0)
+            return false;
+        n -= e;
+    }
+    if (n > API_SEG_MAX + 1)
+        n = API_SEG_MAX + 1;
+    if (n == 0 || memchr(s, '/', n) != NULL)
+        return false;
+    memcpy(rq->seg, s, n);
+    rq->seg[n] = '\0';
+    return true;
+}
 
 unsigned
 api_route_parse(const char *method, const char *path, api_req *rq)
@@ -29,17 +53,22 @@ api_route_parse(const char *method, const char *path, api_req *rq)
         rq->route = API_R_OPENAPI;
     else if (strcmp(path, "/metrics") == 0)
         rq->route = API_R_METRICS;
-    else if (strncmp(path, ENTERPRISES, sizeof ENTERPRISES - 1) == 0) {
-        const char *s = path + sizeof ENTERPRISES - 1;
-        size_t n = strnlen(s, API_SEG_MAX + 1);
-        if (n == 0 || memchr(s, '/', n) != NULL)
-            return 404;
-        memcpy(rq->seg, s, n);
-        rq->seg[n] = '\0';
+    else if (strcmp(path, "/healthz") == 0)
+        rq->route = API_R_HEALTHZ;
+    else if (strcmp(path, "/readyz") == 0)
+        rq->route = API_R_READYZ;
+    else if (strcmp(path, "/v1/evidence") == 0)
+        rq->route = API_R_EV_FIND;
+    else if (strcmp(path, "/v1/evidence/head") == 0)
+        rq->route = API_R_EV_HEAD;
+    else if (strncmp(path, ENTERPRISES, sizeof ENTERPRISES - 1) == 0 &&
+             segment(path, sizeof ENTERPRISES - 1, NULL, rq))
         rq->route = API_R_LOOKUP;
-    } else {
+    else if (strncmp(path, EVIDENCE, sizeof EVIDENCE - 1) == 0 &&
+             segment(path, sizeof EVIDENCE - 1, BUNDLE, rq))
+        rq->route = API_R_EV_BUNDLE;
+    else
         return 404;
-    }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return 405;
     return 0;
@@ -164,6 +193,11 @@ api_dispatch(bg_api *api, api_req *rq, api_resp *r)
         api_openapi(r);
         return;
     }
+    /* Probes carry no key: they say nothing an application could not see from outside. */
+    if (rq->route == API_R_HEALTHZ || rq->route == API_R_READYZ) {
+        (rq->route == API_R_HEALTHZ ? api_res_healthz : api_res_readyz)(api, rq, r);
+        return;
+    }
     bg_apikey k;
     if (!authenticate(api, rq, &k, r))
         return;
@@ -178,6 +212,15 @@ api_dispatch(bg_api *api, api_req *rq, api_resp *r)
     case API_R_LOOKUP:
         if (authorise(rq, &k, r) && charge(api, &k, r))
             api_res_lookup(api, rq, r);
+        break;
+    case API_R_EV_HEAD:
+        api_res_evidence_head(api, rq, r);
+        break;
+    case API_R_EV_FIND:
+        api_res_evidence_find(api, rq, r);
+        break;
+    case API_R_EV_BUNDLE:
+        api_res_evidence_bundle(api, rq, r);
         break;
     default:
         api_problem(r, 404, "not-found", "No such resource", "see /v1/openapi.json");

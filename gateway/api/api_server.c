@@ -40,8 +40,16 @@ since(const struct timespec *t0)
 static const char *
 route_text(api_route_id r)
 {
-    static const char *const names[API_R_COUNT] = {"-", "/v1/status", "/v1/enterprises/{uscc}",
-                                                   "/v1/openapi.json", "/metrics"};
+    static const char *const names[API_R_COUNT] = {"-",
+                                                   "/v1/status",
+                                                   "/v1/enterprises/{uscc}",
+                                                   "/v1/openapi.json",
+                                                   "/metrics",
+                                                   "/healthz",
+                                                   "/readyz",
+                                                   "/v1/evidence/head",
+                                                   "/v1/evidence",
+                                                   "/v1/evidence/{request_id}/bundle"};
     return names[r < API_R_COUNT ? r : API_R_NONE];
 }
 
@@ -87,6 +95,11 @@ answer(bg_api *api, struct MHD_Connection *c, const char *method, const char *ur
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         rq.purpose = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "purpose");
         rq.auth_ref = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "auth_ref");
+        rq.request = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "request");
+        rq.peer = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "peer");
+        rq.since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+        rq.until = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "until");
+        rq.unwitnessed = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "unwitnessed");
         api_dispatch(api, &rq, &r);
     }
     double secs = since(&st->t0);
@@ -217,8 +230,12 @@ bg_api_start(bg_api **out, bg_gw *gw, const char *dir, bg_err *err)
         return bg_err_set(err, BG_ENOMEM, "out of memory");
     api->gw = gw;
     pthread_mutex_init(&api->lock, NULL);
+    snprintf(api->city, sizeof api->city, "%s", cfg.city);
+    memcpy(api->cert_path, cfg.cert_path, sizeof api->cert_path);
     if ((rc = bg_path_join(api->keys_path, sizeof api->keys_path, cfg.data_dir, BG_APIKEYS_FILE,
-                           err)) != BG_OK) {
+                           err)) != BG_OK ||
+        (rc = bg_path_join(api->audit_dir, sizeof api->audit_dir, cfg.data_dir, "audit", err)) !=
+            BG_OK) {
         bg_api_stop(api);
         return rc;
     }

@@ -54,6 +54,12 @@
 #include "common/err.h"
 #include "peers/roster.h"
 
+/* The files of an audit directory (the layout above). */
+#define BG_AUDIT_LEAVES_FILE "leaves.log"
+#define BG_AUDIT_HEADS_FILE "heads.log"
+#define BG_AUDIT_WITNESS_FILE "witness.log"
+#define BG_AUDIT_LOSSES_FILE "losses.log"
+
 #define BG_AUDIT_HASH_LEN 32
 /* Longest serialised leaf (an AuditLeaf within the bounds below is < 700). */
 #define BG_AUDIT_LEAF_MAX 1024
@@ -485,6 +491,22 @@ typedef struct bg_audit_filter {
 
 bool bg_audit_filter_match(const bg_audit_filter *f, const bg_audit_event *ev);
 
+/* The criteria a caller may give as text (the CLI's options, the API's parameters). */
+typedef enum bg_audit_crit {
+    BG_AUDIT_CRIT_REQUEST,  /* 32 hex digits */
+    BG_AUDIT_CRIT_PEER,     /* a 6-digit city code */
+    BG_AUDIT_CRIT_PURPOSE,  /* 1..BG_AUDIT_TEXT_MAX bytes */
+    BG_AUDIT_CRIT_AUTH_REF, /* 2..2*BG_AUDIT_REF_MAX hex digits */
+    BG_AUDIT_CRIT_SINCE,    /* Unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ */
+    BG_AUDIT_CRIT_UNTIL,    /* the same; a date alone takes the whole day */
+} bg_audit_crit;
+
+/* Sets criterion c of f from text s; BG_EINVAL with err saying what name (the
+ * option or parameter as the caller calls it) must be, f unchanged. Since after until
+ * is refused once both are set. */
+int bg_audit_filter_set(bg_audit_filter *f, bg_audit_crit c, const char *name, const char *s,
+                        bg_err *err);
+
 /* Called for each matching leaf, in index order, with its bytes as stored; false stops. */
 typedef bool (*bg_audit_find_fn)(void *ctx, uint64_t index, const bg_audit_event *ev,
                                  const uint8_t *leaf, size_t len);
@@ -548,6 +570,14 @@ typedef struct bg_audit_bundle_src {
     const uint8_t *cert; /* DER */
     size_t cert_len;
 } bg_audit_bundle_src;
+
+/* The rest of src for the open log of city in dir, read-only (safe while the gateway
+ * appends): its witness store (none yet: no cosignatures) and the city's current
+ * certificate read from cert_path (one that does not load leaves the kept ones).
+ * Close with bg_audit_bundle_src_close (which leaves the log open). */
+int bg_audit_bundle_src_open(bg_audit_bundle_src *src, bg_audit_log *log, const char *dir,
+                             const char *city, const char *cert_path, bg_err *err);
+void bg_audit_bundle_src_close(bg_audit_bundle_src *src);
 
 /*
  * The bundle of the exchange request_id: its leaves (BG_ENOTFOUND if none; BG_ELIMIT

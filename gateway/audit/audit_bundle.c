@@ -278,6 +278,46 @@ bundle_cosigs(const bg_audit_bundle_src *src, bg_audit_bundle *b, char *note, bg
     return rc;
 }
 
+/* The city's current certificate as DER (NULL if it does not load). */
+static uint8_t *
+current_cert(const char *path, size_t *len)
+{
+    X509 *x = NULL;
+    uint8_t *der = NULL, *copy = NULL;
+    if (bg_pki_cert_load(path, &x, NULL) == BG_OK &&
+        bg_pki_cert_to_der(x, &der, len, NULL) == BG_OK && (copy = malloc(*len)) != NULL)
+        memcpy(copy, der, *len);
+    OPENSSL_free(der);
+    X509_free(x);
+    return copy;
+}
+
+int
+bg_audit_bundle_src_open(bg_audit_bundle_src *src, bg_audit_log *log, const char *dir,
+                         const char *city, const char *cert_path, bg_err *err)
+{
+    *src = (bg_audit_bundle_src){.log = log, .dir = dir};
+    bg_audit_witness *w = NULL;
+    int rc = bg_audit_witness_open(&w, dir, city, BG_AUDIT_READ_ONLY, NULL, err);
+    if (rc != BG_OK && rc != BG_ENOTFOUND)
+        return rc;
+    size_t len = 0;
+    uint8_t *cert = current_cert(cert_path, &len);
+    src->witness = w;
+    src->cert = cert;
+    src->cert_len = cert ? len : 0;
+    return BG_OK;
+}
+
+void
+bg_audit_bundle_src_close(bg_audit_bundle_src *src)
+{
+    bg_audit_witness_close(src->witness);
+    free((uint8_t *)src->cert);
+    src->witness = NULL;
+    src->cert = NULL;
+}
+
 int
 bg_audit_bundle_build(const bg_audit_bundle_src *src,
                       const uint8_t request_id[BG_AUDIT_REQUEST_ID_LEN], bg_audit_bundle **out,

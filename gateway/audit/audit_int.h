@@ -16,11 +16,6 @@
 /* Bytes a record adds around its payload: length prefix and checksum. */
 #define BG_AUDIT_REC_OVERHEAD (4 + BG_AUDIT_HASH_LEN)
 
-#define BG_AUDIT_LEAVES_FILE "leaves.log"
-#define BG_AUDIT_HEADS_FILE "heads.log"
-#define BG_AUDIT_WITNESS_FILE "witness.log"
-#define BG_AUDIT_LOSSES_FILE "losses.log"
-
 /* One open record file. */
 typedef struct bg_rec_file {
     int fd;

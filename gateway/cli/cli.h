@@ -87,9 +87,8 @@ int bg_cli_audit_open(const char *cmd, const char *dir, struct bg_config *cfg, c
                       size_t cap, struct bg_audit_log **log);
 /* A request id as query prints it: 32 hex digits; false said on stderr. */
 bool bg_cli_request_id(const char *cmd, const char *s, uint8_t out[16]);
-/* A leaf as one line of a table (under bg_cli_audit_leaf_header), or as a JSON object. */
+/* A leaf as one line of a table (under bg_cli_audit_leaf_header); as JSON: api_json.h. */
 void bg_cli_audit_leaf_header(void);
 void bg_cli_audit_leaf_text(uint64_t index, const struct bg_audit_event *ev);
-void bg_cli_audit_leaf_json(uint64_t index, const struct bg_audit_event *ev);
 
 #endif

@@ -21,6 +21,7 @@
 #include "certs/pki.h"
 #include "common/file.h"
 #include "common/json.h"
+#include "gateway/api/api_json.h"
 #include "gateway/audit/audit.h"
 #include "gateway/cli/cli.h"
 #include "gateway/config/config.h"
@@ -117,20 +118,6 @@ struct export_opts {
     bool has_request, unwitnessed;
 };
 
-/* The city's current certificate as DER (NULL if it does not load: kept ones remain). */
-static uint8_t *
-current_cert(const bg_config *cfg, size_t *len)
-{
-    X509 *x = NULL;
-    uint8_t *der = NULL, *copy = NULL;
-    if (bg_pki_cert_load(cfg->cert_path, &x, NULL) == BG_OK &&
-        bg_pki_cert_to_der(x, &der, len, NULL) == BG_OK && (copy = malloc(*len)) != NULL)
-        memcpy(copy, der, *len);
-    OPENSSL_free(der);
-    X509_free(x);
-    return copy;
-}
-
 /* The bundle of o->request_id from the gateway's log (exit code; *b on BG_EXIT_OK). */
 static int
 export_build(const struct export_opts *o, bg_config *cfg, bg_audit_bundle **b, char *note)
@@ -138,24 +125,19 @@ export_build(const struct export_opts *o, bg_config *cfg, bg_audit_bundle **b, c
     const char *cmd = "audit export";
     char dir[BG_CONFIG_PATH_MAX + 8];
     bg_audit_log *log = NULL;
-    bg_audit_witness *w = NULL;
+    bg_audit_bundle_src src;
     bg_err err = {0};
     int ex = bg_cli_audit_open(cmd, o->dir, cfg, dir, sizeof dir, &log);
     if (ex != BG_EXIT_OK)
         return ex;
-    int rc = bg_audit_witness_open(&w, dir, cfg->city, BG_AUDIT_READ_ONLY, NULL, &err);
-    if (rc != BG_OK && rc != BG_ENOTFOUND) {
+    int rc = bg_audit_bundle_src_open(&src, log, dir, cfg->city, cfg->cert_path, &err);
+    if (rc != BG_OK) {
         bg_audit_close(log);
         bg_cli_fail(cmd, "%s", err.msg);
         return rc == BG_EPROTO ? BG_EXIT_FAIL : BG_EXIT_ERROR;
     }
-    size_t clen = 0;
-    uint8_t *cert = current_cert(cfg, &clen);
-    bg_audit_bundle_src src = {
-        .log = log, .witness = w, .dir = dir, .cert = cert, .cert_len = clen};
     rc = bg_audit_bundle_build(&src, o->request_id, b, note, &err);
-    free(cert);
-    bg_audit_witness_close(w);
+    bg_audit_bundle_src_close(&src);
     bg_audit_close(log);
     if (rc == BG_OK)
         return BG_EXIT_OK;
@@ -322,8 +304,7 @@ verified_json(const bg_audit_bundle *b, const bg_audit_bundle_report *rep, const
         bg_audit_event ev;
         if (bg_audit_leaf_decode(b->leaves[i].leaf, b->leaves[i].len, &ev, NULL) != BG_OK)
             continue;
-        printf("%s", i ? "," : "");
-        bg_cli_audit_leaf_json(b->leaves[i].index, &ev);
+        bg_api_json_leaf(stdout, b->leaves[i].index, &ev, i == 0);
     }
     printf("],\"witnesses\":[");
     for (size_t i = 0; i < rep->witnesses; i++)

@@ -14,6 +14,7 @@
 
 #include "certs/pki.h"
 #include "common/json.h"
+#include "gateway/api/api_json.h"
 #include "gateway/audit/audit.h"
 #include "gateway/cli/cli.h"
 #include "gateway/config/config.h"
@@ -67,13 +68,13 @@ bg_cli_audit_open(const char *cmd, const char *dir, bg_config *cfg, char *audit_
 bool
 bg_cli_request_id(const char *cmd, const char *s, uint8_t out[BG_AUDIT_REQUEST_ID_LEN])
 {
-    size_t n = 0;
-    if (strlen(s) != 2 * BG_AUDIT_REQUEST_ID_LEN ||
-        sodium_hex2bin(out, BG_AUDIT_REQUEST_ID_LEN, s, strlen(s), NULL, &n, NULL) != 0 ||
-        n != BG_AUDIT_REQUEST_ID_LEN) {
-        bg_cli_fail(cmd, "--request must be 32 hex digits (a request id as query prints it)");
+    bg_audit_filter f = {.has_request_id = false};
+    bg_err err = {0};
+    if (bg_audit_filter_set(&f, BG_AUDIT_CRIT_REQUEST, "--request", s, &err) != BG_OK) {
+        bg_cli_fail(cmd, "%s", err.msg);
         return false;
     }
+    memcpy(out, f.request_id, BG_AUDIT_REQUEST_ID_LEN);
     return true;
 }
 
@@ -92,55 +93,10 @@ bg_cli_audit_leaf_text(uint64_t index, const bg_audit_event *ev)
 }
 
 void
-bg_cli_audit_leaf_json(uint64_t index, const bg_audit_event *ev)
-{
-    char ts[BG_PKI_TIME_LEN], rid[2 * BG_AUDIT_REQUEST_ID_LEN + 1], ref[2 * BG_AUDIT_REF_MAX + 1];
-    bg_pki_time_format((time_t)(ev->time_ms / 1000), ts);
-    sodium_bin2hex(rid, sizeof rid, ev->request_id, BG_AUDIT_REQUEST_ID_LEN);
-    sodium_bin2hex(ref, sizeof ref, ev->authorisation_ref, ev->authorisation_ref_len);
-    printf("{\"index\":%" PRIu64 ",\"time_ms\":%" PRId64
-           ",\"time\":\"%s\",\"kind\":\"%s\",\"direction\":\"%s\",\"peer\":\"%s\",\"purpose\":",
-           index, ev->time_ms, ts, bg_audit_kind_name(ev->kind),
-           ev->direction == BG_AUDIT_OUTBOUND ? "outbound" : "inbound", ev->peer);
-    bg_json_cstr(stdout, ev->purpose);
-    printf(",\"list\":");
-    bg_json_cstr(stdout, ev->list);
-    printf(",\"epoch\":%" PRIu64 ",\"items_asked\":%u,\"items_answered\":%u,\"outcome\":%u,"
-           "\"reason\":",
-           ev->epoch, ev->items_asked, ev->items_answered, ev->outcome);
-    bg_json_cstr(stdout, ev->reason);
-    printf(",\"request_id\":\"%s\",\"authorisation_ref\":\"%s\"}", rid, ref);
-}
-
-void
 bg_cli_audit_leaf_header(void)
 {
     printf("   index  time                  kind              peer    purpose       list        "
            "        outcome  request id\n");
-}
-
-/* --when: Unix seconds, or a time bg_pki_time_parse reads; a date alone as --until
- * means its last millisecond. */
-static bool
-parse_when(const char *opt, const char *s, bool until, int64_t *ms)
-{
-    uint64_t secs = 0;
-    if (s[0] >= '0' && s[0] <= '9' && strspn(s, "0123456789") == strlen(s)) {
-        if (!bg_cli_parse_u64("audit find", opt, s, &secs) || secs > INT64_MAX / 1000) {
-            bg_cli_fail("audit find", "%s: '%s' is out of range", opt, s);
-            return false;
-        }
-        *ms = (int64_t)secs * 1000;
-        return true;
-    }
-    time_t t;
-    bg_err err = {0};
-    if (bg_pki_time_parse(s, &t, &err) != BG_OK) {
-        bg_cli_fail("audit find", "%s: %s (or Unix seconds)", opt, err.msg);
-        return false;
-    }
-    *ms = (int64_t)t * 1000 + (until && strlen(s) == 10 ? 86399999 : 0);
-    return true;
 }
 
 struct find_opts {
@@ -153,39 +109,25 @@ struct find_opts {
 static int
 find_opt(struct find_opts *o, int ch, const char *arg)
 {
-    bg_audit_filter *f = &o->f;
-    size_t n = 0;
+    static const struct {
+        int ch;
+        bg_audit_crit crit;
+        const char *name;
+    } crits[] = {
+        {'r', BG_AUDIT_CRIT_REQUEST, "--request"}, {'p', BG_AUDIT_CRIT_PEER, "--peer"},
+        {'u', BG_AUDIT_CRIT_PURPOSE, "--purpose"}, {'A', BG_AUDIT_CRIT_AUTH_REF, "--auth-ref"},
+        {'s', BG_AUDIT_CRIT_SINCE, "--since"},     {'t', BG_AUDIT_CRIT_UNTIL, "--until"},
+    };
+    bg_err err = {0};
+    for (size_t i = 0; i < sizeof crits / sizeof crits[0]; i++)
+        if (crits[i].ch == ch)
+            return bg_audit_filter_set(&o->f, crits[i].crit, crits[i].name, arg, &err) == BG_OK
+                       ? -1
+                       : bg_cli_fail("audit find", "%s", err.msg);
     switch (ch) {
     case 'd':
         o->dir = arg;
         return -1;
-    case 'r':
-        f->has_request_id = true;
-        return bg_cli_request_id("audit find", arg, f->request_id) ? -1 : BG_EXIT_ERROR;
-    case 'p':
-        if (strlen(arg) != 6 || strspn(arg, "0123456789") != 6)
-            return bg_cli_fail("audit find", "--peer must be a 6-digit city code");
-        memcpy(f->peer, arg, 7);
-        return -1;
-    case 'u':
-        if (strlen(arg) == 0 || strlen(arg) > BG_AUDIT_TEXT_MAX)
-            return bg_cli_fail("audit find", "--purpose must be 1..64 bytes");
-        snprintf(f->purpose, sizeof f->purpose, "%s", arg);
-        return -1;
-    case 'A':
-        if (sodium_hex2bin(f->authorisation_ref, sizeof f->authorisation_ref, arg, strlen(arg),
-                           NULL, &n, NULL) != 0 ||
-            n == 0 || strlen(arg) != 2 * n)
-            return bg_cli_fail("audit find", "--auth-ref must be 2 to 128 hex digits");
-        f->has_authorisation_ref = true;
-        f->authorisation_ref_len = n;
-        return -1;
-    case 's':
-        f->has_since = true;
-        return parse_when("--since", arg, false, &f->since_ms) ? -1 : BG_EXIT_ERROR;
-    case 't':
-        f->has_until = true;
-        return parse_when("--until", arg, true, &f->until_ms) ? -1 : BG_EXIT_ERROR;
     case 'j':
         o->json = true;
         return -1;
@@ -206,8 +148,7 @@ print_match(void *ctx, uint64_t index, const bg_audit_event *ev, const uint8_t *
     (void)leaf, (void)len;
     find_out *fo = ctx;
     if (fo->json) {
-        printf("%s", fo->shown ? "," : "");
-        bg_cli_audit_leaf_json(index, ev);
+        bg_api_json_leaf(stdout, index, ev, fo->shown == 0);
     } else {
         if (fo->shown == 0)
             bg_cli_audit_leaf_header();
@@ -230,10 +171,10 @@ find_run(const struct find_opts *o)
     find_out fo = {.json = o->json};
     bg_err err = {0};
     if (o->json)
-        printf("{\"city\":\"%s\",\"log_size\":%" PRIu64 ",\"leaves\":[", cfg.city, n);
+        bg_api_json_find_open(stdout, cfg.city, n);
     int rc = bg_audit_find(log, &o->f, print_match, &fo, &matched, &err);
     if (o->json)
-        printf("],\"matches\":%" PRIu64 ",\"ok\":%s}\n", matched, rc == BG_OK ? "true" : "false");
+        bg_api_json_find_close(stdout, matched, rc == BG_OK);
     else
         printf("%" PRIu64 " of %" PRIu64 " leaves of %s's log match\n", matched, n, cfg.city);
     bg_audit_close(log);
@@ -269,7 +210,5 @@ bg_cmd_audit_find(int argc, char **argv)
         return bg_cli_usage_error("audit find", "unexpected argument '%s'", argv[optind]);
     if (o.dir == NULL)
         return bg_cli_usage_error("audit find", "--dir GW is required");
-    if (o.f.has_since && o.f.has_until && o.f.since_ms > o.f.until_ms)
-        return bg_cli_fail("audit find", "--since is after --until");
     return find_run(&o);
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/json.h"
+#include "gateway/api/api_json.h"
 #include "gateway/cli/cli.h"
 #include "gateway/config/config.h"
 #include "gateway/daemon/codes.h"
@@ -284,45 +285,9 @@ bg_cmd_ping(int argc, char **argv)
 
 /* ------------------------------------------------------------- status */
 
-/* A time in ms as "2026-12-02T06:46:40Z", or "never" for 0. */
-static const char *
-when_text(int64_t ms, char out[32])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (ms <= 0 || gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, 32, "never");
-    return out;
-}
-
-static void
-hex_text(const ProtobufCBinaryData *b, char out[65])
-{
-    out[0] = '\0';
-    for (size_t i = 0; i < b->len && i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", b->data[i]);
-}
-
-/* How far off an expiry is, and whether status warns of it. */
-typedef struct expiry {
-    bool known, warn;
-    int64_t secs_left; /* negative: past */
-    char when[32];
-} expiry;
-
-static expiry
-expiry_of(int64_t at_ms, int64_t warn_secs, time_t now)
-{
-    expiry e = {.known = at_ms > 0};
-    when_text(at_ms, e.when);
-    e.secs_left = at_ms / 1000 - (int64_t)now;
-    e.warn = e.known && e.secs_left < warn_secs;
-    return e;
-}
-
 /* "364 days left", "41 h left", "EXPIRED 3 h ago". */
 static const char *
-left_text(const expiry *e, char out[48])
+left_text(const bg_api_expiry *e, char out[48])
 {
     int64_t s = e->secs_left;
     if (!e->known)
@@ -336,129 +301,14 @@ left_text(const expiry *e, char out[48])
     return out;
 }
 
-static void
-json_expiry(const char *key, const char *at_key, const expiry *e, const char *warn_key,
-            unsigned warn)
-{
-    printf(",\"%s\":{\"%s\":", key, at_key);
-    if (e->known)
-        printf("\"%s\",\"days_left\":%lld,\"seconds_left\":%lld", e->when,
-               (long long)(e->secs_left >= 0 ? e->secs_left / 86400
-                                             : -((-e->secs_left + 86399) / 86400)),
-               (long long)e->secs_left);
-    else
-        printf("null");
-    printf(",\"%s\":%u,\"warning\":%s}", warn_key, warn, e->warn ? "true" : "false");
-}
-
-/* The lists we publish, our status list and the quota peers used today. */
-static void
-json_publishing(const Baygate__StatusAnswer *s)
-{
-    char t[32];
-    printf(",\"lists\":[");
-    for (size_t i = 0; i < s->n_lists; i++) {
-        const Baygate__ListStatus *l = s->lists[i];
-        printf("%s{\"list\":", i ? "," : "");
-        bg_json_cstr(stdout, l->list);
-        printf(",\"generation\":%llu,\"epoch\":%llu,\"entries\":%llu,\"published_ms\":%lld,"
-               "\"published\":\"%s\"}",
-               (unsigned long long)l->generation, (unsigned long long)l->epoch,
-               (unsigned long long)l->entries, (long long)l->published_ms,
-               when_text(l->published_ms, t));
-    }
-    printf("],\"status_list\":{\"number\":%llu,\"issued_ms\":%lld},\"quotas\":[",
-           (unsigned long long)s->status_list_number, (long long)s->status_list_issued_ms);
-    for (size_t i = 0; i < s->n_quotas; i++) {
-        printf("%s{\"peer\":", i ? "," : "");
-        bg_json_cstr(stdout, s->quotas[i]->peer);
-        printf(",\"used_today\":%llu,\"quota_per_day\":%llu}",
-               (unsigned long long)s->quotas[i]->used_today,
-               (unsigned long long)s->quotas[i]->quota_per_day);
-    }
-    printf("]");
-}
-
-static void
-json_evidence(const Baygate__EvidenceStatus *ev)
-{
-    if (ev == NULL) {
-        printf(",\"evidence\":null");
-        return;
-    }
-    char root[65], head[65], t[32];
-    hex_text(&ev->root, root);
-    hex_text(&ev->head_root, head);
-    printf(",\"evidence\":{\"size\":%llu,\"root\":\"%s\",\"head\":", (unsigned long long)ev->size,
-           root);
-    if (ev->head_size > 0 || ev->head_time_ms > 0)
-        printf("{\"size\":%llu,\"root\":\"%s\",\"time_ms\":%lld,\"time\":\"%s\"}",
-               (unsigned long long)ev->head_size, head, (long long)ev->head_time_ms,
-               when_text(ev->head_time_ms, t));
-    else
-        printf("null");
-    printf(",\"witnesses\":[");
-    for (size_t i = 0; i < ev->n_witnesses; i++) {
-        const Baygate__WitnessStatus *w = ev->witnesses[i];
-        printf("%s{\"witness\":", i ? "," : "");
-        bg_json_cstr(stdout, w->witness);
-        printf(",\"size\":%llu,\"cosigned_ms\":%lld}", (unsigned long long)w->size,
-               (long long)w->cosigned_ms);
-    }
-    printf("]}");
-}
-
-static void
-print_status_json(const Baygate__StatusAnswer *s, time_t now)
-{
-    printf("{\"city\":");
-    bg_json_cstr(stdout, s->city);
-    printf(",\"name\":");
-    bg_json_cstr(stdout, s->name);
-    printf(",\"version\":");
-    bg_json_cstr(stdout, s->version);
-    printf(",\"uptime_s\":%llu,\"roster_serial\":%llu,\"crl_next_update_ms\":%lld,\"listen\":",
-           (unsigned long long)s->uptime_s, (unsigned long long)s->roster_serial,
-           (long long)s->crl_next_update_ms);
-    bg_json_cstr(stdout, s->listen);
-    expiry cert = expiry_of(s->cert_not_after_ms, (int64_t)s->cert_warn_days * 86400, now);
-    expiry crl = expiry_of(s->crl_next_update_ms, (int64_t)s->crl_warn_hours * 3600, now);
-    json_expiry("certificate", "not_after", &cert, "warn_days", s->cert_warn_days);
-    json_expiry("crl", "next_update", &crl, "warn_hours", s->crl_warn_hours);
-    json_publishing(s);
-    json_evidence(s->evidence);
-    printf(",\"cert_sha256\":\"%s\",\"cert_pinned\":\"%s\"", s->cert_sha256, s->cert_pinned);
-    printf(",\"standing\":");
-    bg_json_cstr(stdout, s->standing);
-    printf(",\"peers\":[");
-    for (size_t i = 0; i < s->n_peers; i++) {
-        const Baygate__PeerStatus *p = s->peers[i];
-        printf("%s{\"city\":", i ? "," : "");
-        bg_json_cstr(stdout, p->city);
-        printf(",\"name\":");
-        bg_json_cstr(stdout, p->name);
-        printf(",\"endpoint\":");
-        bg_json_cstr(stdout, p->endpoint);
-        printf(",\"reachable\":%s,\"latency_us\":%u,\"last_ok_ms\":%lld,\"error\":",
-               p->reachable ? "true" : "false", p->latency_us, (long long)p->last_ok_ms);
-        bg_json_cstr(stdout, p->error);
-        printf("}");
-    }
-    printf("],\"requests\":{");
-    for (size_t i = 0; i < s->n_requests; i++) {
-        printf("%s", i ? "," : "");
-        bg_json_cstr(stdout, s->requests[i]->name);
-        printf(":%llu", (unsigned long long)s->requests[i]->value);
-    }
-    printf("}}\n");
-}
-
 /* The certificate and CRL lines, with a WARNING line under each that is due soon. */
 static void
 text_expiries(const Baygate__StatusAnswer *s, time_t now)
 {
-    expiry cert = expiry_of(s->cert_not_after_ms, (int64_t)s->cert_warn_days * 86400, now);
-    expiry crl = expiry_of(s->crl_next_update_ms, (int64_t)s->crl_warn_hours * 3600, now);
+    bg_api_expiry cert =
+        bg_api_expiry_of(s->cert_not_after_ms, (int64_t)s->cert_warn_days * 86400, now);
+    bg_api_expiry crl =
+        bg_api_expiry_of(s->crl_next_update_ms, (int64_t)s->crl_warn_hours * 3600, now);
     char left[48];
     printf("  certificate  expires %s (%s)\n", cert.when, left_text(&cert, left));
     if (cert.warn)
@@ -483,11 +333,11 @@ text_publishing(const Baygate__StatusAnswer *s)
         const Baygate__ListStatus *l = s->lists[i];
         printf("    %-20s generation %llu  epoch %llu  entries %llu  published %s\n", l->list,
                (unsigned long long)l->generation, (unsigned long long)l->epoch,
-               (unsigned long long)l->entries, when_text(l->published_ms, t));
+               (unsigned long long)l->entries, bg_api_when(l->published_ms, t));
     }
     if (s->status_list_number > 0)
         printf("  status list  number %llu, issued %s\n", (unsigned long long)s->status_list_number,
-               when_text(s->status_list_issued_ms, t));
+               bg_api_when(s->status_list_issued_ms, t));
     else
         printf("  status list  none yet\n");
     printf("  quota today (items each peer asked of us, of its daily quota):\n");
@@ -498,11 +348,11 @@ text_publishing(const Baygate__StatusAnswer *s)
     const Baygate__EvidenceStatus *ev = s->evidence;
     if (ev == NULL)
         return;
-    hex_text(&ev->root, root);
+    bg_api_hex32(&ev->root, root);
     printf("  evidence     %llu leaves, root %.16s...\n", (unsigned long long)ev->size, root);
     if (ev->head_time_ms > 0)
         printf("               last signed head: size %llu at %s\n",
-               (unsigned long long)ev->head_size, when_text(ev->head_time_ms, t));
+               (unsigned long long)ev->head_size, bg_api_when(ev->head_time_ms, t));
     else
         printf("               no signed head yet\n");
     printf("  witnesses (their latest cosignature of our log):\n");
@@ -510,7 +360,7 @@ text_publishing(const Baygate__StatusAnswer *s)
         const Baygate__WitnessStatus *w = ev->witnesses[i];
         if (w->cosigned_ms > 0)
             printf("    %s size %llu at %s\n", w->witness, (unsigned long long)w->size,
-                   when_text(w->cosigned_ms, t));
+                   bg_api_when(w->cosigned_ms, t));
         else
             printf("    %s none yet\n", w->witness);
     }
@@ -620,7 +470,7 @@ bg_cmd_status(int argc, char **argv)
         return BG_EXIT_ERROR;
     time_t now = time(NULL);
     if (json)
-        print_status_json(ans->status, now);
+        bg_api_json_status(stdout, ans->status, now);
     else
         print_status_text(ans->status, now);
     bg_pb_free(ans);

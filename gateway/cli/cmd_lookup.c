@@ -12,18 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/json.h"
-#include "domain/date.h"
 #include "domain/uscc.h"
+#include "gateway/api/api_json.h"
 #include "gateway/cli/cli.h"
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
 
-#define LOOKUP_LISTS 3 /* serious-dishonesty, abnormal-operation, grades */
+#define LOOKUP_LISTS BG_API_LOOKUP_LISTS
 #define LOOKUP_AUTH_MAX 64U
-
-static const char *const lookup_lists[LOOKUP_LISTS] = {"serious-dishonesty", "abnormal-operation",
-                                                       "grades"};
 
 static void
 lookup_usage(FILE *f)
@@ -76,24 +72,6 @@ lkres_free(lkres *r)
             bg_pb_free(r->q[l]);
 }
 
-/* Peer city's result in answer a, or NULL. */
-static const Baygate__PeerQueryResult *
-peer_in(const Baygate__LocalAnswer *a, const char *city)
-{
-    for (size_t i = 0; a != NULL && a->query != NULL && i < a->query->n_peers; i++)
-        if (strcmp(a->query->peers[i]->peer, city) == 0)
-            return a->query->peers[i];
-    return NULL;
-}
-
-static bool
-still_valid(const char *until)
-{
-    int32_t d = 0;
-    return until != NULL && bg_date_parse(until, strlen(until), &d, NULL) == BG_OK &&
-           d >= bg_date_today();
-}
-
 /* Asks our gateway: the store's answer, then every peer per list. Exit code. */
 static int
 lookup_ask(const lkargs *a, lkres *r)
@@ -110,7 +88,7 @@ lookup_ask(const lkargs *a, lkres *r)
     char *ids[1] = {r->code};
     for (int l = 0; l < LOOKUP_LISTS; l++) {
         Baygate__LocalQuery lq = BAYGATE__LOCAL_QUERY__INIT;
-        lq.list = (char *)lookup_lists[l];
+        lq.list = (char *)bg_api_lookup_lists[l];
         lq.purpose = (char *)a->purpose;
         lq.n_ids = 1;
         lq.ids = ids;
@@ -143,13 +121,13 @@ text_own(const Baygate__LookupAnswer *la)
     for (int l = 0; l < 2; l++) {
         const Baygate__LookupEntry *e = NULL;
         for (size_t k = 0; k < la->n_entries; k++)
-            if (strcmp(la->entries[k]->list, lookup_lists[l]) == 0)
+            if (strcmp(la->entries[k]->list, bg_api_lookup_lists[l]) == 0)
                 e = la->entries[k];
         if (e == NULL)
-            printf("  It is not on %s.\n", lookup_lists[l]);
+            printf("  It is not on %s.\n", bg_api_lookup_lists[l]);
         else
-            printf("  It is on %s since %s%s%s (reason: %s)%s.\n", lookup_lists[l], e->listed_at,
-                   e->expires_at[0] ? ", until " : "", e->expires_at, e->reason,
+            printf("  It is on %s since %s%s%s (reason: %s)%s.\n", bg_api_lookup_lists[l],
+                   e->listed_at, e->expires_at[0] ? ", until " : "", e->expires_at, e->reason,
                    e->in_force ? "" : "; expired, so peers no longer see it");
     }
     if (!la->graded)
@@ -161,16 +139,6 @@ text_own(const Baygate__LookupAnswer *la)
                la->evaluated_at, la->valid_until, la->valid ? "valid" : "EXPIRED");
 }
 
-/* The request id (hex) of the exchange behind result p, "" if nothing was sent. */
-static const char *
-request_hex(const Baygate__PeerQueryResult *p, char out[33])
-{
-    out[0] = '\0';
-    if (p != NULL && p->request_id.len == 16)
-        sodium_bin2hex(out, 33, p->request_id.data, 16);
-    return out;
-}
-
 /* One line: the request id of each list's exchange with the peer (its evidence). */
 static void
 text_requests(const Baygate__PeerQueryResult *const p[LOOKUP_LISTS])
@@ -178,8 +146,8 @@ text_requests(const Baygate__PeerQueryResult *const p[LOOKUP_LISTS])
     char rid[33];
     printf("  Request ids:");
     for (int l = 0; l < LOOKUP_LISTS; l++)
-        printf("%s %s %s", l ? "," : "", lookup_lists[l],
-               request_hex(p[l], rid)[0] ? rid : "(none sent)");
+        printf("%s %s %s", l ? "," : "", bg_api_lookup_lists[l],
+               bg_api_request_hex(p[l], rid)[0] ? rid : "(none sent)");
     printf(".\n");
 }
 
@@ -192,18 +160,18 @@ text_peer(const lkres *r, const Baygate__PeerQueryResult *p0)
     const Baygate__PeerQueryResult *p[LOOKUP_LISTS];
     bool none = true;
     for (int l = 0; l < LOOKUP_LISTS; l++) {
-        p[l] = peer_in(r->q[l], p0->peer);
+        p[l] = bg_api_lookup_peer(r->q[l], p0->peer);
         none &= p[l] == NULL || !p[l]->ok;
     }
     printf("%s\n", none ? "did not answer." : "asked privately.");
     for (int l = 0; l < LOOKUP_LISTS; l++) {
-        const char *what = l == 2 ? "its grade" : lookup_lists[l];
+        const char *what = l == 2 ? "its grade" : bg_api_lookup_lists[l];
         if (p[l] == NULL || !p[l]->ok) {
             all = false;
             printf("  Not answered about %s: %s\n", what,
                    p[l] && p[l]->error ? p[l]->error : "no answer");
         } else if (l < 2) {
-            printf("  It is %son %s.\n", p[l]->n_matches > 0 ? "" : "not ", lookup_lists[l]);
+            printf("  It is %son %s.\n", p[l]->n_matches > 0 ? "" : "not ", bg_api_lookup_lists[l]);
         } else if (p[l]->n_grades == 0) {
             printf("  It has no evaluation there.\n");
         } else {
@@ -213,7 +181,7 @@ text_peer(const lkres *r, const Baygate__PeerQueryResult *p0)
                                  ? g->attestation_status
                              : g->attested ? "attested"
                                            : "unattested";
-            bool expired = strcmp(st, "expired") == 0 || !still_valid(g->valid_until);
+            bool expired = strcmp(st, "expired") == 0 || !bg_api_grade_valid(g->valid_until);
             printf("  Its grade is %s on scale %s (%s on the common scale), evaluated %s, valid "
                    "until %s: %s%s%s.\n",
                    g->grade, g->scale, g->common_grade[0] ? g->common_grade : "not mapped",
@@ -231,118 +199,6 @@ text_peer(const lkres *r, const Baygate__PeerQueryResult *p0)
     return all;
 }
 
-/* ---------------------------------------------------------------- json */
-
-static void
-json_kv(const char *k, const char *v, bool comma)
-{
-    printf("%s\"%s\":", comma ? "," : "", k);
-    bg_json_cstr(stdout, v ? v : "");
-}
-
-static void
-json_own(const Baygate__LookupAnswer *la)
-{
-    printf("{");
-    json_kv("city", la->city, false);
-    json_kv("name", la->city_name, true);
-    printf(",\"own\":true,\"found\":%s", la->found ? "true" : "false");
-    json_kv("enterprise_name", la->name, true);
-    printf(",\"lists\":[");
-    for (int l = 0; l < 2; l++) {
-        const Baygate__LookupEntry *e = NULL;
-        for (size_t k = 0; k < la->n_entries; k++)
-            if (strcmp(la->entries[k]->list, lookup_lists[l]) == 0)
-                e = la->entries[k];
-        printf("%s{", l ? "," : "");
-        json_kv("list", lookup_lists[l], false);
-        json_kv("status", e ? "listed" : "not listed", true);
-        if (e != NULL) {
-            json_kv("listed_at", e->listed_at, true);
-            json_kv("expires_at", e->expires_at, true);
-            json_kv("reason", e->reason, true);
-            printf(",\"in_force\":%s", e->in_force ? "true" : "false");
-        }
-        printf("}");
-    }
-    printf("],\"grade\":");
-    if (!la->graded) {
-        printf("null}");
-        return;
-    }
-    printf("{");
-    json_kv("grade", la->grade, false);
-    json_kv("scale", la->scale, true);
-    json_kv("common_grade", la->common_grade, true);
-    printf(",\"common_rank\":%u", la->common_rank);
-    json_kv("evaluated_at", la->evaluated_at, true);
-    json_kv("valid_until", la->valid_until, true);
-    printf(",\"valid\":%s,\"attested\":null}}", la->valid ? "true" : "false");
-}
-
-static void
-json_grade(const Baygate__PeerQueryResult *p)
-{
-    if (p->n_grades == 0) {
-        printf("null");
-        return;
-    }
-    const Baygate__GradeResult *g = p->grades[0];
-    printf("{");
-    json_kv("grade", g->grade, false);
-    json_kv("scale", g->scale, true);
-    json_kv("common_grade", g->common_grade, true);
-    printf(",\"common_rank\":%u", g->common_rank);
-    json_kv("evaluated_at", g->evaluated_at, true);
-    json_kv("valid_until", g->valid_until, true);
-    printf(",\"valid\":%s,\"attested\":%s", still_valid(g->valid_until) ? "true" : "false",
-           g->attested ? "true" : "false");
-    if (!g->attested)
-        json_kv("attestation_error", g->attestation_error, true);
-    printf("}");
-}
-
-/* Peer p0's object; true if it answered everything. */
-static bool
-json_peer(const lkres *r, const Baygate__PeerQueryResult *p0)
-{
-    bool all = true;
-    printf(",{");
-    json_kv("city", p0->peer, false);
-    json_kv("name", p0->peer_name, true);
-    printf(",\"own\":false,\"lists\":[");
-    for (int l = 0; l < LOOKUP_LISTS; l++) {
-        const Baygate__PeerQueryResult *p = peer_in(r->q[l], p0->peer);
-        bool ok = p != NULL && p->ok;
-        char rid[33];
-        all &= ok;
-        if (l == 2) {
-            printf("]");
-            json_kv("grade_request_id", request_hex(p, rid), true);
-            printf(",\"grade_status\":\"%s\"", !ok           ? "error"
-                                               : p->n_grades ? "graded"
-                                                             : "not graded");
-            if (!ok)
-                json_kv("grade_error", p ? p->error : "no answer", true);
-            printf(",\"grade\":");
-            if (ok)
-                json_grade(p);
-            else
-                printf("null");
-            continue;
-        }
-        printf("%s{", l ? "," : "");
-        json_kv("list", lookup_lists[l], false);
-        json_kv("status", !ok ? "error" : p->n_matches ? "listed" : "not listed", true);
-        json_kv("request_id", request_hex(p, rid), true);
-        if (!ok)
-            json_kv("error", p ? p->error : "no answer", true);
-        printf("}");
-    }
-    printf("}");
-    return all;
-}
-
 /* ---------------------------------------------------------------- main */
 
 static int
@@ -351,14 +207,10 @@ lookup_print(const lkargs *a, const lkres *r)
     const Baygate__QueryAnswer *q0 = r->q[0]->query;
     bool all = true;
     if (a->json) {
-        printf("{");
-        json_kv("uscc", r->code, false);
-        json_kv("purpose", a->purpose, true);
-        printf(",\"cities\":[");
-        json_own(r->own->lookup);
-        for (size_t i = 0; i < q0->n_peers; i++)
-            all &= json_peer(r, q0->peers[i]);
-        printf("]}\n");
+        bg_api_lookup l = {.uscc = r->code, .purpose = a->purpose, .own = r->own->lookup};
+        for (int i = 0; i < LOOKUP_LISTS; i++)
+            l.q[i] = r->q[i];
+        all = bg_api_json_lookup(stdout, &l);
     } else {
         printf("%s in %zu cities, for %s:\n\n", r->code, q0->n_peers + 1, a->purpose);
         text_own(r->own->lookup);
