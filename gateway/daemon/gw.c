@@ -573,10 +573,58 @@ warn_crl_expiry(bg_gw *gw)
                (long long)left);
 }
 
+/* cfg's [rate] as the rate buckets' limits. */
+static void
+apply_rates(bg_gw *gw, const bg_config *cfg)
+{
+    static const bg_config_rate_kind of[GW_RATE_KINDS] = {
+        [GW_RATE_PING] = BG_CONFIG_RATE_PING,       [GW_RATE_SNAPSHOT] = BG_CONFIG_RATE_SNAPSHOT,
+        [GW_RATE_PSI] = BG_CONFIG_RATE_PSI,         [GW_RATE_STATUS] = BG_CONFIG_RATE_STATUS,
+        [GW_RATE_WITNESS] = BG_CONFIG_RATE_WITNESS,
+    };
+    gw_rate_limit l[GW_RATE_KINDS];
+    for (int k = 0; k < GW_RATE_KINDS; k++) {
+        const bg_config_rate *c = &cfg->rate[of[k]];
+        l[k] = (gw_rate_limit){c->per_s, c->burst, c->bytes_per_s, c->bytes_burst};
+    }
+    gw_rate_set_limits(&gw->rate, l);
+}
+
+/* baygate.ini read again at SIGHUP: its [rate] applies now; the rest is read at start
+ * only (gw->cfg is read without a lock by every thread, so it is never rewritten). A
+ * file that does not load changes nothing. */
+static void
+reload_config(bg_gw *gw)
+{
+    char path[BG_CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", gw->cfg.dir, BG_CONFIG_FILE);
+    bg_config *cfg = malloc(sizeof *cfg);
+    bg_err err = {0};
+    if (cfg == NULL) {
+        bg_log(BG_LOG_ERROR, "config.reload_failed", "path=%s error=\"out of memory\"", path);
+        return;
+    }
+    if (bg_config_load(path, cfg, &err) != BG_OK) {
+        bg_log(BG_LOG_ERROR, "config.reload_failed",
+               "path=%s error=\"%s\" effect=\"the rate limits in use stay\"", path, err.msg);
+    } else {
+        apply_rates(gw, cfg);
+        const bg_config_rate *p = &cfg->rate[BG_CONFIG_RATE_PING],
+                             *q = &cfg->rate[BG_CONFIG_RATE_PSI];
+        bg_log(BG_LOG_INFO, "config.reloaded",
+               "path=%s ping_per_s=%u ping_burst=%u psi_per_s=%u psi_burst=%u "
+               "effect=\"[rate] applied; other changes take effect at the next restart\"",
+               path, p->per_s, p->burst, q->per_s, q->burst);
+    }
+    free(cfg);
+}
+
 /* The CRL (trust) first, then the roster (pins), then our own certificate. */
 static void
 tick(bg_gw *gw, bool hup)
 {
+    if (hup)
+        reload_config(gw);
     if (watch_changed(gw->cfg.crl_path, &gw->crl_watch))
         reload_crl(gw);
     if (watch_changed(gw->cfg.roster_path, &gw->roster_watch))
@@ -671,6 +719,8 @@ load_material(bg_gw *gw, const char *dir, bg_err *err)
         rc = bg_err_set(err, BG_EINVAL, "gateway directory path too long");
     if (rc == BG_OK)
         rc = bg_config_load(path, &gw->cfg, err);
+    if (rc == BG_OK)
+        apply_rates(gw, &gw->cfg);
     gw_quota_init(&gw->quota, rc == BG_OK ? gw->cfg.data_dir : NULL);
     if (rc == BG_OK)
         rc = load_identity(gw, err);
