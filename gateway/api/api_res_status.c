@@ -138,9 +138,11 @@ json_status(FILE *f, const Baygate__StatusAnswer *s, time_t now)
     api_json_kv(f, "city", s->city, false);
     api_json_kv(f, "name", s->name, true);
     api_json_kv(f, "version", s->version, true);
-    fprintf(f, ",\"uptime_s\":%llu,\"roster_serial\":%llu,\"crl_next_update_ms\":%lld",
+    fprintf(f,
+            ",\"uptime_s\":%llu,\"roster_serial\":%llu,\"crl_number\":%llu,"
+            "\"crl_next_update_ms\":%lld",
             (unsigned long long)s->uptime_s, (unsigned long long)s->roster_serial,
-            (long long)s->crl_next_update_ms);
+            (unsigned long long)s->crl_number, (long long)s->crl_next_update_ms);
     api_json_kv(f, "listen", s->listen, true);
     json_expiry(f, "certificate", "not_after", s->cert_not_after_ms,
                 (int64_t)s->cert_warn_days * 86400, "warn_days", s->cert_warn_days, now);

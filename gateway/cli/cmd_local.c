@@ -417,9 +417,10 @@ print_status_json(const Baygate__StatusAnswer *s, time_t now)
     bg_json_cstr(stdout, s->name);
     printf(",\"version\":");
     bg_json_cstr(stdout, s->version);
-    printf(",\"uptime_s\":%llu,\"roster_serial\":%llu,\"crl_next_update_ms\":%lld,\"listen\":",
+    printf(",\"uptime_s\":%llu,\"roster_serial\":%llu,\"crl_number\":%llu,"
+           "\"crl_next_update_ms\":%lld,\"listen\":",
            (unsigned long long)s->uptime_s, (unsigned long long)s->roster_serial,
-           (long long)s->crl_next_update_ms);
+           (unsigned long long)s->crl_number, (long long)s->crl_next_update_ms);
     bg_json_cstr(stdout, s->listen);
     expiry cert = expiry_of(s->cert_not_after_ms, (int64_t)s->cert_warn_days * 86400, now);
     expiry crl = expiry_of(s->crl_next_update_ms, (int64_t)s->crl_warn_hours * 3600, now);
@@ -466,7 +467,8 @@ text_expiries(const Baygate__StatusAnswer *s, time_t now)
                "               operator issue a new one before it expires, or every peer "
                "refuses us\n",
                cert.secs_left < 0 ? "has expired" : "expires soon", s->cert_warn_days);
-    printf("  CRL          next update %s (%s)\n", crl.when, left_text(&crl, left));
+    printf("  CRL          #%llu, next update %s (%s)\n", (unsigned long long)s->crl_number,
+           crl.when, left_text(&crl, left));
     if (crl.warn)
         printf("  WARNING      the CRL %s (warned under crl_warn_hours = %u): publish a new\n"
                "               one before it passes, or all traffic stops\n",
