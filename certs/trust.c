@@ -715,6 +715,17 @@ bg_trust_crl_next_update(bg_trust *t, time_t *out, bg_err *err)
     return have ? BG_OK : bg_err_set(err, BG_ENOTFOUND, "no CRL loaded");
 }
 
+int
+bg_trust_crl_number(bg_trust *t, uint64_t *out, bg_err *err)
+{
+    pthread_mutex_lock(&t->mu);
+    bool have = t->cur->crl != NULL;
+    if (have)
+        *out = t->cur->crl_number;
+    pthread_mutex_unlock(&t->mu);
+    return have ? BG_OK : bg_err_set(err, BG_ENOTFOUND, "no CRL loaded");
+}
+
 void
 bg_trust_get_stats(bg_trust *t, bg_trust_stats *out)
 {

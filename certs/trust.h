@@ -119,6 +119,8 @@ int bg_trust_verify_cached(bg_trust *t, const uint8_t fp[BG_SIG_FP_LEN], const c
 
 /* When the loaded CRL's nextUpdate is (BG_ENOTFOUND without a CRL). */
 int bg_trust_crl_next_update(bg_trust *t, time_t *out, bg_err *err);
+/* The loaded CRL's CRL Number (BG_ENOTFOUND without a CRL; 0 for a CRL without one). */
+int bg_trust_crl_number(bg_trust *t, uint64_t *out, bg_err *err);
 
 void bg_trust_get_stats(bg_trust *t, bg_trust_stats *out);
 

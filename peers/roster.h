@@ -18,7 +18,7 @@
  *   [federation]
  *   name = Greater Bay Area Credit Federation    ; 1-64 bytes of UTF-8
  *   serial = 3                          ; >= 1; each signed roster has a larger one
- *   max_message_bytes = 4194304         ; 1024 .. 1 GiB: largest wire message
+ *   max_message_bytes = 4194304         ; 16 KiB .. 64 MiB: largest wire message
  *   common_scale = 1,2,3,4              ; the common scale, best first; or NAME=G1,G2,...
  *
  *   [purpose supervision]               ; 1-32 of [a-z0-9_-], starting with a letter
@@ -89,8 +89,12 @@
 #define BG_ROSTER_ENDPOINT_MAX 255 /* bytes of an endpoint URL */
 #define BG_ROSTER_QUOTA_MAX 1000000000000ull
 #define BG_ROSTER_BATCH_MAX 1000000u
-#define BG_ROSTER_MESSAGE_MIN 1024u
-#define BG_ROSTER_MESSAGE_MAX (1024u * 1024u * 1024u)
+/* max_message_bytes, the bound every gateway receives with: at least a reply's envelope,
+ * certificate and signature (8 KiB) and one PSI chunk answer beside them; at most what
+ * every gateway's envelope verifier takes (BG_ENV_MESSAGE_MAX), so that a roster that
+ * signs is one every gateway can start with (checked in gateway/daemon/core.c). */
+#define BG_ROSTER_MESSAGE_MIN (16u * 1024u)
+#define BG_ROSTER_MESSAGE_MAX (64u * 1024u * 1024u)
 /* Largest signed roster accepted, and largest roster INI file. */
 #define BG_ROSTER_FILE_MAX (1024 * 1024)
 #define BG_ROSTER_INI_MAX (4 * 1024 * 1024)

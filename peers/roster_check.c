@@ -186,8 +186,10 @@ build_federation(const Baygate__Roster *m, bg_roster *r, struct bg_roster_where 
     if (m->max_message_bytes < BG_ROSTER_MESSAGE_MIN ||
         m->max_message_bytes > BG_ROSTER_MESSAGE_MAX)
         return fail_where(w, ROSTER_SEC_FEDERATION, 0, ROSTER_K_MAXMSG, lab, err, BG_EINVAL,
-                          "%u is out of range %u-%u", (unsigned)m->max_message_bytes,
-                          BG_ROSTER_MESSAGE_MIN, BG_ROSTER_MESSAGE_MAX);
+                          "%u is out of range %u-%u (at least one PSI chunk answer with "
+                          "its signature; at most what a gateway receives)",
+                          (unsigned)m->max_message_bytes, BG_ROSTER_MESSAGE_MIN,
+                          BG_ROSTER_MESSAGE_MAX);
     r->max_message_bytes = m->max_message_bytes;
     if (m->issued_at_ms <= 0)
         return fail_where(w, ROSTER_SEC_FEDERATION, 0, ROSTER_K_NONE, lab, err, BG_EINVAL,

@@ -13,6 +13,11 @@
 # unlimited): Shenzhen's pings keep being answered, Foshan is refused with the
 # rate code (117) and Guangzhou's status counts it.
 #
+# Then Guangzhou's operator lowers [rate] ping_per_s and ping_burst in
+# baygate.ini and sends SIGHUP: the same flood is refused sooner, without a
+# restart; a [rate] value out of range at a later SIGHUP is logged and leaves
+# the limits in use.
+#
 # Deadlines are generous (the same script runs the ASan build); nothing
 # asserts how fast, only what happens.
 set -uo pipefail
@@ -58,7 +63,36 @@ start_gw 440300
 for c in "${cities[@]}"; do
   if ! wait_for "$READY_S" "$bg" status --dir "gw$c"; then
     bad "gateway $c did not come up within ${READY_S}s" "$(tail -5 "gw$c.log")"
-    echo "hostile: $pass passed, $fail failed"
+    # Lower ping limits by SIGHUP: at 1/s with a burst of 2, a 3-second flood has at
+# most about 5 answered (the defaults, 20/s, answered dozens above).
+reloads() { grep -c "$1" gw440100.log; }
+logged_since() { (($(reloads "$1") > $2)); }
+n0=$(reloads config.reloaded)
+sed -i 's/^ping_per_s = .*/ping_per_s = 1/; s/^ping_burst = .*/ping_burst = 2/' gw440100/baygate.ini
+kill -HUP "${pid[440100]}"
+if wait_for 10 logged_since config.reloaded "$n0"; then ok "SIGHUP: baygate.ini's [rate] reloaded"; else
+  bad "SIGHUP: baygate.ini's [rate] reloaded" "$(tail -3 gw440100.log)"
+fi
+fa_call flood gw440600 440600 440100 --conns 2 --seconds 3 >flood2.out
+read -r _ _ sent _ answered _ limited _ other <flood2.out
+if [[ "${answered:-x}" =~ ^[0-9]+$ ]] && ((answered >= 1 && answered <= 8 && limited > 0)); then
+  ok "at ping_per_s = 1, ping_burst = 2: $answered of $sent pings answered, $limited refused"
+else
+  bad "a lower ping limit refuses sooner" "$(cat flood2.out)"
+fi
+n1=$(reloads config.reload_failed)
+sed -i 's/^ping_burst = .*/ping_burst = 0/' gw440100/baygate.ini
+kill -HUP "${pid[440100]}"
+if wait_for 10 logged_since config.reload_failed "$n1" &&
+  grep 'config.reload_failed' gw440100.log | grep -q 'ping_burst: 0 is out of range'; then
+  ok "SIGHUP with ping_burst = 0: refused, naming the key and value"
+else
+  bad "SIGHUP with ping_burst = 0: refused, naming the key and value" "$(tail -3 gw440100.log)"
+fi
+if kill -0 "${pid[440100]}" 2>/dev/null; then ok "after the refused reload: Guangzhou still running"; else
+  bad "after the refused reload: Guangzhou still running"
+fi
+echo "hostile: $pass passed, $fail failed"
     exit 1
   fi
 done
@@ -140,6 +174,35 @@ if ((n >= 1 && n <= 3)); then ok "the refusals logged $n time(s), not once per p
 fi
 if ping_ok 440300 440100; then ok "after the flood: Shenzhen pings Guangzhou"; else
   bad "after the flood: Shenzhen pings Guangzhou" "$(cat ping.out)"
+fi
+# Lower ping limits by SIGHUP: at 1/s with a burst of 2, a 3-second flood has at
+# most about 5 answered (the defaults, 20/s, answered dozens above).
+reloads() { grep -c "$1" gw440100.log; }
+logged_since() { (($(reloads "$1") > $2)); }
+n0=$(reloads config.reloaded)
+sed -i 's/^ping_per_s = .*/ping_per_s = 1/; s/^ping_burst = .*/ping_burst = 2/' gw440100/baygate.ini
+kill -HUP "${pid[440100]}"
+if wait_for 10 logged_since config.reloaded "$n0"; then ok "SIGHUP: baygate.ini's [rate] reloaded"; else
+  bad "SIGHUP: baygate.ini's [rate] reloaded" "$(tail -3 gw440100.log)"
+fi
+fa_call flood gw440600 440600 440100 --conns 2 --seconds 3 >flood2.out
+read -r _ _ sent _ answered _ limited _ other <flood2.out
+if [[ "${answered:-x}" =~ ^[0-9]+$ ]] && ((answered >= 1 && answered <= 8 && limited > 0)); then
+  ok "at ping_per_s = 1, ping_burst = 2: $answered of $sent pings answered, $limited refused"
+else
+  bad "a lower ping limit refuses sooner" "$(cat flood2.out)"
+fi
+n1=$(reloads config.reload_failed)
+sed -i 's/^ping_burst = .*/ping_burst = 0/' gw440100/baygate.ini
+kill -HUP "${pid[440100]}"
+if wait_for 10 logged_since config.reload_failed "$n1" &&
+  grep 'config.reload_failed' gw440100.log | grep -q 'ping_burst: 0 is out of range'; then
+  ok "SIGHUP with ping_burst = 0: refused, naming the key and value"
+else
+  bad "SIGHUP with ping_burst = 0: refused, naming the key and value" "$(tail -3 gw440100.log)"
+fi
+if kill -0 "${pid[440100]}" 2>/dev/null; then ok "after the refused reload: Guangzhou still running"; else
+  bad "after the refused reload: Guangzhou still running"
 fi
 echo "hostile: $pass passed, $fail failed"
 ((fail == 0))

@@ -6,7 +6,11 @@
 #    its epoch and key generation (a new one after psi-rotate), the status list,
 #    the items a peer asked today against its quota, the evidence log with its
 #    last signed head and the peer's cosignature, and the certificate's and
-#    CRL's expiry, with a WARNING when the CRL is inside crl_warn_hours;
+#    CRL's number and expiry, with a WARNING when the CRL is inside
+#    crl_warn_hours;
+#  - a CRL file that does not load keeps the CRL in force and is tried again
+#    every tick: fixed in place with nothing its stat shows (as a transient
+#    EMFILE leaves it), it is taken without a new signal;
 #  - a gateway killed with -9 leaves its socket behind: status, ping, query,
 #    lookup and psi-rotate say at once that it is not running (exit 2);
 #  - SIGTERM while a call waits on that dead peer: the gateway stops within
@@ -180,6 +184,44 @@ run "$bg" psi-rotate --dir gw440100 --list serious-dishonesty
 gen2() { st 440100 && grep -q '"list":"serious-dishonesty","generation":2,' st.json; }
 if wait_for "$EVENT_S" gen2; then ok "1. after psi-rotate: serious-dishonesty at generation 2"; else
   bad "1. after psi-rotate: generation 2" "$(field '"lists":\[[^]]*')"
+fi
+
+# ------------------------------------------------------------- the CRL in force
+
+st 440100
+expect_in "1. status --json: crl_number 1" st.json '"crl_number":1,'
+"$bg" status --dir gw440100 >st.txt 2>&1
+expect_in "1. text: the CRL line names its number" st.txt "CRL          #1, next update"
+run "$bg" ca crl --dir CA --out crl2.pem
+head -c "$(stat -c %s crl2.pem)" /dev/zero | tr '\0' x >half.pem
+# in_place FILE: FILE's bytes into Guangzhou's crl.pem, same inode, the mtime
+# pinned, while Guangzhou is stopped (so it sees no state in between).
+in_place() {
+  kill -STOP "${pid[440100]}"
+  cat "$1" >gw440100/crl.pem
+  touch -d @1700000000 gw440100/crl.pem
+  kill -CONT "${pid[440100]}"
+}
+log_n() { grep -c "$1" gw440100.log; }
+log_grew() { (($(log_n "$1") > $2)); }
+n_failed=$(log_n crl.reload_failed)
+in_place half.pem
+if wait_for "$EVENT_S" log_grew crl.reload_failed "$n_failed"; then
+  ok "1. a CRL file that does not parse: crl.reload_failed"
+else
+  bad "1. a CRL file that does not parse: crl.reload_failed" "$(tail -3 gw440100.log)"
+fi
+st 440100
+expect_in "1. meanwhile the CRL in force stays (number 1)" st.json '"crl_number":1,'
+in_place crl2.pem
+crl2() { st 440100 && grep -q '"crl_number":2,' st.json; }
+if wait_for "$EVENT_S" crl2; then ok "1. the file fixed in place: CRL 2 in force, no signal sent"; else
+  bad "1. the file fixed in place: CRL 2 in force, no signal sent" "$(tail -3 gw440100.log)"
+fi
+expect_in "1. the log says so" gw440100.log "crl.reloaded number=2"
+n=$(log_n crl.reload_failed)
+if ((n - n_failed == 1)); then ok "1. the failure logged once, not once per try"; else
+  bad "1. the failure logged once, not once per try" "$((n - n_failed)) lines"
 fi
 
 # ------------------------------------------------------------- kill -9

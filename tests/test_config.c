@@ -198,6 +198,59 @@ START_TEST(duplicate_and_invalid_values_refused)
 }
 END_TEST
 
+START_TEST(rate_limits_default_load_and_refuse)
+{
+    bg_config c;
+    bg_err err = {0};
+    /* Absent: the limits the gateway has always had. */
+    ck_assert_msg(load_text(minimal, &c, &err) == BG_OK, "%s", err.msg);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_PING].per_s, 20);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_PING].burst, 40);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_PING].bytes_per_s, 1u << 20);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_SNAPSHOT].bytes_burst, 256u << 20);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_PSI].burst, 1000);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_STATUS].bytes_burst, 16u << 20);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_WITNESS].bytes_burst, 8u << 20);
+
+    ck_assert_msg(load_text("[city]\ncode = 440300\nname = Shenzhen\n[rate]\nping_per_s = 2\n"
+                            "ping_burst = 3\npsi_bytes_burst = 2048\nwitness_per_s = 7\n",
+                            &c, &err) == BG_OK,
+                  "%s", err.msg);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_PING].per_s, 2);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_PING].burst, 3);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_PSI].bytes_burst, 2048);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_WITNESS].per_s, 7);
+    ck_assert_uint_eq(c.rate[BG_CONFIG_RATE_STATUS].per_s, 20);
+
+    /* Written and read back: the file holds what was set. */
+    char path[PATH_MAX];
+    ck_assert_int_lt(snprintf(path, sizeof path, "%s/again.ini", scratch), (int)sizeof path);
+    ck_assert_msg(bg_config_write(path, &c, false, &err) == BG_OK, "%s", err.msg);
+    bg_config d;
+    ck_assert_msg(bg_config_load(path, &d, &err) == BG_OK, "%s", err.msg);
+    ck_assert_mem_eq(d.rate, c.rate, sizeof c.rate);
+
+    struct {
+        const char *text, *msg;
+    } cases[] = {
+        {"[city]\ncode = 440100\nname = G\n[rate]\nping_burst = 0\n",
+         ":5: [rate] ping_burst: 0 is out of range 1-1000000"},
+        {"[city]\ncode = 440100\nname = G\n[rate]\nsnapshot_per_s = 0\n",
+         ":5: [rate] snapshot_per_s: 0 is out of range 1-1000000"},
+        {"[city]\ncode = 440100\nname = G\n[rate]\npsi_bytes_per_s = 10\n",
+         ":5: [rate] psi_bytes_per_s: 10 is out of range 1024-1099511627776"},
+        {"[city]\ncode = 440100\nname = G\n[rate]\nstatus_burst = many\n",
+         ":5: [rate] status_burst: 'many' is not a number"},
+        {"[city]\ncode = 440100\nname = G\n[rate]\nquery_per_s = 5\n",
+         ":5: unknown key 'query_per_s' in section [rate]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ck_assert_int_ne(load_text(cases[i].text, &c, &err), BG_OK);
+        ck_assert_msg(strstr(err.msg, cases[i].msg) != NULL, "case %zu: %s", i, err.msg);
+    }
+}
+END_TEST
+
 START_TEST(comments_and_blank_lines_accepted)
 {
     bg_config c;
@@ -275,6 +328,7 @@ config_suite(void)
     tcase_add_test(tc, unknown_key_refused_with_line_number);
     tcase_add_test(tc, unknown_or_misplaced_sections_refused);
     tcase_add_test(tc, duplicate_and_invalid_values_refused);
+    tcase_add_test(tc, rate_limits_default_load_and_refuse);
     tcase_add_test(tc, comments_and_blank_lines_accepted);
     tcase_add_test(tc, missing_file_and_long_lines_reported);
     tcase_add_test(tc, write_refuses_values_that_cannot_round_trip);

@@ -319,7 +319,17 @@ static const struct bad_case {
      "[permission 440300 -> 440100] appears twice", 1},
     {"serial = 3", "serial = 0", "[federation] serial: 0 is out of range 1-", 0},
     {"max_message_bytes = 4194304", "max_message_bytes = 100",
-     "max_message_bytes: 100 is out of range 1024-", 0},
+     "max_message_bytes: 100 is out of range 16384-67108864", 0},
+    {"max_message_bytes = 4194304", "max_message_bytes = 0",
+     "max_message_bytes: 0 is out of range 16384-67108864", 0},
+    /* Below one PSI chunk answer with its signature; above what a gateway receives (a
+     * gateway refused 1 GiB at start while 'roster sign' took it). */
+    {"max_message_bytes = 4194304", "max_message_bytes = 16383",
+     "max_message_bytes: 16383 is out of range 16384-67108864", 0},
+    {"max_message_bytes = 4194304", "max_message_bytes = 67108865",
+     "max_message_bytes: 67108865 is out of range 16384-67108864", 0},
+    {"max_message_bytes = 4194304", "max_message_bytes = 1073741824",
+     "max_message_bytes: 1073741824 is out of range 16384-67108864", 0},
     {"common_scale = 1,2,3,4", "common_scale = 1,1,3,4", "grade '1' appears twice", 0},
     {"common_scale = 1,2,3,4", "common_scale = X=4,3,2,1", "is a number other than its rank", 0},
     {"quota_items_per_day = 1000000", "quota_items_per_day = 0",
@@ -1558,6 +1568,24 @@ START_TEST(huge_lengths_refused)
     len = baygate__signed_roster__pack(&sr, wire);
     ck_assert_int_eq(open_bytes(wire, len, &r, &err), BG_EINVAL);
     ck_assert_has(err.msg, "invalid roster: roster has 0 members");
+
+    /* A signed roster whose max_message_bytes no gateway can run with: refused at load,
+     * naming the field and the bounds. */
+    uint32_t absurd[] = {0, 1024, BG_ROSTER_MESSAGE_MAX + 1, 1u << 30};
+    for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {
+        m.max_message_bytes = absurd[i];
+        slen = baygate__roster__pack(&m, small);
+        ck_assert_int_eq(bg_sig_sign(ca_key, BG_SIG_CTX_ROSTER, small, slen, sig, &siglen, NULL),
+                         BG_OK);
+        sr.roster.len = slen;
+        sr.signature.len = siglen;
+        len = baygate__signed_roster__pack(&sr, wire);
+        ck_assert_int_eq(open_bytes(wire, len, &r, &err), BG_EINVAL);
+        ck_assert_has(err.msg, "max_message_bytes");
+        ck_assert_has(err.msg, "out of range 16384-67108864");
+    }
+    m.max_message_bytes = 65536;
+    slen = baygate__roster__pack(&m, small);
 
     /* A signature made for another kind of object (label) does not verify. */
     ck_assert_int_eq(bg_sig_sign(ca_key, BG_SIG_CTX_SNAPSHOT, small, slen, sig, &siglen, NULL),

@@ -182,9 +182,11 @@ bg_api_json_status(FILE *f, const Baygate__StatusAnswer *s, time_t now)
     bg_api_json_kv(f, "city", s->city, false);
     bg_api_json_kv(f, "name", s->name, true);
     bg_api_json_kv(f, "version", s->version, true);
-    fprintf(f, ",\"uptime_s\":%llu,\"roster_serial\":%llu,\"crl_next_update_ms\":%lld",
+    fprintf(f,
+            ",\"uptime_s\":%llu,\"roster_serial\":%llu,\"crl_number\":%llu,"
+            "\"crl_next_update_ms\":%lld",
             (unsigned long long)s->uptime_s, (unsigned long long)s->roster_serial,
-            (long long)s->crl_next_update_ms);
+            (unsigned long long)s->crl_number, (long long)s->crl_next_update_ms);
     bg_api_json_kv(f, "listen", s->listen, true);
     bg_api_expiry cert =
         bg_api_expiry_of(s->cert_not_after_ms, (int64_t)s->cert_warn_days * 86400, now);

@@ -316,7 +316,8 @@ text_expiries(const Baygate__StatusAnswer *s, time_t now)
                "               operator issue a new one before it expires, or every peer "
                "refuses us\n",
                cert.secs_left < 0 ? "has expired" : "expires soon", s->cert_warn_days);
-    printf("  CRL          next update %s (%s)\n", crl.when, left_text(&crl, left));
+    printf("  CRL          #%llu, next update %s (%s)\n", (unsigned long long)s->crl_number,
+           crl.when, left_text(&crl, left));
     if (crl.warn)
         printf("  WARNING      the CRL %s (warned under crl_warn_hours = %u): publish a new\n"
                "               one before it passes, or all traffic stops\n",

@@ -42,6 +42,14 @@ struct key {
 
 #define FIELD(f) offsetof(bg_config, f), sizeof(((bg_config *)0)->f)
 
+#define RATE_MAX_PER_S 1000000u
+#define RATE_MAX_BYTES (1ull << 40)
+/* One [rate] key: KIND_FIELD, into rate[i].FIELD. */
+#define RATE(kind, i, f, type, min, max, def)                                                      \
+    {                                                                                              \
+        "rate", kind "_" #f, type, FIELD(rate[i].f), min, max, def                                 \
+    }
+
 static const struct key keys[] = {
     {"city", "code", K_CITY, FIELD(city), 0, 0, NULL},
     {"city", "name", K_NAME, FIELD(name), 0, 0, NULL},
@@ -62,6 +70,32 @@ static const struct key keys[] = {
     {"audit", "head_interval_s", K_U32, FIELD(head_interval_s), 1, 86400, "60"},
     {"audit", "witness_interval_s", K_U32, FIELD(witness_interval_s), 1, 86400, "300"},
     {"api", "listen", K_HOSTPORT, FIELD(api_listen), 0, 0, ""},
+    /* Far above what a gateway asks of a peer, far below a flood: a gateway pings a peer
+     * at most once per status or probe; a snapshot sync asks one chunk after another; a
+     * PSI query of 1,000,000 ids is a few hundred chunks. A burst below 1 would refuse
+     * every request; bytes below 1 KiB/s would refuse all but the first answer for
+     * minutes. */
+    RATE("ping", BG_CONFIG_RATE_PING, per_s, K_U32, 1, RATE_MAX_PER_S, "20"),
+    RATE("ping", BG_CONFIG_RATE_PING, burst, K_U32, 1, RATE_MAX_PER_S, "40"),
+    RATE("ping", BG_CONFIG_RATE_PING, bytes_per_s, K_U64, 1024, RATE_MAX_BYTES, "1048576"),
+    RATE("ping", BG_CONFIG_RATE_PING, bytes_burst, K_U64, 1024, RATE_MAX_BYTES, "4194304"),
+    RATE("snapshot", BG_CONFIG_RATE_SNAPSHOT, per_s, K_U32, 1, RATE_MAX_PER_S, "200"),
+    RATE("snapshot", BG_CONFIG_RATE_SNAPSHOT, burst, K_U32, 1, RATE_MAX_PER_S, "2000"),
+    RATE("snapshot", BG_CONFIG_RATE_SNAPSHOT, bytes_per_s, K_U64, 1024, RATE_MAX_BYTES, "33554432"),
+    RATE("snapshot", BG_CONFIG_RATE_SNAPSHOT, bytes_burst, K_U64, 1024, RATE_MAX_BYTES,
+         "268435456"),
+    RATE("psi", BG_CONFIG_RATE_PSI, per_s, K_U32, 1, RATE_MAX_PER_S, "200"),
+    RATE("psi", BG_CONFIG_RATE_PSI, burst, K_U32, 1, RATE_MAX_PER_S, "1000"),
+    RATE("psi", BG_CONFIG_RATE_PSI, bytes_per_s, K_U64, 1024, RATE_MAX_BYTES, "67108864"),
+    RATE("psi", BG_CONFIG_RATE_PSI, bytes_burst, K_U64, 1024, RATE_MAX_BYTES, "536870912"),
+    RATE("status", BG_CONFIG_RATE_STATUS, per_s, K_U32, 1, RATE_MAX_PER_S, "20"),
+    RATE("status", BG_CONFIG_RATE_STATUS, burst, K_U32, 1, RATE_MAX_PER_S, "100"),
+    RATE("status", BG_CONFIG_RATE_STATUS, bytes_per_s, K_U64, 1024, RATE_MAX_BYTES, "4194304"),
+    RATE("status", BG_CONFIG_RATE_STATUS, bytes_burst, K_U64, 1024, RATE_MAX_BYTES, "16777216"),
+    RATE("witness", BG_CONFIG_RATE_WITNESS, per_s, K_U32, 1, RATE_MAX_PER_S, "20"),
+    RATE("witness", BG_CONFIG_RATE_WITNESS, burst, K_U32, 1, RATE_MAX_PER_S, "100"),
+    RATE("witness", BG_CONFIG_RATE_WITNESS, bytes_per_s, K_U64, 1024, RATE_MAX_BYTES, "1048576"),
+    RATE("witness", BG_CONFIG_RATE_WITNESS, bytes_burst, K_U64, 1024, RATE_MAX_BYTES, "8388608"),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -20,6 +20,10 @@
  *     [audit]      head_interval_s = 60      (sign a tree head at most this often)
  *                  witness_interval_s = 300  (fetch, check and cosign peers' heads)
  *     [api]        listen = 127.0.0.1:8080   (the HTTP API; off when absent)
+ *     [rate]       KIND_per_s, KIND_burst, KIND_bytes_per_s, KIND_bytes_burst for each
+ *                  KIND of request a peer makes (ping, snapshot, psi, status, witness):
+ *                  requests per second and their burst, answer bytes per second and
+ *                  their burst, per peer (daemon/rate.h); applied again at every reload
  *
  * [city] code and name are required; everything else has the default shown.
  * bg_config_write replaces the file atomically (temp, fsync, rename).
@@ -44,6 +48,22 @@
 
 #define BG_CONFIG_LISTEN_DEFAULT "tls+tcp://127.0.0.1:7440"
 
+/* The kinds of request [rate] limits, in the order of its keys. */
+typedef enum bg_config_rate_kind {
+    BG_CONFIG_RATE_PING,
+    BG_CONFIG_RATE_SNAPSHOT,
+    BG_CONFIG_RATE_PSI,
+    BG_CONFIG_RATE_STATUS,
+    BG_CONFIG_RATE_WITNESS,
+    BG_CONFIG_RATE_KINDS
+} bg_config_rate_kind;
+
+/* One kind's [rate] keys: requests per second and burst, answer bytes per second and burst. */
+typedef struct bg_config_rate {
+    uint32_t per_s, burst;
+    uint64_t bytes_per_s, bytes_burst;
+} bg_config_rate;
+
 typedef struct bg_config {
     char dir[BG_CONFIG_PATH_MAX]; /* absolute directory of the ini file */
 
@@ -64,6 +84,7 @@ typedef struct bg_config {
     uint32_t dial_ms, request_ms, handshake_ms;   /* [timeouts] */
     uint32_t head_interval_s, witness_interval_s; /* [audit] */
     char api_listen[BG_CONFIG_URL_MAX];           /* [api] listen: HOST:PORT, "" = off */
+    bg_config_rate rate[BG_CONFIG_RATE_KINDS];    /* [rate] */
 } bg_config;
 
 /*

@@ -395,6 +395,14 @@ gw_peer_admit(gw_peer *p, int timeout_ms, char *why, size_t n)
 
 /* ------------------------------------------------------------- limits */
 
+/* Every roster that signs is one a gateway can run with: the verifier takes its bound,
+ * and a reply holds its overhead and at least one chunk of PSI elements. */
+_Static_assert(BG_ROSTER_MESSAGE_MIN >= BG_ENV_MESSAGE_MIN &&
+                   BG_ROSTER_MESSAGE_MAX <= BG_ENV_MESSAGE_MAX,
+               "the roster's max_message_bytes bounds are the verifier's");
+_Static_assert(BG_ROSTER_MESSAGE_MIN >= 2 * GW_PSI_OVERHEAD,
+               "a reply of max_message_bytes holds its overhead and a PSI chunk");
+
 size_t
 gw_max_message(bg_gw *gw)
 {

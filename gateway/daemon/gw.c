@@ -40,6 +40,8 @@
 #include "proto/witness.pb-c.h"
 
 #define GW_CRL_WARN_EVERY_S 600
+/* A CRL that keeps failing to load (retried every tick) is logged this often per cause. */
+#define GW_CRL_RETRY_LOG_S 60
 #define GW_REPLAY_CAPACITY (1u << 19)
 
 /* ------------------------------------------------------------- helpers */
@@ -466,33 +468,79 @@ reload_identity(bg_gw *gw)
     gw_standing_check(gw, "identity");
 }
 
-static void
+/* A failed CRL reload, logged once per cause per GW_CRL_RETRY_LOG_S (the next tick
+ * tries again, and again). Returns false. */
+static bool
+crl_failed(bg_gw *gw, const char *event, const char *why)
+{
+    time_t now = time(NULL);
+    gw->crl_retry = true;
+    if (strcmp(why, gw->crl_failure) == 0 && now - gw->crl_failure_logged < GW_CRL_RETRY_LOG_S) {
+        gw->crl_failure_unlogged++;
+        return false;
+    }
+    uint64_t number = 0;
+    bg_trust_crl_number(gw->trust, &number, NULL);
+    bg_log(BG_LOG_ERROR, event,
+           "path=%s error=\"%s\" number_in_force=%llu retries_unlogged=%llu "
+           "effect=\"the CRL in force stays; tried again every second\"",
+           gw->cfg.crl_path, why, (unsigned long long)number,
+           (unsigned long long)gw->crl_failure_unlogged);
+    snprintf(gw->crl_failure, sizeof gw->crl_failure, "%s", why);
+    gw->crl_failure_logged = now;
+    gw->crl_failure_unlogged = 0;
+    return false;
+}
+
+/* The CRL file into the trust store, to peers and into the TLS configs. false: it did
+ * not load or was refused (logged by crl_failed); the CRL in force stays. A file holding
+ * the CRL in force is taken as loaded without cutting connections (a forced reload). */
+static bool
 reload_crl(bg_gw *gw)
 {
     bg_err err = {0};
     X509_CRL *crl = NULL;
-    if (bg_pki_crl_load(gw->cfg.crl_path, &crl, &err) != BG_OK) {
-        bg_log(BG_LOG_ERROR, "crl.reload_failed", "path=%s error=\"%s\"", gw->cfg.crl_path,
-               err.msg);
-        return;
-    }
-    /* Handed to every peer before it cuts anyone off (relay.h). */
-    gw_relay_crl_new(gw, crl);
-    /* The trust store refuses a CRL that is not the CA's or rolls back. */
-    if (bg_trust_set_crl(gw->trust, crl, &err) != BG_OK) {
-        bg_log(BG_LOG_ERROR, "crl.refused", "path=%s error=\"%s\"", gw->cfg.crl_path, err.msg);
-        X509_CRL_free(crl);
-        return;
-    }
     char *pem = NULL;
     size_t pem_len = 0;
-    int rc = bg_pki_crl_pem(crl, &pem, &pem_len, &err);
+    if (bg_pki_crl_load(gw->cfg.crl_path, &crl, &err) != BG_OK ||
+        bg_pki_crl_pem(crl, &pem, &pem_len, &err) != BG_OK) {
+        X509_CRL_free(crl);
+        return crl_failed(gw, "crl.reload_failed", err.msg);
+    }
+    bool same = pem_len == gw->crl_pem_len && memcmp(pem, gw->crl_pem, pem_len) == 0;
+    if (!same && gw->crl_refused_pem != NULL && pem_len == gw->crl_refused_len &&
+        memcmp(pem, gw->crl_refused_pem, pem_len) == 0) {
+        /* Its refusal is not transient: only a new file can change it. */
+        X509_CRL_free(crl);
+        OPENSSL_free(pem);
+        return crl_failed(gw, "crl.refused", gw->crl_refusal);
+    }
+    if (!same) {
+        /* Handed to every peer before it cuts anyone off (relay.h). */
+        gw_relay_crl_new(gw, crl);
+        /* The trust store refuses a CRL that is not the CA's or rolls back. */
+        if (bg_trust_set_crl(gw->trust, crl, &err) != BG_OK) {
+            X509_CRL_free(crl);
+            OPENSSL_free(gw->crl_refused_pem);
+            gw->crl_refused_pem = pem;
+            gw->crl_refused_len = pem_len;
+            snprintf(gw->crl_refusal, sizeof gw->crl_refusal, "%s", err.msg);
+            return crl_failed(gw, "crl.refused", err.msg);
+        }
+    }
     uint64_t number = 0;
     bg_pki_crl_number(crl, &number, NULL);
     X509_CRL_free(crl);
-    if (rc != BG_OK) {
-        bg_log(BG_LOG_ERROR, "crl.reload_failed", "error=\"%s\"", err.msg);
-        return;
+    bool recovered = gw->crl_retry;
+    gw->crl_retry = false;
+    gw->crl_failure[0] = '\0';
+    gw->crl_failure_unlogged = 0;
+    if (same) {
+        OPENSSL_free(pem);
+        if (recovered)
+            bg_log(BG_LOG_INFO, "crl.reloaded", "number=%llu unchanged=true",
+                   (unsigned long long)number);
+        return true;
     }
     OPENSSL_free(gw->crl_pem);
     gw->crl_pem = pem;
@@ -503,6 +551,7 @@ reload_crl(bg_gw *gw)
     bg_log(BG_LOG_INFO, "crl.reloaded", "number=%llu", (unsigned long long)number);
     gw_peers_check_revoked(gw);
     gw_standing_check(gw, "crl");
+    return true;
 }
 
 /* The lists the roster says we offer. */
@@ -573,11 +622,61 @@ warn_crl_expiry(bg_gw *gw)
                (long long)left);
 }
 
+/* cfg's [rate] as the rate buckets' limits. */
+static void
+apply_rates(bg_gw *gw, const bg_config *cfg)
+{
+    static const bg_config_rate_kind of[GW_RATE_KINDS] = {
+        [GW_RATE_PING] = BG_CONFIG_RATE_PING,       [GW_RATE_SNAPSHOT] = BG_CONFIG_RATE_SNAPSHOT,
+        [GW_RATE_PSI] = BG_CONFIG_RATE_PSI,         [GW_RATE_STATUS] = BG_CONFIG_RATE_STATUS,
+        [GW_RATE_WITNESS] = BG_CONFIG_RATE_WITNESS,
+    };
+    gw_rate_limit l[GW_RATE_KINDS];
+    for (int k = 0; k < GW_RATE_KINDS; k++) {
+        const bg_config_rate *c = &cfg->rate[of[k]];
+        l[k] = (gw_rate_limit){c->per_s, c->burst, c->bytes_per_s, c->bytes_burst};
+    }
+    gw_rate_set_limits(&gw->rate, l);
+}
+
+/* baygate.ini read again at SIGHUP: its [rate] applies now; the rest is read at start
+ * only (gw->cfg is read without a lock by every thread, so it is never rewritten). A
+ * file that does not load changes nothing. */
+static void
+reload_config(bg_gw *gw)
+{
+    char path[BG_CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", gw->cfg.dir, BG_CONFIG_FILE);
+    bg_config *cfg = malloc(sizeof *cfg);
+    bg_err err = {0};
+    if (cfg == NULL) {
+        bg_log(BG_LOG_ERROR, "config.reload_failed", "path=%s error=\"out of memory\"", path);
+        return;
+    }
+    if (bg_config_load(path, cfg, &err) != BG_OK) {
+        bg_log(BG_LOG_ERROR, "config.reload_failed",
+               "path=%s error=\"%s\" effect=\"the rate limits in use stay\"", path, err.msg);
+    } else {
+        apply_rates(gw, cfg);
+        const bg_config_rate *p = &cfg->rate[BG_CONFIG_RATE_PING],
+                             *q = &cfg->rate[BG_CONFIG_RATE_PSI];
+        bg_log(BG_LOG_INFO, "config.reloaded",
+               "path=%s ping_per_s=%u ping_burst=%u psi_per_s=%u psi_burst=%u "
+               "effect=\"[rate] applied; other changes take effect at the next restart\"",
+               path, p->per_s, p->burst, q->per_s, q->burst);
+    }
+    free(cfg);
+}
+
 /* The CRL (trust) first, then the roster (pins), then our own certificate. */
 static void
 tick(bg_gw *gw, bool hup)
 {
-    if (watch_changed(gw->cfg.crl_path, &gw->crl_watch))
+    if (hup)
+        reload_config(gw);
+    /* Not only when the file changed: a failed reload is tried until it succeeds, and
+     * SIGHUP forces one (an unchanged CRL costs a read and no connection). */
+    if (watch_changed(gw->cfg.crl_path, &gw->crl_watch) || gw->crl_retry || hup)
         reload_crl(gw);
     if (watch_changed(gw->cfg.roster_path, &gw->roster_watch))
         reload_roster(gw);
@@ -671,6 +770,8 @@ load_material(bg_gw *gw, const char *dir, bg_err *err)
         rc = bg_err_set(err, BG_EINVAL, "gateway directory path too long");
     if (rc == BG_OK)
         rc = bg_config_load(path, &gw->cfg, err);
+    if (rc == BG_OK)
+        apply_rates(gw, &gw->cfg);
     gw_quota_init(&gw->quota, rc == BG_OK ? gw->cfg.data_dir : NULL);
     if (rc == BG_OK)
         rc = load_identity(gw, err);
@@ -857,6 +958,7 @@ bg_gw_stop(bg_gw *gw)
     OPENSSL_free(gw->cert_pem);
     OPENSSL_free(gw->ca_pem);
     OPENSSL_free(gw->crl_pem);
+    OPENSSL_free(gw->crl_refused_pem);
     gw_witness_close(gw);
     gw_relay_close(gw);
     gw_witnessed_close(gw);

@@ -333,6 +333,7 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
     time_t next = 0;
     if (bg_trust_crl_next_update(gw->trust, &next, NULL) == BG_OK)
         sa->crl_next_update_ms = (int64_t)next * 1000;
+    bg_trust_crl_number(gw->trust, &sa->crl_number, NULL);
     sa->crl_warn_hours = gw->cfg.crl_warn_hours;
     gw_ident *me = gw_ident_get(gw); /* a rotation may swap it meanwhile */
     time_t not_after = 0;

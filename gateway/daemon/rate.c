@@ -6,27 +6,30 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MIB (1024.0 * 1024.0)
-
 static const char *const kind_names[GW_RATE_KINDS] = {"ping", "snapshot", "psi", "status",
                                                       "witness"};
-
-/* A gateway pings a peer at most once per status or probe; a snapshot sync asks one
- * chunk after another; a PSI query of 1,000,000 ids is a few hundred chunks. */
-static const gw_rate_limit defaults[GW_RATE_KINDS] = {
-    [GW_RATE_PING] = {20, 40, 1 * MIB, 4 * MIB},
-    [GW_RATE_SNAPSHOT] = {200, 2000, 32 * MIB, 256 * MIB},
-    [GW_RATE_PSI] = {200, 1000, 64 * MIB, 512 * MIB},
-    [GW_RATE_STATUS] = {20, 100, 4 * MIB, 16 * MIB},
-    [GW_RATE_WITNESS] = {20, 100, 1 * MIB, 8 * MIB},
-};
 
 void
 gw_rate_init(gw_rate *r)
 {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->lock, NULL);
-    memcpy(r->limit, defaults, sizeof r->limit);
+}
+
+void
+gw_rate_set_limits(gw_rate *r, const gw_rate_limit limit[GW_RATE_KINDS])
+{
+    pthread_mutex_lock(&r->lock);
+    memcpy(r->limit, limit, sizeof r->limit);
+    /* A lower burst applies at once, not after the bucket has drained to it. */
+    for (size_t i = 0; i < r->n; i++)
+        for (int k = 0; k < GW_RATE_KINDS; k++) {
+            if (r->b[i].tokens[k] > r->limit[k].burst)
+                r->b[i].tokens[k] = r->limit[k].burst;
+            if (r->b[i].bytes[k] > (double)r->limit[k].bytes_burst)
+                r->b[i].bytes[k] = (double)r->limit[k].bytes_burst;
+        }
+    pthread_mutex_unlock(&r->lock);
 }
 
 void

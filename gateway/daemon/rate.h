@@ -58,8 +58,12 @@ typedef struct gw_rate {
     uint64_t refused[GW_RATE_KINDS]; /* all cities, since start */
 } gw_rate;
 
-/* The defaults: far above what a gateway asks of a peer, far below a flood. */
+/* Every limit 0 (every request refused) until gw_rate_set_limits: the limits are the
+ * gateway's configuration ([rate] in baygate.ini, gateway/config/config.h). */
 void gw_rate_init(gw_rate *r);
+/* New limits for every city, at once (a reload): buckets fuller than a new burst are
+ * cut to it; counts and log intervals carry on. */
+void gw_rate_set_limits(gw_rate *r, const gw_rate_limit limit[GW_RATE_KINDS]);
 void gw_rate_destroy(gw_rate *r);
 
 /* The short name of kind ("ping", "snapshot", "psi", "status", "witness"). */
