@@ -1,7 +1,7 @@
 /*
  * api_int.h - what the HTTP API's files share (data only): the server, a request as
- * routed, a response. Files by height: api_keys, api_resp, api_local (0); api_openapi,
- * api_metrics, api_res (1); api_route (2); api_server (3).
+ * routed, a response. Files by height: api_keys, api_resp, api_local, api_console_files
+ * (0); api_openapi, api_metrics, api_res, api_console (1); api_route (2); api_server (3).
  */
 #ifndef BG_API_INT_H
 #define BG_API_INT_H
@@ -23,6 +23,8 @@ typedef enum {
     API_R_LOOKUP,
     API_R_OPENAPI,
     API_R_METRICS,
+    API_R_KEY,
+    API_R_CONSOLE,
     API_R_COUNT
 } api_route_id;
 
@@ -35,8 +37,11 @@ typedef struct api_req {
     const char *method, *path;
     const char *authorization; /* the header, or NULL */
     const char *purpose, *auth_ref;
+    const char *if_none_match; /* the header, or NULL */
     api_route_id route;
-    char seg[API_SEG_MAX + 2];        /* the {uscc} segment, raw; API_SEG_MAX + 1 bytes: too long */
+    bool redirect;             /* "/console" without its slash */
+    char seg[API_SEG_MAX + 2]; /* the {uscc} segment or the console file, raw; API_SEG_MAX + 1
+                                  bytes: too long */
     char app[BG_APIKEY_NAME_MAX + 1]; /* who asked, once authenticated ("" before) */
 } api_req;
 
@@ -46,8 +51,11 @@ typedef struct api_resp {
     const char *ctype;
     char *body;
     size_t len;
-    bool challenge; /* WWW-Authenticate: Bearer */
-    bool allow_get; /* Allow: GET (405) */
+    bool challenge;       /* WWW-Authenticate: Bearer */
+    bool allow_get;       /* Allow: GET (405) */
+    bool revalidate;      /* Cache-Control: no-cache (with the ETag), not no-store */
+    const char *etag;     /* static, or NULL */
+    const char *location; /* static, or NULL */
 } api_resp;
 
 /* Requests by application, route and status; latency by route. */

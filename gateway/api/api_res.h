@@ -1,5 +1,6 @@
 /*
- * api_res.h - the HTTP API's resources: status and one enterprise across every city.
+ * api_res.h - the HTTP API's resources: status, one enterprise across every city, the
+ * calling key's scope.
  * Both ask the daemon's local API in-process (api_local.h): the same answers the CLI
  * gets, written as the same JSON as `baygate status --json` and `baygate lookup --json`.
  */
@@ -13,5 +14,9 @@ void api_res_status(bg_api *api, const api_req *rq, api_resp *r);
 
 /* GET /v1/enterprises/{uscc}?purpose=P[&auth_ref=HEX]; rq->app is who asks. */
 void api_res_lookup(bg_api *api, const api_req *rq, api_resp *r);
+
+/* GET /v1/key: the calling key's application, purposes and daily quota (never the key
+ * nor its hash), so a client such as the console offers only what it may ask. */
+void api_res_key(const bg_apikey *k, api_resp *r);
 
 #endif

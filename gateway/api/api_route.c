@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "domain/date.h"
+#include "gateway/api/api_console.h"
 #include "gateway/api/api_metrics.h"
 #include "gateway/api/api_openapi.h"
 #include "gateway/api/api_res.h"
@@ -15,11 +16,26 @@
 #include "gateway/daemon/log.h"
 
 #define ENTERPRISES "/v1/enterprises/"
+#define CONSOLE "/console/"
+
+/* The last segment s into rq->seg; false if it is empty (when it may not be) or holds a
+ * slash. */
+static bool
+keep_seg(const char *s, bool may_be_empty, api_req *rq)
+{
+    size_t n = strnlen(s, API_SEG_MAX + 1);
+    if ((n == 0 && !may_be_empty) || memchr(s, '/', n) != NULL)
+        return false;
+    memcpy(rq->seg, s, n);
+    rq->seg[n] = '\0';
+    return true;
+}
 
 unsigned
 api_route_parse(const char *method, const char *path, api_req *rq)
 {
     rq->route = API_R_NONE;
+    rq->redirect = false;
     rq->seg[0] = '\0';
     if (path == NULL || method == NULL)
         return 404;
@@ -29,13 +45,18 @@ api_route_parse(const char *method, const char *path, api_req *rq)
         rq->route = API_R_OPENAPI;
     else if (strcmp(path, "/metrics") == 0)
         rq->route = API_R_METRICS;
-    else if (strncmp(path, ENTERPRISES, sizeof ENTERPRISES - 1) == 0) {
-        const char *s = path + sizeof ENTERPRISES - 1;
-        size_t n = strnlen(s, API_SEG_MAX + 1);
-        if (n == 0 || memchr(s, '/', n) != NULL)
+    else if (strcmp(path, "/v1/key") == 0)
+        rq->route = API_R_KEY;
+    else if (strcmp(path, "/console") == 0) {
+        rq->route = API_R_CONSOLE;
+        rq->redirect = true;
+    } else if (strncmp(path, CONSOLE, sizeof CONSOLE - 1) == 0) {
+        if (!keep_seg(path + sizeof CONSOLE - 1, true, rq))
             return 404;
-        memcpy(rq->seg, s, n);
-        rq->seg[n] = '\0';
+        rq->route = API_R_CONSOLE;
+    } else if (strncmp(path, ENTERPRISES, sizeof ENTERPRISES - 1) == 0) {
+        if (!keep_seg(path + sizeof ENTERPRISES - 1, false, rq))
+            return 404;
         rq->route = API_R_LOOKUP;
     } else {
         return 404;
@@ -164,6 +185,10 @@ api_dispatch(bg_api *api, api_req *rq, api_resp *r)
         api_openapi(r);
         return;
     }
+    if (rq->route == API_R_CONSOLE) {
+        api_console(rq, r);
+        return;
+    }
     bg_apikey k;
     if (!authenticate(api, rq, &k, r))
         return;
@@ -174,6 +199,9 @@ api_dispatch(bg_api *api, api_req *rq, api_resp *r)
         break;
     case API_R_METRICS:
         api_metrics(api, r);
+        break;
+    case API_R_KEY:
+        api_res_key(&k, r);
         break;
     case API_R_LOOKUP:
         if (authorise(rq, &k, r) && charge(api, &k, r))
