@@ -23,9 +23,12 @@ packages=(
   libmicrohttpd-dev   # the HTTP API's server (thread pool, connection limits)
   curl                # tests: the HTTP API's client
   prometheus          # tests only: promtool check metrics
+  chromium            # tests only: the web console in a real browser (headless)
+  fonts-wqy-microhei  # tests only: CJK glyphs for the console's screenshots
 )
-# tests only: node and npm validate the OpenAPI document (tests/openapi/, pinned by its
-# lockfile); a node that brings its own npm is kept.
+# tests only: node and npm validate the OpenAPI document (tests/openapi/) and drive
+# chromium through the console (tests/console/), each pinned by its lockfile; a node that
+# brings its own npm is kept.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()

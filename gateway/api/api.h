@@ -8,13 +8,18 @@
  * slow client holds one connection, never the server:
  *   GET /v1/status                          the local status answer, as status --json
  *   GET /v1/enterprises/{uscc}?purpose=P[&auth_ref=HEX]   one enterprise, every city
+ *   GET /v1/key                             the calling key's application and purposes
  *   GET /v1/openapi.json                    the OpenAPI 3 document of these (no key)
  *   GET /metrics                            Prometheus text format
  *   GET /healthz, GET /readyz               liveness, readiness (no key)
  *   GET /v1/evidence/head                   our signed tree head, witnesses' cosignatures
  *   GET /v1/evidence?request=&peer=&purpose=&auth_ref=&since=&until=   leaves found
  *   GET /v1/evidence/{request_id}/bundle    one exchange's evidence bundle (bytes)
- * Every call but the document and the probes needs "Authorization: Bearer KEY", a key made by
+ *   GET /v1/key                             the calling key's application and scope
+ *   GET /console/                           the web console's static files (no key)
+ * Every answer carries a strict Content-Security-Policy (the gateway's origin only),
+ * nosniff, no-referrer and X-Frame-Options DENY. Every call but the document, the
+ * probes and the console's files needs "Authorization: Bearer KEY", a key made by
  * `baygate apikey create` (api_keys.h); a lookup's purpose must be one of the key's.
  * Errors are application/problem+json (RFC 9457). Request headers beyond
  * BG_API_HEADER_MAX bytes get 431, bodies beyond BG_API_BODY_MAX 413 (v1 takes none).

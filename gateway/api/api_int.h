@@ -1,8 +1,8 @@
 /*
  * api_int.h - what the HTTP API's files share (data only): the server, a request as
- * routed, a response. Files by height: api_keys, api_json, api_local (0); api_resp (1);
- * api_openapi, api_metrics, api_res_* (2); api_route (3); api_server (4). api_json is
- * the one file the CLI calls into.
+ * routed, a response. Files by height: api_keys, api_json, api_local, api_console_files
+ * (0); api_resp (1); api_openapi, api_metrics, api_res_*, api_console (2); api_route (3);
+ * api_server (4). api_json is the one file the CLI calls into.
  */
 #ifndef BG_API_INT_H
 #define BG_API_INT_H
@@ -30,6 +30,8 @@ typedef enum {
     API_R_EV_HEAD,
     API_R_EV_FIND,
     API_R_EV_BUNDLE,
+    API_R_KEY,
+    API_R_CONSOLE,
     API_R_COUNT
 } api_route_id;
 
@@ -43,8 +45,11 @@ typedef struct api_req {
     const char *authorization; /* the header, or NULL */
     const char *purpose, *auth_ref;
     const char *request, *peer, *since, *until, *unwitnessed; /* evidence queries */
+    const char *if_none_match; /* the header, or NULL */
     api_route_id route;
-    char seg[API_SEG_MAX + 2]; /* {uscc} or {request_id}, raw; API_SEG_MAX + 1 bytes: too long */
+    bool redirect;             /* "/console" without its slash */
+    char seg[API_SEG_MAX + 2]; /* {uscc}, {request_id} or the console file, raw;
+                                  API_SEG_MAX + 1 bytes: too long */
     char app[BG_APIKEY_NAME_MAX + 1]; /* who asked, once authenticated ("" before) */
 } api_req;
 
@@ -54,8 +59,11 @@ typedef struct api_resp {
     const char *ctype;
     char *body;
     size_t len;
-    bool challenge; /* WWW-Authenticate: Bearer */
-    bool allow_get; /* Allow: GET (405) */
+    bool challenge;       /* WWW-Authenticate: Bearer */
+    bool allow_get;       /* Allow: GET (405) */
+    bool revalidate;      /* Cache-Control: no-cache (with the ETag), not no-store */
+    const char *etag;     /* static, or NULL */
+    const char *location; /* static, or NULL */
 } api_resp;
 
 /* Requests by application, route and status; latency by route. */

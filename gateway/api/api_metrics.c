@@ -15,7 +15,7 @@ static const double lat_bounds[API_LAT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0
                                                    0.1,   0.25,   0.5,   1,    2.5,   10};
 static const char *const route_names[API_R_COUNT] = {
     "none",    "status", "enterprise",    "openapi",  "metrics",
-    "healthz", "readyz", "evidence_head", "evidence", "evidence_bundle"};
+    "healthz", "readyz", "evidence_head", "evidence", "evidence_bundle", "key", "console"};
 
 void
 api_metrics_note(bg_api *api, const char *app, api_route_id route, unsigned status, double seconds)

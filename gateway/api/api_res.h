@@ -1,7 +1,8 @@
 /*
  * api_res.h - the HTTP API's resources: status, one enterprise across every city,
- * liveness and readiness, and evidence. They ask the daemon's local API in-process (api_local.h):
- * the same answers the CLI gets, written by the same JSON writers (api_json.h).
+ * liveness and readiness, evidence, the calling key's scope. They ask the daemon's local
+ * API in-process (api_local.h): the same answers the CLI gets, written by the same JSON
+ * writers (api_json.h).
  */
 #ifndef BG_API_RES_H
 #define BG_API_RES_H
@@ -34,5 +35,9 @@ void api_res_evidence_find(bg_api *api, const api_req *rq, api_resp *r);
  * bundle (application/octet-stream), as `audit export` writes it; 404 for a request id
  * the log does not hold, 409 before a head (or a witness) covers it. */
 void api_res_evidence_bundle(bg_api *api, const api_req *rq, api_resp *r);
+
+/* GET /v1/key: the calling key's application, purposes and daily quota (never the key
+ * nor its hash), so a client such as the console offers only what it may ask. */
+void api_res_key(const bg_apikey *k, api_resp *r);
 
 #endif

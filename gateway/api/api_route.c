@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "domain/date.h"
+#include "gateway/api/api_console.h"
 #include "gateway/api/api_metrics.h"
 #include "gateway/api/api_openapi.h"
 #include "gateway/api/api_res.h"
@@ -17,11 +18,12 @@
 #define ENTERPRISES "/v1/enterprises/"
 #define EVIDENCE "/v1/evidence/"
 #define BUNDLE "/bundle"
+#define CONSOLE "/console/"
 
 /* The segment of path after prefix, up to end (NULL: the rest), into rq->seg; false
- * if it is empty or holds a '/'. */
+ * if it is empty (unless may_be_empty) or holds a '/'. */
 static bool
-segment(const char *path, size_t prefix, const char *end, api_req *rq)
+segment(const char *path, size_t prefix, const char *end, bool may_be_empty, api_req *rq)
 {
     const char *s = path + prefix;
     size_t n = strlen(s);
@@ -33,7 +35,7 @@ segment(const char *path, size_t prefix, const char *end, api_req *rq)
     }
     if (n > API_SEG_MAX + 1)
         n = API_SEG_MAX + 1;
-    if (n == 0 || memchr(s, '/', n) != NULL)
+    if ((n == 0 && !may_be_empty) || memchr(s, '/', n) != NULL)
         return false;
     memcpy(rq->seg, s, n);
     rq->seg[n] = '\0';
@@ -44,6 +46,7 @@ unsigned
 api_route_parse(const char *method, const char *path, api_req *rq)
 {
     rq->route = API_R_NONE;
+    rq->redirect = false;
     rq->seg[0] = '\0';
     if (path == NULL || method == NULL)
         return 404;
@@ -61,11 +64,19 @@ api_route_parse(const char *method, const char *path, api_req *rq)
         rq->route = API_R_EV_FIND;
     else if (strcmp(path, "/v1/evidence/head") == 0)
         rq->route = API_R_EV_HEAD;
+    else if (strcmp(path, "/v1/key") == 0)
+        rq->route = API_R_KEY;
+    else if (strcmp(path, "/console") == 0) {
+        rq->route = API_R_CONSOLE;
+        rq->redirect = true;
+    } else if (strncmp(path, CONSOLE, sizeof CONSOLE - 1) == 0 &&
+               segment(path, sizeof CONSOLE - 1, NULL, true, rq))
+        rq->route = API_R_CONSOLE;
     else if (strncmp(path, ENTERPRISES, sizeof ENTERPRISES - 1) == 0 &&
-             segment(path, sizeof ENTERPRISES - 1, NULL, rq))
+             segment(path, sizeof ENTERPRISES - 1, NULL, false, rq))
         rq->route = API_R_LOOKUP;
     else if (strncmp(path, EVIDENCE, sizeof EVIDENCE - 1) == 0 &&
-             segment(path, sizeof EVIDENCE - 1, BUNDLE, rq))
+             segment(path, sizeof EVIDENCE - 1, BUNDLE, false, rq))
         rq->route = API_R_EV_BUNDLE;
     else
         return 404;
@@ -193,9 +204,14 @@ api_dispatch(bg_api *api, api_req *rq, api_resp *r)
         api_openapi(r);
         return;
     }
-    /* Probes carry no key: they say nothing an application could not see from outside. */
+    /* Probes carry no key: they say nothing an application could not see from outside;
+     * nor do the console's files, which hold no data. */
     if (rq->route == API_R_HEALTHZ || rq->route == API_R_READYZ) {
         (rq->route == API_R_HEALTHZ ? api_res_healthz : api_res_readyz)(api, rq, r);
+        return;
+    }
+    if (rq->route == API_R_CONSOLE) {
+        api_console(rq, r);
         return;
     }
     bg_apikey k;
@@ -208,6 +224,9 @@ api_dispatch(bg_api *api, api_req *rq, api_resp *r)
         break;
     case API_R_METRICS:
         api_metrics(api, r);
+        break;
+    case API_R_KEY:
+        api_res_key(&k, r);
         break;
     case API_R_LOOKUP:
         if (authorise(rq, &k, r) && charge(api, &k, r))

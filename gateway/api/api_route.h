@@ -2,14 +2,16 @@
  * api_route.h - the HTTP API's routing and authentication.
  *
  * api_route_parse maps a method and a path to a route (pure: no I/O; fuzzed). Paths
- * are matched exactly ("/v1/status", "/v1/enterprises/{uscc}", "/v1/openapi.json",
- * "/metrics", "/healthz", "/readyz", "/v1/evidence/head", "/v1/evidence",
- * "/v1/evidence/{request_id}/bundle"); the {uscc} or {request_id} segment is kept raw
- * (at most API_SEG_MAX bytes, one more marks it too long) for the resource to validate. HEAD is
+ * are matched exactly ("/v1/status", "/v1/enterprises/{uscc}", "/v1/key",
+ * "/v1/openapi.json", "/metrics", "/healthz", "/readyz", "/v1/evidence/head",
+ * "/v1/evidence", "/v1/evidence/{request_id}/bundle", "/console" and
+ * "/console/{file}"); the {uscc}, {request_id} or {file} segment is kept raw (at most
+ * API_SEG_MAX bytes, one more marks it too long) for the resource to validate. HEAD is
  * GET without the body.
  *
- * api_dispatch answers a routed request: the document and the two probes at once (no
- * key); otherwise the key (Authorization: Bearer) against
+ * api_dispatch answers a routed request: the OpenAPI document, the two probes and the
+ * console's static files without a key; everything else needs the key (Authorization:
+ * Bearer) against
  * DATA/apikeys, read again whenever the file changes (a revocation takes effect at the
  * next request), 401 without a key, with an unknown or a revoked one; 403 for a purpose
  * outside the key's; 429 past its daily quota (lookups, counted in memory); then the

@@ -22,6 +22,11 @@
 #include "gateway/config/config.h"
 #include "gateway/daemon/log.h"
 
+/* Only the gateway's own origin, for everything; no inline script or style. */
+#define API_CSP                                                                                    \
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "            \
+    "object-src 'none'"
+
 /* What one request keeps between the calls MHD makes for it. */
 typedef struct api_conn {
     struct timespec t0;
@@ -49,7 +54,9 @@ route_text(api_route_id r)
                                                    "/readyz",
                                                    "/v1/evidence/head",
                                                    "/v1/evidence",
-                                                   "/v1/evidence/{request_id}/bundle"};
+                                                   "/v1/evidence/{request_id}/bundle",
+                                                   "/v1/key",
+                                                   "/console/"};
     return names[r < API_R_COUNT ? r : API_R_NONE];
 }
 
@@ -64,7 +71,18 @@ send_resp(struct MHD_Connection *c, api_resp *r)
     }
     r->body = NULL; /* the response owns it */
     MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype ? r->ctype : API_JSON);
-    MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            r->revalidate ? "no-cache" : "no-store");
+    if (r->etag != NULL)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_ETAG, r->etag);
+    if (r->location != NULL)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_LOCATION, r->location);
+    /* On every answer, not only the console's: a JSON body opened as a page can then
+     * run nothing, be framed by nothing, and leak no address. */
+    MHD_add_response_header(m, "Content-Security-Policy", API_CSP);
+    MHD_add_response_header(m, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff");
+    MHD_add_response_header(m, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(m, MHD_HTTP_HEADER_X_FRAME_OPTIONS, "DENY");
     if (r->challenge)
         MHD_add_response_header(m, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"baygate\"");
     if (r->allow_get)
@@ -100,6 +118,8 @@ answer(bg_api *api, struct MHD_Connection *c, const char *method, const char *ur
         rq.since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
         rq.until = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "until");
         rq.unwitnessed = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "unwitnessed");
+        rq.if_none_match =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
         api_dispatch(api, &rq, &r);
     }
     double secs = since(&st->t0);
