@@ -806,6 +806,13 @@ tp_log(void *ctx, const char *line)
     bg_log(BG_LOG_WARN, "transport.limit", "%s", line);
 }
 
+static void
+tp_ipc_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    bg_log(BG_LOG_WARN, "transport.local", "%s", line);
+}
+
 /* The two faces: the federation API (mutual TLS) and the local API (ipc). */
 static int
 start_servers(bg_gw *gw, bg_err *err)
@@ -838,6 +845,8 @@ start_servers(bg_gw *gw, bg_err *err)
         .ipc_mode = 0660,
         .handler = gw_local_handle,
         .handler_ctx = gw,
+        .log = tp_ipc_log, /* a listener replaced (nng#1518) */
+        .log_ctx = gw,
     };
     return bg_tp_server_start(&gw->local, &lo, err);
 }
