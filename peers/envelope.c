@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 #include <sodium.h>
 
+#include "common/clock.h"
 #include "peers/envelope.h"
 #include "proto/envelope.pb-c.h"
 #include "proto/pb.h"
@@ -26,9 +27,7 @@ _Static_assert(BG_ENV_BODY_ERROR == BAYGATE__BODY_TYPE__BODY_TYPE_ERROR, "matche
 int64_t
 bg_env_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return bg_clock_wall_ms();
 }
 
 /* --- reasons --- */

@@ -25,6 +25,7 @@
 #include <ini.h>
 #include <openssl/err.h>
 
+#include "common/clock.h"
 #include "common/file.h"
 #include "common/num.h"
 #include "peers/roster_int.h"
@@ -1373,14 +1374,6 @@ ini_free(struct ini *ps)
     }
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 bg_roster_parse_ini_text(const char *text, size_t len, const char *base_dir, const char *name,
                          X509 *ca_cert, bg_roster **out, bg_err *err)
@@ -1420,7 +1413,7 @@ bg_roster_parse_ini_text(const char *text, size_t len, const char *base_dir, con
                          : bg_err_set(err, ps.sub.code, "%s: %s", name, ps.sub.msg);
         goto out;
     }
-    ps.m->issued_at_ms = now_ms();
+    ps.m->issued_at_ms = bg_clock_wall_ms();
 
     size_t plen = baygate__roster__get_packed_size(ps.m);
     uint8_t *bytes = malloc(plen > 0 ? plen : 1);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "gateway/api/api_local.h"
 #include "gateway/api/api_resp.h"
 #include "proto/pb.h"
@@ -226,9 +227,7 @@ api_metrics(bg_api *api, api_resp *r)
         api_problem(r, 503, "gateway-unavailable", "The gateway could not answer", "%s", err.msg);
         return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now_ms = bg_clock_wall_ms();
     FILE *f = api_body_open(r);
     if (f != NULL) {
         fed_counters(f, a->status);

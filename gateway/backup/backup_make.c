@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "gateway/backup/backup.h"
 #include "gateway/backup/backup_int.h"
 #include "gateway/store/store.h"
@@ -316,14 +317,6 @@ archive(struct make *mk, const char *out_path, bg_err *err)
     return rc;
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 bg_backup_make(const char *gw_dir, const char *out_path, bg_backup_manifest *m, bg_err *err)
 {
@@ -352,7 +345,7 @@ bg_backup_make(const char *gw_dir, const char *out_path, bg_backup_manifest *m, 
         snprintf(m->city, sizeof m->city, "%s", mk->cfg.city);
         snprintf(m->name, sizeof m->name, "%s", mk->cfg.name);
         snprintf(m->top, sizeof m->top, "%s", base != NULL && base[1] ? base + 1 : "gateway");
-        m->created_ms = now_ms();
+        m->created_ms = bg_clock_wall_ms();
         if (snprintf(mk->staging, sizeof mk->staging, "%s.work.XXXXXX", out_path) >=
                 (int)sizeof mk->staging ||
             mkdtemp(mk->staging) == NULL)
