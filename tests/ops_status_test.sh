@@ -194,12 +194,13 @@ expect_in "1. status --json: crl_number 1" st.json '"crl_number":1,'
 expect_in "1. text: the CRL line names its number" st.txt "CRL          #1, next update"
 run "$bg" ca crl --dir CA --out crl2.pem
 head -c "$(stat -c %s crl2.pem)" /dev/zero | tr '\0' x >half.pem
-# in_place FILE: FILE's bytes into Guangzhou's crl.pem, same inode, the mtime
-# pinned, while Guangzhou is stopped (so it sees no state in between).
+# in_place FILE [TO]: FILE's bytes into Guangzhou's TO (crl.pem), same inode, the
+# mtime pinned, while Guangzhou is stopped (so it sees no state in between).
 in_place() {
+  local to=gw440100/${2:-crl.pem}
   kill -STOP "${pid[440100]}"
-  cat "$1" >gw440100/crl.pem
-  touch -d @1700000000 gw440100/crl.pem
+  cat "$1" >"$to"
+  touch -d @1700000000 "$to"
   kill -CONT "${pid[440100]}"
 }
 log_n() { grep -c "$1" gw440100.log; }
@@ -222,6 +223,32 @@ expect_in "1. the log says so" gw440100.log "crl.reloaded number=2"
 n=$(log_n crl.reload_failed)
 if ((n - n_failed == 1)); then ok "1. the failure logged once, not once per try"; else
   bad "1. the failure logged once, not once per try" "$((n - n_failed)) lines"
+fi
+
+# ------------------------------------------------------------- the roster in use
+
+# The same for the roster: a half-written roster.pb is refused, the one in use
+# stays, and the file fixed in place is taken with no signal (its stat unchanged).
+sed 's/^serial = 1$/serial = 2/' roster.ini >roster2.ini
+run "$bg" roster sign --ca CA --out roster2.pb roster2.ini
+head -c "$(stat -c %s roster2.pb)" /dev/zero | tr '\0' x >half.pb
+n_refused=$(log_n roster.refused)
+in_place half.pb roster.pb
+if wait_for "$EVENT_S" log_grew roster.refused "$n_refused"; then
+  ok "1. a roster file that does not parse: roster.refused"
+else
+  bad "1. a roster file that does not parse: roster.refused" "$(tail -3 gw440100.log)"
+fi
+st 440100
+expect_in "1. meanwhile the roster in use stays (serial 1)" st.json '"roster_serial":1,'
+in_place roster2.pb roster.pb
+roster2() { st 440100 && grep -q '"roster_serial":2,' st.json; }
+if wait_for "$EVENT_S" roster2; then ok "1. the roster fixed in place: serial 2 in use, no signal sent"; else
+  bad "1. the roster fixed in place: serial 2 in use, no signal sent" "$(tail -3 gw440100.log)"
+fi
+n=$(log_n roster.refused)
+if ((n - n_refused == 1)); then ok "1. the roster's failure logged once, not once per try"; else
+  bad "1. the roster's failure logged once, not once per try" "$((n - n_refused)) lines"
 fi
 
 # ------------------------------------------------------------- kill -9

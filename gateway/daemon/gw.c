@@ -40,8 +40,9 @@
 #include "proto/witness.pb-c.h"
 
 #define GW_CRL_WARN_EVERY_S 600
-/* A CRL that keeps failing to load (retried every tick) is logged this often per cause. */
-#define GW_CRL_RETRY_LOG_S 60
+/* A CRL or roster that keeps failing to load (retried every tick) is logged this often
+ * per cause. */
+#define GW_RETRY_LOG_S 60
 #define GW_REPLAY_CAPACITY (1u << 19)
 
 /* ------------------------------------------------------------- helpers */
@@ -468,27 +469,49 @@ reload_identity(bg_gw *gw)
     gw_standing_check(gw, "identity");
 }
 
-/* A failed CRL reload, logged once per cause per GW_CRL_RETRY_LOG_S (the next tick
- * tries again, and again). Returns false. */
+/* A reload that failed with why: true if it is to be logged now (a new cause, or
+ * GW_RETRY_LOG_S since it was), with *unlogged the tries in between that were not. The
+ * next tick tries again, and again. */
+static bool
+retry_failed(gw_retry *r, const char *why, uint64_t *unlogged)
+{
+    time_t now = time(NULL);
+    r->pending = true;
+    if (strcmp(why, r->failure) == 0 && now - r->logged < GW_RETRY_LOG_S) {
+        r->unlogged++;
+        return false;
+    }
+    *unlogged = r->unlogged;
+    snprintf(r->failure, sizeof r->failure, "%s", why);
+    r->logged = now;
+    r->unlogged = 0;
+    return true;
+}
+
+/* A reload that worked: true if it had failed before. */
+static bool
+retry_done(gw_retry *r)
+{
+    bool was = r->pending;
+    r->pending = false;
+    r->failure[0] = '\0';
+    r->unlogged = 0;
+    return was;
+}
+
+/* A failed CRL reload, logged as retry_failed says. Returns false. */
 static bool
 crl_failed(bg_gw *gw, const char *event, const char *why)
 {
-    time_t now = time(NULL);
-    gw->crl_retry = true;
-    if (strcmp(why, gw->crl_failure) == 0 && now - gw->crl_failure_logged < GW_CRL_RETRY_LOG_S) {
-        gw->crl_failure_unlogged++;
+    uint64_t unlogged = 0;
+    if (!retry_failed(&gw->crl_retry, why, &unlogged))
         return false;
-    }
     uint64_t number = 0;
     bg_trust_crl_number(gw->trust, &number, NULL);
     bg_log(BG_LOG_ERROR, event,
            "path=%s error=\"%s\" number_in_force=%llu retries_unlogged=%llu "
            "effect=\"the CRL in force stays; tried again every second\"",
-           gw->cfg.crl_path, why, (unsigned long long)number,
-           (unsigned long long)gw->crl_failure_unlogged);
-    snprintf(gw->crl_failure, sizeof gw->crl_failure, "%s", why);
-    gw->crl_failure_logged = now;
-    gw->crl_failure_unlogged = 0;
+           gw->cfg.crl_path, why, (unsigned long long)number, (unsigned long long)unlogged);
     return false;
 }
 
@@ -531,10 +554,7 @@ reload_crl(bg_gw *gw)
     uint64_t number = 0;
     bg_pki_crl_number(crl, &number, NULL);
     X509_CRL_free(crl);
-    bool recovered = gw->crl_retry;
-    gw->crl_retry = false;
-    gw->crl_failure[0] = '\0';
-    gw->crl_failure_unlogged = 0;
+    bool recovered = retry_done(&gw->crl_retry);
     if (same) {
         OPENSSL_free(pem);
         if (recovered)
@@ -570,12 +590,21 @@ reload_roster(bg_gw *gw)
     bg_roster *cur = gw_roster_get(gw), *next = NULL;
     bool unchanged = false;
     int rc = bg_roster_load_file(gw->cfg.roster_path, gw->ca, 0, cur, &next, &unchanged, &err);
+    uint64_t unlogged = 0;
     if (rc != BG_OK) {
-        bg_log(BG_LOG_ERROR, "roster.refused", "path=%s serial_in_use=%llu error=\"%s\"",
-               gw->cfg.roster_path, (unsigned long long)bg_roster_serial(cur), err.msg);
+        if (retry_failed(&gw->roster_retry, err.msg, &unlogged))
+            bg_log(BG_LOG_ERROR, "roster.refused",
+                   "path=%s serial_in_use=%llu error=\"%s\" retries_unlogged=%llu "
+                   "effect=\"the roster in use stays; tried again every second\"",
+                   gw->cfg.roster_path, (unsigned long long)bg_roster_serial(cur), err.msg,
+                   (unsigned long long)unlogged);
     } else if (unchanged) {
+        if (retry_done(&gw->roster_retry))
+            bg_log(BG_LOG_INFO, "roster.reloaded", "serial=%llu unchanged=true",
+                   (unsigned long long)bg_roster_serial(cur));
         bg_roster_free(next);
     } else {
+        retry_done(&gw->roster_retry);
         /* Socket limits and the verifier's bound are set when they are made. */
         if (bg_roster_max_message_bytes(next) != bg_roster_max_message_bytes(cur))
             bg_log(BG_LOG_WARN, "roster.max_message_changed",
@@ -676,9 +705,9 @@ tick(bg_gw *gw, bool hup)
         reload_config(gw);
     /* Not only when the file changed: a failed reload is tried until it succeeds, and
      * SIGHUP forces one (an unchanged CRL costs a read and no connection). */
-    if (watch_changed(gw->cfg.crl_path, &gw->crl_watch) || gw->crl_retry || hup)
+    if (watch_changed(gw->cfg.crl_path, &gw->crl_watch) || gw->crl_retry.pending || hup)
         reload_crl(gw);
-    if (watch_changed(gw->cfg.roster_path, &gw->roster_watch))
+    if (watch_changed(gw->cfg.roster_path, &gw->roster_watch) || gw->roster_retry.pending || hup)
         reload_roster(gw);
     if (watch_changed(gw->cfg.cert_path, &gw->cert_watch) || hup)
         reload_identity(gw);

@@ -78,6 +78,15 @@ typedef struct gw_watch {
     struct timespec mtime;
 } gw_watch;
 
+/* A reload that failed (gw.c): tried again every tick; the failure last logged, when,
+ * and the tries since that were not logged. */
+typedef struct gw_retry {
+    bool pending;
+    char failure[BG_ERR_MSG_MAX];
+    time_t logged;
+    uint64_t unlogged;
+} gw_retry;
+
 struct bg_gw {
     bg_config cfg;
     /* Under lock: the identity in use and the one before the last rotation, which
@@ -100,16 +109,13 @@ struct bg_gw {
 
     gw_watch crl_watch, roster_watch, cert_watch;
     time_t crl_warned_at;
-    /* The CRL file did not load or was refused: tried again every tick (gw.c), so a
-     * transient cause (EMFILE) or a file fixed in place needs no new signal. The
-     * failure last logged, when, and the tries since that were not logged. */
-    bool crl_retry;
+    /* The CRL or the roster file did not load or was refused: tried again every tick
+     * (gw.c), so a transient cause (EMFILE) or a file fixed in place needs no new
+     * signal. */
+    gw_retry crl_retry, roster_retry;
     char *crl_refused_pem; /* a CRL the trust store refused: not handed on or tried again */
     size_t crl_refused_len;
     char crl_refusal[BG_ERR_MSG_MAX];
-    char crl_failure[BG_ERR_MSG_MAX];
-    time_t crl_failure_logged;
-    uint64_t crl_failure_unlogged;
 
     atomic_uint_fast64_t answered, app_errors, refused[GW_OUTCOMES], dropped[GW_OUTCOMES];
     atomic_uint local_busy;             /* local API requests being handled */
