@@ -55,8 +55,9 @@ time_in(const char *name, const char *s, bool until, int64_t *ms, bg_err *err)
         return BG_OK;
     }
     time_t t;
-    if (bg_pki_time_parse(s, &t, err) != BG_OK)
-        return bg_err_set(err, BG_EINVAL, "%s: %s (or Unix seconds)", name, err->msg);
+    bg_err sub = {0}; /* not err itself: its message is an argument of the new one */
+    if (bg_pki_time_parse(s, &t, &sub) != BG_OK)
+        return bg_err_set(err, BG_EINVAL, "%s: %s (or Unix seconds)", name, sub.msg);
     *ms = (int64_t)t * 1000 + (until && strlen(s) == 10 ? 86399999 : 0);
     return BG_OK;
 }

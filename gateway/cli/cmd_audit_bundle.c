@@ -104,9 +104,10 @@ vctx_load(const char *ca, const char *crl, const char *roster, vctx *v, bg_err *
     int rc = bg_pki_cert_load(ca, &v->ca, err);
     if (rc == BG_OK)
         rc = bg_trust_open(&v->trust, ca, crl, 0, err);
+    bg_err sub = {0}; /* not err itself: its message is an argument of the new one */
     if (rc == BG_OK &&
-        (rc = bg_roster_load_file(roster, v->ca, 0, NULL, &v->roster, NULL, err)) != BG_OK)
-        bg_err_set(err, rc, "roster %s: %s", roster, err->msg);
+        (rc = bg_roster_load_file(roster, v->ca, 0, NULL, &v->roster, NULL, &sub)) != BG_OK)
+        bg_err_set(err, rc, "roster %s: %s", roster, sub.msg);
     return rc;
 }
 
