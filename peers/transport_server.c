@@ -1006,11 +1006,11 @@ ipc_revive_failed(bg_tp_server *srv, const char *why)
     if (srv->log == NULL || now - srv->ipc_fail_logged_ms < IPC_FAIL_LOG_MS)
         return;
     srv->ipc_fail_logged_ms = now;
-    char line[BG_TP_URL_MAX + 300];
+    char line[BG_TP_URL_MAX + 400];
     snprintf(line, sizeof line,
-             "%s: nng stopped accepting (a client left during the handshake) and listening "
-             "anew failed (%s): trying again",
-             srv->url, why);
+             "%.*s: nng stopped accepting (a client left during the handshake) and listening "
+             "anew failed (%.200s): trying again",
+             (int)BG_TP_URL_MAX, srv->url, why);
     srv->log(srv->log_ctx, line);
 }
 
