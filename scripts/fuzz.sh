@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
-all=(uscc csv import config certs snapshot psi envelope roster attest audit bundle bodies)
+all=(uscc csv import config certs snapshot psi envelope roster attest audit bundle bodies relay api)
 harnesses=("${all[@]}")
 (($# > 0)) && harnesses=("$@")
 
