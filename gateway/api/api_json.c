@@ -121,6 +121,19 @@ json_publishing(FILE *f, const Baygate__StatusAnswer *s)
     fprintf(f, "]");
 }
 
+void
+bg_api_json_head(FILE *f, const Baygate__EvidenceStatus *ev)
+{
+    char head[65], t[32];
+    bg_api_hex32(&ev->head_root, head);
+    if (ev->head_size > 0 || ev->head_time_ms > 0)
+        fprintf(f, "{\"size\":%llu,\"root\":\"%s\",\"time_ms\":%lld,\"time\":\"%s\"}",
+                (unsigned long long)ev->head_size, head, (long long)ev->head_time_ms,
+                bg_api_when(ev->head_time_ms, t));
+    else
+        fprintf(f, "null");
+}
+
 static void
 json_evidence(FILE *f, const Baygate__EvidenceStatus *ev)
 {
@@ -128,18 +141,12 @@ json_evidence(FILE *f, const Baygate__EvidenceStatus *ev)
         fprintf(f, ",\"evidence\":null");
         return;
     }
-    char root[65], head[65], t[32];
+    char root[65];
     bg_api_hex32(&ev->root, root);
-    bg_api_hex32(&ev->head_root, head);
     fprintf(f,
             ",\"evidence\":{\"size\":%llu,\"root\":\"%s\",\"head\":", (unsigned long long)ev->size,
             root);
-    if (ev->head_size > 0 || ev->head_time_ms > 0)
-        fprintf(f, "{\"size\":%llu,\"root\":\"%s\",\"time_ms\":%lld,\"time\":\"%s\"}",
-                (unsigned long long)ev->head_size, head, (long long)ev->head_time_ms,
-                bg_api_when(ev->head_time_ms, t));
-    else
-        fprintf(f, "null");
+    bg_api_json_head(f, ev);
     fprintf(f, ",\"witnesses\":[");
     for (size_t i = 0; i < ev->n_witnesses; i++) {
         const Baygate__WitnessStatus *w = ev->witnesses[i];

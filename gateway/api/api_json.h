@@ -47,6 +47,9 @@ void bg_api_json_kv(FILE *f, const char *k, const char *v, bool comma);
 const char *bg_api_when(int64_t ms, char out[32]);
 /* Up to 32 bytes as lower-case hex. */
 void bg_api_hex32(const ProtobufCBinaryData *b, char out[65]);
+/* Our latest signed tree head of ev as an object (size, root, time_ms, time), or null
+ * when none is signed yet: in status and in /v1/evidence/head. */
+void bg_api_json_head(FILE *f, const Baygate__EvidenceStatus *ev);
 /* An expiry at at_ms (0: unknown), warned of under warn_secs left at now. */
 bg_api_expiry bg_api_expiry_of(int64_t at_ms, int64_t warn_secs, time_t now);
 

@@ -33,19 +33,13 @@ api_res_evidence_head(bg_api *api, const api_req *rq, api_resp *r)
     }
     const Baygate__EvidenceStatus *ev = a->status->evidence;
     bool head = ev->head_size > 0 || ev->head_time_ms > 0;
-    char root[65], t[32];
+    char t[32];
     FILE *f = api_body_open(r);
     if (f != NULL) {
         fprintf(f, "{");
         bg_api_json_kv(f, "city", a->status->city, false);
         fprintf(f, ",\"log_size\":%llu,\"head\":", (unsigned long long)ev->size);
-        bg_api_hex32(&ev->head_root, root);
-        if (head)
-            fprintf(f, "{\"size\":%llu,\"root\":\"%s\",\"time_ms\":%lld,\"time\":\"%s\"}",
-                    (unsigned long long)ev->head_size, root, (long long)ev->head_time_ms,
-                    bg_api_when(ev->head_time_ms, t));
-        else
-            fprintf(f, "null");
+        bg_api_json_head(f, ev);
         fprintf(f, ",\"witnesses\":[");
         for (size_t i = 0; i < ev->n_witnesses; i++) {
             const Baygate__WitnessStatus *w = ev->witnesses[i];
