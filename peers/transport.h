@@ -241,7 +241,7 @@ typedef struct bg_tp_server_stats {
     uint64_t fds_open;           /* the process's descriptors at the guard's last look */
     uint64_t fds_limit;          /* its RLIMIT_NOFILE soft limit */
     uint64_t reloads;            /* successful bg_tp_server_reload_tls */
-    uint64_t listener_revivals;  /* ipc: listened anew after nng stopped accepting (nng#1518) */
+    uint64_t listener_revivals;  /* listened anew after nng stopped accepting (nng#1518) */
     unsigned in_flight;          /* requests queued, being handled or being sent */
 } bg_tp_server_stats;
 

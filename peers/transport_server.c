@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -64,6 +65,11 @@
 #define IPC_WATCH_MS 250
 #define IPC_RETIRED 8
 #define IPC_FAIL_LOG_MS 10000
+/* tls: how long nng may leave bytes unread on a connection it has not handed over
+ * (or a cut one open) before the guard takes it that nng stopped accepting
+ * (tls_watch), and the least time between two new listeners. */
+#define STUCK_MS 2000
+#define REVIVE_GAP_MS 5000
 #define DEF_HANDSHAKE_MS 10000
 #define DEF_SOURCE_MAX 16
 #define DEF_FD_RESERVE 128
@@ -104,6 +110,8 @@ typedef struct tp_pending {
     ino_t ino;
     struct sockaddr_storage peer;
     int64_t first_seen;
+    int64_t stuck_since; /* bytes left unread, or left open once cut, since (0: not) */
+    bool unread;         /* the kernel holds bytes nng has not read */
     bool cut;
 } tp_pending;
 
@@ -209,6 +217,9 @@ struct bg_tp_server {
     int64_t ipc_fail_logged_ms; /* the last failed revival logged */
 
     bg_tp_server_stats st;
+    int64_t added_ms;             /* lock: when nng last handed a connection over (ADD_PRE) */
+    int64_t revived_ms;           /* guard thread only: when tls_watch last listened anew */
+    bool tls_lost;                /* guard thread only: a renewal left no listener: try again */
     uint64_t handshake_base;      /* lock: handshake errors counted by closed listeners */
     uint64_t handshake_auth_base; /* lock: of which authentication failures */
     nng_listener stats_listener;  /* lock: the listener whose counters to add (id 0: none) */
@@ -543,6 +554,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
                 memset(&addr, 0, sizeof addr);
         }
         pthread_mutex_lock(&srv->lock);
+        srv->added_ms = tp_now_ms();
         /* Memory: every admitted connection may hold one message of up to
          * recv_max while it arrives, every context one request. */
         bool mem_ok = (srv->npipes + 1 + srv->nslots) <= srv->mem_budget / srv->conn_cost;
@@ -647,6 +659,8 @@ guard_probe(bg_tp_server *srv, int fd, tp_pending *p)
     p->dev = st.st_dev;
     p->ino = st.st_ino;
     p->cut = false;
+    int inq = 0;
+    p->unread = ioctl(fd, FIONREAD, &inq) == 0 && inq > 0;
     return true;
 }
 
@@ -732,10 +746,13 @@ ss_format(const struct sockaddr_storage *ss, char *buf, size_t n)
         snprintf(buf, n, "?");
 }
 
-/* Shuts p's connection down, if its descriptor is still that socket
- * (same device and inode: nng may have closed it and the number been
- * reused since the look). nng sees EOF and closes it itself. Returns
- * whether it was newly cut (not already in the last look's cuts). */
+/* Shuts p's connection down for reading, if its descriptor is still that
+ * socket (same device and inode: nng may have closed it and the number been
+ * reused since the look). nng sees EOF and closes it itself. Not for
+ * writing: nng's next write would fail with EPIPE, which nng 1.5.2 turns
+ * into NNG_ECLOSED, and a handshake failing with that stops its listener
+ * for good (tls_watch). Returns whether it was newly cut (not already in
+ * the last look's cuts). */
 static bool
 guard_cut(bg_tp_server *srv, tp_pending *p)
 {
@@ -744,7 +761,7 @@ guard_cut(bg_tp_server *srv, tp_pending *p)
     p->cut = true;
     struct stat st;
     if (fstat(p->fd, &st) == 0 && st.st_dev == p->dev && st.st_ino == p->ino)
-        shutdown(p->fd, SHUT_RDWR);
+        shutdown(p->fd, SHUT_RD);
     tp_pending *was = srv->nprev > 0 ? bsearch(p, srv->prev, srv->nprev, sizeof *p, by_ino) : NULL;
     return was == NULL || !was->cut;
 }
@@ -770,6 +787,8 @@ guard_date(bg_tp_server *srv, int64_t now)
         tp_pending *was =
             srv->nprev > 0 ? bsearch(p, srv->prev, srv->nprev, sizeof *p, by_ino) : NULL;
         p->first_seen = was != NULL ? was->first_seen : now;
+        bool stuck = p->unread || (was != NULL && was->cut);
+        p->stuck_since = !stuck ? 0 : was != NULL && was->stuck_since != 0 ? was->stuck_since : now;
     }
 }
 
@@ -928,6 +947,8 @@ guard_doom(bg_tp_server *srv, int64_t now)
         pipe_close_id(ids[i]);
 }
 
+static void tls_watch(bg_tp_server *srv, int64_t now);
+
 /* One look: find unfinished handshakes, cut what the bounds say, keep
  * this look for the next. */
 static void
@@ -967,6 +988,7 @@ guard_pass(bg_tp_server *srv, char *src, size_t srclen)
     /* Cutting handshakes did not keep the reserve: admit nobody new. */
     srv->fd_tight = live > limit;
     pthread_mutex_unlock(&srv->lock);
+    tls_watch(srv, now);
     /* This look becomes the last one (sorted for bsearch). */
     qsort(srv->pend, srv->npend, sizeof *srv->pend, by_ino);
     tp_pending *t = srv->prev;
@@ -1518,26 +1540,18 @@ resume(bg_tp_server *srv)
     pthread_mutex_unlock(&srv->lock);
 }
 
-int
-bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err)
+/* Listens anew on srv->url with cfg in place of the current listener, which goes
+ * first (the port is one) and closes every connection it accepted (nng 1.5.2):
+ * requests in flight are drained before, and served again after. Admin lock held.
+ * On failure the server may be left without a listener (have_listener false). */
+static int
+listener_renew(bg_tp_server *srv, nng_tls_config *cfg, bg_err *err)
 {
-    if (srv == NULL)
-        return bg_err_set(err, BG_EINVAL, "reload: no server");
-    if (srv->ipc)
-        return bg_err_set(err, BG_EINVAL, "%s: ipc has no TLS to reload", srv->url);
-    nng_tls_config *cfg = NULL;
-    int rv = tp_tls_config(&cfg, NNG_TLS_MODE_SERVER, tls, NULL, true, err);
-    if (rv != BG_OK)
-        return rv;
-
-    pthread_mutex_lock(&srv->admin);
     pause_and_drain(srv);
-
     nng_listener nl;
-    if ((rv = listener_make(srv, srv->url, &nl, cfg, err)) != BG_OK) {
-        nng_tls_config_free(cfg);
+    int rv = listener_make(srv, srv->url, &nl, cfg, err);
+    if (rv != BG_OK)
         goto out;
-    }
     if (srv->have_listener) {
         uint64_t auth = 0, e = listener_errors(srv->listener, &auth);
         pthread_mutex_lock(&srv->lock);
@@ -1555,8 +1569,7 @@ bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err)
         nng_msleep(10);
     if (rv != 0) {
         nng_listener_close(nl);
-        nng_tls_config_free(cfg);
-        tp_nng_err(err, BG_EIO, rv, "reload: listening again on the same port");
+        tp_nng_err(err, BG_EIO, rv, "listening again on the same port");
         rv = BG_EIO;
         goto out;
     }
@@ -1565,16 +1578,92 @@ bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err)
     pthread_mutex_lock(&srv->lock);
     srv->stats_listener = nl;
     pthread_mutex_unlock(&srv->lock);
-    /* The listener holds its own reference; connections accepted under the
-     * old config hold theirs. */
-    nng_tls_config_free(srv->tls);
-    srv->tls = cfg;
-    pthread_mutex_lock(&srv->lock);
-    srv->st.reloads++;
-    pthread_mutex_unlock(&srv->lock);
     rv = BG_OK;
 out:
     resume(srv);
+    return rv;
+}
+
+/*
+ * nng 1.5.2 stops a listener for good when a connection's handshake fails with
+ * NNG_ECLOSED or NNG_ECANCELED (as nanomsg/nng#1518 does for ipc): a client that
+ * leaves at the wrong moment of the SP handshake, or a write to a socket shut for
+ * sending (EPIPE), is enough. The port still accepts and nng still completes TLS and
+ * SP handshakes, but hands no connection over: every request sits unread until its
+ * asker gives up, and no counter tells. What does tell is a connection nng has not
+ * handed over that holds bytes nng leaves unread (or that stays open once the guard
+ * cut it) for STUCK_MS while nng handed over nothing else: then the server listens
+ * anew on the same port. Peers reconnect. Never waits for the admin lock (a stop
+ * holding it joins this thread).
+ */
+static void
+tls_watch(bg_tp_server *srv, int64_t now)
+{
+    pthread_mutex_lock(&srv->lock);
+    int64_t added = srv->added_ms;
+    pthread_mutex_unlock(&srv->lock);
+    bool stuck = false;
+    for (unsigned i = 0; i < srv->npend && !stuck; i++) {
+        int64_t t = srv->pend[i].stuck_since;
+        stuck = t != 0 && now - t >= STUCK_MS && added < t;
+    }
+    if ((!stuck && !srv->tls_lost) || now - srv->revived_ms < REVIVE_GAP_MS ||
+        pthread_mutex_trylock(&srv->admin) != 0)
+        return;
+    if (!stuck && srv->have_listener) { /* a reload listened again meanwhile */
+        srv->tls_lost = false;
+        pthread_mutex_unlock(&srv->admin);
+        return;
+    }
+    srv->revived_ms = now;
+    bg_err err = {0};
+    int rv = listener_renew(srv, srv->tls, &err);
+    srv->tls_lost = rv != BG_OK && !srv->have_listener;
+    if (rv == BG_OK) {
+        pthread_mutex_lock(&srv->lock);
+        srv->st.listener_revivals++;
+        pthread_mutex_unlock(&srv->lock);
+    }
+    pthread_mutex_unlock(&srv->admin);
+    if (srv->log != NULL) {
+        char line[BG_TP_URL_MAX + 400];
+        if (rv == BG_OK)
+            snprintf(line, sizeof line,
+                     "%s: nng stopped accepting (it left connections unread after their "
+                     "handshake): listening anew; connections open were closed",
+                     srv->url);
+        else
+            snprintf(line, sizeof line,
+                     "%s: nng stopped accepting and listening anew failed (%.200s): trying "
+                     "again",
+                     srv->url, err.msg);
+        srv->log(srv->log_ctx, line);
+    }
+}
+
+int
+bg_tp_server_reload_tls(bg_tp_server *srv, const bg_tp_tls *tls, bg_err *err)
+{
+    if (srv == NULL)
+        return bg_err_set(err, BG_EINVAL, "reload: no server");
+    if (srv->ipc)
+        return bg_err_set(err, BG_EINVAL, "%s: ipc has no TLS to reload", srv->url);
+    nng_tls_config *cfg = NULL;
+    int rv = tp_tls_config(&cfg, NNG_TLS_MODE_SERVER, tls, NULL, true, err);
+    if (rv != BG_OK)
+        return rv;
+    pthread_mutex_lock(&srv->admin);
+    if ((rv = listener_renew(srv, cfg, err)) != BG_OK) {
+        nng_tls_config_free(cfg);
+    } else {
+        /* The listener holds its own reference; connections accepted under the
+         * old config hold theirs. */
+        nng_tls_config_free(srv->tls);
+        srv->tls = cfg;
+        pthread_mutex_lock(&srv->lock);
+        srv->st.reloads++;
+        pthread_mutex_unlock(&srv->lock);
+    }
     pthread_mutex_unlock(&srv->admin);
     return rv;
 }

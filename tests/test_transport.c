@@ -2211,6 +2211,130 @@ bare_ipc_connect(const char *path)
     close(fd);
 }
 
+/* The server's end of the TCP connection whose client end is fd (this process holds
+ * both); -1 if nng has not accepted it yet. */
+static int
+server_end_of(int fd)
+{
+    struct sockaddr_in me, peer;
+    socklen_t len = sizeof me;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+    int found = -1;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d != NULL && found < 0 && (e = readdir(d)) != NULL;) {
+        int s = atoi(e->d_name);
+        len = sizeof peer;
+        if (e->d_name[0] != '.' && s != fd && s != dirfd(d) &&
+            getpeername(s, (struct sockaddr *)&peer, &len) == 0 && peer.sin_family == AF_INET &&
+            peer.sin_port == me.sin_port && peer.sin_addr.s_addr == me.sin_addr.s_addr)
+            found = s;
+    }
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+/* A TCP relay for one connection, between a client and the server, that shuts the
+ * server's end of it for sending before a byte has passed. */
+typedef struct {
+    int lfd; /* where the client connects */
+    int port;
+    bool shut; /* the server's end was shut for sending */
+} wrecker;
+
+static void
+pump(int from, int to, bool *open)
+{
+    char buf[16384];
+    ssize_t n = read(from, buf, sizeof buf);
+    if (n <= 0 || write(to, buf, (size_t)n) != n)
+        *open = false;
+}
+
+static void *
+wrecker_main(void *arg)
+{
+    wrecker *w = arg;
+    int c = accept(w->lfd, NULL, NULL);
+    if (c < 0)
+        return NULL;
+    int s = tcp_connect_from("127.0.0.1", w->port, 5000);
+    int e = s >= 0 ? server_end_of(s) : -1;
+    for (int i = 0; s >= 0 && e < 0 && i < 2500; i++) {
+        usleep(2000);
+        e = server_end_of(s);
+    }
+    w->shut = e >= 0 && shutdown(e, SHUT_WR) == 0;
+    int fl = s >= 0 ? fcntl(s, F_GETFL) : -1;
+    if (fl >= 0)
+        fcntl(s, F_SETFL, fl & ~O_NONBLOCK);
+    /* The server's end says EOF at once (it was shut for sending): what the client
+     * sends still goes through, so that the server has something to answer. */
+    bool back = true;
+    for (bool open = w->shut; open;) {
+        struct pollfd p[2] = {{c, POLLIN, 0}, {back ? s : -1, POLLIN, 0}};
+        if (poll(p, 2, 10000) <= 0)
+            break;
+        if (p[0].revents)
+            pump(c, s, &open);
+        if (open && p[1].revents)
+            pump(s, c, &back);
+    }
+    close(c);
+    if (s >= 0)
+        close(s);
+    return NULL;
+}
+
+START_TEST(tls_listener_revived_when_nng_stops_accepting)
+{
+    /* nng 1.5.2 stops a listener for good when a connection's handshake fails with
+     * NNG_ECLOSED, which a write to a socket shut for sending gives (EPIPE), and which a
+     * client leaving at the wrong moment of the SP handshake can cause too: a gateway
+     * would then take no new peer until a restart, while its port still accepts,
+     * completes handshakes and leaves every request unread. Here one good client's
+     * connection goes through a relay that shuts the server's end for sending before
+     * the client says hello. The server notices the connections nng holds unread and
+     * listens anew on the same port: a good client is served, and it says so once. */
+    handler_ctx h;
+    hctx_init(&h, ECHO);
+    log_ctx lg = {.n = 0};
+    pthread_mutex_init(&lg.mu, NULL);
+    bg_tp_tls t = tls_of(&gz, crl_pem);
+    bg_tp_server_opts o = {
+        .url = "tls+tcp://127.0.0.1:0", .tls = &t, .log = log_keep, .log_ctx = &lg};
+    bg_tp_server *srv = server_opts(&o, &h);
+    int port = bg_tp_server_port(srv);
+    good_client_served(port);
+
+    wrecker w = {.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), .port = port};
+    ck_assert_int_ge(w.lfd, 0);
+    struct sockaddr_in la = {.sin_family = AF_INET};
+    la.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t ll = sizeof la;
+    ck_assert_int_eq(bind(w.lfd, (struct sockaddr *)&la, sizeof la), 0);
+    ck_assert_int_eq(listen(w.lfd, 1), 0);
+    ck_assert_int_eq(getsockname(w.lfd, (struct sockaddr *)&la, &ll), 0);
+    pthread_t wt;
+    ck_assert_int_eq(pthread_create(&wt, NULL, wrecker_main, &w), 0);
+    bg_tp_client *victim = client(ntohs(la.sin_port), &fs, GZ, crl_pem);
+    ck_assert_int_eq(pthread_join(wt, NULL), 0);
+    ck_assert_msg(w.shut, "the relay did not get to shut the server's end");
+    bg_tp_client_close(victim);
+    close(w.lfd);
+
+    call_eventually_ok_port(port);
+    bg_tp_server_stats st;
+    bg_tp_server_get_stats(srv, &st);
+    ck_assert_uint_eq(st.listener_revivals, 1);
+    ck_assert_int_eq(log_count(&lg, "nng stopped accepting"), 1);
+    good_client_served(port);
+    stop_ok(srv);
+    pthread_mutex_destroy(&lg.mu);
+    hctx_fini(&h);
+}
+END_TEST
+
 START_TEST(ipc_listener_revived_after_a_client_leaves_mid_handshake)
 {
     /* nng 1.5.2 stops an ipc listener for good when a client closes during the SP
@@ -2427,6 +2551,7 @@ transport_suite(void)
     ADD(s, connect_deadline_bounds_an_unconnected_call);
     ADD(s, ipc_probe_tells_states_and_spares_the_server);
     ADD(s, ipc_listener_revived_after_a_client_leaves_mid_handshake);
+    ADD(s, tls_listener_revived_when_nng_stops_accepting);
     ADD(s, connection_limit_enforced);
     ADD(s, options_are_checked);
     return s;
