@@ -64,6 +64,9 @@ for c in "${cities[@]}"; do
 done
 # Shenzhen wants a year's warning of the CRL: its 7-day CRL is inside that.
 sed -i 's/^crl_warn_hours = .*/crl_warn_hours = 8760/' gw440300/baygate.ini
+# Shenzhen takes answers of at most 1 MiB while the roster allows 4 MiB messages.
+sed -i 's/^recv_max_bytes = .*/recv_max_bytes = 1048576/' gw440300/baygate.ini
+grep -q '^recv_max_bytes = 1048576$' gw440300/baygate.ini || setup_fail "no recv_max_bytes in baygate.ini"
 run "$bg" ca crl --dir CA --out crl.pem
 {
   roster_federation 1 4194304
@@ -105,6 +108,11 @@ wait_for "$EVENT_S" published 440100 3 || setup_fail "Guangzhou did not publish:
   --in ids.txt --csv --quiet >q.csv 2>q.err
 expect_eq "setup: Shenzhen's query of Guangzhou answers (exit)" "$?" 0
 expect_eq "setup: ... with the 7 listed enterprises" "$(awk -F, '$2 == "true" && $4 != ""' q.csv | wc -l)" 7
+# recv_max_bytes below the roster's max_message_bytes: said at start, and only there.
+expect_eq "setup: Shenzhen warns that its recv_max_bytes is below max_message_bytes" \
+  "$(grep -c ' config.recv_max_small recv_max_bytes=1048576 max_message_bytes=4194304 ' gw440300.log)" 1
+expect_eq "setup: ... Guangzhou (recv_max_bytes = max_message_bytes) does not" \
+  "$(grep -c ' config.recv_max_small ' gw440100.log)" 0
 
 st 440100
 expect_eq "1. status --json exits 0" "$?" 0

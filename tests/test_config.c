@@ -184,6 +184,11 @@ START_TEST(duplicate_and_invalid_values_refused)
          "needs a host and a port"},
         {"[city]\ncode = 440100\nname = G\n[timeouts]\ndial_ms = 5\n",
          ":5: [timeouts] dial_ms: 5 is out of range 100-600000"},
+        /* recv_max_bytes has the roster's max_message_bytes bounds, 16 KiB..64 MiB. */
+        {"[city]\ncode = 440100\nname = G\n[federation]\nrecv_max_bytes = 16383\n",
+         ":5: [federation] recv_max_bytes: 16383 is out of range 16384-67108864"},
+        {"[city]\ncode = 440100\nname = G\n[federation]\nrecv_max_bytes = 67108865\n",
+         ":5: [federation] recv_max_bytes: 67108865 is out of range 16384-67108864"},
         {"[city]\ncode = 440100\nname = G\n[timeouts]\ndial_ms = 5s\n", "'5s' is not a number"},
         {"[city]\ncode = 440100\nname = G\n[timeouts]\ndial_ms = 99999999999999999999999\n",
          "is not a number"},

@@ -29,6 +29,11 @@
  * bg_config_write replaces the file atomically (temp, fsync, rename).
  */
 #ifndef BG_CONFIG_H
+/* recv_max_bytes: the roster's max_message_bytes bounds (a peer's answer is at most that),
+ * so that no value a gateway starts with is one it could not run with; the daemon holds
+ * the two equal at compile time. */
+#define BG_CONFIG_RECV_MIN (16u * 1024u)
+#define BG_CONFIG_RECV_MAX (64u * 1024u * 1024u)
 #define BG_CONFIG_H
 
 #include <stdbool.h>
@@ -70,7 +75,7 @@ typedef struct bg_config {
     char city[7];                           /* [city] code: 6 digits */
     char name[BG_CONFIG_NAME_MAX + 1];      /* [city] name */
     char listen[BG_CONFIG_URL_MAX];         /* [federation] listen: tls+tcp://host:port */
-    uint64_t recv_max_bytes;                /* [federation]: NNG_OPT_RECVMAXSZ for every socket */
+    uint64_t recv_max_bytes;                /* [federation]: the largest answer taken from a peer */
     uint32_t relay_interval_s;              /* [federation]: relay offer rounds (daemon/relay.h) */
     char local_socket[BG_CONFIG_PATH_MAX];  /* [local] socket: absolute path */
     char local_url[BG_CONFIG_PATH_MAX + 8]; /* "ipc://" + local_socket (derived) */

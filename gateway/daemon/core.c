@@ -403,6 +403,10 @@ _Static_assert(BG_ROSTER_MESSAGE_MIN >= BG_ENV_MESSAGE_MIN &&
 _Static_assert(BG_ROSTER_MESSAGE_MIN >= 2 * GW_PSI_OVERHEAD,
                "a reply of max_message_bytes holds its overhead and a PSI chunk");
 
+_Static_assert(BG_CONFIG_RECV_MIN == BG_ROSTER_MESSAGE_MIN &&
+                   BG_CONFIG_RECV_MAX == BG_ROSTER_MESSAGE_MAX,
+               "recv_max_bytes in baygate.ini has the roster's max_message_bytes bounds");
+
 size_t
 gw_max_message(bg_gw *gw)
 {

@@ -352,6 +352,18 @@ reload_tls(bg_gw *gw, bool new_cert)
     }
 }
 
+/* A warning when recv_max_bytes is below the roster's max_message_bytes: a peer's
+ * answer may be that large (a big PSI chunk, a snapshot chunk) and would be cut off. */
+static void
+warn_small_recv(bg_gw *gw, const bg_roster *r)
+{
+    if (r != NULL && gw->cfg.recv_max_bytes < bg_roster_max_message_bytes(r))
+        bg_log(BG_LOG_WARN, "config.recv_max_small",
+               "recv_max_bytes=%llu max_message_bytes=%u effect=\"answers from peers above "
+               "recv_max_bytes are refused; raise it in baygate.ini\"",
+               (unsigned long long)gw->cfg.recv_max_bytes, bg_roster_max_message_bytes(r));
+}
+
 /* A warning (at start, after every reload) when the roster pins neither our current
  * certificate nor our next one: peers refuse us until a roster does. */
 static void
@@ -610,6 +622,7 @@ reload_roster(bg_gw *gw)
             bg_log(BG_LOG_WARN, "roster.max_message_changed",
                    "old=%u new=%u effect=\"takes effect at the next restart\"",
                    bg_roster_max_message_bytes(cur), bg_roster_max_message_bytes(next));
+        warn_small_recv(gw, next);
         gw_relay_roster_new(gw, next); /* to every peer before it is ours (relay.h) */
         pthread_mutex_lock(&gw->lock);
         gw->roster = next;
@@ -921,6 +934,7 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
            gw->cfg.city, gw->cfg.name, bg_tp_server_url(gw->fed), gw->cfg.local_url,
            (unsigned long long)bg_roster_serial(gw->roster), gw->npeers);
     warn_crl_expiry(gw);
+    warn_small_recv(gw, gw->roster);
     warn_unpinned(gw, "start");
     gw_standing_check(gw, "start");
     *out = gw;
