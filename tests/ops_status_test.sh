@@ -14,7 +14,11 @@
 #  - a gateway killed with -9 leaves its socket behind: status, ping, query,
 #    lookup and psi-rotate say at once that it is not running (exit 2);
 #  - SIGTERM while a call waits on that dead peer: the gateway stops within
-#    3 s (not at the call's timeout) and its log says what it waited for.
+#    3 s (not at the call's timeout) and its log says what it waited for;
+#  - an answer that never left (Guangzhou's requests expire after 100 ms, and
+#    40,000 ids take longer than that to evaluate): its evidence says
+#    answer-not-sent, Shenzhen's quota is not charged for it, and Shenzhen's
+#    output marks every id of that peer as an error, none as "not matched".
 #
 # FED_ATTACK is only used for free ports. Readiness is polled against
 # deadlines; the two time bounds are behaviour bounds (the old behaviour was
@@ -72,7 +76,7 @@ run "$bg" ca crl --dir CA --out crl.pem
   roster_federation 1 4194304
   roster_purpose supervision false
   roster_members "${cities[@]}"
-  roster_permission 440300 440100 supervision "serious-dishonesty, abnormal-operation" 5000
+  roster_permission 440300 440100 supervision "serious-dishonesty, abnormal-operation" 100000
   roster_permission 440100 440300 supervision "serious-dishonesty, abnormal-operation" 7000
 } >roster.ini
 run "$bg" roster sign --ca CA --out roster.pb roster.ini
@@ -132,9 +136,9 @@ fi
 if (($(num '"status_list":\{"number":[0-9]+' || echo 0) >= 1)); then ok "1. status list number >= 1"; else
   bad "1. status list number >= 1" "$(field '"status_list":\{[^}]*')"
 fi
-expect_eq "1. quota: Shenzhen asked $n_ids items today, of 5000" \
+expect_eq "1. quota: Shenzhen asked $n_ids items today, of 100000" \
   "$(field '"quotas":\[\{"peer":"440300","used_today":[0-9]+,"quota_per_day":[0-9]+')" \
-  "\"quotas\":[{\"peer\":\"440300\",\"used_today\":$n_ids,\"quota_per_day\":5000"
+  "\"quotas\":[{\"peer\":\"440300\",\"used_today\":$n_ids,\"quota_per_day\":100000"
 days=$(num '"certificate":\{"not_after":"[^"]+","days_left":[0-9]+')
 if [[ -n $days ]] && ((days > 300 && days <= 366)); then ok "1. certificate: $days days left"; else
   bad "1. certificate days left (a 365-day certificate)" "$(field '"certificate":\{[^}]*')"
@@ -174,7 +178,7 @@ fi
 # Text: the same, and Shenzhen's WARNING for the CRL inside its year's warn period.
 "$bg" status --dir gw440100 >st.txt 2>&1
 expect_in "1. text: the list line" st.txt "serious-dishonesty   generation 1  epoch 1  entries 7"
-expect_in "1. text: the quota line" st.txt "440300 $n_ids of 5000"
+expect_in "1. text: the quota line" st.txt "440300 $n_ids of 100000"
 expect_in "1. text: the witness line" st.txt "440300 size $wsize at "
 if grep -q "WARNING" st.txt; then bad "1. text: no WARNING at Guangzhou" "$(cat st.txt)"; else
   ok "1. text: no WARNING at Guangzhou"
@@ -319,6 +323,35 @@ else
   kill "$ping_pid"
   bad "3. the waiting ping returned at the stop" "still running"
 fi
+
+# ------------------------------------------------------------- an answer never sent
+
+sed -i 's/^request_ms = .*/request_ms = 100/' gw440100/baygate.ini
+grep -q '^request_ms = 100$' gw440100/baygate.ini || bad "4. request_ms = 100 set" "$(cat gw440100/baygate.ini)"
+for c in "${cities[@]}"; do start_gw "$c"; done
+for c in "${cities[@]}"; do
+  wait_for "$READY_S" "$bg" status --dir "gw$c" || bad "4. gateway $c restarts" "$(tail -5 "gw$c.log")"
+done
+used_of() { st 440100 && num '"quotas":\[\{"peer":"440300","used_today":[0-9]+'; }
+used0=$(used_of)
+run "$bg" gen --city 440100 --count 40000 --seed 9 --dirty 0 --out big.csv --quiet
+tail -n +2 big.csv | cut -d, -f1 >big.txt
+"$bg" query --dir gw440300 --peer 440100 --list serious-dishonesty --purpose supervision \
+  --in big.txt --csv --quiet --timeout-ms 5000 >bigq.csv 2>bigq.err
+expect_eq "4. the query says a peer failed (exit 1)" "$?" 1
+if wait_for "$EVENT_S" grep -q " answer.not_sent " gw440100.log; then
+  ok "4. Guangzhou logs answer.not_sent: $(grep -m1 -o 'answer.not_sent .*' gw440100.log | head -c 160)"
+else
+  bad "4. Guangzhou logs answer.not_sent" "$(grep -E 'psi\.|answer' gw440100.log | tail -4)"
+fi
+"$bg" audit find --dir gw440100 --peer 440300 >find.txt 2>&1
+expect_in "4. Guangzhou's evidence has an answer-not-sent leaf" find.txt "answer-not-sent"
+expect_eq "4. Shenzhen's quota at Guangzhou not charged for it" "$(used_of)" "$used0"
+expect_eq "4. Shenzhen's output: one row per id, every one an error for 440100" \
+  "$(tail -n +2 bigq.csv | grep -c 'error')" "$(wc -l <big.txt)"
+expect_eq "4. ... none says matched or not matched" "$(tail -n +2 bigq.csv | grep -c ',matched,\|,not matched,')" 0
+stop_procs "${pid[@]}"
+pid=()
 
 for c in "${cities[@]}"; do
   if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "gw$c.log"; then
