@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -217,6 +218,7 @@ struct bg_tp_server {
     int64_t ipc_fail_logged_ms; /* the last failed revival logged */
 
     bg_tp_server_stats st;
+    int proc_fd;                  /* guard thread only: /proc/self/fd, kept open (guard_scan) */
     int64_t added_ms;             /* lock: when nng last handed a connection over (ADD_PRE) */
     int64_t revived_ms;           /* guard thread only: when tls_watch last listened anew */
     bool tls_lost;                /* guard thread only: a renewal left no listener: try again */
@@ -415,7 +417,12 @@ slot_cb(void *arg)
                 srv->queue[(srv->qhead + srv->qlen++) % srv->nslots] = s;
                 pthread_cond_signal(&srv->work_cond);
             }
-        } else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+        } else if (rv == NNG_ECANCELED) {
+            /* A pause cancelled it. Its callback may come after the pause ended (a
+             * reload or a new listener is quick, nng's threads may be slow): then
+             * it receives again; parking it would lose the context for good. */
+            post = slot_recycle_locked(srv, s);
+        } else if (rv == NNG_ECLOSED) {
             s->state = SLOT_PARKED;
             pthread_cond_broadcast(&srv->idle_cond);
         } else {
@@ -664,36 +671,67 @@ guard_probe(bg_tp_server *srv, int fd, tp_pending *p)
     return true;
 }
 
-/* Lists the TCP connections on our port in srv->pend (first_seen not set
- * yet) and counts every descriptor. False if /proc cannot be read. */
+/* One descriptor of the process: fd into srv->pend if it is a TCP connection on
+ * our port (first_seen not set yet), counted in *nfds. */
+static void
+guard_note(bg_tp_server *srv, long fd, unsigned *nfds)
+{
+    (*nfds)++;
+    if (srv->npend == srv->pend_cap) {
+        unsigned cap = srv->pend_cap ? srv->pend_cap * 2 : 64;
+        tp_pending *np = realloc(srv->pend, cap * sizeof *np);
+        if (np == NULL)
+            return; /* counted; judged at the next look */
+        srv->pend = np;
+        srv->pend_cap = cap;
+    }
+    if (guard_probe(srv, (int)fd, &srv->pend[srv->npend]))
+        srv->npend++;
+}
+
+/* A record of getdents64(2) (the kernel's linux_dirent64). */
+typedef struct {
+    uint64_t ino;
+    int64_t off;
+    unsigned short reclen;
+    unsigned char type;
+    char name[];
+} tp_dirent;
+
+/* Lists the TCP connections on our port in srv->pend and counts every descriptor,
+ * reading /proc/self/fd through the descriptor the guard keeps open for it: when
+ * nng has taken every descriptor (a flood accepted faster than the guard looks),
+ * opening the directory anew would fail, and the guard could never cut the flood
+ * that keeps it blind. False if /proc cannot be read. */
 static bool
 guard_scan(bg_tp_server *srv, unsigned *nfds)
 {
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
+    if (srv->proc_fd < 0 || lseek(srv->proc_fd, 0, SEEK_SET) != 0)
         return false;
     srv->npend = 0;
     srv->lsock.fd = -1;
     *nfds = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        char *end = NULL;
-        long fd = strtol(e->d_name, &end, 10);
-        if (e->d_name[0] < '0' || e->d_name[0] > '9' || *end != '\0' || fd == dirfd(d))
-            continue;
-        (*nfds)++;
-        if (srv->npend == srv->pend_cap) {
-            unsigned cap = srv->pend_cap ? srv->pend_cap * 2 : 64;
-            tp_pending *np = realloc(srv->pend, cap * sizeof *np);
-            if (np == NULL)
-                continue; /* counted; judged at the next look */
-            srv->pend = np;
-            srv->pend_cap = cap;
+    union {
+        char bytes[8192];
+        uint64_t align;
+    } buf;
+    for (;;) {
+        long n = syscall(SYS_getdents64, srv->proc_fd, buf.bytes, sizeof buf.bytes);
+        if (n < 0)
+            return false;
+        if (n == 0)
+            return true;
+        for (long off = 0; off < n;) {
+            const tp_dirent *e = (const tp_dirent *)(buf.bytes + off);
+            if (e->reclen == 0)
+                return false;
+            off += e->reclen;
+            char *end = NULL;
+            long fd = strtol(e->name, &end, 10);
+            if (e->name[0] >= '0' && e->name[0] <= '9' && *end == '\0' && fd != srv->proc_fd)
+                guard_note(srv, fd, nfds);
         }
-        if (guard_probe(srv, (int)fd, &srv->pend[srv->npend]))
-            srv->npend++;
     }
-    closedir(d);
-    return true;
 }
 static int
 by_ino(const void *a, const void *b)
@@ -1133,6 +1171,7 @@ guard_main(void *arg)
     for (int c = 0; c < NCAUSES; c++)
         srv->logged_at[c] = INT64_MIN / 2;
     srv->lsock.fd = -1;
+    srv->proc_fd = srv->ipc ? -1 : open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     pthread_mutex_lock(&srv->lock);
     while (!srv->guard_exit) {
         pthread_mutex_unlock(&srv->lock);
@@ -1146,6 +1185,8 @@ guard_main(void *arg)
             ;
     }
     pthread_mutex_unlock(&srv->lock);
+    if (srv->proc_fd >= 0)
+        close(srv->proc_fd);
     return NULL;
 }
 
