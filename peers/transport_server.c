@@ -208,7 +208,9 @@ struct bg_tp_server {
     int64_t logged_at[NCAUSES]; /* guard thread only */
 
     /* ipc watch (guard thread only, listener under admin): see ipc_watch */
-    uint64_t ipc_other_seen;           /* the listener's "other" errors known (0: new one) */
+    char ipc_bound[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the name the current
+                                                                    listener bound */
+    int64_t ipc_full_at;               /* the last look that saw every context busy */
     int64_t ipc_next_ms;               /* when to look next */
     nng_listener retired[IPC_RETIRED]; /* revived listeners nng stopped, kept for their pipes */
     unsigned nretired;
@@ -1043,20 +1045,6 @@ guard_pass(bg_tp_server *srv, char *src, size_t srclen)
 static int listener_make(bg_tp_server *srv, const char *url, nng_listener *out, nng_tls_config *tls,
                          bg_err *err);
 
-/* The listener's "other" accept errors (nng stats): nng 1.5.2 counts there the
- * failure that stops an ipc listener for good (nng#1518). */
-static uint64_t
-listener_other(nng_listener l)
-{
-    nng_stat *all = NULL;
-    if (nng_stats_get(&all) != 0)
-        return 0;
-    nng_stat *ls = tp_stat_scope(all, "listener", nng_listener_id(l));
-    uint64_t n = ls != NULL ? tp_stat_value(ls, "other") : 0;
-    nng_stats_free(all);
-    return n;
-}
-
 /* A revival that failed, logged at most every IPC_FAIL_LOG_MS (it is tried again at
  * every look until it works). Admin lock held. */
 static void
@@ -1130,7 +1118,7 @@ ipc_revive(bg_tp_server *srv)
         srv->retired[srv->nretired++] = srv->listener;
     }
     srv->listener = nl;
-    srv->ipc_other_seen = 0;
+    snprintf(srv->ipc_bound, sizeof srv->ipc_bound, "%s", tmp);
     pthread_mutex_lock(&srv->lock);
     srv->st.listener_revivals++;
     pthread_mutex_unlock(&srv->lock);
@@ -1143,23 +1131,114 @@ ipc_revive(bg_tp_server *srv)
     }
 }
 
-/* ipc has no handshakes to bound, but nng 1.5.2 stops an ipc listener for good when a
+/* If fd is a connection our current ipc listener accepted, fills p (unread: whether
+ * the kernel holds bytes nng has not read). */
+static bool
+ipc_probe_fd(bg_tp_server *srv, int fd, tp_pending *p)
+{
+    struct stat st;
+    struct sockaddr_un me;
+    socklen_t len = sizeof me;
+    int acc = 0;
+    socklen_t al = sizeof acc;
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+        getsockname(fd, (struct sockaddr *)&me, &len) != 0 || me.sun_family != AF_UNIX ||
+        len <= offsetof(struct sockaddr_un, sun_path) ||
+        strncmp(me.sun_path, srv->ipc_bound, sizeof me.sun_path) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) != 0 || acc)
+        return false;
+    int inq = 0;
+    *p = (tp_pending){.fd = fd, .dev = st.st_dev, .ino = st.st_ino};
+    p->unread = ioctl(fd, FIONREAD, &inq) == 0 && inq > 0;
+    return true;
+}
+
+/*
+ * ipc has no handshakes to bound, but nng 1.5.2 stops an ipc listener for good when a
  * client leaves in the middle of the SP handshake (nanomsg/nng#1518, fixed after
  * 1.5.2): the local API would take no new client until a restart. Such a listener
- * still completes handshakes (they happen below it), so no probe of our own socket
- * can tell; what does tell is its "other" error counter, which is where nng counts
- * that failure (and otherwise only rare system errors). When it moves, the server
- * listens anew: at worst a listener too many, kept until the socket closes. Never
- * waits for the admin lock: a stop holding it joins this thread. */
+ * still accepts and completes handshakes (below it), but hands no connection over, so
+ * what a client sends stays unread. No counter tells (nng counts that failure where it
+ * counts every client that leaves). So the watch looks at the connections of the
+ * current listener: one holding unread bytes for STUCK_MS, while nng handed nothing
+ * over and the contexts were never all busy (which would leave requests unread too),
+ * means nng stopped accepting. Then the server listens anew (ipc_revive) and shuts the
+ * stuck connections, so that their clients connect again. Never waits for the admin
+ * lock: a stop holding it joins this thread.
+ */
 static void
 ipc_watch(bg_tp_server *srv)
 {
     int64_t now = tp_now_ms();
-    if (now < srv->ipc_next_ms || pthread_mutex_trylock(&srv->admin) != 0)
+    if (now < srv->ipc_next_ms || srv->proc_fd < 0 || pthread_mutex_trylock(&srv->admin) != 0)
         return;
     srv->ipc_next_ms = now + IPC_WATCH_MS;
-    if (srv->have_listener && listener_other(srv->listener) != srv->ipc_other_seen)
+    pthread_mutex_lock(&srv->lock);
+    int64_t added = srv->added_ms;
+    if (srv->in_flight >= srv->nslots)
+        srv->ipc_full_at = now;
+    int64_t full = srv->ipc_full_at;
+    pthread_mutex_unlock(&srv->lock);
+    srv->npend = 0;
+    bool stuck = false;
+    union {
+        char bytes[8192];
+        uint64_t align;
+    } buf;
+    long n = lseek(srv->proc_fd, 0, SEEK_SET) == 0 ? 1 : -1;
+    while (n > 0 && (n = syscall(SYS_getdents64, srv->proc_fd, buf.bytes, sizeof buf.bytes)) > 0) {
+        for (long off = 0; off < n;) {
+            const tp_dirent *e = (const tp_dirent *)(buf.bytes + off);
+            if (e->reclen == 0)
+                break;
+            off += e->reclen;
+            char *end = NULL;
+            long fd = strtol(e->name, &end, 10);
+            if (e->name[0] < '0' || e->name[0] > '9' || *end != '\0' || fd == srv->proc_fd)
+                continue;
+            if (srv->npend == srv->pend_cap) {
+                unsigned cap = srv->pend_cap ? srv->pend_cap * 2 : 64;
+                tp_pending *np = realloc(srv->pend, cap * sizeof *np);
+                if (np == NULL)
+                    break;
+                srv->pend = np;
+                srv->pend_cap = cap;
+            }
+            tp_pending *p = &srv->pend[srv->npend];
+            if (!ipc_probe_fd(srv, (int)fd, p))
+                continue;
+            srv->npend++;
+            tp_pending *was =
+                srv->nprev > 0 ? bsearch(p, srv->prev, srv->nprev, sizeof *p, by_ino) : NULL;
+            p->stuck_since = !p->unread                        ? 0
+                             : was != NULL && was->stuck_since ? was->stuck_since
+                                                               : now;
+            stuck = stuck || (p->stuck_since != 0 && now - p->stuck_since >= STUCK_MS &&
+                              added < p->stuck_since && full < p->stuck_since);
+        }
+    }
+    if (stuck && srv->have_listener) {
         ipc_revive(srv);
+        /* Nobody reads them (the stopped listener never will): their clients see
+         * EOF and connect again, to the new listener. */
+        for (unsigned i = 0; i < srv->npend; i++) {
+            struct stat st;
+            tp_pending *p = &srv->pend[i];
+            if (p->stuck_since != 0 && now - p->stuck_since >= STUCK_MS && fstat(p->fd, &st) == 0 &&
+                st.st_dev == p->dev && st.st_ino == p->ino)
+                shutdown(p->fd, SHUT_RDWR);
+        }
+        srv->npend = 0; /* the next look starts afresh, on the new listener */
+    }
+    qsort(srv->pend, srv->npend, sizeof *srv->pend, by_ino);
+    tp_pending *t = srv->prev;
+    srv->prev = srv->pend;
+    srv->pend = t;
+    unsigned tc = srv->prev_cap;
+    srv->prev_cap = srv->pend_cap;
+    srv->pend_cap = tc;
+    srv->nprev = srv->npend;
+    srv->npend = 0;
     pthread_mutex_unlock(&srv->admin);
 }
 
@@ -1171,7 +1250,7 @@ guard_main(void *arg)
     for (int c = 0; c < NCAUSES; c++)
         srv->logged_at[c] = INT64_MIN / 2;
     srv->lsock.fd = -1;
-    srv->proc_fd = srv->ipc ? -1 : open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    srv->proc_fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     pthread_mutex_lock(&srv->lock);
     while (!srv->guard_exit) {
         pthread_mutex_unlock(&srv->lock);
@@ -1347,6 +1426,7 @@ srv_endpoint(bg_tp_server *srv, const bg_tp_server_opts *opts, bg_err *err)
         return bg_err_set(err, BG_EINVAL, "%s: socket path longer than %zu bytes", opts->url,
                           sizeof srv->ipc_path - 1);
     snprintf(srv->ipc_path, sizeof srv->ipc_path, "%s", path);
+    snprintf(srv->ipc_bound, sizeof srv->ipc_bound, "%s", path);
     return ipc_prepare(srv->ipc_path, err);
 }
 

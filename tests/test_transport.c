@@ -2374,14 +2374,35 @@ START_TEST(tls_listener_revived_when_nng_stops_accepting)
 }
 END_TEST
 
+/* nng's "other" errors over every listener of this process: where nng 1.5.2 counts
+ * the failed handshake that stops a listener (and every client that leaves). */
+static uint64_t
+listeners_other(void)
+{
+    nng_stat *all = NULL;
+    uint64_t n = 0;
+    ck_assert_int_eq(nng_stats_get(&all), 0);
+    for (nng_stat *l = nng_stat_child(all); l != NULL; l = nng_stat_next(l)) {
+        if (nng_stat_type(l) != NNG_STAT_SCOPE || strcmp(nng_stat_name(l), "listener") != 0)
+            continue;
+        for (nng_stat *c = nng_stat_child(l); c != NULL; c = nng_stat_next(c))
+            if (strcmp(nng_stat_name(c), "other") == 0)
+                n += nng_stat_value(c);
+    }
+    nng_stats_free(all);
+    return n;
+}
+
 START_TEST(ipc_listener_revived_after_a_client_leaves_mid_handshake)
 {
     /* nng 1.5.2 stops an ipc listener for good when a client closes during the SP
      * handshake (nng#1518): the gateway's local API would take no new client until a
-     * restart. The server notices (the listener's error counter moved) and listens
-     * anew on the same path: a client that comes after is served, and one connected
-     * before keeps being served. (One that connects in the quarter second before the
-     * server notices lands on the stopped listener and waits out its own timeout.) */
+     * restart. The server notices (a client's request left unread while nng handed
+     * nothing over) and listens anew on the same path, and that client, cut, connects
+     * again and is served; one connected before keeps being served. Clients that come
+     * and go as usual (each one bumps the counter nng counts #1518 in too) never make it
+     * listen anew: a revival closes the oldest of the stopped listeners it keeps, and
+     * with them what they still serve. */
     const char *path = at("revive.sock");
     handler_ctx h;
     hctx_init(&h, ECHO);
@@ -2395,17 +2416,35 @@ START_TEST(ipc_listener_revived_after_a_client_leaves_mid_handshake)
     ck_assert_msg(bg_tp_client_open(&before, &co, &err) == BG_OK, "%s", err.msg);
     call_ok(before, T(5000));
     bg_tp_server_stats st;
-    /* More rounds than stopped listeners kept: closing the oldest (each bound to a
-     * temporary name, renamed over the path) must never take the path with it. */
-    for (uint64_t round = 1; round <= 12; round++) {
-        bare_ipc_connect(path);
-        WAIT_FOR((bg_tp_server_get_stats(srv, &st), st.listener_revivals == round), T(5000));
-        ck_assert_uint_eq(st.listener_revivals, round);
+    for (int i = 0; i < 20; i++) {
         bg_tp_client *cli = NULL;
         ck_assert_msg(bg_tp_client_open(&cli, &co, &err) == BG_OK, "%s", err.msg);
         call_ok(cli, T(5000));
         bg_tp_client_close(cli);
     }
+    usleep((useconds_t)T(3000) * 1000); /* longer than the watch waits for a stuck request */
+    bg_tp_server_get_stats(srv, &st);
+    ck_assert_uint_eq(st.listener_revivals, 0);
+    /* Bursts of clients that connect and leave at once: nng accepts some after they
+     * left, and its first write fails (EPIPE, which it takes for NNG_ECLOSED): most
+     * bursts stop the listener. A client after each is served all the same. More
+     * rounds than stopped listeners kept: closing the oldest (each bound to a
+     * temporary name, renamed over the path) must never take the path with it. */
+    for (int round = 1; round <= 12; round++) {
+        uint64_t other = listeners_other();
+        for (int i = 0; i < 16; i++)
+            bare_ipc_connect(path);
+        WAIT_FOR(listeners_other() > other, T(5000));
+        bg_tp_client *cli = NULL;
+        ck_assert_msg(bg_tp_client_open(&cli, &co, &err) == BG_OK, "%s", err.msg);
+        call_eventually_ok(cli, T(15000));
+        bg_tp_client_close(cli);
+    }
+    bg_tp_server_get_stats(srv, &st);
+    fprintf(stderr, "transport: ipc: 12 bursts stopped the listener %llu times\n",
+            (unsigned long long)st.listener_revivals);
+    ck_assert_uint_ge(st.listener_revivals, 9);
+    ck_assert_uint_le(st.listener_revivals, 12);
     call_ok(before, T(5000));
     struct stat sst;
     ck_assert_int_eq(stat(path, &sst), 0);
