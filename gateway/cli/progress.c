@@ -48,17 +48,19 @@ term_cols(void)
     return 80;
 }
 
-/* The fetches in flight, "; "-separated, appended to line (of cap bytes at len). */
+/* The fetches in flight as "; fetching ..." each, into out (of cap bytes); its length. */
 static size_t
-add_fetches(bg_tp_client *cli, char *line, size_t len, size_t cap)
+fetches_text(bg_tp_client *cli, char *out, size_t cap)
 {
+    out[0] = '\0';
     bg_err err = {0};
     Baygate__LocalAnswer *ans = cli ? bg_cli_status_on(cli, PROGRESS_STATUS_MS, &err) : NULL;
     if (ans == NULL)
-        return len;
+        return 0;
+    size_t len = 0;
     char one[200];
-    for (size_t i = 0; i < ans->status->n_fetches && len < cap; i++) {
-        int k = snprintf(line + len, cap - len, "; %s",
+    for (size_t i = 0; i < ans->status->n_fetches && len + 1 < cap; i++) {
+        int k = snprintf(out + len, cap - len, "; %s",
                          bg_api_fetch_text(ans->status->fetches[i], one, sizeof one));
         len = k < 0 ? len : len + (size_t)k < cap ? len + (size_t)k : cap - 1;
     }
@@ -90,18 +92,20 @@ progress_main(void *arg)
         if (!opened && p->have_cfg && bg_cli_local_open(&p->cfg, &cli, &err) != BG_OK)
             cli = NULL; /* the line goes on with what it knows */
         opened = true;
-        char line[PROGRESS_LINE];
-        int64_t s = (bg_clock_ms() - t0) / 1000;
-        int k = snprintf(line, sizeof line, "%s: %lld s", p->what, (long long)s);
-        size_t len = k < 0 ? 0 : (size_t)k < sizeof line ? (size_t)k : sizeof line - 1;
-        size_t base = len;
-        len = add_fetches(cli, line, len, sizeof line);
+        char line[PROGRESS_LINE], fetches[PROGRESS_LINE];
+        int64_t secs = (bg_clock_ms() - t0) / 1000;
+        size_t nf = fetches_text(cli, fetches, sizeof fetches);
         size_t cols = term_cols() - 1;
-        if (len > cols)
+        /* What was asked gives way to the fetches when both do not fit. */
+        if (strlen(p->what) + 16 + nf > cols && nf > 0)
+            snprintf(line, sizeof line, "%lld s%s", (long long)secs, fetches);
+        else
+            snprintf(line, sizeof line, "%s: %lld s%s", p->what, (long long)secs, fetches);
+        if (strlen(line) > cols)
             line[cols] = '\0';
         pthread_mutex_lock(&p->lock);
         /* From the second second on, or at once when there is a fetch to show. */
-        if (!p->done && (s >= 1 || len > base)) {
+        if (!p->done && (secs >= 1 || nf > 0)) {
             fprintf(stderr, "\r%s\033[K", line);
             fflush(stderr);
             p->shown = true;
