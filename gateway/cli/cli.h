@@ -77,7 +77,8 @@ struct Baygate__LocalAnswer *bg_cli_ask_status(const char *cmd, const char *dir,
  * (a progress line polling the status), none saying anything: the config of gateway
  * directory dir; a client of its local socket (the first call right after it: one
  * closed before its handshake is done breaks nng's listener, transport.h); one call on
- * it and our status on it (NULL with the reason in err). */
+ * it and our status on it (NULL with the reason in err; bg_cli_call's is worded to
+ * follow "the 440100 gateway ": "did not answer: timeout: ..."). */
 struct bg_config;
 struct bg_tp_client;
 int bg_cli_gateway_config(const char *dir, struct bg_config *cfg, bg_err *err);

@@ -36,13 +36,14 @@ bg_cli_call(bg_tp_client *cli, const Baygate__LocalRequest *req, int timeout_ms,
 {
     size_t len = baygate__local_request__get_packed_size(req);
     if (len > LOCAL_REQUEST_MAX) {
-        bg_err_set(err, BG_ELIMIT, "request of %zu bytes is too large (at most %d)", len,
+        bg_err_set(err, BG_ELIMIT,
+                   "cannot be asked: the request of %zu bytes is too large (at most %d)", len,
                    LOCAL_REQUEST_MAX);
         return NULL;
     }
     uint8_t *buf = malloc(len ? len : 1);
     if (buf == NULL) {
-        bg_err_set(err, BG_ENOMEM, "out of memory");
+        bg_err_set(err, BG_ENOMEM, "cannot be asked: out of memory");
         return NULL;
     }
     baygate__local_request__pack(req, buf);
@@ -52,11 +53,11 @@ bg_cli_call(bg_tp_client *cli, const Baygate__LocalRequest *req, int timeout_ms,
     bg_tp_fail fail;
     bg_err e = {0};
     if (bg_tp_call(cli, buf, len, &out, &out_len, timeout_ms, &fail, &e) != BG_OK) {
-        bg_err_set(err, e.code, "%s: %s", bg_tp_fail_name(fail), e.msg);
+        bg_err_set(err, e.code, "did not answer: %s: %s", bg_tp_fail_name(fail), e.msg);
     } else {
         ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
         if (ans == NULL)
-            bg_err_set(err, BG_EPROTO, "its answer does not parse");
+            bg_err_set(err, BG_EPROTO, "sent an answer that does not parse");
         bg_tp_answer_free(out);
     }
     free(buf);
@@ -85,7 +86,7 @@ local_call(const char *cmd, const bg_config *cfg, const Baygate__LocalRequest *r
         bg_cli_fail(cmd, "%s", err.msg);
     } else {
         if ((ans = bg_cli_call(cli, req, timeout_ms, &err)) == NULL)
-            bg_cli_fail(cmd, "the %s gateway did not answer: %s", cfg->city, err.msg);
+            bg_cli_fail(cmd, "the %s gateway %s", cfg->city, err.msg);
         bg_tp_client_close(cli);
     }
     return ans;

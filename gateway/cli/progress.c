@@ -21,9 +21,11 @@
 #include "proto/pb.h"
 
 #define PROGRESS_TICK_MS 500
-/* A status poll that takes longer is not waited for: the line goes on without. As long
- * as a connection may take (LOCAL_CONNECT_MS): a client closed before its handshake is
- * done would break the gateway's local listener for good (transport.h). */
+/* How long one status poll is waited for (the line stands still meanwhile, and a stop
+ * waits for it): as long as a connection may take (LOCAL_CONNECT_MS), since a client
+ * closed before its handshake is done would break the gateway's local listener for
+ * good (transport.h). A gateway answers status at once; one that does not is stuck,
+ * and the command's own call says so. */
 #define PROGRESS_STATUS_MS 5000
 #define PROGRESS_LINE 512
 
