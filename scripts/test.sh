@@ -58,7 +58,8 @@ if command -v valgrind >/dev/null && [[ -x build/tests/test_uscc ]]; then
   # make them minutes long under valgrind. BG_PSI_SMALL and BG_ATTEST_SMALL shrink
   # the sets and loops of test_psi and test_attest.
   for t in test_uscc test_record test_proto test_csv test_gen test_config test_certs \
-           test_roster test_envelope test_oprf test_psi test_attest test_audit test_import test_service; do
+           test_roster test_envelope test_oprf test_psi test_attest test_audit test_import test_service \
+           test_fetch; do
     if BG_PSI_SMALL=1 BG_ATTEST_SMALL=1 CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full \
         --errors-for-leak-kinds=definite,indirect "build/tests/$t" >/dev/null 2>"build/tests/$t.valgrind.log"; then
       vg_pass=$((vg_pass + 1))

@@ -7,7 +7,8 @@
 # refusals (count batch below min_count_batch, purpose not permitted, list not
 # permitted, unknown list), a re-import that removes an entry (new epoch,
 # refreshed by delta, the entry stops matching), a key rotation (new
-# generation, fetched in full) and a peer that is down.
+# generation, fetched in full), a peer that is down, and the progress of a
+# snapshot fetch shown while it runs.
 #
 # FED_ATTACK is only used for free ports. Deadlines are generous and polled
 # (the same script runs the ASan build); every process started here is
@@ -40,7 +41,13 @@ COUNT=2500 # enterprises per city: small (shared machine), yet queries take 2 ch
 declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen [440600]=Foshan)
 cities=(440100 440300 440600)
 
-cleanup() { stop_procs "${pid[@]}"; }
+thr= # a throttle loop (section 12), if one runs
+declare -A lrc=()
+cleanup() {
+  [[ -n $thr ]] && kill "$thr" 2>/dev/null
+  kill -CONT "${pid[@]}" 2>/dev/null
+  stop_procs "${pid[@]}"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -758,6 +765,140 @@ fi
 query --peer 440300 --list serious-dishonesty --csv
 rows 440300 >got.refetched.440300
 expect_same "11. answers after the fetch again equal those before" got.refetched.440300 got.before.440300
+
+# 12. Snapshot fetches shown while they run. Guangzhou imports 16000 more enterprises
+# (a graded snapshot of some 2.2 MiB: 40 chunks of at most the roster's 64 KiB);
+# Shenzhen's first graded query of it fetches that in full while Guangzhou is slowed
+# (bounded SIGSTOP/SIGCONT cycles): Shenzhen's status shows the fetch in flight (peer,
+# list, full, a total that fits the list, a received count that grows) and nothing once
+# it is built; the query, on a terminal (script(1)), shows it on stderr. Foshan's first
+# graded query, not on a terminal, never does.
+# Each `baygate status` that leaves costs the local listener a revival (the ipc watch,
+# peers/transport_server.c), and the eighth revival after it closes the connection a
+# query waits on: hence a few status samples per query, spaced, not a tight poll.
+# throttle PID SECONDS: PID stopped $stop_s s, running 0.02 s (a few chunks' worth),
+# over and over, for at most SECONDS; left running.
+stop_s=0.45
+throttle() {
+  local end=$((SECONDS + $2))
+  while ((SECONDS < end)) && kill -0 "$1" 2>/dev/null; do
+    kill -STOP "$1"
+    sleep "$stop_s"
+    kill -CONT "$1"
+    sleep 0.02
+  done
+  kill -CONT "$1" 2>/dev/null
+}
+# slowed_query LOG OUT ERR DIR CMD...: CMD (stdout to OUT, stderr to ERR) in the
+# background while Guangzhou is throttled; DIR's status --json fetches array appended
+# to LOG every 0.4 s (4 times at most), its status text to LOG.txt once it shows one of
+# Guangzhou's. Exit code in $qrc.
+slowed_query() {
+  local log=$1 out=$2 err=$3 dir=$4 k=0
+  shift 4
+  : >"$log"
+  rm -f "$log.txt"
+  throttle "${pid[440100]}" 40 &
+  thr=$!
+  "$@" >"$out" 2>"$err" &
+  local q=$!
+  while kill -0 "$q" 2>/dev/null; do
+    sleep 0.4
+    if ((k < 4)); then
+      "$bg" status --dir "$dir" --json 2>/dev/null | grep -o '"fetches":\[[^]]*\]' >>"$log"
+      k=$((k + 1))
+      if [[ ! -e $log.txt ]] && grep -q '"peer":"440100"' "$log"; then
+        "$bg" status --dir "$dir" >"$log.txt" 2>&1
+      fi
+    fi
+  done
+  wait "$q"
+  qrc=$?
+  kill "$thr" 2>/dev/null
+  wait "$thr" 2>/dev/null
+  thr=
+  kill -CONT "${pid[440100]}"
+}
+# field NAME: the values of NAME in the fetches of Guangzhou's graded snapshot in stdin.
+field() { grep -o '{"peer":"440100","list":"grades","kind":"full"[^}]*}' | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
+gz_graded() { "$bg" status --dir gw440100 --json | grep -o '"list":"grades","generation":[0-9]*,"epoch":[0-9]*,"entries":[0-9]*' | grep -o '[0-9]*$'; }
+t12=$SECONDS
+before=$(gz_graded)
+run "$bg" gen --city 440100 --count 16000 --seed 21 --out 440100.big.csv --quiet
+run "$bg" import --dir gw440100 --strict 440100.big.csv
+grown() { (($(gz_graded) > before + 10000)); }
+wait_for "$PUBLISH_S" grown || bad "12. Guangzhou publishes its bigger graded list" "$(gz_graded) entries"
+entries=$(gz_graded)
+echo "# 12. Guangzhou's graded list: $before -> $entries entries ($((SECONDS - t12)) s)"
+# A few ids: the snapshot is the same whatever is asked, and the PSI after it is short.
+head -20 gz.ids >few12.txt
+t12=$SECONDS
+slowed_query fetch12.log tty12.out tty12.err gw440300 script -qefc \
+  "stty cols 200; $bg query --dir gw440300 --purpose supervision --in few12.txt --peer 440100 --grades --csv --timeout-ms 20000" /dev/null
+echo "# 12. Shenzhen's graded query of the slowed Guangzhou: $((SECONDS - t12)) s; $(grep -o 'snapshot=full ok=1 code=0 snapshot_ms=[0-9]*' gw440300.log | tail -1)"
+expect_eq "12. Shenzhen's first graded query of Guangzhou (on a terminal): exit" "$qrc" 0
+total=$(field bytes <fetch12.log | sort -u)
+chunks=$(field chunks <fetch12.log | sort -u)
+got=$(field bytes_received <fetch12.log | sort -n | uniq)
+# The stream: a header of under 256 bytes, then 147 bytes per graded entry, in chunks
+# of at most 64 KiB (and more than half of it: the envelope around one is small).
+if [[ -n $total && $(wc -l <<<"$total") == 1 && $(wc -l <<<"$chunks") == 1 ]] &&
+  ((total > entries * 147 && total < entries * 147 + 256)) &&
+  ((chunks >= (total + 65535) / 65536 && chunks <= (total + 32767) / 32768)); then
+  ok "12. status --json shows the fetch in flight: 440100 grades, full, $total bytes ($entries entries) in $chunks chunks"
+else
+  bad "12. the fetch in status --json" "total '$total' chunks '$chunks' for $entries entries: $(head -3 fetch12.log)"
+fi
+if (($(wc -l <<<"$got") >= 2)) && (($(tail -1 <<<"$got") <= total && $(head -1 <<<"$got") < $(tail -1 <<<"$got"))); then
+  ok "12. its received count grows: $(paste -sd' ' <<<"$got") of $total"
+else
+  bad "12. the received count grows" "$(paste -sd' ' <<<"$got") of $total"
+fi
+if grep -q "^  fetching 440100 grades: [0-9.]* of [0-9.]* MiB (chunk [0-9]* of $chunks), full, [0-9]* s$" fetch12.log.txt; then
+  ok "12. status text: $(grep '^  fetching' fetch12.log.txt | head -1 | sed 's/^ *//')"
+else
+  bad "12. status text names the fetch" "$(grep -i fetch fetch12.log.txt | head -3)"
+fi
+expect_eq "12. once built, status --json shows no fetch" \
+  "$("$bg" status --dir gw440300 --json | grep -o '"fetches":\[[^]]*\]')" '"fetches":[]'
+# The terminal's bytes: the progress line rewritten in place (\r).
+tr '\r' '\n' <tty12.out >tty12.lines
+if grep -aq "^asking 440100 about 20 ids on grades: [0-9]* s; fetching 440100 grades: [0-9.]* of [0-9.]* MiB (chunk [0-9]* of $chunks), full, [0-9]* s" tty12.lines; then
+  ok "12. on a terminal the query shows it: $(grep -a -m1 -o 'fetching 440100 grades: [^;]*, full, [0-9]* s' tty12.lines)"
+else
+  bad "12. the progress line on a terminal" "$(grep -a asking tty12.lines | tail -3 | cut -c1-160)"
+fi
+t12=$SECONDS
+slowed_query fetch12b.log q12b.out q12b.err gw440600 \
+  "$bg" query --dir gw440600 --purpose supervision --in few12.txt --peer 440100 --grades --csv --timeout-ms 20000
+if [[ $qrc == 0 ]] && grep -q '"peer":"440100","list":"grades","kind":"full"' fetch12b.log &&
+  [[ ! -s q12b.err ]] && grep -q '^440100,' q12b.out; then
+  ok "12. not on a terminal: nothing on stderr while Foshan fetches ($(field chunks_received <fetch12b.log | paste -sd' ') chunks seen received)"
+else
+  bad "12. no progress off a terminal" "exit $qrc, fetch seen: $(grep -c 440100 fetch12b.log), stderr: $(head -c 300 q12b.err)"
+fi
+echo "# 12. Foshan's: $((SECONDS - t12)) s"
+# baygate lookup keeps the same line on a terminal, and none with --quiet: Guangzhou
+# slowed more, so that its three lists take seconds.
+t12=$SECONDS
+stop_s=1.2
+code=$(head -1 gz.ids)
+for v in plain quiet; do
+  o=()
+  [[ $v == quiet ]] && o=(--quiet)
+  slowed_query "lookup12.$v.log" "lookup12.$v.out" "lookup12.$v.err" gw440300 script -qefc \
+    "stty cols 200; $bg lookup --dir gw440300 --purpose supervision ${o[*]} $code" /dev/null
+  tr '\r' '\n' <"lookup12.$v.out" >"lookup12.$v.lines"
+  lrc[$v]=$qrc
+done
+if [[ ${lrc[plain]} == 0 && ${lrc[quiet]} == 0 ]] &&
+  grep -aq "^looking up $code in every city: [1-9][0-9]* s" lookup12.plain.lines &&
+  ! grep -aq "looking up" lookup12.quiet.lines && grep -aq "^440100 Guangzhou" lookup12.quiet.lines; then
+  ok "12. lookup on a terminal: '$(grep -a -m1 -o "^looking up $code in every city: [0-9]* s" lookup12.plain.lines)'; none with --quiet"
+else
+  bad "12. lookup's progress line" "exit ${lrc[plain]}/${lrc[quiet]}: $(grep -a 'looking up' lookup12.*.lines | tail -2)"
+fi
+echo "# 12. the lookups: $((SECONDS - t12)) s"
 
 echo "# total: $((SECONDS - t_start)) s"
 echo "psi_federation: $pass passed, $fail failed"

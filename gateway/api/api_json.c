@@ -182,6 +182,40 @@ json_peers(FILE *f, const Baygate__StatusAnswer *s)
     fprintf(f, "}");
 }
 
+const char *
+bg_api_fetch_text(const Baygate__FetchStatus *fs, char *out, size_t n)
+{
+    /* KiB below a MiB: a small list's snapshot would read "0.0 of 0.1 MiB". */
+    bool mib = fs->bytes >= 1024 * 1024;
+    double unit = mib ? 1024.0 * 1024.0 : 1024.0;
+    snprintf(out, n, "fetching %s %s: %.1f of %.1f %s (chunk %u of %u), %s, %llu s", fs->peer,
+             fs->list, (double)fs->bytes_received / unit, (double)fs->bytes / unit,
+             mib ? "MiB" : "KiB", fs->chunks_received, fs->chunks, fs->delta ? "delta" : "full",
+             (unsigned long long)(fs->elapsed_ms / 1000));
+    return out;
+}
+
+/* Peers' snapshots being fetched now. */
+static void
+json_fetches(FILE *f, const Baygate__StatusAnswer *s)
+{
+    fprintf(f, ",\"fetches\":[");
+    for (size_t i = 0; i < s->n_fetches; i++) {
+        const Baygate__FetchStatus *fs = s->fetches[i];
+        fprintf(f, "%s{", i ? "," : "");
+        bg_api_json_kv(f, "peer", fs->peer, false);
+        bg_api_json_kv(f, "list", fs->list, true);
+        bg_api_json_kv(f, "kind", fs->delta ? "delta" : "full", true);
+        fprintf(f,
+                ",\"generation\":%llu,\"epoch\":%llu,\"chunks\":%u,\"chunks_received\":%u,"
+                "\"bytes\":%llu,\"bytes_received\":%llu,\"elapsed_ms\":%llu}",
+                (unsigned long long)fs->generation, (unsigned long long)fs->epoch, fs->chunks,
+                fs->chunks_received, (unsigned long long)fs->bytes,
+                (unsigned long long)fs->bytes_received, (unsigned long long)fs->elapsed_ms);
+    }
+    fprintf(f, "]");
+}
+
 void
 bg_api_json_status(FILE *f, const Baygate__StatusAnswer *s, time_t now)
 {
@@ -207,6 +241,7 @@ bg_api_json_status(FILE *f, const Baygate__StatusAnswer *s, time_t now)
     bg_api_json_kv(f, "cert_pinned", s->cert_pinned, true);
     bg_api_json_kv(f, "standing", s->standing, true);
     json_peers(f, s);
+    json_fetches(f, s);
     fprintf(f, "}\n");
 }
 

@@ -13,6 +13,7 @@
 #define BG_API_JSON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
@@ -59,6 +60,10 @@ const Baygate__PeerQueryResult *bg_api_lookup_peer(const Baygate__LocalAnswer *a
 bool bg_api_grade_valid(const char *until);
 /* The request id (hex) of the exchange behind p, "" if nothing was sent. */
 const char *bg_api_request_hex(const Baygate__PeerQueryResult *p, char out[33]);
+
+/* A fetch in flight as status and query's progress line say it: "fetching 440300
+ * serious-dishonesty: 12.3 of 147.0 MiB, full, 4 s" (cut to fit n bytes). */
+const char *bg_api_fetch_text(const Baygate__FetchStatus *fs, char *out, size_t n);
 
 /* The status object, with a newline. */
 void bg_api_json_status(FILE *f, const Baygate__StatusAnswer *s, time_t now);

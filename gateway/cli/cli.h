@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
 #include "gateway/cmdline/cmdline.h"
 
 int bg_cmd_uscc(int argc, char **argv);
@@ -71,6 +72,32 @@ struct Baygate__LocalAnswer *bg_cli_ask_within(const char *cmd, const char *dir,
  * an answer with a status (free with bg_pb_free), or NULL said on stderr. */
 struct Baygate__LocalAnswer *bg_cli_ask_status(const char *cmd, const char *dir, bool probe,
                                                int timeout_ms);
+
+/* The pieces of bg_cli_ask, for a command that asks more than once on one connection
+ * (a progress line polling the status), none saying anything: the config of gateway
+ * directory dir; a client of its local socket (the first call right after it: one
+ * closed before its handshake is done breaks nng's listener, transport.h); one call on
+ * it and our status on it (NULL with the reason in err; bg_cli_call's is worded to
+ * follow "the 440100 gateway ": "did not answer: timeout: ..."). */
+struct bg_config;
+struct bg_tp_client;
+int bg_cli_gateway_config(const char *dir, struct bg_config *cfg, bg_err *err);
+int bg_cli_local_open(const struct bg_config *cfg, struct bg_tp_client **cli, bg_err *err);
+struct Baygate__LocalAnswer *bg_cli_call(struct bg_tp_client *cli,
+                                         const struct Baygate__LocalRequest *req, int timeout_ms,
+                                         bg_err *err);
+struct Baygate__LocalAnswer *bg_cli_status_on(struct bg_tp_client *cli, int timeout_ms,
+                                              bg_err *err);
+
+/* A line on stderr while a command waits for its gateway: what it asked, for how long,
+ * and which peers' snapshots the gateway is fetching meanwhile, how far (its status,
+ * polled every half second), rewritten in place and cleared at stop. Only on a
+ * terminal and unless quiet: NULL otherwise, which the other calls take as nothing to
+ * do. clear wipes the line for output to go out (the next tick writes it again). */
+typedef struct bg_cli_progress bg_cli_progress;
+bg_cli_progress *bg_cli_progress_start(const char *dir, const char *what, bool quiet);
+void bg_cli_progress_clear(bg_cli_progress *p);
+void bg_cli_progress_stop(bg_cli_progress *p);
 
 /* The authorisation reference of a consent document: its SHA-256 (the document never
  * leaves the city). BG_EXIT_OK, or BG_EXIT_ERROR said on stderr. */

@@ -31,47 +31,74 @@
  * bg_tp_ipc_probe), and a gateway under load may take a moment to accept. */
 #define LOCAL_CONNECT_MS 5000
 
-/* The one call over the local socket: req packed, sent, the answer unpacked. */
-static Baygate__LocalAnswer *
-local_call(const char *cmd, const bg_config *cfg, const Baygate__LocalRequest *req, int timeout_ms)
+Baygate__LocalAnswer *
+bg_cli_call(bg_tp_client *cli, const Baygate__LocalRequest *req, int timeout_ms, bg_err *err)
 {
     size_t len = baygate__local_request__get_packed_size(req);
     if (len > LOCAL_REQUEST_MAX) {
-        bg_cli_fail(cmd, "request of %zu bytes is too large (at most %d)", len, LOCAL_REQUEST_MAX);
+        bg_err_set(err, BG_ELIMIT,
+                   "cannot be asked: the request of %zu bytes is too large (at most %d)", len,
+                   LOCAL_REQUEST_MAX);
         return NULL;
     }
     uint8_t *buf = malloc(len ? len : 1);
     if (buf == NULL) {
-        bg_cli_fail(cmd, "out of memory");
+        bg_err_set(err, BG_ENOMEM, "cannot be asked: out of memory");
         return NULL;
     }
     baygate__local_request__pack(req, buf);
-    bg_err err = {0};
-    bg_tp_client *cli = NULL;
+    Baygate__LocalAnswer *ans = NULL;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    bg_tp_fail fail;
+    bg_err e = {0};
+    if (bg_tp_call(cli, buf, len, &out, &out_len, timeout_ms, &fail, &e) != BG_OK) {
+        bg_err_set(err, e.code, "did not answer: %s: %s", bg_tp_fail_name(fail), e.msg);
+    } else {
+        ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
+        if (ans == NULL)
+            bg_err_set(err, BG_EPROTO, "sent an answer that does not parse");
+        bg_tp_answer_free(out);
+    }
+    free(buf);
+    return ans;
+}
+
+int
+bg_cli_local_open(const bg_config *cfg, bg_tp_client **cli, bg_err *err)
+{
     bg_tp_client_opts o = {.url = cfg->local_url,
                            .recv_max = LOCAL_ANSWER_MAX,
                            .send_max = LOCAL_REQUEST_MAX,
                            .connect_ms = LOCAL_CONNECT_MS};
+    return bg_tp_client_open(cli, &o, err);
+}
+
+/* The one call over the local socket of a gateway found serving: req packed, sent, the
+ * answer unpacked; NULL said on stderr. */
+static Baygate__LocalAnswer *
+local_call(const char *cmd, const bg_config *cfg, const Baygate__LocalRequest *req, int timeout_ms)
+{
+    bg_err err = {0};
+    bg_tp_client *cli = NULL;
     Baygate__LocalAnswer *ans = NULL;
-    if (bg_tp_client_open(&cli, &o, &err) != BG_OK) {
+    if (bg_cli_local_open(cfg, &cli, &err) != BG_OK) {
         bg_cli_fail(cmd, "%s", err.msg);
     } else {
-        uint8_t *out = NULL;
-        size_t out_len = 0;
-        bg_tp_fail fail;
-        if (bg_tp_call(cli, buf, len, &out, &out_len, timeout_ms, &fail, &err) != BG_OK) {
-            bg_cli_fail(cmd, "the %s gateway did not answer: %s: %s", cfg->city,
-                        bg_tp_fail_name(fail), err.msg);
-        } else {
-            ans = bg_pb_unpack(&baygate__local_answer__descriptor, out_len, out);
-            if (ans == NULL)
-                bg_cli_fail(cmd, "the %s gateway's answer does not parse", cfg->city);
-            bg_tp_answer_free(out);
-        }
+        if ((ans = bg_cli_call(cli, req, timeout_ms, &err)) == NULL)
+            bg_cli_fail(cmd, "the %s gateway %s", cfg->city, err.msg);
         bg_tp_client_close(cli);
     }
-    free(buf);
     return ans;
+}
+
+int
+bg_cli_gateway_config(const char *dir, bg_config *cfg, bg_err *err)
+{
+    char path[BG_CONFIG_PATH_MAX + 32];
+    if (snprintf(path, sizeof path, "%s/%s", dir, BG_CONFIG_FILE) >= (int)sizeof path)
+        return bg_err_set(err, BG_EINVAL, "gateway directory path too long");
+    return bg_config_load(path, cfg, err);
 }
 
 Baygate__LocalAnswer *
@@ -80,12 +107,7 @@ bg_cli_ask_within(const char *cmd, const char *dir, const Baygate__LocalRequest 
 {
     bg_config cfg;
     bg_err err = {0};
-    char path[BG_CONFIG_PATH_MAX + 32];
-    if (snprintf(path, sizeof path, "%s/%s", dir, BG_CONFIG_FILE) >= (int)sizeof path) {
-        bg_cli_fail(cmd, "gateway directory path too long");
-        return NULL;
-    }
-    if (bg_config_load(path, &cfg, &err) != BG_OK) {
+    if (bg_cli_gateway_config(dir, &cfg, &err) != BG_OK) {
         bg_cli_fail(cmd, "%s", err.msg);
         return NULL;
     }
@@ -150,21 +172,51 @@ print_ping(const Baygate__PingResult *r, bool json)
     }
 }
 
-Baygate__LocalAnswer *
-bg_cli_ask_status(const char *cmd, const char *dir, bool probe, int timeout_ms)
+/* ans if it holds a status; else NULL, ans freed and what it said in err. */
+static Baygate__LocalAnswer *
+status_checked(Baygate__LocalAnswer *ans, bg_err *err)
 {
-    Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
-    Baygate__LocalStatus st = BAYGATE__LOCAL_STATUS__INIT;
-    st.probe_peers = probe;
-    req.op_case = BAYGATE__LOCAL_REQUEST__OP_STATUS;
-    req.status = &st;
-    Baygate__LocalAnswer *ans = bg_cli_ask_within(cmd, dir, &req, timeout_ms);
     if (ans != NULL && (ans->error_code != 0 || ans->status == NULL)) {
-        bg_cli_fail(cmd, "%s", ans->error ? ans->error : "no status in the answer");
+        bg_err_set(err, BG_EPROTO, "%s", ans->error ? ans->error : "no status in the answer");
         bg_pb_free(ans);
         return NULL;
     }
     return ans;
+}
+
+/* The local request for our status (peers pinged first if probe). */
+static void
+status_request(Baygate__LocalRequest *req, Baygate__LocalStatus *st, bool probe)
+{
+    baygate__local_request__init(req);
+    baygate__local_status__init(st);
+    st->probe_peers = probe;
+    req->op_case = BAYGATE__LOCAL_REQUEST__OP_STATUS;
+    req->status = st;
+}
+
+Baygate__LocalAnswer *
+bg_cli_ask_status(const char *cmd, const char *dir, bool probe, int timeout_ms)
+{
+    Baygate__LocalRequest req;
+    Baygate__LocalStatus st;
+    status_request(&req, &st, probe);
+    Baygate__LocalAnswer *ans = bg_cli_ask_within(cmd, dir, &req, timeout_ms);
+    if (ans == NULL)
+        return NULL;
+    bg_err err = {0};
+    if ((ans = status_checked(ans, &err)) == NULL)
+        bg_cli_fail(cmd, "%s", err.msg);
+    return ans;
+}
+
+Baygate__LocalAnswer *
+bg_cli_status_on(bg_tp_client *cli, int timeout_ms, bg_err *err)
+{
+    Baygate__LocalRequest req;
+    Baygate__LocalStatus st;
+    status_request(&req, &st, false);
+    return status_checked(bg_cli_call(cli, &req, timeout_ms, err), err);
 }
 
 static void
@@ -389,6 +441,9 @@ print_status_text(const Baygate__StatusAnswer *s, time_t now)
             printf("    %s %-10s %-28s NOT reachable: %s\n", p->city, p->name, p->endpoint,
                    p->error);
     }
+    char fetch[200];
+    for (size_t i = 0; i < s->n_fetches; i++)
+        printf("  %s\n", bg_api_fetch_text(s->fetches[i], fetch, sizeof fetch));
     printf("  federation requests:\n");
     for (size_t i = 0; i < s->n_requests; i++)
         printf("    %-32s %llu\n", s->requests[i]->name, (unsigned long long)s->requests[i]->value);
@@ -416,9 +471,13 @@ status_usage(FILE *f)
                "  the evidence log: size, root, the last signed head (size, time), and each\n"
                "    witness's latest cosignature (tree size, time);\n"
                "  each peer and whether it is reachable (--probe pings every peer now;\n"
-               "    otherwise the last result), and federation requests by outcome.\n"
+               "    otherwise the last result);\n"
+               "  each peer's snapshot being fetched now (a query waits for it): peer, list,\n"
+               "    bytes and chunks received of how many, full or delta, for how long;\n"
+               "  and federation requests by outcome.\n"
                "--json gives the same as one object (certificate, crl, lists, status_list,\n"
-               "quotas, evidence, peers, requests, ...). A gateway that is not running (no\n"
+               "quotas, evidence, peers, requests, fetches, ...). A gateway that is not\n"
+               "running (no socket, or a stale one) is said at once.\n"
 
                "\n"
                "EXAMPLES\n"

@@ -25,7 +25,7 @@ static void
 lookup_usage(FILE *f)
 {
     fprintf(f, "usage: baygate lookup --dir GW --purpose P [--consent FILE | --auth-ref HEX]\n"
-               "                      [--json] [--timeout-ms N] USCC\n\n"
+               "                      [--json] [--timeout-ms N] [--quiet] USCC\n\n"
                "Says, for one enterprise and every city of the federation including ours,\n"
                "whether it is on each list (serious-dishonesty, abnormal-operation) and its\n"
                "grade on the issuer's and the common scale, with its validity and whether\n"
@@ -36,6 +36,9 @@ lookup_usage(FILE *f)
                "--json: one object. Each city asked shows the request id of each list's\n"
                "exchange (hex): its leaves in both evidence logs carry it\n"
                "(baygate audit find --request).\n"
+               "On a terminal, a line on stderr shows for how long it has been asking and\n"
+               "each peer's snapshot the gateway is fetching for it, how far (never with\n"
+               "--json; --quiet turns it off).\n"
                "\n"
                "EXAMPLES\n"
                "  baygate lookup --dir GZ --purpose supervision 91440300MA5FXXXXXX\n"
@@ -52,7 +55,7 @@ typedef struct lkargs {
     uint8_t auth[LOOKUP_AUTH_MAX];
     size_t auth_len;
     uint64_t timeout;
-    bool json;
+    bool json, quiet;
 } lkargs;
 
 /* What we learnt: our store's answer and one query answer per list. */
@@ -85,8 +88,11 @@ lookup_ask(const lkargs *a, lkres *r)
         return BG_EXIT_ERROR;
     if (r->own->error_code != 0 || r->own->lookup == NULL)
         return bg_cli_fail("lookup", "%s", r->own->error ? r->own->error : "no answer");
-    char *ids[1] = {r->code};
-    for (int l = 0; l < LOOKUP_LISTS; l++) {
+    char *ids[1] = {r->code}, what[64];
+    snprintf(what, sizeof what, "looking up %s in every city", r->code);
+    bg_cli_progress *prog = bg_cli_progress_start(a->dir, what, a->quiet || a->json);
+    int rc = BG_EXIT_OK;
+    for (int l = 0; l < LOOKUP_LISTS && rc == BG_EXIT_OK; l++) {
         Baygate__LocalQuery lq = BAYGATE__LOCAL_QUERY__INIT;
         lq.list = (char *)bg_api_lookup_lists[l];
         lq.purpose = (char *)a->purpose;
@@ -99,12 +105,15 @@ lookup_ask(const lkargs *a, lkres *r)
         req = (Baygate__LocalRequest)BAYGATE__LOCAL_REQUEST__INIT;
         req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
         req.query = &lq;
-        if ((r->q[l] = bg_cli_ask("lookup", a->dir, &req)) == NULL)
-            return BG_EXIT_ERROR;
-        if (r->q[l]->error_code != 0 || r->q[l]->query == NULL)
-            return bg_cli_fail("lookup", "%s", r->q[l]->error ? r->q[l]->error : "no answer");
+        r->q[l] = bg_cli_ask("lookup", a->dir, &req);
+        bg_cli_progress_clear(prog); /* an error said below starts a line of its own */
+        if (r->q[l] == NULL)
+            rc = BG_EXIT_ERROR;
+        else if (r->q[l]->error_code != 0 || r->q[l]->query == NULL)
+            rc = bg_cli_fail("lookup", "%s", r->q[l]->error ? r->q[l]->error : "no answer");
     }
-    return BG_EXIT_OK;
+    bg_cli_progress_stop(prog);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- text */
@@ -234,6 +243,9 @@ lookup_opt(lkargs *a, int ch, const char *arg)
     case 'j':
         a->json = true;
         return -1;
+    case 'q':
+        a->quiet = true;
+        return -1;
     case 't':
         if (!bg_cli_parse_u64("lookup", "--timeout-ms", arg, &a->timeout))
             return BG_EXIT_ERROR;
@@ -265,15 +277,20 @@ int
 bg_cmd_lookup(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},      {"purpose", required_argument, NULL, 'u'},
-        {"json", no_argument, NULL, 'j'},           {"timeout-ms", required_argument, NULL, 't'},
-        {"auth-ref", required_argument, NULL, 'A'}, {"consent", required_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'},
+        {"purpose", required_argument, NULL, 'u'},
+        {"json", no_argument, NULL, 'j'},
+        {"timeout-ms", required_argument, NULL, 't'},
+        {"auth-ref", required_argument, NULL, 'A'},
+        {"consent", required_argument, NULL, 'C'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     lkargs a = {0};
     int ch, rc;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, ":d:u:jt:A:C:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":d:u:jqt:A:C:h", opts, NULL)) != -1) {
         if (ch == '?' || ch == ':')
             return bg_cli_bad_option("lookup", ch, argv, opts);
         if ((rc = lookup_opt(&a, ch, optarg)) != -1)

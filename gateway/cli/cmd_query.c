@@ -71,8 +71,9 @@ query_usage(FILE *f)
         "its answer comes (a peer that is slow or down holds up only its own lines),\n"
         "so their order is the order of the answers; --json waits for every peer and\n"
         "gives one object per list.\n"
-        "On a terminal, a line on stderr shows what is being asked and for how long\n"
-        "(never with --json; --quiet turns it off).\n"
+        "On a terminal, a line on stderr shows what is being asked, for how long, and\n"
+        "each peer's snapshot the gateway is fetching for it, how far (never with\n"
+        "--json; --quiet turns it off).\n"
 
         "\n"
         "EXAMPLES\n"
@@ -815,70 +816,18 @@ query_args_check(qargs *a, int argc, char **argv)
     return -1;
 }
 
-/* Progress on a terminal: the gateway answers a query in one message, so while it works
- * a line on stderr says what is being asked and for how long (every second, from the
- * second second on), and is cleared when the answer comes. */
-typedef struct ticker {
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool done, started;
+/* Progress on a terminal (cli.h): what is being asked, for how long, and the peers'
+ * snapshots the gateway fetches for it; never with --json. */
+static bg_cli_progress *
+progress_start(const qargs *a, const idlist *ids, const char *list)
+{
     char what[160];
-} ticker;
-
-static void *
-ticker_main(void *arg)
-{
-    ticker *t = arg;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    int shown = 0;
-    pthread_mutex_lock(&t->lock);
-    for (int s = 1; !t->done; s++) {
-        until.tv_sec += 1;
-        while (!t->done && pthread_cond_timedwait(&t->wake, &t->lock, &until) == 0)
-            ;
-        if (t->done)
-            break;
-        fprintf(stderr, "\r%s: %d s", t->what, s);
-        fflush(stderr);
-        shown = 1;
-    }
-    pthread_mutex_unlock(&t->lock);
-    if (shown)
-        fputs("\r\033[K", stderr);
-    return NULL;
-}
-
-static void
-ticker_start(ticker *t, const qargs *a, const idlist *ids, const char *list)
-{
-    t->started = false;
-    if (a->quiet || a->out == OUT_JSON || !isatty(STDERR_FILENO))
-        return;
-    t->done = false;
-    pthread_mutex_init(&t->lock, NULL);
-    pthread_cond_init(&t->wake, NULL);
-    snprintf(t->what, sizeof t->what, "asking %s about %zu ids on %s",
+    snprintf(what, sizeof what, "asking %s about %zu ids on %s",
              a->all           ? "every peer"
              : a->npeers == 1 ? a->peers[0]
                               : "the peers",
              ids->n, list);
-    t->started = pthread_create(&t->thread, NULL, ticker_main, t) == 0;
-}
-
-static void
-ticker_stop(ticker *t)
-{
-    if (!t->started)
-        return;
-    pthread_mutex_lock(&t->lock);
-    t->done = true;
-    pthread_cond_signal(&t->wake);
-    pthread_mutex_unlock(&t->lock);
-    pthread_join(t->thread, NULL);
-    pthread_cond_destroy(&t->wake);
-    pthread_mutex_destroy(&t->lock);
+    return bg_cli_progress_start(a->dir, what, a->quiet || a->out == OUT_JSON);
 }
 
 /* The local Query of list for the peers given (n 0: every peer). */
@@ -918,7 +867,7 @@ typedef struct qstream {
     char (*cities)[BG_CITY_CODE_LEN + 1];
     size_t n, next;
     bool first, head_done;
-    const ticker *t;
+    bg_cli_progress *prog;
     char error[300]; /* a refusal of the request itself (same for every peer): said once */
     int rc;
 } qstream;
@@ -927,8 +876,7 @@ typedef struct qstream {
 static void
 stream_print(qstream *s, const Baygate__LocalAnswer *ans, const char *city)
 {
-    if (s->t->started)
-        fputs("\r\033[K", stderr); /* the ticker's line, rewritten at its next second */
+    bg_cli_progress_clear(s->prog); /* written again at its next tick */
     if (ans == NULL) {
         s->rc = BG_EXIT_ERROR;
         return;
@@ -1014,9 +962,7 @@ query_stream_list(const qargs *a, const idlist *ids, const char *list, bool firs
         return rc;
     if (s.n == 0)
         return bg_cli_fail("query", "the roster names no peer to ask");
-    ticker t;
-    s.t = &t;
-    ticker_start(&t, a, ids, list);
+    s.prog = progress_start(a, ids, list);
     pthread_mutex_init(&s.lock, NULL);
     pthread_t th[QUERY_STREAMS];
     size_t nth = 0;
@@ -1028,7 +974,7 @@ query_stream_list(const qargs *a, const idlist *ids, const char *list, bool firs
     for (size_t i = 0; i < nth; i++)
         pthread_join(th[i], NULL);
     pthread_mutex_destroy(&s.lock);
-    ticker_stop(&t);
+    bg_cli_progress_stop(s.prog);
     if (s.head_done && a->out == OUT_TABLE)
         table_tail(ids);
     return s.rc;
@@ -1046,10 +992,9 @@ query_ask_list(const qargs *a, const idlist *ids, const char *list, bool first)
     query_request(a, ids, list, (char **)a->peers, a->npeers, &lq);
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
     req.query = &lq;
-    ticker t;
-    ticker_start(&t, a, ids, list);
+    bg_cli_progress *prog = progress_start(a, ids, list);
     Baygate__LocalAnswer *ans = bg_cli_ask("query", a->dir, &req);
-    ticker_stop(&t);
+    bg_cli_progress_stop(prog);
     if (ans == NULL)
         return BG_EXIT_ERROR;
     int rc;

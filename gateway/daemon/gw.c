@@ -903,6 +903,7 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
     pthread_mutex_init(&gw->lock, NULL);
     gw_rate_init(&gw->rate);
     gw_cache_init(&gw->cache);
+    gw_fetches_init(&gw->fetches);
     gw->started = time(NULL);
 
     int rc = load_material(gw, dir, err);
@@ -1016,6 +1017,7 @@ bg_gw_stop(bg_gw *gw)
     gw_witnessed_close(gw);
     gw_evidence_close(gw);
     gw_cache_destroy(&gw->cache);
+    gw_fetches_destroy(&gw->fetches);
     gw_quota_destroy(&gw->quota);
     gw_rate_destroy(&gw->rate);
     pthread_mutex_destroy(&gw->lock);

@@ -22,6 +22,7 @@
 #include "gateway/audit/audit.h"
 #include "gateway/config/config.h"
 #include "gateway/daemon/cache.h"
+#include "gateway/daemon/fetch.h"
 #include "gateway/daemon/psi_pub.h"
 #include "gateway/daemon/quota.h"
 #include "gateway/daemon/rate.h"
@@ -127,6 +128,7 @@ struct bg_gw {
     gw_quota quota;
     gw_rate rate; /* requests and answer bytes per (peer, kind) */
     gw_cache cache;
+    gw_fetches fetches; /* peers' snapshots being fetched (status shows them) */
 
     /* The evidence log (evidence.c) and witnessing (witness.c). */
     bg_audit_log *audit;

@@ -13,12 +13,14 @@
 
 #include <sqlite3.h>
 
+#include "common/clock.h"
 #include "domain/city.h"
 #include "domain/date.h"
 #include "domain/uscc.h"
 #include "gateway/attest/attest.h"
 #include "gateway/daemon/codes.h"
 #include "gateway/daemon/core.h"
+#include "gateway/daemon/fetch.h"
 #include "gateway/daemon/log.h"
 #include "gateway/daemon/ping.h"
 #include "gateway/daemon/psi_pub.h"
@@ -83,6 +85,9 @@ typedef struct status_buf {
     Baygate__WitnessStatus *witp[BG_ROSTER_MAX_MEMBERS];
     char witnesses[BG_ROSTER_MAX_MEMBERS][BG_CITY_CODE_LEN + 1];
     char cert_hex[BG_SIG_FP_HEX_LEN + 1];
+    gw_fetch fetch[GW_FETCH_MAX];
+    Baygate__FetchStatus fs[GW_FETCH_MAX];
+    Baygate__FetchStatus *fsp[GW_FETCH_MAX];
 } status_buf;
 
 /* Pings every peer at once: the slowest one bounds the wait. */
@@ -292,6 +297,32 @@ status_evidence(bg_gw *gw, gw_peer *const *peers, size_t n, status_buf *b)
     pthread_mutex_unlock(&gw->witness_store_lock);
 }
 
+/* Peers' snapshots being fetched now, and how far each is. */
+static void
+status_fetches(bg_gw *gw, status_buf *b)
+{
+    size_t n = gw_fetch_list(&gw->fetches, b->fetch, GW_FETCH_MAX);
+    int64_t now = bg_clock_ms();
+    for (size_t i = 0; i < n; i++) {
+        const gw_fetch *f = &b->fetch[i];
+        Baygate__FetchStatus *fs = &b->fs[i];
+        baygate__fetch_status__init(fs);
+        fs->peer = b->fetch[i].city;
+        fs->list = b->fetch[i].list;
+        fs->generation = f->generation;
+        fs->epoch = f->epoch;
+        fs->delta = f->delta;
+        fs->chunks = f->chunks;
+        fs->chunks_received = f->chunks_received;
+        fs->bytes = f->bytes;
+        fs->bytes_received = f->bytes_received;
+        fs->elapsed_ms = now > f->started_ms ? (uint64_t)(now - f->started_ms) : 0;
+        b->fsp[i] = fs;
+    }
+    b->sa.n_fetches = n;
+    b->sa.fetches = b->fsp;
+}
+
 /* Our certificate in use and how the roster pins it; our process (a reload signal). */
 static void
 own_cert(bg_gw *gw, status_buf *b)
@@ -345,6 +376,7 @@ local_status(bg_gw *gw, const Baygate__LocalStatus *st, status_buf *b)
     status_lists(gw, b);
     own_cert(gw, b);
     sa->standing = (char *)gw_standing_name(gw);
+    status_fetches(gw, b);
 }
 
 /* ------------------------------------------------------------- lookup */

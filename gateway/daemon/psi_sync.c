@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "gateway/daemon/codes.h"
 #include "gateway/daemon/core.h"
+#include "gateway/daemon/fetch.h"
 #include "gateway/daemon/log.h"
 #include "gateway/daemon/snapdisk.h"
 #include "proto/pb.h"
@@ -32,6 +33,7 @@ typedef struct sync_state {
     bg_snap_reader *rd;
     uint8_t cert[BG_TRUST_CERT_MAX]; /* the certificate of chunk 0's answer, kept on disk */
     size_t cert_len;
+    int fetch_slot; /* in gw->fetches while the stream comes and is checked; -1: none */
 } sync_state;
 
 /* The peer's signature over digest, with the certificate its answer was verified with. */
@@ -157,6 +159,26 @@ sync_first(pjob *j, sync_state *st, const bg_env_opened *o, const Baygate__Snaps
     return rc;
 }
 
+/* Chunk idx of stream bytes fed: shown in status from chunk 0 on (which says how long
+ * the stream is), so a fetch of hundreds of MiB can be watched. */
+static void
+sync_shown(pjob *j, sync_state *st, size_t idx, size_t bytes)
+{
+    if (idx == 0) {
+        bg_snap_info info;
+        gw_fetch f = {.generation = st->gen,
+                      .epoch = st->epoch,
+                      .delta = st->is_delta,
+                      .chunks = (uint32_t)st->count};
+        snprintf(f.city, sizeof f.city, "%s", j->city);
+        snprintf(f.list, sizeof f.list, "%s", j->list);
+        if (bg_snap_reader_info(st->rd, &info, NULL) == BG_OK)
+            f.bytes = info.wire_bytes;
+        st->fetch_slot = gw_fetch_begin(&j->gw->fetches, &f);
+    }
+    gw_fetch_progress(&j->gw->fetches, st->fetch_slot, bytes);
+}
+
 /* Asks for every chunk and feeds it to the reader (chunk 0 announces how many). */
 static int
 sync_fetch(pjob *j, gw_peer *p, sync_state *st)
@@ -173,6 +195,8 @@ sync_fetch(pjob *j, gw_peer *p, sync_state *st)
             (rc = bg_snap_reader_feed(st->rd, sc->data.data, sc->data.len, &err)) != BG_OK)
             psi_job_fail(j, BG_GW_E_BAD_ANSWER, "%s's snapshot chunk %zu: %s", j->city, idx,
                          err.msg);
+        else if (rc == BG_OK && st->count > 0)
+            sync_shown(j, st, idx, sc->data.len - BG_SNAP_CHUNK_HEADERBYTES);
         if (sc != NULL)
             bg_pb_free(sc);
         bg_env_opened_free(o);
@@ -260,7 +284,7 @@ int
 psi_sync_snapshot(pjob *j, gw_peer *p, gw_cached **out)
 {
     *out = NULL;
-    sync_state st = {.cur = gw_cache_get(&j->gw->cache, j->city, j->list)};
+    sync_state st = {.cur = gw_cache_get(&j->gw->cache, j->city, j->list), .fetch_slot = -1};
     if (st.cur == NULL)
         st.cur = sync_restore(j);
     int rc = sync_fetch(j, p, &st);
@@ -282,6 +306,7 @@ psi_sync_snapshot(pjob *j, gw_peer *p, gw_cached **out)
     }
     if (rc == BG_OK)
         rc = sync_finish(j, &st, out);
+    gw_fetch_end(&j->gw->fetches, st.fetch_slot);
     bg_snap_reader_free(st.rd);
     gw_cached_release(st.cur);
     return rc;
