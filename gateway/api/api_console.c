@@ -69,6 +69,5 @@ api_console(const api_req *rq, api_resp *r)
         }
         return;
     }
-    api_problem(r, 404, "not-found", "No such console page",
-                "the console is at /console/");
+    api_problem(r, 404, "not-found", "No such console page", "the console is at /console/");
 }

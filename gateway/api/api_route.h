@@ -28,4 +28,8 @@ unsigned api_route_parse(const char *method, const char *path, api_req *rq);
 /* r gets the answer to rq (routed by api_route_parse); rq->app who asked. */
 void api_dispatch(bg_api *api, api_req *rq, api_resp *r);
 
+/* Whether the Authorization header holds a valid key (no answer made): an upload is
+ * kept only for a caller who may make a job. */
+bool api_key_valid(bg_api *api, const char *authorization);
+
 #endif

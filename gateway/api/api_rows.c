@@ -91,13 +91,15 @@ ids_grow(bg_api_ids *l, bg_err *err)
     return BG_OK;
 }
 
-int
-bg_api_ids_read(FILE *f, const char *name, bg_api_ids *l, bg_err *err)
+/* Every id line of f in turn to take (l: where it goes; NULL only counts them in *n). */
+static int
+ids_scan(FILE *f, const char *name, bg_api_ids *l, size_t *n, bg_err *err)
 {
     char line[BG_API_ID_LINE_MAX + 1];
     size_t lineno = 0, len = 0;
     bool more = true;
     int rc = BG_OK;
+    *n = 0;
     while (rc == BG_OK) {
         lineno++;
         if ((rc = read_line(f, name, lineno, line, &len, &more, err)) != BG_OK || !more)
@@ -109,10 +111,14 @@ bg_api_ids_read(FILE *f, const char *name, bg_api_ids *l, bg_err *err)
             k++;
         if (k == len)
             continue; /* blank */
-        if (l->n == BG_API_IDS_MAX) {
+        if (*n == BG_API_IDS_MAX) {
             rc = bg_err_set(err, BG_ELIMIT, "%s:%zu: more than %u ids", name, lineno,
                             (unsigned)BG_API_IDS_MAX);
             break;
+        }
+        if (l == NULL) {
+            (*n)++;
+            continue;
         }
         if ((rc = ids_grow(l, err)) != BG_OK)
             break;
@@ -125,12 +131,25 @@ bg_api_ids_read(FILE *f, const char *name, bg_api_ids *l, bg_err *err)
         id[len] = '\0';
         l->ids[l->n] = id;
         l->lines[l->n++] = lineno;
+        *n = l->n;
     }
-    if (rc == BG_OK && l->n == 0)
+    if (rc == BG_OK && *n == 0)
         rc = bg_err_set(err, BG_EINVAL, "%s holds no ids", name);
-    if (rc == BG_OK)
-        rc = ids_parse(l, err);
     return rc;
+}
+
+int
+bg_api_ids_read(FILE *f, const char *name, bg_api_ids *l, bg_err *err)
+{
+    size_t n = 0;
+    int rc = ids_scan(f, name, l, &n, err);
+    return rc == BG_OK ? ids_parse(l, err) : rc;
+}
+
+int
+bg_api_ids_count(FILE *f, const char *name, size_t *n, bg_err *err)
+{
+    return ids_scan(f, name, NULL, n, err);
 }
 
 static int

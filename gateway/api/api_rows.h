@@ -40,6 +40,9 @@ typedef struct bg_api_ids {
  * BG_EINVAL too. Bounded: a file without newlines costs no more than one line. */
 int bg_api_ids_read(FILE *f, const char *name, bg_api_ids *l, bg_err *err);
 void bg_api_ids_free(bg_api_ids *l);
+/* The same checks, counting the ids into *n and keeping none (an upload is checked
+ * before it is taken, never held whole in memory). */
+int bg_api_ids_count(FILE *f, const char *name, size_t *n, bg_err *err);
 
 /* What input i came to at peer p of answer qa. */
 typedef struct bg_api_row {
