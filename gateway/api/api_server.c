@@ -220,10 +220,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         st->body += n;
         if (st->answered)
             return MHD_YES;
-        if (st->body > (st->upload ? API_JOB_BODY_MAX : BG_API_BODY_MAX)) {
+        /* MHD takes no answer while a body is still coming: the rest is read and
+         * dropped, and the 413 goes at its end, unless it goes on for as long again
+         * (then the connection is cut). */
+        uint64_t max = st->upload ? API_JOB_BODY_MAX : BG_API_BODY_MAX;
+        if (st->body > max) {
             st->too_big = true;
             upload_drop(st);
-            return answer(api, c, method, url, st);
+            return st->body > 2 * max ? MHD_NO : MHD_YES;
         }
         if (st->upload && st->upath[0] == '\0' && !st->failed) {
             bg_err err = {0};
@@ -242,6 +246,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     }
     if (st->answered)
         return MHD_YES; /* answered already */
+    if (st->too_big)
+        return answer(api, c, method, url, st);
     if (st->fd >= 0 && close(st->fd) != 0)
         st->failed = true;
     st->fd = -1; /* the file stays for the job to take */
