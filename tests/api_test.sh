@@ -22,7 +22,8 @@
 #    truth and `baygate query --csv` have them (invalid ids reported); a peer that is
 #    down has an error row per id while the other answers; a job in flight holds up
 #    no other call and is cancelled; 400/403/413/415 naming what is wrong; another
-#    application's job is not found; a done job's results survive a restart.
+#    application's job is not found; after a crash a done job's results are still
+#    there and the job that was running says it was lost.
 set -uo pipefail
 export LC_ALL=C
 bg=$(realpath "$1") || exit 2
@@ -456,9 +457,17 @@ get "/v1/jobs/$j4/results" "$key" >/dev/null
 expect_eq "13. ... rows: 440300 as before, 440600 error but for the invalid ids" "$(rows out.body)" \
   "$truth 440600/1:error 440600/2:error 440600/3:error 440600/4:error 440600/5:error 440600/6:error 440600/7:invalid 440600/8:invalid"
 
-# A restart: the done job and its results are still there, byte for byte.
-kill -TERM "${pid[440100]}"
+# A crash (kill -9) while a job runs (Shenzhen stopped again, so it hangs): after the
+# restart the done job's results are still there, byte for byte, and the one that ran
+# says it was lost.
+kill -STOP "${pid[440300]}"
+post job1.json application/json >/dev/null
+j5=$(field out.body o.id)
+running5() { get "/v1/jobs/$j5" "$key" >/dev/null && [[ $(field out.body o.state) == running ]]; }
+wait_for 10 running5 || bad "13. a job running at the crash" "$(cat out.body)"
+kill -KILL "${pid[440100]}"
 wait "${pid[440100]}" 2>/dev/null
+kill -CONT "${pid[440300]}"
 start_gw 440100
 api_up() { [[ $(get /healthz) == "200 application/json" ]]; }
 wait_for "$READY_S" api_up || bad "13. the API comes back" "$(tail -5 gw440100.log)"
@@ -467,6 +476,11 @@ if [[ ${r%% *} == 200 ]] && cmp -s out.body job1.csv; then ok "13. after a resta
   bad "13. after a restart: the done job's results" "$r $(head -3 out.body)"; fi
 get "/v1/jobs/$j1" "$key" >/dev/null
 expect_eq "13. ... and its state" "$(field out.body 'o.state+" "+o.application')" "done lender-a"
+get "/v1/jobs/$j5" "$key" >/dev/null
+expect_eq "13. the job that ran at the crash: lost, saying so" \
+  "$(field out.body 'o.state+" "+o.error.includes("stopped while the job ran")')" "lost true"
+r=$(get "/v1/jobs/$j5/results" "$key")
+expect_eq "13. ... its results: 409 naming it lost" "${r%% *}:$(field out.body 'o.detail.includes("is lost")')" "409:true"
 if grep -qF -e "$listed" gw440100.log; then bad "13. the log names no id a job asked about" "found"; else
   ok "13. the log names no id a job asked about"; fi
 expect_in "13. the log names the job's application" gw440100.log "api.job_start job=$j1 app=lender-a"
