@@ -22,7 +22,8 @@
 #    truth and `baygate query --csv` have them (invalid ids reported); a peer that is
 #    down has an error row per id while the other answers; a job in flight holds up
 #    no other call and is cancelled; 400/403/413/415 naming what is wrong; another
-#    application's job is not found; after a crash a done job's results are still
+#    application's job is not found; our evidence of a job's exchange names the
+#    application that asked (the peer's does not); after a crash a done job's results are still
 #    there and the job that was running says it was lost.
 set -uo pipefail
 export LC_ALL=C
@@ -378,6 +379,14 @@ expect_eq "13. ... the CSV is the CLI's --csv, row by row (request ids aside)" \
 expect_eq "13. ... and the JSON rows are its rows" \
   "$(field job1_results.json 'o.rows.map(r=>[r.peer,r.status,r.line,r.input].join("|")).join(";")')" \
   "$(csv_rows job1.csv)"
+# The evidence of the job's exchange says which application asked; the peer's does not.
+jrid=$(field job1_state.json 'o.peers[0].request_id')
+get "/v1/evidence?request=$jrid" "$key" >/dev/null
+expect_eq "13. our evidence of the job's exchange names the application" \
+  "$(field out.body 'o.matches>=2&&o.leaves.every(l=>l.application==="lender-a")')" true
+"$bg" audit find --dir gw440300 --request "$jrid" --json >sz_find.json 2>&1
+expect_eq "13. ... the peer's evidence of it does not" \
+  "$(field sz_find.json 'o.matches>=2&&o.leaves.every(l=>l.application===undefined)')" true
 # A text upload, the parameters in the query: a count (of at least min_count_batch ids).
 cat ids.txt >count_ids.txt
 printf 'NOT-A-USCC\n%s\n' "$bad_code" >>count_ids.txt

@@ -447,6 +447,7 @@ ask_peer(api_jobs *j, api_job *job, size_t i, const bg_api_ids *ids, FILE *csv, 
     lq.mode = (uint32_t)job->kind;
     lq.authorisation_ref.data = job->auth;
     lq.authorisation_ref.len = job->auth_len;
+    lq.application = job->app; /* our evidence says which application asked */
     req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
     req.query = &lq;
     bg_err err = {0};
