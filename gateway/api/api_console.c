@@ -69,5 +69,6 @@ api_console(const api_req *rq, api_resp *r)
         }
         return;
     }
-    api_problem(r, 404, "not-found", "No such console page", "the console is at /console/");
+    api_problem(r, 404, "not-found", "No such console page",
+                "the console is at /console/");
 }
