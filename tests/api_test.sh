@@ -410,6 +410,10 @@ expect_in "13. ... naming it" out.body 'unknown member \"colour\"'
 printf '{"kind":"everything","list":"serious-dishonesty","purpose":"supervision","ids":["%s"]}' "$listed" >j400b.json
 r=$(post j400b.json application/json)
 expect_eq "13. an unknown kind: 400 naming kind" "$r:$(field out.body 'o.detail.startsWith("kind must be")')" "400:true"
+{ echo "$listed"; head -c 300 /dev/zero | tr '\0' 9; echo; } >long_ids.txt
+r=$(post long_ids.txt text/csv "?kind=membership&list=serious-dishonesty&purpose=supervision")
+expect_eq "13. an id line over 256 bytes: 400 naming the line" \
+  "$r:$(field out.body o.detail)" "400:ids:2: line longer than 256 bytes"
 r=$(post job_ids.txt application/xml)
 expect_eq "13. another media type: 415" "$r" 415
 r=$(head -c $((64 * 1048576 + 4096)) /dev/zero | tr '\0' '1' | curl -s -o out.body -w '%{http_code}' --max-time 60 \
