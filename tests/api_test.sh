@@ -443,6 +443,19 @@ r=$(get /v1/status "$key")
 ms=$((($(date +%s%N) - t0) / 1000000))
 expect_eq "13. a lookup of status while a job is in flight" "${r%% *}" 200
 if ((ms < 2000)); then ok "13. ... at once (${ms} ms)"; else bad "13. ... at once" "${ms} ms"; fi
+# Two run at once and 8 wait: then 503, and a queued job is cancelled at once.
+more=()
+for i in $(seq 12); do
+  r=$(post job1.json application/json)
+  [[ $r == 202 ]] || break
+  more+=("$(field out.body o.id)")
+done
+expect_eq "13. with both workers busy, 9 more taken (1 runs, 8 wait), then 503 jobs-busy" \
+  "${#more[@]} $r $(field out.body o.type)" "9 503 urn:baygate:problem:jobs-busy"
+expect_eq "13. ... with Retry-After" "$(tr -d '\r' <out.hdr | grep -ci '^Retry-After: ')" 1
+get "/v1/jobs/${more[8]}" "$key" -X DELETE >/dev/null
+expect_eq "13. a queued job cancelled: at once" "$(field out.body o.state)" cancelled
+for m in "${more[@]:0:8}"; do get "/v1/jobs/$m" "$key" -X DELETE >/dev/null; done
 r=$(get "/v1/jobs/$j3" "$key" -X DELETE)
 expect_eq "13. DELETE /v1/jobs/{id}: 200, the cancel noted" "${r%% *}:$(field out.body o.cancel_requested)" "200:true"
 kill -CONT "${pid[440300]}"
