@@ -96,9 +96,8 @@ bg_file_write_all(int fd, const void *data, size_t len, int64_t off)
     return 0;
 }
 
-/* fsyncs the directory holding path, so a new name in it survives a crash. */
-static int
-sync_parent(const char *path, bg_err *err)
+int
+bg_file_sync_parent(const char *path, bg_err *err)
 {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
@@ -176,7 +175,7 @@ bg_file_write_new(const char *path, const void *data, size_t len, mode_t mode, b
         return bg_err_set(err, BG_EIO, "cannot create %s: %s", path, strerror(e));
     }
     unlink(tmp);
-    return sync_parent(path, err);
+    return bg_file_sync_parent(path, err);
 }
 
 int
@@ -191,7 +190,7 @@ bg_file_write_replace(const char *path, const void *data, size_t len, mode_t mod
         unlink(tmp);
         return bg_err_set(err, BG_EIO, "cannot replace %s: %s", path, strerror(e));
     }
-    return sync_parent(path, err);
+    return bg_file_sync_parent(path, err);
 }
 
 /* Who holds a conflicting lock on fd's file: the kernel knows (0 if nobody does now). */

@@ -28,6 +28,10 @@ int bg_file_write_new(const char *path, const void *data, size_t len, mode_t mod
 /* Replaces path atomically with data, mode. */
 int bg_file_write_replace(const char *path, const void *data, size_t len, mode_t mode, bg_err *err);
 
+/* fsyncs the directory holding path, so a new name in it (a rename, a link, a removal)
+ * survives a crash: for a file written as a stream and renamed into place. */
+int bg_file_sync_parent(const char *path, bg_err *err);
+
 /* Writes all len bytes to fd, at offset off (pwrite), or at its position if off < 0,
  * retrying short writes and EINTR. 0, or -1 with errno set. */
 int bg_file_write_all(int fd, const void *data, size_t len, int64_t off);

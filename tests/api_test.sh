@@ -16,7 +16,15 @@
 #  - /v1/evidence/head: our signed head and the witness's cosignature; /v1/evidence: the
 #    leaves `audit find --json` finds, 400 naming a malformed parameter; the bundle of
 #    a lookup's exchange: the bytes `audit export` writes, verifying offline; 404 for an
-#    unknown request id.
+#    unknown request id;
+#  - /v1/jobs: a batch query made from JSON and from a text upload, polled to done, its
+#    results (JSON and CSV) one row per input id per peer, row by row as the ground
+#    truth and `baygate query --csv` have them (invalid ids reported); a peer that is
+#    down has an error row per id while the other answers; a job in flight holds up
+#    no other call and is cancelled; 400/403/413/415 naming what is wrong; another
+#    application's job is not found; our evidence of a job's exchange names the
+#    application that asked (the peer's does not); after a crash a done job's results are still
+#    there and the job that was running says it was lost.
 set -uo pipefail
 export LC_ALL=C
 bg=$(realpath "$1") || exit 2
@@ -30,8 +38,9 @@ rm -rf "$work" && mkdir -p "$work" || exit 2
 cd "$work" || exit 2
 
 READY_S=60
-declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen)
-cities=(440100 440300)
+declare -A pid=() port=() url=() name=([440100]=Guangzhou [440300]=Shenzhen [440600]=Foshan)
+# Foshan answers until the jobs' section stops it, to be the peer that is down.
+cities=(440100 440300 440600)
 cleanup() { stop_procs "${pid[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -54,6 +63,8 @@ run "$bg" ca crl --dir CA --out crl.pem
   roster_members "${cities[@]}"
   roster_permission 440100 440300 "supervision, lending" "serious-dishonesty, abnormal-operation" 5000
   roster_permission 440300 440100 "supervision, lending" "serious-dishonesty, abnormal-operation" 5000
+  roster_permission 440100 440600 "supervision, lending" "serious-dishonesty, abnormal-operation" 5000
+  roster_permission 440600 440100 "supervision, lending" "serious-dishonesty, abnormal-operation" 5000
 } >roster.ini
 run "$bg" roster sign --ca CA --out roster.pb roster.ini
 for c in "${cities[@]}"; do run cp crl.pem roster.pb "gw$c/"; done
@@ -72,6 +83,7 @@ hdr="uscc,name,grade,evaluated_at,valid_until,serious-dishonesty:reason,serious-
     print $1 ",Enterprise " NR ",,,," l }' ids.txt; } >sz.csv
 run "$bg" import --dir gw440100 --strict gz.csv
 run "$bg" import --dir gw440300 --strict sz.csv
+run "$bg" import --dir gw440600 --strict sz.csv
 listed=$(sed -n 1p ids.txt)
 clean=$(sed -n 10p ids.txt)
 
@@ -196,7 +208,7 @@ if [[ ! -d $tools/node_modules/@apidevtools/swagger-parser ]]; then
 fi
 cp "$src/tests/openapi/validate.js" "$tools/" 2>/dev/null
 for p in /v1/status "/v1/enterprises/{uscc}" /metrics /healthz /readyz /v1/evidence/head /v1/evidence \
-  "/v1/evidence/{request_id}/bundle"; do
+  "/v1/evidence/{request_id}/bundle" /v1/jobs "/v1/jobs/{id}" "/v1/jobs/{id}/results"; do
   expect_eq "6. the document describes $p" "$(field openapi.json 'p=process.argv[3], o.paths[p]&&o.paths[p].get?"yes":"no"' "$p")" yes
 done
 if (cd "$tools" && node validate.js "$work/openapi.json") >validate.out 2>&1; then
@@ -311,20 +323,208 @@ expect_in "12. ... naming request_id" out.body '"detail":"request_id'
 r=$(get "/v1/evidence/$rid/other" "$key")
 expect_eq "12. another resource under it: 404" "${r%% *}" 404
 
+# ------------------------------------------------------------- jobs
+other=$("$bg" apikey create --dir gw440100 --name other-app --purposes supervision 2>>setup.log) ||
+  setup_fail "apikey create (other-app)"
+# post BODY-FILE CTYPE [QUERY] [KEY]: POST /v1/jobs; status printed, body in out.body,
+# headers in out.hdr.
+post() {
+  curl -s -o out.body -D out.hdr -w '%{http_code}' --max-time 60 -H "Authorization: Bearer ${4:-$key}" \
+    -H "Content-Type: $2" --data-binary @"$1" "$base/v1/jobs${3:-}"
+}
+# done_job ID: the job has ended (any final state).
+done_job() { get "/v1/jobs/$1" "$key" >/dev/null && [[ $(field out.body 'o.state!=="queued"&&o.state!=="running"') == true ]]; }
+head -6 ids.txt >job_ids.txt
+printf 'NOT-A-USCC\n%s\n' "$bad_code" >>job_ids.txt
+node -e 'const ids=require("fs").readFileSync("job_ids.txt","utf8").trim().split("\n");
+  console.log(JSON.stringify({kind:"membership",list:"serious-dishonesty",purpose:"supervision",peers:["440300"],ids}))' >job1.json
+r=$(post job1.json application/json)
+expect_eq "13. POST /v1/jobs (JSON): 202" "$r" 202
+j1=$(field out.body o.id)
+expect_eq "13. ... Location: /v1/jobs/{id}" "$(tr -d '\r' <out.hdr | sed -n 's/^Location: //Ip')" "/v1/jobs/$j1"
+expect_eq "13. ... the job: queued or running, made by lender-a" \
+  "$(field out.body '/^(queued|running)$/.test(o.state)+" "+o.application+" "+o.kind+" "+o.progress.ids')" "true lender-a membership 8"
+if wait_for 30 done_job "$j1"; then ok "13. the job runs to its end"; else bad "13. the job runs to its end" "$(cat out.body)"; fi
+cp out.body job1_state.json
+expect_eq "13. ... done, 1 of 1 peers, 2 invalid ids, 440300 answered" \
+  "$(field job1_state.json 'o.state+" "+o.progress.peers_done+"/"+o.progress.peers_total+" "+o.progress.invalid+" "+o.peers.map(p=>p.peer+"="+p.outcome).join()+" "+(o.started!==null&&o.finished!==null)')" \
+  "done 1/1 2 440300=answered true"
+r=$(get "/v1/jobs/$j1/results" "$key")
+expect_eq "13. results: JSON by default" "$r" "200 application/json"
+cp out.body job1_results.json
+# The ground truth: Shenzhen lists the first 3 ids; lines 7 and 8 are invalid.
+want="1:matched 2:matched 3:matched 4:not matched 5:not matched 6:not matched 7:invalid 8:invalid"
+rows() { field "$1" 'o.rows.map(r=>r.peer+"/"+r.line+":"+r.status+(r.status==="matched"?"="+r.uscc:"")).join(" ")'; }
+truth=$(awk -v p=440300 'NR<=6 {printf "%s%s/%d:%s", (NR>1?" ":""), p, NR, (NR<=3?"matched="$1:"not matched")} END {printf " %s/7:invalid %s/8:invalid", p, p}' job_ids.txt)
+expect_eq "13. ... one row per input id at 440300, as the ground truth" "$(rows job1_results.json)" "$truth"
+expect_eq "13. ... an invalid id's row says why" \
+  "$(field job1_results.json 'o.rows[6].input+" "+(o.rows[6].error.length>0)+" "+o.rows[6].id')" "NOT-A-USCC true null"
+r=$(get "/v1/jobs/$j1/results?format=csv" "$key")
+expect_eq "13. results: ?format=csv" "$r" "200 text/csv; charset=utf-8"
+cp out.body job1.csv
+get "/v1/jobs/$j1/results" "$key" -H 'Accept: text/csv' >/dev/null
+if cmp -s out.body job1.csv; then ok "13. ... Accept: text/csv gives the same"; else bad "13. ... Accept: text/csv" "$(head -3 out.body)"; fi
+"$bg" query --dir gw440100 --peer 440300 --list serious-dishonesty --purpose supervision --in job_ids.txt --csv >cli_job.csv 2>cli_job.err
+# csv_rows FILE: the rows of a CSV (quoted cells read as such) as peer|status|line|input.
+csv_rows() { node -e 'const t=require("fs").readFileSync(process.argv[1],"utf8"), rows=[];
+  let f="", r=[], q=false;
+  for (let i = 0; i < t.length; i++) { const c = t[i];
+    if (q) { if (c === "\"") { if (t[i+1] === "\"") { f += c; i++; } else q = false; } else f += c; }
+    else if (c === "\"") q = true; else if (c === ",") { r.push(f); f = ""; }
+    else if (c === "\n") { r.push(f); rows.push(r); r = []; f = ""; } else f += c; }
+  rows.shift(); console.log(rows.map(x => [x[0], x[13], x[14], x[15]].join("|")).join(";"));' "$1"; }
+# Everything but the request id (the last column) is what `baygate query --csv` says.
+expect_eq "13. ... the CSV is the CLI's --csv, row by row (request ids aside)" \
+  "$(diff <(sed 's/,[^,]*$//' job1.csv) <(sed 's/,[^,]*$//' cli_job.csv) >csv.diff && echo same)" same
+expect_eq "13. ... and the JSON rows are its rows" \
+  "$(field job1_results.json 'o.rows.map(r=>[r.peer,r.status,r.line,r.input].join("|")).join(";")')" \
+  "$(csv_rows job1.csv)"
+# The evidence of the job's exchange says which application asked; the peer's does not.
+jrid=$(field job1_state.json 'o.peers[0].request_id')
+get "/v1/evidence?request=$jrid" "$key" >/dev/null
+expect_eq "13. our evidence of the job's exchange names the application" \
+  "$(field out.body 'o.matches>=2&&o.leaves.every(l=>l.application==="lender-a")')" true
+"$bg" audit find --dir gw440300 --request "$jrid" --json >sz_find.json 2>&1
+expect_eq "13. ... the peer's evidence of it does not" \
+  "$(field sz_find.json 'o.matches>=2&&o.leaves.every(l=>l.application===undefined)')" true
+# A text upload, the parameters in the query: a count (of at least min_count_batch ids).
+cat ids.txt >count_ids.txt
+printf 'NOT-A-USCC\n%s\n' "$bad_code" >>count_ids.txt
+r=$(post count_ids.txt text/plain "?kind=count&list=serious-dishonesty&purpose=supervision&peers=440300")
+expect_eq "13. POST /v1/jobs (text/plain upload): 202" "$r" 202
+j2=$(field out.body o.id)
+wait_for 30 done_job "$j2"
+get "/v1/jobs/$j2/results" "$key" >/dev/null
+expect_eq "13. ... a count: 3 at 440300, and a row per invalid id" \
+  "$(field out.body 'o.rows.map(r=>r.status+(r.count!==null?"="+r.count:"")).join()')" "count=3,invalid,invalid"
+
+# Refusals, each naming what was wrong.
+printf '{"kind":"membership","list":"serious-dishonesty","purpose":"lending","ids":["%s"]}' "$listed" >j403.json
+r=$(post j403.json application/json)
+expect_eq "13. a purpose outside the key's: 403" "$r" 403
+expect_in "13. ... naming it" out.body "may ask for supervision, not for 'lending'"
+printf '{"kind":"membership","colour":"red","ids":[]}' >j400.json
+r=$(post j400.json application/json)
+expect_eq "13. an unknown member: 400" "$r" 400
+expect_in "13. ... naming it" out.body 'unknown member \"colour\"'
+printf '{"kind":"everything","list":"serious-dishonesty","purpose":"supervision","ids":["%s"]}' "$listed" >j400b.json
+r=$(post j400b.json application/json)
+expect_eq "13. an unknown kind: 400 naming kind" "$r:$(field out.body 'o.detail.startsWith("kind must be")')" "400:true"
+{ echo "$listed"; head -c 300 /dev/zero | tr '\0' 9; echo; } >long_ids.txt
+r=$(post long_ids.txt text/csv "?kind=membership&list=serious-dishonesty&purpose=supervision")
+expect_eq "13. an id line over 256 bytes: 400 naming the line" \
+  "$r:$(field out.body o.detail)" "400:ids:2: line longer than 256 bytes"
+r=$(post job_ids.txt application/xml)
+expect_eq "13. another media type: 415" "$r" 415
+r=$(head -c $((64 * 1048576 + 4096)) /dev/zero | tr '\0' '1' | curl -s -o out.body -w '%{http_code}' --max-time 60 \
+  -H "Authorization: Bearer $key" -H 'Content-Type: text/plain' -X POST -T - \
+  "$base/v1/jobs?kind=count&list=serious-dishonesty&purpose=supervision")
+expect_eq "13. an upload over 64 MiB (streamed, no length): 413" "$r" 413
+expect_eq "13. ... and nothing of it is kept" "$(ls gw440100/data/jobs | grep -c '^upload-')" 0
+r=$(get "/v1/jobs/$j1" "$other")
+expect_eq "13. another application's job: 404" "${r%% *}" 404
+r=$(get "/v1/jobs/$j1/results" "$other")
+expect_eq "13. ... nor its results" "${r%% *}" 404
+get /v1/jobs "$other" >/dev/null
+expect_eq "13. ... nor in its list" "$(field out.body 'o.jobs.length')" 0
+get /v1/jobs "$key" >/dev/null
+expect_eq "13. the caller's list: its jobs, newest first" "$(field out.body 'o.jobs.map(j=>j.id).join()')" "$j2,$j1"
+
+# A job in flight (Shenzhen stopped, so its peer hangs) holds up nothing else, and is
+# cancelled: it ends once that peer's call returns.
+kill -STOP "${pid[440300]}"
+sed 's/"peers":\["440300"\]/"peers":["440300","440600"]/' job1.json >job3.json
+post job3.json application/json >/dev/null
+j3=$(field out.body o.id)
+running() { get "/v1/jobs/$j3" "$key" >/dev/null && [[ $(field out.body o.state) == running ]]; }
+wait_for 10 running
+t0=$(date +%s%N)
+r=$(get /v1/status "$key")
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect_eq "13. a lookup of status while a job is in flight" "${r%% *}" 200
+if ((ms < 2000)); then ok "13. ... at once (${ms} ms)"; else bad "13. ... at once" "${ms} ms"; fi
+# Two run at once and 8 wait: then 503, and a queued job is cancelled at once.
+more=()
+for i in $(seq 12); do
+  r=$(post job1.json application/json)
+  [[ $r == 202 ]] || break
+  more+=("$(field out.body o.id)")
+done
+expect_eq "13. with both workers busy, 9 more taken (1 runs, 8 wait), then 503 jobs-busy" \
+  "${#more[@]} $r $(field out.body o.type)" "9 503 urn:baygate:problem:jobs-busy"
+expect_eq "13. ... with Retry-After" "$(tr -d '\r' <out.hdr | grep -ci '^Retry-After: ')" 1
+get "/v1/jobs/${more[8]}" "$key" -X DELETE >/dev/null
+expect_eq "13. a queued job cancelled: at once" "$(field out.body o.state)" cancelled
+for m in "${more[@]:0:8}"; do get "/v1/jobs/$m" "$key" -X DELETE >/dev/null; done
+r=$(get "/v1/jobs/$j3" "$key" -X DELETE)
+expect_eq "13. DELETE /v1/jobs/{id}: 200, the cancel noted" "${r%% *}:$(field out.body o.cancel_requested)" "200:true"
+kill -CONT "${pid[440300]}"
+wait_for 60 done_job "$j3"
+expect_eq "13. ... it ends cancelled, before the next peer" \
+  "$(field out.body 'o.state+" "+o.progress.peers_done')" "cancelled 1"
+r=$(get "/v1/jobs/$j3/results" "$key")
+expect_eq "13. ... without results: 409 naming its state" "${r%% *}:$(field out.body 'o.detail.includes("cancelled")')" "409:true"
+r=$(get "/v1/jobs/$j3" "$key" -X DELETE)
+expect_eq "13. ... cancelling it again: 409" "${r%% *}" 409
+
+# A peer that is down: its rows say error, the other peer's are answered.
+kill -TERM "${pid[440600]}"
+wait "${pid[440600]}" 2>/dev/null
+sed 's/"peers":\["440300"\]/"peers":"all"/' job1.json >job4.json
+post job4.json application/json >/dev/null
+j4=$(field out.body o.id)
+wait_for 60 done_job "$j4"
+cp out.body job4_state.json
+expect_eq "13. peers all, Foshan down: done, 440300 answered, 440600 an error" \
+  "$(field job4_state.json 'o.state+" "+o.progress.peers_done+"/"+o.progress.peers_total+" "+o.peers.map(p=>p.peer+"="+p.outcome).join()')" \
+  "done 2/2 440300=answered,440600=error"
+expect_eq "13. ... with its reason" "$(field job4_state.json 'o.peers[1].reason.length>0')" true
+get "/v1/jobs/$j4/results" "$key" >/dev/null
+expect_eq "13. ... rows: 440300 as before, 440600 error but for the invalid ids" "$(rows out.body)" \
+  "$truth 440600/1:error 440600/2:error 440600/3:error 440600/4:error 440600/5:error 440600/6:error 440600/7:invalid 440600/8:invalid"
+
+# A crash (kill -9) while a job runs (Shenzhen stopped again, so it hangs): after the
+# restart the done job's results are still there, byte for byte, and the one that ran
+# says it was lost.
+kill -STOP "${pid[440300]}"
+post job1.json application/json >/dev/null
+j5=$(field out.body o.id)
+running5() { get "/v1/jobs/$j5" "$key" >/dev/null && [[ $(field out.body o.state) == running ]]; }
+wait_for 10 running5 || bad "13. a job running at the crash" "$(cat out.body)"
+kill -KILL "${pid[440100]}"
+wait "${pid[440100]}" 2>/dev/null
+kill -CONT "${pid[440300]}"
+start_gw 440100
+api_up() { [[ $(get /healthz) == "200 application/json" ]]; }
+wait_for "$READY_S" api_up || bad "13. the API comes back" "$(tail -5 gw440100.log)"
+r=$(get "/v1/jobs/$j1/results?format=csv" "$key")
+if [[ ${r%% *} == 200 ]] && cmp -s out.body job1.csv; then ok "13. after a restart: the done job's results, the same bytes"; else
+  bad "13. after a restart: the done job's results" "$r $(head -3 out.body)"; fi
+get "/v1/jobs/$j1" "$key" >/dev/null
+expect_eq "13. ... and its state" "$(field out.body 'o.state+" "+o.application')" "done lender-a"
+get "/v1/jobs/$j5" "$key" >/dev/null
+expect_eq "13. the job that ran at the crash: lost, saying so" \
+  "$(field out.body 'o.state+" "+o.error.includes("stopped while the job ran")')" "lost true"
+r=$(get "/v1/jobs/$j5/results" "$key")
+expect_eq "13. ... its results: 409 naming it lost" "${r%% *}:$(field out.body 'o.detail.includes("is lost")')" "409:true"
+if grep -qF -e "$listed" gw440100.log; then bad "13. the log names no id a job asked about" "found"; else
+  ok "13. the log names no id a job asked about"; fi
+expect_in "13. the log names the job's application" gw440100.log "api.job_start job=$j1 app=lender-a"
+
 # ------------------------------------------------------------- not ready
 # Our certificate revoked: peers refuse us, so readyz says so (and healthz does not).
 run "$bg" ca revoke --dir CA --city 440100
 run "$bg" ca crl --dir CA --out crl2.pem
 cp crl2.pem gw440100/crl.pem.tmp && mv -f gw440100/crl.pem.tmp gw440100/crl.pem
 not_ready() { [[ $(get /readyz) == "503 application/problem+json" ]]; }
-if wait_for "$READY_S" not_ready; then ok "13. revoked: readyz 503 problem"; else
-  bad "13. revoked: readyz 503 problem" "$(cat out.body)"; fi
-expect_eq "13. ... the standing check fails, the others hold" \
+if wait_for "$READY_S" not_ready; then ok "14. revoked: readyz 503 problem"; else
+  bad "14. revoked: readyz 503 problem" "$(cat out.body)"; fi
+expect_eq "14. ... the standing check fails, the others hold" \
   "$(field out.body 'o.ready+" "+o.checks.map(c=>c.check+"="+c.ok).join(",")')" \
   "false gateway=true,standing=false,lists=true,evidence=true"
-expect_in "13. ... the detail names our standing" out.body "our standing is 'revoked'"
+expect_in "14. ... the detail names our standing" out.body "our standing is 'revoked'"
 r=$(get /healthz)
-expect_eq "13. healthz still 200" "${r%% *}" 200
+expect_eq "14. healthz still 200" "${r%% *}" 200
 
 echo "$SUITE: $pass passed, $fail failed"
 ((fail == 0))

@@ -16,13 +16,17 @@
  *   GET /v1/evidence?request=&peer=&purpose=&auth_ref=&since=&until=   leaves found
  *   GET /v1/evidence/{request_id}/bundle    one exchange's evidence bundle (bytes)
  *   GET /v1/key                             the calling key's application and scope
+ *   POST /v1/jobs, GET /v1/jobs             a batch query as a job (api_jobs.h); the key's
+ *   GET, DELETE /v1/jobs/{id}               one job: its state; cancelled
+ *   GET /v1/jobs/{id}/results[?format=csv]  its rows, JSON or CSV
  *   GET /console/                           the web console's static files (no key)
  * Every answer carries a strict Content-Security-Policy (the gateway's origin only),
  * nosniff, no-referrer and X-Frame-Options DENY. Every call but the document, the
  * probes and the console's files needs "Authorization: Bearer KEY", a key made by
  * `baygate apikey create` (api_keys.h); a lookup's purpose must be one of the key's.
  * Errors are application/problem+json (RFC 9457). Request headers beyond
- * BG_API_HEADER_MAX bytes get 431, bodies beyond BG_API_BODY_MAX 413 (v1 takes none).
+ * BG_API_HEADER_MAX bytes get 431, bodies beyond BG_API_BODY_MAX 413 (only POST /v1/jobs
+ * takes one: up to API_JOB_BODY_MAX, from a valid key only, streamed to a file).
  * Each call is logged (api.request) with its application's name and route, never its
  * key nor the enterprise asked about.
  *

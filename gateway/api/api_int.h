@@ -32,6 +32,9 @@ typedef enum {
     API_R_EV_BUNDLE,
     API_R_KEY,
     API_R_CONSOLE,
+    API_R_JOBS,        /* /v1/jobs: GET the caller's, POST a new one */
+    API_R_JOB,         /* /v1/jobs/{id}: GET, DELETE */
+    API_R_JOB_RESULTS, /* /v1/jobs/{id}/results */
     API_R_COUNT
 } api_route_id;
 
@@ -45,11 +48,15 @@ typedef struct api_req {
     const char *authorization; /* the header, or NULL */
     const char *purpose, *auth_ref;
     const char *request, *peer, *since, *until, *unwitnessed; /* evidence queries */
-    const char *if_none_match; /* the header, or NULL */
+    const char *if_none_match;                                /* the header, or NULL */
+    const char *kind, *list, *peers, *format;                 /* jobs' parameters */
+    const char *content_type, *accept;                        /* the headers, or NULL */
+    const char *upload; /* POST /v1/jobs: the body's file, or NULL */
+    const char *allow;  /* the route's methods (405's Allow) */
     api_route_id route;
-    bool redirect;             /* "/console" without its slash */
-    char seg[API_SEG_MAX + 2]; /* {uscc}, {request_id} or the console file, raw;
-                                  API_SEG_MAX + 1 bytes: too long */
+    bool redirect;                    /* "/console" without its slash */
+    char seg[API_SEG_MAX + 2];        /* {uscc}, {request_id} or the console file, raw;
+                                         API_SEG_MAX + 1 bytes: too long */
     char app[BG_APIKEY_NAME_MAX + 1]; /* who asked, once authenticated ("" before) */
 } api_req;
 
@@ -59,8 +66,14 @@ typedef struct api_resp {
     const char *ctype;
     char *body;
     size_t len;
-    bool challenge;       /* WWW-Authenticate: Bearer */
-    bool allow_get;       /* Allow: GET (405) */
+    bool challenge;    /* WWW-Authenticate: Bearer */
+    bool allow_get;    /* Allow: allow, or GET and HEAD (405) */
+    const char *allow; /* static, or NULL */
+    bool retry_after;  /* Retry-After (503: busy) */
+    bool has_fd;       /* the body is fd's fd_len bytes (a file), not body */
+    int fd;
+    uint64_t fd_len;
+    char loc[96];         /* a Location made for this answer (location points here) */
     bool revalidate;      /* Cache-Control: no-cache (with the ETag), not no-store */
     const char *etag;     /* static, or NULL */
     const char *location; /* static, or NULL */
@@ -101,6 +114,7 @@ struct bg_api {
     api_usage usage[API_APPS_MAX];
     size_t nusage;
     uint64_t refused_conns; /* connections over the limits */
+    struct api_jobs *jobs;  /* batch queries (api_jobs.h; its own lock) */
 };
 
 #endif

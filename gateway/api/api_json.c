@@ -417,5 +417,7 @@ bg_api_json_leaf(FILE *f, uint64_t index, const bg_audit_event *ev, bool first)
     fprintf(f, ",\"epoch\":%" PRIu64 ",\"items_asked\":%u,\"items_answered\":%u,\"outcome\":%u",
             ev->epoch, ev->items_asked, ev->items_answered, ev->outcome);
     bg_api_json_kv(f, "reason", ev->reason, true);
+    if (ev->application[0] != '\0')
+        bg_api_json_kv(f, "application", ev->application, true);
     fprintf(f, ",\"request_id\":\"%s\",\"authorisation_ref\":\"%s\"}", rid, ref);
 }

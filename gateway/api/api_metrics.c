@@ -15,8 +15,9 @@
 static const double lat_bounds[API_LAT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                    0.1,   0.25,   0.5,   1,    2.5,   10};
 static const char *const route_names[API_R_COUNT] = {
-    "none",    "status", "enterprise",    "openapi",  "metrics",
-    "healthz", "readyz", "evidence_head", "evidence", "evidence_bundle", "key", "console"};
+    "none",    "status",  "enterprise",    "openapi",  "metrics",
+    "healthz", "readyz",  "evidence_head", "evidence", "evidence_bundle",
+    "key",     "console", "jobs",          "job",      "job_results"};
 
 void
 api_metrics_note(bg_api *api, const char *app, api_route_id route, unsigned status, double seconds)

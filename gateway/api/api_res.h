@@ -40,4 +40,23 @@ void api_res_evidence_bundle(bg_api *api, const api_req *rq, api_resp *r);
  * nor its hash), so a client such as the console offers only what it may ask. */
 void api_res_key(const bg_apikey *k, api_resp *r);
 
+/* POST /v1/jobs: a batch query (api_jobs.h) from a JSON body or an uploaded ids file
+ * (text/csv, text/plain: the other parameters in the query), rq->upload the body's file;
+ * k the caller's key (the purpose must be one of its). 202 with Location and the job;
+ * 400/403/413/415 naming what is wrong; 503 when the queue is full. */
+void api_res_jobs_create(bg_api *api, const api_req *rq, const bg_apikey *k, api_resp *r);
+
+/* GET /v1/jobs: the caller's jobs, newest first. */
+void api_res_jobs_list(bg_api *api, const api_req *rq, api_resp *r);
+
+/* GET /v1/jobs/{id}: the job (404 if it is not the caller's). */
+void api_res_job_get(bg_api *api, const api_req *rq, api_resp *r);
+
+/* DELETE /v1/jobs/{id}: cancels a queued or running job; 409 once it has ended. */
+void api_res_job_cancel(bg_api *api, const api_req *rq, api_resp *r);
+
+/* GET /v1/jobs/{id}/results[?format=csv|json]: a done job's rows, JSON unless the
+ * format or Accept asks for text/csv; 409 naming the state before (or without) them. */
+void api_res_job_results(bg_api *api, const api_req *rq, api_resp *r);
+
 #endif

@@ -23,7 +23,7 @@
 
 typedef struct lk {
     char code[BG_USCC_LEN + 1];
-    const char *purpose;
+    const char *purpose, *app;
     uint8_t auth[LK_AUTH_MAX];
     size_t auth_len;
     Baygate__LocalAnswer *own, *q[LK_LISTS];
@@ -81,6 +81,7 @@ lk_ask(bg_gw *gw, lk *l, api_resp *r)
         lq.mode = i == 2 ? 2 : 1;
         lq.authorisation_ref.data = l->auth;
         lq.authorisation_ref.len = l->auth_len;
+        lq.application = (char *)l->app; /* our evidence says which application asked */
         req = (Baygate__LocalRequest)BAYGATE__LOCAL_REQUEST__INIT;
         req.op_case = BAYGATE__LOCAL_REQUEST__OP_QUERY;
         req.query = &lq;
@@ -109,6 +110,7 @@ lk_params(const api_req *rq, lk *l, api_resp *r)
     }
     memcpy(l->code, u.code, sizeof l->code);
     l->purpose = rq->purpose;
+    l->app = rq->app;
     const char *a = rq->auth_ref;
     if (a != NULL &&
         (sodium_hex2bin(l->auth, sizeof l->auth, a, strlen(a), NULL, &l->auth_len, NULL) != 0 ||

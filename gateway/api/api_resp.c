@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gateway/api/api_json.h"
+#include "gateway/daemon/log.h"
 
 /* Fixed, so a response exists even when memory does not. */
 static const char oom_problem[] =
@@ -81,4 +82,22 @@ api_problem(api_resp *r, unsigned status, const char *kind, const char *title, c
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
     api_problem_close(r, api_problem_open(r, status, kind, title, detail), status);
+}
+
+bool
+api_purpose_allowed(const bg_apikey *k, const char *purpose, api_resp *r)
+{
+    if (purpose == NULL || purpose[0] == '\0') {
+        api_problem(r, 400, "missing-parameter", "A query parameter is missing",
+                    "purpose is required (a roster purpose, e.g. supervision)");
+        return false;
+    }
+    if (!bg_apikey_allows(k, purpose)) {
+        char safe[80];
+        api_problem(r, 403, "purpose-not-allowed", "The key does not cover this purpose",
+                    "application '%s' may ask for %s, not for '%s'", k->name, k->purposes,
+                    bg_log_safe(purpose, strlen(purpose), safe, sizeof safe));
+        return false;
+    }
+    return true;
 }

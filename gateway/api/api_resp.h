@@ -30,4 +30,8 @@ FILE *api_problem_open(api_resp *r, unsigned status, const char *kind, const cha
                        const char *detail);
 void api_problem_close(api_resp *r, FILE *f, unsigned status);
 
+/* Whether purpose is given and within k's scope; false with r the 400 or the 403 naming
+ * what the key may ask for. */
+bool api_purpose_allowed(const bg_apikey *k, const char *purpose, api_resp *r);
+
 #endif

@@ -3,7 +3,9 @@
  */
 #include "gateway/api/api_route.h"
 
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -19,6 +21,8 @@
 #define EVIDENCE "/v1/evidence/"
 #define BUNDLE "/bundle"
 #define CONSOLE "/console/"
+#define JOBS "/v1/jobs/"
+#define RESULTS "/results"
 
 /* The segment of path after prefix, up to end (NULL: the rest), into rq->seg; false
  * if it is empty (unless may_be_empty) or holds a '/'. */
@@ -48,6 +52,7 @@ api_route_parse(const char *method, const char *path, api_req *rq)
     rq->route = API_R_NONE;
     rq->redirect = false;
     rq->seg[0] = '\0';
+    rq->allow = "GET, HEAD";
     if (path == NULL || method == NULL)
         return 404;
     if (strcmp(path, "/v1/status") == 0)
@@ -66,6 +71,14 @@ api_route_parse(const char *method, const char *path, api_req *rq)
         rq->route = API_R_EV_HEAD;
     else if (strcmp(path, "/v1/key") == 0)
         rq->route = API_R_KEY;
+    else if (strcmp(path, "/v1/jobs") == 0)
+        rq->route = API_R_JOBS;
+    else if (strncmp(path, JOBS, sizeof JOBS - 1) == 0 &&
+             segment(path, sizeof JOBS - 1, RESULTS, false, rq))
+        rq->route = API_R_JOB_RESULTS;
+    else if (strncmp(path, JOBS, sizeof JOBS - 1) == 0 &&
+             segment(path, sizeof JOBS - 1, NULL, false, rq))
+        rq->route = API_R_JOB;
     else if (strcmp(path, "/console") == 0) {
         rq->route = API_R_CONSOLE;
         rq->redirect = true;
@@ -80,9 +93,18 @@ api_route_parse(const char *method, const char *path, api_req *rq)
         rq->route = API_R_EV_BUNDLE;
     else
         return 404;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return 405;
-    return 0;
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+        return 0;
+    /* A job is made by POST to the collection and cancelled by DELETE. */
+    if (rq->route == API_R_JOBS) {
+        rq->allow = "GET, HEAD, POST";
+        return strcmp(method, "POST") == 0 ? 0 : 405;
+    }
+    if (rq->route == API_R_JOB) {
+        rq->allow = "GET, HEAD, DELETE";
+        return strcmp(method, "DELETE") == 0 ? 0 : 405;
+    }
+    return 405;
 }
 
 /* Reads DATA/apikeys again if it changed (or was never read); under api->lock. */
@@ -144,6 +166,18 @@ authenticate(bg_api *api, const api_req *rq, bg_apikey *k, api_resp *r)
     return true;
 }
 
+bool
+api_key_valid(bg_api *api, const char *authorization)
+{
+    api_req rq = {.authorization = authorization};
+    api_resp r = {.status = 500};
+    bg_apikey k;
+    bool ok = authenticate(api, &rq, &k, &r);
+    free(r.body);
+    sodium_memzero(&k, sizeof k);
+    return ok;
+}
+
 /* One lookup charged to k's daily quota; false with r the 429 when it is used up. */
 static bool
 charge(bg_api *api, const bg_apikey *k, api_resp *r)
@@ -182,19 +216,7 @@ charge(bg_api *api, const bg_apikey *k, api_resp *r)
 static bool
 authorise(const api_req *rq, const bg_apikey *k, api_resp *r)
 {
-    if (rq->purpose == NULL || rq->purpose[0] == '\0') {
-        api_problem(r, 400, "missing-parameter", "A query parameter is missing",
-                    "purpose is required (a roster purpose, e.g. supervision)");
-        return false;
-    }
-    if (!bg_apikey_allows(k, rq->purpose)) {
-        char safe[80];
-        api_problem(r, 403, "purpose-not-allowed", "The key does not cover this purpose",
-                    "application '%s' may ask for %s, not for '%s'", k->name, k->purposes,
-                    bg_log_safe(rq->purpose, strlen(rq->purpose), safe, sizeof safe));
-        return false;
-    }
-    return true;
+    return api_purpose_allowed(k, rq->purpose, r);
 }
 
 void
@@ -240,6 +262,18 @@ api_dispatch(bg_api *api, api_req *rq, api_resp *r)
         break;
     case API_R_EV_BUNDLE:
         api_res_evidence_bundle(api, rq, r);
+        break;
+    case API_R_JOBS:
+        if (strcmp(rq->method, "POST") != 0)
+            api_res_jobs_list(api, rq, r);
+        else
+            api_res_jobs_create(api, rq, &k, r); /* the purpose may be in the body */
+        break;
+    case API_R_JOB:
+        (strcmp(rq->method, "DELETE") == 0 ? api_res_job_cancel : api_res_job_get)(api, rq, r);
+        break;
+    case API_R_JOB_RESULTS:
+        api_res_job_results(api, rq, r);
         break;
     default:
         api_problem(r, 404, "not-found", "No such resource", "see /v1/openapi.json");

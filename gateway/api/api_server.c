@@ -5,17 +5,21 @@
  */
 #include "gateway/api/api.h"
 
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/file.h"
 #include "gateway/api/api_int.h"
+#include "gateway/api/api_jobs.h"
 #include "gateway/api/api_metrics.h"
 #include "gateway/api/api_resp.h"
 #include "gateway/api/api_route.h"
@@ -31,7 +35,11 @@
 typedef struct api_conn {
     struct timespec t0;
     size_t body;
-    bool too_big;
+    bool too_big, answered;
+    bool failed;          /* the upload could not be kept */
+    bool upload;          /* POST /v1/jobs: the body goes to a file, never to memory */
+    int fd;               /* the upload's, -1 */
+    char upath[PATH_MAX]; /* its path, "" */
 } api_conn;
 
 static double
@@ -56,7 +64,10 @@ route_text(api_route_id r)
                                                    "/v1/evidence",
                                                    "/v1/evidence/{request_id}/bundle",
                                                    "/v1/key",
-                                                   "/console/"};
+                                                   "/console/",
+                                                   "/v1/jobs",
+                                                   "/v1/jobs/{id}",
+                                                   "/v1/jobs/{id}/results"};
     return names[r < API_R_COUNT ? r : API_R_NONE];
 }
 
@@ -64,12 +75,17 @@ static enum MHD_Result
 send_resp(struct MHD_Connection *c, api_resp *r)
 {
     struct MHD_Response *m =
-        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+        r->has_fd ? MHD_create_response_from_fd64(r->fd_len, r->fd)
+                  : MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
     if (m == NULL) {
         free(r->body);
+        if (r->has_fd)
+            close(r->fd);
         return MHD_NO;
     }
-    r->body = NULL; /* the response owns it */
+    if (r->has_fd)
+        free(r->body); /* the response owns the fd */
+    r->body = NULL;    /* the response owns it */
     MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype ? r->ctype : API_JSON);
     MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL,
                             r->revalidate ? "no-cache" : "no-store");
@@ -86,7 +102,9 @@ send_resp(struct MHD_Connection *c, api_resp *r)
     if (r->challenge)
         MHD_add_response_header(m, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"baygate\"");
     if (r->allow_get)
-        MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, r->allow ? r->allow : "GET, HEAD");
+    if (r->retry_after)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_RETRY_AFTER, "30");
     enum MHD_Result rc = MHD_queue_response(c, r->status, m);
     MHD_destroy_response(m);
     return rc;
@@ -100,12 +118,20 @@ answer(bg_api *api, struct MHD_Connection *c, const char *method, const char *ur
     api_req rq = {.method = method, .path = url};
     api_resp r = {.status = 500};
     unsigned early = api_route_parse(method, url, &rq);
-    if (st->too_big)
+    st->answered = true;
+    if (st->too_big && st->upload)
+        api_problem(&r, 413, "too-large", "Upload too large", "a job's body is limited to %u bytes",
+                    API_JOB_BODY_MAX);
+    else if (st->too_big)
         api_problem(&r, 413, "too-large", "Request body too large",
-                    "bodies are limited to %d bytes (this API takes none)", BG_API_BODY_MAX);
+                    "bodies are limited to %d bytes (only POST /v1/jobs takes one)",
+                    BG_API_BODY_MAX);
+    else if (st->failed)
+        api_problem(&r, 500, "internal", "Internal error", "the upload could not be kept");
     else if (early == 405) {
-        api_problem(&r, 405, "method-not-allowed", "Method not allowed", "use GET");
+        api_problem(&r, 405, "method-not-allowed", "Method not allowed", "use %s", rq.allow);
         r.allow_get = true;
+        r.allow = rq.allow;
     } else if (early != 0)
         api_problem(&r, 404, "not-found", "No such resource", "see /v1/openapi.json");
     else {
@@ -120,6 +146,14 @@ answer(bg_api *api, struct MHD_Connection *c, const char *method, const char *ur
         rq.unwitnessed = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "unwitnessed");
         rq.if_none_match =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+        rq.kind = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "kind");
+        rq.list = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "list");
+        rq.peers = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "peers");
+        rq.format = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
+        rq.content_type =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        rq.accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+        rq.upload = st->upload && st->body > 0 ? st->upath : NULL;
         api_dispatch(api, &rq, &r);
     }
     double secs = since(&st->t0);
@@ -132,38 +166,94 @@ answer(bg_api *api, struct MHD_Connection *c, const char *method, const char *ur
     return send_resp(c, &r);
 }
 
+/* The upload's file closed and removed (a job takes it by renaming it first). */
+static void
+upload_drop(api_conn *st)
+{
+    if (st->fd >= 0)
+        close(st->fd);
+    st->fd = -1;
+    if (st->upath[0] != '\0')
+        unlink(st->upath);
+    st->upath[0] = '\0';
+}
+
+/* A POST to /v1/jobs: its body is streamed to a file under DATA/jobs. */
+static bool
+is_upload(const char *method, const char *url)
+{
+    api_req rq = {.method = method, .path = url};
+    return api_route_parse(method, url, &rq) == 0 && rq.route == API_R_JOBS &&
+           strcmp(method, "POST") == 0;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
            const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
     (void)version;
-    (void)upload;
+    bg_api *api = cls;
     api_conn *st = *con_cls;
     if (st == NULL) { /* headers read; the body, if any, comes next */
         if ((st = calloc(1, sizeof *st)) == NULL)
             return MHD_NO;
+        st->fd = -1;
         clock_gettime(CLOCK_MONOTONIC, &st->t0);
         *con_cls = st;
+        /* Only a caller with a valid key gets a file: others' bodies are discarded and
+         * answered 401 at the end. */
+        st->upload = api->jobs != NULL && is_upload(method, url) &&
+                     api_key_valid(api, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                    MHD_HTTP_HEADER_AUTHORIZATION));
+        uint64_t max = st->upload ? API_JOB_BODY_MAX : BG_API_BODY_MAX;
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL && strtoull(cl, NULL, 10) > BG_API_BODY_MAX) {
+        if (cl != NULL && strtoull(cl, NULL, 10) > max) {
             st->too_big = true; /* answered at once, the body never read */
-            return answer(cls, c, method, url, st);
+            return answer(api, c, method, url, st);
         }
         return MHD_YES;
     }
     if (*upload_size != 0) {
-        st->body += *upload_size;
-        *upload_size = 0; /* discarded: v1 takes no body */
-        if (st->body > BG_API_BODY_MAX && !st->too_big) {
+        size_t n = *upload_size;
+        *upload_size = 0; /* consumed: into the upload's file, or discarded */
+        st->body += n;
+        if (st->answered)
+            return MHD_YES;
+        /* MHD takes no answer while a body is still coming: the rest is read and
+         * dropped, and the 413 goes at its end, unless it goes on for as long again
+         * (then the connection is cut). */
+        uint64_t max = st->upload ? API_JOB_BODY_MAX : BG_API_BODY_MAX;
+        if (st->body > max) {
             st->too_big = true;
-            return answer(cls, c, method, url, st);
+            upload_drop(st);
+            return st->body > 2 * max ? MHD_NO : MHD_YES;
+        }
+        if (st->upload && st->upath[0] == '\0' && !st->failed) {
+            bg_err err = {0};
+            if (api_jobs_upload_open(api->jobs, st->upath, sizeof st->upath, &st->fd, &err) !=
+                BG_OK) {
+                bg_log(BG_LOG_ERROR, "api.upload_failed", "error=\"%s\"", err.msg);
+                st->upath[0] = '\0';
+                st->failed = true;
+            }
+        }
+        if (st->upload && st->fd >= 0 && bg_file_write_all(st->fd, upload, n, -1) != 0) {
+            bg_log(BG_LOG_ERROR, "api.upload_failed", "error=\"%s\"", strerror(errno));
+            st->failed = true; /* answered as a 500 at the end */
         }
         return MHD_YES;
     }
-    if (st->too_big)
+    if (st->answered)
         return MHD_YES; /* answered already */
-    return answer(cls, c, method, url, st);
+    if (st->too_big)
+        return answer(api, c, method, url, st);
+    if (st->fd >= 0 && close(st->fd) != 0)
+        st->failed = true;
+    st->fd = -1; /* the file stays for the job to take */
+    enum MHD_Result rc = answer(api, c, method, url, st);
+    upload_drop(st);
+    return rc;
 }
 
 static void
@@ -173,7 +263,10 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls;
     (void)c;
     (void)toe;
-    free(*con_cls);
+    api_conn *st = *con_cls;
+    if (st != NULL)
+        upload_drop(st); /* a client that went away mid-upload leaves nothing */
+    free(st);
     *con_cls = NULL;
 }
 
@@ -259,6 +352,10 @@ bg_api_start(bg_api **out, bg_gw *gw, const char *dir, bg_err *err)
         bg_api_stop(api);
         return rc;
     }
+    if ((rc = api_jobs_open(&api->jobs, gw, cfg.data_dir, err)) != BG_OK) {
+        bg_api_stop(api);
+        return rc;
+    }
     if ((api->daemon = start_mhd(api, &ss)) == NULL) {
         bg_api_stop(api);
         return bg_err_set(err, BG_EIO, "the HTTP API cannot listen on %s (in use, or not ours?)",
@@ -277,6 +374,7 @@ bg_api_stop(bg_api *api)
         return;
     if (api->daemon != NULL)
         MHD_stop_daemon(api->daemon);
+    api_jobs_close(api->jobs); /* after the server: no call can reach them any more */
     bg_apikeys_free(&api->keys);
     pthread_mutex_destroy(&api->lock);
     free(api);

@@ -125,6 +125,7 @@ typedef struct bg_audit_event {
     uint32_t items_asked, items_answered;
     uint32_t outcome; /* 0 success */
     char reason[BG_AUDIT_REASON_MAX + 1];
+    char application[BG_AUDIT_TEXT_MAX + 1]; /* outbound: our application that asked, "" */
 } bg_audit_event;
 
 /* A short name for a kind ("request-sent", ...), "?" if unknown. */

@@ -105,6 +105,9 @@ bg_audit_leaf_encode(const bg_audit_event *ev, const char *city, uint8_t out[BG_
     if (!token_ok(ev->list, BG_AUDIT_TEXT_MAX))
         return bg_err_set(err, BG_EINVAL,
                           "audit event: list must be 0..64 printable bytes without spaces");
+    if (!token_ok(ev->application, BG_AUDIT_TEXT_MAX))
+        return bg_err_set(err, BG_EINVAL,
+                          "audit event: application must be 0..64 printable bytes without spaces");
     if (!reason_ok(ev->reason, BG_AUDIT_REASON_MAX))
         return bg_err_set(err, BG_EINVAL,
                           "audit event: reason must be 0..128 printable ASCII bytes with no "
@@ -139,6 +142,7 @@ bg_audit_leaf_encode(const bg_audit_event *ev, const char *city, uint8_t out[BG_
     m.items_answered = ev->items_answered;
     m.outcome = ev->outcome;
     m.reason = (char *)ev->reason;
+    m.application = (char *)ev->application;
     size_t n = baygate__audit_leaf__get_packed_size(&m);
     if (n > BG_AUDIT_LEAF_MAX) /* cannot happen within the bounds above; checked anyway */
         return bg_err_set(err, BG_ELIMIT, "audit leaf of %zu bytes is too large", n);
@@ -188,7 +192,8 @@ bg_audit_leaf_decode(const uint8_t *leaf, size_t len, bg_audit_event *ev, bg_err
         (m->request_digest.len != 0 && m->request_digest.len != BG_AUDIT_HASH_LEN) ||
         (m->answer_digest.len != 0 && m->answer_digest.len != BG_AUDIT_HASH_LEN) ||
         m->authorisation_ref.len > BG_AUDIT_REF_MAX || !token_ok(m->purpose, BG_AUDIT_TEXT_MAX) ||
-        !token_ok(m->list, BG_AUDIT_TEXT_MAX) || !reason_ok(m->reason, BG_AUDIT_REASON_MAX)) {
+        !token_ok(m->list, BG_AUDIT_TEXT_MAX) || !reason_ok(m->reason, BG_AUDIT_REASON_MAX) ||
+        !token_ok(m->application, BG_AUDIT_TEXT_MAX)) {
         rc = bg_err_set(err, BG_EPROTO, "audit leaf: a field is out of bounds");
         goto out;
     }
@@ -215,6 +220,7 @@ bg_audit_leaf_decode(const uint8_t *leaf, size_t len, bg_audit_event *ev, bg_err
     ev->items_answered = m->items_answered;
     ev->outcome = m->outcome;
     snprintf(ev->reason, sizeof ev->reason, "%s", m->reason);
+    snprintf(ev->application, sizeof ev->application, "%s", m->application);
 out:
     bg_pb_free(m);
     return rc;

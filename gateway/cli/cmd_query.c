@@ -19,14 +19,13 @@
 #include "common/file.h"
 #include "common/json.h"
 #include "domain/uscc.h"
+#include "gateway/api/api_json.h"
+#include "gateway/api/api_rows.h"
 #include "gateway/cli/cli.h"
 #include "gateway/daemon/codes.h"
 #include "peers/roster.h"
 #include "proto/api.pb-c.h"
 #include "proto/pb.h"
-
-#define QUERY_MAX_IDS (1U << 21) /* as the gateway (psi_query.h) */
-#define QUERY_LINE_MAX 256       /* longest id line read (BG_USCC_INPUT_MAX) */
 
 enum { OUT_TABLE, OUT_JSON, OUT_CSV };
 
@@ -89,245 +88,35 @@ query_usage(FILE *f)
         "  2  usage or local error\n");
 }
 
-typedef struct idlist {
-    char **ids;
-    size_t *lines; /* 1-based line of each id */
-    size_t n, cap;
-    /* Each id as the gateway will read it (the same bg_uscc_parse): its canonical code,
-     * or why it is invalid (malloc'd; NULL for a valid one), so that every input line
-     * gets its own row in the output. */
-    char (*code)[BG_USCC_LEN + 1];
-    char **why;
-    size_t ninvalid;
-} idlist;
-
-static void
-idlist_free(idlist *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->ids[i]);
-        if (l->why != NULL)
-            free(l->why[i]);
-    }
-    free(l->ids);
-    free(l->lines);
-    free(l->code);
-    free(l->why);
-}
-
-/* Fills l->code and l->why. */
+/* The ids of path ('-': stdin), bounded as the gateway bounds a query (api_rows.h). */
 static int
-idlist_parse(idlist *l)
-{
-    l->code = calloc(l->n ? l->n : 1, sizeof *l->code);
-    l->why = calloc(l->n ? l->n : 1, sizeof *l->why);
-    if (l->code == NULL || l->why == NULL)
-        return bg_cli_fail("query", "out of memory");
-    for (size_t i = 0; i < l->n; i++) {
-        bg_uscc u;
-        bg_err err = {0};
-        if (bg_uscc_parse(l->ids[i], strlen(l->ids[i]), &u, &err) == BG_OK) {
-            memcpy(l->code[i], u.code, sizeof l->code[i]);
-            continue;
-        }
-        l->ninvalid++;
-        if ((l->why[i] = strdup(err.msg)) == NULL)
-            return bg_cli_fail("query", "out of memory");
-    }
-    return BG_EXIT_OK;
-}
-
-/* One line of f into buf, its newline dropped: at most QUERY_LINE_MAX bytes, never a NUL
- * (a NUL would cut the id silently). *more: a line was read (false at the end). Anything
- * else is an error naming path and the line. Bounded: a file without newlines costs no
- * more than the buffer. */
-static int
-read_line(FILE *f, const char *path, size_t lineno, char buf[QUERY_LINE_MAX + 1], size_t *len,
-          bool *more)
-{
-    size_t n = 0;
-    int c;
-    while ((c = getc_unlocked(f)) != EOF && c != '\n') {
-        if (c == '\0')
-            return bg_cli_fail("query", "%s:%zu: a NUL byte: ids are text, one a line", path,
-                               lineno);
-        if (n == QUERY_LINE_MAX)
-            return bg_cli_fail("query", "%s:%zu: line longer than %u bytes", path, lineno,
-                               QUERY_LINE_MAX);
-        buf[n++] = (char)c;
-    }
-    if (c == EOF && ferror(f))
-        return bg_cli_fail("query", "%s:%zu: reading failed", path, lineno);
-    buf[n] = '\0';
-    *len = n;
-    *more = c != EOF || n > 0;
-    return BG_EXIT_OK;
-}
-
-/* Room for one more id in l. */
-static int
-idlist_grow(idlist *l)
-{
-    if (l->n < l->cap)
-        return BG_EXIT_OK;
-    size_t nc = l->cap ? l->cap * 2 : 1024;
-    char **ids = realloc(l->ids, nc * sizeof *ids);
-    if (ids == NULL)
-        return bg_cli_fail("query", "out of memory");
-    l->ids = ids;
-    size_t *lines = realloc(l->lines, nc * sizeof *lines);
-    if (lines == NULL)
-        return bg_cli_fail("query", "out of memory");
-    l->lines = lines;
-    l->cap = nc;
-    return BG_EXIT_OK;
-}
-
-static int
-read_ids(const char *path, idlist *l)
+read_ids(const char *path, bg_api_ids *l)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (f == NULL)
         return bg_cli_fail("query", "cannot open %s: %s", path, strerror(errno));
-    char line[QUERY_LINE_MAX + 1];
-    size_t lineno = 0, len = 0;
-    bool more = true;
-    int rc = BG_EXIT_OK;
-    while (rc == BG_EXIT_OK) {
-        lineno++;
-        if ((rc = read_line(f, path, lineno, line, &len, &more)) != BG_EXIT_OK || !more)
-            break;
-        while (len > 0 && line[len - 1] == '\r')
-            len--;
-        size_t k = 0;
-        while (k < len && (line[k] == ' ' || line[k] == '\t'))
-            k++;
-        if (k == len)
-            continue; /* blank */
-        if (l->n == QUERY_MAX_IDS) {
-            rc = bg_cli_fail("query", "%s:%zu: more than %u ids", path, lineno, QUERY_MAX_IDS);
-            break;
-        }
-        if ((rc = idlist_grow(l)) != BG_EXIT_OK)
-            break;
-        char *id = malloc(len + 1);
-        if (id == NULL) {
-            rc = bg_cli_fail("query", "out of memory");
-            break;
-        }
-        memcpy(id, line, len);
-        id[len] = '\0';
-        l->ids[l->n] = id;
-        l->lines[l->n++] = lineno;
-    }
+    bg_err err = {0};
+    int rc = bg_api_ids_read(f, path, l, &err);
     if (f != stdin)
         fclose(f);
-    if (rc == BG_EXIT_OK && l->n == 0)
-        rc = bg_cli_fail("query", "%s holds no ids", path);
-    if (rc == BG_EXIT_OK)
-        rc = idlist_parse(l);
-    return rc;
+    return rc == BG_OK ? BG_EXIT_OK : bg_cli_fail("query", "%s", err.msg);
 }
 
 static const char *const mode_names[] = {"?", "membership", "graded", "count"};
 
-/* The exchange's request id in hex ("" when nothing was sent to the peer): what
- * `baygate audit find --request` looks for in either city's evidence log. */
-static const char *
-request_hex(const Baygate__PeerQueryResult *p, char out[33])
-{
-    out[0] = '\0';
-    if (p->request_id.len == 16)
-        sodium_bin2hex(out, 33, p->request_id.data, 16);
-    return out;
-}
-
 static void
-csv_field(const char *s)
-{
-    /* Quote anything that could break the row (peers' error messages). */
-    if (s == NULL)
-        return;
-    if (strpbrk(s, ",\"\r\n") == NULL) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
-/* What one input id came to at one peer. */
-typedef struct qrow {
-    const char *status; /* "matched", "not matched", "invalid", "error" */
-    const char *why;    /* invalid: the reason; error: the peer's error */
-    const Baygate__GradeResult *g;
-} qrow;
-
-static int
-cmp_str(const void *key, const void *elem)
-{
-    return strcmp(key, *(char *const *)elem);
-}
-
-static int
-cmp_grade(const void *key, const void *elem)
-{
-    return strcmp(key, (*(Baygate__GradeResult *const *)elem)->uscc);
-}
-
-/* The row of input i at peer p (membership and graded: matches and grades come sorted). */
-static qrow
-row_of(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids,
-       size_t i)
-{
-    qrow r = {.status = "not matched"};
-    if (ids->why[i] != NULL)
-        return (qrow){.status = "invalid", .why = ids->why[i]};
-    if (!p->ok)
-        return (qrow){.status = "error", .why = p->error};
-    const char *code = ids->code[i];
-    if (qa->mode == 2) {
-        /* bsearch may not be given a NULL array, even of no elements. */
-        Baygate__GradeResult *const *g =
-            p->n_grades == 0 ? NULL
-                             : bsearch(code, p->grades, p->n_grades, sizeof *p->grades, cmp_grade);
-        if (g != NULL)
-            r = (qrow){.status = "matched", .g = *g};
-    } else if (p->n_matches > 0 &&
-               bsearch(code, p->matches, p->n_matches, sizeof *p->matches, cmp_str) != NULL) {
-        r.status = "matched";
-    }
-    return r;
-}
-
-/* A graded row's standing: "attested", "expired" (valid_until has passed) or
- * "unattested" (attestation_error says why). */
-static const char *
-grade_status(const Baygate__GradeResult *g)
-{
-    if (g->attestation_status != NULL && g->attestation_status[0] != '\0')
-        return g->attestation_status;
-    return g->attested ? "attested" : "unattested";
-}
-
-static void
-json_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids)
+json_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const bg_api_ids *ids)
 {
     printf(",\"rows\":[");
     for (size_t i = 0; i < ids->n; i++) {
-        qrow r = row_of(qa, p, ids, i);
+        bg_api_row r = bg_api_row_of(qa, p, ids, i);
         printf("%s{\"line\":%zu,\"input\":", i ? "," : "", ids->lines[i]);
         bg_json_cstr(stdout, ids->ids[i]);
         printf(",\"id\":");
         bg_json_cstr(stdout, ids->why[i] ? "" : ids->code[i]);
         printf(",\"status\":\"%s\"", r.status);
         if (r.g != NULL)
-            printf(",\"grade_status\":\"%s\"", grade_status(r.g));
+            printf(",\"grade_status\":\"%s\"", bg_api_grade_status(r.g));
         if (ids->why[i] != NULL) {
             printf(",\"reason\":");
             bg_json_cstr(stdout, r.why);
@@ -357,7 +146,7 @@ json_grades(const Baygate__PeerQueryResult *p)
         printf(",\"serial\":%llu,\"common_grade\":", (unsigned long long)g->serial);
         bg_json_cstr(stdout, g->common_grade);
         printf(",\"common_rank\":%u,\"attested\":%s,\"status\":\"%s\"", g->common_rank,
-               g->attested ? "true" : "false", grade_status(g));
+               g->attested ? "true" : "false", bg_api_grade_status(g));
         if (!g->attested) {
             printf(",\"attestation_error\":");
             bg_json_cstr(stdout, g->attestation_error);
@@ -368,7 +157,7 @@ json_grades(const Baygate__PeerQueryResult *p)
 }
 
 static void
-json_peer(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids)
+json_peer(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const bg_api_ids *ids)
 {
     printf("{\"peer\":");
     bg_json_cstr(stdout, p->peer);
@@ -377,7 +166,7 @@ json_peer(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, con
     /* null, not "": nothing was sent to this peer, so no exchange to look up. */
     char rid[33];
     printf(",\"ok\":%s,\"request_id\":", p->ok ? "true" : "false");
-    if (request_hex(p, rid)[0])
+    if (bg_api_request_hex(p, rid)[0])
         printf("\"%s\"", rid);
     else
         printf("null");
@@ -413,7 +202,7 @@ json_peer(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, con
 /* One object; "invalid" holds every invalid id (as read here), "rows" in each peer one
  * entry per input line (membership and graded). */
 static void
-print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
+print_json(const Baygate__QueryAnswer *qa, const bg_api_ids *ids)
 {
     printf("{\"list\":");
     bg_json_cstr(stdout, qa->list);
@@ -436,99 +225,13 @@ print_json(const Baygate__QueryAnswer *qa, const idlist *ids)
     printf("]}\n");
 }
 
-#define CSV_HEADER                                                                                 \
-    "peer,ok,epoch,uscc,grade,scale,evaluated_at,valid_until,serial,count,error,common_grade,"     \
-    "attested,status,line,input,id,list,grade_status,request_id\n"
-
-/* Columns 14..20: status, line, input (as given), id (canonical), list, for a graded row
- * g its grade_status, and (last) the request id of the exchange with peer p. */
-static void
-csv_tail(const char *status, const idlist *ids, size_t i, const char *list,
-         const Baygate__PeerQueryResult *p, const Baygate__GradeResult *g)
-{
-    char rid[33];
-    printf(",%s,", status);
-    if (ids != NULL) {
-        printf("%zu,", ids->lines[i]);
-        csv_field(ids->ids[i]);
-        printf(",%s", ids->why[i] ? "" : ids->code[i]);
-    } else {
-        printf(",,");
-    }
-    putchar(',');
-    csv_field(list);
-    printf(",%s,%s\n", g != NULL ? grade_status(g) : "", request_hex(p, rid));
-}
-
-static void
-csv_row(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids,
-        size_t i)
-{
-    qrow r = row_of(qa, p, ids, i);
-    const Baygate__GradeResult *g = r.g;
-    bool matched = strcmp(r.status, "matched") == 0;
-    printf("%s,%s,%llu,%s,", p->peer, p->ok ? "true" : "false", (unsigned long long)p->epoch,
-           matched ? ids->code[i] : "");
-    if (g != NULL) {
-        csv_field(g->grade);
-        putchar(',');
-        csv_field(g->scale);
-        printf(",%s,%s,%llu,,", g->evaluated_at, g->valid_until, (unsigned long long)g->serial);
-        csv_field(g->attested ? "" : g->attestation_error);
-        putchar(',');
-        csv_field(g->common_grade);
-        printf(",%s", g->attested ? "true" : "false");
-    } else {
-        printf(",,,,,,");
-        csv_field(r.why);
-        printf(",,");
-    }
-    csv_tail(r.status, ids, i, qa->list, p, g);
-}
-
-/* Membership and graded: one row per input line per peer (status matched, not matched,
- * invalid or error); count: one row per peer, and one per invalid id per peer. */
-static void
-print_csv(const Baygate__QueryAnswer *qa, const idlist *ids, bool header)
-{
-    if (header)
-        fputs(CSV_HEADER, stdout);
-    for (size_t i = 0; i < qa->n_peers; i++) {
-        const Baygate__PeerQueryResult *p = qa->peers[i];
-        if (qa->mode != 3) {
-            for (size_t k = 0; k < ids->n; k++)
-                csv_row(qa, p, ids, k);
-            continue;
-        }
-        if (!p->ok) {
-            printf("%s,false,%llu,,,,,,,,", p->peer, (unsigned long long)p->epoch);
-            csv_field(p->error);
-            printf(",,");
-            csv_tail("error", NULL, 0, qa->list, p, NULL);
-        } else {
-            printf("%s,true,%llu,,,,,,,%llu,,,", p->peer, (unsigned long long)p->epoch,
-                   (unsigned long long)p->count);
-            csv_tail("count", NULL, 0, qa->list, p, NULL);
-        }
-        for (size_t k = 0; k < ids->n; k++) {
-            if (ids->why[k] == NULL)
-                continue;
-            printf("%s,%s,%llu,,,,,,,,", p->peer, p->ok ? "true" : "false",
-                   (unsigned long long)p->epoch);
-            csv_field(ids->why[k]);
-            printf(",,");
-            csv_tail("invalid", ids, k, qa->list, p, NULL);
-        }
-    }
-}
-
 /* Table: how many of peer p's graded rows are attested, unattested, expired. */
 static void
 table_graded(const Baygate__PeerQueryResult *p)
 {
     size_t n[3] = {0};
     for (size_t k = 0; k < p->n_grades; k++) {
-        const char *s = grade_status(p->grades[k]);
+        const char *s = bg_api_grade_status(p->grades[k]);
         n[strcmp(s, "attested") == 0 ? 0 : strcmp(s, "expired") == 0 ? 2 : 1]++;
     }
     printf("  %zu graded (status list %llu): %zu attested, %zu unattested, %zu expired:\n",
@@ -537,10 +240,10 @@ table_graded(const Baygate__PeerQueryResult *p)
 
 /* Table: every valid input line's outcome at peer p (one that answered). */
 static void
-table_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const idlist *ids)
+table_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, const bg_api_ids *ids)
 {
     for (size_t i = 0; i < ids->n; i++) {
-        qrow r = row_of(qa, p, ids, i);
+        bg_api_row r = bg_api_row_of(qa, p, ids, i);
         if (ids->why[i] != NULL)
             continue; /* listed once, below */
         const Baygate__GradeResult *g = r.g;
@@ -548,15 +251,15 @@ table_rows(const Baygate__QueryAnswer *qa, const Baygate__PeerQueryResult *p, co
         /* the standing first: a grade is never shown without it */
         if (g != NULL)
             printf("  %-10s %-4s %-8s = %-4s common  evaluated %s  valid until %s%s%s",
-                   grade_status(g), g->grade, g->scale, g->common_grade[0] ? g->common_grade : "?",
-                   g->evaluated_at, g->valid_until,
+                   bg_api_grade_status(g), g->grade, g->scale,
+                   g->common_grade[0] ? g->common_grade : "?", g->evaluated_at, g->valid_until,
                    g->attested ? "" : "  why: ", g->attested ? "" : g->attestation_error);
         putchar('\n');
     }
 }
 
 static void
-table_head(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose, bool first)
+table_head(const Baygate__QueryAnswer *qa, const bg_api_ids *ids, const char *purpose, bool first)
 {
     printf("%s", first ? "" : "\n");
     printf("%s on %s for %s: %zu ids, %u distinct valid, %zu invalid\n",
@@ -565,7 +268,7 @@ table_head(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpos
 }
 
 static void
-table_tail(const idlist *ids)
+table_tail(const bg_api_ids *ids)
 {
     if (ids->ninvalid > 0) {
         printf("\nInvalid ids (never sent):\n");
@@ -577,7 +280,7 @@ table_tail(const idlist *ids)
 
 /* The table's part for every peer of qa. */
 static void
-table_peers(const Baygate__QueryAnswer *qa, const idlist *ids)
+table_peers(const Baygate__QueryAnswer *qa, const bg_api_ids *ids)
 {
     for (size_t i = 0; i < qa->n_peers; i++) {
         const Baygate__PeerQueryResult *p = qa->peers[i];
@@ -586,14 +289,14 @@ table_peers(const Baygate__QueryAnswer *qa, const idlist *ids)
             printf("\n%s %-10s %s (%u): %s\n", p->peer, p->peer_name ? p->peer_name : "",
                    p->error_code == BG_GW_E_REVOKED ? "REVOKED" : "FAILED", p->error_code,
                    p->error ? p->error : "");
-            if (request_hex(p, rid)[0])
+            if (bg_api_request_hex(p, rid)[0])
                 printf("  request %s\n", rid);
             continue;
         }
         printf("\n%s %-10s ok  epoch %llu (generation %llu, %s snapshot, %llu entries)\n", p->peer,
                p->peer_name, (unsigned long long)p->epoch, (unsigned long long)p->generation,
                p->snapshot, (unsigned long long)p->list_size);
-        printf("  request %s\n", request_hex(p, rid));
+        printf("  request %s\n", bg_api_request_hex(p, rid));
         printf("  %u items asked; snapshot %u ms, PSI %u ms; %.1f KiB sent, %.1f KiB received\n",
                p->items, p->snapshot_ms, p->psi_ms, p->bytes_sent / 1024.0,
                p->bytes_received / 1024.0);
@@ -610,7 +313,7 @@ table_peers(const Baygate__QueryAnswer *qa, const idlist *ids)
 }
 
 static void
-print_table(const Baygate__QueryAnswer *qa, const idlist *ids, const char *purpose, bool first)
+print_table(const Baygate__QueryAnswer *qa, const bg_api_ids *ids, const char *purpose, bool first)
 {
     table_head(qa, ids, purpose, first);
     table_peers(qa, ids);
@@ -819,7 +522,7 @@ query_args_check(qargs *a, int argc, char **argv)
 /* Progress on a terminal (cli.h): what is being asked, for how long, and the peers'
  * snapshots the gateway fetches for it; never with --json. */
 static bg_cli_progress *
-progress_start(const qargs *a, const idlist *ids, const char *list)
+progress_start(const qargs *a, const bg_api_ids *ids, const char *list)
 {
     char what[160];
     snprintf(what, sizeof what, "asking %s about %zu ids on %s",
@@ -832,7 +535,7 @@ progress_start(const qargs *a, const idlist *ids, const char *list)
 
 /* The local Query of list for the peers given (n 0: every peer). */
 static void
-query_request(const qargs *a, const idlist *ids, const char *list, char **peers, size_t n,
+query_request(const qargs *a, const bg_api_ids *ids, const char *list, char **peers, size_t n,
               Baygate__LocalQuery *lq)
 {
     bool graded = strcmp(list, "grades") == 0;
@@ -862,7 +565,7 @@ query_request(const qargs *a, const idlist *ids, const char *list, char **peers,
 typedef struct qstream {
     pthread_mutex_t lock;
     const qargs *a;
-    const idlist *ids;
+    const bg_api_ids *ids;
     const char *list;
     char (*cities)[BG_CITY_CODE_LEN + 1];
     size_t n, next;
@@ -892,7 +595,7 @@ stream_print(qstream *s, const Baygate__LocalAnswer *ans, const char *city)
     }
     const Baygate__QueryAnswer *qa = ans->query;
     if (s->a->out == OUT_CSV) {
-        print_csv(qa, s->ids, s->first && !s->head_done);
+        bg_api_csv_rows(stdout, qa, s->ids, s->first && !s->head_done);
     } else {
         if (!s->head_done)
             table_head(qa, s->ids, s->a->purpose, s->first);
@@ -953,7 +656,7 @@ stream_peers(const qargs *a, char (*cities)[BG_CITY_CODE_LEN + 1], size_t *n)
 }
 
 static int
-query_stream_list(const qargs *a, const idlist *ids, const char *list, bool first)
+query_stream_list(const qargs *a, const bg_api_ids *ids, const char *list, bool first)
 {
     char cities[BG_ROSTER_MAX_MEMBERS][BG_CITY_CODE_LEN + 1];
     qstream s = {.a = a, .ids = ids, .list = list, .cities = cities, .first = first};
@@ -983,7 +686,7 @@ query_stream_list(const qargs *a, const idlist *ids, const char *list, bool firs
 /* Asks the gateway about one list and prints its answer (first: the first list asked, so
  * the CSV header goes out once); the exit code. */
 static int
-query_ask_list(const qargs *a, const idlist *ids, const char *list, bool first)
+query_ask_list(const qargs *a, const bg_api_ids *ids, const char *list, bool first)
 {
     if (a->out != OUT_JSON && (a->all || a->npeers > 1))
         return query_stream_list(a, ids, list, first);
@@ -1005,7 +708,7 @@ query_ask_list(const qargs *a, const idlist *ids, const char *list, bool first)
         if (a->out == OUT_JSON)
             print_json(qa, ids);
         else if (a->out == OUT_CSV)
-            print_csv(qa, ids, first);
+            bg_api_csv_rows(stdout, qa, ids, first);
         else
             print_table(qa, ids, a->purpose, first);
         rc = BG_EXIT_OK;
@@ -1022,7 +725,7 @@ query_ask_list(const qargs *a, const idlist *ids, const char *list, bool first)
 /* Every list in turn (each with every peer at once); the worst exit code. A usage error
  * (refused by our own gateway) stops before the next list. */
 static int
-query_ask(const qargs *a, const idlist *ids)
+query_ask(const qargs *a, const bg_api_ids *ids)
 {
     int rc = BG_EXIT_OK;
     for (size_t i = 0; i < a->nlists && rc != BG_EXIT_ERROR; i++) {
@@ -1066,11 +769,11 @@ bg_cmd_query(int argc, char **argv)
     }
     if ((rc = query_args_check(&a, argc, argv)) != -1)
         return rc;
-    idlist ids = {0};
+    bg_api_ids ids = {0};
     rc = read_ids(a.in, &ids);
     if (rc == BG_EXIT_OK)
         rc = query_ask(&a, &ids);
-    idlist_free(&ids);
+    bg_api_ids_free(&ids);
     return rc;
 }
 

@@ -94,7 +94,7 @@ progress_main(void *arg)
         if (!opened && p->have_cfg && bg_cli_local_open(&p->cfg, &cli, &err) != BG_OK)
             cli = NULL; /* the line goes on with what it knows */
         opened = true;
-        char line[PROGRESS_LINE], fetches[PROGRESS_LINE];
+        char fetches[PROGRESS_LINE], line[sizeof p->what + PROGRESS_LINE + 32];
         int64_t secs = (bg_clock_ms() - t0) / 1000;
         size_t nf = fetches_text(cli, fetches, sizeof fetches);
         size_t cols = term_cols() - 1;

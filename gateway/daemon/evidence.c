@@ -177,6 +177,7 @@ gw_ev_commit_outbound(bg_gw *gw, const bg_env_fields *f, const bg_rt_result *rt,
                f->authorisation_ref, f->authorisation_ref_len);
     e->kind = BG_AUDIT_REQUEST_SENT;
     copy_token(e->list, sizeof e->list, cev->list);
+    copy_token(e->application, sizeof e->application, cev->application);
     e->epoch = cev->epoch;
     e->items_asked = cev->items;
     pair[1] = *e;

@@ -53,6 +53,7 @@ void gw_ev_commit_not_sent(struct bg_gw *gw, const gw_ev *ev, const char *why);
 /* An outbound round trip's evidence (gw_call logs it when given one). */
 typedef struct gw_call_ev {
     const char *list;
+    const char *application; /* our local application that asked, or NULL */
     uint64_t epoch;
     uint32_t items;
 } gw_call_ev;

@@ -42,7 +42,10 @@ psi_job_call(pjob *j, gw_peer *p, uint32_t body_type, const uint8_t *body, size_
              uint32_t want_type, bg_env_opened **out)
 {
     bg_env_fields f = psi_job_fields(j, body_type, body, len);
-    gw_call_ev cev = {.list = j->list, .epoch = j->call_epoch, .items = j->call_items};
+    gw_call_ev cev = {.list = j->list,
+                      .application = j->application,
+                      .epoch = j->call_epoch,
+                      .items = j->call_items};
     bg_rt_result res = {0};
     int rc = gw_call(j->gw, p, &f, j->timeout_ms, want_type, &cev, out, &res);
     if (rc != BG_EINVAL) /* EINVAL: nothing was sent, nothing logged */

@@ -34,6 +34,7 @@ typedef struct pjob {
     bg_gw *gw;
     char city[BG_CITY_CODE_LEN + 1];
     const char *list, *purpose;
+    const char *application; /* the local application asking, for our evidence; or NULL */
     const uint8_t *auth;
     size_t auth_len;
     int mode, timeout_ms;

@@ -18,6 +18,7 @@
 #include "domain/date.h"
 #include "domain/list.h"
 #include "domain/uscc.h"
+#include "gateway/audit/audit.h"
 #include "gateway/daemon/codes.h"
 #include "gateway/daemon/core.h"
 #include "gateway/daemon/policy.h"
@@ -188,6 +189,8 @@ query_check(bg_gw *gw, const Baygate__LocalQuery *lq, uint32_t *code, char *msg,
     *code = BG_GW_E_BAD_BODY;
     if (lq->authorisation_ref.len > BG_ENV_AUTH_REF_MAX)
         return "authorisation_ref is longer than 64 bytes";
+    if (lq->application != NULL && strlen(lq->application) > BG_AUDIT_TEXT_MAX)
+        return "application is longer than 64 bytes";
     /* Refused here, before anything is sent: a peer would refuse it anyway, and the
      * purpose's need for the enterprise's written consent is the asker's duty first. */
     *code = BG_GW_E_NOT_ALLOWED;
@@ -314,6 +317,7 @@ query_peers(bg_gw *gw, query *q)
         memcpy(j->city, cities[i], sizeof j->city);
         j->list = lq->list;
         j->purpose = lq->purpose;
+        j->application = lq->application;
         j->auth = lq->authorisation_ref.len ? lq->authorisation_ref.data : NULL;
         j->auth_len = lq->authorisation_ref.len;
         j->mode = q->mode;
