@@ -129,6 +129,10 @@ typedef struct bg_tp_server_opts {
      * connection beyond it is closed after its handshake (0: 256 MiB, or
      * (contexts + 16) x (recv_max + 64) if that is more). */
     size_t mem_budget;
+    /* After authentication (tls+tcp only): a message that has begun to arrive
+     * must be whole within this, or its connection is closed, so that a peer
+     * trickling a message cannot hold its announced length for good (0: 30000). */
+    int recv_deadline_ms;
     bg_tp_log_fn log; /* NULL: nothing logged */
     void *log_ctx;
     int log_interval_ms; /* at most one line per cause this often (0: 10000) */
@@ -235,6 +239,7 @@ typedef struct bg_tp_server_stats {
                                     neither which nor from what address) */
     uint64_t hs_pending;         /* unfinished handshakes at the guard's last look */
     uint64_t hs_timeouts;        /* closed: handshake not finished within handshake_ms */
+    uint64_t recv_deadline_cuts; /* closed: a message begun, not whole within recv_deadline_ms */
     uint64_t source_limited;     /* closed: over source_max unfinished from one address */
     uint64_t fd_reserve_cuts;    /* closed or refused to keep the descriptor reserve */
     uint64_t mem_refused;        /* refused after the handshake: memory budget */

@@ -36,6 +36,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's has not) */
+
 #include "peers/transport_int.h"
 
 #include <nng/protocol/reqrep0/rep.h>
@@ -72,6 +74,7 @@
 #define STUCK_MS 2000
 #define REVIVE_GAP_MS 5000
 #define DEF_HANDSHAKE_MS 10000
+#define DEF_RECV_DEADLINE_MS 30000
 #define DEF_SOURCE_MAX 16
 #define DEF_FD_RESERVE 128
 #define DEF_MEM_BUDGET ((size_t)256 * 1024 * 1024)
@@ -102,6 +105,11 @@ typedef struct tp_pipe {
     char city[16]; /* as the layer above told (bg_tp_request_tag); "" untagged */
     bool doomed;   /* close it once its current requests are over */
     int64_t doomed_at;
+    /* The receive deadline (guard_partial): messages nng handed over, those the
+     * guard knew of at its last look, the bytes the kernel had received then, and
+     * since when bytes came without a message being whole (0: none). */
+    uint64_t msgs, msgs_seen, rx_mark;
+    int64_t partial_since;
 } tp_pipe;
 
 /* A TCP connection on our port not (yet) admitted, as the guard saw it. */
@@ -113,6 +121,7 @@ typedef struct tp_pending {
     int64_t first_seen;
     int64_t stuck_since; /* bytes left unread, or left open once cut, since (0: not) */
     bool unread;         /* the kernel holds bytes nng has not read */
+    uint64_t rx;         /* bytes the kernel received on it (0: unknown) */
     bool cut;
 } tp_pending;
 
@@ -126,6 +135,7 @@ enum {
     CAUSE_NOT_MEMBER,
     CAUSE_CITY,
     CAUSE_EVICTED,
+    CAUSE_PARTIAL,
     NCAUSES
 };
 
@@ -189,7 +199,7 @@ struct bg_tp_server {
     unsigned npipes;
 
     /* guard thread: tls, the handshakes (below); ipc, the listener watch (ipc_watch) */
-    int handshake_ms, log_interval_ms;
+    int handshake_ms, log_interval_ms, recv_deadline_ms;
     unsigned source_max, fd_reserve;
     size_t mem_budget, conn_cost;
     bg_tp_log_fn log;
@@ -390,6 +400,8 @@ slot_cb(void *arg)
             bool too_big = nng_msg_len(msg) > srv->recv_max;
             uint32_t pid = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
             tp_pipe *pp = pipe_find_locked(srv, pid);
+            if (pp != NULL)
+                pp->msgs++;
             bool hog = pp != NULL && pp->busy >= srv->pipe_max;
             if (req == NULL || srv->closing || too_big || hog) {
                 /* Dropped: the asker times out. Oversize bodies only get
@@ -670,6 +682,14 @@ guard_probe(bg_tp_server *srv, int fd, tp_pending *p)
     p->cut = false;
     int inq = 0;
     p->unread = ioctl(fd, FIONREAD, &inq) == 0 && inq > 0;
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    p->rx =
+        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
+                tl >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received
+            ? ti.tcpi_bytes_received
+            : 0;
     return true;
 }
 
@@ -808,19 +828,59 @@ guard_cut(bg_tp_server *srv, tp_pending *p)
 
 /* Drops admitted connections from the look and dates the others (first
  * seen: now, or when the last look saw them). */
+/*
+ * The receive deadline of an admitted connection p, which the look found as q: nng
+ * allocates the length a message announces when its header arrives and keeps it
+ * until the message is whole, so a peer trickling one holds that memory for good.
+ * A connection is in the middle of a message when the kernel received bytes on it
+ * since the last message nng handed over and holds none unread (nng read them:
+ * bytes it does not read are back-pressure, not a partial message). Returns whether
+ * that has lasted recv_deadline_ms. Lock held.
+ */
+static bool
+guard_partial(bg_tp_server *srv, tp_pipe *p, const tp_pending *q, int64_t now)
+{
+    if (q->rx == 0)
+        return false;
+    if (p->rx_mark == 0 || p->msgs != p->msgs_seen) { /* new, or a message came */
+        p->rx_mark = q->rx;
+        p->msgs_seen = p->msgs;
+        p->partial_since = 0;
+        return false;
+    }
+    if (q->rx == p->rx_mark || q->unread)
+        return false;
+    if (p->partial_since == 0)
+        p->partial_since = now;
+    return now - p->partial_since >= srv->recv_deadline_ms;
+}
+
+/* Most connections the receive deadline closes in one look. */
+#define PARTIAL_CUTS_MAX 64
+
 static void
 guard_date(bg_tp_server *srv, int64_t now)
 {
-    unsigned kept = 0;
+    unsigned kept = 0, ncut = 0;
+    uint32_t cut[PARTIAL_CUTS_MAX];
     pthread_mutex_lock(&srv->lock);
     for (unsigned i = 0; i < srv->npend; i++) {
-        bool admitted = false;
-        for (unsigned j = 0; j < srv->npipes && !admitted; j++)
-            admitted = pipe_is(&srv->pipes[j].addr, &srv->pend[i].peer);
-        if (!admitted)
+        tp_pipe *admitted = NULL;
+        for (unsigned j = 0; j < srv->npipes && admitted == NULL; j++)
+            if (pipe_is(&srv->pipes[j].addr, &srv->pend[i].peer))
+                admitted = &srv->pipes[j];
+        if (admitted == NULL)
             srv->pend[kept++] = srv->pend[i];
+        else if (guard_partial(srv, admitted, &srv->pend[i], now) && ncut < PARTIAL_CUTS_MAX &&
+                 admitted->partial_since != INT64_MAX) {
+            admitted->partial_since = INT64_MAX; /* cut once */
+            cut[ncut++] = admitted->id;
+        }
     }
+    srv->st.recv_deadline_cuts += ncut;
     pthread_mutex_unlock(&srv->lock);
+    for (unsigned i = 0; i < ncut; i++)
+        pipe_close_id(cut[i]);
     srv->npend = kept;
     for (unsigned i = 0; i < srv->npend; i++) {
         tp_pending *p = &srv->pend[i];
@@ -875,10 +935,10 @@ guard_log(bg_tp_server *srv, int64_t now, const char *src)
     if (srv->log == NULL)
         return;
     pthread_mutex_lock(&srv->lock);
-    uint64_t cur[NCAUSES] = {srv->st.hs_timeouts,        srv->st.source_limited,
-                             srv->st.fd_reserve_cuts,    srv->st.mem_refused,
-                             srv->st.conns_refused,      srv->st.conns_not_member,
-                             srv->st.conns_city_limited, srv->st.conns_evicted};
+    uint64_t cur[NCAUSES] = {
+        srv->st.hs_timeouts,        srv->st.source_limited, srv->st.fd_reserve_cuts,
+        srv->st.mem_refused,        srv->st.conns_refused,  srv->st.conns_not_member,
+        srv->st.conns_city_limited, srv->st.conns_evicted,  srv->st.recv_deadline_cuts};
     uint64_t fds = srv->st.fds_open, lim = srv->st.fds_limit;
     char last[sizeof srv->last_tag];
     memcpy(last, srv->last_tag, sizeof last);
@@ -921,11 +981,16 @@ guard_log(bg_tp_server *srv, int64_t now, const char *src)
             snprintf(line, sizeof line,
                      "%s: closed %llu connection(s) beyond %u per city (last %s)", srv->url, n,
                      srv->city_conns, last[0] ? last : "?");
-        else
+        else if (c == CAUSE_EVICTED)
             snprintf(line, sizeof line,
                      "%s: closed %llu idle connection(s) nobody vouched for, to admit new ones "
                      "at max_conns %u",
                      srv->url, n, srv->max_conns);
+        else
+            snprintf(line, sizeof line,
+                     "%s: closed %llu connection(s) whose message, begun, was not whole within "
+                     "%d ms",
+                     srv->url, n, srv->recv_deadline_ms);
         srv->logged[c] = cur[c];
         srv->logged_at[c] = now;
         srv->log(srv->log_ctx, line);
@@ -1353,11 +1418,12 @@ check_opts(const bg_tp_server_opts *o, tp_scheme *scheme, bg_err *err)
                           "server limits out of range (contexts <= %d, threads <= %d, "
                           "max_conns <= %d, timeouts 0..%d ms)",
                           MAX_CONTEXTS, MAX_THREADS, MAX_CONNS, BG_TP_TIMEOUT_MAX_MS);
-    if (o->handshake_ms < 0 || o->handshake_ms > BG_TP_TIMEOUT_MAX_MS ||
-        o->source_max > MAX_SOURCE || o->log_interval_ms < 0 ||
-        o->log_interval_ms > BG_TP_TIMEOUT_MAX_MS)
+    if (o->handshake_ms < 0 || o->handshake_ms > BG_TP_TIMEOUT_MAX_MS || o->recv_deadline_ms < 0 ||
+        o->recv_deadline_ms > BG_TP_TIMEOUT_MAX_MS || o->source_max > MAX_SOURCE ||
+        o->log_interval_ms < 0 || o->log_interval_ms > BG_TP_TIMEOUT_MAX_MS)
         return bg_err_set(err, BG_EINVAL,
-                          "guard limits out of range (handshake and log interval 0..%d ms, "
+                          "guard limits out of range (handshake, receive deadline and log "
+                          "interval 0..%d ms, "
                           "source_max <= %d)",
                           BG_TP_TIMEOUT_MAX_MS, MAX_SOURCE);
     if ((o->ipc_mode & ~0770u) != 0)
@@ -1395,6 +1461,7 @@ srv_configure(bg_tp_server *srv, const bg_tp_server_opts *opts, tp_scheme scheme
     srv->ipc = scheme == TP_SCHEME_IPC;
     snprintf(srv->url, sizeof srv->url, "%s", opts->url);
     srv->handshake_ms = opts->handshake_ms ? opts->handshake_ms : DEF_HANDSHAKE_MS;
+    srv->recv_deadline_ms = opts->recv_deadline_ms ? opts->recv_deadline_ms : DEF_RECV_DEADLINE_MS;
     srv->source_max = opts->source_max ? opts->source_max : DEF_SOURCE_MAX;
     srv->fd_reserve = opts->fd_reserve ? opts->fd_reserve : DEF_FD_RESERVE;
     srv->log = opts->log;

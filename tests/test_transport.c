@@ -38,6 +38,8 @@
 
 #include <nng/nng.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -1702,6 +1704,103 @@ reserve_kept(const bg_tp_server_stats *st)
     return st->fd_reserve_cuts > 0 && st->fds_open <= fd_limit_for_test;
 }
 
+/* A federation member's TLS client of the test's own (OpenSSL, id's certificate) that
+ * completes the TLS and SP handshakes as a REQ peer; its fd in *fd. */
+static SSL *
+raw_req_client(int port, const ident_t *id, SSL_CTX **ctxp, int *fdp)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    ck_assert_ptr_nonnull(ctx);
+    BIO *b = BIO_new_mem_buf(id->cert, -1);
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    BIO_free(b);
+    b = BIO_new_mem_buf(id->key, (int)id->key_len);
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    ck_assert_int_eq(SSL_CTX_use_certificate(ctx, x), 1);
+    ck_assert_int_eq(SSL_CTX_use_PrivateKey(ctx, k), 1);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* the server is not what is tested */
+    int fd = tcp_connect_from("127.0.0.1", port, T(5000));
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK), 0);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    ck_assert_int_eq(SSL_connect(ssl), 1);
+    const uint8_t hdr[8] = {0, 'S', 'P', 0, 0x00, 0x30 /* REQ */, 0, 0};
+    uint8_t back[8];
+    ck_assert_int_eq(SSL_write(ssl, hdr, 8), 8);
+    ck_assert_int_eq(SSL_read(ssl, back, 8), 8);
+    ck_assert_int_eq(back[1], 'S');
+    *ctxp = ctx;
+    *fdp = fd;
+    return ssl;
+}
+
+START_TEST(trickled_message_is_cut_at_the_receive_deadline)
+{
+    /* nng holds the length a message announces from its header on, until the message
+     * is whole: a member trickling one byte a tenth of a second would hold it for good.
+     * The server closes a connection whose message, begun, is not whole within
+     * recv_deadline_ms, once, logs it once; an idle connection is left alone, and a
+     * good client is served meanwhile. */
+    signal(SIGPIPE, SIG_IGN); /* SSL_write into the connection the server cut */
+    handler_ctx h;
+    hctx_init(&h, ECHO);
+    log_ctx lg = {.n = 0};
+    pthread_mutex_init(&lg.mu, NULL);
+    bg_tp_tls t = tls_of(&gz, crl_pem);
+    bg_tp_server_opts o = {.url = "tls+tcp://127.0.0.1:0",
+                           .tls = &t,
+                           .recv_deadline_ms = T(1500),
+                           .log = log_keep,
+                           .log_ctx = &lg,
+                           .log_interval_ms = T(600000)};
+    bg_tp_server *srv = server_opts(&o, &h);
+    int port = bg_tp_server_port(srv);
+    bg_tp_client *idle = client(port, &fs, GZ, crl_pem);
+    call_ok(idle, T(3000));
+
+    SSL_CTX *ctx = NULL;
+    int fd = -1;
+    SSL *ssl = raw_req_client(port, &sz, &ctx, &fd);
+    const uint8_t len[8] = {0, 0, 0, 0, 0, 0, 0xEA, 0x60}; /* 60000 bytes announced */
+    ck_assert_int_eq(SSL_write(ssl, len, 8), 8);
+    int64_t t0 = now_ms(), cut_ms = -1;
+    for (int i = 0; i < 400 && cut_ms < 0; i++) {
+        usleep(100 * 1000);
+        const uint8_t one = 0x80;
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (SSL_write(ssl, &one, 1) != 1 ||
+            (poll(&pf, 1, 0) == 1 && SSL_read(ssl, (uint8_t[16]){0}, 16) <= 0))
+            cut_ms = now_ms() - t0;
+    }
+    ck_assert_msg(cut_ms >= 0, "a trickled message was never cut");
+    fprintf(stderr, "transport: a trickled message cut after %lld ms (deadline %d ms)\n",
+            (long long)cut_ms, T(1500));
+    ck_assert_int_ge(cut_ms, T(1500));
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    ERR_clear_error();
+
+    good_client_served(port);
+    call_ok(idle, T(3000)); /* its connection was idle past the deadline: kept */
+    bg_tp_client_stats cs;
+    bg_tp_client_get_stats(idle, &cs);
+    ck_assert_uint_eq(cs.disconnects, 0);
+    bg_tp_server_stats st;
+    bg_tp_server_get_stats(srv, &st);
+    ck_assert_uint_eq(st.recv_deadline_cuts, 1);
+    WAIT_FOR(log_count(&lg, "whose message, begun, was not whole within") == 1, T(5000));
+    bg_tp_client_close(idle);
+    stop_ok(srv);
+    pthread_mutex_destroy(&lg.mu);
+    hctx_fini(&h);
+}
+END_TEST
+
 START_TEST(descriptor_reserve_is_kept_under_a_flood)
 {
     /* 300 silent connections from 100 addresses (within source_max each,
@@ -2617,6 +2716,7 @@ transport_suite(void)
     ADD(s, silent_tcp_client_does_not_block_others);
     ADD(s, silent_connections_are_bounded_and_closed);
     ADD(s, descriptor_reserve_is_kept_under_a_flood);
+    ADD(s, trickled_message_is_cut_at_the_receive_deadline);
     ADD(s, one_connection_cannot_hold_every_context);
     ADD(s, connections_are_limited_per_city);
     ADD(s, silent_server_times_out_and_watchdog_recovers);
