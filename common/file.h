@@ -28,6 +28,24 @@ int bg_file_write_new(const char *path, const void *data, size_t len, mode_t mod
 /* Replaces path atomically with data, mode. */
 int bg_file_write_replace(const char *path, const void *data, size_t len, mode_t mode, bg_err *err);
 
+/*
+ * A file written as a stream and put under its name only when complete, which a kill
+ * at any moment never leaves behind half-written or as a stray temp: the data goes to
+ * an unnamed file (O_TMPFILE) in path's directory, which the kernel drops when its
+ * process dies; bg_file_stream_commit fsyncs it and gives it the name path (replacing
+ * an existing one). Where the file system has no O_TMPFILE, a named temp beside path
+ * (path.tmp.RANDOM) is used instead. The caller writes to s->fd, then calls
+ * bg_file_stream_commit or bg_file_stream_abort exactly once; either closes s->fd.
+ */
+typedef struct bg_file_stream {
+    int fd;
+    char path[4096];
+    char tmp[4096 + 32]; /* "" while unnamed */
+} bg_file_stream;
+int bg_file_stream_open(bg_file_stream *s, const char *path, mode_t mode, bg_err *err);
+int bg_file_stream_commit(bg_file_stream *s, bg_err *err);
+void bg_file_stream_abort(bg_file_stream *s);
+
 /* Writes all len bytes to fd, at offset off (pwrite), or at its position if off < 0,
  * retrying short writes and EINTR. 0, or -1 with errno set. */
 int bg_file_write_all(int fd, const void *data, size_t len, int64_t off);
