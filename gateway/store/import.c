@@ -253,10 +253,12 @@ progress(imp *im, bg_import_phase phase, uint64_t rows)
 static int
 db_fail(imp *im, bg_err *err, uint64_t line, const char *what)
 {
+    char m[256];
+    bg_store_errmsg(im->db, m, sizeof m);
     if (line > 0)
         return bg_err_set(err, BG_EDB, "line %llu: store: %s: %s", (unsigned long long)line, what,
-                          sqlite3_errmsg(im->db));
-    return bg_err_set(err, BG_EDB, "store: %s: %s", what, sqlite3_errmsg(im->db));
+                          m);
+    return bg_err_set(err, BG_EDB, "store: %s: %s", what, m);
 }
 
 /* Steps a statement expected to finish without rows, then resets it. */
