@@ -54,7 +54,12 @@ published(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, cons
         return NULL;
     }
     bg_pub_snap *ps = bg_pub_get(gw->pub, list);
-    if (ps == NULL)
+    if (ps == NULL && bg_pub_failing(gw->pub))
+        refuse(gw, ev, o, req, BG_GW_E_NOT_PUBLISHED,
+               "%s has not published %s: reading or writing its store failed (a full or "
+               "failing disk; its operator's log says why)",
+               gw->cfg.city, list);
+    else if (ps == NULL)
         refuse(gw, ev, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
                list);
     return ps;
