@@ -64,10 +64,12 @@ trap 'exit 130' INT TERM
 # ------------------------------------------------------------- helpers
 
 db() { echo "${dir[$1]}/data/credit.db"; }
+# start CITY: its gateway, its log lines through a pipe (a file size limit on the
+# gateway must not silence its own log, as the journal would not be).
 start() {
   (
     trap '' XFSZ # inherited: a file size limit gives EFBIG, not a dead gateway
-    exec "$bg" serve --dir "${dir[$1]}" 2>>"$1.log"
+    exec "$bg" serve --dir "${dir[$1]}" 2> >(exec cat >>"$1.log")
   ) &
   pid[$1]=$!
 }
@@ -395,8 +397,8 @@ run "$bg" gen --city $SZ --count "$IMPORT_ROWS" --seed 901 --out b1.gen --quiet
 sz_scale b1.gen >b1.csv
 sum0=$(data_sum "$(db $SZ)")
 fill $SZ
-limited "$bg" import --dir "${dir[$SZ]}" "${IMPORT_OPTS[@]}" b1.csv >b1.out 2>&1
-rc=$?
+limited "$bg" import --dir "${dir[$SZ]}" "${IMPORT_OPTS[@]}" b1.csv 2>&1 | cat >b1.out
+rc=${PIPESTATUS[0]}
 if ((rc != 0)) && names_disk b1.out && [[ $(data_sum "$(db $SZ)") == "$sum0" ]] && integrity $SZ &&
   [[ -z $(strays "${dir[$SZ]}" "$work"/b1.csv*) ]]; then
   ok "b1. import on a full disk: exit $rc, $(grep -m1 -E "$full_re" b1.out | cut -c1-150); store unchanged"
