@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <sys/random.h>
 
 #include "common/file.h"
@@ -129,6 +130,8 @@ sync_parent(const char *path, bg_err *err)
     return BG_OK;
 }
 
+#define TEMP_HEX 12 /* the hex digits of a temp file's name: 6 random bytes */
+
 /* Creates path.tmp.RANDOM with exactly mode (O_EXCL: never an existing file),
  * writes data and fsyncs it. The temp name goes to tmp. */
 static int
@@ -163,6 +166,47 @@ write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tm
         return bg_err_set(err, BG_EIO, "cannot write %s: %s", tmp, strerror(e));
     }
     return BG_OK;
+}
+
+bool
+bg_file_is_temp(const char *name)
+{
+    const char *t = strstr(name, ".tmp.");
+    if (t == NULL || t == name || strlen(t) != 5 + TEMP_HEX)
+        return false;
+    for (const char *c = t + 5; *c != '\0'; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+            return false;
+    return true;
+}
+
+int
+bg_file_remove_temps(const char *dir, size_t *removed, bg_err *err)
+{
+    if (removed != NULL)
+        *removed = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT
+                   ? BG_OK
+                   : bg_err_set(err, BG_EIO, "cannot read directory %s: %s", dir, strerror(errno));
+    int rc = BG_OK;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (!bg_file_is_temp(de->d_name) ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+            if (removed != NULL)
+                (*removed)++;
+        } else if (errno != ENOENT && rc == BG_OK) {
+            rc = bg_err_set(err, BG_EIO, "cannot remove %s/%s: %s", dir, de->d_name,
+                            strerror(errno));
+        }
+    }
+    closedir(d);
+    return rc;
 }
 
 int

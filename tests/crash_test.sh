@@ -11,9 +11,10 @@
 #     killed). After every kill, before the restart: PRAGMA integrity_check is
 #     ok, 'audit verify' passes, the store holds the whole import or none of it
 #     (its data compared with a reference import of the same file into a copy),
-#     no temporary file is left (import reports, atomic writes' .tmp); after the
-#     restart a query gives the answers the store holds, and after a publishing
-#     round the generator's ground truth.
+#     no import report is left half-made; after the restart no temporary file of
+#     an atomic write is left in the gateway's directory, a query gives the
+#     answers the store holds, and after a publishing round the generator's
+#     ground truth.
 #  b. The same operations with the disk full: each fails with an error naming the
 #     disk (not the quota, not a generic one), loses nothing committed, leaves the
 #     stores and logs intact, and works again once space is back. The asking side
@@ -134,13 +135,22 @@ cols_sd() {
       WHERE \"serious-dishonesty:listed_at\" != '' AND (\"serious-dishonesty:expires_at\" = ''
       OR \"serious-dishonesty:expires_at\" > date('now'))" | sort -u
 }
-# after_kill CITY WHAT: the checks every kill is followed by (before the restart).
+# after_kill CITY WHAT: the checks every kill is followed by (before the restart): no
+# import leaves a temporary report beside its file (nothing would remove it later).
 after_kill() {
   local c=$1 what=$2 s
   integrity "$c" || bad "$what: store integrity" "$(sqlite3 "$(db "$c")" 'PRAGMA integrity_check' 2>&1 | head -3)"
   verify_log "$c" || bad "$what: audit verify" "$(head -3 "verify.$c.out")"
-  s=$(strays "${dir[$c]}" "$work"/*.csv*)
+  s=$(strays "$work"/*.csv*)
   [[ -z $s ]] || bad "$what: temporary files left" "$s"
+}
+# restart_clean CITY WHAT: restarts the city's gateway; none of the temporary files a
+# kill left in its directory (an atomic write cut short) is there once it is up.
+restart_clean() {
+  local s
+  restart "$1" || setup_fail "$2: the gateway did not come back: $(tail -3 "$1.log")"
+  s=$(strays "${dir[$1]}")
+  [[ -z $s ]] || bad "$2: temporary files left after the restart" "$s"
 }
 
 # -------------------------------------------------------------- set-up
@@ -197,7 +207,7 @@ for r in $(seq "$ROUNDS"); do
   else
     bad "a1 import round $r: the store holds part of the import" "kill at $delay of $t_ref ms"
   fi
-  restart $SZ || setup_fail "Shenzhen after import round $r: $(tail -3 $SZ.log)"
+  restart_clean $SZ "a1 import round $r"
   ids_of "$f" "imp$r.ids"
   head -600 "imp$r.ids" | cat gz.ids - >asked.ids
   if ask $GZ $SZ asked.ids q.csv && [[ $(matches q.csv) == "$(store_truth $SZ asked.ids)" ]]; then
@@ -244,9 +254,9 @@ for r in $(seq "$ROUNDS"); do
   sleep_ms "$delay"
   kill9 $SZ
   after_kill $SZ "a2 publishing round $r (kill at $delay of $t_pub ms)"
-  restart $SZ || setup_fail "Shenzhen after publishing round $r: $(tail -3 $SZ.log)"
+  restart_clean $SZ "a2 publishing round $r"
   ids_of "pub$r.csv" "pub$r.all.ids"
-  head -1500 "pub$r.all.ids" >"pub$r.ids"
+  head -1000 "pub$r.all.ids" >"pub$r.ids"
   cols_sd "pub$r.csv" | comm -12 - <(sort -u "pub$r.ids") >truth.ids
   [[ -e pub$r.csv.rejects.csv ]] && grep -q ',rejected,' "pub$r.csv.rejects.csv" &&
     bad "a2 publishing round $r: rows refused, the file is not the whole truth" \
@@ -286,8 +296,11 @@ for r in $(seq "$ROUNDS"); do
   wait "$burst_pid" 2>/dev/null
   burst_pid=""
   after_kill $SZ "a3 log round $r"
+  # A kill inside the quota's atomic write (charged per chunk answered) leaves its temp;
+  # the kill points rarely hit it, so the first round makes one as it would be left.
+  ((r == 1)) && printf '440100 0 1\n' >"${dir[$SZ]}/data/quota.tmp.0123456789ab"
   verify_log $GZ || bad "a3 log round $r: Guangzhou's audit verify" "$(head -3 verify.$GZ.out)"
-  restart $SZ || setup_fail "Shenzhen after log round $r: $(tail -3 $SZ.log)"
+  restart_clean $SZ "a3 log round $r"
   if ask $GZ $SZ gz.ids q.csv && [[ $(matches q.csv) == "$(store_truth $SZ gz.ids)" ]]; then
     log_ok=$((log_ok + 1))
   else
@@ -302,7 +315,7 @@ echo "# a3: $((SECONDS - t_start)) s"
 # ----------------------------------- a4. kill -9 the asker during a large query
 
 # The asker's ids: its own and a few thousand of Shenzhen's (several chunks each way).
-cat gz.ids imp*.ids | sort -u | head -6000 >large.ids
+cat gz.ids imp*.ids | sort -u | head -4000 >large.ids
 t0=$(now_ms)
 ask $GZ $SZ large.ids large.csv || setup_fail "the first large query: $(head -3 large.csv.err)"
 t_q=$(($(now_ms) - t0))
@@ -315,7 +328,7 @@ for r in $(seq "$ROUNDS"); do
   kill9 $GZ
   wait "$qp" 2>/dev/null
   after_kill $GZ "a4 query round $r (kill at $delay of $t_q ms)"
-  restart $GZ || setup_fail "Guangzhou after query round $r: $(tail -3 $GZ.log)"
+  restart_clean $GZ "a4 query round $r"
   if ask $GZ $SZ large.ids q.csv && [[ $(matches q.csv) == "$(store_truth $SZ large.ids)" ]]; then
     q_ok=$((q_ok + 1))
   else
