@@ -54,7 +54,7 @@ mounts=()
 burst_pid=""
 
 cleanup() {
-  [[ -n $burst_pid ]] && kill -KILL "$burst_pid" 2>/dev/null
+  [[ -n $burst_pid ]] && kill_tree "$burst_pid"
   stop_procs "${pid[@]}"
   local m
   for m in "${mounts[@]}"; do umount "$m" 2>/dev/null; done
@@ -277,6 +277,13 @@ echo "# a2: $((SECONDS - t_start)) s"
 
 # ---------------------------------- a3. kill -9 while evidence is being appended
 
+# kill_tree PID: PID and every process below it (started here), by their ids.
+kill_tree() {
+  local c
+  kill -STOP "$1" 2>/dev/null # no new child while its own are ended
+  for c in $(ps -o pid= --ppid "$1"); do kill_tree "$c"; done
+  kill -KILL "$1" 2>/dev/null
+}
 # A burst against Shenzhen: pings and queries from Guangzhou, back to back.
 burst() {
   while :; do
@@ -291,8 +298,7 @@ for r in $(seq "$ROUNDS"); do
   sleep_ms $((150 + 1200 * (r - 1) / ROUNDS))
   kill9 $SZ
   # The burst's calls to the dead gateway would wait out their timeouts.
-  pkill -KILL -P "$burst_pid" 2>/dev/null
-  kill -KILL "$burst_pid" 2>/dev/null
+  kill_tree "$burst_pid"
   wait "$burst_pid" 2>/dev/null
   burst_pid=""
   after_kill $SZ "a3 log round $r"
