@@ -1,6 +1,7 @@
 /*
  * file.c - bounded file reading, crash-safe writing and pid lock files (see file.h).
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <sys/random.h>
 
 #include "common/file.h"
@@ -96,32 +98,38 @@ bg_file_write_all(int fd, const void *data, size_t len, int64_t off)
     return 0;
 }
 
+/* path's directory into dir ("." for a bare name). */
+static int
+parent_of(const char *path, char *dir, size_t dirsz, bg_err *err)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    if (n >= dirsz)
+        return bg_err_set(err, BG_ELIMIT, "path %s is too long", path);
+    memcpy(dir, slash == NULL ? "." : slash == path ? "/" : path, n);
+    dir[n] = '\0';
+    return BG_OK;
+}
+
 int
 bg_file_sync_parent(const char *path, bg_err *err)
 {
     char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL) {
-        strcpy(dir, ".");
-    } else if (slash == path) {
-        strcpy(dir, "/");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n >= sizeof dir)
-            return bg_err_set(err, BG_ELIMIT, "path %s is too long", path);
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
+    int rc = parent_of(path, dir, sizeof dir, err);
+    if (rc != BG_OK)
+        return rc;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return bg_err_set(err, BG_EIO, "cannot open directory %s: %s", dir, strerror(errno));
-    int rc = fsync(fd);
+    rc = fsync(fd);
     int e = errno;
     close(fd);
     if (rc != 0 && e != EINVAL) /* some file systems cannot fsync a directory */
         return bg_err_set(err, BG_EIO, "cannot sync directory %s: %s", dir, strerror(e));
     return BG_OK;
 }
+
+#define TEMP_HEX 12 /* the hex digits of a temp file's name: 6 random bytes */
 
 /* Creates path.tmp.RANDOM with exactly mode (O_EXCL: never an existing file),
  * writes data and fsyncs it. The temp name goes to tmp. */
@@ -157,6 +165,150 @@ write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tm
         return bg_err_set(err, BG_EIO, "cannot write %s: %s", tmp, strerror(e));
     }
     return BG_OK;
+}
+
+bool
+bg_file_is_temp(const char *name)
+{
+    const char *t = strstr(name, ".tmp.");
+    if (t == NULL || t == name || strlen(t) != 5 + TEMP_HEX)
+        return false;
+    for (const char *c = t + 5; *c != '\0'; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+            return false;
+    return true;
+}
+
+int
+bg_file_remove_temps(const char *dir, size_t *removed, bg_err *err)
+{
+    if (removed != NULL)
+        *removed = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT
+                   ? BG_OK
+                   : bg_err_set(err, BG_EIO, "cannot read directory %s: %s", dir, strerror(errno));
+    int rc = BG_OK;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (!bg_file_is_temp(de->d_name) ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+            if (removed != NULL)
+                (*removed)++;
+        } else if (errno != ENOENT && rc == BG_OK) {
+            rc = bg_err_set(err, BG_EIO, "cannot remove %s/%s: %s", dir, de->d_name,
+                            strerror(errno));
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int
+bg_file_stream_open(bg_file_stream *s, const char *path, mode_t mode, bg_err *err)
+{
+    s->fd = -1;
+    s->tmp[0] = '\0';
+    if (snprintf(s->path, sizeof s->path, "%s", path) >= (int)sizeof s->path)
+        return bg_err_set(err, BG_ELIMIT, "path %s is too long", path);
+    char dir[sizeof s->path];
+    int rc = parent_of(path, dir, sizeof dir, err);
+    if (rc != BG_OK)
+        return rc;
+    s->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+    if (s->fd >= 0) {
+        /* O_TMPFILE's mode is filtered by the umask like any creat: set it exactly. */
+        if (fchmod(s->fd, mode) != 0) {
+            int e = errno;
+            close(s->fd);
+            s->fd = -1;
+            return bg_err_set(err, BG_EIO, "cannot create %s: %s", path, strerror(e));
+        }
+        return BG_OK;
+    }
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+        return bg_err_set(err, BG_EIO, "cannot create %s: %s", path, strerror(errno));
+    for (int attempt = 0; attempt < 8 && s->fd < 0; attempt++) {
+        uint8_t r[6];
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+            return bg_err_set(err, BG_EIO, "no randomness for a temp file name: %s",
+                              strerror(errno));
+        snprintf(s->tmp, sizeof s->tmp, "%s.tmp.%02x%02x%02x%02x%02x%02x", path, r[0], r[1], r[2],
+                 r[3], r[4], r[5]);
+        s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (s->fd < 0 && errno != EEXIST) {
+            int e = errno;
+            s->tmp[0] = '\0';
+            return bg_err_set(err, BG_EIO, "cannot create %s: %s", path, strerror(e));
+        }
+    }
+    if (s->fd < 0) {
+        s->tmp[0] = '\0';
+        return bg_err_set(err, BG_EIO, "cannot create a temp file beside %s", path);
+    }
+    return BG_OK;
+}
+
+void
+bg_file_stream_abort(bg_file_stream *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    if (s->tmp[0] != '\0')
+        unlink(s->tmp);
+    s->tmp[0] = '\0';
+}
+
+int
+bg_file_stream_commit(bg_file_stream *s, bg_err *err)
+{
+    if (fsync(s->fd) != 0) {
+        int e = errno;
+        bg_file_stream_abort(s);
+        return bg_err_set(err, BG_EIO, "cannot write %s: %s", s->path, strerror(e));
+    }
+    if (s->tmp[0] == '\0') {
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", s->fd);
+        /* A new name straight away; over an existing one, a named step and a rename (a
+         * kill between the two is the one moment a temp can be left behind). */
+        if (linkat(AT_FDCWD, self, AT_FDCWD, s->path, AT_SYMLINK_FOLLOW) != 0) {
+            int e = errno;
+            uint8_t r[6];
+            if (e == EEXIST && getrandom(r, sizeof r, 0) == (ssize_t)sizeof r) {
+                snprintf(s->tmp, sizeof s->tmp, "%s.tmp.%02x%02x%02x%02x%02x%02x", s->path, r[0],
+                         r[1], r[2], r[3], r[4], r[5]);
+                e = linkat(AT_FDCWD, self, AT_FDCWD, s->tmp, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+                if (e != 0)
+                    s->tmp[0] = '\0';
+            }
+            if (e != 0) {
+                bg_file_stream_abort(s);
+                return bg_err_set(err, BG_EIO, "cannot name %s: %s", s->path, strerror(e));
+            }
+        }
+    }
+    if (close(s->fd) != 0) {
+        int e = errno;
+        s->fd = -1;
+        if (s->tmp[0] == '\0')
+            unlink(s->path); /* linked straight to its name above: it was new */
+        bg_file_stream_abort(s);
+        return bg_err_set(err, BG_EIO, "cannot write %s: %s", s->path, strerror(e));
+    }
+    s->fd = -1;
+    if (s->tmp[0] != '\0' && rename(s->tmp, s->path) != 0) {
+        int e = errno;
+        bg_file_stream_abort(s);
+        return bg_err_set(err, BG_EIO, "cannot replace %s: %s", s->path, strerror(e));
+    }
+    s->tmp[0] = '\0';
+    return bg_file_sync_parent(s->path, err);
 }
 
 int

@@ -10,6 +10,7 @@
 #ifndef BG_FILE_H
 #define BG_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -31,6 +32,34 @@ int bg_file_write_replace(const char *path, const void *data, size_t len, mode_t
 /* fsyncs the directory holding path, so a new name in it (a rename, a link, a removal)
  * survives a crash: for a file written as a stream and renamed into place. */
 int bg_file_sync_parent(const char *path, bg_err *err);
+
+/*
+ * A file written as a stream and put under its name only when complete, which a kill
+ * at any moment never leaves behind half-written or as a stray temp: the data goes to
+ * an unnamed file (O_TMPFILE) in path's directory, which the kernel drops when its
+ * process dies; bg_file_stream_commit fsyncs it and gives it the name path (replacing
+ * an existing one). Where the file system has no O_TMPFILE, a named temp beside path
+ * (path.tmp.RANDOM) is used instead. The caller writes to s->fd, then calls
+ * bg_file_stream_commit or bg_file_stream_abort exactly once; either closes s->fd.
+ */
+typedef struct bg_file_stream {
+    int fd;
+    char path[4096];
+    char tmp[4096 + 32]; /* "" while unnamed */
+} bg_file_stream;
+int bg_file_stream_open(bg_file_stream *s, const char *path, mode_t mode, bg_err *err);
+int bg_file_stream_commit(bg_file_stream *s, bg_err *err);
+void bg_file_stream_abort(bg_file_stream *s);
+
+/* Is name (no directory) one of the temp files the writers above make beside their
+ * target ("NAME.tmp." and 12 hex digits)? Only a crash leaves one behind. */
+bool bg_file_is_temp(const char *name);
+
+/* Removes what a crash left of the writers above in dir: every regular file that
+ * bg_file_is_temp names. *removed (if not NULL) gets how many. For the one process that
+ * owns dir, when it starts: a writer in another process at that moment would lose its
+ * temp (and say so). A missing dir is not an error. */
+int bg_file_remove_temps(const char *dir, size_t *removed, bg_err *err);
 
 /* Writes all len bytes to fd, at offset off (pwrite), or at its position if off < 0,
  * retrying short writes and EINTR. 0, or -1 with errno set. */

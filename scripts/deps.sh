@@ -22,6 +22,7 @@ packages=(
   lintian man-db      # package checks in the test command
   libmicrohttpd-dev   # the HTTP API's server (thread pool, connection limits)
   curl                # tests: the HTTP API's client
+  sqlite3             # tests only: PRAGMA integrity_check and the stores' contents (crash)
   prometheus          # tests only: promtool check metrics
   chromium            # tests only: the web console in a real browser (headless)
   fonts-wqy-microhei  # tests only: CJK glyphs for the console's screenshots

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/file.h"
 #include "gateway/backup/backup.h"
 #include "gateway/backup/backup_int.h"
 #include "gateway/store/store.h"
@@ -87,8 +88,7 @@ load(struct make *mk, const char *gw_dir, bg_err *err)
 static bool
 left_out(const struct make *mk, const char *rel, const char *name)
 {
-    const char *t = strstr(name, ".tmp.");
-    if (t != NULL && strlen(t) == 17)
+    if (bg_file_is_temp(name))
         return true;
     size_t n = strlen(mk->db_rel);
     if (strncmp(rel, mk->db_rel, n) == 0 && rel[n] == '-')

@@ -226,6 +226,9 @@ serve(const struct serve_opts *o)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit (systemd's LimitFSIZE=, ulimit -f) must fail the one write
+     * that passes it, logged as a disk error, not kill the gateway in the middle. */
+    signal(SIGXFSZ, SIG_IGN);
 
     bg_gw *gw = NULL;
     bg_err err = {0};

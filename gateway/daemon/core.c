@@ -438,13 +438,34 @@ gw_quoted(const char *s, char *buf, size_t n)
 
 /* ------------------------------------------------ answering, refusing */
 
+/* The refusal sent in place of an answer the evidence log could not take: unlogged (the
+ * log takes nothing now), and carrying no path or detail of our disk; NULL if it cannot
+ * be sealed. */
+static uint8_t *
+no_evidence_refusal(bg_gw *gw, const gw_ev *ev, size_t *len)
+{
+    uint8_t *out = NULL;
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "%s cannot write its evidence log (its disk is full or failing): nothing was "
+             "answered; ask again later",
+             gw->cfg.city);
+    gw_ident *me = gw_ident_get(gw);
+    if (ev->o == NULL || bg_env_seal_error(me->id, ev->o, BG_GW_E_INTERNAL, msg, gw_max_message(gw),
+                                           &out, len, NULL) != BG_OK)
+        out = NULL;
+    gw_ident_release(me);
+    return out;
+}
+
 bool
 gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_t len)
 {
     bg_err err = {0};
     if (ev != NULL && !gw_ev_commit_inbound(gw, ev, bytes, len)) {
         free(bytes); /* no evidence, no answer */
-        bytes = NULL;
+        bytes = no_evidence_refusal(gw, ev, &len);
+        ev = NULL; /* nothing of it is logged, not even a failure to send */
     }
     if (bytes == NULL) {
         bg_tp_drop(req);
@@ -562,8 +583,18 @@ gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t 
             o = NULL;
             rc = BG_EPROTO;
         }
-        if (cev != NULL)
-            gw_ev_commit_outbound(gw, f, res, reason, cev);
+        bg_err everr = {0};
+        if (cev != NULL && !gw_ev_commit_outbound(gw, f, res, reason, cev, &everr)) {
+            /* A result shown without our own record of asking for it would be evidence
+             * lost in silence (a full disk): the answer is dropped instead. */
+            bg_env_opened_free(o);
+            o = NULL;
+            snprintf(res->error, sizeof res->error,
+                     "%s's answer was not used: our evidence log could not be written (%.300s)",
+                     p->city, everr.msg);
+            res->code = BG_GW_E_INTERNAL;
+            rc = BG_EIO;
+        }
         if (rc == BG_EABORTED && res->code == BG_ENV_UNKNOWN_CERTIFICATE && !with_cert) {
             atomic_store(&p->cert_known, false);
             with_cert = true; /* the peer forgot us: introduce ourselves again */

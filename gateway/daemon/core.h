@@ -91,7 +91,8 @@ const char *gw_quoted(const char *s, char *buf, size_t n);
 
 /* Sends bytes (freed) as the answer, or drops req when bytes is NULL. With ev (an
  * authenticated request), the exchange goes to the evidence log first; if it cannot,
- * the answer is dropped; if the transport then does not take it (expired, too big), an
+ * the answer is thrown away and a refusal (BG_GW_E_INTERNAL, "cannot write its evidence
+ * log") goes instead; if the transport then does not take it (expired, too big), an
  * "answer-not-sent" leaf follows. true: handed to the transport. */
 bool gw_reply_or_drop(bg_gw *gw, gw_ev *ev, bg_tp_request *req, uint8_t *bytes, size_t len);
 
@@ -112,8 +113,10 @@ void gw_refuse(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
  * the peer knows it (and once more with it if the peer says it forgot us), an answer
  * of want_type back (0: any type), opened and bound to our request. A typed refusal
  * gives BG_EABORTED with res->code; transport BG_EIO; a bad answer BG_EPROTO; sealing
- * BG_EINVAL. With cev, the exchange is written to the evidence log. res's byte counts
- * are added to. On BG_OK the caller frees *out.
+ * BG_EINVAL. With cev, the exchange is written to the evidence log; if it cannot be,
+ * the answer is dropped: BG_EIO, res->code BG_GW_E_INTERNAL, res->error naming the
+ * log's error (a full disk). res's byte counts are added to. On BG_OK the caller frees
+ * *out.
  */
 int gw_call(bg_gw *gw, gw_peer *p, const bg_env_fields *f, int timeout_ms, uint32_t want_type,
             const gw_call_ev *cev, bg_env_opened **out, bg_rt_result *res);

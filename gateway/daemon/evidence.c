@@ -89,6 +89,7 @@ gw_ev_inbound(gw_ev *ev, const bg_env_opened *o)
 {
     memset(ev, 0, sizeof *ev);
     ev->rate_kind = -1;
+    ev->o = o;
     ev_request(&ev->e, o->sender, o->request_id, o->digest, o->purpose, o->authorisation_ref,
                o->authorisation_ref_len);
 }
@@ -115,14 +116,15 @@ gw_ev_refused(gw_ev *ev, uint32_t code, const char *reason)
 }
 
 static bool
-append_pair(bg_gw *gw, const bg_audit_event pair[2], const char *what)
+append_pair(bg_gw *gw, const bg_audit_event pair[2], const char *what, bg_err *err)
 {
-    bg_err err = {0};
-    if (gw->audit != NULL && bg_audit_append_batch(gw->audit, pair, 2, NULL, &err) == BG_OK)
+    if (gw->audit != NULL && bg_audit_append_batch(gw->audit, pair, 2, NULL, err) == BG_OK)
         return true;
+    if (gw->audit == NULL)
+        bg_err_set(err, BG_EIO, "no evidence log");
     atomic_fetch_add(&gw->evidence_failed, 1);
     bg_log(BG_LOG_ERROR, "audit.append_failed", "what=%s peer=%s error=\"%s\"", what, pair[0].peer,
-           gw->audit != NULL ? err.msg : "no evidence log");
+           err->msg);
     return false;
 }
 
@@ -145,7 +147,8 @@ gw_ev_commit_inbound(bg_gw *gw, gw_ev *ev, const uint8_t *bytes, size_t len)
     pair[1].has_answer_digest = bytes != NULL;
     if (bytes != NULL)
         crypto_hash_sha256(pair[1].answer_digest, bytes, len);
-    return append_pair(gw, pair, "inbound");
+    bg_err err = {0};
+    return append_pair(gw, pair, "inbound", &err);
 }
 
 void
@@ -166,9 +169,9 @@ gw_ev_commit_not_sent(bg_gw *gw, const gw_ev *ev, const char *why)
 
 /* ----------------------------------------------------------- outbound */
 
-void
+bool
 gw_ev_commit_outbound(bg_gw *gw, const bg_env_fields *f, const bg_rt_result *rt, const char *reason,
-                      const gw_call_ev *cev)
+                      const gw_call_ev *cev, bg_err *err)
 {
     bg_audit_event pair[2];
     memset(pair, 0, sizeof pair);
@@ -192,7 +195,7 @@ gw_ev_commit_outbound(bg_gw *gw, const bg_env_fields *f, const bg_rt_result *rt,
     pair[1].items_answered = rt->code == 0 ? cev->items : 0;
     if (rt->code != 0)
         copy_reason(pair[1].reason, reason);
-    append_pair(gw, pair, "outbound");
+    return append_pair(gw, pair, "outbound", err);
 }
 
 /* -------------------------------------------------------- heads, start */

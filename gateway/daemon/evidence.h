@@ -7,11 +7,13 @@
  * "request-answered" or "request-refused" (digest of the signed answer, outcome),
  * with peer, purpose, authorisation reference, list, epoch and item counts; never an
  * element or identifier. They are appended (and synced) BEFORE the answer is sent:
- * if the log cannot be written the answer is dropped, so nothing is answered without
- * evidence. Requests refused before their envelope verified are not logged (an
- * unauthenticated sender could otherwise fill the log); they are counted and logged
- * on stderr. The asking side logs its PSI requests likewise ("request-sent" and
- * "answer-received" or "request-failed") after each round trip. Tree heads are signed
+ * if the log cannot be written (a full disk) the answer is thrown away, so nothing is
+ * answered without evidence, and an unlogged refusal saying so goes back instead, so
+ * the asker learns why at once rather than after its timeout. Requests refused before their
+ * envelope verified are not logged (an unauthenticated sender could otherwise fill the log); they
+ * are counted and logged on stderr. The asking side logs its PSI requests likewise ("request-sent"
+ * and "answer-received" or "request-failed") after each round trip, and an answer whose leaves
+ * could not be written is thrown away: that peer's part of the query fails. Tree heads are signed
  * every [audit] head_interval_s when the tree grew.
  */
 #ifndef BG_EVIDENCE_H
@@ -31,6 +33,8 @@ struct bg_gw;
 typedef struct gw_ev {
     bg_audit_event e;
     int rate_kind; /* the request's gw_rate_kind (rate.h), charged the answer's bytes; -1 */
+    const bg_env_opened *o; /* the request (alive while it is handled): a refusal can be
+                               sealed for it when the log cannot take the exchange */
 } gw_ev;
 
 /* Seeds ev from the opened request: peer, request id and digest, purpose, reference. */
@@ -59,9 +63,11 @@ typedef struct gw_call_ev {
 } gw_call_ev;
 
 /* Appends [request-sent, answer-received | request-failed] for the round trip rt of
- * request f (outcome rt->code; reason a short word or the peer's message). */
-void gw_ev_commit_outbound(struct bg_gw *gw, const bg_env_fields *f, const bg_rt_result *rt,
-                           const char *reason, const gw_call_ev *cev);
+ * request f (outcome rt->code; reason a short word or the peer's message). false (err
+ * says why, logged) if they could not be written: the caller must then not use the
+ * answer, so no result is shown whose evidence we do not hold. */
+bool gw_ev_commit_outbound(struct bg_gw *gw, const bg_env_fields *f, const bg_rt_result *rt,
+                           const char *reason, const gw_call_ev *cev, bg_err *err);
 
 /* Opens the log (making data_dir and data_dir/audit) and keeps the certificate of id,
  * the identity its heads will be signed with. */

@@ -17,6 +17,7 @@
 
 #include "certs/pki.h"
 #include "certs/trust.h"
+#include "common/file.h"
 #include "gateway/config/config.h"
 #include "gateway/daemon/core.h"
 #include "gateway/daemon/evidence.h"
@@ -893,6 +894,30 @@ start_servers(bg_gw *gw, bg_err *err)
     return bg_tp_server_start(&gw->local, &lo, err);
 }
 
+/* What a crash left of an atomic write (a quota charge, a key, a relayed CRL) is
+ * removed before anything is written again: we hold the directory (serve.lock), so
+ * no temp there is anyone's work in progress but a command's of this very moment. */
+static void
+remove_crash_temps(bg_gw *gw)
+{
+    static const char *const sub[] = {"", "/psi-keys", "/audit", "/audit/certs"};
+    char path[BG_CONFIG_PATH_MAX + 32];
+    for (size_t i = 0; i <= sizeof sub / sizeof sub[0]; i++) {
+        if (i == 0)
+            snprintf(path, sizeof path, "%s", gw->cfg.dir);
+        else if (snprintf(path, sizeof path, "%s%s", gw->cfg.data_dir, sub[i - 1]) >=
+                 (int)sizeof path)
+            continue;
+        size_t n = 0;
+        bg_err err = {0};
+        if (bg_file_remove_temps(path, &n, &err) != BG_OK)
+            bg_log(BG_LOG_WARN, "gateway.temp_not_removed", "error=\"%s\"", err.msg);
+        if (n > 0)
+            bg_log(BG_LOG_WARN, "gateway.temp_removed",
+                   "dir=%s files=%zu effect=\"left by a crash in the middle of a write\"", path, n);
+    }
+}
+
 int
 bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
 {
@@ -907,8 +932,10 @@ bg_gw_start(bg_gw **out, const char *dir, bg_err *err)
     gw->started = time(NULL);
 
     int rc = load_material(gw, dir, err);
-    if (rc == BG_OK)
+    if (rc == BG_OK) {
+        remove_crash_temps(gw);
         rc = gw_evidence_start(gw, gw->ident->id, err);
+    }
     if (rc == BG_OK)
         rc = gw_witness_start(gw, err);
     if (rc == BG_OK)

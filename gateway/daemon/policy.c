@@ -41,11 +41,11 @@ gw_policy_permitted(bg_gw *gw, const char *asker, const char *purpose, bool has_
     return ok;
 }
 
-bool
+int
 gw_policy_quota(bg_gw *gw, const char *asker, uint64_t n, const bg_roster_verdict *v, bool charge,
-                uint64_t *used)
+                uint64_t *used, bg_err *err)
 {
-    return gw_quota_take(&gw->quota, asker, n, v->quota_items_per_day, charge, used);
+    return gw_quota_take(&gw->quota, asker, n, v->quota_items_per_day, charge, used, err);
 }
 
 bool

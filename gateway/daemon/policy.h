@@ -35,9 +35,10 @@ bool gw_policy_permitted(struct bg_gw *gw, const char *asker, const char *purpos
                          const char *list, bg_roster_verdict *v);
 
 /* Answering: charges n items to asker's quota of today under permission v (only checks,
- * when !charge); false if that passes the quota or cannot be saved. *used: items today. */
-bool gw_policy_quota(struct bg_gw *gw, const char *asker, uint64_t n, const bg_roster_verdict *v,
-                     bool charge, uint64_t *used);
+ * when !charge): BG_OK; BG_ELIMIT if that passes the quota; BG_EIO if the charge cannot
+ * be saved (a disk error, not the asker's quota: quota.h). *used: items today. */
+int gw_policy_quota(struct bg_gw *gw, const char *asker, uint64_t n, const bg_roster_verdict *v,
+                    bool charge, uint64_t *used, bg_err *err);
 
 /* Asking: does the roster say purpose needs an authorisation reference? */
 bool gw_policy_needs_authorisation(struct bg_gw *gw, const char *purpose);

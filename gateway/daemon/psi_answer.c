@@ -54,7 +54,12 @@ published(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req, cons
         return NULL;
     }
     bg_pub_snap *ps = bg_pub_get(gw->pub, list);
-    if (ps == NULL)
+    if (ps == NULL && bg_pub_failing(gw->pub))
+        refuse(gw, ev, o, req, BG_GW_E_NOT_PUBLISHED,
+               "%s has not published %s: reading or writing its store failed (a full or "
+               "failing disk; its operator's log says why)",
+               gw->cfg.city, list);
+    else if (ps == NULL)
         refuse(gw, ev, o, req, BG_GW_E_NOT_PUBLISHED, "%s has not published %s yet", gw->cfg.city,
                list);
     return ps;
@@ -268,10 +273,8 @@ query_evaluate(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
     size_t len = q->elements.len, n = len / BG_OPRF_ELEMENTBYTES;
     bg_err err = {0};
     /* Over quota already: refused before any work. */
-    if (!gw_policy_quota(gw, o->sender, n, v, false, used)) {
-        refuse(gw, ev, o, req, BG_GW_E_QUOTA,
-               "%s has used %llu of its %llu items today; %zu more refused", o->sender,
-               (unsigned long long)*used, (unsigned long long)v->quota_items_per_day, n);
+    if (gw_policy_quota(gw, o->sender, n, v, false, used, &err) != BG_OK) {
+        refuse(gw, ev, o, req, BG_GW_E_QUOTA, "%s", err.msg);
         return NULL;
     }
     uint8_t *eval = malloc(len);
@@ -287,10 +290,9 @@ query_evaluate(bg_gw *gw, gw_ev *ev, const bg_env_opened *o, bg_tp_request *req,
     if (rc != BG_OK) {
         refuse(gw, ev, o, req, rc == BG_ELIMIT ? BG_GW_E_BATCH : BG_GW_E_BAD_ELEMENTS, "%s",
                err.msg);
-    } else if (!gw_policy_quota(gw, o->sender, n, v, true, used)) {
-        refuse(gw, ev, o, req, BG_GW_E_QUOTA,
-               "%s has used %llu of its %llu items today; %zu more refused", o->sender,
-               (unsigned long long)*used, (unsigned long long)v->quota_items_per_day, n);
+    } else if ((rc = gw_policy_quota(gw, o->sender, n, v, true, used, &err)) != BG_OK) {
+        /* A charge the disk would not take is our failure, not the asker's quota. */
+        refuse(gw, ev, o, req, rc == BG_ELIMIT ? BG_GW_E_QUOTA : BG_GW_E_INTERNAL, "%s", err.msg);
     } else {
         return eval;
     }

@@ -50,6 +50,7 @@ struct bg_pub {
     bool offered[BG_LIST_COUNT];
     bool rotate[BG_PUB_LISTS];
     bool poked, stop;
+    bool failing; /* the builder's last look at the store failed (a full disk, say) */
     pthread_t thread;
     bool started;
 
@@ -530,9 +531,10 @@ store_exists(const bg_pub *p)
     return stat(path, &st) == 0;
 }
 
-/* One look at the store: rebuild what is out of date. Builder thread only. */
-static void
-check_store(bg_pub *p)
+/* One look at the store: rebuild what is out of date. Builder thread only. false: a
+ * step failed (logged). */
+static bool
+look_at_store(bg_pub *p)
 {
     bg_err err = {0};
     if (p->store == NULL) {
@@ -542,12 +544,12 @@ check_store(bg_pub *p)
                        "data_dir=%s effect=\"nothing published until the first import\"",
                        p->data_dir);
             p->store_missing_logged = true;
-            return;
+            return true;
         }
         if (bg_store_open(&p->store, p->data_dir, p->city, NULL, &err) != BG_OK) {
             bg_log(BG_LOG_ERROR, "psi.store_failed", "error=\"%s\"", err.msg);
             p->store = NULL;
-            return;
+            return false;
         }
     }
     bool want[BG_PUB_LISTS], rot[BG_PUB_LISTS];
@@ -562,8 +564,9 @@ check_store(bg_pub *p)
     int64_t last = 0;
     if (bg_store_last_import(p->store, &last, &err) != BG_OK) {
         bg_log(BG_LOG_ERROR, "psi.store_failed", "error=\"%s\"", err.msg);
-        return;
+        return false;
     }
+    bool ok = true;
     for (int i = 0; i < BG_PUB_LISTS; i++) {
         if (!want[i])
             continue;
@@ -573,12 +576,34 @@ check_store(bg_pub *p)
         pthread_mutex_unlock(&p->lock);
         if (fresh && !rot[i])
             continue;
-        if (publish_list(p, i, rot[i], &err) != BG_OK)
+        if (publish_list(p, i, rot[i], &err) != BG_OK) {
+            ok = false;
             bg_log(BG_LOG_ERROR, "psi.publish_failed", "list=%s error=\"%s\"", pub_list_name(i),
                    err.msg);
-        else if (i == BG_LIST_COUNT && publish_status(p, &err) != BG_OK)
+        } else if (i == BG_LIST_COUNT && publish_status(p, &err) != BG_OK) {
+            ok = false;
             bg_log(BG_LOG_ERROR, "attest.status_failed", "error=\"%s\"", err.msg);
+        }
     }
+    return ok;
+}
+
+static void
+check_store(bg_pub *p)
+{
+    bool ok = look_at_store(p);
+    pthread_mutex_lock(&p->lock);
+    p->failing = !ok;
+    pthread_mutex_unlock(&p->lock);
+}
+
+bool
+bg_pub_failing(bg_pub *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool f = p->failing;
+    pthread_mutex_unlock(&p->lock);
+    return f;
 }
 
 /* ps again (its snapshot shared), signed with the key of now. */

@@ -112,6 +112,9 @@ int bg_pub_rotate(bg_pub *p, const char *list, bg_err *err);
 
 /* The current publication of list (a reference), or NULL if there is none. */
 bg_pub_snap *bg_pub_get(bg_pub *p, const char *list);
+/* Did the builder's last look at the store fail (it could not be read, or a list not
+ * be published: a full disk, say)? So a refusal of what is not published says why. */
+bool bg_pub_failing(bg_pub *p);
 void bg_pub_snap_release(bg_pub_snap *s);
 
 /* Index of a publishable list name (0..BG_PUB_LISTS-1), or -1. */

@@ -76,27 +76,31 @@ gw_quota_destroy(gw_quota *q)
     pthread_mutex_destroy(&q->file_lock);
 }
 
-/* Writes the state of version v (text in buf) unless a newer one is already on disk. */
-static bool
+/* Writes the state of version v (text in buf) unless a newer one is already on disk.
+ * 0, or the errno of the failed write (logged here with the path, which a peer's
+ * refusal must not carry). */
+static int
 quota_persist(gw_quota *q, uint64_t v, const char *buf, size_t len)
 {
-    bool ok = true;
+    int failed = 0;
     pthread_mutex_lock(&q->file_lock);
     if (v > q->written) {
         bg_err err = {0};
-        ok = bg_file_write_replace(q->path, buf, len, 0600, &err) == BG_OK;
-        if (ok)
+        errno = 0;
+        if (bg_file_write_replace(q->path, buf, len, 0600, &err) == BG_OK) {
             q->written = v;
-        else
+        } else {
+            failed = errno != 0 ? errno : EIO;
             bg_log(BG_LOG_ERROR, "quota.not_saved", "error=\"%s\"", err.msg);
+        }
     }
     pthread_mutex_unlock(&q->file_lock);
-    return ok;
+    return failed;
 }
 
-bool
+int
 gw_quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, bool charge,
-              uint64_t *used)
+              uint64_t *used, bg_err *err)
 {
     int64_t day = (int64_t)(time(NULL) / 86400);
     bool ok = false;
@@ -130,13 +134,22 @@ gw_quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, boo
         *used = q->used[i].used;
     }
     pthread_mutex_unlock(&q->lock);
-    if (ok && charge && q->path[0] != '\0' && !quota_persist(q, v, buf, len)) {
+    if (!ok)
+        return bg_err_set(
+            err, BG_ELIMIT, "%s has used %llu of its %llu items today; %llu more refused", city,
+            (unsigned long long)*used, (unsigned long long)limit, (unsigned long long)items);
+    int failed = charge && q->path[0] != '\0' ? quota_persist(q, v, buf, len) : 0;
+    if (failed != 0) {
         pthread_mutex_lock(&q->lock);
         q->used[i].used -= items; /* not saved: not charged, not answered */
+        *used = q->used[i].used;
         pthread_mutex_unlock(&q->lock);
-        ok = false;
+        return bg_err_set(err, BG_EIO,
+                          "the answering gateway could not save the quota charge on its disk (%s); "
+                          "nothing was answered or charged: ask again later",
+                          strerror(failed));
     }
-    return ok;
+    return BG_OK;
 }
 
 void

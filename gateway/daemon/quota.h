@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/err.h"
 #include "peers/roster.h"
 
 typedef struct gw_quota {
@@ -32,11 +33,12 @@ typedef struct gw_quota {
 void gw_quota_init(gw_quota *q, const char *data_dir);
 void gw_quota_destroy(gw_quota *q);
 
-/* Charges items to city for today (only checks, when !charge); false (nothing kept) if
- * that would pass limit or the charge could not be saved: an answer is never given on a
- * charge a restart would forget. *used: the city's items today. */
-bool gw_quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, bool charge,
-                   uint64_t *used);
+/* Charges items to city for today (only checks, when !charge). Nothing is kept on
+ * BG_ELIMIT (that would pass limit) nor on BG_EIO (the charge could not be saved: an
+ * answer is never given on a charge a restart would forget; err names the disk's error,
+ * never the path, since it goes to the asker). *used: the city's items today. */
+int gw_quota_take(gw_quota *q, const char *city, uint64_t items, uint64_t limit, bool charge,
+                  uint64_t *used, bg_err *err);
 
 /* Gives back items charged to city today for an answer that never left (saved like a
  * charge; a failure to save is logged, the memory count given back anyway). */

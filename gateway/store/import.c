@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/json.h"
 #include "domain/date.h"
 #include "domain/uscc.h"
@@ -235,8 +236,8 @@ typedef struct imp {
         char city[7];
         uint64_t rows;
     } foreign[16];
-    FILE *rep;
-    char rep_tmp[4096 + 16];
+    FILE *rep;            /* on a dup of rep_s.fd, so closing it leaves rep_s to commit */
+    bg_file_stream rep_s; /* rep_s.fd < 0: none */
     char rep_final[4096];
     char first_bad[BG_ERR_MSG_MAX]; /* "line N: why" of the first bad row */
     crypto_hash_sha256_state reparse;
@@ -252,10 +253,12 @@ progress(imp *im, bg_import_phase phase, uint64_t rows)
 static int
 db_fail(imp *im, bg_err *err, uint64_t line, const char *what)
 {
+    char m[256];
+    bg_store_errmsg(im->db, m, sizeof m);
     if (line > 0)
         return bg_err_set(err, BG_EDB, "line %llu: store: %s: %s", (unsigned long long)line, what,
-                          sqlite3_errmsg(im->db));
-    return bg_err_set(err, BG_EDB, "store: %s: %s", what, sqlite3_errmsg(im->db));
+                          m);
+    return bg_err_set(err, BG_EDB, "store: %s: %s", what, m);
 }
 
 /* Steps a statement expected to finish without rows, then resets it. */
@@ -385,7 +388,7 @@ report(imp *im, bg_err *err, uint64_t line, const char *uscc, size_t uscc_len, i
     fputc('\n', im->rep);
     im->res->reported++;
     if (ferror(im->rep))
-        return bg_err_set(err, BG_EIO, "writing report %s: %s", im->rep_tmp, strerror(errno));
+        return bg_err_set(err, BG_EIO, "writing report %s: %s", im->rep_final, strerror(errno));
     return BG_OK;
 }
 
@@ -1187,32 +1190,38 @@ find_digest(imp *im, const char *digest, int64_t *id, bg_err *err)
     return BG_OK;
 }
 
-/* The report's temporary file, with its header (at the first row to report). */
+/* The report's unnamed file, with its header (at the first row to report): a kill
+ * before it is complete leaves nothing behind (bg_file_stream). */
 static int
 report_create(imp *im, bg_err *err)
 {
-    snprintf(im->rep_tmp, sizeof im->rep_tmp, "%s.tmp-XXXXXX", im->rep_final);
-    /* mkstemp: 0600, and a name nobody else can have planted. */
-    int fd = mkstemp(im->rep_tmp);
-    if (fd < 0) {
-        int e = errno;
-        im->rep_tmp[0] = '\0';
-        return bg_err_set(err, BG_EIO, "cannot create report %s: %s", im->rep_final, strerror(e));
-    }
-    im->rep = fdopen(fd, "w");
+    bg_err fe;
+    if (bg_file_stream_open(&im->rep_s, im->rep_final, 0600, &fe) != BG_OK)
+        return bg_err_set(err, BG_EIO, "cannot create report: %s", fe.msg);
+    int fd = dup(im->rep_s.fd);
+    im->rep = fd < 0 ? NULL : fdopen(fd, "w");
     if (im->rep == NULL) {
-        close(fd);
-        unlink(im->rep_tmp);
-        im->rep_tmp[0] = '\0';
+        if (fd >= 0)
+            close(fd);
+        bg_file_stream_abort(&im->rep_s);
         return bg_err_set(err, BG_ENOMEM, "out of memory");
     }
     fputs("line,uscc,status,reason\n", im->rep);
     return BG_OK;
 }
 
+/* The report's FILE and file given up, nothing named. */
+static void
+report_drop(imp *im)
+{
+    if (im->rep != NULL)
+        fclose(im->rep);
+    im->rep = NULL;
+    bg_file_stream_abort(&im->rep_s);
+}
+
 /* Where the report will go, checked; the file itself is made at its first row
- * (report_create; a probe now): an import with nothing to report, even one killed,
- * leaves none. */
+ * (report_create; a probe now). */
 static int
 open_report(imp *im, const char *path, const struct stat *input, bg_err *err)
 {
@@ -1226,18 +1235,14 @@ open_report(imp *im, const char *path, const struct stat *input, bg_err *err)
     if (strcmp(im->rep_final, path) == 0 ||
         (stat(im->rep_final, &rs) == 0 && rs.st_dev == input->st_dev && rs.st_ino == input->st_ino))
         return bg_err_set(err, BG_EINVAL, "report %s is the input file", im->rep_final);
-    /* Can it be made there? Found out before the store is touched: made, removed at once. */
+    /* Can it be made there? Found out before the store is touched: made, dropped at once. */
     int rc = report_create(im, err);
-    if (rc == BG_OK) {
-        fclose(im->rep);
-        im->rep = NULL;
-        unlink(im->rep_tmp);
-        im->rep_tmp[0] = '\0';
-    }
+    if (rc == BG_OK)
+        report_drop(im);
     return rc;
 }
 
-/* Puts the report in place (or removes it if it has no rows). Call after COMMIT/ROLLBACK. */
+/* Puts the report in place (or drops it if it has no rows). Call after COMMIT/ROLLBACK. */
 static int
 finish_report(imp *im, bg_err *err)
 {
@@ -1245,24 +1250,22 @@ finish_report(imp *im, bg_err *err)
     im->rep = NULL;
     if (f == NULL)
         return BG_OK; /* nothing reported: no file was made */
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    bool ok = fflush(f) == 0;
     int e = errno;
     ok = fclose(f) == 0 && ok;
     if (im->res->reported == 0) {
-        unlink(im->rep_tmp);
-        im->rep_tmp[0] = '\0';
+        bg_file_stream_abort(&im->rep_s);
         return BG_OK;
     }
-    if (ok && rename(im->rep_tmp, im->rep_final) == 0) {
-        im->rep_tmp[0] = '\0';
-        snprintf(im->res->report_path, sizeof im->res->report_path, "%s", im->rep_final);
-        return BG_OK;
+    if (!ok) {
+        bg_file_stream_abort(&im->rep_s);
+        return bg_err_set(err, BG_EIO, "writing report %s: %s", im->rep_final, strerror(e));
     }
-    if (ok)
-        e = errno;
-    unlink(im->rep_tmp);
-    im->rep_tmp[0] = '\0';
-    return bg_err_set(err, BG_EIO, "writing report %s: %s", im->rep_final, strerror(e));
+    bg_err fe;
+    if (bg_file_stream_commit(&im->rep_s, &fe) != BG_OK)
+        return bg_err_set(err, BG_EIO, "writing report: %s", fe.msg);
+    snprintf(im->res->report_path, sizeof im->res->report_path, "%s", im->rep_final);
+    return BG_OK;
 }
 
 /*
@@ -1574,6 +1577,7 @@ bg_import_file(bg_store *s, const char *path, const bg_import_opts *opts, bg_imp
     static const bg_import_opts defaults = {.mode = BG_IMPORT_QUARANTINE};
     imp im;
     memset(&im, 0, sizeof im);
+    im.rep_s.fd = -1;
     memset(result, 0, sizeof *result);
     bg_err_clear(err);
     im.s = s;
@@ -1610,10 +1614,7 @@ bg_import_file(bg_store *s, const char *path, const bg_import_opts *opts, bg_imp
     if (im.in_tx)
         sqlite3_exec(im.db, "ROLLBACK", NULL, NULL, NULL);
     cache_restore(&im);
-    if (im.rep != NULL)
-        fclose(im.rep);
-    if (im.rep_tmp[0] != '\0')
-        unlink(im.rep_tmp);
+    report_drop(&im);
     if (!im.committed && !im.strict_aborted)
         result->report_path[0] = '\0';
     /* The totals describe the store as this call leaves it (a dry run: as it would be). */

@@ -132,10 +132,38 @@ static const char *const migrations[] = {
 _Static_assert(NMIGRATIONS == BG_STORE_SCHEMA_VERSION,
                "BG_STORE_SCHEMA_VERSION must equal the number of migrations");
 
+/* The system's errno behind db's last error, if it was the file system's (SQLite keeps
+ * the last failed call's, which may be older than an error of another kind); 0 if none. */
+static int
+os_errno(sqlite3 *db)
+{
+    int c = sqlite3_errcode(db) & 0xff;
+    return c == SQLITE_IOERR || c == SQLITE_FULL || c == SQLITE_CANTOPEN ? sqlite3_system_errno(db)
+                                                                         : 0;
+}
+
+const char *
+bg_store_errmsg(sqlite3 *db, char *buf, size_t n)
+{
+    if (db == NULL) {
+        snprintf(buf, n, "out of memory");
+        return buf;
+    }
+    int e = os_errno(db);
+    const char *m = sqlite3_errmsg(db);
+    if (e != 0 && strstr(m, strerror(e)) == NULL)
+        snprintf(buf, n, "%s (%s)", m, strerror(e));
+    else
+        snprintf(buf, n, "%s", m);
+    return buf;
+}
+
 static int
 db_err(bg_store *s, bg_err *err, const char *what)
 {
-    return bg_err_set(err, BG_EDB, "store %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+    char m[256];
+    return bg_err_set(err, BG_EDB, "store %s: %s: %s", s->path, what,
+                      bg_store_errmsg(s->db, m, sizeof m));
 }
 
 static int
@@ -143,8 +171,15 @@ exec(bg_store *s, const char *sql, bg_err *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        int rc =
-            bg_err_set(err, BG_EDB, "store %s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+        char m[256];
+        int e = os_errno(s->db);
+        if (msg == NULL)
+            bg_store_errmsg(s->db, m, sizeof m);
+        else if (e != 0)
+            snprintf(m, sizeof m, "%s (%s)", msg, strerror(e));
+        else
+            snprintf(m, sizeof m, "%s", msg);
+        int rc = bg_err_set(err, BG_EDB, "store %s: %s", s->path, m);
         sqlite3_free(msg);
         return rc;
     }
@@ -366,9 +401,11 @@ create_file(bg_store *s, const char *data_dir, const char *city, bool *created, 
 static int
 open_conn(bg_store *s, int flags, int64_t *version, bg_err *err)
 {
-    if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK)
+    if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK) {
+        char m[256];
         return bg_err_set(err, BG_EDB, "cannot open store %s: %s", s->path,
-                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
+                          bg_store_errmsg(s->db, m, sizeof m));
+    }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, 10000);
 

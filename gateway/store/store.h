@@ -47,6 +47,11 @@ void bg_store_close(bg_store *s);
 /* The underlying connection, for modules of the store layer (import). */
 sqlite3 *bg_store_db(bg_store *s);
 
+/* db's last error for a message, with the system's reason when SQLite has one
+ * ("disk I/O error (No space left on device)"): SQLite alone says only "disk I/O
+ * error" of a full disk in many places. In buf (also returned); db NULL: out of memory. */
+const char *bg_store_errmsg(sqlite3 *db, char *buf, size_t n);
+
 const char *bg_store_city(const bg_store *s);
 /* "<data-dir>/credit.db". */
 const char *bg_store_path(const bg_store *s);

@@ -17,8 +17,8 @@
 static int
 fail(sqlite3 *db, bg_err *err, const char *what, const char *path)
 {
-    return bg_err_set(err, BG_EDB, "%s %s: %s", what, path,
-                      db != NULL ? sqlite3_errmsg(db) : "out of memory");
+    char m[256];
+    return bg_err_set(err, BG_EDB, "%s %s: %s", what, path, bg_store_errmsg(db, m, sizeof m));
 }
 
 /* The copy must be a store: integrity and the enterprise count. */
