@@ -209,6 +209,14 @@ bg_snap_delta_apply(bg_snap **out, const bg_snap *o, const bg_snap_delta *d, uns
     if (sodium_memcmp(o->digest, d->from_digest, DB) != 0)
         return bg_err_set(err, BG_EPROTO, "delta: its base digest is not the snapshot's");
 
+    /* The count is the delta's word, and what it allocates: it is bounded by what the
+     * delta can make before anything is allocated for it (removals only shrink). */
+    if (d->to_count > o->n + d->nadd)
+        return bg_err_set(err, BG_EPROTO,
+                          "delta: announces %zu entries, but %zu entries and %zu added make at "
+                          "most %zu",
+                          d->to_count, o->n, d->nadd, o->n + d->nadd);
+
     bg_snap *s = calloc(1, sizeof *s);
     if (s == NULL)
         return bg_err_set(err, BG_ENOMEM, "delta: out of memory");
