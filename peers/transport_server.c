@@ -693,22 +693,20 @@ guard_probe(bg_tp_server *srv, int fd, tp_pending *p)
     return true;
 }
 
-/* One descriptor of the process: fd into srv->pend if it is a TCP connection on
- * our port (first_seen not set yet), counted in *nfds. */
-static void
-guard_note(bg_tp_server *srv, long fd, unsigned *nfds)
+/* Room for one more entry at the end of srv->pend; NULL if it cannot grow (that
+ * descriptor is left out of this look). */
+static tp_pending *
+pend_next(bg_tp_server *srv)
 {
-    (*nfds)++;
     if (srv->npend == srv->pend_cap) {
         unsigned cap = srv->pend_cap ? srv->pend_cap * 2 : 64;
         tp_pending *np = realloc(srv->pend, cap * sizeof *np);
         if (np == NULL)
-            return; /* counted; judged at the next look */
+            return NULL;
         srv->pend = np;
         srv->pend_cap = cap;
     }
-    if (guard_probe(srv, (int)fd, &srv->pend[srv->npend]))
-        srv->npend++;
+    return &srv->pend[srv->npend];
 }
 
 /* A record of getdents64(2) (the kernel's linux_dirent64). */
@@ -720,29 +718,26 @@ typedef struct {
     char name[];
 } tp_dirent;
 
-/* Lists the TCP connections on our port in srv->pend and counts every descriptor,
- * reading /proc/self/fd through the descriptor the guard keeps open for it: when
- * nng has taken every descriptor (a flood accepted faster than the guard looks),
- * opening the directory anew would fail, and the guard could never cut the flood
- * that keeps it blind. False if /proc cannot be read. */
+/*
+ * fn(srv, fd, arg) for every descriptor of the process but the directory's own,
+ * read from /proc/self/fd through the descriptor the guard opened at start: when nng
+ * has taken every descriptor (a flood accepted faster than the guard looks), opening
+ * the directory anew would fail, and the guard could never cut the flood that keeps
+ * it blind. False if the directory cannot be read.
+ */
 static bool
-guard_scan(bg_tp_server *srv, unsigned *nfds)
+proc_fds(bg_tp_server *srv, void (*fn)(bg_tp_server *, int, void *), void *arg)
 {
     if (srv->proc_fd < 0 || lseek(srv->proc_fd, 0, SEEK_SET) != 0)
         return false;
-    srv->npend = 0;
-    srv->lsock.fd = -1;
-    *nfds = 0;
     union {
         char bytes[8192];
         uint64_t align;
     } buf;
     for (;;) {
         long n = syscall(SYS_getdents64, srv->proc_fd, buf.bytes, sizeof buf.bytes);
-        if (n < 0)
-            return false;
-        if (n == 0)
-            return true;
+        if (n <= 0)
+            return n == 0;
         for (long off = 0; off < n;) {
             const tp_dirent *e = (const tp_dirent *)(buf.bytes + off);
             if (e->reclen == 0)
@@ -750,11 +745,35 @@ guard_scan(bg_tp_server *srv, unsigned *nfds)
             off += e->reclen;
             char *end = NULL;
             long fd = strtol(e->name, &end, 10);
-            if (e->name[0] >= '0' && e->name[0] <= '9' && *end == '\0' && fd != srv->proc_fd)
-                guard_note(srv, fd, nfds);
+            if (e->name[0] >= '0' && e->name[0] <= '9' && *end == '\0' && fd != srv->proc_fd &&
+                fd <= INT32_MAX)
+                fn(srv, (int)fd, arg);
         }
     }
 }
+
+/* One descriptor: into srv->pend if it is a TCP connection on our port (first_seen
+ * not set yet), counted in *(unsigned *)nfds either way. */
+static void
+guard_note(bg_tp_server *srv, int fd, void *nfds)
+{
+    (*(unsigned *)nfds)++;
+    tp_pending *p = pend_next(srv);
+    if (p != NULL && guard_probe(srv, fd, p))
+        srv->npend++;
+}
+
+/* Lists the TCP connections on our port in srv->pend and counts every descriptor.
+ * False if /proc cannot be read. */
+static bool
+guard_scan(bg_tp_server *srv, unsigned *nfds)
+{
+    srv->npend = 0;
+    srv->lsock.fd = -1;
+    *nfds = 0;
+    return proc_fds(srv, guard_note, nfds);
+}
+
 static int
 by_ino(const void *a, const void *b)
 {
@@ -762,6 +781,21 @@ by_ino(const void *a, const void *b)
     if (x->ino != y->ino)
         return x->ino < y->ino ? -1 : 1;
     return x->dev < y->dev ? -1 : x->dev > y->dev;
+}
+
+/* This look becomes the last one (sorted by inode, for bsearch). */
+static void
+look_keep(bg_tp_server *srv)
+{
+    qsort(srv->pend, srv->npend, sizeof *srv->pend, by_ino);
+    tp_pending *t = srv->prev;
+    srv->prev = srv->pend;
+    srv->pend = t;
+    unsigned tc = srv->prev_cap;
+    srv->prev_cap = srv->pend_cap;
+    srv->pend_cap = tc;
+    srv->nprev = srv->npend;
+    srv->npend = 0;
 }
 
 /* Source address, then oldest first. */
@@ -1094,16 +1128,7 @@ guard_pass(bg_tp_server *srv, char *src, size_t srclen)
     srv->fd_tight = live > limit;
     pthread_mutex_unlock(&srv->lock);
     tls_watch(srv, now);
-    /* This look becomes the last one (sorted for bsearch). */
-    qsort(srv->pend, srv->npend, sizeof *srv->pend, by_ino);
-    tp_pending *t = srv->prev;
-    srv->prev = srv->pend;
-    srv->pend = t;
-    unsigned tc = srv->prev_cap;
-    srv->prev_cap = srv->pend_cap;
-    srv->pend_cap = tc;
-    srv->nprev = srv->npend;
-    srv->npend = 0;
+    look_keep(srv);
     guard_log(srv, now, src);
 }
 
@@ -1218,6 +1243,31 @@ ipc_probe_fd(bg_tp_server *srv, int fd, tp_pending *p)
     return true;
 }
 
+/* What ipc_watch's look knows, and what it found. */
+typedef struct {
+    int64_t now, added, full; /* now; nng's last handover; the contexts last all busy */
+    bool stuck;
+} ipc_look;
+
+/* One descriptor: into srv->pend if the current listener accepted it, with since when
+ * it holds unread bytes; look->stuck once one has for STUCK_MS while nng handed nothing
+ * over and the contexts were never all busy. */
+static void
+ipc_note(bg_tp_server *srv, int fd, void *arg)
+{
+    ipc_look *look = arg;
+    tp_pending *p = pend_next(srv);
+    if (p == NULL || !ipc_probe_fd(srv, fd, p))
+        return;
+    srv->npend++;
+    tp_pending *was = srv->nprev > 0 ? bsearch(p, srv->prev, srv->nprev, sizeof *p, by_ino) : NULL;
+    p->stuck_since = !p->unread                        ? 0
+                     : was != NULL && was->stuck_since ? was->stuck_since
+                                                       : look->now;
+    look->stuck = look->stuck || (p->stuck_since != 0 && look->now - p->stuck_since >= STUCK_MS &&
+                                  look->added < p->stuck_since && look->full < p->stuck_since);
+}
+
 /*
  * ipc has no handshakes to bound, but nng 1.5.2 stops an ipc listener for good when a
  * client leaves in the middle of the SP handshake (nanomsg/nng#1518, fixed after
@@ -1245,43 +1295,9 @@ ipc_watch(bg_tp_server *srv)
     int64_t full = srv->ipc_full_at;
     pthread_mutex_unlock(&srv->lock);
     srv->npend = 0;
-    bool stuck = false;
-    union {
-        char bytes[8192];
-        uint64_t align;
-    } buf;
-    long n = lseek(srv->proc_fd, 0, SEEK_SET) == 0 ? 1 : -1;
-    while (n > 0 && (n = syscall(SYS_getdents64, srv->proc_fd, buf.bytes, sizeof buf.bytes)) > 0) {
-        for (long off = 0; off < n;) {
-            const tp_dirent *e = (const tp_dirent *)(buf.bytes + off);
-            if (e->reclen == 0)
-                break;
-            off += e->reclen;
-            char *end = NULL;
-            long fd = strtol(e->name, &end, 10);
-            if (e->name[0] < '0' || e->name[0] > '9' || *end != '\0' || fd == srv->proc_fd)
-                continue;
-            if (srv->npend == srv->pend_cap) {
-                unsigned cap = srv->pend_cap ? srv->pend_cap * 2 : 64;
-                tp_pending *np = realloc(srv->pend, cap * sizeof *np);
-                if (np == NULL)
-                    break;
-                srv->pend = np;
-                srv->pend_cap = cap;
-            }
-            tp_pending *p = &srv->pend[srv->npend];
-            if (!ipc_probe_fd(srv, (int)fd, p))
-                continue;
-            srv->npend++;
-            tp_pending *was =
-                srv->nprev > 0 ? bsearch(p, srv->prev, srv->nprev, sizeof *p, by_ino) : NULL;
-            p->stuck_since = !p->unread                        ? 0
-                             : was != NULL && was->stuck_since ? was->stuck_since
-                                                               : now;
-            stuck = stuck || (p->stuck_since != 0 && now - p->stuck_since >= STUCK_MS &&
-                              added < p->stuck_since && full < p->stuck_since);
-        }
-    }
+    ipc_look look = {.now = now, .added = added, .full = full};
+    proc_fds(srv, ipc_note, &look);
+    bool stuck = look.stuck;
     if (stuck && srv->have_listener) {
         ipc_revive(srv);
         /* Nobody reads them (the stopped listener never will): their clients see
@@ -1295,15 +1311,7 @@ ipc_watch(bg_tp_server *srv)
         }
         srv->npend = 0; /* the next look starts afresh, on the new listener */
     }
-    qsort(srv->pend, srv->npend, sizeof *srv->pend, by_ino);
-    tp_pending *t = srv->prev;
-    srv->prev = srv->pend;
-    srv->pend = t;
-    unsigned tc = srv->prev_cap;
-    srv->prev_cap = srv->pend_cap;
-    srv->pend_cap = tc;
-    srv->nprev = srv->npend;
-    srv->npend = 0;
+    look_keep(srv);
     pthread_mutex_unlock(&srv->admin);
 }
 
