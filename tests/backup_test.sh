@@ -57,20 +57,6 @@ wsize() {
 wsize_above() { (($(wsize "$1" "$2") > $3)); }
 grew() { (($(count "$1" "$2" "${4:-}") > $3)); }
 up() { wait_for "$READY_S" "$bg" status --dir "gw$1"; }
-kill9() {
-  kill -KILL "${pid[$1]}" 2>/dev/null
-  wait "${pid[$1]}" 2>/dev/null
-  unset "pid[$1]"
-}
-# stop_gw CITY: SIGTERM, up to 10 s, then SIGKILL (stop_procs would wait for them all).
-stop_gw() {
-  local p=${pid[$1]}
-  kill -TERM "$p" 2>/dev/null
-  for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null
-  wait "$p" 2>/dev/null
-  unset "pid[$1]"
-}
 # ask FROM TO OUT: FROM's gateway asks TO which of FROM's ids are on its list (CSV).
 ask() {
   timeout 60 "$bg" query --dir "gw$1" --peer "$2" --list serious-dishonesty --purpose supervision \
@@ -136,7 +122,7 @@ mkdir bk && chmod 700 bk
 sleep 0.5 # the first queries are under way
 a_size=$(backup_of bk/a.tar.gz)
 a_rc=$?
-kill9 $GZ
+kill9_gw $GZ
 # A query already sent to the killed gateway's socket may wait out its timeout: end the
 # loop and its query now.
 kill -KILL $(ps -o pid= --ppid "$loop_pid") "$loop_pid" 2>/dev/null
@@ -219,7 +205,7 @@ ask 440300 $GZ sz3.csv
 for w in "${peers[@]}"; do
   wait_for "$WITNESS_S" wsize_above "$w" $GZ "$b_size" || setup_fail "$w never cosigned beyond backup b"
 done
-stop_gw $GZ
+halt_gw $GZ
 w_sz=$(wsize 440300 $GZ)
 mv gw$GZ gw$GZ.b
 mv gw$GZ.log gw$GZ.log.b
@@ -284,7 +270,7 @@ offsets() {
   done
   echo "$off"
 }
-stop_gw $GZ
+halt_gw $GZ
 w=$(wsize 440300 $GZ)
 log=gw$GZ/data/audit/leaves.log
 mapfile -t offs < <(offsets "$log")
@@ -311,8 +297,8 @@ else
 fi
 
 # A shrink without a statement, while the witnesses were down at the start.
-stop_gw $GZ
-for c in "${peers[@]}"; do stop_gw "$c"; done
+halt_gw $GZ
+for c in "${peers[@]}"; do halt_gw "$c"; done
 w=$(wsize 440300 $GZ)
 mapfile -t offs < <(offsets "$log")
 head -c "${offs[$((w / 2))]}" "$log" >short.log

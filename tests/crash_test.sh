@@ -75,19 +75,6 @@ start() {
   pid[$1]=$!
 }
 up() { wait_for "$READY_S" "$bg" status --dir "${dir[$1]}"; }
-kill9() {
-  kill -KILL "${pid[$1]}" 2>/dev/null
-  wait "${pid[$1]}" 2>/dev/null
-  unset "pid[$1]"
-}
-stop() {
-  local p=${pid[$1]}
-  kill -TERM "$p" 2>/dev/null
-  for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null
-  wait "$p" 2>/dev/null
-  unset "pid[$1]"
-}
 # published CITY N: the city's log has N psi.published lines since it started.
 published() { (($(grep -c " psi.published " "$1.log") >= $2)); }
 restart() {
@@ -196,7 +183,7 @@ for r in $(seq "$ROUNDS"); do
   ip=$!
   sleep_ms "$delay"
   kill -KILL "$ip" 2>/dev/null
-  kill9 $SZ
+  kill9_gw $SZ
   wait "$ip" 2>/dev/null
   got=$(data_sum "$(db $SZ)")
   after_kill $SZ "a1 import round $r (kill at ${delay} of ${t_ref} ms)"
@@ -252,7 +239,7 @@ for r in $(seq "$ROUNDS"); do
   pubfile "$r"
   delay=$((t_pub * (10 + 110 * (r - 1) / (ROUNDS > 1 ? ROUNDS - 1 : 1)) / 100))
   sleep_ms "$delay"
-  kill9 $SZ
+  kill9_gw $SZ
   after_kill $SZ "a2 publishing round $r (kill at $delay of $t_pub ms)"
   restart_clean $SZ "a2 publishing round $r"
   ids_of "pub$r.csv" "pub$r.all.ids"
@@ -296,7 +283,7 @@ for r in $(seq "$ROUNDS"); do
   burst 2>/dev/null &
   burst_pid=$!
   sleep_ms $((150 + 1200 * (r - 1) / ROUNDS))
-  kill9 $SZ
+  kill9_gw $SZ
   # The burst's calls to the dead gateway would wait out their timeouts.
   kill_tree "$burst_pid"
   wait "$burst_pid" 2>/dev/null
@@ -331,7 +318,7 @@ for r in $(seq "$ROUNDS"); do
   ask $GZ $SZ large.ids killed.csv &
   qp=$!
   sleep_ms "$delay"
-  kill9 $GZ
+  kill9_gw $GZ
   wait "$qp" 2>/dev/null
   after_kill $GZ "a4 query round $r (kill at $delay of $t_q ms)"
   restart_clean $GZ "a4 query round $r"
@@ -367,7 +354,7 @@ else
 fi
 echo "# disk full by: $disk"
 for c in $GZ $SZ; do
-  stop "$c"
+  halt_gw "$c"
   if [[ $disk == tmpfs ]]; then
     mkdir -p "full$c"
     mount -t tmpfs -o size=256m,mode=0700 tmpfs "full$c" || setup_fail "mount for $c"
@@ -472,7 +459,7 @@ sz_scale b2.gen >b2.csv
 if [[ $disk == tmpfs ]]; then
   # One disk for the importer and the gateway: the import goes in first, with the
   # gateway stopped; it starts on the full disk.
-  stop $SZ
+  halt_gw $SZ
   run "$bg" import --dir "${dir[$SZ]}" "${IMPORT_OPTS[@]}" b2.csv
   b2_id=$(import_id $SZ)
   fill $SZ

@@ -70,6 +70,22 @@ start_gw() {
   "$bg" serve --dir "gw$1" 2>>"gw$1.log" &
   pid[$1]=$!
 }
+# kill9_gw CITY: CITY's gateway killed with SIGKILL (a crash) and reaped.
+kill9_gw() {
+  kill -KILL "${pid[$1]}" 2>/dev/null
+  wait "${pid[$1]}" 2>/dev/null
+  unset "pid[$1]"
+}
+# halt_gw CITY: SIGTERM, up to 10 s, then SIGKILL; reaped (stop_procs would wait for
+# every gateway).
+halt_gw() {
+  local p=${pid[$1]}
+  kill -TERM "$p" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$p" 2>/dev/null
+  wait "$p" 2>/dev/null
+  unset "pid[$1]"
+}
 # fa_call SUBCOMMAND DIR FROM TO [fed_attack options]: fed_attack SUBCOMMAND
 # with the key and certificate in DIR, as FROM, against TO's gateway (stderr
 # to attack.log); prints its result line, with the exit code if not 0.
