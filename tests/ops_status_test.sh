@@ -191,12 +191,18 @@ expect_in "1. Shenzhen: --json crl warning true" st.json '"warn_hours":8760,"war
 "$bg" status --help >help.txt
 expect_in "1. status --help names the new fields" help.txt "OPRF key generation, epoch, entries"
 
-# A new key generation shows as generation 2.
-run "$bg" psi-rotate --dir gw440100 --list serious-dishonesty
+# A new key generation shows as generation 2; --wait returns once it is published.
+"$bg" psi-rotate --dir gw440100 --list serious-dishonesty --wait --timeout-ms 60000 >rot.out 2>rot.err
+expect_eq "1. psi-rotate --wait exits 0" "$?" 0
+expect_in "1. ... and says what it published" rot.out \
+  "serious-dishonesty published: generation 2, epoch "
+expect_eq "1. ... nothing on stderr off a terminal" "$(wc -c <rot.err)" 0
 gen2() { st 440100 && grep -q '"list":"serious-dishonesty","generation":2,' st.json; }
-if wait_for "$EVENT_S" gen2; then ok "1. after psi-rotate: serious-dishonesty at generation 2"; else
-  bad "1. after psi-rotate: generation 2" "$(field '"lists":\[[^]]*')"
+if gen2; then ok "1. after psi-rotate --wait: serious-dishonesty at generation 2"; else
+  bad "1. after psi-rotate --wait: generation 2" "$(field '"lists":\[[^]]*')"
 fi
+"$bg" psi-rotate --dir gw440100 --list serious-dishonesty --wait --timeout-ms 0 >/dev/null 2>rot.err
+expect_eq "1. psi-rotate --timeout-ms 0: usage error (exit 2)" "$?" 2
 
 # ------------------------------------------------------------- the CRL in force
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/file.h"
 #include "common/json.h"
 #include "domain/uscc.h"
@@ -780,16 +781,69 @@ bg_cmd_query(int argc, char **argv)
 static void
 rotate_usage(void)
 {
-    printf("usage: baygate psi-rotate --dir GW --list LIST\n\n"
+    printf("usage: baygate psi-rotate --dir GW --list LIST [--wait [--timeout-ms N]] [--quiet]\n\n"
            "Starts a new OPRF key generation for LIST (a list the city\n"
-           "offers, or 'grades'); the gateway publishes the next epoch under\n"
-           "it, and peers fetch the new snapshot in full.\n\n"
+           "offers, or 'grades'); the gateway builds and publishes the next\n"
+           "epoch under it, and peers fetch the new snapshot in full.\n"
+           "--wait: until the gateway publishes it (at most --timeout-ms,\n"
+           "default 600000), then prints its generation, epoch and entries;\n"
+           "on a terminal a progress line says how long the build has taken\n"
+           "(not with --quiet).\n\n"
            "EXAMPLES\n"
            "  baygate psi-rotate --dir GZ --list serious-dishonesty\n"
-           "  baygate psi-rotate --dir GZ --list grades\n\n"
+           "  baygate psi-rotate --dir GZ --list grades --wait\n\n"
            "EXIT STATUS\n"
-           "  0  the gateway took the request\n"
+           "  0  the gateway took the request (--wait: and published the generation)\n"
+           "  1  --wait: not published within --timeout-ms\n"
            "  2  usage error, the gateway is not running or refused it\n");
+}
+
+/* The generation of list our gateway publishes now (0: none, or no status: *ok false). */
+static uint64_t
+published_generation(const char *dir, const char *list, uint64_t *epoch, uint64_t *entries,
+                     bool *ok)
+{
+    Baygate__LocalAnswer *st = bg_cli_ask_status("psi-rotate", dir, false, 30000);
+    uint64_t g = 0;
+    *ok = st != NULL && st->status != NULL;
+    for (size_t i = 0; *ok && i < st->status->n_lists; i++) {
+        const Baygate__ListStatus *l = st->status->lists[i];
+        if (l->list != NULL && strcmp(l->list, list) == 0) {
+            g = l->generation;
+            *epoch = l->epoch;
+            *entries = l->entries;
+        }
+    }
+    bg_pb_free(st);
+    return g;
+}
+
+/* --wait: polls our status until list is published at a generation above before. */
+static int
+rotate_wait(const char *dir, const char *list, uint64_t before, int64_t timeout_ms, bool quiet)
+{
+    char what[160];
+    snprintf(what, sizeof what, "building the new generation of %s", list);
+    bg_cli_progress *pr = bg_cli_progress_start(dir, what, quiet);
+    int64_t deadline = bg_clock_ms() + timeout_ms;
+    uint64_t g = 0, epoch = 0, entries = 0;
+    bool ok = true;
+    while (ok && (g = published_generation(dir, list, &epoch, &entries, &ok)) <= before &&
+           bg_clock_ms() < deadline)
+        usleep(200 * 1000);
+    bg_cli_progress_stop(pr);
+    if (!ok)
+        return BG_EXIT_ERROR;
+    if (g <= before) {
+        fprintf(stderr,
+                "baygate psi-rotate: %s was not published at a new generation within %lld ms "
+                "(still generation %llu): see the gateway log\n",
+                list, (long long)timeout_ms, (unsigned long long)g);
+        return BG_EXIT_FAIL;
+    }
+    printf("%s published: generation %llu, epoch %llu, %llu entries\n", list, (unsigned long long)g,
+           (unsigned long long)epoch, (unsigned long long)entries);
+    return BG_EXIT_OK;
 }
 
 /* baygate psi-rotate: a new OPRF key generation for one of the city's lists. */
@@ -799,10 +853,15 @@ bg_cmd_rotate(int argc, char **argv)
     static const struct option opts[] = {
         {"dir", required_argument, NULL, 'd'},
         {"list", required_argument, NULL, 'l'},
+        {"wait", no_argument, NULL, 'w'},
+        {"timeout-ms", required_argument, NULL, 't'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *list = NULL;
+    bool wait = false, quiet = false;
+    int64_t timeout_ms = 600000;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -810,15 +869,32 @@ bg_cmd_rotate(int argc, char **argv)
             rotate_usage();
             return BG_EXIT_OK;
         }
-        if (ch != 'd' && ch != 'l')
+        if (ch == 'w') {
+            wait = true;
+        } else if (ch == 'q') {
+            quiet = true;
+        } else if (ch == 't') {
+            uint64_t v = 0;
+            if (!bg_cli_parse_u64("psi-rotate", "--timeout-ms", optarg, &v))
+                return BG_EXIT_ERROR;
+            if (v < 1 || v > 86400000)
+                return bg_cli_fail("psi-rotate", "--timeout-ms must be 1..86400000");
+            timeout_ms = (int64_t)v;
+        } else if (ch == 'd' || ch == 'l') {
+            *(ch == 'd' ? &dir : &list) = optarg;
+        } else {
             return bg_cli_bad_option("psi-rotate", ch, argv, opts);
-        *(ch == 'd' ? &dir : &list) = optarg;
+        }
     }
     if (optind != argc)
         return bg_cli_usage_error("psi-rotate", "unexpected argument '%s'", argv[optind]);
     if (dir == NULL || list == NULL)
         return bg_cli_usage_error("psi-rotate", "%s is required",
                                   dir == NULL ? "--dir GW" : "--list");
+    uint64_t before = 0, e0 = 0, n0 = 0;
+    bool ok = true;
+    if (wait && (before = published_generation(dir, list, &e0, &n0, &ok), !ok))
+        return BG_EXIT_ERROR;
     Baygate__LocalRequest req = BAYGATE__LOCAL_REQUEST__INIT;
     Baygate__LocalRotate lr = BAYGATE__LOCAL_ROTATE__INIT;
     lr.list = (char *)list;
@@ -830,8 +906,10 @@ bg_cmd_rotate(int argc, char **argv)
     int rc = BG_EXIT_OK;
     if (ans->error_code != 0)
         rc = bg_cli_fail("psi-rotate", "%s", ans->error ? ans->error : "refused");
-    else
+    else if (!wait)
         printf("rotation of %s requested; see the gateway log for the new generation\n", list);
     bg_pb_free(ans);
+    if (rc == BG_EXIT_OK && wait)
+        rc = rotate_wait(dir, list, before, timeout_ms, quiet);
     return rc;
 }
