@@ -145,6 +145,11 @@ fi
 if "$bg" status --dir gw440100 >status.out 2>&1; then ok "afterwards: status answers"; else
   bad "afterwards: status answers" "$(cat status.out)"
 fi
+if grep -qE '^ +cut:(handshake-timeout|descriptor-reserve) +[1-9]' status.out; then
+  ok "Guangzhou's status counts the cut connections: $(grep -oE 'cut:[a-z-]+ +[0-9]+' status.out | tr -s ' ' | paste -sd, -)"
+else
+  bad "Guangzhou's status counts the cut connections (cut:...)" "$(cat status.out)"
+fi
 if kill -0 "${pid[440100]}" 2>/dev/null; then ok "Guangzhou still running"; else bad "Guangzhou still running"; fi
 
 # A member's flood of pings: refused by rate, others still answered.

@@ -702,6 +702,26 @@ helper_end(helper_t *h)
     }
 }
 
+/* nng's "other" errors over every listener of this process: where nng 1.5.2 counts
+ * the failed handshake that stops a listener (and every client that leaves). */
+static uint64_t
+listeners_other(void)
+{
+    nng_stat *all = NULL;
+    uint64_t n = 0;
+    if (nng_stats_get(&all) != 0)
+        return 0;
+    for (nng_stat *l = nng_stat_child(all); l != NULL; l = nng_stat_next(l)) {
+        if (nng_stat_type(l) != NNG_STAT_SCOPE || strcmp(nng_stat_name(l), "listener") != 0)
+            continue;
+        for (nng_stat *c = nng_stat_child(l); c != NULL; c = nng_stat_next(c))
+            if (strcmp(nng_stat_name(c), "other") == 0)
+                n += nng_stat_value(c);
+    }
+    nng_stats_free(all);
+    return n;
+}
+
 /* This process's end of the loopback TCP connection whose other end is port; -1 if
  * there is none (yet). */
 static int
@@ -792,6 +812,43 @@ silent_flood(int port)
     _exit(0);
 }
 
+/* The helper "ipc-echo-server": an echo server on DIR/revive.sock. It says "ready";
+ * then on "stats" the times it listened anew and nng's "other" errors of its
+ * listeners, on "stop" whether it stopped cleanly. It leaves by _exit, without a leak
+ * check: nng 1.5.2 never frees a stopped listener's connections. */
+static int
+ipc_echo_server(const char *dir)
+{
+    char url[PATH_MAX + 16];
+    snprintf(url, sizeof url, "ipc://%s/revive.sock", dir);
+    bg_tp_server_opts o = {.url = url,
+                           .recv_max = MSG_MAX,
+                           .reply_max = MSG_MAX,
+                           .handler = helper_handler,
+                           .log = helper_log};
+    bg_tp_server *srv = NULL;
+    bg_err err = {0};
+    if (bg_tp_server_start(&srv, &o, &err) != BG_OK)
+        _exit(3);
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        if (strncmp(line, "stop", 4) == 0) {
+            int rv = bg_tp_server_stop(srv, &err);
+            printf("stopped %s\n", rv == BG_OK ? "ok" : err.msg);
+            fflush(stdout);
+            _exit(0);
+        }
+        bg_tp_server_stats st;
+        bg_tp_server_get_stats(srv, &st);
+        printf("revivals %llu other %llu\n", (unsigned long long)st.listener_revivals,
+               (unsigned long long)listeners_other());
+        fflush(stdout);
+    }
+    _exit(0);
+}
+
 /* The helper's side. Results go to stdout as one line; it ends with _exit,
  * never closing nng (the point is that nng may be stalled). */
 static int
@@ -799,6 +856,8 @@ helper_main(const char *mode, const char *dir, const char *port)
 {
     if (strcmp(mode, "silent-flood") == 0)
         return silent_flood(atoi(port));
+    if (strcmp(mode, "ipc-echo-server") == 0)
+        return ipc_echo_server(dir);
     char *ca_file = read_file(dir, "h-ca.pem"), *crl_file = read_file(dir, "h-crl.pem");
     char *crt = read_file(dir, "h-id.crt"), *key = read_file(dir, "h-id.key");
     if (!ca_file || !crl_file || !crt || !key)
@@ -2474,23 +2533,17 @@ START_TEST(tls_listener_revived_when_nng_stops_accepting)
 }
 END_TEST
 
-/* nng's "other" errors over every listener of this process: where nng 1.5.2 counts
- * the failed handshake that stops a listener (and every client that leaves). */
-static uint64_t
-listeners_other(void)
+/* The ipc-echo-server helper's stats: how often it listened anew, and nng's "other". */
+static void
+ipc_helper_stats(helper_t *hp, uint64_t *revivals, uint64_t *other)
 {
-    nng_stat *all = NULL;
-    uint64_t n = 0;
-    ck_assert_int_eq(nng_stats_get(&all), 0);
-    for (nng_stat *l = nng_stat_child(all); l != NULL; l = nng_stat_next(l)) {
-        if (nng_stat_type(l) != NNG_STAT_SCOPE || strcmp(nng_stat_name(l), "listener") != 0)
-            continue;
-        for (nng_stat *c = nng_stat_child(l); c != NULL; c = nng_stat_next(c))
-            if (strcmp(nng_stat_name(c), "other") == 0)
-                n += nng_stat_value(c);
-    }
-    nng_stats_free(all);
-    return n;
+    char line[128];
+    unsigned long long r = 0, o = 0;
+    ck_assert_int_eq(write(hp->to, "stats\n", 6), 6);
+    ck_assert_msg(helper_line(hp, line, sizeof line, T(5000)), "helper: '%s'", line);
+    ck_assert_int_eq(sscanf(line, "revivals %llu other %llu", &r, &o), 2);
+    *revivals = r;
+    *other = o;
 }
 
 START_TEST(ipc_listener_revived_after_a_client_leaves_mid_handshake)
@@ -2502,20 +2555,20 @@ START_TEST(ipc_listener_revived_after_a_client_leaves_mid_handshake)
      * again and is served; one connected before keeps being served. Clients that come
      * and go as usual (each one bumps the counter nng counts #1518 in too) never make it
      * listen anew: a revival closes the oldest of the stopped listeners it keeps, and
-     * with them what they still serve. */
+     * with them what they still serve. (The server runs in a helper process: nng never
+     * frees a stopped listener's connections.) */
     const char *path = at("revive.sock");
-    handler_ctx h;
-    hctx_init(&h, ECHO);
+    helper_t hp = helper_spawn("ipc-echo-server", 0);
+    char line[128];
+    ck_assert_msg(helper_line(&hp, line, sizeof line, T(10000)), "helper: '%s'", line);
+    ck_assert_str_eq(line, "ready");
     char url[PATH_MAX + 8];
     snprintf(url, sizeof url, "ipc://%s", path);
-    bg_tp_server_opts o = {.url = url};
-    bg_tp_server *srv = server_opts(&o, &h);
     bg_err err = {0};
     bg_tp_client *before = NULL;
     bg_tp_client_opts co = {.url = url, .recv_max = MSG_MAX, .send_max = MSG_MAX};
     ck_assert_msg(bg_tp_client_open(&before, &co, &err) == BG_OK, "%s", err.msg);
     call_ok(before, T(5000));
-    bg_tp_server_stats st;
     for (int i = 0; i < 20; i++) {
         bg_tp_client *cli = NULL;
         ck_assert_msg(bg_tp_client_open(&cli, &co, &err) == BG_OK, "%s", err.msg);
@@ -2523,35 +2576,38 @@ START_TEST(ipc_listener_revived_after_a_client_leaves_mid_handshake)
         bg_tp_client_close(cli);
     }
     usleep((useconds_t)T(3000) * 1000); /* longer than the watch waits for a stuck request */
-    bg_tp_server_get_stats(srv, &st);
-    ck_assert_uint_eq(st.listener_revivals, 0);
+    uint64_t revivals = 0, other = 0, now_other = 0;
+    ipc_helper_stats(&hp, &revivals, &other);
+    ck_assert_uint_eq(revivals, 0);
     /* Bursts of clients that connect and leave at once: nng accepts some after they
      * left, and its first write fails (EPIPE, which it takes for NNG_ECLOSED): most
      * bursts stop the listener. A client after each is served all the same. More
      * rounds than stopped listeners kept: closing the oldest (each bound to a
      * temporary name, renamed over the path) must never take the path with it. */
     for (int round = 1; round <= 12; round++) {
-        uint64_t other = listeners_other();
+        ipc_helper_stats(&hp, &revivals, &other);
         for (int i = 0; i < 16; i++)
             bare_ipc_connect(path);
-        WAIT_FOR(listeners_other() > other, T(5000));
+        WAIT_FOR((ipc_helper_stats(&hp, &revivals, &now_other), now_other > other), T(5000));
         bg_tp_client *cli = NULL;
         ck_assert_msg(bg_tp_client_open(&cli, &co, &err) == BG_OK, "%s", err.msg);
         call_eventually_ok(cli, T(15000));
         bg_tp_client_close(cli);
     }
-    bg_tp_server_get_stats(srv, &st);
+    ipc_helper_stats(&hp, &revivals, &other);
     fprintf(stderr, "transport: ipc: 12 bursts stopped the listener %llu times\n",
-            (unsigned long long)st.listener_revivals);
-    ck_assert_uint_ge(st.listener_revivals, 9);
-    ck_assert_uint_le(st.listener_revivals, 12);
+            (unsigned long long)revivals);
+    ck_assert_uint_ge(revivals, 9);
+    ck_assert_uint_le(revivals, 12);
     call_ok(before, T(5000));
     struct stat sst;
     ck_assert_int_eq(stat(path, &sst), 0);
     ck_assert_uint_eq(sst.st_mode & 0777, 0660); /* the mode the server was given */
     bg_tp_client_close(before);
-    stop_ok(srv);
-    hctx_fini(&h);
+    ck_assert_int_eq(write(hp.to, "stop\n", 5), 5);
+    ck_assert_msg(helper_line(&hp, line, sizeof line, T(20000)), "helper: '%s'", line);
+    ck_assert_str_eq(line, "stopped ok");
+    helper_end(&hp);
     /* Nothing left behind: not the socket, not a temporary name. */
     ck_assert_int_ne(stat(path, &sst), 0);
     char dir[PATH_MAX];

@@ -71,9 +71,9 @@ typedef struct status_buf {
     char names[BG_ROSTER_MAX_MEMBERS][BG_PKI_NAME_MAX + 1];
     char endpoints[BG_ROSTER_MAX_MEMBERS][BG_ROSTER_ENDPOINT_MAX + 1];
     char cities[BG_ROSTER_MAX_MEMBERS][BG_CITY_CODE_LEN + 1];
-    Baygate__Counter counters[2 * GW_OUTCOMES + GW_RATE_KINDS + 6];
-    Baygate__Counter *counterp[2 * GW_OUTCOMES + GW_RATE_KINDS + 6];
-    char counter_names[2 * GW_OUTCOMES + GW_RATE_KINDS + 6][48];
+    Baygate__Counter counters[2 * GW_OUTCOMES + GW_RATE_KINDS + 18];
+    Baygate__Counter *counterp[2 * GW_OUTCOMES + GW_RATE_KINDS + 18];
+    char counter_names[2 * GW_OUTCOMES + GW_RATE_KINDS + 18][48];
     Baygate__ListStatus lists[BG_PUB_LISTS];
     Baygate__ListStatus *listp[BG_PUB_LISTS];
     Baygate__QuotaStatus quotas[BG_ROSTER_MAX_MEMBERS]; /* one permission per asker toward us */
@@ -146,6 +146,30 @@ counters(bg_gw *gw, status_buf *b)
     nc++;
     add_counter(&b->counters[nc], &b->counterp[nc], "connections-lost", ts.conns_lost);
     nc++;
+    /* What the transport closed or refused before a request was read, by cause
+     * (peers/README.md, "Hostile load"); only the causes that happened. */
+    const struct {
+        const char *name;
+        uint64_t v;
+    } cuts[] = {
+        {"cut:handshake-timeout", ts.hs_timeouts},
+        {"cut:per-source", ts.source_limited},
+        {"cut:descriptor-reserve", ts.fd_reserve_cuts},
+        {"cut:memory-budget", ts.mem_refused},
+        {"cut:max-conns", ts.conns_refused},
+        {"cut:not-member", ts.conns_not_member},
+        {"cut:per-city", ts.conns_city_limited},
+        {"cut:evicted", ts.conns_evicted},
+        {"cut:receive-deadline", ts.recv_deadline_cuts},
+        {"cut:slow-reader", ts.slow_readers},
+        {"listener-revived", ts.listener_revivals},
+    };
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        if (cuts[k].v == 0)
+            continue;
+        add_counter(&b->counters[nc], &b->counterp[nc], cuts[k].name, cuts[k].v);
+        nc++;
+    }
     uint64_t lr = atomic_load(&gw->local_refused);
     if (lr != 0) {
         add_counter(&b->counters[nc], &b->counterp[nc], "local-refused", lr);
