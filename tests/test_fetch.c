@@ -17,7 +17,7 @@ static gw_fetch
 fetch_of(const char *city, const char *list, uint32_t chunks, uint64_t bytes)
 {
     gw_fetch f = {.generation = 1, .epoch = 7, .delta = false, .chunks = chunks, .bytes = bytes};
-    snprintf(f.city, sizeof f.city, "%s", city);
+    snprintf(f.city, sizeof f.city, "%.*s", (int)sizeof f.city - 1, city);
     snprintf(f.list, sizeof f.list, "%s", list);
     return f;
 }
