@@ -5,6 +5,8 @@
 #  - /v1/enterprises/{uscc}: an enterprise listed at the peer is said to be listed there;
 #    our own city from our store;
 #  - 401 without a key and with a revoked one, 403 for a purpose outside the key's;
+#  - a key scoped to lists: its lookup shows the others "not in scope", its job of
+#    another list is refused; an older key file (no lists field) means every list;
 #  - problem+json for an invalid USCC, naming the position;
 #  - /metrics passes `promtool check metrics`;
 #  - /v1/openapi.json validates with a standard OpenAPI validator (npm, tests/openapi/);
@@ -168,6 +170,39 @@ expect_eq "3. a purpose outside the key's: 403 problem" "$r" "403 application/pr
 expect_in "3. ... naming the purposes it has" out.body "may ask for supervision, not for 'lending'"
 r=$(get "/v1/enterprises/$listed" "$key")
 expect_eq "3. no purpose: 400" "${r%% *}" 400
+
+# ------------------------------------------------------------- keys scoped to lists
+# A key scoped to grades: its lookup asks no list of any city, which every card says
+# ("not in scope", never "not listed"), and a job of a list is refused naming its scope.
+if "$bg" apikey create --dir gw440100 --name bad-lists --purposes supervision --lists grades,nope \
+  >/dev/null 2>lists_err.txt; then bad "3b. --lists with an unknown list is refused" "exit 0"; else
+  expect_in "3b. --lists with an unknown list is refused, naming the lists" lists_err.txt \
+    "lists 'grades,nope': comma-separated, each once, of serious-dishonesty, abnormal-operation and grades"; fi
+graded=$("$bg" apikey create --dir gw440100 --name grader --purposes supervision --lists grades 2>>setup.log) ||
+  setup_fail "apikey create (grader)"
+"$bg" apikey list --dir gw440100 >list.txt 2>&1
+expect_eq "3b. apikey list shows the key's lists" "$(awk '$1=="grader"{print $3}' list.txt)" grades
+get /v1/key "$graded" >/dev/null
+expect_eq "3b. GET /v1/key: the scoped key's lists" "$(field out.body o.lists)" '["grades"]'
+get "/v1/enterprises/$listed?purpose=supervision" "$graded" >/dev/null
+cp out.body scoped.json
+expect_eq "3b. a scoped lookup: every city's lists not in scope, our own included" \
+  "$(field scoped.json 'o.cities.map(c=>c.city+":"+c.lists.map(l=>l.status).join("/")).join(" ")')" \
+  "440100:not in scope/not in scope 440300:not in scope/not in scope 440600:not in scope/not in scope"
+expect_eq "3b. ... and the grade still answered (ours A, Shenzhen's status given)" \
+  "$(field scoped.json 'o.cities[0].grade.grade+" "+o.cities[1].grade_status')" \
+  "A $(field lookup.json 'o.cities[1].grade_status')"
+r=$(curl -s -o out.body -w '%{http_code}' --max-time 30 -H "Authorization: Bearer $graded" \
+  -H 'Content-Type: application/json' \
+  --data-binary "{\"kind\":\"membership\",\"list\":\"serious-dishonesty\",\"purpose\":\"supervision\",\"ids\":[\"$listed\"]}" \
+  "$base/v1/jobs")
+expect_eq "3b. a job of a list outside the key's: 403" "$r" 403
+expect_in "3b. ... naming the lists it may ask" out.body "application 'grader' may ask grades, not 'serious-dishonesty'"
+# A key file written before keys had lists (six fields a line): the key asks every list.
+sed -i -E 's/^(lender-a( [^ ]+){5}) [^ ]+$/\1/' gw440100/data/apikeys
+get /v1/key "$key" >/dev/null
+expect_eq "3b. a key line without lists (an older file): every list" "$(field out.body o.lists)" \
+  '["serious-dishonesty","abnormal-operation","grades"]'
 
 # ------------------------------------------------------------- problems
 bad_code="${listed:0:17}$( [[ ${listed:17:1} == 0 ]] && echo 1 || echo 0)"

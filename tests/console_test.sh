@@ -144,7 +144,7 @@ r=$(head_of /console)
 expect_eq "1. /console: 308 to /console/" "$r $(hdr_of location)" "308 /console/"
 r=$(head_of /v1/key -H "Authorization: Bearer $key")
 expect_eq "1. GET /v1/key: the key's scope" "$r $(cat out.body)" \
-  '200 {"application":"lender-a","purposes":["supervision","lending"],"quota_per_day":0}'
+  '200 {"application":"lender-a","purposes":["supervision","lending"],"lists":["serious-dishonesty","abnormal-operation","grades"],"quota_per_day":0}'
 r=$(head_of /v1/key)
 expect_eq "1. GET /v1/key without a key: 401" "$r" 401
 expect_eq "1. the API's answers carry the policy too" "$(hdr_of content-security-policy)" "$csp"

@@ -259,9 +259,12 @@ json_grade_fields(FILE *f, const char *grade, const char *scale, const char *com
     bg_api_json_kv(f, "valid_until", until, true);
 }
 
+static const char NOT_IN_SCOPE[] = "not in scope";
+
 static void
-json_own(FILE *f, const Baygate__LookupAnswer *la)
+json_own(FILE *f, const bg_api_lookup *lk)
 {
+    const Baygate__LookupAnswer *la = lk->own;
     fprintf(f, "{");
     bg_api_json_kv(f, "city", la->city, false);
     bg_api_json_kv(f, "name", la->city_name, true);
@@ -275,6 +278,11 @@ json_own(FILE *f, const Baygate__LookupAnswer *la)
                 e = la->entries[k];
         fprintf(f, "%s{", l ? "," : "");
         bg_api_json_kv(f, "list", bg_api_lookup_lists[l], false);
+        if (lk->q[l] == NULL) {
+            bg_api_json_kv(f, "status", NOT_IN_SCOPE, true);
+            fprintf(f, "}");
+            continue;
+        }
         bg_api_json_kv(f, "status", e ? "listed" : "not listed", true);
         if (e != NULL) {
             bg_api_json_kv(f, "listed_at", e->listed_at, true);
@@ -284,7 +292,12 @@ json_own(FILE *f, const Baygate__LookupAnswer *la)
         }
         fprintf(f, "}");
     }
-    fprintf(f, "],\"grade\":");
+    fprintf(f, "]");
+    if (lk->q[BG_API_LOOKUP_LISTS - 1] == NULL) {
+        fprintf(f, ",\"grade_status\":\"%s\",\"grade\":null}", NOT_IN_SCOPE);
+        return;
+    }
+    fprintf(f, ",\"grade\":");
     if (!la->graded) {
         fprintf(f, "null}");
         return;
@@ -323,8 +336,13 @@ json_grade(FILE *f, const Baygate__PeerQueryResult *p)
 
 /* The grade part of a peer's object (after its lists); true if it answered. */
 static bool
-json_peer_grade(FILE *f, const Baygate__PeerQueryResult *p)
+json_peer_grade(FILE *f, const bg_api_lookup *l, const char *peer)
 {
+    if (l->q[BG_API_LOOKUP_LISTS - 1] == NULL) {
+        fprintf(f, ",\"grade_status\":\"%s\",\"grade\":null", NOT_IN_SCOPE);
+        return true;
+    }
+    const Baygate__PeerQueryResult *p = bg_api_lookup_peer(l->q[BG_API_LOOKUP_LISTS - 1], peer);
     bool ok = p != NULL && p->ok;
     char rid[33];
     bg_api_json_kv(f, "grade_request_id", bg_api_request_hex(p, rid), true);
@@ -349,12 +367,17 @@ json_peer(FILE *f, const bg_api_lookup *l, const Baygate__PeerQueryResult *p0)
     bg_api_json_kv(f, "name", p0->peer_name, true);
     fprintf(f, ",\"own\":false,\"lists\":[");
     for (int i = 0; i < BG_API_LOOKUP_LISTS - 1; i++) {
+        fprintf(f, "%s{", i ? "," : "");
+        bg_api_json_kv(f, "list", bg_api_lookup_lists[i], false);
+        if (l->q[i] == NULL) {
+            bg_api_json_kv(f, "status", NOT_IN_SCOPE, true);
+            fprintf(f, "}");
+            continue;
+        }
         const Baygate__PeerQueryResult *p = bg_api_lookup_peer(l->q[i], p0->peer);
         bool ok = p != NULL && p->ok;
         char rid[33];
         all &= ok;
-        fprintf(f, "%s{", i ? "," : "");
-        bg_api_json_kv(f, "list", bg_api_lookup_lists[i], false);
         bg_api_json_kv(f, "status", !ok ? "error" : p->n_matches ? "listed" : "not listed", true);
         bg_api_json_kv(f, "request_id", bg_api_request_hex(p, rid), true);
         if (!ok)
@@ -362,7 +385,7 @@ json_peer(FILE *f, const bg_api_lookup *l, const Baygate__PeerQueryResult *p0)
         fprintf(f, "}");
     }
     fprintf(f, "]");
-    all &= json_peer_grade(f, bg_api_lookup_peer(l->q[BG_API_LOOKUP_LISTS - 1], p0->peer));
+    all &= json_peer_grade(f, l, p0->peer);
     fprintf(f, "}");
     return all;
 }
@@ -370,13 +393,16 @@ json_peer(FILE *f, const bg_api_lookup *l, const Baygate__PeerQueryResult *p0)
 bool
 bg_api_json_lookup(FILE *f, const bg_api_lookup *l)
 {
-    const Baygate__QueryAnswer *q0 = l->q[0]->query;
+    const Baygate__QueryAnswer *q0 = NULL;
+    for (int i = 0; i < BG_API_LOOKUP_LISTS && q0 == NULL; i++)
+        if (l->q[i] != NULL)
+            q0 = l->q[i]->query;
     bool all = true;
     fprintf(f, "{");
     bg_api_json_kv(f, "uscc", l->uscc, false);
     bg_api_json_kv(f, "purpose", l->purpose, true);
     fprintf(f, ",\"cities\":[");
-    json_own(f, l->own);
+    json_own(f, l);
     for (size_t i = 0; i < q0->n_peers; i++)
         all &= json_peer(f, l, q0->peers[i]);
     fprintf(f, "]}\n");

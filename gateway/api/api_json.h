@@ -27,7 +27,9 @@
 extern const char *const bg_api_lookup_lists[BG_API_LOOKUP_LISTS];
 
 /* What a lookup learnt: our store's answer and one query answer per list (each with
- * ->query set; the peers of the first are the cities shown). */
+ * ->query set; the peers of the first are the cities shown). A list the asking key is
+ * not scoped to has no answer (NULL): every city shows it "not in scope", our own
+ * included, so a scoped key learns nothing of it; at least one list has an answer. */
 typedef struct bg_api_lookup {
     const char *uscc, *purpose;
     const Baygate__LookupAnswer *own;

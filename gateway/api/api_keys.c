@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/file.h"
+#include "domain/list.h"
 
 #define KEYS_FILE_MAX (1024 * 1024)
 #define KEY_PREFIX "bgk_"
@@ -47,7 +48,37 @@ purposes_ok(const char *s)
     return true;
 }
 
-/* One line: NAME HASHHEX PURPOSES QUOTA CREATED REVOKED. */
+/* Whether word (n bytes) names a list a key can be scoped to. */
+static bool
+list_known(const char *word, size_t n)
+{
+    return bg_list_index(word, n) >= 0 ||
+           (n == sizeof BG_LIST_GRADES - 1 && memcmp(word, BG_LIST_GRADES, n) == 0);
+}
+
+/* "*", or list names (and "grades") comma-separated, none empty, none twice. */
+static bool
+lists_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (strcmp(s, BG_APIKEY_ALL_LISTS) == 0)
+        return true;
+    if (n == 0 || n > BG_APIKEY_LISTS_MAX)
+        return false;
+    for (const char *p = s;;) {
+        size_t w = strcspn(p, ",");
+        if (w == 0 || !list_known(p, w))
+            return false;
+        for (const char *q = s; q < p; q += strcspn(q, ",") + 1)
+            if (strcspn(q, ",") == w && memcmp(q, p, w) == 0)
+                return false;
+        if (p[w] == '\0')
+            return true;
+        p += w + 1;
+    }
+}
+
+/* One line: NAME HASHHEX PURPOSES QUOTA CREATED REVOKED [LISTS]. */
 static int
 parse_line(char *line, bg_apikey *k)
 {
@@ -55,11 +86,15 @@ parse_line(char *line, bg_apikey *k)
     long long created = 0, revoked = 0;
     unsigned long long quota = 0;
     memset(k, 0, sizeof *k);
-    if (sscanf(line, "%64s %65s %256s %llu %lld %lld", k->name, hex, k->purposes, &quota, &created,
-               &revoked) != 6)
+    int got = sscanf(line, "%64s %65s %256s %llu %lld %lld %96s", k->name, hex, k->purposes, &quota,
+                     &created, &revoked, k->lists);
+    if (got == 6) /* written before keys were scoped to lists: it could ask every list */
+        snprintf(k->lists, sizeof k->lists, "%s", BG_APIKEY_ALL_LISTS);
+    else if (got != 7)
         return BG_EINVAL;
     size_t bin = 0;
-    if (!name_ok(k->name) || !purposes_ok(k->purposes) || strlen(hex) != 2 * BG_APIKEY_HASH_LEN ||
+    if (!name_ok(k->name) || !purposes_ok(k->purposes) || !lists_ok(k->lists) ||
+        strlen(hex) != 2 * BG_APIKEY_HASH_LEN ||
         sodium_hex2bin(k->hash, sizeof k->hash, hex, strlen(hex), NULL, &bin, NULL) != 0 ||
         bin != BG_APIKEY_HASH_LEN)
         return BG_EINVAL;
@@ -129,20 +164,22 @@ bg_apikeys_free(bg_apikeys *ks)
 static int
 save(const char *path, const bg_apikeys *ks, bg_err *err)
 {
-    size_t cap = 128 + ks->n * (BG_APIKEY_NAME_MAX + BG_APIKEY_PURPOSES_MAX + 128), off = 0;
+    size_t cap = 128 +
+                 ks->n * (BG_APIKEY_NAME_MAX + BG_APIKEY_PURPOSES_MAX + BG_APIKEY_LISTS_MAX + 128),
+           off = 0;
     char *buf = malloc(cap);
     if (buf == NULL)
         return bg_err_set(err, BG_ENOMEM, "out of memory");
     off += (size_t)snprintf(buf, cap,
                             "# baygate API keys: name, BLAKE2b-256 of the key, purposes, "
-                            "quota/day, created, revoked\n");
+                            "quota/day, created, revoked, lists\n");
     for (size_t i = 0; i < ks->n; i++) {
         const bg_apikey *k = &ks->v[i];
         char hex[2 * BG_APIKEY_HASH_LEN + 1];
         sodium_bin2hex(hex, sizeof hex, k->hash, sizeof k->hash);
-        off +=
-            (size_t)snprintf(buf + off, cap - off, "%s %s %s %" PRIu64 " %" PRId64 " %" PRId64 "\n",
-                             k->name, hex, k->purposes, k->quota_per_day, k->created, k->revoked);
+        off += (size_t)snprintf(buf + off, cap - off,
+                                "%s %s %s %" PRIu64 " %" PRId64 " %" PRId64 " %s\n", k->name, hex,
+                                k->purposes, k->quota_per_day, k->created, k->revoked, k->lists);
     }
     int rc = bg_file_write_replace(path, buf, off, 0600, err);
     free(buf);
@@ -156,8 +193,8 @@ key_hash(const uint8_t *key, size_t len, uint8_t out[BG_APIKEY_HASH_LEN])
 }
 
 int
-bg_apikey_create(const char *path, const char *name, const char *purposes, uint64_t quota,
-                 char key[BG_APIKEY_TEXT_LEN + 1], bg_err *err)
+bg_apikey_create(const char *path, const char *name, const char *purposes, const char *lists,
+                 uint64_t quota, char key[BG_APIKEY_TEXT_LEN + 1], bg_err *err)
 {
     if (!name_ok(name))
         return bg_err_set(err, BG_EINVAL, "name '%.80s': 1 to %d letters, digits, '.', '_' or '-'",
@@ -166,6 +203,13 @@ bg_apikey_create(const char *path, const char *name, const char *purposes, uint6
         return bg_err_set(err, BG_EINVAL,
                           "purposes '%.80s': comma-separated roster purposes (a-z, 0-9, '-')",
                           purposes);
+    if (lists == NULL)
+        lists = BG_APIKEY_ALL_LISTS;
+    if (!lists_ok(lists))
+        return bg_err_set(err, BG_EINVAL,
+                          "lists '%.100s': comma-separated, each once, of serious-dishonesty, "
+                          "abnormal-operation and grades (or * for all)",
+                          lists);
     bg_apikeys ks;
     int rc = bg_apikeys_load(path, &ks, err);
     if (rc != BG_OK)
@@ -182,6 +226,7 @@ bg_apikey_create(const char *path, const char *name, const char *purposes, uint6
     bg_apikey k = {.quota_per_day = quota, .created = (int64_t)time(NULL)};
     snprintf(k.name, sizeof k.name, "%s", name);
     snprintf(k.purposes, sizeof k.purposes, "%s", purposes);
+    snprintf(k.lists, sizeof k.lists, "%s", lists);
     key_hash(raw, sizeof raw, k.hash);
     if ((rc = add_key(&ks, &k, err)) == BG_OK && (rc = save(path, &ks, err)) == BG_OK) {
         memcpy(key, KEY_PREFIX, sizeof KEY_PREFIX - 1);
@@ -243,4 +288,20 @@ bg_apikey_allows(const bg_apikey *k, const char *purpose)
         p += n + (comma != NULL);
     }
     return false;
+}
+
+bool
+bg_apikey_allows_list(const bg_apikey *k, const char *list)
+{
+    if (strcmp(k->lists, BG_APIKEY_ALL_LISTS) == 0)
+        return true;
+    size_t ll = strlen(list);
+    for (const char *p = k->lists;;) {
+        size_t n = strcspn(p, ",");
+        if (n == ll && memcmp(p, list, n) == 0)
+            return true;
+        if (p[n] == '\0')
+            return false;
+        p += n + 1;
+    }
 }

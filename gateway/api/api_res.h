@@ -13,7 +13,7 @@
 void api_res_status(bg_api *api, const api_req *rq, api_resp *r);
 
 /* GET /v1/enterprises/{uscc}?purpose=P[&auth_ref=HEX]; rq->app is who asks. */
-void api_res_lookup(bg_api *api, const api_req *rq, api_resp *r);
+void api_res_lookup(bg_api *api, const api_req *rq, const bg_apikey *k, api_resp *r);
 
 /* GET /healthz: 200 whenever the server answers. No key. */
 void api_res_healthz(bg_api *api, const api_req *rq, api_resp *r);

@@ -175,6 +175,12 @@ job_of(const api_jobreq *q, const bg_apikey *k, api_job *job, api_resp *r)
                     bg_log_safe(list, strlen(list), safe, sizeof safe));
         return false;
     }
+    if (!bg_apikey_allows_list(k, list)) {
+        api_problem(r, 403, "list-not-allowed", "The key does not cover this list",
+                    "application '%s' may ask %s, not '%s'", k->name,
+                    strcmp(k->lists, BG_APIKEY_ALL_LISTS) == 0 ? "every list" : k->lists, list);
+        return false;
+    }
     snprintf(job->list, sizeof job->list, "%s", list);
     if (!api_purpose_allowed(k, q->purpose, r))
         return false;

@@ -24,6 +24,7 @@
 typedef struct lk {
     char code[BG_USCC_LEN + 1];
     const char *purpose, *app;
+    const bg_apikey *key;
     uint8_t auth[LK_AUTH_MAX];
     size_t auth_len;
     Baygate__LocalAnswer *own, *q[LK_LISTS];
@@ -73,6 +74,10 @@ lk_ask(bg_gw *gw, lk *l, api_resp *r)
     }
     char *ids[1] = {l->code};
     for (int i = 0; i < LK_LISTS; i++) {
+        /* A list outside the key's scope is never asked: not of the peers, whose quota
+         * and evidence it would spend, and not shown from our own store. */
+        if (!bg_apikey_allows_list(l->key, bg_api_lookup_lists[i]))
+            continue;
         Baygate__LocalQuery lq = BAYGATE__LOCAL_QUERY__INIT;
         lq.list = (char *)bg_api_lookup_lists[i];
         lq.purpose = (char *)l->purpose;
@@ -123,9 +128,9 @@ lk_params(const api_req *rq, lk *l, api_resp *r)
 }
 
 void
-api_res_lookup(bg_api *api, const api_req *rq, api_resp *r)
+api_res_lookup(bg_api *api, const api_req *rq, const bg_apikey *k, api_resp *r)
 {
-    lk l = {.own = NULL};
+    lk l = {.own = NULL, .key = k};
     if (lk_params(rq, &l, r) && lk_ask(api->gw, &l, r)) {
         bg_api_lookup out = {.uscc = l.code, .purpose = l.purpose, .own = l.own->lookup};
         for (int i = 0; i < LK_LISTS; i++)
@@ -134,8 +139,12 @@ api_res_lookup(bg_api *api, const api_req *rq, api_resp *r)
         if (f != NULL)
             bg_api_json_lookup(f, &out);
         api_body_close(r, f, 200, API_JSON);
-        bg_log(BG_LOG_INFO, "api.lookup", "app=%s purpose=%s cities=%zu", rq->app, l.purpose,
-               l.q[0]->query->n_peers + 1);
+        size_t peers = 0;
+        for (int i = 0; i < LK_LISTS; i++)
+            if (l.q[i] != NULL)
+                peers = l.q[i]->query->n_peers;
+        bg_log(BG_LOG_INFO, "api.lookup", "app=%s purpose=%s cities=%zu lists=%s", rq->app,
+               l.purpose, peers + 1, k->lists);
     }
     sodium_memzero(l.auth, sizeof l.auth);
     lk_free(&l);

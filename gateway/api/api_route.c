@@ -252,7 +252,7 @@ api_dispatch(bg_api *api, api_req *rq, api_resp *r)
         break;
     case API_R_LOOKUP:
         if (authorise(rq, &k, r) && charge(api, &k, r))
-            api_res_lookup(api, rq, r);
+            api_res_lookup(api, rq, &k, r);
         break;
     case API_R_EV_HEAD:
         api_res_evidence_head(api, rq, r);

@@ -17,28 +17,32 @@
 static void
 apikey_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: baygate apikey create --dir GW --name APP --purposes P1[,P2...] [--quota N]\n"
-            "       baygate apikey list --dir GW\n"
-            "       baygate apikey revoke --dir GW --name APP\n\n"
-            "Keys for the applications that call the gateway's HTTP API ([api] listen in\n"
-            "baygate.ini). create prints the new key once (keep it: only its hash is\n"
-            "stored, in DATA/apikeys, mode 0600); the key may ask for the purposes named\n"
-            "and, with --quota, make at most N lookups a day. list shows every\n"
-            "application, its purposes, quota, and whether it is revoked. revoke stops a\n"
-            "key at its next request; the gateway need not restart.\n\n"
-            "EXAMPLES\n"
-            "  baygate apikey create --dir GZ --name lender-a --purposes lending,supervision\n"
-            "  baygate apikey revoke --dir GZ --name lender-a\n"
-            "\n"
-            "EXIT STATUS\n"
-            "  0  done\n"
-            "  1  no such application (revoke)\n"
-            "  2  usage or operational error\n");
+    fprintf(f, "usage: baygate apikey create --dir GW --name APP --purposes P1[,P2...]\n"
+               "                              [--lists L1[,L2...]] [--quota N]\n"
+               "       baygate apikey list --dir GW\n"
+               "       baygate apikey revoke --dir GW --name APP\n\n"
+               "Keys for the applications that call the gateway's HTTP API ([api] listen in\n"
+               "baygate.ini). create prints the new key once (keep it: only its hash is\n"
+               "stored, in DATA/apikeys, mode 0600); the key may ask for the purposes named,\n"
+               "with --lists only of the lists named (serious-dishonesty, abnormal-operation,\n"
+               "grades; default every list) and, with --quota, make at most N lookups a day.\n"
+               "A lookup by a key scoped to some lists answers those and marks the others\n"
+               "\"not in scope\"; a job of another list is refused. list shows every\n"
+               "application, its purposes, lists, quota, and whether it is revoked. revoke\n"
+               "stops a key at its next request; the gateway need not restart.\n\n"
+               "EXAMPLES\n"
+               "  baygate apikey create --dir GZ --name lender-a --purposes lending,supervision\n"
+               "  baygate apikey create --dir GZ --name grader --purposes lending --lists grades\n"
+               "  baygate apikey revoke --dir GZ --name lender-a\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0  done\n"
+               "  1  no such application (revoke)\n"
+               "  2  usage or operational error\n");
 }
 
 typedef struct akargs {
-    const char *dir, *name, *purposes;
+    const char *dir, *name, *purposes, *lists;
     uint64_t quota;
 } akargs;
 
@@ -64,13 +68,15 @@ ak_create(const akargs *a, const char *path)
         return bg_cli_fail("apikey", "create needs --name and --purposes");
     char key[BG_APIKEY_TEXT_LEN + 1];
     bg_err err = {0};
-    if (bg_apikey_create(path, a->name, a->purposes, a->quota, key, &err) != BG_OK)
+    if (bg_apikey_create(path, a->name, a->purposes, a->lists, a->quota, key, &err) != BG_OK)
         return bg_cli_fail("apikey", "%s", err.msg);
     printf("%s\n", key);
     fflush(stdout);
     sodium_memzero(key, sizeof key);
-    fprintf(stderr, "baygate apikey: key for '%s' (purposes %s%s): shown once, keep it safe\n",
-            a->name, a->purposes, a->quota ? ", with a daily quota" : "");
+    fprintf(stderr,
+            "baygate apikey: key for '%s' (purposes %s, lists %s%s): shown once, keep it safe\n",
+            a->name, a->purposes, a->lists ? a->lists : "all",
+            a->quota ? ", with a daily quota" : "");
     return BG_EXIT_OK;
 }
 
@@ -81,7 +87,8 @@ ak_list(const char *path)
     bg_err err = {0};
     if (bg_apikeys_load(path, &ks, &err) != BG_OK)
         return bg_cli_fail("apikey", "%s", err.msg);
-    printf("%-24s %-32s %10s  %-20s %s\n", "NAME", "PURPOSES", "QUOTA/DAY", "CREATED", "STATE");
+    printf("%-24s %-32s %-24s %10s  %-20s %s\n", "NAME", "PURPOSES", "LISTS", "QUOTA/DAY",
+           "CREATED", "STATE");
     for (size_t i = 0; i < ks.n; i++) {
         const bg_apikey *k = &ks.v[i];
         char when[32] = "?";
@@ -92,7 +99,8 @@ ak_list(const char *path)
         char quota[24] = "none";
         if (k->quota_per_day)
             snprintf(quota, sizeof quota, "%llu", (unsigned long long)k->quota_per_day);
-        printf("%-24s %-32s %10s  %-20s %s\n", k->name, k->purposes, quota, when,
+        printf("%-24s %-32s %-24s %10s  %-20s %s\n", k->name, k->purposes,
+               strcmp(k->lists, BG_APIKEY_ALL_LISTS) == 0 ? "all" : k->lists, quota, when,
                k->revoked ? "REVOKED" : "active");
     }
     bg_apikeys_free(&ks);
@@ -118,9 +126,13 @@ int
 bg_cmd_apikey(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},      {"name", required_argument, NULL, 'n'},
-        {"purposes", required_argument, NULL, 'p'}, {"quota", required_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'},
+        {"name", required_argument, NULL, 'n'},
+        {"purposes", required_argument, NULL, 'p'},
+        {"quota", required_argument, NULL, 'q'},
+        {"lists", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         apikey_usage(stdout);
@@ -136,13 +148,15 @@ bg_cmd_apikey(int argc, char **argv)
     int ch;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc - 1, argv + 1, ":d:n:p:q:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc - 1, argv + 1, ":d:n:p:q:l:h", opts, NULL)) != -1) {
         if (ch == 'd')
             a.dir = optarg;
         else if (ch == 'n')
             a.name = optarg;
         else if (ch == 'p')
             a.purposes = optarg;
+        else if (ch == 'l')
+            a.lists = optarg;
         else if (ch == 'q') {
             if (!bg_cli_parse_u64("apikey", "--quota", optarg, &a.quota))
                 return BG_EXIT_ERROR;

@@ -243,12 +243,17 @@
       else if (l.status === "listed")
         v = el("span", "listed 在名单上" + (l.listed_at ? " since " + l.listed_at : "") +
           (l.reason ? " — " + l.reason : "") + (l.in_force === false ? " (no longer in force)" : ""), "bad");
+      else if (l.status === "not in scope")
+        v = el("span", "not asked: this key does not cover this list 本密钥无权查询此名单", "warn");
       else v = el("span", "not listed 不在名单上", "good");
       const tr = row(tb, [LIST_NAMES[l.list] || l.list, v], { "data-list": l.list });
       tr.lastChild.setAttribute("data-status", l.status);
     }
     const g = c.grade;
-    if (!c.own && c.grade_status === "error") {
+    if (c.grade_status === "not in scope") {
+      row(tb, ["评级 Grade", el("span", "not asked: this key does not cover grades 本密钥无权查询评级", "warn")],
+        { "data-field": "grade" });
+    } else if (!c.own && c.grade_status === "error") {
       row(tb, ["评级 Grade", el("span", "no answer: " + (c.grade_error || "no reason given"), "bad")], { "data-field": "grade" });
     } else if (!g) {
       row(tb, ["评级 Grade", "not graded 无评级"], { "data-field": "grade" });
