@@ -276,32 +276,28 @@ bg_apikeys_match(const bg_apikeys *ks, const char *text, size_t len)
     return found;
 }
 
-bool
-bg_apikey_allows(const bg_apikey *k, const char *purpose)
+/* Whether the comma-separated words of csv include w exactly. */
+static bool
+csv_has(const char *csv, const char *w)
 {
-    size_t pl = strlen(purpose);
-    for (const char *p = k->purposes; *p != '\0';) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        if (n == pl && memcmp(p, purpose, n) == 0)
+    size_t wl = strlen(w);
+    for (const char *p = csv; *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        if (n == wl && memcmp(p, w, n) == 0)
             return true;
-        p += n + (comma != NULL);
+        p += n + (p[n] == ',');
     }
     return false;
 }
 
 bool
+bg_apikey_allows(const bg_apikey *k, const char *purpose)
+{
+    return csv_has(k->purposes, purpose);
+}
+
+bool
 bg_apikey_allows_list(const bg_apikey *k, const char *list)
 {
-    if (strcmp(k->lists, BG_APIKEY_ALL_LISTS) == 0)
-        return true;
-    size_t ll = strlen(list);
-    for (const char *p = k->lists;;) {
-        size_t n = strcspn(p, ",");
-        if (n == ll && memcmp(p, list, n) == 0)
-            return true;
-        if (p[n] == '\0')
-            return false;
-        p += n + 1;
-    }
+    return strcmp(k->lists, BG_APIKEY_ALL_LISTS) == 0 || csv_has(k->lists, list);
 }
